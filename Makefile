@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: Apache-2.0
+# Sluice build. Out-of-tree into $(BUILD) (default build/). Quiet unless V=1.
+#
+#   make            build everything (release flags)
+#   make test       deps + sanitizer build + every suite; ends with "N passed, N failed"
+#   make demo       deps + build + the main job on a local lab
+#   make bench      benchmarks; results under docs/benchmarks/
+#   make lint       clang-format check, cppcheck, clang-tidy
+#   make deps       install missing Debian packages (idempotent)
+#
+# Components are static libraries plus a thin main.c: every *.c in a component
+# directory except main.c goes into lib<comp>.a.
+
+BUILD     ?= build
+SANITIZER ?=
+V         ?= 0
+CC        ?= cc
+
+ifeq ($(V),0)
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+else
+Q :=
+msg = @true
+endif
+
+PKGS      := json-c libevent libcurl sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lpthread -lm
+
+WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+          -Wstrict-prototypes -Wno-unused-parameter -Wvla
+# OPT is the optimisation level; CFLAGS/LDFLAGS from the command line are
+# appended, never replace the project's flags.
+OPT    ?= -O2 -g
+ALL_CFLAGS := $(OPT) -std=gnu11 $(WARN) -MMD -MP -D_GNU_SOURCE -fno-omit-frame-pointer \
+          -Ilib/include -Icontrol/include $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS)
+ifneq ($(SANITIZER),)
+ALL_CFLAGS  += -fsanitize=$(SANITIZER) -fno-sanitize-recover=undefined
+ALL_LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+OBJ := $(BUILD)/obj
+BIN := $(BUILD)/bin
+
+# --- components -------------------------------------------------------------
+LIB_SRC     := $(wildcard lib/*.c)
+CONTROL_SRC := $(filter-out control/main.c,$(wildcard control/*.c))
+
+LIBSLUICE  := $(BUILD)/lib/libsluice.a
+LIBCONTROL := $(BUILD)/lib/libcontrol.a
+
+BINS := $(BIN)/sluice-control
+
+# --- tests ------------------------------------------------------------------
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(UNIT_SRC))
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BIN)/tests/replay_%,$(FUZZ_SRC))
+TOOL_SRC  := $(wildcard tools/*/main.c)
+TOOL_BINS := $(patsubst tools/%/main.c,$(BIN)/%,$(TOOL_SRC))
+
+.PHONY: all deps test test-build unit demo bench lint format clean fuzz
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(BINS) $(TOOL_BINS)
+
+$(OBJ)/%.o: %.c
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBSLUICE): $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRC))
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBCONTROL): $(patsubst %.c,$(OBJ)/%.o,$(CONTROL_SRC))
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/sluice-control: $(OBJ)/control/main.o $(LIBCONTROL) $(LIBSLUICE)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BIN)/%: $(OBJ)/tools/%/main.o $(LIBCONTROL) $(LIBSLUICE)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BIN)/tests/test_%: $(OBJ)/tests/unit/test_%.o $(OBJ)/tests/unit/harness.o $(LIBCONTROL) $(LIBSLUICE)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Fuzz targets are built twice: with libFuzzer (make fuzz, clang) and as a
+# replay driver that runs every corpus file once (part of make test).
+$(BIN)/tests/replay_%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/replay_main.o $(LIBCONTROL) $(LIBSLUICE)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib/include -Icontrol/include $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined
+fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CONTROL_SRC)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# --- top-level jobs ---------------------------------------------------------
+deps:
+	$(Q)scripts/deps.sh
+
+# The test build lives in its own directory so release and sanitizer objects
+# never mix.
+test-build:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/test SANITIZER=address,undefined OPT="-O1 -g" \
+		all $(patsubst $(BUILD)/%,build/test/%,$(UNIT_BINS) $(FUZZ_REPLAY))
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory test-build
+	$(Q)BUILD=build/test tests/run.sh
+
+demo: deps all
+	$(Q)tools/demo.sh
+
+bench: deps all
+	$(Q)tools/bench/run.sh
+
+lint:
+	$(Q)scripts/lint.sh
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
