@@ -34,7 +34,7 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 # appended, never replace the project's flags.
 OPT    ?= -O2 -g
 ALL_CFLAGS := $(OPT) -std=gnu11 $(WARN) -MMD -MP -D_GNU_SOURCE -fno-omit-frame-pointer \
-          -Ilib/include -Icontrol/include $(PKG_CFLAGS) $(CFLAGS)
+          -Ilib/include -Icontrol/include -I. $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS)
 ifneq ($(SANITIZER),)
 ALL_CFLAGS  += -fsanitize=$(SANITIZER) -fno-sanitize-recover=undefined
