@@ -36,6 +36,8 @@ enum sl_sel_op {
 	SL_SEL_NOTIN,     /* key notin (a,b) */
 	SL_SEL_EXISTS,    /* key */
 	SL_SEL_NOTEXISTS, /* !key */
+	SL_SEL_GT,        /* key>N: present and an int64 greater than N (node affinity Gt) */
+	SL_SEL_LT,        /* key<N: present and an int64 less than N (node affinity Lt) */
 };
 
 struct sl_sel_req {
@@ -58,7 +60,10 @@ struct sl_label {
 	const char *value;
 };
 
-/* String form. An empty or all-whitespace string is the match-all selector. */
+/* String form. An empty or all-whitespace string is the match-all selector.
+ * Grammar and quirks are upstream labels.Parse: "a in ()" and "a in (,)" are
+ * the one-value set {""}, "a=" is the value "", "a>1"/"a<1" need an integer.
+ * Errors read "at position N: <upstream message>" (N = byte offset). */
 struct sl_labelsel *sl_labelsel_parse(const char *s, char *err, size_t errlen);
 /*
  * JSON LabelSelector object. `path` is the field path used in error
@@ -74,6 +79,22 @@ bool sl_labelsel_match(const struct sl_labelsel *sel, const struct sl_label *lab
 bool sl_labelsel_match_json(const struct sl_labelsel *sel, const struct json_object *labels);
 /* Canonical string form (the form kubectl prints); caller frees. */
 char *sl_labelsel_string(const struct sl_labelsel *sel);
+
+/*
+ * Map form: {"k":"v",...} as in Service.spec.selector and matchLabels; every
+ * pair becomes an SL_SEL_EQ requirement (upstream ValidatedSelectorFromSet).
+ * NULL or {} gives the empty selector, which matches everything: callers whose
+ * API says "empty selects nothing" (Service endpoints) check
+ * sl_labelsel_empty() first. Keys and values are validated; errors name
+ * `path`.
+ */
+struct sl_labelsel *sl_labelsel_from_set_json(const struct json_object *map, const char *path,
+					      char *err, size_t errlen);
+/* The selector that matches nothing (labels.Nothing()); caller frees. */
+struct sl_labelsel *sl_labelsel_nothing(void);
+/* Structural equality (both are canonically sorted, so this is "same meaning
+ * and same canonical string"). NULL equals only NULL. */
+bool sl_labelsel_equal(const struct sl_labelsel *a, const struct sl_labelsel *b);
 
 /* Label syntax checks (used by API validation too). Return NULL when valid or
  * a static message ("must be no more than 63 characters", ...). */
@@ -104,5 +125,13 @@ bool sl_fieldsel_match(const struct sl_fieldsel *sel, sl_field_get_fn get, void 
  * answers 400 'field label not supported: <name>' like kube-apiserver.
  */
 const char *sl_fieldsel_unsupported(const struct sl_fieldsel *sel, const char *const *supported);
+/*
+ * Canonical string form: requirements sorted by field, "=" before "!=", then
+ * value; values escaped like upstream fields.EscapeValue (\\ \, \=), so
+ * sl_fieldsel_parse() of the result gives an equal selector. Caller frees;
+ * NULL with errno = ENOMEM.
+ */
+char *sl_fieldsel_string(const struct sl_fieldsel *sel);
+bool sl_fieldsel_equal(const struct sl_fieldsel *a, const struct sl_fieldsel *b);
 
 #endif
