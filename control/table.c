@@ -33,33 +33,37 @@ struct table_col {
 	const char *name;   /* as upstream; kubectl upper-cases it for the header */
 	const char *type;   /* "string" | "integer" | "boolean" */
 	const char *format; /* "name" on the column kubectl uses for -o name */
-	int priority;       /* 0 = always shown, 1 = only with -o wide */
+	int priority;	    /* 0 = always shown, 1 = only with -o wide */
 	const char *desc;
 };
 
-#define D_NAME                                                                                     \
-	"Name must be unique within a namespace. Cannot be updated. More info: "                   \
+#define D_NAME                                                                   \
+	"Name must be unique within a namespace. Cannot be updated. More info: " \
 	"https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
-#define D_AGE                                                                                      \
-	"CreationTimestamp is a timestamp representing the server time when this object was "      \
+#define D_AGE                                                                                 \
+	"CreationTimestamp is a timestamp representing the server time when this object was " \
 	"created."
 #define D_CONTAINERS "Names of each container in the template."
 #define D_IMAGES     "Images referenced by each container in the template."
 
-#define COL_NAME     { "Name", "string", "name", 0, D_NAME }
-#define COL_AGE      { "Age", "string", "", 0, D_AGE }
+/* clang-format off */
+#define COL_NAME        { "Name", "string", "name", 0, D_NAME }
+#define COL_AGE         { "Age", "string", "", 0, D_AGE }
 #define COL(n, t, p, d) { n, t, "", p, d }
+/* clang-format on */
 
 static const struct table_col pod_cols[] = {
 	COL_NAME,
-	COL("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
+	COL("Ready", "string", 0,
+	    "The aggregate readiness state of this pod for accepting traffic."),
 	COL("Status", "string", 0, "The aggregate status of the containers in this pod."),
 	/* A string since 1.22: "3 (5m ago)". */
 	COL("Restarts", "string", 0,
 	    "The number of times the containers in this pod have been restarted and when the last "
 	    "container in this pod has restarted."),
 	COL_AGE,
-	COL("IP", "string", 1, "IP address allocated to the pod. Routable at least within the cluster."),
+	COL("IP", "string", 1,
+	    "IP address allocated to the pod. Routable at least within the cluster."),
 	COL("Node", "string", 1, "NodeName is the name of the node the pod is scheduled onto."),
 	COL("Nominated Node", "string", 1,
 	    "nominatedNodeName is set when this pod preempts other pods on the node."),
@@ -106,8 +110,7 @@ static const struct table_col endpointslice_cols[] = {
 
 static const struct table_col endpoints_cols[] = {
 	COL_NAME,
-	COL("Endpoints", "string", 0,
-	    "The set of all endpoints is the union of all subsets."),
+	COL("Endpoints", "string", 0, "The set of all endpoints is the union of all subsets."),
 	COL_AGE,
 };
 
@@ -140,12 +143,13 @@ static const struct table_col event_cols[] = {
 	    "If referring to a piece of an object instead of an entire object, this string should "
 	    "contain a valid JSON/Go field access statement."),
 	COL("Source", "string", 1, "The component reporting this event."),
-	COL("Message", "string", 0, "A human-readable description of the status of this operation."),
+	COL("Message", "string", 0,
+	    "A human-readable description of the status of this operation."),
 	COL("First Seen", "string", 1,
 	    "The time at which the event was first recorded. (Time of server receipt is in "
 	    "TypeMeta.)"),
 	COL("Count", "string", 1, "The number of times this event has occurred."),
-	{ "Name", "string", "name", 1, D_NAME },
+	{"Name", "string", "name", 1, D_NAME},
 };
 
 static const struct table_col lease_cols[] = {
@@ -179,15 +183,16 @@ static const struct table_col deployment_cols[] = {
 static const struct table_col replicaset_cols[] = {
 	COL_NAME,
 	COL("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-	COL("Current", "integer", 0,
-	    "Replicas is the most recently observed number of replicas."),
+	COL("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
 	COL("Ready", "integer", 0,
-	    "readyReplicas is the number of pods targeted by this ReplicaSet with a Ready Condition."),
+	    "readyReplicas is the number of pods targeted by this ReplicaSet with a Ready "
+	    "Condition."),
 	COL_AGE,
 	COL("Containers", "string", 1, D_CONTAINERS),
 	COL("Images", "string", 1, D_IMAGES),
-	COL("Selector", "string", 1, "Selector is a label query over pods that should match the "
-				     "replica count."),
+	COL("Selector", "string", 1,
+	    "Selector is a label query over pods that should match the "
+	    "replica count."),
 };
 
 static const struct table_col daemonset_cols[] = {
@@ -210,8 +215,7 @@ static const struct table_col daemonset_cols[] = {
 	COL_AGE,
 	COL("Containers", "string", 1, D_CONTAINERS),
 	COL("Images", "string", 1, D_IMAGES),
-	COL("Selector", "string", 1,
-	    "A label query over pods that are managed by the daemon set."),
+	COL("Selector", "string", 1, "A label query over pods that are managed by the daemon set."),
 };
 
 static const struct table_col default_cols[] = {
@@ -330,7 +334,7 @@ static bool parse_digits(const char **p, int n, int *out)
  */
 static bool table_time_parse(const char *s, struct table_time *t)
 {
-	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, nsec = 0, sign = 0, dim;
 	const char *p = s;
 
@@ -447,7 +451,8 @@ void table_human_duration(time_t seconds, char *out, size_t outlen)
 		if (s % 60 == 0)
 			snprintf(out, outlen, "%lldm", (long long)minutes);
 		else
-			snprintf(out, outlen, "%lldm%llds", (long long)minutes, (long long)(s % 60));
+			snprintf(out, outlen, "%lldm%llds", (long long)minutes,
+				 (long long)(s % 60));
 		return;
 	}
 	if (minutes < 60 * 3) {
@@ -459,7 +464,8 @@ void table_human_duration(time_t seconds, char *out, size_t outlen)
 		if (minutes % 60 == 0)
 			snprintf(out, outlen, "%lldh", (long long)hours);
 		else
-			snprintf(out, outlen, "%lldh%lldm", (long long)hours, (long long)(minutes % 60));
+			snprintf(out, outlen, "%lldh%lldm", (long long)hours,
+				 (long long)(minutes % 60));
 	} else if (hours < 48) {
 		snprintf(out, outlen, "%lldh", (long long)hours);
 	} else if (hours < 24 * 8) {
@@ -487,8 +493,8 @@ void table_human_duration(time_t seconds, char *out, size_t outlen)
 
 struct table_row {
 	struct json_object *cells; /* the array being filled */
-	time_t now;                /* wall clock for AGE-like cells */
-	int err;                   /* sticky -ENOMEM */
+	time_t now;		   /* wall clock for AGE-like cells */
+	int err;		   /* sticky -ENOMEM */
 };
 
 static void cell_add(struct table_row *r, struct json_object *v)
@@ -603,7 +609,7 @@ enum sel_op { SEL_EQ, SEL_IN, SEL_NOTIN, SEL_EXISTS, SEL_NOTEXISTS };
 struct sel_req {
 	const char *key;
 	enum sel_op op;
-	const char *value;                 /* SEL_EQ (matchLabels) */
+	const char *value;		  /* SEL_EQ (matchLabels) */
 	const struct json_object *values; /* SEL_IN / SEL_NOTIN: array of strings */
 };
 
@@ -805,12 +811,12 @@ static bool pod_condition_true(const struct json_object *conds, const char *type
 static void pod_note_restart(const struct json_object *cs, struct table_time *last)
 {
 	const struct json_object *term = jobj(jobj(cs, "lastState"), "terminated");
-	struct table_time t = { TABLE_TIME_ZERO_SEC, 0 };
+	struct table_time t = {TABLE_TIME_ZERO_SEC, 0};
 
 	if (!term)
 		return;
 	if (!table_time_parse(jstr(term, "finishedAt", ""), &t))
-		t = (struct table_time){ TABLE_TIME_ZERO_SEC, 0 };
+		t = (struct table_time){TABLE_TIME_ZERO_SEC, 0};
 	if (table_time_before(last, &t))
 		*last = t;
 }
@@ -823,7 +829,7 @@ static void pod_cells(struct table_row *r, const struct json_object *pod)
 	const struct json_object *cstats = jarr(status, "containerStatuses");
 	const struct json_object *conds = jarr(status, "conditions");
 	const struct json_object *gates = jarr(spec, "readinessGates");
-	struct table_time last = { TABLE_TIME_ZERO_SEC, 0 }, sidecar_last = last;
+	struct table_time last = {TABLE_TIME_ZERO_SEC, 0}, sidecar_last = last;
 	int64_t restarts = 0, sidecar_restarts = 0, total = (int64_t)jlen(jarr(spec, "containers"));
 	int64_t ready = 0;
 	const char *phase = jstr(status, "phase", "");
@@ -952,7 +958,7 @@ static void pod_cells(struct table_row *r, const struct json_object *pod)
 
 	/* podIPs[0].ip; podIP covers objects stored before podIPs existed. */
 	s = jlen(jarr(status, "podIPs")) ? jstr(jidx(jarr(status, "podIPs"), 0), "ip", "")
-					   : jstr(status, "podIP", "");
+					 : jstr(status, "podIP", "");
 	cell_str(r, *s ? s : "<none>");
 	s = jstr(spec, "nodeName", "");
 	cell_str(r, *s ? s : "<none>");
@@ -985,8 +991,7 @@ static void pod_cells(struct table_row *r, const struct json_object *pod)
 /* LoadBalancer ingress IPs (or hostnames), sorted and de-duplicated. */
 static void service_lb_ingress(const struct json_object *svc, struct sl_buf *b)
 {
-	const struct json_object *ing =
-		jarr(jobj(jobj(svc, "status"), "loadBalancer"), "ingress");
+	const struct json_object *ing = jarr(jobj(jobj(svc, "status"), "loadBalancer"), "ingress");
 	size_t n = jlen(ing), k = 0;
 	const char **v;
 
@@ -1118,8 +1123,7 @@ static void node_roles(const struct json_object *node, struct sl_buf *b)
 		if (!strncmp(key, prefix, sizeof(prefix) - 1) && key[sizeof(prefix) - 1])
 			roles[k++] = key + sizeof(prefix) - 1;
 		else if (!strcmp(key, "kubernetes.io/role") && val &&
-			 json_object_is_type(val, json_type_string) &&
-			 *json_object_get_string(val))
+			 json_object_is_type(val, json_type_string) && *json_object_get_string(val))
 			roles[k++] = json_object_get_string(val);
 	}
 	qsort(roles, k, sizeof(*roles), cmp_cstr);
@@ -1135,8 +1139,7 @@ static void node_cells(struct table_row *r, const struct json_object *node)
 	const struct json_object *conds = jarr(status, "conditions");
 	const struct json_object *info = jobj(status, "nodeInfo");
 	const struct json_object *ready = NULL;
-	static const char *const wide[] = { "osImage", "kernelVersion",
-					    "containerRuntimeVersion" };
+	static const char *const wide[] = {"osImage", "kernelVersion", "containerRuntimeVersion"};
 	struct sl_buf b = SL_BUF_INIT;
 
 	/* Only the Ready condition feeds STATUS; the last duplicate wins. */
@@ -1469,9 +1472,9 @@ static void replicaset_cells(struct table_row *r, const struct json_object *rs)
 
 static void daemonset_cells(struct table_row *r, const struct json_object *ds)
 {
-	static const char *const counts[] = { "desiredNumberScheduled", "currentNumberScheduled",
-					      "numberReady", "updatedNumberScheduled",
-					      "numberAvailable" };
+	static const char *const counts[] = {"desiredNumberScheduled", "currentNumberScheduled",
+					     "numberReady", "updatedNumberScheduled",
+					     "numberAvailable"};
 	const struct json_object *spec = jobj(ds, "spec"), *status = jobj(ds, "status");
 	const struct json_object *tmpl = jobj(spec, "template");
 	struct sl_buf b = SL_BUF_INIT;
@@ -1496,7 +1499,10 @@ struct table_kind {
 	void (*cells)(struct table_row *r, const struct json_object *obj);
 };
 
-#define KIND(k, c, f) { k, c, sizeof(c) / sizeof(c[0]), f }
+#define KIND(k, c, f)                             \
+	{                                         \
+		k, c, sizeof(c) / sizeof(c[0]), f \
+	}
 
 static const struct table_kind table_kinds[] = {
 	KIND("Pod", pod_cols, pod_cells),
@@ -1555,7 +1561,7 @@ oom:
 struct json_object *table_cells(const char *kind, const struct json_object *obj, time_t now)
 {
 	const struct table_kind *k = table_kind_find(kind);
-	struct table_row r = { .cells = json_object_new_array_ext((int)k->n_cols), .now = now };
+	struct table_row r = {.cells = json_object_new_array_ext((int)k->n_cols), .now = now};
 
 	if (!r.cells) {
 		errno = ENOMEM;

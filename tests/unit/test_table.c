@@ -86,7 +86,7 @@ static bool duration_is(time_t secs, const char *want)
 
 TEST(now_constant_is_the_documented_instant)
 {
-	struct tm tm = { .tm_year = 2026 - 1900, .tm_mon = 10, .tm_mday = 22, .tm_hour = 10 };
+	struct tm tm = {.tm_year = 2026 - 1900, .tm_mon = 10, .tm_mday = 22, .tm_hour = 10};
 
 	ASSERT_EQ(timegm(&tm), NOW, "2026-11-22T10:00:00Z");
 }
@@ -138,36 +138,45 @@ TEST(human_duration_small_buffers)
 
 TEST(age_parses_rfc3339_like_metav1_time)
 {
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-20T10:00:00Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-20T10:00:00Z\"}}",
 		  NOW, "[\"a\",\"2d\"]");
 	/* Fractions count: 09:59:14.5 is 45.5s ago, which truncates to 45s. */
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-22T09:59:14.5Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-22T09:59:14.5Z\"}}",
 		  NOW, "[\"a\",\"45s\"]");
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-22T09:59:15.123456789Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-22T09:59:15.123456789Z\"}}",
 		  NOW, "[\"a\",\"44s\"]");
 	/* 10:55+01:00 is 09:55Z. */
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-22T10:55:00+01:00\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-22T10:55:00+01:00\"}}",
 		  NOW, "[\"a\",\"5m\"]");
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-22T04:30:00-05:30\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-22T04:30:00-05:30\"}}",
 		  NOW, "[\"a\",\"0s\"]");
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2024-02-29T10:00:00Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2024-02-29T10:00:00Z\"}}",
 		  NOW, "[\"a\",\"2y267d\"]");
 	/* Future: one second is skew, more is invalid. */
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-22T10:00:01Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-22T10:00:01Z\"}}",
 		  NOW, "[\"a\",\"0s\"]");
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"2026-11-22T10:00:05Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"2026-11-22T10:00:05Z\"}}",
 		  NOW, "[\"a\",\"<invalid>\"]");
 	/* Go's time.Duration saturates at ~292 years. */
-	cells_are("Widget", "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
-			    "\"0001-01-01T00:00:01Z\"}}",
+	cells_are("Widget",
+		  "{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":"
+		  "\"0001-01-01T00:00:01Z\"}}",
 		  NOW, "[\"a\",\"292y\"]");
 }
 
@@ -188,9 +197,12 @@ TEST(age_unknown_for_missing_zero_or_bad_timestamps)
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T24:00:00Z\"}}",
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:60Z\"}}",
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00.Z\"}}",
-		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00.1234567890Z\"}}",
-		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00+0100\"}}",
-		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00Zjunk\"}}",
+		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00."
+		"1234567890Z\"}}",
+		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00+0100\"}"
+		"}",
+		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00Zjunk\"}"
+		"}",
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22 10:00:00Z\"}}",
 	};
 
@@ -254,22 +266,25 @@ TEST(column_object_shape)
 
 TEST(pod_running_and_wide)
 {
-	cells_are("Pod",
-		  "{\"metadata\":{\"name\":\"web-1\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\"},"
-		  "\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"name\":\"a\"},{\"name\":\"b\"}]},"
-		  "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.9\",\"podIPs\":[{\"ip\":"
-		  "\"10.0.0.9\"},{\"ip\":\"fd00::9\"}],\"containerStatuses\":["
-		  "{\"name\":\"a\",\"ready\":true,\"restartCount\":0,\"state\":{\"running\":{}}},"
-		  "{\"name\":\"b\",\"ready\":false,\"restartCount\":0,\"state\":{\"running\":{}}}]}}",
-		  NOW,
-		  "[\"web-1\",\"1/2\",\"Running\",\"0\",\"2d\",\"10.0.0.9\",\"n1\",\"<none>\","
-		  "\"<none>\"]");
+	cells_are(
+		"Pod",
+		"{\"metadata\":{\"name\":\"web-1\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\"},"
+		"\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"name\":\"a\"},{\"name\":\"b\"}]},"
+		"\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.9\",\"podIPs\":[{\"ip\":"
+		"\"10.0.0.9\"},{\"ip\":\"fd00::9\"}],\"containerStatuses\":["
+		"{\"name\":\"a\",\"ready\":true,\"restartCount\":0,\"state\":{\"running\":{}}},"
+		"{\"name\":\"b\",\"ready\":false,\"restartCount\":0,\"state\":{\"running\":{}}}]}}",
+		NOW,
+		"[\"web-1\",\"1/2\",\"Running\",\"0\",\"2d\",\"10.0.0.9\",\"n1\",\"<none>\","
+		"\"<none>\"]");
 	/* Pending, unscheduled, nothing reported yet. */
-	cells_are("Pod",
-		  "{\"metadata\":{\"name\":\"p\",\"creationTimestamp\":\"2026-11-22T09:59:15Z\"},"
-		  "\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Pending\"}}",
-		  NOW, "[\"p\",\"0/1\",\"Pending\",\"0\",\"45s\",\"<none>\",\"<none>\",\"<none>\","
-		       "\"<none>\"]");
+	cells_are(
+		"Pod",
+		"{\"metadata\":{\"name\":\"p\",\"creationTimestamp\":\"2026-11-22T09:59:15Z\"},"
+		"\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Pending\"}}",
+		NOW,
+		"[\"p\",\"0/1\",\"Pending\",\"0\",\"45s\",\"<none>\",\"<none>\",\"<none>\","
+		"\"<none>\"]");
 	/* podIP alone (no podIPs), nominated node, readiness gates 1/2. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[],\"readinessGates\":["
@@ -277,60 +292,68 @@ TEST(pod_running_and_wide)
 		  "\"status\":{\"phase\":\"Pending\",\"podIP\":\"10.0.0.7\",\"nominatedNodeName\":"
 		  "\"n2\",\"conditions\":[{\"type\":\"example.com/lb\",\"status\":\"True\"},"
 		  "{\"type\":\"example.com/x\",\"status\":\"False\"}]}}",
-		  NOW, "[\"p\",\"0/0\",\"Pending\",\"0\",\"<unknown>\",\"10.0.0.7\",\"<none>\","
-		       "\"n2\",\"1/2\"]");
+		  NOW,
+		  "[\"p\",\"0/0\",\"Pending\",\"0\",\"<unknown>\",\"10.0.0.7\",\"<none>\","
+		  "\"n2\",\"1/2\"]");
 }
 
 TEST(pod_status_from_containers)
 {
 	/* Waiting reason wins; restarts with the last termination time. */
-	cells_are("Pod",
-		  "{\"metadata\":{\"name\":\"crash\"},\"spec\":{\"containers\":[{\"name\":\"a\"},"
-		  "{\"name\":\"b\"}]},\"status\":{\"phase\":\"Running\",\"containerStatuses\":["
-		  "{\"name\":\"a\",\"ready\":false,\"restartCount\":3,\"state\":{\"waiting\":"
-		  "{\"reason\":\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,"
-		  "\"finishedAt\":\"2026-11-22T09:55:00Z\"}}},"
-		  "{\"name\":\"b\",\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}},"
-		  "\"lastState\":{\"terminated\":{\"exitCode\":0,\"finishedAt\":"
-		  "\"2026-11-22T08:00:00Z\"}}}]}}",
-		  NOW, "[\"crash\",\"1/2\",\"CrashLoopBackOff\",\"4 (5m ago)\",\"<unknown>\","
-		       "\"<none>\",\"<none>\",\"<none>\",\"<none>\"]");
+	cells_are(
+		"Pod",
+		"{\"metadata\":{\"name\":\"crash\"},\"spec\":{\"containers\":[{\"name\":\"a\"},"
+		"{\"name\":\"b\"}]},\"status\":{\"phase\":\"Running\",\"containerStatuses\":["
+		"{\"name\":\"a\",\"ready\":false,\"restartCount\":3,\"state\":{\"waiting\":"
+		"{\"reason\":\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":{\"exitCode\":1,"
+		"\"finishedAt\":\"2026-11-22T09:55:00Z\"}}},"
+		"{\"name\":\"b\",\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}},"
+		"\"lastState\":{\"terminated\":{\"exitCode\":0,\"finishedAt\":"
+		"\"2026-11-22T08:00:00Z\"}}}]}}",
+		NOW,
+		"[\"crash\",\"1/2\",\"CrashLoopBackOff\",\"4 (5m ago)\",\"<unknown>\","
+		"\"<none>\",\"<none>\",\"<none>\",\"<none>\"]");
 	/* Restarts without a known finish time stay a bare number. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"r\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
 		  "\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"a\","
 		  "\"ready\":true,\"restartCount\":7,\"state\":{\"running\":{}}}]}}",
-		  NOW, "[\"r\",\"1/1\",\"Running\",\"7\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"r\",\"1/1\",\"Running\",\"7\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* Succeeded: terminated reason. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"job\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
 		  "\"status\":{\"phase\":\"Succeeded\",\"containerStatuses\":[{\"name\":\"a\","
 		  "\"ready\":false,\"restartCount\":0,\"state\":{\"terminated\":{\"exitCode\":0,"
 		  "\"reason\":\"Completed\"}}}]}}",
-		  NOW, "[\"job\",\"0/1\",\"Completed\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"job\",\"0/1\",\"Completed\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* Terminated without reason: signal, then exit code. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"k\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
 		  "\"status\":{\"phase\":\"Failed\",\"containerStatuses\":[{\"name\":\"a\","
 		  "\"state\":{\"terminated\":{\"exitCode\":137,\"signal\":9}}}]}}",
-		  NOW, "[\"k\",\"0/1\",\"Signal:9\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"k\",\"0/1\",\"Signal:9\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"k\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
 		  "\"status\":{\"phase\":\"Failed\",\"containerStatuses\":[{\"name\":\"a\","
 		  "\"state\":{\"terminated\":{\"exitCode\":2}}}]}}",
-		  NOW, "[\"k\",\"0/1\",\"ExitCode:2\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"k\",\"0/1\",\"ExitCode:2\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* The first container's state wins (statuses are walked backwards). */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"o\"},\"spec\":{\"containers\":[{\"name\":\"a\"},"
 		  "{\"name\":\"b\"}]},\"status\":{\"phase\":\"Pending\",\"containerStatuses\":["
 		  "{\"name\":\"a\",\"state\":{\"waiting\":{\"reason\":\"ErrImagePull\"}}},"
 		  "{\"name\":\"b\",\"state\":{\"waiting\":{\"reason\":\"ContainerCreating\"}}}]}}",
-		  NOW, "[\"o\",\"0/2\",\"ErrImagePull\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"o\",\"0/2\",\"ErrImagePull\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* One container Completed while another still runs: Running / NotReady. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"m\"},\"spec\":{\"containers\":[{\"name\":\"a\"},"
@@ -338,57 +361,67 @@ TEST(pod_status_from_containers)
 		  "\"Ready\",\"status\":\"True\"}],\"containerStatuses\":["
 		  "{\"name\":\"a\",\"state\":{\"terminated\":{\"exitCode\":0,\"reason\":"
 		  "\"Completed\"}}},{\"name\":\"b\",\"ready\":true,\"state\":{\"running\":{}}}]}}",
-		  NOW, "[\"m\",\"1/2\",\"Running\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"m\",\"1/2\",\"Running\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"m\"},\"spec\":{\"containers\":[{\"name\":\"a\"},"
 		  "{\"name\":\"b\"}]},\"status\":{\"phase\":\"Running\",\"containerStatuses\":["
 		  "{\"name\":\"a\",\"state\":{\"terminated\":{\"exitCode\":0,\"reason\":"
 		  "\"Completed\"}}},{\"name\":\"b\",\"ready\":true,\"state\":{\"running\":{}}}]}}",
-		  NOW, "[\"m\",\"1/2\",\"NotReady\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"m\",\"1/2\",\"NotReady\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* status.reason (Evicted) replaces the phase. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"e\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
 		  "\"status\":{\"phase\":\"Failed\",\"reason\":\"Evicted\"}}",
-		  NOW, "[\"e\",\"0/1\",\"Evicted\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"e\",\"0/1\",\"Evicted\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* Scheduling gates. */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"g\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
 		  "\"status\":{\"phase\":\"Pending\",\"conditions\":[{\"type\":\"PodScheduled\","
 		  "\"status\":\"False\",\"reason\":\"SchedulingGated\"}]}}",
-		  NOW, "[\"g\",\"0/1\",\"SchedulingGated\",\"0\",\"<unknown>\",\"<none>\","
-		       "\"<none>\",\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"g\",\"0/1\",\"SchedulingGated\",\"0\",\"<unknown>\",\"<none>\","
+		  "\"<none>\",\"<none>\",\"<none>\"]");
 }
 
 TEST(pod_terminating_and_node_lost)
 {
-	cells_are("Pod",
-		  "{\"metadata\":{\"name\":\"t\",\"deletionTimestamp\":\"2026-11-22T09:59:00Z\"},"
-		  "\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Running\","
-		  "\"containerStatuses\":[{\"name\":\"a\",\"ready\":true,\"state\":{\"running\":{}}}]"
-		  "}}",
-		  NOW, "[\"t\",\"1/1\",\"Terminating\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+	cells_are(
+		"Pod",
+		"{\"metadata\":{\"name\":\"t\",\"deletionTimestamp\":\"2026-11-22T09:59:00Z\"},"
+		"\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Running\","
+		"\"containerStatuses\":[{\"name\":\"a\",\"ready\":true,\"state\":{\"running\":{}}}]"
+		"}}",
+		NOW,
+		"[\"t\",\"1/1\",\"Terminating\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		"\"<none>\",\"<none>\"]");
 	/* Terminal phases are not "Terminating". */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"t\",\"deletionTimestamp\":\"2026-11-22T09:59:00Z\"},"
-		  "\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Succeeded\"}}",
-		  NOW, "[\"t\",\"0/1\",\"Succeeded\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  "\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":"
+		  "\"Succeeded\"}}",
+		  NOW,
+		  "[\"t\",\"0/1\",\"Succeeded\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"u\",\"deletionTimestamp\":\"2026-11-22T09:59:00Z\"},"
 		  "\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Running\","
 		  "\"reason\":\"NodeLost\"}}",
-		  NOW, "[\"u\",\"0/1\",\"Unknown\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"u\",\"0/1\",\"Unknown\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* A null deletionTimestamp is "not deleting". */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"n\",\"deletionTimestamp\":null},\"status\":{\"phase\":"
 		  "\"Running\"}}",
-		  NOW, "[\"n\",\"0/0\",\"Running\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
-		       "\"<none>\",\"<none>\"]");
+		  NOW,
+		  "[\"n\",\"0/0\",\"Running\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 }
 
 TEST(pod_init_containers)
@@ -459,17 +492,19 @@ TEST(pod_init_containers)
 TEST(pod_sidecar_init_container)
 {
 	/* restartPolicy Always: counted in READY and RESTARTS once started. */
-	cells_are("Pod",
-		  "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"initContainers\":[{\"name\":\"proxy\","
-		  "\"restartPolicy\":\"Always\"}],\"containers\":[{\"name\":\"app\"}]},"
-		  "\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Initialized\","
-		  "\"status\":\"True\"}],\"initContainerStatuses\":[{\"name\":\"proxy\","
-		  "\"started\":true,\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}},"
-		  "\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":"
-		  "\"2026-11-22T07:00:00Z\"}}}],\"containerStatuses\":[{\"name\":\"app\",\"ready\":"
-		  "true,\"restartCount\":2,\"state\":{\"running\":{}}}]}}",
-		  NOW, "[\"s\",\"2/2\",\"Running\",\"3 (3h ago)\",\"<unknown>\",\"<none>\","
-		       "\"<none>\",\"<none>\",\"<none>\"]");
+	cells_are(
+		"Pod",
+		"{\"metadata\":{\"name\":\"s\"},\"spec\":{\"initContainers\":[{\"name\":\"proxy\","
+		"\"restartPolicy\":\"Always\"}],\"containers\":[{\"name\":\"app\"}]},"
+		"\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Initialized\","
+		"\"status\":\"True\"}],\"initContainerStatuses\":[{\"name\":\"proxy\","
+		"\"started\":true,\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}},"
+		"\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":"
+		"\"2026-11-22T07:00:00Z\"}}}],\"containerStatuses\":[{\"name\":\"app\",\"ready\":"
+		"true,\"restartCount\":2,\"state\":{\"running\":{}}}]}}",
+		NOW,
+		"[\"s\",\"2/2\",\"Running\",\"3 (3h ago)\",\"<unknown>\",\"<none>\","
+		"\"<none>\",\"<none>\",\"<none>\"]");
 }
 
 TEST(service_cells)
@@ -479,51 +514,63 @@ TEST(service_cells)
 		  "\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"10.96.0.10\",\"clusterIPs\":"
 		  "[\"10.96.0.10\"],\"ports\":[{\"port\":80,\"protocol\":\"TCP\"},{\"port\":53,"
 		  "\"protocol\":\"UDP\"}],\"selector\":{\"tier\":\"fe\",\"app\":\"web\"}}}",
-		  NOW, "[\"web\",\"ClusterIP\",\"10.96.0.10\",\"<none>\",\"80/TCP,53/UDP\",\"120m\","
-		       "\"app=web,tier=fe\"]");
+		  NOW,
+		  "[\"web\",\"ClusterIP\",\"10.96.0.10\",\"<none>\",\"80/TCP,53/UDP\",\"120m\","
+		  "\"app=web,tier=fe\"]");
 	cells_are("Service",
 		  "{\"metadata\":{\"name\":\"np\"},\"spec\":{\"type\":\"NodePort\",\"clusterIPs\":"
 		  "[\"10.96.0.11\",\"fd00::11\"],\"externalIPs\":[\"192.0.2.1\",\"192.0.2.2\"],"
 		  "\"ports\":[{\"port\":80,\"nodePort\":30080,\"protocol\":\"TCP\"}]}}",
-		  NOW, "[\"np\",\"NodePort\",\"10.96.0.11\",\"192.0.2.1,192.0.2.2\","
-		       "\"80:30080/TCP\",\"<unknown>\",\"<none>\"]");
+		  NOW,
+		  "[\"np\",\"NodePort\",\"10.96.0.11\",\"192.0.2.1,192.0.2.2\","
+		  "\"80:30080/TCP\",\"<unknown>\",\"<none>\"]");
 	cells_are("Service",
 		  "{\"metadata\":{\"name\":\"hl\"},\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":"
 		  "\"None\",\"clusterIPs\":[\"None\"],\"selector\":{\"app\":\"db\"}}}",
-		  NOW, "[\"hl\",\"ClusterIP\",\"None\",\"<none>\",\"<none>\",\"<unknown>\","
-		       "\"app=db\"]");
+		  NOW,
+		  "[\"hl\",\"ClusterIP\",\"None\",\"<none>\",\"<none>\",\"<unknown>\","
+		  "\"app=db\"]");
 	/* No clusterIPs list (stored before dual-stack): fall back to clusterIP. */
 	cells_are("Service",
 		  "{\"metadata\":{\"name\":\"old\"},\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":"
 		  "\"10.96.0.12\",\"ports\":[{\"port\":443,\"protocol\":\"TCP\"}]}}",
-		  NOW, "[\"old\",\"ClusterIP\",\"10.96.0.12\",\"<none>\",\"443/TCP\",\"<unknown>\","
-		       "\"<none>\"]");
+		  NOW,
+		  "[\"old\",\"ClusterIP\",\"10.96.0.12\",\"<none>\",\"443/TCP\",\"<unknown>\","
+		  "\"<none>\"]");
 	cells_are("Service",
 		  "{\"metadata\":{\"name\":\"ext\"},\"spec\":{\"type\":\"ExternalName\","
 		  "\"externalName\":\"db.example.com\"}}",
-		  NOW, "[\"ext\",\"ExternalName\",\"<none>\",\"db.example.com\",\"<none>\","
-		       "\"<unknown>\",\"<none>\"]");
-	cells_are("Service",
-		  "{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\",\"clusterIPs\":"
-		  "[\"10.96.0.13\"],\"ports\":[{\"port\":80,\"nodePort\":31000,\"protocol\":\"TCP\"},"
-		  "{\"port\":443,\"nodePort\":31001,\"protocol\":\"TCP\"}]}}",
-		  NOW, "[\"lb\",\"LoadBalancer\",\"10.96.0.13\",\"<pending>\","
-		       "\"80:31000/TCP,443:31001/TCP\",\"<unknown>\",\"<none>\"]");
+		  NOW,
+		  "[\"ext\",\"ExternalName\",\"<none>\",\"db.example.com\",\"<none>\","
+		  "\"<unknown>\",\"<none>\"]");
+	cells_are(
+		"Service",
+		"{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\","
+		"\"clusterIPs\":"
+		"[\"10.96.0.13\"],\"ports\":[{\"port\":80,\"nodePort\":31000,\"protocol\":\"TCP\"},"
+		"{\"port\":443,\"nodePort\":31001,\"protocol\":\"TCP\"}]}}",
+		NOW,
+		"[\"lb\",\"LoadBalancer\",\"10.96.0.13\",\"<pending>\","
+		"\"80:31000/TCP,443:31001/TCP\",\"<unknown>\",\"<none>\"]");
 	/* Ingress IPs/hostnames sorted and de-duplicated, then externalIPs. */
-	cells_are("Service",
-		  "{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\",\"clusterIPs\":"
-		  "[\"10.96.0.13\"],\"externalIPs\":[\"192.0.2.9\"]},\"status\":{\"loadBalancer\":"
-		  "{\"ingress\":[{\"ip\":\"203.0.113.7\"},{\"hostname\":\"lb.example.com\"},"
-		  "{\"ip\":\"203.0.113.5\",\"hostname\":\"ignored\"},{\"ip\":\"203.0.113.7\"},{}]}}}",
-		  NOW, "[\"lb\",\"LoadBalancer\",\"10.96.0.13\","
-		       "\"203.0.113.5,203.0.113.7,lb.example.com,192.0.2.9\",\"<none>\","
-		       "\"<unknown>\",\"<none>\"]");
+	cells_are(
+		"Service",
+		"{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\","
+		"\"clusterIPs\":"
+		"[\"10.96.0.13\"],\"externalIPs\":[\"192.0.2.9\"]},\"status\":{\"loadBalancer\":"
+		"{\"ingress\":[{\"ip\":\"203.0.113.7\"},{\"hostname\":\"lb.example.com\"},"
+		"{\"ip\":\"203.0.113.5\",\"hostname\":\"ignored\"},{\"ip\":\"203.0.113.7\"},{}]}}}",
+		NOW,
+		"[\"lb\",\"LoadBalancer\",\"10.96.0.13\","
+		"\"203.0.113.5,203.0.113.7,lb.example.com,192.0.2.9\",\"<none>\","
+		"\"<unknown>\",\"<none>\"]");
 	/* externalIPs alone stop a LoadBalancer from being "<pending>". */
 	cells_are("Service",
 		  "{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\","
 		  "\"externalIPs\":[\"192.0.2.9\",\"192.0.2.8\"]}}",
-		  NOW, "[\"lb\",\"LoadBalancer\",\"<none>\",\"192.0.2.9,192.0.2.8\",\"<none>\","
-		       "\"<unknown>\",\"<none>\"]");
+		  NOW,
+		  "[\"lb\",\"LoadBalancer\",\"<none>\",\"192.0.2.9,192.0.2.8\",\"<none>\","
+		  "\"<unknown>\",\"<none>\"]");
 	/* Untyped service (never defaulted): printed as upstream does. */
 	cells_are("Service", "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"ports\":[{\"port\":1}]}}",
 		  NOW, "[\"x\",\"\",\"<none>\",\"<unknown>\",\"1/\",\"<unknown>\",\"<none>\"]");
@@ -531,28 +578,32 @@ TEST(service_cells)
 
 TEST(node_cells)
 {
-	cells_are("Node",
-		  "{\"metadata\":{\"name\":\"cp\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\","
-		  "\"labels\":{\"node-role.kubernetes.io/control-plane\":\"\","
-		  "\"node-role.kubernetes.io/master\":\"\",\"kubernetes.io/role\":\"master\","
-		  "\"node-role.kubernetes.io/\":\"\",\"kubernetes.io/os\":\"linux\"}},"
-		  "\"spec\":{\"unschedulable\":true},\"status\":{\"conditions\":["
-		  "{\"type\":\"MemoryPressure\",\"status\":\"False\"},{\"type\":\"Ready\","
-		  "\"status\":\"True\"}],\"addresses\":[{\"type\":\"Hostname\",\"address\":\"cp\"},"
-		  "{\"type\":\"InternalIP\",\"address\":\"192.168.1.10\"},{\"type\":\"InternalIP\","
-		  "\"address\":\"192.168.1.11\"},{\"type\":\"ExternalIP\",\"address\":\"203.0.113.1\"}],"
-		  "\"nodeInfo\":{\"kubeletVersion\":\"v1.31.2\",\"osImage\":\"Debian GNU/Linux 12\","
-		  "\"kernelVersion\":\"6.1.0-27-amd64\",\"containerRuntimeVersion\":"
-		  "\"containerd://1.7.22\"}}}",
-		  NOW, "[\"cp\",\"Ready,SchedulingDisabled\",\"control-plane,master\",\"2d\","
-		       "\"v1.31.2\",\"192.168.1.10\",\"203.0.113.1\",\"Debian GNU/Linux 12\","
-		       "\"6.1.0-27-amd64\",\"containerd://1.7.22\"]");
+	cells_are(
+		"Node",
+		"{\"metadata\":{\"name\":\"cp\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\","
+		"\"labels\":{\"node-role.kubernetes.io/control-plane\":\"\","
+		"\"node-role.kubernetes.io/master\":\"\",\"kubernetes.io/role\":\"master\","
+		"\"node-role.kubernetes.io/\":\"\",\"kubernetes.io/os\":\"linux\"}},"
+		"\"spec\":{\"unschedulable\":true},\"status\":{\"conditions\":["
+		"{\"type\":\"MemoryPressure\",\"status\":\"False\"},{\"type\":\"Ready\","
+		"\"status\":\"True\"}],\"addresses\":[{\"type\":\"Hostname\",\"address\":\"cp\"},"
+		"{\"type\":\"InternalIP\",\"address\":\"192.168.1.10\"},{\"type\":\"InternalIP\","
+		"\"address\":\"192.168.1.11\"},{\"type\":\"ExternalIP\",\"address\":\"203.0.113."
+		"1\"}],"
+		"\"nodeInfo\":{\"kubeletVersion\":\"v1.31.2\",\"osImage\":\"Debian GNU/Linux 12\","
+		"\"kernelVersion\":\"6.1.0-27-amd64\",\"containerRuntimeVersion\":"
+		"\"containerd://1.7.22\"}}}",
+		NOW,
+		"[\"cp\",\"Ready,SchedulingDisabled\",\"control-plane,master\",\"2d\","
+		"\"v1.31.2\",\"192.168.1.10\",\"203.0.113.1\",\"Debian GNU/Linux 12\","
+		"\"6.1.0-27-amd64\",\"containerd://1.7.22\"]");
 	cells_are("Node",
 		  "{\"metadata\":{\"name\":\"w\",\"labels\":{\"node-role.kubernetes.io/worker\":"
 		  "\"\"}},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"Unknown\"}],"
 		  "\"nodeInfo\":{\"kubeletVersion\":\"v1.30.0\"}}}",
-		  NOW, "[\"w\",\"NotReady\",\"worker\",\"<unknown>\",\"v1.30.0\",\"<none>\","
-		       "\"<none>\",\"<unknown>\",\"<unknown>\",\"<unknown>\"]");
+		  NOW,
+		  "[\"w\",\"NotReady\",\"worker\",\"<unknown>\",\"v1.30.0\",\"<none>\","
+		  "\"<none>\",\"<unknown>\",\"<unknown>\",\"<unknown>\"]");
 	cells_are("Node", "{\"metadata\":{\"name\":\"bare\"}}", NOW,
 		  "[\"bare\",\"Unknown\",\"<none>\",\"<unknown>\",\"\",\"<none>\",\"<none>\","
 		  "\"<unknown>\",\"<unknown>\",\"<unknown>\"]");
@@ -560,27 +611,33 @@ TEST(node_cells)
 
 TEST(endpointslice_cells)
 {
-	cells_are("EndpointSlice",
-		  "{\"metadata\":{\"name\":\"web-abc\",\"creationTimestamp\":\"2026-11-22T09:55:00Z\"},"
-		  "\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"port\":80},"
-		  "{\"name\":\"https\",\"port\":443}],\"endpoints\":[{\"addresses\":[\"10.0.0.1\"]},"
-		  "{\"addresses\":[\"10.0.0.2\"]}]}",
-		  NOW, "[\"web-abc\",\"IPv4\",\"80,443\",\"10.0.0.1,10.0.0.2\",\"5m\"]");
-	cells_are("EndpointSlice",
-		  "{\"metadata\":{\"name\":\"big\"},\"addressType\":\"IPv6\",\"ports\":["
-		  "{\"name\":\"a\"},{\"port\":null},{\"port\":81},{\"port\":82},{\"port\":83}],"
-		  "\"endpoints\":[{\"addresses\":[\"fd00::1\",\"fd00::2\"]},{\"addresses\":"
-		  "[\"fd00::3\",\"fd00::4\"]},{\"addresses\":[]},{},{\"addresses\":[\"fd00::5\"]}]}",
-		  NOW, "[\"big\",\"IPv6\",\"a,*,81 + 2 more...\","
-		       "\"fd00::1,fd00::2,fd00::3 + 2 more...\",\"<unknown>\"]");
+	cells_are(
+		"EndpointSlice",
+		"{\"metadata\":{\"name\":\"web-abc\",\"creationTimestamp\":\"2026-11-22T09:55:"
+		"00Z\"},"
+		"\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"port\":80},"
+		"{\"name\":\"https\",\"port\":443}],\"endpoints\":[{\"addresses\":[\"10.0.0.1\"]},"
+		"{\"addresses\":[\"10.0.0.2\"]}]}",
+		NOW, "[\"web-abc\",\"IPv4\",\"80,443\",\"10.0.0.1,10.0.0.2\",\"5m\"]");
+	cells_are(
+		"EndpointSlice",
+		"{\"metadata\":{\"name\":\"big\"},\"addressType\":\"IPv6\",\"ports\":["
+		"{\"name\":\"a\"},{\"port\":null},{\"port\":81},{\"port\":82},{\"port\":83}],"
+		"\"endpoints\":[{\"addresses\":[\"fd00::1\",\"fd00::2\"]},{\"addresses\":"
+		"[\"fd00::3\",\"fd00::4\"]},{\"addresses\":[]},{},{\"addresses\":[\"fd00::5\"]}]}",
+		NOW,
+		"[\"big\",\"IPv6\",\"a,*,81 + 2 more...\","
+		"\"fd00::1,fd00::2,fd00::3 + 2 more...\",\"<unknown>\"]");
 	cells_are("EndpointSlice", "{\"metadata\":{\"name\":\"empty\"},\"addressType\":\"IPv4\"}",
 		  NOW, "[\"empty\",\"IPv4\",\"<unset>\",\"<unset>\",\"<unknown>\"]");
 	/* Exactly three is not "more"; a single empty name leaves the list empty. */
 	cells_are("EndpointSlice",
-		  "{\"metadata\":{\"name\":\"e\"},\"addressType\":\"FQDN\",\"ports\":[{\"name\":\"\"}],"
+		  "{\"metadata\":{\"name\":\"e\"},\"addressType\":\"FQDN\",\"ports\":[{\"name\":"
+		  "\"\"}],"
 		  "\"endpoints\":[{\"addresses\":[\"a.example\",\"b.example\",\"c.example\"]}]}",
-		  NOW, "[\"e\",\"FQDN\",\"<unset>\",\"a.example,b.example,c.example\","
-		       "\"<unknown>\"]");
+		  NOW,
+		  "[\"e\",\"FQDN\",\"<unset>\",\"a.example,b.example,c.example\","
+		  "\"<unknown>\"]");
 }
 
 TEST(endpoints_cells)
@@ -593,24 +650,29 @@ TEST(endpoints_cells)
 		  "\"ports\":[{\"port\":80}]}]}",
 		  NOW, "[\"web\",\"10.0.0.1:80,10.0.0.2:80\",\"45s\"]");
 	/* 5 addresses x 1 port, first three shown. */
-	cells_are("Endpoints",
-		  "{\"metadata\":{\"name\":\"web\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.0.0.1\"},"
-		  "{\"ip\":\"10.0.0.2\"},{\"ip\":\"10.0.0.3\"},{\"ip\":\"10.0.0.4\"},{\"ip\":"
-		  "\"10.0.0.5\"}],\"notReadyAddresses\":[{\"ip\":\"10.0.0.6\"}],\"ports\":[{\"port\":"
-		  "80}]}]}",
-		  NOW, "[\"web\",\"10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 2 more...\",\"<unknown>\"]");
+	cells_are(
+		"Endpoints",
+		"{\"metadata\":{\"name\":\"web\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.0.0."
+		"1\"},"
+		"{\"ip\":\"10.0.0.2\"},{\"ip\":\"10.0.0.3\"},{\"ip\":\"10.0.0.4\"},{\"ip\":"
+		"\"10.0.0.5\"}],\"notReadyAddresses\":[{\"ip\":\"10.0.0.6\"}],\"ports\":[{\"port\":"
+		"80}]}]}",
+		NOW, "[\"web\",\"10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 2 more...\",\"<unknown>\"]");
 	/* Ports multiply addresses; IPv6 in brackets; count spans subsets. */
-	cells_are("Endpoints",
-		  "{\"metadata\":{\"name\":\"m\"},\"subsets\":[{\"addresses\":[{\"ip\":\"fd00::1\"},"
-		  "{\"ip\":\"fd00::2\"}],\"ports\":[{\"port\":80},{\"port\":443}]},{\"addresses\":"
-		  "[{\"ip\":\"10.0.0.9\"}],\"ports\":[{\"port\":8080}]}]}",
-		  NOW, "[\"m\",\"[fd00::1]:80,[fd00::2]:80,[fd00::1]:443 + 2 more...\","
-		       "\"<unknown>\"]");
+	cells_are(
+		"Endpoints",
+		"{\"metadata\":{\"name\":\"m\"},\"subsets\":[{\"addresses\":[{\"ip\":\"fd00::1\"},"
+		"{\"ip\":\"fd00::2\"}],\"ports\":[{\"port\":80},{\"port\":443}]},{\"addresses\":"
+		"[{\"ip\":\"10.0.0.9\"}],\"ports\":[{\"port\":8080}]}]}",
+		NOW,
+		"[\"m\",\"[fd00::1]:80,[fd00::2]:80,[fd00::1]:443 + 2 more...\","
+		"\"<unknown>\"]");
 	/* Headless without ports: bare IPs. */
-	cells_are("Endpoints",
-		  "{\"metadata\":{\"name\":\"h\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.0.0.1\"},"
-		  "{\"ip\":\"10.0.0.2\"}]}]}",
-		  NOW, "[\"h\",\"10.0.0.1,10.0.0.2\",\"<unknown>\"]");
+	cells_are(
+		"Endpoints",
+		"{\"metadata\":{\"name\":\"h\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.0.0.1\"},"
+		"{\"ip\":\"10.0.0.2\"}]}]}",
+		NOW, "[\"h\",\"10.0.0.1,10.0.0.2\",\"<unknown>\"]");
 	/* Subsets with only not-ready addresses print an empty cell, as upstream. */
 	cells_are("Endpoints",
 		  "{\"metadata\":{\"name\":\"nr\"},\"subsets\":[{\"notReadyAddresses\":[{\"ip\":"
@@ -621,7 +683,8 @@ TEST(endpoints_cells)
 TEST(namespace_lease_configmap_cells)
 {
 	cells_are("Namespace",
-		  "{\"metadata\":{\"name\":\"default\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\"},"
+		  "{\"metadata\":{\"name\":\"default\",\"creationTimestamp\":\"2026-11-20T10:00:"
+		  "00Z\"},"
 		  "\"status\":{\"phase\":\"Active\"}}",
 		  NOW, "[\"default\",\"Active\",\"2d\"]");
 	cells_are("Namespace",
@@ -642,10 +705,11 @@ TEST(namespace_lease_configmap_cells)
 
 TEST(networkpolicy_selector_cells)
 {
-	cells_are("NetworkPolicy",
-		  "{\"metadata\":{\"name\":\"deny\",\"creationTimestamp\":\"2026-11-22T09:55:00Z\"},"
-		  "\"spec\":{\"podSelector\":{}}}",
-		  NOW, "[\"deny\",\"<none>\",\"5m\"]");
+	cells_are(
+		"NetworkPolicy",
+		"{\"metadata\":{\"name\":\"deny\",\"creationTimestamp\":\"2026-11-22T09:55:00Z\"},"
+		"\"spec\":{\"podSelector\":{}}}",
+		NOW, "[\"deny\",\"<none>\",\"5m\"]");
 	cells_are("NetworkPolicy", "{\"metadata\":{\"name\":\"d\"},\"spec\":{}}", NOW,
 		  "[\"d\",\"<none>\",\"<unknown>\"]");
 	cells_are("NetworkPolicy",
@@ -659,25 +723,30 @@ TEST(networkpolicy_selector_cells)
 		  "\"values\":[\"prod\",\"dev\"]},{\"key\":\"zone\",\"operator\":\"NotIn\","
 		  "\"values\":[\"b\"]},{\"key\":\"canary\",\"operator\":\"DoesNotExist\"},"
 		  "{\"key\":\"app\",\"operator\":\"Exists\",\"values\":[]}]}}}",
-		  NOW, "[\"np\",\"app,!canary,env in (dev,prod),role=db,zone notin (b)\","
-		       "\"<unknown>\"]");
+		  NOW,
+		  "[\"np\",\"app,!canary,env in (dev,prod),role=db,zone notin (b)\","
+		  "\"<unknown>\"]");
 	/* What LabelSelectorAsSelector rejects prints "<error>". */
-	cells_are("NetworkPolicy",
-		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
-		  "[{\"key\":\"a\",\"operator\":\"Gt\",\"values\":[\"1\"]}]}}}",
-		  NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
-	cells_are("NetworkPolicy",
-		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
-		  "[{\"key\":\"a\",\"operator\":\"In\",\"values\":[]}]}}}",
-		  NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
-	cells_are("NetworkPolicy",
-		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
-		  "[{\"key\":\"a\",\"operator\":\"Exists\",\"values\":[\"x\"]}]}}}",
-		  NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
-	cells_are("NetworkPolicy",
-		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
-		  "[{\"operator\":\"Exists\"}]}}}",
-		  NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
+	cells_are(
+		"NetworkPolicy",
+		"{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
+		"[{\"key\":\"a\",\"operator\":\"Gt\",\"values\":[\"1\"]}]}}}",
+		NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
+	cells_are(
+		"NetworkPolicy",
+		"{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
+		"[{\"key\":\"a\",\"operator\":\"In\",\"values\":[]}]}}}",
+		NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
+	cells_are(
+		"NetworkPolicy",
+		"{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
+		"[{\"key\":\"a\",\"operator\":\"Exists\",\"values\":[\"x\"]}]}}}",
+		NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
+	cells_are(
+		"NetworkPolicy",
+		"{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
+		"[{\"operator\":\"Exists\"}]}}}",
+		NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
 	cells_are("NetworkPolicy",
 		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchLabels\":"
 		  "{\"a\":1}}}}",
@@ -685,24 +754,27 @@ TEST(networkpolicy_selector_cells)
 	cells_are("NetworkPolicy",
 		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":\"app=web\"}}", NOW,
 		  "[\"bad\",\"<error>\",\"<unknown>\"]");
-	cells_are("NetworkPolicy",
-		  "{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
-		  "[7]}}}",
-		  NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
+	cells_are(
+		"NetworkPolicy",
+		"{\"metadata\":{\"name\":\"bad\"},\"spec\":{\"podSelector\":{\"matchExpressions\":"
+		"[7]}}}",
+		NOW, "[\"bad\",\"<error>\",\"<unknown>\"]");
 }
 
 TEST(event_cells)
 {
-	cells_are("Event",
-		  "{\"metadata\":{\"name\":\"web-1.17a\"},\"type\":\"Warning\",\"reason\":"
-		  "\"BackOff\",\"message\":\"  Back-off restarting failed container\\n\","
-		  "\"count\":12,\"firstTimestamp\":\"2026-11-22T08:00:00Z\",\"lastTimestamp\":"
-		  "\"2026-11-22T09:55:00Z\",\"involvedObject\":{\"kind\":\"Pod\",\"name\":\"web-1\","
-		  "\"fieldPath\":\"spec.containers{app}\"},\"source\":{\"component\":\"kubelet\","
-		  "\"host\":\"n1\"}}",
-		  NOW, "[\"5m\",\"Warning\",\"BackOff\",\"pod/web-1\",\"spec.containers{app}\","
-		       "\"kubelet, n1\",\"Back-off restarting failed container\",\"120m\",12,"
-		       "\"web-1.17a\"]");
+	cells_are(
+		"Event",
+		"{\"metadata\":{\"name\":\"web-1.17a\"},\"type\":\"Warning\",\"reason\":"
+		"\"BackOff\",\"message\":\"  Back-off restarting failed container\\n\","
+		"\"count\":12,\"firstTimestamp\":\"2026-11-22T08:00:00Z\",\"lastTimestamp\":"
+		"\"2026-11-22T09:55:00Z\",\"involvedObject\":{\"kind\":\"Pod\",\"name\":\"web-1\","
+		"\"fieldPath\":\"spec.containers{app}\"},\"source\":{\"component\":\"kubelet\","
+		"\"host\":\"n1\"}}",
+		NOW,
+		"[\"5m\",\"Warning\",\"BackOff\",\"pod/web-1\",\"spec.containers{app}\","
+		"\"kubelet, n1\",\"Back-off restarting failed container\",\"120m\",12,"
+		"\"web-1.17a\"]");
 	/* events.k8s.io style: eventTime, series, reporting controller/instance. */
 	cells_are("Event",
 		  "{\"metadata\":{\"name\":\"e2\"},\"type\":\"Normal\",\"reason\":\"Sync\","
@@ -710,8 +782,9 @@ TEST(event_cells)
 		  "\"lastObservedTime\":\"2026-11-22T09:59:15.000000Z\"},\"involvedObject\":"
 		  "{\"kind\":\"EndpointSlice\",\"name\":\"web-abc\"},\"reportingComponent\":"
 		  "\"sluice-control\",\"reportingInstance\":\"cp-1\"}",
-		  NOW, "[\"45s\",\"Normal\",\"Sync\",\"endpointslice/web-abc\",\"\","
-		       "\"sluice-control, cp-1\",\"\",\"2d\",5,\"e2\"]");
+		  NOW,
+		  "[\"45s\",\"Normal\",\"Sync\",\"endpointslice/web-abc\",\"\","
+		  "\"sluice-control, cp-1\",\"\",\"2d\",5,\"e2\"]");
 	/* No lastTimestamp: last seen = first seen; count 0 means 1; no name. */
 	cells_are("Event",
 		  "{\"metadata\":{\"name\":\"e3\"},\"firstTimestamp\":\"2026-11-22T08:00:00Z\","
@@ -726,11 +799,13 @@ TEST(workload_cells)
 	cells_are("Deployment",
 		  "{\"metadata\":{\"name\":\"web\",\"creationTimestamp\":\"2026-11-22T09:55:00Z\"},"
 		  "\"spec\":{\"replicas\":3,\"selector\":{\"matchLabels\":{\"app\":\"web\"}},"
-		  "\"template\":{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.27\"},"
+		  "\"template\":{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1."
+		  "27\"},"
 		  "{\"name\":\"log\",\"image\":\"busybox\"}]}}},\"status\":{\"readyReplicas\":2,"
 		  "\"updatedReplicas\":3,\"availableReplicas\":2}}",
-		  NOW, "[\"web\",\"2/3\",3,2,\"5m\",\"app,log\",\"nginx:1.27,busybox\","
-		       "\"app=web\"]");
+		  NOW,
+		  "[\"web\",\"2/3\",3,2,\"5m\",\"app,log\",\"nginx:1.27,busybox\","
+		  "\"app=web\"]");
 	cells_are("Deployment", "{\"metadata\":{\"name\":\"d\"}}", NOW,
 		  "[\"d\",\"0/0\",0,0,\"<unknown>\",\"\",\"\",\"\"]");
 	cells_are("Deployment",
@@ -742,30 +817,33 @@ TEST(workload_cells)
 		  "{\"matchLabels\":{\"app\":\"web\",\"pod-template-hash\":\"7d4\"}},\"template\":"
 		  "{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"nginx\"}]}}},"
 		  "\"status\":{\"replicas\":3,\"readyReplicas\":1}}",
-		  NOW, "[\"web-7d4\",3,3,1,\"<unknown>\",\"app\",\"nginx\","
-		       "\"app=web,pod-template-hash=7d4\"]");
+		  NOW,
+		  "[\"web-7d4\",3,3,1,\"<unknown>\",\"app\",\"nginx\","
+		  "\"app=web,pod-template-hash=7d4\"]");
 	cells_are("ReplicaSet", "{\"metadata\":{\"name\":\"r\"}}", NOW,
 		  "[\"r\",0,0,0,\"<unknown>\",\"\",\"\",\"<none>\"]");
-	cells_are("DaemonSet",
-		  "{\"metadata\":{\"name\":\"agent\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\"},"
-		  "\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"agent\"}},\"template\":{\"spec\":"
-		  "{\"nodeSelector\":{\"kubernetes.io/os\":\"linux\"},\"containers\":[{\"name\":"
-		  "\"agent\",\"image\":\"sluice:dev\"}]}}},\"status\":{\"desiredNumberScheduled\":3,"
-		  "\"currentNumberScheduled\":3,\"numberReady\":2,\"updatedNumberScheduled\":3,"
-		  "\"numberAvailable\":2}}",
-		  NOW, "[\"agent\",3,3,2,3,2,\"kubernetes.io/os=linux\",\"2d\",\"agent\","
-		       "\"sluice:dev\",\"app=agent\"]");
+	cells_are(
+		"DaemonSet",
+		"{\"metadata\":{\"name\":\"agent\",\"creationTimestamp\":\"2026-11-20T10:00:00Z\"},"
+		"\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"agent\"}},\"template\":{"
+		"\"spec\":"
+		"{\"nodeSelector\":{\"kubernetes.io/os\":\"linux\"},\"containers\":[{\"name\":"
+		"\"agent\",\"image\":\"sluice:dev\"}]}}},\"status\":{\"desiredNumberScheduled\":3,"
+		"\"currentNumberScheduled\":3,\"numberReady\":2,\"updatedNumberScheduled\":3,"
+		"\"numberAvailable\":2}}",
+		NOW,
+		"[\"agent\",3,3,2,3,2,\"kubernetes.io/os=linux\",\"2d\",\"agent\","
+		"\"sluice:dev\",\"app=agent\"]");
 	cells_are("DaemonSet", "{\"metadata\":{\"name\":\"d\"}}", NOW,
 		  "[\"d\",0,0,0,0,0,\"<none>\",\"<unknown>\",\"\",\"\",\"<none>\"]");
 }
 
 TEST(odd_objects_never_crash)
 {
-	static const char *const kinds[] = { "Pod",	      "Service",    "Node",
-					     "EndpointSlice", "Endpoints",  "Namespace",
-					     "NetworkPolicy", "Event",	    "Lease",
-					     "ConfigMap",     "Deployment", "ReplicaSet",
-					     "DaemonSet",     "Widget" };
+	static const char *const kinds[] = {
+		"Pod",	      "Service",       "Node",	    "EndpointSlice", "Endpoints",
+		"Namespace",  "NetworkPolicy", "Event",	    "Lease",	     "ConfigMap",
+		"Deployment", "ReplicaSet",    "DaemonSet", "Widget"};
 	static const char *const odd[] = {
 		"true ", /* sl_json_parse wants a delimiter after a bare scalar */
 		"[]",
@@ -821,14 +899,18 @@ TEST(odd_objects_exact_cells)
 		  "{\"metadata\":{\"name\":7},\"spec\":{\"containers\":{}},\"status\":{\"phase\":1,"
 		  "\"containerStatuses\":[null,{\"ready\":\"yes\",\"restartCount\":\"3\",\"state\":"
 		  "{\"running\":{}}}],\"podIPs\":[{}]}}",
-		  NOW, "[\"\",\"0/0\",\"\",\"0\",\"<unknown>\",\"<none>\",\"<none>\",\"<none>\","
-		       "\"<none>\"]");
+		  NOW,
+		  "[\"\",\"0/0\",\"\",\"0\",\"<unknown>\",\"<none>\",\"<none>\",\"<none>\","
+		  "\"<none>\"]");
 	cells_are("Service",
-		  "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"type\":\"ClusterIP\",\"clusterIPs\":[5],"
+		  "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"type\":\"ClusterIP\",\"clusterIPs\":["
+		  "5],"
 		  "\"externalIPs\":[null,\"192.0.2.1\"],\"ports\":[{\"port\":\"80\",\"protocol\":"
 		  "\"TCP\"}],\"selector\":{\"app\":7}}}",
-		  NOW, "[\"s\",\"ClusterIP\",\"\",\",192.0.2.1\",\"0/TCP\",\"<unknown>\",\"app=7\"]");
-	cells_are("ConfigMap", "{\"metadata\":{\"name\":\"c\"},\"data\":[1,2],\"binaryData\":"
-			       "{\"x\":null}}",
+		  NOW,
+		  "[\"s\",\"ClusterIP\",\"\",\",192.0.2.1\",\"0/TCP\",\"<unknown>\",\"app=7\"]");
+	cells_are("ConfigMap",
+		  "{\"metadata\":{\"name\":\"c\"},\"data\":[1,2],\"binaryData\":"
+		  "{\"x\":null}}",
 		  NOW, "[\"c\",1,\"<unknown>\"]");
 }
