@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
+#include "sluice/informer.h"
 #include "sluice/json.h"
 
 static const char kubectl_yaml[] =
@@ -431,5 +432,182 @@ TEST(request_to_closed_port)
 	ASSERT_EQ(sl_client_request(c, "GET", "api", NULL, 0, NULL, NULL, &resp), -EINVAL,
 		  "relative path");
 	sl_client_resp_fini(&resp);
+	sl_client_free(c);
+}
+
+/* ---- informer pieces that need no server ----------------------------- */
+
+struct seen {
+	char log[1024]; /* "+a@1 ~a@1>2 -b@3 S " */
+};
+
+static void seen_add(struct seen *s, char op, struct json_object *o1,
+		     struct json_object *o2)
+{
+	char one[96];
+	const char *n1 = json_object_get_string(sl_json_path(o1, "metadata", "name", NULL));
+	const char *r1 = json_object_get_string(sl_json_path(o1, "metadata", "resourceVersion",
+							     NULL));
+	const char *r2 = o2 ? json_object_get_string(sl_json_path(o2, "metadata",
+								  "resourceVersion", NULL))
+			    : "";
+
+	snprintf(one, sizeof(one), "%c%s@%s%s%s ", op, n1, r1, o2 ? ">" : "", r2);
+	strncat(s->log, one, sizeof(s->log) - strlen(s->log) - 1);
+}
+
+static void h_add(struct json_object *o, void *arg)
+{
+	seen_add(arg, '+', o, NULL);
+}
+
+static void h_update(struct json_object *o, struct json_object *n, void *arg)
+{
+	seen_add(arg, '~', o, n);
+}
+
+static void h_delete(struct json_object *o, void *arg)
+{
+	seen_add(arg, '-', o, NULL);
+}
+
+static void h_synced(void *arg)
+{
+	struct seen *s = arg;
+
+	strncat(s->log, "S ", sizeof(s->log) - strlen(s->log) - 1);
+}
+
+static struct json_object *items_of(const char *txt)
+{
+	return sl_json_parse(txt, strlen(txt), NULL, 0);
+}
+
+static struct sl_informer *offline_informer(struct sl_client **c, struct seen *s,
+					    enum sl_inf_delivery mode)
+{
+	struct sl_client_opts co = { .server = "http://127.0.0.1:9" };
+	struct sl_informer_opts io = {
+		.gvr = SL_GVR_SERVICES,
+		.delivery = mode,
+		.handlers = { h_add, h_update, h_delete, h_synced, s },
+	};
+
+	*c = sl_client_new(&co, NULL, 0);
+	return *c ? sl_informer_new(*c, &io, NULL, 0) : NULL;
+}
+
+TEST(informer_replace_delivers_differences)
+{
+	struct seen s = { "" };
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = offline_informer(&c, &s, SL_INF_DELIVER_THREAD);
+	struct json_object *l1, *l2, *got;
+	struct sl_informer_stats st;
+
+	if (!ASSERT_NOT_NULL(inf, "new"))
+		goto out;
+	l1 = items_of("[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":\"1\"}},"
+		      "{\"metadata\":{\"namespace\":\"d\",\"name\":\"b\",\"resourceVersion\":\"2\"}},"
+		      "{\"metadata\":{\"name\":\"cluster\",\"resourceVersion\":\"3\"}},"
+		      "{\"metadata\":{\"namespace\":\"d\"}}]");
+	l2 = items_of("[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":\"1\"}},"
+		      "{\"metadata\":{\"name\":\"cluster\",\"resourceVersion\":\"7\"}},"
+		      "{\"metadata\":{\"namespace\":\"e\",\"name\":\"c\",\"resourceVersion\":\"8\"}}]");
+	ASSERT_OK(sl_informer_replace(inf, l1, "3"), "first list");
+	ASSERT_STREQ(s.log, "+a@1 +b@2 +cluster@3 ", "adds in list order, nameless item skipped");
+	s.log[0] = '\0';
+	ASSERT_OK(sl_informer_replace(inf, l2, "8"), "relist");
+	/* a unchanged: nothing; b gone: delete first; cluster changed; c new. */
+	ASSERT_STREQ(s.log, "-b@2 ~cluster@3>7 +c@8 ", "differences only");
+
+	got = sl_informer_get(inf, "e", "c");
+	ASSERT_STREQ(json_object_get_string(sl_json_path(got, "metadata", "resourceVersion", NULL)),
+		     "8", "get namespaced");
+	json_object_put(got);
+	got = sl_informer_get(inf, NULL, "cluster");
+	ASSERT_NOT_NULL(got, "get cluster-scoped");
+	json_object_put(got);
+	ASSERT_NULL(sl_informer_get(inf, "d", "b"), "deleted");
+	ASSERT_EQ(errno, ENOENT, "errno");
+	got = sl_informer_list(inf);
+	ASSERT_EQ(json_object_array_length(got), 3, "list");
+	ASSERT_STREQ(json_object_get_string(sl_json_path(json_object_array_get_idx(got, 0),
+							 "metadata", "name", NULL)),
+		     "cluster", "sorted by key: \"cluster\" < \"d/a\" < \"e/c\"");
+	json_object_put(got);
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.objects, 3, "objects");
+	ASSERT_STREQ(st.last_rv, "8", "last rv");
+	ASSERT_FALSE(sl_informer_has_synced(inf), "replace alone is not a sync");
+	ASSERT_EQ(sl_informer_fd(inf), -1, "no fd in THREAD mode");
+	json_object_put(l1);
+	json_object_put(l2);
+out:
+	sl_informer_free(inf);
+	sl_client_free(c);
+}
+
+TEST(informer_queue_mode_dispatch)
+{
+	struct seen s = { "" };
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = offline_informer(&c, &s, SL_INF_DELIVER_QUEUE);
+	struct json_object *l1, *l2;
+	struct sl_informer_stats st;
+	uint64_t v;
+	int fd;
+
+	if (!ASSERT_NOT_NULL(inf, "new"))
+		goto out;
+	fd = sl_informer_fd(inf);
+	ASSERT_TRUE(fd >= 0, "eventfd");
+	ASSERT_TRUE(read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN, "not readable when empty");
+	l1 = items_of("[{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"1\"}},"
+		      "{\"metadata\":{\"name\":\"b\",\"resourceVersion\":\"1\"}}]");
+	l2 = items_of("[{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"2\"}}]");
+	ASSERT_OK(sl_informer_replace(inf, l1, "1"), "list");
+	ASSERT_OK(sl_informer_replace(inf, l2, "2"), "relist");
+	ASSERT_STREQ(s.log, "", "nothing runs before dispatch");
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.queued, 4, "queued");
+	ASSERT_EQ(sl_informer_dispatch(inf, 1), 1, "one");
+	ASSERT_STREQ(s.log, "+a@1 ", "first event");
+	/* Still readable because events remain. */
+	ASSERT_TRUE(read(fd, &v, sizeof(v)) == sizeof(v), "readable while queued");
+	ASSERT_EQ(sl_informer_dispatch(inf, 0), 3, "rest");
+	ASSERT_STREQ(s.log, "+a@1 +b@1 -b@1 ~a@1>2 ", "event order kept across the queue");
+	ASSERT_TRUE(read(fd, &v, sizeof(v)) < 0 && errno == EAGAIN, "drained");
+	ASSERT_EQ(sl_informer_dispatch(inf, 0), 0, "empty");
+	json_object_put(l1);
+	json_object_put(l2);
+out:
+	sl_informer_free(inf);
+	sl_client_free(c);
+}
+
+TEST(informer_stop_is_prompt_while_backing_off)
+{
+	struct seen s = { "" };
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = offline_informer(&c, &s, SL_INF_DELIVER_THREAD);
+	struct sl_informer_stats st;
+	uint64_t t0;
+
+	if (!ASSERT_NOT_NULL(inf, "new"))
+		goto out;
+	/* Nothing listens on 127.0.0.1:9: the informer fails and backs off. */
+	ASSERT_OK(sl_informer_start(inf), "start");
+	ASSERT_EQ(sl_informer_start(inf), -EALREADY, "double start");
+	ASSERT_EQ(sl_informer_wait_synced(inf, 300), -ETIMEDOUT, "never syncs");
+	sl_informer_stats(inf, &st);
+	ASSERT_TRUE(st.errors >= 1, "list failures counted");
+	t0 = mono_ms();
+	sl_informer_stop(inf);
+	ASSERT_TRUE(mono_ms() - t0 < 1000, "stop interrupts the back-off sleep");
+	ASSERT_EQ(sl_informer_wait_synced(inf, 1000), -ECANCELED, "stopped");
+	sl_informer_stop(inf);
+out:
+	sl_informer_free(inf);
 	sl_client_free(c);
 }

@@ -1,0 +1,1037 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Informer: a thread that keeps a local cache of one resource type in step
+ * with the API server by LIST then WATCH, and tells handlers what changed.
+ * The state machine and the delivery contract are in sluice/informer.h.
+ *
+ * Objects cross threads only as immutable serialised entries (struct
+ * inf_entry, atomic refcount): the cache, the dispatch queue and readers on
+ * other threads share entries, and every thread parses its own json-c tree.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sluice/err.h"
+#include "sluice/informer.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+
+#define INF_SUBSYS "informer"
+
+/* Positive watch-callback results: why the informer stopped a stream. */
+#define INF_STOP_EXPIRED 1 /* ERROR event with code 410: relist now */
+#define INF_STOP_ERROR 2   /* any other ERROR event: relist after a back-off */
+
+/* One object as cached: immutable once built, shared by refcount. */
+struct inf_entry {
+	atomic_uint refs;
+	char *key;  /* "ns/name" or "name" */
+	char *rv;   /* metadata.resourceVersion ("" when absent) */
+	char *json; /* plain serialisation, NUL-terminated */
+	size_t len; /* bytes in json */
+};
+
+struct inf_node {
+	struct inf_node *next;
+	struct inf_entry *e; /* holds one reference */
+	uint32_t hash;
+};
+
+/* key → entry, chained hash; grows at load factor 1. */
+struct inf_map {
+	struct inf_node **b;
+	size_t nb; /* buckets, a power of two (0 before the first insert) */
+	size_t n;  /* entries */
+};
+
+enum inf_kind { INF_ADD, INF_UPDATE, INF_DELETE, INF_SYNCED };
+
+/* A queued delivery (QUEUE mode). */
+struct inf_event {
+	struct inf_event *next;
+	enum inf_kind kind;
+	struct inf_entry *old; /* UPDATE: previous; DELETE: last state */
+	struct inf_entry *cur; /* ADD/UPDATE: new state */
+};
+
+struct sl_informer {
+	struct sl_client *c;   /* borrowed */
+	char *group, *version, *resource, *ns, *lsel, *fsel;
+	struct sl_gvr gvr;     /* points at the strings above */
+	enum sl_inf_delivery delivery;
+	struct sl_informer_handlers h;
+	unsigned int page_limit, watch_min_s, watch_max_s;
+
+	pthread_t thread;
+	bool running;          /* thread started and not yet joined */
+	struct sl_cancel *cancel; /* fired by stop: interrupts list, watch, sleep */
+	struct sl_backoff bo;  /* informer thread only */
+
+	pthread_rwlock_t lock; /* guards map */
+	struct inf_map map;
+
+	pthread_mutex_t mu;    /* guards everything below */
+	pthread_cond_t cond;   /* signalled on synced and on stop */
+	bool synced;
+	bool stopping;
+	struct sl_informer_stats st;
+	struct inf_event *qhead, *qtail; /* QUEUE mode */
+	int efd;               /* eventfd, QUEUE mode only, else -1 */
+};
+
+/* ---- entries and the map --------------------------------------------- */
+
+static void inf_entry_put(struct inf_entry *e)
+{
+	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	free(e->key);
+	free(e->rv);
+	free(e->json);
+	free(e);
+}
+
+static struct inf_entry *inf_entry_get(struct inf_entry *e)
+{
+	if (e)
+		atomic_fetch_add(&e->refs, 1);
+	return e;
+}
+
+/* client-go's MetaNamespaceKeyFunc. NULL when the object has no name. */
+static char *inf_key(struct json_object *obj)
+{
+	struct json_object *md = sl_json_get(obj, "metadata");
+	const char *ns = sl_json_get_str(md, "namespace");
+	const char *name = sl_json_get_str(md, "name");
+	char *k;
+
+	if (!name || !*name)
+		return NULL;
+	if (ns && *ns) {
+		if (asprintf(&k, "%s/%s", ns, name) < 0)
+			return NULL;
+		return k;
+	}
+	return strdup(name);
+}
+
+static struct inf_entry *inf_entry_new(struct json_object *obj)
+{
+	struct inf_entry *e = calloc(1, sizeof(*e));
+	const char *rv = json_object_get_string(sl_json_path(obj, "metadata", "resourceVersion",
+							     NULL));
+	const char *s;
+
+	if (!e)
+		return NULL;
+	atomic_init(&e->refs, 1);
+	e->key = inf_key(obj);
+	e->rv = strdup(rv ? rv : "");
+	s = sl_json_str(obj, &e->len);
+	e->json = s ? strndup(s, e->len) : NULL;
+	if (!e->key || !e->rv || !e->json) {
+		inf_entry_put(e);
+		return NULL;
+	}
+	return e;
+}
+
+static struct json_object *inf_entry_parse(const struct inf_entry *e)
+{
+	return e ? sl_json_parse(e->json, e->len, NULL, 0) : NULL;
+}
+
+static uint32_t inf_hash(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static struct inf_node **inf_map_slot(struct inf_map *m, const char *key, uint32_t h)
+{
+	struct inf_node **pp;
+
+	if (!m->nb)
+		return NULL;
+	for (pp = &m->b[h & (m->nb - 1)]; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && !strcmp((*pp)->e->key, key))
+			return pp;
+	return pp;
+}
+
+static struct inf_entry *inf_map_find(struct inf_map *m, const char *key)
+{
+	struct inf_node **pp = inf_map_slot(m, key, inf_hash(key));
+
+	return pp && *pp ? (*pp)->e : NULL;
+}
+
+static int inf_map_grow(struct inf_map *m)
+{
+	size_t nb = m->nb ? m->nb * 2 : 64;
+	struct inf_node **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nb; i++) {
+		struct inf_node *n = m->b[i], *next;
+
+		for (; n; n = next) {
+			next = n->next;
+			n->next = b[n->hash & (nb - 1)];
+			b[n->hash & (nb - 1)] = n;
+		}
+	}
+	free(m->b);
+	m->b = b;
+	m->nb = nb;
+	return 0;
+}
+
+/* Inserts e (taking the caller's reference); returns the replaced entry
+ * (its reference now the caller's) or NULL. *err gets -ENOMEM on failure. */
+static struct inf_entry *inf_map_put(struct inf_map *m, struct inf_entry *e, int *err)
+{
+	uint32_t h = inf_hash(e->key);
+	struct inf_node **pp, *n;
+	struct inf_entry *old;
+
+	*err = 0;
+	if (m->n >= m->nb && inf_map_grow(m)) {
+		*err = -ENOMEM;
+		inf_entry_put(e);
+		return NULL;
+	}
+	pp = inf_map_slot(m, e->key, h);
+	if (*pp) {
+		old = (*pp)->e;
+		(*pp)->e = e;
+		return old;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		*err = -ENOMEM;
+		inf_entry_put(e);
+		return NULL;
+	}
+	n->e = e;
+	n->hash = h;
+	*pp = n;
+	m->n++;
+	return NULL;
+}
+
+/* Removes key; returns its entry (reference now the caller's) or NULL. */
+static struct inf_entry *inf_map_del(struct inf_map *m, const char *key)
+{
+	struct inf_node **pp = inf_map_slot(m, key, inf_hash(key)), *n;
+	struct inf_entry *e;
+
+	if (!pp || !*pp)
+		return NULL;
+	n = *pp;
+	*pp = n->next;
+	e = n->e;
+	free(n);
+	m->n--;
+	return e;
+}
+
+static void inf_map_fini(struct inf_map *m)
+{
+	for (size_t i = 0; i < m->nb; i++) {
+		struct inf_node *n = m->b[i], *next;
+
+		for (; n; n = next) {
+			next = n->next;
+			inf_entry_put(n->e);
+			free(n);
+		}
+	}
+	free(m->b);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- delivery -------------------------------------------------------- */
+
+/* Runs one handler. cur_obj, when given, is the already-parsed new state. */
+static void inf_run_handler(struct sl_informer *inf, enum inf_kind kind, struct inf_entry *old,
+			    struct inf_entry *cur, struct json_object *cur_obj)
+{
+	const struct sl_informer_handlers *h = &inf->h;
+	struct json_object *o = NULL, *n = NULL;
+
+	switch (kind) {
+	case INF_ADD:
+		if (!h->on_add)
+			return;
+		n = cur_obj ? json_object_get(cur_obj) : inf_entry_parse(cur);
+		if (n)
+			h->on_add(n, h->arg);
+		break;
+	case INF_UPDATE:
+		if (!h->on_update)
+			return;
+		o = inf_entry_parse(old);
+		n = cur_obj ? json_object_get(cur_obj) : inf_entry_parse(cur);
+		if (o && n)
+			h->on_update(o, n, h->arg);
+		break;
+	case INF_DELETE:
+		if (!h->on_delete)
+			return;
+		o = inf_entry_parse(old);
+		if (o)
+			h->on_delete(o, h->arg);
+		break;
+	case INF_SYNCED:
+		if (h->on_synced)
+			h->on_synced(h->arg);
+		break;
+	}
+	json_object_put(o);
+	json_object_put(n);
+}
+
+/* Delivers now (THREAD) or queues (QUEUE). Borrows old/cur. */
+static int inf_deliver(struct sl_informer *inf, enum inf_kind kind, struct inf_entry *old,
+		       struct inf_entry *cur, struct json_object *cur_obj)
+{
+	struct inf_event *ev;
+	uint64_t one = 1;
+
+	if (inf->delivery == SL_INF_DELIVER_THREAD) {
+		inf_run_handler(inf, kind, old, cur, cur_obj);
+		return 0;
+	}
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return -ENOMEM;
+	ev->kind = kind;
+	ev->old = inf_entry_get(old);
+	ev->cur = inf_entry_get(cur);
+	pthread_mutex_lock(&inf->mu);
+	if (inf->qtail)
+		inf->qtail->next = ev;
+	else
+		inf->qhead = ev;
+	inf->qtail = ev;
+	inf->st.queued++;
+	pthread_mutex_unlock(&inf->mu);
+	/* After the enqueue: a dispatcher that already read the fd finds the
+	 * event in the queue, one that has not sees the fd readable. */
+	if (write(inf->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_warn(INF_SUBSYS, "'%s': eventfd write failed: %s", inf->resource,
+			strerror(errno));
+	return 0;
+}
+
+int sl_informer_fd(struct sl_informer *inf)
+{
+	return inf->efd;
+}
+
+int sl_informer_dispatch(struct sl_informer *inf, unsigned int max)
+{
+	struct inf_event *batch = NULL, **tail = &batch, *ev;
+	uint64_t v, one = 1;
+	unsigned int n = 0;
+	bool more;
+
+	if (inf->efd < 0)
+		return 0;
+	/* Clear readiness before draining so a concurrent enqueue re-arms it. */
+	if (read(inf->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_warn(INF_SUBSYS, "'%s': eventfd read failed: %s", inf->resource,
+			strerror(errno));
+	pthread_mutex_lock(&inf->mu);
+	while (inf->qhead && (!max || n < max)) {
+		ev = inf->qhead;
+		inf->qhead = ev->next;
+		ev->next = NULL;
+		*tail = ev;
+		tail = &ev->next;
+		n++;
+	}
+	if (!inf->qhead)
+		inf->qtail = NULL;
+	inf->st.queued -= n;
+	more = inf->qhead != NULL;
+	pthread_mutex_unlock(&inf->mu);
+	if (more && write(inf->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_warn(INF_SUBSYS, "'%s': eventfd write failed: %s", inf->resource,
+			strerror(errno));
+	while ((ev = batch)) {
+		batch = ev->next;
+		inf_run_handler(inf, ev->kind, ev->old, ev->cur, NULL);
+		inf_entry_put(ev->old);
+		inf_entry_put(ev->cur);
+		free(ev);
+	}
+	return (int)n;
+}
+
+/* ---- cache updates --------------------------------------------------- */
+
+static void inf_set_rv(struct sl_informer *inf, const char *rv)
+{
+	if (!rv || !*rv)
+		return;
+	pthread_mutex_lock(&inf->mu);
+	snprintf(inf->st.last_rv, sizeof(inf->st.last_rv), "%s", rv);
+	pthread_mutex_unlock(&inf->mu);
+}
+
+static void inf_set_objects(struct sl_informer *inf, size_t n)
+{
+	pthread_mutex_lock(&inf->mu);
+	inf->st.objects = n;
+	pthread_mutex_unlock(&inf->mu);
+}
+
+static int inf_upsert(struct sl_informer *inf, struct json_object *obj)
+{
+	struct inf_entry *e = inf_entry_new(obj), *old;
+	size_t n;
+	int rc;
+
+	if (!e) {
+		pr_warn(INF_SUBSYS, "'%s': object without metadata.name ignored",
+			inf->resource);
+		return 0;
+	}
+	inf_entry_get(e); /* one for the map, one for delivery */
+	pthread_rwlock_wrlock(&inf->lock);
+	old = inf_map_put(&inf->map, e, &rc);
+	n = inf->map.n;
+	pthread_rwlock_unlock(&inf->lock);
+	if (!rc) {
+		inf_set_objects(inf, n);
+		rc = inf_deliver(inf, old ? INF_UPDATE : INF_ADD, old, e, obj);
+	}
+	inf_entry_put(old);
+	inf_entry_put(e);
+	return rc;
+}
+
+static int inf_remove(struct sl_informer *inf, struct json_object *obj)
+{
+	struct inf_entry *last = inf_entry_new(obj), *old;
+	size_t n;
+	int rc = 0;
+
+	if (!last)
+		return 0;
+	pthread_rwlock_wrlock(&inf->lock);
+	old = inf_map_del(&inf->map, last->key);
+	n = inf->map.n;
+	pthread_rwlock_unlock(&inf->lock);
+	if (old) {
+		inf_set_objects(inf, n);
+		/* The event carries the object's final state: deliver that. */
+		rc = inf_deliver(inf, INF_DELETE, last, NULL, NULL);
+	} else {
+		pr_debug(INF_SUBSYS, "'%s': DELETED for unknown %s", inf->resource,
+			 last->key);
+	}
+	inf_entry_put(old);
+	inf_entry_put(last);
+	return rc;
+}
+
+int sl_informer_replace(struct sl_informer *inf, struct json_object *items, const char *rv)
+{
+	struct inf_map fresh = { 0 }, old;
+	struct inf_entry **ents;
+	size_t n, count;
+	int rc = 0;
+
+	if (!items || !json_object_is_type(items, json_type_array))
+		return -EINVAL;
+	n = json_object_array_length(items);
+	ents = calloc(n ? n : 1, sizeof(*ents));
+	if (!ents)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct json_object *it = json_object_array_get_idx(items, i);
+		struct inf_entry *e = inf_entry_new(it), *dup;
+
+		if (!e) {
+			pr_warn(INF_SUBSYS, "'%s': list item %zu has no metadata.name",
+				inf->resource, i);
+			continue;
+		}
+		ents[i] = inf_entry_get(e);
+		dup = inf_map_put(&fresh, e, &rc);
+		inf_entry_put(dup); /* a duplicate key: the later item wins */
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			inf_entry_put(ents[i]);
+		free(ents);
+		inf_map_fini(&fresh);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&inf->lock);
+	old = inf->map;
+	inf->map = fresh;
+	count = fresh.n;
+	pthread_rwlock_unlock(&inf->lock);
+	inf_set_objects(inf, count);
+
+	/* From here on `fresh` is read only by this thread and writes happen
+	 * only on this thread, so lookups without the lock are safe. */
+	for (size_t i = 0; i < old.nb; i++)
+		for (struct inf_node *nd = old.b[i]; nd; nd = nd->next)
+			if (!inf_map_find(&fresh, nd->e->key) && !rc)
+				rc = inf_deliver(inf, INF_DELETE, nd->e, NULL, NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct inf_entry *e = ents[i], *prev;
+
+		if (!e)
+			continue;
+		/* Skip all but the surviving copy of a duplicated key. */
+		if (!rc && inf_map_find(&fresh, e->key) == e) {
+			struct json_object *it = json_object_array_get_idx(items, i);
+
+			prev = inf_map_find(&old, e->key);
+			if (!prev)
+				rc = inf_deliver(inf, INF_ADD, NULL, e, it);
+			else if (strcmp(prev->rv, e->rv) || !*e->rv)
+				rc = inf_deliver(inf, INF_UPDATE, prev, e, it);
+		}
+		inf_entry_put(e);
+	}
+	free(ents);
+	inf_map_fini(&old);
+	inf_set_rv(inf, rv);
+	return rc;
+}
+
+/* ---- list and watch -------------------------------------------------- */
+
+static void inf_count(struct sl_informer *inf, uint64_t *ctr)
+{
+	pthread_mutex_lock(&inf->mu);
+	(*ctr)++;
+	pthread_mutex_unlock(&inf->mu);
+}
+
+static void inf_selectors(struct sl_informer *inf, struct sl_buf *q)
+{
+	if (inf->lsel)
+		sl_client_query_add(q, "labelSelector", inf->lsel);
+	if (inf->fsel)
+		sl_client_query_add(q, "fieldSelector", inf->fsel);
+}
+
+/* List items lack kind/apiVersion; give them the list's, as client-go's
+ * UnstructuredList does, so list and watch objects look the same. */
+static void inf_fill_kind(struct json_object *item, const char *list_kind, const char *api)
+{
+	size_t kl = list_kind ? strlen(list_kind) : 0;
+
+	if (!sl_json_get(item, "kind") && kl > 4 && !strcmp(list_kind + kl - 4, "List")) {
+		char kind[128];
+
+		snprintf(kind, sizeof(kind), "%.*s", (int)(kl - 4), list_kind);
+		sl_json_set_str(item, "kind", kind);
+	}
+	if (!sl_json_get(item, "apiVersion") && api)
+		sl_json_set_str(item, "apiVersion", api);
+}
+
+/* LIST with paging, then replace. 0, -ECANCELED, or another negative error. */
+static int inf_list(struct sl_informer *inf)
+{
+	struct json_object *items = json_object_new_array(), *page = NULL;
+	char *cont = NULL, *rv = NULL, lim[16];
+	int rc = 0, pages = 0;
+
+	if (!items)
+		return -ENOMEM;
+	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
+	do {
+		struct sl_buf q = SL_BUF_INIT;
+		struct sl_client_resp resp;
+		struct json_object *its;
+		const char *next, *lrv;
+		char *path;
+
+		sl_client_query_add(&q, "limit", lim);
+		if (cont)
+			sl_client_query_add(&q, "continue", cont);
+		inf_selectors(inf, &q);
+		path = q.oom ? NULL : sl_client_path(&inf->gvr, inf->ns, NULL, q.data);
+		sl_buf_fini(&q);
+		if (!path) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = sl_client_request(inf->c, "GET", path, NULL, 0, NULL, inf->cancel, &resp);
+		if (!rc && (resp.status < 200 || resp.status >= 300))
+			rc = sl_client_status_err(resp.status, NULL);
+		else if (!rc && !json_object_is_type(resp.json, json_type_object))
+			rc = -SL_ERR_PARSE;
+		if (rc) {
+			if (rc != -ECANCELED)
+				pr_warn(INF_SUBSYS, "'%s': list %s failed: %s",
+					inf->resource, path,
+					resp.err[0] ? resp.err : sl_strerror(rc));
+			free(path);
+			sl_client_resp_fini(&resp);
+			break;
+		}
+		free(path);
+		page = resp.json;
+		resp.json = NULL;
+		sl_client_resp_fini(&resp);
+		its = sl_json_get(page, "items");
+		for (size_t i = 0; its && json_object_is_type(its, json_type_array) &&
+				   i < json_object_array_length(its);
+		     i++) {
+			struct json_object *it = json_object_array_get_idx(its, i);
+
+			inf_fill_kind(it, sl_json_get_str(page, "kind"),
+				      sl_json_get_str(page, "apiVersion"));
+			json_object_array_add(items, json_object_get(it));
+		}
+		next = json_object_get_string(sl_json_path(page, "metadata", "continue", NULL));
+		lrv = json_object_get_string(sl_json_path(page, "metadata", "resourceVersion",
+							  NULL));
+		free(cont);
+		cont = next && *next ? strdup(next) : NULL;
+		free(rv);
+		rv = lrv ? strdup(lrv) : NULL;
+		json_object_put(page);
+		page = NULL;
+		pages++;
+	} while (cont);
+
+	if (!rc && (!rv || !*rv)) {
+		pr_warn(INF_SUBSYS, "'%s': list reply has no metadata.resourceVersion",
+			inf->resource);
+		rc = -SL_ERR_PARSE;
+	}
+	if (!rc) {
+		pr_debug(INF_SUBSYS, "'%s': listed %zu objects in %d pages at rv %s",
+			 inf->resource, json_object_array_length(items), pages, rv);
+		rc = sl_informer_replace(inf, items, rv);
+	}
+	free(cont);
+	free(rv);
+	json_object_put(items);
+	return rc;
+}
+
+static int inf_watch_event(const struct sl_watch_event *ev, void *arg)
+{
+	struct sl_informer *inf = arg;
+	const char *rv = json_object_get_string(sl_json_path(ev->object, "metadata",
+							     "resourceVersion", NULL));
+	int64_t code = 0;
+	int rc = 0;
+
+	inf_count(inf, &inf->st.events);
+	switch (ev->type) {
+	case SL_WATCH_ADDED:
+	case SL_WATCH_MODIFIED:
+		rc = inf_upsert(inf, ev->object);
+		break;
+	case SL_WATCH_DELETED:
+		rc = inf_remove(inf, ev->object);
+		break;
+	case SL_WATCH_BOOKMARK:
+		break;
+	case SL_WATCH_ERROR:
+		sl_json_get_int(ev->object, "code", &code);
+		pr_info(INF_SUBSYS, "'%s': watch error %lld: %s", inf->resource,
+			(long long)code, sl_json_get_str(ev->object, "message") ?: "(no message)");
+		return code == 410 ? INF_STOP_EXPIRED : INF_STOP_ERROR;
+	}
+	if (!rc)
+		inf_set_rv(inf, rv);
+	return rc;
+}
+
+/* One WATCH from the last RV. Returns what sl_client_watch returns. */
+static int inf_watch(struct sl_informer *inf, long *status, uint64_t *events)
+{
+	struct sl_buf q = SL_BUF_INIT;
+	char rv[64], tmo[16], err[320];
+	unsigned int timeout_s = sl_backoff_rand(&inf->bo, inf->watch_min_s, inf->watch_max_s);
+	uint64_t before;
+	char *path;
+	int rc;
+
+	pthread_mutex_lock(&inf->mu);
+	snprintf(rv, sizeof(rv), "%s", inf->st.last_rv);
+	before = inf->st.events;
+	pthread_mutex_unlock(&inf->mu);
+	snprintf(tmo, sizeof(tmo), "%u", timeout_s);
+	sl_client_query_add(&q, "watch", "true");
+	sl_client_query_add(&q, "allowWatchBookmarks", "true");
+	sl_client_query_add(&q, "resourceVersion", rv);
+	sl_client_query_add(&q, "timeoutSeconds", tmo);
+	inf_selectors(inf, &q);
+	path = q.oom ? NULL : sl_client_path(&inf->gvr, inf->ns, NULL, q.data);
+	sl_buf_fini(&q);
+	if (!path)
+		return -ENOMEM;
+	rc = sl_client_watch(inf->c, path, timeout_s + 60, inf_watch_event, inf, inf->cancel,
+			     status, err, sizeof(err));
+	if (rc < 0 && rc != -ECANCELED)
+		pr_info(INF_SUBSYS, "'%s': %s", inf->resource, err);
+	free(path);
+	pthread_mutex_lock(&inf->mu);
+	*events = inf->st.events - before;
+	pthread_mutex_unlock(&inf->mu);
+	return rc;
+}
+
+static void inf_mark_synced(struct sl_informer *inf)
+{
+	inf_deliver(inf, INF_SYNCED, NULL, NULL, NULL);
+	pthread_mutex_lock(&inf->mu);
+	inf->synced = true;
+	pthread_cond_broadcast(&inf->cond);
+	pthread_mutex_unlock(&inf->mu);
+}
+
+static uint64_t inf_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *inf_thread(void *arg)
+{
+	struct sl_informer *inf = arg;
+	bool listed = false, ever_listed = false;
+	uint64_t events, t0;
+	long status;
+	int rc;
+
+	while (!sl_cancel_fired(inf->cancel)) {
+		if (!listed) {
+			rc = inf_list(inf);
+			if (rc == -ECANCELED)
+				break;
+			if (rc) {
+				inf_count(inf, &inf->st.errors);
+				sl_cancel_sleep(inf->cancel, sl_backoff_next(&inf->bo));
+				continue;
+			}
+			listed = true;
+			inf_count(inf, &inf->st.lists);
+			if (ever_listed)
+				inf_count(inf, &inf->st.relists);
+			else
+				inf_mark_synced(inf);
+			ever_listed = true;
+		} else {
+			inf_count(inf, &inf->st.watch_restarts);
+		}
+
+		t0 = inf_now_ms();
+		rc = inf_watch(inf, &status, &events);
+		if (rc == -ECANCELED || sl_cancel_fired(inf->cancel))
+			break;
+		if (rc == 0) {
+			/* Normal end (timeoutSeconds). A server that closes at
+			 * once, over and over, must not turn this into a spin. */
+			if (events == 0 && inf_now_ms() - t0 < 1000)
+				sl_cancel_sleep(inf->cancel, sl_backoff_next(&inf->bo));
+			else
+				sl_backoff_reset(&inf->bo);
+			continue;
+		}
+		inf_count(inf, &inf->st.errors);
+		if (rc == INF_STOP_EXPIRED || status == 410) {
+			/* History compacted past our RV: only a relist can resync. */
+			listed = false;
+			continue;
+		}
+		if (rc == INF_STOP_ERROR || rc == -SL_ERR_PARSE || status != 0)
+			listed = false; /* server refused or stream corrupt: resync */
+		/* else a transport error: retry the watch from the same RV. */
+		sl_cancel_sleep(inf->cancel, sl_backoff_next(&inf->bo));
+	}
+	return NULL;
+}
+
+/* ---- lifecycle and queries ------------------------------------------- */
+
+static char *inf_dup(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s || !*s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informer_opts *o,
+				    char *err, size_t errlen)
+{
+	struct sl_informer *inf;
+	pthread_condattr_t ca;
+	bool oom = false;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!c || !o || !o->gvr.version || !*o->gvr.version || !o->gvr.resource ||
+	    !*o->gvr.resource) {
+		if (err)
+			snprintf(err, errlen, "informer needs a client, a version and a resource");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->delivery != SL_INF_DELIVER_THREAD && o->delivery != SL_INF_DELIVER_QUEUE) {
+		if (err)
+			snprintf(err, errlen, "'%s': unknown delivery mode %d",
+				 o->gvr.resource, (int)o->delivery);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (o->watch_max_s && o->watch_max_s < o->watch_min_s) {
+		if (err)
+			snprintf(err, errlen, "'%s': watch_max_s < watch_min_s",
+				 o->gvr.resource);
+		errno = EINVAL;
+		return NULL;
+	}
+	inf = calloc(1, sizeof(*inf));
+	if (!inf) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	inf->efd = -1;
+	inf->c = c;
+	inf->group = strdup(o->gvr.group ? o->gvr.group : "");
+	inf->version = strdup(o->gvr.version);
+	inf->resource = strdup(o->gvr.resource);
+	oom = !inf->group || !inf->version || !inf->resource;
+	inf->ns = inf_dup(o->ns, &oom);
+	inf->lsel = inf_dup(o->label_selector, &oom);
+	inf->fsel = inf_dup(o->field_selector, &oom);
+	inf->gvr = (struct sl_gvr){ inf->group, inf->version, inf->resource };
+	inf->delivery = o->delivery;
+	inf->h = o->handlers;
+	inf->page_limit = o->page_limit ? o->page_limit : 500;
+	inf->watch_min_s = o->watch_min_s ? o->watch_min_s : 300;
+	inf->watch_max_s = o->watch_max_s ? o->watch_max_s : 600;
+	if (inf->watch_max_s < inf->watch_min_s)
+		inf->watch_max_s = inf->watch_min_s;
+	sl_backoff_init(&inf->bo, o->backoff_initial_ms ? o->backoff_initial_ms : 100,
+			o->backoff_cap_ms ? o->backoff_cap_ms : 30000,
+			(uint64_t)inf_now_ms() ^ (uint64_t)(uintptr_t)inf);
+	pthread_rwlock_init(&inf->lock, NULL);
+	pthread_mutex_init(&inf->mu, NULL);
+	/* wait_synced computes deadlines on CLOCK_MONOTONIC. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&inf->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	inf->cancel = sl_cancel_new();
+	if (o->delivery == SL_INF_DELIVER_QUEUE)
+		inf->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (oom || !inf->cancel || (o->delivery == SL_INF_DELIVER_QUEUE && inf->efd < 0)) {
+		int e = oom || !inf->cancel ? ENOMEM : errno;
+
+		sl_informer_free(inf);
+		errno = e;
+		return NULL;
+	}
+	return inf;
+}
+
+int sl_informer_start(struct sl_informer *inf)
+{
+	int rc;
+
+	if (inf->running)
+		return -EALREADY;
+	sl_cancel_reset(inf->cancel);
+	pthread_mutex_lock(&inf->mu);
+	inf->stopping = false;
+	pthread_mutex_unlock(&inf->mu);
+	rc = pthread_create(&inf->thread, NULL, inf_thread, inf);
+	if (rc)
+		return -rc;
+	inf->running = true;
+	return 0;
+}
+
+void sl_informer_stop(struct sl_informer *inf)
+{
+	if (!inf)
+		return;
+	pthread_mutex_lock(&inf->mu);
+	inf->stopping = true;
+	pthread_cond_broadcast(&inf->cond);
+	pthread_mutex_unlock(&inf->mu);
+	if (!inf->running)
+		return;
+	sl_cancel_fire(inf->cancel);
+	pthread_join(inf->thread, NULL);
+	inf->running = false;
+}
+
+void sl_informer_free(struct sl_informer *inf)
+{
+	struct inf_event *ev;
+
+	if (!inf)
+		return;
+	sl_informer_stop(inf);
+	while ((ev = inf->qhead)) {
+		inf->qhead = ev->next;
+		inf_entry_put(ev->old);
+		inf_entry_put(ev->cur);
+		free(ev);
+	}
+	inf_map_fini(&inf->map);
+	sl_cancel_free(inf->cancel);
+	if (inf->efd >= 0)
+		close(inf->efd);
+	pthread_rwlock_destroy(&inf->lock);
+	pthread_mutex_destroy(&inf->mu);
+	pthread_cond_destroy(&inf->cond);
+	free(inf->group);
+	free(inf->version);
+	free(inf->resource);
+	free(inf->ns);
+	free(inf->lsel);
+	free(inf->fsel);
+	free(inf);
+}
+
+bool sl_informer_has_synced(struct sl_informer *inf)
+{
+	bool s;
+
+	pthread_mutex_lock(&inf->mu);
+	s = inf->synced;
+	pthread_mutex_unlock(&inf->mu);
+	return s;
+}
+
+int sl_informer_wait_synced(struct sl_informer *inf, int timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (timeout_ms >= 0) {
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&inf->mu);
+	while (!inf->synced && !inf->stopping && rc == 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&inf->cond, &inf->mu);
+		else if (pthread_cond_timedwait(&inf->cond, &inf->mu, &ts) == ETIMEDOUT)
+			rc = -ETIMEDOUT;
+	}
+	if (!inf->synced && rc == 0)
+		rc = -ECANCELED;
+	if (inf->synced)
+		rc = 0;
+	pthread_mutex_unlock(&inf->mu);
+	return rc;
+}
+
+struct json_object *sl_informer_get(struct sl_informer *inf, const char *ns, const char *name)
+{
+	struct inf_entry *e;
+	struct json_object *o;
+	char *key;
+
+	if (!name) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (ns && *ns ? asprintf(&key, "%s/%s", ns, name) < 0 : !(key = strdup(name))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_rwlock_rdlock(&inf->lock);
+	e = inf_entry_get(inf_map_find(&inf->map, key));
+	pthread_rwlock_unlock(&inf->lock);
+	free(key);
+	if (!e) {
+		errno = ENOENT;
+		return NULL;
+	}
+	/* Parse outside the lock: the entry is immutable and we hold a ref. */
+	o = inf_entry_parse(e);
+	inf_entry_put(e);
+	if (!o)
+		errno = ENOMEM;
+	return o;
+}
+
+static int inf_entry_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct inf_entry *const *)a)->key, (*(struct inf_entry *const *)b)->key);
+}
+
+struct json_object *sl_informer_list(struct sl_informer *inf)
+{
+	struct inf_entry **v;
+	struct json_object *arr;
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&inf->lock);
+	v = calloc(inf->map.n ? inf->map.n : 1, sizeof(*v));
+	for (size_t i = 0; v && i < inf->map.nb; i++)
+		for (struct inf_node *nd = inf->map.b[i]; nd; nd = nd->next)
+			v[n++] = inf_entry_get(nd->e);
+	pthread_rwlock_unlock(&inf->lock);
+	arr = v ? json_object_new_array_ext((int)n) : NULL;
+	if (!arr) {
+		for (size_t i = 0; v && i < n; i++)
+			inf_entry_put(v[i]);
+		free(v);
+		errno = ENOMEM;
+		return NULL;
+	}
+	qsort(v, n, sizeof(*v), inf_entry_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = inf_entry_parse(v[i]);
+
+		if (o)
+			json_object_array_add(arr, o);
+		inf_entry_put(v[i]);
+	}
+	free(v);
+	return arr;
+}
+
+void sl_informer_stats(struct sl_informer *inf, struct sl_informer_stats *out)
+{
+	pthread_mutex_lock(&inf->mu);
+	*out = inf->st;
+	pthread_mutex_unlock(&inf->mu);
+}
