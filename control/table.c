@@ -545,15 +545,13 @@ static const char *obj_created(const struct json_object *o)
 	return sl_json_get_str(jobj(o, "metadata"), "creationTimestamp");
 }
 
-/* metadata.deletionTimestamp set (an unparsable one still means "deleting"). */
+/*
+ * metadata.deletionTimestamp set. Upstream tests the pointer, not the time,
+ * so any timestamp string counts, even one that does not parse.
+ */
 static bool obj_deleting(const struct json_object *o)
 {
-	const char *ts = sl_json_get_str(jobj(o, "metadata"), "deletionTimestamp");
-	struct table_time t;
-
-	if (!ts || !*ts)
-		return false;
-	return !table_time_parse(ts, &t) || !table_time_is_zero(&t);
+	return *jstr(jobj(o, "metadata"), "deletionTimestamp", "") != '\0';
 }
 
 /* Appends s to b, preceded by sep unless b is empty. */

@@ -415,6 +415,13 @@ TEST(pod_terminating_and_node_lost)
 		  NOW,
 		  "[\"u\",\"0/1\",\"Unknown\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
 		  "\"<none>\",\"<none>\"]");
+	/* Any deletionTimestamp counts (upstream tests the pointer). */
+	cells_are("Pod",
+		  "{\"metadata\":{\"name\":\"z\",\"deletionTimestamp\":\"0001-01-01T00:00:00Z\"},"
+		  "\"status\":{\"phase\":\"Pending\"}}",
+		  NOW,
+		  "[\"z\",\"0/0\",\"Terminating\",\"0\",\"<unknown>\",\"<none>\",\"<none>\","
+		  "\"<none>\",\"<none>\"]");
 	/* A null deletionTimestamp is "not deleting". */
 	cells_are("Pod",
 		  "{\"metadata\":{\"name\":\"n\",\"deletionTimestamp\":null},\"status\":{\"phase\":"
