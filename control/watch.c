@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Watch streams: a chunked HTTP/1.1 response carrying one JSON event per line
+ * ({"type":..,"object":..}\n), flushed per event.
+ *
+ * Semantics follow kube-apiserver: resourceVersion unset or "0" starts with a
+ * synthetic ADDED per current object; N replays every event after N from the
+ * watch cache's ring; N older than the ring starts the stream and sends one
+ * ERROR event carrying a 410 Expired Status (what client-go's reflector turns
+ * into a relist). BOOKMARKs only when asked for. Streams end after
+ * timeoutSeconds, or a random time in [min-request-timeout, 2x] so clients
+ * do not reconnect in lockstep.
+ *
+ * Back-pressure: a watcher whose connection has more than
+ * --watch-buffer-bytes of unsent output is closed (the client re-watches
+ * from its last resourceVersion) instead of buffering without bound or
+ * slowing everyone else down.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+
+#include "server.h"
+#include "sluice/err.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+#include "sluice/selector.h"
+
+bool api_filter_from_query(struct api_req *ar, struct cache_watcher *f);
+
+struct watch_stream {
+	struct server *srv;
+	struct api_req *ar;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct cache_watcher w;
+	bool bookmarks;
+	bool table;
+	bool sent_columns;
+	bool peer_gone;
+	bool ending;
+	time_t deadline;
+	time_t last_send;
+	struct watch_stream *prev, *next;
+};
+
+size_t watch_count(const struct server *srv)
+{
+	size_t n = 0;
+
+	for (struct watch_stream *ws = srv->watches; ws; ws = ws->next)
+		n++;
+	return n;
+}
+
+static void ws_unlink(struct watch_stream *ws)
+{
+	struct server *srv = ws->srv;
+
+	if (ws->prev)
+		ws->prev->next = ws->next;
+	else if (srv->watches == ws)
+		srv->watches = ws->next;
+	if (ws->next)
+		ws->next->prev = ws->prev;
+	ws->prev = ws->next = NULL;
+}
+
+/* Ends the stream (terminating chunk unless the peer is gone) and frees it. */
+static void ws_end(struct watch_stream *ws)
+{
+	struct server *srv = ws->srv;
+
+	cache_watch_stop(srv->cache, &ws->w);
+	ws_unlink(ws);
+	if (ws->evcon)
+		evhttp_connection_set_closecb(ws->evcon, NULL, NULL);
+	/* With the peer gone evhttp has detached the request; reply_end then
+	 * only frees it. */
+	evhttp_send_reply_end(ws->req);
+	metrics_request(srv->metrics, VERB_WATCH, ws->w.res, 200, api_elapsed(&ws->ar->start));
+	sl_labelsel_free(ws->w.lsel);
+	sl_fieldsel_free(ws->w.fsel);
+	api_req_free(ws->ar);
+	free(ws);
+}
+
+static void ws_closecb(struct evhttp_connection *evcon, void *arg)
+{
+	struct watch_stream *ws = arg;
+
+	ws->peer_gone = true;
+	ws->evcon = NULL;
+	ws_end(ws);
+}
+
+static size_t ws_backlog(struct watch_stream *ws)
+{
+	struct bufferevent *bev;
+
+	if (!ws->evcon)
+		return 0;
+	bev = evhttp_connection_get_bufferevent(ws->evcon);
+	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* "addr:port" of the peer, for log lines. */
+static const char *ws_peer(struct evhttp_connection *evcon)
+{
+	static char buf[80];
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(buf, sizeof(buf), "%s:%u", addr ? addr : "?", port);
+	return buf;
+}
+
+/* Queues one line; returns -1 when the watcher must go (slow or gone). */
+static int ws_send(struct watch_stream *ws, const char *type, const char *obj, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b)
+		return -1;
+	evbuffer_add_printf(b, "{\"type\":\"%s\",\"object\":", type);
+	evbuffer_add(b, obj, len);
+	evbuffer_add(b, "}\n", 2);
+	evhttp_send_reply_chunk(ws->req, b);
+	evbuffer_free(b);
+	ws->last_send = time(NULL);
+	if (ws_backlog(ws) > ws->srv->cfg.watch_buffer_bytes) {
+		pr_warn("control", "watch '%s' from %s: %zu bytes unsent; closing slow watcher",
+			ws->w.res->plural,
+			ws->evcon ? ws_peer(ws->evcon) : "?",
+			ws_backlog(ws));
+		metrics_watch_closed_slow(ws->srv->metrics);
+		return -1;
+	}
+	return 0;
+}
+
+static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cache_obj *obj,
+		    void *arg)
+{
+	struct watch_stream *ws = arg;
+	int rc;
+
+	if (ws->ending)
+		return -1;
+	metrics_watch_event(ws->srv->metrics, 1);
+	if (ws->table) {
+		char rv[24];
+		struct json_object *t;
+		size_t len;
+		snprintf(rv, sizeof(rv), "%" PRId64, obj->mod_rev);
+		t = table_build(ws->ar, &obj, 1, rv, NULL);
+		if (!t)
+			return -1;
+		if (ws->sent_columns)
+			/* kube sends column definitions with the first event only. */
+			json_object_object_add(t, "columnDefinitions", json_object_new_array());
+		ws->sent_columns = true;
+		rc = ws_send(ws, cache_ev_name(type), sl_json_str(t, &len), len);
+		json_object_put(t);
+		if (rc)
+			ws->ending = true;
+		return rc;
+	}
+	rc = ws_send(ws, cache_ev_name(type), obj->json, obj->len);
+	if (rc)
+		ws->ending = true;
+	return rc;
+}
+
+static void ws_send_bookmark(struct watch_stream *ws, bool initial_end)
+{
+	char buf[512];
+	int n;
+
+	n = snprintf(buf, sizeof(buf),
+		     "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%" PRId64
+		     "\"%s}}",
+		     ws->w.res->kind, api_resource_api_version(ws->w.res), cache_rev(ws->srv->cache),
+		     initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
+	if (ws_send(ws, "BOOKMARK", buf, (size_t)n))
+		ws->ending = true;
+}
+
+static void ws_send_expired(struct watch_stream *ws, int64_t want)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf),
+			 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":"
+			 "\"Failure\",\"message\":\"too old resource version: %" PRId64 " (%" PRId64
+			 ")\",\"reason\":\"Expired\",\"code\":410}",
+			 want, cache_oldest_rev(ws->srv->cache) + 1);
+	ws_send(ws, "ERROR", buf, (size_t)n);
+}
+
+void handle_watch(struct api_req *ar)
+{
+	struct server *srv = ar->srv;
+	const char *rvq = api_query(ar, "resourceVersion");
+	const char *to = api_query(ar, "timeoutSeconds");
+	const char *bm = api_query(ar, "allowWatchBookmarks");
+	const char *sie = api_query(ar, "sendInitialEvents");
+	struct watch_stream *ws;
+	struct evkeyvalq *h;
+	int64_t from = 0;
+	long timeout = 0;
+	bool initial = true;
+	int err;
+
+	ws = calloc(1, sizeof(*ws));
+	if (!ws) {
+		api_reply_status(ar, 500, "InternalError", "out of memory", NULL);
+		api_req_free(ar);
+		return;
+	}
+	if (!api_filter_from_query(ar, &ws->w)) {
+		free(ws);
+		api_req_free(ar);
+		return;
+	}
+	if (ar->name[0]) {
+		/* A watch on a single object is a watch on its name. */
+		char sel[300];
+		struct sl_fieldsel *fs;
+		snprintf(sel, sizeof(sel), "metadata.name=%s", ar->name);
+		fs = sl_fieldsel_parse(sel, NULL, 0);
+		if (ws->w.fsel) {
+			/* Both conditions must hold; matching ANDs the lists. */
+			const char *q = api_query(ar, "fieldSelector");
+			char both[1024];
+			snprintf(both, sizeof(both), "%s,%s", sel, q ? q : "");
+			sl_fieldsel_free(fs);
+			fs = sl_fieldsel_parse(both, NULL, 0);
+			sl_fieldsel_free(ws->w.fsel);
+		}
+		ws->w.fsel = fs;
+	}
+	if (rvq && rvq[0] && strcmp(rvq, "0")) {
+		char *end;
+		errno = 0;
+		from = strtoll(rvq, &end, 10);
+		if (*end || errno || from < 0) {
+			char msg[320];
+			snprintf(msg, sizeof(msg), "resourceVersion: Invalid value: \"%.200s\": "
+						   "must be a non-negative integer",
+				 rvq);
+			api_reply_status(ar, 400, "BadRequest", msg, NULL);
+			goto fail;
+		}
+		initial = false;
+	}
+	if (sie && !strcmp(sie, "true"))
+		initial = true;
+	if (to && to[0]) {
+		char *end;
+		timeout = strtol(to, &end, 10);
+		if (*end || timeout < 0) {
+			api_reply_status(ar, 400, "BadRequest",
+					 "timeoutSeconds: Invalid value: must be a non-negative "
+					 "integer",
+					 NULL);
+			goto fail;
+		}
+	}
+	if (!timeout) {
+		unsigned r = 0;
+		long base = srv->cfg.min_request_timeout_s;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (unsigned)time(NULL);
+		timeout = base + (base > 0 ? (long)(r % (unsigned)base) : 0);
+	}
+	ws->srv = srv;
+	ws->ar = ar;
+	ws->req = ar->req;
+	ws->evcon = evhttp_request_get_connection(ar->req);
+	ws->bookmarks = bm && (!strcmp(bm, "true") || !strcmp(bm, "1"));
+	ws->table = ar->table;
+	ws->deadline = time(NULL) + timeout;
+	ws->last_send = time(NULL);
+	ws->w.fn = ws_event;
+	ws->w.arg = ws;
+
+	h = evhttp_request_get_output_headers(ar->req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-cache, private");
+	evhttp_send_reply_start(ar->req, 200, "OK");
+	if (ws->evcon) {
+		/* Idle keep-alive limits do not apply to a watch; it ends at its
+		 * deadline. */
+		evhttp_connection_set_timeout(ws->evcon, (int)timeout + 60);
+		evhttp_connection_set_closecb(ws->evcon, ws_closecb, ws);
+	}
+	ws->next = srv->watches;
+	if (srv->watches)
+		srv->watches->prev = ws;
+	srv->watches = ws;
+
+	err = cache_watch_start(srv->cache, &ws->w, initial, from);
+	if (err == -SL_ERR_COMPACTED) {
+		ws_send_expired(ws, from);
+		ws_end(ws);
+		return;
+	}
+	if (err || ws->ending) {
+		ws_end(ws);
+		return;
+	}
+	if (sie && !strcmp(sie, "true") && ws->bookmarks)
+		ws_send_bookmark(ws, true);
+	if (ws->ending)
+		ws_end(ws);
+	return;
+fail:
+	sl_labelsel_free(ws->w.lsel);
+	sl_fieldsel_free(ws->w.fsel);
+	free(ws);
+	api_req_free(ar);
+}
+
+void watch_tick(struct server *srv)
+{
+	time_t now = time(NULL);
+	struct watch_stream *ws, *next;
+
+	for (ws = srv->watches; ws; ws = next) {
+		next = ws->next;
+		if (ws->ending || now >= ws->deadline) {
+			if (!ws->ending && ws->bookmarks)
+				ws_send_bookmark(ws, false);
+			ws_end(ws);
+			continue;
+		}
+		/* Idle watchers get a bookmark so they can resume cheaply (and a
+		 * dead peer is noticed by the write). */
+		if (ws->bookmarks && now - ws->last_send >= 15) {
+			ws_send_bookmark(ws, false);
+			if (ws->ending)
+				ws_end(ws);
+		}
+	}
+}
+
+void watch_close_all(struct server *srv)
+{
+	while (srv->watches)
+		ws_end(srv->watches);
+}
