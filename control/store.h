@@ -121,7 +121,12 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
  * closes. NULL ok. */
 void store_close(struct store *s);
 
-/* Queues a write. Returns 0, or -errno if the store is closing. */
+/* Queues a write. Returns 0, or -errno if the store is closing (-ESHUTDOWN)
+ * or the request is malformed (-EINVAL: empty key, unknown op, NULL value with
+ * a length, negative expect_rev); then `done` will not run. A txn may be
+ * resubmitted after its `done` ran (e.g. a retry after CONFLICT); txn->cur of
+ * the previous attempt stays valid until the new result replaces it, so the
+ * request may point into it. txn->cur must be NULL or valid at submit. */
 int store_submit(struct store *s, struct store_txn *txn);
 
 /* Readable (level-triggered) while completions are pending. */
@@ -148,7 +153,25 @@ int store_range(struct store *s, const char *prefix, store_kv_fn fn, void *arg, 
  * fn (prev is NULL when unknown). -SL_ERR_COMPACTED if after_rev < compact rev. */
 int store_log_read(struct store *s, int64_t after_rev, store_event_fn fn, void *arg);
 
-/* Drops history at or below rev (never the current value of a key). */
+/* Drops history at or below rev (never the current value of a key). Waits
+ * until done (sqlite: runs on the writer thread between batches). Returns 0,
+ * -SL_ERR_FUTURE if rev is above the committed revision, or -errno. */
 int store_compact(struct store *s, int64_t rev);
+
+/* Consistency check for tools and tests: sqlite runs PRAGMA integrity_check
+ * and verifies that revisions above the compact revision are contiguous, that
+ * the current table matches the newest log entry of every key, and that the
+ * stored revision is not behind the log. Returns 0, or a negative error with a
+ * message in err. Slow on big stores (full scans); not for the serving path. */
+int store_check(struct store *s, char *err, size_t errlen);
+
+/* Counters since open (for metrics and tests). */
+struct store_stats {
+	uint64_t batches;        /* batches handed to dispatch (sqlite: transactions) */
+	uint64_t txns;           /* txns completed, including failed ones */
+	uint64_t failed_batches; /* batches whose commit failed (-errno to every txn) */
+	uint64_t compactions;    /* compaction steps that deleted history */
+};
+void store_stats_get(const struct store *s, struct store_stats *st);
 
 #endif
