@@ -28,9 +28,22 @@
 struct json_object *sl_patch_merge(const struct json_object *doc, const struct json_object *patch,
 				   char *err, size_t errlen);
 
+/*
+ * The functions above return NULL for failure, so a patch whose result is the
+ * JSON value null (RFC 7386: any document + `null`; RFC 6902: replace "" with
+ * null) fails there with EINVAL ("result is null"): null is never a storable
+ * object. The _ex variants return 0 or a negative errno and store the result
+ * in *out, where NULL means the JSON value null (json-c's representation).
+ * `doc` may be NULL (the JSON null document) everywhere.
+ */
+int sl_patch_merge_ex(const struct json_object *doc, const struct json_object *patch,
+		      struct json_object **out, char *err, size_t errlen);
+
 /* `patch` must be a JSON array of operations (add, remove, replace, move, copy, test). */
 struct json_object *sl_patch_json(const struct json_object *doc, const struct json_object *patch,
 				  char *err, size_t errlen);
+int sl_patch_json_ex(const struct json_object *doc, const struct json_object *patch,
+		     struct json_object **out, char *err, size_t errlen);
 
 /*
  * Strategic merge schema: given the JSON path of a list field (member names
@@ -39,6 +52,14 @@ struct json_object *sl_patch_json(const struct json_object *doc, const struct js
  * A NULL callback treats every list as atomic (= merge patch semantics for lists).
  */
 typedef const char *(*sl_smp_merge_key_fn)(const char *path, void *arg);
+
+/*
+ * Addition: a merge key function may return SL_SMP_SET_MERGE ("") for a list
+ * of primitives with patch strategy "merge" (metadata.finalizers,
+ * spec.podCIDRs): the result is the set union, original order first, then new
+ * values in patch order, duplicates dropped.
+ */
+#define SL_SMP_SET_MERGE ""
 
 struct json_object *sl_patch_strategic(const struct json_object *doc,
 				       const struct json_object *patch, sl_smp_merge_key_fn keyfn,
