@@ -20,7 +20,8 @@
 #include <json-c/json.h>
 
 /* New JSON array of columnDefinitions ({name,type,format,description,priority}).
- * The first column is NAME with format "name". Caller owns. */
+ * One column has format "name" (NAME; for Event it is a priority-1 column
+ * after LAST SEEN, as upstream). Caller owns. */
 struct json_object *table_columns(const char *kind);
 
 /* New JSON array of cells for obj, matching table_columns(kind). `now` is the

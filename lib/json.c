@@ -37,6 +37,15 @@ struct json_object *sl_json_parse(const char *buf, size_t len, char *err, size_t
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
 	used = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_continue && len) {
+		/* A top-level number or literal is only complete once the tokener
+		 * sees the end of input; a NUL byte tells it so. */
+		obj = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		if (jerr == json_tokener_success)
+			goto done;
+		used = len;
+	}
 	if (jerr == json_tokener_continue) {
 		if (err)
 			snprintf(err, errlen, "unexpected end of JSON input");
@@ -59,6 +68,9 @@ struct json_object *sl_json_parse(const char *buf, size_t len, char *err, size_t
 			}
 		}
 	}
+done:
+	if (!obj && jerr == json_tokener_success && err)
+		snprintf(err, errlen, "the value is JSON null");
 	json_tokener_free(tok);
 	if (!obj)
 		errno = EINVAL;

@@ -56,3 +56,19 @@ TEST(buf_json_string_escapes)
 	ASSERT_STREQ(sl_buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"", "escapes");
 	sl_buf_fini(&b);
 }
+
+TEST(parse_top_level_scalars)
+{
+	char err[128];
+	struct json_object *o = sl_json_parse("42", 2, err, sizeof(err));
+
+	if (ASSERT_NOT_NULL(o, "bare number"))
+		ASSERT_EQ(json_object_get_int(o), 42, "value");
+	json_object_put(o);
+	o = sl_json_parse("true", 4, err, sizeof(err));
+	ASSERT_NOT_NULL(o, "bare literal");
+	json_object_put(o);
+	ASSERT_NULL(sl_json_parse("null", 4, err, sizeof(err)), "null is not an object");
+	ASSERT_STREQ(err, "the value is JSON null", "null message");
+	ASSERT_NULL(sl_json_parse("4x", 2, err, sizeof(err)), "bad number");
+}
