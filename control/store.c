@@ -23,8 +23,8 @@
 #include "sluice/err.h"
 #include "sluice/log.h"
 
-#define STORE_DEFAULT_RETAIN	   10000
-#define STORE_DEFAULT_COMPACT_S	   60
+#define STORE_DEFAULT_RETAIN	10000
+#define STORE_DEFAULT_COMPACT_S 60
 
 /* --- kv helpers -------------------------------------------------------------- */
 
@@ -37,9 +37,8 @@ void store_kv_free(struct store_kv *kv)
 	free(kv);
 }
 
-struct store_kv *store_kv_make(const char *key, size_t key_len, const void *value,
-			       size_t value_len, int64_t create_rev, int64_t mod_rev,
-			       int64_t version)
+struct store_kv *store_kv_make(const char *key, size_t key_len, const void *value, size_t value_len,
+			       int64_t create_rev, int64_t mod_rev, int64_t version)
 {
 	struct store_kv *kv = calloc(1, sizeof(*kv));
 
@@ -181,7 +180,8 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
 		return NULL;
 	}
 	if (opts->retain_revisions < 0 || opts->compact_interval_s < 0) {
-		snprintf(err, errlen, "store: retain_revisions and compact_interval_s must be >= 0");
+		snprintf(err, errlen,
+			 "store: retain_revisions and compact_interval_s must be >= 0");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -324,8 +324,8 @@ int store_dispatch(struct store *s)
 			if (r->err)
 				continue;
 			if (s->on_event) {
-				ev.type = r->txn->op == STORE_DELETE ? STORE_EV_DELETE
-								     : STORE_EV_PUT;
+				ev.type =
+					r->txn->op == STORE_DELETE ? STORE_EV_DELETE : STORE_EV_PUT;
 				ev.kv = r->cur;
 				ev.prev = r->prev;
 				ev.hint = r->txn->hint;

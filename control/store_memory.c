@@ -35,7 +35,7 @@ struct mem {
 	size_t ncur, capcur;
 	struct mem_log *log; /* log[head..tail) hold revisions compact_rev+1 .. rev */
 	size_t head, tail, caplog;
-	int64_t rev;         /* last applied revision */
+	int64_t rev; /* last applied revision */
 	int64_t compact_rev;
 	bool draining;
 };
@@ -109,8 +109,7 @@ static void mem_trim(struct store *s, struct mem *m, int64_t upto)
  * Evaluates and applies one txn under m->lock, filling r. Allocation happens
  * before anything changes, so an -ENOMEM leaves the store as it was.
  */
-static void mem_apply(struct store *s, struct mem *m, struct store_txn *txn,
-		      struct store_result *r)
+static void mem_apply(struct store *s, struct mem *m, struct store_txn *txn, struct store_result *r)
 {
 	size_t i = mem_lower_bound(m, txn->key);
 	struct store_kv *old = i < m->ncur && !strcmp(m->cur[i]->key, txn->key) ? m->cur[i] : NULL;
@@ -275,8 +274,7 @@ static void kv_array_free(struct store_kv **a, size_t n)
 	free(a);
 }
 
-static int mem_range(struct store *s, const char *prefix, store_kv_fn fn, void *arg,
-		     int64_t *rev)
+static int mem_range(struct store *s, const char *prefix, store_kv_fn fn, void *arg, int64_t *rev)
 {
 	struct mem *m = s->priv;
 	size_t plen = strlen(prefix), first, n = 0, i;
@@ -406,9 +404,11 @@ static int mem_check(struct store *s, char *err, size_t errlen)
 		if (kv->mod_rev <= m->compact_rev)
 			continue;
 		l = &m->log[m->head + (size_t)(kv->mod_rev - m->compact_rev - 1)];
-		if (l->deleted || strcmp(l->kv->key, kv->key) || l->kv->value_len != kv->value_len ||
+		if (l->deleted || strcmp(l->kv->key, kv->key) ||
+		    l->kv->value_len != kv->value_len ||
 		    memcmp(l->kv->value, kv->value, kv->value_len)) {
-			snprintf(err, errlen, "store: '%s': current value differs from log", kv->key);
+			snprintf(err, errlen, "store: '%s': current value differs from log",
+				 kv->key);
 			rc = -EUCLEAN;
 		}
 	}

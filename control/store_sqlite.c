@@ -54,10 +54,10 @@
 #include "sluice/err.h"
 #include "sluice/log.h"
 
-#define SQ_SCHEMA_VERSION  1
-#define SQ_BATCH_MAX	   4096 /* txns per transaction: bounds latency and memory */
-#define SQ_COMPACT_CHUNK   1000 /* log rows per compaction transaction */
-#define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_SCHEMA_VERSION   1
+#define SQ_BATCH_MAX	    4096 /* txns per transaction: bounds latency and memory */
+#define SQ_COMPACT_CHUNK    1000 /* log rows per compaction transaction */
+#define SQ_BUSY_TIMEOUT_MS  5000
 #define SQ_MAX_IDLE_READERS 4
 
 static const char sq_schema[] =
@@ -79,8 +79,8 @@ struct sq_reader {
 
 struct sq {
 	struct store *s;
-	char *path;       /* <data_dir>/state.db */
-	int lockfd;       /* flock'd <data_dir>/state.lock: one process per store */
+	char *path; /* <data_dir>/state.db */
+	int lockfd; /* flock'd <data_dir>/state.lock: one process per store */
 
 	/* Writer connection: used by the writer thread only (and open/close). */
 	sqlite3 *wdb;
@@ -94,7 +94,7 @@ struct sq {
 	pthread_cond_t ccond;  /* compaction finished */
 	struct store_txn *qhead, **qtail;
 	bool draining;
-	int64_t rev;           /* committed revision */
+	int64_t rev;	       /* committed revision */
 	int64_t compact_rev;   /* committed compact revision */
 	int64_t compact_req;   /* highest target asked for by store_compact() */
 	uint64_t compact_seq;  /* store_compact() requests so far */
@@ -223,12 +223,12 @@ static int sq_reader_open(struct sq *q, struct sq_reader **out, char *err, size_
 	rc = sqlite3_exec(r->db, "PRAGMA query_only=1", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
-#define PREP(field, sql)                                                                           \
-	do {                                                                                       \
-		rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->field,      \
-					NULL);                                                     \
-		if (rc != SQLITE_OK)                                                               \
-			goto fail;                                                                 \
+#define PREP(field, sql)                                                                      \
+	do {                                                                                  \
+		rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &r->field, \
+					NULL);                                                \
+		if (rc != SQLITE_OK)                                                          \
+			goto fail;                                                            \
 	} while (0)
 	PREP(get, "SELECT value, create_rev, mod_rev, version FROM cur WHERE key = ?1");
 	PREP(range_all, "SELECT key, value, create_rev, mod_rev, version FROM cur "
@@ -300,7 +300,7 @@ static int sq_load_cur(struct sq *q, const char *key, struct store_kv **old)
 	sq_bind_text(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		struct store_kv v = { 0 };
+		struct store_kv v = {0};
 
 		sq_col_kv(st, 0, &v);
 		*old = store_kv_make(key, strlen(key), v.value, v.value_len,
@@ -530,9 +530,9 @@ static void *sq_writer(void *arg)
 	struct sq *q = arg;
 	struct store *s = q->s;
 	int64_t next_periodic = monotonic_s() + s->compact_interval_s;
-	bool cycle = false;       /* a compaction cycle is in progress */
+	bool cycle = false; /* a compaction cycle is in progress */
 	int64_t cyc_target = 0, cyc_cursor = 0;
-	uint64_t cyc_seq = 0;     /* requests this cycle answers */
+	uint64_t cyc_seq = 0; /* requests this cycle answers */
 
 	pthread_mutex_lock(&q->qlock);
 	for (;;) {
@@ -583,9 +583,9 @@ static void *sq_writer(void *arg)
 								  SQLITE_CHECKPOINT_PASSIVE, NULL,
 								  NULL);
 				else
-					pr_err("store", "'%s': compaction to %" PRId64
-					       " failed: %s", q->path, cyc_target,
-					       sl_strerror(rc));
+					pr_err("store",
+					       "'%s': compaction to %" PRId64 " failed: %s",
+					       q->path, cyc_target, sl_strerror(rc));
 			}
 			pthread_mutex_lock(&q->qlock);
 			if (rc) {
@@ -742,7 +742,8 @@ static int sq_open_db(struct sq *q, char *err, size_t errlen)
 	int rc;
 
 	rc = sqlite3_open_v2(q->path, &q->wdb,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	sqlite3_extended_result_codes(q->wdb, 1);
@@ -793,12 +794,12 @@ static int sq_open_db(struct sq *q, char *err, size_t errlen)
 	}
 
 	what = "prepare statements (unexpected schema?)";
-#define PREP(field, sql)                                                                           \
-	do {                                                                                       \
-		rc = sqlite3_prepare_v3(q->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->field,     \
-					NULL);                                                     \
-		if (rc != SQLITE_OK)                                                               \
-			goto fail;                                                                 \
+#define PREP(field, sql)                                                                       \
+	do {                                                                                   \
+		rc = sqlite3_prepare_v3(q->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->field, \
+					NULL);                                                 \
+		if (rc != SQLITE_OK)                                                           \
+			goto fail;                                                             \
 	} while (0)
 	PREP(w_sel, "SELECT value, create_rev, mod_rev, version FROM cur WHERE key = ?1");
 	PREP(w_ins, "INSERT INTO log (rev, key, value, create_rev, version, deleted, prev_rev)"
@@ -822,8 +823,9 @@ static int sq_open_db(struct sq *q, char *err, size_t errlen)
 	sq_bind_text(q->w_meta_get, 1, "schema");
 	rc = sq_step_int(q->wdb, q->w_meta_get, &v);
 	if (rc || v != SQ_SCHEMA_VERSION) {
-		snprintf(err, errlen, "store '%s': unsupported schema version %" PRId64
-			 " (this build reads %d)", q->path, rc ? -1 : v, SQ_SCHEMA_VERSION);
+		snprintf(err, errlen,
+			 "store '%s': unsupported schema version %" PRId64 " (this build reads %d)",
+			 q->path, rc ? -1 : v, SQ_SCHEMA_VERSION);
 		return -EPROTO;
 	}
 	sq_bind_text(q->w_meta_get, 1, "rev");
@@ -842,8 +844,10 @@ static int sq_open_db(struct sq *q, char *err, size_t errlen)
 			rc = sq_errno(q->wdb, rc);
 		sqlite3_finalize(st);
 		if (!rc && v > q->rev) {
-			pr_warn("store", "'%s': revision counter %" PRId64
-				" behind the log (%" PRId64 "); using the log", q->path, q->rev, v);
+			pr_warn("store",
+				"'%s': revision counter %" PRId64 " behind the log (%" PRId64
+				"); using the log",
+				q->path, q->rev, v);
 			q->rev = v;
 		}
 	}
@@ -940,13 +944,12 @@ static int sq_get(struct store *s, const char *key, struct store_kv **out)
 	sq_bind_text(r->get, 1, key);
 	rc = sqlite3_step(r->get);
 	if (rc == SQLITE_ROW) {
-		struct store_kv v = { 0 };
+		struct store_kv v = {0};
 
 		sq_col_kv(r->get, 0, &v);
-		*out = store_kv_make(key, strlen(key), v.value, v.value_len,
-				     sqlite3_column_int64(r->get, 1),
-				     sqlite3_column_int64(r->get, 2),
-				     sqlite3_column_int64(r->get, 3));
+		*out = store_kv_make(
+			key, strlen(key), v.value, v.value_len, sqlite3_column_int64(r->get, 1),
+			sqlite3_column_int64(r->get, 2), sqlite3_column_int64(r->get, 3));
 		err = *out ? 0 : -ENOMEM;
 	} else if (rc == SQLITE_DONE) {
 		err = -SL_ERR_NOTFOUND;
@@ -1040,7 +1043,7 @@ static int sq_log_read(struct store *s, int64_t after_rev, store_event_fn fn, vo
 				.mod_rev = lrev,
 				.version = sqlite3_column_int64(st, 4),
 			};
-			struct store_kv prev = { .key = kv.key, .mod_rev = prev_rev };
+			struct store_kv prev = {.key = kv.key, .mod_rev = prev_rev};
 			struct store_event ev = {
 				.type = deleted ? STORE_EV_DELETE : STORE_EV_PUT,
 				.kv = &kv,
@@ -1148,8 +1151,7 @@ static int sq_check(struct store *s, char *err, size_t errlen)
 		const char *res = (const char *)sqlite3_column_text(st, 0);
 
 		if (!res || strcmp(res, "ok")) {
-			snprintf(err, errlen, "store check: integrity_check: %s",
-				 res ? res : "?");
+			snprintf(err, errlen, "store check: integrity_check: %s", res ? res : "?");
 			rc = -EUCLEAN;
 		}
 	} else {
@@ -1171,8 +1173,9 @@ static int sq_check(struct store *s, char *err, size_t errlen)
 		goto out;
 	}
 	if (crev > rev) {
-		snprintf(err, errlen, "store check: compact revision %" PRId64
-			 " above revision %" PRId64, crev, rev);
+		snprintf(err, errlen,
+			 "store check: compact revision %" PRId64 " above revision %" PRId64, crev,
+			 rev);
 		rc = -EUCLEAN;
 		goto out;
 	}
@@ -1195,12 +1198,14 @@ static int sq_check(struct store *s, char *err, size_t errlen)
 	maxall = sqlite3_column_int64(st, 3);
 	rc = 0;
 	if (maxall > rev) {
-		snprintf(err, errlen, "store check: log has revision %" PRId64
-			 " above the counter %" PRId64, maxall, rev);
+		snprintf(err, errlen,
+			 "store check: log has revision %" PRId64 " above the counter %" PRId64,
+			 maxall, rev);
 		rc = -EUCLEAN;
 	} else if (cnt != rev - crev || (cnt && (lo != crev + 1 || hi != rev))) {
-		snprintf(err, errlen, "store check: log holds %" PRId64 " revisions in [%" PRId64
-			 ", %" PRId64 "], expected every one in (%" PRId64 ", %" PRId64 "]",
+		snprintf(err, errlen,
+			 "store check: log holds %" PRId64 " revisions in [%" PRId64 ", %" PRId64
+			 "], expected every one in (%" PRId64 ", %" PRId64 "]",
 			 cnt, lo, hi, crev, rev);
 		rc = -EUCLEAN;
 	}

@@ -22,14 +22,14 @@
 #include "control/store.h"
 #include "sluice/err.h"
 
-static const char *const backends[] = { "memory", "sqlite" };
+static const char *const backends[] = {"memory", "sqlite"};
 #define NBACKENDS 2
 
 /* What the callbacks saw, in order. */
 struct rec {
-	char what;      /* 'e' event, 'd' done */
-	int type;       /* event type */
-	int64_t rev;    /* event kv mod_rev or txn rev */
+	char what;	  /* 'e' event, 'd' done */
+	int type;	  /* event type */
+	int64_t rev;	  /* event kv mod_rev or txn rev */
 	int64_t prev_rev; /* event prev mod_rev, -1 if no prev */
 	void *hint;
 };
@@ -42,7 +42,7 @@ struct fx {
 	struct store *s;
 	struct rec *recs;
 	size_t nrecs, caprecs;
-	int done;       /* completions seen */
+	int done; /* completions seen */
 };
 
 static void fx_push(struct fx *f, struct rec r)
@@ -60,15 +60,18 @@ static void on_event(const struct store_event *ev, void *arg)
 {
 	struct fx *f = arg;
 
-	fx_push(f, (struct rec){ .what = 'e', .type = ev->type, .rev = ev->kv->mod_rev,
-				 .prev_rev = ev->prev ? ev->prev->mod_rev : -1, .hint = ev->hint });
+	fx_push(f, (struct rec){.what = 'e',
+				.type = ev->type,
+				.rev = ev->kv->mod_rev,
+				.prev_rev = ev->prev ? ev->prev->mod_rev : -1,
+				.hint = ev->hint});
 }
 
 static void on_done(struct store_txn *txn, void *arg)
 {
 	struct fx *f = arg;
 
-	fx_push(f, (struct rec){ .what = 'd', .rev = txn->rev, .hint = txn->hint });
+	fx_push(f, (struct rec){.what = 'd', .rev = txn->rev, .hint = txn->hint});
 	f->done++;
 }
 
@@ -125,7 +128,7 @@ static void fx_close(struct fx *f)
 /* Dispatches until `done` reaches want (5 s budget). */
 static bool fx_wait(struct fx *f, int want)
 {
-	struct pollfd p = { .fd = store_notify_fd(f->s), .events = POLLIN };
+	struct pollfd p = {.fd = store_notify_fd(f->s), .events = POLLIN};
 	int loops = 0;
 
 	while (f->done < want && loops++ < 500) {
@@ -163,7 +166,7 @@ TEST(crud_semantics_and_errors)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct store_txn t = { 0 };
+		struct store_txn t = {0};
 		struct store_kv *kv = NULL;
 
 		if (!fx_open(&f, backends[b], 0, 0))
@@ -261,7 +264,7 @@ TEST(crud_semantics_and_errors)
 
 			ASSERT_OK(store_check(f.s, err, sizeof(err)), err);
 		}
-out:
+	out:
 		store_txn_fini(&t);
 		fx_close(&f);
 	}
@@ -271,7 +274,7 @@ TEST(events_in_order_before_completions)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct store_txn t[6] = { 0 };
+		struct store_txn t[6] = {0};
 		int hints[6];
 		bool seen_done = false;
 		int64_t last = 0;
@@ -328,7 +331,7 @@ TEST(events_in_order_before_completions)
 				ASSERT_EQ(r->prev_rev, 2, "delete prev");
 			}
 		}
-out:
+	out:
 		for (int i = 0; i < 6; i++)
 			store_txn_fini(&t[i]);
 		fx_close(&f);
@@ -339,13 +342,13 @@ TEST(notify_fd_is_level_triggered)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct store_txn t = { 0 };
+		struct store_txn t = {0};
 		struct pollfd p;
 		int n = 0;
 
 		if (!fx_open(&f, backends[b], 0, 0))
 			goto out;
-		p = (struct pollfd){ .fd = store_notify_fd(f.s), .events = POLLIN };
+		p = (struct pollfd){.fd = store_notify_fd(f.s), .events = POLLIN};
 		ASSERT_EQ(poll(&p, 1, 0), 0, "idle fd not readable");
 		ASSERT_EQ(store_dispatch(f.s), 0, "nothing to dispatch");
 		txn_set(&t, STORE_CREATE, "/x", "1", 0, &f);
@@ -357,7 +360,7 @@ TEST(notify_fd_is_level_triggered)
 		ASSERT_EQ(poll(&p, 1, 0), 0, "not readable after dispatch");
 		ASSERT_TRUE(fcntl(p.fd, F_GETFD) & FD_CLOEXEC, "cloexec");
 		ASSERT_TRUE(fcntl(p.fd, F_GETFL) & O_NONBLOCK, "nonblock");
-out:
+	out:
 		store_txn_fini(&t);
 		fx_close(&f);
 	}
@@ -381,12 +384,12 @@ static int range_cb(const struct store_kv *kv, void *arg)
 
 TEST(range_by_prefix_in_key_order)
 {
-	static const char *const keys[] = { "/pods/b", "/svc/x", "/pods/a", "/pods", "/podsx",
-					    "/pods/c", "/pods/a/sub", "/p\xff\xff" };
+	static const char *const keys[] = {"/pods/b", "/svc/x",	 "/pods/a",	"/pods",
+					   "/podsx",  "/pods/c", "/pods/a/sub", "/p\xff\xff"};
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct store_txn t[8] = { 0 };
-		struct range_ctx c = { 0 };
+		struct store_txn t[8] = {0};
+		struct range_ctx c = {0};
 		int64_t rev = -1;
 
 		if (!fx_open(&f, backends[b], 0, 0))
@@ -426,7 +429,7 @@ TEST(range_by_prefix_in_key_order)
 		memset(&c, 0, sizeof(c));
 		ASSERT_OK(store_range(f.s, "/nothing/", range_cb, &c, &rev), "empty range");
 		ASSERT_EQ(c.n, 0, "no match");
-out:
+	out:
 		for (int i = 0; i < 8; i++)
 			store_txn_fini(&t[i]);
 		fx_close(&f);
@@ -449,7 +452,8 @@ static void log_cb(const struct store_event *ev, void *arg)
 		c->revs[c->n] = ev->kv->mod_rev;
 		c->types[c->n] = ev->type;
 		c->prevs[c->n] = ev->prev ? ev->prev->mod_rev : -1;
-		snprintf(c->vals[c->n], sizeof(c->vals[0]), "%s", ev->kv->value ? ev->kv->value : "");
+		snprintf(c->vals[c->n], sizeof(c->vals[0]), "%s",
+			 ev->kv->value ? ev->kv->value : "");
 	}
 	c->n++;
 }
@@ -457,20 +461,20 @@ static void log_cb(const struct store_event *ev, void *arg)
 /* Writes rev 1..10: /a created, updated 4 times, /b created, deleted, ... */
 static bool write_history(struct fx *f)
 {
-	struct store_txn t = { 0 };
+	struct store_txn t = {0};
 	char v[16];
 	bool ok = true;
 
-	ok &= run1(f, &t, STORE_CREATE, "/a", "a1", 0) && !t.err;        /* 1 */
-	ok &= run1(f, &t, STORE_CREATE, "/b", "b1", 0) && !t.err;        /* 2 */
-	for (int i = 2; i <= 5; i++) {                                    /* 3..6 */
+	ok &= run1(f, &t, STORE_CREATE, "/a", "a1", 0) && !t.err; /* 1 */
+	ok &= run1(f, &t, STORE_CREATE, "/b", "b1", 0) && !t.err; /* 2 */
+	for (int i = 2; i <= 5; i++) {				  /* 3..6 */
 		snprintf(v, sizeof(v), "a%d", i);
 		ok &= run1(f, &t, STORE_UPDATE, "/a", v, 0) && !t.err;
 	}
-	ok &= run1(f, &t, STORE_DELETE, "/b", NULL, 0) && !t.err;        /* 7 */
-	ok &= run1(f, &t, STORE_CREATE, "/c", "c1", 0) && !t.err;        /* 8 */
-	ok &= run1(f, &t, STORE_UPDATE, "/a", "a6", 0) && !t.err;        /* 9 */
-	ok &= run1(f, &t, STORE_CREATE, "/b", "b2", 0) && !t.err;        /* 10 */
+	ok &= run1(f, &t, STORE_DELETE, "/b", NULL, 0) && !t.err; /* 7 */
+	ok &= run1(f, &t, STORE_CREATE, "/c", "c1", 0) && !t.err; /* 8 */
+	ok &= run1(f, &t, STORE_UPDATE, "/a", "a6", 0) && !t.err; /* 9 */
+	ok &= run1(f, &t, STORE_CREATE, "/b", "b2", 0) && !t.err; /* 10 */
 	store_txn_fini(&t);
 	return ASSERT_TRUE(ok, "history written");
 }
@@ -479,7 +483,7 @@ TEST(log_read_and_compaction)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct log_ctx c = { 0 };
+		struct log_ctx c = {0};
 		struct store_kv *kv = NULL;
 		char err[512];
 
@@ -524,7 +528,7 @@ TEST(log_read_and_compaction)
 		ASSERT_EQ(store_log_read(f.s, 9, log_cb, &c), -SL_ERR_COMPACTED, "all compacted");
 		ASSERT_OK(store_check(f.s, err, sizeof(err)), err);
 		if (!strcmp(backends[b], "sqlite")) {
-			struct store_txn t = { 0 };
+			struct store_txn t = {0};
 
 			if (!fx_reopen(&f))
 				goto out;
@@ -535,7 +539,7 @@ TEST(log_read_and_compaction)
 			store_txn_fini(&t);
 			ASSERT_OK(store_check(f.s, err, sizeof(err)), err);
 		}
-out:
+	out:
 		fx_close(&f);
 	}
 }
@@ -544,7 +548,7 @@ TEST(retention_compacts_automatically)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct store_txn t = { 0 };
+		struct store_txn t = {0};
 		char key[16];
 
 		if (!fx_open(&f, backends[b], 5, 1))
@@ -558,7 +562,7 @@ TEST(retention_compacts_automatically)
 		for (int i = 0; i < 40 && store_compact_rev(f.s) < 15; i++)
 			usleep(100000);
 		ASSERT_EQ(store_compact_rev(f.s), 15, "keeps retain_revisions");
-out:
+	out:
 		store_txn_fini(&t);
 		fx_close(&f);
 	}
@@ -567,9 +571,9 @@ out:
 TEST(sqlite_restart_keeps_everything)
 {
 	struct fx f;
-	struct store_txn t = { 0 };
+	struct store_txn t = {0};
 	struct store_kv *kv = NULL;
-	struct log_ctx c = { 0 };
+	struct log_ctx c = {0};
 	char err[512];
 
 	if (!fx_open(&f, "sqlite", 0, 0) || !write_history(&f))
@@ -678,7 +682,7 @@ TEST(group_commit_with_conflicts_in_one_batch)
 		if (!strcmp(backends[b], "sqlite"))
 			ASSERT_TRUE(st.batches * 4 < st.txns, "writes were grouped");
 		ASSERT_OK(store_check(f.s, err, sizeof(err)), err);
-out:
+	out:
 		for (int i = 0; t && i < NKEYS * DUPS + HOT + 1; i++)
 			store_txn_fini(&t[i]);
 		free(t);
@@ -706,7 +710,10 @@ static void burst_next(struct burst *bu, struct store_txn *t)
 
 	snprintf(bu->keys[i], sizeof(bu->keys[0]), "/burst/%d", i % 300);
 	/* rounds over 300 keys: create all, update all, delete all, ... */
-	txn_set(t, (i / 300) % 3 == 2 ? STORE_DELETE : (i / 300) % 3 ? STORE_UPDATE : STORE_CREATE,
+	txn_set(t,
+		(i / 300) % 3 == 2 ? STORE_DELETE
+		: (i / 300) % 3	   ? STORE_UPDATE
+				   : STORE_CREATE,
 		bu->keys[i], "some value bytes", 0, bu->f);
 	t->done = burst_done;
 	t->done_arg = bu;
@@ -737,8 +744,8 @@ TEST(write_burst)
 
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct burst bu = { .total = TOTAL, .order_ok = true };
-		struct store_txn t[WINDOW] = { 0 };
+		struct burst bu = {.total = TOTAL, .order_ok = true};
+		struct store_txn t[WINDOW] = {0};
 		char err[512];
 
 		bu.keys = calloc(TOTAL, sizeof(*bu.keys));
@@ -754,7 +761,7 @@ TEST(write_burst)
 		ASSERT_TRUE(bu.order_ok, "completions in revision order");
 		ASSERT_EQ(store_rev(f.s), bu.ok, "one revision per successful write");
 		ASSERT_OK(store_check(f.s, err, sizeof(err)), err);
-out:
+	out:
 		for (int i = 0; i < WINDOW; i++)
 			store_txn_fini(&t[i]);
 		free(bu.keys);
@@ -785,7 +792,7 @@ TEST(close_finishes_queued_writes)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct fx f;
-		struct store_txn t[100] = { 0 };
+		struct store_txn t[100] = {0};
 		char keys[100][16];
 		int n = 0, ok = 0;
 
@@ -817,7 +824,7 @@ TEST(close_finishes_queued_writes)
 				store_kv_free(kv);
 			}
 		}
-out:
+	out:
 		for (int i = 0; i < 100; i++)
 			store_txn_fini(&t[i]);
 		fx_close(&f);
@@ -827,7 +834,7 @@ out:
 TEST(sqlite_io_failure_fails_whole_batch)
 {
 	struct fx f;
-	struct store_txn big = { 0 }, small = { 0 }, after = { 0 };
+	struct store_txn big = {0}, small = {0}, after = {0};
 	struct rlimit old, lim;
 	struct store_kv *kv = NULL;
 	size_t bigsz = 24 << 20;
@@ -880,7 +887,7 @@ out:
 
 TEST(open_rejects_bad_input)
 {
-	struct store_opts o = { .backend = "etcd3" };
+	struct store_opts o = {.backend = "etcd3"};
 	char err[512], dir[] = "/tmp/sluice-store-XXXXXX", path[128];
 	struct store *s, *s2;
 	FILE *fp;

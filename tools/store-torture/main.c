@@ -34,9 +34,9 @@
 
 struct key_state {
 	char name[32];
-	bool exists;     /* as far as we know */
+	bool exists;	 /* as far as we know */
 	int64_t mod_rev; /* known mod_rev when exists */
-	bool busy;       /* a txn on this key is in flight */
+	bool busy;	 /* a txn on this key is in flight */
 };
 
 struct slot {
@@ -51,7 +51,7 @@ struct torture {
 	struct slot *slots;
 	struct key_state *keys;
 	int inflight, nkeys;
-	long count;      /* stop after this many acks (0 = forever) */
+	long count; /* stop after this many acks (0 = forever) */
 	long acked, done, submitted, failed;
 	long seq;
 	bool bench, stop;
@@ -60,11 +60,12 @@ struct torture {
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: store-torture burst DIR [--inflight N] [--count N] [--keys N]\n"
-		"                           [--retain N] [--compact-interval S] [--sync full|normal]\n"
-		"       store-torture verify DIR ACKFILE\n"
-		"       store-torture bench DIR [--inflight N] [--seconds S] [--sync full|normal]\n");
+	fprintf(stderr, "usage: store-torture burst DIR [--inflight N] [--count N] [--keys N]\n"
+			"                           [--retain N] [--compact-interval S] [--sync "
+			"full|normal]\n"
+			"       store-torture verify DIR ACKFILE\n"
+			"       store-torture bench DIR [--inflight N] [--seconds S] [--sync "
+			"full|normal]\n");
 }
 
 static double now_s(void)
@@ -183,7 +184,7 @@ static struct store *open_store(const char *dir, bool sync_full, int64_t retain,
 /* Burst and bench share the loop: keep `inflight` txns queued, dispatch. */
 static int run_load(struct torture *t, double seconds)
 {
-	struct pollfd p = { .fd = store_notify_fd(t->s), .events = POLLIN };
+	struct pollfd p = {.fd = store_notify_fd(t->s), .events = POLLIN};
 	double start = now_s(), elapsed;
 	struct store_stats st;
 
@@ -214,7 +215,7 @@ static int run_load(struct torture *t, double seconds)
 /* --- verify ------------------------------------------------------------------ */
 
 struct logent {
-	char type;   /* 0 = missing, 'P' put, 'D' delete */
+	char type; /* 0 = missing, 'P' put, 'D' delete */
 	char *key;
 	char *value;
 };
@@ -231,8 +232,9 @@ static void verify_log_cb(const struct store_event *ev, void *arg)
 	int64_t i = ev->kv->mod_rev - v->base - 1;
 
 	if (i < 0 || i >= v->n) {
-		fprintf(stderr, "verify: log revision %" PRId64 " outside (%" PRId64 ", %" PRId64
-			"]\n", ev->kv->mod_rev, v->base, v->base + v->n);
+		fprintf(stderr,
+			"verify: log revision %" PRId64 " outside (%" PRId64 ", %" PRId64 "]\n",
+			ev->kv->mod_rev, v->base, v->base + v->n);
 		v->bad++;
 		return;
 	}
@@ -244,7 +246,7 @@ static void verify_log_cb(const struct store_event *ev, void *arg)
 static int do_verify(const char *dir, const char *ackfile)
 {
 	struct store *s = open_store(dir, true, 0, 3600);
-	struct vctx v = { 0 };
+	struct vctx v = {0};
 	char err[512], line[256], key[64], val[64], op;
 	int64_t rev, crev, acks = 0, checked_log = 0, checked_cur = 0;
 	FILE *fp = NULL;
@@ -285,7 +287,8 @@ static int do_verify(const char *dir, const char *ackfile)
 		acks++;
 		if (rev > store_rev(s)) {
 			printf("not ok - ack rev %" PRId64 " (%s) above the store revision %" PRId64
-			       "\n", rev, key, store_rev(s));
+			       "\n",
+			       rev, key, store_rev(s));
 			v.bad++;
 			continue;
 		}
@@ -296,7 +299,8 @@ static int do_verify(const char *dir, const char *ackfile)
 			if (!e->type || strcmp(e->key, key) || (e->type == 'D') != (op == 'D') ||
 			    (op != 'D' && strcmp(e->value, val))) {
 				printf("not ok - acked %c %s at rev %" PRId64 " not in the log "
-				       "(found %c %s)\n", op, key, rev, e->type ? e->type : '-',
+				       "(found %c %s)\n",
+				       op, key, rev, e->type ? e->type : '-',
 				       e->key ? e->key : "-");
 				v.bad++;
 			}
@@ -305,8 +309,9 @@ static int do_verify(const char *dir, const char *ackfile)
 		if (!store_get(s, key, &kv)) {
 			checked_cur++;
 			if (op == 'D' ? kv->create_rev <= rev : kv->mod_rev < rev) {
-				printf("not ok - %s: current mod_rev %" PRId64 " older than ack %"
-				       PRId64 "\n", key, kv->mod_rev, rev);
+				printf("not ok - %s: current mod_rev %" PRId64
+				       " older than ack %" PRId64 "\n",
+				       key, kv->mod_rev, rev);
 				v.bad++;
 			} else if (kv->mod_rev == rev && strcmp(kv->value, val)) {
 				printf("not ok - %s: value at rev %" PRId64 " differs\n", key, rev);
@@ -320,7 +325,8 @@ static int do_verify(const char *dir, const char *ackfile)
 			for (int64_t i = rev - crev; i < v.n && !found; i++)
 				found = v.ents[i].type == 'D' && !strcmp(v.ents[i].key, key);
 			if (!found) {
-				printf("not ok - %s: acked put at %" PRId64 " vanished\n", key, rev);
+				printf("not ok - %s: acked put at %" PRId64 " vanished\n", key,
+				       rev);
 				v.bad++;
 			}
 		}
@@ -346,7 +352,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct torture t = { .inflight = 64, .nkeys = 2000 };
+	struct torture t = {.inflight = 64, .nkeys = 2000};
 	const char *mode, *dir;
 	double seconds = 2;
 	int64_t retain = 0;
