@@ -623,11 +623,16 @@ static int k8s_field_encode(const struct k8s_field *f, const void *s, struct jso
 		size_t n = *(const size_t *)k8s_memb(s, f->n_off);
 		const char *arr = k8s_get_strp(p);
 
+		/* Same rules as scalars: keep null and [] spellings of "empty", drop a
+		 * list the caller emptied. */
 		if (!n) {
 			if (!present)
 				return 0;
 			if (!rv)
 				return k8s_add(out, f->key, NULL);
+			if (!json_object_is_type(rv, json_type_array) ||
+			    json_object_array_length(rv))
+				return 0;
 			j = json_object_new_array();
 			return j ? k8s_add(out, f->key, j) : -ENOMEM;
 		}
