@@ -765,9 +765,14 @@ static void *inf_thread(void *arg)
 			listed = false;
 			continue;
 		}
-		if (rc == INF_STOP_ERROR || rc == -SL_ERR_PARSE || status != 0)
-			listed = false; /* server refused or stream corrupt: resync */
-		/* else a transport error: retry the watch from the same RV. */
+		/* Transport errors, 429 and 503 (overloaded, starting or shutting
+		 * down) say nothing about our RV: retry the watch from it, like
+		 * client-go does for refused connections and 429. Any other refusal
+		 * or a corrupt stream may have lost events: resync by listing. */
+		if (status != 0 && status != 429 && status != 503)
+			listed = false;
+		else if (rc == INF_STOP_ERROR || rc == -SL_ERR_PARSE)
+			listed = false;
 		sl_cancel_sleep(inf->cancel, sl_backoff_next(&inf->bo));
 	}
 	return NULL;

@@ -9,9 +9,10 @@
  *   the list's resourceVersion (allowWatchBookmarks=true, timeoutSeconds
  *   random in [5, 10] minutes) → when the stream ends, WATCH again from the
  *   last resourceVersion seen (bookmarks advance it) → an ERROR event with
- *   code 410 or an HTTP 410 re-lists at once; any other ERROR event or
- *   non-2xx reply re-lists after a back-off; connection errors back off
- *   (100 ms doubling to 30 s, jittered) and retry the same step.
+ *   code 410 or an HTTP 410 re-lists at once; any other ERROR event, a
+ *   corrupt stream or a non-2xx reply other than 429/503 re-lists after a
+ *   back-off; connection errors, 429 and 503 back off (100 ms doubling to
+ *   30 s, jittered) and retry the same step.
  *
  * Cache. Keys are "namespace/name" ("name" for cluster-scoped objects). The
  * cache holds each object serialised (json-c objects cannot be shared between

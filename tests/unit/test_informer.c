@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * lib/client.c + lib/informer.c against the real API server: each test
+ * starts bin/sluice-control (the one built beside this test binary) on a
+ * free loopback port as a child process, talks to it with the client, runs
+ * informers, and kills the server by its PID at the end.
+ *
+ *   test ──client (CRUD)──▶ sluice-control 127.0.0.1:<port> ◀──list/watch── informer
+ *                            (--store memory | sqlite in a temp dir)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "sluice/client.h"
+#include "sluice/err.h"
+#include "sluice/informer.h"
+#include "sluice/json.h"
+
+struct server {
+	pid_t pid;         /* -1 when not running */
+	int port;          /* bound port (kept across restarts) */
+	char dir[64];      /* temp dir: ready file, log, sqlite data */
+	const char *store; /* "memory" or "sqlite" */
+};
+
+static char server_bin[PATH_MAX];
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* $SLUICE_BIN/sluice-control (tests/run.sh sets it), else the binary built
+ * beside this test: bin/tests/test_informer → bin/sluice-control. */
+static bool find_server_bin(void)
+{
+	const char *env = getenv("SLUICE_BIN");
+	char self[PATH_MAX - 32];
+	ssize_t n;
+	char *slash;
+
+	if (env && *env) {
+		snprintf(server_bin, sizeof(server_bin), "%.*s/sluice-control",
+			 (int)sizeof(self), env);
+		return access(server_bin, X_OK) == 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return false;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	snprintf(server_bin, sizeof(server_bin), "%s/../sluice-control", self);
+	return access(server_bin, X_OK) == 0;
+}
+
+/* Starts the server on s->port (0 = any free port) and waits for its ready file. */
+static int server_start(struct server *s, int port)
+{
+	char listen[32], ready[96], log[96], data[96], portbuf[16] = "";
+	uint64_t deadline;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(ready, sizeof(ready), "%s/port", s->dir);
+	snprintf(log, sizeof(log), "%s/server.log", s->dir);
+	snprintf(data, sizeof(data), "%s/data", s->dir);
+	unlink(ready);
+	s->pid = fork();
+	if (s->pid < 0)
+		return -errno;
+	if (s->pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(server_bin, server_bin, "--listen", listen, "--store", s->store,
+		      "--data-dir", data, "--sync", "normal", "--ready-file", ready,
+		      "--retain-revisions", "100", "--compact-interval", "1", (char *)NULL);
+		_exit(127);
+	}
+	deadline = mono_ms() + 20000;
+	while (mono_ms() < deadline) {
+		FILE *f = fopen(ready, "r");
+
+		if (f) {
+			bool ok = fgets(portbuf, sizeof(portbuf), f) && atoi(portbuf) > 0;
+
+			fclose(f);
+			if (ok) {
+				s->port = atoi(portbuf);
+				return 0;
+			}
+		}
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			s->pid = -1;
+			return -ECHILD;
+		}
+		usleep(20 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
+static void server_stop(struct server *s)
+{
+	uint64_t deadline = mono_ms() + 5000;
+
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	while (waitpid(s->pid, NULL, WNOHANG) != s->pid) {
+		if (mono_ms() > deadline) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	s->pid = -1;
+}
+
+static void server_cleanup(struct server *s)
+{
+	char cmd[128];
+
+	server_stop(s);
+	if (s->dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "  could not remove %s\n", s->dir);
+	}
+}
+
+static bool server_setup(struct server *s, const char *store, struct sl_client **c)
+{
+	char url[64], err[200];
+
+	s->pid = -1;
+	s->store = store;
+	snprintf(s->dir, sizeof(s->dir), "/tmp/sluice-inf-XXXXXX");
+	if (!ASSERT_TRUE(find_server_bin(), "sluice-control built next to the test"))
+		return false;
+	if (!ASSERT_NOT_NULL(mkdtemp(s->dir), "mkdtemp")) {
+		s->dir[0] = '\0';
+		return false;
+	}
+	if (!ASSERT_OK(server_start(s, 0), "server start"))
+		return false;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s->port);
+	*c = sl_client_new(&(struct sl_client_opts){ .server = url }, err, sizeof(err));
+	return ASSERT_NOT_NULL(*c, err);
+}
+
+/* ---- recording handlers ---------------------------------------------- */
+
+struct recorder {
+	pthread_mutex_t mu;
+	char log[8192];    /* "+default/web@6 ~default/web@6>7 -default/web@8 S " */
+	pthread_t thread;  /* thread the last handler ran on */
+	int synced;
+};
+
+static void rec_append(struct recorder *r, char op, struct json_object *a, struct json_object *b)
+{
+	const char *ns = json_object_get_string(sl_json_path(a, "metadata", "namespace", NULL));
+	const char *name = json_object_get_string(sl_json_path(a, "metadata", "name", NULL));
+	const char *rv = json_object_get_string(sl_json_path(a, "metadata", "resourceVersion",
+							     NULL));
+	const char *rv2 = b ? json_object_get_string(sl_json_path(b, "metadata",
+								  "resourceVersion", NULL))
+			    : NULL;
+	char one[160];
+
+	snprintf(one, sizeof(one), "%c%s/%s@%s%s%s ", op, ns ? ns : "", name ? name : "?",
+		 rv ? rv : "?", rv2 ? ">" : "", rv2 ? rv2 : "");
+	pthread_mutex_lock(&r->mu);
+	strncat(r->log, one, sizeof(r->log) - strlen(r->log) - 1);
+	r->thread = pthread_self();
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void rec_add(struct json_object *o, void *arg)
+{
+	rec_append(arg, '+', o, NULL);
+}
+
+static void rec_update(struct json_object *o, struct json_object *n, void *arg)
+{
+	struct recorder *r = arg;
+	const char *ov = json_object_get_string(sl_json_path(o, "metadata", "labels", "v", NULL));
+	const char *nv = json_object_get_string(sl_json_path(n, "metadata", "labels", "v", NULL));
+	char one[64];
+
+	rec_append(r, '~', o, n);
+	/* The old and new objects really are the two states. */
+	snprintf(one, sizeof(one), "[%s>%s] ", ov ? ov : "", nv ? nv : "");
+	pthread_mutex_lock(&r->mu);
+	strncat(r->log, one, sizeof(r->log) - strlen(r->log) - 1);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void rec_delete(struct json_object *o, void *arg)
+{
+	rec_append(arg, '-', o, NULL);
+}
+
+static void rec_synced(void *arg)
+{
+	struct recorder *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	r->synced++;
+	strncat(r->log, "S ", sizeof(r->log) - strlen(r->log) - 1);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void rec_init(struct recorder *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+}
+
+static bool rec_has(struct recorder *r, const char *needle)
+{
+	bool yes;
+
+	pthread_mutex_lock(&r->mu);
+	yes = strstr(r->log, needle) != NULL;
+	pthread_mutex_unlock(&r->mu);
+	return yes;
+}
+
+/* Waits (bounded) until the log contains needle. */
+static bool rec_wait(struct recorder *r, const char *needle)
+{
+	uint64_t deadline = mono_ms() + 15000;
+
+	while (!rec_has(r, needle)) {
+		if (mono_ms() > deadline) {
+			fprintf(stderr, "  waited for \"%s\"; log: %s\n", needle, r->log);
+			return false;
+		}
+		usleep(10 * 1000);
+	}
+	return true;
+}
+
+static struct json_object *svc_obj(const char *name, const char *label)
+{
+	char txt[256];
+
+	snprintf(txt, sizeof(txt),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"%s\","
+		 "\"labels\":{\"v\":\"%s\"}},\"spec\":{\"ports\":[{\"port\":80}]}}",
+		 name, label);
+	return sl_json_parse(txt, strlen(txt), NULL, 0);
+}
+
+static struct json_object *ns_obj(const char *name)
+{
+	struct json_object *o = json_object_new_object();
+
+	sl_json_set_str(sl_json_ensure_obj(o, "metadata"), "name", name);
+	return o;
+}
+
+static int svc_create(struct sl_client *c, const char *ns, const char *name, char *rv,
+		      size_t rvlen)
+{
+	struct sl_gvr svc = SL_GVR_SERVICES;
+	struct json_object *o = svc_obj(name, "1"), *out = NULL;
+	char err[256];
+	int rc = sl_client_create(c, &svc, ns, o, &out, err, sizeof(err));
+
+	if (rc)
+		fprintf(stderr, "  create %s/%s: %s\n", ns, name, err);
+	if (rv)
+		snprintf(rv, rvlen, "%s",
+			 json_object_get_string(sl_json_path(out, "metadata", "resourceVersion",
+							     NULL)) ?: "");
+	json_object_put(o);
+	json_object_put(out);
+	return rc;
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+TEST(client_crud_against_server)
+{
+	struct server s = { .pid = -1 };
+	struct sl_client *c = NULL;
+	struct sl_gvr svc = SL_GVR_SERVICES;
+	struct json_object *o = NULL, *out = NULL;
+	char err[256], rv[32];
+
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	if (!ASSERT_OK(svc_create(c, "default", "web", rv, sizeof(rv)), "create"))
+		goto out;
+	o = svc_obj("web", "1");
+	ASSERT_EQ(sl_client_create(c, &svc, "default", o, NULL, err, sizeof(err)), -SL_ERR_EXISTS,
+		  "second create");
+	ASSERT_TRUE(strstr(err, "already exists") != NULL, err);
+	ASSERT_EQ(sl_client_get(c, &svc, "default", "nope", &out, err, sizeof(err)),
+		  -SL_ERR_NOTFOUND, "get missing");
+	ASSERT_TRUE(strstr(err, "\"nope\" not found") != NULL, err);
+	ASSERT_NULL(out, "no object on error");
+	if (!ASSERT_OK(sl_client_get(c, &svc, "default", "web", &out, err, sizeof(err)), err))
+		goto out;
+	ASSERT_TRUE(sl_json_path(out, "spec", "clusterIP", NULL) != NULL, "server allocated an IP");
+	json_object_put(out);
+	out = NULL;
+	ASSERT_OK(sl_client_patch(c, &svc, "default", "web", NULL,
+				  "{\"metadata\":{\"labels\":{\"v\":\"2\"}}}", &out, err,
+				  sizeof(err)),
+		  err);
+	ASSERT_STREQ(json_object_get_string(sl_json_path(out, "metadata", "labels", "v", NULL)), "2",
+		     "patched");
+	/* A PUT with a stale resourceVersion conflicts. */
+	sl_json_set_str(sl_json_ensure_obj(o, "metadata"), "resourceVersion", rv);
+	ASSERT_EQ(sl_client_update(c, &svc, "default", NULL, o, NULL, err, sizeof(err)),
+		  -SL_ERR_CONFLICT, "stale update");
+	json_object_put(out);
+	out = NULL;
+	ASSERT_OK(sl_client_list(c, &svc, NULL, "limit=1", &out, err, sizeof(err)), err);
+	ASSERT_EQ(json_object_array_length(sl_json_get(out, "items")), 1, "limit honoured");
+	ASSERT_OK(sl_client_delete(c, &svc, "default", "web", err, sizeof(err)), err);
+	ASSERT_EQ(sl_client_delete(c, &svc, "default", "web", err, sizeof(err)), -SL_ERR_NOTFOUND,
+		  "second delete");
+out:
+	json_object_put(o);
+	json_object_put(out);
+	sl_client_free(c);
+	server_cleanup(&s);
+}
+
+TEST(informer_add_update_delete)
+{
+	struct server s = { .pid = -1 };
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = NULL;
+	struct recorder r;
+	struct sl_gvr svc = SL_GVR_SERVICES;
+	struct sl_informer_stats st;
+	struct json_object *got = NULL, *out = NULL;
+	char err[256], rv[32], want[96];
+
+	rec_init(&r);
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	if (!ASSERT_OK(svc_create(c, "default", "before", rv, sizeof(rv)), "create before"))
+		goto out;
+	inf = sl_informer_new(c,
+			      &(struct sl_informer_opts){
+				      .gvr = SL_GVR_SERVICES,
+				      .handlers = { rec_add, rec_update, rec_delete, rec_synced, &r },
+				      .page_limit = 1, /* exercise continue paging */
+			      },
+			      err, sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
+		goto out;
+	if (!ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced"))
+		goto out;
+	snprintf(want, sizeof(want), "+default/before@%s ", rv);
+	ASSERT_TRUE(rec_has(&r, want), "listed object delivered as add");
+	ASSERT_TRUE(rec_has(&r, "+default/kubernetes@"), "second page listed too");
+	ASSERT_TRUE(rec_has(&r, " S "), "on_synced after the list's adds");
+	got = sl_informer_get(inf, "default", "before");
+	ASSERT_STREQ(json_object_get_string(sl_json_get(got, "kind")), "Service",
+		     "list items get their kind");
+	json_object_put(got);
+
+	/* Watch: add, update (old and new states), delete. */
+	if (!ASSERT_OK(svc_create(c, "default", "web", rv, sizeof(rv)), "create web"))
+		goto out;
+	snprintf(want, sizeof(want), "+default/web@%s ", rv);
+	ASSERT_TRUE(rec_wait(&r, want), "add");
+	/* GET, change, PUT: the update path every controller uses. */
+	if (!ASSERT_OK(sl_client_get(c, &svc, "default", "web", &got, err, sizeof(err)), err))
+		goto out;
+	sl_json_set_str(sl_json_path(got, "metadata", "labels", NULL), "v", "2");
+	ASSERT_OK(sl_client_update(c, &svc, "default", NULL, got, &out, err, sizeof(err)), err);
+	json_object_put(got);
+	snprintf(want, sizeof(want), "~default/web@%s>%s [1>2] ", rv,
+		 json_object_get_string(sl_json_path(out, "metadata", "resourceVersion", NULL)));
+	ASSERT_TRUE(rec_wait(&r, want), "update with old and new");
+	got = sl_informer_get(inf, "default", "web");
+	ASSERT_STREQ(json_object_get_string(sl_json_path(got, "metadata", "labels", "v", NULL)),
+		     "2", "cache holds the new state");
+	json_object_put(got);
+	ASSERT_OK(sl_client_delete(c, &svc, "default", "web", err, sizeof(err)), err);
+	ASSERT_TRUE(rec_wait(&r, "-default/web@"), "delete");
+	ASSERT_NULL(sl_informer_get(inf, "default", "web"), "gone from the cache");
+	ASSERT_FALSE(pthread_equal(r.thread, pthread_self()), "THREAD mode: informer thread");
+
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.lists, 1, "one list");
+	ASSERT_EQ(st.relists, 0, "no relist");
+	ASSERT_TRUE(st.events >= 3, "events counted");
+	ASSERT_EQ(st.objects, 2, "before + kubernetes");
+	ASSERT_EQ(r.synced, 1, "synced once");
+out:
+	json_object_put(out);
+	sl_informer_free(inf);
+	sl_client_free(c);
+	server_cleanup(&s);
+	pthread_mutex_destroy(&r.mu);
+}
+
+TEST(informer_queue_mode_runs_on_caller)
+{
+	struct server s = { .pid = -1 };
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = NULL;
+	struct recorder r;
+	char err[256];
+	uint64_t deadline;
+	struct json_object *ns_blue = ns_obj("blue");
+	struct sl_gvr nsr = SL_GVR_NAMESPACES;
+
+	rec_init(&r);
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	inf = sl_informer_new(c,
+			      &(struct sl_informer_opts){
+				      .gvr = SL_GVR_SERVICES,
+				      .ns = "blue",
+				      .delivery = SL_INF_DELIVER_QUEUE,
+				      .handlers = { rec_add, rec_update, rec_delete, rec_synced, &r },
+			      },
+			      err, sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
+		goto out;
+	ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced without dispatching");
+	ASSERT_OK(sl_client_create(c, &nsr, NULL, ns_blue, NULL, err, sizeof(err)), err);
+	ASSERT_OK(svc_create(c, "default", "other", NULL, 0), "create in another namespace");
+	ASSERT_OK(svc_create(c, "blue", "mine", NULL, 0), "create in blue");
+	/* An event loop: poll the eventfd, dispatch on this thread. */
+	deadline = mono_ms() + 15000;
+	while (!rec_has(&r, "+blue/mine@") && mono_ms() < deadline) {
+		struct pollfd p = { .fd = sl_informer_fd(inf), .events = POLLIN };
+
+		if (poll(&p, 1, 1000) > 0)
+			sl_informer_dispatch(inf, 0);
+	}
+	ASSERT_TRUE(rec_has(&r, "S +blue/mine@"), "synced marker, then the add");
+	ASSERT_FALSE(rec_has(&r, "other"), "namespace filter");
+	ASSERT_TRUE(pthread_equal(r.thread, pthread_self()), "handlers ran on the caller");
+out:
+	json_object_put(ns_blue);
+	sl_informer_free(inf);
+	sl_client_free(c);
+	server_cleanup(&s);
+	pthread_mutex_destroy(&r.mu);
+}
+
+TEST(informer_stop_interrupts_idle_watch)
+{
+	struct server s = { .pid = -1 };
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = NULL;
+	struct sl_informer_stats st;
+	uint64_t t0, deadline;
+	char err[256];
+
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	inf = sl_informer_new(c, &(struct sl_informer_opts){ .gvr = SL_GVR_NODES }, err,
+			      sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
+		goto out;
+	ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced");
+	/* The watch is now parked for 5-10 minutes on an idle resource. */
+	deadline = mono_ms() + 300;
+	while (mono_ms() < deadline)
+		usleep(10 * 1000);
+	t0 = mono_ms();
+	sl_informer_stop(inf);
+	ASSERT_TRUE(mono_ms() - t0 < 2000, "stop returns long before the watch would end");
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.errors, 0, "no failure along the way");
+out:
+	sl_informer_free(inf);
+	sl_client_free(c);
+	server_cleanup(&s);
+}
+
+TEST(informer_resumes_and_relists_across_restarts)
+{
+	struct server s = { .pid = -1 }, side = { .pid = -1 };
+	struct sl_client *c = NULL, *c2 = NULL;
+	struct sl_informer *inf = NULL;
+	struct sl_informer_stats st;
+	struct recorder r;
+	struct sl_gvr svc = SL_GVR_SERVICES;
+	char err[256], url[64], name[32];
+	struct json_object *ns_other = NULL;
+	struct sl_gvr nsr = SL_GVR_NAMESPACES;
+	uint64_t deadline;
+	int port;
+
+	rec_init(&r);
+	if (!server_setup(&s, "sqlite", &c))
+		goto out;
+	ASSERT_OK(svc_create(c, "default", "gone", NULL, 0), "create gone");
+	inf = sl_informer_new(c,
+			      &(struct sl_informer_opts){
+				      .gvr = SL_GVR_SERVICES,
+				      .ns = "default",
+				      .handlers = { rec_add, rec_update, rec_delete, rec_synced, &r },
+				      .backoff_initial_ms = 50,
+				      .backoff_cap_ms = 200,
+			      },
+			      err, sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start") ||
+	    !ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced"))
+		goto out;
+
+	/* 1. Restart with history intact: the informer re-watches from its
+	 *    resourceVersion and sees what happens after, without a relist. */
+	port = s.port;
+	server_stop(&s);
+	deadline = mono_ms() + 15000;
+	do {
+		usleep(20 * 1000);
+		sl_informer_stats(inf, &st);
+	} while (st.errors == 0 && mono_ms() < deadline);
+	ASSERT_TRUE(st.errors > 0, "informer noticed the server is gone");
+	if (!ASSERT_OK(server_start(&s, port), "restart on the same port"))
+		goto out;
+	ASSERT_OK(svc_create(c, "default", "after", NULL, 0), "create after restart");
+	ASSERT_TRUE(rec_wait(&r, "+default/after@"), "event after restart delivered");
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.relists, 0, "resumed from the resourceVersion, no relist");
+	ASSERT_TRUE(st.watch_restarts >= 1, "watch restarted");
+
+	/* 2. Restart after history moved past the informer: while it cannot
+	 *    reach the server (old port closed), the same store is served on
+	 *    another port, changed, and compacted; back on the old port the
+	 *    informer's resourceVersion is too old (410) and it must relist. */
+	server_stop(&s);
+	side = s;
+	if (!ASSERT_OK(server_start(&side, 0), "side server"))
+		goto out;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", side.port);
+	c2 = sl_client_new(&(struct sl_client_opts){ .server = url }, NULL, 0);
+	if (!ASSERT_NOT_NULL(c2, "side client") ||
+	    !ASSERT_OK(sl_client_delete(c2, &svc, "default", "gone", err, sizeof(err)), err))
+		goto out;
+	ns_other = ns_obj("other");
+	ASSERT_OK(sl_client_create(c2, &nsr, NULL, ns_other, NULL, err, sizeof(err)), err);
+	for (int i = 0; i < 120 && !test_failed_current; i++) {
+		snprintf(name, sizeof(name), "bulk-%03d", i);
+		ASSERT_OK(svc_create(c2, "other", name, NULL, 0), "bulk create");
+	}
+	ASSERT_OK(svc_create(c2, "default", "while-away", NULL, 0), "create while away");
+	server_stop(&side);
+	side.pid = -1;
+	if (!ASSERT_OK(server_start(&s, port), "back on the old port"))
+		goto out;
+	ASSERT_TRUE(rec_wait(&r, "-default/gone@"), "relist deletes what vanished");
+	ASSERT_TRUE(rec_wait(&r, "+default/while-away@"), "relist adds what appeared");
+	sl_informer_stats(inf, &st);
+	ASSERT_TRUE(st.relists >= 1, "relisted");
+	ASSERT_EQ(r.synced, 1, "on_synced only for the first list");
+	ASSERT_FALSE(rec_has(&r, "bulk-"), "namespace filter holds across relists");
+out:
+	sl_informer_free(inf);
+	sl_client_free(c);
+	sl_client_free(c2);
+	json_object_put(ns_other);
+	server_stop(&side);
+	server_cleanup(&s);
+	pthread_mutex_destroy(&r.mu);
+}
