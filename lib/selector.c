@@ -31,15 +31,15 @@
 
 /* ---- label syntax ------------------------------------------------------ */
 
-#define LABEL_NAME_MAX    63
+#define LABEL_NAME_MAX	  63
 #define DNS_SUBDOMAIN_MAX 253
 
 /* Upstream texts (k8s.io/apimachinery/pkg/util/validation), including the
  * double space that RegexError puts between examples. */
-#define QNAME_RX  "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-#define QNAME_MSG                                                                                  \
+#define QNAME_RX "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+#define QNAME_MSG                                                                                 \
 	"must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "  \
-	"an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "  \
+	"an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for " \
 	"validation is '" QNAME_RX "')"
 
 static const char msg_name_empty[] = "name part must be non-empty";
@@ -52,9 +52,9 @@ static const char msg_prefix_regex[] =
 	"characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
 	"'example.com', regex used for validation is "
 	"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-static const char msg_qualified[] = "a qualified name " QNAME_MSG
-				    " with an optional DNS subdomain prefix and '/' (e.g. "
-				    "'example.com/MyName')";
+static const char msg_qualified[] =
+	"a qualified name " QNAME_MSG " with an optional DNS subdomain prefix and '/' (e.g. "
+	"'example.com/MyName')";
 static const char msg_value_long[] = "must be no more than 63 characters";
 static const char msg_value_regex[] =
 	"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
@@ -256,7 +256,7 @@ static int vals_push(struct sel_vals *vs, const char *p, size_t len, size_t pos)
 		vs->v = v;
 		vs->cap = cap;
 	}
-	vs->v[vs->n++] = (struct sel_val){ p, len, pos };
+	vs->v[vs->n++] = (struct sel_val){p, len, pos};
 	return 0;
 }
 
@@ -317,7 +317,7 @@ void sl_labelsel_free(struct sl_labelsel *sel)
 static int sel_add(struct sl_labelsel *sel, size_t *cap, const char *key, size_t key_len,
 		   enum sl_sel_op op, const struct sel_vals *vs)
 {
-	struct sl_sel_req r = { .op = op };
+	struct sl_sel_req r = {.op = op};
 
 	if (sel->n_reqs == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 4;
@@ -412,7 +412,7 @@ static bool lex_special(unsigned char c)
  */
 static struct sel_token lex_one(const char *s, size_t i)
 {
-	struct sel_token t = { TOK_EOS, i, 1 };
+	struct sel_token t = {TOK_EOS, i, 1};
 
 	while (lex_space(s[i]))
 		i++;
@@ -477,7 +477,7 @@ struct sel_parser {
 
 /* Parser contexts: in "values" context the keywords are plain identifiers. */
 #define CTX_VALUES true
-#define CTX_OP     false
+#define CTX_OP	   false
 
 static enum sel_tok p_kind(const struct sel_token *t, bool values)
 {
@@ -501,8 +501,7 @@ static const struct sel_token *p_next(struct sel_parser *p)
 }
 
 /* "at position N: [unable to parse requirement: ]found '<tok>'<expect>" */
-static int p_found(struct sel_parser *p, const struct sel_token *t, bool in_req,
-		   const char *expect)
+static int p_found(struct sel_parser *p, const struct sel_token *t, bool in_req, const char *expect)
 {
 	struct sl_buf b = SL_BUF_INIT;
 
@@ -628,7 +627,7 @@ static int p_check_values(struct sel_parser *p, const struct sel_token *key, enu
 
 static int p_requirement(struct sel_parser *p, struct sl_labelsel *sel, size_t *cap)
 {
-	struct sel_vals vs = { 0 };
+	struct sel_vals vs = {0};
 	const struct sel_token *t = p_next(p), *key;
 	enum sl_sel_op op;
 	const char *msg;
@@ -715,7 +714,8 @@ static int p_selector(struct sel_parser *p, struct sl_labelsel *sel)
 		case TOK_NOT:
 			break;
 		default:
-			return p_found(p, t, false, ", expected: !, identifier, or 'end of string'");
+			return p_found(p, t, false,
+				       ", expected: !, identifier, or 'end of string'");
 		}
 		ret = p_requirement(p, sel, &cap);
 		if (ret)
@@ -737,7 +737,7 @@ static int p_selector(struct sel_parser *p, struct sl_labelsel *sel)
 
 struct sl_labelsel *sl_labelsel_parse(const char *s, char *err, size_t errlen)
 {
-	struct sel_parser p = { .s = s ? s : "", .err = err, .errlen = errlen };
+	struct sel_parser p = {.s = s ? s : "", .err = err, .errlen = errlen};
 	struct sl_labelsel *sel = calloc(1, sizeof(*sel));
 	size_t cap = 0, pos = 0;
 	int ret = -ENOMEM;
@@ -831,7 +831,7 @@ static int js_add_map(struct sl_labelsel *sel, size_t *cap, const struct json_ob
 		return js_type_err(path, field, map, "an object of string values", err, errlen);
 	json_object_object_foreach((struct json_object *)map, k, v)
 	{
-		struct sel_vals vs = { 0 };
+		struct sel_vals vs = {0};
 		struct sel_val one;
 		const char *msg;
 		int ret;
@@ -870,10 +870,10 @@ static int js_op(const char *s, enum sl_sel_op *op)
 		const char *name;
 		enum sl_sel_op op;
 	} ops[] = {
-		{ "In", SL_SEL_IN },
-		{ "NotIn", SL_SEL_NOTIN },
-		{ "Exists", SL_SEL_EXISTS },
-		{ "DoesNotExist", SL_SEL_NOTEXISTS },
+		{"In", SL_SEL_IN},
+		{"NotIn", SL_SEL_NOTIN},
+		{"Exists", SL_SEL_EXISTS},
+		{"DoesNotExist", SL_SEL_NOTEXISTS},
 	};
 
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -890,7 +890,7 @@ static int js_add_expr(struct sl_labelsel *sel, size_t *cap, const struct json_o
 		       const char *path, char *err, size_t errlen)
 {
 	struct json_object *jk = NULL, *jop = NULL, *jvals = NULL;
-	struct sel_vals vs = { 0 };
+	struct sel_vals vs = {0};
 	const char *key = "", *ops = "", *msg;
 	size_t key_len = 0, n = 0;
 	enum sl_sel_op op;
@@ -923,7 +923,8 @@ static int js_add_expr(struct sl_labelsel *sel, size_t *cap, const struct json_o
 		js_path(&b, path, "operator");
 		sl_buf_puts(&b, ": Unsupported value: ");
 		err_quote(&b, ops, strlen(ops));
-		sl_buf_puts(&b, ": supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"");
+		sl_buf_puts(&b,
+			    ": supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"");
 		return err_done(&b, err, errlen);
 	}
 	if ((op == SL_SEL_IN || op == SL_SEL_NOTIN) && !n) {
@@ -961,8 +962,8 @@ static int js_add_expr(struct sl_labelsel *sel, size_t *cap, const struct json_o
 					 (size_t)json_object_get_string_len(v), msg, err, errlen);
 			goto out;
 		}
-		if (vals_push(&vs, json_object_get_string(v),
-			      (size_t)json_object_get_string_len(v), i)) {
+		if (vals_push(&vs, json_object_get_string(v), (size_t)json_object_get_string_len(v),
+			      i)) {
 			ret = err_nomem(err, errlen);
 			goto out;
 		}
@@ -1155,8 +1156,8 @@ bool sl_labelsel_match_json(const struct sl_labelsel *sel, const struct json_obj
 char *sl_labelsel_string(const struct sl_labelsel *sel)
 {
 	static const char *const op_str[] = {
-		[SL_SEL_EQ] = "=",	   [SL_SEL_NEQ] = "!=", [SL_SEL_IN] = " in (",
-		[SL_SEL_NOTIN] = " notin (", [SL_SEL_GT] = ">",	[SL_SEL_LT] = "<",
+		[SL_SEL_EQ] = "=",	     [SL_SEL_NEQ] = "!=", [SL_SEL_IN] = " in (",
+		[SL_SEL_NOTIN] = " notin (", [SL_SEL_GT] = ">",	  [SL_SEL_LT] = "<",
 	};
 	struct sl_buf b = SL_BUF_INIT;
 	char *out;
@@ -1258,18 +1259,24 @@ static int fs_unescape(const char *raw, size_t n, size_t at, char **out, char *e
 		return err_nomem(err, errlen);
 	for (size_t i = 0; i < n; i++) {
 		if (raw[i] == '\\') {
-			if (i + 1 < n && (raw[i + 1] == '\\' || raw[i + 1] == ',' || raw[i + 1] == '=')) {
+			if (i + 1 < n &&
+			    (raw[i + 1] == '\\' || raw[i + 1] == ',' || raw[i + 1] == '=')) {
 				s[w++] = raw[++i];
 				continue;
 			}
-			sl_buf_printf(&b, "at position %zu: invalid field selector: invalid escape "
-					  "sequence: ", at + i);
+			sl_buf_printf(&b,
+				      "at position %zu: invalid field selector: invalid escape "
+				      "sequence: ",
+				      at + i);
 			err_put(&b, raw + i, i + 1 < n ? 2 : 1, false);
 			goto fail;
 		}
 		if (raw[i] == ',' || raw[i] == '=') {
-			sl_buf_printf(&b, "at position %zu: invalid field selector: unescaped character "
-					  "in value: '%c'", at + i, raw[i]);
+			sl_buf_printf(
+				&b,
+				"at position %zu: invalid field selector: unescaped character "
+				"in value: '%c'",
+				at + i, raw[i]);
 			goto fail;
 		}
 		s[w++] = raw[i];
@@ -1323,7 +1330,7 @@ struct sl_fieldsel *sl_fieldsel_parse(const char *s, char *err, size_t errlen)
 		} else if (i < len && s[i] == '\\') {
 			in_slash = true;
 		} else if (i == len || s[i] == ',') {
-			terms[n_terms++] = (struct fs_term){ s + start, i - start, start };
+			terms[n_terms++] = (struct fs_term){s + start, i - start, start};
 			start = i + 1;
 		}
 	}

@@ -15,19 +15,19 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define NAME_REGEX_MSG                                                                             \
+#define NAME_REGEX_MSG                                                                            \
 	"must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "  \
-	"an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "  \
+	"an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for " \
 	"validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-#define VALUE_REGEX_MSG                                                                            \
-	"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "  \
-	"or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "     \
-	"'my_value',  or '12345', regex used for validation is "                                  \
+#define VALUE_REGEX_MSG                                                                          \
+	"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' " \
+	"or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "    \
+	"'my_value',  or '12345', regex used for validation is "                                 \
 	"'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
-#define PREFIX_REGEX_MSG                                                                           \
-	"prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "     \
-	"characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "    \
-	"'example.com', regex used for validation is "                                            \
+#define PREFIX_REGEX_MSG                                                                       \
+	"prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "  \
+	"characters, '-' or '.', and must start and end with an alphanumeric character (e.g. " \
+	"'example.com', regex used for validation is "                                         \
 	"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 
 /* Parses s and checks its canonical string; returns false on failure. */
@@ -54,43 +54,43 @@ TEST(labelsel_parse_forms)
 	static const struct {
 		const char *in, *canon;
 	} cases[] = {
-		{ "", "" },
-		{ " \t\r\n ", "" },
-		{ "a=b", "a=b" },
-		{ "a==b", "a=b" },
-		{ "a!=b", "a!=b" },
-		{ "a in (x,y)", "a in (x,y)" },
-		{ " a  notin ( y , x ) ", "a notin (x,y)" },
-		{ "a", "a" },
-		{ "!a", "!a" },
-		{ " ! a ", "!a" },
-		{ "a=", "a=" },
-		{ "a==", "a=" },
-		{ "a!=", "a!=" },
-		{ "a=,b", "a=,b" },
-		{ "a>1", "a>1" },
-		{ "a < 10", "a<10" },
-		{ "a>007", "a>007" },
+		{"", ""},
+		{" \t\r\n ", ""},
+		{"a=b", "a=b"},
+		{"a==b", "a=b"},
+		{"a!=b", "a!=b"},
+		{"a in (x,y)", "a in (x,y)"},
+		{" a  notin ( y , x ) ", "a notin (x,y)"},
+		{"a", "a"},
+		{"!a", "!a"},
+		{" ! a ", "!a"},
+		{"a=", "a="},
+		{"a==", "a="},
+		{"a!=", "a!="},
+		{"a=,b", "a=,b"},
+		{"a>1", "a>1"},
+		{"a < 10", "a<10"},
+		{"a>007", "a>007"},
 		/* upstream quirks: "()" and "(,)" are the set {""} */
-		{ "a in ()", "a in ()" },
-		{ "a notin (,)", "a notin ()" },
-		{ "a in (x,)", "a in (,x)" },
-		{ "a in (,x)", "a in (,x)" },
-		{ "a in (x,,y)", "a in (,x,y)" },
-		{ "a in (x,x,y,x)", "a in (x,y)" },
-		{ "x in (foo,,baz),y,z notin ()", "x in (,baz,foo),y,z notin ()" },
+		{"a in ()", "a in ()"},
+		{"a notin (,)", "a notin ()"},
+		{"a in (x,)", "a in (,x)"},
+		{"a in (,x)", "a in (,x)"},
+		{"a in (x,,y)", "a in (,x,y)"},
+		{"a in (x,x,y,x)", "a in (x,y)"},
+		{"x in (foo,,baz),y,z notin ()", "x in (,baz,foo),y,z notin ()"},
 		/* sorted by key, then operator; duplicates are AND'ed, not merged */
-		{ "b=1,a=2", "a=2,b=1" },
-		{ "a=b,a=b", "a=b,a=b" },
-		{ "!a,a,a=x", "a=x,a,!a" },
-		{ "z,!y,x notin (1),w in (2),v!=3,u=4", "u=4,v!=3,w in (2),x notin (1),!y,z" },
+		{"b=1,a=2", "a=2,b=1"},
+		{"a=b,a=b", "a=b,a=b"},
+		{"!a,a,a=x", "a=x,a,!a"},
+		{"z,!y,x notin (1),w in (2),v!=3,u=4", "u=4,v!=3,w in (2),x notin (1),!y,z"},
 		/* keywords are identifiers where a key or value is expected */
-		{ "in in (in,notin)", "in in (in,notin)" },
-		{ "notin=notin", "notin=notin" },
-		{ "!in", "!in" },
-		{ "example.com/app-name==My.Value_1", "example.com/app-name=My.Value_1" },
-		{ "\ta\n=\rb", "a=b" },
-		{ "a=b,c", "a=b,c" },
+		{"in in (in,notin)", "in in (in,notin)"},
+		{"notin=notin", "notin=notin"},
+		{"!in", "!in"},
+		{"example.com/app-name==My.Value_1", "example.com/app-name=My.Value_1"},
+		{"\ta\n=\rb", "a=b"},
+		{"a=b,c", "a=b,c"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -139,79 +139,91 @@ TEST(labelsel_parse_errors)
 	static const struct {
 		const char *in, *msg;
 	} cases[] = {
-		{ "a in (x", "at position 7: unable to parse requirement: found '', expected: ',' or ')'" },
-		{ "a in x", "at position 5: unable to parse requirement: found 'x' expected: '('" },
-		{ "a in", "at position 4: unable to parse requirement: found '' expected: '('" },
-		{ "in in", "at position 5: unable to parse requirement: found '' expected: '('" },
-		{ "a in (,x y)",
-		  "at position 9: unable to parse requirement: found 'y', expected: ',' or ')'" },
-		{ "a in (()",
-		  "at position 6: unable to parse requirement: found '(', expected: ',', ')' or "
-		  "identifier" },
-		{ "a in (x,(",
-		  "at position 8: unable to parse requirement: found '(', expected: ',', or "
-		  "identifier" },
-		{ "a in (x,",
-		  "at position 8: unable to parse requirement: found '', expected: ',', or "
-		  "identifier" },
-		{ "a b",
-		  "at position 2: unable to parse requirement: found 'b', expected: in, notin, =, ==, "
-		  "!=, gt, lt" },
-		{ "a (", "at position 2: unable to parse requirement: found '(', expected: in, notin, "
-			 "=, ==, !=, gt, lt" },
-		{ "a=b,", "at position 4: found '', expected: identifier after ','" },
-		{ "a=b,,c", "at position 4: found ',', expected: identifier after ','" },
-		{ "a=b,=c", "at position 4: found '=', expected: identifier after ','" },
-		{ ",a", "at position 0: found ',', expected: !, identifier, or 'end of string'" },
-		{ ")", "at position 0: found ')', expected: !, identifier, or 'end of string'" },
-		{ "a=b c", "at position 4: found 'c', expected: ',' or 'end of string'" },
-		{ "a=b=c", "at position 3: found '=', expected: ',' or 'end of string'" },
-		{ "a in (x))", "at position 8: found ')', expected: ',' or 'end of string'" },
-		{ "!a=b", "at position 2: found '=', expected: ',' or 'end of string'" },
-		{ "!a in (x)", "at position 3: found 'in', expected: ',' or 'end of string'" },
-		{ "!", "at position 1: unable to parse requirement: found '', expected: identifier" },
-		{ "!!a", "at position 1: unable to parse requirement: found '!', expected: identifier" },
-		{ "!=a", "at position 0: found '!=', expected: !, identifier, or 'end of string'" },
-		{ "a=(", "at position 2: unable to parse requirement: found '(', expected: identifier" },
-		{ "a!==b",
-		  "at position 3: unable to parse requirement: found '=', expected: identifier" },
-		{ "a=!b", "at position 2: unable to parse requirement: found '!', expected: identifier" },
+		{"a in (x",
+		 "at position 7: unable to parse requirement: found '', expected: ',' or ')'"},
+		{"a in x", "at position 5: unable to parse requirement: found 'x' expected: '('"},
+		{"a in", "at position 4: unable to parse requirement: found '' expected: '('"},
+		{"in in", "at position 5: unable to parse requirement: found '' expected: '('"},
+		{"a in (,x y)",
+		 "at position 9: unable to parse requirement: found 'y', expected: ',' or ')'"},
+		{"a in (()",
+		 "at position 6: unable to parse requirement: found '(', expected: ',', ')' or "
+		 "identifier"},
+		{"a in (x,(",
+		 "at position 8: unable to parse requirement: found '(', expected: ',', or "
+		 "identifier"},
+		{"a in (x,",
+		 "at position 8: unable to parse requirement: found '', expected: ',', or "
+		 "identifier"},
+		{"a b",
+		 "at position 2: unable to parse requirement: found 'b', expected: in, notin, "
+		 "=, ==, !=, gt, lt"},
+		{"a (",
+		 "at position 2: unable to parse requirement: found '(', expected: in, notin, "
+		 "=, ==, !=, gt, lt"},
+		{"a=b,", "at position 4: found '', expected: identifier after ','"},
+		{"a=b,,c", "at position 4: found ',', expected: identifier after ','"},
+		{"a=b,=c", "at position 4: found '=', expected: identifier after ','"},
+		{",a", "at position 0: found ',', expected: !, identifier, or 'end of string'"},
+		{")", "at position 0: found ')', expected: !, identifier, or 'end of string'"},
+		{"a=b c", "at position 4: found 'c', expected: ',' or 'end of string'"},
+		{"a=b=c", "at position 3: found '=', expected: ',' or 'end of string'"},
+		{"a in (x))", "at position 8: found ')', expected: ',' or 'end of string'"},
+		{"!a=b", "at position 2: found '=', expected: ',' or 'end of string'"},
+		{"!a in (x)", "at position 3: found 'in', expected: ',' or 'end of string'"},
+		{"!", "at position 1: unable to parse requirement: found '', expected: identifier"},
+		{"!!a",
+		 "at position 1: unable to parse requirement: found '!', expected: identifier"},
+		{"!=a", "at position 0: found '!=', expected: !, identifier, or 'end of string'"},
+		{"a=(",
+		 "at position 2: unable to parse requirement: found '(', expected: identifier"},
+		{"a!==b",
+		 "at position 3: unable to parse requirement: found '=', expected: identifier"},
+		{"a=!b",
+		 "at position 2: unable to parse requirement: found '!', expected: identifier"},
 		/* key syntax, reported at the key */
-		{ "_a=b",
-		  "at position 0: unable to parse requirement: Invalid value: \"_a\": name part " NAME_REGEX_MSG },
-		{ "x, a/b/c",
-		  "at position 3: unable to parse requirement: Invalid value: \"a/b/c\": a qualified "
-		  "name " NAME_REGEX_MSG " with an optional DNS subdomain prefix and '/' (e.g. "
-		  "'example.com/MyName')" },
-		{ "Example.com/a",
-		  "at position 0: unable to parse requirement: Invalid value: \"Example.com/a\": " PREFIX_REGEX_MSG },
-		{ "/a", "at position 0: unable to parse requirement: Invalid value: \"/a\": prefix part "
-			"must be non-empty" },
-		{ "a/", "at position 0: unable to parse requirement: Invalid value: \"a/\": name part "
-			"must be non-empty" },
-		{ "a\"\x01", "at position 0: unable to parse requirement: Invalid value: "
-			     "\"a\\\"\\x01\": name part " NAME_REGEX_MSG },
+		{"_a=b", "at position 0: unable to parse requirement: Invalid value: \"_a\": name "
+			 "part " NAME_REGEX_MSG},
+		{"x, a/b/c",
+		 "at position 3: unable to parse requirement: Invalid value: \"a/b/c\": a "
+		 "qualified "
+		 "name " NAME_REGEX_MSG " with an optional DNS subdomain prefix and '/' (e.g. "
+		 "'example.com/MyName')"},
+		{"Example.com/a", "at position 0: unable to parse requirement: Invalid value: "
+				  "\"Example.com/a\": " PREFIX_REGEX_MSG},
+		{"/a",
+		 "at position 0: unable to parse requirement: Invalid value: \"/a\": prefix part "
+		 "must be non-empty"},
+		{"a/",
+		 "at position 0: unable to parse requirement: Invalid value: \"a/\": name part "
+		 "must be non-empty"},
+		{"a\"\x01", "at position 0: unable to parse requirement: Invalid value: "
+			    "\"a\\\"\\x01\": name part " NAME_REGEX_MSG},
 		/* value syntax, reported at the value with its sorted index */
-		{ "a=_b", "at position 2: unable to parse requirement: values[0][a]: Invalid value: "
-			  "\"_b\": " VALUE_REGEX_MSG },
-		{ "k in (ok,_b)", "at position 9: unable to parse requirement: values[0][k]: Invalid "
-				  "value: \"_b\": " VALUE_REGEX_MSG },
-		{ "k in (Z,_b)", "at position 8: unable to parse requirement: values[1][k]: Invalid "
-				 "value: \"_b\": " VALUE_REGEX_MSG },
-		{ "a=" "0123456789012345678901234567890123456789012345678901234567890123",
-		  "at position 2: unable to parse requirement: values[0][a]: Invalid value: "
-		  "\"0123456789012345678901234567890123456789012345678901234567890123\": must be no "
-		  "more than 63 characters" },
+		{"a=_b", "at position 2: unable to parse requirement: values[0][a]: Invalid value: "
+			 "\"_b\": " VALUE_REGEX_MSG},
+		{"k in (ok,_b)",
+		 "at position 9: unable to parse requirement: values[0][k]: Invalid "
+		 "value: \"_b\": " VALUE_REGEX_MSG},
+		{"k in (Z,_b)", "at position 8: unable to parse requirement: values[1][k]: Invalid "
+				"value: \"_b\": " VALUE_REGEX_MSG},
+		{"a="
+		 "0123456789012345678901234567890123456789012345678901234567890123",
+		 "at position 2: unable to parse requirement: values[0][a]: Invalid value: "
+		 "\"0123456789012345678901234567890123456789012345678901234567890123\": must be no "
+		 "more than 63 characters"},
 		/* Gt/Lt need an int64, and still a label value */
-		{ "a>x", "at position 2: unable to parse requirement: values[0]: Invalid value: \"x\": "
-			 "for 'Gt', 'Lt' operators, the value must be an integer" },
-		{ "a<", "at position 2: unable to parse requirement: values[0]: Invalid value: \"\": "
-			"for 'Gt', 'Lt' operators, the value must be an integer" },
-		{ "a>9223372036854775808",
-		  "at position 2: unable to parse requirement: values[0]: Invalid value: "
-		  "\"9223372036854775808\": for 'Gt', 'Lt' operators, the value must be an integer" },
-		{ "a>-1", "at position 2: unable to parse requirement: values[0][a]: Invalid value: "
-			  "\"-1\": " VALUE_REGEX_MSG },
+		{"a>x",
+		 "at position 2: unable to parse requirement: values[0]: Invalid value: \"x\": "
+		 "for 'Gt', 'Lt' operators, the value must be an integer"},
+		{"a<",
+		 "at position 2: unable to parse requirement: values[0]: Invalid value: \"\": "
+		 "for 'Gt', 'Lt' operators, the value must be an integer"},
+		{"a>9223372036854775808",
+		 "at position 2: unable to parse requirement: values[0]: Invalid value: "
+		 "\"9223372036854775808\": for 'Gt', 'Lt' operators, the value must be an integer"},
+		{"a>-1", "at position 2: unable to parse requirement: values[0][a]: Invalid value: "
+			 "\"-1\": " VALUE_REGEX_MSG},
 	};
 	char err[1024];
 
@@ -314,33 +326,33 @@ TEST(label_key_value_checks)
 }
 
 /* Label sets for the truth table. */
-static const struct sl_label ls_app_web[] = { { "app", "web" } };
-static const struct sl_label ls_app_db[] = { { "app", "db" } };
-static const struct sl_label ls_app_empty[] = { { "app", "" } };
-static const struct sl_label ls_web_front[] = { { "tier", "front" }, { "app", "web" } };
-static const struct sl_label ls_web_back[] = { { "app", "web" }, { "tier", "back" } };
-static const struct sl_label ls_api_gen3[] = { { "app", "api" }, { "gen", "3" } };
-static const struct sl_label ls_gen2[] = { { "gen", "2" } };
-static const struct sl_label ls_gen1[] = { { "gen", "1" } };
-static const struct sl_label ls_genx[] = { { "gen", "x" } };
-static const struct sl_label ls_genneg[] = { { "gen", "-5" } };
+static const struct sl_label ls_app_web[] = {{"app", "web"}};
+static const struct sl_label ls_app_db[] = {{"app", "db"}};
+static const struct sl_label ls_app_empty[] = {{"app", ""}};
+static const struct sl_label ls_web_front[] = {{"tier", "front"}, {"app", "web"}};
+static const struct sl_label ls_web_back[] = {{"app", "web"}, {"tier", "back"}};
+static const struct sl_label ls_api_gen3[] = {{"app", "api"}, {"gen", "3"}};
+static const struct sl_label ls_gen2[] = {{"gen", "2"}};
+static const struct sl_label ls_gen1[] = {{"gen", "1"}};
+static const struct sl_label ls_genx[] = {{"gen", "x"}};
+static const struct sl_label ls_genneg[] = {{"gen", "-5"}};
 
 static const struct {
 	const struct sl_label *l;
 	size_t n;
 	const char *json;
 } label_sets[] = {
-	{ NULL, 0, "{}" },
-	{ ls_app_web, 1, "{\"app\":\"web\"}" },
-	{ ls_app_db, 1, "{\"app\":\"db\"}" },
-	{ ls_app_empty, 1, "{\"app\":\"\"}" },
-	{ ls_web_front, 2, "{\"tier\":\"front\",\"app\":\"web\"}" },
-	{ ls_web_back, 2, "{\"app\":\"web\",\"tier\":\"back\"}" },
-	{ ls_api_gen3, 2, "{\"app\":\"api\",\"gen\":\"3\"}" },
-	{ ls_gen2, 1, "{\"gen\":\"2\"}" },
-	{ ls_gen1, 1, "{\"gen\":\"1\"}" },
-	{ ls_genx, 1, "{\"gen\":\"x\"}" },
-	{ ls_genneg, 1, "{\"gen\":\"-5\"}" },
+	{NULL, 0, "{}"},
+	{ls_app_web, 1, "{\"app\":\"web\"}"},
+	{ls_app_db, 1, "{\"app\":\"db\"}"},
+	{ls_app_empty, 1, "{\"app\":\"\"}"},
+	{ls_web_front, 2, "{\"tier\":\"front\",\"app\":\"web\"}"},
+	{ls_web_back, 2, "{\"app\":\"web\",\"tier\":\"back\"}"},
+	{ls_api_gen3, 2, "{\"app\":\"api\",\"gen\":\"3\"}"},
+	{ls_gen2, 1, "{\"gen\":\"2\"}"},
+	{ls_gen1, 1, "{\"gen\":\"1\"}"},
+	{ls_genx, 1, "{\"gen\":\"x\"}"},
+	{ls_genneg, 1, "{\"gen\":\"-5\"}"},
 };
 
 TEST(labelsel_truth_table)
@@ -349,27 +361,27 @@ TEST(labelsel_truth_table)
 	static const struct {
 		const char *sel, *want;
 	} rows[] = {
-		{ "", "11111111111" },
-		{ "app=web", "01001100000" },
-		{ "app==web", "01001100000" },
-		{ "app!=web", "10110011111" },
-		{ "app in (web,db)", "01101100000" },
-		{ "app notin (web,db)", "10010011111" },
-		{ "app", "01111110000" },
-		{ "!app", "10000001111" },
-		{ "app=web,tier!=front", "01000100000" },
-		{ "app=web,tier notin (front)", "01000100000" },
-		{ "app=web,tier", "00001100000" },
-		{ "app=", "00010000000" },
-		{ "app in ()", "00010000000" },
-		{ "app notin ()", "11101111111" },
-		{ "gen>2", "00000010000" },
-		{ "gen<2", "00000000101" },
-		{ "gen>0,gen<3", "00000001100" },
-		{ "app,app!=web", "00110010000" },
-		{ "app=web,app=db", "00000000000" },
-		{ "!app,!gen", "10000000000" },
-		{ "missing notin (x),app", "01111110000" },
+		{"", "11111111111"},
+		{"app=web", "01001100000"},
+		{"app==web", "01001100000"},
+		{"app!=web", "10110011111"},
+		{"app in (web,db)", "01101100000"},
+		{"app notin (web,db)", "10010011111"},
+		{"app", "01111110000"},
+		{"!app", "10000001111"},
+		{"app=web,tier!=front", "01000100000"},
+		{"app=web,tier notin (front)", "01000100000"},
+		{"app=web,tier", "00001100000"},
+		{"app=", "00010000000"},
+		{"app in ()", "00010000000"},
+		{"app notin ()", "11101111111"},
+		{"gen>2", "00000010000"},
+		{"gen<2", "00000000101"},
+		{"gen>0,gen<3", "00000001100"},
+		{"app,app!=web", "00110010000"},
+		{"app=web,app=db", "00000000000"},
+		{"!app,!gen", "10000000000"},
+		{"missing notin (x),app", "01111110000"},
 	};
 	char err[512];
 
@@ -386,8 +398,9 @@ TEST(labelsel_truth_table)
 			bool got_json = sl_labelsel_match_json(sel, lj);
 
 			if (got != want || got_json != want)
-				(void)TEST_FAIL_AT("'%s' vs %s: want %d, got %d (json %d)", rows[r].sel,
-					     label_sets[c].json, want, got, got_json);
+				(void)TEST_FAIL_AT("'%s' vs %s: want %d, got %d (json %d)",
+						   rows[r].sel, label_sets[c].json, want, got,
+						   got_json);
 			json_object_put(lj);
 		}
 		sl_labelsel_free(sel);
@@ -399,7 +412,7 @@ TEST(labelsel_match_edges)
 	struct sl_labelsel *none = sl_labelsel_nothing();
 	struct sl_labelsel *exists = sl_labelsel_parse("a", NULL, 0);
 	struct json_object *j = sl_json_parse("{\"a\":1}", 7, NULL, 0);
-	const struct sl_label nullval[] = { { "a", NULL } };
+	const struct sl_label nullval[] = {{"a", NULL}};
 
 	if (!ASSERT_NOT_NULL(none, "nothing") || !ASSERT_NOT_NULL(exists, "exists"))
 		goto out;
@@ -457,7 +470,7 @@ TEST(labelsel_round_trip)
 		ASSERT_TRUE(sl_labelsel_equal(a, b), inputs[i]);
 		sb = sl_labelsel_string(b);
 		ASSERT_STREQ(sb, sa, "string is a fixed point");
-next:
+	next:
 		free(sa);
 		free(sb);
 		sl_labelsel_free(a);
@@ -484,27 +497,29 @@ TEST(labelsel_json_form)
 	static const struct {
 		const char *json, *canon;
 	} cases[] = {
-		{ "{}", "" },
-		{ "{\"matchLabels\":null,\"matchExpressions\":null}", "" },
-		{ "{\"matchLabels\":{}, \"matchExpressions\":[]}", "" },
-		{ "{\"matchLabels\":{\"tier\":\"db\",\"app\":\"web\"}}", "app=web,tier=db" },
-		{ "{\"matchLabels\":{\"app\":\"\"}}", "app=" },
-		{ "{\"matchLabels\":{\"app\":\"web\"},\"matchExpressions\":["
-		  "{\"key\":\"tier\",\"operator\":\"NotIn\",\"values\":[\"front\",\"back\",\"front\"]},"
-		  "{\"key\":\"x\",\"operator\":\"Exists\"},"
-		  "{\"key\":\"y\",\"operator\":\"DoesNotExist\",\"values\":[]},"
-		  "{\"key\":\"app\",\"operator\":\"In\",\"values\":[\"web\",\"api\"]}]}",
-		  "app=web,app in (api,web),tier notin (back,front),x,!y" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"\"]}]}",
-		  "a in ()" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\",\"values\":null}],"
-		  "\"unknownField\":1}",
-		  "a" },
+		{"{}", ""},
+		{"{\"matchLabels\":null,\"matchExpressions\":null}", ""},
+		{"{\"matchLabels\":{}, \"matchExpressions\":[]}", ""},
+		{"{\"matchLabels\":{\"tier\":\"db\",\"app\":\"web\"}}", "app=web,tier=db"},
+		{"{\"matchLabels\":{\"app\":\"\"}}", "app="},
+		{"{\"matchLabels\":{\"app\":\"web\"},\"matchExpressions\":["
+		 "{\"key\":\"tier\",\"operator\":\"NotIn\",\"values\":[\"front\",\"back\","
+		 "\"front\"]},"
+		 "{\"key\":\"x\",\"operator\":\"Exists\"},"
+		 "{\"key\":\"y\",\"operator\":\"DoesNotExist\",\"values\":[]},"
+		 "{\"key\":\"app\",\"operator\":\"In\",\"values\":[\"web\",\"api\"]}]}",
+		 "app=web,app in (api,web),tier notin (back,front),x,!y"},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"\"]}]}",
+		 "a in ()"},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\",\"values\":null}],"
+		 "\"unknownField\":1}",
+		 "a"},
 	};
 	char err[1024];
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct sl_labelsel *sel = sel_from_json_text(cases[i].json, err, sizeof(err)), *back;
+		struct sl_labelsel *sel = sel_from_json_text(cases[i].json, err, sizeof(err)),
+				   *back;
 		char *s;
 
 		if (!ASSERT_NOT_NULL(sel, cases[i].json)) {
@@ -536,54 +551,62 @@ TEST(labelsel_json_errors)
 	static const struct {
 		const char *json, *msg;
 	} cases[] = {
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Foo\"}]}",
-		  "spec.podSelector.matchExpressions[0].operator: Unsupported value: \"Foo\": "
-		  "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\"}]}",
-		  "spec.podSelector.matchExpressions[0].operator: Unsupported value: \"\": "
-		  "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"in\",\"values\":[\"x\"]}]}",
-		  "spec.podSelector.matchExpressions[0].operator: Unsupported value: \"in\": "
-		  "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\"},"
-		  "{\"key\":\"b\",\"operator\":\"In\",\"values\":[]}]}",
-		  "spec.podSelector.matchExpressions[1].values: Required value: must be specified "
-		  "when `operator` is 'In' or 'NotIn'" },
-		{ "{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"NotIn\"}]}",
-		  "spec.podSelector.matchExpressions[0].values: Required value: must be specified "
-		  "when `operator` is 'In' or 'NotIn'" },
-		{ "{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"DoesNotExist\",\"values\":[\"x\"]}]}",
-		  "spec.podSelector.matchExpressions[0].values: Forbidden: may not be specified when "
-		  "`operator` is 'Exists' or 'DoesNotExist'" },
-		{ "{\"matchExpressions\":[{\"key\":\"-a\",\"operator\":\"Exists\"}]}",
-		  "spec.podSelector.matchExpressions[0].key: Invalid value: \"-a\": name part " NAME_REGEX_MSG },
-		{ "{\"matchExpressions\":[{\"operator\":\"Exists\"}]}",
-		  "spec.podSelector.matchExpressions[0].key: Invalid value: \"\": name part must be "
-		  "non-empty" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"ok\",\"a b\"]}]}",
-		  "spec.podSelector.matchExpressions[0].values[1]: Invalid value: \"a b\": " VALUE_REGEX_MSG },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"ok\",3]}]}",
-		  "spec.podSelector.matchExpressions[0].values[1]: Invalid value: int: must be a string" },
-		{ "{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":\"x\"}]}",
-		  "spec.podSelector.matchExpressions[0].values: Invalid value: string: must be an "
-		  "array of strings" },
-		{ "{\"matchExpressions\":[{\"key\":7,\"operator\":\"Exists\"}]}",
-		  "spec.podSelector.matchExpressions[0].key: Invalid value: int: must be a string" },
-		{ "{\"matchExpressions\":[\"a\"]}",
-		  "spec.podSelector.matchExpressions[0]: Invalid value: string: must be an object" },
-		{ "{\"matchExpressions\":{}}",
-		  "spec.podSelector.matchExpressions: Invalid value: object: must be an array" },
-		{ "{\"matchLabels\":{\"a/b/c\":\"x\"}}",
-		  "spec.podSelector.matchLabels: Invalid value: \"a/b/c\": a qualified name " NAME_REGEX_MSG
-		  " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')" },
-		{ "{\"matchLabels\":{\"a\":\"-x\"}}",
-		  "spec.podSelector.matchLabels: Invalid value: \"-x\": " VALUE_REGEX_MSG },
-		{ "{\"matchLabels\":{\"a\":1}}",
-		  "spec.podSelector.matchLabels[a]: Invalid value: int: must be a string" },
-		{ "{\"matchLabels\":[]}",
-		  "spec.podSelector.matchLabels: Invalid value: array: must be an object of string "
-		  "values" },
-		{ "[]", "spec.podSelector: Invalid value: array: must be a LabelSelector object" },
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Foo\"}]}",
+		 "spec.podSelector.matchExpressions[0].operator: Unsupported value: \"Foo\": "
+		 "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\""},
+		{"{\"matchExpressions\":[{\"key\":\"a\"}]}",
+		 "spec.podSelector.matchExpressions[0].operator: Unsupported value: \"\": "
+		 "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\""},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"in\",\"values\":[\"x\"]}]}",
+		 "spec.podSelector.matchExpressions[0].operator: Unsupported value: \"in\": "
+		 "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\""},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\"},"
+		 "{\"key\":\"b\",\"operator\":\"In\",\"values\":[]}]}",
+		 "spec.podSelector.matchExpressions[1].values: Required value: must be specified "
+		 "when `operator` is 'In' or 'NotIn'"},
+		{"{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"NotIn\"}]}",
+		 "spec.podSelector.matchExpressions[0].values: Required value: must be specified "
+		 "when `operator` is 'In' or 'NotIn'"},
+		{"{\"matchExpressions\":[{\"key\":\"b\",\"operator\":\"DoesNotExist\",\"values\":["
+		 "\"x\"]}]}",
+		 "spec.podSelector.matchExpressions[0].values: Forbidden: may not be specified "
+		 "when "
+		 "`operator` is 'Exists' or 'DoesNotExist'"},
+		{"{\"matchExpressions\":[{\"key\":\"-a\",\"operator\":\"Exists\"}]}",
+		 "spec.podSelector.matchExpressions[0].key: Invalid value: \"-a\": name "
+		 "part " NAME_REGEX_MSG},
+		{"{\"matchExpressions\":[{\"operator\":\"Exists\"}]}",
+		 "spec.podSelector.matchExpressions[0].key: Invalid value: \"\": name part must be "
+		 "non-empty"},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"ok\",\"a "
+		 "b\"]}]}",
+		 "spec.podSelector.matchExpressions[0].values[1]: Invalid value: \"a "
+		 "b\": " VALUE_REGEX_MSG},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"ok\",3]}]"
+		 "}",
+		 "spec.podSelector.matchExpressions[0].values[1]: Invalid value: int: must be a "
+		 "string"},
+		{"{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":\"x\"}]}",
+		 "spec.podSelector.matchExpressions[0].values: Invalid value: string: must be an "
+		 "array of strings"},
+		{"{\"matchExpressions\":[{\"key\":7,\"operator\":\"Exists\"}]}",
+		 "spec.podSelector.matchExpressions[0].key: Invalid value: int: must be a string"},
+		{"{\"matchExpressions\":[\"a\"]}",
+		 "spec.podSelector.matchExpressions[0]: Invalid value: string: must be an object"},
+		{"{\"matchExpressions\":{}}",
+		 "spec.podSelector.matchExpressions: Invalid value: object: must be an array"},
+		{"{\"matchLabels\":{\"a/b/c\":\"x\"}}",
+		 "spec.podSelector.matchLabels: Invalid value: \"a/b/c\": a qualified "
+		 "name " NAME_REGEX_MSG
+		 " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"},
+		{"{\"matchLabels\":{\"a\":\"-x\"}}",
+		 "spec.podSelector.matchLabels: Invalid value: \"-x\": " VALUE_REGEX_MSG},
+		{"{\"matchLabels\":{\"a\":1}}",
+		 "spec.podSelector.matchLabels[a]: Invalid value: int: must be a string"},
+		{"{\"matchLabels\":[]}",
+		 "spec.podSelector.matchLabels: Invalid value: array: must be an object of string "
+		 "values"},
+		{"[]", "spec.podSelector: Invalid value: array: must be a LabelSelector object"},
 	};
 	char err[1024];
 
@@ -663,27 +686,27 @@ TEST(fieldsel_parse_forms)
 	static const struct {
 		const char *in, *canon;
 	} cases[] = {
-		{ "", "" },
-		{ ",,", "" },
-		{ "metadata.name=foo", "metadata.name=foo" },
-		{ "a==b", "a=b" },
-		{ "a!=b", "a!=b" },
-		{ "a=", "a=" },
-		{ "a!=", "a!=" },
-		{ "c!=d,a=b", "a=b,c!=d" },
-		{ ",a=b,,", "a=b" },
-		{ "a!=x,a=x", "a=x,a!=x" },
+		{"", ""},
+		{",,", ""},
+		{"metadata.name=foo", "metadata.name=foo"},
+		{"a==b", "a=b"},
+		{"a!=b", "a!=b"},
+		{"a=", "a="},
+		{"a!=", "a!="},
+		{"c!=d,a=b", "a=b,c!=d"},
+		{",a=b,,", "a=b"},
+		{"a!=x,a=x", "a=x,a!=x"},
 		/* escapes in values */
-		{ "a=x\\,y\\=z\\\\w", "a=x\\,y\\=z\\\\w" },
-		{ "a==\\=", "a=\\=" },
-		{ "a!=\\\\", "a!=\\\\" },
+		{"a=x\\,y\\=z\\\\w", "a=x\\,y\\=z\\\\w"},
+		{"a==\\=", "a=\\="},
+		{"a!=\\\\", "a!=\\\\"},
 		/* the field is taken verbatim up to the first operator */
-		{ "a!b=c", "a!b=c" },
-		{ "a = b", "a = b" },
-		{ "=x", "=x" },
-		{ "a\\,b=c", "a\\,b=c" },
-		{ "a\\=b", "a\\=b" },
-		{ "a\\!=b", "a\\!=b" },
+		{"a!b=c", "a!b=c"},
+		{"a = b", "a = b"},
+		{"=x", "=x"},
+		{"a\\,b=c", "a\\,b=c"},
+		{"a\\=b", "a\\=b"},
+		{"a\\!=b", "a\\!=b"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -693,8 +716,8 @@ TEST(fieldsel_parse_forms)
 TEST(fieldsel_structure)
 {
 	char err[256];
-	struct sl_fieldsel *sel = sl_fieldsel_parse("spec.nodeName!=,a\\,b=x\\,y\\=z\\\\", err,
-						    sizeof(err));
+	struct sl_fieldsel *sel =
+		sl_fieldsel_parse("spec.nodeName!=,a\\,b=x\\,y\\=z\\\\", err, sizeof(err));
 
 	if (!ASSERT_NOT_NULL(sel, "parse"))
 		return;
@@ -714,18 +737,21 @@ TEST(fieldsel_parse_errors)
 	static const struct {
 		const char *in, *msg;
 	} cases[] = {
-		{ "a", "at position 0: invalid selector: 'a'; can't understand 'a'" },
-		{ "zzz,b=1", "at position 0: invalid selector: 'zzz,b=1'; can't understand 'zzz'" },
-		{ "b=1,zzz", "at position 4: invalid selector: 'b=1,zzz'; can't understand 'zzz'" },
-		{ "a!b", "at position 0: invalid selector: 'a!b'; can't understand 'a!b'" },
-		{ "a=b=c", "at position 3: invalid field selector: unescaped character in value: '='" },
-		{ "a==b==c",
-		  "at position 4: invalid field selector: unescaped character in value: '='" },
-		{ "a!==b", "at position 3: invalid field selector: unescaped character in value: '='" },
-		{ "a=b\\x", "at position 3: invalid field selector: invalid escape sequence: \\x" },
-		{ "a=b\\", "at position 3: invalid field selector: invalid escape sequence: \\" },
-		{ "x=1,a=\\,b\\", "at position 9: invalid field selector: invalid escape sequence: \\" },
-		{ "a\x01", "at position 0: invalid selector: 'a\\x01'; can't understand 'a\\x01'" },
+		{"a", "at position 0: invalid selector: 'a'; can't understand 'a'"},
+		{"zzz,b=1", "at position 0: invalid selector: 'zzz,b=1'; can't understand 'zzz'"},
+		{"b=1,zzz", "at position 4: invalid selector: 'b=1,zzz'; can't understand 'zzz'"},
+		{"a!b", "at position 0: invalid selector: 'a!b'; can't understand 'a!b'"},
+		{"a=b=c",
+		 "at position 3: invalid field selector: unescaped character in value: '='"},
+		{"a==b==c",
+		 "at position 4: invalid field selector: unescaped character in value: '='"},
+		{"a!==b",
+		 "at position 3: invalid field selector: unescaped character in value: '='"},
+		{"a=b\\x", "at position 3: invalid field selector: invalid escape sequence: \\x"},
+		{"a=b\\", "at position 3: invalid field selector: invalid escape sequence: \\"},
+		{"x=1,a=\\,b\\",
+		 "at position 9: invalid field selector: invalid escape sequence: \\"},
+		{"a\x01", "at position 0: invalid selector: 'a\\x01'; can't understand 'a\\x01'"},
 	};
 	char err[512];
 
@@ -764,22 +790,22 @@ static const char *fake_get(const char *field, void *arg)
 TEST(fieldsel_match)
 {
 	static const struct fake_obj objs[] = {
-		{ "a", NULL, "Pending" },
-		{ "b", "n1", "Running" },
-		{ "c,d", "n2", "Running" },
+		{"a", NULL, "Pending"},
+		{"b", "n1", "Running"},
+		{"c,d", "n2", "Running"},
 	};
 	static const struct {
 		const char *sel, *want;
 	} rows[] = {
-		{ "", "111" },
-		{ "spec.nodeName=", "100" },
-		{ "spec.nodeName!=", "011" },
-		{ "spec.nodeName=n1", "010" },
-		{ "status.phase!=Running", "100" },
-		{ "status.phase==Running,spec.nodeName!=n1", "001" },
-		{ "metadata.name=c\\,d", "001" },
-		{ "other.field=", "111" },
-		{ "other.field=x", "000" },
+		{"", "111"},
+		{"spec.nodeName=", "100"},
+		{"spec.nodeName!=", "011"},
+		{"spec.nodeName=n1", "010"},
+		{"status.phase!=Running", "100"},
+		{"status.phase==Running,spec.nodeName!=n1", "001"},
+		{"metadata.name=c\\,d", "001"},
+		{"other.field=", "111"},
+		{"other.field=x", "000"},
 	};
 	char err[256];
 
@@ -793,8 +819,8 @@ TEST(fieldsel_match)
 			bool got = sl_fieldsel_match(sel, fake_get, (void *)&objs[c]);
 
 			if (got != want)
-				(void)TEST_FAIL_AT("'%s' vs obj %zu: want %d got %d", rows[r].sel, c, want,
-					     got);
+				(void)TEST_FAIL_AT("'%s' vs obj %zu: want %d got %d", rows[r].sel,
+						   c, want, got);
 		}
 		sl_fieldsel_free(sel);
 	}
@@ -803,10 +829,10 @@ TEST(fieldsel_match)
 
 TEST(fieldsel_unsupported)
 {
-	static const char *const pod_fields[] = { "metadata.name", "metadata.namespace",
-						  "spec.nodeName", NULL };
-	struct sl_fieldsel *sel = sl_fieldsel_parse("metadata.name=a,spec.nodeName!=,spec.x=1",
-						    NULL, 0);
+	static const char *const pod_fields[] = {"metadata.name", "metadata.namespace",
+						 "spec.nodeName", NULL};
+	struct sl_fieldsel *sel =
+		sl_fieldsel_parse("metadata.name=a,spec.nodeName!=,spec.x=1", NULL, 0);
 
 	if (!ASSERT_NOT_NULL(sel, "parse"))
 		return;
@@ -815,8 +841,7 @@ TEST(fieldsel_unsupported)
 	sel = sl_fieldsel_parse("spec.nodeName=n1,metadata.namespace!=kube-system", NULL, 0);
 	if (ASSERT_NOT_NULL(sel, "parse 2"))
 		ASSERT_NULL(sl_fieldsel_unsupported(sel, pod_fields), "all supported");
-	ASSERT_STREQ(sl_fieldsel_unsupported(sel, NULL), "metadata.namespace",
-		     "no supported list");
+	ASSERT_STREQ(sl_fieldsel_unsupported(sel, NULL), "metadata.namespace", "no supported list");
 	sl_fieldsel_free(sel);
 	ASSERT_NULL(sl_fieldsel_unsupported(NULL, pod_fields), "NULL selector");
 }

@@ -90,7 +90,9 @@ char *sl_labelsel_string(const struct sl_labelsel *sel);
  */
 struct sl_labelsel *sl_labelsel_from_set_json(const struct json_object *map, const char *path,
 					      char *err, size_t errlen);
-/* The selector that matches nothing (labels.Nothing()); caller frees. */
+/* The selector that matches nothing (labels.Nothing()); caller frees. Like
+ * upstream its string form is "", so it is the one selector that does not
+ * survive a string round trip; send it as "no request" instead. */
 struct sl_labelsel *sl_labelsel_nothing(void);
 /* Structural equality (both are canonically sorted, so this is "same meaning
  * and same canonical string"). NULL equals only NULL. */
