@@ -845,3 +845,48 @@ TEST(fieldsel_unsupported)
 	sl_fieldsel_free(sel);
 	ASSERT_NULL(sl_fieldsel_unsupported(NULL, pod_fields), "NULL selector");
 }
+
+TEST(labelsel_parse_length_limits)
+{
+	char in[700], err[1024], *s = NULL;
+	struct sl_labelsel *sel = NULL;
+
+	/* 253-char prefix + 63-char name = 63-char value: the longest valid pair */
+	memset(in, 'p', 253);
+	in[253] = '/';
+	memset(in + 254, 'n', 63);
+	in[317] = '=';
+	memset(in + 318, 'v', 63);
+	in[381] = '\0';
+	sel = sl_labelsel_parse(in, err, sizeof(err));
+	if (!ASSERT_NOT_NULL(sel, "longest valid"))
+		goto out;
+	s = sl_labelsel_string(sel);
+	ASSERT_STREQ(s, in, "longest valid canonical");
+	sl_labelsel_free(sel);
+
+	/* one more character in the name part, reported at the key */
+	memset(in, 'x', 64);
+	strcpy(in + 64, " in (a)");
+	sel = sl_labelsel_parse(in, err, sizeof(err));
+	ASSERT_NULL(sel, "64-char name");
+	ASSERT_TRUE(
+		strstr(err, "at position 0: unable to parse requirement: Invalid value: \"xxx") ==
+			err,
+		"names the key");
+	ASSERT_TRUE(strstr(err, "\": name part must be no more than 63 characters") != NULL,
+		    "length message");
+
+	/* the 254-char prefix, reported at the second requirement's key */
+	strcpy(in, "a, ");
+	memset(in + 3, 'p', 254);
+	strcpy(in + 257, "/n");
+	sel = sl_labelsel_parse(in, err, sizeof(err));
+	ASSERT_NULL(sel, "254-char prefix");
+	ASSERT_TRUE(!strncmp(err, "at position 3: ", 15), "position of second key");
+	ASSERT_TRUE(strstr(err, "prefix part must be no more than 253 characters") != NULL,
+		    "prefix message");
+out:
+	free(s);
+	sl_labelsel_free(sel);
+}
