@@ -78,7 +78,7 @@ round() {
 	fi
 }
 
-round kill_0.4s 0.4
+round kill_0.5s 0.5
 round kill_0.7s 0.7 --inflight 16
 round kill_1.0s_one_in_flight 1.0 --inflight 1
 round kill_during_compaction 1.8 --retain 300 --compact-interval 1
