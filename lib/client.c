@@ -32,20 +32,20 @@
 #define CLIENT_MAX_ERR_BODY (64u << 10)
 
 struct sl_client {
-	char *server;    /* no trailing slash */
-	char *auth_hdr;  /* "Authorization: Bearer ..." or NULL */
+	char *server;	/* no trailing slash */
+	char *auth_hdr; /* "Authorization: Bearer ..." or NULL */
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
 	bool insecure;
 	unsigned int timeout_ms;
-	CURLSH *share;   /* connection/DNS/TLS-session cache shared by all requests */
+	CURLSH *share; /* connection/DNS/TLS-session cache shared by all requests */
 	pthread_mutex_t locks[CURL_LOCK_DATA_LAST]; /* one per curl_lock_data */
 };
 
 struct sl_cancel {
-	CURLM *multi;       /* requests run here so curl_multi_wakeup can interrupt them */
-	atomic_bool fired;  /* sticky until reset */
+	CURLM *multi;	   /* requests run here so curl_multi_wakeup can interrupt them */
+	atomic_bool fired; /* sticky until reset */
 };
 
 static pthread_once_t client_once = PTHREAD_ONCE_INIT;
@@ -123,7 +123,8 @@ struct sl_client *sl_client_new(const struct sl_client_opts *o, char *err, size_
 	else
 		for (n = strlen(c->server); n > 0 && c->server[n - 1] == '/'; n--)
 			c->server[n - 1] = '\0';
-	if (o->token && *o->token && asprintf(&c->auth_hdr, "Authorization: Bearer %s", o->token) < 0) {
+	if (o->token && *o->token &&
+	    asprintf(&c->auth_hdr, "Authorization: Bearer %s", o->token) < 0) {
 		c->auth_hdr = NULL;
 		oom = true;
 	}
@@ -252,10 +253,10 @@ static void client_errf(char *dst, size_t len, const char *fmt, ...)
 
 struct client_xfer {
 	CURL *h;
-	struct sl_buf *body;           /* whole body (requests) or error body (watches) */
+	struct sl_buf *body; /* whole body (requests) or error body (watches) */
 	size_t max_body;
-	struct sl_watch_decoder *dec;  /* set for watches: 2xx bodies go here */
-	int dec_rc;                    /* decoder/callback result that aborted the transfer */
+	struct sl_watch_decoder *dec; /* set for watches: 2xx bodies go here */
+	int dec_rc;		      /* decoder/callback result that aborted the transfer */
 	bool too_big;
 	const char *upload;
 	size_t upload_len;
@@ -424,14 +425,14 @@ static void client_status_message(struct sl_client_resp *resp)
 		client_errf(resp->err, sizeof(resp->err), "HTTP %ld %s", resp->status, reason);
 	else
 		client_errf(resp->err, sizeof(resp->err), "HTTP %ld: %.120s", resp->status,
-			 resp->body.len ? resp->body.data : "(empty body)");
+			    resp->body.len ? resp->body.data : "(empty body)");
 }
 
 int sl_client_request(struct sl_client *c, const char *method, const char *path_and_query,
 		      const void *body, size_t body_len, const char *content_type,
 		      struct sl_cancel *cancel, struct sl_client_resp *resp)
 {
-	struct client_xfer x = { .body = &resp->body, .max_body = CLIENT_MAX_BODY };
+	struct client_xfer x = {.body = &resp->body, .max_body = CLIENT_MAX_BODY};
 	struct curl_slist *hdrs = NULL;
 	bool cancelled;
 	CURLcode cc;
@@ -453,17 +454,18 @@ int sl_client_request(struct sl_client *c, const char *method, const char *path_
 	cc = client_xfer_run(&x, cancel, &cancelled);
 	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &resp->status);
 	if (cancelled) {
-		client_errf(resp->err, sizeof(resp->err), "%s %s: cancelled", method, path_and_query);
+		client_errf(resp->err, sizeof(resp->err), "%s %s: cancelled", method,
+			    path_and_query);
 		rc = -ECANCELED;
 	} else if (x.too_big) {
 		client_errf(resp->err, sizeof(resp->err), "%s %s: response larger than %u bytes",
-			 method, path_and_query, CLIENT_MAX_BODY);
+			    method, path_and_query, CLIENT_MAX_BODY);
 		rc = -EFBIG;
 	} else if (resp->body.oom) {
 		rc = -ENOMEM;
 	} else if (cc != CURLE_OK) {
 		client_errf(resp->err, sizeof(resp->err), "%s %s%s: %s", method, c->server,
-			 path_and_query, x.curl_err[0] ? x.curl_err : curl_easy_strerror(cc));
+			    path_and_query, x.curl_err[0] ? x.curl_err : curl_easy_strerror(cc));
 		rc = client_curl_err(cc);
 	}
 	if (rc)
@@ -521,11 +523,11 @@ static void client_escape(struct sl_buf *b, const char *s)
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		    ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
 			sl_buf_append(b, s, 1);
 		} else {
-			char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+			char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
 
 			sl_buf_append(b, e, 3);
 		}
@@ -591,9 +593,8 @@ static int client_call(struct sl_client *c, const char *method, char *path, cons
 	}
 	rc = sl_client_request(c, method, path, body, body ? strlen(body) : 0, ctype, NULL, &resp);
 	if (!rc)
-		rc = sl_client_status_err(resp.status, resp.json ? sl_json_get_str(resp.json,
-										       "reason")
-								  : NULL);
+		rc = sl_client_status_err(resp.status,
+					  resp.json ? sl_json_get_str(resp.json, "reason") : NULL);
 	if (rc) {
 		client_errf(err, errlen, "%s", resp.err[0] ? resp.err : sl_strerror(rc));
 	} else if (out) {
@@ -644,28 +645,28 @@ int sl_client_patch(struct sl_client *c, const struct sl_gvr *r, const char *ns,
 			   errlen);
 }
 
-int sl_client_delete(struct sl_client *c, const struct sl_gvr *r, const char *ns,
-		     const char *name, char *err, size_t errlen)
+int sl_client_delete(struct sl_client *c, const struct sl_gvr *r, const char *ns, const char *name,
+		     char *err, size_t errlen)
 {
-	return client_call(c, "DELETE", name ? sl_client_path(r, ns, name, NULL) : NULL, NULL,
-			   NULL, NULL, err, errlen);
+	return client_call(c, "DELETE", name ? sl_client_path(r, ns, name, NULL) : NULL, NULL, NULL,
+			   NULL, err, errlen);
 }
 
 /* ---- watch decoder --------------------------------------------------- */
 
 struct sl_watch_decoder {
-	struct sl_buf line;    /* bytes of the current, unfinished line */
-	size_t max_line;       /* bytes; a longer line is an error */
+	struct sl_buf line; /* bytes of the current, unfinished line */
+	size_t max_line;    /* bytes; a longer line is an error */
 	sl_watch_event_fn fn;
 	void *arg;
-	uint64_t events;       /* events handed to fn */
-	int err;               /* sticky result once nonzero */
-	char msg[192];         /* reason for err */
+	uint64_t events; /* events handed to fn */
+	int err;	 /* sticky result once nonzero */
+	char msg[192];	 /* reason for err */
 };
 
 static const char *const watch_type_names[] = {
-	[SL_WATCH_ADDED] = "ADDED",       [SL_WATCH_MODIFIED] = "MODIFIED",
-	[SL_WATCH_DELETED] = "DELETED",   [SL_WATCH_BOOKMARK] = "BOOKMARK",
+	[SL_WATCH_ADDED] = "ADDED",	[SL_WATCH_MODIFIED] = "MODIFIED",
+	[SL_WATCH_DELETED] = "DELETED", [SL_WATCH_BOOKMARK] = "BOOKMARK",
 	[SL_WATCH_ERROR] = "ERROR",
 };
 
@@ -708,7 +709,7 @@ static int watch_fail(struct sl_watch_decoder *d, const char *fmt, ...)
 	vsnprintf(m, sizeof(m), fmt, ap);
 	va_end(ap);
 	client_errf(d->msg, sizeof(d->msg), "watch event %llu: %s",
-		 (unsigned long long)d->events + 1, m);
+		    (unsigned long long)d->events + 1, m);
 	d->err = -SL_ERR_PARSE;
 	return d->err;
 }
@@ -832,7 +833,7 @@ int sl_client_watch(struct sl_client *c, const char *path_and_query, unsigned in
 		    char *err, size_t errlen)
 {
 	struct sl_client_resp resp;
-	struct client_xfer x = { .body = &resp.body, .max_body = CLIENT_MAX_ERR_BODY };
+	struct client_xfer x = {.body = &resp.body, .max_body = CLIENT_MAX_ERR_BODY};
 	struct curl_slist *hdrs = NULL;
 	bool cancelled = false;
 	CURLcode cc;
@@ -864,11 +865,11 @@ int sl_client_watch(struct sl_client *c, const char *path_and_query, unsigned in
 		rc = -ECANCELED;
 	} else if (x.dec_rc) {
 		client_errf(err, errlen, "watch %s: %s", path_and_query,
-			 sl_watch_decoder_error(x.dec));
+			    sl_watch_decoder_error(x.dec));
 		rc = x.dec_rc;
 	} else if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && x.too_big)) {
 		client_errf(err, errlen, "watch %s%s: %s", c->server, path_and_query,
-			 x.curl_err[0] ? x.curl_err : curl_easy_strerror(cc));
+			    x.curl_err[0] ? x.curl_err : curl_easy_strerror(cc));
 		rc = client_curl_err(cc);
 	} else if (*status < 200 || *status >= 300) {
 		resp.status = *status;
@@ -876,13 +877,13 @@ int sl_client_watch(struct sl_client *c, const char *path_and_query, unsigned in
 			resp.json = sl_json_parse(resp.body.data, resp.body.len, NULL, 0);
 		client_status_message(&resp);
 		client_errf(err, errlen, "watch %s: %s", path_and_query, resp.err);
-		rc = sl_client_status_err(*status, resp.json ? sl_json_get_str(resp.json, "reason")
-							     : NULL);
+		rc = sl_client_status_err(*status,
+					  resp.json ? sl_json_get_str(resp.json, "reason") : NULL);
 	} else {
 		rc = sl_watch_decoder_finish(x.dec);
 		if (rc)
 			client_errf(err, errlen, "watch %s: %s", path_and_query,
-				 sl_watch_decoder_error(x.dec));
+				    sl_watch_decoder_error(x.dec));
 	}
 out:
 	curl_slist_free_all(hdrs);

@@ -27,7 +27,7 @@
 
 /* Positive watch-callback results: why the informer stopped a stream. */
 #define INF_STOP_EXPIRED 1 /* ERROR event with code 410: relist now */
-#define INF_STOP_ERROR 2   /* any other ERROR event: relist after a back-off */
+#define INF_STOP_ERROR	 2 /* any other ERROR event: relist after a back-off */
 
 /* One object as cached: immutable once built, shared by refcount. */
 struct inf_entry {
@@ -62,28 +62,28 @@ struct inf_event {
 };
 
 struct sl_informer {
-	struct sl_client *c;   /* borrowed */
+	struct sl_client *c; /* borrowed */
 	char *group, *version, *resource, *ns, *lsel, *fsel;
-	struct sl_gvr gvr;     /* points at the strings above */
+	struct sl_gvr gvr; /* points at the strings above */
 	enum sl_inf_delivery delivery;
 	struct sl_informer_handlers h;
 	unsigned int page_limit, watch_min_s, watch_max_s;
 
 	pthread_t thread;
-	bool running;          /* thread started and not yet joined */
+	bool running;		  /* thread started and not yet joined */
 	struct sl_cancel *cancel; /* fired by stop: interrupts list, watch, sleep */
-	struct sl_backoff bo;  /* informer thread only */
+	struct sl_backoff bo;	  /* informer thread only */
 
 	pthread_rwlock_t lock; /* guards map */
 	struct inf_map map;
 
-	pthread_mutex_t mu;    /* guards everything below */
-	pthread_cond_t cond;   /* signalled on synced and on stop */
+	pthread_mutex_t mu;  /* guards everything below */
+	pthread_cond_t cond; /* signalled on synced and on stop */
 	bool synced;
 	bool stopping;
 	struct sl_informer_stats st;
 	struct inf_event *qhead, *qtail; /* QUEUE mode */
-	int efd;               /* eventfd, QUEUE mode only, else -1 */
+	int efd;			 /* eventfd, QUEUE mode only, else -1 */
 };
 
 /* ---- entries and the map --------------------------------------------- */
@@ -126,8 +126,8 @@ static char *inf_key(struct json_object *obj)
 static struct inf_entry *inf_entry_new(struct json_object *obj)
 {
 	struct inf_entry *e = calloc(1, sizeof(*e));
-	const char *rv = json_object_get_string(sl_json_path(obj, "metadata", "resourceVersion",
-							     NULL));
+	const char *rv =
+		json_object_get_string(sl_json_path(obj, "metadata", "resourceVersion", NULL));
 	const char *s;
 
 	if (!e)
@@ -407,8 +407,7 @@ static int inf_upsert(struct sl_informer *inf, struct json_object *obj)
 	int rc;
 
 	if (!e) {
-		pr_warn(INF_SUBSYS, "'%s': object without metadata.name ignored",
-			inf->resource);
+		pr_warn(INF_SUBSYS, "'%s': object without metadata.name ignored", inf->resource);
 		return 0;
 	}
 	inf_entry_get(e); /* one for the map, one for delivery */
@@ -442,8 +441,7 @@ static int inf_remove(struct sl_informer *inf, struct json_object *obj)
 		/* The event carries the object's final state: deliver that. */
 		rc = inf_deliver(inf, INF_DELETE, last, NULL, NULL);
 	} else {
-		pr_debug(INF_SUBSYS, "'%s': DELETED for unknown %s", inf->resource,
-			 last->key);
+		pr_debug(INF_SUBSYS, "'%s': DELETED for unknown %s", inf->resource, last->key);
 	}
 	inf_entry_put(old);
 	inf_entry_put(last);
@@ -452,7 +450,7 @@ static int inf_remove(struct sl_informer *inf, struct json_object *obj)
 
 int sl_informer_replace(struct sl_informer *inf, struct json_object *items, const char *rv)
 {
-	struct inf_map fresh = { 0 }, old;
+	struct inf_map fresh = {0}, old;
 	struct inf_entry **ents;
 	size_t n, count;
 	int rc = 0;
@@ -586,8 +584,7 @@ static int inf_list(struct sl_informer *inf)
 			rc = -SL_ERR_PARSE;
 		if (rc) {
 			if (rc != -ECANCELED)
-				pr_warn(INF_SUBSYS, "'%s': list %s failed: %s",
-					inf->resource, path,
+				pr_warn(INF_SUBSYS, "'%s': list %s failed: %s", inf->resource, path,
 					resp.err[0] ? resp.err : sl_strerror(rc));
 			free(path);
 			sl_client_resp_fini(&resp);
@@ -608,8 +605,8 @@ static int inf_list(struct sl_informer *inf)
 			json_object_array_add(items, json_object_get(it));
 		}
 		next = json_object_get_string(sl_json_path(page, "metadata", "continue", NULL));
-		lrv = json_object_get_string(sl_json_path(page, "metadata", "resourceVersion",
-							  NULL));
+		lrv = json_object_get_string(
+			sl_json_path(page, "metadata", "resourceVersion", NULL));
 		free(cont);
 		cont = next && *next ? strdup(next) : NULL;
 		free(rv);
@@ -625,8 +622,8 @@ static int inf_list(struct sl_informer *inf)
 		rc = -SL_ERR_PARSE;
 	}
 	if (!rc) {
-		pr_debug(INF_SUBSYS, "'%s': listed %zu objects in %d pages at rv %s",
-			 inf->resource, json_object_array_length(items), pages, rv);
+		pr_debug(INF_SUBSYS, "'%s': listed %zu objects in %d pages at rv %s", inf->resource,
+			 json_object_array_length(items), pages, rv);
 		rc = sl_informer_replace(inf, items, rv);
 	}
 	free(cont);
@@ -638,8 +635,8 @@ static int inf_list(struct sl_informer *inf)
 static int inf_watch_event(const struct sl_watch_event *ev, void *arg)
 {
 	struct sl_informer *inf = arg;
-	const char *rv = json_object_get_string(sl_json_path(ev->object, "metadata",
-							     "resourceVersion", NULL));
+	const char *rv = json_object_get_string(
+		sl_json_path(ev->object, "metadata", "resourceVersion", NULL));
 	int64_t code = 0;
 	int rc = 0;
 
@@ -656,8 +653,8 @@ static int inf_watch_event(const struct sl_watch_event *ev, void *arg)
 		break;
 	case SL_WATCH_ERROR:
 		sl_json_get_int(ev->object, "code", &code);
-		pr_info(INF_SUBSYS, "'%s': watch error %lld: %s", inf->resource,
-			(long long)code, sl_json_get_str(ev->object, "message") ?: "(no message)");
+		pr_info(INF_SUBSYS, "'%s': watch error %lld: %s", inf->resource, (long long)code,
+			sl_json_get_str(ev->object, "message") ?: "(no message)");
 		return code == 410 ? INF_STOP_EXPIRED : INF_STOP_ERROR;
 	}
 	if (!rc)
@@ -736,6 +733,7 @@ static void *inf_thread(void *arg)
 				continue;
 			}
 			listed = true;
+			sl_backoff_reset(&inf->bo);
 			inf_count(inf, &inf->st.lists);
 			if (ever_listed)
 				inf_count(inf, &inf->st.relists);
@@ -750,13 +748,14 @@ static void *inf_thread(void *arg)
 		rc = inf_watch(inf, &status, &events);
 		if (rc == -ECANCELED || sl_cancel_fired(inf->cancel))
 			break;
+		/* A watch that carried events was a success, however it ended. */
+		if (events)
+			sl_backoff_reset(&inf->bo);
 		if (rc == 0) {
 			/* Normal end (timeoutSeconds). A server that closes at
 			 * once, over and over, must not turn this into a spin. */
 			if (events == 0 && inf_now_ms() - t0 < 1000)
 				sl_cancel_sleep(inf->cancel, sl_backoff_next(&inf->bo));
-			else
-				sl_backoff_reset(&inf->bo);
 			continue;
 		}
 		inf_count(inf, &inf->st.errors);
@@ -810,15 +809,14 @@ struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informe
 	}
 	if (o->delivery != SL_INF_DELIVER_THREAD && o->delivery != SL_INF_DELIVER_QUEUE) {
 		if (err)
-			snprintf(err, errlen, "'%s': unknown delivery mode %d",
-				 o->gvr.resource, (int)o->delivery);
+			snprintf(err, errlen, "'%s': unknown delivery mode %d", o->gvr.resource,
+				 (int)o->delivery);
 		errno = EINVAL;
 		return NULL;
 	}
 	if (o->watch_max_s && o->watch_max_s < o->watch_min_s) {
 		if (err)
-			snprintf(err, errlen, "'%s': watch_max_s < watch_min_s",
-				 o->gvr.resource);
+			snprintf(err, errlen, "'%s': watch_max_s < watch_min_s", o->gvr.resource);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -836,7 +834,7 @@ struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informe
 	inf->ns = inf_dup(o->ns, &oom);
 	inf->lsel = inf_dup(o->label_selector, &oom);
 	inf->fsel = inf_dup(o->field_selector, &oom);
-	inf->gvr = (struct sl_gvr){ inf->group, inf->version, inf->resource };
+	inf->gvr = (struct sl_gvr){inf->group, inf->version, inf->resource};
 	inf->delivery = o->delivery;
 	inf->h = o->handlers;
 	inf->page_limit = o->page_limit ? o->page_limit : 500;

@@ -22,15 +22,15 @@
 
 /* One logical line: indentation and content with comments stripped. */
 struct yaml_line {
-	int no;            /* 1-based line number, for messages */
-	int indent;        /* columns of leading spaces */
-	char *text;        /* content (points into the reader's copy), NUL-terminated */
+	int no;	    /* 1-based line number, for messages */
+	int indent; /* columns of leading spaces */
+	char *text; /* content (points into the reader's copy), NUL-terminated */
 };
 
 struct yaml_reader {
 	struct yaml_line *lines;
 	int n;
-	int i;             /* next line to consume */
+	int i; /* next line to consume */
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -59,8 +59,8 @@ static void yaml_strip(char *s)
 				q = 0;
 		} else if (*p == '"' || *p == '\'') {
 			/* A quote only opens a string at the start of a scalar. */
-			if (p == s || p[-1] == ' ' || p[-1] == ':' || p[-1] == '-' || p[-1] == '[' ||
-			    p[-1] == '{' || p[-1] == ',')
+			if (p == s || p[-1] == ' ' || p[-1] == ':' || p[-1] == '-' ||
+			    p[-1] == '[' || p[-1] == '{' || p[-1] == ',')
 				q = *p;
 		} else if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
 			*p = '\0';
@@ -88,8 +88,9 @@ static struct json_object *yaml_scalar(struct yaml_reader *r, int line, const ch
 	if (s[0] == '{' || s[0] == '[' || s[0] == '"') {
 		o = sl_json_parse(s, strlen(s), jerr, sizeof(jerr));
 		if (!o)
-			yaml_fail(r, line, s[0] == '"' ? "bad double-quoted string"
-						     : "flow collection is not valid JSON");
+			yaml_fail(r, line,
+				  s[0] == '"' ? "bad double-quoted string"
+					      : "flow collection is not valid JSON");
 		return o;
 	}
 	if (s[0] == '\'') {
@@ -129,8 +130,8 @@ static struct json_object *yaml_scalar(struct yaml_reader *r, int line, const ch
 }
 
 /* The value after "key:" or "- ": inline scalar, or a nested block below. */
-static struct json_object *yaml_value(struct yaml_reader *r, int line, const char *rest,
-				      int indent, bool allow_same_indent_seq)
+static struct json_object *yaml_value(struct yaml_reader *r, int line, const char *rest, int indent,
+				      bool allow_same_indent_seq)
 {
 	if (*rest)
 		return yaml_scalar(r, line, rest);
@@ -262,7 +263,7 @@ static struct json_object *yaml_node(struct yaml_reader *r, int indent)
 
 struct json_object *sl_yaml_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	struct yaml_reader r = { .err = err, .errlen = errlen };
+	struct yaml_reader r = {.err = err, .errlen = errlen};
 	struct json_object *root = NULL;
 	char *copy, *p, *save = NULL;
 	size_t i;
@@ -270,8 +271,8 @@ struct json_object *sl_yaml_parse(const char *text, size_t len, char *err, size_
 
 	if (err && errlen)
 		err[0] = '\0';
-	for (i = 0; i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' ||
-				text[i] == '\t');
+	for (i = 0;
+	     i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t');
 	     i++)
 		;
 	if (i < len && text[i] == '{')
@@ -313,7 +314,7 @@ struct json_object *sl_yaml_parse(const char *text, size_t len, char *err, size_
 		}
 		if (!strcmp(p, "..."))
 			break;
-		r.lines[r.n++] = (struct yaml_line){ .no = no, .indent = ind, .text = p + ind };
+		r.lines[r.n++] = (struct yaml_line){.no = no, .indent = ind, .text = p + ind};
 	}
 	if (!r.failed && r.n) {
 		root = yaml_node(&r, r.lines[0].indent);
@@ -445,10 +446,10 @@ static void kc_errf(char *err, size_t errlen, const char *path, const char *fmt,
 		strncat(err, m, errlen - (size_t)n - 1);
 }
 
-#define KC_FAIL(...)                                                                               \
-	do {                                                                                       \
-		kc_errf(err, errlen, path, __VA_ARGS__);                                           \
-		goto fail;                                                                         \
+#define KC_FAIL(...)                                     \
+	do {                                             \
+		kc_errf(err, errlen, path, __VA_ARGS__); \
+		goto fail;                               \
 	} while (0)
 
 int sl_kubeconfig_parse(const char *path, const char *text, size_t len, const char *context,
@@ -485,9 +486,10 @@ int sl_kubeconfig_parse(const char *path, const char *text, size_t len, const ch
 		KC_FAIL("cluster \"%s\" has no server", clname);
 	if (sl_json_get(cluster, "certificate-authority-data"))
 		KC_FAIL("cluster \"%s\": certificate-authority-data is not supported; "
-			"write the CA to a file and set certificate-authority", clname);
-	o->ca_file = kc_path(path, sl_json_get_str(cluster, "certificate-authority"), root,
-			     "\001ca");
+			"write the CA to a file and set certificate-authority",
+			clname);
+	o->ca_file =
+		kc_path(path, sl_json_get_str(cluster, "certificate-authority"), root, "\001ca");
 	v = sl_json_get(cluster, "insecure-skip-tls-verify");
 	o->insecure = v && (json_object_is_type(v, json_type_boolean)
 				    ? json_object_get_boolean(v)
@@ -502,11 +504,13 @@ int sl_kubeconfig_parse(const char *path, const char *text, size_t len, const ch
 	if (user) {
 		if (sl_json_get(user, "exec") || sl_json_get(user, "auth-provider"))
 			KC_FAIL("user \"%s\": exec and auth-provider credentials are not "
-				"supported; use token, tokenFile or a client certificate", uname);
+				"supported; use token, tokenFile or a client certificate",
+				uname);
 		if (sl_json_get(user, "client-certificate-data") ||
 		    sl_json_get(user, "client-key-data"))
 			KC_FAIL("user \"%s\": client-certificate-data/client-key-data are not "
-				"supported; use client-certificate and client-key files", uname);
+				"supported; use client-certificate and client-key files",
+				uname);
 		o->token = sl_json_get_str(user, "token");
 		o->cert_file = kc_path(path, sl_json_get_str(user, "client-certificate"), root,
 				       "\001cert");

@@ -16,36 +16,35 @@
 #include "sluice/informer.h"
 #include "sluice/json.h"
 
-static const char kubectl_yaml[] =
-	"apiVersion: v1\n"
-	"clusters:\n"
-	"- cluster:\n"
-	"    certificate-authority: ca.crt   # relative to the file\n"
-	"    server: https://198.18.0.1:6443\n"
-	"  name: lab\n"
-	"- cluster:\n"
-	"    insecure-skip-tls-verify: true\n"
-	"    server: \"http://127.0.0.1:8080\"\n"
-	"  name: local\n"
-	"contexts:\n"
-	"- context:\n"
-	"    cluster: lab\n"
-	"    user: admin\n"
-	"  name: lab\n"
-	"- context:\n"
-	"    cluster: local\n"
-	"    user: ''\n"
-	"  name: 'local'\n"
-	"- context:\n"
-	"    cluster: nowhere\n"
-	"  name: broken\n"
-	"current-context: lab\n"
-	"kind: Config\n"
-	"preferences: {}\n"
-	"users:\n"
-	"- name: admin\n"
-	"  user:\n"
-	"    token: s3cr#t\n";
+static const char kubectl_yaml[] = "apiVersion: v1\n"
+				   "clusters:\n"
+				   "- cluster:\n"
+				   "    certificate-authority: ca.crt   # relative to the file\n"
+				   "    server: https://198.18.0.1:6443\n"
+				   "  name: lab\n"
+				   "- cluster:\n"
+				   "    insecure-skip-tls-verify: true\n"
+				   "    server: \"http://127.0.0.1:8080\"\n"
+				   "  name: local\n"
+				   "contexts:\n"
+				   "- context:\n"
+				   "    cluster: lab\n"
+				   "    user: admin\n"
+				   "  name: lab\n"
+				   "- context:\n"
+				   "    cluster: local\n"
+				   "    user: ''\n"
+				   "  name: 'local'\n"
+				   "- context:\n"
+				   "    cluster: nowhere\n"
+				   "  name: broken\n"
+				   "current-context: lab\n"
+				   "kind: Config\n"
+				   "preferences: {}\n"
+				   "users:\n"
+				   "- name: admin\n"
+				   "  user:\n"
+				   "    token: s3cr#t\n";
 
 static const char kubectl_json[] =
 	"{\"apiVersion\":\"v1\",\"kind\":\"Config\",\"current-context\":\"c\","
@@ -151,7 +150,8 @@ TEST(kubeconfig_file_and_token_file)
 	fclose(f);
 	f = fopen(cfg, "w");
 	fputs("current-context: c\ncontexts:\n- name: c\n  context: {\"cluster\": \"k\", "
-	      "\"user\": \"u\"}\nclusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:9/\n"
+	      "\"user\": \"u\"}\nclusters:\n- name: k\n  cluster:\n    server: "
+	      "http://127.0.0.1:9/\n"
 	      "users:\n- name: u\n  user:\n    tokenFile: token\n",
 	      f);
 	fclose(f);
@@ -208,7 +208,8 @@ struct collected {
 static int collect_event(const struct sl_watch_event *ev, void *arg)
 {
 	struct collected *c = arg;
-	const char *name = json_object_get_string(sl_json_path(ev->object, "metadata", "name", NULL));
+	const char *name =
+		json_object_get_string(sl_json_path(ev->object, "metadata", "name", NULL));
 
 	if (c->n < 8) {
 		c->types[c->n] = ev->type;
@@ -219,7 +220,8 @@ static int collect_event(const struct sl_watch_event *ev, void *arg)
 }
 
 static const char stream3[] =
-	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"1\"}}}\n"
+	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"1\"}}}"
+	"\n"
 	"\r\n"
 	"{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"b\"}}}\n"
 	"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}";
@@ -230,7 +232,7 @@ TEST(watch_decoder_any_chunking)
 
 	/* Every split point, and byte-by-byte: the same three events. */
 	for (size_t step = 1; step <= len; step = step < 8 ? step + 1 : step * 2) {
-		struct collected c = { 0 };
+		struct collected c = {0};
 		struct sl_watch_decoder *d = sl_watch_decoder_new(0, collect_event, &c);
 		int rc = 0;
 
@@ -257,13 +259,13 @@ TEST(watch_decoder_any_chunking)
 TEST(watch_decoder_errors)
 {
 	static const char *const bad[] = {
-		"{\"type\":\"ADDED\",\"object\":{}\n",           /* truncated JSON */
-		"{\"type\":\"EXPLODED\",\"object\":{}}\n",        /* unknown type */
-		"{\"type\":\"ADDED\",\"object\":[]}\n",           /* object not an object */
-		"{\"object\":{}}\n",                              /* no type */
-		"[1]\n",                                          /* not an object */
+		"{\"type\":\"ADDED\",\"object\":{}\n",	   /* truncated JSON */
+		"{\"type\":\"EXPLODED\",\"object\":{}}\n", /* unknown type */
+		"{\"type\":\"ADDED\",\"object\":[]}\n",	   /* object not an object */
+		"{\"object\":{}}\n",			   /* no type */
+		"[1]\n",				   /* not an object */
 	};
-	struct collected c = { 0 };
+	struct collected c = {0};
 	struct sl_watch_decoder *d;
 	char big[300];
 
@@ -294,7 +296,7 @@ TEST(watch_decoder_errors)
 
 TEST(watch_decoder_callback_stops)
 {
-	struct collected c = { .stop_at = 1 };
+	struct collected c = {.stop_at = 1};
 	struct sl_watch_decoder *d = sl_watch_decoder_new(0, collect_event, &c);
 
 	ASSERT_EQ(sl_watch_decoder_feed(d, stream3, strlen(stream3)), 7, "callback's value");
@@ -364,7 +366,7 @@ TEST(path_and_status)
 
 TEST(client_new_checks_url)
 {
-	struct sl_client_opts o = { .server = "ftp://x" };
+	struct sl_client_opts o = {.server = "ftp://x"};
 	char err[200];
 
 	ASSERT_NULL(sl_client_new(&o, err, sizeof(err)), "ftp");
@@ -412,7 +414,7 @@ TEST(cancel_interrupts_sleep)
 TEST(request_to_closed_port)
 {
 	/* Port 9 (discard) on loopback has no listener here: connection refused. */
-	struct sl_client_opts o = { .server = "http://127.0.0.1:9" };
+	struct sl_client_opts o = {.server = "http://127.0.0.1:9"};
 	struct sl_client_resp resp;
 	struct sl_gvr svc = SL_GVR_SERVICES;
 	struct sl_client *c = sl_client_new(&o, NULL, 0);
@@ -441,16 +443,15 @@ struct seen {
 	char log[1024]; /* "+a@1 ~a@1>2 -b@3 S " */
 };
 
-static void seen_add(struct seen *s, char op, struct json_object *o1,
-		     struct json_object *o2)
+static void seen_add(struct seen *s, char op, struct json_object *o1, struct json_object *o2)
 {
 	char one[96];
 	const char *n1 = json_object_get_string(sl_json_path(o1, "metadata", "name", NULL));
-	const char *r1 = json_object_get_string(sl_json_path(o1, "metadata", "resourceVersion",
-							     NULL));
-	const char *r2 = o2 ? json_object_get_string(sl_json_path(o2, "metadata",
-								  "resourceVersion", NULL))
-			    : "";
+	const char *r1 =
+		json_object_get_string(sl_json_path(o1, "metadata", "resourceVersion", NULL));
+	const char *r2 =
+		o2 ? json_object_get_string(sl_json_path(o2, "metadata", "resourceVersion", NULL))
+		   : "";
 
 	snprintf(one, sizeof(one), "%c%s@%s%s%s ", op, n1, r1, o2 ? ">" : "", r2);
 	strncat(s->log, one, sizeof(s->log) - strlen(s->log) - 1);
@@ -486,11 +487,11 @@ static struct json_object *items_of(const char *txt)
 static struct sl_informer *offline_informer(struct sl_client **c, struct seen *s,
 					    enum sl_inf_delivery mode)
 {
-	struct sl_client_opts co = { .server = "http://127.0.0.1:9" };
+	struct sl_client_opts co = {.server = "http://127.0.0.1:9"};
 	struct sl_informer_opts io = {
 		.gvr = SL_GVR_SERVICES,
 		.delivery = mode,
-		.handlers = { h_add, h_update, h_delete, h_synced, s },
+		.handlers = {h_add, h_update, h_delete, h_synced, s},
 	};
 
 	*c = sl_client_new(&co, NULL, 0);
@@ -499,7 +500,7 @@ static struct sl_informer *offline_informer(struct sl_client **c, struct seen *s
 
 TEST(informer_replace_delivers_differences)
 {
-	struct seen s = { "" };
+	struct seen s = {""};
 	struct sl_client *c = NULL;
 	struct sl_informer *inf = offline_informer(&c, &s, SL_INF_DELIVER_THREAD);
 	struct json_object *l1, *l2, *got;
@@ -507,13 +508,15 @@ TEST(informer_replace_delivers_differences)
 
 	if (!ASSERT_NOT_NULL(inf, "new"))
 		goto out;
-	l1 = items_of("[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":\"1\"}},"
-		      "{\"metadata\":{\"namespace\":\"d\",\"name\":\"b\",\"resourceVersion\":\"2\"}},"
-		      "{\"metadata\":{\"name\":\"cluster\",\"resourceVersion\":\"3\"}},"
-		      "{\"metadata\":{\"namespace\":\"d\"}}]");
-	l2 = items_of("[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":\"1\"}},"
-		      "{\"metadata\":{\"name\":\"cluster\",\"resourceVersion\":\"7\"}},"
-		      "{\"metadata\":{\"namespace\":\"e\",\"name\":\"c\",\"resourceVersion\":\"8\"}}]");
+	l1 = items_of(
+		"[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":\"1\"}},"
+		"{\"metadata\":{\"namespace\":\"d\",\"name\":\"b\",\"resourceVersion\":\"2\"}},"
+		"{\"metadata\":{\"name\":\"cluster\",\"resourceVersion\":\"3\"}},"
+		"{\"metadata\":{\"namespace\":\"d\"}}]");
+	l2 = items_of(
+		"[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":\"1\"}},"
+		"{\"metadata\":{\"name\":\"cluster\",\"resourceVersion\":\"7\"}},"
+		"{\"metadata\":{\"namespace\":\"e\",\"name\":\"c\",\"resourceVersion\":\"8\"}}]");
 	ASSERT_OK(sl_informer_replace(inf, l1, "3"), "first list");
 	ASSERT_STREQ(s.log, "+a@1 +b@2 +cluster@3 ", "adds in list order, nameless item skipped");
 	s.log[0] = '\0';
@@ -550,7 +553,7 @@ out:
 
 TEST(informer_queue_mode_dispatch)
 {
-	struct seen s = { "" };
+	struct seen s = {""};
 	struct sl_client *c = NULL;
 	struct sl_informer *inf = offline_informer(&c, &s, SL_INF_DELIVER_QUEUE);
 	struct json_object *l1, *l2;
@@ -588,7 +591,7 @@ out:
 
 TEST(informer_stop_is_prompt_while_backing_off)
 {
-	struct seen s = { "" };
+	struct seen s = {""};
 	struct sl_client *c = NULL;
 	struct sl_informer *inf = offline_informer(&c, &s, SL_INF_DELIVER_THREAD);
 	struct sl_informer_stats st;

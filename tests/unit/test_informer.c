@@ -26,9 +26,9 @@
 #include "sluice/json.h"
 
 struct server {
-	pid_t pid;         /* -1 when not running */
-	int port;          /* bound port (kept across restarts) */
-	char dir[64];      /* temp dir: ready file, log, sqlite data */
+	pid_t pid;	   /* -1 when not running */
+	int port;	   /* bound port (kept across restarts) */
+	char dir[64];	   /* temp dir: ready file, log, sqlite data */
 	const char *store; /* "memory" or "sqlite" */
 };
 
@@ -52,8 +52,8 @@ static bool find_server_bin(void)
 	char *slash;
 
 	if (env && *env) {
-		snprintf(server_bin, sizeof(server_bin), "%.*s/sluice-control",
-			 (int)sizeof(self), env);
+		snprintf(server_bin, sizeof(server_bin), "%.*s/sluice-control", (int)sizeof(self),
+			 env);
 		return access(server_bin, X_OK) == 0;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -89,9 +89,9 @@ static int server_start(struct server *s, int port)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(server_bin, server_bin, "--listen", listen, "--store", s->store,
-		      "--data-dir", data, "--sync", "normal", "--ready-file", ready,
-		      "--retain-revisions", "100", "--compact-interval", "1", (char *)NULL);
+		execl(server_bin, server_bin, "--listen", listen, "--store", s->store, "--data-dir",
+		      data, "--sync", "normal", "--ready-file", ready, "--retain-revisions", "100",
+		      "--compact-interval", "1", (char *)NULL);
 		_exit(127);
 	}
 	deadline = mono_ms() + 20000;
@@ -162,7 +162,7 @@ static bool server_setup(struct server *s, const char *store, struct sl_client *
 	if (!ASSERT_OK(server_start(s, 0), "server start"))
 		return false;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s->port);
-	*c = sl_client_new(&(struct sl_client_opts){ .server = url }, err, sizeof(err));
+	*c = sl_client_new(&(struct sl_client_opts){.server = url}, err, sizeof(err));
 	return ASSERT_NOT_NULL(*c, err);
 }
 
@@ -170,8 +170,8 @@ static bool server_setup(struct server *s, const char *store, struct sl_client *
 
 struct recorder {
 	pthread_mutex_t mu;
-	char log[8192];    /* "+default/web@6 ~default/web@6>7 -default/web@8 S " */
-	pthread_t thread;  /* thread the last handler ran on */
+	char log[8192];	  /* "+default/web@6 ~default/web@6>7 -default/web@8 S " */
+	pthread_t thread; /* thread the last handler ran on */
 	int synced;
 };
 
@@ -179,11 +179,11 @@ static void rec_append(struct recorder *r, char op, struct json_object *a, struc
 {
 	const char *ns = json_object_get_string(sl_json_path(a, "metadata", "namespace", NULL));
 	const char *name = json_object_get_string(sl_json_path(a, "metadata", "name", NULL));
-	const char *rv = json_object_get_string(sl_json_path(a, "metadata", "resourceVersion",
-							     NULL));
-	const char *rv2 = b ? json_object_get_string(sl_json_path(b, "metadata",
-								  "resourceVersion", NULL))
-			    : NULL;
+	const char *rv =
+		json_object_get_string(sl_json_path(a, "metadata", "resourceVersion", NULL));
+	const char *rv2 =
+		b ? json_object_get_string(sl_json_path(b, "metadata", "resourceVersion", NULL))
+		  : NULL;
 	char one[160];
 
 	snprintf(one, sizeof(one), "%c%s/%s@%s%s%s ", op, ns ? ns : "", name ? name : "?",
@@ -279,8 +279,7 @@ static struct json_object *ns_obj(const char *name)
 	return o;
 }
 
-static int svc_create(struct sl_client *c, const char *ns, const char *name, char *rv,
-		      size_t rvlen)
+static int svc_create(struct sl_client *c, const char *ns, const char *name, char *rv, size_t rvlen)
 {
 	struct sl_gvr svc = SL_GVR_SERVICES;
 	struct json_object *o = svc_obj(name, "1"), *out = NULL;
@@ -291,8 +290,9 @@ static int svc_create(struct sl_client *c, const char *ns, const char *name, cha
 		fprintf(stderr, "  create %s/%s: %s\n", ns, name, err);
 	if (rv)
 		snprintf(rv, rvlen, "%s",
-			 json_object_get_string(sl_json_path(out, "metadata", "resourceVersion",
-							     NULL)) ?: "");
+			 json_object_get_string(
+				 sl_json_path(out, "metadata", "resourceVersion", NULL))
+				 ?: "");
 	json_object_put(o);
 	json_object_put(out);
 	return rc;
@@ -302,7 +302,7 @@ static int svc_create(struct sl_client *c, const char *ns, const char *name, cha
 
 TEST(client_crud_against_server)
 {
-	struct server s = { .pid = -1 };
+	struct server s = {.pid = -1};
 	struct sl_client *c = NULL;
 	struct sl_gvr svc = SL_GVR_SERVICES;
 	struct json_object *o = NULL, *out = NULL;
@@ -329,8 +329,8 @@ TEST(client_crud_against_server)
 				  "{\"metadata\":{\"labels\":{\"v\":\"2\"}}}", &out, err,
 				  sizeof(err)),
 		  err);
-	ASSERT_STREQ(json_object_get_string(sl_json_path(out, "metadata", "labels", "v", NULL)), "2",
-		     "patched");
+	ASSERT_STREQ(json_object_get_string(sl_json_path(out, "metadata", "labels", "v", NULL)),
+		     "2", "patched");
 	/* A PUT with a stale resourceVersion conflicts. */
 	sl_json_set_str(sl_json_ensure_obj(o, "metadata"), "resourceVersion", rv);
 	ASSERT_EQ(sl_client_update(c, &svc, "default", NULL, o, NULL, err, sizeof(err)),
@@ -351,7 +351,7 @@ out:
 
 TEST(informer_add_update_delete)
 {
-	struct server s = { .pid = -1 };
+	struct server s = {.pid = -1};
 	struct sl_client *c = NULL;
 	struct sl_informer *inf = NULL;
 	struct recorder r;
@@ -368,7 +368,7 @@ TEST(informer_add_update_delete)
 	inf = sl_informer_new(c,
 			      &(struct sl_informer_opts){
 				      .gvr = SL_GVR_SERVICES,
-				      .handlers = { rec_add, rec_update, rec_delete, rec_synced, &r },
+				      .handlers = {rec_add, rec_update, rec_delete, rec_synced, &r},
 				      .page_limit = 1, /* exercise continue paging */
 			      },
 			      err, sizeof(err));
@@ -424,7 +424,7 @@ out:
 
 TEST(informer_queue_mode_runs_on_caller)
 {
-	struct server s = { .pid = -1 };
+	struct server s = {.pid = -1};
 	struct sl_client *c = NULL;
 	struct sl_informer *inf = NULL;
 	struct recorder r;
@@ -441,7 +441,7 @@ TEST(informer_queue_mode_runs_on_caller)
 				      .gvr = SL_GVR_SERVICES,
 				      .ns = "blue",
 				      .delivery = SL_INF_DELIVER_QUEUE,
-				      .handlers = { rec_add, rec_update, rec_delete, rec_synced, &r },
+				      .handlers = {rec_add, rec_update, rec_delete, rec_synced, &r},
 			      },
 			      err, sizeof(err));
 	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
@@ -453,7 +453,7 @@ TEST(informer_queue_mode_runs_on_caller)
 	/* An event loop: poll the eventfd, dispatch on this thread. */
 	deadline = mono_ms() + 15000;
 	while (!rec_has(&r, "+blue/mine@") && mono_ms() < deadline) {
-		struct pollfd p = { .fd = sl_informer_fd(inf), .events = POLLIN };
+		struct pollfd p = {.fd = sl_informer_fd(inf), .events = POLLIN};
 
 		if (poll(&p, 1, 1000) > 0)
 			sl_informer_dispatch(inf, 0);
@@ -471,7 +471,7 @@ out:
 
 TEST(informer_stop_interrupts_idle_watch)
 {
-	struct server s = { .pid = -1 };
+	struct server s = {.pid = -1};
 	struct sl_client *c = NULL;
 	struct sl_informer *inf = NULL;
 	struct sl_informer_stats st;
@@ -480,8 +480,7 @@ TEST(informer_stop_interrupts_idle_watch)
 
 	if (!server_setup(&s, "memory", &c))
 		goto out;
-	inf = sl_informer_new(c, &(struct sl_informer_opts){ .gvr = SL_GVR_NODES }, err,
-			      sizeof(err));
+	inf = sl_informer_new(c, &(struct sl_informer_opts){.gvr = SL_GVR_NODES}, err, sizeof(err));
 	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
 		goto out;
 	ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced");
@@ -502,7 +501,7 @@ out:
 
 TEST(informer_resumes_and_relists_across_restarts)
 {
-	struct server s = { .pid = -1 }, side = { .pid = -1 };
+	struct server s = {.pid = -1}, side = {.pid = -1};
 	struct sl_client *c = NULL, *c2 = NULL;
 	struct sl_informer *inf = NULL;
 	struct sl_informer_stats st;
@@ -522,7 +521,7 @@ TEST(informer_resumes_and_relists_across_restarts)
 			      &(struct sl_informer_opts){
 				      .gvr = SL_GVR_SERVICES,
 				      .ns = "default",
-				      .handlers = { rec_add, rec_update, rec_delete, rec_synced, &r },
+				      .handlers = {rec_add, rec_update, rec_delete, rec_synced, &r},
 				      .backoff_initial_ms = 50,
 				      .backoff_cap_ms = 200,
 			      },
@@ -558,7 +557,7 @@ TEST(informer_resumes_and_relists_across_restarts)
 	if (!ASSERT_OK(server_start(&side, 0), "side server"))
 		goto out;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", side.port);
-	c2 = sl_client_new(&(struct sl_client_opts){ .server = url }, NULL, 0);
+	c2 = sl_client_new(&(struct sl_client_opts){.server = url}, NULL, 0);
 	if (!ASSERT_NOT_NULL(c2, "side client") ||
 	    !ASSERT_OK(sl_client_delete(c2, &svc, "default", "gone", err, sizeof(err)), err))
 		goto out;

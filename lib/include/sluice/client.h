@@ -39,12 +39,12 @@ struct sl_client;
 
 /* Connection settings. Strings are copied by sl_client_new(). */
 struct sl_client_opts {
-	const char *server;     /* "http://127.0.0.1:6443" or https://...; required */
-	const char *token;      /* bearer token or NULL */
-	const char *ca_file;    /* PEM bundle to verify the server, NULL = system store */
-	const char *cert_file;  /* client certificate (PEM) or NULL */
-	const char *key_file;   /* client key (PEM) or NULL */
-	bool insecure;          /* skip TLS verification (insecure-skip-tls-verify) */
+	const char *server;	 /* "http://127.0.0.1:6443" or https://...; required */
+	const char *token;	 /* bearer token or NULL */
+	const char *ca_file;	 /* PEM bundle to verify the server, NULL = system store */
+	const char *cert_file;	 /* client certificate (PEM) or NULL */
+	const char *key_file;	 /* client key (PEM) or NULL */
+	bool insecure;		 /* skip TLS verification (insecure-skip-tls-verify) */
 	unsigned int timeout_ms; /* whole-request limit for non-watch requests; 0 = 60000 */
 };
 
@@ -116,10 +116,10 @@ int sl_cancel_sleep(struct sl_cancel *k, unsigned int ms);
 /* ---- synchronous requests -------------------------------------------- */
 
 struct sl_client_resp {
-	long status;             /* HTTP status; 0 when no response arrived */
-	struct sl_buf body;      /* raw body bytes (NUL-terminated) */
+	long status;		  /* HTTP status; 0 when no response arrived */
+	struct sl_buf body;	  /* raw body bytes (NUL-terminated) */
 	struct json_object *json; /* body parsed when it is valid JSON, else NULL; owned here */
-	char err[256];           /* transport error, or the Status message of a non-2xx reply */
+	char err[256];		  /* transport error, or the Status message of a non-2xx reply */
 };
 
 /*
@@ -151,12 +151,12 @@ struct sl_gvr {
 	const char *resource; /* plural: "services", "endpointslices", ... */
 };
 
-#define SL_GVR_SERVICES ((struct sl_gvr){ "", "v1", "services" })
-#define SL_GVR_PODS ((struct sl_gvr){ "", "v1", "pods" })
-#define SL_GVR_NODES ((struct sl_gvr){ "", "v1", "nodes" })
-#define SL_GVR_NAMESPACES ((struct sl_gvr){ "", "v1", "namespaces" })
-#define SL_GVR_ENDPOINTSLICES ((struct sl_gvr){ "discovery.k8s.io", "v1", "endpointslices" })
-#define SL_GVR_NETWORKPOLICIES ((struct sl_gvr){ "networking.k8s.io", "v1", "networkpolicies" })
+#define SL_GVR_SERVICES	       ((struct sl_gvr){"", "v1", "services"})
+#define SL_GVR_PODS	       ((struct sl_gvr){"", "v1", "pods"})
+#define SL_GVR_NODES	       ((struct sl_gvr){"", "v1", "nodes"})
+#define SL_GVR_NAMESPACES      ((struct sl_gvr){"", "v1", "namespaces"})
+#define SL_GVR_ENDPOINTSLICES  ((struct sl_gvr){"discovery.k8s.io", "v1", "endpointslices"})
+#define SL_GVR_NETWORKPOLICIES ((struct sl_gvr){"networking.k8s.io", "v1", "networkpolicies"})
 
 /*
  * Builds "/api/v1/namespaces/<ns>/<resource>[/<name>][?query]" (or
@@ -191,8 +191,8 @@ int sl_client_update(struct sl_client *c, const struct sl_gvr *r, const char *ns
 int sl_client_patch(struct sl_client *c, const struct sl_gvr *r, const char *ns, const char *name,
 		    const char *patch_type, const char *patch, struct json_object **out, char *err,
 		    size_t errlen);
-int sl_client_delete(struct sl_client *c, const struct sl_gvr *r, const char *ns,
-		     const char *name, char *err, size_t errlen);
+int sl_client_delete(struct sl_client *c, const struct sl_gvr *r, const char *ns, const char *name,
+		     char *err, size_t errlen);
 
 /* ---- watch streams --------------------------------------------------- */
 
@@ -268,9 +268,9 @@ int sl_client_watch(struct sl_client *c, const char *path_and_query, unsigned in
  */
 struct sl_backoff {
 	unsigned int initial_ms; /* first nominal delay */
-	unsigned int cap_ms;     /* largest nominal delay */
-	unsigned int cur_ms;     /* next nominal delay */
-	uint64_t rng;            /* xorshift state; any nonzero seed */
+	unsigned int cap_ms;	 /* largest nominal delay */
+	unsigned int cur_ms;	 /* next nominal delay */
+	uint64_t rng;		 /* xorshift state; any nonzero seed */
 };
 
 void sl_backoff_init(struct sl_backoff *b, unsigned int initial_ms, unsigned int cap_ms,

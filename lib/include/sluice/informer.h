@@ -69,30 +69,30 @@ enum sl_inf_delivery {
 };
 
 struct sl_informer_opts {
-	struct sl_gvr gvr;           /* which resource */
-	const char *ns;              /* namespace, NULL or "" = all namespaces */
-	const char *label_selector;  /* NULL = everything */
-	const char *field_selector;  /* NULL = everything */
+	struct sl_gvr gvr;	    /* which resource */
+	const char *ns;		    /* namespace, NULL or "" = all namespaces */
+	const char *label_selector; /* NULL = everything */
+	const char *field_selector; /* NULL = everything */
 	enum sl_inf_delivery delivery;
 	struct sl_informer_handlers handlers;
 	/* Tunables; 0 = default. */
-	unsigned int page_limit;        /* list page size; default 500 */
-	unsigned int watch_min_s;       /* watch timeoutSeconds drawn from [min, max]; */
-	unsigned int watch_max_s;       /*   default [300, 600] */
+	unsigned int page_limit;	 /* list page size; default 500 */
+	unsigned int watch_min_s;	 /* watch timeoutSeconds drawn from [min, max]; */
+	unsigned int watch_max_s;	 /*   default [300, 600] */
 	unsigned int backoff_initial_ms; /* default 100 */
-	unsigned int backoff_cap_ms;     /* default 30000 */
+	unsigned int backoff_cap_ms;	 /* default 30000 */
 };
 
 /* Counters for /metrics; read with sl_informer_stats(). */
 struct sl_informer_stats {
-	uint64_t lists;          /* completed full lists (the first one included) */
-	uint64_t relists;        /* lists after the first */
+	uint64_t lists;		 /* completed full lists (the first one included) */
+	uint64_t relists;	 /* lists after the first */
 	uint64_t watch_restarts; /* watches started after the first of each list */
-	uint64_t events;         /* watch events received (bookmarks and errors too) */
-	uint64_t errors;         /* failed list/watch attempts */
-	uint64_t objects;        /* objects in the cache now */
-	uint64_t queued;         /* QUEUE mode: events waiting for dispatch */
-	char last_rv[64];        /* last resourceVersion seen ("" before the first list) */
+	uint64_t events;	 /* watch events received (bookmarks and errors too) */
+	uint64_t errors;	 /* failed list/watch attempts */
+	uint64_t objects;	 /* objects in the cache now */
+	uint64_t queued;	 /* QUEUE mode: events waiting for dispatch */
+	char last_rv[64];	 /* last resourceVersion seen ("" before the first list) */
 };
 
 /*
