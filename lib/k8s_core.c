@@ -18,10 +18,11 @@ K8S_TYPE(k8s_namespace_status_type, k8s_namespace_status,
 	 F_STR("phase", struct k8s_namespace_status, phase));
 
 K8S_TYPE_PUBLIC(k8s_namespace_type, k8s_namespace,
-	 F_OBJ("metadata", struct k8s_namespace, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("spec", struct k8s_namespace, spec, k8s_namespace_spec, k8s_namespace_spec_type),
-	 F_OBJ("status", struct k8s_namespace, status, k8s_namespace_status,
-	       k8s_namespace_status_type));
+		F_OBJ("metadata", struct k8s_namespace, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("spec", struct k8s_namespace, spec, k8s_namespace_spec,
+		      k8s_namespace_spec_type),
+		F_OBJ("status", struct k8s_namespace, status, k8s_namespace_status,
+		      k8s_namespace_status_type));
 
 K8S_DEFINE_KIND(k8s_namespace, k8s_namespace, K8S_KIND_NAMESPACE)
 
@@ -37,16 +38,14 @@ K8S_TYPE(k8s_container_port_type, k8s_container_port,
 K8S_TYPE(k8s_env_var_type, k8s_env_var, F_STR("name", struct k8s_env_var, name),
 	 F_STR("value", struct k8s_env_var, value));
 
-K8S_TYPE(k8s_resources_type, k8s_resources,
-	 F_STRMAP("requests", struct k8s_resources, requests),
+K8S_TYPE(k8s_resources_type, k8s_resources, F_STRMAP("requests", struct k8s_resources, requests),
 	 F_STRMAP("limits", struct k8s_resources, limits));
 
 K8S_TYPE(k8s_container_type, k8s_container, F_STR("name", struct k8s_container, name),
 	 F_STR("image", struct k8s_container, image),
 	 F_STRLIST("command", struct k8s_container, command),
 	 F_STRLIST("args", struct k8s_container, args),
-	 F_LIST("ports", struct k8s_container, ports, k8s_container_port,
-		k8s_container_port_type),
+	 F_LIST("ports", struct k8s_container, ports, k8s_container_port, k8s_container_port_type),
 	 F_LIST("env", struct k8s_container, env, k8s_env_var, k8s_env_var_type),
 	 F_OBJ("resources", struct k8s_container, resources, k8s_resources, k8s_resources_type));
 
@@ -93,14 +92,14 @@ K8S_TYPE(k8s_pod_status_type, k8s_pod_status, F_STR("phase", struct k8s_pod_stat
 	 F_LIST("hostIPs", struct k8s_pod_status, host_ips, k8s_pod_ip, k8s_pod_ip_type),
 	 F_STR("qosClass", struct k8s_pod_status, qos_class),
 	 F_TIME("startTime", struct k8s_pod_status, start_time),
-	 F_LIST("conditions", struct k8s_pod_status, conditions, k8s_condition,
-		k8s_condition_type),
+	 F_LIST("conditions", struct k8s_pod_status, conditions, k8s_condition, k8s_condition_type),
 	 F_LIST("containerStatuses", struct k8s_pod_status, container_statuses,
 		k8s_container_status, k8s_container_status_type));
 
-K8S_TYPE_PUBLIC(k8s_pod_type, k8s_pod, F_OBJ("metadata", struct k8s_pod, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("spec", struct k8s_pod, spec, k8s_pod_spec, k8s_pod_spec_type),
-	 F_OBJ("status", struct k8s_pod, status, k8s_pod_status, k8s_pod_status_type));
+K8S_TYPE_PUBLIC(k8s_pod_type, k8s_pod,
+		F_OBJ("metadata", struct k8s_pod, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("spec", struct k8s_pod, spec, k8s_pod_spec, k8s_pod_spec_type),
+		F_OBJ("status", struct k8s_pod, status, k8s_pod_status, k8s_pod_status_type));
 
 K8S_DEFINE_KIND(k8s_pod, k8s_pod, K8S_KIND_POD)
 
@@ -160,9 +159,9 @@ K8S_TYPE(k8s_node_status_type, k8s_node_status,
 	 F_OBJ("nodeInfo", struct k8s_node_status, node_info, k8s_node_info, k8s_node_info_type));
 
 K8S_TYPE_PUBLIC(k8s_node_type, k8s_node,
-	 F_OBJ("metadata", struct k8s_node, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("spec", struct k8s_node, spec, k8s_node_spec, k8s_node_spec_type),
-	 F_OBJ("status", struct k8s_node, status, k8s_node_status, k8s_node_status_type));
+		F_OBJ("metadata", struct k8s_node, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("spec", struct k8s_node, spec, k8s_node_spec, k8s_node_spec_type),
+		F_OBJ("status", struct k8s_node, status, k8s_node_status, k8s_node_status_type));
 
 K8S_DEFINE_KIND(k8s_node, k8s_node, K8S_KIND_NODE)
 
@@ -193,26 +192,28 @@ K8S_TYPE(k8s_event_source_type, k8s_event_source,
 	 F_STR("host", struct k8s_event_source, host));
 
 K8S_TYPE_PUBLIC(k8s_event_type, k8s_event,
-	 F_OBJ("metadata", struct k8s_event, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("involvedObject", struct k8s_event, involved_object, k8s_objref, k8s_objref_type),
-	 F_STR("reason", struct k8s_event, reason), F_STR("message", struct k8s_event, message),
-	 F_STR("type", struct k8s_event, type), F_I32("count", struct k8s_event, count),
-	 F_TIME("firstTimestamp", struct k8s_event, first_timestamp),
-	 F_TIME("lastTimestamp", struct k8s_event, last_timestamp),
-	 F_MTIME("eventTime", struct k8s_event, event_time),
-	 F_OBJ("source", struct k8s_event, source, k8s_event_source, k8s_event_source_type),
-	 F_STR("reportingComponent", struct k8s_event, reporting_component),
-	 F_STR("reportingInstance", struct k8s_event, reporting_instance),
-	 F_STR("action", struct k8s_event, action));
+		F_OBJ("metadata", struct k8s_event, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("involvedObject", struct k8s_event, involved_object, k8s_objref,
+		      k8s_objref_type),
+		F_STR("reason", struct k8s_event, reason),
+		F_STR("message", struct k8s_event, message), F_STR("type", struct k8s_event, type),
+		F_I32("count", struct k8s_event, count),
+		F_TIME("firstTimestamp", struct k8s_event, first_timestamp),
+		F_TIME("lastTimestamp", struct k8s_event, last_timestamp),
+		F_MTIME("eventTime", struct k8s_event, event_time),
+		F_OBJ("source", struct k8s_event, source, k8s_event_source, k8s_event_source_type),
+		F_STR("reportingComponent", struct k8s_event, reporting_component),
+		F_STR("reportingInstance", struct k8s_event, reporting_instance),
+		F_STR("action", struct k8s_event, action));
 
 K8S_DEFINE_KIND(k8s_event, k8s_event, K8S_KIND_EVENT)
 
 /* --- ConfigMap ---------------------------------------------------------------------------- */
 
 K8S_TYPE_PUBLIC(k8s_configmap_type, k8s_configmap,
-	 F_OBJ("metadata", struct k8s_configmap, meta, k8s_meta, k8s_meta_type),
-	 F_STRMAP("data", struct k8s_configmap, data),
-	 F_RAWOBJ("binaryData", struct k8s_configmap, binary_data),
-	 F_TRI("immutable", struct k8s_configmap, immutable));
+		F_OBJ("metadata", struct k8s_configmap, meta, k8s_meta, k8s_meta_type),
+		F_STRMAP("data", struct k8s_configmap, data),
+		F_RAWOBJ("binaryData", struct k8s_configmap, binary_data),
+		F_TRI("immutable", struct k8s_configmap, immutable));
 
 K8S_DEFINE_KIND(k8s_configmap, k8s_configmap, K8S_KIND_CONFIGMAP)

@@ -14,7 +14,7 @@ K8S_TYPE(k8s_lease_spec_type, k8s_lease_spec,
 	 F_I32("leaseTransitions", struct k8s_lease_spec, lease_transitions));
 
 K8S_TYPE_PUBLIC(k8s_lease_type, k8s_lease,
-	 F_OBJ("metadata", struct k8s_lease, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("spec", struct k8s_lease, spec, k8s_lease_spec, k8s_lease_spec_type));
+		F_OBJ("metadata", struct k8s_lease, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("spec", struct k8s_lease, spec, k8s_lease_spec, k8s_lease_spec_type));
 
 K8S_DEFINE_KIND(k8s_lease, k8s_lease, K8S_KIND_LEASE)

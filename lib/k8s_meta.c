@@ -26,38 +26,38 @@
 
 /* --- shared nested types ------------------------------------------------------------------ */
 
-K8S_TYPE(k8s_owner_ref_type, k8s_owner_ref,
-	 F_STR("apiVersion", struct k8s_owner_ref, api_version),
+K8S_TYPE(k8s_owner_ref_type, k8s_owner_ref, F_STR("apiVersion", struct k8s_owner_ref, api_version),
 	 F_STR("kind", struct k8s_owner_ref, kind), F_STR("name", struct k8s_owner_ref, name),
 	 F_STR("uid", struct k8s_owner_ref, uid),
 	 F_TRI("controller", struct k8s_owner_ref, controller),
 	 F_TRI("blockOwnerDeletion", struct k8s_owner_ref, block_owner_deletion));
 
 K8S_TYPE_PUBLIC(k8s_meta_type, k8s_meta, F_STR("name", struct k8s_meta, name),
-	 F_STR("generateName", struct k8s_meta, generate_name),
-	 F_STR("namespace", struct k8s_meta, namespace), F_STR("uid", struct k8s_meta, uid),
-	 F_STR("resourceVersion", struct k8s_meta, resource_version),
-	 F_I64("generation", struct k8s_meta, generation),
-	 F_TIME("creationTimestamp", struct k8s_meta, creation_timestamp),
-	 F_TIME("deletionTimestamp", struct k8s_meta, deletion_timestamp),
-	 F_I64("deletionGracePeriodSeconds", struct k8s_meta, deletion_grace_period_seconds),
-	 F_STRMAP("labels", struct k8s_meta, labels),
-	 F_STRMAP("annotations", struct k8s_meta, annotations),
-	 F_LIST("ownerReferences", struct k8s_meta, owner_references, k8s_owner_ref,
-		k8s_owner_ref_type),
-	 F_STRLIST("finalizers", struct k8s_meta, finalizers));
+		F_STR("generateName", struct k8s_meta, generate_name),
+		F_STR("namespace", struct k8s_meta, namespace), F_STR("uid", struct k8s_meta, uid),
+		F_STR("resourceVersion", struct k8s_meta, resource_version),
+		F_I64("generation", struct k8s_meta, generation),
+		F_TIME("creationTimestamp", struct k8s_meta, creation_timestamp),
+		F_TIME("deletionTimestamp", struct k8s_meta, deletion_timestamp),
+		F_I64("deletionGracePeriodSeconds", struct k8s_meta, deletion_grace_period_seconds),
+		F_STRMAP("labels", struct k8s_meta, labels),
+		F_STRMAP("annotations", struct k8s_meta, annotations),
+		F_LIST("ownerReferences", struct k8s_meta, owner_references, k8s_owner_ref,
+		       k8s_owner_ref_type),
+		F_STRLIST("finalizers", struct k8s_meta, finalizers));
 
 K8S_TYPE_PUBLIC(k8s_objref_type, k8s_objref, F_STR("apiVersion", struct k8s_objref, api_version),
-	 F_STR("kind", struct k8s_objref, kind), F_STR("namespace", struct k8s_objref, namespace),
-	 F_STR("name", struct k8s_objref, name), F_STR("uid", struct k8s_objref, uid),
-	 F_STR("resourceVersion", struct k8s_objref, resource_version),
-	 F_STR("fieldPath", struct k8s_objref, field_path));
+		F_STR("kind", struct k8s_objref, kind),
+		F_STR("namespace", struct k8s_objref, namespace),
+		F_STR("name", struct k8s_objref, name), F_STR("uid", struct k8s_objref, uid),
+		F_STR("resourceVersion", struct k8s_objref, resource_version),
+		F_STR("fieldPath", struct k8s_objref, field_path));
 
 K8S_TYPE_PUBLIC(k8s_condition_type, k8s_condition, F_STR("type", struct k8s_condition, type),
-	 F_STR("status", struct k8s_condition, status),
-	 F_STR("reason", struct k8s_condition, reason),
-	 F_STR("message", struct k8s_condition, message),
-	 F_TIME("lastTransitionTime", struct k8s_condition, last_transition_time));
+		F_STR("status", struct k8s_condition, status),
+		F_STR("reason", struct k8s_condition, reason),
+		F_STR("message", struct k8s_condition, message),
+		F_TIME("lastTransitionTime", struct k8s_condition, last_transition_time));
 
 /* --- helpers ----------------------------------------------------------------------------- */
 
@@ -254,8 +254,8 @@ static int k8s_scalar_decode(enum k8s_ftype type, struct json_object *v, void *p
 		if (type == K8S_F_BOOL)
 			*(bool *)p = json_object_get_boolean(v);
 		else
-			*(enum k8s_tri *)p = json_object_get_boolean(v) ? K8S_TRI_TRUE
-								       : K8S_TRI_FALSE;
+			*(enum k8s_tri *)p =
+				json_object_get_boolean(v) ? K8S_TRI_TRUE : K8S_TRI_FALSE;
 		return 0;
 	case K8S_F_INTSTR: {
 		struct k8s_intstr *is = p;
@@ -360,9 +360,11 @@ static bool k8s_scalar_is_default(enum k8s_ftype type, const void *p)
 
 		return is->type == K8S_INTSTR_NONE || (is->type == K8S_INTSTR_STR && !is->sval);
 	}
-	case K8S_F_TIME:
+	case K8S_F_TIME: /* at the precision each is written with */
+		return ((const struct k8s_time *)p)->sec == 0;
 	case K8S_F_MTIME:
-		return !k8s_time_is_set(p);
+		return ((const struct k8s_time *)p)->sec == 0 &&
+		       ((const struct k8s_time *)p)->nsec / 1000 == 0;
 	case K8S_F_STRLIST:
 		return ((const struct k8s_strlist *)p)->n == 0;
 	case K8S_F_STRMAP:
@@ -410,7 +412,8 @@ static bool k8s_scalar_equal(enum k8s_ftype type, const void *a, const void *b)
 
 		if (x->type != y->type)
 			return false;
-		return x->type == K8S_INTSTR_INT ? x->ival == y->ival : k8s_str_eq(x->sval, y->sval);
+		return x->type == K8S_INTSTR_INT ? x->ival == y->ival
+						 : k8s_str_eq(x->sval, y->sval);
 	}
 	case K8S_F_TIME: {
 		/* metav1.Time is serialised with second precision. */
@@ -557,14 +560,15 @@ static int k8s_list_decode(const struct k8s_field *f, struct json_object *v, voi
 	return 0;
 }
 
-int k8s_desc_decode(const struct k8s_type *t, struct json_object *obj, void *out,
-		    const char *path, char *err, size_t errlen)
+int k8s_desc_decode(const struct k8s_type *t, struct json_object *obj, void *out, const char *path,
+		    char *err, size_t errlen)
 {
 	char child[K8S_PATH_MAX];
 	int rc = 0;
 
 	if (!obj || !json_object_is_type(obj, json_type_object))
-		return k8s_bad(err, errlen, path, *path ? "expected object" : "expected a JSON object");
+		return k8s_bad(err, errlen, path,
+			       *path ? "expected object" : "expected a JSON object");
 	*k8s_rawp(out) = json_object_get(obj);
 	for (const struct k8s_field *f = t->fields; f->key && !rc; f++) {
 		struct json_object *v = NULL;
@@ -657,10 +661,20 @@ static int k8s_field_encode(const struct k8s_field *f, const void *s, struct jso
 			if (k8s_scalar_is_default(f->type, p))
 				return k8s_add(out, f->key, NULL);
 		} else {
-			memset(&tmp, 0, sizeof(tmp));
-			same = !k8s_scalar_decode(f->type, rv, &tmp, "", NULL, 0) &&
-			       k8s_scalar_equal(f->type, &tmp, p);
-			k8s_scalar_fini(f->type, &tmp);
+			if (f->type == K8S_F_STR) {
+				/* The common case, compared without a temporary copy. */
+				const char *cur = k8s_get_strp(p);
+				size_t len = (size_t)json_object_get_string_len(rv);
+
+				same = cur && json_object_is_type(rv, json_type_string) &&
+				       strlen(cur) == len &&
+				       !memcmp(cur, json_object_get_string(rv), len);
+			} else {
+				memset(&tmp, 0, sizeof(tmp));
+				same = !k8s_scalar_decode(f->type, rv, &tmp, "", NULL, 0) &&
+				       k8s_scalar_equal(f->type, &tmp, p);
+				k8s_scalar_fini(f->type, &tmp);
+			}
 			if (same) {
 				if (k8s_copy(rv, &j))
 					return -ENOMEM;
@@ -796,7 +810,10 @@ struct k8s_kind_info {
 	size_t meta_off;
 };
 
-#define K8S_KIND(av, k, ty, st) { av, k, &ty, offsetof(struct st, meta) }
+#define K8S_KIND(av, k, ty, st)                       \
+	{                                             \
+		av, k, &ty, offsetof(struct st, meta) \
+	}
 
 static const struct k8s_kind_info k8s_kinds[K8S_KIND_MAX] = {
 	[K8S_KIND_NAMESPACE] = K8S_KIND("v1", "Namespace", k8s_namespace_type, k8s_namespace),
@@ -806,8 +823,8 @@ static const struct k8s_kind_info k8s_kinds[K8S_KIND_MAX] = {
 	[K8S_KIND_ENDPOINTSLICE] = K8S_KIND("discovery.k8s.io/v1", "EndpointSlice",
 					    k8s_endpointslice_type, k8s_endpointslice),
 	[K8S_KIND_NODE] = K8S_KIND("v1", "Node", k8s_node_type, k8s_node),
-	[K8S_KIND_NETWORKPOLICY] = K8S_KIND("networking.k8s.io/v1", "NetworkPolicy",
-					    k8s_netpol_type, k8s_netpol),
+	[K8S_KIND_NETWORKPOLICY] =
+		K8S_KIND("networking.k8s.io/v1", "NetworkPolicy", k8s_netpol_type, k8s_netpol),
 	[K8S_KIND_EVENT] = K8S_KIND("v1", "Event", k8s_event_type, k8s_event),
 	[K8S_KIND_LEASE] = K8S_KIND("coordination.k8s.io/v1", "Lease", k8s_lease_type, k8s_lease),
 	[K8S_KIND_CONFIGMAP] = K8S_KIND("v1", "ConfigMap", k8s_configmap_type, k8s_configmap),
@@ -851,8 +868,8 @@ const char *k8s_kind_api_version(enum k8s_kind kind)
 static int k8s_check_typemeta(const struct k8s_kind_info *ki, struct json_object *json, char *err,
 			      size_t errlen)
 {
-	static const char *const keys[2] = { "apiVersion", "kind" };
-	const char *want[2] = { ki->api_version, ki->kind };
+	static const char *const keys[2] = {"apiVersion", "kind"};
+	const char *want[2] = {ki->api_version, ki->kind};
 
 	for (int i = 0; i < 2; i++) {
 		struct json_object *v;

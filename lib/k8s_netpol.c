@@ -33,11 +33,10 @@ K8S_TYPE(k8s_netpol_spec_type, k8s_netpol_spec,
 	 F_STRLIST("policyTypes", struct k8s_netpol_spec, policy_types),
 	 F_LIST("ingress", struct k8s_netpol_spec, ingress, k8s_netpol_rule,
 		k8s_netpol_ingress_type),
-	 F_LIST("egress", struct k8s_netpol_spec, egress, k8s_netpol_rule,
-		k8s_netpol_egress_type));
+	 F_LIST("egress", struct k8s_netpol_spec, egress, k8s_netpol_rule, k8s_netpol_egress_type));
 
 K8S_TYPE_PUBLIC(k8s_netpol_type, k8s_netpol,
-	 F_OBJ("metadata", struct k8s_netpol, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("spec", struct k8s_netpol, spec, k8s_netpol_spec, k8s_netpol_spec_type));
+		F_OBJ("metadata", struct k8s_netpol, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("spec", struct k8s_netpol, spec, k8s_netpol_spec, k8s_netpol_spec_type));
 
 K8S_DEFINE_KIND(k8s_netpol, k8s_netpol, K8S_KIND_NETWORKPOLICY)

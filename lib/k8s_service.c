@@ -26,8 +26,7 @@ K8S_TYPE(k8s_session_affinity_config_type, k8s_session_affinity_config,
 K8S_TYPE(k8s_service_spec_type, k8s_service_spec, F_STR("type", struct k8s_service_spec, type),
 	 F_STR("clusterIP", struct k8s_service_spec, cluster_ip),
 	 F_STRLIST("clusterIPs", struct k8s_service_spec, cluster_ips),
-	 F_LIST("ports", struct k8s_service_spec, ports, k8s_service_port,
-		k8s_service_port_type),
+	 F_LIST("ports", struct k8s_service_spec, ports, k8s_service_port, k8s_service_port_type),
 	 F_STRMAP("selector", struct k8s_service_spec, selector),
 	 F_STR("sessionAffinity", struct k8s_service_spec, session_affinity),
 	 F_OBJ("sessionAffinityConfig", struct k8s_service_spec, session_affinity_config,
@@ -59,10 +58,10 @@ K8S_TYPE(k8s_service_status_type, k8s_service_status,
 	       k8s_lb_status_type));
 
 K8S_TYPE_PUBLIC(k8s_service_type, k8s_service,
-	 F_OBJ("metadata", struct k8s_service, meta, k8s_meta, k8s_meta_type),
-	 F_OBJ("spec", struct k8s_service, spec, k8s_service_spec, k8s_service_spec_type),
-	 F_OBJ("status", struct k8s_service, status, k8s_service_status,
-	       k8s_service_status_type));
+		F_OBJ("metadata", struct k8s_service, meta, k8s_meta, k8s_meta_type),
+		F_OBJ("spec", struct k8s_service, spec, k8s_service_spec, k8s_service_spec_type),
+		F_OBJ("status", struct k8s_service, status, k8s_service_status,
+		      k8s_service_status_type));
 
 K8S_DEFINE_KIND(k8s_service, k8s_service, K8S_KIND_SERVICE)
 
@@ -72,8 +71,7 @@ K8S_TYPE(k8s_endpoint_address_type, k8s_endpoint_address,
 	 F_STR("ip", struct k8s_endpoint_address, ip),
 	 F_STR("hostname", struct k8s_endpoint_address, hostname),
 	 F_STR("nodeName", struct k8s_endpoint_address, node_name),
-	 F_OBJ("targetRef", struct k8s_endpoint_address, target_ref, k8s_objref,
-	       k8s_objref_type));
+	 F_OBJ("targetRef", struct k8s_endpoint_address, target_ref, k8s_objref, k8s_objref_type));
 
 K8S_TYPE(k8s_endpoint_port_type, k8s_endpoint_port, F_STR("name", struct k8s_endpoint_port, name),
 	 F_I32("port", struct k8s_endpoint_port, port),
@@ -89,9 +87,9 @@ K8S_TYPE(k8s_endpoint_subset_type, k8s_endpoint_subset,
 		k8s_endpoint_port_type));
 
 K8S_TYPE_PUBLIC(k8s_endpoints_type, k8s_endpoints,
-	 F_OBJ("metadata", struct k8s_endpoints, meta, k8s_meta, k8s_meta_type),
-	 F_LIST("subsets", struct k8s_endpoints, subsets, k8s_endpoint_subset,
-		k8s_endpoint_subset_type));
+		F_OBJ("metadata", struct k8s_endpoints, meta, k8s_meta, k8s_meta_type),
+		F_LIST("subsets", struct k8s_endpoints, subsets, k8s_endpoint_subset,
+		       k8s_endpoint_subset_type));
 
 K8S_DEFINE_KIND(k8s_endpoints, k8s_endpoints, K8S_KIND_ENDPOINTS)
 
@@ -109,8 +107,7 @@ K8S_TYPE(k8s_slice_endpoint_type, k8s_slice_endpoint,
 	 F_STR("hostname", struct k8s_slice_endpoint, hostname),
 	 F_STR("nodeName", struct k8s_slice_endpoint, node_name),
 	 F_STR("zone", struct k8s_slice_endpoint, zone),
-	 F_OBJ("targetRef", struct k8s_slice_endpoint, target_ref, k8s_objref,
-	       k8s_objref_type));
+	 F_OBJ("targetRef", struct k8s_slice_endpoint, target_ref, k8s_objref, k8s_objref_type));
 
 K8S_TYPE(k8s_slice_port_type, k8s_slice_port, F_STR("name", struct k8s_slice_port, name),
 	 F_STR("protocol", struct k8s_slice_port, protocol),
@@ -118,11 +115,12 @@ K8S_TYPE(k8s_slice_port_type, k8s_slice_port, F_STR("name", struct k8s_slice_por
 	 F_STR("appProtocol", struct k8s_slice_port, app_protocol));
 
 K8S_TYPE_PUBLIC(k8s_endpointslice_type, k8s_endpointslice,
-	 F_OBJ("metadata", struct k8s_endpointslice, meta, k8s_meta, k8s_meta_type),
-	 F_STR("addressType", struct k8s_endpointslice, address_type),
-	 F_LIST("endpoints", struct k8s_endpointslice, endpoints, k8s_slice_endpoint,
-		k8s_slice_endpoint_type),
-	 F_LIST("ports", struct k8s_endpointslice, ports, k8s_slice_port, k8s_slice_port_type));
+		F_OBJ("metadata", struct k8s_endpointslice, meta, k8s_meta, k8s_meta_type),
+		F_STR("addressType", struct k8s_endpointslice, address_type),
+		F_LIST("endpoints", struct k8s_endpointslice, endpoints, k8s_slice_endpoint,
+		       k8s_slice_endpoint_type),
+		F_LIST("ports", struct k8s_endpointslice, ports, k8s_slice_port,
+		       k8s_slice_port_type));
 
 K8S_DEFINE_KIND(k8s_endpointslice, k8s_endpointslice, K8S_KIND_ENDPOINTSLICE)
 

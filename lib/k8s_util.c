@@ -26,10 +26,9 @@ struct k8s_qty_suffix {
 
 /* Longest first so "Ki" wins over a bare "k"-like prefix; "" must be last. */
 static const struct k8s_qty_suffix k8s_qty_suffixes[] = {
-	{ "Ki", 0, 10 }, { "Mi", 0, 20 }, { "Gi", 0, 30 }, { "Ti", 0, 40 }, { "Pi", 0, 50 },
-	{ "Ei", 0, 60 }, { "n", -9, 0 },  { "u", -6, 0 },  { "m", -3, 0 },  { "k", 3, 0 },
-	{ "M", 6, 0 },   { "G", 9, 0 },   { "T", 12, 0 },  { "P", 15, 0 },  { "E", 18, 0 },
-	{ "", 0, 0 },
+	{"Ki", 0, 10}, {"Mi", 0, 20}, {"Gi", 0, 30}, {"Ti", 0, 40}, {"Pi", 0, 50}, {"Ei", 0, 60},
+	{"n", -9, 0},  {"u", -6, 0},  {"m", -3, 0},  {"k", 3, 0},   {"M", 6, 0},   {"G", 9, 0},
+	{"T", 12, 0},  {"P", 15, 0},  {"E", 18, 0},  {"", 0, 0},
 };
 
 static bool k8s_isdigit(char c)
@@ -62,7 +61,8 @@ static int k8s_quantity_scaled(const char *s, int scale10, int64_t *out)
 			mant = mant * 10 + (uint64_t)(*p - '0');
 			exp10 -= frac;
 		} else {
-			/* Past 19 significant digits: integer digits scale, fraction digits round. */
+			/* Past 19 significant digits: integer digits scale, fraction digits round.
+			 */
 			exp10 += !frac;
 			inexact |= *p != '0';
 		}
@@ -181,7 +181,7 @@ static bool k8s_num(const char *p, int n, int *out)
 
 static int k8s_days_in_month(int y, int m)
 {
-	static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : dim[m - 1];

@@ -18,12 +18,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond, what)                                                                     \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_k8s: kind %d: %s\n", (int)kind, what);               \
-			abort();                                                                   \
-		}                                                                                  \
+#define FUZZ_CHECK(cond, what)                                                       \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "fuzz_k8s: kind %d: %s\n", (int)kind, what); \
+			abort();                                                     \
+		}                                                                    \
 	} while (0)
 
 /* Decodes enc as kind and checks it equals want; frees everything. */

@@ -109,7 +109,7 @@ TEST(roundtrip_corpus_every_kind)
 {
 	DIR *d = opendir(CORPUS_DIR);
 	struct dirent *e;
-	bool seen[K8S_KIND_MAX] = { false };
+	bool seen[K8S_KIND_MAX] = {false};
 	int files = 0;
 
 	if (!ASSERT_NOT_NULL(d, "corpus directory (run from the repository root)"))
@@ -166,11 +166,11 @@ TEST(roundtrip_keeps_equivalent_spellings)
 
 TEST(roundtrip_lease_microtime_and_offsets)
 {
-	struct json_object *doc = parse(
-		"{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
-		"\"name\":\"l\"},\"spec\":{\"renewTime\":\"2024-05-14T09:30:10.5+00:00\","
-		"\"acquireTime\":\"2024-05-14T09:30:10.123456789Z\"}}");
-	struct k8s_lease *l = NULL;
+	struct json_object *doc =
+		parse("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{"
+		      "\"name\":\"l\"},\"spec\":{\"renewTime\":\"2024-05-14T09:30:10.5+00:00\","
+		      "\"acquireTime\":\"2024-05-14T09:30:10.123456789Z\"}}");
+	struct k8s_lease *l = NULL, *clone = NULL;
 	struct json_object *enc = NULL;
 	char err[128];
 
@@ -180,6 +180,19 @@ TEST(roundtrip_lease_microtime_and_offsets)
 	ASSERT_EQ(l->spec.renew_time.sec, 1715679010, "renew sec");
 	ASSERT_EQ(l->spec.renew_time.nsec, 500000000, "renew nsec");
 	ASSERT_EQ(l->spec.acquire_time.nsec, 123456789, "acquire nsec");
+	/* MicroTime compares at microseconds, Time at seconds: their wire precision. */
+	l->spec.acquire_time.nsec += 1;
+	clone = k8s_lease_clone(l);
+	if (!ASSERT_NOT_NULL(clone, "clone"))
+		goto out;
+	ASSERT_TRUE(k8s_lease_equal(l, clone), "sub-microsecond difference ignored");
+	clone->spec.acquire_time.nsec += 1000;
+	ASSERT_FALSE(k8s_lease_equal(l, clone), "microsecond difference seen");
+	clone->spec.acquire_time.nsec -= 1000;
+	clone->meta.creation_timestamp.nsec = 5;
+	ASSERT_TRUE(k8s_lease_equal(l, clone), "Time ignores fractions");
+	clone->meta.creation_timestamp.sec = 1;
+	ASSERT_FALSE(k8s_lease_equal(l, clone), "Time seconds differ");
 	/* A renewal rewrites the time canonically, with microseconds. */
 	l->spec.renew_time.sec += 10;
 	enc = k8s_lease_encode(l);
@@ -192,6 +205,7 @@ TEST(roundtrip_lease_microtime_and_offsets)
 out:
 	json_object_put(enc);
 	k8s_lease_free(l);
+	k8s_lease_free(clone);
 	json_object_put(doc);
 }
 
@@ -466,11 +480,11 @@ TEST(pod_hostnetwork_fields)
 				  &v),
 			  "cpu");
 		ASSERT_EQ(v, 250, "0.25 cpu");
-		ASSERT_OK(k8s_quantity_parse(
-				  k8s_strmap_get(&p->spec.containers[0].resources.requests,
-						 "memory"),
-				  &v),
-			  "memory");
+		ASSERT_OK(
+			k8s_quantity_parse(
+				k8s_strmap_get(&p->spec.containers[0].resources.requests, "memory"),
+				&v),
+			"memory");
 		ASSERT_EQ(v, 100000000, "1e8 bytes");
 	}
 	ASSERT_FALSE(k8s_pod_ready(p), "pending pod not ready");
@@ -601,8 +615,8 @@ TEST(namespace_event_lease_configmap_fields)
 	ASSERT_STREQ(ev->source.host, "worker-1", "source host");
 	ASSERT_TRUE(strncmp(ev->message, "Readiness probe failed", 22) == 0, "message");
 
-	ASSERT_STREQ(l->spec.holder_identity, "control-plane-1_2f0c8a8e-7e2b-4b8d-9d7f-4c1e1a2b3c4d",
-		     "holderIdentity");
+	ASSERT_STREQ(l->spec.holder_identity,
+		     "control-plane-1_2f0c8a8e-7e2b-4b8d-9d7f-4c1e1a2b3c4d", "holderIdentity");
 	ASSERT_EQ(l->spec.lease_duration_seconds, 15, "leaseDurationSeconds");
 	ASSERT_EQ(l->spec.lease_transitions, 4, "leaseTransitions");
 	ASSERT_EQ(l->spec.renew_time.sec, 1715679012, "renewTime");
@@ -669,9 +683,9 @@ TEST(edit_typed_fields_then_encode)
 		    "released nodePort removed");
 	ASSERT_EQ(json_object_get_int(sl_json_get(json_object_array_get_idx(ports, 1), "x-extra")),
 		  1, "unknown member of the other port");
-	ASSERT_EQ(json_object_get_int(sl_json_get(json_object_array_get_idx(ports, 1),
-						  "targetPort")),
-		  8080, "targetPort now an integer");
+	ASSERT_EQ(
+		json_object_get_int(sl_json_get(json_object_array_get_idx(ports, 1), "targetPort")),
+		8080, "targetPort now an integer");
 	ASSERT_STREQ(sl_json_get_str(sl_json_get(enc, "spec"), "type"), "NodePort", "type");
 	ASSERT_NULL(sl_json_path(enc, "spec", "allocateLoadBalancerNodePorts", NULL), "tri unset");
 	ASSERT_NULL(sl_json_path(enc, "spec", "externalIPs", NULL), "cleared list dropped");
@@ -700,17 +714,57 @@ out:
 	json_object_put(doc);
 }
 
+/* A list or map the caller emptied is dropped; one that was [] or null stays. */
+TEST(emptied_collections_are_dropped)
+{
+	struct json_object *doc = parse(
+		"{\"metadata\":{\"finalizers\":[\"a\"],\"ownerReferences\":[{\"name\":\"o\"}],"
+		"\"labels\":null},\"spec\":{\"ports\":[],\"taints\":[{\"key\":\"k\"}]}}");
+	struct k8s_node *n = NULL;
+	struct json_object *enc = NULL;
+
+	if (!ASSERT_OK(k8s_node_decode(doc, &n, NULL, 0), "decode"))
+		goto out;
+	k8s_strlist_fini(&n->meta.finalizers);
+	free(n->meta.owner_references[0].name);
+	json_object_put(n->meta.owner_references[0].raw);
+	free(n->meta.owner_references);
+	n->meta.owner_references = NULL;
+	n->meta.n_owner_references = 0;
+	enc = k8s_node_encode(n);
+	if (!ASSERT_NOT_NULL(enc, "encode"))
+		goto out;
+	ASSERT_FALSE(json_object_object_get_ex(sl_json_get(enc, "metadata"), "finalizers", NULL),
+		     "emptied strlist dropped");
+	ASSERT_FALSE(
+		json_object_object_get_ex(sl_json_get(enc, "metadata"), "ownerReferences", NULL),
+		"emptied list dropped");
+	ASSERT_TRUE(json_object_object_get_ex(sl_json_get(enc, "metadata"), "labels", NULL),
+		    "null map kept");
+	ASSERT_EQ(json_object_array_length(sl_json_path(enc, "spec", "ports", NULL)), 0,
+		  "unknown [] kept");
+	ASSERT_EQ(json_object_array_length(sl_json_path(enc, "spec", "taints", NULL)), 1,
+		  "taints kept");
+out:
+	json_object_put(enc);
+	k8s_node_free(n);
+	json_object_put(doc);
+}
+
 TEST(build_from_scratch)
 {
 	struct k8s_endpointslice *es = k8s_endpointslice_new();
-	struct json_object *enc = NULL, *want = parse(
-		"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
-		"\"metadata\":{\"name\":\"web-abc\",\"namespace\":\"shop\",\"labels\":"
-		"{\"kubernetes.io/service-name\":\"web\"},\"creationTimestamp\":"
-		"\"2024-05-14T09:12:44Z\"},\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":"
-		"[\"10.244.1.17\"],\"conditions\":{\"ready\":true,\"serving\":true,"
-		"\"terminating\":false},\"nodeName\":\"worker-1\"}],\"ports\":[{\"name\":\"http\","
-		"\"port\":8080,\"protocol\":\"TCP\"}]}");
+	struct json_object *
+		enc = NULL,
+	       *want = parse("{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+			     "\"metadata\":{\"name\":\"web-abc\",\"namespace\":\"shop\",\"labels\":"
+			     "{\"kubernetes.io/service-name\":\"web\"},\"creationTimestamp\":"
+			     "\"2024-05-14T09:12:44Z\"},\"addressType\":\"IPv4\",\"endpoints\":[{"
+			     "\"addresses\":"
+			     "[\"10.244.1.17\"],\"conditions\":{\"ready\":true,\"serving\":true,"
+			     "\"terminating\":false},\"nodeName\":\"worker-1\"}],\"ports\":[{"
+			     "\"name\":\"http\","
+			     "\"port\":8080,\"protocol\":\"TCP\"}]}");
 	struct k8s_endpointslice *again = NULL;
 
 	if (!ASSERT_NOT_NULL(es, "new") || !ASSERT_NOT_NULL(want, "parse"))
@@ -778,15 +832,18 @@ TEST(decode_errors_name_the_field)
 		      "metadata.creationTimestamp: invalid RFC 3339 time");
 	check_invalid(K8S_KIND_SERVICE, "{\"metadata\":{\"ownerReferences\":[{\"controller\":1}]}}",
 		      "metadata.ownerReferences[0].controller: expected boolean");
-	check_invalid(K8S_KIND_SERVICE, "{\"kind\":\"Pod\"}", "kind: expected \"Service\", got \"Pod\"");
+	check_invalid(K8S_KIND_SERVICE, "{\"kind\":\"Pod\"}",
+		      "kind: expected \"Service\", got \"Pod\"");
 	check_invalid(K8S_KIND_ENDPOINTSLICE, "{\"apiVersion\":\"discovery.k8s.io/v1beta1\"}",
 		      "apiVersion: expected \"discovery.k8s.io/v1\"");
 	check_invalid(K8S_KIND_POD, "[]", "expected a JSON object");
 	check_invalid(K8S_KIND_ENDPOINTSLICE,
-		      "{\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],\"conditions\":{\"ready\":\"true\"}}]}",
+		      "{\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],\"conditions\":{\"ready\":"
+		      "\"true\"}}]}",
 		      "endpoints[0].conditions.ready: expected boolean");
 	check_invalid(K8S_KIND_POD,
-		      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"ports\":[{\"containerPort\":\"http\"}]}]}}",
+		      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"ports\":[{\"containerPort\":"
+		      "\"http\"}]}]}}",
 		      "spec.containers[0].ports[0].containerPort: expected integer");
 	check_invalid(K8S_KIND_NETWORKPOLICY, "{\"spec\":{\"podSelector\":[]}}",
 		      "spec.podSelector: expected object");
@@ -849,26 +906,26 @@ TEST(kind_from_json)
 		const char *txt;
 		enum k8s_kind kind;
 	} cases[] = {
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}", K8S_KIND_POD },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Service\"}", K8S_KIND_SERVICE },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Endpoints\"}", K8S_KIND_ENDPOINTS },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\"}", K8S_KIND_NAMESPACE },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Node\"}", K8S_KIND_NODE },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Event\"}", K8S_KIND_EVENT },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}", K8S_KIND_CONFIGMAP },
-		{ "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\"}",
-		  K8S_KIND_ENDPOINTSLICE },
-		{ "{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\"}",
-		  K8S_KIND_NETWORKPOLICY },
-		{ "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\"}", K8S_KIND_LEASE },
-		{ "{\"apiVersion\":\"discovery.k8s.io/v1beta1\",\"kind\":\"EndpointSlice\"}",
-		  K8S_KIND_UNKNOWN },
-		{ "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\"}", K8S_KIND_UNKNOWN },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"Secret\"}", K8S_KIND_UNKNOWN },
-		{ "{\"apiVersion\":\"v1\",\"kind\":\"pod\"}", K8S_KIND_UNKNOWN },
-		{ "{\"kind\":\"Pod\"}", K8S_KIND_UNKNOWN },
-		{ "{\"apiVersion\":1,\"kind\":\"Pod\"}", K8S_KIND_UNKNOWN },
-		{ "[]", K8S_KIND_UNKNOWN },
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}", K8S_KIND_POD},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Service\"}", K8S_KIND_SERVICE},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Endpoints\"}", K8S_KIND_ENDPOINTS},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\"}", K8S_KIND_NAMESPACE},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Node\"}", K8S_KIND_NODE},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Event\"}", K8S_KIND_EVENT},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}", K8S_KIND_CONFIGMAP},
+		{"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\"}",
+		 K8S_KIND_ENDPOINTSLICE},
+		{"{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\"}",
+		 K8S_KIND_NETWORKPOLICY},
+		{"{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\"}", K8S_KIND_LEASE},
+		{"{\"apiVersion\":\"discovery.k8s.io/v1beta1\",\"kind\":\"EndpointSlice\"}",
+		 K8S_KIND_UNKNOWN},
+		{"{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\"}", K8S_KIND_UNKNOWN},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"Secret\"}", K8S_KIND_UNKNOWN},
+		{"{\"apiVersion\":\"v1\",\"kind\":\"pod\"}", K8S_KIND_UNKNOWN},
+		{"{\"kind\":\"Pod\"}", K8S_KIND_UNKNOWN},
+		{"{\"apiVersion\":1,\"kind\":\"Pod\"}", K8S_KIND_UNKNOWN},
+		{"[]", K8S_KIND_UNKNOWN},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -908,14 +965,15 @@ TEST(quantity_cpu_millicores)
 		const char *s;
 		int64_t want;
 	} ok[] = {
-		{ "100m", 100 },  { "2", 2000 },    { "0.5", 500 },      { "1.5", 1500 },
-		{ "0.1", 100 },   { ".25", 250 },   { "3.", 3000 },      { "0.5m", 1 },
-		{ "100u", 1 },    { "1n", 1 },      { "0", 0 },          { "0.000m", 0 },
-		{ "1e3", 1000000 }, { "1E-3", 1 },  { "+4", 4000 },      { "-1", -1000 },
-		{ "250000000n", 250 }, { "1k", 1000000 }, { "1Ki", 1024000 },
+		{"100m", 100},	     {"2", 2000},     {"0.5", 500},	{"1.5", 1500},
+		{"0.1", 100},	     {".25", 250},    {"3.", 3000},	{"0.5m", 1},
+		{"100u", 1},	     {"1n", 1},	      {"0", 0},		{"0.000m", 0},
+		{"1e3", 1000000},    {"1E-3", 1},     {"+4", 4000},	{"-1", -1000},
+		{"250000000n", 250}, {"1k", 1000000}, {"1Ki", 1024000},
 	};
-	static const char *const bad[] = { "", "m", " 1", "1 ", "1.2.3", "abc", "1K", "1e", "1mi",
-					   ".", "+", "-", "1e3m", "0x10", "1,5", "1Mib", "e3" };
+	static const char *const bad[] = {"",	  "m",	  " 1",	 "1 ",	 "1.2.3", "abc",
+					  "1K",	  "1e",	  "1mi", ".",	 "+",	  "-",
+					  "1e3m", "0x10", "1,5", "1Mib", "e3"};
 	int64_t v;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -935,20 +993,20 @@ TEST(quantity_memory_bytes)
 		const char *s;
 		int64_t want;
 	} ok[] = {
-		{ "128Mi", 134217728 },
-		{ "1G", 1000000000 },
-		{ "1e3", 1000 },
-		{ "1Ki", 1024 },
-		{ "1.5Gi", 1610612736 },
-		{ "8142780Ki", 8338206720LL },
-		{ "1E", 1000000000000000000LL },
-		{ "7Ei", 8070450532247928832LL },
-		{ "1.5", 2 },
-		{ "0.5Ki", 512 },
-		{ "9223372036854775807", INT64_MAX },
-		{ "12345678901234567890123e-10", 1234567890124LL },
-		{ "0.00000000000000000000000000000000000000001", 1 },
-		{ "1e-50", 1 },
+		{"128Mi", 134217728},
+		{"1G", 1000000000},
+		{"1e3", 1000},
+		{"1Ki", 1024},
+		{"1.5Gi", 1610612736},
+		{"8142780Ki", 8338206720LL},
+		{"1E", 1000000000000000000LL},
+		{"7Ei", 8070450532247928832LL},
+		{"1.5", 2},
+		{"0.5Ki", 512},
+		{"9223372036854775807", INT64_MAX},
+		{"12345678901234567890123e-10", 1234567890124LL},
+		{"0.00000000000000000000000000000000000000001", 1},
+		{"1e-50", 1},
 	};
 	int64_t v;
 
@@ -1038,7 +1096,7 @@ TEST(time_parse_and_format)
 /* Every day of 400 years survives format -> parse (covers the civil-date arithmetic). */
 TEST(time_roundtrip_every_day)
 {
-	struct k8s_time t = { 0 }, back;
+	struct k8s_time t = {0}, back;
 	char buf[K8S_TIME_BUFSZ];
 	int bad = 0;
 
@@ -1058,8 +1116,8 @@ TEST(time_roundtrip_every_day)
 
 TEST(strmap_and_strlist)
 {
-	struct k8s_strmap m = { 0 };
-	struct k8s_strlist l = { 0 };
+	struct k8s_strmap m = {0};
+	struct k8s_strlist l = {0};
 
 	ASSERT_OK(k8s_strmap_set(&m, "a", "1"), "set a");
 	ASSERT_OK(k8s_strmap_set(&m, "b", "2"), "set b");

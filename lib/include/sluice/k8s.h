@@ -302,7 +302,7 @@ struct k8s_service_spec {
 	struct k8s_service_port *ports;
 	size_t n_ports;
 	struct k8s_strmap selector; /* plain map; empty = no selector */
-	char *session_affinity;     /* "None", "ClientIP" */
+	char *session_affinity;	    /* "None", "ClientIP" */
 	struct k8s_session_affinity_config session_affinity_config;
 	struct k8s_strlist external_ips;
 	char *load_balancer_ip;
@@ -488,9 +488,9 @@ struct k8s_netpol_peer {
 
 struct k8s_netpol_port {
 	struct json_object *raw;
-	char *protocol;         /* NULL means TCP */
+	char *protocol;		/* NULL means TCP */
 	struct k8s_intstr port; /* NONE = all ports */
-	int32_t end_port;       /* 0 = single port */
+	int32_t end_port;	/* 0 = single port */
 };
 
 /* One ingress rule ("from" peers) or egress rule ("to" peers). */
@@ -627,19 +627,18 @@ const struct k8s_meta *k8s_obj_meta(enum k8s_kind kind, const void *obj);
 /*
  * Per-kind functions, all with the semantics of the generic ones above:
  *
- *   int            <p>_decode(struct json_object *json, struct <t> **out, char *err, size_t errlen);
- *   struct json_object *<p>_encode(const struct <t> *obj);
- *   struct <t>    *<p>_new(void);
+ *   int            <p>_decode(struct json_object *json, struct <t> **out, char *err, size_t
+ * errlen); struct json_object *<p>_encode(const struct <t> *obj); struct <t>    *<p>_new(void);
  *   struct <t>    *<p>_clone(const struct <t> *obj);
  *   bool           <p>_equal(const struct <t> *a, const struct <t> *b);
  *   void           <p>_free(struct <t> *obj);           accepts NULL
  */
-#define K8S_DECLARE_KIND(p, t)                                                                     \
-	int p##_decode(struct json_object *json, struct t **out, char *err, size_t errlen);        \
-	struct json_object *p##_encode(const struct t *obj);                                       \
-	struct t *p##_new(void);                                                                   \
-	struct t *p##_clone(const struct t *obj);                                                  \
-	bool p##_equal(const struct t *a, const struct t *b);                                      \
+#define K8S_DECLARE_KIND(p, t)                                                              \
+	int p##_decode(struct json_object *json, struct t **out, char *err, size_t errlen); \
+	struct json_object *p##_encode(const struct t *obj);                                \
+	struct t *p##_new(void);                                                            \
+	struct t *p##_clone(const struct t *obj);                                           \
+	bool p##_equal(const struct t *a, const struct t *b);                               \
 	void p##_free(struct t *obj)
 
 K8S_DECLARE_KIND(k8s_namespace, k8s_namespace);
