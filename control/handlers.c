@@ -181,6 +181,45 @@ static void reply_badrequest(struct api_req *ar, const char *fmt, ...)
 	api_reply_status(ar, 400, "BadRequest", msg, NULL);
 }
 
+/*
+ * Rebuilds obj with Kubernetes' usual member order (apiVersion, kind,
+ * metadata, ..., status) so stored and served objects read like kube's.
+ * json-c keeps insertion order; this only moves references.
+ */
+static void canonical_order(struct json_object *obj)
+{
+	static const char *const first[] = { "apiVersion", "kind", "metadata" };
+	struct json_object *tmp = json_object_new_object(), *st;
+	struct lh_entry *e, *next;
+
+	if (!tmp)
+		return;
+	for (size_t i = 0; i < 3; i++) {
+		struct json_object *v = sl_json_get(obj, first[i]);
+		if (v)
+			json_object_object_add(tmp, first[i], json_object_get(v));
+	}
+	json_object_object_foreach(obj, k, v)
+	{
+		if (strcmp(k, "apiVersion") && strcmp(k, "kind") && strcmp(k, "metadata") &&
+		    strcmp(k, "status"))
+			json_object_object_add(tmp, k, json_object_get(v));
+	}
+	st = sl_json_get(obj, "status");
+	if (st)
+		json_object_object_add(tmp, "status", json_object_get(st));
+	/* Empty obj, then move everything back in order. */
+	for (e = json_object_get_object(obj)->head; e; e = next) {
+		next = e->next;
+		json_object_object_del(obj, (const char *)lh_entry_k(e));
+	}
+	json_object_object_foreach(tmp, k2, v2)
+	{
+		json_object_object_add(obj, k2, json_object_get(v2));
+	}
+	json_object_put(tmp);
+}
+
 /* Parses a request body as one JSON object of the request's kind. Replies and
  * returns NULL on any problem. */
 static struct json_object *parse_object(struct api_req *ar, const char *body, size_t len,
@@ -602,9 +641,16 @@ static void wop_submit(struct wop *w)
 	srv->pending_writes++;
 	err = store_submit(srv->store, &w->txn);
 	if (err) {
+		char msg[256];
 		srv->pending_writes--;
 		alloc_undo(srv, &w->taken);
-		wop_fail_status(w, 503, "ServiceUnavailable", "the store is shutting down");
+		if (err == -ESHUTDOWN) {
+			wop_fail_status(w, 503, "ServiceUnavailable", "the store is shutting down");
+			return;
+		}
+		snprintf(msg, sizeof(msg), "store rejected the write: %s", sl_strerror(err));
+		pr_err("control", "'%s': submit failed: %s", w->key, sl_strerror(err));
+		wop_fail_status(w, 500, "InternalError", msg);
 	}
 }
 
@@ -625,7 +671,14 @@ static void wop_done(struct store_txn *txn, void *arg)
 			if (w->binding) {
 				api_reply_status(w->ar, 201, NULL, NULL, NULL);
 			} else if (w->kind == W_DELETE) {
-				api_reply_json(w->ar, 200, w->old->json, w->old->len);
+				/* Like kube: the last state, at the deletion's revision. */
+				struct json_object *o = cache_obj_parse(w->old);
+				char rv[24];
+				snprintf(rv, sizeof(rv), "%" PRId64, txn->rev);
+				if (o)
+					sl_json_set_str(sl_json_ensure_obj(o, "metadata"),
+							"resourceVersion", rv);
+				api_reply_obj(w->ar, 200, o);
 			} else {
 				reply_object_json(w->ar, w->kind == W_CREATE ? 201 : 200, w->obj);
 			}
@@ -1096,6 +1149,7 @@ static void create_submit(struct wop *w, const char *ns)
 		json_object_object_del(meta, "generation");
 	prepare_for_create(r, w->obj);
 
+	canonical_order(w->obj);
 	if (default_object(r->kind, w->obj, NULL)) {
 		wop_fail_status(w, 500, "InternalError", "out of memory while defaulting");
 		return;
@@ -1255,6 +1309,7 @@ static void update_submit(struct wop *w, bool status_only)
 		return;
 	}
 	carry_system_fields(w->res, w->obj, old, status_only);
+	canonical_order(w->obj);
 	if (default_object(w->res->kind, w->obj, old)) {
 		json_object_put(old);
 		wop_fail_status(w, 500, "InternalError", "out of memory while defaulting");
@@ -1300,6 +1355,7 @@ static void update_run(struct wop *w)
 	}
 	cache_obj_unref(w->old);
 	w->old = cache_obj_ref(cur);
+	snprintf(w->key, sizeof(w->key), "%s", cur->key);
 	json_object_put(w->obj);
 	w->obj = NULL;
 
@@ -1901,8 +1957,11 @@ void server_on_store_event(const struct store_event *ev, void *arg)
 struct boot {
 	struct server *srv;
 	unsigned pending;
+	int phase; /* 0: namespaces, 1: the kubernetes Service */
 	bool failed;
 };
+
+static void boot_phase(struct boot *b);
 
 static void boot_done(struct wop *w, int err)
 {
@@ -1912,11 +1971,59 @@ static void boot_done(struct wop *w, int err)
 		b->failed = true;
 		pr_err("control", "bootstrap '%s': create failed: %s", w->key, sl_strerror(err));
 	}
-	if (--b->pending == 0) {
-		b->srv->ready = !b->failed;
-		pr_info("control", "bootstrap %s", b->failed ? "failed" : "complete; ready");
-		free(b);
+	if (--b->pending == 0)
+		boot_phase(b);
+}
+
+/* Namespaces first: the kubernetes Service needs "default" to exist. */
+static void boot_phase(struct boot *b)
+{
+	static const char *const namespaces[] = { "default", "kube-system", "kube-public",
+						  "kube-node-lease" };
+	struct server *srv = b->srv;
+	const struct api_resource *svc = api_resource_find("", "v1", "services");
+	const struct api_resource *nsr = &api_resources[0];
+	char ip[64];
+
+	b->pending = 1; /* held while submitting */
+	if (b->phase == 0) {
+		for (size_t i = 0; i < sizeof(namespaces) / sizeof(namespaces[0]); i++) {
+			struct json_object *o;
+			if (cache_get(srv->cache, nsr, NULL, namespaces[i]))
+				continue;
+			o = json_object_new_object();
+			sl_json_set_str(sl_json_ensure_obj(o, "metadata"), "name", namespaces[i]);
+			b->pending++;
+			create_internal(srv, nsr, NULL, o, boot_done, b);
+		}
+	} else if (b->phase == 1 && !cache_get(srv->cache, svc, "default", "kubernetes") &&
+		   !ipalloc_nth(srv->svc_ips, 1, ip, sizeof(ip))) {
+		/* The first service IP is the API server's own Service. */
+		char js[768];
+		struct json_object *o;
+		snprintf(js, sizeof(js),
+			 "{\"metadata\":{\"name\":\"kubernetes\",\"namespace\":\"default\","
+			 "\"labels\":{\"component\":\"apiserver\",\"provider\":\"kubernetes\"}},"
+			 "\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"%s\",\"sessionAffinity\":"
+			 "\"None\",\"ports\":[{\"name\":\"https\",\"port\":443,\"protocol\":\"TCP\","
+			 "\"targetPort\":%d}]}}",
+			 ip, srv->port);
+		o = sl_json_parse(js, strlen(js), NULL, 0);
+		if (o) {
+			b->pending++;
+			create_internal(srv, svc, "default", o, boot_done, b);
+		}
 	}
+	if (--b->pending)
+		return;
+	if (b->phase == 0 && !b->failed) {
+		b->phase = 1;
+		boot_phase(b);
+		return;
+	}
+	srv->ready = !b->failed;
+	pr_info("control", "bootstrap %s", b->failed ? "failed" : "complete; ready");
+	free(b);
 }
 
 static int alloc_existing(struct cache_obj *o, void *arg)
@@ -1948,53 +2055,17 @@ static int resume_terminating(struct cache_obj *o, void *arg)
 
 int server_bootstrap(struct server *srv)
 {
-	static const char *const namespaces[] = { "default", "kube-system", "kube-public",
-						  "kube-node-lease" };
 	const struct api_resource *svc = api_resource_find("", "v1", "services");
-	const struct api_resource *nsr = &api_resources[0];
 	struct cache_watcher f = { .res = svc };
-	struct cache_watcher fns = { .res = nsr };
+	struct cache_watcher fns = { .res = &api_resources[0] };
 	struct boot *b = calloc(1, sizeof(*b));
-	char ip[64];
 
 	if (!b)
 		return -ENOMEM;
 	b->srv = srv;
-	b->pending = 1;
 	/* The allocators are rebuilt from the Services themselves. */
 	cache_list(srv->cache, &f, NULL, alloc_existing, srv);
 	cache_list(srv->cache, &fns, NULL, resume_terminating, srv);
-
-	for (size_t i = 0; i < sizeof(namespaces) / sizeof(namespaces[0]); i++) {
-		struct json_object *o;
-		if (cache_get(srv->cache, nsr, NULL, namespaces[i]))
-			continue;
-		o = json_object_new_object();
-		sl_json_set_str(sl_json_ensure_obj(o, "metadata"), "name", namespaces[i]);
-		b->pending++;
-		create_internal(srv, nsr, NULL, o, boot_done, b);
-	}
-	if (!cache_get(srv->cache, svc, "default", "kubernetes") &&
-	    !ipalloc_nth(srv->svc_ips, 1, ip, sizeof(ip))) {
-		/* The first service IP is the API server's own Service. */
-		char js[768];
-		struct json_object *o;
-		snprintf(js, sizeof(js),
-			 "{\"metadata\":{\"name\":\"kubernetes\",\"namespace\":\"default\","
-			 "\"labels\":{\"component\":\"apiserver\",\"provider\":\"kubernetes\"}},"
-			 "\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"%s\",\"sessionAffinity\":"
-			 "\"None\",\"ports\":[{\"name\":\"https\",\"port\":443,\"protocol\":\"TCP\","
-			 "\"targetPort\":%d}]}}",
-			 ip, srv->port);
-		o = sl_json_parse(js, strlen(js), NULL, 0);
-		if (o) {
-			b->pending++;
-			create_internal(srv, svc, "default", o, boot_done, b);
-		}
-	}
-	if (--b->pending == 0) {
-		srv->ready = !b->failed;
-		free(b);
-	}
+	boot_phase(b);
 	return 0;
 }

@@ -168,7 +168,10 @@ static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cac
 			/* kube sends column definitions with the first event only. */
 			json_object_object_add(t, "columnDefinitions", json_object_new_array());
 		ws->sent_columns = true;
-		rc = ws_send(ws, cache_ev_name(type), sl_json_str(t, &len), len);
+		{
+			const char *js = sl_json_str(t, &len);
+			rc = ws_send(ws, cache_ev_name(type), js, len);
+		}
 		json_object_put(t);
 		if (rc)
 			ws->ending = true;
