@@ -139,7 +139,8 @@ struct ipalloc *ipalloc_new(const char *cidr, char *err, size_t errlen)
 		memcpy(ip, cidr, iplen);
 		ip[iplen] = '\0';
 		if (memchr(ip, ':', iplen)) {
-			snprintf(err, errlen, "service CIDR '%s': IPv6 service CIDRs are not supported yet",
+			snprintf(err, errlen,
+				 "service CIDR '%s': IPv6 service CIDRs are not supported yet",
 				 cidr);
 			errno = EINVAL;
 			return NULL;
@@ -147,8 +148,8 @@ struct ipalloc *ipalloc_new(const char *cidr, char *err, size_t errlen)
 	}
 	if (!slash || iplen >= sizeof(ip) || !parse_ipv4(ip, &addr) ||
 	    !parse_uint(slash + 1, strlen(slash + 1), 128, &prefix) || prefix > 32) {
-		snprintf(err, errlen, "service CIDR '%s': not a valid IPv4 CIDR (want e.g. 10.96.0.0/12)",
-			 cidr);
+		snprintf(err, errlen,
+			 "service CIDR '%s': not a valid IPv4 CIDR (want e.g. 10.96.0.0/12)", cidr);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -162,12 +163,12 @@ struct ipalloc *ipalloc_new(const char *cidr, char *err, size_t errlen)
 	}
 	mask = ~0U << (32 - prefix);
 	if (addr & ~mask) {
-		struct in_addr n = { .s_addr = htonl(addr & mask) };
+		struct in_addr n = {.s_addr = htonl(addr & mask)};
 		char nbuf[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &n, nbuf, sizeof(nbuf));
-		snprintf(err, errlen, "service CIDR '%s': host bits are set; did you mean %s/%u?", cidr,
-			 nbuf, prefix);
+		snprintf(err, errlen, "service CIDR '%s': host bits are set; did you mean %s/%u?",
+			 cidr, nbuf, prefix);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -195,7 +196,7 @@ void ipalloc_free(struct ipalloc *a)
 
 static int ip_format(uint32_t addr, char *out, size_t outlen)
 {
-	struct in_addr n = { .s_addr = htonl(addr) };
+	struct in_addr n = {.s_addr = htonl(addr)};
 
 	if (!inet_ntop(AF_INET, &n, out, (socklen_t)outlen))
 		return -ENOSPC;
@@ -316,7 +317,8 @@ struct portalloc *portalloc_new(const char *range, char *err, size_t errlen)
 		return NULL;
 	}
 	if (lo > hi) {
-		snprintf(err, errlen, "node port range '%s': start %u is after end %u", range, lo, hi);
+		snprintf(err, errlen, "node port range '%s': start %u is after end %u", range, lo,
+			 hi);
 		errno = EINVAL;
 		return NULL;
 	}

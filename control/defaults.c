@@ -17,7 +17,7 @@
 #include "validate.h"
 
 #define DEFAULT_AFFINITY_SECONDS 10800
-#define DEFAULT_GRACE_SECONDS 30
+#define DEFAULT_GRACE_SECONDS	 30
 
 static bool is_obj(const struct json_object *o)
 {
@@ -212,10 +212,12 @@ static int svc_patch_allocated(struct json_object *spec, const struct json_objec
 		    arr_len(sl_json_get(ospec, "ipFamilies")) > 0)
 			err = set_clone(spec, "ipFamilies", sl_json_get(ospec, "ipFamilies"));
 		if (!err && unset(spec, "ipFamilyPolicy") && !unset(ospec, "ipFamilyPolicy"))
-			err = set_clone(spec, "ipFamilyPolicy", sl_json_get(ospec, "ipFamilyPolicy"));
+			err = set_clone(spec, "ipFamilyPolicy",
+					sl_json_get(ospec, "ipFamilyPolicy"));
 	}
 	if (!err && svc_needs_node_port(spec) && svc_needs_node_port(ospec)) {
-		struct json_object *np = sl_json_get(spec, "ports"), *op = sl_json_get(ospec, "ports");
+		struct json_object *np = sl_json_get(spec, "ports"),
+				   *op = sl_json_get(ospec, "ports");
 
 		/* Matched by port name, as upstream; a value the new object
 		 * already uses elsewhere is not copied twice. */
@@ -237,7 +239,8 @@ static int svc_patch_allocated(struct json_object *spec, const struct json_objec
 			for (size_t j = 0; j < arr_len(np) && val; j++) {
 				int64_t other;
 
-				if (sl_json_get_int(arr_at(np, j), "nodePort", &other) && other == val)
+				if (sl_json_get_int(arr_at(np, j), "nodePort", &other) &&
+				    other == val)
 					used = true;
 			}
 			if (val && !used)
@@ -265,7 +268,8 @@ static int svc_normalize_ips(struct json_object *spec, const struct json_object 
 		return 0;
 	}
 	if (arr_len(sl_json_get(ospec, "clusterIPs")) > 0 &&
-	    arr_len(sl_json_get(spec, "clusterIPs")) == 0 && !strcmp(str0(ospec, "clusterIP"), ip)) {
+	    arr_len(sl_json_get(spec, "clusterIPs")) == 0 &&
+	    !strcmp(str0(ospec, "clusterIP"), ip)) {
 		int err = set_clone(spec, "clusterIPs", sl_json_get(ospec, "clusterIPs"));
 
 		if (err)
@@ -289,7 +293,7 @@ static int svc_normalize_ips(struct json_object *spec, const struct json_object 
  * carried over from the old object (unchanged) are removed. */
 static void svc_drop_type_dependent(struct json_object *spec, const struct json_object *ospec)
 {
-	static const char *const ip_fields[] = { "ipFamilies", "ipFamilyPolicy", NULL };
+	static const char *const ip_fields[] = {"ipFamilies", "ipFamilyPolicy", NULL};
 
 	if (svc_needs_cluster_ip(ospec) && !svc_needs_cluster_ip(spec)) {
 		if (same_cluster_ips(spec, ospec)) {
@@ -348,7 +352,8 @@ static int default_service(struct json_object *obj, const struct json_object *ol
 				json_object_put(ncfg);
 				return -ENOMEM;
 			}
-			if ((err = sl_json_set_int(ncip, "timeoutSeconds", DEFAULT_AFFINITY_SECONDS)) ||
+			if ((err = sl_json_set_int(ncip, "timeoutSeconds",
+						   DEFAULT_AFFINITY_SECONDS)) ||
 			    (err = set_obj(spec, "sessionAffinityConfig", ncfg)))
 				return err;
 		}
@@ -364,8 +369,10 @@ static int default_service(struct json_object *obj, const struct json_object *ol
 		if ((err = default_str(p, "protocol", "TCP")))
 			return err;
 		/* targetPort 0, "" or absent means "same as port". */
-		if ((unset(p, "targetPort") || (sl_json_get_int(p, "targetPort", &tpi) && tpi == 0)) &&
-		    sl_json_get_int(p, "port", &port) && (err = sl_json_set_int(p, "targetPort", port)))
+		if ((unset(p, "targetPort") ||
+		     (sl_json_get_int(p, "targetPort", &tpi) && tpi == 0)) &&
+		    sl_json_get_int(p, "port", &port) &&
+		    (err = sl_json_set_int(p, "targetPort", port)))
 			return err;
 	}
 
@@ -380,7 +387,8 @@ static int default_service(struct json_object *obj, const struct json_object *ol
 		return err;
 
 	if (is_obj(ospec)) {
-		if ((err = svc_patch_allocated(spec, ospec)) || (err = svc_normalize_ips(spec, ospec)))
+		if ((err = svc_patch_allocated(spec, ospec)) ||
+		    (err = svc_normalize_ips(spec, ospec)))
 			return err;
 		svc_drop_type_dependent(spec, ospec);
 	} else if ((err = svc_normalize_ips(spec, NULL))) {
@@ -428,8 +436,8 @@ static int default_containers(struct json_object *spec, const char *key, bool ho
 		if ((err = default_str(c, "terminationMessagePath", "/dev/termination-log")) ||
 		    (err = default_str(c, "terminationMessagePolicy", "File")))
 			return err;
-		if (!unset(c, "image") && (err = default_str(c, "imagePullPolicy",
-							     pull_policy(str0(c, "image")))))
+		if (!unset(c, "image") &&
+		    (err = default_str(c, "imagePullPolicy", pull_policy(str0(c, "image")))))
 			return err;
 		ports = sl_json_get(c, "ports");
 		for (size_t j = 0; j < arr_len(ports); j++) {
@@ -459,7 +467,8 @@ static int default_pod(struct json_object *obj, const struct json_object *old)
 	if (!spec)
 		return err;
 	hn = sl_json_get(spec, "hostNetwork");
-	host_network = hn && json_object_is_type(hn, json_type_boolean) && json_object_get_boolean(hn);
+	host_network =
+		hn && json_object_is_type(hn, json_type_boolean) && json_object_get_boolean(hn);
 	if ((err = default_str(spec, "restartPolicy", "Always")) ||
 	    (err = default_str(spec, "dnsPolicy", "ClusterFirst")) ||
 	    (err = default_str(spec, "schedulerName", "default-scheduler")) ||
@@ -507,7 +516,7 @@ static int default_namespace(struct json_object *obj, const struct json_object *
 
 static int default_networkpolicy(struct json_object *obj)
 {
-	static const char *const dirs[] = { "ingress", "egress", NULL };
+	static const char *const dirs[] = {"ingress", "egress", NULL};
 	struct json_object *spec = sl_json_get(obj, "spec");
 	int err = 0;
 

@@ -41,36 +41,38 @@
 
 /* --- messages (k8s.io/apimachinery/pkg/util/validation) ------------------ */
 
-#define MSG_DNS1123_LABEL                                                                          \
-	"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "   \
-	"and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "   \
+#define MSG_DNS1123_LABEL                                                                        \
+	"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', " \
+	"and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', " \
 	"regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-#define MSG_DNS1123_SUBDOMAIN                                                                      \
-	"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "  \
-	"or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "      \
-	"regex used for validation is "                                                            \
+#define MSG_DNS1123_SUBDOMAIN                                                                     \
+	"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' " \
+	"or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "     \
+	"regex used for validation is "                                                           \
 	"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-#define MSG_DNS1035_LABEL                                                                          \
-	"a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "  \
-	"an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "    \
+#define MSG_DNS1035_LABEL                                                                         \
+	"a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with " \
+	"an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "   \
 	"'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
-#define MSG_QNAME_BODY                                                                             \
-	"must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an " \
-	"alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "     \
+#define MSG_QNAME_BODY                                                                           \
+	"must consist of alphanumeric characters, '-', '_' or '.', and must start and end with " \
+	"an "                                                                                    \
+	"alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "   \
 	"validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-#define MSG_LABEL_VALUE                                                                            \
-	"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or " \
-	"'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "         \
-	"'my_value',  or '12345', regex used for validation is "                                   \
+#define MSG_LABEL_VALUE                                                                          \
+	"a valid label must be an empty string or consist of alphanumeric characters, '-', '_' " \
+	"or "                                                                                    \
+	"'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "       \
+	"'my_value',  or '12345', regex used for validation is "                                 \
 	"'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
-#define MSG_CONFIG_KEY                                                                             \
-	"a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "       \
-	"'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "                \
+#define MSG_CONFIG_KEY                                                                       \
+	"a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. " \
+	"'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "          \
 	"'[-._a-zA-Z0-9]+')"
 #define MSG_PORT_RANGE "must be between 1 and 65535, inclusive"
-#define MSG_IP "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
-#define MSG_CIDR "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
-#define MSG_IMMUTABLE "field is immutable"
+#define MSG_IP	       "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+#define MSG_CIDR       "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+#define MSG_IMMUTABLE  "field is immutable"
 #define MSG_POD_UPDATE                                                                             \
 	"pod updates may not change fields other than `spec.containers[*].image`,"                 \
 	"`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "    \
@@ -78,10 +80,10 @@
 	"set to 1 if it was previously negative)"
 
 #define MAX_ANNOTATIONS_BYTES (256 * 1024)
-#define MAX_CONFIGMAP_BYTES (1024 * 1024)
-#define MAX_AFFINITY_SECONDS 86400
+#define MAX_CONFIGMAP_BYTES   (1024 * 1024)
+#define MAX_AFFINITY_SECONDS  86400
 
-static const char *const protocols[] = { "SCTP", "TCP", "UDP", NULL };
+static const char *const protocols[] = {"SCTP", "TCP", "UDP", NULL};
 
 /* A short list of messages from one syntax check (upstream returns []string). */
 struct msgs {
@@ -161,7 +163,8 @@ static void check_dns1123_subdomain(const char *s, struct msgs *ms, bool prefix_
 		msgs_add(ms, prefix_part ? "prefix part must be no more than 253 characters"
 					 : "must be no more than 253 characters");
 	if (!match_dns_subdomain(s, n))
-		msgs_add(ms, prefix_part ? "prefix part " MSG_DNS1123_SUBDOMAIN : MSG_DNS1123_SUBDOMAIN);
+		msgs_add(ms, prefix_part ? "prefix part " MSG_DNS1123_SUBDOMAIN
+					 : MSG_DNS1123_SUBDOMAIN);
 }
 
 static void check_dns1035_label(const char *s, struct msgs *ms)
@@ -183,7 +186,8 @@ static void check_qualified_name(const char *s, struct msgs *ms)
 
 	if (slash && strchr(slash + 1, '/')) {
 		msgs_add(ms, "a qualified name " MSG_QNAME_BODY
-			     " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
+			     " with an optional DNS subdomain prefix and '/' (e.g. "
+			     "'example.com/MyName')");
 		return;
 	}
 	if (slash) {
@@ -235,7 +239,8 @@ static void check_port_name(const char *s, struct msgs *ms)
 			letter = true;
 	}
 	if (!charset)
-		msgs_add(ms, "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+		msgs_add(ms,
+			 "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
 	if (!letter)
 		msgs_add(ms, "must contain at least one letter (a-z)");
 	if (strstr(s, "--"))
@@ -266,7 +271,7 @@ static void check_config_key(const char *s, struct msgs *ms)
 
 const char *validate_dns1123_label(const char *s)
 {
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 
 	check_dns1123_label(s ? s : "", &ms);
 	return ms.n ? ms.m[0] : NULL;
@@ -274,7 +279,7 @@ const char *validate_dns1123_label(const char *s)
 
 const char *validate_dns1123_subdomain(const char *s)
 {
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 
 	check_dns1123_subdomain(s ? s : "", &ms, false);
 	return ms.n ? ms.m[0] : NULL;
@@ -349,7 +354,8 @@ static const char *ip_special(const char *s)
 		if (a[0] == 169 && a[1] == 254)
 			return "may not be in the link-local range (169.254.0.0/16, fe80::/10)";
 		if (a[0] == 224 && a[1] == 0 && a[2] == 0)
-			return "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)";
+			return "may not be in the link-local multicast range (224.0.0.0/24, "
+			       "ff02::/10)";
 	} else if (fam == 6) {
 		if (!memcmp(a, zero, 16))
 			return "may not be unspecified";
@@ -358,7 +364,8 @@ static const char *ip_special(const char *s)
 		if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
 			return "may not be in the link-local range (169.254.0.0/16, fe80::/10)";
 		if (a[0] == 0xff && (a[1] & 0x0f) == 0x02)
-			return "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)";
+			return "may not be in the link-local multicast range (224.0.0.0/24, "
+			       "ff02::/10)";
 	}
 	return NULL;
 }
@@ -422,11 +429,21 @@ static void quote(struct sl_buf *b, const char *s)
 		unsigned char c = (unsigned char)*s;
 
 		switch (c) {
-		case '"': sl_buf_puts(b, "\\\""); break;
-		case '\\': sl_buf_puts(b, "\\\\"); break;
-		case '\n': sl_buf_puts(b, "\\n"); break;
-		case '\t': sl_buf_puts(b, "\\t"); break;
-		case '\r': sl_buf_puts(b, "\\r"); break;
+		case '"':
+			sl_buf_puts(b, "\\\"");
+			break;
+		case '\\':
+			sl_buf_puts(b, "\\\\");
+			break;
+		case '\n':
+			sl_buf_puts(b, "\\n");
+			break;
+		case '\t':
+			sl_buf_puts(b, "\\t");
+			break;
+		case '\r':
+			sl_buf_puts(b, "\\r");
+			break;
 		default:
 			if (c < 0x20 || c == 0x7f)
 				sl_buf_printf(b, "\\x%02x", c);
@@ -569,17 +586,22 @@ static void v_invalid_msgs(struct vctx *v, const char *child, const char *val,
 static const char *type_word(enum json_type t)
 {
 	switch (t) {
-	case json_type_string: return "a string";
-	case json_type_int: return "an integer";
-	case json_type_boolean: return "a boolean";
-	case json_type_array: return "a list";
-	case json_type_object: return "an object";
-	default: return "a value";
+	case json_type_string:
+		return "a string";
+	case json_type_int:
+		return "an integer";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_array:
+		return "a list";
+	case json_type_object:
+		return "an object";
+	default:
+		return "a value";
 	}
 }
 
-static void v_wrong_type(struct vctx *v, const char *child, struct json_object *m,
-			 const char *want)
+static void v_wrong_type(struct vctx *v, const char *child, struct json_object *m, const char *want)
 {
 	char detail[64];
 
@@ -695,7 +717,7 @@ static void v_port_num(struct vctx *v, const char *child, int64_t port)
 
 static void v_port_name(struct vctx *v, const char *child, const char *name)
 {
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 
 	check_port_name(name, &ms);
 	v_invalid_msgs(v, child, name, &ms);
@@ -703,7 +725,7 @@ static void v_port_name(struct vctx *v, const char *child, const char *name)
 
 static void v_dns_label(struct vctx *v, const char *child, const char *s)
 {
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 
 	check_dns1123_label(s, &ms);
 	v_invalid_msgs(v, child, s, &ms);
@@ -711,7 +733,7 @@ static void v_dns_label(struct vctx *v, const char *child, const char *s)
 
 static void v_dns_subdomain(struct vctx *v, const char *child, const char *s)
 {
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 
 	check_dns1123_subdomain(s, &ms, false);
 	v_invalid_msgs(v, child, s, &ms);
@@ -719,7 +741,7 @@ static void v_dns_subdomain(struct vctx *v, const char *child, const char *s)
 
 static void v_qualified_name(struct vctx *v, const char *child, const char *s)
 {
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 
 	check_qualified_name(s, &ms);
 	v_invalid_msgs(v, child, s, &ms);
@@ -764,7 +786,7 @@ static void v_labels(struct vctx *v, const struct json_object *o, const char *ch
 	old = vp_child(v, child);
 	json_object_object_foreach(m, k, val)
 	{
-		struct msgs ms = { .n = 0 };
+		struct msgs ms = {.n = 0};
 
 		check_qualified_name(k, &ms);
 		v_invalid_msgs(v, NULL, k, &ms);
@@ -824,7 +846,7 @@ static void v_label_selector(struct vctx *v, const struct json_object *sel)
 		for (size_t j = 0; j < arr_len(vals); j++) {
 			bool ok;
 			const char *s = v_elem_str(v, vals, j, &ok);
-			struct msgs ms = { .n = 0 };
+			struct msgs ms = {.n = 0};
 			size_t o3;
 
 			if (!ok)
@@ -891,9 +913,15 @@ static void check_name(enum name_kind nk, const char *s, bool prefix, struct msg
 		}
 	}
 	switch (nk) {
-	case NAME_DNS1123_LABEL: check_dns1123_label(s, ms); break;
-	case NAME_DNS1035_LABEL: check_dns1035_label(s, ms); break;
-	default: check_dns1123_subdomain(s, ms, false); break;
+	case NAME_DNS1123_LABEL:
+		check_dns1123_label(s, ms);
+		break;
+	case NAME_DNS1035_LABEL:
+		check_dns1035_label(s, ms);
+		break;
+	default:
+		check_dns1123_subdomain(s, ms, false);
+		break;
 	}
 }
 
@@ -903,7 +931,7 @@ static void validate_meta(struct vctx *v, enum name_kind nk, bool namespaced,
 	struct json_object *meta = v_get(v, obj, "metadata", json_type_object, NULL);
 	struct json_object *ann, *fins, *owners;
 	const char *name, *gen, *ns;
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 	int64_t generation;
 	size_t old = vp_child(v, "metadata"), total = 0;
 
@@ -1029,7 +1057,7 @@ static void validate_meta(struct vctx *v, enum name_kind nk, bool namespaced,
 static void validate_meta_update(struct vctx *v, const struct json_object *obj,
 				 const struct json_object *old)
 {
-	static const char *const immutable[] = { "name", "namespace", NULL };
+	static const char *const immutable[] = {"name", "namespace", NULL};
 	struct json_object *m = sl_json_get(obj, "metadata"), *om = sl_json_get(old, "metadata");
 	const char *nu, *ou;
 	size_t o = vp_child(v, "metadata");
@@ -1113,14 +1141,14 @@ static void svc_port_dup(struct vctx *v, const char *proto, int64_t port)
 
 static void validate_service_ips(struct vctx *v, const struct json_object *spec)
 {
-	static const char *const families[] = { "IPv4", "IPv6", NULL };
-	static const char *const policies[] = { "PreferDualStack", "RequireDualStack", "SingleStack",
-						NULL };
+	static const char *const families[] = {"IPv4", "IPv6", NULL};
+	static const char *const policies[] = {"PreferDualStack", "RequireDualStack", "SingleStack",
+					       NULL};
 	struct json_object *ips = v_get(v, spec, "clusterIPs", json_type_array, NULL);
 	struct json_object *fams = v_get(v, spec, "ipFamilies", json_type_array, NULL);
 	const char *ip = v_str0(v, spec, "clusterIP");
 	const char *pol = v_str(v, spec, "ipFamilyPolicy");
-	const char *famv[2] = { NULL, NULL };
+	const char *famv[2] = {NULL, NULL};
 	size_t old;
 
 	if (*ip && arr_len(ips) > 0) {
@@ -1195,10 +1223,10 @@ static void validate_service_ips(struct vctx *v, const struct json_object *spec)
 			continue;
 		if (i == 0 && !strcmp(s, "None")) {
 			if (arr_len(ips) > 1)
-				v_invalid_raw(v, NULL,
-					      json_object_to_json_string_ext(ips,
-									     JSON_C_TO_STRING_PLAIN),
-					      "'None' must be the first and only value");
+				v_invalid_raw(
+					v, NULL,
+					json_object_to_json_string_ext(ips, JSON_C_TO_STRING_PLAIN),
+					"'None' must be the first and only value");
 			continue;
 		}
 		o2 = vp_index(v, i);
@@ -1221,10 +1249,10 @@ static void validate_service_ips(struct vctx *v, const struct json_object *spec)
 static void validate_service(struct vctx *v, const struct json_object *obj,
 			     const struct json_object *oldobj)
 {
-	static const char *const types[] = { "ClusterIP", "ExternalName", "LoadBalancer",
-					     "NodePort", NULL };
-	static const char *const affinities[] = { "ClientIP", "None", NULL };
-	static const char *const traffic[] = { "Cluster", "Local", NULL };
+	static const char *const types[] = {"ClusterIP", "ExternalName", "LoadBalancer", "NodePort",
+					    NULL};
+	static const char *const affinities[] = {"ClientIP", "None", NULL};
+	static const char *const traffic[] = {"Cluster", "Local", NULL};
 	struct json_object *spec = v_get(v, obj, "spec", json_type_object, NULL);
 	struct json_object *ports, *eips, *ranges;
 	const char *type, *cip, *aff, *etp, *itp;
@@ -1275,7 +1303,8 @@ static void validate_service(struct vctx *v, const struct json_object *obj,
 		if (arr_len(sl_json_get(spec, "ipFamilies")) > 0)
 			v_forbidden(v, "ipFamilies", "may not be set for ExternalName services");
 		if (sl_json_get(spec, "ipFamilyPolicy"))
-			v_forbidden(v, "ipFamilyPolicy", "may not be set for ExternalName services");
+			v_forbidden(v, "ipFamilyPolicy",
+				    "may not be set for ExternalName services");
 		/* A trailing dot marks the name as fully qualified. */
 		if (n > 0 && en[n - 1] == '.')
 			n--;
@@ -1318,8 +1347,8 @@ static void validate_service(struct vctx *v, const struct json_object *obj,
 		v_not_supported(v, "sessionAffinity", aff, affinities);
 	} else if (!strcmp(aff, "ClientIP")) {
 		const char *req = "when session affinity type is ClientIP";
-		struct json_object *cfg = v_get(v, spec, "sessionAffinityConfig",
-						json_type_object, NULL);
+		struct json_object *cfg =
+			v_get(v, spec, "sessionAffinityConfig", json_type_object, NULL);
 		struct json_object *cip_cfg = v_get(v, cfg, "clientIP", json_type_object, NULL);
 		int64_t t;
 		size_t o2 = vp_child(v, "sessionAffinityConfig");
@@ -1338,7 +1367,8 @@ static void validate_service(struct vctx *v, const struct json_object *obj,
 		}
 		vp_pop(v, o2);
 	} else if (sl_json_get(spec, "sessionAffinityConfig")) {
-		v_forbidden(v, "sessionAffinityConfig", "must not be set when session affinity is None");
+		v_forbidden(v, "sessionAffinityConfig",
+			    "must not be set when session affinity is None");
 	}
 
 	if (strcmp(type, "ExternalName"))
@@ -1368,8 +1398,8 @@ static void validate_service(struct vctx *v, const struct json_object *obj,
 		int64_t nodeport;
 		size_t o2;
 
-		if (!json_object_is_type(p, json_type_object) || !v_int(v, p, "nodePort", &nodeport) ||
-		    nodeport == 0)
+		if (!json_object_is_type(p, json_type_object) ||
+		    !v_int(v, p, "nodePort", &nodeport) || nodeport == 0)
 			continue;
 		o2 = vp_child(v, "ports");
 		vp_index(v, i);
@@ -1512,7 +1542,7 @@ static void validate_container_ports(struct vctx *v, const struct json_object *p
 		old = vp_index(v, i);
 		name = v_str(v, p, "name");
 		if (name && *name) {
-			struct msgs ms = { .n = 0 };
+			struct msgs ms = {.n = 0};
 
 			check_port_name(name, &ms);
 			if (ms.n) {
@@ -1544,8 +1574,8 @@ static void validate_container_ports(struct vctx *v, const struct json_object *p
 static void validate_containers(struct vctx *v, const struct json_object *spec, const char *key,
 				const char ***seen, size_t *nseen)
 {
-	static const char *const pull[] = { "Always", "IfNotPresent", "Never", NULL };
-	static const char *const tmp[] = { "File", "FallbackToLogsOnError", NULL };
+	static const char *const pull[] = {"Always", "IfNotPresent", "Never", NULL};
+	static const char *const tmp[] = {"File", "FallbackToLogsOnError", NULL};
 	struct json_object *ctrs = v_get(v, spec, key, json_type_array, NULL);
 	size_t n = arr_len(ctrs), old = vp_child(v, key);
 	const char **grown;
@@ -1587,7 +1617,8 @@ static void validate_containers(struct vctx *v, const struct json_object *spec, 
 			v_required(v, "image", NULL);
 		else if (isspace((unsigned char)image[0]) ||
 			 isspace((unsigned char)image[strlen(image) - 1]))
-			v_invalid_s(v, "image", image, "must not have leading or trailing whitespace");
+			v_invalid_s(v, "image", image,
+				    "must not have leading or trailing whitespace");
 		s = v_str(v, c, "imagePullPolicy");
 		if (s && !str_in(s, pull))
 			v_not_supported(v, "imagePullPolicy", s, pull);
@@ -1608,8 +1639,7 @@ static void validate_containers(struct vctx *v, const struct json_object *spec, 
 
 static void validate_taint_effect(struct vctx *v, const char *effect, bool allow_empty)
 {
-	static const char *const effects[] = { "NoSchedule", "PreferNoSchedule", "NoExecute",
-					       NULL };
+	static const char *const effects[] = {"NoSchedule", "PreferNoSchedule", "NoExecute", NULL};
 
 	if (!*effect) {
 		if (!allow_empty)
@@ -1622,7 +1652,7 @@ static void validate_taint_effect(struct vctx *v, const char *effect, bool allow
 
 static void validate_tolerations(struct vctx *v, const struct json_object *tols)
 {
-	static const char *const ops[] = { "Equal", "Exists", NULL };
+	static const char *const ops[] = {"Equal", "Exists", NULL};
 
 	for (size_t i = 0; i < arr_len(tols); i++) {
 		struct json_object *t = v_elem_obj(v, tols, i);
@@ -1646,7 +1676,7 @@ static void validate_tolerations(struct vctx *v, const struct json_object *tols)
 			v_invalid_s(v, "effect", effect,
 				    "effect must be 'NoExecute' when `tolerationSeconds` is set");
 		if (!*op || !strcmp(op, "Equal")) {
-			struct msgs ms = { .n = 0 };
+			struct msgs ms = {.n = 0};
 			char joined[600] = "";
 
 			check_label_value(val, &ms);
@@ -1672,7 +1702,7 @@ static void validate_tolerations(struct vctx *v, const struct json_object *tols)
 /* Removes the fields a Pod update may change, so the rest can be compared. */
 static void pod_spec_mask(struct json_object *spec)
 {
-	static const char *const ctr_lists[] = { "containers", "initContainers", NULL };
+	static const char *const ctr_lists[] = {"containers", "initContainers", NULL};
 
 	json_object_object_del(spec, "activeDeadlineSeconds");
 	json_object_object_del(spec, "tolerations");
@@ -1699,7 +1729,8 @@ static void validate_pod_update(struct vctx *v, const struct json_object *spec,
 	has_nd = sl_json_get_int(spec, "activeDeadlineSeconds", &nd);
 	has_od = sl_json_get_int(ospec, "activeDeadlineSeconds", &od);
 	if (has_nd && has_od && od < nd)
-		v_invalid_i(v, "activeDeadlineSeconds", nd, "must be less than or equal to previous value");
+		v_invalid_i(v, "activeDeadlineSeconds", nd,
+			    "must be less than or equal to previous value");
 	else if (!has_nd && has_od)
 		v_invalid_s(v, "activeDeadlineSeconds", "null",
 			    "must not update from a positive integer to nil value");
@@ -1752,9 +1783,9 @@ static void validate_pod_update(struct vctx *v, const struct json_object *spec,
 static void validate_pod(struct vctx *v, const struct json_object *obj,
 			 const struct json_object *oldobj)
 {
-	static const char *const restart[] = { "Always", "OnFailure", "Never", NULL };
-	static const char *const dns[] = { "ClusterFirstWithHostNet", "ClusterFirst", "Default",
-					   "None", NULL };
+	static const char *const restart[] = {"Always", "OnFailure", "Never", NULL};
+	static const char *const dns[] = {"ClusterFirstWithHostNet", "ClusterFirst", "Default",
+					  "None", NULL};
 	struct json_object *spec = v_get(v, obj, "spec", json_type_object, NULL);
 	const char **seen = NULL;
 	const char *s;
@@ -1815,7 +1846,7 @@ static void validate_pod(struct vctx *v, const struct json_object *obj,
 static void v_fqdn(struct vctx *v, const char *name)
 {
 	char buf[512];
-	struct msgs ms = { .n = 0 };
+	struct msgs ms = {.n = 0};
 	size_t n = strlen(name), start = 0;
 
 	if (n == 0) {
@@ -1852,7 +1883,8 @@ static void v_fqdn(struct vctx *v, const char *name)
 		if (i == n || buf[i] == '.') {
 			if (i - start > 63) {
 				buf[i] = '\0';
-				v_invalid_s(v, NULL, buf + start, "must be no more than 63 characters");
+				v_invalid_s(v, NULL, buf + start,
+					    "must be no more than 63 characters");
 				return;
 			}
 			start = i + 1;
@@ -1863,8 +1895,8 @@ static void v_fqdn(struct vctx *v, const char *name)
 static void validate_endpointslice(struct vctx *v, const struct json_object *obj,
 				   const struct json_object *oldobj)
 {
-	static const char *const addr_types[] = { "FQDN", "IPv4", "IPv6", NULL };
-	static const char *const cond_keys[] = { "ready", "serving", "terminating", NULL };
+	static const char *const addr_types[] = {"FQDN", "IPv4", "IPv6", NULL};
+	static const char *const cond_keys[] = {"ready", "serving", "terminating", NULL};
 	const char *at = v_str0(v, obj, "addressType");
 	struct json_object *eps, *ports;
 	size_t n;
@@ -1919,12 +1951,14 @@ static void validate_endpointslice(struct vctx *v, const struct json_object *obj
 					vp_index(v, j);
 					if (!strcmp(at, "IPv4")) {
 						if (ip_parse(a, bytes) != 4)
-							v_invalid_s(v, NULL, a, "must be a valid IPv4 address");
+							v_invalid_s(v, NULL, a,
+								    "must be a valid IPv4 address");
 						else
 							v_ip(v, NULL, a, true);
 					} else if (!strcmp(at, "IPv6")) {
 						if (ip_parse(a, bytes) != 6)
-							v_invalid_s(v, NULL, a, "must be a valid IPv6 address");
+							v_invalid_s(v, NULL, a,
+								    "must be a valid IPv6 address");
 						else
 							v_ip(v, NULL, a, true);
 					} else if (!strcmp(at, "FQDN")) {
@@ -1941,7 +1975,7 @@ static void validate_endpointslice(struct vctx *v, const struct json_object *obj
 				v_dns_label(v, "hostname", s);
 			s = v_str(v, ep, "zone");
 			if (s && *s) {
-				struct msgs ms = { .n = 0 };
+				struct msgs ms = {.n = 0};
 
 				check_label_value(s, &ms);
 				v_invalid_msgs(v, "zone", s, &ms);
@@ -2014,7 +2048,7 @@ static void validate_endpoint_address(struct vctx *v, const struct json_object *
 static void validate_endpoints(struct vctx *v, const struct json_object *obj)
 {
 	struct json_object *subsets = v_get(v, obj, "subsets", json_type_array, NULL);
-	static const char *const addr_lists[] = { "addresses", "notReadyAddresses", NULL };
+	static const char *const addr_lists[] = {"addresses", "notReadyAddresses", NULL};
 
 	for (size_t i = 0; i < arr_len(subsets); i++) {
 		size_t old = vp_child(v, "subsets");
@@ -2031,7 +2065,8 @@ static void validate_endpoints(struct vctx *v, const struct json_object *obj)
 		    arr_len(sl_json_get(ss, "notReadyAddresses")) == 0)
 			v_required(v, NULL, "must specify `addresses` or `notReadyAddresses`");
 		for (size_t k = 0; addr_lists[k]; k++) {
-			struct json_object *addrs = v_get(v, ss, addr_lists[k], json_type_array, NULL);
+			struct json_object *addrs =
+				v_get(v, ss, addr_lists[k], json_type_array, NULL);
 			size_t o2 = vp_child(v, addr_lists[k]);
 
 			for (size_t j = 0; j < arr_len(addrs); j++) {
@@ -2131,7 +2166,7 @@ static void validate_node(struct vctx *v, const struct json_object *obj)
 		effect = v_str0(v, t, "effect");
 		v_qualified_name(v, "key", key);
 		{
-			struct msgs ms = { .n = 0 };
+			struct msgs ms = {.n = 0};
 			char joined[600] = "";
 
 			check_label_value(val, &ms);
@@ -2152,10 +2187,11 @@ static void validate_node(struct vctx *v, const struct json_object *obj)
 			if (!strcmp(ok ? ok : "", key) && !strcmp(oe ? oe : "", effect)) {
 				char raw[640];
 
-				snprintf(raw, sizeof(raw),
-					 "\"%.256s:%.32s\": taints must be unique by key and effect "
-					 "pair",
-					 key, effect);
+				snprintf(
+					raw, sizeof(raw),
+					"\"%.256s:%.32s\": taints must be unique by key and effect "
+					"pair",
+					key, effect);
 				v_duplicate_raw(v, NULL, raw);
 				break;
 			}
@@ -2169,7 +2205,7 @@ static void validate_node(struct vctx *v, const struct json_object *obj)
 
 static void validate_np_port(struct vctx *v, const struct json_object *p)
 {
-	static const char *const np_protocols[] = { "TCP", "UDP", "SCTP", NULL };
+	static const char *const np_protocols[] = {"TCP", "UDP", "SCTP", NULL};
 	const char *proto = v_str(v, p, "protocol");
 	struct json_object *port = sl_json_get(p, "port");
 	int64_t end = 0;
@@ -2183,12 +2219,14 @@ static void validate_np_port(struct vctx *v, const struct json_object *p)
 		v_port_num(v, "port", pn);
 		if (has_end) {
 			if (end < pn)
-				v_invalid_i(v, "endPort", pn, "must be greater than or equal to `port`");
+				v_invalid_i(v, "endPort", pn,
+					    "must be greater than or equal to `port`");
 			v_port_num(v, "endPort", end);
 		}
 	} else if (port && json_object_is_type(port, json_type_string)) {
 		if (has_end)
-			v_invalid_i(v, "endPort", end, "may not be specified when `port` is non-numeric");
+			v_invalid_i(v, "endPort", end,
+				    "may not be specified when `port` is non-numeric");
 		v_port_name(v, "port", json_object_get_string(port));
 	} else if (port) {
 		v_wrong_type(v, "port", port, "an integer or a string");
@@ -2312,7 +2350,7 @@ static void validate_np_rules(struct vctx *v, const struct json_object *spec, co
 
 static void validate_networkpolicy(struct vctx *v, const struct json_object *obj)
 {
-	static const char *const types[] = { "Ingress", "Egress", NULL };
+	static const char *const types[] = {"Ingress", "Egress", NULL};
 	struct json_object *spec = v_get(v, obj, "spec", json_type_object, NULL);
 	struct json_object *ps, *pt;
 	bool bad = false;
@@ -2373,13 +2411,17 @@ static void validate_event(struct vctx *v, const struct json_object *obj)
 	}
 	{
 		const char *evns = sl_json_get_str(sl_json_get(obj, "metadata"), "namespace");
+		size_t old = vp_child(v, "involvedObject");
 		const char *ions = v_str0(v, io, "namespace");
+
+		vp_pop(v, old);
 
 		if (!evns)
 			evns = "";
 		/* Events about cluster-scoped objects live in "default" (or nowhere). */
 		if (!*ions ? (*evns && strcmp(evns, "default")) : strcmp(evns, ions))
-			v_invalid_s(v, "involvedObject.namespace", ions, "does not match event.namespace");
+			v_invalid_s(v, "involvedObject.namespace", ions,
+				    "does not match event.namespace");
 	}
 }
 
@@ -2424,7 +2466,7 @@ static bool b64_valid(const char *s)
 
 static void validate_configmap(struct vctx *v, const struct json_object *obj)
 {
-	static const char *const bags[] = { "data", "binaryData", NULL };
+	static const char *const bags[] = {"data", "binaryData", NULL};
 	struct json_object *bin = sl_json_get(obj, "binaryData");
 	size_t total = 0;
 
@@ -2437,7 +2479,7 @@ static void validate_configmap(struct vctx *v, const struct json_object *obj)
 		old = vp_child(v, bags[k]);
 		json_object_object_foreach(m, key, val)
 		{
-			struct msgs ms = { .n = 0 };
+			struct msgs ms = {.n = 0};
 			size_t o2 = vp_key(v, key);
 
 			check_config_key(key, &ms);
@@ -2469,7 +2511,7 @@ static void validate_configmap(struct vctx *v, const struct json_object *obj)
 int validate_object(const char *kind, bool namespaced, const struct json_object *obj,
 		    const struct json_object *old, struct api_causes *out)
 {
-	struct vctx v = { .out = out, .len = 0 };
+	struct vctx v = {.out = out, .len = 0};
 	size_t before = out->n;
 	enum name_kind nk = NAME_SUBDOMAIN;
 

@@ -51,7 +51,7 @@ TEST(ipalloc_take_release_in_use)
 	ASSERT_FALSE(ipalloc_in_use(a, "198.18.128.10"), "released");
 	ASSERT_EQ(ipalloc_used(a), 0, "used after release");
 	ipalloc_release(a, "198.18.128.10"); /* double release is harmless */
-	ipalloc_release(a, "10.0.0.1");      /* out of range is ignored */
+	ipalloc_release(a, "10.0.0.1");	     /* out of range is ignored */
 	ipalloc_release(a, "garbage");
 	ASSERT_EQ(ipalloc_used(a), 0, "still zero");
 	ASSERT_OK(ipalloc_take(a, "198.18.143.254"), "last usable");
@@ -150,19 +150,19 @@ TEST(ipalloc_bad_cidrs)
 	static const struct {
 		const char *cidr, *want;
 	} cases[] = {
-		{ "", "not a valid IPv4 CIDR" },
-		{ "198.18.0.0", "not a valid IPv4 CIDR" },
-		{ "198.18.0.0/", "not a valid IPv4 CIDR" },
-		{ "198.18.0.0/x", "not a valid IPv4 CIDR" },
-		{ "198.18.0.0/33", "not a valid IPv4 CIDR" },
-		{ "198.18.0.0/-1", "not a valid IPv4 CIDR" },
-		{ "198.18.0/24", "not a valid IPv4 CIDR" },
-		{ "nonsense/24", "not a valid IPv4 CIDR" },
-		{ "198.18.0.0/31", "outside /8../30" },
-		{ "198.18.0.0/32", "outside /8../30" },
-		{ "10.0.0.0/7", "outside /8../30" },
-		{ "198.18.0.1/24", "host bits are set; did you mean 198.18.0.0/24?" },
-		{ "fd00::/108", "IPv6 service CIDRs are not supported yet" },
+		{"", "not a valid IPv4 CIDR"},
+		{"198.18.0.0", "not a valid IPv4 CIDR"},
+		{"198.18.0.0/", "not a valid IPv4 CIDR"},
+		{"198.18.0.0/x", "not a valid IPv4 CIDR"},
+		{"198.18.0.0/33", "not a valid IPv4 CIDR"},
+		{"198.18.0.0/-1", "not a valid IPv4 CIDR"},
+		{"198.18.0/24", "not a valid IPv4 CIDR"},
+		{"nonsense/24", "not a valid IPv4 CIDR"},
+		{"198.18.0.0/31", "outside /8../30"},
+		{"198.18.0.0/32", "outside /8../30"},
+		{"10.0.0.0/7", "outside /8../30"},
+		{"198.18.0.1/24", "host bits are set; did you mean 198.18.0.0/24?"},
+		{"fd00::/108", "IPv6 service CIDRs are not supported yet"},
 	};
 	char err[160];
 
@@ -264,22 +264,22 @@ TEST(portalloc_range_forms_and_errors)
 		const char *range, *want; /* want NULL = valid */
 		int lo, hi;
 	} cases[] = {
-		{ "30000-32767", NULL, 30000, 32767 },
-		{ "30000+767", NULL, 30000, 30767 },
-		{ "8080", NULL, 8080, 8080 },
-		{ "1-65535", NULL, 1, 65535 },
-		{ "", "want LOW-HIGH", 0, 0 },
-		{ "abc", "want LOW-HIGH", 0, 0 },
-		{ "30000-", "want LOW-HIGH", 0, 0 },
-		{ "-30000", "want LOW-HIGH", 0, 0 },
-		{ "30000-32767x", "want LOW-HIGH", 0, 0 },
-		{ "30000 - 32767", "want LOW-HIGH", 0, 0 },
-		{ "3-2-1", "want LOW-HIGH", 0, 0 },
-		{ "32767-30000", "start 32767 is after end 30000", 0, 0 },
-		{ "0-100", "within 1-65535", 0, 0 },
-		{ "60000-70000", "within 1-65535", 0, 0 },
-		{ "65000+1000", "within 1-65535", 0, 0 },
-		{ "99999999999-1", "want LOW-HIGH", 0, 0 },
+		{"30000-32767", NULL, 30000, 32767},
+		{"30000+767", NULL, 30000, 30767},
+		{"8080", NULL, 8080, 8080},
+		{"1-65535", NULL, 1, 65535},
+		{"", "want LOW-HIGH", 0, 0},
+		{"abc", "want LOW-HIGH", 0, 0},
+		{"30000-", "want LOW-HIGH", 0, 0},
+		{"-30000", "want LOW-HIGH", 0, 0},
+		{"30000-32767x", "want LOW-HIGH", 0, 0},
+		{"30000 - 32767", "want LOW-HIGH", 0, 0},
+		{"3-2-1", "want LOW-HIGH", 0, 0},
+		{"32767-30000", "start 32767 is after end 30000", 0, 0},
+		{"0-100", "within 1-65535", 0, 0},
+		{"60000-70000", "within 1-65535", 0, 0},
+		{"65000+1000", "within 1-65535", 0, 0},
+		{"99999999999-1", "want LOW-HIGH", 0, 0},
 	};
 	char err[160];
 
