@@ -717,7 +717,7 @@ static uint64_t inf_now_ms(void)
 static void *inf_thread(void *arg)
 {
 	struct sl_informer *inf = arg;
-	bool listed = false, ever_listed = false;
+	bool listed = false, ever_listed = false, refused;
 	uint64_t events, t0;
 	long status;
 	int rc;
@@ -764,13 +764,13 @@ static void *inf_thread(void *arg)
 			listed = false;
 			continue;
 		}
-		/* Transport errors, 429 and 503 (overloaded, starting or shutting
-		 * down) say nothing about our RV: retry the watch from it, like
-		 * client-go does for refused connections and 429. Any other refusal
+		/* Transport errors (refused, reset mid-stream), 429 and 503
+		 * (overloaded, starting or shutting down) say nothing about our RV: retry the watch
+		 * from it, like client-go does for refused connections and 429. Any other refusal
 		 * or a corrupt stream may have lost events: resync by listing. */
-		if (status != 0 && status != 429 && status != 503)
-			listed = false;
-		else if (rc == INF_STOP_ERROR || rc == -SL_ERR_PARSE)
+		refused = status != 0 && (status < 200 || status >= 300);
+		if (rc == INF_STOP_ERROR || rc == -SL_ERR_PARSE ||
+		    (refused && status != 429 && status != 503))
 			listed = false;
 		sl_cancel_sleep(inf->cancel, sl_backoff_next(&inf->bo));
 	}

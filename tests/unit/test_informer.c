@@ -116,13 +116,14 @@ static int server_start(struct server *s, int port)
 	return -ETIMEDOUT;
 }
 
-static void server_stop(struct server *s)
+/* Sends sig (SIGTERM: graceful; SIGKILL: a crash) and reaps the server. */
+static void server_signal(struct server *s, int sig)
 {
 	uint64_t deadline = mono_ms() + 5000;
 
 	if (s->pid <= 0)
 		return;
-	kill(s->pid, SIGTERM);
+	kill(s->pid, sig);
 	while (waitpid(s->pid, NULL, WNOHANG) != s->pid) {
 		if (mono_ms() > deadline) {
 			kill(s->pid, SIGKILL);
@@ -132,6 +133,11 @@ static void server_stop(struct server *s)
 		usleep(10 * 1000);
 	}
 	s->pid = -1;
+}
+
+static void server_stop(struct server *s)
+{
+	server_signal(s, SIGTERM);
 }
 
 static void server_cleanup(struct server *s)
@@ -530,10 +536,11 @@ TEST(informer_resumes_and_relists_across_restarts)
 	    !ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced"))
 		goto out;
 
-	/* 1. Restart with history intact: the informer re-watches from its
-	 *    resourceVersion and sees what happens after, without a relist. */
+	/* 1. Crash and restart with history intact: the watch breaks mid-stream,
+	 *    the informer re-watches from its resourceVersion and sees what
+	 *    happens after, without a relist. */
 	port = s.port;
-	server_stop(&s);
+	server_signal(&s, SIGKILL);
 	deadline = mono_ms() + 15000;
 	do {
 		usleep(20 * 1000);
