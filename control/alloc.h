@@ -13,6 +13,7 @@
 #define SLUICE_CONTROL_ALLOC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct ipalloc;

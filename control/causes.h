@@ -19,6 +19,7 @@
 #define CAUSE_FORBIDDEN     "FieldValueForbidden"     /* "Forbidden: <detail>" */
 #define CAUSE_TOO_LONG      "FieldValueTooLong"       /* "Too long: ..." */
 #define CAUSE_UNKNOWN_FIELD "FieldValueUnknown"       /* strict field validation */
+#define CAUSE_TOO_MANY      "FieldValueTooMany"       /* "Too many: <n>: must have at most <m> items" */
 
 struct api_cause {
 	char *reason;  /* one of CAUSE_* */

@@ -780,6 +780,26 @@ void handle_get(struct api_req *ar)
 	api_req_free(ar);
 }
 
+/* kube-apiserver's answer to a resourceVersion the cache has not reached:
+ * 504 with a ResourceVersionTooLarge cause, which client-go treats as "retry,
+ * then relist". A single-process store never catches up to a version it did
+ * not issue, so there is no point waiting first. */
+void api_reply_too_large_rv(struct api_req *ar, int64_t want, int64_t cur)
+{
+	char msg[160];
+	struct json_object *d = json_object_new_object(), *causes = json_object_new_array();
+	struct json_object *c = json_object_new_object();
+
+	snprintf(msg, sizeof(msg), "Too large resource version: %" PRId64 ", current: %" PRId64,
+		 want, cur);
+	json_object_object_add(c, "reason", json_object_new_string("ResourceVersionTooLarge"));
+	json_object_object_add(c, "message", json_object_new_string(msg));
+	json_object_array_add(causes, c);
+	json_object_object_add(d, "causes", causes);
+	json_object_object_add(d, "retryAfterSeconds", json_object_new_int(1));
+	api_reply_status(ar, 504, "Timeout", msg, d);
+}
+
 /* Builds the filter for list/watch from the query; replies 400 and returns
  * false on bad selectors. */
 bool api_filter_from_query(struct api_req *ar, struct cache_watcher *f);
@@ -970,10 +990,7 @@ void handle_list(struct api_req *ar)
 			goto out;
 		}
 		if (want > list_rv) {
-			char msg[128];
-			snprintf(msg, sizeof(msg), "Too large resource version: %lld, current: %lld",
-				 want, (long long)list_rv);
-			api_reply_status(ar, 504, "Timeout", msg, NULL);
+			api_reply_too_large_rv(ar, want, list_rv);
 			goto out;
 		}
 		if (rvm && !strcmp(rvm, "Exact") && want != list_rv) {

@@ -109,6 +109,7 @@ void handle_patch(struct api_req *ar, const char *body, size_t len);
 void handle_delete(struct api_req *ar, const char *body, size_t len);
 void handle_deletecollection(struct api_req *ar);
 void handle_binding(struct api_req *ar, const char *body, size_t len);
+void api_reply_too_large_rv(struct api_req *ar, int64_t want, int64_t cur);
 /* Rebuilds allocators from the cache and creates the built-in namespaces and
  * the kubernetes Service if missing. */
 int server_bootstrap(struct server *srv);

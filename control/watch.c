@@ -263,6 +263,10 @@ void handle_watch(struct api_req *ar)
 			goto fail;
 		}
 		initial = false;
+		if (from > cache_rev(srv->cache)) {
+			api_reply_too_large_rv(ar, from, cache_rev(srv->cache));
+			goto fail;
+		}
 	}
 	if (sie && !strcmp(sie, "true"))
 		initial = true;
