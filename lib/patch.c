@@ -57,7 +57,7 @@
 /* Containers nested deeper than this are rejected (sl_json_parse accepts 64). */
 #define PATCH_MAX_NEST SL_JSON_MAX_DEPTH
 /* Values one JSON patch may create through `copy`. */
-#define PATCH_MAX_COPY_NODES (1u << 20)
+#define PATCH_MAX_COPY_NODES (1u << 18)
 /* Bytes of a path or key quoted in an error message. */
 #define PATCH_SHOW_LEN 128
 
@@ -569,23 +569,27 @@ missing:
 	return patch_fail(c, EINVAL, "%s %s does not exist", what, p->shown);
 }
 
-/* Inserts v at idx <= length, shifting the tail (json-c 0.16 has no insert). */
+/*
+ * Inserts v at idx <= length. json-c 0.16 has no insert, and shifting with
+ * put_idx costs a refcount round trip per element, so grow the array by one
+ * slot and move the tail's pointers (ownership moves with them) in the
+ * array_list json-c exposes through json_object_get_array().
+ */
 static int jp_array_insert(struct json_object *arr, size_t idx, struct json_object *v)
 {
 	size_t n = json_object_array_length(arr);
-	struct json_object *last;
+	struct array_list *al;
 
-	if (idx == n)
-		return json_object_array_add(arr, v) ? -ENOMEM : 0;
-	last = json_object_array_get_idx(arr, n - 1);
-	if (json_object_array_add(arr, json_object_get(last))) {
-		json_object_put(last);
+	if (json_object_array_add(arr, NULL))
 		return -ENOMEM;
+	if (idx == n) {
+		al = json_object_get_array(arr);
+		al->array[idx] = v;
+		return 0;
 	}
-	/* put_idx drops the slot's old reference; each moved value was got first. */
-	for (size_t i = n - 1; i > idx; i--)
-		json_object_array_put_idx(arr, i, json_object_get(json_object_array_get_idx(arr, i - 1)));
-	json_object_array_put_idx(arr, idx, v);
+	al = json_object_get_array(arr);
+	memmove(&al->array[idx + 1], &al->array[idx], (n - idx) * sizeof(al->array[0]));
+	al->array[idx] = v;
 	return 0;
 }
 
