@@ -56,8 +56,10 @@ static void fuzz_edit(enum k8s_kind kind, void *obj)
 	if (meta->n_owner_references)
 		meta->owner_references[0].controller = K8S_TRI_TRUE;
 	enc = k8s_obj_encode(kind, obj);
-	if (!enc)
+	if (!enc) {
+		FUZZ_CHECK(errno == ENOMEM, "edited object does not encode");
 		return;
+	}
 	fuzz_redecode(kind, enc, obj);
 	json_object_put(enc);
 }
@@ -91,12 +93,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		enc = k8s_obj_encode(kind, obj);
+		FUZZ_CHECK(enc || errno == ENOMEM, "decoded object does not encode");
 		if (enc) {
 			FUZZ_CHECK(sl_json_equal(enc, doc), "encode(decode(json)) != json");
 			fuzz_redecode(kind, enc, obj);
 			json_object_put(enc);
 		}
 		clone = k8s_obj_clone(kind, obj);
+		FUZZ_CHECK(clone || errno == ENOMEM, "clone failed");
 		if (clone) {
 			FUZZ_CHECK(k8s_obj_equal(kind, obj, clone), "clone differs");
 			k8s_obj_free(kind, clone);
