@@ -344,7 +344,7 @@ size_t cache_watchers(const struct cache *c)
 
 size_t cache_count(struct cache *c, const struct api_resource *r)
 {
-	return c->idx[r->idx].n;
+	return c->idx[api_resource_index(r)].n;
 }
 
 /* --- matching --------------------------------------------------------------- */
@@ -356,7 +356,7 @@ static const char *obj_field_get(const char *field, void *arg)
 
 bool cache_match(const struct cache_watcher *f, const struct cache_obj *o)
 {
-	if (!o)
+	if (!o || o->res != f->res)
 		return false;
 	if (f->ns && strcmp(f->ns, o->ns))
 		return false;
@@ -376,14 +376,14 @@ struct cache_obj *cache_get(struct cache *c, const struct api_resource *r, const
 
 	if (api_resource_key(r, ns, name, key, sizeof(key)))
 		return NULL;
-	pos = idx_find(&c->idx[r->idx], key, &found);
-	return found ? c->idx[r->idx].v[pos] : NULL;
+	pos = idx_find(&c->idx[api_resource_index(r)], key, &found);
+	return found ? c->idx[api_resource_index(r)].v[pos] : NULL;
 }
 
 void cache_list(struct cache *c, const struct cache_watcher *filter, const char *after_key,
 		cache_list_fn fn, void *arg)
 {
-	struct res_index *idx = &c->idx[filter->res->idx];
+	struct res_index *idx = &c->idx[api_resource_index(filter->res)];
 	char prefix[512];
 	size_t pos = 0, plen;
 	bool found;
@@ -498,7 +498,7 @@ void cache_apply(struct cache *c, const struct store_event *ev)
 		pr_debug("cache", "'%s': not an API object key; ignored", ev->kv->key);
 		return;
 	}
-	idx = &c->idx[r->idx];
+	idx = &c->idx[api_resource_index(r)];
 	o = obj_from_kv(r, ev->kv, ev->hint, rev);
 	if (!o)
 		return;
@@ -528,7 +528,7 @@ static int load_kv(const struct store_kv *kv, void *arg)
 		return 0;
 	o = obj_from_kv(r, kv, NULL, kv->mod_rev);
 	if (o)
-		cache_obj_unref(idx_put(c, &c->idx[r->idx], o));
+		cache_obj_unref(idx_put(c, &c->idx[api_resource_index(r)], o));
 	return 0;
 }
 
@@ -601,7 +601,7 @@ static int replay_initial(struct cache_obj *o, void *arg)
 
 int cache_watch_start(struct cache *c, struct cache_watcher *w, bool initial, int64_t from_rev)
 {
-	struct res_index *idx = &c->idx[w->res->idx];
+	struct res_index *idx = &c->idx[api_resource_index(w->res)];
 	struct replay_ctx rc = { .w = w };
 
 	if (initial) {
@@ -643,7 +643,7 @@ void cache_watch_stop(struct cache *c, struct cache_watcher *w)
 
 	if (!w || !w->active)
 		return;
-	idx = &c->idx[w->res->idx];
+	idx = &c->idx[api_resource_index(w->res)];
 	if (w->prev_w)
 		w->prev_w->next_w = w->next_w;
 	else

@@ -75,13 +75,11 @@ void metrics_free(struct metrics *m)
 void metrics_request(struct metrics *m, enum api_verb verb, const struct api_resource *res,
 		     int code, double seconds)
 {
-	int ri = res ? (int)res->idx : -1;
+	int ri = res ? (int)api_resource_index(res) : -1;
 	size_t i;
 
 	if (!m)
 		return;
-	if (res)
-		ri = (int)(res - api_resources);
 	for (i = 0; i < m->n_counts; i++) {
 		struct req_count *c = &m->counts[i];
 		if (c->verb == verb && c->res == ri && c->code == code)

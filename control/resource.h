@@ -27,11 +27,16 @@ struct api_resource {
 	const char *categories[2];
 	/* Field selector fields beyond metadata.name / metadata.namespace. */
 	const char *fields[10];
-	unsigned idx; /* position in api_resources */
 };
 
 extern const struct api_resource api_resources[];
 extern const size_t api_resources_n;
+
+/* Position of r in api_resources (indexes per-resource arrays). */
+static inline size_t api_resource_index(const struct api_resource *r)
+{
+	return (size_t)(r - api_resources);
+}
 
 /* Lookup by group + version + plural (path form). NULL when unknown. */
 const struct api_resource *api_resource_find(const char *group, const char *version,

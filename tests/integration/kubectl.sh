@@ -206,6 +206,9 @@ kill "$WPID" "$WPPID" 2>/dev/null
 wait "$WPID" "$WPPID" 2>/dev/null
 out=$(cat "$TMP/watch.out")
 expect_match watch-table-header "$out" 'NAME +TYPE +CLUSTER-IP'
+# The Service watch must not carry the Pod changes made meanwhile.
+n=$(grep -vcE '^(NAME|web|web-np) ' "$TMP/watch.out")
+expect_eq watch-only-own-resource "$n" 0
 n=$(grep -c '^web ' "$TMP/watch.out")
 [[ $n -ge 2 ]] && ok watch-sees-update || not_ok watch-sees-update "$out"
 n=$(grep -c '^web-np ' "$TMP/watch.out")
