@@ -22,13 +22,18 @@
  * Absence. A string member is NULL when the field is absent (or null); ""
  * is an empty string that was present. Integers and bools are 0/false when
  * absent, as in the Go API types. Go `*bool` fields whose default is not false
- * are `enum k8s_tri`. Times are `struct k8s_time` ({0,0} = unset). Lists are a
- * pointer plus `n_<name>` count; string lists and maps are k8s_strlist and
- * k8s_strmap.
+ * are `enum k8s_tri`. Times are `struct k8s_time`, unset when zero at the
+ * precision the field is written with (seconds for Time, microseconds for
+ * MicroTime; equality uses the same precision). Lists are a pointer plus
+ * `n_<name>` count; string lists and maps are k8s_strlist and k8s_strmap. A
+ * typed member set back to its default is left out on encode (a list or map
+ * the caller emptied disappears, a released nodePort is dropped).
  *
  * Ownership. Every pointer member is owned by the object (malloc'd strings,
  * arrays; held json refs). To edit an object, free()/replace members with
- * malloc'd values, or use the k8s_strlist_ and k8s_strmap_ helpers. `raw`
+ * malloc'd values, or use the k8s_strlist_ and k8s_strmap_ helpers; an element
+ * removed from a list must have its members (and its raw) released by the
+ * caller. A new list element has raw == NULL. `raw`
  * must be treated as read-only: decode shares subtrees of the caller's
  * document, so never modify a document after decoding from it.
  *
