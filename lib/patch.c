@@ -69,17 +69,17 @@
 #define RO(o) ((struct json_object *)(uintptr_t)(o))
 
 struct patch_ctx {
-	char *err;		    /* caller's message buffer, may be NULL */
-	size_t errlen;		    /* its size */
-	bool failed;		    /* first (innermost) message wins */
-	int op_idx;		    /* JSON patch operation being applied, -1 otherwise */
-	const char *op_name;	    /* its "op" */
-	size_t clone_budget;	    /* nodes patch_clone() may still create */
-	sl_smp_merge_key_fn keyfn;  /* strategic: merge keys, NULL = all lists atomic */
-	void *keyarg;		    /* its argument */
-	char *path;		    /* strategic: member names joined by '.', NUL-terminated */
-	size_t path_len;	    /* bytes used in path */
-	size_t path_cap;	    /* bytes allocated */
+	char *err;		   /* caller's message buffer, may be NULL */
+	size_t errlen;		   /* its size */
+	bool failed;		   /* first (innermost) message wins */
+	int op_idx;		   /* JSON patch operation being applied, -1 otherwise */
+	const char *op_name;	   /* its "op" */
+	size_t clone_budget;	   /* nodes patch_clone() may still create */
+	sl_smp_merge_key_fn keyfn; /* strategic: merge keys, NULL = all lists atomic */
+	void *keyarg;		   /* its argument */
+	char *path;		   /* strategic: member names joined by '.', NUL-terminated */
+	size_t path_len;	   /* bytes used in path */
+	size_t path_cap;	   /* bytes allocated */
 };
 
 static void patch_ctx_init(struct patch_ctx *c, char *err, size_t errlen)
@@ -131,7 +131,7 @@ static const char *patch_show(char out[PATCH_SHOW_LEN], const char *s)
 {
 	size_t i;
 
-	for (i = 0; s[i] && i < PATCH_SHOW_LEN - 4; i++)
+	for (i = 0; i < PATCH_SHOW_LEN - 4 && s[i]; i++)
 		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
 	if (s[i]) {
 		memcpy(out + i, "...", 3);
@@ -451,7 +451,8 @@ static int jp_ptr_parse(struct patch_ctx *c, const struct json_object *op, const
 	if (len == 0)
 		return 0;
 	if (s[0] != '/')
-		return patch_fail(c, EINVAL, "%s \"%s\": a JSON pointer must be empty or start with '/'",
+		return patch_fail(c, EINVAL,
+				  "%s \"%s\": a JSON pointer must be empty or start with '/'",
 				  member_name, p->shown);
 	for (size_t i = 0; i < len; i++)
 		n += s[i] == '/';
@@ -493,10 +494,10 @@ static int jp_ptr_parse(struct patch_ctx *c, const struct json_object *op, const
 }
 
 enum jp_index_kind {
-	JP_INDEX,   /* a valid index in *idx */
-	JP_APPEND,  /* "-": one past the end */
-	JP_BAD,	    /* not an array index (leading zero, sign, letters, empty) */
-	JP_HUGE,    /* digits, but beyond any array */
+	JP_INDEX,  /* a valid index in *idx */
+	JP_APPEND, /* "-": one past the end */
+	JP_BAD,	   /* not an array index (leading zero, sign, letters, empty) */
+	JP_HUGE,   /* digits, but beyond any array */
 };
 
 static enum jp_index_kind jp_index(const char *t, size_t *idx)
@@ -637,7 +638,8 @@ static int jp_add(struct patch_ctx *c, struct json_object **root, const struct j
 		break;
 	}
 	if (idx > len) {
-		rc = patch_fail(c, EINVAL, "path %s: index %s out of bounds (array has %zu elements)",
+		rc = patch_fail(c, EINVAL,
+				"path %s: index %s out of bounds (array has %zu elements)",
 				p->shown, patch_show(tok, last), len);
 		goto fail;
 	}
@@ -748,8 +750,8 @@ static int jp_check_nest(struct patch_ctx *c, int ntok, int nest, int *bound)
 	return 0;
 }
 
-static int jp_apply_op(struct patch_ctx *c, struct json_object **root,
-		       const struct json_object *op, size_t *copied, int *bound)
+static int jp_apply_op(struct patch_ctx *c, struct json_object **root, const struct json_object *op,
+		       size_t *copied, int *bound)
 {
 	struct jp_ptr path = {0}, from = {0};
 	struct json_object *value = NULL, *v = NULL, *opv;
@@ -794,13 +796,15 @@ static int jp_apply_op(struct patch_ctx *c, struct json_object **root,
 		if (!rc)
 			rc = patch_clone(c, value, path.n, &v);
 		if (!rc)
-			rc = name[0] == 'a' ? jp_add(c, root, &path, v) : jp_replace(c, root, &path, v);
+			rc = name[0] == 'a' ? jp_add(c, root, &path, v)
+					    : jp_replace(c, root, &path, v);
 	} else if (!strcmp(name, "remove")) {
 		rc = jp_remove(c, root, &path, "path", NULL);
 	} else if (!strcmp(name, "test")) {
 		rc = path.n ? jp_walk(c, *root, &path, path.n, "path", &v) : (v = *root, 0);
 		if (!rc && !patch_equal(v, value, 0))
-			rc = patch_fail(c, EINVAL, "path %s: test failed: value differs", path.shown);
+			rc = patch_fail(c, EINVAL, "path %s: test failed: value differs",
+					path.shown);
 	} else if (!strcmp(name, "copy")) {
 		struct json_object *src;
 
@@ -821,7 +825,8 @@ static int jp_apply_op(struct patch_ctx *c, struct json_object **root,
 		int nest;
 
 		if (jp_is_prefix(&from, &path) && from.n < path.n) {
-			rc = patch_fail(c, EINVAL, "from %s: cannot move a value into its own child %s",
+			rc = patch_fail(c, EINVAL,
+					"from %s: cannot move a value into its own child %s",
 					from.shown, path.shown);
 			goto out;
 		}
@@ -1014,7 +1019,7 @@ static void smp_index_put(struct smp_index *x, const struct json_object *key, in
 
 	while (x->slot[i].used)
 		i = (i + 1) & x->mask;
-	x->slot[i] = (struct smp_slot){ .key = key, .h = h, .item = item, .used = true };
+	x->slot[i] = (struct smp_slot){.key = key, .h = h, .item = item, .used = true};
 }
 
 /*
@@ -1118,10 +1123,11 @@ static int smp_atomic_list(struct patch_ctx *c, const struct json_object *pv, in
 		if (d && !strcmp(d, "replace"))
 			continue;
 		if (d) {
-			rc = patch_fail(c, EINVAL,
-					"list %s: element %zu: \"$patch\": \"%s\" needs a list with "
-					"a merge key",
-					smp_path_show(c, shown), i, d);
+			rc = patch_fail(
+				c, EINVAL,
+				"list %s: element %zu: \"$patch\": \"%s\" needs a list with "
+				"a merge key",
+				smp_path_show(c, shown), i, d);
 			goto fail;
 		}
 		rc = smp_merge_value(c, NULL, e, NULL, NULL, depth + 1, &v);
@@ -1146,7 +1152,7 @@ static int smp_list_order(struct patch_ctx *c, struct smp_item *items, size_t ni
 			  size_t **perm_out)
 {
 	size_t n = json_object_array_length(order), nl = 0, nr = 0, *left, *right, *perm;
-	struct smp_index x = { 0 };
+	struct smp_index x = {0};
 	char shown[PATCH_SHOW_LEN];
 	int rc;
 
@@ -1158,15 +1164,17 @@ static int smp_list_order(struct patch_ctx *c, struct smp_item *items, size_t ni
 
 		if (mode == SMP_KEYED && !smp_elem_key(e, key, &kv)) {
 			smp_index_fini(&x);
-			return patch_fail(c, EINVAL,
-					  "$setElementOrder/%s: element %zu has no merge key \"%s\"",
-					  smp_path_show(c, shown), i, key);
+			return patch_fail(
+				c, EINVAL,
+				"$setElementOrder/%s: element %zu has no merge key \"%s\"",
+				smp_path_show(c, shown), i, key);
 		}
 		if (is_container(kv)) {
 			smp_index_fini(&x);
-			return patch_fail(c, EINVAL,
-					  "$setElementOrder/%s: element %zu is not a primitive value",
-					  smp_path_show(c, shown), i);
+			return patch_fail(
+				c, EINVAL,
+				"$setElementOrder/%s: element %zu is not a primitive value",
+				smp_path_show(c, shown), i);
 		}
 		if (smp_index_first(&x, kv) < 0)
 			smp_index_put(&x, kv, (int)i);
@@ -1218,10 +1226,9 @@ static int smp_list_order(struct patch_ctx *c, struct smp_item *items, size_t ni
 		size_t i = 0, j = 0, k = 0;
 
 		while (i < nl || j < nr) {
-			if (j >= nr ||
-			    (i < nl && items[left[i]].orig_idx >= 0 &&
-			     items[right[j]].orig_idx >= 0 &&
-			     items[left[i]].orig_idx < items[right[j]].orig_idx))
+			if (j >= nr || (i < nl && items[left[i]].orig_idx >= 0 &&
+					items[right[j]].orig_idx >= 0 &&
+					items[left[i]].orig_idx < items[right[j]].orig_idx))
 				perm[k++] = left[i++];
 			else
 				perm[k++] = right[j++];
@@ -1240,9 +1247,10 @@ static int smp_merge_list(struct patch_ctx *c, const struct json_object *ov,
 			  const struct json_object *pv, const struct json_object *del,
 			  const struct json_object *order, int depth, struct json_object **out)
 {
-	size_t nov = ov ? json_object_array_length(ov) : 0, npv = pv ? json_object_array_length(pv) : 0;
+	size_t nov = ov ? json_object_array_length(ov) : 0,
+	       npv = pv ? json_object_array_length(pv) : 0;
 	const char *key = c->keyfn ? c->keyfn(c->path ? c->path : "", c->keyarg) : NULL;
-	struct smp_index idx = { 0 }, delx = { 0 };
+	struct smp_index idx = {0}, delx = {0};
 	struct smp_item *items = NULL;
 	size_t nitems = 0, *perm = NULL, norig;
 	enum smp_list_mode mode;
@@ -1346,17 +1354,19 @@ static int smp_merge_list(struct patch_ctx *c, const struct json_object *ov,
 			replace = true;
 		} else if (!strcmp(d, "delete")) {
 			if (mode != SMP_KEYED) {
-				rc = patch_fail(c, EINVAL,
-						"list %s: element %zu: \"$patch\": \"delete\" needs "
-						"a list with a merge key",
-						smp_path_show(c, shown), i);
+				rc = patch_fail(
+					c, EINVAL,
+					"list %s: element %zu: \"$patch\": \"delete\" needs "
+					"a list with a merge key",
+					smp_path_show(c, shown), i);
 				goto out;
 			}
 			if (!smp_elem_key(e, key, &kv)) {
-				rc = patch_fail(c, EINVAL,
-						"list %s: element %zu: \"$patch\": \"delete\" without "
-						"merge key \"%s\"",
-						smp_path_show(c, shown), i, key);
+				rc = patch_fail(
+					c, EINVAL,
+					"list %s: element %zu: \"$patch\": \"delete\" without "
+					"merge key \"%s\"",
+					smp_path_show(c, shown), i, key);
 				goto out;
 			}
 			h = smp_hash(kv);
@@ -1386,10 +1396,11 @@ static int smp_merge_list(struct patch_ctx *c, const struct json_object *ov,
 			continue;
 		if (mode == SMP_KEYED) {
 			if (!is_obj(e) || !smp_elem_key(e, key, &kv)) {
-				rc = patch_fail(c, EINVAL,
-						"list %s: element %zu has no merge key \"%s\" (or it "
-						"is not a primitive value)",
-						smp_path_show(c, shown), i, key);
+				rc = patch_fail(
+					c, EINVAL,
+					"list %s: element %zu has no merge key \"%s\" (or it "
+					"is not a primitive value)",
+					smp_path_show(c, shown), i, key);
 				goto out;
 			}
 		}
@@ -1507,7 +1518,8 @@ static int smp_field_directive(struct patch_ctx *c, const struct json_object *pa
 	if (!found)
 		return 0;
 	if (!is_arr(v))
-		return patch_fail(c, EINVAL, "%s%s must be a list", prefix, patch_show(shown, field));
+		return patch_fail(c, EINVAL, "%s%s must be a list", prefix,
+				  patch_show(shown, field));
 	*out = v;
 	return 0;
 }
@@ -1550,7 +1562,7 @@ static int smp_merge_map(struct patch_ctx *c, const struct json_object *orig,
 			 const struct json_object *patch, int depth, struct json_object **out)
 {
 	struct json_object *d, *res, *retain = NULL, *pv;
-	struct smp_index keep = { 0 };
+	struct smp_index keep = {0};
 	bool has_list_dirs = false;
 	char shown[PATCH_SHOW_LEN];
 	int rc = 0;
@@ -1561,8 +1573,8 @@ static int smp_merge_map(struct patch_ctx *c, const struct json_object *orig,
 	if (!is_obj(orig))
 		orig = NULL;
 	if (member(patch, "$patch", &d)) {
-		const char *s = json_object_is_type(d, json_type_string) ? json_object_get_string(d)
-									 : "";
+		const char *s =
+			json_object_is_type(d, json_type_string) ? json_object_get_string(d) : "";
 
 		if (!strcmp(s, "replace")) {
 			orig = NULL;
@@ -1633,8 +1645,8 @@ static int smp_merge_map(struct patch_ctx *c, const struct json_object *orig,
 			}
 			if (in_patch && !pv)
 				continue; /* null deletes */
-			rc = smp_add_field(c, res, k, ov, in_patch ? pv : NULL, patch, has_list_dirs,
-					   depth);
+			rc = smp_add_field(c, res, k, ov, in_patch ? pv : NULL, patch,
+					   has_list_dirs, depth);
 			if (rc)
 				goto fail;
 		}
@@ -1699,47 +1711,49 @@ struct smp_key_rule {
 	bool exact;
 };
 
-#define POD_CONTAINER_RULES(c)                                                                     \
-	{ "spec." c, "name", false }, { "spec." c ".ports", "containerPort", false },              \
-		{ "spec." c ".env", "name", false },                                               \
-		{ "spec." c ".volumeMounts", "mountPath", false },                                 \
-		{ "spec." c ".volumeDevices", "devicePath", false },                               \
-		{ "spec." c ".resizePolicy", "resourceName", false },                              \
-		{ "spec." c ".envFrom", NULL, false }
+#define POD_CONTAINER_RULES(c)                                                    \
+	{"spec." c, "name", false}, {"spec." c ".ports", "containerPort", false}, \
+		{"spec." c ".env", "name", false},                                \
+		{"spec." c ".volumeMounts", "mountPath", false},                  \
+		{"spec." c ".volumeDevices", "devicePath", false},                \
+		{"spec." c ".resizePolicy", "resourceName", false},               \
+	{                                                                         \
+		"spec." c ".envFrom", NULL, false                                 \
+	}
 
 static const struct smp_key_rule smp_builtin_rules[] = {
 	/* ObjectMeta, wherever it appears (pod templates included). */
-	{ "metadata.ownerReferences", "uid", false },
-	{ "metadata.finalizers", SL_SMP_SET_MERGE, false },
-	{ "metadata.managedFields", NULL, false },
+	{"metadata.ownerReferences", "uid", false},
+	{"metadata.finalizers", SL_SMP_SET_MERGE, false},
+	{"metadata.managedFields", NULL, false},
 	/* PodSpec: Pod spec.*, workload spec.template.spec.* */
 	POD_CONTAINER_RULES("containers"),
 	POD_CONTAINER_RULES("initContainers"),
 	POD_CONTAINER_RULES("ephemeralContainers"),
-	{ "spec.volumes", "name", false },
-	{ "spec.imagePullSecrets", "name", false },
-	{ "spec.hostAliases", "ip", false },
-	{ "spec.topologySpreadConstraints", "topologyKey", false },
-	{ "spec.schedulingGates", "name", false },
-	{ "spec.resourceClaims", "name", false },
-	{ "spec.tolerations", NULL, false },
+	{"spec.volumes", "name", false},
+	{"spec.imagePullSecrets", "name", false},
+	{"spec.hostAliases", "ip", false},
+	{"spec.topologySpreadConstraints", "topologyKey", false},
+	{"spec.schedulingGates", "name", false},
+	{"spec.resourceClaims", "name", false},
+	{"spec.tolerations", NULL, false},
 	/* Service (PodSpec has no spec.ports, so the suffix is unambiguous). */
-	{ "spec.ports", "port", false },
+	{"spec.ports", "port", false},
 	/* Node */
-	{ "spec.podCIDRs", SL_SMP_SET_MERGE, false },
-	{ "spec.taints", NULL, false },
-	{ "status.addresses", "type", false },
+	{"spec.podCIDRs", SL_SMP_SET_MERGE, false},
+	{"spec.taints", NULL, false},
+	{"status.addresses", "type", false},
 	/* Pod, Node, Service, workloads */
-	{ "status.conditions", "type", false },
-	{ "status.podIPs", "ip", false },
-	{ "status.hostIPs", "ip", false },
+	{"status.conditions", "type", false},
+	{"status.podIPs", "ip", false},
+	{"status.hostIPs", "ip", false},
 	/* NetworkPolicy: atomic upstream. */
-	{ "spec.ingress", NULL, false },
-	{ "spec.egress", NULL, false },
-	{ "spec.policyTypes", NULL, false },
+	{"spec.ingress", NULL, false},
+	{"spec.egress", NULL, false},
+	{"spec.policyTypes", NULL, false},
 	/* EndpointSlice: atomic upstream. */
-	{ "endpoints", NULL, true },
-	{ "ports", NULL, true },
+	{"endpoints", NULL, true},
+	{"ports", NULL, true},
 };
 
 const char *sl_smp_builtin_merge_key(const char *path, void *arg)

@@ -22,12 +22,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond, what)                                                                     \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_patch: %s\n", what);                                 \
-			abort();                                                                   \
-		}                                                                                  \
+#define FUZZ_CHECK(cond, what)                                     \
+	do {                                                       \
+		if (!(cond)) {                                     \
+			fprintf(stderr, "fuzz_patch: %s\n", what); \
+			abort();                                   \
+		}                                                  \
 	} while (0)
 
 /* A result must be storable: its text parses back under the same limits. */
@@ -114,7 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check_result(res);
 		/* Only a directive name already in the document may survive. */
 		if (res && !fuzz_has_directive(doc, 0))
-			FUZZ_CHECK(!fuzz_has_directive(res, 0), "directive in the strategic result");
+			FUZZ_CHECK(!fuzz_has_directive(res, 0),
+				   "directive in the strategic result");
 		json_object_put(res);
 	}
 

@@ -101,7 +101,7 @@ static bool check(enum kind k, const char *doc_s, const char *patch_s, const cha
 	return ok;
 }
 
-#define CHECK(k, doc, patch, want, name) ASSERT_TRUE(check(k, doc, patch, want, NULL), name)
+#define CHECK(k, doc, patch, want, name)    ASSERT_TRUE(check(k, doc, patch, want, NULL), name)
 #define CHECK_ERR(k, doc, patch, sub, name) ASSERT_TRUE(check(k, doc, patch, NULL, sub), name)
 
 /* ---- RFC 7386 ------------------------------------------------------------ */
@@ -109,21 +109,22 @@ static bool check(enum kind k, const char *doc_s, const char *patch_s, const cha
 TEST(merge_rfc7386_appendix_a)
 {
 	static const char *const cases[][3] = {
-		{ "{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
-		{ "{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}" },
-		{ "{\"a\":\"b\"}", "{\"a\":null}", "{}" },
-		{ "{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}" },
-		{ "{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
-		{ "{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}" },
-		{ "{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}" },
-		{ "{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}" },
-		{ "[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]" },
-		{ "{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]" },
-		{ "{\"a\":\"foo\"}", "null", "null" },
-		{ "{\"a\":\"foo\"}", "\"bar\"", "\"bar\"" },
-		{ "{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}" },
-		{ "[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}" },
-		{ "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}" },
+		{"{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+		{"{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}"},
+		{"{\"a\":\"b\"}", "{\"a\":null}", "{}"},
+		{"{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}"},
+		{"{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+		{"{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}"},
+		{"{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}",
+		 "{\"a\":{\"b\":\"d\"}}"},
+		{"{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}"},
+		{"[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]"},
+		{"{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]"},
+		{"{\"a\":\"foo\"}", "null", "null"},
+		{"{\"a\":\"foo\"}", "\"bar\"", "\"bar\""},
+		{"{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}"},
+		{"[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}"},
+		{"{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -182,15 +183,17 @@ TEST(json_rfc6902_appendix_a)
 	CHECK(K_JSON, "{\"foo\":[\"bar\",\"baz\"]}",
 	      "[{\"op\":\"add\",\"path\":\"/foo/1\",\"value\":\"qux\"}]",
 	      "{\"foo\":[\"bar\",\"qux\",\"baz\"]}", "A.2 add array element");
-	CHECK(K_JSON, "{\"baz\":\"qux\",\"foo\":\"bar\"}", "[{\"op\":\"remove\",\"path\":\"/baz\"}]",
-	      "{\"foo\":\"bar\"}", "A.3 remove object member");
+	CHECK(K_JSON, "{\"baz\":\"qux\",\"foo\":\"bar\"}",
+	      "[{\"op\":\"remove\",\"path\":\"/baz\"}]", "{\"foo\":\"bar\"}",
+	      "A.3 remove object member");
 	CHECK(K_JSON, "{\"foo\":[\"bar\",\"qux\",\"baz\"]}",
 	      "[{\"op\":\"remove\",\"path\":\"/foo/1\"}]", "{\"foo\":[\"bar\",\"baz\"]}",
 	      "A.4 remove array element");
 	CHECK(K_JSON, "{\"baz\":\"qux\",\"foo\":\"bar\"}",
 	      "[{\"op\":\"replace\",\"path\":\"/baz\",\"value\":\"boo\"}]",
 	      "{\"baz\":\"boo\",\"foo\":\"bar\"}", "A.5 replace");
-	CHECK(K_JSON, "{\"foo\":{\"bar\":\"baz\",\"waldo\":\"fred\"},\"qux\":{\"corge\":\"grault\"}}",
+	CHECK(K_JSON,
+	      "{\"foo\":{\"bar\":\"baz\",\"waldo\":\"fred\"},\"qux\":{\"corge\":\"grault\"}}",
 	      "[{\"op\":\"move\",\"from\":\"/foo/waldo\",\"path\":\"/qux/thud\"}]",
 	      "{\"foo\":{\"bar\":\"baz\"},\"qux\":{\"corge\":\"grault\",\"thud\":\"fred\"}}",
 	      "A.6 move value");
@@ -201,7 +204,8 @@ TEST(json_rfc6902_appendix_a)
 	      "[{\"op\":\"test\",\"path\":\"/baz\",\"value\":\"qux\"},"
 	      "{\"op\":\"test\",\"path\":\"/foo/1\",\"value\":2}]",
 	      "{\"baz\":\"qux\",\"foo\":[\"a\",2,\"c\"]}", "A.8 test success");
-	CHECK_ERR(K_JSON, "{\"baz\":\"qux\"}", "[{\"op\":\"test\",\"path\":\"/baz\",\"value\":\"bar\"}]",
+	CHECK_ERR(K_JSON, "{\"baz\":\"qux\"}",
+		  "[{\"op\":\"test\",\"path\":\"/baz\",\"value\":\"bar\"}]",
 		  "op 0 (test): path /baz: test failed", "A.9 test error");
 	CHECK(K_JSON, "{\"foo\":\"bar\"}",
 	      "[{\"op\":\"add\",\"path\":\"/child\",\"value\":{\"grandchild\":{}}}]",
@@ -231,18 +235,18 @@ TEST(json_pointer_rfc6901)
 	const char *doc = "{\"foo\":[\"bar\",\"baz\"],\"\":0,\"a/b\":1,\"c%d\":2,\"e^f\":3,"
 			  "\"g|h\":4,\"i\\\\j\":5,\"k\\\"l\":6,\" \":7,\"m~n\":8}";
 	static const char *const cases[][2] = {
-		{ "", NULL }, /* the whole document, checked below */
-		{ "/foo", "[\"bar\",\"baz\"]" },
-		{ "/foo/0", "\"bar\"" },
-		{ "/", "0" },
-		{ "/a~1b", "1" },
-		{ "/c%d", "2" },
-		{ "/e^f", "3" },
-		{ "/g|h", "4" },
-		{ "/i\\\\j", "5" },
-		{ "/k\\\"l", "6" },
-		{ "/ ", "7" },
-		{ "/m~0n", "8" },
+		{"", NULL}, /* the whole document, checked below */
+		{"/foo", "[\"bar\",\"baz\"]"},
+		{"/foo/0", "\"bar\""},
+		{"/", "0"},
+		{"/a~1b", "1"},
+		{"/c%d", "2"},
+		{"/e^f", "3"},
+		{"/g|h", "4"},
+		{"/i\\\\j", "5"},
+		{"/k\\\"l", "6"},
+		{"/ ", "7"},
+		{"/m~0n", "8"},
 	};
 	char patch[256];
 
@@ -278,7 +282,8 @@ TEST(json_pointer_errors)
 		  "remove past the end");
 	CHECK_ERR(K_JSON, doc, "[{\"op\":\"remove\",\"path\":\"/foo/-\"}]", "out of bounds",
 		  "remove -");
-	CHECK_ERR(K_JSON, doc, "[{\"op\":\"replace\",\"path\":\"/foo/99999999999999999999\",\"value\":1}]",
+	CHECK_ERR(K_JSON, doc,
+		  "[{\"op\":\"replace\",\"path\":\"/foo/99999999999999999999\",\"value\":1}]",
 		  "out of bounds", "huge index");
 	CHECK_ERR(K_JSON, doc, "[{\"op\":\"add\",\"path\":\"/a~2b\",\"value\":1}]",
 		  "'~' must be followed by '0' or '1'", "bad escape");
@@ -296,7 +301,8 @@ TEST(json_op_errors)
 {
 	const char *doc = "{\"spec\":{\"a\":1},\"l\":[1,2]}";
 
-	CHECK_ERR(K_JSON, doc, "[{\"op\":\"test\",\"path\":\"/spec/a\",\"value\":1},"
+	CHECK_ERR(K_JSON, doc,
+		  "[{\"op\":\"test\",\"path\":\"/spec/a\",\"value\":1},"
 		  "{\"op\":\"add\",\"path\":\"/spec/b\",\"value\":2},"
 		  "{\"op\":\"remove\",\"path\":\"/spec/x\"}]",
 		  "op 2 (remove): path /spec/x does not exist", "message names index, op, path");
@@ -353,13 +359,14 @@ TEST(json_ops_more)
 		  "[{\"op\":\"test\",\"path\":\"/o\",\"value\":{\"y\":[null,true],\"x\":1}}]",
 		  "test failed", "array order matters");
 	CHECK_ERR(K_JSON, "{\"o\":{\"x\":1}}",
-		  "[{\"op\":\"test\",\"path\":\"/o\",\"value\":{\"x\":1,\"z\":null}}]", "test failed",
-		  "extra null member differs");
+		  "[{\"op\":\"test\",\"path\":\"/o\",\"value\":{\"x\":1,\"z\":null}}]",
+		  "test failed", "extra null member differs");
 }
 
 TEST(json_atomic_and_null_result)
 {
-	struct json_object *doc = J("{\"a\":1,\"l\":[1]}"), *patch, *res, *doc0 = sl_json_clone(doc);
+	struct json_object *doc = J("{\"a\":1,\"l\":[1]}"), *patch, *res,
+			   *doc0 = sl_json_clone(doc);
 	char err[256];
 
 	/* Three ops succeed, the fourth fails: nothing of the first three shows. */
@@ -443,24 +450,27 @@ TEST(depth_limits)
 		json_object_put(res);
 		/* The same value one level deeper would nest 65: refused. */
 		json_object_object_add(op, "path", json_object_new_string("/a/b/c/d"));
-		json_object_object_add(sl_json_path(doc, "a", "b", NULL), "c", json_object_new_object());
+		json_object_object_add(sl_json_path(doc, "a", "b", NULL), "c",
+				       json_object_new_object());
 		res = sl_patch_json(doc, patch, err, sizeof(err));
 		ASSERT_NULL(res, "65 deep is refused");
 		json_object_put(res);
-		ASSERT_TRUE(strstr(err, "op 0 (add): result nests deeper than 64") != NULL, "message");
+		ASSERT_TRUE(strstr(err, "op 0 (add): result nests deeper than 64") != NULL,
+			    "message");
 		json_object_put(patch);
 	}
-	CHECK_ERR(K_JSON, "{\"a\":{}}",
-		  "[{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x\"},"
-		  "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x\"},"
-		  "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x\"},"
-		  "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x\"},"
-		  "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x"
-		  "/a/x/a/x/a/x/a/x/a/x/a/x\"},"
-		  "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x"
-		  "/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x"
-		  "/a/x/a/x\"}]",
-		  "deeper than 64", "copy doubling depth");
+	CHECK_ERR(
+		K_JSON, "{\"a\":{}}",
+		"[{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x\"},"
+		"{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x\"},"
+		"{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x\"},"
+		"{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x\"},"
+		"{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x"
+		"/a/x/a/x/a/x/a/x/a/x/a/x\"},"
+		"{\"op\":\"copy\",\"from\":\"\",\"path\":\"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x"
+		"/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x/a/x"
+		"/a/x/a/x\"}]",
+		"deeper than 64", "copy doubling depth");
 	json_object_put(deep);
 	json_object_put(ok);
 	json_object_put(doc);
@@ -491,17 +501,17 @@ TEST(json_copy_bomb_is_capped)
 
 /* ---- Strategic merge patch ------------------------------------------------ */
 
-#define DEPLOY                                                                                     \
-	"{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\","      \
-	"\"labels\":{\"app\":\"web\",\"tier\":\"fe\"}},\"spec\":{\"replicas\":2,"                   \
-	"\"strategy\":{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":1}},"             \
-	"\"template\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{"                      \
-	"\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.24\",\"args\":[\"-a\",\"-b\"],"      \
-	"\"ports\":[{\"containerPort\":80,\"protocol\":\"TCP\"}],"                                 \
-	"\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\",\"value\":\"2\"}],"              \
-	"\"volumeMounts\":[{\"name\":\"data\",\"mountPath\":\"/data\"}]},"                          \
-	"{\"name\":\"sidecar\",\"image\":\"envoy:1\"}],"                                            \
-	"\"volumes\":[{\"name\":\"data\",\"emptyDir\":{}}],"                                        \
+#define DEPLOY                                                                                 \
+	"{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\","  \
+	"\"labels\":{\"app\":\"web\",\"tier\":\"fe\"}},\"spec\":{\"replicas\":2,"              \
+	"\"strategy\":{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":1}},"        \
+	"\"template\":{\"metadata\":{\"labels\":{\"app\":\"web\"}},\"spec\":{"                 \
+	"\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.24\",\"args\":[\"-a\",\"-b\"]," \
+	"\"ports\":[{\"containerPort\":80,\"protocol\":\"TCP\"}],"                             \
+	"\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"B\",\"value\":\"2\"}],"         \
+	"\"volumeMounts\":[{\"name\":\"data\",\"mountPath\":\"/data\"}]},"                     \
+	"{\"name\":\"sidecar\",\"image\":\"envoy:1\"}],"                                       \
+	"\"volumes\":[{\"name\":\"data\",\"emptyDir\":{}}],"                                   \
 	"\"tolerations\":[{\"key\":\"k\",\"operator\":\"Exists\"}]}}}}"
 
 TEST(smp_labels_add_remove)
@@ -535,9 +545,11 @@ TEST(smp_deployment_image_change)
 	      "\"tolerations\":[{\"key\":\"k\",\"operator\":\"Exists\"}]}}}}",
 	      "set image");
 	/* Without merge keys the containers list is replaced wholesale. */
-	CHECK(K_SMP_NOKEY, "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"1\"},{\"name\":\"b\"}]}}",
+	CHECK(K_SMP_NOKEY,
+	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"1\"},{\"name\":\"b\"}]}}",
 	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"2\"}]}}",
-	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"2\"}]}}", "NULL keyfn: atomic");
+	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"2\"}]}}",
+	      "NULL keyfn: atomic");
 }
 
 TEST(smp_nested_lists_by_key)
@@ -565,19 +577,23 @@ TEST(smp_nested_lists_by_key)
 	      "{\"spec\":{\"initContainers\":[{\"name\":\"i\",\"image\":\"2\"}],"
 	      "\"volumes\":[{\"name\":\"w\",\"configMap\":{\"name\":\"cm\"}}]}}",
 	      "{\"spec\":{\"initContainers\":[{\"name\":\"i\",\"image\":\"2\"}],"
-	      "\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}},{\"name\":\"w\",\"configMap\":{\"name\":\"cm\"}}]}}",
+	      "\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}},{\"name\":\"w\",\"configMap\":{"
+	      "\"name\":\"cm\"}}]}}",
 	      "pod lists");
 }
 
 TEST(smp_service_ports)
 {
-	const char *svc = "{\"kind\":\"Service\",\"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":["
-			  "{\"name\":\"http\",\"port\":80,\"targetPort\":8080},"
-			  "{\"name\":\"metrics\",\"port\":9090}]}}";
+	const char *svc =
+		"{\"kind\":\"Service\",\"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":["
+		"{\"name\":\"http\",\"port\":80,\"targetPort\":8080},"
+		"{\"name\":\"metrics\",\"port\":9090}]}}";
 
-	CHECK(K_SMP, svc, "{\"spec\":{\"ports\":[{\"name\":\"https\",\"port\":443,\"targetPort\":8443}]}}",
+	CHECK(K_SMP, svc,
+	      "{\"spec\":{\"ports\":[{\"name\":\"https\",\"port\":443,\"targetPort\":8443}]}}",
 	      "{\"kind\":\"Service\",\"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":["
-	      "{\"name\":\"http\",\"port\":80,\"targetPort\":8080},{\"name\":\"metrics\",\"port\":9090},"
+	      "{\"name\":\"http\",\"port\":80,\"targetPort\":8080},{\"name\":\"metrics\",\"port\":"
+	      "9090},"
 	      "{\"name\":\"https\",\"port\":443,\"targetPort\":8443}]}}",
 	      "add a port: appended");
 	CHECK(K_SMP, svc, "{\"spec\":{\"ports\":[{\"$patch\":\"delete\",\"port\":80}]}}",
@@ -586,7 +602,8 @@ TEST(smp_service_ports)
 	      "remove a port by key");
 	CHECK(K_SMP, svc, "{\"spec\":{\"ports\":[{\"port\":80,\"targetPort\":9000}]}}",
 	      "{\"kind\":\"Service\",\"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":["
-	      "{\"name\":\"http\",\"port\":80,\"targetPort\":9000},{\"name\":\"metrics\",\"port\":9090}]}}",
+	      "{\"name\":\"http\",\"port\":80,\"targetPort\":9000},{\"name\":\"metrics\",\"port\":"
+	      "9090}]}}",
 	      "change a port in place");
 	/* The merge key matches numerically: 80.0 is port 80. */
 	CHECK(K_SMP, svc, "{\"spec\":{\"ports\":[{\"$patch\":\"delete\",\"port\":80.0}]}}",
@@ -603,7 +620,8 @@ TEST(smp_kubectl_apply_set_element_order)
 	CHECK(K_SMP,
 	      "{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"a\"},"
 	      "{\"name\":\"sidecar\",\"image\":\"s\"}]}}",
-	      "{\"spec\":{\"$setElementOrder/containers\":[{\"name\":\"sidecar\"},{\"name\":\"app\"},"
+	      "{\"spec\":{\"$setElementOrder/"
+	      "containers\":[{\"name\":\"sidecar\"},{\"name\":\"app\"},"
 	      "{\"name\":\"log\"}],\"containers\":[{\"name\":\"log\",\"image\":\"l\"}]}}",
 	      "{\"spec\":{\"containers\":[{\"name\":\"sidecar\",\"image\":\"s\"},"
 	      "{\"name\":\"app\",\"image\":\"a\"},{\"name\":\"log\",\"image\":\"l\"}]}}",
@@ -619,7 +637,8 @@ TEST(smp_kubectl_apply_set_element_order)
 	CHECK(K_SMP,
 	      "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"a\"},"
 	      "{\"name\":\"injected\"},{\"name\":\"b\"}]}}}}",
-	      "{\"spec\":{\"template\":{\"spec\":{\"$setElementOrder/containers\":[{\"name\":\"b\"},"
+	      "{\"spec\":{\"template\":{\"spec\":{\"$setElementOrder/"
+	      "containers\":[{\"name\":\"b\"},"
 	      "{\"name\":\"a\"}]}}}}",
 	      "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"injected\"},"
 	      "{\"name\":\"b\"},{\"name\":\"a\"}]}}}}",
@@ -653,7 +672,8 @@ TEST(smp_patch_directives)
 	      "{\"spec\":{\"selector\":{\"a\":\"1\",\"b\":\"2\"}}}", "map merge");
 	/* $patch: replace inside a keyed list. */
 	CHECK(K_SMP, "{\"spec\":{\"containers\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}",
-	      "{\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"},{\"$patch\":\"replace\"}]}}",
+	      "{\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"},{\"$patch\":\"replace\"}"
+	      "]}}",
 	      "{\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}", "list replace");
 	/* $patch: delete of a missing element or from a missing list is a no-op. */
 	CHECK(K_SMP, "{\"spec\":{\"containers\":[{\"name\":\"a\"}]}}",
@@ -663,7 +683,9 @@ TEST(smp_patch_directives)
 	      "{\"spec\":{\"volumes\":[{\"$patch\":\"delete\",\"name\":\"zz\"}]}}",
 	      "{\"spec\":{\"volumes\":[]}}", "delete from missing list");
 	/* Delete first, then the re-added element is new (upstream order). */
-	CHECK(K_SMP, "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"1\",\"x\":1},{\"name\":\"b\"}]}}",
+	CHECK(K_SMP,
+	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"1\",\"x\":1},{\"name\":\"b\"}"
+	      "]}}",
 	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"2\"},"
 	      "{\"$patch\":\"delete\",\"name\":\"a\"}]}}",
 	      "{\"spec\":{\"containers\":[{\"name\":\"b\"},{\"name\":\"a\",\"image\":\"2\"}]}}",
@@ -673,13 +695,16 @@ TEST(smp_patch_directives)
 		struct json_object *doc = J(DEPLOY), *patch, *res;
 		char err[256];
 
-		patch = J("{\"spec\":{\"strategy\":{\"$retainKeys\":[\"type\"],\"type\":\"Recreate\"}}}");
-		res = sl_patch_strategic(doc, patch, sl_smp_builtin_merge_key, NULL, err, sizeof(err));
+		patch = J("{\"spec\":{\"strategy\":{\"$retainKeys\":[\"type\"],\"type\":"
+			  "\"Recreate\"}}}");
+		res = sl_patch_strategic(doc, patch, sl_smp_builtin_merge_key, NULL, err,
+					 sizeof(err));
 		if (ASSERT_NOT_NULL(res, "retainKeys")) {
 			struct json_object *want = J("{\"type\":\"Recreate\"}");
 
-			ASSERT_TRUE(sl_json_equal(sl_json_path(res, "spec", "strategy", NULL), want),
-				    "only type kept");
+			ASSERT_TRUE(
+				sl_json_equal(sl_json_path(res, "spec", "strategy", NULL), want),
+				"only type kept");
 			ASSERT_TRUE(sl_json_equal(sl_json_path(res, "spec", "template", NULL),
 						  sl_json_path(doc, "spec", "template", NULL)),
 				    "rest untouched");
@@ -701,12 +726,14 @@ TEST(smp_primitive_lists)
 	      "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[\"b\",\"zz\"]}}",
 	      "{\"metadata\":{\"finalizers\":[\"a\",\"c\"]}}", "delete from primitive list");
 	CHECK(K_SMP, "{\"metadata\":{\"finalizers\":[\"a\",\"b\"]}}",
-	      "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[\"a\"],\"finalizers\":[\"x\"]}}",
+	      "{\"metadata\":{\"$deleteFromPrimitiveList/"
+	      "finalizers\":[\"a\"],\"finalizers\":[\"x\"]}}",
 	      "{\"metadata\":{\"finalizers\":[\"b\",\"x\"]}}", "delete and add");
 	/* args has no merge strategy: replaced. */
 	CHECK(K_SMP, "{\"spec\":{\"containers\":[{\"name\":\"a\",\"args\":[\"1\",\"2\"]}]}}",
 	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"args\":[\"3\"]}]}}",
-	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"args\":[\"3\"]}]}}", "atomic primitives");
+	      "{\"spec\":{\"containers\":[{\"name\":\"a\",\"args\":[\"3\"]}]}}",
+	      "atomic primitives");
 	/* tolerations are atomic upstream. */
 	CHECK(K_SMP, "{\"spec\":{\"tolerations\":[{\"key\":\"a\"},{\"key\":\"b\"}]}}",
 	      "{\"spec\":{\"tolerations\":[{\"key\":\"c\",\"value\":null}]}}",
@@ -735,7 +762,8 @@ TEST(smp_status_and_metadata_lists)
 	CHECK(K_SMP, "{\"metadata\":{\"ownerReferences\":[{\"uid\":\"u1\",\"name\":\"rs\"}]}}",
 	      "{\"metadata\":{\"ownerReferences\":[{\"uid\":\"u1\",\"controller\":true},"
 	      "{\"uid\":\"u2\",\"name\":\"x\"}]}}",
-	      "{\"metadata\":{\"ownerReferences\":[{\"uid\":\"u1\",\"name\":\"rs\",\"controller\":true},"
+	      "{\"metadata\":{\"ownerReferences\":[{\"uid\":\"u1\",\"name\":\"rs\",\"controller\":"
+	      "true},"
 	      "{\"uid\":\"u2\",\"name\":\"x\"}]}}",
 	      "ownerReferences by uid");
 	/* NetworkPolicy lists are atomic. */
@@ -747,12 +775,13 @@ TEST(smp_status_and_metadata_lists)
 TEST(smp_directives_never_in_result)
 {
 	/* New values (no original) are cleaned too: nulls and directives dropped. */
-	struct json_object *patch = J("{\"spec\":{\"$retainKeys\":[\"a\",\"b\"],\"a\":{\"$patch\":\"replace\","
-				      "\"x\":null,\"y\":1},\"b\":[{\"$patch\":\"replace\"},{\"n\":null}],"
-				      "\"$setElementOrder/containers\":[{\"name\":\"c\"}],"
-				      "\"containers\":[{\"name\":\"c\",\"env\":[{\"name\":\"E\","
-				      "\"$patch\":\"merge\"}],\"q\":null}],"
-				      "\"$deleteFromPrimitiveList/f\":[\"x\"]}}");
+	struct json_object *patch =
+		J("{\"spec\":{\"$retainKeys\":[\"a\",\"b\"],\"a\":{\"$patch\":\"replace\","
+		  "\"x\":null,\"y\":1},\"b\":[{\"$patch\":\"replace\"},{\"n\":null}],"
+		  "\"$setElementOrder/containers\":[{\"name\":\"c\"}],"
+		  "\"containers\":[{\"name\":\"c\",\"env\":[{\"name\":\"E\","
+		  "\"$patch\":\"merge\"}],\"q\":null}],"
+		  "\"$deleteFromPrimitiveList/f\":[\"x\"]}}");
 	struct json_object *res;
 	char err[256];
 
@@ -762,10 +791,11 @@ TEST(smp_directives_never_in_result)
 
 		ASSERT_TRUE(strchr(s, '$') == NULL, "no directive left");
 		ASSERT_TRUE(strstr(s, "null") == NULL, "no patch null left");
-		ASSERT_STREQ(s,
-			     "{\"spec\":{\"a\":{\"y\":1},\"b\":[{}],\"containers\":[{\"name\":\"c\","
-			     "\"env\":[{\"name\":\"E\"}]}]}}",
-			     "cleaned");
+		ASSERT_STREQ(
+			s,
+			"{\"spec\":{\"a\":{\"y\":1},\"b\":[{}],\"containers\":[{\"name\":\"c\","
+			"\"env\":[{\"name\":\"E\"}]}]}}",
+			"cleaned");
 	}
 	json_object_put(res);
 	json_object_put(patch);
@@ -782,8 +812,8 @@ TEST(smp_errors)
 	CHECK_ERR(K_SMP, "{\"spec\":{\"containers\":[{\"name\":\"a\"}]}}",
 		  "{\"spec\":{\"containers\":[{\"$patch\":\"explode\",\"name\":\"a\"}]}}",
 		  "unknown \"$patch\" directive \"explode\"", "bad list directive");
-	CHECK_ERR(K_SMP, "{\"spec\":{}}", "{\"spec\":{\"$patch\":7}}", "map spec: unknown \"$patch\"",
-		  "bad map directive");
+	CHECK_ERR(K_SMP, "{\"spec\":{}}", "{\"spec\":{\"$patch\":7}}",
+		  "map spec: unknown \"$patch\"", "bad map directive");
 	CHECK_ERR(K_SMP, "{\"spec\":{\"tolerations\":[]}}",
 		  "{\"spec\":{\"tolerations\":[{\"$patch\":\"delete\",\"key\":\"a\"}]}}",
 		  "needs a list with a merge key", "delete in atomic list");
@@ -835,40 +865,40 @@ TEST(smp_large_lists_are_linear)
 TEST(builtin_merge_keys)
 {
 	static const char *const cases[][2] = {
-		{ "spec.containers", "name" },
-		{ "spec.initContainers", "name" },
-		{ "spec.ephemeralContainers", "name" },
-		{ "spec.template.spec.containers", "name" },
-		{ "spec.template.spec.initContainers", "name" },
-		{ "spec.jobTemplate.spec.template.spec.containers", "name" },
-		{ "spec.containers.ports", "containerPort" },
-		{ "spec.template.spec.containers.ports", "containerPort" },
-		{ "spec.template.spec.initContainers.env", "name" },
-		{ "spec.containers.volumeMounts", "mountPath" },
-		{ "spec.template.spec.containers.volumeDevices", "devicePath" },
-		{ "spec.volumes", "name" },
-		{ "spec.template.spec.volumes", "name" },
-		{ "spec.imagePullSecrets", "name" },
-		{ "spec.template.spec.imagePullSecrets", "name" },
-		{ "spec.ports", "port" },
-		{ "metadata.ownerReferences", "uid" },
-		{ "spec.template.metadata.ownerReferences", "uid" },
-		{ "metadata.finalizers", "" },
-		{ "status.conditions", "type" },
-		{ "status.addresses", "type" },
-		{ "status.podIPs", "ip" },
-		{ "spec.tolerations", NULL },
-		{ "spec.template.spec.tolerations", NULL },
-		{ "spec.containers.args", NULL },
-		{ "spec.containers.envFrom", NULL },
-		{ "spec.ingress", NULL },
-		{ "spec.egress", NULL },
-		{ "spec.ingress.ports", NULL },
-		{ "endpoints", NULL },
-		{ "ports", NULL },
-		{ "xspec.containers", NULL },
-		{ "containers", NULL },
-		{ "", NULL },
+		{"spec.containers", "name"},
+		{"spec.initContainers", "name"},
+		{"spec.ephemeralContainers", "name"},
+		{"spec.template.spec.containers", "name"},
+		{"spec.template.spec.initContainers", "name"},
+		{"spec.jobTemplate.spec.template.spec.containers", "name"},
+		{"spec.containers.ports", "containerPort"},
+		{"spec.template.spec.containers.ports", "containerPort"},
+		{"spec.template.spec.initContainers.env", "name"},
+		{"spec.containers.volumeMounts", "mountPath"},
+		{"spec.template.spec.containers.volumeDevices", "devicePath"},
+		{"spec.volumes", "name"},
+		{"spec.template.spec.volumes", "name"},
+		{"spec.imagePullSecrets", "name"},
+		{"spec.template.spec.imagePullSecrets", "name"},
+		{"spec.ports", "port"},
+		{"metadata.ownerReferences", "uid"},
+		{"spec.template.metadata.ownerReferences", "uid"},
+		{"metadata.finalizers", ""},
+		{"status.conditions", "type"},
+		{"status.addresses", "type"},
+		{"status.podIPs", "ip"},
+		{"spec.tolerations", NULL},
+		{"spec.template.spec.tolerations", NULL},
+		{"spec.containers.args", NULL},
+		{"spec.containers.envFrom", NULL},
+		{"spec.ingress", NULL},
+		{"spec.egress", NULL},
+		{"spec.ingress.ports", NULL},
+		{"endpoints", NULL},
+		{"ports", NULL},
+		{"xspec.containers", NULL},
+		{"containers", NULL},
+		{"", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

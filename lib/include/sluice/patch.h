@@ -17,6 +17,14 @@
  * `doc` or `patch`. On failure it returns NULL, sets errno (EINVAL for a bad
  * patch, ENOMEM) and writes a one-line reason into err naming the problem
  * ("op 2 (remove): path /spec/x does not exist").
+ *
+ * Additions: err may be NULL. The inputs are only read (no references taken,
+ * nothing cached in them), so concurrent patches of one shared, unchanging
+ * document are safe; the result shares nothing with the inputs. Results never
+ * nest deeper than SL_JSON_MAX_DEPTH, so they parse back from storage. JSON
+ * patch ops are numbered from 0 in messages; `copy` may create at most 2^18
+ * values per patch. Strategic merge details and the deliberate differences
+ * from upstream are described at the top of lib/patch.c.
  */
 #ifndef SLUICE_PATCH_H
 #define SLUICE_PATCH_H
