@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "control.h"
 #include "sluice/log.h"
@@ -165,6 +166,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluice-control: unexpected argument '%s' (see --help)\n",
 			argv[optind]);
 		return 2;
+	}
+	{
+		/* Every watch and keep-alive client holds a descriptor; the usual
+		 * soft limit of 1024 is far below what one API server serves. */
+		struct rlimit rl;
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	rc = control_run(&cfg);
 	return rc ? 1 : 0;
