@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# `make bench` entry point (the Makefile builds release binaries into
+# build/bin first). Runs each benchmark in turn; each writes its results
+# (Markdown + CSV + PNG) under docs/benchmarks/ and prints the machine and the
+# command to repeat it. Exit status is non-zero when any benchmark failed
+# (a run with load-generator errors counts as failed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export BIN=${BIN:-build/bin}
+rc=0
+
+echo "bench: control plane (sluice-control vs etcd), about 6 minutes on 2 cores"
+tools/bench/control.sh || rc=1
+
+if ((rc)); then
+	echo "bench: FAILED (see the messages above and docs/benchmarks/)" >&2
+else
+	echo "bench: done; results under docs/benchmarks/"
+fi
+exit $rc
