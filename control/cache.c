@@ -23,6 +23,9 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 
+/* Upper bound on the bytes of history the event ring keeps alive. */
+#define CACHE_RING_MAX_BYTES ((size_t)256 << 20)
+
 struct res_index {
 	struct cache_obj **v; /* sorted by key */
 	size_t n, cap;
@@ -38,6 +41,7 @@ struct cache {
 	size_t ring_n;
 	int64_t rev;        /* latest revision applied */
 	int64_t oldest_rev; /* history is complete for revisions > oldest_rev */
+	size_t ring_bytes;  /* JSON bytes the ring keeps alive (new + prev states) */
 	size_t bytes;       /* JSON bytes of current objects */
 	size_t n_watchers;
 };
@@ -133,6 +137,7 @@ static struct cache_obj *obj_build(const struct api_resource *r, const char *key
 	o->ns = o->nsname;
 	o->name = o->nsname + nslen + 1;
 
+	o->deleting = sl_json_get(meta, "deletionTimestamp") != NULL;
 	labels = sl_json_get(meta, "labels");
 	if (labels && json_object_is_type(labels, json_type_object)) {
 		size_t n = 0;
@@ -290,6 +295,7 @@ static void ring_drop_oldest(struct cache *c)
 	struct cache_event *e = &c->ring[c->ring_head];
 
 	c->oldest_rev = e->rev;
+	c->ring_bytes -= (e->obj ? e->obj->len : 0) + (e->prev ? e->prev->len : 0);
 	cache_obj_unref(e->obj);
 	cache_obj_unref(e->prev);
 	memset(e, 0, sizeof(*e));
@@ -418,7 +424,12 @@ static void ring_push(struct cache *c, int64_t rev, enum cache_ev_type type, str
 
 	if (c->ring_n == c->ring_cap)
 		ring_drop_oldest(c);
+	/* History is bounded in bytes as well as events: a client rewriting a
+	 * 3 MiB object must not pin ring_cap copies of it. */
+	while (c->ring_n && c->ring_bytes + obj->len + (prev ? prev->len : 0) > CACHE_RING_MAX_BYTES)
+		ring_drop_oldest(c);
 	e = &c->ring[(c->ring_head + c->ring_n) % c->ring_cap];
+	c->ring_bytes += obj->len + (prev ? prev->len : 0);
 	e->rev = rev;
 	e->type = type;
 	e->obj = cache_obj_ref(obj);
@@ -445,25 +456,56 @@ static int event_for(const struct cache_watcher *w, enum cache_ev_type type,
 	return -1;
 }
 
+/*
+ * The object a watcher that the object just left (by a label or field change)
+ * is shown: kube-apiserver sends the previous state, stamped with the event's
+ * revision, so the client's last-seen resourceVersion still advances. Built
+ * at most once per event, and only when some watcher needs it.
+ */
+static struct cache_obj *leave_obj(struct cache_obj **slot, struct cache_obj *prev, int64_t rev)
+{
+	struct json_object *obj;
+
+	if (*slot)
+		return *slot;
+	obj = cache_obj_parse(prev);
+	if (obj) {
+		*slot = obj_build(prev->res, prev->key, obj, rev, prev->create_rev);
+		json_object_put(obj);
+	}
+	return *slot ? *slot : prev;
+}
+
+/* Delivers one event to one watcher with the type it should see; returns the
+ * callback's verdict (non-zero: stop this watcher). */
+static int deliver(struct cache_watcher *w, int64_t rev, enum cache_ev_type type,
+		   struct cache_obj *obj, struct cache_obj *prev, struct cache_obj **leave)
+{
+	int t = event_for(w, type, obj, prev);
+
+	if (t < 0)
+		return 0;
+	if (t == CACHE_DELETED && type != CACHE_DELETED)
+		return w->fn(w, CACHE_DELETED, leave_obj(leave, prev, rev), w->arg);
+	return w->fn(w, (enum cache_ev_type)t, obj, w->arg);
+}
+
 static void fanout(struct cache *c, struct res_index *idx, int64_t rev, enum cache_ev_type type,
 		   struct cache_obj *obj, struct cache_obj *prev)
 {
 	struct cache_watcher *w, *next;
+	struct cache_obj *leave = NULL;
 
 	for (w = idx->watchers; w; w = next) {
-		int t;
-
 		next = w->next_w;
 		if (rev <= w->rev)
 			continue;
-		t = event_for(w, type, obj, prev);
 		w->rev = rev;
-		if (t < 0)
-			continue;
 		/* The callback may stop this watcher (and only this one). */
-		if (w->fn(w, (enum cache_ev_type)t, obj, w->arg))
+		if (deliver(w, rev, type, obj, prev, &leave))
 			cache_watch_stop(c, w);
 	}
+	cache_obj_unref(leave);
 }
 
 static struct cache_obj *obj_from_kv(const struct api_resource *r, const struct store_kv *kv,
@@ -613,12 +655,12 @@ int cache_watch_start(struct cache *c, struct cache_watcher *w, bool initial, in
 		w->rev = from_rev;
 		for (size_t i = 0; i < c->ring_n && !rc.stopped; i++) {
 			struct cache_event *e = &c->ring[(c->ring_head + i) % c->ring_cap];
-			int t;
+			struct cache_obj *leave = NULL;
 			if (e->rev <= from_rev || e->obj->res != w->res)
 				continue;
-			t = event_for(w, e->type, e->obj, e->prev);
-			if (t >= 0 && w->fn(w, (enum cache_ev_type)t, e->obj, w->arg))
+			if (deliver(w, e->rev, e->type, e->obj, e->prev, &leave))
 				rc.stopped = true;
+			cache_obj_unref(leave);
 			w->rev = e->rev;
 		}
 		if (w->rev < c->rev && from_rev <= c->rev)

@@ -40,6 +40,7 @@ struct cache_obj {
 	char *label_strs;
 	char **fields; /* values in api_resource_field_list(res) order */
 	size_t n_fields;
+	bool deleting; /* metadata.deletionTimestamp is set (clients cannot set it) */
 };
 
 struct cache_obj *cache_obj_ref(struct cache_obj *o);

@@ -33,7 +33,9 @@
 
 #define MAX_WRITE_RETRIES 8
 #define MAX_PENDING_WRITES 20000
-#define MAX_SVC_PORTS 64
+/* Services with more ports than this are refused (kube has no limit, but
+ * nothing real comes close; the datapath's slot blocks are smaller). */
+#define MAX_SVC_PORTS 256
 
 enum patch_type {
 	PATCH_NONE,
@@ -389,6 +391,14 @@ static void svc_allocate(struct wop *w, struct json_object *obj, const struct js
 
 	if (!spec)
 		return;
+	ports = sl_json_get(spec, "ports");
+	if (ports && json_object_is_type(ports, json_type_array) &&
+	    json_object_array_length(ports) > MAX_SVC_PORTS) {
+		api_causes_add(causes, CAUSE_TOO_MANY, "spec.ports",
+			       "Too many: %zu: must have at most %d items",
+			       json_object_array_length(ports), MAX_SVC_PORTS);
+		return;
+	}
 	if (old)
 		svc_held(old, &held);
 
@@ -953,6 +963,11 @@ static int continue_decode(const char *tok, int64_t *rv, char *key, size_t keyle
 	return 0;
 }
 
+static void list_unref_cb(const void *data, size_t len, void *arg)
+{
+	cache_obj_unref(arg);
+}
+
 void handle_list(struct api_req *ar)
 {
 	struct server *srv = ar->srv;
@@ -1010,7 +1025,7 @@ void handle_list(struct api_req *ar)
 	}
 	if (cont && cont[0]) {
 		if (continue_decode(cont, &list_rv, after, sizeof(after)) ||
-		    api_resource_prefix(ar->res, NULL, prefix, sizeof(prefix)) ||
+		    api_resource_prefix(ar->res, f.ns, prefix, sizeof(prefix)) ||
 		    strncmp(after, prefix, strlen(prefix))) {
 			api_reply_status(ar, 400, "BadRequest",
 					 "continue key is not valid: the token is malformed or "
@@ -1029,25 +1044,28 @@ void handle_list(struct api_req *ar)
 	if (ar->table) {
 		api_reply_obj(ar, 200, table_build(ar, lc.objs, lc.n, rvbuf, next));
 	} else {
-		/* Items are already serialised: the list is a concatenation. */
-		struct sl_buf b = SL_BUF_INIT;
-		sl_buf_printf(&b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{",
-			      ar->res->kind, api_resource_api_version(ar->res));
-		sl_buf_printf(&b, "\"resourceVersion\":\"%s\"", rvbuf);
-		if (next)
-			sl_buf_printf(&b, ",\"continue\":\"%s\"", next);
-		sl_buf_puts(&b, "},\"items\":[");
-		for (size_t i = 0; i < lc.n; i++) {
-			if (i)
-				sl_buf_append(&b, ",", 1);
-			sl_buf_append(&b, lc.objs[i]->json, lc.objs[i]->len);
-		}
-		sl_buf_puts(&b, "]}");
-		if (b.oom)
+		/* Items are already serialised: the list is a concatenation, and
+		 * each item is referenced rather than copied into the reply. */
+		struct evbuffer *b = evbuffer_new();
+		if (!b) {
 			api_reply_status(ar, 500, "InternalError", "out of memory", NULL);
-		else
-			api_reply_json(ar, 200, b.data, b.len);
-		sl_buf_fini(&b);
+			goto out;
+		}
+		evbuffer_add_printf(b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
+				       "\"resourceVersion\":\"%s\"",
+				    ar->res->kind, api_resource_api_version(ar->res), rvbuf);
+		if (next)
+			evbuffer_add_printf(b, ",\"continue\":\"%s\"", next);
+		evbuffer_add(b, "},\"items\":[", 11);
+		for (size_t i = 0; i < lc.n; i++) {
+			struct cache_obj *o = cache_obj_ref(lc.objs[i]);
+			if (i)
+				evbuffer_add(b, ",", 1);
+			if (evbuffer_add_reference(b, o->json, o->len, list_unref_cb, o))
+				cache_obj_unref(o);
+		}
+		evbuffer_add(b, "]}", 2);
+		api_reply_evbuf(ar, 200, b);
 	}
 out:
 	sl_labelsel_free(f.lsel);
@@ -1076,10 +1094,21 @@ static void prepare_for_create(const struct api_resource *r, struct json_object 
 	}
 }
 
-static bool ns_terminating(struct cache_obj *ns)
+/* Built-in namespaces that are never deleted. */
+static bool ns_protected(const char *name)
 {
-	/* Cheap check on the serialised form; the phase string is unique. */
-	return ns && strstr(ns->json, "\"phase\":\"Terminating\"");
+	return !strcmp(name, "default") || !strcmp(name, "kube-system") ||
+	       !strcmp(name, "kube-public");
+}
+
+/*
+ * A namespace is terminating once the server has set its deletionTimestamp
+ * (clients cannot set it: carry_system_fields keeps the stored value). Labels,
+ * annotations or a status PUT saying "Terminating" mean nothing.
+ */
+static bool ns_terminating(const struct cache_obj *ns)
+{
+	return ns && ns->deleting && !ns_protected(ns->name);
 }
 
 /*
@@ -1274,11 +1303,26 @@ static void carry_system_fields(const struct api_resource *r, struct json_object
 		else
 			json_object_object_del(obj, "status");
 	}
-	if (sl_json_get_int(ometa, "generation", &gen) || sl_json_get(obj, "spec")) {
-		bool changed = !sl_json_equal(sl_json_get(obj, "spec"),
-					      sl_json_get((struct json_object *)old, "spec"));
-		sl_json_set_int(meta, "generation", gen + (changed ? 1 : 0) + (gen == 0 ? 1 : 0));
-	}
+	if (sl_json_get_int(ometa, "generation", &gen))
+		sl_json_set_int(meta, "generation", gen);
+}
+
+/*
+ * metadata.generation counts spec changes. Compared after defaulting, so a
+ * PUT that omits defaulted fields is not a change (and stays a no-op).
+ */
+static void bump_generation(struct json_object *obj, const struct json_object *old)
+{
+	struct json_object *meta = sl_json_ensure_obj(obj, "metadata");
+	int64_t gen = 0;
+	bool changed;
+
+	if (!sl_json_get_int(sl_json_get(old, "metadata"), "generation", &gen) &&
+	    !sl_json_get(obj, "spec"))
+		return;
+	changed = !sl_json_equal(sl_json_get(obj, "spec"),
+				 sl_json_get((struct json_object *)old, "spec"));
+	sl_json_set_int(meta, "generation", gen + (changed ? 1 : 0) + (gen == 0 ? 1 : 0));
 }
 
 /* The object a status-subresource write produces: old with the new status. */
@@ -1332,6 +1376,7 @@ static void update_submit(struct wop *w, bool status_only)
 		wop_fail_status(w, 500, "InternalError", "out of memory while defaulting");
 		return;
 	}
+	bump_generation(w->obj, old);
 	validate_object(w->res->kind, w->res->namespaced, w->obj, old, &causes);
 	if (!causes.n && !strcmp(w->res->kind, "Service"))
 		svc_allocate(w, w->obj, old, &causes);
@@ -1505,7 +1550,11 @@ static void wop_retry(struct wop *w)
 		}
 		cache_obj_unref(w->old);
 		w->old = cache_obj_ref(cur);
-		svc_held(NULL, &w->release);
+		if (!strcmp(w->res->kind, "Service")) {
+			struct json_object *obj = cache_obj_parse(cur);
+			svc_held(obj, &w->release);
+			json_object_put(obj);
+		}
 		wop_submit(w);
 		return;
 	}
@@ -1596,8 +1645,7 @@ static void delete_namespace(struct api_req *ar, struct cache_obj *cur)
 	struct json_object *obj, *meta, *st;
 	char ts[32];
 
-	if (!strcmp(ar->name, "default") || !strcmp(ar->name, "kube-system") ||
-	    !strcmp(ar->name, "kube-public")) {
+	if (ns_protected(ar->name)) {
 		char msg[400];
 		snprintf(msg, sizeof(msg),
 			 "namespaces \"%s\" is forbidden: this namespace may not be deleted",
@@ -1639,14 +1687,17 @@ static void internal_delete(struct server *srv, struct cache_obj *o, wop_done_fn
 {
 	struct wop *w = wop_new(srv, NULL, o->res, W_DELETE);
 
-	if (!w)
+	if (!w) {
+		/* Callers count completions; an op that never starts still ends. */
+		struct wop failed = { .srv = srv, .res = o->res, .done_arg = arg, .old = o };
+		if (done)
+			done(&failed, -ENOMEM);
 		return;
+	}
 	w->old = cache_obj_ref(o);
 	w->done = done;
 	w->done_arg = arg;
 	snprintf(w->key, sizeof(w->key), "%s", o->key);
-	if (!strcmp(o->res->kind, "Service"))
-		svc_held(NULL, &w->release);
 	if (!strcmp(o->res->kind, "Service")) {
 		struct json_object *obj = cache_obj_parse(o);
 		svc_held(obj, &w->release);
@@ -1669,21 +1720,39 @@ static int ns_collect(struct cache_obj *o, void *arg)
 	return list_collect(o, lc);
 }
 
+static void ns_finalize_later(struct server *srv, const char *ns);
+
+/* Drops one reference on the cleanup round; the last one decides what next. */
+static void ns_cleanup_put(struct ns_cleanup *nc)
+{
+	struct server *srv = nc->srv;
+	char ns[256];
+	bool failed = nc->failed;
+
+	if (--nc->pending)
+		return;
+	snprintf(ns, sizeof(ns), "%s", nc->ns);
+	free(nc);
+	if (srv->shutting_down)
+		return; /* resumed from the Terminating state at the next start */
+	if (failed) {
+		/* Conflicts (a concurrent update) or store errors: try again a
+		 * little later rather than spinning. */
+		ns_finalize_later(srv, ns);
+		return;
+	}
+	/* Objects created meanwhile (refused while Terminating, but cheap to
+	 * check) trigger another round; an empty namespace is deleted. */
+	ns_finalize(srv, ns);
+}
+
 static void ns_object_deleted(struct wop *w, int err)
 {
 	struct ns_cleanup *nc = w->done_arg;
 
 	if (err && err != -SL_ERR_NOTFOUND)
 		nc->failed = true;
-	if (--nc->pending == 0) {
-		struct server *srv = nc->srv;
-		char ns[256];
-		snprintf(ns, sizeof(ns), "%s", nc->ns);
-		free(nc);
-		/* Objects created meanwhile (not possible while Terminating, but
-		 * cheap to check) trigger another round. */
-		ns_finalize(srv, ns);
-	}
+	ns_cleanup_put(nc);
 }
 
 static void ns_removed(struct wop *w, int err)
@@ -1693,15 +1762,45 @@ static void ns_removed(struct wop *w, int err)
 			sl_strerror(err));
 }
 
+struct ns_retry {
+	struct server *srv;
+	char ns[256];
+};
+
+static void ns_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ns_retry *r = arg;
+
+	if (!r->srv->shutting_down)
+		ns_finalize(r->srv, r->ns);
+	free(r);
+}
+
+static void ns_finalize_later(struct server *srv, const char *ns)
+{
+	struct ns_retry *r = calloc(1, sizeof(*r));
+	struct timeval tv = { 1, 0 };
+
+	if (!r)
+		return;
+	r->srv = srv;
+	snprintf(r->ns, sizeof(r->ns), "%s", ns);
+	if (event_base_once(srv->base, -1, EV_TIMEOUT, ns_retry_cb, r, &tv))
+		free(r);
+}
+
 /* Deletes everything in a Terminating namespace, then the namespace. */
 static void ns_finalize(struct server *srv, const char *ns)
 {
 	struct ns_cleanup *nc = calloc(1, sizeof(*nc));
 	struct cache_obj *nso;
+	bool empty = true;
 
 	if (!nc)
 		return;
 	nc->srv = srv;
+	nc->pending = 1; /* held while submitting, so completions that run
+			    synchronously cannot free nc under us */
 	snprintf(nc->ns, sizeof(nc->ns), "%s", ns);
 	for (size_t i = 0; i < api_resources_n; i++) {
 		const struct api_resource *r = &api_resources[i];
@@ -1712,12 +1811,15 @@ static void ns_finalize(struct server *srv, const char *ns)
 		cache_list(srv->cache, &f, NULL, ns_collect, &lc);
 		for (size_t j = 0; j < lc.n; j++) {
 			nc->pending++;
+			empty = false;
 			internal_delete(srv, lc.objs[j], ns_object_deleted, nc);
 		}
 		free(lc.objs);
 	}
-	if (nc->pending)
+	if (!empty) {
+		ns_cleanup_put(nc);
 		return;
+	}
 	free(nc);
 	nso = cache_get(srv->cache, &api_resources[0], NULL, ns);
 	if (nso && ns_terminating(nso))
@@ -1728,6 +1830,7 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 {
 	struct cache_obj *cur = cache_get(ar->srv->cache, ar->res, ar->ns, ar->name);
 	struct wop *w;
+	bool has_pre = false;
 
 	if (!cur) {
 		reply_notfound(ar, ar->name);
@@ -1763,6 +1866,9 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 		puid = sl_json_get_str(pre, "uid");
 		prv = sl_json_get_str(pre, "resourceVersion");
 		if (puid || prv) {
+			/* A conditional delete must not be retried against a newer
+			 * object: conflicts become final 409s. */
+			has_pre = true;
 			struct json_object *obj = cache_obj_parse(cur);
 			const char *uid = sl_json_get_str(sl_json_get(obj, "metadata"), "uid");
 			char rv[24], msg[512];
@@ -1806,6 +1912,7 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 		return;
 	}
 	w->old = cache_obj_ref(cur);
+	w->explicit_rv = has_pre;
 	snprintf(w->key, sizeof(w->key), "%s", cur->key);
 	if (!strcmp(ar->res->kind, "Service")) {
 		struct json_object *obj = cache_obj_parse(cur);

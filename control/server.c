@@ -111,6 +111,18 @@ void api_reply_json(struct api_req *ar, int code, const char *body, size_t len)
 	metrics_request(ar->srv->metrics, ar->verb, ar->res, code, api_elapsed(&ar->start));
 }
 
+void api_reply_evbuf(struct api_req *ar, int code, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ar->req);
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-cache, private");
+	evhttp_send_reply(ar->req, code, reason_phrase(code), body);
+	evbuffer_free(body);
+	ar->req = NULL;
+	metrics_request(ar->srv->metrics, ar->verb, ar->res, code, api_elapsed(&ar->start));
+}
+
 void api_reply_obj(struct api_req *ar, int code, struct json_object *obj)
 {
 	size_t len;
@@ -521,12 +533,16 @@ static void finish_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	if (srv->pending_writes) {
+	if (srv->pending_writes && time(NULL) < srv->shutdown_deadline) {
 		/* In-flight writes finish before we go; dispatch keeps running. */
 		struct timeval tv = { 0, 20000 };
 		event_base_once(srv->base, -1, EV_TIMEOUT, finish_shutdown_cb, srv, &tv);
 		return;
 	}
+	if (srv->pending_writes)
+		pr_warn("control", "shutdown: %u writes still in flight after the grace period; "
+			"their clients get no answer (the store finishes them on close)",
+			srv->pending_writes);
 	event_base_loopexit(srv->base, NULL);
 }
 
@@ -540,6 +556,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	pr_info("control", "signal %d: shutting down (%u writes in flight, %zu watches)", (int)sig,
 		srv->pending_writes, watch_count(srv));
 	srv->shutting_down = true;
+	srv->shutdown_deadline = time(NULL) + 10;
 	watch_close_all(srv);
 	/* Give replies and closing chunks a moment to flush. */
 	event_base_once(srv->base, -1, EV_TIMEOUT, finish_shutdown_cb, srv, &tv);

@@ -65,6 +65,7 @@ struct server {
 	struct watch_stream *watches; /* all open watch streams */
 	unsigned pending_writes;
 	bool shutting_down;
+	time_t shutdown_deadline; /* give up waiting for in-flight writes */
 	bool ready; /* bootstrap objects exist */
 	time_t started;
 };
@@ -91,6 +92,8 @@ struct api_req {
 const char *api_query(struct api_req *ar, const char *key);
 void api_reply_json(struct api_req *ar, int code, const char *body, size_t len);
 void api_reply_obj(struct api_req *ar, int code, struct json_object *obj); /* consumes obj */
+struct evbuffer;
+void api_reply_evbuf(struct api_req *ar, int code, struct evbuffer *body); /* consumes body */
 /* Kubernetes Status error. details may be NULL; it is consumed. */
 void api_reply_status(struct api_req *ar, int code, const char *reason, const char *msg,
 		      struct json_object *details);

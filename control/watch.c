@@ -35,6 +35,12 @@
 
 bool api_filter_from_query(struct api_req *ar, struct cache_watcher *f);
 
+#define WATCH_MAX_TIMEOUT_S (7 * 86400)
+/* While a watch is open the peer has nothing to send; input beyond this is
+ * left unread (and drained periodically) so a client cannot make the server
+ * buffer without bound. */
+#define WATCH_INPUT_WATERMARK 4096
+
 struct watch_stream {
 	struct server *srv;
 	struct api_req *ar;
@@ -46,6 +52,9 @@ struct watch_stream {
 	bool sent_columns;
 	bool peer_gone;
 	bool ending;
+	bool slow;           /* closed for falling behind: drop the connection */
+	bool replaying;      /* initial/ring replay in progress: no slow check */
+	size_t replay_bytes; /* backlog right after the replay (allowed on top) */
 	time_t deadline;
 	time_t last_send;
 	struct watch_stream *prev, *next;
@@ -73,18 +82,35 @@ static void ws_unlink(struct watch_stream *ws)
 	ws->prev = ws->next = NULL;
 }
 
-/* Ends the stream (terminating chunk unless the peer is gone) and frees it. */
+/*
+ * Ends the stream and frees it. Normally with the terminating chunk (the
+ * connection then serves further requests); a slow watcher's connection is
+ * dropped at once, because its unsent backlog is exactly what we must not
+ * keep holding.
+ */
 static void ws_end(struct watch_stream *ws)
 {
 	struct server *srv = ws->srv;
 
 	cache_watch_stop(srv->cache, &ws->w);
 	ws_unlink(ws);
-	if (ws->evcon)
+	if (ws->evcon) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(ws->evcon);
 		evhttp_connection_set_closecb(ws->evcon, NULL, NULL);
+		if (ws->slow) {
+			/* Frees the request too. */
+			evhttp_connection_free(ws->evcon);
+			ws->req = NULL;
+		} else {
+			evhttp_connection_set_timeout(ws->evcon, srv->cfg.idle_timeout_s);
+			if (bev)
+				bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		}
+	}
 	/* With the peer gone evhttp has detached the request; reply_end then
 	 * only frees it. */
-	evhttp_send_reply_end(ws->req);
+	if (ws->req)
+		evhttp_send_reply_end(ws->req);
 	metrics_request(srv->metrics, VERB_WATCH, ws->w.res, 200, api_elapsed(&ws->ar->start));
 	sl_labelsel_free(ws->w.lsel);
 	sl_fieldsel_free(ws->w.fsel);
@@ -123,7 +149,26 @@ static const char *ws_peer(struct evhttp_connection *evcon)
 	return buf;
 }
 
-/* Queues one line; returns -1 when the watcher must go (slow or gone). */
+/* Sends a ready chunk (consumed); returns -1 when the watcher must go. */
+static int ws_send_buf(struct watch_stream *ws, struct evbuffer *b)
+{
+	evhttp_send_reply_chunk(ws->req, b);
+	evbuffer_free(b);
+	ws->last_send = time(NULL);
+	/* The initial replay may be larger than the limit: the client reads
+	 * it at its own pace; only what piles up beyond it counts. */
+	if (!ws->replaying &&
+	    ws_backlog(ws) > ws->srv->cfg.watch_buffer_bytes + ws->replay_bytes) {
+		pr_warn("control", "watch '%s' from %s: %zu bytes unsent; closing slow watcher",
+			ws->w.res->plural, ws->evcon ? ws_peer(ws->evcon) : "?", ws_backlog(ws));
+		metrics_watch_closed_slow(ws->srv->metrics);
+		ws->slow = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Queues one line built from bytes (bookmarks, errors, tables). */
 static int ws_send(struct watch_stream *ws, const char *type, const char *obj, size_t len)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -133,18 +178,31 @@ static int ws_send(struct watch_stream *ws, const char *type, const char *obj, s
 	evbuffer_add_printf(b, "{\"type\":\"%s\",\"object\":", type);
 	evbuffer_add(b, obj, len);
 	evbuffer_add(b, "}\n", 2);
-	evhttp_send_reply_chunk(ws->req, b);
-	evbuffer_free(b);
-	ws->last_send = time(NULL);
-	if (ws_backlog(ws) > ws->srv->cfg.watch_buffer_bytes) {
-		pr_warn("control", "watch '%s' from %s: %zu bytes unsent; closing slow watcher",
-			ws->w.res->plural,
-			ws->evcon ? ws_peer(ws->evcon) : "?",
-			ws_backlog(ws));
-		metrics_watch_closed_slow(ws->srv->metrics);
+	return ws_send_buf(ws, b);
+}
+
+static void obj_unref_cb(const void *data, size_t len, void *arg)
+{
+	cache_obj_unref(arg);
+}
+
+/*
+ * Queues one event carrying a cached object. The object's JSON is referenced,
+ * not copied: with 1,000 watchers an event costs 1,000 small headers, not
+ * 1,000 copies of the object.
+ */
+static int ws_send_obj(struct watch_stream *ws, const char *type, struct cache_obj *o)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (!b)
 		return -1;
-	}
-	return 0;
+	evbuffer_add_printf(b, "{\"type\":\"%s\",\"object\":", type);
+	cache_obj_ref(o);
+	if (evbuffer_add_reference(b, o->json, o->len, obj_unref_cb, o))
+		cache_obj_unref(o);
+	evbuffer_add(b, "}\n", 2);
+	return ws_send_buf(ws, b);
 }
 
 static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cache_obj *obj,
@@ -177,7 +235,7 @@ static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cac
 			ws->ending = true;
 		return rc;
 	}
-	rc = ws_send(ws, cache_ev_name(type), obj->json, obj->len);
+	rc = ws_send_obj(ws, cache_ev_name(type), obj);
 	if (rc)
 		ws->ending = true;
 	return rc;
@@ -208,6 +266,36 @@ static void ws_send_expired(struct watch_stream *ws, int64_t want)
 	ws_send(ws, "ERROR", buf, (size_t)n);
 }
 
+/*
+ * A watch on /<plural>/<name> is a watch on metadata.name=<name>, ANDed with
+ * any fieldSelector. The requirement is added structurally: building a
+ * selector string would let a name containing ',' or '=' change its meaning.
+ */
+static int watch_add_name(struct cache_watcher *w, const char *name)
+{
+	struct sl_fieldsel_req *reqs;
+
+	if (!w->fsel) {
+		w->fsel = calloc(1, sizeof(*w->fsel));
+		if (!w->fsel)
+			return -ENOMEM;
+	}
+	reqs = realloc(w->fsel->reqs, (w->fsel->n_reqs + 1) * sizeof(*reqs));
+	if (!reqs)
+		return -ENOMEM;
+	w->fsel->reqs = reqs;
+	reqs[w->fsel->n_reqs].field = strdup("metadata.name");
+	reqs[w->fsel->n_reqs].value = strdup(name);
+	reqs[w->fsel->n_reqs].negate = false;
+	if (!reqs[w->fsel->n_reqs].field || !reqs[w->fsel->n_reqs].value) {
+		free(reqs[w->fsel->n_reqs].field);
+		free(reqs[w->fsel->n_reqs].value);
+		return -ENOMEM;
+	}
+	w->fsel->n_reqs++;
+	return 0;
+}
+
 void handle_watch(struct api_req *ar)
 {
 	struct server *srv = ar->srv;
@@ -233,22 +321,9 @@ void handle_watch(struct api_req *ar)
 		api_req_free(ar);
 		return;
 	}
-	if (ar->name[0]) {
-		/* A watch on a single object is a watch on its name. */
-		char sel[300];
-		struct sl_fieldsel *fs;
-		snprintf(sel, sizeof(sel), "metadata.name=%s", ar->name);
-		fs = sl_fieldsel_parse(sel, NULL, 0);
-		if (ws->w.fsel) {
-			/* Both conditions must hold; matching ANDs the lists. */
-			const char *q = api_query(ar, "fieldSelector");
-			char both[1024];
-			snprintf(both, sizeof(both), "%s,%s", sel, q ? q : "");
-			sl_fieldsel_free(fs);
-			fs = sl_fieldsel_parse(both, NULL, 0);
-			sl_fieldsel_free(ws->w.fsel);
-		}
-		ws->w.fsel = fs;
+	if (ar->name[0] && watch_add_name(&ws->w, ar->name)) {
+		api_reply_status(ar, 500, "InternalError", "out of memory", NULL);
+		goto fail;
 	}
 	if (rvq && rvq[0] && strcmp(rvq, "0")) {
 		char *end;
@@ -272,14 +347,19 @@ void handle_watch(struct api_req *ar)
 		initial = true;
 	if (to && to[0]) {
 		char *end;
+		errno = 0;
 		timeout = strtol(to, &end, 10);
-		if (*end || timeout < 0) {
+		if (*end || errno || timeout < 0) {
 			api_reply_status(ar, 400, "BadRequest",
 					 "timeoutSeconds: Invalid value: must be a non-negative "
 					 "integer",
 					 NULL);
 			goto fail;
 		}
+		/* Longer watches than a week buy nothing and would overflow the
+		 * connection timeout arithmetic. */
+		if (timeout > WATCH_MAX_TIMEOUT_S)
+			timeout = WATCH_MAX_TIMEOUT_S;
 	}
 	if (!timeout) {
 		unsigned r = 0;
@@ -306,15 +386,21 @@ void handle_watch(struct api_req *ar)
 	if (ws->evcon) {
 		/* Idle keep-alive limits do not apply to a watch; it ends at its
 		 * deadline. */
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(ws->evcon);
 		evhttp_connection_set_timeout(ws->evcon, (int)timeout + 60);
 		evhttp_connection_set_closecb(ws->evcon, ws_closecb, ws);
+		if (bev)
+			bufferevent_setwatermark(bev, EV_READ, 0, WATCH_INPUT_WATERMARK);
 	}
 	ws->next = srv->watches;
 	if (srv->watches)
 		srv->watches->prev = ws;
 	srv->watches = ws;
 
+	ws->replaying = true;
 	err = cache_watch_start(srv->cache, &ws->w, initial, from);
+	ws->replaying = false;
+	ws->replay_bytes = ws_backlog(ws);
 	if (err == -SL_ERR_COMPACTED) {
 		ws_send_expired(ws, from);
 		ws_end(ws);
@@ -343,6 +429,12 @@ void watch_tick(struct server *srv)
 
 	for (ws = srv->watches; ws; ws = next) {
 		next = ws->next;
+		if (ws->evcon) {
+			struct bufferevent *bev = evhttp_connection_get_bufferevent(ws->evcon);
+			struct evbuffer *in = bev ? bufferevent_get_input(bev) : NULL;
+			if (in)
+				evbuffer_drain(in, evbuffer_get_length(in));
+		}
 		if (ws->ending || now >= ws->deadline) {
 			if (!ws->ending && ws->bookmarks)
 				ws_send_bookmark(ws, false);
