@@ -11,6 +11,7 @@
 # Components are static libraries plus a thin main.c: every *.c in a component
 # directory except main.c goes into lib<comp>.a.
 
+.DEFAULT_GOAL := all
 BUILD     ?= build
 SANITIZER ?=
 V         ?= 0
@@ -24,9 +25,9 @@ Q :=
 msg = @true
 endif
 
-PKGS      := json-c libevent libcurl sqlite3
+PKGS      := json-c libevent libcurl sqlite3 libbpf
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lpthread -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lelf -lz -lpthread -lm
 
 WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
           -Wstrict-prototypes -Wno-unused-parameter -Wvla
@@ -34,7 +35,8 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 # appended, never replace the project's flags.
 OPT    ?= -O2 -g
 ALL_CFLAGS := $(OPT) -std=gnu11 $(WARN) -MMD -MP -D_GNU_SOURCE -fno-omit-frame-pointer \
-          -Ilib/include -Icontrol/include -I. $(PKG_CFLAGS) $(CFLAGS)
+          -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -I$(BUILD)/bpf -I. \
+          $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS)
 ifneq ($(SANITIZER),)
 ALL_CFLAGS  += -fsanitize=$(SANITIZER) -fno-sanitize-recover=undefined
@@ -47,11 +49,42 @@ BIN := $(BUILD)/bin
 # --- components -------------------------------------------------------------
 LIB_SRC     := $(wildcard lib/*.c)
 CONTROL_SRC := $(filter-out control/main.c,$(wildcard control/*.c))
+AGENT_SRC   := $(filter-out agent/main.c,$(wildcard agent/*.c))
 
 LIBSLUICE  := $(BUILD)/lib/libsluice.a
 LIBCONTROL := $(BUILD)/lib/libcontrol.a
+LIBAGENT   := $(BUILD)/lib/libagent.a
+# Every binary links all component libraries (order: users before providers).
+ALL_LIBS   := $(LIBAGENT) $(LIBCONTROL) $(LIBSLUICE)
 
 BINS := $(BIN)/sluice-control
+ifneq ($(wildcard agent/main.c),)
+BINS += $(BIN)/sluice-agent
+endif
+
+# --- eBPF -------------------------------------------------------------------
+# clang -target bpf with vmlinux.h from the running kernel's BTF, then
+# bpftool gen skeleton; user space includes the skeletons from $(BUILD)/bpf.
+BPF_SRC   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRC))
+VMLINUX   := $(BUILD)/bpf/vmlinux.h
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Wno-unused-function \
+              -I$(BUILD)/bpf -Ibpf/include -Ibpf -I.
+
+$(VMLINUX):
+	$(call msg,GEN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(VMLINUX) $(wildcard bpf/include/*/*.h bpf/lib/*.h)
+	$(call msg,BPF,$<)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)bpftool gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
 
 # --- tests ------------------------------------------------------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -65,7 +98,7 @@ TOOL_BINS := $(patsubst tools/%/main.c,$(BIN)/%,$(TOOL_SRC))
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(BINS) $(TOOL_BINS)
+all: $(BINS) $(TOOL_BINS) $(BPF_OBJS)
 
 $(OBJ)/%.o: %.c
 	$(call msg,CC,$<)
@@ -82,32 +115,46 @@ $(LIBCONTROL): $(patsubst %.c,$(OBJ)/%.o,$(CONTROL_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/sluice-control: $(OBJ)/control/main.o $(LIBCONTROL) $(LIBSLUICE)
+# Agent objects include the BPF skeletons.
+$(patsubst %.c,$(OBJ)/%.o,$(wildcard agent/*.c) $(wildcard tools/*/main.c) $(wildcard tests/unit/*.c)): | $(BPF_SKELS)
+
+$(LIBAGENT): $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRC))
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/sluice-control: $(OBJ)/control/main.o $(ALL_LIBS)
 	$(call msg,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BIN)/%: $(OBJ)/tools/%/main.o $(LIBCONTROL) $(LIBSLUICE)
+$(BIN)/sluice-agent: $(OBJ)/agent/main.o $(ALL_LIBS)
 	$(call msg,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BIN)/tests/test_%: $(OBJ)/tests/unit/test_%.o $(OBJ)/tests/unit/harness.o $(LIBCONTROL) $(LIBSLUICE)
+$(BIN)/%: $(OBJ)/tools/%/main.o $(ALL_LIBS)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BIN)/tests/test_%: $(OBJ)/tests/unit/test_%.o $(OBJ)/tests/unit/harness.o $(ALL_LIBS)
 	$(call msg,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Fuzz targets are built twice: with libFuzzer (make fuzz, clang) and as a
 # replay driver that runs every corpus file once (part of make test).
-$(BIN)/tests/replay_%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/replay_main.o $(LIBCONTROL) $(LIBSLUICE)
+$(BIN)/tests/replay_%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/replay_main.o $(ALL_LIBS)
 	$(call msg,LD,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib/include -Icontrol/include $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include \
+               -Ibpf/include -I$(BUILD)/bpf -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CONTROL_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CONTROL_SRC) $(AGENT_SRC) | $(BPF_SKELS)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PKGS=(
   build-essential pkg-config clang llvm
   libjson-c-dev libevent-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
-  libbpf-dev bpftool libelf-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
+  libbpf-dev bpftool libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
   libclang-rt-14-dev
   etcd-server etcd-client
   iproute2 nftables iptables curl jq hyperfine
