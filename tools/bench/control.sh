@@ -350,10 +350,18 @@ mkdir -p "$pd"
 		echo "$st $(med rss vmrss_kb api=sluice state=$st | awk '{ print $1 / 1024 }') $(med rss vmrss_kb api=etcd state=$st | awk '{ print $1 / 1024 }')"
 	done
 } >"$pd/rss.dat"
-# CDF panel: the last rep at the first (steady) rate.
+# CDF panel: at the first (steady) rate, the run whose p99 from send is the
+# median one, so a single disturbed run does not stand for the rest.
 first_rate=${WATCH_RATES%% *}
+median_rep() { # median_rep API RATE
+	awk -v api="$1" -v rate="$2.0" '
+		$2 == "watch" && index($0, " api=" api " ") && index($0, " rate=" rate " ") {
+			for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == "rep") r = a[2]; if (a[1] == "send_p99_ms") v = a[2] }
+			print v, r
+		}' "$raw" | sort -g | awk '{ r[NR] = $2 } END { print (NR ? r[int((NR + 1) / 2)] : 0) }'
+}
 for api in sluice etcd; do
-	cp "$tmp/cdf-$api-$first_rate-$REPS.txt" "$pd/cdf-$api.dat" 2>/dev/null ||
+	cp "$tmp/cdf-$api-$first_rate-$(median_rep "$api" "$first_rate").txt" "$pd/cdf-$api.dat" 2>/dev/null ||
 		echo "50 nan nan" >"$pd/cdf-$api.dat"
 done
 png_note=""

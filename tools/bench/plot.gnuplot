@@ -41,8 +41,10 @@ plot dir."/list.dat" using 2:xtic(1) title "p50", '' using 3 title "p99"
 set title "Watch delivery, 1,000 watchers (from scheduled send)"
 set ylabel "ms (lower is better)"
 set xlabel "percentile, updates/s"
-set yrange [*:*]
+set logscale y
+set yrange [1:*]
 plot dir."/watch.dat" using 2:xtic(1) title "sluice", '' using 3 title "etcd"
+unset logscale y
 set yrange [0:*]
 
 set title "Server RSS (10k Services + 100k endpoints)"
@@ -51,7 +53,7 @@ set xlabel ""
 plot dir."/rss.dat" using 2:xtic(1) title "sluice", '' using 3 title "etcd"
 
 set style data linespoints
-set title "Watch delivery CDF, ".rate." updates/s (last run)"
+set title "Watch delivery CDF, ".rate." updates/s (median run)"
 set xlabel "ms after the update's scheduled send (solid) / the writer's ack (dashed)"
 set ylabel "percentile of deliveries"
 set yrange [0:100]
