@@ -167,4 +167,135 @@ _Static_assert(sizeof(struct sl_affinity_key) == 16, "sl_affinity_key layout");
 _Static_assert(sizeof(struct sl_affinity_val) == 16, "sl_affinity_val layout");
 #endif
 
+/* ---- North-south per-packet path (bpf/tc_nodeport.bpf.c) -----------------
+ *
+ * Maps owned by the uplink programs (the socket-LB programs never open them):
+ *
+ *   ct4_tcp / ct4_any {tuple, dir} ──▶ ct4_val   LRU; TCP apart so UDP floods
+ *                                                 cannot evict TCP flows
+ *   nat4 {nat addr/port, peer}     ──▶ nat4_val  LRU; SNAT reverse mapping,
+ *                                                 insert-if-absent = port allocator
+ *   maglev[maglev_base + h % M]    ──▶ backend_id ARRAY, M = SL_MAGLEV_M
+ *   local4 {addr}                  ──▶ flags     node addresses (NodePort wildcard)
+ *   node4[0]                       ──▶ node4_cfg SNAT address, port range, hash seed
+ *   npctr[reason]                  ──▶ sl_counter PERCPU, N-S path only
+ */
+#define SL_MAX_CT 262144       /* per CT map; LRU evicts the coldest when full */
+#define SL_MAX_NAT 131072      /* ~1/2 of CT: only SNATed (remote-backend) flows use it */
+#define SL_MAX_LOCAL_ADDRS 256
+#define SL_MAGLEV_M 16381      /* Maglev table size (prime, >= 100 x backends for <=1% churn) */
+#define SL_MAX_MAGLEV_TABLES 64 /* default; the agent may raise max_entries before load */
+#define SL_NAT_PORT_MIN 61000  /* defaults when node4_cfg leaves the range 0: above */
+#define SL_NAT_PORT_MAX 65535  /*   Linux's default ephemeral range 32768-60999 */
+#define SL_NAT_RETRIES 16      /* bounded port-allocation attempts per new flow */
+#define SL_SCTP_CRC_MAX 1480   /* largest SCTP packet (bytes from the SCTP header) rewritten */
+
+/* Conntrack tuple as seen on the wire in one direction. FWD entries are keyed
+ * by the client's packet (client -> frontend, seen at uplink ingress); REPLY
+ * entries by the local backend's answer (backend -> client, seen at uplink
+ * egress). SNATed flows have no REPLY entry: their replies are found in nat4. */
+enum sl_ct_dir {
+	SL_CT_DIR_FWD = 0,
+	SL_CT_DIR_REPLY = 1,
+};
+
+struct sl_ct4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;    /* enum sl_ct_dir */
+	__u16 pad;
+};
+
+enum sl_ct_flags {
+	SL_CT_F_SNAT = 1 << 0,     /* source rewritten to nat_addr:nat_port (remote backend) */
+	SL_CT_F_SEEN_FIN = 1 << 1, /* TCP FIN seen in either direction */
+	SL_CT_F_SEEN_RST = 1 << 2, /* TCP RST seen in either direction */
+};
+
+/* Lifetimes (idle) after which an entry is treated as absent by the
+ * datapath and may be deleted by the agent's GC. */
+#define SL_CT_LIFETIME_TCP_S 21600  /* established TCP: 6 h */
+#define SL_CT_LIFETIME_CLOSE_S 10   /* TCP after FIN/RST */
+#define SL_CT_LIFETIME_ANY_S 60     /* UDP, SCTP */
+
+/* One layout for both directions: everything needed to translate either way. */
+struct sl_ct4_val {
+	__u64 last_seen_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC), refreshed at most 1/s */
+	__be32 fe_addr;      /* frontend the client addressed (the node IP for NodePort) */
+	__be32 client_addr;  /* client source address */
+	__be32 backend_addr; /* chosen backend */
+	__be32 nat_addr;     /* SNAT source toward the backend; 0 without SNAT */
+	__be16 fe_port;
+	__be16 client_port;
+	__be16 backend_port;
+	__be16 nat_port;     /* SNAT source port; 0 without SNAT */
+	__u32 backend_id;    /* backends4 index; re-selected if the backend is GONE */
+	__u32 svc_id;
+	__u16 flags;         /* enum sl_ct_flags */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* nat4: reverse SNAT mapping, keyed as the backend's reply arrives
+ * (peer = backend -> nat addr:port). Inserting with BPF_NOEXIST reserves the
+ * port, so the map is also the allocator. */
+struct sl_nat4_key {
+	__be32 nat_addr;
+	__be32 peer_addr;
+	__be16 nat_port;
+	__be16 peer_port;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct sl_nat4_val {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__be32 orig_addr;   /* client address the reply goes back to */
+	__be32 fe_addr;     /* reply source is rewritten back to the frontend */
+	__be16 orig_port;
+	__be16 fe_port;
+	__u32 pad;
+};
+
+/* local4[addr]: addresses owned by this node; a packet to one of them may
+ * hit a NodePort wildcard (addr 0) frontend. */
+struct sl_local4_val {
+	__u32 flags; /* reserved, 0 */
+};
+
+/* node4[0]: per-node settings of the N-S path. */
+struct sl_node4_cfg {
+	__be32 snat_addr;   /* node address used as source toward remote backends; 0 = no SNAT */
+	__u32 hash_seed;    /* flow-hash seed; must be equal on every node (Maglev consistency) */
+	__u16 nat_port_min; /* host order, inclusive; 0 = SL_NAT_PORT_MIN */
+	__u16 nat_port_max; /* host order, inclusive; 0 = SL_NAT_PORT_MAX */
+	__u32 flags;        /* reserved, 0 */
+};
+
+/* Reasons of the N-S path beyond the shared ones (counter indices). */
+#define SL_R_FIB_FAIL 12  /* no route/neighbour for a packet that must be redirected */
+#define SL_R_CSUM_FAIL 13 /* a checksum or store helper failed */
+#define SL_R_REJECTED 14  /* no endpoints: a TCP RST / ICMP unreachable was sent */
+#define SL_R_TOO_BIG 15   /* SCTP packet longer than SL_SCTP_CRC_MAX */
+
+#define SL_MAP_CT4_TCP "sl_ct4_tcp_v1"
+#define SL_MAP_CT4_ANY "sl_ct4_any_v1"
+#define SL_MAP_NAT4 "sl_nat4_v1"
+#define SL_MAP_MAGLEV "sl_maglev_v1"
+#define SL_MAP_LOCAL4 "sl_local4_v1"
+#define SL_MAP_NODE4 "sl_node4_v1"
+#define SL_MAP_NP_COUNTERS "sl_npctr_v1"
+
+#ifndef __VMLINUX_H__
+_Static_assert(sizeof(struct sl_ct4_key) == 16, "sl_ct4_key layout");
+_Static_assert(sizeof(struct sl_ct4_val) == 48, "sl_ct4_val layout");
+_Static_assert(sizeof(struct sl_nat4_key) == 16, "sl_nat4_key layout");
+_Static_assert(sizeof(struct sl_nat4_val) == 24, "sl_nat4_val layout");
+_Static_assert(sizeof(struct sl_local4_val) == 4, "sl_local4_val layout");
+_Static_assert(sizeof(struct sl_node4_cfg) == 16, "sl_node4_cfg layout");
+#endif
+
 #endif
