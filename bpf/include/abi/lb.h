@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Service load-balancing ABI: the single definition of every map key, value
- * and constant that the eBPF programs (bpf/*.bpf.c) and user space (agent,
+ * and constant that the eBPF programs (bpf/<hook>_<role>.bpf.c) and user space (agent,
  * sluicectl, tests) share. Layouts have explicit padding so the bytes are
  * deterministic (hashing, verifier, bpftool dumps) and a _Static_assert on
  * each size. IPv4 maps now; IPv6 gets parallel *6 maps with the same values.
@@ -296,6 +296,46 @@ _Static_assert(sizeof(struct sl_nat4_key) == 16, "sl_nat4_key layout");
 _Static_assert(sizeof(struct sl_nat4_val) == 24, "sl_nat4_val layout");
 _Static_assert(sizeof(struct sl_local4_val) == 4, "sl_local4_val layout");
 _Static_assert(sizeof(struct sl_node4_cfg) == 16, "sl_node4_cfg layout");
+#endif
+
+/*
+ * Additions for the socket load balancer (cgroup_sock_lb.bpf.c).
+ *
+ * svcbe4 {svc_id, backend_id} -> u32: membership of a backend in a service
+ * (either scope). The agent writes it for every service, before the slot
+ * block that uses the backend, and deletes it after the last block using it
+ * is gone. The socket LB validates an affinity hit against it, so a client
+ * never sticks to a backend that left the service (Cilium's "affinity match").
+ */
+struct sl_svc_be_key {
+	__u32 svc_id;
+	__u32 backend_id;
+};
+
+/* The socket LB shares local4 (SL_MAP_LOCAL4, struct sl_local4_val) with the
+ * uplink path for the NodePort wildcard match. Both objects define it as
+ * BPF_MAP_TYPE_HASH, max_entries SL_MAX_LOCAL_ADDRS, no map_flags: pinned maps
+ * are reused by name only when type, sizes and flags agree. */
+
+/* cfg[0]: node-wide settings read by the programs. */
+struct sl_lb_cfg {
+	__u64 host_netns_cookie; /* SO_NETNS_COOKIE of the host netns; 0 = post_bind check off */
+	__u32 flags;             /* reserved, 0 */
+	__u32 pad;
+};
+
+#define SL_MAX_SVC_BE SL_MAX_SLOTS
+
+/* Reasons added for the socket LB (below SL_R_MAX). */
+#define SL_R_BIND_NODEPORT 8 /* post_bind4: host bind on a NodePort refused */
+#define SL_R_AFFINITY_HIT 9  /* connect/sendmsg used a valid affinity entry */
+
+#define SL_MAP_SVC_BE4 "sl_svcbe4_v1"
+#define SL_MAP_CFG "sl_cfg_v1"
+
+#ifndef __VMLINUX_H__
+_Static_assert(sizeof(struct sl_svc_be_key) == 8, "sl_svc_be_key layout");
+_Static_assert(sizeof(struct sl_lb_cfg) == 16, "sl_lb_cfg layout");
 #endif
 
 #endif
