@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Service maps shared by every load-balancing program (socket LB and the
+ * uplink path). They are pinned by name, so each object that includes this
+ * header must define them identically (type, key, value, max_entries,
+ * flags): libbpf refuses to reuse a pinned map whose definition differs.
+ * Layouts and names come from abi/lb.h.
+ */
+#ifndef SLUICE_BPF_SL_SVC_MAPS_H
+#define SLUICE_BPF_SL_SVC_MAPS_H
+
+#include "lib/sl_defs.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_SERVICES);
+	__type(key, struct sl_svc_key);
+	__type(value, struct sl_svc_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svc4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SL_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32); /* backend_id */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_slots_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct sl_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_be4_v1 SEC(".maps");
+
+#endif
