@@ -14,10 +14,13 @@
 source "$(dirname "$0")/lib.sh"
 
 SERVERS=()
+SRVN=1 # numbers the servers in check names
 start_control --store memory || { not_ok start; finish; }
 SERVERS+=("$CONTROL_PID")
 URL=$CONTROL_URL
 JSON=(-H 'Content-Type: application/json')
+# Detail lines under a "not ok" stay indented, so none reads as a result.
+indent() { sed 's/^/  /'; }
 
 # api METHOD PATH [curl args...]: one request to $URL; sets CODE and BODY.
 api() {
@@ -496,15 +499,17 @@ rc=$?
 expect_match listen-malformed-names-flag "$out" "--listen 'nonsense'"
 
 # --- the servers survived all of it, cleanly -------------------------------------------------------
-for pid in "${SERVERS[@]}"; do
-	if kill -0 "$pid" 2>/dev/null; then ok "server-$pid-alive"; else not_ok "server-$pid-alive"; fi
+for i in "${!SERVERS[@]}"; do
+	pid=${SERVERS[$i]}
+	if kill -0 "$pid" 2>/dev/null; then ok "server-$SRVN-alive"; else not_ok "server-$SRVN-alive"; fi
 	kill -TERM "$pid" 2>/dev/null
 	rc=0
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	wait "$pid" 2>/dev/null || rc=$?
-	expect_eq "server-$pid-exit-0" "$rc" 0
+	expect_eq "server-$SRVN-exit-0" "$rc" 0
+	SRVN=$((SRVN + 1))
 done
 reports=$(grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error|SUMMARY: ' "$TMP/control.log")
-if [[ -z $reports ]]; then ok no-sanitizer-reports; else not_ok no-sanitizer-reports "$(head -30 "$TMP/control.log")"; fi
+if [[ -z $reports ]]; then ok no-sanitizer-reports; else not_ok no-sanitizer-reports "$(head -40 "$TMP/control.log" | indent)"; fi
 
 finish

@@ -321,9 +321,12 @@ PY
 START_FLAGS=(--store memory --watch-buffer-bytes 65536)
 start_control "${START_FLAGS[@]}" || { not_ok start; finish; }
 SERVERS=("$CONTROL_PID")
+SRVN=1 # numbers the servers in check names
 URL=$CONTROL_URL
 PORT=${URL##*:}
 JSON=(-H 'Content-Type: application/json')
+# Detail lines under a "not ok" stay indented, so none reads as a result.
+indent() { sed 's/^/  /'; }
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # fast NAME CMD...: CMD succeeds within a second (the service is not stalled).
@@ -337,7 +340,7 @@ fast() {
 	if ((rc == 0 && (t1 - t0) < 1000000000)); then
 		ok "$name"
 	else
-		not_ok "$name" "rc=$rc after $(((t1 - t0) / 1000000)) ms" "$(tail -3 "$TMP/fast.out")"
+		not_ok "$name" "rc=$rc after $(((t1 - t0) / 1000000)) ms" "$(tail -3 "$TMP/fast.out" | indent)"
 	fi
 }
 create_cm() { # NAME [NAMESPACE]
@@ -368,7 +371,7 @@ python3 "$TMP/abuse.py" slowloris 127.0.0.1 "$PORT" 150 "$TMP/sl.ready" "$TMP/sl
 	>"$TMP/sl.out" 2>&1 &
 SLPID=$!
 PIDS+=("$SLPID")
-wait_file "$TMP/sl.ready" 20 && ok slowloris-connections-open || not_ok slowloris-connections-open "$(cat "$TMP/sl.out")"
+wait_file "$TMP/sl.ready" 20 && ok slowloris-connections-open || not_ok slowloris-connections-open "$(indent <"$TMP/sl.out")"
 sleep 1
 fast slowloris-list-within-1s list_ns
 fast slowloris-create-within-1s create_cm during-slowloris
@@ -388,7 +391,7 @@ PIDS+=("$IDPID")
 if wait_file "$TMP/idle.ready" 40; then
 	expect_eq idle-2000-answered "$(cat "$TMP/idle.ready")" 2000
 else
-	not_ok idle-2000-answered "$(cat "$TMP/idle.out")"
+	not_ok idle-2000-answered "$(indent <"$TMP/idle.out")"
 fi
 n=$(fds "$CONTROL_PID")
 ((n >= 2000)) && ok idle-2000-held-by-server || not_ok idle-2000-held-by-server "server has $n fds"
@@ -410,7 +413,7 @@ python3 "$TMP/abuse.py" slowwatch 127.0.0.1 "$PORT" "$WPATH&resourceVersion=$(me
 	"$TMP/sw.ready" "$TMP/sw.release" >"$TMP/sw.out" 2>&1 &
 SWPID=$!
 PIDS+=("$SWPID")
-wait_file "$TMP/sw.ready" 10 || not_ok slow-watch-started "$(cat "$TMP/sw.out")"
+wait_file "$TMP/sw.ready" 10 || not_ok slow-watch-started "$(indent <"$TMP/sw.out")"
 # A well-behaved watcher on the same resource, reading everything.
 curl -s -N --max-time 40 "$URL$WPATH&resourceVersion=$(curl -s "$URL/api/v1/namespaces?limit=1" | jq -r .metadata.resourceVersion)" \
 	>"$TMP/good.watch" 2>/dev/null &
@@ -444,7 +447,7 @@ touch "$TMP/sw.release"
 wait "$SWPID"
 expect_match slow-watch-stream-ended "$(cat "$TMP/sw.out")" '^eof=1 '
 bytes=$(sed 's/.*bytes=//' "$TMP/sw.out")
-((bytes < 3000000)) && ok slow-watch-backlog-dropped || not_ok slow-watch-backlog-dropped "$(cat "$TMP/sw.out")"
+((bytes < 3000000)) && ok slow-watch-backlog-dropped || not_ok slow-watch-backlog-dropped "$(indent <"$TMP/sw.out")"
 for _ in $(seq 50); do [[ $(grep -c '"name":"after-slow-watch"' "$TMP/good.watch") -ge 1 ]] && break; sleep 0.1; done
 expect_eq good-watch-saw-all-big "$(grep -o '"name":"big-[0-9]*"' "$TMP/good.watch" | sort -u | wc -l)" 100
 expect_eq good-watch-saw-later-write "$(grep -c '"name":"after-slow-watch"' "$TMP/good.watch")" 1
@@ -529,13 +532,15 @@ n=$(fds "${SERVERS[0]}")
 
 # --- every server so far: alive, clean SIGTERM, no sanitizer report -------------------------------
 section servers
-for pid in "${SERVERS[@]}"; do
-	if kill -0 "$pid" 2>/dev/null; then ok "server-$pid-alive"; else not_ok "server-$pid-alive"; fi
+for i in "${!SERVERS[@]}"; do
+	pid=${SERVERS[$i]}
+	if kill -0 "$pid" 2>/dev/null; then ok "server-$SRVN-alive"; else not_ok "server-$SRVN-alive"; fi
 	kill -TERM "$pid" 2>/dev/null
 	rc=0
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	wait "$pid" 2>/dev/null || rc=$?
-	expect_eq "server-$pid-exit-0" "$rc" 0
+	expect_eq "server-$SRVN-exit-0" "$rc" 0
+	SRVN=$((SRVN + 1))
 done
 
 # --- (e) SIGTERM with 64 writes in flight (sqlite) ---------------------------------------------------
@@ -574,7 +579,7 @@ for i in 1 2 3; do
 done
 acked=$(awk '$2 >= 200 && $2 < 300 {print $1}' "$TMP/writes.txt" | sort)
 nacked=$(grep -c . <<<"$acked")
-((nacked > 64)) && ok sigterm-some-writes-acknowledged || not_ok sigterm-some-writes-acknowledged "$(cat "$TMP/writers.out")"
+((nacked > 64)) && ok sigterm-some-writes-acknowledged || not_ok sigterm-some-writes-acknowledged "$(indent <"$TMP/writers.out")"
 bad=$(awk '$2 != 0 && ($2 < 200 || $2 >= 300) && $2 != 503 {print}' "$TMP/writes.txt" | head -5)
 expect_eq sigterm-refusals-are-503 "$bad" ""
 start_control --store sqlite --data-dir "$DATA" || { not_ok restart-sqlite; finish; }
@@ -594,19 +599,21 @@ for i in 1 2 3; do
 	if [[ -n $rvs && $(sort -n <<<"$rvs") == "$rvs" ]] && jq -e . "$TMP/term.watch.$i" >/dev/null 2>&1; then
 		ok "sigterm-watch-$i-complete-lines"
 	else
-		not_ok "sigterm-watch-$i-complete-lines" "$(tail -c 300 "$TMP/term.watch.$i")"
+		not_ok "sigterm-watch-$i-complete-lines" "$(tail -c 300 "$TMP/term.watch.$i" | indent)"
 	fi
 done
 
-for pid in "${SERVERS[@]}"; do
-	if kill -0 "$pid" 2>/dev/null; then ok "server-$pid-alive"; else not_ok "server-$pid-alive"; fi
+for i in "${!SERVERS[@]}"; do
+	pid=${SERVERS[$i]}
+	if kill -0 "$pid" 2>/dev/null; then ok "server-$SRVN-alive"; else not_ok "server-$SRVN-alive"; fi
 	kill -TERM "$pid" 2>/dev/null
 	rc=0
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	wait "$pid" 2>/dev/null || rc=$?
-	expect_eq "server-$pid-exit-0" "$rc" 0
+	expect_eq "server-$SRVN-exit-0" "$rc" 0
+	SRVN=$((SRVN + 1))
 done
 reports=$(grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error|SUMMARY: ' "$TMP/control.log")
-if [[ -z $reports ]]; then ok no-sanitizer-reports; else not_ok no-sanitizer-reports "$(grep -B2 -A30 -m1 -E 'ERROR: |runtime error' "$TMP/control.log")"; fi
+if [[ -z $reports ]]; then ok no-sanitizer-reports; else not_ok no-sanitizer-reports "$(grep -B2 -A30 -m1 -E 'ERROR: |runtime error' "$TMP/control.log" | indent)"; fi
 
 finish
