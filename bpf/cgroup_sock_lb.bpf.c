@@ -39,12 +39,16 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* --- maps (layouts in abi/lb.h; names are the SL_MAP_* strings) ---------- */
+/* --- maps (layouts in abi/lb.h; names are the SL_MAP_* strings) ----------
+ *
+ * svc4, slots, be4, revnat4 and local4 are shared with tc_nodeport by pin
+ * name: their definitions (type, sizes, max_entries, flags) must stay
+ * identical to bpf/lib/sl_svc_maps.h and tc_nodeport's, or the second
+ * loader fails to reuse the pinned map. */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SL_MAX_SERVICES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct sl_svc_key);
 	__type(value, struct sl_svc_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
