@@ -288,7 +288,8 @@ static int dp_slots_free_insert(struct dp_slots *s, __u32 start, __u32 len)
 		s->free[i - 1].len += len;
 		if (i < s->n_free && start + len == s->free[i].start) {
 			s->free[i - 1].len += s->free[i].len;
-			memmove(&s->free[i], &s->free[i + 1], (s->n_free - i - 1) * sizeof(*s->free));
+			memmove(&s->free[i], &s->free[i + 1],
+				(s->n_free - i - 1) * sizeof(*s->free));
 			s->n_free--;
 		}
 		return 0;
@@ -695,8 +696,9 @@ struct dp *dp_open(const struct dp_opts *o)
 	 * never emptied); an incompatible one fails the load. */
 	err = cgroup_sock_lb__load(dp->skel);
 	if (err) {
-		pr_err(DP_LOG, "'%s': BPF load failed: %s (a pinned map of an older layout? "
-			       "run sluice-agent --cleanup)",
+		pr_err(DP_LOG,
+		       "'%s': BPF load failed: %s (a pinned map of an older layout? "
+		       "run sluice-agent --cleanup)",
 		       dp->root, strerror(-err));
 		goto fail;
 	}
@@ -828,8 +830,9 @@ int dp_backend_upsert(struct dp *dp, const struct sl_backend *be, __u32 *id)
 	dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
 	if (!be->addr || !be->port || !dp_proto_ok(be->proto) ||
 	    (be->state != SL_BE_ACTIVE && be->state != SL_BE_TERMINATING)) {
-		pr_err(DP_LOG, "map '%s' backend %s state %u: invalid (need an address, a port, "
-			       "TCP/UDP/SCTP, state ACTIVE or TERMINATING)",
+		pr_err(DP_LOG,
+		       "map '%s' backend %s state %u: invalid (need an address, a port, "
+		       "TCP/UDP/SCTP, state ACTIVE or TERMINATING)",
 		       SL_MAP_BACKENDS4, s, be->state);
 		return -EINVAL;
 	}
@@ -871,7 +874,8 @@ int dp_backend_remove(struct dp *dp, __be32 addr, __be16 port, __u8 proto)
 	dp_addr_str(s, sizeof(s), addr, port, proto);
 	id = dp_be_index_get(&dp->be_index, dp_be_key(addr, port, proto));
 	if (!id) {
-		pr_warn(DP_LOG, "map '%s' backend %s: remove: no such backend", SL_MAP_BACKENDS4, s);
+		pr_warn(DP_LOG, "map '%s' backend %s: remove: no such backend", SL_MAP_BACKENDS4,
+			s);
 		return -SL_ERR_NOTFOUND;
 	}
 	/* Keep address and port: reverse entries and logs can still name it. */
@@ -996,14 +1000,15 @@ int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id)
 	dp_key_str(ks, sizeof(ks), &svc->key);
 	if (!svc->key.port || !dp_proto_ok(svc->key.proto) || svc->key.scope > SL_SCOPE_INT ||
 	    (!svc->key.addr && !(svc->flags & SL_SVC_F_NODEPORT))) {
-		pr_err(DP_LOG, "map '%s' key %s: invalid frontend (need a port, TCP/UDP/SCTP, "
-			       "scope ext/int, an address unless NODEPORT)",
+		pr_err(DP_LOG,
+		       "map '%s' key %s: invalid frontend (need a port, TCP/UDP/SCTP, "
+		       "scope ext/int, an address unless NODEPORT)",
 		       SL_MAP_SVC4, ks);
 		return -EINVAL;
 	}
 	if (svc->count > SL_MAX_SLOTS_PER_SVC || (svc->count && !svc->backend_ids)) {
-		pr_err(DP_LOG, "map '%s' key %s: %u backends: invalid (at most %u)", SL_MAP_SVC4, ks,
-		       svc->count, SL_MAX_SLOTS_PER_SVC);
+		pr_err(DP_LOG, "map '%s' key %s: %u backends: invalid (at most %u)", SL_MAP_SVC4,
+		       ks, svc->count, SL_MAX_SLOTS_PER_SVC);
 		return -EINVAL;
 	}
 	for (__u32 i = 0; i < svc->count; i++) {

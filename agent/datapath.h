@@ -89,11 +89,11 @@ int dp_backend_remove(struct dp *dp, __be32 addr, __be16 port, __u8 proto);
 /* --- services ------------------------------------------------------------------- */
 
 struct dp_svc {
-	struct sl_svc_key key;    /* frontend (addr 0 + SL_SVC_F_NODEPORT = any local) */
-	__u16 flags;              /* enum sl_svc_flags */
-	__u32 affinity_s;         /* ClientIP affinity timeout, seconds (SL_SVC_F_AFFINITY) */
+	struct sl_svc_key key;	  /* frontend (addr 0 + SL_SVC_F_NODEPORT = any local) */
+	__u16 flags;		  /* enum sl_svc_flags */
+	__u32 affinity_s;	  /* ClientIP affinity timeout, seconds (SL_SVC_F_AFFINITY) */
 	const __u32 *backend_ids; /* count ids from dp_backend_upsert(), in slot order */
-	__u16 count;              /* 0 = refuse connections; <= SL_MAX_SLOTS_PER_SVC */
+	__u16 count;		  /* 0 = refuse connections; <= SL_MAX_SLOTS_PER_SVC */
 };
 
 /*
@@ -128,9 +128,9 @@ int dp_counters_read(struct dp *dp, struct sl_counter out[SL_R_MAX]);
  * costs one syscall per entry: call it for metrics, not per sync. */
 struct dp_fill {
 	__u32 services, services_max; /* svc4 entries */
-	__u32 svc_ids;                /* svc ids in use */
+	__u32 svc_ids;		      /* svc ids in use */
 	__u32 backends, backends_max; /* live backend ids */
-	__u32 slots, slots_max;       /* slots in blocks (live and in grace) */
+	__u32 slots, slots_max;	      /* slots in blocks (live and in grace) */
 	__u32 sock_rev, sock_rev_max; /* sockrev4 (LRU) */
 	__u32 affinity, affinity_max; /* aff4 (LRU) */
 	__u32 svc_be, svc_be_max;     /* svcbe4 membership pairs */

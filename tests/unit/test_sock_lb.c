@@ -47,15 +47,15 @@
 #include "sluice/err.h"
 #include "agent/datapath.h"
 
-#define VIP       "198.18.128.10"
+#define VIP	  "198.18.128.10"
 #define VIP_EMPTY "198.18.128.11"
-#define NODE_IP   "198.18.0.1" /* in local4 */
+#define NODE_IP	  "198.18.0.1" /* in local4 */
 #define OTHER_IP  "198.18.0.2" /* assigned to lo, not in local4 */
-#define VPORT     80
-#define BE_PORT   8080
+#define VPORT	  80
+#define BE_PORT	  8080
 #define NODEPORT  30080
-#define NBE       3
-#define BPFFS     "/sys/fs/bpf"
+#define NBE	  3
+#define BPFFS	  "/sys/fs/bpf"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -323,7 +323,8 @@ static int udp_ask(int fd, const char *ip, int port, struct sockaddr_in *from)
 	ssize_t n;
 	int i;
 
-	n = ip ? sendto(fd, "ping", 4, 0, (struct sockaddr *)&a, sizeof(a)) : send(fd, "ping", 4, 0);
+	n = ip ? sendto(fd, "ping", 4, 0, (struct sockaddr *)&a, sizeof(a))
+	       : send(fd, "ping", 4, 0);
 	if (n < 0)
 		return -errno;
 	n = recvfrom(fd, who, sizeof(who) - 1, 0, (struct sockaddr *)&f, &fl);
@@ -632,11 +633,11 @@ static void sc_no_backends(struct env *e)
 	struct sl_counter ctr[SL_R_MAX];
 	int fd;
 
-	if (!ASSERT_OK(svc_set(e, VIP_EMPTY, VPORT, IPPROTO_TCP, SL_SCOPE_EXT,
-			       SL_SVC_F_CLUSTERIP, 0, NULL, 0),
+	if (!ASSERT_OK(svc_set(e, VIP_EMPTY, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP,
+			       0, NULL, 0),
 		       "svc upsert tcp") ||
-	    !ASSERT_OK(svc_set(e, VIP_EMPTY, VPORT, IPPROTO_UDP, SL_SCOPE_EXT,
-			       SL_SVC_F_CLUSTERIP, 0, NULL, 0),
+	    !ASSERT_OK(svc_set(e, VIP_EMPTY, VPORT, IPPROTO_UDP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP,
+			       0, NULL, 0),
 		       "svc upsert udp"))
 		return;
 	/* Without the refusal this would be ENETUNREACH (no route to the VIP). */
@@ -711,11 +712,11 @@ static void sc_backend_removed(struct env *e)
 	/* Removing an unknown backend is an error, not a crash. */
 	ASSERT_EQ(backend_remove(e, 2, IPPROTO_TCP), -SL_ERR_NOTFOUND, "double remove");
 	/* And the rewritten service (an id of a removed backend is refused). */
-	ASSERT_EQ(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0, all3,
-			  NBE),
-		  -EINVAL, "upsert with a removed backend id refused");
-	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0,
-			       two, 2),
+	ASSERT_EQ(
+		svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0, all3, NBE),
+		-EINVAL, "upsert with a removed backend id refused");
+	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0, two,
+			       2),
 		       "svc upsert with 2"))
 		return;
 	memset(hits, 0, sizeof(hits));
@@ -741,8 +742,8 @@ static void sc_slot_flip(struct env *e)
 		       "svc upsert 3") ||
 	    !ASSERT_OK(pinned_svc_get(e, &k, &v1), "read svc 1"))
 		return;
-	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0,
-			       one, 1),
+	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0, one,
+			       1),
 		       "svc upsert 1") ||
 	    !ASSERT_OK(pinned_svc_get(e, &k, &v2), "read svc 2"))
 		return;
