@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -53,6 +54,7 @@ struct watch_stream {
 	bool peer_gone;
 	bool ending;
 	bool slow;           /* closed for falling behind: drop the connection */
+	bool chunked;        /* HTTP/1.1 chunked reply: shared pre-framed chunks apply */
 	bool replaying;      /* initial/ring replay in progress: no slow check */
 	size_t replay_bytes; /* backlog right after the replay (allowed on top) */
 	time_t deadline;
@@ -205,6 +207,108 @@ static int ws_send_obj(struct watch_stream *ws, const char *type, struct cache_o
 	return ws_send_buf(ws, b);
 }
 
+/*
+ * Fan-out fast path. One event goes to up to thousands of watchers; most see
+ * the same bytes. The complete HTTP chunk ("<len>\r\n{"type":..,"object":..}\n\r\n")
+ * is built once per (object, type) and shared by reference. When a watcher's
+ * connection has nothing queued, the chunk is written to the socket at once,
+ * so the common case costs one send() and no epoll_ctl round trip (perf on
+ * 1,000 watchers showed a quarter of the time in enabling and disabling
+ * write interest per event); only a leftover goes through the bufferevent.
+ */
+struct wchunk {
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+
+static void wchunk_unref(struct wchunk *c)
+{
+	if (c && --c->refs == 0)
+		free(c);
+}
+
+static void wchunk_unref_cb(const void *data, size_t len, void *arg)
+{
+	wchunk_unref(arg);
+}
+
+/* Most recent chunks: an event produces at most a few distinct ones. */
+static struct {
+	const struct cache_obj *obj;
+	int64_t rev;
+	enum cache_ev_type type;
+	struct wchunk *c;
+} chunk_cache[4];
+static unsigned chunk_next;
+
+static struct wchunk *wchunk_get(enum cache_ev_type type, struct cache_obj *o)
+{
+	const char *tn = cache_ev_name(type);
+	char head[64];
+	struct wchunk *c;
+	size_t body, hl;
+	int n;
+
+	for (unsigned i = 0; i < 4; i++)
+		if (chunk_cache[i].c && chunk_cache[i].obj == o && chunk_cache[i].rev == o->mod_rev &&
+		    chunk_cache[i].type == type)
+			return chunk_cache[i].c;
+	char pre[48];
+	int pl = snprintf(pre, sizeof(pre), "{\"type\":\"%s\",\"object\":", tn);
+
+	/* Chunk body: the event line {"type":..,"object":<json>}\n */
+	body = (size_t)pl + o->len + 2;
+	n = snprintf(head, sizeof(head), "%zx\r\n%s", body, pre);
+	hl = (size_t)n;
+	c = malloc(sizeof(*c) + hl + o->len + 4);
+	if (!c)
+		return NULL;
+	memcpy(c->data, head, hl);
+	memcpy(c->data + hl, o->json, o->len);
+	memcpy(c->data + hl + o->len, "}\n\r\n", 4);
+	c->len = hl + o->len + 4;
+	c->refs = 1; /* the cache's */
+	wchunk_unref(chunk_cache[chunk_next].c);
+	chunk_cache[chunk_next].obj = o;
+	chunk_cache[chunk_next].rev = o->mod_rev;
+	chunk_cache[chunk_next].type = type;
+	chunk_cache[chunk_next].c = c;
+	chunk_next = (chunk_next + 1) % 4;
+	return c;
+}
+
+static int ws_send_chunk(struct watch_stream *ws, struct wchunk *c)
+{
+	struct bufferevent *bev = ws->evcon ? evhttp_connection_get_bufferevent(ws->evcon) : NULL;
+	struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+	size_t off = 0;
+
+	if (!out)
+		return -1;
+	if (evbuffer_get_length(out) == 0) {
+		ssize_t n = send(bufferevent_getfd(bev), c->data, c->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			off = (size_t)n;
+		/* Errors other than EAGAIN surface through the bufferevent when
+		 * it writes the rest. */
+	}
+	if (off < c->len) {
+		c->refs++;
+		if (evbuffer_add_reference(out, c->data + off, c->len - off, wchunk_unref_cb, c))
+			c->refs--;
+	}
+	ws->last_send = time(NULL);
+	if (ws_backlog(ws) > ws->srv->cfg.watch_buffer_bytes + ws->replay_bytes && !ws->replaying) {
+		pr_warn("control", "watch '%s' from %s: %zu bytes unsent; closing slow watcher",
+			ws->w.res->plural, ws_peer(ws->evcon), ws_backlog(ws));
+		metrics_watch_closed_slow(ws->srv->metrics);
+		ws->slow = true;
+		return -1;
+	}
+	return 0;
+}
+
 static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cache_obj *obj,
 		    void *arg)
 {
@@ -235,7 +339,12 @@ static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cac
 			ws->ending = true;
 		return rc;
 	}
-	rc = ws_send_obj(ws, cache_ev_name(type), obj);
+	if (ws->chunked && ws->evcon) {
+		struct wchunk *c = wchunk_get(type, obj);
+		rc = c ? ws_send_chunk(ws, c) : -1;
+	} else {
+		rc = ws_send_obj(ws, cache_ev_name(type), obj);
+	}
 	if (rc)
 		ws->ending = true;
 	return rc;
@@ -383,6 +492,11 @@ void handle_watch(struct api_req *ar)
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-cache, private");
 	evhttp_send_reply_start(ar->req, 200, "OK");
+	{
+		/* evhttp chose chunked framing iff the client speaks HTTP/1.1. */
+		const char *te = evhttp_find_header(h, "Transfer-Encoding");
+		ws->chunked = te && !strcmp(te, "chunked");
+	}
 	if (ws->evcon) {
 		/* Idle keep-alive limits do not apply to a watch; it ends at its
 		 * deadline. */
@@ -455,4 +569,8 @@ void watch_close_all(struct server *srv)
 {
 	while (srv->watches)
 		ws_end(srv->watches);
+	for (unsigned i = 0; i < 4; i++) {
+		wchunk_unref(chunk_cache[i].c);
+		chunk_cache[i].c = NULL;
+	}
 }
