@@ -55,7 +55,7 @@ static int maglev_cmp(const void *a, const void *b)
 struct maglev_perm {
 	uint64_t offset;
 	uint64_t skip;
-	uint64_t next;   /* index into this backend's permutation */
+	uint64_t next;	 /* index into this backend's permutation */
 	uint64_t credit; /* weight earned, not yet spent on placements */
 	uint32_t weight;
 	uint32_t id;
@@ -74,7 +74,8 @@ int maglev_table_build(const struct maglev_backend *be, size_t n, uint32_t m, ui
 		return -EINVAL;
 	}
 	if (!maglev_is_prime(m) || m <= n) {
-		pr_err("maglev", "build failed: table size %u must be a prime larger than the %zu backends",
+		pr_err("maglev",
+		       "build failed: table size %u must be a prime larger than the %zu backends",
 		       m, n);
 		return -EINVAL;
 	}

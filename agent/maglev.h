@@ -20,7 +20,7 @@
 
 struct maglev_backend {
 	const char *name; /* stable identity, e.g. "10.0.0.7:8080/TCP"; decides its permutation */
-	uint32_t id;      /* value written into the table (the node's backends4 index) */
+	uint32_t id;	  /* value written into the table (the node's backends4 index) */
 	uint32_t weight;  /* relative share; 0 = not placed */
 };
 

@@ -226,8 +226,7 @@ static __always_inline void np_ct_release(const struct sl_ct4_val *ct, __u8 prot
 
 /* A packet to a N-S frontend: existing flow, new flow, or refusal. */
 static __always_inline int np_service(struct __sk_buff *skb, struct sl_pkt4 *pkt,
-				      const struct sl_svc_val *svc,
-				      const struct sl_node4_cfg *cfg)
+				      const struct sl_svc_val *svc, const struct sl_node4_cfg *cfg)
 {
 	struct sl_ct4_key fk, rk = {};
 	struct sl_ct4_val *ct, nct = {};
@@ -245,9 +244,8 @@ static __always_inline int np_service(struct __sk_buff *skb, struct sl_pkt4 *pkt
 		bool reopen = (pkt->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) == SL_TCP_SYN &&
 			      (ct->flags & (SL_CT_F_SEEN_FIN | SL_CT_F_SEEN_RST));
 
-		if (sl_ct_alive(ct, pkt->proto, now) && !reopen && be &&
-		    be->state != SL_BE_GONE && be->addr == ct->backend_addr &&
-		    be->port == ct->backend_port) {
+		if (sl_ct_alive(ct, pkt->proto, now) && !reopen && be && be->state != SL_BE_GONE &&
+		    be->addr == ct->backend_addr && be->port == ct->backend_port) {
 			if ((ct->flags & SL_CT_F_SNAT) && np_nat_keep(ct, pkt->proto, now))
 				return np_verdict(skb, SL_R_NAT_FAIL, TC_ACT_SHOT);
 			sl_ct_touch(ct, pkt, now);

@@ -16,7 +16,7 @@
 #include "lib/sl_defs.h"
 #include "lib/sl_parse.h"
 
-#define SL_IP_CSUM_OFF 10
+#define SL_IP_CSUM_OFF	10
 #define SL_IP_SADDR_OFF 12
 #define SL_IP_DADDR_OFF 16
 
@@ -62,9 +62,8 @@ static __always_inline int sl_csum_nat(struct __sk_buff *skb, struct sl_pkt4 *pk
 			return -SL_R_CSUM_FAIL;
 	}
 	if (old_port != new_port) {
-		if (csum_off >= 0 &&
-		    bpf_l4_csum_replace(skb, pkt->l4_off + csum_off, old_port, new_port,
-					fl | sizeof(new_port)))
+		if (csum_off >= 0 && bpf_l4_csum_replace(skb, pkt->l4_off + csum_off, old_port,
+							 new_port, fl | sizeof(new_port)))
 			return -SL_R_CSUM_FAIL;
 		if (bpf_skb_store_bytes(skb, port_off, &new_port, sizeof(new_port), 0))
 			return -SL_R_CSUM_FAIL;

@@ -18,9 +18,9 @@
 #define SL_ETH_P_IP 0x0800
 
 #ifndef TC_ACT_OK
-#define TC_ACT_UNSPEC (-1)
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
+#define TC_ACT_UNSPEC	(-1)
+#define TC_ACT_OK	0
+#define TC_ACT_SHOT	2
 #define TC_ACT_REDIRECT 7
 #endif
 

@@ -14,7 +14,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SL_MAGLEV_M * SL_MAX_MAGLEV_TABLES);
+	__uint(max_entries, SL_MAGLEV_M *SL_MAX_MAGLEV_TABLES);
 	__type(key, __u32);
 	__type(value, __u32); /* backend_id */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

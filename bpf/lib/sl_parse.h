@@ -21,9 +21,9 @@ struct sl_pkt4 {
 	__be32 daddr;
 	__be16 sport;
 	__be16 dport;
-	__u8 proto;     /* IPPROTO_TCP / _UDP / _SCTP */
+	__u8 proto;	/* IPPROTO_TCP / _UDP / _SCTP */
 	__u8 tcp_flags; /* TCP flag byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
-	__u8 ihl;       /* IPv4 header length in bytes */
+	__u8 ihl;	/* IPv4 header length in bytes */
 	__u8 pad;
 };
 
@@ -58,8 +58,7 @@ static __always_inline int sl_parse4(struct __sk_buff *skb, struct sl_pkt4 *pkt)
 	tot_len = bpf_ntohs(ip.tot_len);
 	if (tot_len < ihl || SL_ETH_HLEN + tot_len > skb->len)
 		return -SL_R_MALFORMED;
-	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP &&
-	    ip.protocol != IPPROTO_SCTP)
+	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_SCTP)
 		return SL_PARSE_PASS;
 	/* MF set or a non-zero offset: a fragment. */
 	if (ip.frag_off & bpf_htons(0x3fff))

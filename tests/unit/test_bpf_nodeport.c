@@ -37,17 +37,17 @@
 #include "harness.h"
 #include "tc_nodeport.skel.h"
 
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
+#define TC_ACT_OK	0
+#define TC_ACT_SHOT	2
 #define TC_ACT_REDIRECT 7
 
-#define NODE "198.18.0.1"
-#define CLIENT "198.18.0.100"
+#define NODE	  "198.18.0.1"
+#define CLIENT	  "198.18.0.100"
 #define REMOTE_BE "198.18.0.20"
-#define LOCAL_BE "198.19.0.10"
+#define LOCAL_BE  "198.19.0.10"
 #define LOCAL_BE2 "198.19.0.11"
-#define LB_VIP "198.18.5.5"
-#define EXT_IP "198.18.6.6"
+#define LB_VIP	  "198.18.5.5"
+#define EXT_IP	  "198.18.6.6"
 
 static const uint8_t mac_node[6] = {2, 0, 0, 0, 0, 1};
 static const uint8_t mac_client[6] = {2, 0, 0, 0, 0, 0x64};
@@ -114,7 +114,7 @@ struct spec {
 	uint32_t seq, ack;
 	const uint8_t *smac, *dmac;
 	uint8_t ip_opt_words; /* 0 or more 4-byte NOP option words */
-	size_t payload;       /* bytes of payload (pattern) */
+	size_t payload;	      /* bytes of payload (pattern) */
 	bool udp_no_csum;
 };
 
@@ -196,7 +196,7 @@ static size_t build(uint8_t *b, const struct spec *s)
 		wr16(b + l4 + 4, htons((uint16_t)(8 + s->payload)));
 	} else {
 		wr32(b + l4 + 4, htonl(0xdeadbeef)); /* vtag */
-		b[l4 + 12] = 0;                                  /* DATA chunk */
+		b[l4 + 12] = 0;			     /* DATA chunk */
 		b[l4 + 13] = 3;
 		wr16(b + l4 + 14, htons(16 + (uint16_t)s->payload));
 	}
@@ -359,8 +359,7 @@ static struct tc_nodeport *np_load(void)
 	skel = tc_nodeport__open();
 	if (!skel)
 		return NULL;
-	bpf_object__for_each_map(m, skel->obj)
-		bpf_map__set_pin_path(m, NULL);
+	bpf_object__for_each_map(m, skel->obj) bpf_map__set_pin_path(m, NULL);
 	bpf_map__set_max_entries(skel->maps.sl_ct4_tcp_v1, 4096);
 	bpf_map__set_max_entries(skel->maps.sl_ct4_any_v1, 4096);
 	bpf_map__set_max_entries(skel->maps.sl_nat4_v1, 4096);
@@ -474,8 +473,8 @@ static uint64_t counter(struct tc_nodeport *s, uint32_t reason)
 	return total;
 }
 
-static int ct_get(struct tc_nodeport *s, uint8_t proto, const char *sa, const char *da,
-		  uint16_t sp, uint16_t dp, uint8_t dir, struct sl_ct4_val *v)
+static int ct_get(struct tc_nodeport *s, uint8_t proto, const char *sa, const char *da, uint16_t sp,
+		  uint16_t dp, uint8_t dir, struct sl_ct4_val *v)
 {
 	struct sl_ct4_key k = {
 		.saddr = ip4(sa),
@@ -490,13 +489,13 @@ static int ct_get(struct tc_nodeport *s, uint8_t proto, const char *sa, const ch
 	return bpf_map_lookup_elem(map_fd(m), &k, v) ? -errno : 0;
 }
 
-#define LOAD_OR_OUT(skel)                                                                          \
-	do {                                                                                       \
-		skel = np_load();                                                                  \
-		if (!ASSERT_NOT_NULL(skel, "load tc_nodeport"))                                    \
-			goto out;                                                                  \
-		if (!ASSERT_OK(put_node(skel, 0, 0), "node config"))                               \
-			goto out;                                                                  \
+#define LOAD_OR_OUT(skel)                                            \
+	do {                                                         \
+		skel = np_load();                                    \
+		if (!ASSERT_NOT_NULL(skel, "load tc_nodeport"))      \
+			goto out;                                    \
+		if (!ASSERT_OK(put_node(skel, 0, 0), "node config")) \
+			goto out;                                    \
 	} while (0)
 
 /* ---- tests -------------------------------------------------------------------- */
@@ -506,8 +505,13 @@ static int ct_get(struct tc_nodeport *s, uint8_t proto, const char *sa, const ch
 TEST(nodeport_tcp_syn_dnat_local_backend)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_TCP, .src = CLIENT, .dst = NODE, .sport = 40000,
-			  .dport = 30080, .tcp_flags = 0x02, .seq = 1000};
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = NODE,
+			  .sport = 40000,
+			  .dport = 30080,
+			  .tcp_flags = 0x02,
+			  .seq = 1000};
 	struct rewrite rw = {.dst = LOCAL_BE, .dport = 8080};
 	struct sl_ct4_val v;
 	uint8_t in[256];
@@ -553,11 +557,24 @@ out:
 TEST(nodeport_reply_reverse_nat_on_egress)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec syn = {.proto = IPPROTO_TCP, .src = CLIENT, .dst = NODE, .sport = 40000,
-			   .dport = 30080, .tcp_flags = 0x02, .seq = 1000};
-	struct spec synack = {.proto = IPPROTO_TCP, .src = LOCAL_BE, .dst = CLIENT, .sport = 8080,
-			      .dport = 40000, .tcp_flags = 0x12, .seq = 5000, .ack = 1001,
-			      .smac = mac_node, .dmac = mac_client, .payload = 3};
+	struct spec syn = {.proto = IPPROTO_TCP,
+			   .src = CLIENT,
+			   .dst = NODE,
+			   .sport = 40000,
+			   .dport = 30080,
+			   .tcp_flags = 0x02,
+			   .seq = 1000};
+	struct spec synack = {.proto = IPPROTO_TCP,
+			      .src = LOCAL_BE,
+			      .dst = CLIENT,
+			      .sport = 8080,
+			      .dport = 40000,
+			      .tcp_flags = 0x12,
+			      .seq = 5000,
+			      .ack = 1001,
+			      .smac = mac_node,
+			      .dmac = mac_client,
+			      .payload = 3};
 	struct rewrite rw = {.src = NODE, .sport = 30080};
 	uint8_t in[256];
 	struct run r;
@@ -594,10 +611,15 @@ out:
 TEST(lb_remote_backend_snat_and_reply)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_TCP, .src = CLIENT, .dst = LB_VIP, .sport = 40000,
-			  .dport = 80, .tcp_flags = 0x02, .seq = 77};
-	struct rewrite rw = {.src = NODE, .dst = REMOTE_BE, .dport = 8080, .smac = mac_node,
-			     .dmac = mac_remote};
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = LB_VIP,
+			  .sport = 40000,
+			  .dport = 80,
+			  .tcp_flags = 0x02,
+			  .seq = 77};
+	struct rewrite rw = {
+		.src = NODE, .dst = REMOTE_BE, .dport = 8080, .smac = mac_node, .dmac = mac_remote};
 	struct sl_nat4_key nk = {0};
 	struct sl_nat4_val nv;
 	struct sl_ct4_val v;
@@ -640,11 +662,22 @@ TEST(lb_remote_backend_snat_and_reply)
 
 	/* Reply from the backend to node:port arrives on the uplink. */
 	{
-		struct spec rp = {.proto = IPPROTO_TCP, .src = REMOTE_BE, .dst = NODE,
-				  .sport = 8080, .dport = port, .tcp_flags = 0x12, .seq = 9,
-				  .ack = 78, .smac = mac_remote, .dmac = mac_node};
-		struct rewrite rrw = {.src = LB_VIP, .sport = 80, .dst = CLIENT, .dport = 40000,
-				      .smac = mac_node, .dmac = mac_client};
+		struct spec rp = {.proto = IPPROTO_TCP,
+				  .src = REMOTE_BE,
+				  .dst = NODE,
+				  .sport = 8080,
+				  .dport = port,
+				  .tcp_flags = 0x12,
+				  .seq = 9,
+				  .ack = 78,
+				  .smac = mac_remote,
+				  .dmac = mac_node};
+		struct rewrite rrw = {.src = LB_VIP,
+				      .sport = 80,
+				      .dst = CLIENT,
+				      .dport = 40000,
+				      .smac = mac_node,
+				      .dmac = mac_client};
 
 		len = build(in, &rp);
 		if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run reply"))
@@ -687,11 +720,21 @@ out:
 TEST(externalip_udp_dnat)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_UDP, .src = CLIENT, .dst = EXT_IP, .sport = 5353,
-			  .dport = 53, .payload = 29};
+	struct spec sp = {.proto = IPPROTO_UDP,
+			  .src = CLIENT,
+			  .dst = EXT_IP,
+			  .sport = 5353,
+			  .dport = 53,
+			  .payload = 29};
 	struct rewrite rw = {.dst = LOCAL_BE, .dport = 5300};
-	struct spec rp = {.proto = IPPROTO_UDP, .src = LOCAL_BE, .dst = CLIENT, .sport = 5300,
-			  .dport = 5353, .payload = 40, .smac = mac_node, .dmac = mac_client};
+	struct spec rp = {.proto = IPPROTO_UDP,
+			  .src = LOCAL_BE,
+			  .dst = CLIENT,
+			  .sport = 5300,
+			  .dport = 5353,
+			  .payload = 40,
+			  .smac = mac_node,
+			  .dmac = mac_client};
 	struct rewrite rrw = {.src = EXT_IP, .sport = 53};
 	uint8_t in[256];
 	struct run r;
@@ -730,11 +773,21 @@ out:
 TEST(nodeport_sctp_crc32c)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_SCTP, .src = CLIENT, .dst = NODE, .sport = 3868,
-			  .dport = 31000, .payload = 100};
+	struct spec sp = {.proto = IPPROTO_SCTP,
+			  .src = CLIENT,
+			  .dst = NODE,
+			  .sport = 3868,
+			  .dport = 31000,
+			  .payload = 100};
 	struct rewrite rw = {.dst = LOCAL_BE, .dport = 3868};
-	struct spec rp = {.proto = IPPROTO_SCTP, .src = LOCAL_BE, .dst = CLIENT, .sport = 3868,
-			  .dport = 3868, .payload = 37, .smac = mac_node, .dmac = mac_client};
+	struct spec rp = {.proto = IPPROTO_SCTP,
+			  .src = LOCAL_BE,
+			  .dst = CLIENT,
+			  .sport = 3868,
+			  .dport = 3868,
+			  .payload = 37,
+			  .smac = mac_node,
+			  .dmac = mac_client};
 	struct rewrite rrw = {.src = NODE, .sport = 31000};
 	uint8_t in[1600];
 	struct run r;
@@ -780,8 +833,13 @@ out:
 TEST(no_endpoints_tcp_rst)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_TCP, .src = CLIENT, .dst = NODE, .sport = 40000,
-			  .dport = 30090, .tcp_flags = 0x02, .seq = 0x11223344};
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = NODE,
+			  .sport = 40000,
+			  .dport = 30090,
+			  .tcp_flags = 0x02,
+			  .seq = 0x11223344};
 	uint8_t in[256];
 	struct run r;
 	size_t len;
@@ -795,7 +853,8 @@ TEST(no_endpoints_tcp_rst)
 	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "verdict: RST sent back");
 	if (!ASSERT_EQ(r.out_len, ETH + 40, "RST length"))
 		goto out;
-	ASSERT_TRUE(!memcmp(r.out, mac_client, 6) && !memcmp(r.out + 6, mac_node, 6), "MACs swapped");
+	ASSERT_TRUE(!memcmp(r.out, mac_client, 6) && !memcmp(r.out + 6, mac_node, 6),
+		    "MACs swapped");
 	ASSERT_EQ(rd32(r.out, ETH + 12), ip4(NODE), "RST from the frontend");
 	ASSERT_EQ(rd32(r.out, ETH + 16), ip4(CLIENT), "RST to the client");
 	ASSERT_EQ(r.out[ETH + 9], IPPROTO_TCP, "proto");
@@ -835,8 +894,12 @@ out:
 TEST(no_endpoints_udp_icmp_unreachable)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_UDP, .src = CLIENT, .dst = LB_VIP, .sport = 5000,
-			  .dport = 53, .payload = 100};
+	struct spec sp = {.proto = IPPROTO_UDP,
+			  .src = CLIENT,
+			  .dst = LB_VIP,
+			  .sport = 5000,
+			  .dport = 53,
+			  .payload = 100};
 	uint8_t in[256];
 	struct run r;
 	size_t len;
@@ -850,7 +913,8 @@ TEST(no_endpoints_udp_icmp_unreachable)
 	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "verdict: ICMP sent back");
 	if (!ASSERT_EQ(r.out_len, ETH + 20 + 8 + 28, "ICMP length"))
 		goto out;
-	ASSERT_TRUE(!memcmp(r.out, mac_client, 6) && !memcmp(r.out + 6, mac_node, 6), "MACs swapped");
+	ASSERT_TRUE(!memcmp(r.out, mac_client, 6) && !memcmp(r.out + 6, mac_node, 6),
+		    "MACs swapped");
 	ASSERT_EQ(r.out[ETH + 9], IPPROTO_ICMP, "proto ICMP");
 	ASSERT_EQ(rd32(r.out, ETH + 12), ip4(LB_VIP), "from the frontend");
 	ASSERT_EQ(rd32(r.out, ETH + 16), ip4(CLIENT), "to the client");
@@ -868,8 +932,12 @@ out:
 TEST(existing_flow_keeps_backend_across_slot_change)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_TCP, .src = CLIENT, .dst = NODE, .sport = 40000,
-			  .dport = 30080, .tcp_flags = 0x02};
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = NODE,
+			  .sport = 40000,
+			  .dport = 30080,
+			  .tcp_flags = 0x02};
 	uint32_t first, other, a = ip4(LOCAL_BE), b = ip4(LOCAL_BE2);
 	uint8_t in[256];
 	struct run r;
@@ -927,16 +995,31 @@ TEST(non_service_traffic_passes_untouched)
 {
 	struct tc_nodeport *s = NULL;
 	struct spec cases[] = {
-		{.proto = IPPROTO_TCP, .src = CLIENT, .dst = NODE, .sport = 4000, .dport = 22,
+		{.proto = IPPROTO_TCP,
+		 .src = CLIENT,
+		 .dst = NODE,
+		 .sport = 4000,
+		 .dport = 22,
 		 .tcp_flags = 0x02},
-		{.proto = IPPROTO_UDP, .src = CLIENT, .dst = "198.18.9.9", .sport = 4000,
+		{.proto = IPPROTO_UDP,
+		 .src = CLIENT,
+		 .dst = "198.18.9.9",
+		 .sport = 4000,
 		 .dport = 30080},
 		/* ClusterIP frontend is not reachable N-S. */
-		{.proto = IPPROTO_TCP, .src = CLIENT, .dst = "198.18.7.7", .sport = 4000,
-		 .dport = 80, .tcp_flags = 0x02},
+		{.proto = IPPROTO_TCP,
+		 .src = CLIENT,
+		 .dst = "198.18.7.7",
+		 .sport = 4000,
+		 .dport = 80,
+		 .tcp_flags = 0x02},
 		/* NodePort port on a non-local address: not a NodePort hit. */
-		{.proto = IPPROTO_TCP, .src = CLIENT, .dst = "198.18.9.9", .sport = 4000,
-		 .dport = 30080, .tcp_flags = 0x02},
+		{.proto = IPPROTO_TCP,
+		 .src = CLIENT,
+		 .dst = "198.18.9.9",
+		 .sport = 4000,
+		 .dport = 30080,
+		 .tcp_flags = 0x02},
 	};
 	uint8_t in[256];
 	struct run r;
@@ -946,7 +1029,8 @@ TEST(non_service_traffic_passes_untouched)
 	if (!ASSERT_OK(put_backend(s, 1, LOCAL_BE, 8080, IPPROTO_TCP, 0, SL_BE_ACTIVE), "be") ||
 	    !ASSERT_OK(put_slot(s, 0, 1), "slot") ||
 	    !ASSERT_OK(put_svc(s, NULL, 30080, IPPROTO_TCP, SL_SVC_F_NODEPORT, 7, 0, 1), "np") ||
-	    !ASSERT_OK(put_svc(s, "198.18.7.7", 80, IPPROTO_TCP, SL_SVC_F_CLUSTERIP, 8, 0, 1), "cip"))
+	    !ASSERT_OK(put_svc(s, "198.18.7.7", 80, IPPROTO_TCP, SL_SVC_F_CLUSTERIP, 8, 0, 1),
+		       "cip"))
 		goto out;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		len = build(in, &cases[i]);
@@ -976,8 +1060,12 @@ out:
 TEST(malformed_packets_pass_with_reason)
 {
 	struct tc_nodeport *s = NULL;
-	struct spec sp = {.proto = IPPROTO_TCP, .src = CLIENT, .dst = NODE, .sport = 40000,
-			  .dport = 30080, .tcp_flags = 0x02};
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = NODE,
+			  .sport = 40000,
+			  .dport = 30080,
+			  .tcp_flags = 0x02};
 	uint8_t in[256], pkt[256];
 	struct run r;
 	size_t len;
@@ -1081,21 +1169,27 @@ TEST(maglev_same_backend_on_two_nodes)
 			}
 		}
 		{
-			struct sl_svc_key k = {.addr = ip4(LB_VIP), .port = htons(443),
-					       .proto = IPPROTO_TCP, .scope = SL_SCOPE_EXT};
-			struct sl_svc_val v = {.svc_id = 21, .count = NBE,
+			struct sl_svc_key k = {.addr = ip4(LB_VIP),
+					       .port = htons(443),
+					       .proto = IPPROTO_TCP,
+					       .scope = SL_SCOPE_EXT};
+			struct sl_svc_val v = {.svc_id = 21,
+					       .count = NBE,
 					       .flags = SL_SVC_F_LOADBALANCER | SL_SVC_F_MAGLEV,
 					       .maglev_base = SL_MAGLEV_M};
 
-			if (!ASSERT_OK(bpf_map_update_elem(map_fd(node[n]->maps.sl_svc4_v1), &k,
-							   &v, 0),
+			if (!ASSERT_OK(bpf_map_update_elem(map_fd(node[n]->maps.sl_svc4_v1), &k, &v,
+							   0),
 				       "svc"))
 				goto out;
 		}
 	}
 	for (int f = 0; f < NFLOW; f++) {
-		struct spec sp = {.proto = IPPROTO_TCP, .dst = LB_VIP, .sport = (uint16_t)(20000 + f),
-				  .dport = 443, .tcp_flags = 0x02};
+		struct spec sp = {.proto = IPPROTO_TCP,
+				  .dst = LB_VIP,
+				  .sport = (uint16_t)(20000 + f),
+				  .dport = 443,
+				  .tcp_flags = 0x02};
 		char src[32];
 		struct run r;
 		uint8_t in[128];
@@ -1108,7 +1202,8 @@ TEST(maglev_same_backend_on_two_nodes)
 			if (!ASSERT_OK(run_prog(node[n]->progs.tc_nodeport_ingress, in, len, &r),
 				       "run"))
 				goto out;
-			if (!ASSERT_EQ(r.retval, TC_ACT_OK, "verdict") || !csums_ok(r.out, r.out_len))
+			if (!ASSERT_EQ(r.retval, TC_ACT_OK, "verdict") ||
+			    !csums_ok(r.out, r.out_len))
 				goto out;
 			if (n == 0) {
 				picked[f] = rd32(r.out, ETH + 16);
@@ -1119,8 +1214,8 @@ TEST(maglev_same_backend_on_two_nodes)
 		}
 		/* Cross-check the program's choice with the hash computed here. */
 		{
-			uint32_t h = sl_hash_flow4(ip4(src), ip4(LB_VIP), htons(sp.sport), htons(443),
-						   IPPROTO_TCP, 0x5eed);
+			uint32_t h = sl_hash_flow4(ip4(src), ip4(LB_VIP), htons(sp.sport),
+						   htons(443), IPPROTO_TCP, 0x5eed);
 			int j;
 
 			for (j = 0; j < NBE; j++)

@@ -11,7 +11,7 @@
 #include "agent/maglev.h"
 #include "harness.h"
 
-#define M 16381
+#define M  16381
 #define NB 10
 
 static char names[NB + 1][48];
@@ -19,7 +19,8 @@ static char names[NB + 1][48];
 static void mk_backends(struct maglev_backend *b, size_t n, uint32_t id_base)
 {
 	for (size_t i = 0; i < n; i++) {
-		snprintf(names[i], sizeof(names[i]), "198.18.%zu.%zu:8080/TCP", i / 200, i % 200 + 1);
+		snprintf(names[i], sizeof(names[i]), "198.18.%zu.%zu:8080/TCP", i / 200,
+			 i % 200 + 1);
 		b[i].name = names[i];
 		b[i].id = id_base + (uint32_t)i;
 		b[i].weight = 1;
