@@ -35,4 +35,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_be4_v1 SEC(".maps");
 
+/* ClientIP affinity: the uplink path keys it by client address, the socket
+ * LB by netns cookie; both validate hits against svcbe4 membership. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_MAX_AFFINITY);
+	__type(key, struct sl_affinity_key);
+	__type(value, struct sl_affinity_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_aff4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_SVC_BE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sl_svc_be_key);
+	__type(value, __u32); /* reserved, 0 */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svcbe4_v1 SEC(".maps");
+
 #endif

@@ -1235,3 +1235,68 @@ out:
 	tc_nodeport__destroy(node[1]);
 	free(table);
 }
+
+/* sessionAffinity ClientIP: every new flow of one client address reaches the
+ * same backend; once that backend leaves the service (svcbe4), it is re-picked. */
+TEST(client_ip_affinity)
+{
+	struct tc_nodeport *s = NULL;
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = LB_VIP,
+			  .sport = 30000,
+			  .dport = 8443,
+			  .tcp_flags = 0x02};
+	struct sl_svc_key k = {.addr = ip4(LB_VIP), .port = htons(8443), .proto = IPPROTO_TCP};
+	struct sl_svc_val v = {.svc_id = 31,
+			       .slot_base = 0,
+			       .count = 2,
+			       .affinity_s = 600,
+			       .flags = SL_SVC_F_LOADBALANCER | SL_SVC_F_AFFINITY};
+	struct sl_svc_be_key m1 = {31, 1}, m5 = {31, 5};
+	uint32_t zero = 0, first, other, a = ip4(LOCAL_BE), b = ip4(LOCAL_BE2);
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+
+	LOAD_OR_OUT(s);
+	if (!ASSERT_OK(put_backend(s, 1, LOCAL_BE, 8080, IPPROTO_TCP, 0, SL_BE_ACTIVE), "be1") ||
+	    !ASSERT_OK(put_backend(s, 5, LOCAL_BE2, 8080, IPPROTO_TCP, 0, SL_BE_ACTIVE), "be5") ||
+	    !ASSERT_OK(put_slot(s, 0, 1), "slot0") || !ASSERT_OK(put_slot(s, 1, 5), "slot1") ||
+	    !ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_svcbe4_v1), &m1, &zero, 0), "m1") ||
+	    !ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_svcbe4_v1), &m5, &zero, 0), "m5") ||
+	    !ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_svc4_v1), &k, &v, 0), "svc"))
+		goto out;
+	len = build(in, &sp);
+	if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run"))
+		goto out;
+	first = rd32(r.out, ETH + 16);
+	if (!ASSERT_TRUE(first == a || first == b, "picked one"))
+		goto out;
+	other = first == a ? b : a;
+	/* 40 more flows from other ports: without affinity the hash would spread them. */
+	for (int i = 1; i <= 40; i++) {
+		sp.sport = (uint16_t)(30000 + i);
+		len = build(in, &sp);
+		if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run n") ||
+		    !ASSERT_EQ(rd32(r.out, ETH + 16), first, "sticks to the first backend"))
+			goto out;
+	}
+	/* The backend leaves the service: membership gone, block holds only the other. */
+	if (!ASSERT_OK(bpf_map_delete_elem(map_fd(s->maps.sl_svcbe4_v1),
+					   first == a ? (void *)&m1 : (void *)&m5),
+		       "leave") ||
+	    !ASSERT_OK(put_slot(s, 50, first == a ? 5 : 1), "new block"))
+		goto out;
+	v.slot_base = 50;
+	v.count = 1;
+	if (!ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_svc4_v1), &k, &v, 0), "flip"))
+		goto out;
+	sp.sport = 31000;
+	len = build(in, &sp);
+	if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run after"))
+		goto out;
+	ASSERT_EQ(rd32(r.out, ETH + 16), other, "affinity to a removed backend is dropped");
+out:
+	tc_nodeport__destroy(s);
+}
