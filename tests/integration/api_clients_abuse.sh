@@ -358,7 +358,7 @@ wait_file() {
 }
 # watch_first_event: a new watch delivers its first (synthetic ADDED) event.
 watch_first_event() {
-	curl -s -N --max-time 0.9 "$URL/api/v1/namespaces?watch=true" -o "$TMP/first.watch"
+	curl -s -N --max-time 0.6 "$URL/api/v1/namespaces?watch=true" -o "$TMP/first.watch"
 	grep -q '"type":"ADDED"' "$TMP/first.watch"
 }
 # section NAME: timing on stderr, to keep the suite under its 60 s budget.
