@@ -1292,3 +1292,68 @@ int dp_fill_read(struct dp *dp, struct dp_fill *f)
 	f->svc_be_max = SL_MAX_SVC_BE;
 	return 0;
 }
+
+/* --- enumeration (restart reconciliation) ------------------------------------------ */
+
+int dp_svc_foreach(struct dp *dp, int (*fn)(const struct sl_svc_key *key, void *arg), void *arg)
+{
+	struct sl_svc_key key, next, *prev = NULL;
+	struct sl_svc_key *keys = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (!dp || !fn)
+		return -EINVAL;
+	/* Collect first: fn may delete entries, which would derail get_next_key. */
+	while (!bpf_map_get_next_key(dp->svc_fd, prev, &next)) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct sl_svc_key *v = realloc(keys, ncap * sizeof(*v));
+			if (!v) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = v;
+			cap = ncap;
+		}
+		keys[n++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = fn(&keys[i], arg);
+	free(keys);
+	return rc;
+}
+
+int dp_backend_foreach(struct dp *dp, int (*fn)(const struct sl_backend *be, __u32 id, void *arg),
+		       void *arg)
+{
+	struct sl_backend *bes = NULL;
+	__u32 *ids = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!dp || !fn)
+		return -EINVAL;
+	bes = calloc(dp->be_index.n + 1, sizeof(*bes));
+	ids = calloc(dp->be_index.n + 1, sizeof(*ids));
+	if (!bes || !ids) {
+		free(bes);
+		free(ids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < dp->be_index.cap && n < dp->be_index.n; i++) {
+		__u32 id = dp->be_index.v[i].id;
+		if (!id || bpf_map_lookup_elem(dp->be_fd, &id, &bes[n]))
+			continue;
+		if (bes[n].state == SL_BE_GONE)
+			continue;
+		ids[n++] = id;
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = fn(&bes[i], ids[i], arg);
+	free(bes);
+	free(ids);
+	return rc;
+}

@@ -138,4 +138,14 @@ struct dp_fill {
 
 int dp_fill_read(struct dp *dp, struct dp_fill *out);
 
+/*
+ * Enumeration for reconciliation after a restart: calls fn for every
+ * frontend key in svc4 / every live backend. fn may delete or remove the
+ * entry it is given (the set is collected first). A non-zero return from fn
+ * stops and is returned.
+ */
+int dp_svc_foreach(struct dp *dp, int (*fn)(const struct sl_svc_key *key, void *arg), void *arg);
+int dp_backend_foreach(struct dp *dp, int (*fn)(const struct sl_backend *be, __u32 id, void *arg),
+		       void *arg);
+
 #endif

@@ -1,0 +1,802 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The node agent's control loop.
+ *
+ *   informers (Services, EndpointSlices, Nodes; queue delivery on eventfds)
+ *        │ any change marks the node dirty; a short debounce batches bursts
+ *        ▼
+ *   lbm_state_build (agent/model.c): desired frontends and backends
+ *        │ lbm_diff against what was applied last
+ *        ▼
+ *   dp_* (agent/datapath.c): backends first, then frontends (atomic slot
+ *   flips), then deletes, then backend removals
+ *
+ * One libevent loop thread runs everything: informer dispatch, syncs, the
+ * healthCheckNodePort servers and /metrics. On the first sync after a start
+ * the agent also reconciles what it finds pinned (frontends and backends that
+ * are no longer wanted are removed only after everything wanted is in place),
+ * so a restart never empties a map that traffic depends on.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <mntent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "agent.h"
+#include "datapath.h"
+#include "model.h"
+#include "sluice/buf.h"
+#include "sluice/client.h"
+#include "sluice/err.h"
+#include "sluice/informer.h"
+#include "sluice/json.h"
+#include "sluice/log.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+#define AG "agent"
+
+enum { INF_SVC, INF_EPS, INF_NODE, INF_N };
+
+struct hc_port {
+	uint16_t port;
+	struct evhttp_bound_socket *sock;
+};
+
+struct agent {
+	struct agent_config cfg;
+	struct event_base *base;
+	struct sl_client *client;
+	struct sl_informer *inf[INF_N];
+	struct event *inf_ev[INF_N];
+	struct event *sync_ev, *sig_term, *sig_int;
+	bool sync_pending;
+	bool dirty;
+	bool first_sync_done;
+	struct dp *dp;
+	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
+	__be32 *local_addrs;
+	size_t n_local_addrs;
+	/* health checks */
+	struct evhttp *hc_http;
+	struct hc_port *hc;
+	size_t n_hc;
+	/* problems already reported as Events ("ns/name/reason") */
+	char **reported;
+	size_t n_reported;
+	/* metrics */
+	struct evhttp *metrics_http;
+	unsigned long long syncs, sync_errors, ops_applied;
+	double last_sync_s, sync_s_sum;
+	unsigned long long sync_hist[8]; /* <1ms <5 <10 <50 <100 <500 <1000 >=1000 */
+	time_t last_event;
+	struct timespec dirty_since;
+};
+
+void agent_config_defaults(struct agent_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->bpffs = DP_BPFFS_DEFAULT;
+	cfg->metrics_listen = "127.0.0.1:10249";
+	cfg->hc_bind = "0.0.0.0";
+	cfg->sync_delay_ms = 5;
+}
+
+/* --- host setup ------------------------------------------------------------------- */
+
+int agent_bpffs_ensure(const char *path)
+{
+	struct statfs st;
+
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		pr_err(AG, "bpffs '%s': mkdir failed: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!statfs(path, &st) && (unsigned long)st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", path, "bpf", 0, "mode=0700")) {
+		pr_err(AG, "bpffs '%s': mount -t bpf failed: %s", path, strerror(errno));
+		return -errno;
+	}
+	pr_info(AG, "bpffs '%s': mounted", path);
+	return 0;
+}
+
+int agent_cgroup2_root(char *out, size_t outlen)
+{
+	FILE *f = setmntent("/proc/self/mounts", "re");
+	struct mntent *m;
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f))) {
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(out, outlen, "%s", m->mnt_dir);
+			rc = 0;
+			break;
+		}
+	}
+	endmntent(f);
+	return rc;
+}
+
+int agent_cleanup(const char *bpffs, const char *node_name)
+{
+	int rc = dp_cleanup(bpffs ? bpffs : DP_BPFFS_DEFAULT, node_name);
+
+	if (rc)
+		pr_err(AG, "node '%s': cleanup failed: %s", node_name, sl_strerror(rc));
+	else
+		pr_info(AG, "node '%s': datapath detached and unpinned", node_name);
+	return rc;
+}
+
+static uint64_t host_netns_cookie(void)
+{
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+			cookie = 0;
+		close(fd);
+	}
+	return cookie;
+}
+
+/* --- events for problems ---------------------------------------------------------- */
+
+static bool reported(struct agent *a, const char *k)
+{
+	for (size_t i = 0; i < a->n_reported; i++)
+		if (!strcmp(a->reported[i], k))
+			return true;
+	return false;
+}
+
+/* Posts a Warning Event on the Service, once per (service, reason). */
+static void report_problems(struct agent *a, const struct lbm_state *st)
+{
+	for (size_t i = 0; i < st->n_problems; i++) {
+		const struct lbm_problem *p = &st->problems[i];
+		char key[600], ts[32], **v;
+		struct sl_buf body = SL_BUF_INIT;
+		struct sl_client_resp resp = { 0 };
+		time_t now = time(NULL);
+		struct tm tm;
+
+		snprintf(key, sizeof(key), "%s/%s/%s", p->ns, p->name, p->reason);
+		if (reported(a, key))
+			continue;
+		pr_warn(AG, "service '%s/%s': %s: %s", p->ns, p->name, p->reason, p->message);
+		v = realloc(a->reported, (a->n_reported + 1) * sizeof(*v));
+		if (v) {
+			a->reported = v;
+			a->reported[a->n_reported++] = strdup(key);
+		}
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		sl_buf_printf(&body,
+			      "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"generateName\":"
+			      "\"%s.\",\"namespace\":\"%s\"},\"involvedObject\":{\"apiVersion\":\"v1\","
+			      "\"kind\":\"Service\",\"namespace\":\"%s\",\"name\":\"%s\"},\"reason\":",
+			      p->name, p->ns, p->ns, p->name);
+		sl_buf_json_str(&body, p->reason);
+		sl_buf_puts(&body, ",\"message\":");
+		sl_buf_json_str(&body, p->message);
+		sl_buf_printf(&body,
+			      ",\"type\":\"Warning\",\"count\":1,\"firstTimestamp\":\"%s\","
+			      "\"lastTimestamp\":\"%s\",\"source\":{\"component\":\"sluice-agent\","
+			      "\"host\":\"%s\"}}",
+			      ts, ts, a->cfg.node_name);
+		snprintf(key, sizeof(key), "/api/v1/namespaces/%s/events", p->ns);
+		if (!body.oom && sl_client_request(a->client, "POST", key, body.data, body.len, NULL,
+						   NULL, &resp) == 0 &&
+		    resp.status >= 300)
+			pr_warn(AG, "service '%s/%s': posting event failed: %ld %s", p->ns, p->name,
+				resp.status, resp.err);
+		sl_client_resp_fini(&resp);
+		sl_buf_fini(&body);
+	}
+}
+
+/* --- health check node ports ------------------------------------------------------ */
+
+static const struct lbm_service *hc_service(struct agent *a, uint16_t port)
+{
+	if (!a->applied)
+		return NULL;
+	for (size_t i = 0; i < a->applied->n_services; i++)
+		if (a->applied->services[i].hc_node_port == port)
+			return &a->applied->services[i];
+	return NULL;
+}
+
+/* kube-proxy's answer: 200 with the local endpoint count, 503 when none. */
+static void hc_cb(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	const struct lbm_service *s = NULL;
+	struct evbuffer *out = evbuffer_new();
+	uint32_t n = 0;
+
+	if (bev && !getsockname(bufferevent_getfd(bev), (struct sockaddr *)&sin, &sl))
+		s = hc_service(a, ntohs(sin.sin_port));
+	if (s)
+		n = s->hc_local_endpoints;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options",
+			  "nosniff");
+	evbuffer_add_printf(out,
+			    "{\"service\":{\"namespace\":\"%s\",\"name\":\"%s\"},"
+			    "\"localEndpoints\":%u,\"serviceProxyHealthy\":true}",
+			    s ? s->ns : "", s ? s->name : "", n);
+	evhttp_send_reply(req, n ? 200 : 503, n ? "OK" : "Service Unavailable", out);
+	evbuffer_free(out);
+}
+
+static void hc_update(struct agent *a, const struct lbm_state *st)
+{
+	/* Close ports no longer wanted. */
+	for (size_t i = 0; i < a->n_hc;) {
+		bool keep = false;
+		for (size_t j = 0; j < st->n_services && !keep; j++)
+			keep = st->services[j].hc_node_port == a->hc[i].port;
+		if (keep) {
+			i++;
+			continue;
+		}
+		evhttp_del_accept_socket(a->hc_http, a->hc[i].sock);
+		a->hc[i] = a->hc[--a->n_hc];
+	}
+	for (size_t j = 0; j < st->n_services; j++) {
+		uint16_t port = st->services[j].hc_node_port;
+		bool have = !port;
+		struct hc_port *v;
+		for (size_t i = 0; i < a->n_hc && !have; i++)
+			have = a->hc[i].port == port;
+		if (have)
+			continue;
+		v = realloc(a->hc, (a->n_hc + 1) * sizeof(*v));
+		if (!v)
+			return;
+		a->hc = v;
+		v[a->n_hc].port = port;
+		v[a->n_hc].sock = evhttp_bind_socket_with_handle(a->hc_http, a->cfg.hc_bind, port);
+		if (!v[a->n_hc].sock) {
+			pr_warn(AG, "service '%s/%s': healthCheckNodePort %u: bind failed: %s",
+				st->services[j].ns, st->services[j].name, port, strerror(errno));
+			continue;
+		}
+		a->n_hc++;
+	}
+}
+
+/* --- sync --------------------------------------------------------------------------- */
+
+static int ids_for(struct agent *a, const struct lbm_state *st, const struct lbm_frontend *fe,
+		   __u32 *ids)
+{
+	for (__u16 i = 0; i < fe->count; i++) {
+		const struct lbm_backend *b = &st->backends[fe->be[i]];
+		int err = dp_backend_id(a->dp, b->addr, b->port, b->proto, &ids[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int apply_backend(struct agent *a, const struct lbm_backend *b)
+{
+	struct sl_backend be = {
+		.addr = b->addr,
+		.port = b->port,
+		.proto = b->proto,
+		.state = b->state,
+		.node_id = b->local ? 0 : 1,
+	};
+	__u32 id;
+
+	return dp_backend_upsert(a->dp, &be, &id);
+}
+
+static int apply_frontend(struct agent *a, const struct lbm_state *st,
+			  const struct lbm_frontend *fe)
+{
+	__u32 *ids = calloc(fe->count ? fe->count : 1, sizeof(*ids));
+	struct dp_svc svc = { .key = fe->key, .flags = fe->flags, .affinity_s = fe->affinity_s };
+	__u32 svc_id;
+	int err;
+
+	if (!ids)
+		return -ENOMEM;
+	err = ids_for(a, st, fe, ids);
+	if (!err) {
+		svc.backend_ids = ids;
+		svc.count = fe->count;
+		err = dp_svc_upsert(a->dp, &svc, &svc_id);
+	}
+	free(ids);
+	return err;
+}
+
+struct reconcile {
+	struct agent *a;
+	const struct lbm_state *st;
+	unsigned removed;
+};
+
+static int stale_frontend(const struct sl_svc_key *key, void *arg)
+{
+	struct reconcile *r = arg;
+
+	if (lbm_state_find_frontend(r->st, key) < 0 && !dp_svc_delete(r->a->dp, key))
+		r->removed++;
+	return 0;
+}
+
+static int stale_backend(const struct sl_backend *be, __u32 id, void *arg)
+{
+	struct reconcile *r = arg;
+
+	for (size_t i = 0; i < r->st->n_backends; i++) {
+		const struct lbm_backend *b = &r->st->backends[i];
+		if (b->addr == be->addr && b->port == be->port && b->proto == be->proto)
+			return 0;
+	}
+	if (!dp_backend_remove(r->a->dp, be->addr, be->port, be->proto))
+		r->removed++;
+	return 0;
+}
+
+static void sync_record(struct agent *a, double s)
+{
+	static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
+	size_t i = 0;
+
+	while (i < 7 && s >= bounds[i])
+		i++;
+	a->sync_hist[i]++;
+	a->syncs++;
+	a->last_sync_s = s;
+	a->sync_s_sum += s;
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void agent_sync(struct agent *a)
+{
+	struct json_object *lists[INF_N];
+	struct lbm_state *next = NULL;
+	struct lbm_ops ops = { 0 };
+	struct timespec t0;
+	unsigned errors = 0;
+	int err;
+
+	for (int i = 0; i < INF_N; i++)
+		if (!sl_informer_has_synced(a->inf[i]))
+			return; /* the first sync waits for complete caches */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	a->dirty = false;
+	for (int i = 0; i < INF_N; i++)
+		lists[i] = sl_informer_list(a->inf[i]);
+	err = lbm_state_build_json(a->cfg.node_name, lists[INF_SVC], lists[INF_EPS],
+				   lists[INF_NODE], &next);
+	for (int i = 0; i < INF_N; i++)
+		json_object_put(lists[i]);
+	if (err) {
+		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
+		       sl_strerror(err));
+		a->sync_errors++;
+		return;
+	}
+	if (next->n_node_addrs != a->n_local_addrs ||
+	    (next->n_node_addrs &&
+	     memcmp(next->node_addrs, a->local_addrs, next->n_node_addrs * sizeof(__be32)))) {
+		__be32 *v = malloc((next->n_node_addrs + 1) * sizeof(*v));
+		if (v && !dp_local_addrs_set(a->dp, next->node_addrs, next->n_node_addrs)) {
+			memcpy(v, next->node_addrs, next->n_node_addrs * sizeof(*v));
+			free(a->local_addrs);
+			a->local_addrs = v;
+			a->n_local_addrs = next->n_node_addrs;
+		} else {
+			free(v);
+			errors++;
+		}
+	}
+	err = lbm_diff(a->applied, next, &ops);
+	if (err) {
+		lbm_state_free(next);
+		a->sync_errors++;
+		return;
+	}
+	for (size_t i = 0; i < ops.n; i++) {
+		const struct lbm_op *op = &ops.v[i];
+		switch (op->kind) {
+		case LBM_OP_BACKEND_ADD:
+		case LBM_OP_BACKEND_UPDATE:
+			err = apply_backend(a, &next->backends[op->next_idx]);
+			break;
+		case LBM_OP_FRONTEND_UPSERT:
+			err = apply_frontend(a, next, &next->frontends[op->next_idx]);
+			break;
+		case LBM_OP_FRONTEND_DELETE:
+			err = dp_svc_delete(a->dp, &a->applied->frontends[op->prev_idx].key);
+			if (err == -SL_ERR_NOTFOUND)
+				err = 0;
+			break;
+		case LBM_OP_BACKEND_REMOVE: {
+			const struct lbm_backend *b = &a->applied->backends[op->prev_idx];
+			err = dp_backend_remove(a->dp, b->addr, b->port, b->proto);
+			if (err == -SL_ERR_NOTFOUND)
+				err = 0;
+			break;
+		}
+		}
+		if (err)
+			errors++;
+		else
+			a->ops_applied++;
+	}
+	if (!a->first_sync_done && !errors) {
+		/* Adopted pinned state: drop what is no longer wanted, now that
+		 * everything wanted is in place. */
+		struct reconcile r = { .a = a, .st = next };
+		dp_svc_foreach(a->dp, stale_frontend, &r);
+		dp_backend_foreach(a->dp, stale_backend, &r);
+		if (r.removed)
+			pr_info(AG, "node '%s': removed %u stale entries left from before the restart",
+				a->cfg.node_name, r.removed);
+		a->first_sync_done = true;
+	}
+	lbm_ops_fini(&ops);
+	lbm_state_free(a->applied);
+	if (errors) {
+		/* Something failed (logged by dp); forget what we think is applied so
+		 * the next sync writes everything again, and retry soon. */
+		a->applied = NULL;
+		a->sync_errors++;
+		lbm_state_free(next);
+		a->dirty = true;
+		struct timeval tv = { 1, 0 };
+		if (!a->sync_pending) {
+			a->sync_pending = true;
+			event_add(a->sync_ev, &tv);
+		}
+		pr_warn(AG, "node '%s': sync had %u failed operations; full resync in 1 s",
+			a->cfg.node_name, errors);
+	} else {
+		a->applied = next;
+		hc_update(a, next);
+		report_problems(a, next);
+	}
+	sync_record(a, since(&t0));
+	pr_debug(AG, "node '%s': sync: %zu ops in %.3f ms", a->cfg.node_name, ops.n,
+		 a->last_sync_s * 1e3);
+}
+
+static void sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	a->sync_pending = false;
+	agent_sync(a);
+}
+
+static void mark_dirty(struct agent *a)
+{
+	struct timeval tv = { 0, a->cfg.sync_delay_ms * 1000 };
+
+	if (!a->dirty)
+		clock_gettime(CLOCK_MONOTONIC, &a->dirty_since);
+	a->dirty = true;
+	a->last_event = time(NULL);
+	if (!a->sync_pending) {
+		a->sync_pending = true;
+		event_add(a->sync_ev, &tv);
+	}
+}
+
+static void on_add(struct json_object *obj, void *arg)
+{
+	mark_dirty(arg);
+}
+
+static void on_update(struct json_object *o, struct json_object *n, void *arg)
+{
+	mark_dirty(arg);
+}
+
+static void on_synced(void *arg)
+{
+	mark_dirty(arg);
+}
+
+static void inf_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sl_informer *inf = arg;
+
+	sl_informer_dispatch(inf, 0);
+}
+
+/* --- metrics ------------------------------------------------------------------------- */
+
+static void metrics_cb(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	static const char *bounds[] = { "0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf" };
+	static const char *reasons[SL_R_MAX] = { "ok", "no_backend", "backend_gone", "slot_oob",
+						 "ct_full", "nat_fail", "malformed", "unsupported",
+						 "bind_nodeport", "affinity_hit" };
+	const char *path = evhttp_request_get_uri(req);
+	struct evbuffer *out = evbuffer_new();
+	struct sl_counter ctr[SL_R_MAX];
+	struct dp_fill fill;
+	unsigned long long cum = 0;
+
+	if (path && !strncmp(path, "/healthz", 8)) {
+		bool ok = a->applied != NULL;
+		evbuffer_add_printf(out, ok ? "ok" : "not synced");
+		evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", out);
+		evbuffer_free(out);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	evbuffer_add_printf(out, "# TYPE sluice_agent_sync_duration_seconds histogram\n");
+	for (int i = 0; i < 8; i++) {
+		cum += a->sync_hist[i];
+		evbuffer_add_printf(out, "sluice_agent_sync_duration_seconds_bucket{le=\"%s\"} %llu\n",
+				    bounds[i], cum);
+	}
+	evbuffer_add_printf(out,
+			    "sluice_agent_sync_duration_seconds_sum %.6f\n"
+			    "sluice_agent_sync_duration_seconds_count %llu\n"
+			    "# TYPE sluice_agent_sync_errors_total counter\n"
+			    "sluice_agent_sync_errors_total %llu\n"
+			    "# TYPE sluice_agent_ops_applied_total counter\n"
+			    "sluice_agent_ops_applied_total %llu\n"
+			    "# TYPE sluice_agent_sync_pending gauge\nsluice_agent_sync_pending %d\n",
+			    a->sync_s_sum, a->syncs, a->sync_errors, a->ops_applied, a->dirty ? 1 : 0);
+	if (a->applied)
+		evbuffer_add_printf(out,
+				    "# TYPE sluice_agent_frontends gauge\nsluice_agent_frontends %zu\n"
+				    "# TYPE sluice_agent_backends gauge\nsluice_agent_backends %zu\n",
+				    a->applied->n_frontends, a->applied->n_backends);
+	if (!dp_fill_read(a->dp, &fill)) {
+		evbuffer_add_printf(out, "# TYPE sluice_agent_map_entries gauge\n");
+		evbuffer_add_printf(out,
+				    "sluice_agent_map_entries{map=\"svc4\"} %u\n"
+				    "sluice_agent_map_entries{map=\"be4\"} %u\n"
+				    "sluice_agent_map_entries{map=\"slots\"} %u\n"
+				    "sluice_agent_map_entries{map=\"sockrev4\"} %u\n"
+				    "sluice_agent_map_entries{map=\"aff4\"} %u\n",
+				    fill.services, fill.backends, fill.slots, fill.sock_rev,
+				    fill.affinity);
+		evbuffer_add_printf(out, "# TYPE sluice_agent_map_capacity gauge\n");
+		evbuffer_add_printf(out,
+				    "sluice_agent_map_capacity{map=\"svc4\"} %u\n"
+				    "sluice_agent_map_capacity{map=\"be4\"} %u\n"
+				    "sluice_agent_map_capacity{map=\"slots\"} %u\n"
+				    "sluice_agent_map_capacity{map=\"sockrev4\"} %u\n"
+				    "sluice_agent_map_capacity{map=\"aff4\"} %u\n",
+				    fill.services_max, fill.backends_max, fill.slots_max,
+				    fill.sock_rev_max, fill.affinity_max);
+	}
+	if (!dp_counters_read(a->dp, ctr)) {
+		evbuffer_add_printf(out, "# TYPE sluice_datapath_events_total counter\n");
+		for (int i = 0; i < SL_R_MAX; i++)
+			if (reasons[i])
+				evbuffer_add_printf(out,
+						    "sluice_datapath_events_total{reason=\"%s\"} %llu\n",
+						    reasons[i], (unsigned long long)ctr[i].packets);
+	}
+	for (int i = 0; i < INF_N; i++) {
+		static const char *names[] = { "services", "endpointslices", "nodes" };
+		struct sl_informer_stats st;
+		sl_informer_stats(a->inf[i], &st);
+		evbuffer_add_printf(out,
+				    "sluice_agent_informer_objects{resource=\"%s\"} %llu\n"
+				    "sluice_agent_informer_relists_total{resource=\"%s\"} %llu\n",
+				    names[i], (unsigned long long)st.objects, names[i],
+				    (unsigned long long)st.relists);
+	}
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+/* --- lifecycle ----------------------------------------------------------------------- */
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	pr_info(AG, "signal %d: stopping (the datapath stays in place)", (int)sig);
+	event_base_loopexit(a->base, NULL);
+}
+
+static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *c = strrchr(s, ':');
+	char *end;
+	long p;
+
+	if (!c || (size_t)(c - s) >= hostlen)
+		return -EINVAL;
+	memcpy(host, s, (size_t)(c - s));
+	host[c - s] = '\0';
+	p = strtol(c + 1, &end, 10);
+	if (*end || p < 0 || p > 65535)
+		return -EINVAL;
+	*port = (int)p;
+	return 0;
+}
+
+int agent_run(const struct agent_config *cfg)
+{
+	static const struct sl_gvr gvrs[INF_N] = {
+		{ .group = "", .version = "v1", .resource = "services" },
+		{ .group = "discovery.k8s.io", .version = "v1", .resource = "endpointslices" },
+		{ .group = "", .version = "v1", .resource = "nodes" },
+	};
+	struct agent a = { 0 };
+	char err[512], cgroot[PATH_MAX];
+	struct dp_opts dpo = { 0 };
+	int rc = 0;
+
+	a.cfg = *cfg;
+	signal(SIGPIPE, SIG_IGN);
+	if (!cfg->node_name || !cfg->node_name[0]) {
+		pr_err(AG, "--node-name is required");
+		return -EINVAL;
+	}
+	if (cfg->kubeconfig) {
+		a.client = sl_client_from_kubeconfig(cfg->kubeconfig, NULL, err, sizeof(err));
+	} else {
+		struct sl_client_opts co = { .server = cfg->server, .token = cfg->token };
+		a.client = cfg->server ? sl_client_new(&co, err, sizeof(err)) : NULL;
+		if (!cfg->server)
+			snprintf(err, sizeof(err), "--server or --kubeconfig is required");
+	}
+	if (!a.client) {
+		pr_err(AG, "API client: %s", err);
+		return -EINVAL;
+	}
+	rc = agent_bpffs_ensure(cfg->bpffs);
+	if (rc)
+		goto out;
+	if (!cfg->cgroup_root) {
+		rc = agent_cgroup2_root(cgroot, sizeof(cgroot));
+		if (rc) {
+			pr_err(AG, "no cgroup v2 mount found; pass --cgroup-root");
+			goto out;
+		}
+		a.cfg.cgroup_root = cgroot;
+	}
+	dpo.bpffs = cfg->bpffs;
+	dpo.node = cfg->node_name;
+	dpo.cgroup = a.cfg.cgroup_root;
+	a.dp = dp_open(&dpo);
+	if (!a.dp) {
+		rc = -errno;
+		pr_err(AG, "node '%s': opening the datapath failed: %s", cfg->node_name,
+		       sl_strerror(rc));
+		goto out;
+	}
+	dp_host_netns_set(a.dp, host_netns_cookie());
+
+	a.base = event_base_new();
+	a.sync_ev = a.base ? evtimer_new(a.base, sync_cb, &a) : NULL;
+	a.sig_term = a.base ? evsignal_new(a.base, SIGTERM, signal_cb, &a) : NULL;
+	a.sig_int = a.base ? evsignal_new(a.base, SIGINT, signal_cb, &a) : NULL;
+	a.hc_http = a.base ? evhttp_new(a.base) : NULL;
+	if (!a.sync_ev || !a.sig_term || !a.sig_int || !a.hc_http) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	evhttp_set_gencb(a.hc_http, hc_cb, &a);
+	event_add(a.sig_term, NULL);
+	event_add(a.sig_int, NULL);
+
+	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
+		char host[128];
+		int port;
+		if (split_hostport(cfg->metrics_listen, host, sizeof(host), &port)) {
+			pr_err(AG, "--metrics-listen '%s': expected HOST:PORT", cfg->metrics_listen);
+			rc = -EINVAL;
+			goto out;
+		}
+		a.metrics_http = evhttp_new(a.base);
+		if (!a.metrics_http || evhttp_bind_socket(a.metrics_http, host, (ev_uint16_t)port)) {
+			pr_err(AG, "--metrics-listen '%s': bind failed: %s", cfg->metrics_listen,
+			       strerror(errno));
+			rc = -EADDRINUSE;
+			goto out;
+		}
+		evhttp_set_gencb(a.metrics_http, metrics_cb, &a);
+	}
+
+	for (int i = 0; i < INF_N; i++) {
+		struct sl_informer_opts io = {
+			.gvr = gvrs[i],
+			.delivery = SL_INF_DELIVER_QUEUE,
+			.handlers = { .on_add = on_add, .on_update = on_update, .on_delete = on_add,
+				      .on_synced = on_synced, .arg = &a },
+		};
+		a.inf[i] = sl_informer_new(a.client, &io, err, sizeof(err));
+		if (!a.inf[i]) {
+			pr_err(AG, "informer '%s': %s", gvrs[i].resource, err);
+			rc = -EINVAL;
+			goto out;
+		}
+		a.inf_ev[i] = event_new(a.base, sl_informer_fd(a.inf[i]), EV_READ | EV_PERSIST,
+					inf_cb, a.inf[i]);
+		event_add(a.inf_ev[i], NULL);
+		sl_informer_start(a.inf[i]);
+	}
+	pr_info(AG, "node '%s': running (pins %s, cgroup %s, API %s)", cfg->node_name,
+		dp_pin_root(a.dp), a.cfg.cgroup_root, sl_client_server(a.client));
+	event_base_dispatch(a.base);
+	rc = 0;
+out:
+	for (int i = 0; i < INF_N; i++) {
+		sl_informer_free(a.inf[i]);
+		if (a.inf_ev[i])
+			event_free(a.inf_ev[i]);
+	}
+	if (a.hc_http)
+		evhttp_free(a.hc_http);
+	if (a.metrics_http)
+		evhttp_free(a.metrics_http);
+	if (a.sync_ev)
+		event_free(a.sync_ev);
+	if (a.sig_term)
+		event_free(a.sig_term);
+	if (a.sig_int)
+		event_free(a.sig_int);
+	if (a.base)
+		event_base_free(a.base);
+	dp_close(a.dp);
+	lbm_state_free(a.applied);
+	free(a.local_addrs);
+	free(a.hc);
+	for (size_t i = 0; i < a.n_reported; i++)
+		free(a.reported[i]);
+	free(a.reported);
+	sl_client_free(a.client);
+	return rc;
+}

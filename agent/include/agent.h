@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sluice-agent: the node agent. Watches Services, EndpointSlices and Nodes
+ * through the lib/ informer, folds them into the node's desired datapath
+ * (agent/model.c), and applies only the difference to the pinned eBPF maps
+ * (agent/datapath.c). It is never on the packet path: if it dies, the pinned
+ * maps and links keep forwarding ("fail static").
+ */
+#ifndef SLUICE_AGENT_H
+#define SLUICE_AGENT_H
+
+#include <stdbool.h>
+
+struct agent_config {
+	const char *node_name;      /* required */
+	const char *server;         /* API server URL, or NULL with kubeconfig */
+	const char *token;          /* bearer token or NULL */
+	const char *kubeconfig;     /* kubeconfig path or NULL */
+	const char *bpffs;          /* bpf filesystem (mounted if needed); default /sys/fs/bpf */
+	const char *cgroup_root;    /* cgroup v2 dir for the socket hooks; NULL = the root */
+	const char *metrics_listen; /* "127.0.0.1:10249"; "" disables */
+	const char *hc_bind;        /* address for healthCheckNodePort servers; default 0.0.0.0 */
+	int sync_delay_ms;          /* debounce between an event and the sync (default 5) */
+};
+
+void agent_config_defaults(struct agent_config *cfg);
+
+/* Runs until SIGTERM/SIGINT. 0 on a clean stop, negative errno when it cannot
+ * start (reason logged). Stopping leaves the datapath in place. */
+int agent_run(const struct agent_config *cfg);
+
+/* Detaches and unpins everything the agent made for this node. */
+int agent_cleanup(const char *bpffs, const char *node_name);
+
+/* Mounts a bpf filesystem at path unless one is there already. */
+int agent_bpffs_ensure(const char *path);
+/* The cgroup v2 mount point (first cgroup2 entry of /proc/self/mounts). */
+int agent_cgroup2_root(char *out, size_t outlen);
+
+#endif
