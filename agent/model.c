@@ -224,7 +224,8 @@ static int problem_add(struct build *b, const struct k8s_service *s, const char 
 	return 0;
 }
 
-/* --- slices ------------------------------------------------------------------------------------ */
+/* --- slices ------------------------------------------------------------------------------------
+ */
 
 static int slice_ref_cmp(const void *pa, const void *pb)
 {
@@ -255,8 +256,9 @@ static int slices_index(struct build *b)
 		if (!es)
 			continue;
 		if (!es->meta.name || !es->meta.namespace) {
-			pr_warn(SUBSYS, "endpointslice #%zu '%s': skipped: metadata.%s missing", i,
-				str_or_empty(es->meta.name), es->meta.name ? "namespace" : "name");
+			pr_warn(SUBSYS, "endpointslice #%zu '%s/%s': skipped: metadata.%s missing",
+				i, str_or_empty(es->meta.namespace), str_or_empty(es->meta.name),
+				es->meta.name ? "namespace" : "name");
 			b->st->stats.bad_objects++;
 			continue;
 		}
@@ -279,7 +281,7 @@ static int slices_index(struct build *b)
 			b->st->stats.bad_objects++;
 			continue;
 		}
-		if (strcmp(es->address_type, "IPv4")) {
+		if (strcmp(es->address_type, "IPv4") != 0) {
 			/* IPv6 belongs to the IPv6 model; FQDN is never proxied. */
 			b->st->stats.ignored_slices++;
 			continue;
@@ -312,14 +314,15 @@ static size_t slices_find(const struct build *b, const char *ns, const char *nam
 	for (end = lo; end < b->n_slices; end++) {
 		const struct slice_ref *r = &b->slices[end];
 
-		if (strcmp(r->es->meta.namespace, ns) || strcmp(r->svc, name))
+		if (strcmp(r->es->meta.namespace, ns) != 0 || strcmp(r->svc, name) != 0)
 			break;
 	}
 	*n = end - lo;
 	return lo;
 }
 
-/* --- endpoints of one service port ------------------------------------------------------------- */
+/* --- endpoints of one service port -------------------------------------------------------------
+ */
 
 static int ep_cmp(const void *pa, const void *pb)
 {
@@ -337,8 +340,7 @@ static int ep_cmp(const void *pa, const void *pb)
  * Collects the endpoints of service port (name, proto) from the service's
  * slices into b->eps, deduplicated and sorted by (addr, port).
  */
-static int eps_gather(struct build *b, size_t first, size_t n, const char *port_name,
-		      uint8_t proto)
+static int eps_gather(struct build *b, size_t first, size_t n, const char *port_name, uint8_t proto)
 {
 	const char *node = b->in->node_name;
 	uint32_t seq = 0;
@@ -354,11 +356,12 @@ static int eps_gather(struct build *b, size_t first, size_t n, const char *port_
 			size_t n_bad = 0;
 
 			/* kube-proxy keys endpoints by (service, port name, protocol). */
-			if (strcmp(str_or_empty(sp->name), port_name) ||
+			if (strcmp(str_or_empty(sp->name), port_name) != 0 ||
 			    proto_parse(sp->protocol) != proto)
 				continue;
 			if (sp->port <= 0 || sp->port > 65535) {
-				pr_warn(SUBSYS, "endpointslice '%s/%s': ports[%zu]: port %d ignored",
+				pr_warn(SUBSYS,
+					"endpointslice '%s/%s': ports[%zu]: port %d ignored",
 					es->meta.namespace, es->meta.name, j, sp->port);
 				b->st->stats.bad_endpoints++;
 				continue;
@@ -388,7 +391,8 @@ static int eps_gather(struct build *b, size_t first, size_t n, const char *port_
 			}
 			if (n_bad) {
 				pr_warn(SUBSYS,
-					"endpointslice '%s/%s': %zu endpoints without a usable IPv4 "
+					"endpointslice '%s/%s': %zu endpoints without a usable "
+					"IPv4 "
 					"address skipped (first: '%s')",
 					es->meta.namespace, es->meta.name, n_bad, bad);
 				b->st->stats.bad_endpoints += (uint32_t)n_bad;
@@ -560,7 +564,8 @@ static int drain_push(struct build *b, uint8_t proto)
 	return 0;
 }
 
-/* --- services ----------------------------------------------------------------------------------- */
+/* --- services -----------------------------------------------------------------------------------
+ */
 
 enum svc_type {
 	SVC_CLUSTERIP,
@@ -673,8 +678,9 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 	}
 	type = svc_type_parse(sp->type);
 	if (type == SVC_BAD) {
-		pr_warn(SUBSYS, "service '%s/%s': skipped: spec.type '%s' is not ClusterIP, "
-				"NodePort, LoadBalancer or ExternalName",
+		pr_warn(SUBSYS,
+			"service '%s/%s': skipped: spec.type '%s' is not ClusterIP, "
+			"NodePort, LoadBalancer or ExternalName",
 			ns, name, sp->type);
 		st->stats.bad_objects++;
 		return 0;
@@ -686,8 +692,9 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 	r = svc_cluster_ip(s, &cip, &why);
 	if (r <= 0) {
 		if (r < 0) {
-			pr_warn(SUBSYS, "service '%s/%s': skipped: spec.clusterIP '%s' is not an IP "
-					"address",
+			pr_warn(SUBSYS,
+				"service '%s/%s': skipped: spec.clusterIP '%s' is not an IP "
+				"address",
 				ns, name, why);
 			st->stats.bad_objects++;
 		} else {
@@ -699,8 +706,9 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 	etp = policy_parse(sp->external_traffic_policy);
 	itp = policy_parse(sp->internal_traffic_policy);
 	if (etp < 0 || itp < 0) {
-		pr_warn(SUBSYS, "service '%s/%s': skipped: spec.%sTrafficPolicy '%s' is not "
-				"Cluster or Local",
+		pr_warn(SUBSYS,
+			"service '%s/%s': skipped: spec.%sTrafficPolicy '%s' is not "
+			"Cluster or Local",
 			ns, name, etp < 0 ? "external" : "internal",
 			etp < 0 ? sp->external_traffic_policy : sp->internal_traffic_policy);
 		st->stats.bad_objects++;
@@ -711,9 +719,10 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 
 		base_flags |= SL_SVC_F_AFFINITY;
 		affinity_s = t > 0 ? (uint32_t)t : LBM_AFFINITY_DEFAULT_S;
-	} else if (sp->session_affinity && strcmp(sp->session_affinity, "None")) {
-		pr_warn(SUBSYS, "service '%s/%s': skipped: spec.sessionAffinity '%s' is not None or "
-				"ClientIP",
+	} else if (sp->session_affinity && strcmp(sp->session_affinity, "None") != 0) {
+		pr_warn(SUBSYS,
+			"service '%s/%s': skipped: spec.sessionAffinity '%s' is not None or "
+			"ClientIP",
 			ns, name, sp->session_affinity);
 		st->stats.bad_objects++;
 		return 0;
@@ -732,16 +741,17 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 
 			if (!ing->ip || !*ing->ip || ip6_is(ing->ip))
 				continue; /* hostname-only, or the other family */
-			if (ing->ip_mode && strcmp(ing->ip_mode, "VIP"))
+			if (ing->ip_mode && strcmp(ing->ip_mode, "VIP") != 0)
 				continue; /* "Proxy": the LB itself delivers to the nodes */
 			if (!ip4_parse(ing->ip, &a)) {
-				pr_warn(SUBSYS, "service '%s/%s': status.loadBalancer.ingress[%zu].ip "
-						"'%s' ignored: not an IP address",
+				pr_warn(SUBSYS,
+					"service '%s/%s': status.loadBalancer.ingress[%zu].ip "
+					"'%s' ignored: not an IP address",
 					ns, name, i, ing->ip);
 				st->stats.bad_objects++;
 				continue;
 			}
-			ext[n_ext++] = (struct ext_addr){ a, SL_SVC_F_LOADBALANCER };
+			ext[n_ext++] = (struct ext_addr){a, SL_SVC_F_LOADBALANCER};
 		}
 	}
 	for (i = 0; i < sp->external_ips.n; i++) {
@@ -751,8 +761,9 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 		if (ip6_is(ip))
 			continue;
 		if (!ip4_parse(ip, &a)) {
-			pr_warn(SUBSYS, "service '%s/%s': spec.externalIPs[%zu] '%s' ignored: not an "
-					"IP address",
+			pr_warn(SUBSYS,
+				"service '%s/%s': spec.externalIPs[%zu] '%s' ignored: not an "
+				"IP address",
 				ns, name, i, ip);
 			st->stats.bad_objects++;
 			continue;
@@ -761,7 +772,7 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 			st->stats.foreign_external_ips++;
 			continue;
 		}
-		ext[n_ext++] = (struct ext_addr){ a, SL_SVC_F_EXTERNALIP };
+		ext[n_ext++] = (struct ext_addr){a, SL_SVC_F_EXTERNALIP};
 	}
 
 	if (VEC_RESERVE(st->services, st->n_services, b->cap_services)) {
@@ -799,15 +810,17 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 		size_t k;
 
 		if (!pc.proto) {
-			pr_warn(SUBSYS, "service '%s/%s': spec.ports[%zu]: protocol '%s' is not TCP, "
-					"UDP or SCTP; port skipped",
+			pr_warn(SUBSYS,
+				"service '%s/%s': spec.ports[%zu]: protocol '%s' is not TCP, "
+				"UDP or SCTP; port skipped",
 				ns, name, i, p->protocol);
 			st->stats.bad_objects++;
 			continue;
 		}
 		if (p->port <= 0 || p->port > 65535) {
-			pr_warn(SUBSYS, "service '%s/%s': spec.ports[%zu]: port %d out of range; "
-					"port skipped",
+			pr_warn(SUBSYS,
+				"service '%s/%s': spec.ports[%zu]: port %d out of range; "
+				"port skipped",
 				ns, name, i, p->port);
 			st->stats.bad_objects++;
 			continue;
@@ -828,8 +841,8 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 			err = fe_emit(b, &pc, cip, (uint16_t)p->port, SL_SCOPE_EXT, cflags,
 				      SET_LOCAL, &local);
 			if (!err)
-				err = fe_emit(b, &pc, cip, (uint16_t)p->port, SL_SCOPE_INT,
-					      cflags, SET_LOCAL, &local);
+				err = fe_emit(b, &pc, cip, (uint16_t)p->port, SL_SCOPE_INT, cflags,
+					      SET_LOCAL, &local);
 		} else {
 			err = fe_emit(b, &pc, cip, (uint16_t)p->port, SL_SCOPE_EXT, cflags,
 				      SET_CLUSTER, &cluster);
@@ -869,7 +882,8 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 	return err;
 }
 
-/* --- conflicts and assembly --------------------------------------------------------------------- */
+/* --- conflicts and assembly ---------------------------------------------------------------------
+ */
 
 static int fe_tmp_cmp(const void *pa, const void *pb)
 {
@@ -893,7 +907,7 @@ static int fe_tmp_cmp(const void *pa, const void *pb)
 
 static void fe_describe(const struct fe_tmp *f, char *buf, size_t len)
 {
-	struct in_addr a = { htonl(f->addr) };
+	struct in_addr a = {htonl(f->addr)};
 	char ip[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
@@ -1027,7 +1041,8 @@ static int backends_assemble(struct build *b, size_t n_kept)
 	for (i = 0; i < n; i++) {
 		struct lbm_backend *be;
 
-		if (st->n_backends && !be_key_cmp_host(&st->backends[st->n_backends - 1], &all[i])) {
+		if (st->n_backends &&
+		    !be_key_cmp_host(&st->backends[st->n_backends - 1], &all[i])) {
 			be = &st->backends[st->n_backends - 1];
 		} else {
 			be = &st->backends[st->n_backends++];
@@ -1080,7 +1095,8 @@ static int frontends_assemble(struct build *b, size_t n_kept)
 	return 0;
 }
 
-/* --- node addresses ------------------------------------------------------------------------------ */
+/* --- node addresses ------------------------------------------------------------------------------
+ */
 
 static int be32_cmp(const void *pa, const void *pb)
 {
@@ -1112,7 +1128,8 @@ static int node_addrs_collect(struct build *b)
 		const struct k8s_node_address *a = &node->status.addresses[i];
 		uint32_t ip;
 
-		if (!a->type || (strcmp(a->type, "InternalIP") && strcmp(a->type, "ExternalIP")))
+		if (!a->type ||
+		    (strcmp(a->type, "InternalIP") != 0 && strcmp(a->type, "ExternalIP") != 0))
 			continue;
 		if (!ip4_parse(a->address, &ip))
 			continue;
@@ -1126,7 +1143,8 @@ static int node_addrs_collect(struct build *b)
 	return 0;
 }
 
-/* --- build entry points ---------------------------------------------------------------------------- */
+/* --- build entry points
+ * ---------------------------------------------------------------------------- */
 
 static int svc_ptr_cmp(const void *pa, const void *pb)
 {
@@ -1185,7 +1203,7 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 	const struct k8s_service **svcs = NULL, **svc_objs = NULL;
 	struct rank_ref *ranks = NULL;
 	uint32_t *rank_of = NULL;
-	struct build b = { .in = in };
+	struct build b = {.in = in};
 	size_t n_svcs = 0, i;
 	ssize_t kept;
 	int err = -ENOMEM;
@@ -1199,8 +1217,8 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 	if (node_addrs_collect(&b) || slices_index(&b))
 		goto out;
 
-	svcs = calloc(in->n_services + 1, sizeof(*svcs));
-	svc_objs = calloc(in->n_services + 1, sizeof(*svc_objs));
+	svcs = calloc(in->n_services + 1, sizeof(const struct k8s_service *));
+	svc_objs = calloc(in->n_services + 1, sizeof(const struct k8s_service *));
 	ranks = calloc(in->n_services + 1, sizeof(*ranks));
 	rank_of = calloc(in->n_services + 1, sizeof(*rank_of));
 	if (!svcs || !svc_objs || !ranks || !rank_of)
@@ -1211,16 +1229,17 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 		if (!s)
 			continue;
 		if (!s->meta.name || !s->meta.namespace) {
-			pr_warn(SUBSYS, "service #%zu '%s': skipped: metadata.%s missing", i,
-				str_or_empty(s->meta.name), s->meta.name ? "namespace" : "name");
+			pr_warn(SUBSYS, "service #%zu '%s/%s': skipped: metadata.%s missing", i,
+				str_or_empty(s->meta.namespace), str_or_empty(s->meta.name),
+				s->meta.name ? "namespace" : "name");
 			b.st->stats.bad_objects++;
 			continue;
 		}
 		svcs[n_svcs++] = s;
 	}
-	sort_arr(svcs, n_svcs, sizeof(*svcs), svc_ptr_cmp);
+	sort_arr(svcs, n_svcs, sizeof(const struct k8s_service *), svc_ptr_cmp);
 	for (i = 0; i < n_svcs; i++)
-		ranks[i] = (struct rank_ref){ svcs[i], (uint32_t)i };
+		ranks[i] = (struct rank_ref){svcs[i], (uint32_t)i};
 	sort_arr(ranks, n_svcs, sizeof(*ranks), rank_cmp);
 	for (i = 0; i < n_svcs; i++)
 		rank_of[ranks[i].idx] = (uint32_t)i;
@@ -1302,8 +1321,8 @@ static int decode_all(struct json_object *arr, const char *what, decode_fn fn, v
 		return -ENOMEM;
 	for (i = 0; i < len; i++) {
 		struct json_object *el = json_object_array_get_idx(arr, i);
-		struct json_object *nm = sl_json_path(el, "metadata", "name", NULL);
-		struct json_object *nsj = sl_json_path(el, "metadata", "namespace", NULL);
+		struct json_object *nm = sl_json_path(el, "metadata", "name", (char *)NULL);
+		struct json_object *nsj = sl_json_path(el, "metadata", "namespace", (char *)NULL);
 		char err[256] = "";
 		void *obj = NULL;
 		int r = fn(el, &obj, err, sizeof(err));
@@ -1312,11 +1331,13 @@ static int decode_all(struct json_object *arr, const char *what, decode_fn fn, v
 			return r;
 		if (r) {
 			pr_warn(SUBSYS, "%s #%zu '%s%s%s': skipped: %s", what, i,
-				json_object_is_type(nsj, json_type_string) ?
-					json_object_get_string(nsj) : "",
+				json_object_is_type(nsj, json_type_string)
+					? json_object_get_string(nsj)
+					: "",
 				json_object_is_type(nsj, json_type_string) ? "/" : "",
-				json_object_is_type(nm, json_type_string) ?
-					json_object_get_string(nm) : "",
+				json_object_is_type(nm, json_type_string)
+					? json_object_get_string(nm)
+					: "",
 				err[0] ? err : sl_strerror(r));
 			(*bad)++;
 			continue;
@@ -1370,7 +1391,8 @@ int lbm_state_build_json(const char *node_name, struct json_object *services,
 	return err;
 }
 
-/* --- lookups and dump ------------------------------------------------------------------------------ */
+/* --- lookups and dump
+ * ------------------------------------------------------------------------------ */
 
 static int key_cmp(const struct sl_svc_key *a, const struct sl_svc_key *b)
 {
@@ -1420,7 +1442,7 @@ ssize_t lbm_state_find_frontend(const struct lbm_state *st, const struct sl_svc_
 static void dump_addr_port(struct sl_buf *b, __be32 addr, __be16 port, __u8 proto)
 {
 	char ip[INET_ADDRSTRLEN];
-	struct in_addr a = { addr };
+	struct in_addr a = {addr};
 
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
 	sl_buf_printf(b, "%s:%u/%s", ip, ntohs(port), proto_name(proto));
@@ -1432,11 +1454,11 @@ void lbm_state_dump(const struct lbm_state *st, struct sl_buf *b)
 		uint16_t bit;
 		const char *name;
 	} names[] = {
-		{ SL_SVC_F_CLUSTERIP, "CLUSTERIP" },	 { SL_SVC_F_NODEPORT, "NODEPORT" },
-		{ SL_SVC_F_EXTERNALIP, "EXTERNALIP" },	 { SL_SVC_F_LOADBALANCER, "LOADBALANCER" },
-		{ SL_SVC_F_LOCAL_EXT, "LOCAL_EXT" },	 { SL_SVC_F_LOCAL_INT, "LOCAL_INT" },
-		{ SL_SVC_F_AFFINITY, "AFFINITY" },	 { SL_SVC_F_TERMINATING, "TERMINATING" },
-		{ SL_SVC_F_MAGLEV, "MAGLEV" },
+		{SL_SVC_F_CLUSTERIP, "CLUSTERIP"},   {SL_SVC_F_NODEPORT, "NODEPORT"},
+		{SL_SVC_F_EXTERNALIP, "EXTERNALIP"}, {SL_SVC_F_LOADBALANCER, "LOADBALANCER"},
+		{SL_SVC_F_LOCAL_EXT, "LOCAL_EXT"},   {SL_SVC_F_LOCAL_INT, "LOCAL_INT"},
+		{SL_SVC_F_AFFINITY, "AFFINITY"},     {SL_SVC_F_TERMINATING, "TERMINATING"},
+		{SL_SVC_F_MAGLEV, "MAGLEV"},
 	};
 	size_t i, k;
 
@@ -1465,7 +1487,7 @@ void lbm_state_dump(const struct lbm_state *st, struct sl_buf *b)
 		for (k = 0; k < f->count; k++) {
 			const struct lbm_backend *be = &st->backends[f->be[k]];
 			char ip[INET_ADDRSTRLEN];
-			struct in_addr a = { be->addr };
+			struct in_addr a = {be->addr};
 
 			inet_ntop(AF_INET, &a, ip, sizeof(ip));
 			sl_buf_printf(b, "%s%s:%u", k ? " " : "", ip, ntohs(be->port));
@@ -1486,12 +1508,12 @@ void lbm_state_dump(const struct lbm_state *st, struct sl_buf *b)
 				      st->services[i].name, st->services[i].hc_node_port,
 				      st->services[i].hc_local_endpoints);
 	for (i = 0; i < st->n_problems; i++)
-		sl_buf_printf(b, "problem %s/%s %s: %s\n", st->problems[i].ns,
-			      st->problems[i].name, st->problems[i].reason,
-			      st->problems[i].message);
+		sl_buf_printf(b, "problem %s/%s %s: %s\n", st->problems[i].ns, st->problems[i].name,
+			      st->problems[i].reason, st->problems[i].message);
 }
 
-/* --- diff ------------------------------------------------------------------------------------------ */
+/* --- diff
+ * ------------------------------------------------------------------------------------------ */
 
 static bool fe_equal(const struct lbm_state *pa, const struct lbm_frontend *a,
 		     const struct lbm_state *pb, const struct lbm_frontend *b)
@@ -1512,7 +1534,7 @@ static int op_push(struct lbm_ops *ops, size_t *cap, enum lbm_op_kind kind, size
 {
 	if (VEC_RESERVE(ops->v, ops->n, *cap))
 		return -ENOMEM;
-	ops->v[ops->n++] = (struct lbm_op){ kind, (uint32_t)prev_idx, (uint32_t)next_idx };
+	ops->v[ops->n++] = (struct lbm_op){kind, (uint32_t)prev_idx, (uint32_t)next_idx};
 	return 0;
 }
 
@@ -1528,13 +1550,14 @@ static int diff_frontends(const struct lbm_state *p, const struct lbm_state *n, 
 {
 	size_t np = p ? p->n_frontends : 0, nn = n ? n->n_frontends : 0, i = 0, j = 0;
 	bool upsert = pass == PASS_UPSERT_INT || pass == PASS_UPSERT_EXT;
-	uint8_t scope = pass == PASS_UPSERT_INT || pass == PASS_DELETE_INT ? SL_SCOPE_INT
-									  : SL_SCOPE_EXT;
+	uint8_t scope =
+		pass == PASS_UPSERT_INT || pass == PASS_DELETE_INT ? SL_SCOPE_INT : SL_SCOPE_EXT;
 	int err = 0;
 
 	while ((i < np || j < nn) && !err) {
-		int c = i == np ? 1 : j == nn ? -1 :
-				key_cmp(&p->frontends[i].key, &n->frontends[j].key);
+		int c = i == np	  ? 1
+			: j == nn ? -1
+				  : key_cmp(&p->frontends[i].key, &n->frontends[j].key);
 
 		if (c < 0) {
 			if (!upsert && p->frontends[i].key.scope == scope)

@@ -69,9 +69,17 @@
  *  - sessionAffinity ClientIP: SL_SVC_F_AFFINITY and affinity_s =
  *    timeoutSeconds, 10800 when unset.
  *  - healthCheckNodePort (type LoadBalancer with eTP Local): the number of
- *    endpoints that are local AND ready, summed over the service's ports as
- *    kube-proxy's LocalReadyEndpoints does. 0 (none, or only terminating
- *    ones) means the HC server answers 503.
+ *    endpoints that are local AND ready, summed over the service's ports like
+ *    kube-proxy's LocalReadyEndpoints (which sums over the slices' ports; the
+ *    two agree whenever every slice port belongs to a service port, as the
+ *    EndpointSlice controller writes them). 0 (none, or only terminating
+ *    ones) means the HC server answers 503: the LB drains the node while the
+ *    local terminating endpoints still finish what reaches them.
+ *  - Not read, on purpose: spec.targetPort (see above), publishNotReadyAddresses
+ *    (the EndpointSlice controller already marks such endpoints ready),
+ *    spec.loadBalancerIP (only status counts). Not modelled yet:
+ *    loadBalancerSourceRanges and topology hints / trafficDistribution (the
+ *    ABI has no place for them).
  *
  * Backends are the union of every frontend's slots plus every terminating
  * endpoint (still in the map so existing flows drain, never in new slots).
@@ -111,11 +119,11 @@
 
 /* One backend: the value of backends4[id], minus the id. */
 struct lbm_backend {
-	__be32 addr;  /* network order */
-	__be16 port;  /* network order */
-	__u8 proto;   /* IPPROTO_TCP / UDP / SCTP */
-	__u8 state;   /* enum sl_backend_state: ACTIVE or TERMINATING */
-	bool local;   /* endpoint's nodeName is this node: node_id 0 in the ABI */
+	__be32 addr; /* network order */
+	__be16 port; /* network order */
+	__u8 proto;  /* IPPROTO_TCP / UDP / SCTP */
+	__u8 state;  /* enum sl_backend_state: ACTIVE or TERMINATING */
+	bool local;  /* endpoint's nodeName is this node: node_id 0 in the ABI */
 };
 
 /* One frontend: a svc4 map entry plus its slot list. */
@@ -134,9 +142,9 @@ struct lbm_frontend {
 struct lbm_service {
 	char *ns;
 	char *name;
-	uint16_t hc_node_port;	       /* spec.healthCheckNodePort, 0 = no HC server */
-	uint32_t hc_local_endpoints;   /* local ready endpoints (all ports); 0 = answer 503 */
-	uint32_t n_frontends;	       /* EXT and INT entries this service owns */
+	uint16_t hc_node_port;	     /* spec.healthCheckNodePort, 0 = no HC server */
+	uint32_t hc_local_endpoints; /* local ready endpoints (all ports); 0 = answer 503 */
+	uint32_t n_frontends;	     /* EXT and INT entries this service owns */
 };
 
 /* Why a service is not fully programmed; reason is a static CamelCase Event reason. */
@@ -149,10 +157,10 @@ struct lbm_problem {
 
 /* What the build skipped or ignored (for /metrics and tests). */
 struct lbm_stats {
-	uint32_t bad_objects;	  /* malformed objects skipped (each logged) */
-	uint32_t bad_endpoints;	  /* endpoints or slice ports with unusable values (logged) */
-	uint32_t skipped_services; /* headless, ExternalName, no IPv4 cluster IP, other proxy */
-	uint32_t ignored_slices;   /* IPv6 / FQDN slices, or slices of no known service */
+	uint32_t bad_objects;	       /* malformed objects skipped (each logged) */
+	uint32_t bad_endpoints;	       /* endpoints or slice ports with unusable values (logged) */
+	uint32_t skipped_services;     /* headless, ExternalName, no IPv4 cluster IP, other proxy */
+	uint32_t ignored_slices;       /* IPv6 / FQDN slices, or slices of no known service */
 	uint32_t foreign_external_ips; /* externalIPs not local to this node (not programmed) */
 };
 
@@ -168,7 +176,8 @@ struct lbm_state {
 	__be32 *node_addrs; /* this node's IPv4 InternalIP/ExternalIP addresses, sorted */
 	size_t n_node_addrs;
 	struct lbm_stats stats;
-	uint32_t *slots; /* storage behind lbm_frontend.be */
+	uint32_t *slots; /* storage behind lbm_frontend.be (internal; unreferenced
+			  * entries may be LBM_NO_IDX) */
 	size_t n_slots;
 };
 
@@ -218,11 +227,11 @@ void lbm_state_dump(const struct lbm_state *st, struct sl_buf *b);
 /* --- diff -------------------------------------------------------------------------------- */
 
 enum lbm_op_kind {
-	LBM_OP_BACKEND_ADD,	  /* next->backends[next_idx] is new */
-	LBM_OP_BACKEND_UPDATE,	  /* state or locality changed: prev_idx -> next_idx */
-	LBM_OP_FRONTEND_UPSERT,	  /* next->frontends[next_idx]; prev_idx set when it replaces */
-	LBM_OP_FRONTEND_DELETE,	  /* prev->frontends[prev_idx] is gone */
-	LBM_OP_BACKEND_REMOVE,	  /* prev->backends[prev_idx] is no longer referenced */
+	LBM_OP_BACKEND_ADD,	/* next->backends[next_idx] is new */
+	LBM_OP_BACKEND_UPDATE,	/* state or locality changed: prev_idx -> next_idx */
+	LBM_OP_FRONTEND_UPSERT, /* next->frontends[next_idx]; prev_idx set when it replaces */
+	LBM_OP_FRONTEND_DELETE, /* prev->frontends[prev_idx] is gone */
+	LBM_OP_BACKEND_REMOVE,	/* prev->backends[prev_idx] is no longer referenced */
 };
 
 #define LBM_NO_IDX UINT32_MAX

@@ -27,17 +27,19 @@
 #define META_TS(name, ts) \
 	"'metadata':{'namespace':'default','name':'" name "','creationTimestamp':'" ts "'}"
 
+#define SVC_TS(name, ts, spec) \
+	"{'apiVersion':'v1','kind':'Service'," META_TS(name, ts) ",'spec':" spec "}"
 #define SVC(name, spec) "{'apiVersion':'v1','kind':'Service'," META(name) ",'spec':" spec "}"
 #define SVC_ST(name, spec, status) \
 	"{'apiVersion':'v1','kind':'Service'," META(name) ",'spec':" spec ",'status':" status "}"
 
-#define SLICE_NS(ns, name, svc, ports, eps)                                                      \
+#define SLICE_NS(ns, name, svc, ports, eps)                                                       \
 	"{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':{'namespace':'" ns \
 	"','name':'" name "','labels':{'kubernetes.io/service-name':'" svc                        \
 	"'}},'addressType':'IPv4','ports':" ports ",'endpoints':" eps "}"
 #define SLICE(name, svc, ports, eps) SLICE_NS("default", name, svc, ports, eps)
 
-#define EP(ip, node) "{'addresses':['" ip "'],'nodeName':'" node "'}"
+#define EP(ip, node)	    "{'addresses':['" ip "'],'nodeName':'" node "'}"
 #define EPC(ip, node, cond) "{'addresses':['" ip "'],'nodeName':'" node "','conditions':" cond "}"
 
 #define C_READY	   "{'ready':true,'serving':true,'terminating':false}"
@@ -45,17 +47,17 @@
 #define C_TERM_OFF "{'ready':false,'serving':false,'terminating':true}"
 #define C_UNREADY  "{'ready':false,'serving':false,'terminating':false}"
 
-#define P_HTTP "[{'name':'http','protocol':'TCP','port':8080}]"
+#define P_HTTP	     "[{'name':'http','protocol':'TCP','port':8080}]"
 #define SPEC_CIP(ip) "{'clusterIP':'" ip "','ports':[{'name':'http','port':80,'targetPort':8080}]}"
 
-#define NODE(name, int_ip, ext_ip, ready)                                                        \
+#define NODE(name, int_ip, ext_ip, ready)                                                         \
 	"{'apiVersion':'v1','kind':'Node','metadata':{'name':'" name "'},'status':{'addresses':[" \
 	"{'type':'InternalIP','address':'" int_ip "'},{'type':'ExternalIP','address':'" ext_ip    \
-	"'},{'type':'Hostname','address':'" name "'}],'conditions':[{'type':'Ready','status':'"  \
-	ready "'}]}}"
-#define NODES                                                                                     \
-	"[" NODE("n1", "198.18.0.1", "198.18.0.101", "True") "," NODE("n2", "198.18.0.2",          \
-								       "198.18.0.102", "True") "]"
+	"'},{'type':'Hostname','address':'" name                                                  \
+	"'}],'conditions':[{'type':'Ready','status':'" ready "'}]}}"
+#define NODES                                                                             \
+	"[" NODE("n1", "198.18.0.1", "198.18.0.101", "True") "," NODE("n2", "198.18.0.2", \
+								      "198.18.0.102", "True") "]"
 
 /* Parses JSON written with ' for ". */
 static struct json_object *jparse(const char *txt)
@@ -134,11 +136,11 @@ static bool expect(const struct lbm_state *st, const char *prefix, const char *w
 
 TEST(model_clusterip_basic)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
-		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EP("198.18.64.2", "n2") "," EP("198.18.64.1", "n1") "]") "]",
-		NULL);
+	struct lbm_state *st =
+		build("[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP,
+				"[" EP("198.18.64.2", "n2") "," EP("198.18.64.1", "n1") "]") "]",
+		      NULL);
 
 	if (!expect(st, "fe ",
 		    "fe 198.18.128.10:80/TCP ext CLUSTERIP [198.18.64.1:8080 198.18.64.2:8080]\n",
@@ -200,11 +202,16 @@ TEST(model_unnamed_port_defaults)
 {
 	struct lbm_state *st = build(
 		"[" SVC("a", "{'clusterIP':'198.18.128.1','ports':[{'port':80}]}") "]",
-		"[" SLICE("a-1", "a", "[{'port':8080}]", "[" EP("198.18.64.1", "n2") "]") ","
-		SLICE("a-2", "a", "[{'name':'','protocol':'TCP','port':8081}]",
-		      "[" EP("198.18.64.2", "n2") "]") ","
-		SLICE("a-3", "a", "[{'name':'x','port':8082}]", "[" EP("198.18.64.3", "n2") "]") ","
-		SLICE("a-4", "a", "[{'name':''}]", "[" EP("198.18.64.4", "n2") "]") "]",
+		"[" SLICE("a-1", "a", "[{'port':8080}]", "[" EP("198.18.64.1", "n2") "]") "," SLICE(
+			"a-2", "a", "[{'name':'','protocol':'TCP','port':8081}]",
+			"[" EP("198.18.64.2",
+			       "n2") "]") "," SLICE("a-3", "a", "[{'name':'x','port':8082}]",
+						    "[" EP("198.18.64.3",
+							   "n2") "]") "," SLICE("a-4", "a",
+										"[{'name':''}]",
+										"[" EP("198.18.64."
+										       "4",
+										       "n2") "]") "]",
 		NULL);
 
 	if (!expect(st, "fe ",
@@ -222,12 +229,20 @@ TEST(model_dedupe_across_slices)
 	 * slices; 64.1 on a different port is a different backend. */
 	struct lbm_state *st = build(
 		"[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
-		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EP("198.18.64.1", "n2") "," EP("198.18.64.2", "n2") "]") ","
-		SLICE("web-b", "web", P_HTTP,
-		      "[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") ","
-		SLICE("web-c", "web", "[{'name':'http','protocol':'TCP','port':9090}]",
-		      "[" EP("198.18.64.1", "n1") "]") "]",
+		"[" SLICE(
+			"web-a", "web", P_HTTP,
+			"[" EP("198.18.64.1", "n2") "," EP(
+				"198.18.64.2",
+				"n2") "]") "," SLICE("web-b", "web", P_HTTP,
+						     "[" EP("198.18.64.1", "n1") "," EP(
+							     "198.18.64.2",
+							     "n2") "]") "," SLICE("web-c", "web",
+										  "[{'name':'http',"
+										  "'protocol':'TCP'"
+										  ",'port':9090}]",
+										  "[" EP("198.18."
+											 "64.1",
+											 "n1") "]") "]",
 		NULL);
 
 	if (!expect(st, "fe ",
@@ -246,19 +261,37 @@ out:
 
 TEST(model_ipv4_only)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", "{'clusterIP':'198.18.128.10','clusterIPs':['198.18.128.10','fd00::10'],"
-			       "'ports':[{'name':'http','port':80}]}") ","
-		SVC("v6only", "{'clusterIP':'fd00::11','ports':[{'port':80}]}") "]",
-		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EP("198.18.64.1", "n1") ",{'addresses':[]},{'addresses':['nope']}]") ","
-		"{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':{'namespace':"
-		"'default','name':'web-v6','labels':{'kubernetes.io/service-name':'web'}},"
-		"'addressType':'IPv6','ports':" P_HTTP ",'endpoints':[{'addresses':['fd00::1']}]},"
-		"{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':{'namespace':"
-		"'default','name':'web-fqdn','labels':{'kubernetes.io/service-name':'web'}},"
-		"'addressType':'FQDN','ports':" P_HTTP ",'endpoints':[{'addresses':['a.example']}]}]",
-		NULL);
+	struct lbm_state *st =
+		build("[" SVC("web",
+			      "{'clusterIP':'198.18.128.10','clusterIPs':['198.18.128.10','fd00::"
+			      "10'],"
+			      "'ports':[{'name':'http','port':80}]}") "," SVC("v6only",
+									      "{'clusterIP':'fd00::"
+									      "11','ports':[{'port'"
+									      ":80}]}") "]",
+		      "[" SLICE("web-a", "web", P_HTTP,
+				"[" EP("198.18.64.1",
+				       "n1") ",{'addresses':[]},{'addresses':['nope']}"
+					     "]") ","
+						  "{'apiVersion':'discovery.k8s.io/"
+						  "v1','kind':'EndpointSlice','"
+						  "metadata':{'namespace':"
+						  "'default','name':'web-v6','labels':"
+						  "{'kubernetes.io/"
+						  "service-name':'web'}},"
+						  "'addressType':'IPv6','ports'"
+						  ":" P_HTTP ",'endpoints':[{'addresses':['fd00::"
+						  "1']}]},"
+						  "{'apiVersion':'discovery.k8s.io/"
+						  "v1','kind':'EndpointSlice','"
+						  "metadata':{'namespace':"
+						  "'default','name':'web-fqdn','"
+						  "labels':{'kubernetes.io/"
+						  "service-name':'web'}},"
+						  "'addressType':'FQDN','ports'"
+						  ":" P_HTTP ",'endpoints':[{'addresses':['a."
+						  "example']}]}]",
+		      NULL);
 
 	if (!expect(st, "fe ", "fe 198.18.128.10:80/TCP ext CLUSTERIP [198.18.64.1:8080]\n", "fe"))
 		goto out;
@@ -272,19 +305,109 @@ out:
 TEST(model_services_not_proxied)
 {
 	struct lbm_state *st = build(
-		"[" SVC("headless", "{'clusterIP':'None','ports':[{'port':80}]}") ","
-		SVC("headless2", "{'clusterIPs':['None'],'ports':[{'port':80}]}") ","
-		SVC("unallocated", "{'ports':[{'port':80}]}") ","
-		SVC("ext", "{'type':'ExternalName','externalName':'example.com','clusterIP':'198.18.128.9',"
-			   "'ports':[{'port':80}]}") ","
-		"{'apiVersion':'v1','kind':'Service','metadata':{'namespace':'default','name':'other',"
-		"'labels':{'service.kubernetes.io/service-proxy-name':'someone-else'}},"
-		"'spec':{'clusterIP':'198.18.128.8','ports':[{'port':80}]}}" "]",
-		"[" SLICE("headless-a", "headless", "[{'port':80}]", "[" EP("198.18.64.1", "n1") "]") ","
-		/* headless-labelled and other-proxy slices are not ours either */
-		"{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':{'namespace':"
-		"'default','name':'x','labels':{'kubernetes.io/service-name':'other',"
-		"'service.kubernetes.io/headless':''}},'addressType':'IPv4','endpoints':[]}" "]",
+		"[" SVC("headless",
+			"{'clusterIP':'None','ports':[{'port':80}]"
+			"}") "," SVC("headless2",
+				     "{'clusterIPs':["
+				     "'None'],'ports'"
+				     ":[{'port':80}]"
+				     "}") "," SVC("unallocated",
+						  "{'ports':[{'port':80}]}") "," SVC("ext",
+										     "{'type':'"
+										     "ExternalName'"
+										     ",'"
+										     "externalName'"
+										     ":'"
+										     "example.com',"
+										     "'"
+										     "clusterIP':'"
+										     "198."
+										     "18.128.9',"
+										     "'ports':[{'"
+										     "port':"
+										     "80}]}") ","
+											      "{'"
+											      "apiV"
+											      "ersi"
+											      "o"
+											      "n':'"
+											      "v1',"
+											      "'"
+											      "kind"
+											      "':'"
+											      "Serv"
+											      "ice'"
+											      ","
+											      "'met"
+											      "adat"
+											      "a"
+											      "':{'"
+											      "name"
+											      "spac"
+											      "e"
+											      "':'"
+											      "defa"
+											      "ult'"
+											      ","
+											      "'nam"
+											      "e':'"
+											      "othe"
+											      "r',"
+											      "'lab"
+											      "els'"
+											      ":"
+											      "{'"
+											      "serv"
+											      "ice."
+											      "kube"
+											      "rnet"
+											      "e"
+											      "s."
+											      "io/"
+											      "serv"
+											      "ice-"
+											      "prox"
+											      "y-"
+											      "name"
+											      "':'"
+											      "some"
+											      "one-"
+											      "else"
+											      "'}},"
+											      "'spe"
+											      "c':{"
+											      "'"
+											      "clus"
+											      "terI"
+											      "P"
+											      "':'"
+											      "198."
+											      "18."
+											      "128."
+											      "8'"
+											      ",'"
+											      "port"
+											      "s':"
+											      "[{'"
+											      "port"
+											      "':"
+											      "80}]"
+											      "}}"
+											      "]",
+		"[" SLICE("headless-a", "headless", "[{'port':80}]",
+			  "[" EP("198.18.64.1", "n1") "]") ","
+							   /* headless-labelled and other-proxy
+							      slices are not ours either */
+							   "{'apiVersion':'discovery.k8s.io/"
+							   "v1','kind':'EndpointSlice','"
+							   "metadata':{'namespace':"
+							   "'default','name':'x','labels':{'"
+							   "kubernetes.io/"
+							   "service-name':'other',"
+							   "'service.kubernetes.io/"
+							   "headless':''}},'addressType':'IPv4'"
+							   ",'endpoints':[]}"
+							   "]",
 		NULL);
 
 	if (!ASSERT_NOT_NULL(st, "build"))
@@ -299,14 +422,14 @@ TEST(model_services_not_proxied)
 }
 
 #define SPEC_NP(etp)                                                                        \
-	"{'type':'NodePort','clusterIP':'198.18.128.10','externalTrafficPolicy':'" etp "',"   \
+	"{'type':'NodePort','clusterIP':'198.18.128.10','externalTrafficPolicy':'" etp "'," \
 	"'ports':[{'name':'http','port':80,'nodePort':30080}]}"
 
 TEST(model_nodeport)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_NP("Cluster")) "]",
-		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
+	struct lbm_state *st =
+		build("[" SVC("web", SPEC_NP("Cluster")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
 
 	expect(st, "fe ",
 	       "fe 0.0.0.0:30080/TCP ext NODEPORT [198.18.64.2:8080]\n"
@@ -321,9 +444,11 @@ TEST(model_loadbalancer)
 {
 	struct lbm_state *st = build(
 		"[" SVC_ST("lb",
-			   "{'type':'LoadBalancer','clusterIP':'198.18.128.10','ports':[{'name':'http',"
+			   "{'type':'LoadBalancer','clusterIP':'198.18.128.10','ports':[{'name':'"
+			   "http',"
 			   "'port':80,'nodePort':30080}]}",
-			   "{'loadBalancer':{'ingress':[{'ip':'198.19.0.1'},{'ip':'198.19.0.2','ipMode':"
+			   "{'loadBalancer':{'ingress':[{'ip':'198.19.0.1'},{'ip':'198.19.0.2','"
+			   "ipMode':"
 			   "'Proxy'},{'hostname':'lb.example'},{'ip':'fd00::1'},{'ip':'198.19.0.3',"
 			   "'ipMode':'VIP'}]}}") ","
 		/* status of a non-LB service is not programmed */
@@ -345,8 +470,9 @@ TEST(model_loadbalancer)
 TEST(model_external_ips_local_only)
 {
 	struct lbm_state *st = build(
-		"[" SVC("web", "{'clusterIP':'198.18.128.10','externalIPs':['198.18.0.101','198.19.0.7',"
-			       "'198.18.0.1'],'ports':[{'name':'http','port':80}]}") "]",
+		"[" SVC("web",
+			"{'clusterIP':'198.18.128.10','externalIPs':['198.18.0.101','198.19.0.7',"
+			"'198.18.0.1'],'ports':[{'name':'http','port':80}]}") "]",
 		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
 
 	if (!expect(st, "fe ",
@@ -364,12 +490,13 @@ out:
 /* An address that is both LB ingress and externalIP is one frontend. */
 TEST(model_lb_and_external_ip_merge)
 {
-	struct lbm_state *st = build(
-		"[" SVC_ST("lb",
-			   "{'type':'LoadBalancer','clusterIP':'198.18.128.10','externalIPs':['198.18.0.101'],"
-			   "'ports':[{'name':'http','port':80,'nodePort':30080}]}",
-			   "{'loadBalancer':{'ingress':[{'ip':'198.18.0.101'}]}}") "]",
-		"[" SLICE("lb-a", "lb", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
+	struct lbm_state *st =
+		build("[" SVC_ST("lb",
+				 "{'type':'LoadBalancer','clusterIP':'198.18.128.10','externalIPs':"
+				 "['198.18.0.101'],"
+				 "'ports':[{'name':'http','port':80,'nodePort':30080}]}",
+				 "{'loadBalancer':{'ingress':[{'ip':'198.18.0.101'}]}}") "]",
+		      "[" SLICE("lb-a", "lb", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
 
 	if (!expect(st, "fe ",
 		    "fe 0.0.0.0:30080/TCP ext NODEPORT [198.18.64.2:8080]\n"
@@ -392,9 +519,11 @@ TEST(model_conditions_ready_preferred)
 	struct lbm_state *st = build(
 		"[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
 		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EPC("198.18.64.1", "n2", C_READY) "," EP("198.18.64.2", "n2") ","
-			  EPC("198.18.64.3", "n2", C_TERM) "," EPC("198.18.64.4", "n2", C_TERM_OFF) ","
-			  EPC("198.18.64.5", "n2", C_UNREADY) "]") "]",
+			  "[" EPC("198.18.64.1", "n2", C_READY) "," EP("198.18.64.2", "n2") "," EPC(
+				  "198.18.64.3", "n2",
+				  C_TERM) "," EPC("198.18.64.4", "n2",
+						  C_TERM_OFF) "," EPC("198.18.64.5", "n2",
+								      C_UNREADY) "]") "]",
 		NULL);
 
 	if (!expect(st, "fe ",
@@ -416,13 +545,13 @@ TEST(model_conditions_terminating_fallback)
 	struct lbm_state *st = build(
 		"[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
 		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EPC("198.18.64.3", "n2", C_TERM) "," EPC("198.18.64.4", "n2", C_TERM_OFF)
-			  "," EPC("198.18.64.5", "n2", C_UNREADY) "]") "]",
+			  "[" EPC("198.18.64.3", "n2", C_TERM) "," EPC(
+				  "198.18.64.4", "n2", C_TERM_OFF) "," EPC("198.18.64.5", "n2",
+									   C_UNREADY) "]") "]",
 		NULL);
 
 	if (!expect(st, "fe ",
-		    "fe 198.18.128.10:80/TCP ext CLUSTERIP|TERMINATING [198.18.64.3:8080]\n",
-		    "fe"))
+		    "fe 198.18.128.10:80/TCP ext CLUSTERIP|TERMINATING [198.18.64.3:8080]\n", "fe"))
 		goto out;
 	expect(st, "be ",
 	       "be 198.18.64.3:8080/TCP terminating remote\n"
@@ -434,12 +563,11 @@ out:
 
 TEST(model_conditions_nothing_serving)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
-		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EPC("198.18.64.4", "n2", C_TERM_OFF) "," EPC("198.18.64.5", "n2", C_UNREADY)
-			  "]") "]",
-		NULL);
+	struct lbm_state *st = build("[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
+				     "[" SLICE("web-a", "web", P_HTTP,
+					       "[" EPC("198.18.64.4", "n2", C_TERM_OFF) "," EPC(
+						       "198.18.64.5", "n2", C_UNREADY) "]") "]",
+				     NULL);
 
 	if (!expect(st, "fe ", "fe 198.18.128.10:80/TCP ext CLUSTERIP reject\n", "fe"))
 		goto out;
@@ -452,11 +580,11 @@ out:
 /* kube-proxy does not look at node readiness. */
 TEST(model_not_ready_node_still_counts)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
-		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]",
-		"[" NODE("n1", "198.18.0.1", "198.18.0.101", "True") ","
-		NODE("n2", "198.18.0.2", "198.18.0.102", "False") "]");
+	struct lbm_state *st =
+		build("[" SVC("web", SPEC_CIP("198.18.128.10")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]",
+		      "[" NODE("n1", "198.18.0.1", "198.18.0.101",
+			       "True") "," NODE("n2", "198.18.0.2", "198.18.0.102", "False") "]");
 
 	expect(st, "fe ", "fe 198.18.128.10:80/TCP ext CLUSTERIP [198.18.64.2:8080]\n", "fe");
 	lbm_state_free(st);
@@ -466,11 +594,11 @@ TEST(model_not_ready_node_still_counts)
 
 TEST(model_etp_local)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_NP("Local")) "]",
-		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") "]",
-		NULL);
+	struct lbm_state *st =
+		build("[" SVC("web", SPEC_NP("Local")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP,
+				"[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") "]",
+		      NULL);
 
 	/* outside clients: local only; in-node clients (INT): cluster-wide;
 	 * the ClusterIP is untouched by eTP. */
@@ -484,9 +612,9 @@ TEST(model_etp_local)
 
 TEST(model_etp_local_no_local_endpoints_drops)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_NP("Local")) "]",
-		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
+	struct lbm_state *st =
+		build("[" SVC("web", SPEC_NP("Local")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
 
 	if (!expect(st, "fe ",
 		    "fe 0.0.0.0:30080/TCP ext NODEPORT|LOCAL_EXT drop\n"
@@ -500,29 +628,31 @@ out:
 	lbm_state_free(st);
 }
 
-#define SPEC_LB_LOCAL                                                                        \
-	"{'type':'LoadBalancer','clusterIP':'198.18.128.10','externalTrafficPolicy':'Local',"  \
-	"'healthCheckNodePort':32000,'ports':[{'name':'http','port':80,'nodePort':30080},"      \
+#define SPEC_LB_LOCAL                                                                         \
+	"{'type':'LoadBalancer','clusterIP':'198.18.128.10','externalTrafficPolicy':'Local'," \
+	"'healthCheckNodePort':32000,'ports':[{'name':'http','port':80,'nodePort':30080},"    \
 	"{'name':'https','port':443,'nodePort':30443}]}"
 #define P_HTTP_HTTPS "[{'name':'http','port':8080},{'name':'https','port':8443}]"
 
 TEST(model_health_check_counts)
 {
-	struct lbm_state *st = build(
-		"[" SVC_ST("lb", SPEC_LB_LOCAL, "{'loadBalancer':{'ingress':[{'ip':'198.19.0.1'}]}}") "]",
-		"[" SLICE("lb-a", "lb", P_HTTP_HTTPS,
-			  "[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") ","
-			  EPC("198.18.64.3", "n1", C_TERM) "]") "]",
-		NULL);
+	struct lbm_state *st =
+		build("[" SVC_ST("lb", SPEC_LB_LOCAL,
+				 "{'loadBalancer':{'ingress':[{'ip':'198.19.0.1'}]}}") "]",
+		      "[" SLICE("lb-a", "lb", P_HTTP_HTTPS,
+				"[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "," EPC(
+					"198.18.64.3", "n1", C_TERM) "]") "]",
+		      NULL);
 
 	/* kube-proxy sums local ready endpoints over all ports: 1 pod x 2 ports */
 	expect(st, "hc ", "hc default/lb port=32000 local=2\n", "hc");
-	expect(st, "fe 198.19", "fe 198.19.0.1:80/TCP ext LOADBALANCER|LOCAL_EXT [198.18.64.1:8080]\n"
-				"fe 198.19.0.1:80/TCP int LOADBALANCER|LOCAL_EXT "
-				"[198.18.64.1:8080 198.18.64.2:8080]\n"
-				"fe 198.19.0.1:443/TCP ext LOADBALANCER|LOCAL_EXT [198.18.64.1:8443]\n"
-				"fe 198.19.0.1:443/TCP int LOADBALANCER|LOCAL_EXT "
-				"[198.18.64.1:8443 198.18.64.2:8443]\n",
+	expect(st, "fe 198.19",
+	       "fe 198.19.0.1:80/TCP ext LOADBALANCER|LOCAL_EXT [198.18.64.1:8080]\n"
+	       "fe 198.19.0.1:80/TCP int LOADBALANCER|LOCAL_EXT "
+	       "[198.18.64.1:8080 198.18.64.2:8080]\n"
+	       "fe 198.19.0.1:443/TCP ext LOADBALANCER|LOCAL_EXT [198.18.64.1:8443]\n"
+	       "fe 198.19.0.1:443/TCP int LOADBALANCER|LOCAL_EXT "
+	       "[198.18.64.1:8443 198.18.64.2:8443]\n",
 	       "fe");
 	lbm_state_free(st);
 }
@@ -532,16 +662,18 @@ TEST(model_health_check_counts)
 TEST(model_health_check_only_terminating)
 {
 	struct lbm_state *st = build(
-		"[" SVC_ST("lb", SPEC_LB_LOCAL, "{'loadBalancer':{'ingress':[{'ip':'198.19.0.1'}]}}") "]",
+		"[" SVC_ST("lb", SPEC_LB_LOCAL,
+			   "{'loadBalancer':{'ingress':[{'ip':'198.19.0.1'}]}}") "]",
 		"[" SLICE("lb-a", "lb", P_HTTP_HTTPS,
 			  "[" EP("198.18.64.2", "n2") "," EPC("198.18.64.3", "n1", C_TERM) "]") "]",
 		NULL);
 
 	expect(st, "hc ", "hc default/lb port=32000 local=0\n", "hc");
-	expect(st, "fe 198.19.0.1:80/", "fe 198.19.0.1:80/TCP ext LOADBALANCER|LOCAL_EXT|TERMINATING "
-					"[198.18.64.3:8080]\n"
-					"fe 198.19.0.1:80/TCP int LOADBALANCER|LOCAL_EXT "
-					"[198.18.64.2:8080]\n",
+	expect(st, "fe 198.19.0.1:80/",
+	       "fe 198.19.0.1:80/TCP ext LOADBALANCER|LOCAL_EXT|TERMINATING "
+	       "[198.18.64.3:8080]\n"
+	       "fe 198.19.0.1:80/TCP int LOADBALANCER|LOCAL_EXT "
+	       "[198.18.64.2:8080]\n",
 	       "fe");
 	lbm_state_free(st);
 }
@@ -549,27 +681,29 @@ TEST(model_health_check_only_terminating)
 TEST(model_health_check_only_for_lb_local)
 {
 	struct lbm_state *st = build(
-		"[" SVC("np", "{'type':'NodePort','clusterIP':'198.18.128.10','externalTrafficPolicy':"
-			      "'Local','healthCheckNodePort':32000,'ports':[{'port':80,'nodePort':30080}]}")
-		"," SVC("lbc", "{'type':'LoadBalancer','clusterIP':'198.18.128.11','ports':[{'port':80,"
-			       "'nodePort':30081}]}") "]",
+		"[" SVC("np",
+			"{'type':'NodePort','clusterIP':'198.18.128.10','externalTrafficPolicy':"
+			"'Local','healthCheckNodePort':32000,'ports':[{'port':80,'nodePort':30080}]"
+			"}") "," SVC("lbc", "{'type':'LoadBalancer','clusterIP':'198.18.128.11','"
+					    "ports':[{'port':80,"
+					    "'nodePort':30081}]}") "]",
 		NULL, NULL);
 
 	expect(st, "hc ", "", "no HC server");
 	lbm_state_free(st);
 }
 
-#define SPEC_ITP(itp)                                                                        \
+#define SPEC_ITP(itp)                                                                             \
 	"{'clusterIP':'198.18.128.10','internalTrafficPolicy':'" itp "','ports':[{'name':'http'," \
 	"'port':80}]}"
 
 TEST(model_itp_local)
 {
-	struct lbm_state *st = build(
-		"[" SVC("web", SPEC_ITP("Local")) "]",
-		"[" SLICE("web-a", "web", P_HTTP,
-			  "[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") "]",
-		NULL);
+	struct lbm_state *st =
+		build("[" SVC("web", SPEC_ITP("Local")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP,
+				"[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") "]",
+		      NULL);
 
 	expect(st, "fe ",
 	       "fe 198.18.128.10:80/TCP ext CLUSTERIP|LOCAL_INT [198.18.64.1:8080]\n"
@@ -582,9 +716,9 @@ TEST(model_itp_local)
 
 TEST(model_itp_local_no_local)
 {
-	struct lbm_state *a = build(
-		"[" SVC("web", SPEC_ITP("Local")) "]",
-		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
+	struct lbm_state *a =
+		build("[" SVC("web", SPEC_ITP("Local")) "]",
+		      "[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "]") "]", NULL);
 	struct lbm_state *b = build("[" SVC("web", SPEC_ITP("Local")) "]", NULL, NULL);
 
 	expect(a, "fe ",
@@ -602,12 +736,20 @@ TEST(model_itp_local_no_local)
 TEST(model_session_affinity)
 {
 	struct lbm_state *st = build(
-		"[" SVC("a", "{'clusterIP':'198.18.128.1','sessionAffinity':'ClientIP','ports':[{'port':80}]}")
-		"," SVC("b", "{'clusterIP':'198.18.128.2','sessionAffinity':'ClientIP',"
-			     "'sessionAffinityConfig':{'clientIP':{'timeoutSeconds':60}},"
-			     "'ports':[{'port':80}]}")
-		"," SVC("c", "{'clusterIP':'198.18.128.3','sessionAffinity':'None','ports':[{'port':80}]}")
-		"]",
+		"[" SVC("a",
+			"{'clusterIP':'198.18.128.1','sessionAffinity':'ClientIP','ports':[{'"
+			"port':80}]}") "," SVC("b",
+					       "{'clusterIP':'198.18.128.2','sessionAffinity':'"
+					       "ClientIP',"
+					       "'sessionAffinityConfig':{'clientIP':{'"
+					       "timeoutSeconds':60}},"
+					       "'ports':[{'port':80}]}") "," SVC("c",
+										 "{'clusterIP':'"
+										 "198.18.128.3','"
+										 "sessionAffinity':"
+										 "'None','"
+										 "ports':[{'port':"
+										 "80}]}") "]",
 		"[" SLICE("a-1", "a", "[{'port':80}]", "[" EP("198.18.64.1", "n2") "]") "]", NULL);
 
 	if (!expect(st, "fe ",
@@ -626,25 +768,79 @@ out:
 TEST(model_malformed_objects_skipped)
 {
 	struct lbm_state *st = build(
-		"[" SVC("good", SPEC_CIP("198.18.128.10")) ","
-		/* wrong JSON types: the decoder rejects it */
-		"{'apiVersion':'v1','kind':'Service','metadata':{'namespace':'default','name':'badtype'},"
-		"'spec':{'clusterIP':'198.18.128.11','ports':'eighty'}},"
-		"{'apiVersion':'v1','kind':'Service','metadata':{'namespace':'default'},"
-		"'spec':{'clusterIP':'198.18.128.12','ports':[{'port':80}]}},"
-		"42,"
-		SVC("badip", "{'clusterIP':'banana','ports':[{'port':80}]}") ","
-		SVC("badtype2", "{'type':'Magic','clusterIP':'198.18.128.13','ports':[{'port':80}]}") ","
-		SVC("badpolicy", "{'clusterIP':'198.18.128.14','externalTrafficPolicy':'Sometimes',"
-				 "'ports':[{'port':80}]}") ","
-		SVC("badport", "{'clusterIP':'198.18.128.15','ports':[{'port':80,'protocol':'ICMP'},"
-			       "{'port':70000},{'name':'ok','port':81}]}") "]",
-		"[" SLICE("good-a", "good", P_HTTP, "[" EP("198.18.64.1", "n2") "]") ","
-		"{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':{'namespace':"
-		"'default','name':'nolabel'},'addressType':'IPv4','endpoints':[]},"
-		"{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':{'namespace':"
-		"'default','name':'badeps','labels':{'kubernetes.io/service-name':'good'}},"
-		"'addressType':'IPv4','endpoints':{'not':'a list'}}]",
+		"[" SVC("good",
+			SPEC_CIP(
+				"198.18.128.10")) ","
+						  /* wrong JSON types: the decoder rejects it
+						   */
+						  "{'apiVersion':'v1','kind':'Service','"
+						  "metadata':{'namespace':'default','name':'"
+						  "badtype'},"
+						  "'spec':{'clusterIP':'198.18.128.11','"
+						  "ports':'eighty'}},"
+						  "{'apiVersion':'v1','kind':'Service','"
+						  "metadata':{'namespace':'default'},"
+						  "'spec':{'clusterIP':'198.18.128.12','"
+						  "ports':[{'port':80}]}},"
+						  "42," SVC(
+							  "badip",
+							  "{'clusterIP':'banana',"
+							  "'ports':[{'port':80}]"
+							  "}") "," SVC("badtype2",
+								       "{'type':'Magic','clusterIP'"
+								       ":'198."
+								       "18.128.13','ports':[{'port'"
+								       ":80}]"
+								       "}") "," SVC("badpolicy",
+										    "{'clusterIP':'"
+										    "198."
+										    "18.128.14','"
+										    "externalTraffi"
+										    "cPolic"
+										    "y':'Sometimes'"
+										    ","
+										    "'ports':[{'"
+										    "port':80}"
+										    "]}") "," SVC("badpor"
+												  "t",
+												  "{'"
+												  "cluste"
+												  "rIP':'"
+												  "198."
+												  "18."
+												  "128."
+												  "15','"
+												  "ports'"
+												  ":[{'"
+												  "port':"
+												  "80,'"
+												  "protoc"
+												  "ol':'"
+												  "ICMP'}"
+												  ","
+												  "{'"
+												  "port':"
+												  "70000}"
+												  ",{'"
+												  "name':"
+												  "'ok','"
+												  "port':"
+												  "81}]}") "]",
+		"[" SLICE("good-a", "good", P_HTTP,
+			  "[" EP("198.18.64.1",
+				 "n2") "]") ","
+					    "{'apiVersion':'discovery.k8s.io/"
+					    "v1','kind':'EndpointSlice','metadata':{'"
+					    "namespace':"
+					    "'default','name':'nolabel'},'addressType':'IPv4'"
+					    ",'endpoints':[]},"
+					    "{'apiVersion':'discovery.k8s.io/"
+					    "v1','kind':'EndpointSlice','metadata':{'"
+					    "namespace':"
+					    "'default','name':'badeps','labels':{'kubernetes."
+					    "io/service-name':'good'}},"
+					    "'addressType':'IPv4','endpoints':{'not':'a "
+					    "list'}}]",
 		NULL);
 
 	if (!expect(st, "fe ",
@@ -683,16 +879,17 @@ TEST(model_too_many_endpoints)
 	const char *s;
 	int i;
 
-	sl_buf_puts(&b, "[{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':"
-			"{'namespace':'default','name':'big-a','labels':{'kubernetes.io/service-name':"
-			"'big'}},'addressType':'IPv4','ports':" P_HTTP ",'endpoints':[");
+	sl_buf_puts(&b,
+		    "[{'apiVersion':'discovery.k8s.io/v1','kind':'EndpointSlice','metadata':"
+		    "{'namespace':'default','name':'big-a','labels':{'kubernetes.io/service-name':"
+		    "'big'}},'addressType':'IPv4','ports':" P_HTTP ",'endpoints':[");
 	for (i = 0; i < SL_MAX_SLOTS_PER_SVC + 5; i++)
 		sl_buf_printf(&b, "%s{'addresses':['198.18.%d.%d']}", i ? "," : "", 64 + i / 250,
 			      1 + i % 250);
 	sl_buf_puts(&b, "]}]");
 	s = sl_buf_cstr(&b);
-	st = build("[" SVC("big", SPEC_CIP("198.18.128.10")) "," SVC("small", SPEC_CIP("198.18.128.11"))
-		   "]",
+	st = build("[" SVC("big", SPEC_CIP("198.18.128.10")) "," SVC("small",
+								     SPEC_CIP("198.18.128.11")) "]",
 		   s, NULL);
 	if (!ASSERT_NOT_NULL(st, "build"))
 		goto out;
@@ -714,16 +911,19 @@ out:
  * reported; both keep their ClusterIPs. */
 TEST(model_frontend_conflict)
 {
+	/* clang-format off */
 	const char *svcs =
-		"[{'apiVersion':'v1','kind':'Service'," META_TS("young", "2024-05-01T00:00:00Z")
-		",'spec':{'clusterIP':'198.18.128.20','externalIPs':['198.18.0.101'],'ports':[{'name':"
-		"'http','port':80}]}},"
-		"{'apiVersion':'v1','kind':'Service'," META_TS("old", "2024-01-01T00:00:00Z")
-		",'spec':{'clusterIP':'198.18.128.21','externalIPs':['198.18.0.101'],"
-		"'externalTrafficPolicy':'Local','ports':[{'name':'web','port':80}]}}]";
-	const char *slices = "[" SLICE("young-a", "young", P_HTTP, "[" EP("198.18.64.1", "n2") "]")
-		"," SLICE("old-a", "old", "[{'name':'web','port':8080}]",
-			  "[" EP("198.18.64.2", "n1") "]") "]";
+		"[" SVC_TS("new", "2024-05-01T00:00:00Z",
+			   "{'clusterIP':'198.18.128.20','externalIPs':['198.18.0.101'],"
+			   "'ports':[{'name':'http','port':80}]}") ","
+		SVC_TS("old", "2024-01-01T00:00:00Z",
+		       "{'clusterIP':'198.18.128.21','externalIPs':['198.18.0.101'],"
+		       "'externalTrafficPolicy':'Local','ports':[{'name':'web','port':80}]}") "]";
+	const char *slices =
+		"[" SLICE("new-a", "new", P_HTTP, "[" EP("198.18.64.1", "n2") "]") ","
+		SLICE("old-a", "old", "[{'name':'web','port':8080}]", "[" EP("198.18.64.2", "n1") "]")
+		"]";
+	/* clang-format on */
 	struct lbm_state *st = build(svcs, slices, NULL);
 
 	if (!expect(st, "fe ",
@@ -734,12 +934,50 @@ TEST(model_frontend_conflict)
 		    "fe"))
 		goto out;
 	expect(st, "problem ",
-	       "problem default/young FrontendConflict: frontend 198.18.0.101:80/TCP of port 'http' "
+	       "problem default/new FrontendConflict: frontend 198.18.0.101:80/TCP of port "
+	       "'http' "
 	       "is not programmed: it is already used by service default/old port 'web'\n",
 	       "problem");
-	ASSERT_EQ(st->services[0].n_frontends, 3, "old: EXT + INT + ClusterIP");
-	ASSERT_EQ(st->services[1].n_frontends, 1, "young: ClusterIP only");
+	/* "new" sorts first by name: the owner is chosen by age, not by name */
+	ASSERT_EQ(st->services[0].n_frontends, 1, "new: ClusterIP only");
+	ASSERT_EQ(st->services[1].n_frontends, 3, "old: EXT + INT + ClusterIP");
 out:
+	lbm_state_free(st);
+}
+
+/* Two services selecting the same pod port share one logical backend. */
+TEST(model_shared_backend)
+{
+	struct lbm_state *st = build(
+		"[" SVC("a", SPEC_CIP("198.18.128.1")) "," SVC("b", SPEC_CIP("198.18.128.2")) "]",
+		"[" SLICE("a-1", "a", P_HTTP, "[" EP("198.18.64.1", "n2") "]") "," SLICE(
+			"b-1", "b", P_HTTP, "[" EP("198.18.64.1", "n2") "]") "]",
+		NULL);
+
+	if (!ASSERT_NOT_NULL(st, "build") || !ASSERT_EQ(st->n_frontends, 2, "frontends"))
+		goto out;
+	ASSERT_EQ(st->n_backends, 1, "one backend");
+	ASSERT_EQ(st->frontends[0].be[0], st->frontends[1].be[0], "same index");
+out:
+	lbm_state_free(st);
+}
+
+/* Two ports of one service on the same port/protocol: the first is kept. */
+TEST(model_duplicate_service_port)
+{
+	struct lbm_state *st =
+		build("[" SVC("a", "{'clusterIP':'198.18.128.1','ports':[{'name':'x','port':80},"
+				   "{'name':'y','port':80}]}") "]",
+		      "[" SLICE("a-1", "a", "[{'name':'x','port':8080},{'name':'y','port':9090}]",
+				"[" EP("198.18.64.1", "n2") "]") "]",
+		      NULL);
+
+	expect(st, "fe ", "fe 198.18.128.1:80/TCP ext CLUSTERIP [198.18.64.1:8080]\n", "fe");
+	expect(st, "be ", "be 198.18.64.1:8080/TCP active remote\n", "be");
+	expect(st, "problem ",
+	       "problem default/a FrontendConflict: frontend 198.18.128.1:80/TCP of port 'y' is "
+	       "not programmed: it is already used by service default/a port 'x'\n",
+	       "problem");
 	lbm_state_free(st);
 }
 
@@ -748,12 +986,14 @@ TEST(model_deterministic)
 {
 	const char *s1 = "[" SVC("a", SPEC_NP("Local")) "," SVC("b", SPEC_CIP("198.18.128.11")) "]";
 	const char *s2 = "[" SVC("b", SPEC_CIP("198.18.128.11")) "," SVC("a", SPEC_NP("Local")) "]";
-	const char *l1 = "[" SLICE("a-1", "a", P_HTTP, "[" EP("198.18.64.1", "n1") "]") ","
-		SLICE("b-1", "b", P_HTTP, "[" EP("198.18.64.3", "n2") "," EP("198.18.64.2", "n1") "]")
-		"]";
-	const char *l2 = "[" SLICE("b-1", "b", P_HTTP, "[" EP("198.18.64.3", "n2") ","
-			 EP("198.18.64.2", "n1") "]") "," SLICE("a-1", "a", P_HTTP,
-								"[" EP("198.18.64.1", "n1") "]") "]";
+	const char *l1 = "[" SLICE("a-1", "a", P_HTTP, "[" EP("198.18.64.1", "n1") "]") "," SLICE(
+		"b-1", "b", P_HTTP,
+		"[" EP("198.18.64.3", "n2") "," EP("198.18.64.2", "n1") "]") "]";
+	const char *l2 = "[" SLICE(
+		"b-1", "b", P_HTTP,
+		"[" EP("198.18.64.3", "n2") "," EP(
+			"198.18.64.2", "n1") "]") "," SLICE("a-1", "a", P_HTTP,
+							    "[" EP("198.18.64.1", "n1") "]") "]";
 	struct lbm_state *x = build(s1, l1, NULL), *y = build(s2, l2, NULL);
 	char *dx = x ? lines(x, "") : NULL, *dy = y ? lines(y, "") : NULL;
 
@@ -770,7 +1010,7 @@ TEST(model_deterministic)
 TEST(model_find_frontend)
 {
 	struct lbm_state *st = build("[" SVC("web", SPEC_NP("Local")) "]", NULL, NULL);
-	struct sl_svc_key k = { 0, htons(30080), IPPROTO_TCP, SL_SCOPE_INT };
+	struct sl_svc_key k = {0, htons(30080), IPPROTO_TCP, SL_SCOPE_INT};
 
 	if (!ASSERT_NOT_NULL(st, "build"))
 		return;
@@ -814,22 +1054,22 @@ static char *ops_text(const struct lbm_state *p, const struct lbm_state *n,
 
 		if (op->kind == LBM_OP_BACKEND_ADD || op->kind == LBM_OP_BACKEND_UPDATE ||
 		    op->kind == LBM_OP_BACKEND_REMOVE) {
-			const struct lbm_backend *be = op->kind == LBM_OP_BACKEND_REMOVE ?
-							       &p->backends[op->prev_idx] :
-							       &n->backends[op->next_idx];
+			const struct lbm_backend *be = op->kind == LBM_OP_BACKEND_REMOVE
+							       ? &p->backends[op->prev_idx]
+							       : &n->backends[op->next_idx];
 
 			a.s_addr = be->addr;
 			inet_ntop(AF_INET, &a, ip, sizeof(ip));
 			sl_buf_printf(&b, "%s %s:%u %s\n", op_name(op->kind), ip, ntohs(be->port),
-				      op->kind == LBM_OP_BACKEND_REMOVE  ? "" :
-				      be->state == SL_BE_ACTIVE ? "active" :
-								  "terminating");
+				      op->kind == LBM_OP_BACKEND_REMOVE ? ""
+				      : be->state == SL_BE_ACTIVE	? "active"
+									: "terminating");
 			continue;
 		}
 		{
-			const struct lbm_frontend *fe = op->kind == LBM_OP_FRONTEND_DELETE ?
-								&p->frontends[op->prev_idx] :
-								&n->frontends[op->next_idx];
+			const struct lbm_frontend *fe = op->kind == LBM_OP_FRONTEND_DELETE
+								? &p->frontends[op->prev_idx]
+								: &n->frontends[op->next_idx];
 
 			a.s_addr = fe->key.addr;
 			port = ntohs(fe->key.port);
@@ -851,7 +1091,7 @@ static char *ops_text(const struct lbm_state *p, const struct lbm_state *n,
 static bool expect_diff(const struct lbm_state *p, const struct lbm_state *n, const char *want,
 			const char *name)
 {
-	struct lbm_ops ops = { 0 };
+	struct lbm_ops ops = {0};
 	char *got = NULL;
 	bool ok = false;
 
@@ -867,8 +1107,10 @@ out:
 	return ok;
 }
 
-#define S_WEB  "[" SVC("web", SPEC_NP("Cluster")) "]"
-#define L_WEB2 "[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") "]"
+#define S_WEB "[" SVC("web", SPEC_NP("Cluster")) "]"
+#define L_WEB2                            \
+	"[" SLICE("web-a", "web", P_HTTP, \
+		  "[" EP("198.18.64.1", "n1") "," EP("198.18.64.2", "n2") "]") "]"
 
 TEST(model_diff_initial_and_resync)
 {
@@ -898,11 +1140,15 @@ out:
 TEST(model_diff_endpoint_churn)
 {
 	struct lbm_state *a = build(S_WEB, L_WEB2, NULL);
-	struct lbm_state *b = build(S_WEB,
-		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.2", "n2") "," EP("198.18.64.3", "n2")
-		"," EPC("198.18.64.1", "n1", C_TERM) "]") "]", NULL);
-	struct lbm_state *c = build(S_WEB,
-		"[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.3", "n2") "]") "]", NULL);
+	struct lbm_state *b =
+		build(S_WEB,
+		      "[" SLICE("web-a", "web", P_HTTP,
+				"[" EP("198.18.64.2", "n2") "," EP("198.18.64.3", "n2") "," EPC(
+					"198.18.64.1", "n1", C_TERM) "]") "]",
+		      NULL);
+	struct lbm_state *c =
+		build(S_WEB, "[" SLICE("web-a", "web", P_HTTP, "[" EP("198.18.64.3", "n2") "]") "]",
+		      NULL);
 
 	/* new backend first, then the frontends that use it; 64.1 starts draining */
 	expect_diff(a, b,
@@ -946,8 +1192,9 @@ TEST(model_diff_type_change)
 {
 	struct lbm_state *a = build(S_WEB, L_WEB2, NULL);
 	struct lbm_state *b = build("[" SVC("web", SPEC_CIP("198.18.128.10")) "]", L_WEB2, NULL);
-	struct lbm_state *c = build("[" SVC("web", "{'type':'ExternalName','externalName':'x.example'}")
-				    "]", L_WEB2, NULL);
+	struct lbm_state *c =
+		build("[" SVC("web", "{'type':'ExternalName','externalName':'x.example'}") "]",
+		      L_WEB2, NULL);
 
 	expect_diff(a, b, "fe- 0.0.0.0:30080/6 ext\n", "NodePort -> ClusterIP");
 	expect_diff(b, c,
@@ -963,10 +1210,11 @@ TEST(model_diff_type_change)
 TEST(model_diff_flag_changes)
 {
 	struct lbm_state *a = build(S_WEB, L_WEB2, NULL);
-	struct lbm_state *b = build("[" SVC("web", "{'type':'NodePort','clusterIP':'198.18.128.10',"
-					    "'sessionAffinity':'ClientIP','ports':[{'name':'http',"
-					    "'port':80,'nodePort':30080}]}") "]",
-				    L_WEB2, NULL);
+	struct lbm_state *b =
+		build("[" SVC("web", "{'type':'NodePort','clusterIP':'198.18.128.10',"
+				     "'sessionAffinity':'ClientIP','ports':[{'name':'http',"
+				     "'port':80,'nodePort':30080}]}") "]",
+		      L_WEB2, NULL);
 
 	expect_diff(a, b,
 		    "fe= 0.0.0.0:30080/6 ext n=2\n"
@@ -989,12 +1237,13 @@ static char *scale_services(void)
 
 	sl_buf_puts(&b, "[");
 	for (i = 0; i < N_SVC; i++)
-		sl_buf_printf(&b,
-			      "%s{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"namespace\":"
-			      "\"ns%d\",\"name\":\"svc%d\"},\"spec\":{\"type\":\"%s\",\"clusterIP\":"
-			      "\"198.18.%d.%d\",\"ports\":[{\"name\":\"http\",\"port\":80%s}]}}",
-			      i ? "," : "", i % 7, i, i % 10 ? "ClusterIP" : "NodePort",
-			      128 + i / 250, 1 + i % 250, i % 10 ? "" : ",\"nodePort\":0");
+		sl_buf_printf(
+			&b,
+			"%s{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"namespace\":"
+			"\"ns%d\",\"name\":\"svc%d\"},\"spec\":{\"type\":\"%s\",\"clusterIP\":"
+			"\"198.18.%d.%d\",\"ports\":[{\"name\":\"http\",\"port\":80%s}]}}",
+			i ? "," : "", i % 7, i, i % 10 ? "ClusterIP" : "NodePort", 128 + i / 250,
+			1 + i % 250, i % 10 ? "" : ",\"nodePort\":0");
 	sl_buf_puts(&b, "]");
 	r = sl_buf_steal(&b, NULL);
 	return r;
@@ -1008,18 +1257,20 @@ static char *scale_slices(int bump)
 
 	sl_buf_puts(&b, "[");
 	for (i = 0; i < N_SVC; i++) {
-		sl_buf_printf(&b,
-			      "%s{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
-			      "\"metadata\":{\"namespace\":\"ns%d\",\"name\":\"svc%d-x\",\"labels\":"
-			      "{\"kubernetes.io/service-name\":\"svc%d\"}},\"addressType\":\"IPv4\","
-			      "\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}],"
-			      "\"endpoints\":[",
-			      i ? "," : "", i % 7, i, i);
+		sl_buf_printf(
+			&b,
+			"%s{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+			"\"metadata\":{\"namespace\":\"ns%d\",\"name\":\"svc%d-x\",\"labels\":"
+			"{\"kubernetes.io/service-name\":\"svc%d\"}},\"addressType\":\"IPv4\","
+			"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}],"
+			"\"endpoints\":[",
+			i ? "," : "", i % 7, i, i);
 		for (k = 0; k < N_EP; k++) {
 			int n = i * N_EP + k + (i == 0 ? bump : 0);
 
-			sl_buf_printf(&b, "%s{\"addresses\":[\"198.%d.%d.%d\"],\"nodeName\":\"n%d\"}",
-				      k ? "," : "", 18 + n / 65536, (n / 256) % 256, n % 256, n % 3);
+			sl_buf_printf(
+				&b, "%s{\"addresses\":[\"198.%d.%d.%d\"],\"nodeName\":\"n%d\"}",
+				k ? "," : "", 18 + n / 65536, (n / 256) % 256, n % 256, n % 3);
 		}
 		sl_buf_puts(&b, "]}");
 	}
@@ -1032,7 +1283,7 @@ TEST(model_scale_10k_x_10)
 	char *svcs = scale_services(), *sl = scale_slices(0), *sl2 = scale_slices(N_EP / 2);
 	struct json_object *js = NULL, *jl = NULL, *jl2 = NULL, *jn = jparse(NODES);
 	struct lbm_state *a = NULL, *b = NULL, *c = NULL;
-	struct lbm_ops ops = { 0 };
+	struct lbm_ops ops = {0};
 	size_t i, n_np = 0;
 
 	if (!ASSERT_NOT_NULL(svcs, "svcs") || !ASSERT_NOT_NULL(sl, "slices") ||
