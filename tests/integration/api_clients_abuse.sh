@@ -409,13 +409,14 @@ n=$(fds "$CONTROL_PID")
 section c-slow-watch
 WPATH=/api/v1/namespaces/default/configmaps?watch=true
 slow0=$(metric sluice_apiserver_watch_slow_closed_total)
-python3 "$TMP/abuse.py" slowwatch 127.0.0.1 "$PORT" "$WPATH&resourceVersion=$(metric sluice_apiserver_watch_events_total >/dev/null; curl -s "$URL/api/v1/namespaces?limit=1" | jq -r .metadata.resourceVersion)" \
+RV=$(curl -s "$URL/api/v1/namespaces?limit=1" | jq -r .metadata.resourceVersion)
+python3 "$TMP/abuse.py" slowwatch 127.0.0.1 "$PORT" "$WPATH&resourceVersion=$RV" \
 	"$TMP/sw.ready" "$TMP/sw.release" >"$TMP/sw.out" 2>&1 &
 SWPID=$!
 PIDS+=("$SWPID")
 wait_file "$TMP/sw.ready" 10 || not_ok slow-watch-started "$(indent <"$TMP/sw.out")"
 # A well-behaved watcher on the same resource, reading everything.
-curl -s -N --max-time 40 "$URL$WPATH&resourceVersion=$(curl -s "$URL/api/v1/namespaces?limit=1" | jq -r .metadata.resourceVersion)" \
+curl -s -N --max-time 40 "$URL$WPATH&resourceVersion=$RV" \
 	>"$TMP/good.watch" 2>/dev/null &
 GWPID=$!
 PIDS+=("$GWPID")
