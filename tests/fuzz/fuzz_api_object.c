@@ -35,25 +35,24 @@ static const struct {
 	const char *kind;
 	bool namespaced;
 } kinds[] = {
-	{ "Namespace", false },	 { "Pod", true },	  { "Service", true },
-	{ "Endpoints", true },	 { "EndpointSlice", true }, { "Node", false },
-	{ "NetworkPolicy", true }, { "Event", true },	  { "Lease", true },
-	{ "ConfigMap", true },
+	{"Namespace", false},	 {"Pod", true},	      {"Service", true},       {"Endpoints", true},
+	{"EndpointSlice", true}, {"Node", false},     {"NetworkPolicy", true}, {"Event", true},
+	{"Lease", true},	 {"ConfigMap", true},
 };
 
-#define FUZZ_CHECK(cond, kind, what)                                             \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
+#define FUZZ_CHECK(cond, kind, what)                                              \
+	do {                                                                      \
+		if (!(cond)) {                                                    \
 			fprintf(stderr, "fuzz_api_object: %s: %s\n", kind, what); \
-			abort();                                                 \
-		}                                                                \
+			abort();                                                  \
+		}                                                                 \
 	} while (0)
 
 static bool known_reason(const char *r)
 {
-	static const char *const reasons[] = { CAUSE_INVALID,	  CAUSE_REQUIRED,  CAUSE_NOT_SUPPORTED,
-					       CAUSE_DUPLICATE,	  CAUSE_FORBIDDEN, CAUSE_TOO_LONG,
-					       CAUSE_UNKNOWN_FIELD, CAUSE_TOO_MANY };
+	static const char *const reasons[] = {
+		CAUSE_INVALID,	 CAUSE_REQUIRED, CAUSE_NOT_SUPPORTED, CAUSE_DUPLICATE,
+		CAUSE_FORBIDDEN, CAUSE_TOO_LONG, CAUSE_UNKNOWN_FIELD, CAUSE_TOO_MANY};
 
 	for (size_t i = 0; r && i < sizeof(reasons) / sizeof(reasons[0]); i++)
 		if (!strcmp(r, reasons[i]))
@@ -72,7 +71,8 @@ static void fuzz_validate(const char *kind, bool namespaced, struct json_object 
 	for (size_t i = 0; i < out->n; i++) {
 		FUZZ_CHECK(known_reason(out->v[i].reason), kind, "cause with an unknown reason");
 		FUZZ_CHECK(out->v[i].field != NULL, kind, "cause without a field");
-		FUZZ_CHECK(out->v[i].message && out->v[i].message[0], kind, "cause without a message");
+		FUZZ_CHECK(out->v[i].message && out->v[i].message[0], kind,
+			   "cause without a message");
 	}
 }
 
@@ -98,7 +98,7 @@ static void fuzz_kind(const char *kind, bool namespaced, const struct json_objec
 {
 	struct json_object *obj = sl_json_clone((struct json_object *)doc), *again = NULL;
 	struct json_object *old = NULL, *cells, *cols;
-	struct api_causes create = { 0 }, update = { 0 };
+	struct api_causes create = {0}, update = {0};
 	int rc;
 
 	if (!obj)

@@ -6,10 +6,10 @@
  *
  * Invariants beyond "no crash, no leak, no UB": a failure returns NULL /
  * -EINVAL / -ENOMEM with a message (a document that is just a null scalar
- * reads as NULL without one: it is JSON null, not an error); a success of sl_kubeconfig_parse names a
- * non-empty server and hands back the store its strings point into; a
- * mapping or sequence the reader returns, written back as JSON, reads back
- * equal (JSON is the reader's other input form). A broken invariant aborts.
+ * reads as NULL without one: it is JSON null, not an error); a success of sl_kubeconfig_parse names
+ * a non-empty server and hands back the store its strings point into; a mapping or sequence the
+ * reader returns, written back as JSON, reads back equal (JSON is the reader's other input form). A
+ * broken invariant aborts.
  *
  * tokenFile names are resolved against a directory that does not exist; an
  * absolute one is read (bounded to 4 MiB by the reader), so stdin is
@@ -28,12 +28,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond, what)                                      \
-	do {                                                        \
-		if (!(cond)) {                                      \
+#define FUZZ_CHECK(cond, what)                                          \
+	do {                                                            \
+		if (!(cond)) {                                          \
 			fprintf(stderr, "fuzz_kubeconfig: %s\n", what); \
-			abort();                                    \
-		}                                                   \
+			abort();                                        \
+		}                                                       \
 	} while (0)
 
 static void fuzz_stdin_off(void)
@@ -65,7 +65,8 @@ static void fuzz_yaml(const char *text, size_t len)
 		 * null, which json-c spells NULL: no error, no message. */
 		if (errno == 0 && err[0] == '\0')
 			return;
-		FUZZ_CHECK(errno == EINVAL || errno == ENOMEM, "sl_yaml_parse: errno not EINVAL/ENOMEM");
+		FUZZ_CHECK(errno == EINVAL || errno == ENOMEM,
+			   "sl_yaml_parse: errno not EINVAL/ENOMEM");
 		FUZZ_CHECK(err[0] != '\0', "sl_yaml_parse failed without a message");
 		return;
 	}
@@ -77,7 +78,8 @@ static void fuzz_yaml(const char *text, size_t len)
 		js = sl_json_str(doc, &jlen);
 		if (js && jlen && js[0] == '{') {
 			again = sl_yaml_parse(js, jlen, err, sizeof(err));
-			FUZZ_CHECK(again || errno == ENOMEM, "the reader's own JSON does not read back");
+			FUZZ_CHECK(again || errno == ENOMEM,
+				   "the reader's own JSON does not read back");
 			if (again)
 				FUZZ_CHECK(sl_json_equal(doc, again), "JSON round trip differs");
 			json_object_put(again);
@@ -96,7 +98,8 @@ static void fuzz_kubeconfig(const char *text, size_t len, const char *context)
 				     &store, err, sizeof(err));
 
 	if (rc) {
-		FUZZ_CHECK(rc == -EINVAL || rc == -ENOMEM, "sl_kubeconfig_parse: unexpected error code");
+		FUZZ_CHECK(rc == -EINVAL || rc == -ENOMEM,
+			   "sl_kubeconfig_parse: unexpected error code");
 		FUZZ_CHECK(err[0] != '\0', "sl_kubeconfig_parse failed without a message");
 		FUZZ_CHECK(strstr(err, "kubeconfig") != NULL, "message does not name the file");
 	} else {
