@@ -121,6 +121,7 @@ struct fe_tmp {
 struct slice_ref {
 	const struct k8s_endpointslice *es;
 	const char *svc; /* kubernetes.io/service-name */
+	uint32_t idx;	 /* input position: the last tie-break, so order is total */
 };
 
 struct build {
@@ -236,6 +237,8 @@ static int slice_ref_cmp(const void *pa, const void *pb)
 		c = strcmp(a->svc, b->svc);
 	if (!c)
 		c = strcmp(a->es->meta.name, b->es->meta.name);
+	if (!c)
+		c = cmp_u32(a->idx, b->idx);
 	return c;
 }
 
@@ -288,6 +291,7 @@ static int slices_index(struct build *b)
 		}
 		b->slices[b->n_slices].es = es;
 		b->slices[b->n_slices].svc = svc;
+		b->slices[b->n_slices].idx = (uint32_t)i;
 		b->n_slices++;
 	}
 	sort_arr(b->slices, b->n_slices, sizeof(*b->slices), slice_ref_cmp);
@@ -1146,24 +1150,32 @@ static int node_addrs_collect(struct build *b)
 /* --- build entry points
  * ---------------------------------------------------------------------------- */
 
-static int svc_ptr_cmp(const void *pa, const void *pb)
+static int svc_name_cmp(const struct k8s_service *a, const struct k8s_service *b)
 {
-	const struct k8s_service *a = *(const struct k8s_service *const *)pa;
-	const struct k8s_service *b = *(const struct k8s_service *const *)pb;
 	int c = strcmp(a->meta.namespace, b->meta.namespace);
 
 	return c ? c : strcmp(a->meta.name, b->meta.name);
 }
 
-struct rank_ref {
+/* A service and its position (in the input, then in name order). */
+struct svc_ref {
 	const struct k8s_service *s;
-	uint32_t idx; /* position in namespace/name order */
+	uint32_t idx;
 };
+
+/* namespace/name, then input position: the first copy of a duplicate comes first. */
+static int svc_ref_cmp(const void *pa, const void *pb)
+{
+	const struct svc_ref *a = pa, *b = pb;
+	int c = svc_name_cmp(a->s, b->s);
+
+	return c ? c : cmp_u32(a->idx, b->idx);
+}
 
 /* Older services own contested frontends: creationTimestamp, then namespace/name. */
 static int rank_cmp(const void *pa, const void *pb)
 {
-	const struct rank_ref *a = pa, *b = pb;
+	const struct svc_ref *a = pa, *b = pb;
 	const struct k8s_time *ta = &a->s->meta.creation_timestamp;
 	const struct k8s_time *tb = &b->s->meta.creation_timestamp;
 
@@ -1200,8 +1212,9 @@ void lbm_state_free(struct lbm_state *st)
 
 int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 {
-	const struct k8s_service **svcs = NULL, **svc_objs = NULL;
-	struct rank_ref *ranks = NULL;
+	const struct k8s_service **svc_objs = NULL;
+	struct svc_ref *svcs = NULL;
+	struct svc_ref *ranks = NULL;
 	uint32_t *rank_of = NULL;
 	struct build b = {.in = in};
 	size_t n_svcs = 0, i;
@@ -1217,7 +1230,7 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 	if (node_addrs_collect(&b) || slices_index(&b))
 		goto out;
 
-	svcs = calloc(in->n_services + 1, sizeof(const struct k8s_service *));
+	svcs = calloc(in->n_services + 1, sizeof(*svcs));
 	svc_objs = calloc(in->n_services + 1, sizeof(const struct k8s_service *));
 	ranks = calloc(in->n_services + 1, sizeof(*ranks));
 	rank_of = calloc(in->n_services + 1, sizeof(*rank_of));
@@ -1235,11 +1248,11 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 			b.st->stats.bad_objects++;
 			continue;
 		}
-		svcs[n_svcs++] = s;
+		svcs[n_svcs++] = (struct svc_ref){s, (uint32_t)i};
 	}
-	sort_arr(svcs, n_svcs, sizeof(const struct k8s_service *), svc_ptr_cmp);
+	sort_arr(svcs, n_svcs, sizeof(*svcs), svc_ref_cmp);
 	for (i = 0; i < n_svcs; i++)
-		ranks[i] = (struct rank_ref){svcs[i], (uint32_t)i};
+		ranks[i] = (struct svc_ref){svcs[i].s, (uint32_t)i};
 	sort_arr(ranks, n_svcs, sizeof(*ranks), rank_cmp);
 	for (i = 0; i < n_svcs; i++)
 		rank_of[ranks[i].idx] = (uint32_t)i;
@@ -1247,17 +1260,17 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 	for (i = 0; i < n_svcs; i++) {
 		size_t before = b.st->n_services;
 
-		if (i && !svc_ptr_cmp(&svcs[i - 1], &svcs[i])) {
+		if (i && !svc_name_cmp(svcs[i - 1].s, svcs[i].s)) {
 			pr_warn(SUBSYS, "service '%s/%s': duplicate in input; later copy skipped",
-				svcs[i]->meta.namespace, svcs[i]->meta.name);
+				svcs[i].s->meta.namespace, svcs[i].s->meta.name);
 			b.st->stats.bad_objects++;
 			continue;
 		}
-		err = svc_build(&b, svcs[i], rank_of[i]);
+		err = svc_build(&b, svcs[i].s, rank_of[i]);
 		if (err)
 			goto out;
 		if (b.st->n_services > before)
-			svc_objs[before] = svcs[i];
+			svc_objs[before] = svcs[i].s;
 	}
 	err = -ENOMEM;
 	kept = fes_resolve(&b, svc_objs);

@@ -981,6 +981,21 @@ TEST(model_duplicate_service_port)
 	lbm_state_free(st);
 }
 
+/* The same service twice in the input (a caller bug): first copy wins, logged. */
+TEST(model_duplicate_input_object)
+{
+	struct lbm_state *st = build(
+		"[" SVC("a", SPEC_CIP("198.18.128.1")) "," SVC("a", SPEC_CIP("198.18.128.2")) "]",
+		NULL, NULL);
+
+	if (!expect(st, "fe ", "fe 198.18.128.1:80/TCP ext CLUSTERIP reject\n", "fe"))
+		goto out;
+	ASSERT_EQ(st->stats.bad_objects, 1, "counted");
+	ASSERT_EQ(st->n_services, 1, "one service");
+out:
+	lbm_state_free(st);
+}
+
 /* Input order never changes the output. */
 TEST(model_deterministic)
 {
