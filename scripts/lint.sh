@@ -18,14 +18,16 @@ rc=0
 echo "lint: clang-format (${#files[@]} files)"
 clang-format --dry-run --Werror "${files[@]}" || rc=1
 
-cflags=(-std=gnu11 -D_GNU_SOURCE -Ilib/include -Icontrol/include -I.
+cflags=(-std=gnu11 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include
+	-Ibuild/bpf -I.
 	$(pkg-config --cflags json-c libevent libcurl sqlite3))
 cfiles=()
 for f in "${files[@]}"; do [[ $f == *.c ]] && cfiles+=("$f"); done
 
 echo "lint: cppcheck"
 cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
-	--inline-suppr --suppress=missingIncludeSystem -Ilib/include -Icontrol/include \
+	--inline-suppr --suppress=missingIncludeSystem -Ilib/include -Icontrol/include -Iagent/include \
+	-Ibpf/include \
 	"${cfiles[@]}" || rc=1
 
 echo "lint: clang-tidy"
