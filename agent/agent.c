@@ -41,6 +41,7 @@
 #include "agent.h"
 #include "datapath.h"
 #include "model.h"
+#include "nodeport.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -75,6 +76,7 @@ struct agent {
 	bool dirty;
 	bool first_sync_done;
 	struct dp *dp;
+	struct np *np; /* uplink N-S path (nodeport.h); NULL without --devices */
 	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
 	__be32 *local_addrs;
 	size_t n_local_addrs;
@@ -101,6 +103,7 @@ void agent_config_defaults(struct agent_config *cfg)
 	cfg->metrics_listen = "127.0.0.1:10249";
 	cfg->hc_bind = "0.0.0.0";
 	cfg->sync_delay_ms = 5;
+	cfg->hash_seed = NP_HASH_SEED_DEFAULT;
 }
 
 /* --- host setup ------------------------------------------------------------------- */
@@ -144,7 +147,14 @@ int agent_cgroup2_root(char *out, size_t outlen)
 
 int agent_cleanup(const char *bpffs, const char *node_name)
 {
-	int rc = dp_cleanup(bpffs ? bpffs : DP_BPFFS_DEFAULT, node_name);
+	int rc, n = np_detach_all(); /* uplink tc filters first: they use the maps */
+
+	if (n < 0)
+		pr_err(AG, "node '%s': detaching the uplink tc filters failed: %s", node_name,
+		       sl_strerror(n));
+	rc = dp_cleanup(bpffs ? bpffs : DP_BPFFS_DEFAULT, node_name);
+	if (!rc && n < 0)
+		rc = n;
 
 	if (rc)
 		pr_err(AG, "node '%s': cleanup failed: %s", node_name, sl_strerror(rc));
@@ -333,18 +343,35 @@ static int apply_frontend(struct agent *a, const struct lbm_state *st,
 {
 	__u32 *ids = calloc(fe->count ? fe->count : 1, sizeof(*ids));
 	struct dp_svc svc = { .key = fe->key, .flags = fe->flags, .affinity_s = fe->affinity_s };
+	struct np_txn txn;
 	__u32 svc_id;
 	int err;
 
 	if (!ids)
 		return -ENOMEM;
 	err = ids_for(a, st, fe, ids);
+	/* N-S frontends get their Maglev table before the entry points at it. */
+	if (!err)
+		err = np_maglev_begin(a->np, st, fe, ids, &svc.flags, &svc.maglev_base, &txn);
 	if (!err) {
 		svc.backend_ids = ids;
 		svc.count = fe->count;
 		err = dp_svc_upsert(a->dp, &svc, &svc_id);
+		np_txn_end(a->np, &txn, !err);
 	}
 	free(ids);
+	return err;
+}
+
+/* dp_svc_delete plus the release of the entry's Maglev table. */
+static int delete_frontend(struct agent *a, const struct sl_svc_key *key)
+{
+	struct np_txn txn;
+	int err;
+
+	np_maglev_begin_delete(a->np, key, &txn);
+	err = dp_svc_delete(a->dp, key);
+	np_txn_end(a->np, &txn, !err || err == -SL_ERR_NOTFOUND);
 	return err;
 }
 
@@ -358,7 +385,7 @@ static int stale_frontend(const struct sl_svc_key *key, void *arg)
 {
 	struct reconcile *r = arg;
 
-	if (lbm_state_find_frontend(r->st, key) < 0 && !dp_svc_delete(r->a->dp, key))
+	if (lbm_state_find_frontend(r->st, key) < 0 && !delete_frontend(r->a, key))
 		r->removed++;
 	return 0;
 }
@@ -416,6 +443,8 @@ static void agent_sync(struct agent *a)
 		lists[i] = sl_informer_list(a->inf[i]);
 	err = lbm_state_build_json(a->cfg.node_name, lists[INF_SVC], lists[INF_EPS],
 				   lists[INF_NODE], &next);
+	if (!err && np_node_sync(a->np, a->cfg.node_name, lists[INF_NODE]))
+		errors++;
 	for (int i = 0; i < INF_N; i++)
 		json_object_put(lists[i]);
 	if (err) {
@@ -455,7 +484,7 @@ static void agent_sync(struct agent *a)
 			err = apply_frontend(a, next, &next->frontends[op->next_idx]);
 			break;
 		case LBM_OP_FRONTEND_DELETE:
-			err = dp_svc_delete(a->dp, &a->applied->frontends[op->prev_idx].key);
+			err = delete_frontend(a, &a->applied->frontends[op->prev_idx].key);
 			if (err == -SL_ERR_NOTFOUND)
 				err = 0;
 			break;
@@ -625,6 +654,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 						    "sluice_datapath_events_total{reason=\"%s\"} %llu\n",
 						    reasons[i], (unsigned long long)ctr[i].packets);
 	}
+	np_metrics_write(a->np, out);
 	for (int i = 0; i < INF_N; i++) {
 		static const char *names[] = { "services", "endpointslices", "nodes" };
 		struct sl_informer_stats st;
@@ -664,6 +694,53 @@ static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
 		return -EINVAL;
 	*port = (int)p;
 	return 0;
+}
+
+/* --- uplink N-S path (nodeport.h) ---------------------------------------------------- */
+
+/* Loads tc_nodeport on --devices (comma-separated), or, without devices,
+ * detaches filters a previous run left on this netns's interfaces. */
+static int nodeport_open(struct agent *a)
+{
+	struct np_opts o = {
+		.pin_root = dp_pin_root(a->dp),
+		.hash_seed = a->cfg.hash_seed,
+		.nat_port_min = (__u16)a->cfg.nat_port_min,
+		.nat_port_max = (__u16)a->cfg.nat_port_max,
+		.maglev_tables = a->cfg.maglev_tables,
+		.gc_interval_s = a->cfg.ct_gc_interval_s,
+		.base = a->base,
+	};
+	char *list, *save = NULL, *tok;
+	const char **devs = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!a->cfg.devices || !a->cfg.devices[0]) {
+		if (np_detach_all() > 0)
+			pr_info(AG, "no --devices: uplink filters of a previous run detached");
+		return 0;
+	}
+	list = strdup(a->cfg.devices);
+	devs = calloc(strlen(a->cfg.devices) / 2 + 2, sizeof(*devs));
+	if (!list || !devs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		devs[n++] = tok;
+	o.devices = devs;
+	o.n_devices = n;
+	a->np = np_open(&o);
+	if (!a->np) {
+		rc = -errno;
+		pr_err(AG, "node '%s': --devices '%s': loading the uplink datapath failed: %s",
+		       a->cfg.node_name, a->cfg.devices, sl_strerror(rc));
+	}
+out:
+	free(list);
+	free(devs);
+	return rc;
 }
 
 int agent_run(const struct agent_config *cfg)
@@ -730,6 +807,9 @@ int agent_run(const struct agent_config *cfg)
 	}
 	evhttp_set_gencb(a.hc_http, hc_cb, &a);
 	event_add(a.sig_term, NULL);
+	rc = nodeport_open(&a);
+	if (rc)
+		goto out;
 	event_add(a.sig_int, NULL);
 
 	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
@@ -788,6 +868,7 @@ out:
 		event_free(a.sig_term);
 	if (a.sig_int)
 		event_free(a.sig_int);
+	np_close(a.np); /* before the base: it owns a timer on it */
 	if (a.base)
 		event_base_free(a.base);
 	dp_close(a.dp);

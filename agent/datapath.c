@@ -1074,6 +1074,7 @@ int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id)
 	nv.count = svc->count;
 	nv.flags = svc->flags;
 	nv.affinity_s = svc->affinity_s;
+	nv.maglev_base = svc->maglev_base;
 	if (bpf_map_update_elem(dp->svc_fd, &svc->key, &nv, BPF_ANY)) {
 		err = -errno;
 		pr_err(DP_LOG, "map '%s' key %s: update failed: %s", SL_MAP_SVC4, ks,

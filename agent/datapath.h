@@ -94,6 +94,7 @@ struct dp_svc {
 	__u32 affinity_s;	  /* ClientIP affinity timeout, seconds (SL_SVC_F_AFFINITY) */
 	const __u32 *backend_ids; /* count ids from dp_backend_upsert(), in slot order */
 	__u16 count;		  /* 0 = refuse connections; <= SL_MAX_SLOTS_PER_SVC */
+	__u32 maglev_base;	  /* with SL_SVC_F_MAGLEV: its table in sl_maglev_v1 (nodeport.h) */
 };
 
 /*

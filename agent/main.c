@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* sluice-agent: parse flags, set up logging, run the node agent (or clean up). */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +27,46 @@ static void usage(FILE *f)
 		"                          cgroup2 mount; the lab gives each node its own subtree)\n"
 		"  --metrics-listen H:P    /metrics and /healthz (default 127.0.0.1:10249; '' = off)\n"
 		"  --hc-bind ADDR          address for healthCheckNodePort servers (default 0.0.0.0)\n"
+		"  --devices LIST          uplink interfaces for NodePort/LoadBalancer/externalIP\n"
+		"                          per-packet load balancing (tc), comma-separated\n"
+		"  --hash-seed N           flow-hash seed, the same on every node (Maglev)\n"
+		"  --nat-ports MIN-MAX     SNAT source ports toward remote backends (default\n"
+		"                          61000-65535)\n"
+		"  --maglev-tables N       Maglev table capacity (64 KiB each; default 64)\n"
+		"  --ct-gc-interval SECS   conntrack garbage collection period (default 30)\n"
 		"  --cleanup               detach and unpin everything for --node-name, then exit\n"
 		"  --log-level LEVEL       error|warn|info|debug (default info)\n");
+}
+
+/* Whole-string unsigned integer (decimal or 0x hex) <= max. */
+static int parse_uint(const char *s, unsigned long max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (!*s || *s == '-' || *end || errno || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_port_range(const char *s, unsigned *min, unsigned *max)
+{
+	char buf[32], *dash;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (!dash)
+		return -1;
+	*dash = '\0';
+	if (parse_uint(buf, 65535, min) || parse_uint(dash + 1, 65535, max) || *min < 1024 ||
+	    *min > *max)
+		return -1;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -41,6 +81,11 @@ int main(int argc, char **argv)
 		{ "metrics-listen", required_argument, NULL, 'm' },
 		{ "hc-bind", required_argument, NULL, 'H' },
 		{ "cleanup", no_argument, NULL, 'C' },
+		{ "devices", required_argument, NULL, 'D' },
+		{ "hash-seed", required_argument, NULL, 'S' },
+		{ "nat-ports", required_argument, NULL, 'P' },
+		{ "maglev-tables", required_argument, NULL, 'M' },
+		{ "ct-gc-interval", required_argument, NULL, 'G' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -79,6 +124,41 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			cleanup = true;
+			break;
+		case 'D':
+			cfg.devices = optarg;
+			break;
+		case 'S':
+			if (parse_uint(optarg, UINT32_MAX, &cfg.hash_seed)) {
+				fprintf(stderr, "sluice-agent: --hash-seed '%s': expected an integer "
+						"0-4294967295 (0x prefix for hex)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'P':
+			if (parse_port_range(optarg, &cfg.nat_port_min, &cfg.nat_port_max)) {
+				fprintf(stderr, "sluice-agent: --nat-ports '%s': expected MIN-MAX with "
+						"1024 <= MIN <= MAX <= 65535\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'M':
+			if (parse_uint(optarg, 65536, &cfg.maglev_tables) || !cfg.maglev_tables) {
+				fprintf(stderr, "sluice-agent: --maglev-tables '%s': expected 1-65536\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'G':
+			if (parse_uint(optarg, 86400, &cfg.ct_gc_interval_s) ||
+			    !cfg.ct_gc_interval_s) {
+				fprintf(stderr,
+					"sluice-agent: --ct-gc-interval '%s': expected seconds 1-86400\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'L':
 			if (sl_log_level_parse(optarg, &lvl)) {

@@ -21,6 +21,13 @@ struct agent_config {
 	const char *metrics_listen; /* "127.0.0.1:10249"; "" disables */
 	const char *hc_bind;        /* address for healthCheckNodePort servers; default 0.0.0.0 */
 	int sync_delay_ms;          /* debounce between an event and the sync (default 5) */
+	/* north-south uplink path (agent/nodeport.h); no devices = not loaded */
+	const char *devices;        /* comma-separated interface names, or NULL */
+	unsigned hash_seed;         /* flow-hash seed, equal on every node */
+	unsigned nat_port_min;      /* SNAT port range, inclusive; 0/0 = datapath default */
+	unsigned nat_port_max;
+	unsigned maglev_tables;     /* sl_maglev_v1 capacity in tables; 0 = default */
+	unsigned ct_gc_interval_s;  /* conntrack GC period; 0 = default */
 };
 
 void agent_config_defaults(struct agent_config *cfg);
@@ -29,7 +36,8 @@ void agent_config_defaults(struct agent_config *cfg);
  * start (reason logged). Stopping leaves the datapath in place. */
 int agent_run(const struct agent_config *cfg);
 
-/* Detaches and unpins everything the agent made for this node. */
+/* Detaches and unpins everything the agent made for this node, including the
+ * tc filters of the uplink path on the interfaces of the caller's netns. */
 int agent_cleanup(const char *bpffs, const char *node_name);
 
 /* Mounts a bpf filesystem at path unless one is there already. */
