@@ -445,7 +445,7 @@ void insp_close(struct insp *in)
 /* Opens map m read-only and checks its layout. quiet: absence is not logged. */
 static int in_map(struct insp *in, enum in_map m, bool quiet)
 {
-	LIBBPF_OPTS(bpf_obj_get_opts, go, .file_flags = BPF_F_RDONLY);
+	struct bpf_obj_get_opts go = {.sz = sizeof(go), .file_flags = BPF_F_RDONLY};
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 	char path[PATH_MAX + 160];
@@ -486,7 +486,7 @@ static int in_map(struct insp *in, enum in_map m, bool quiet)
  * values, batched; falls back to one lookup per index. */
 static int in_array_read(struct insp *in, enum in_map m, size_t vsz, void **out, __u32 *n_out)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	struct bpf_map_batch_opts bo = {.sz = sizeof(bo)};
 	int fd = in_map(in, m, false);
 	__u32 max, chunk = 4096, pos = 0, batch = 0, *keys = NULL;
 	unsigned char *vals = NULL, *tmp = NULL;

@@ -181,12 +181,15 @@ static void server_run(int ready_fd)
 	int n = 2 * NBE;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (int i = 0; i < NBE; i++) {
-		p[2 * i].fd = sock_bound(SOCK_STREAM, be_ip[i], BE_PORT);
-		p[2 * i + 1].fd = sock_bound(SOCK_DGRAM, be_ip[i], BE_PORT);
-		p[2 * i].events = p[2 * i + 1].events = POLLIN;
-		who[2 * i] = who[2 * i + 1] = be_ip[i];
-		if (p[2 * i].fd < 0 || p[2 * i + 1].fd < 0)
+	/* p[2i]: TCP listener of backend i, p[2i+1]: its UDP socket. */
+	for (size_t i = 0; i < NBE; i++) {
+		size_t t = 2 * i, u = 2 * i + 1;
+
+		p[t].fd = sock_bound(SOCK_STREAM, be_ip[i], BE_PORT);
+		p[u].fd = sock_bound(SOCK_DGRAM, be_ip[i], BE_PORT);
+		p[t].events = p[u].events = POLLIN;
+		who[t] = who[u] = be_ip[i];
+		if (p[t].fd < 0 || p[u].fd < 0)
 			_exit(2);
 	}
 	if (write(ready_fd, "r", 1) != 1)

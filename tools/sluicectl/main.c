@@ -65,11 +65,11 @@ static int parse_cmd(int argc, char **argv, enum cmd *cmd)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		size_t want = cmds[i].verb ? 2 : 1;
 
-		if (strcmp(argv[0], cmds[i].obj))
+		if (strcmp(argv[0], cmds[i].obj) != 0)
 			continue;
 		/* "service" alone means "service list", like cilium-dbg. */
 		if ((size_t)argc > want ||
-		    (argc == 2 && strcmp(argv[1], cmds[i].verb ? cmds[i].verb : ""))) {
+		    (argc == 2 && strcmp(argv[1], cmds[i].verb ? cmds[i].verb : "") != 0)) {
 			fprintf(stderr, "sluicectl: '%s': unexpected '%s' (accepted: %s%s%s)\n",
 				argv[0], argv[argc > 1 ? 1 : 0], argv[0], cmds[i].verb ? " " : "",
 				cmds[i].verb ? cmds[i].verb : "");
