@@ -187,12 +187,21 @@ static bool reported(struct agent *a, const char *k)
 	return false;
 }
 
+/* Event names as client-go's recorder makes them: <object>.<hex nanoseconds>. */
+static unsigned long long event_stamp(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
 /* Posts a Warning Event on the Service, once per (service, reason). */
 static void report_problems(struct agent *a, const struct lbm_state *st)
 {
 	for (size_t i = 0; i < st->n_problems; i++) {
 		const struct lbm_problem *p = &st->problems[i];
-		char key[600], ts[32], **v;
+		char key[600], path[400], ts[32], **v;
 		struct sl_buf body = SL_BUF_INIT;
 		struct sl_client_resp resp = { 0 };
 		time_t now = time(NULL);
@@ -202,18 +211,13 @@ static void report_problems(struct agent *a, const struct lbm_state *st)
 		if (reported(a, key))
 			continue;
 		pr_warn(AG, "service '%s/%s': %s: %s", p->ns, p->name, p->reason, p->message);
-		v = realloc(a->reported, (a->n_reported + 1) * sizeof(*v));
-		if (v) {
-			a->reported = v;
-			a->reported[a->n_reported++] = strdup(key);
-		}
 		gmtime_r(&now, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		sl_buf_printf(&body,
-			      "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"generateName\":"
-			      "\"%s.\",\"namespace\":\"%s\"},\"involvedObject\":{\"apiVersion\":\"v1\","
+			      "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"name\":"
+			      "\"%s.%llx\",\"namespace\":\"%s\"},\"involvedObject\":{\"apiVersion\":\"v1\","
 			      "\"kind\":\"Service\",\"namespace\":\"%s\",\"name\":\"%s\"},\"reason\":",
-			      p->name, p->ns, p->ns, p->name);
+			      p->name, event_stamp(), p->ns, p->ns, p->name);
 		sl_buf_json_str(&body, p->reason);
 		sl_buf_puts(&body, ",\"message\":");
 		sl_buf_json_str(&body, p->message);
@@ -222,12 +226,21 @@ static void report_problems(struct agent *a, const struct lbm_state *st)
 			      "\"lastTimestamp\":\"%s\",\"source\":{\"component\":\"sluice-agent\","
 			      "\"host\":\"%s\"}}",
 			      ts, ts, a->cfg.node_name);
-		snprintf(key, sizeof(key), "/api/v1/namespaces/%s/events", p->ns);
-		if (!body.oom && sl_client_request(a->client, "POST", key, body.data, body.len, NULL,
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", p->ns);
+		if (!body.oom && sl_client_request(a->client, "POST", path, body.data, body.len, NULL,
 						   NULL, &resp) == 0 &&
-		    resp.status >= 300)
+		    (resp.status < 300 || resp.status == 409)) {
+			/* Reported only once the API has it; a failed post is retried at
+			 * the next sync that still sees the problem. */
+			v = realloc(a->reported, (a->n_reported + 1) * sizeof(*v));
+			if (v) {
+				a->reported = v;
+				a->reported[a->n_reported++] = strdup(key);
+			}
+		} else {
 			pr_warn(AG, "service '%s/%s': posting event failed: %ld %s", p->ns, p->name,
 				resp.status, resp.err);
+		}
 		sl_client_resp_fini(&resp);
 		sl_buf_fini(&body);
 	}

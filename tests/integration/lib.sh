@@ -51,8 +51,10 @@ expect_match() {
 	if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1" "expected to match: $3" "actual: $2"; fi
 }
 
+# The system interpreter starts in milliseconds; a pyenv shim can take a second.
+PY=$(command -v /usr/bin/python3 || command -v python3)
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 # start_control [extra flags...]: starts sluice-control on a free loopback
