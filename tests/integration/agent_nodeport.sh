@@ -255,6 +255,27 @@ for _ in $(seq 150); do
 done
 expect_match ct-gc-deletes-closed-flows "$(metric 'sluice_nodeport_ct_gc_deleted_total{map="ct4_tcp"}')" '^[1-9]'
 
+# --- device list changes and bad flags ---------------------------------------------------
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+out=$(timeout 20 "${NS_N[@]}" "$BIN/sluice-agent" --node-name node-a --server "$U" --bpffs "$BPFFS" \
+	--cgroup-root "$CG" --devices n0,nosuch0 --metrics-listen '' 2>&1)
+rc=$?
+expect_eq unknown-device-fails-start "$rc" 1
+expect_match unknown-device-named "$out" "interface 'nosuch0': not found"
+expect_eq unknown-device-keeps-filters "$(in_n tc filter show dev n1 ingress | grep -c tc_nodeport)" 1
+out=$("$BIN/sluice-agent" --node-name node-a --server "$U" --nat-ports 70000-80000 2>&1)
+expect_eq bad-nat-ports-exit-2 "$?" 2
+expect_match bad-nat-ports-named "$out" "--nat-ports '70000-80000'"
+# A restart with fewer devices detaches the dropped one.
+"${NS_N[@]}" "$BIN/sluice-agent" --node-name node-a --server "$U" --bpffs "$BPFFS" \
+	--cgroup-root "$CG" --devices n0 --metrics-listen "127.0.0.1:$MPORT" >>"$TMP/agent.log" 2>&1 &
+AGENT_PID=$!
+PIDS+=("$AGENT_PID")
+for _ in $(seq 100); do [[ -z $(in_n tc filter show dev n1 ingress) ]] && break; sleep 0.05; done
+expect_eq dropped-device-detached "$(in_n tc filter show dev n1 ingress)" ""
+expect_eq kept-device-attached "$(in_n tc filter show dev n0 ingress | grep -c tc_nodeport)" 1
+
 # --- cleanup detaches tc ---------------------------------------------------------------
 kill "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
