@@ -16,6 +16,12 @@
  *     fails with ECONNABORTED.
  * Sockets that dialled the backend's address directly are not touched.
  *
+ * Policy is the caller's: kube-proxy flushes only UDP conntrack when an
+ * endpoint goes, and established TCP flows drain by themselves (killing them
+ * on removal was a user complaint against Cilium: cilium#14844, #10217). So
+ * the agent should pass UDP backends by default and TCP ones only on an
+ * explicit opt-in; both work.
+ *
  * Socket iterators see one network namespace: the one current when the
  * iterator instance is created. The call runs once in the caller's netns and
  * once in each netns fd given (pod netns: the agent opens
@@ -54,6 +60,23 @@ struct sockterm_stats {
 	__u32 netns_done;  /* namespaces walked */
 	__u32 netns_fails; /* namespaces skipped: setns or iterator failed (logged) */
 };
+
+/* A removed backend. */
+struct sockterm_target {
+	__be32 addr; /* network order */
+	__be16 port; /* network order */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP (others are skipped) */
+};
+
+/*
+ * Destroys the sockets translated to any of t[0..n): one walk per protocol
+ * per netns for the whole list (a sync that removes 100 backends walks the
+ * sockets once, not 100 times). Targets of other protocols are skipped.
+ * Returns as sockterm_backend_gone(); -EOPNOTSUPP only when no target is TCP
+ * or UDP; n == 0 does nothing and returns 0.
+ */
+int sockterm_backends_gone(struct sockterm *st, const struct sockterm_target *t, size_t n,
+			   const int *netns_fds, size_t n_netns, struct sockterm_stats *stats);
 
 /*
  * Destroys the sockets translated to backend addr:port (network order) of
