@@ -2,10 +2,11 @@
 /*
  * Loader and driver of the socket-termination iterators (see sockterm.h).
  * The iterator programs are attached once (one BPF link each, not pinned:
- * they only run when read). Each sockterm_backend_gone() writes the target
- * into the object's mmap'ed .bss, then per network namespace creates an
- * iterator instance (bpf_iter_create binds it to the calling thread's netns)
- * and reads it to EOF, which runs the program over every socket.
+ * they only run when read). Each call puts the removed backends into the
+ * object's target set, then per network namespace creates an iterator
+ * instance (bpf_iter_create binds it to the calling thread's netns) and reads
+ * it to EOF, which runs the program over every socket; then empties the set.
+ * The programs count into the mmap'ed .bss, read back for the stats.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include "sluice/log.h"
 
 #include "abi/lb.h"
+#include "abi/sockterm.h"
 #include "sockterm.h"
 #include "iter_sock_term.skel.h"
 
@@ -139,21 +141,26 @@ static int st_iter_run(struct bpf_link *link)
 	return err;
 }
 
-/* Runs the walk in the netns of fd (-1: the current one), switching the
- * calling thread there and back. self is the caller's netns. */
-static int st_walk_netns(struct bpf_link *link, int fd, int self, const char *what, bool *stranded)
+/* Runs the walks (links that are not NULL) in the netns of fd (-1: the
+ * current one), switching the calling thread there and back. self is the
+ * caller's netns. */
+static int st_walk_netns(struct bpf_link *const links[2], int fd, int self, bool *stranded)
 {
-	int err, err2;
+	int err = 0, err2;
 
 	if (fd >= 0 && setns(fd, CLONE_NEWNET)) {
 		err = -errno;
-		pr_warn(ST_LOG, "netns fd %d (%s): setns failed: %s", fd, what, strerror(-err));
+		pr_warn(ST_LOG, "netns fd %d: setns failed: %s", fd, strerror(-err));
 		return err;
 	}
-	err = st_iter_run(link);
-	if (err)
-		pr_warn(ST_LOG, "netns fd %d (%s): socket walk failed: %s", fd, what,
-			strerror(-err));
+	for (int i = 0; i < 2 && !err; i++) {
+		if (!links[i])
+			continue;
+		err = st_iter_run(links[i]);
+		if (err)
+			pr_warn(ST_LOG, "netns fd %d: %s socket walk failed: %s", fd,
+				i ? "UDP" : "TCP", strerror(-err));
+	}
 	if (fd >= 0 && setns(self, CLONE_NEWNET)) {
 		/* Staying in a pod netns would be far worse than any failed
 		 * walk: say so loudly (the caller's next netns call fails too). */
@@ -166,33 +173,88 @@ static int st_walk_netns(struct bpf_link *link, int fd, int self, const char *wh
 	return err;
 }
 
-int sockterm_backend_gone(struct sockterm *st, __be32 addr, __be16 port, __u8 proto,
-			  const int *netns_fds, size_t n_netns, struct sockterm_stats *stats)
+/* One run over at most SL_TERM_MAX_TARGETS targets: fill the set, walk every
+ * netns, empty the set. Adds to s; returns the first netns error. */
+static int st_run(struct sockterm *st, const struct sockterm_target *t, size_t n,
+		  const int *netns_fds, size_t n_netns, int self, struct sockterm_stats *s,
+		  bool *stranded)
+{
+	int map_fd = bpf_map__fd(st->skel->maps.sl_term_targets);
+	struct bpf_link *links[2] = {NULL, NULL};
+	int err = 0, first_err = 0;
+	size_t added = 0;
+	__u32 zero = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct sl_term_key k = {.addr = t[i].addr, .port = t[i].port, .proto = t[i].proto};
+
+		if (t[i].proto != IPPROTO_TCP && t[i].proto != IPPROTO_UDP)
+			continue; /* counted by the caller */
+		if (bpf_map_update_elem(map_fd, &k, &zero, BPF_ANY)) {
+			err = -errno;
+			pr_err(ST_LOG, "map 'sl_term_targets': update failed: %s", strerror(-err));
+			goto out;
+		}
+		added++;
+		links[t[i].proto == IPPROTO_UDP] =
+			t[i].proto == IPPROTO_UDP ? st->udp_link : st->tcp_link;
+	}
+	if (!added)
+		goto out;
+	for (size_t i = 0; i <= n_netns; i++) {
+		int fd = i ? netns_fds[i - 1] : -1;
+
+		if (i && fd < 0)
+			continue;
+		err = st_walk_netns(links, fd, self, stranded);
+		if (!err) {
+			s->netns_done++;
+			continue;
+		}
+		s->netns_fails++;
+		if (!first_err)
+			first_err = err;
+		/* Could not get back home: walk nothing more from the wrong netns. */
+		if (*stranded)
+			break;
+	}
+	err = first_err;
+out:
+	/* Empty the set: a stale target would match on the next run. */
+	for (size_t i = 0; i < n; i++) {
+		struct sl_term_key k = {.addr = t[i].addr, .port = t[i].port, .proto = t[i].proto};
+
+		bpf_map_delete_elem(map_fd, &k);
+	}
+	return err;
+}
+
+int sockterm_backends_gone(struct sockterm *st, const struct sockterm_target *t, size_t n,
+			   const int *netns_fds, size_t n_netns, struct sockterm_stats *stats)
 {
 	struct sockterm_stats s = {};
+	size_t supported = 0;
 	__u64 m0, d0, f0;
-	struct bpf_link *link;
-	char a[INET_ADDRSTRLEN], what[64];
-	int self = -1, err, first_err = 0;
+	int self = -1, err = 0, first_err = 0;
 	bool stranded = false;
 
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
-	if (!st || !addr || !port || (n_netns && !netns_fds))
+	if (!st || (n && !t) || (n_netns && !netns_fds))
 		return -EINVAL;
-	inet_ntop(AF_INET, &addr, a, sizeof(a));
-	snprintf(what, sizeof(what), "%s:%u/%s", a, ntohs(port),
-		 proto == IPPROTO_TCP	? "TCP"
-		 : proto == IPPROTO_UDP ? "UDP"
-					: "other");
-	if (proto == IPPROTO_TCP) {
-		link = st->tcp_link;
-	} else if (proto == IPPROTO_UDP) {
-		link = st->udp_link;
-	} else {
-		pr_debug(ST_LOG, "backend %s: no socket iterator for protocol %u", what, proto);
+	for (size_t i = 0; i < n; i++) {
+		if (!t[i].addr || !t[i].port) {
+			pr_err(ST_LOG, "backend %zu of %zu: address and port are required", i, n);
+			return -EINVAL;
+		}
+		supported += t[i].proto == IPPROTO_TCP || t[i].proto == IPPROTO_UDP;
+	}
+	if (n && !supported) {
+		pr_debug(ST_LOG, "%zu backends: no socket iterator for their protocol", n);
 		return -EOPNOTSUPP;
 	}
+	if (!n)
+		return 0;
 	if (n_netns) {
 		self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 		if (self < 0) {
@@ -202,48 +264,48 @@ int sockterm_backend_gone(struct sockterm *st, __be32 addr, __be16 port, __u8 pr
 			return err;
 		}
 	}
-	st->skel->bss->target_addr = addr;
-	st->skel->bss->target_port = port;
 	m0 = st->skel->bss->st_matched;
 	d0 = st->skel->bss->st_destroyed;
 	f0 = st->skel->bss->st_failed;
 	st->skel->bss->st_last_err = 0;
+	for (size_t off = 0; off < n && !stranded; off += SL_TERM_MAX_TARGETS) {
+		size_t len = n - off < SL_TERM_MAX_TARGETS ? n - off : SL_TERM_MAX_TARGETS;
+		struct sockterm_stats part = {};
 
-	for (size_t i = 0; i <= n_netns; i++) {
-		int fd = i ? netns_fds[i - 1] : -1;
-
-		if (i && fd < 0)
-			continue;
-		err = st_walk_netns(link, fd, self, what, &stranded);
-		if (err) {
-			s.netns_fails++;
-			if (!first_err)
-				first_err = err;
-			/* Could not get back home: walk nothing more from the
-			 * wrong namespace. */
-			if (stranded)
-				break;
-			continue;
-		}
-		s.netns_done++;
+		err = st_run(st, t + off, len, netns_fds, n_netns, self, &part, &stranded);
+		if (err && !first_err)
+			first_err = err;
+		/* Namespaces count once, however many runs the list took. */
+		s.netns_done = part.netns_done;
+		s.netns_fails = part.netns_fails > s.netns_fails ? part.netns_fails : s.netns_fails;
 	}
-	/* No socket may match a stale target later (the programs only run when
-	 * read, but a stale target would be confusing in a bpftool dump). */
-	st->skel->bss->target_addr = 0;
-	st->skel->bss->target_port = 0;
 	s.matched = (__u32)(st->skel->bss->st_matched - m0);
 	s.destroyed = (__u32)(st->skel->bss->st_destroyed - d0);
 	s.failed = (__u32)(st->skel->bss->st_failed - f0);
 	s.last_err = (int)st->skel->bss->st_last_err;
 	st_fd_close(self);
-	if (s.matched)
+	if (s.matched) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &t[0].addr, a, sizeof(a));
 		pr_info(ST_LOG,
-			"backend %s: destroyed %u of %u sockets translated to it (%u netns)", what,
-			s.destroyed, s.matched, s.netns_done);
+			"%zu removed backend(s) (first %s:%u): destroyed %u of %u sockets "
+			"translated "
+			"to them (%u netns)",
+			n, a, ntohs(t[0].port), s.destroyed, s.matched, s.netns_done);
+	}
 	if (s.failed)
-		pr_warn(ST_LOG, "backend %s: %u sockets could not be destroyed: %s", what, s.failed,
+		pr_warn(ST_LOG, "%u sockets could not be destroyed: %s", s.failed,
 			strerror(-s.last_err));
 	if (stats)
 		*stats = s;
 	return first_err;
+}
+
+int sockterm_backend_gone(struct sockterm *st, __be32 addr, __be16 port, __u8 proto,
+			  const int *netns_fds, size_t n_netns, struct sockterm_stats *stats)
+{
+	struct sockterm_target t = {.addr = addr, .port = port, .proto = proto};
+
+	return sockterm_backends_gone(st, &t, 1, netns_fds, n_netns, stats);
 }

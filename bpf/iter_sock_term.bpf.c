@@ -10,13 +10,14 @@
  * These iterators walk every TCP / UDP socket of the network namespace the
  * iterator was created in, and destroy (bpf_sock_destroy: the kernel's
  * sock_diag SOCK_DESTROY path) each socket that is
- *   - connected to the target backend {target_addr, target_port}, and
+ *   - connected to one of the removed backends in sl_term_targets
+ *     {addr, port, proto} (one walk serves a whole sync's removals), and
  *   - has a socket-LB reverse record {cookie, backend addr, port} in
  *     sl_sockrev4_v1, i.e. the socket LB translated it to that backend. A
  *     socket that dialled the backend's address directly is left alone.
- * The reverse record is deleted with it. User space (agent/sockterm.c) sets
- * the target in .bss, creates one iterator instance per netns and reads it
- * to EOF; the counters below tell it what happened.
+ * The reverse record is deleted with it. User space (agent/sockterm.c) fills
+ * the target set, creates one iterator instance per netns and reads it to
+ * EOF; the counters below tell it what happened.
  *
  * Destroyed UDP sockets get sk_err = ECONNABORTED and are disconnected; TCP
  * sockets are reset (RST to the peer) and report ECONNABORTED.
@@ -26,10 +27,13 @@
 #include <bpf/bpf_endian.h>
 
 #include "abi/lb.h"
+#include "abi/sockterm.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define SL_AF_INET 2
+#define SL_AF_INET     2
+#define SL_IPPROTO_TCP 6
+#define SL_IPPROTO_UDP 17
 
 /* TCP states (include/net/tcp_states.h; macros, so not in vmlinux.h). */
 #define SL_TCP_TIME_WAIT    6
@@ -49,9 +53,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_sockrev4_v1 SEC(".maps");
 
-/* Target, written by user space before each run (mmap'ed .bss). */
-__be32 target_addr; /* backend address, network order */
-__be16 target_port; /* backend port, network order */
+/* Removed backends of this run, filled by user space (not pinned: it only
+ * matters while the agent runs an iterator). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_TERM_MAX_TARGETS);
+	__type(key, struct sl_term_key);
+	__type(value, __u32);
+} sl_term_targets SEC(".maps");
 
 /* Results of the runs since open (user space reads the difference). */
 __u64 st_matched;   /* sockets connected to the target with a reverse record */
@@ -59,14 +68,18 @@ __u64 st_destroyed; /* bpf_sock_destroy returned 0 */
 __u64 st_failed;    /* bpf_sock_destroy returned an error */
 __s64 st_last_err;  /* last such error (negative errno) */
 
-static __always_inline void sl_term(struct sock_common *skc)
+static __always_inline void sl_term(struct sock_common *skc, __u8 proto)
 {
 	struct sl_sock_rev_key rkey = {};
+	struct sl_term_key tkey = {};
 	int err;
 
-	if (!skc || skc->skc_family != SL_AF_INET)
+	if (!skc || skc->skc_family != SL_AF_INET || !skc->skc_daddr)
 		return;
-	if (skc->skc_daddr != target_addr || skc->skc_dport != target_port || !target_addr)
+	tkey.addr = skc->skc_daddr;
+	tkey.port = skc->skc_dport;
+	tkey.proto = proto;
+	if (!bpf_map_lookup_elem(&sl_term_targets, &tkey))
 		return;
 	rkey.cookie = bpf_get_socket_cookie(skc);
 	rkey.backend_addr = skc->skc_daddr;
@@ -96,7 +109,7 @@ int sl_iter_tcp_term(struct bpf_iter__tcp *ctx)
 	if (skc->skc_state == SL_TCP_LISTEN || skc->skc_state == SL_TCP_TIME_WAIT ||
 	    skc->skc_state == SL_TCP_NEW_SYN_RECV)
 		return 0;
-	sl_term(skc);
+	sl_term(skc, SL_IPPROTO_TCP);
 	return 0;
 }
 
@@ -107,6 +120,6 @@ int sl_iter_udp_term(struct bpf_iter__udp *ctx)
 
 	if (!udp)
 		return 0;
-	sl_term(&udp->inet.sk.__sk_common);
+	sl_term(&udp->inet.sk.__sk_common, SL_IPPROTO_UDP);
 	return 0;
 }

@@ -656,6 +656,65 @@ out:
 	close(self);
 }
 
+static struct sockterm_target tgt(int i, __u8 proto)
+{
+	struct sockaddr_in a = sin_of(be_ip[i], BE_PORT);
+	struct sockterm_target t = {.addr = a.sin_addr.s_addr, .port = a.sin_port, .proto = proto};
+
+	return t;
+}
+
+/* One call for several removed backends; the protocol is part of the match,
+ * and the target set is empty again after the call. */
+static void sc_batch(struct env *e)
+{
+	struct sockterm_target t[3] = {tgt(0, IPPROTO_TCP), tgt(1, IPPROTO_UDP),
+				       tgt(0, IPPROTO_SCTP)};
+	struct sockterm_target only_udp0 = tgt(0, IPPROTO_UDP);
+	int udp0 = -1, udp1 = -1, tcp0 = -1, udp1b = -1;
+	struct sockterm_stats s;
+
+	if (!ASSERT_OK(svc_set(e, IPPROTO_UDP, 1), "udp svc -> be1"))
+		return;
+	udp1 = dial(SOCK_DGRAM, VIP, VPORT);
+	if (!ASSERT_OK(svc_set(e, IPPROTO_UDP, 0), "udp svc -> be0") ||
+	    !ASSERT_OK(svc_set(e, IPPROTO_TCP, 0), "tcp svc -> be0"))
+		goto out;
+	udp0 = dial(SOCK_DGRAM, VIP, VPORT);
+	tcp0 = dial(SOCK_STREAM, VIP, VPORT);
+	if (!ASSERT_EQ(ask(udp0), 0, "udp0 -> be0") || !ASSERT_EQ(ask(udp1), 1, "udp1 -> be1") ||
+	    !ASSERT_EQ(ask(tcp0), 0, "tcp0 -> be0"))
+		goto out;
+
+	ASSERT_OK(sockterm_backends_gone(e->st, t, 3, NULL, 0, &s), "batch of 3 (one SCTP)");
+	ASSERT_EQ(s.matched, 2, "two sockets matched");
+	ASSERT_EQ(s.destroyed, 2, "two destroyed");
+	ASSERT_EQ(ask(tcp0), -ECONNABORTED, "TCP to be0 aborted");
+	ASSERT_EQ(sock_error(udp1), -ECONNABORTED, "UDP to be1 aborted");
+	ASSERT_EQ(ask(udp0), 0, "UDP to be0 untouched (only TCP be0 was removed)");
+
+	/* The set was emptied: a later call for UDP be0 alone leaves a fresh
+	 * UDP socket to be1 alone. */
+	if (!ASSERT_OK(svc_set(e, IPPROTO_UDP, 1), "udp svc -> be1 again"))
+		goto out;
+	udp1b = dial(SOCK_DGRAM, VIP, VPORT);
+	ASSERT_EQ(ask(udp1b), 1, "udp1b -> be1");
+	ASSERT_OK(sockterm_backends_gone(e->st, &only_udp0, 1, NULL, 0, &s), "UDP be0 alone");
+	ASSERT_EQ(s.destroyed, 1, "only udp0 destroyed");
+	ASSERT_EQ(sock_error(udp0), -ECONNABORTED, "udp0 aborted");
+	ASSERT_EQ(ask(udp1b), 1, "udp1b untouched: no stale target");
+	ASSERT_EQ(sockterm_backends_gone(e->st, &t[2], 1, NULL, 0, &s), -EOPNOTSUPP,
+		  "SCTP only: nothing to walk");
+	ASSERT_OK(sockterm_backends_gone(e->st, NULL, 0, NULL, 0, &s), "empty list");
+out:
+	for (int i = 0; i < 4; i++) {
+		int fd = i == 0 ? udp0 : i == 1 ? udp1 : i == 2 ? tcp0 : udp1b;
+
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 static void sc_bad_input(struct env *e)
 {
 	struct sockaddr_in a = sin_of(be_ip[0], BE_PORT);
@@ -701,6 +760,11 @@ TEST(tcp_connection_aborted_others_untouched)
 TEST(other_netns_walked_only_when_given)
 {
 	fx_run(sc_other_netns);
+}
+
+TEST(batch_matches_protocol_and_empties_set)
+{
+	fx_run(sc_batch);
 }
 
 TEST(sockterm_bad_input)
