@@ -80,6 +80,18 @@ for i in 1 2 3; do
 		>/dev/null 2>"$TMP/be$i.log" &
 	PIDS+=("$!")
 done
+# UDP echo on b1 and b2 :5353 (answers "<name> <client ip>").
+for i in 1 2; do
+	nsenter --net="/run/netns/$B" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5353))
+while True:
+    d, peer = s.recvfrom(256)
+    s.sendto(("%s %s" % (sys.argv[2], peer[0])).encode(), peer)
+' "198.18.3.$i" "b$i" >/dev/null 2>&1 &
+	PIDS+=("$!")
+done
 
 CPORT=$(in_n python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 U=http://127.0.0.1:$CPORT
@@ -112,25 +124,30 @@ svc '{"metadata":{"name":"lb"},"spec":{"type":"LoadBalancer","externalTrafficPol
 svc '{"metadata":{"name":"ext"},"spec":{"externalIPs":["198.18.2.11"],"ports":[{"port":8088,"targetPort":8080}]}}'
 svc '{"metadata":{"name":"empty"},"spec":{"type":"NodePort","ports":[{"name":"t","port":80,"nodePort":30090,"protocol":"TCP"},{"name":"u","port":53,"nodePort":30091,"protocol":"UDP"}]}}'
 svc '{"metadata":{"name":"etp-remote"},"spec":{"type":"LoadBalancer","externalTrafficPolicy":"Local","healthCheckNodePort":30201,"ports":[{"port":80,"targetPort":8080,"nodePort":30083}]}}'
+svc '{"metadata":{"name":"udp-local"},"spec":{"type":"NodePort","ports":[{"port":53,"targetPort":5353,"nodePort":30092,"protocol":"UDP"}]}}'
+svc '{"metadata":{"name":"udp-remote"},"spec":{"type":"NodePort","ports":[{"port":53,"targetPort":5353,"nodePort":30093,"protocol":"UDP"}]}}'
 # The LoadBalancer's ingress IP is status, written through /status.
 in_n curl -s "$U/api/v1/namespaces/default/services/lb" |
 	python3 -c 'import json,sys; o=json.load(sys.stdin); o["status"]={"loadBalancer":{"ingress":[{"ip":"198.18.4.100"}]}}; print(json.dumps(o))' >"$TMP/lb.json"
 j -XPUT "$U/api/v1/namespaces/default/services/lb/status" -d @"$TMP/lb.json" >/dev/null
 
-# slice SERVICE ENDPOINT... where ENDPOINT is "<backend number>@<node>".
+# slice SERVICE ENDPOINT... where ENDPOINT is "<backend number>@<node>";
+# PORT/PROTO from the environment (default 8080/TCP).
 slice() {
 	local s=$1 eps="" e
 	shift
 	for e in "$@"; do
 		eps+="${eps:+,}{\"addresses\":[\"198.18.3.${e%@*}\"],\"conditions\":{\"ready\":true},\"nodeName\":\"${e#*@}\"}"
 	done
-	j -XPOST "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" -d "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"$s-1\",\"namespace\":\"default\",\"labels\":{\"kubernetes.io/service-name\":\"$s\"}},\"addressType\":\"IPv4\",\"ports\":[{\"port\":8080,\"protocol\":\"TCP\"}],\"endpoints\":[$eps]}" >/dev/null
+	j -XPOST "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" -d "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"$s-1\",\"namespace\":\"default\",\"labels\":{\"kubernetes.io/service-name\":\"$s\"}},\"addressType\":\"IPv4\",\"ports\":[{\"port\":${PORT:-8080},\"protocol\":\"${PROTO:-TCP}\"}],\"endpoints\":[$eps]}" >/dev/null
 }
 slice np-local 1@node-a
 slice np-remote 2@node-b
 slice lb 3@node-a
 slice ext 1@node-a 3@node-a
 slice etp-remote 2@node-b
+PORT=5353 PROTO=UDP slice udp-local 1@node-a
+PORT=5353 PROTO=UDP slice udp-remote 2@node-b
 
 start_agent
 for _ in $(seq 100); do [[ $(get http://198.18.2.10:30080/id) == b1 ]] && break; sleep 0.1; done
@@ -163,6 +180,27 @@ expect_eq loadbalancer-nodeport "$(get http://198.18.2.10:30082/id)" b3
 expect_match externalip "$(get http://198.18.2.11:8088/id)" '^b[13]$'
 seen=$(for _ in $(seq 24); do get http://198.18.2.11:8088/id; done | sort -u | tr '\n' ' ')
 expect_eq externalip-maglev-spreads "$seen" "b1 b3 "
+
+# --- UDP: a connected socket accepts only replies from the address it sent to,
+# so an answer proves the reverse translation (egress CT for a local backend,
+# nat4 on the uplink ingress for a remote one).
+udp_ask() {
+	in_c python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b"q")
+try:
+    print(s.recv(256).decode())
+except Exception as e:
+    print(type(e).__name__)
+' "$@"
+}
+expect_eq udp-nodeport-local-reply-from-frontend "$(udp_ask 198.18.2.10 30092)" "b1 198.18.2.1"
+expect_eq udp-nodeport-remote-snat-reply "$(udp_ask 198.18.2.10 30093)" "b2 198.18.2.10"
+ctu=$(bpftool map dump pinned "$PIN/sl_ct4_any_v1" 2>&1)
+expect_match udp-conntrack-entries "$ctu" '"backend_addr"'
 
 # --- refusals ---------------------------------------------------------------------------
 start_ms=$(date +%s%3N)
