@@ -102,8 +102,8 @@ static libbpf_print_fn_t np_quiet(void)
 /* True if the filter at our handle/prio on (ifindex, dir) runs a tc_nodeport program. */
 static bool np_filter_ours(int ifindex, enum bpf_tc_attach_point dir)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = dir);
-	LIBBPF_OPTS(bpf_tc_opts, q, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO);
+	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = ifindex, .attach_point = dir};
+	struct bpf_tc_opts q = {.sz = sizeof(q), .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO};
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	bool ours = false;
@@ -127,8 +127,8 @@ static bool np_filter_ours(int ifindex, enum bpf_tc_attach_point dir)
 
 static int np_filter_detach(int ifindex, const char *name, enum bpf_tc_attach_point dir)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = dir);
-	LIBBPF_OPTS(bpf_tc_opts, d, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO);
+	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = ifindex, .attach_point = dir};
+	struct bpf_tc_opts d = {.sz = sizeof(d), .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO};
 	int err;
 
 	if (!np_filter_ours(ifindex, dir))
@@ -178,8 +178,9 @@ int np_detach_all(void)
 
 static int np_dev_attach(struct np *np, int ifindex, const char *name)
 {
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
-		    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	struct bpf_tc_hook hook = {.sz = sizeof(hook),
+				   .ifindex = ifindex,
+				   .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS};
 	static const enum bpf_tc_attach_point dirs[2] = {BPF_TC_INGRESS, BPF_TC_EGRESS};
 	int fds[2] = {bpf_program__fd(np->skel->progs.tc_nodeport_ingress),
 		      bpf_program__fd(np->skel->progs.tc_nodeport_egress)};
@@ -198,8 +199,11 @@ static int np_dev_attach(struct np *np, int ifindex, const char *name)
 	for (int d = 0; d < 2; d++) {
 		/* A fixed handle/prio with REPLACE: a restart swaps the program
 		 * in place instead of stacking a second filter. */
-		LIBBPF_OPTS(bpf_tc_opts, to, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO,
-			    .prog_fd = fds[d], .flags = BPF_TC_F_REPLACE);
+		struct bpf_tc_opts to = {.sz = sizeof(to),
+					 .handle = NP_TC_HANDLE,
+					 .priority = NP_TC_PRIO,
+					 .prog_fd = fds[d],
+					 .flags = BPF_TC_F_REPLACE};
 
 		hook.attach_point = dirs[d];
 		err = bpf_tc_attach(&hook, &to);
@@ -241,7 +245,7 @@ static __be32 np_node_internal_ip(const char *node_name, struct json_object *nod
 
 		if (!json_object_object_get_ex(node, "metadata", &meta) ||
 		    !json_object_object_get_ex(meta, "name", &name) ||
-		    strcmp(json_object_get_string(name), node_name))
+		    strcmp(json_object_get_string(name), node_name) != 0)
 			continue;
 		if (!json_object_object_get_ex(node, "status", &st) ||
 		    !json_object_object_get_ex(st, "addresses", &addrs) ||
@@ -296,7 +300,7 @@ bool np_frontend_maglev(const struct lbm_frontend *fe)
 /* Reads table t into out[SL_MAGLEV_M]. */
 static int np_table_read(struct np *np, __u32 t, __u32 *out)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	struct bpf_map_batch_opts bo = {.sz = sizeof(bo)};
 	__u32 base = t * SL_MAGLEV_M, prev = base - 1, next, n = SL_MAGLEV_M;
 	__u32 *keys = calloc(SL_MAGLEV_M, sizeof(*keys));
 	int err;
@@ -423,7 +427,7 @@ static int np_table_alloc(const struct np *np)
 static int np_table_write(struct np *np, int t, const struct lbm_state *st,
 			  const struct lbm_frontend *fe, const __u32 *ids)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	struct bpf_map_batch_opts bo = {.sz = sizeof(bo)};
 	struct maglev_backend *mb = calloc(fe->count, sizeof(*mb));
 	char(*names)[40] = calloc(fe->count, sizeof(*names));
 	__u32 *table = calloc(SL_MAGLEV_M, sizeof(*table));
@@ -616,7 +620,7 @@ static bool np_gc_expired(struct np *np, int which, const void *key, const void 
  */
 static int np_gc_map(struct np *np, int which, int fd, size_t ksz, size_t vsz, __u64 now)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	struct bpf_map_batch_opts bo = {.sz = sizeof(bo)};
 	unsigned char *keys = malloc(NP_GC_CHUNK * ksz), *vals = malloc(NP_GC_CHUNK * vsz);
 	unsigned char *dead = NULL, val[64];
 	size_t n_dead = 0, cap_dead = 0;
@@ -817,7 +821,7 @@ static int np_fd(struct np *np, struct bpf_map *m, const char *name)
 
 struct np *np_open(const struct np_opts *o)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct bpf_object_open_opts oo = {.sz = sizeof(oo)};
 	struct sl_node4_cfg c = {};
 	struct np *np = NULL;
 	int *ifx = NULL, err;
