@@ -34,7 +34,8 @@ static void usage(FILE *f)
 		"                          61000-65535)\n"
 		"  --maglev-tables N       Maglev table capacity (64 KiB each; default 64)\n"
 		"  --ct-gc-interval SECS   conntrack garbage collection period (default 30)\n"
-		"  --cleanup               detach and unpin everything for --node-name, then exit\n"
+		"  --cleanup               detach and unpin everything for --node-name (and the\n"
+		"                          uplink tc filters in this network namespace), then exit\n"
 		"  --log-level LEVEL       error|warn|info|debug (default info)\n");
 }
 
@@ -145,8 +146,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'M':
-			if (parse_uint(optarg, 65536, &cfg.maglev_tables) || !cfg.maglev_tables) {
-				fprintf(stderr, "sluice-agent: --maglev-tables '%s': expected 1-65536\n",
+			if (parse_uint(optarg, 4096, &cfg.maglev_tables) || !cfg.maglev_tables) {
+				fprintf(stderr, "sluice-agent: --maglev-tables '%s': expected 1-4096\n",
 					optarg);
 				return 2;
 			}
