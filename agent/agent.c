@@ -18,8 +18,11 @@
  * so a restart never empties a map that traffic depends on.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <mntent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +44,7 @@
 #include "agent.h"
 #include "datapath.h"
 #include "model.h"
+#include "sockterm.h"
 #include "nodeport.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
@@ -76,6 +80,8 @@ struct agent {
 	bool dirty;
 	bool first_sync_done;
 	struct dp *dp;
+	struct sockterm *st; /* destroys sockets translated to removed backends; NULL if
+				the kernel lacks bpf_sock_destroy */
 	struct np *np; /* uplink N-S path (nodeport.h); NULL without --devices */
 	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
 	__be32 *local_addrs;
@@ -147,8 +153,12 @@ int agent_cgroup2_root(char *out, size_t outlen)
 
 int agent_cleanup(const char *bpffs, const char *node_name)
 {
-	int rc, n = np_detach_all(); /* uplink tc filters first: they use the maps */
+	char root[PATH_MAX];
+	int rc, n;
 
+	/* Uplink tc filters first, while the pins still identify them. */
+	snprintf(root, sizeof(root), "%s/sluice/%s", bpffs ? bpffs : DP_BPFFS_DEFAULT, node_name);
+	n = np_detach_all(root);
 	if (n < 0)
 		pr_err(AG, "node '%s': detaching the uplink tc filters failed: %s", node_name,
 		       sl_strerror(n));
@@ -438,6 +448,86 @@ static double since(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/*
+ * Network namespaces whose sockets the socket LB can have translated: those
+ * of the processes in the node's cgroup subtree (the hooks apply there and
+ * nowhere else). Returns open fds (caller closes), deduplicated by inode.
+ */
+struct netns_set {
+	int *fds;
+	ino_t *inos;
+	size_t n, cap;
+};
+
+static void netns_add_pid(struct netns_set *ns, const char *pid)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/net", pid);
+	if (stat(path, &st))
+		return;
+	for (size_t i = 0; i < ns->n; i++)
+		if (ns->inos[i] == st.st_ino)
+			return;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 16;
+		int *f = realloc(ns->fds, cap * sizeof(*f));
+		ino_t *i = f ? realloc(ns->inos, cap * sizeof(*i)) : NULL;
+		if (f)
+			ns->fds = f;
+		if (!f || !i)
+			return;
+		ns->inos = i;
+		ns->cap = cap;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ns->fds[ns->n] = fd;
+	ns->inos[ns->n++] = st.st_ino;
+}
+
+static void netns_walk_cgroup(struct netns_set *ns, const char *dir, int depth)
+{
+	char path[PATH_MAX], line[32];
+	DIR *d;
+	FILE *f;
+	struct dirent *e;
+
+	if (depth > 16)
+		return;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[0])
+				netns_add_pid(ns, line);
+		}
+		fclose(f);
+	}
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		netns_walk_cgroup(ns, path, depth + 1);
+	}
+	closedir(d);
+}
+
+static void netns_set_fini(struct netns_set *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		close(ns->fds[i]);
+	free(ns->fds);
+	free(ns->inos);
+}
+
 static void agent_sync(struct agent *a)
 {
 	struct json_object *lists[INF_N];
@@ -445,6 +535,8 @@ static void agent_sync(struct agent *a)
 	struct lbm_ops ops = { 0 };
 	struct timespec t0;
 	unsigned errors = 0;
+	struct sockterm_target *gone = NULL;
+	size_t n_gone = 0;
 	int err;
 
 	for (int i = 0; i < INF_N; i++)
@@ -506,6 +598,19 @@ static void agent_sync(struct agent *a)
 			err = dp_backend_remove(a->dp, b->addr, b->port, b->proto);
 			if (err == -SL_ERR_NOTFOUND)
 				err = 0;
+			/* Connected UDP sockets would keep talking to the dead
+			 * backend (kubernetes#125467); TCP connections are left to
+			 * fail on their own, as kube-proxy does. */
+			if (!err && b->proto == IPPROTO_UDP) {
+				struct sockterm_target *v =
+					realloc(gone, (n_gone + 1) * sizeof(*v));
+				if (v) {
+					gone = v;
+					gone[n_gone++] = (struct sockterm_target){
+						.addr = b->addr, .port = b->port, .proto = b->proto
+					};
+				}
+			}
 			break;
 		}
 		}
@@ -525,6 +630,22 @@ static void agent_sync(struct agent *a)
 				a->cfg.node_name, r.removed);
 		a->first_sync_done = true;
 	}
+	if (n_gone && a->st) {
+		struct sockterm_stats sts = { 0 };
+		struct netns_set ns = { 0 };
+		int terr;
+
+		netns_walk_cgroup(&ns, a->cfg.cgroup_root, 0);
+		terr = sockterm_backends_gone(a->st, gone, n_gone, ns.fds, ns.n, &sts);
+		netns_set_fini(&ns);
+		if (terr)
+			pr_warn(AG, "node '%s': destroying sockets of %zu removed backends failed: %s",
+				a->cfg.node_name, n_gone, sl_strerror(terr));
+		else if (sts.destroyed)
+			pr_info(AG, "node '%s': destroyed %u sockets connected to removed backends",
+				a->cfg.node_name, sts.destroyed);
+	}
+	free(gone);
 	lbm_ops_fini(&ops);
 	lbm_state_free(a->applied);
 	if (errors) {
@@ -730,7 +851,7 @@ static int nodeport_open(struct agent *a)
 	int rc = 0;
 
 	if (!a->cfg.devices || !a->cfg.devices[0]) {
-		if (np_detach_all() > 0)
+		if (np_detach_all(dp_pin_root(a->dp)) > 0)
 			pr_info(AG, "no --devices: uplink filters of a previous run detached");
 		return 0;
 	}
@@ -808,6 +929,11 @@ int agent_run(const struct agent_config *cfg)
 		goto out;
 	}
 	dp_host_netns_set(a.dp, host_netns_cookie());
+	a.st = sockterm_open(dp_pin_root(a.dp));
+	if (!a.st)
+		pr_warn(AG, "node '%s': socket termination unavailable (%s): connected UDP clients "
+			"of removed backends recover only when they reconnect",
+			cfg->node_name, strerror(errno));
 
 	a.base = event_base_new();
 	a.sync_ev = a.base ? evtimer_new(a.base, sync_cb, &a) : NULL;
@@ -884,6 +1010,7 @@ out:
 	np_close(a.np); /* before the base: it owns a timer on it */
 	if (a.base)
 		event_base_free(a.base);
+	sockterm_close(a.st);
 	dp_close(a.dp);
 	lbm_state_free(a.applied);
 	free(a.local_addrs);

@@ -99,8 +99,53 @@ static libbpf_print_fn_t np_quiet(void)
 	return libbpf_set_print(np_print_none);
 }
 
-/* True if the filter at our handle/prio on (ifindex, dir) runs a tc_nodeport program. */
-static bool np_filter_ours(int ifindex, enum bpf_tc_attach_point dir)
+/* Kernel id of the map pinned at <pin_root>/<name>, or 0. */
+static __u32 np_pinned_map_id(const char *pin_root, const char *name)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_root, name);
+	if (access(path, F_OK))
+		return 0;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
+/* Does program fd use the map with id map_id? */
+static bool np_prog_uses_map(int fd, __u32 map_id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), ids[64];
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || !info.nr_map_ids)
+		return false;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(unsigned long)ids;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return false;
+	for (__u32 i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (ids[i] == map_id)
+			return true;
+	return false;
+}
+
+/*
+ * True if the filter at our handle/prio on (ifindex, dir) is this node's:
+ * a tc_nodeport program that uses owner (the id of the node's pinned ct4_tcp
+ * map, unique per pin root). Several agents may share a netns in a lab; each
+ * only ever touches its own filters.
+ */
+static bool np_filter_ours(int ifindex, enum bpf_tc_attach_point dir, __u32 owner)
 {
 	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = ifindex, .attach_point = dir};
 	struct bpf_tc_opts q = {.sz = sizeof(q), .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO};
@@ -120,18 +165,19 @@ static bool np_filter_ours(int ifindex, enum bpf_tc_attach_point dir)
 		return false;
 	/* Program names are cut to 15 characters: "tc_nodeport_ing". */
 	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
-		ours = !strncmp(info.name, "tc_nodeport_", 12);
+		ours = !strncmp(info.name, "tc_nodeport_", 12) && np_prog_uses_map(fd, owner);
 	close(fd);
 	return ours;
 }
 
-static int np_filter_detach(int ifindex, const char *name, enum bpf_tc_attach_point dir)
+static int np_filter_detach(int ifindex, const char *name, enum bpf_tc_attach_point dir,
+			    __u32 owner)
 {
 	struct bpf_tc_hook hook = {.sz = sizeof(hook), .ifindex = ifindex, .attach_point = dir};
 	struct bpf_tc_opts d = {.sz = sizeof(d), .handle = NP_TC_HANDLE, .priority = NP_TC_PRIO};
 	int err;
 
-	if (!np_filter_ours(ifindex, dir))
+	if (!np_filter_ours(ifindex, dir, owner))
 		return 0;
 	err = bpf_tc_detach(&hook, &d);
 	if (err) {
@@ -144,12 +190,15 @@ static int np_filter_detach(int ifindex, const char *name, enum bpf_tc_attach_po
 	return 1;
 }
 
-/* Detaches our filters from every interface not in keep[0..n). */
-static int np_detach_except(const int *keep, size_t n)
+/* Detaches owner's filters from every interface not in keep[0..n). */
+static int np_detach_except(__u32 owner, const int *keep, size_t n)
 {
-	struct if_nameindex *ifs = if_nameindex(), *i;
+	struct if_nameindex *ifs, *i;
 	int detached = 0, err = 0;
 
+	if (!owner)
+		return 0; /* no ct4_tcp pinned: this node never attached anything */
+	ifs = if_nameindex();
 	if (!ifs)
 		return -errno;
 	for (i = ifs; i->if_index; i++) {
@@ -160,10 +209,10 @@ static int np_detach_except(const int *keep, size_t n)
 			skip = keep[k] == (int)i->if_index;
 		if (skip)
 			continue;
-		rc = np_filter_detach((int)i->if_index, i->if_name, BPF_TC_INGRESS);
+		rc = np_filter_detach((int)i->if_index, i->if_name, BPF_TC_INGRESS, owner);
 		detached += rc > 0 ? rc : 0;
 		err = rc < 0 && !err ? rc : err;
-		rc = np_filter_detach((int)i->if_index, i->if_name, BPF_TC_EGRESS);
+		rc = np_filter_detach((int)i->if_index, i->if_name, BPF_TC_EGRESS, owner);
 		detached += rc > 0 ? rc : 0;
 		err = rc < 0 && !err ? rc : err;
 	}
@@ -171,9 +220,9 @@ static int np_detach_except(const int *keep, size_t n)
 	return err ? err : detached;
 }
 
-int np_detach_all(void)
+int np_detach_all(const char *pin_root)
 {
-	return np_detach_except(NULL, 0);
+	return pin_root ? np_detach_except(np_pinned_map_id(pin_root, SL_MAP_CT4_TCP), NULL, 0) : 0;
 }
 
 static int np_dev_attach(struct np *np, int ifindex, const char *name)
@@ -929,7 +978,7 @@ struct np *np_open(const struct np_opts *o)
 	}
 	np->n_devices = (unsigned)o->n_devices;
 	/* Devices dropped from --devices since the last run. */
-	np_detach_except(ifx, o->n_devices);
+	np_detach_except(np_pinned_map_id(o->pin_root, SL_MAP_CT4_TCP), ifx, o->n_devices);
 
 	if (o->base) {
 		struct timeval tv = {o->gc_interval_s ? o->gc_interval_s : NP_GC_INTERVAL_DEFAULT_S,

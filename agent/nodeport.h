@@ -14,7 +14,9 @@
  * (NP_TC_HANDLE, NP_TC_PRIO) and BPF_TC_F_REPLACE: a restarted agent replaces
  * its filters in place (no duplicate, no gap), and the filters, not any pin,
  * keep the programs alive while no agent runs (fail static). Interfaces of the
- * netns that carry our filter but are no longer listed are detached.
+ * netns that carry this node's filter but are no longer listed are detached
+ * (a filter is this node's when its program uses the node's pinned ct4_tcp
+ * map, so agents of several nodes may share a netns).
  *
  * Which frontends use Maglev: EXT-scope entries of NodePort, LoadBalancer
  * and externalIP frontends with at least one backend (north-south: a client
@@ -91,12 +93,15 @@ struct np *np_open(const struct np_opts *o);
 void np_close(struct np *np);
 
 /*
- * Detaches our tc filters (NP_TC_HANDLE/NP_TC_PRIO, program named
- * tc_nodeport_*) from every interface of the caller's netns; other filters
- * and the clsact qdisc are left alone. Returns the number of filters
- * detached, or a negative errno.
+ * Detaches the tc filters of the node whose pin root is pin_root
+ * (NP_TC_HANDLE/NP_TC_PRIO, a tc_nodeport_* program using that root's pinned
+ * ct4_tcp map, which both programs use) from every interface of the caller's
+ * netns; other filters, other nodes' filters and the clsact qdisc are left
+ * alone. Nothing pinned there =
+ * nothing to detach. Returns the number of filters detached, or a negative
+ * errno.
  */
-int np_detach_all(void);
+int np_detach_all(const char *pin_root);
 
 /*
  * Node settings from the Node objects (as sl_informer_list() returns them):
