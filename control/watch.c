@@ -154,13 +154,17 @@ static const char *ws_peer(struct evhttp_connection *evcon)
 /* Sends a ready chunk (consumed); returns -1 when the watcher must go. */
 static int ws_send_buf(struct watch_stream *ws, struct evbuffer *b)
 {
+	/* Slowness is judged on what was still unsent before this event: one
+	 * large event, or one commit batch, must not condemn a reader that keeps
+	 * up. */
+	size_t before = ws_backlog(ws);
+
 	evhttp_send_reply_chunk(ws->req, b);
 	evbuffer_free(b);
 	ws->last_send = time(NULL);
 	/* The initial replay may be larger than the limit: the client reads
 	 * it at its own pace; only what piles up beyond it counts. */
-	if (!ws->replaying &&
-	    ws_backlog(ws) > ws->srv->cfg.watch_buffer_bytes + ws->replay_bytes) {
+	if (!ws->replaying && before > ws->srv->cfg.watch_buffer_bytes + ws->replay_bytes) {
 		pr_warn("control", "watch '%s' from %s: %zu bytes unsent; closing slow watcher",
 			ws->w.res->plural, ws->evcon ? ws_peer(ws->evcon) : "?", ws_backlog(ws));
 		metrics_watch_closed_slow(ws->srv->metrics);
@@ -282,10 +286,11 @@ static int ws_send_chunk(struct watch_stream *ws, struct wchunk *c)
 {
 	struct bufferevent *bev = ws->evcon ? evhttp_connection_get_bufferevent(ws->evcon) : NULL;
 	struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
-	size_t off = 0;
+	size_t off = 0, before;
 
 	if (!out)
 		return -1;
+	before = evbuffer_get_length(out);
 	if (evbuffer_get_length(out) == 0) {
 		ssize_t n = send(bufferevent_getfd(bev), c->data, c->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0)
@@ -299,7 +304,7 @@ static int ws_send_chunk(struct watch_stream *ws, struct wchunk *c)
 			c->refs--;
 	}
 	ws->last_send = time(NULL);
-	if (ws_backlog(ws) > ws->srv->cfg.watch_buffer_bytes + ws->replay_bytes && !ws->replaying) {
+	if (before > ws->srv->cfg.watch_buffer_bytes + ws->replay_bytes && !ws->replaying) {
 		pr_warn("control", "watch '%s' from %s: %zu bytes unsent; closing slow watcher",
 			ws->w.res->plural, ws_peer(ws->evcon), ws_backlog(ws));
 		metrics_watch_closed_slow(ws->srv->metrics);

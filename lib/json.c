@@ -21,11 +21,13 @@ struct json_object *sl_json_parse(const char *buf, size_t len, char *err, size_t
 	if (len > INT32_MAX) {
 		if (err)
 			snprintf(err, errlen, "body too large");
+		errno = EINVAL;
 		return NULL;
 	}
 	if (memchr(buf, '\0', len)) {
 		if (err)
 			snprintf(err, errlen, "NUL byte in JSON text");
+		errno = EINVAL;
 		return NULL;
 	}
 	tok = json_tokener_new_ex(SL_JSON_MAX_DEPTH);

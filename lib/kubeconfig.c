@@ -278,7 +278,8 @@ struct json_object *sl_yaml_parse(const char *text, size_t len, char *err, size_
 	if (i < len && text[i] == '{')
 		return sl_json_parse(text, len, err, errlen);
 	if (memchr(text, '\0', len)) {
-		snprintf(err, errlen, "NUL byte in text");
+		if (err)
+			snprintf(err, errlen, "NUL byte in text");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -320,6 +321,10 @@ struct json_object *sl_yaml_parse(const char *text, size_t len, char *err, size_
 		root = yaml_node(&r, r.lines[0].indent);
 		if (!r.failed && r.i < r.n)
 			yaml_fail(&r, r.lines[r.i].no, "bad indentation");
+		/* NULL without a failure is a document that is just null ("~",
+		 * "null"): callers expect a value, and NULL means an error. */
+		if (!r.failed && !root)
+			yaml_fail(&r, r.lines[0].no, "the document is null; expected a mapping");
 	} else if (!r.failed) {
 		root = json_object_new_object(); /* an empty file is an empty document */
 	}

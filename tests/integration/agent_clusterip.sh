@@ -114,6 +114,70 @@ for _ in $(seq 50); do [[ $(get http://198.18.0.10:30080/id) == b2 ]] && break; 
 expect_eq nodeport-on-node-address "$(get http://198.18.0.10:30080/id)" b2
 expect_eq nodeport-on-loopback "$(get http://127.0.0.1:30080/id)" b2
 
+# Connected UDP clients of a removed backend recover at once (the agent
+# destroys their sockets) instead of sending into the void.
+for i in 1 2; do
+	ip netns exec "$NS" "$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5353))
+while True:
+    d, a = s.recvfrom(512)
+    s.sendto(sys.argv[1].encode(), a)' "198.18.1.$i" >/dev/null 2>&1 &
+	PIDS+=("$!")
+done
+j -XPOST "$U/api/v1/namespaces/default/services" -d '{"metadata":{"name":"dns"},"spec":{"clusterIP":"198.18.128.53","ports":[{"name":"dns","port":53,"targetPort":5353,"protocol":"UDP"}]}}' >/dev/null
+udp_slice() {
+	local eps=$1 body
+	body="{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{\"name\":\"dns-1\",\"namespace\":\"default\",\"labels\":{\"kubernetes.io/service-name\":\"dns\"}},\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"dns\",\"port\":5353,\"protocol\":\"UDP\"}],\"endpoints\":$eps}"
+	if [[ $(j "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/dns-1") == 200 ]]; then
+		j -XPUT "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/dns-1" -d "$body" >/dev/null
+	else
+		j -XPOST "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" -d "$body" >/dev/null
+	fi
+}
+udp_slice "[$(ep 1),$(ep 2)]"
+cat >"$TMP/udpclient.py" <<'PYEOF'
+import socket, sys, time, urllib.request
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+deadline = time.time() + 5
+while True:
+    try:
+        s.connect(("198.18.128.53", 53)); s.send(b"q"); first = s.recv(64).decode(); break
+    except OSError:
+        if time.time() > deadline: print("no-first-answer"); sys.exit(1)
+        time.sleep(0.1)
+print("first", first, flush=True)
+# Ask the test to remove this backend, then keep using the same socket.
+open(sys.argv[1], "w").write(first)
+t0 = time.time()
+while time.time() - t0 < 5:
+    try:
+        s.send(b"q"); r = s.recv(64).decode()
+        if r != first: print("moved-without-error", r); sys.exit(0)
+    except socket.timeout:
+        pass
+    except OSError as e:
+        # ECONNABORTED on the next recv, or (send first) EDESTADDRREQ on the
+        # now disconnected socket: either way the client learns at once.
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+        s.connect(("198.18.128.53", 53)); s.send(b"q")
+        print("aborted-then", s.recv(64).decode(), "after", round(time.time() - t0, 2)); sys.exit(0)
+    time.sleep(0.05)
+print("stuck-on", first)
+PYEOF
+rm -f "$TMP/udp.first"
+in_node "$PY" "$TMP/udpclient.py" "$TMP/udp.first" >"$TMP/udp.out" 2>&1 &
+UPID=$!
+for _ in $(seq 100); do [[ -s $TMP/udp.first ]] && break; sleep 0.05; done
+first=$(cat "$TMP/udp.first" 2>/dev/null)
+keep=1
+[[ $first == 198.18.1.1 ]] && keep=2
+udp_slice "[$(ep $keep)]"
+wait "$UPID"
+expect_match udp-client-recovers-after-backend-removal "$(cat "$TMP/udp.out")" "aborted-then 198.18.1.$keep"
+
 dump=$(bpftool map dump pinned "$BPFFS/sluice/node-a/sl_svc4_v1" 2>&1)
 expect_match bpftool-dump-named-fields "$dump" '"count": 3'
 expect_match bpftool-dump-has-flags "$dump" '"flags"'
