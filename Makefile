@@ -25,7 +25,7 @@ Q :=
 msg = @true
 endif
 
-PKGS      := json-c libevent libcurl sqlite3 libbpf
+PKGS      := json-c libevent libcurl sqlite3 libbpf libmnl libnl-3.0 libnl-route-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lelf -lz -lpthread -lm
 
@@ -36,6 +36,7 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 OPT    ?= -O2 -g
 ALL_CFLAGS := $(OPT) -std=gnu11 $(WARN) -MMD -MP -D_GNU_SOURCE -fno-omit-frame-pointer \
           -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -I$(BUILD)/bpf -I. \
+          -Idns -Icni-plugin \
           $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS)
 ifneq ($(SANITIZER),)
@@ -50,16 +51,26 @@ BIN := $(BUILD)/bin
 LIB_SRC     := $(wildcard lib/*.c)
 CONTROL_SRC := $(filter-out control/main.c,$(wildcard control/*.c))
 AGENT_SRC   := $(filter-out agent/main.c,$(wildcard agent/*.c))
+DNS_SRC     := $(filter-out dns/main.c,$(wildcard dns/*.c))
+CNI_SRC     := $(filter-out cni-plugin/main.c,$(wildcard cni-plugin/*.c))
 
 LIBSLUICE  := $(BUILD)/lib/libsluice.a
 LIBCONTROL := $(BUILD)/lib/libcontrol.a
 LIBAGENT   := $(BUILD)/lib/libagent.a
+LIBDNS     := $(BUILD)/lib/libdns.a
+LIBCNI     := $(BUILD)/lib/libcni.a
 # Every binary links all component libraries (order: users before providers).
-ALL_LIBS   := $(LIBAGENT) $(LIBCONTROL) $(LIBSLUICE)
+ALL_LIBS   := $(LIBAGENT) $(LIBDNS) $(LIBCNI) $(LIBCONTROL) $(LIBSLUICE)
 
 BINS := $(BIN)/sluice-control
 ifneq ($(wildcard agent/main.c),)
 BINS += $(BIN)/sluice-agent
+endif
+ifneq ($(wildcard dns/main.c),)
+BINS += $(BIN)/sluice-dns
+endif
+ifneq ($(wildcard cni-plugin/main.c),)
+BINS += $(BIN)/sluice-cni
 endif
 
 # --- eBPF -------------------------------------------------------------------
@@ -133,6 +144,26 @@ $(BIN)/sluice-agent: $(OBJ)/agent/main.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(LIBDNS): $(patsubst %.c,$(OBJ)/%.o,$(DNS_SRC))
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBCNI): $(patsubst %.c,$(OBJ)/%.o,$(CNI_SRC))
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/sluice-dns: $(OBJ)/dns/main.o $(ALL_LIBS)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BIN)/sluice-cni: $(OBJ)/cni-plugin/main.o $(ALL_LIBS)
+	$(call msg,LD,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BIN)/%: $(OBJ)/tools/%/main.o $(ALL_LIBS)
 	$(call msg,LD,$@)
 	@mkdir -p $(dir $@)
@@ -151,10 +182,11 @@ $(BIN)/tests/replay_%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/replay_main.o $(A
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include \
-               -Ibpf/include -I$(BUILD)/bpf -I. $(PKG_CFLAGS) \
+               -Ibpf/include -I$(BUILD)/bpf -I. -Idns -Icni-plugin $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CONTROL_SRC) $(AGENT_SRC) | $(BPF_SKELS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CONTROL_SRC) $(AGENT_SRC) $(DNS_SRC) $(CNI_SRC) \
+		| $(BPF_SKELS)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS)
