@@ -365,7 +365,9 @@ static int apply_frontend(struct agent *a, const struct lbm_state *st,
 			  const struct lbm_frontend *fe)
 {
 	__u32 *ids = calloc(fe->count ? fe->count : 1, sizeof(*ids));
-	struct dp_svc svc = { .key = fe->key, .flags = fe->flags, .affinity_s = fe->affinity_s };
+	struct dp_svc svc = { .key = fe->key,
+			      .flags = (__u16)(fe->flags | (fe->drop ? SL_SVC_F_DROP : 0)),
+			      .affinity_s = fe->affinity_s };
 	struct np_txn txn;
 	__u32 svc_id;
 	int err;

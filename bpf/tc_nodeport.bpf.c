@@ -284,6 +284,8 @@ static __always_inline int np_service(struct __sk_buff *skb, struct sl_pkt4 *pkt
 	}
 
 	if (svc->count == 0) {
+		if (svc->flags & SL_SVC_F_DROP)
+			return np_verdict(skb, SL_R_NO_BACKEND, TC_ACT_SHOT);
 		err = sl_reject(skb, pkt);
 		if (err)
 			return np_verdict(skb, -err, TC_ACT_SHOT);

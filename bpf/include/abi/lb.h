@@ -54,6 +54,10 @@ enum sl_svc_flags {
 	SL_SVC_F_AFFINITY = 1 << 6,    /* sessionAffinity: ClientIP, timeout in affinity_s */
 	SL_SVC_F_TERMINATING = 1 << 7, /* slots hold serving-terminating fallback backends */
 	SL_SVC_F_MAGLEV = 1 << 8,      /* pick via the maglev table (north-south) */
+	SL_SVC_F_DROP = 1 << 9,        /* count 0 because a Local policy has no local endpoint
+					* while others exist elsewhere: the per-packet path drops
+					* silently (kube-proxy's behaviour) instead of rejecting;
+					* in-node clients (socket path) are still refused */
 };
 
 struct sl_svc_key {
