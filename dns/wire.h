@@ -114,6 +114,7 @@ struct dns_writer {
 	uint8_t n_names;
 	size_t reserve;   /* bytes kept free for the OPT RR (11 when the query had EDNS) */
 	bool edns;        /* the query had EDNS: an OPT may be appended */
+	bool do_bit;      /* the query's DO bit, copied into the OPT (RFC 3225) */
 	uint8_t ext_rcode; /* upper 8 bits of a 12-bit rcode, written in the OPT TTL */
 	uint16_t count[4]; /* RRs per section: [0] question, [1] answer, [2] ns, [3] additional */
 };
