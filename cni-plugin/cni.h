@@ -161,12 +161,12 @@ const char *cni_ip_str(uint32_t addr, char *buf);
 void cni_host_ifname(const char *container_id, const char *ifname, char out[16]);
 
 /*
- * Runs one plugin invocation: stdin is the config text. On success returns 0 with the
- * result (possibly empty: DEL, GC, STATUS) in out; on failure returns -1 with the error
- * object in out. The caller prints out and exits 0 or 1. Not thread-safe across calls
- * that share a netns-switching thread (it setns()es the calling thread temporarily).
+ * Runs one plugin invocation: get reads the CNI_* variables (getenv in main.c), stdin_buf is
+ * the config text. On success returns 0 with the result (empty for DEL, GC, STATUS) in out;
+ * on failure returns -1 with the spec's error object in out. The caller prints out and exits
+ * 0 or 1. It setns()es the calling thread temporarily, so run one invocation per thread.
  */
-int cni_plugin_run(const struct cni_env *env, const char *stdin_buf, size_t len,
+int cni_plugin_run(const char *(*get)(const char *name), const char *stdin_buf, size_t len,
 		   struct sl_buf *out);
 
 #endif

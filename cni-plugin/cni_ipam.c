@@ -101,6 +101,15 @@ fail:
 	return err;
 }
 
+/* Bounded copy; an over-long owner is truncated (it then matches nobody and GC frees it). */
+static void ipam_copy(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* Reads a reservation file: "<id>\n<ifname>\n" (host-local's "\r\n" tolerated; an id-only
  * file has ifname ""). Returns 0 or negative errno. */
 static int ipam_read_owner(int dir_fd, const char *name, char *id, size_t idlen, char *ifn,
@@ -126,9 +135,9 @@ static int ipam_read_owner(int dir_fd, const char *name, char *id, size_t idlen,
 
 		*nl = '\0';
 		rest[strcspn(rest, "\r\n")] = '\0';
-		snprintf(ifn, ifnlen, "%s", rest);
+		ipam_copy(ifn, ifnlen, rest);
 	}
-	snprintf(id, idlen, "%s", buf);
+	ipam_copy(id, idlen, buf);
 	return 0;
 }
 
