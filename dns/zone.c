@@ -692,19 +692,18 @@ static bool build_service(struct snap *s, const struct k8s_service *k)
 
 		v->kind = SVC_EXTERNAL;
 		/* An IP literal or an empty name is not served (CoreDNS). */
-		if (!sp->external_name || !*sp->external_name ||
-		    addr_parse(sp->external_name, &dummy))
-			return true;
-		t = arena_strdup_lc(&s->arena, sp->external_name);
-		if (!t)
-			return false;
-		if (t[strlen(t) - 1] == '.')
-			t[strlen(t) - 1] = 0;
-		uint8_t wire[DNS_MAX_NAME];
+		if (sp->external_name && *sp->external_name &&
+		    !addr_parse(sp->external_name, &dummy)) {
+			uint8_t wire[DNS_MAX_NAME];
 
-		if (dns_name_to_wire(t, wire, sizeof(wire)) <= 1)
-			return true;
-		v->external = t;
+			t = arena_strdup_lc(&s->arena, sp->external_name);
+			if (!t)
+				return false;
+			if (t[strlen(t) - 1] == '.')
+				t[strlen(t) - 1] = 0;
+			if (dns_name_to_wire(t, wire, sizeof(wire)) > 1)
+				v->external = t;
+		}
 	} else if (sp->cluster_ip && !strcmp(sp->cluster_ip, "None")) {
 		v->kind = SVC_HEADLESS;
 	} else {
