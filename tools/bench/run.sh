@@ -15,6 +15,9 @@ rc=0
 echo "bench: control plane (sluice-control vs etcd), about 6 minutes on 2 cores"
 tools/bench/control.sh || rc=1
 
+echo "bench: datapath (socket LB via sluice-agent vs direct; programming, endpoint changes, memory), about 7 minutes on 2 cores, as root"
+tools/bench/datapath.sh || rc=1
+
 if ((rc)); then
 	echo "bench: FAILED (see the messages above and docs/benchmarks/)" >&2
 else

@@ -1,0 +1,1439 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * connbench: the datapath load generator behind tools/bench/datapath.sh. It
+ * measures what the socket-level service load balancer (bpf/cgroup_sock_lb)
+ * costs a client and how fast the agent turns API writes into map entries:
+ *
+ *   connbench serve --addrs A,B,... [--port 8080] [--ready-file F]
+ *       One process, one thread, epoll: listens on every address, reads a
+ *       fixed-size request, writes a fixed-size response and closes first
+ *       (HTTP/1.0 style), so TIME_WAIT stays on the server side and the
+ *       client never runs out of ephemeral ports.
+ *   connbench closed --targets A:P,... --conns N [--seconds S] [--warmup S]
+ *       Closed loop: N connections in flight; each one is connect + request
+ *       + response + close and is replaced by a new one the moment it ends.
+ *       Targets are used round-robin.
+ *   connbench open --targets A:P,... --rate R [--seconds S] [--warmup S]
+ *                  [--max-inflight M]
+ *       Open loop at a fixed rate from a schedule; latency is measured from
+ *       each connection's intended start, so a slow datapath cannot hide
+ *       behind a slowed-down client (no coordinated omission).
+ *   connbench mapwait --url URL --pin DIR [--timeout S] [--pidfile F]
+ *                     [--child-log F] -- CMD...
+ *       Lists the Services, computes every ClusterIP frontend key, starts CMD
+ *       (the agent) and waits until each key is in DIR/sl_svc4_v1; prints
+ *       the times from CMD's start.
+ *   connbench change --url URL --pin DIR --slice NS/NAME --service SVC
+ *                    --vip IP:PORT --backends A,B,... [--samples 200] [--budget S]
+ *       Rewrites one EndpointSlice (alternately with all backends and without
+ *       the last one), timestamps each PUT just before it is sent and polls
+ *       the pinned svc4 entry of the VIP until the new backend count is there;
+ *       a watch on the slice times when the API server delivered each change.
+ *
+ * Output: one line of key=value pairs on stdout, first word = subcommand.
+ * Every error counts and makes the run fail (exit 1): a benchmark with errors
+ * measures the wrong thing. Only loopback (127/8) and 198.18.0.0/15 are
+ * accepted as addresses.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <json-c/json.h>
+
+#include "abi/lb.h"
+
+#define REQ_LEN	  32 /* bytes the client sends */
+#define RESP_LEN  64 /* bytes the server answers */
+#define MAX_ADDRS 256
+
+static const char req_bytes[REQ_LEN] = "GET /connbench HTTP/1.0\r\n\r\n....";
+static const char resp_bytes[RESP_LEN] =
+	"HTTP/1.0 200 OK\r\nContent-Length: 23\r\n\r\nconnbench backend reply";
+
+/* ---- time and samples --------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_ns(int64_t ns)
+{
+	struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+
+	if (!q) {
+		fprintf(stderr, "connbench: out of memory\n");
+		exit(2);
+	}
+	return q;
+}
+
+/* Every sample kept (no bucketing), in ms; sorted once when read. */
+struct samples {
+	double *v;
+	size_t n, cap;
+	bool sorted;
+};
+
+static void samples_add(struct samples *s, double ms)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 4096;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = ms;
+	s->sorted = false;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile; NAN when empty. */
+static double samples_pct(struct samples *s, double p)
+{
+	size_t i;
+
+	if (!s->n)
+		return __builtin_nan("");
+	if (!s->sorted) {
+		qsort(s->v, s->n, sizeof(*s->v), cmp_double);
+		s->sorted = true;
+	}
+	i = (size_t)(p / 100.0 * (double)s->n + 0.999999);
+	if (i < 1)
+		i = 1;
+	if (i > s->n)
+		i = s->n;
+	return s->v[i - 1];
+}
+
+static void samples_fini(struct samples *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static bool addr_allowed(struct in_addr a)
+{
+	uint32_t h = ntohl(a.s_addr);
+
+	return (h >> 24) == 127 || (h & 0xfffe0000u) == 0xc6120000u;
+}
+
+/* Parses "A[:P],B[:P],..." into out (at most MAX_ADDRS); a missing port is
+ * def_port (0 = required). Returns the count or -1 with a message. */
+static int addrs_parse(const char *flag, const char *s, uint16_t def_port, struct sockaddr_in *out)
+{
+	char *copy = strdup(s), *save = NULL, *tok;
+	int n = 0;
+
+	if (!copy)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		long port = def_port;
+
+		if (n == MAX_ADDRS) {
+			fprintf(stderr, "connbench: %s: more than %d addresses\n", flag, MAX_ADDRS);
+			goto bad;
+		}
+		if (colon) {
+			char *end;
+
+			*colon = '\0';
+			port = strtol(colon + 1, &end, 10);
+			if (*end || port < 1 || port > 65535) {
+				fprintf(stderr, "connbench: %s: bad port '%s' (expected 1-65535)\n",
+					flag, colon + 1);
+				goto bad;
+			}
+		}
+		if (!port) {
+			fprintf(stderr, "connbench: %s: '%s' needs a port (ADDR:PORT)\n", flag,
+				tok);
+			goto bad;
+		}
+		memset(&out[n], 0, sizeof(out[n]));
+		out[n].sin_family = AF_INET;
+		out[n].sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, tok, &out[n].sin_addr) != 1) {
+			fprintf(stderr, "connbench: %s: '%s' is not an IPv4 address\n", flag, tok);
+			goto bad;
+		}
+		if (!addr_allowed(out[n].sin_addr)) {
+			fprintf(stderr,
+				"connbench: %s: '%s' is outside 127.0.0.0/8 and 198.18.0.0/15 "
+				"(benchmarks stay on loopback and the benchmarking range)\n",
+				flag, tok);
+			goto bad;
+		}
+		n++;
+	}
+	free(copy);
+	if (!n)
+		fprintf(stderr, "connbench: %s: no address given\n", flag);
+	return n ? n : -1;
+bad:
+	free(copy);
+	return -1;
+}
+
+static void nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void fd_close(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ---- serve -------------------------------------------------------------- */
+
+/* Per accepted connection: bytes of the request read so far. Indexed by fd;
+ * listeners are marked so one epoll set serves both. */
+struct srv_fd {
+	uint8_t listener; /* a listening socket */
+	uint8_t got;	  /* request bytes read so far */
+	uint8_t served;	  /* scratch: the last srv_handle() answered */
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+	stop_flag = 1;
+}
+
+/* Reads what has arrived; once the whole request is in, answers and closes
+ * (the server closes first). Returns true when fd was closed. */
+static bool srv_handle(int fd, struct srv_fd *st)
+{
+	char buf[256];
+
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+
+		if (r > 0) {
+			st->got = (uint8_t)((size_t)st->got + (size_t)r >= REQ_LEN
+						    ? REQ_LEN
+						    : (size_t)st->got + (size_t)r);
+			if (st->got < REQ_LEN)
+				continue;
+			/* A fresh socket always has room for 64 bytes. */
+			if (write(fd, resp_bytes, RESP_LEN) == RESP_LEN)
+				st->served = 1;
+			break;
+		}
+		if (r < 0 && errno == EAGAIN)
+			return false; /* wait for the rest */
+		break;		      /* EOF or error before a whole request */
+	}
+	st->got = 0;
+	close(fd);
+	return true;
+}
+
+static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
+{
+	struct sockaddr_in sa[MAX_ADDRS];
+	struct epoll_event evs[256];
+	struct srv_fd *fds = NULL;
+	size_t nfds_cap;
+	struct rlimit rl;
+	int n, epfd, one = 1;
+	unsigned long long served = 0;
+
+	n = addrs_parse("--addrs", addrs, port, sa);
+	if (n < 0)
+		return 2;
+	nofile_raise();
+	getrlimit(RLIMIT_NOFILE, &rl);
+	nfds_cap = rl.rlim_cur > 1 << 20 ? 1 << 20 : rl.rlim_cur;
+	fds = calloc(nfds_cap, sizeof(*fds));
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!fds || epfd < 0) {
+		fprintf(stderr, "connbench serve: setup failed: %s\n", strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		struct epoll_event ev = {.events = EPOLLIN};
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &sa[i].sin_addr, a, sizeof(a));
+		if (fd < 0 || (size_t)fd >= nfds_cap ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		    bind(fd, (struct sockaddr *)&sa[i], sizeof(sa[i])) || listen(fd, 4096)) {
+			fprintf(stderr, "connbench serve: listen on %s:%u failed: %s\n", a,
+				ntohs(sa[i].sin_port), strerror(errno));
+			return 1;
+		}
+		fds[fd].listener = 1;
+		ev.data.fd = fd;
+		epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+	}
+	signal(SIGTERM, on_stop);
+	signal(SIGINT, on_stop);
+	signal(SIGPIPE, SIG_IGN);
+	if (ready_file) {
+		FILE *f = fopen(ready_file, "we");
+
+		if (f) {
+			fprintf(f, "%d\n", n);
+			fclose(f);
+		}
+	}
+	while (!stop_flag) {
+		int k = epoll_wait(epfd, evs, 256, 200);
+
+		for (int i = 0; i < k; i++) {
+			int fd = evs[i].data.fd;
+
+			if (!fds[fd].listener) {
+				fds[fd].served = 0;
+				if (srv_handle(fd, &fds[fd]))
+					served += fds[fd].served;
+				continue;
+			}
+			for (;;) {
+				int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				struct epoll_event ev = {.events = EPOLLIN};
+
+				if (c < 0)
+					break;
+				if ((size_t)c >= nfds_cap) {
+					close(c);
+					continue;
+				}
+				fds[c].got = 0;
+				fds[c].listener = 0;
+				fds[c].served = 0;
+				/* The request usually arrived with the handshake. */
+				if (srv_handle(c, &fds[c])) {
+					served += fds[c].served;
+					continue;
+				}
+				ev.data.fd = c;
+				if (epoll_ctl(epfd, EPOLL_CTL_ADD, c, &ev))
+					close(c);
+			}
+		}
+	}
+	fprintf(stderr, "connbench serve: %llu connections answered\n", served);
+	free(fds);
+	close(epfd);
+	return 0;
+}
+
+/* ---- closed / open loop client ------------------------------------------ */
+
+enum cstate { C_FREE, C_CONNECTING, C_READING };
+
+struct cconn {
+	int fd;
+	enum cstate state;
+	int64_t t_intended; /* CLOCK_MONOTONIC ns: latency is measured from here */
+	int64_t t_start;    /* when connect() was called */
+	uint32_t got;	    /* response bytes read */
+	int next_free;
+};
+
+struct client {
+	struct sockaddr_in targets[MAX_ADDRS];
+	int n_targets, next_target;
+	int epfd;
+	struct cconn *c;
+	int n_slots, free_head, inflight;
+	int64_t t_measure, t_end; /* recorded: connections intended in [t_measure, t_end) */
+	struct samples lat;	  /* ms from the intended start */
+	unsigned long long done_in_window, errors, started;
+	unsigned long long err_by_errno[160];
+	bool closed_loop;
+};
+
+static void client_error(struct client *cl, int err)
+{
+	cl->errors++;
+	cl->err_by_errno[err > 0 && err < 160 ? err : 0]++;
+}
+
+static void client_release(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+
+	fd_close(c->fd);
+	c->fd = -1;
+	c->state = C_FREE;
+	c->next_free = cl->free_head;
+	cl->free_head = i;
+	cl->inflight--;
+}
+
+/* Every failure counts, warm-up included: a benchmark with errors is void. */
+static void client_fail(struct client *cl, int i, int err)
+{
+	client_error(cl, err);
+	client_release(cl, i);
+}
+
+static void client_send(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+	ssize_t w = write(c->fd, req_bytes, REQ_LEN);
+
+	if (w != REQ_LEN) {
+		client_fail(cl, i, w < 0 ? errno : EIO);
+		return;
+	}
+	c->state = C_READING;
+	if (epoll_ctl(cl->epfd, EPOLL_CTL_MOD, c->fd, &ev))
+		client_fail(cl, i, errno);
+}
+
+/* Starts a connection intended at t. Returns the slot or -1 (none free). */
+static int client_start(struct client *cl, int64_t t)
+{
+	int i = cl->free_head;
+	struct cconn *c;
+	struct epoll_event ev;
+	const struct sockaddr_in *sa;
+
+	if (i < 0)
+		return -1;
+	c = &cl->c[i];
+	cl->free_head = c->next_free;
+	cl->inflight++;
+	cl->started++;
+	c->t_intended = t;
+	c->t_start = now_ns();
+	c->got = 0;
+	c->state = C_CONNECTING;
+	sa = &cl->targets[cl->next_target];
+	cl->next_target = (cl->next_target + 1) % cl->n_targets;
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		client_fail(cl, i, errno);
+		return i;
+	}
+	ev.events = EPOLLOUT;
+	ev.data.u32 = (uint32_t)i;
+	if (connect(c->fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+		ev.events = EPOLLIN;
+		if (epoll_ctl(cl->epfd, EPOLL_CTL_ADD, c->fd, &ev)) {
+			client_fail(cl, i, errno);
+			return i;
+		}
+		c->state = C_CONNECTING;
+		client_send(cl, i);
+		return i;
+	}
+	if (errno != EINPROGRESS) {
+		client_fail(cl, i, errno);
+		return i;
+	}
+	if (epoll_ctl(cl->epfd, EPOLL_CTL_ADD, c->fd, &ev))
+		client_fail(cl, i, errno);
+	return i;
+}
+
+static void client_event(struct client *cl, int i, uint32_t events)
+{
+	struct cconn *c = &cl->c[i];
+	char buf[512];
+
+	if (c->state == C_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+			client_fail(cl, i, err ? err : errno);
+			return;
+		}
+		client_send(cl, i);
+		return;
+	}
+	for (;;) {
+		ssize_t r = read(c->fd, buf, sizeof(buf));
+
+		if (r > 0) {
+			c->got += (uint32_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r < 0) {
+			client_fail(cl, i, errno);
+			return;
+		}
+		break; /* EOF: the server closed after its answer */
+	}
+	if (c->got != RESP_LEN) {
+		client_fail(cl, i, EPROTO);
+		return;
+	}
+	/* Closed loop: what completes inside the window counts. Open loop:
+	 * what was scheduled inside it (each of those must complete). */
+	{
+		int64_t t = now_ns(), when = cl->closed_loop ? t : c->t_intended;
+
+		if (when >= cl->t_measure && when < cl->t_end) {
+			samples_add(&cl->lat, (double)(t - c->t_intended) / 1e6);
+			cl->done_in_window++;
+		}
+	}
+	client_release(cl, i);
+}
+
+static int client_init(struct client *cl, const char *targets, int slots)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->n_targets = addrs_parse("--targets", targets, 0, cl->targets);
+	if (cl->n_targets < 0)
+		return -1;
+	nofile_raise();
+	signal(SIGPIPE, SIG_IGN);
+	cl->epfd = epoll_create1(EPOLL_CLOEXEC);
+	cl->c = calloc((size_t)slots, sizeof(*cl->c));
+	if (cl->epfd < 0 || !cl->c) {
+		fprintf(stderr, "connbench: setup failed: %s\n", strerror(errno));
+		return -1;
+	}
+	cl->n_slots = slots;
+	for (int i = 0; i < slots; i++) {
+		cl->c[i].fd = -1;
+		cl->c[i].next_free = i + 1 < slots ? i + 1 : -1;
+	}
+	cl->free_head = 0;
+	return 0;
+}
+
+static void client_fini(struct client *cl)
+{
+	for (int i = 0; cl->c && i < cl->n_slots; i++)
+		fd_close(cl->c[i].fd);
+	free(cl->c);
+	fd_close(cl->epfd);
+	samples_fini(&cl->lat);
+}
+
+static void client_report_errors(const struct client *cl)
+{
+	for (int e = 0; e < 160; e++)
+		if (cl->err_by_errno[e])
+			fprintf(stderr, "connbench: %llu connections failed: %s\n",
+				cl->err_by_errno[e], e ? strerror(e) : "other");
+}
+
+static void client_print(const char *mode, struct client *cl, double secs, const char *tag,
+			 const char *extra)
+{
+	printf("%s tag=%s targets=%d %s rate=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
+	       "p999_ms=%.3f max_ms=%.3f samples=%zu errors=%llu\n",
+	       mode, tag, cl->n_targets, extra, (double)cl->done_in_window / secs,
+	       samples_pct(&cl->lat, 50), samples_pct(&cl->lat, 90), samples_pct(&cl->lat, 99),
+	       samples_pct(&cl->lat, 99.9), samples_pct(&cl->lat, 100), cl->lat.n, cl->errors);
+}
+
+static int cmd_closed(const char *targets, int conns, double secs, double warmup, const char *tag)
+{
+	struct client cl;
+	struct epoll_event evs[512];
+	char extra[64];
+	int64_t t0;
+	int rc;
+
+	if (client_init(&cl, targets, conns))
+		return 2;
+	cl.closed_loop = true;
+	t0 = now_ns();
+	cl.t_measure = t0 + (int64_t)(warmup * 1e9);
+	cl.t_end = cl.t_measure + (int64_t)(secs * 1e9);
+	for (int i = 0; i < conns; i++)
+		client_start(&cl, now_ns());
+	for (;;) {
+		int64_t t = now_ns();
+		int k;
+
+		if (t >= cl.t_end)
+			break;
+		k = epoll_wait(cl.epfd, evs, 512, 50);
+		for (int i = 0; i < k; i++)
+			client_event(&cl, (int)evs[i].data.u32, evs[i].events);
+		/* Closed loop: keep exactly conns in flight. Connections started
+		 * after t_end are not measured, so stop refilling then. */
+		while (cl.inflight < conns && (t = now_ns()) < cl.t_end && cl.errors < 100)
+			client_start(&cl, t);
+		if (cl.errors >= 100)
+			break; /* failing fast (e.g. no route): stop, the run is void */
+	}
+	snprintf(extra, sizeof(extra), "conns=%d seconds=%.1f", conns, secs);
+	/* In a closed loop the latency is from connect(); the rate is what
+	 * completed inside the window. */
+	client_print("closed", &cl, secs, tag, extra);
+	client_report_errors(&cl);
+	rc = cl.errors ? 1 : 0;
+	client_fini(&cl);
+	return rc;
+}
+
+static int cmd_open(const char *targets, double rate, double secs, double warmup, int max_inflight,
+		    const char *tag)
+{
+	struct client cl;
+	struct epoll_event evs[512];
+	char extra[96];
+	int64_t t0, interval, next, drain_end;
+	unsigned long long late = 0, scheduled = 0;
+	int rc;
+
+	if (client_init(&cl, targets, max_inflight))
+		return 2;
+	interval = (int64_t)(1e9 / rate);
+	t0 = now_ns() + 1000000;
+	cl.t_measure = t0 + (int64_t)(warmup * 1e9);
+	cl.t_end = cl.t_measure + (int64_t)(secs * 1e9);
+	next = t0;
+	while (next < cl.t_end) {
+		int64_t t = now_ns(), wait;
+		struct timespec ts;
+		int k;
+
+		/* Start everything that is due; if no slot is free, the backlog
+		 * waits and is charged from its intended time. */
+		while (next <= t && next < cl.t_end) {
+			if (client_start(&cl, next) < 0) {
+				late++;
+				break;
+			}
+			if (next >= cl.t_measure)
+				scheduled++;
+			next += interval;
+		}
+		wait = next - now_ns();
+		if (wait < 0 || cl.free_head < 0)
+			wait = cl.free_head < 0 ? 1000000 : 0;
+		ts.tv_sec = wait / 1000000000LL;
+		ts.tv_nsec = wait % 1000000000LL;
+		k = epoll_pwait2(cl.epfd, evs, 512, &ts, NULL);
+		for (int i = 0; i < k; i++)
+			client_event(&cl, (int)evs[i].data.u32, evs[i].events);
+	}
+	/* Drain: everything scheduled in the window must finish within 2 s. */
+	drain_end = now_ns() + 2000000000LL;
+	while (cl.inflight > 0 && now_ns() < drain_end) {
+		int k = epoll_wait(cl.epfd, evs, 512, 20);
+
+		for (int i = 0; i < k; i++)
+			client_event(&cl, (int)evs[i].data.u32, evs[i].events);
+	}
+	for (int i = 0; i < cl.n_slots; i++)
+		if (cl.c[i].state != C_FREE)
+			client_fail(&cl, i, ETIMEDOUT);
+	snprintf(extra, sizeof(extra), "target_rate=%.0f seconds=%.1f scheduled=%llu stalls=%llu",
+		 rate, secs, scheduled, late);
+	client_print("open", &cl, secs, tag, extra);
+	client_report_errors(&cl);
+	if (cl.lat.n != scheduled) {
+		fprintf(stderr, "connbench open: %zu of %llu scheduled connections completed\n",
+			cl.lat.n, scheduled);
+		cl.errors++;
+	}
+	rc = cl.errors ? 1 : 0;
+	client_fini(&cl);
+	return rc;
+}
+
+/* ---- a small blocking HTTP/1.1 client (Content-Length replies) ----------- */
+
+struct http {
+	int fd;
+	struct sockaddr_in sa;
+	char host[80]; /* "ADDR:PORT" for Host: and messages */
+	char *buf;     /* response: headers + body */
+	size_t len, cap;
+	size_t body_off, body_len;
+};
+
+static int http_parse_url(struct http *h, const char *url)
+{
+	char host[64];
+	unsigned port;
+
+	memset(h, 0, sizeof(*h));
+	h->fd = -1;
+	if (sscanf(url, "http://%63[0-9.]:%u", host, &port) != 2 || port < 1 || port > 65535) {
+		fprintf(stderr, "connbench: --url '%s': expected http://IPV4:PORT\n", url);
+		return -1;
+	}
+	h->sa.sin_family = AF_INET;
+	h->sa.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &h->sa.sin_addr) != 1 || !addr_allowed(h->sa.sin_addr)) {
+		fprintf(stderr, "connbench: --url '%s': not a loopback or 198.18.0.0/15 address\n",
+			url);
+		return -1;
+	}
+	snprintf(h->host, sizeof(h->host), "%s:%u", host, port);
+	return 0;
+}
+
+static int http_connect(struct http *h)
+{
+	int one = 1;
+
+	fd_close(h->fd);
+	h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->fd < 0 || connect(h->fd, (struct sockaddr *)&h->sa, sizeof(h->sa))) {
+		fprintf(stderr, "connbench: connect to %s failed: %s\n", h->host, strerror(errno));
+		return -1;
+	}
+	setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+static int http_send(struct http *h, const char *method, const char *path, const char *body,
+		     size_t blen)
+{
+	char head[512];
+	int n;
+
+	if (h->fd < 0 && http_connect(h))
+		return -1;
+	n = snprintf(head, sizeof(head),
+		     "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		     method, path, h->host, blen);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	if (write(h->fd, head, (size_t)n) != n)
+		goto fail;
+	for (size_t off = 0; off < blen;) {
+		ssize_t w = write(h->fd, body + off, blen - off);
+
+		if (w <= 0)
+			goto fail;
+		off += (size_t)w;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "connbench: %s %s: write failed: %s\n", method, path, strerror(errno));
+	return -1;
+}
+
+/* Reads one response. Returns the HTTP status (body at h->buf + h->body_off,
+ * NUL-terminated) or -1. */
+static int http_recv(struct http *h)
+{
+	char *hdr_end = NULL;
+	long clen = -1;
+	int status = -1;
+
+	h->len = 0;
+	for (;;) {
+		ssize_t r;
+
+		if (h->len + 65536 + 1 > h->cap) {
+			h->cap = (h->len + 65536 + 1) * 2;
+			h->buf = xrealloc(h->buf, h->cap);
+		}
+		if (hdr_end && clen >= 0 && h->len >= h->body_off + (size_t)clen)
+			break;
+		r = read(h->fd, h->buf + h->len, h->cap - h->len - 1);
+		if (r <= 0) {
+			fprintf(stderr, "connbench: reading a reply from %s failed: %s\n", h->host,
+				r ? strerror(errno) : "connection closed");
+			fd_close(h->fd);
+			h->fd = -1;
+			return -1;
+		}
+		h->len += (size_t)r;
+		h->buf[h->len] = '\0';
+		if (!hdr_end && (hdr_end = strstr(h->buf, "\r\n\r\n"))) {
+			const char *cl = strcasestr(h->buf, "\r\ncontent-length:");
+
+			h->body_off = (size_t)(hdr_end + 4 - h->buf);
+			if (sscanf(h->buf, "HTTP/1.%*d %d", &status) != 1 || !cl || cl > hdr_end) {
+				fprintf(stderr,
+					"connbench: reply without status or length: %.200s\n",
+					h->buf);
+				fd_close(h->fd);
+				h->fd = -1;
+				return -1;
+			}
+			clen = strtol(cl + 17, NULL, 10);
+		}
+	}
+	h->body_len = (size_t)clen;
+	h->buf[h->body_off + h->body_len] = '\0';
+	return status;
+}
+
+static void http_fini(struct http *h)
+{
+	fd_close(h->fd);
+	free(h->buf);
+}
+
+/* ---- pinned map access -------------------------------------------------- */
+
+static int svc4_open(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/sl_svc4_v1", pin_dir);
+	return bpf_obj_get(path);
+}
+
+/* Frontend keys of every ClusterIP Service port in a /api/v1/services list. */
+static int svc_keys_from_list(const char *json, struct sl_svc_key **out, size_t *n_out)
+{
+	struct json_object *root = json_tokener_parse(json), *items;
+	struct sl_svc_key *keys = NULL;
+	size_t n = 0;
+
+	if (!root || !json_object_object_get_ex(root, "items", &items) ||
+	    !json_object_is_type(items, json_type_array)) {
+		fprintf(stderr, "connbench: the Service list is not a list\n");
+		json_object_put(root);
+		return -1;
+	}
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		struct json_object *it = json_object_array_get_idx(items, i), *spec, *ip, *ports;
+		struct in_addr a;
+
+		if (!json_object_object_get_ex(it, "spec", &spec) ||
+		    !json_object_object_get_ex(spec, "clusterIP", &ip) ||
+		    inet_pton(AF_INET, json_object_get_string(ip), &a) != 1 ||
+		    !json_object_object_get_ex(spec, "ports", &ports))
+			continue; /* headless or no ports: nothing to program */
+		for (size_t p = 0; p < json_object_array_length(ports); p++) {
+			struct json_object *po = json_object_array_get_idx(ports, p), *v;
+			const char *proto = "TCP";
+
+			if (json_object_object_get_ex(po, "protocol", &v))
+				proto = json_object_get_string(v);
+			if (!json_object_object_get_ex(po, "port", &v))
+				continue;
+			keys = xrealloc(keys, (n + 1) * sizeof(*keys));
+			memset(&keys[n], 0, sizeof(keys[n]));
+			keys[n].addr = a.s_addr;
+			keys[n].port = htons((uint16_t)json_object_get_int(v));
+			keys[n].proto = !strcmp(proto, "UDP")	 ? IPPROTO_UDP
+					: !strcmp(proto, "SCTP") ? IPPROTO_SCTP
+								 : IPPROTO_TCP;
+			keys[n].scope = SL_SCOPE_EXT;
+			n++;
+		}
+	}
+	json_object_put(root);
+	*out = keys;
+	*n_out = n;
+	return 0;
+}
+
+/* ---- mapwait ------------------------------------------------------------- */
+
+static int cmd_mapwait(const char *url, const char *pin_dir, double timeout, const char *pidfile,
+		       const char *child_log, char **argv)
+{
+	struct http h;
+	struct sl_svc_key *keys = NULL;
+	size_t n_keys = 0, next = 0;
+	int64_t t0, t_pin = 0, t_first = 0, t_all = 0, deadline;
+	unsigned long long polls = 0, lookups = 0;
+	int st, fd = -1, rc = 1;
+	pid_t pid;
+
+	if (http_parse_url(&h, url))
+		return 2;
+	if (http_send(&h, "GET", "/api/v1/services", NULL, 0) || (st = http_recv(&h)) != 200) {
+		fprintf(stderr, "connbench mapwait: listing Services failed\n");
+		http_fini(&h);
+		return 1;
+	}
+	if (svc_keys_from_list(h.buf + h.body_off, &keys, &n_keys)) {
+		http_fini(&h);
+		return 1;
+	}
+	http_fini(&h);
+	if (!n_keys) {
+		fprintf(stderr, "connbench mapwait: no ClusterIP Service ports to wait for\n");
+		return 1;
+	}
+	t0 = now_ns();
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "connbench mapwait: fork failed: %s\n", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		/* The child must not hold our stdout: the caller reads it to EOF. */
+		int lfd = open(child_log ? child_log : "/dev/null",
+			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (lfd < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0) {
+			fprintf(stderr, "connbench mapwait: --child-log: %s\n", strerror(errno));
+			_exit(127);
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "connbench mapwait: exec %s failed: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	if (pidfile) {
+		FILE *f = fopen(pidfile, "we");
+
+		if (f) {
+			fprintf(f, "%d\n", (int)pid);
+			fclose(f);
+		}
+	}
+	deadline = t0 + (int64_t)(timeout * 1e9);
+	/* Poll every 0.5 ms: each key is looked up until it is present, in list
+	 * order, so the whole wait costs about one lookup per key plus one per
+	 * poll. The agent applies everything in one sync, so the last key seen
+	 * is the end of that sync to within one poll interval. */
+	while (now_ns() < deadline) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "connbench mapwait: the agent exited (status %d)\n", st);
+			goto out;
+		}
+		if (fd < 0) {
+			fd = svc4_open(pin_dir);
+			if (fd >= 0)
+				t_pin = now_ns();
+		}
+		if (fd >= 0) {
+			polls++;
+			while (next < n_keys) {
+				struct sl_svc_val v;
+
+				lookups++;
+				/* Present is programmed: the entry is written once
+				 * with its final backend list (count 0 = a Service
+				 * without endpoints, e.g. the built-in kubernetes). */
+				if (bpf_map_lookup_elem(fd, &keys[next], &v))
+					break;
+				if (!t_first)
+					t_first = now_ns();
+				next++;
+			}
+			if (next == n_keys) {
+				t_all = now_ns();
+				break;
+			}
+		}
+		sleep_ns(500000);
+	}
+	if (!t_all) {
+		fprintf(stderr,
+			"connbench mapwait: %zu of %zu frontends programmed after %.1f s "
+			"(pin %s)\n",
+			next, n_keys, timeout, fd >= 0 ? "present" : "missing");
+		goto out;
+	}
+	printf("mapwait frontends=%zu pin_s=%.4f first_s=%.4f all_s=%.4f polls=%llu "
+	       "lookups=%llu\n",
+	       n_keys, (double)(t_pin - t0) / 1e9, (double)(t_first - t0) / 1e9,
+	       (double)(t_all - t0) / 1e9, polls, lookups);
+	rc = 0;
+out:
+	fd_close(fd);
+	free(keys);
+	return rc;
+}
+
+/* ---- change -------------------------------------------------------------- */
+
+struct change_opts {
+	const char *url, *pin_dir, *slice, *service, *vip, *backends, *node, *cdf;
+	uint16_t be_port;
+	int samples;
+	double gap_ms;
+	double budget_s; /* stop after this long with the samples taken (0 = none) */
+};
+
+static char *slice_body(const char *ns, const char *name, const char *service,
+			const struct sockaddr_in *be, int n, uint16_t port, const char *node)
+{
+	size_t cap = 1024 + (size_t)n * 160, len;
+	char *b = xrealloc(NULL, cap);
+
+	len = (size_t)snprintf(b, cap,
+			       "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+			       "\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{"
+			       "\"kubernetes.io/service-name\":\"%s\"}},\"addressType\":\"IPv4\","
+			       "\"ports\":[{\"name\":\"http\",\"port\":%u,\"protocol\":\"TCP\"}],"
+			       "\"endpoints\":[",
+			       name, ns, service, port);
+	for (int i = 0; i < n; i++) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &be[i].sin_addr, a, sizeof(a));
+		len += (size_t)snprintf(b + len, cap - len,
+					"%s{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true},"
+					"\"nodeName\":\"%s\"}",
+					i ? "," : "", a, node);
+	}
+	snprintf(b + len, cap - len, "]}");
+	return b;
+}
+
+/* A watch on the one EndpointSlice, read raw: only the arrival time of each
+ * event's first bytes matters (when the API server delivered the change to a
+ * watcher, as it does to the agent). Returns a non-blocking fd or -1. */
+static int change_watch_open(struct http *h, const char *ns, const char *name)
+{
+	char req[512];
+	int fd, n;
+
+	if (http_connect(h))
+		return -1;
+	n = snprintf(req, sizeof(req),
+		     "GET /apis/discovery.k8s.io/v1/namespaces/%s/endpointslices?watch=true&"
+		     "fieldSelector=metadata.name%%3D%s HTTP/1.1\r\nHost: %s\r\n\r\n",
+		     ns, name, h->host);
+	fd = h->fd;
+	h->fd = -1;
+	if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK)) {
+		fprintf(stderr, "connbench change: watch request failed: %s\n", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads what is there; returns true if anything was. */
+static bool watch_drain(int fd)
+{
+	char buf[4096];
+	bool any = false;
+
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		any = true;
+	return any;
+}
+
+static int cmd_change(const struct change_opts *o)
+{
+	struct sockaddr_in vip, be[MAX_ADDRS];
+	struct sl_svc_key key = {0};
+	struct sl_svc_val cur, v;
+	struct samples vis = {0}, ack = {0}, wat = {0};
+	char ns[128], name[128], path[512], *bodies[2] = {NULL, NULL};
+	int n_be, fd = -1, wfd = -1, rc = 1, errors = 0;
+	unsigned long long polls = 0;
+	struct http h;
+	FILE *cdf = NULL;
+	int64_t t_begin;
+	bool cut = false;
+
+	if (sscanf(o->slice, "%127[^/]/%127s", ns, name) != 2) {
+		fprintf(stderr, "connbench change: --slice '%s': expected NAMESPACE/NAME\n",
+			o->slice);
+		return 2;
+	}
+	if (addrs_parse("--vip", o->vip, 0, &vip) != 1)
+		return 2;
+	n_be = addrs_parse("--backends", o->backends, o->be_port, be);
+	if (n_be < 2) {
+		if (n_be > 0)
+			fprintf(stderr, "connbench change: --backends: need at least 2\n");
+		return 2;
+	}
+	if (http_parse_url(&h, o->url))
+		return 2;
+	key.addr = vip.sin_addr.s_addr;
+	key.port = vip.sin_port;
+	key.proto = IPPROTO_TCP;
+	key.scope = SL_SCOPE_EXT;
+	fd = svc4_open(o->pin_dir);
+	if (fd < 0) {
+		fprintf(stderr, "connbench change: %s/sl_svc4_v1: %s\n", o->pin_dir,
+			strerror(errno));
+		goto out;
+	}
+	if (bpf_map_lookup_elem(fd, &key, &cur)) {
+		fprintf(stderr, "connbench change: VIP %s has no svc4 entry (not programmed)\n",
+			o->vip);
+		goto out;
+	}
+	/* bodies[0]: every backend; bodies[1]: without the last one. */
+	bodies[0] = slice_body(ns, name, o->service, be, n_be, o->be_port, o->node);
+	bodies[1] = slice_body(ns, name, o->service, be, n_be - 1, o->be_port, o->node);
+	snprintf(path, sizeof(path), "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices/%s",
+		 ns, name);
+	wfd = change_watch_open(&h, ns, name);
+	if (wfd < 0)
+		goto out;
+	sleep_ns(300000000); /* the initial ADDED event and headers */
+	watch_drain(wfd);
+	if (o->cdf && !(cdf = fopen(o->cdf, "we"))) {
+		fprintf(stderr, "connbench change: --cdf '%s': %s\n", o->cdf, strerror(errno));
+		goto out;
+	}
+	srand48((long)now_ns());
+	t_begin = now_ns();
+	for (int i = 0; i < o->samples; i++) {
+		/* Alternate so every write is a real change from the current state. */
+		int which = cur.count == n_be ? 1 : 0;
+		int want = which ? n_be - 1 : n_be;
+		int64_t t_send, t_ack = 0, t_vis = 0, t_watch = 0, deadline;
+		const char *body = bodies[which];
+		bool got_ack = false;
+		int st;
+
+		if (h.fd < 0 && http_connect(&h))
+			goto out;
+		watch_drain(wfd);
+		t_send = now_ns();
+		if (http_send(&h, "PUT", path, body, strlen(body)))
+			goto out;
+		deadline = t_send + 5000000000LL;
+		/* Poll the map until the new entry is there; the reply is read as
+		 * soon as it has arrived (MSG_PEEK), without blocking the poll. */
+		while (now_ns() < deadline) {
+			char c;
+
+			if (!got_ack && recv(h.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+				st = http_recv(&h);
+				t_ack = now_ns();
+				got_ack = true;
+				if (st != 200) {
+					fprintf(stderr,
+						"connbench change: PUT %s: HTTP %d: %.300s\n", path,
+						st, st > 0 ? h.buf + h.body_off : "");
+					errors++;
+					break;
+				}
+			}
+			if (!t_watch && watch_drain(wfd))
+				t_watch = now_ns();
+			polls++;
+			if (!bpf_map_lookup_elem(fd, &key, &v) && v.count == want &&
+			    (v.slot_base != cur.slot_base || v.count != cur.count)) {
+				t_vis = now_ns();
+				break;
+			}
+			sleep_ns(20000);
+		}
+		if (!got_ack) {
+			st = http_recv(&h);
+			t_ack = now_ns();
+			if (st != 200) {
+				fprintf(stderr, "connbench change: PUT %s: HTTP %d\n", path, st);
+				errors++;
+			}
+		}
+		if (!t_vis) {
+			fprintf(stderr, "connbench change: sample %d: change not visible in 5 s\n",
+				i);
+			errors++;
+			if (bpf_map_lookup_elem(fd, &key, &cur))
+				goto out;
+			continue;
+		}
+		cur = v;
+		samples_add(&vis, (double)(t_vis - t_send) / 1e6);
+		samples_add(&ack, (double)(t_ack - t_send) / 1e6);
+		if (t_watch)
+			samples_add(&wat, (double)(t_watch - t_send) / 1e6);
+		if (cdf)
+			fprintf(cdf, "%d %.4f %.4f %.4f\n", i, (double)(t_vis - t_send) / 1e6,
+				(double)(t_ack - t_send) / 1e6,
+				t_watch ? (double)(t_watch - t_send) / 1e6 : -1.0);
+		if (o->budget_s > 0 && now_ns() - t_begin > (int64_t)(o->budget_s * 1e9)) {
+			cut = true;
+			break;
+		}
+		/* A gap with jitter, so writes do not fall into lockstep with
+		 * the agent's debounce timer. */
+		sleep_ns((int64_t)((o->gap_ms + drand48() * o->gap_ms) * 1e6));
+	}
+	printf("change samples=%zu wanted=%d cut_by_budget=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
+	       "max_ms=%.3f ack_p50_ms=%.3f ack_p99_ms=%.3f watch_samples=%zu watch_p50_ms=%.3f "
+	       "watch_p99_ms=%.3f polls=%llu errors=%d\n",
+	       vis.n, o->samples, cut, samples_pct(&vis, 50), samples_pct(&vis, 90),
+	       samples_pct(&vis, 99), samples_pct(&vis, 100), samples_pct(&ack, 50),
+	       samples_pct(&ack, 99), wat.n, samples_pct(&wat, 50), samples_pct(&wat, 99), polls,
+	       errors);
+	rc = errors ? 1 : 0;
+out:
+	if (cdf)
+		fclose(cdf);
+	free(bodies[0]);
+	free(bodies[1]);
+	fd_close(fd);
+	fd_close(wfd);
+	http_fini(&h);
+	samples_fini(&vis);
+	samples_fini(&ack);
+	samples_fini(&wat);
+	return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: connbench serve   --addrs A,B,... [--port 8080] [--ready-file F]\n"
+		"       connbench closed  --targets A:P,... --conns N [--seconds 2] [--warmup "
+		"0.5]\n"
+		"                         [--tag T]\n"
+		"       connbench open    --targets A:P,... --rate R [--seconds 2] [--warmup 0.5]\n"
+		"                         [--max-inflight 20000] [--tag T]\n"
+		"       connbench mapwait --url URL --pin DIR [--timeout 60] [--pidfile F]\n"
+		"                         [--child-log F] -- CMD...\n"
+		"       connbench change  --url URL --pin DIR --slice NS/NAME --service SVC\n"
+		"                         --vip IP:PORT --backends A,B,... [--backend-port 8080]\n"
+		"                         [--node NAME] [--samples 200] [--gap-ms 10] [--cdf F]\n"
+		"                         [--budget SECONDS]\n"
+		"\n"
+		"Datapath load generator (tools/bench/datapath.sh). One line of key=value\n"
+		"results on stdout; any error fails the run (exit 1).\n");
+}
+
+static int num(const char *flag, const char *v, double lo, double hi, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	if (*end || end == v || d < lo || d > hi) {
+		fprintf(stderr, "connbench: %s '%s': expected a number in [%g, %g]\n", flag, v, lo,
+			hi);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"addrs", required_argument, NULL, 'a'},
+		{"port", required_argument, NULL, 'p'},
+		{"ready-file", required_argument, NULL, 'R'},
+		{"targets", required_argument, NULL, 't'},
+		{"conns", required_argument, NULL, 'c'},
+		{"seconds", required_argument, NULL, 's'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"rate", required_argument, NULL, 'r'},
+		{"max-inflight", required_argument, NULL, 'm'},
+		{"tag", required_argument, NULL, 'T'},
+		{"url", required_argument, NULL, 'u'},
+		{"pin", required_argument, NULL, 'P'},
+		{"timeout", required_argument, NULL, 'o'},
+		{"pidfile", required_argument, NULL, 'f'},
+		{"slice", required_argument, NULL, 'S'},
+		{"service", required_argument, NULL, 'V'},
+		{"vip", required_argument, NULL, 'v'},
+		{"backends", required_argument, NULL, 'b'},
+		{"backend-port", required_argument, NULL, 'B'},
+		{"node", required_argument, NULL, 'n'},
+		{"samples", required_argument, NULL, 'N'},
+		{"gap-ms", required_argument, NULL, 'g'},
+		{"cdf", required_argument, NULL, 'C'},
+		{"child-log", required_argument, NULL, 'L'},
+		{"budget", required_argument, NULL, 'G'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *addrs = NULL, *ready = NULL, *targets = NULL, *tag = "-", *pidfile = NULL;
+	const char *child_log = NULL;
+	struct change_opts co = {.node = "node-a", .be_port = 8080, .samples = 200, .gap_ms = 10};
+	double port = 8080, conns = 64, secs = 2, warmup = 0.5, rate = 0, inflight = 20000;
+	double timeout = 60, d;
+	const char *cmd;
+	int c;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	cmd = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			addrs = optarg;
+			break;
+		case 'p':
+			if (num("--port", optarg, 1, 65535, &port))
+				return 2;
+			break;
+		case 'R':
+			ready = optarg;
+			break;
+		case 't':
+			targets = optarg;
+			break;
+		case 'c':
+			if (num("--conns", optarg, 1, 100000, &conns))
+				return 2;
+			break;
+		case 's':
+			if (num("--seconds", optarg, 0.1, 3600, &secs))
+				return 2;
+			break;
+		case 'w':
+			if (num("--warmup", optarg, 0, 60, &warmup))
+				return 2;
+			break;
+		case 'r':
+			if (num("--rate", optarg, 1, 10000000, &rate))
+				return 2;
+			break;
+		case 'm':
+			if (num("--max-inflight", optarg, 1, 1000000, &inflight))
+				return 2;
+			break;
+		case 'T':
+			tag = optarg;
+			break;
+		case 'u':
+			co.url = optarg;
+			break;
+		case 'P':
+			co.pin_dir = optarg;
+			break;
+		case 'o':
+			if (num("--timeout", optarg, 0.1, 3600, &timeout))
+				return 2;
+			break;
+		case 'f':
+			pidfile = optarg;
+			break;
+		case 'S':
+			co.slice = optarg;
+			break;
+		case 'V':
+			co.service = optarg;
+			break;
+		case 'v':
+			co.vip = optarg;
+			break;
+		case 'b':
+			co.backends = optarg;
+			break;
+		case 'B':
+			if (num("--backend-port", optarg, 1, 65535, &d))
+				return 2;
+			co.be_port = (uint16_t)d;
+			break;
+		case 'n':
+			co.node = optarg;
+			break;
+		case 'N':
+			if (num("--samples", optarg, 1, 1000000, &d))
+				return 2;
+			co.samples = (int)d;
+			break;
+		case 'g':
+			if (num("--gap-ms", optarg, 0, 10000, &co.gap_ms))
+				return 2;
+			break;
+		case 'C':
+			co.cdf = optarg;
+			break;
+		case 'L':
+			child_log = optarg;
+			break;
+		case 'G':
+			if (num("--budget", optarg, 0, 3600, &co.budget_s))
+				return 2;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!strcmp(cmd, "serve")) {
+		if (!addrs) {
+			fprintf(stderr, "connbench serve: --addrs is required\n");
+			return 2;
+		}
+		return cmd_serve(addrs, (uint16_t)port, ready);
+	}
+	if (!strcmp(cmd, "closed") || !strcmp(cmd, "open")) {
+		if (!targets) {
+			fprintf(stderr, "connbench %s: --targets is required\n", cmd);
+			return 2;
+		}
+		if (!strcmp(cmd, "closed"))
+			return cmd_closed(targets, (int)conns, secs, warmup, tag);
+		if (!rate) {
+			fprintf(stderr, "connbench open: --rate is required\n");
+			return 2;
+		}
+		return cmd_open(targets, rate, secs, warmup, (int)inflight, tag);
+	}
+	if (!strcmp(cmd, "mapwait")) {
+		if (!co.url || !co.pin_dir || optind >= argc) {
+			fprintf(stderr,
+				"connbench mapwait: --url, --pin and -- CMD are required\n");
+			return 2;
+		}
+		return cmd_mapwait(co.url, co.pin_dir, timeout, pidfile, child_log, argv + optind);
+	}
+	if (!strcmp(cmd, "change")) {
+		if (!co.url || !co.pin_dir || !co.slice || !co.service || !co.vip || !co.backends) {
+			fprintf(stderr, "connbench change: --url, --pin, --slice, --service, --vip "
+					"and --backends are required\n");
+			return 2;
+		}
+		return cmd_change(&co);
+	}
+	fprintf(stderr, "connbench: unknown command '%s' (serve, closed, open, mapwait, change)\n",
+		cmd);
+	return 2;
+}
