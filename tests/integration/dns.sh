@@ -171,7 +171,7 @@ expect_eq nxdomain-bad-endpoint "$(status nosuch.db.shop.$Z A)" "NXDOMAIN"
 expect_match nxdomain-has-soa "$("${D[@]}" nosuch.shop.$Z A)" "AUTHORITY: 1"
 # ndots:5 search misses never leave the node: answered from the zone.
 expect_eq search-miss-local "$(status www.example.test.shop.$Z A)" "NXDOMAIN"
-expect_eq axfr-refused "$(status cluster.local AXFR +notcp)" "REFUSED"
+expect_match axfr-refused "$("${D[@]}" cluster.local AXFR)" "Transfer failed"
 
 # --- case, TCP, truncation -------------------------------------------------------------------
 expect_match case-preserved "$("${D[@]}" WeB.ShOp.SvC.cluster.local A +noall +answer)" "^WeB\.ShOp\.SvC\.cluster\.local\.[[:space:]].*198\.18\.128\.10"
@@ -179,7 +179,10 @@ expect_eq tcp-a "$(ans web.shop.$Z A +tcp)" "198.18.128.10"
 expect_eq tcp-headless "$(ans db.shop.$Z A +tcp)" "10.244.2.1 10.244.2.2 10.244.2.3"
 expect_match truncated-udp "$("${D[@]}" big.shop.$Z A +ignore +bufsize=512)" "flags: qr aa tc"
 expect_eq tcp-retry-all "$(count big.shop.$Z A ANSWER +bufsize=512)" "60"
-expect_eq no-edns-512 "$(count big.shop.$Z A ANSWER +noedns +ignore)" "$(count big.shop.$Z A ANSWER +noedns +ignore)"
+out=$("${D[@]}" big.shop.$Z A +noedns +ignore)
+size=$(sed -n 's/.*MSG SIZE  rcvd: \([0-9]*\).*/\1/p' <<<"$out")
+expect_match no-edns-truncated "$out" "flags: qr aa tc"
+if ((size > 0 && size <= 512)); then ok "no-edns-512 ($size bytes)"; else not_ok no-edns-512 "$size bytes"; fi
 expect_match no-opt-to-non-edns "$("${D[@]}" web.shop.$Z A +noedns)" "ADDITIONAL: 0"
 
 # --- updates ---------------------------------------------------------------------------------
