@@ -32,21 +32,21 @@
 
 /* Error codes of the CNI spec (SPEC.md §"Error"), plus this plugin's own (>= 100). */
 enum cni_code {
-	CNI_ERR_INCOMPATIBLE = 1,     /* unsupported cniVersion */
+	CNI_ERR_INCOMPATIBLE = 1,      /* unsupported cniVersion */
 	CNI_ERR_UNSUPPORTED_FIELD = 2, /* config field with a value we do not support */
 	CNI_ERR_UNKNOWN_CONTAINER = 3, /* netns does not exist; nothing to clean up */
-	CNI_ERR_INVALID_ENV = 4,      /* bad or missing CNI_* variable */
-	CNI_ERR_IO = 5,               /* I/O failure (IPAM store, queue dir) */
-	CNI_ERR_DECODE = 6,           /* stdin is not JSON */
-	CNI_ERR_INVALID_CONFIG = 7,   /* JSON, but not a valid network config */
-	CNI_ERR_TRY_AGAIN = 11,       /* transient: agent down or busy */
-	CNI_ERR_NOT_READY = 50,       /* STATUS: cannot serve ADD */
-	CNI_ERR_IF_EXISTS = 100,      /* CNI_IFNAME already exists in the container (duplicate ADD) */
-	CNI_ERR_DUPLICATE = 101,      /* (containerID, ifname) already holds an address */
-	CNI_ERR_EXHAUSTED = 102,      /* no free address in the pod CIDR */
-	CNI_ERR_NETLINK = 103,        /* creating or configuring interfaces failed */
-	CNI_ERR_AGENT = 104,          /* the agent answered and refused the endpoint */
-	CNI_ERR_CHECK = 105,          /* CHECK found the attachment missing or changed */
+	CNI_ERR_INVALID_ENV = 4,       /* bad or missing CNI_* variable */
+	CNI_ERR_IO = 5,		       /* I/O failure (IPAM store, queue dir) */
+	CNI_ERR_DECODE = 6,	       /* stdin is not JSON */
+	CNI_ERR_INVALID_CONFIG = 7,    /* JSON, but not a valid network config */
+	CNI_ERR_TRY_AGAIN = 11,	       /* transient: agent down or busy */
+	CNI_ERR_NOT_READY = 50,	       /* STATUS: cannot serve ADD */
+	CNI_ERR_IF_EXISTS = 100, /* CNI_IFNAME already exists in the container (duplicate ADD) */
+	CNI_ERR_DUPLICATE = 101, /* (containerID, ifname) already holds an address */
+	CNI_ERR_EXHAUSTED = 102, /* no free address in the pod CIDR */
+	CNI_ERR_NETLINK = 103,	 /* creating or configuring interfaces failed */
+	CNI_ERR_AGENT = 104,	 /* the agent answered and refused the endpoint */
+	CNI_ERR_CHECK = 105,	 /* CHECK found the attachment missing or changed */
 };
 
 enum cni_cmd {
@@ -61,20 +61,20 @@ enum cni_cmd {
 
 /* Filled by cni_plugin_fail(); rendered by cni_error_json(). */
 struct cni_error {
-	int code;          /* enum cni_code; 0 = no error */
-	char msg[256];     /* short summary */
+	int code;	   /* enum cni_code; 0 = no error */
+	char msg[256];	   /* short summary */
 	char details[512]; /* what exactly was wrong and what to do */
 };
 
 /* The CNI_* environment; every string is borrowed (from environ or the test). */
 struct cni_env {
 	enum cni_cmd cmd;
-	const char *command;      /* CNI_COMMAND as given */
+	const char *command;	  /* CNI_COMMAND as given */
 	const char *container_id; /* CNI_CONTAINERID */
-	const char *netns;        /* CNI_NETNS; may be NULL/empty for DEL */
-	const char *ifname;       /* CNI_IFNAME */
-	const char *args;         /* CNI_ARGS (K=V;K=V) */
-	const char *path;         /* CNI_PATH */
+	const char *netns;	  /* CNI_NETNS; may be NULL/empty for DEL */
+	const char *ifname;	  /* CNI_IFNAME */
+	const char *args;	  /* CNI_ARGS (K=V;K=V) */
+	const char *path;	  /* CNI_PATH */
 };
 
 /* One (containerID, ifname) pair, e.g. an entry of cni.dev/valid-attachments. */
@@ -85,35 +85,35 @@ struct cni_attachment {
 
 struct cni_ipam_conf {
 	const char *data_dir; /* store root; the network's files live in <data_dir>/<name> */
-	uint32_t net;         /* host byte order */
-	int prefix;           /* subnet prefix length, 8..30 */
-	uint32_t gw;          /* gateway (node side of every veth) */
+	uint32_t net;	      /* host byte order */
+	int prefix;	      /* subnet prefix length, 8..30 */
+	uint32_t gw;	      /* gateway (node side of every veth) */
 	uint32_t start, end;  /* allocation range, inclusive; excludes net, broadcast */
 };
 
 /* A parsed network config. Every string points into root, which the struct owns. */
 struct cni_conf {
-	struct json_object *root;    /* owned: the whole stdin document */
-	const char *cni_version;     /* as requested; echoed in results */
-	unsigned version;            /* major<<16 | minor<<8 | patch */
-	const char *name;            /* network name */
-	const char *type;            /* plugin type */
-	int mtu;                     /* 0 = kernel default */
-	struct cni_ipam_conf ipam;   /* valid when has_ipam */
+	struct json_object *root;  /* owned: the whole stdin document */
+	const char *cni_version;   /* as requested; echoed in results */
+	unsigned version;	   /* major<<16 | minor<<8 | patch */
+	const char *name;	   /* network name */
+	const char *type;	   /* plugin type */
+	int mtu;		   /* 0 = kernel default */
+	struct cni_ipam_conf ipam; /* valid when has_ipam */
 	bool has_ipam;
-	const char *agent_socket;    /* NULL: no agent registration */
-	const char *agent_queue_dir; /* where DELs wait while the agent is down */
-	int agent_timeout_ms;        /* connect + reply budget */
-	struct json_object *dns;        /* borrowed from root, or NULL */
+	const char *agent_socket;	 /* NULL: no agent registration */
+	const char *agent_queue_dir;	 /* where DELs wait while the agent is down */
+	int agent_timeout_ms;		 /* connect + reply budget */
+	struct json_object *dns;	 /* borrowed from root, or NULL */
 	struct json_object *prev_result; /* borrowed from root, or NULL */
-	struct cni_attachment *valid;   /* GC: owned array */
+	struct cni_attachment *valid;	 /* GC: owned array */
 	size_t n_valid;
 	bool has_valid; /* GC: the list was given (an empty list means "release everything") */
 };
 
 #define CNI_VERSION(maj, min, pat) (((unsigned)(maj) << 16) | ((unsigned)(min) << 8) | (pat))
-#define CNI_PLUGIN_TYPE "sluice-cni"
-#define CNI_DEFAULT_DATA_DIR "/var/lib/cni/sluice"
+#define CNI_PLUGIN_TYPE		   "sluice-cni"
+#define CNI_DEFAULT_DATA_DIR	   "/var/lib/cni/sluice"
 
 /* Records code/msg/details in e (if e has no error yet) and returns -1. */
 int cni_error_set(struct cni_error *e, int code, const char *msg, const char *fmt, ...)
@@ -136,16 +136,14 @@ extern const char *const cni_supported_versions[];
  * command, like libcni's skel: names missing or malformed variables in e (code 4).
  * Returns 0 or -1.
  */
-int cni_env_parse(struct cni_env *env, const char *(*get)(const char *name),
-		  struct cni_error *e);
+int cni_env_parse(struct cni_env *env, const char *(*get)(const char *name), struct cni_error *e);
 
 /*
  * Parses a network config for cmd. Returns a config the caller frees with cni_conf_free(),
  * or NULL with e filled (6 undecodable, 7 invalid, 1 version, 2 unsupported field).
  * Never crashes on any input (fuzzed by tests/fuzz/fuzz_cni_config.c).
  */
-struct cni_conf *cni_conf_parse(const char *buf, size_t len, enum cni_cmd cmd,
-				struct cni_error *e);
+struct cni_conf *cni_conf_parse(const char *buf, size_t len, enum cni_cmd cmd, struct cni_error *e);
 void cni_conf_free(struct cni_conf *c);
 
 /* Parses "a.b.c.d/len" into host-order address and prefix; 0 or -EINVAL. */

@@ -34,7 +34,7 @@ static int64_t agent_now_ms(void)
 /* Waits for events on fd until deadline; 0, -ETIMEDOUT or -errno. */
 static int agent_wait(int fd, short events, int64_t deadline)
 {
-	struct pollfd p = { .fd = fd, .events = events };
+	struct pollfd p = {.fd = fd, .events = events};
 	int64_t left;
 	int n;
 
@@ -54,7 +54,7 @@ static int agent_wait(int fd, short events, int64_t deadline)
 
 static int agent_connect(const char *sock_path, int64_t deadline)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	socklen_t slen;
 	int fd, err;
 
@@ -94,8 +94,7 @@ int cni_agent_probe(const char *sock_path, int timeout_ms)
 	return 0;
 }
 
-int cni_agent_call(const char *sock_path, int timeout_ms, const char *req, char *why,
-		   size_t whylen)
+int cni_agent_call(const char *sock_path, int timeout_ms, const char *req, char *why, size_t whylen)
 {
 	int64_t deadline = agent_now_ms() + timeout_ms;
 	struct json_object *reply = NULL, *ok;

@@ -16,8 +16,7 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 
-const char *const cni_supported_versions[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-					       NULL };
+const char *const cni_supported_versions[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0", NULL};
 
 int cni_error_set(struct cni_error *e, int code, const char *msg, const char *fmt, ...)
 {
@@ -104,7 +103,7 @@ int cni_cidr_parse(const char *s, uint32_t *addr, int *prefix)
 
 const char *cni_ip_str(uint32_t addr, char *buf)
 {
-	struct in_addr a = { .s_addr = htonl(addr) };
+	struct in_addr a = {.s_addr = htonl(addr)};
 
 	inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 	return buf;
@@ -130,8 +129,9 @@ static bool cni_container_id_valid(const char *s)
 	const char *p;
 
 	/* skel: starts alphanumeric, then alphanumerics, '_', '.', '-' */
-	if (!s || !s[0] || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
-			     (s[0] >= '0' && s[0] <= '9')))
+	if (!s || !s[0] ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
+	      (s[0] >= '0' && s[0] <= '9')))
 		return false;
 	for (p = s; *p; p++) {
 		char c = *p;
@@ -150,8 +150,8 @@ static bool cni_ifname_valid(const char *s)
 	if (!s || !s[0] || strlen(s) > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
 		return false;
 	for (p = s; *p; p++)
-		if (*p == '/' || *p == ':' || *p == ' ' || *p == '\t' || *p == '\n' ||
-		    *p == '\r' || (unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+		if (*p == '/' || *p == ':' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+		    (unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
 			return false;
 	return true;
 }
@@ -160,8 +160,8 @@ static const struct {
 	const char *name;
 	enum cni_cmd cmd;
 } cni_cmds[] = {
-	{ "ADD", CNI_CMD_ADD },	      { "DEL", CNI_CMD_DEL },	    { "CHECK", CNI_CMD_CHECK },
-	{ "VERSION", CNI_CMD_VERSION }, { "STATUS", CNI_CMD_STATUS }, { "GC", CNI_CMD_GC },
+	{"ADD", CNI_CMD_ADD},	      {"DEL", CNI_CMD_DEL},	  {"CHECK", CNI_CMD_CHECK},
+	{"VERSION", CNI_CMD_VERSION}, {"STATUS", CNI_CMD_STATUS}, {"GC", CNI_CMD_GC},
 };
 
 int cni_env_parse(struct cni_env *env, const char *(*get)(const char *name), struct cni_error *e)
@@ -177,8 +177,9 @@ int cni_env_parse(struct cni_env *env, const char *(*get)(const char *name), str
 	env->args = get("CNI_ARGS");
 	env->path = get("CNI_PATH");
 	if (!env->command || !env->command[0])
-		return cni_error_set(e, CNI_ERR_INVALID_ENV, "missing CNI_COMMAND",
-				     "set CNI_COMMAND to one of ADD, DEL, CHECK, VERSION, STATUS, GC");
+		return cni_error_set(
+			e, CNI_ERR_INVALID_ENV, "missing CNI_COMMAND",
+			"set CNI_COMMAND to one of ADD, DEL, CHECK, VERSION, STATUS, GC");
 	for (i = 0; i < sizeof(cni_cmds) / sizeof(cni_cmds[0]); i++)
 		if (!strcmp(cni_cmds[i].name, env->command))
 			env->cmd = cni_cmds[i].cmd;
@@ -188,8 +189,8 @@ int cni_env_parse(struct cni_env *env, const char *(*get)(const char *name), str
 				     "STATUS, GC",
 				     env->command);
 
-	need_id = need_ifname = env->cmd == CNI_CMD_ADD || env->cmd == CNI_CMD_DEL ||
-				env->cmd == CNI_CMD_CHECK;
+	need_id = need_ifname =
+		env->cmd == CNI_CMD_ADD || env->cmd == CNI_CMD_DEL || env->cmd == CNI_CMD_CHECK;
 	need_netns = env->cmd == CNI_CMD_ADD || env->cmd == CNI_CMD_CHECK;
 	need_path = need_id || env->cmd == CNI_CMD_GC;
 
@@ -197,10 +198,11 @@ int cni_env_parse(struct cni_env *env, const char *(*get)(const char *name), str
 		return cni_error_set(e, CNI_ERR_INVALID_ENV, "missing CNI_CONTAINERID",
 				     "CNI_CONTAINERID is required for %s", env->command);
 	if (need_id && !cni_container_id_valid(env->container_id))
-		return cni_error_set(e, CNI_ERR_INVALID_ENV, "invalid CNI_CONTAINERID",
-				     "CNI_CONTAINERID '%.64s' must start with a letter or digit and "
-				     "contain only letters, digits, '_', '.', '-'",
-				     env->container_id);
+		return cni_error_set(
+			e, CNI_ERR_INVALID_ENV, "invalid CNI_CONTAINERID",
+			"CNI_CONTAINERID '%.64s' must start with a letter or digit and "
+			"contain only letters, digits, '_', '.', '-'",
+			env->container_id);
 	if (need_netns && (!env->netns || !env->netns[0]))
 		return cni_error_set(e, CNI_ERR_INVALID_ENV, "missing CNI_NETNS",
 				     "CNI_NETNS (path of the container's network namespace) is "
@@ -241,8 +243,8 @@ static bool cni_name_valid(const char *s)
 }
 
 /* Optional string member: absent is fine, present-but-not-a-string is an error. */
-static int cni_conf_str(struct json_object *o, const char *key, const char *where,
-			const char **out, struct cni_error *e)
+static int cni_conf_str(struct json_object *o, const char *key, const char *where, const char **out,
+			struct cni_error *e)
 {
 	struct json_object *v = sl_json_get(o, key);
 
@@ -277,21 +279,24 @@ static int cni_conf_ipam(struct cni_conf *c, struct json_object *ipam, struct cn
 		return cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
 				     "ipam.type is required (use \"sluice\")");
 	if (strcmp(type, "sluice") != 0)
-		return cni_error_set(e, CNI_ERR_UNSUPPORTED_FIELD, "unsupported field",
-				     "ipam.type '%.64s' is not supported: sluice-cni has a built-in "
-				     "IPAM, use \"sluice\"",
-				     type);
+		return cni_error_set(
+			e, CNI_ERR_UNSUPPORTED_FIELD, "unsupported field",
+			"ipam.type '%.64s' is not supported: sluice-cni has a built-in "
+			"IPAM, use \"sluice\"",
+			type);
 	if (sl_json_get(ipam, "ranges"))
-		return cni_error_set(e, CNI_ERR_UNSUPPORTED_FIELD, "unsupported field",
-				     "ipam.ranges is not supported; give one ipam.subnet (the node's "
-				     "pod CIDR)");
+		return cni_error_set(
+			e, CNI_ERR_UNSUPPORTED_FIELD, "unsupported field",
+			"ipam.ranges is not supported; give one ipam.subnet (the node's "
+			"pod CIDR)");
 	if (!subnet)
 		return cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
 				     "ipam.subnet is required: the node's pod CIDR, e.g. "
 				     "\"198.18.64.0/24\"");
 	if (cni_cidr_parse(subnet, &addr, &prefix))
 		return cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
-				     "ipam.subnet '%.64s' is not an IPv4 CIDR (a.b.c.d/len)", subnet);
+				     "ipam.subnet '%.64s' is not an IPv4 CIDR (a.b.c.d/len)",
+				     subnet);
 	if (prefix < 8 || prefix > 30)
 		return cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
 				     "ipam.subnet '%.64s': prefix length must be 8..30", subnet);
@@ -318,8 +323,8 @@ static int cni_conf_ipam(struct cni_conf *c, struct json_object *ipam, struct cn
 	if (end && (cni_ip_parse(end, &ic->end) || (ic->end & mask) != addr || ic->end == addr ||
 		    ic->end == bcast))
 		return cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
-				     "ipam.rangeEnd '%.64s' must be a host address inside %.64s", end,
-				     subnet);
+				     "ipam.rangeEnd '%.64s' must be a host address inside %.64s",
+				     end, subnet);
 	if (ic->start > ic->end)
 		return cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
 				     "ipam.rangeStart is after ipam.rangeEnd");
@@ -333,7 +338,7 @@ static int cni_conf_ipam(struct cni_conf *c, struct json_object *ipam, struct cn
 
 static int cni_conf_valid_list(struct cni_conf *c, struct cni_error *e)
 {
-	static const char *const keys[] = { "cni.dev/valid-attachments", "cni.dev/attachments" };
+	static const char *const keys[] = {"cni.dev/valid-attachments", "cni.dev/attachments"};
 	struct json_object *list = NULL;
 	size_t i, n;
 
@@ -397,8 +402,7 @@ static struct json_object *cni_conf_pick(struct json_object *root, struct cni_er
 	return NULL;
 }
 
-struct cni_conf *cni_conf_parse(const char *buf, size_t len, enum cni_cmd cmd,
-				struct cni_error *e)
+struct cni_conf *cni_conf_parse(const char *buf, size_t len, enum cni_cmd cmd, struct cni_error *e)
 {
 	struct json_object *plugin, *ipam, *v;
 	struct cni_conf *c;
@@ -507,8 +511,9 @@ struct cni_conf *cni_conf_parse(const char *buf, size_t len, enum cni_cmd cmd,
 		goto fail;
 	/* Only commands that touch addresses need the IPAM section. */
 	if (!c->has_ipam && cmd != CNI_CMD_VERSION) {
-		cni_error_set(e, CNI_ERR_INVALID_CONFIG, "invalid network config",
-			      "ipam is required: {\"type\": \"sluice\", \"subnet\": \"<pod CIDR>\"}");
+		cni_error_set(
+			e, CNI_ERR_INVALID_CONFIG, "invalid network config",
+			"ipam is required: {\"type\": \"sluice\", \"subnet\": \"<pod CIDR>\"}");
 		goto fail;
 	}
 	if (cmd == CNI_CMD_GC && cni_conf_valid_list(c, e))

@@ -288,7 +288,7 @@ static int ipam_reserve(struct ipam_store *s, uint32_t ip, const char *id, const
 int cni_ipam_alloc(const struct cni_ipam_conf *c, const char *network, const char *id,
 		   const char *ifname, uint32_t *ip)
 {
-	struct ipam_match m = { .id = id, .ifname = ifname };
+	struct ipam_match m = {.id = id, .ifname = ifname};
 	struct ipam_store s;
 	uint32_t span, cur, i, cand;
 	int err;
@@ -332,7 +332,7 @@ out:
 int cni_ipam_release(const struct cni_ipam_conf *c, const char *network, const char *id,
 		     const char *ifname, unsigned *n)
 {
-	struct ipam_match m = { .id = id, .ifname = ifname };
+	struct ipam_match m = {.id = id, .ifname = ifname};
 	struct ipam_store s;
 	int err;
 
@@ -351,7 +351,7 @@ int cni_ipam_release(const struct cni_ipam_conf *c, const char *network, const c
 int cni_ipam_find(const struct cni_ipam_conf *c, const char *network, const char *id,
 		  const char *ifname, uint32_t *ip)
 {
-	struct ipam_match m = { .id = id, .ifname = ifname };
+	struct ipam_match m = {.id = id, .ifname = ifname};
 	struct ipam_store s;
 	int err;
 
@@ -400,7 +400,7 @@ int cni_ipam_gc(const struct cni_ipam_conf *c, const char *network,
 		const struct cni_attachment *valid, size_t n, cni_ipam_gc_fn fn, void *arg,
 		unsigned *released)
 {
-	struct ipam_gc g = { .valid = valid, .n = n, .fn = fn, .arg = arg };
+	struct ipam_gc g = {.valid = valid, .n = n, .fn = fn, .arg = arg};
 	struct ipam_store s;
 	int err;
 
@@ -430,7 +430,7 @@ static int ipam_count_cb(struct ipam_store *s, const char *name, uint32_t ip, co
 int cni_ipam_free_count(const struct cni_ipam_conf *c, const char *network, size_t *n)
 {
 	size_t used = 0, total = (size_t)(c->end - c->start) + 1;
-	void *arg[2] = { (void *)c, &used };
+	void *arg[2] = {(void *)c, &used};
 	struct ipam_store s;
 	int err;
 

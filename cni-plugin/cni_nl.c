@@ -109,7 +109,7 @@ static int nl_attr_cb(const struct nlattr *attr, void *data)
 
 static void nl_parse(const struct nlmsghdr *nlh, size_t hdr, const struct nlattr **tb, int max)
 {
-	void *arg[2] = { tb, (void *)(long)max };
+	void *arg[2] = {tb, (void *)(long)max};
 
 	memset(tb, 0, sizeof(*tb) * (max + 1));
 	mnl_attr_parse(nlh, hdr, nl_attr_cb, arg);
@@ -297,7 +297,7 @@ static int nl_addr_cb(const struct nlmsghdr *nlh, void *data)
 
 int cni_nl_addr_has(struct cni_nl *nl, int ifindex, uint32_t ip, int prefix)
 {
-	struct nl_want w = { .ifindex = ifindex, .addr = ip, .len = prefix };
+	struct nl_want w = {.ifindex = ifindex, .addr = ip, .len = prefix};
 	char buf[NL_MSG_SIZE];
 	struct ifaddrmsg *ifa;
 	struct nlmsghdr *nlh;
@@ -339,7 +339,7 @@ static int nl_route_cb(const struct nlmsghdr *nlh, void *data)
 
 int cni_nl_route_has(struct cni_nl *nl, int ifindex, uint32_t dst, int dst_len, uint32_t gw)
 {
-	struct nl_want w = { .ifindex = ifindex, .addr = dst, .len = dst_len, .gw = gw };
+	struct nl_want w = {.ifindex = ifindex, .addr = dst, .len = dst_len, .gw = gw};
 	char buf[NL_MSG_SIZE];
 	struct nlmsghdr *nlh;
 	struct rtmsg *rtm;

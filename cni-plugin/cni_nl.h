@@ -26,7 +26,7 @@ struct cni_nl {
 struct cni_nl_link {
 	int ifindex;
 	uint8_t mac[6];
-	bool up;  /* IFF_UP */
+	bool up; /* IFF_UP */
 	int mtu;
 };
 

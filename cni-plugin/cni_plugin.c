@@ -63,9 +63,10 @@ static int plugin_netns_open(struct plugin_run *r, int *fd, struct cni_nl *nl)
 				     strerror(errno));
 	err = cni_nl_open(nl, *fd);
 	if (err)
-		return cni_error_set(&r->err, CNI_ERR_UNKNOWN_CONTAINER, "netns unusable",
-				     "CNI_NETNS '%.200s' is not a network namespace we can enter: %s",
-				     r->env.netns, sl_strerror(err));
+		return cni_error_set(
+			&r->err, CNI_ERR_UNKNOWN_CONTAINER, "netns unusable",
+			"CNI_NETNS '%.200s' is not a network namespace we can enter: %s",
+			r->env.netns, sl_strerror(err));
 	return 0;
 }
 
@@ -134,8 +135,8 @@ static int plugin_agent_del(struct plugin_run *r, const char *id, const char *if
 		sl_buf_fini(&req);
 		return -ENOMEM;
 	}
-	err = cni_agent_call(r->conf->agent_socket, r->conf->agent_timeout_ms,
-			     sl_buf_cstr(&req), why, sizeof(why));
+	err = cni_agent_call(r->conf->agent_socket, r->conf->agent_timeout_ms, sl_buf_cstr(&req),
+			     why, sizeof(why));
 	if (err == -EREMOTEIO) {
 		/* The agent is alive and says no (e.g. unknown endpoint): nothing to replay. */
 		pr_warn("cni", "agent '%s': del of %s/%s refused: %s", r->conf->agent_socket, id,
@@ -230,7 +231,7 @@ static void plugin_result_add(struct plugin_run *r, uint32_t ip, const struct cn
 
 static int plugin_add(struct plugin_run *r)
 {
-	struct cni_nl ct = { 0 }, host = { 0 };
+	struct cni_nl ct = {0}, host = {0};
 	struct cni_nl_link ctl, hl;
 	const struct cni_conf *c = r->conf;
 	bool allocated = false, created = false;
@@ -298,8 +299,9 @@ static int plugin_add(struct plugin_run *r)
 	if (!err)
 		err = cni_nl_route_add(&ct, ctl.ifindex, 0, 0, c->ipam.gw, true, false);
 	if (err) {
-		cni_error_set(&r->err, CNI_ERR_NETLINK, "configuring the container interface failed",
-			      "%s in %s: %s", r->env.ifname, r->env.netns, sl_strerror(err));
+		cni_error_set(&r->err, CNI_ERR_NETLINK,
+			      "configuring the container interface failed", "%s in %s: %s",
+			      r->env.ifname, r->env.netns, sl_strerror(err));
 		goto fail;
 	}
 	err = cni_nl_link_get(&host, r->host_if, &hl);
@@ -310,8 +312,8 @@ static int plugin_add(struct plugin_run *r)
 	if (!err)
 		err = cni_nl_route_add(&host, hl.ifindex, ip, 32, 0, false, true);
 	if (err) {
-		cni_error_set(&r->err, CNI_ERR_NETLINK, "configuring the host veth failed", "%s: %s",
-			      r->host_if, sl_strerror(err));
+		cni_error_set(&r->err, CNI_ERR_NETLINK, "configuring the host veth failed",
+			      "%s: %s", r->host_if, sl_strerror(err));
 		goto fail;
 	}
 	/* Re-read: the MAC and MTU are final only now. */
@@ -349,10 +351,9 @@ fail:
 	if (created && (err = cni_nl_link_del(&host, r->host_if)) && err != -ENODEV)
 		pr_warn("cni", "veth '%s': rollback delete failed: %s", r->host_if,
 			sl_strerror(err));
-	if (allocated && (err = cni_ipam_release(&c->ipam, c->name, r->env.container_id,
-						 r->env.ifname, NULL)))
-		pr_warn("cni", "ipam '%s': rollback release failed: %s", c->name,
-			sl_strerror(err));
+	if (allocated &&
+	    (err = cni_ipam_release(&c->ipam, c->name, r->env.container_id, r->env.ifname, NULL)))
+		pr_warn("cni", "ipam '%s': rollback release failed: %s", c->name, sl_strerror(err));
 	cni_nl_close(&ct);
 	cni_nl_close(&host);
 	plugin_close_fd(nsfd);
@@ -362,7 +363,7 @@ fail:
 static int plugin_del(struct plugin_run *r)
 {
 	const struct cni_conf *c = r->conf;
-	struct cni_nl ct = { 0 }, host = { 0 };
+	struct cni_nl ct = {0}, host = {0};
 	int nsfd = -1, err;
 
 	/* Address first: whatever happens to the netns below, it must not leak. */
@@ -422,7 +423,7 @@ static int plugin_prev_has_ip(struct json_object *prev, uint32_t ip)
 static int plugin_check(struct plugin_run *r)
 {
 	const struct cni_conf *c = r->conf;
-	struct cni_nl ct = { 0 }, host = { 0 };
+	struct cni_nl ct = {0}, host = {0};
 	struct cni_nl_link l;
 	char a[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN], why[256];
 	uint32_t ip;
@@ -449,8 +450,7 @@ static int plugin_check(struct plugin_run *r)
 		return cni_error_set(&r->err, err == -ENOENT ? CNI_ERR_CHECK : CNI_ERR_IO,
 				     "no address reserved",
 				     "container %.80s ifname %s holds no address in network %s: %s",
-				     r->env.container_id, r->env.ifname, c->name,
-				     sl_strerror(err));
+				     r->env.container_id, r->env.ifname, c->name, sl_strerror(err));
 	cni_ip_str(ip, a);
 	cni_ip_str(c->ipam.gw, g);
 	if (c->prev_result && !plugin_prev_has_ip(c->prev_result, ip))
@@ -510,8 +510,8 @@ static int plugin_status(struct plugin_run *r)
 
 	err = cni_ipam_free_count(&c->ipam, c->name, &n);
 	if (err)
-		return cni_error_set(&r->err, CNI_ERR_NOT_READY, "IPAM store unusable",
-				     "%s/%s: %s", c->ipam.data_dir, c->name, sl_strerror(err));
+		return cni_error_set(&r->err, CNI_ERR_NOT_READY, "IPAM store unusable", "%s/%s: %s",
+				     c->ipam.data_dir, c->name, sl_strerror(err));
 	if (!n)
 		return cni_error_set(&r->err, CNI_ERR_NOT_READY, "no free address",
 				     "the pod CIDR of network %s is exhausted", c->name);
@@ -544,8 +544,7 @@ static void plugin_gc_one(const char *id, const char *ifname, uint32_t ip, void 
 	if (g->host.sk) {
 		err = cni_nl_link_del(&g->host, hname);
 		if (err && err != -ENODEV)
-			pr_warn("cni", "gc: veth '%s': delete failed: %s", hname,
-				sl_strerror(err));
+			pr_warn("cni", "gc: veth '%s': delete failed: %s", hname, sl_strerror(err));
 	}
 	err = plugin_agent_del(g->r, id, ifname);
 	if (err && !g->err)
@@ -555,7 +554,7 @@ static void plugin_gc_one(const char *id, const char *ifname, uint32_t ip, void 
 static int plugin_gc(struct plugin_run *r)
 {
 	const struct cni_conf *c = r->conf;
-	struct plugin_gc g = { .r = r };
+	struct plugin_gc g = {.r = r};
 	unsigned n = 0;
 	int err;
 
@@ -623,7 +622,7 @@ static void plugin_req_version(const char *buf, size_t len, char *out, size_t ou
 int cni_plugin_run(const char *(*get)(const char *name), const char *stdin_buf, size_t len,
 		   struct sl_buf *out)
 {
-	struct plugin_run r = { .out = out };
+	struct plugin_run r = {.out = out};
 	char ver[16];
 	int ret = -1;
 

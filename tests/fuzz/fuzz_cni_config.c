@@ -14,12 +14,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum cni_cmd cmds[] = { CNI_CMD_ADD, CNI_CMD_GC, CNI_CMD_VERSION };
+	static const enum cni_cmd cmds[] = {CNI_CMD_ADD, CNI_CMD_GC, CNI_CMD_VERSION};
 	struct sl_buf out = SL_BUF_INIT;
 	size_t i;
 
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		struct cni_error e = { 0 };
+		struct cni_error e = {0};
 		struct cni_conf *c = cni_conf_parse((const char *)data, size, cmds[i], &e);
 
 		if (!c && (e.code <= 0 || !e.msg[0]))

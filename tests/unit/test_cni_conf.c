@@ -24,7 +24,7 @@
 
 static int parse_code(const char *json, enum cni_cmd cmd)
 {
-	struct cni_error e = { 0 };
+	struct cni_error e = {0};
 	struct cni_conf *c = cni_conf_parse(json, strlen(json), cmd, &e);
 
 	if (c) {
@@ -35,7 +35,7 @@ static int parse_code(const char *json, enum cni_cmd cmd)
 }
 
 #define IPAM_OK "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\"}"
-#define HEAD    "{\"cniVersion\":\"1.0.0\",\"name\":\"sl\",\"type\":\"sluice-cni\","
+#define HEAD	"{\"cniVersion\":\"1.0.0\",\"name\":\"sl\",\"type\":\"sluice-cni\","
 
 TEST(conf_valid)
 {
@@ -45,7 +45,7 @@ TEST(conf_valid)
 			"\"198.18.64.0/24\",\"gateway\":\"198.18.64.254\",\"rangeStart\":"
 			"\"198.18.64.10\",\"rangeEnd\":\"198.18.64.20\",\"dataDir\":\"/tmp/d\"},"
 			"\"prevResult\":{\"ips\":[]},\"runtimeConfig\":{},\"unknownKey\":1}";
-	struct cni_error e = { 0 };
+	struct cni_error e = {0};
 	struct cni_conf *c = cni_conf_parse(j, strlen(j), CNI_CMD_ADD, &e);
 	char a[16];
 
@@ -82,59 +82,64 @@ TEST(conf_errors)
 		const char *json;
 		int code;
 	} cases[] = {
-		{ "", 6 },
-		{ "{", 6 },
-		{ "[1,2]", 6 },
-		{ "\"str\"", 6 },
-		{ "{\"cniVersion\":\"1.0.0\"}x", 6 },
-		{ "{}", 7 },
-		{ "{\"cniVersion\":1}", 7 },
-		{ "{\"cniVersion\":\"0.2.0\",\"name\":\"a\",\"type\":\"sluice-cni\"," IPAM_OK "}", 1 },
-		{ "{\"cniVersion\":\"9.9.9\",\"name\":\"a\",\"type\":\"sluice-cni\"," IPAM_OK "}", 1 },
-		{ "{\"cniVersion\":\"abc\",\"name\":\"a\",\"type\":\"sluice-cni\"," IPAM_OK "}", 1 },
-		{ "{\"cniVersion\":\"1.0.0\",\"type\":\"sluice-cni\"," IPAM_OK "}", 7 },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"-bad\",\"type\":\"sluice-cni\"," IPAM_OK "}", 7 },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"a b\",\"type\":\"sluice-cni\"," IPAM_OK "}", 7 },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"a\"," IPAM_OK "}", 7 },
-		{ HEAD "\"type\":7}", 7 },
-		{ HEAD "\"x\":1}", 7 }, /* no ipam */
-		{ HEAD "\"ipam\":[]}", 7 },
-		{ HEAD "\"ipam\":{\"subnet\":\"198.18.64.0/24\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"host-local\",\"subnet\":\"198.18.64.0/24\"}}", 2 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"ranges\":[]}}", 2 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24x\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/33\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/-1\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"300.18.64.0/24\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.1/24\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/31\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"10.0.0.0/7\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"fd00::/64\"}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":24}}", 7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"gateway\":"
-		       "\"198.18.65.1\"}}",
-		  7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"gateway\":"
-		       "\"198.18.64.255\"}}",
-		  7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"rangeStart\":"
-		       "\"198.18.64.9\",\"rangeEnd\":\"198.18.64.8\"}}",
-		  7 },
-		{ HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"dataDir\":"
-		       "\"rel\"}}",
-		  7 },
-		{ HEAD "\"mtu\":10," IPAM_OK "}", 7 },
-		{ HEAD "\"mtu\":\"1500\"," IPAM_OK "}", 7 },
-		{ HEAD "\"mtu\":99999999999," IPAM_OK "}", 7 },
-		{ HEAD "\"agentSocket\":\"rel.sock\"," IPAM_OK "}", 7 },
-		{ HEAD "\"agentTimeoutMs\":0," IPAM_OK "}", 7 },
-		{ HEAD "\"dns\":[]," IPAM_OK "}", 7 },
-		{ HEAD "\"prevResult\":\"x\"," IPAM_OK "}", 7 },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":{}}", 7 },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":[{\"type\":\"bridge\"}]}", 7 },
+		{"", 6},
+		{"{", 6},
+		{"[1,2]", 6},
+		{"\"str\"", 6},
+		{"{\"cniVersion\":\"1.0.0\"}x", 6},
+		{"{}", 7},
+		{"{\"cniVersion\":1}", 7},
+		{"{\"cniVersion\":\"0.2.0\",\"name\":\"a\",\"type\":\"sluice-cni\"," IPAM_OK "}",
+		 1},
+		{"{\"cniVersion\":\"9.9.9\",\"name\":\"a\",\"type\":\"sluice-cni\"," IPAM_OK "}",
+		 1},
+		{"{\"cniVersion\":\"abc\",\"name\":\"a\",\"type\":\"sluice-cni\"," IPAM_OK "}", 1},
+		{"{\"cniVersion\":\"1.0.0\",\"type\":\"sluice-cni\"," IPAM_OK "}", 7},
+		{"{\"cniVersion\":\"1.0.0\",\"name\":\"-bad\",\"type\":\"sluice-cni\"," IPAM_OK "}",
+		 7},
+		{"{\"cniVersion\":\"1.0.0\",\"name\":\"a b\",\"type\":\"sluice-cni\"," IPAM_OK "}",
+		 7},
+		{"{\"cniVersion\":\"1.0.0\",\"name\":\"a\"," IPAM_OK "}", 7},
+		{HEAD "\"type\":7}", 7},
+		{HEAD "\"x\":1}", 7}, /* no ipam */
+		{HEAD "\"ipam\":[]}", 7},
+		{HEAD "\"ipam\":{\"subnet\":\"198.18.64.0/24\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"host-local\",\"subnet\":\"198.18.64.0/24\"}}", 2},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"ranges\":[]}}", 2},
+		{HEAD "\"ipam\":{\"type\":\"sluice\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24x\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/33\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/-1\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"300.18.64.0/24\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.1/24\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/31\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"10.0.0.0/7\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"fd00::/64\"}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":24}}", 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"gateway\":"
+		      "\"198.18.65.1\"}}",
+		 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"gateway\":"
+		      "\"198.18.64.255\"}}",
+		 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"rangeStart\":"
+		      "\"198.18.64.9\",\"rangeEnd\":\"198.18.64.8\"}}",
+		 7},
+		{HEAD "\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/24\",\"dataDir\":"
+		      "\"rel\"}}",
+		 7},
+		{HEAD "\"mtu\":10," IPAM_OK "}", 7},
+		{HEAD "\"mtu\":\"1500\"," IPAM_OK "}", 7},
+		{HEAD "\"mtu\":99999999999," IPAM_OK "}", 7},
+		{HEAD "\"agentSocket\":\"rel.sock\"," IPAM_OK "}", 7},
+		{HEAD "\"agentTimeoutMs\":0," IPAM_OK "}", 7},
+		{HEAD "\"dns\":[]," IPAM_OK "}", 7},
+		{HEAD "\"prevResult\":\"x\"," IPAM_OK "}", 7},
+		{"{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":{}}", 7},
+		{"{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":[{\"type\":\"bridge\"}]}",
+		 7},
 	};
 	size_t i;
 	char name[32];
@@ -147,11 +152,12 @@ TEST(conf_errors)
 
 TEST(conf_conflist_and_gc_list)
 {
-	const char *j = "{\"cniVersion\":\"1.1.0\",\"name\":\"lst\",\"plugins\":[{\"type\":"
-			"\"portmap\"},{\"type\":\"sluice-cni\",\"mtu\":1300," IPAM_OK "}],"
-			"\"cni.dev/valid-attachments\":[{\"containerID\":\"a\",\"ifname\":\"eth0\"},"
-			"{\"containerID\":\"b\",\"ifname\":\"eth1\"}]}";
-	struct cni_error e = { 0 };
+	const char *j =
+		"{\"cniVersion\":\"1.1.0\",\"name\":\"lst\",\"plugins\":[{\"type\":"
+		"\"portmap\"},{\"type\":\"sluice-cni\",\"mtu\":1300," IPAM_OK "}],"
+		"\"cni.dev/valid-attachments\":[{\"containerID\":\"a\",\"ifname\":\"eth0\"},"
+		"{\"containerID\":\"b\",\"ifname\":\"eth1\"}]}";
+	struct cni_error e = {0};
 	struct cni_conf *c = cni_conf_parse(j, strlen(j), CNI_CMD_GC, &e);
 
 	if (!ASSERT_NOT_NULL(c, "conflist"))
@@ -212,7 +218,7 @@ static void env_set(const char *cmd, const char *id, const char *netns, const ch
 
 static int env_code(void)
 {
-	struct cni_error e = { 0 };
+	struct cni_error e = {0};
 	struct cni_env env;
 
 	return cni_env_parse(&env, env_get, &e) ? e.code : 0;
@@ -341,13 +347,13 @@ TEST(run_version_and_errors)
 	sl_buf_fini(&out);
 }
 
-#define CONF11(dir, extra)                                                                         \
-	"{\"cniVersion\":\"1.1.0\",\"name\":\"sl\",\"type\":\"sluice-cni\"," extra                 \
+#define CONF11(dir, extra)                                                         \
+	"{\"cniVersion\":\"1.1.0\",\"name\":\"sl\",\"type\":\"sluice-cni\"," extra \
 	"\"ipam\":{\"type\":\"sluice\",\"subnet\":\"198.18.64.0/29\",\"dataDir\":\"" dir "\"}}"
 
 TEST(run_status_gc_del)
 {
-	struct cni_ipam_conf ic = { 0 };
+	struct cni_ipam_conf ic = {0};
 	struct sl_buf out = SL_BUF_INIT;
 	struct json_object *o = NULL;
 	char dir[] = "/tmp/sluice-test-cnirun";
@@ -450,8 +456,8 @@ static void *fake_agent_main(void *p)
 
 static int fake_agent_call(const char *reply, char *why, size_t whylen, char *got)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct fake_agent a = { .reply = reply };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct fake_agent a = {.reply = reply};
 	pthread_t th;
 	int err;
 
@@ -482,8 +488,7 @@ TEST(agent_client)
 	ASSERT_STREQ(why, "no such pod", "reason passed on");
 	ASSERT_EQ(fake_agent_call("garbage\n", why, sizeof(why), NULL), -EPROTO, "bad reply");
 	ASSERT_EQ(fake_agent_call(NULL, why, sizeof(why), NULL), -EPROTO, "closed silently");
-	ASSERT_ERR(cni_agent_call("/tmp/sluice-test-agent-none.sock", 500, "{}", why,
-				  sizeof(why)),
+	ASSERT_ERR(cni_agent_call("/tmp/sluice-test-agent-none.sock", 500, "{}", why, sizeof(why)),
 		   "no agent");
 	ASSERT_ERR(cni_agent_probe("/tmp/sluice-test-agent-none.sock", 500), "probe no agent");
 }

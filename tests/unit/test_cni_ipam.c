@@ -180,7 +180,7 @@ TEST(ipam_range_and_gateway)
 
 TEST(ipam_gc)
 {
-	struct cni_attachment keep[] = { { "c2", "eth0" } };
+	struct cni_attachment keep[] = {{"c2", "eth0"}};
 	struct cni_ipam_conf c;
 	uint32_t ip;
 	unsigned n = 0;
@@ -223,7 +223,7 @@ TEST(ipam_legacy_release)
 
 	if (!ASSERT_OK(ipam_setup(&c, dir, "198.18.64.0/24"), "setup"))
 		return;
-	ASSERT_OK(cni_ipam_free_count(&c, "n", &(size_t){ 0 }), "create store");
+	ASSERT_OK(cni_ipam_free_count(&c, "n", &(size_t){0}), "create store");
 	snprintf(path, sizeof(path), "%s/n/198.18.64.9", dir);
 	f = fopen(path, "w");
 	if (!ASSERT_NOT_NULL(f, "write legacy"))
@@ -236,7 +236,7 @@ out:
 	tmp_rm(dir);
 }
 
-#define THREADS 16
+#define THREADS	   16
 #define PER_THREAD 8
 
 struct alloc_arg {
@@ -274,7 +274,7 @@ TEST(ipam_concurrent_threads)
 		return;
 	memset(seen, 0, sizeof(seen));
 	for (i = 0; i < THREADS; i++) {
-		args[i] = (struct alloc_arg){ .c = &c, .t = i };
+		args[i] = (struct alloc_arg){.c = &c, .t = i};
 		pthread_create(&th[i], NULL, alloc_thread, &args[i]);
 	}
 	for (i = 0; i < THREADS; i++)
