@@ -368,7 +368,7 @@ static bool emit16(struct dns_writer *w, uint16_t v)
 
 static bool emit32(struct dns_writer *w, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
 
 	return emit(w, b, 4);
 }
@@ -506,7 +506,7 @@ void dns_writer_set_aa(struct dns_writer *w, bool aa)
 	if (aa)
 		w->buf[2] |= DNS_F_AA >> 8;
 	else
-		w->buf[2] &= (uint8_t)~(DNS_F_AA >> 8);
+		w->buf[2] &= (uint8_t) ~(DNS_F_AA >> 8);
 }
 
 static int emit_rdata(struct dns_writer *w, const struct dns_rr *rr)
@@ -535,8 +535,8 @@ static int emit_rdata(struct dns_writer *w, const struct dns_rr *rr)
 		if (err)
 			return err;
 		return emit32(w, rr->rd.soa.serial) && emit32(w, rr->rd.soa.refresh) &&
-				       emit32(w, rr->rd.soa.retry) && emit32(w, rr->rd.soa.expire) &&
-				       emit32(w, rr->rd.soa.minimum)
+				       emit32(w, rr->rd.soa.retry) &&
+				       emit32(w, rr->rd.soa.expire) && emit32(w, rr->rd.soa.minimum)
 			       ? 0
 			       : -ENOSPC;
 	case DNS_T_TXT:
@@ -548,7 +548,7 @@ static int emit_rdata(struct dns_writer *w, const struct dns_rr *rr)
 		    (rr->rd.hinfo.os && strlen(rr->rd.hinfo.os) > 255))
 			return -EINVAL;
 		return emit_cstr(w, rr->rd.hinfo.cpu) && emit_cstr(w, rr->rd.hinfo.os) ? 0
-											: -ENOSPC;
+										       : -ENOSPC;
 	default:
 		return -EINVAL;
 	}

@@ -13,23 +13,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DNS_MAX_NAME 255       /* wire length of a name, RFC 1035 §3.1 */
-#define DNS_MAX_UDP 512        /* without EDNS */
-#define DNS_EDNS_DEFAULT 1232  /* our advertised/used EDNS UDP payload (DNS flag day 2020) */
-#define DNS_MAX_MSG 65535
-#define DNS_MAX_LABEL 63
+#define DNS_MAX_NAME	 255  /* wire length of a name, RFC 1035 §3.1 */
+#define DNS_MAX_UDP	 512  /* without EDNS */
+#define DNS_EDNS_DEFAULT 1232 /* our advertised/used EDNS UDP payload (DNS flag day 2020) */
+#define DNS_MAX_MSG	 65535
+#define DNS_MAX_LABEL	 63
 /* Presentation form of the longest name: every byte may need a \DDD escape. */
 #define DNS_MAX_PNAME (4 * DNS_MAX_NAME + 1)
 
 enum dns_type {
-	DNS_T_A = 1, DNS_T_NS = 2, DNS_T_CNAME = 5, DNS_T_SOA = 6, DNS_T_PTR = 12,
-	DNS_T_HINFO = 13, DNS_T_MX = 15, DNS_T_TXT = 16, DNS_T_AAAA = 28, DNS_T_SRV = 33, DNS_T_OPT = 41,
-	DNS_T_AXFR = 252, DNS_T_IXFR = 251, DNS_T_ANY = 255,
+	DNS_T_A = 1,
+	DNS_T_NS = 2,
+	DNS_T_CNAME = 5,
+	DNS_T_SOA = 6,
+	DNS_T_PTR = 12,
+	DNS_T_HINFO = 13,
+	DNS_T_MX = 15,
+	DNS_T_TXT = 16,
+	DNS_T_AAAA = 28,
+	DNS_T_SRV = 33,
+	DNS_T_OPT = 41,
+	DNS_T_AXFR = 252,
+	DNS_T_IXFR = 251,
+	DNS_T_ANY = 255,
 };
 
 enum dns_rcode {
-	DNS_R_NOERROR = 0, DNS_R_FORMERR = 1, DNS_R_SERVFAIL = 2, DNS_R_NXDOMAIN = 3,
-	DNS_R_NOTIMP = 4, DNS_R_REFUSED = 5,
+	DNS_R_NOERROR = 0,
+	DNS_R_FORMERR = 1,
+	DNS_R_SERVFAIL = 2,
+	DNS_R_NXDOMAIN = 3,
+	DNS_R_NOTIMP = 4,
+	DNS_R_REFUSED = 5,
 	DNS_R_BADVERS = 16, /* extended rcode (RFC 6891): needs an OPT in the reply */
 };
 
@@ -38,23 +53,23 @@ enum dns_rcode {
 /* A parsed query: the header fields we answer from and the one question. */
 struct dns_query {
 	uint16_t id;
-	uint16_t flags;       /* raw header flags (opcode, RD, CD, ...) */
+	uint16_t flags; /* raw header flags (opcode, RD, CD, ...) */
 	uint8_t opcode;
 	uint16_t qdcount, ancount, nscount, arcount;
-	char qname[DNS_MAX_PNAME]; /* presentation form, original case, no trailing dot
-				      ("" for the root); '.', '\\' and bytes outside
-				      0x21..0x7e inside a label are escaped (\. \\ \DDD) */
+	char qname[DNS_MAX_PNAME];	  /* presentation form, original case, no trailing dot
+					     ("" for the root); '.', '\\' and bytes outside
+					     0x21..0x7e inside a label are escaped (\. \\ \DDD) */
 	uint8_t qname_wire[DNS_MAX_NAME]; /* the same name in wire form (uncompressed) */
-	uint8_t qname_wire_len;           /* includes the root label's zero byte */
-	uint8_t qlabels;                  /* number of labels (0 for the root) */
+	uint8_t qname_wire_len;		  /* includes the root label's zero byte */
+	uint8_t qlabels;		  /* number of labels (0 for the root) */
 	uint16_t qtype;
 	uint16_t qclass;
-	bool edns;            /* an OPT record was present */
-	uint16_t edns_udp;    /* its payload size (>= 512 when present) */
+	bool edns;	   /* an OPT record was present */
+	uint16_t edns_udp; /* its payload size (>= 512 when present) */
 	uint8_t edns_version;
 	bool do_bit;
 	uint16_t edns_opt_len; /* bytes of OPT rdata (options, e.g. COOKIE; not echoed) */
-	size_t question_end;  /* offset after the question (for copying it back) */
+	size_t question_end;   /* offset after the question (for copying it back) */
 };
 
 /*
@@ -88,17 +103,27 @@ int dns_query_parse(const uint8_t *pkt, size_t len, struct dns_query *q, int *rc
 struct dns_rr {
 	const char *name; /* presentation form, case as it should appear */
 	uint16_t type;
-	uint16_t class;   /* 1 = IN */
+	uint16_t class; /* 1 = IN */
 	uint32_t ttl;
 	/* rdata by type */
 	union {
 		uint8_t a[4];
 		uint8_t aaaa[16];
 		const char *target; /* CNAME, PTR, NS */
-		struct { uint16_t prio, weight, port; const char *target; } srv;
-		struct { const char *mname, *rname; uint32_t serial, refresh, retry, expire, minimum; } soa;
-		struct { const char *text; } txt; /* one character-string (<= 255 bytes) */
-		struct { const char *cpu, *os; } hinfo; /* two character-strings */
+		struct {
+			uint16_t prio, weight, port;
+			const char *target;
+		} srv;
+		struct {
+			const char *mname, *rname;
+			uint32_t serial, refresh, retry, expire, minimum;
+		} soa;
+		struct {
+			const char *text;
+		} txt; /* one character-string (<= 255 bytes) */
+		struct {
+			const char *cpu, *os;
+		} hinfo; /* two character-strings */
 	} rd;
 };
 
@@ -106,15 +131,15 @@ struct dns_rr {
  * payload or 65535 for TCP). Compression pointers for names already written. */
 struct dns_writer {
 	uint8_t *buf;
-	size_t cap;       /* hard limit for this response */
+	size_t cap; /* hard limit for this response */
 	size_t len;
-	bool truncated;   /* a record did not fit: set TC, keep what fit */
+	bool truncated; /* a record did not fit: set TC, keep what fit */
 	/* compression table: offsets of names written (up to 64 suffixes) */
 	uint16_t name_off[64];
 	uint8_t n_names;
-	size_t reserve;   /* bytes kept free for the OPT RR (11 when the query had EDNS) */
-	bool edns;        /* the query had EDNS: an OPT may be appended */
-	bool do_bit;      /* the query's DO bit, copied into the OPT (RFC 3225) */
+	size_t reserve;	   /* bytes kept free for the OPT RR (11 when the query had EDNS) */
+	bool edns;	   /* the query had EDNS: an OPT may be appended */
+	bool do_bit;	   /* the query's DO bit, copied into the OPT (RFC 3225) */
 	uint8_t ext_rcode; /* upper 8 bits of a 12-bit rcode, written in the OPT TTL */
 	uint16_t count[4]; /* RRs per section: [0] question, [1] answer, [2] ns, [3] additional */
 };

@@ -25,7 +25,7 @@
 #include "sluice/log.h"
 #include "zone.h"
 
-#define SUB "dns-zone"
+#define SUB	    "dns-zone"
 #define SOA_TTL_CAP 300
 #define VERSION_TTL 28800
 
@@ -171,8 +171,8 @@ static void omap_fini(struct omap *m)
 	memset(m, 0, sizeof(*m));
 }
 
-#define OMAP_FOR_EACH(m, e)                                                                        \
-	for (size_t _i = 0; _i < (m)->cap; _i++)                                                   \
+#define OMAP_FOR_EACH(m, e)                      \
+	for (size_t _i = 0; _i < (m)->cap; _i++) \
 		for (struct omap_ent *e = (m)->b[_i]; e; e = e->next)
 
 /* --- snapshot -------------------------------------------------------------------------------- */
@@ -248,7 +248,7 @@ struct snap_port {
 
 struct snap_ep {
 	struct addr a;
-	const char *name; /* endpoint name: hostname or dashed IP (lower case) */
+	const char *name;	       /* endpoint name: hostname or dashed IP (lower case) */
 	const struct snap_port *ports; /* the slice's ports */
 	size_t n_ports;
 	bool dup_name; /* an earlier endpoint has the same name: its SRV is already there */
@@ -265,7 +265,7 @@ struct snap_svc {
 	size_t n_ips;
 	struct snap_port *ports; /* Service ports */
 	size_t n_ports;
-	struct snap_ep *eps;     /* ready endpoints, sorted by address, unique */
+	struct snap_ep *eps; /* ready endpoints, sorted by address, unique */
 	size_t n_eps;
 	size_t fill; /* build-time counter */
 };
@@ -445,7 +445,7 @@ static bool hz_in_use(const struct snap *s)
 /* --- the zone -------------------------------------------------------------------------------- */
 
 struct dns_zone {
-	char *zone;         /* lower case, no trailing dot */
+	char *zone; /* lower case, no trailing dot */
 	size_t zone_len;
 	unsigned int zone_labels;
 	uint32_t ttl;
@@ -728,9 +728,10 @@ static bool build_service(struct snap *s, const struct k8s_service *k)
 
 			if (sp->ports[i].port <= 0 || sp->ports[i].port > 65535)
 				continue;
-			p->name = arena_strdup_lc(&s->arena, sp->ports[i].name ? sp->ports[i].name : "");
-			p->proto = arena_strdup_lc(&s->arena,
-						   sp->ports[i].protocol ? sp->ports[i].protocol : "tcp");
+			p->name = arena_strdup_lc(&s->arena,
+						  sp->ports[i].name ? sp->ports[i].name : "");
+			p->proto = arena_strdup_lc(
+				&s->arena, sp->ports[i].protocol ? sp->ports[i].protocol : "tcp");
 			if (!p->name || !p->proto)
 				return false;
 			p->port = (uint16_t)sp->ports[i].port;
@@ -830,8 +831,8 @@ static bool build_slices(struct dns_zone *z, struct snap *s)
 		for (size_t i = 0; i < es->n_ports; i++) {
 			if (es->ports[i].port <= 0 || es->ports[i].port > 65535)
 				continue;
-			ports[np].name = arena_strdup_lc(&s->arena,
-							 es->ports[i].name ? es->ports[i].name : "");
+			ports[np].name = arena_strdup_lc(
+				&s->arena, es->ports[i].name ? es->ports[i].name : "");
 			ports[np].proto = arena_strdup_lc(
 				&s->arena, es->ports[i].protocol ? es->ports[i].protocol : "tcp");
 			if (!ports[np].name || !ports[np].proto)
@@ -896,14 +897,16 @@ static bool build_pods(struct dns_zone *z, struct snap *s)
 		size_t n = p->status.n_pod_ips ? p->status.n_pod_ips : (p->status.pod_ip ? 1 : 0);
 
 		for (size_t i = 0; i < n; i++) {
-			const char *ip = p->status.n_pod_ips ? p->status.pod_ips[i].ip : p->status.pod_ip;
+			const char *ip =
+				p->status.n_pod_ips ? p->status.pod_ips[i].ip : p->status.pod_ip;
 			struct snap_pod *x = arena_alloc(&s->arena, sizeof(*x));
 
 			if (!x)
 				return false;
 			if (!addr_parse(ip, &x->a))
 				continue;
-			x->ns = arena_strdup_lc(&s->arena, p->meta.namespace ? p->meta.namespace : "");
+			x->ns = arena_strdup_lc(&s->arena,
+						p->meta.namespace ? p->meta.namespace : "");
 			if (!x->ns)
 				return false;
 			size_t b = hash_addr(&x->a) & (s->pod_cap - 1);
@@ -1042,9 +1045,9 @@ struct actx {
 	const struct dns_query *q;
 	struct dns_writer *w;
 	struct dns_zone_result *res;
-	const char *zp;        /* the zone as the query spelled it */
-	const char *soa_owner; /* owner of the negative-answer SOA */
-	bool extra_full;       /* an additional record did not fit: add no more */
+	const char *zp;		  /* the zone as the query spelled it */
+	const char *soa_owner;	  /* owner of the negative-answer SOA */
+	bool extra_full;	  /* an additional record did not fit: add no more */
 	struct lab r[MAX_LABELS]; /* labels left of the zone, left to right */
 	unsigned int L;
 };
@@ -1093,7 +1096,7 @@ static void add_rr(struct actx *c, int sect, const struct dns_rr *rr)
 
 static void add_addr(struct actx *c, int sect, const char *owner, const struct addr *a)
 {
-	struct dns_rr rr = { .name = owner, .class = DNS_CLASS_IN, .ttl = c->z->ttl };
+	struct dns_rr rr = {.name = owner, .class = DNS_CLASS_IN, .ttl = c->z->ttl};
 
 	if (a->fam == 4) {
 		rr.type = DNS_T_A;
@@ -1121,8 +1124,8 @@ static void add_extra_addr(struct actx *c, const char *owner, const struct addr 
 static void add_soa(struct actx *c, int sect, uint32_t ttl)
 {
 	char mname[DNS_MAX_PNAME + 16], rname[DNS_MAX_PNAME + 16];
-	struct dns_rr rr = { .name = c->soa_owner, .type = DNS_T_SOA, .class = DNS_CLASS_IN,
-			     .ttl = ttl };
+	struct dns_rr rr = {
+		.name = c->soa_owner, .type = DNS_T_SOA, .class = DNS_CLASS_IN, .ttl = ttl};
 
 	snprintf(mname, sizeof(mname), "ns.dns.%s", c->zp);
 	snprintf(rname, sizeof(rname), "hostmaster.%s", c->zp);
@@ -1162,8 +1165,8 @@ static int nxdomain(struct actx *c)
 /* RFC 8482: an existing name answers ANY with one synthesized HINFO. */
 static int any_answer(struct actx *c)
 {
-	struct dns_rr rr = { .name = c->q->qname, .type = DNS_T_HINFO, .class = DNS_CLASS_IN,
-			     .ttl = c->z->ttl };
+	struct dns_rr rr = {
+		.name = c->q->qname, .type = DNS_T_HINFO, .class = DNS_CLASS_IN, .ttl = c->z->ttl};
 
 	rr.rd.hinfo.cpu = "RFC8482";
 	rr.rd.hinfo.os = "";
@@ -1222,8 +1225,8 @@ static size_t svc_srv(struct actx *c, const struct snap_svc *v, const struct lab
 		      const struct lab *proto, bool emit, uint16_t weight, int sect)
 {
 	char target[DNS_MAX_PNAME + 256];
-	struct dns_rr rr = { .name = c->q->qname, .type = DNS_T_SRV, .class = DNS_CLASS_IN,
-			     .ttl = c->z->ttl };
+	struct dns_rr rr = {
+		.name = c->q->qname, .type = DNS_T_SRV, .class = DNS_CLASS_IN, .ttl = c->z->ttl};
 	size_t n = 0;
 
 	rr.rd.srv.prio = 0;
@@ -1248,7 +1251,8 @@ static size_t svc_srv(struct actx *c, const struct snap_svc *v, const struct lab
 		const struct snap_ep *ep = &v->eps[i];
 		bool any = false;
 
-		snprintf(target, sizeof(target), "%s.%s.%s.svc.%s", ep->name, v->name, v->ns, c->zp);
+		snprintf(target, sizeof(target), "%s.%s.%s.svc.%s", ep->name, v->name, v->ns,
+			 c->zp);
 		for (size_t j = 0; j < ep->n_ports; j++) {
 			if (!port_match(&ep->ports[j], port, proto))
 				continue;
@@ -1287,8 +1291,8 @@ static void follow_in_zone(struct actx *c, const char *target)
 	unsigned int n;
 	size_t tl = strlen(target);
 
-	if (tl <= c->z->zone_len + 1 ||
-	    !split_labels(target, tl - c->z->zone_len - 1, l, &n) || n != 3 || !lab_is(&l[2], "svc"))
+	if (tl <= c->z->zone_len + 1 || !split_labels(target, tl - c->z->zone_len - 1, l, &n) ||
+	    n != 3 || !lab_is(&l[2], "svc"))
 		return;
 	const struct snap_svc *v = snap_find_svc(c->s, l[0].p, l[0].n, l[1].p, l[1].n);
 
@@ -1301,8 +1305,10 @@ static int answer_service(struct actx *c, const struct snap_svc *v)
 	int fam = want_fam(c->q);
 
 	if (v->kind == SVC_EXTERNAL) {
-		struct dns_rr rr = { .name = c->q->qname, .type = DNS_T_CNAME,
-				     .class = DNS_CLASS_IN, .ttl = c->z->ttl };
+		struct dns_rr rr = {.name = c->q->qname,
+				    .type = DNS_T_CNAME,
+				    .class = DNS_CLASS_IN,
+				    .ttl = c->z->ttl};
 
 		if (!v->external)
 			return nxdomain(c);
@@ -1423,7 +1429,7 @@ static int answer_pod_tree(struct actx *c)
 {
 	struct lab *r = c->r;
 	unsigned int L = c->L;
-	struct addr a = { 0 };
+	struct addr a = {0};
 	int fam = want_fam(c->q);
 
 	if (L == 1)
@@ -1456,9 +1462,11 @@ static int answer_forward_zone(struct actx *c)
 		}
 		if (qt == DNS_T_NS) {
 			char ns[DNS_MAX_PNAME + 16];
-			struct dns_rr rr = { .name = c->q->qname, .type = DNS_T_NS,
-					     .class = DNS_CLASS_IN, .ttl = c->z->ttl };
-			struct addr a = { .fam = 4 };
+			struct dns_rr rr = {.name = c->q->qname,
+					    .type = DNS_T_NS,
+					    .class = DNS_CLASS_IN,
+					    .ttl = c->z->ttl};
+			struct addr a = {.fam = 4};
 
 			snprintf(ns, sizeof(ns), "ns.dns.%s", c->zp);
 			rr.rd.target = ns;
@@ -1471,8 +1479,10 @@ static int answer_forward_zone(struct actx *c)
 	}
 	if (L == 1 && lab_is(&r[0], "dns-version")) {
 		if (qt == DNS_T_TXT) {
-			struct dns_rr rr = { .name = c->q->qname, .type = DNS_T_TXT,
-					     .class = DNS_CLASS_IN, .ttl = VERSION_TTL };
+			struct dns_rr rr = {.name = c->q->qname,
+					    .type = DNS_T_TXT,
+					    .class = DNS_CLASS_IN,
+					    .ttl = VERSION_TTL};
 
 			rr.rd.txt.text = "1.1.0";
 			add_rr(c, 1, &rr);
@@ -1483,7 +1493,7 @@ static int answer_forward_zone(struct actx *c)
 	if (L == 1 && lab_is(&r[0], "dns"))
 		return nodata(c); /* empty non-terminal above ns.dns */
 	if (L == 2 && lab_is(&r[0], "ns") && lab_is(&r[1], "dns")) {
-		struct addr a = { .fam = 4 };
+		struct addr a = {.fam = 4};
 
 		if (qt == DNS_T_ANY)
 			return any_answer(c);
@@ -1578,13 +1588,13 @@ static int answer_reverse(struct actx *c, bool v6)
 		nodata(c);
 		return 1;
 	}
-	struct dns_rr rr = { .name = c->q->qname, .type = DNS_T_PTR, .class = DNS_CLASS_IN,
-			     .ttl = c->z->ttl };
+	struct dns_rr rr = {
+		.name = c->q->qname, .type = DNS_T_PTR, .class = DNS_CLASS_IN, .ttl = c->z->ttl};
 
 	rr.rd.target = target;
 	if (hit_ip) {
-		snprintf(target, sizeof(target), "%s.%s.svc.%s", hit_ip->svc->name,
-			 hit_ip->svc->ns, c->z->zone);
+		snprintf(target, sizeof(target), "%s.%s.svc.%s", hit_ip->svc->name, hit_ip->svc->ns,
+			 c->z->zone);
 		add_rr(c, 1, &rr);
 	} else {
 		for (const struct snap_rev *r = c->s->rev[hash_addr(&a) & (c->s->rev_cap - 1)]; r;
@@ -1659,7 +1669,7 @@ int dns_zone_answer(struct dns_zone *z, const struct dns_query *q, struct dns_wr
 		c.s = s2;
 	}
 	if (c.s || dns_name_in(q->qname, z->zone)) {
-		struct snap empty = { 0 };
+		struct snap empty = {0};
 
 		if (!c.s)
 			c.s = &empty; /* only for the SOA serial of the SERVFAIL */

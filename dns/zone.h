@@ -64,18 +64,18 @@ enum dns_pod_mode {
 };
 
 struct dns_zone_opts {
-	const char *zone;      /* cluster domain, e.g. "cluster.local" (no trailing dot needed) */
-	uint32_t ttl;          /* seconds, for every Kubernetes-derived RR; 0..3600, default 30 */
+	const char *zone; /* cluster domain, e.g. "cluster.local" (no trailing dot needed) */
+	uint32_t ttl;	  /* seconds, for every Kubernetes-derived RR; 0..3600, default 30 */
 	enum dns_pod_mode pods;
-	const char *ns_addr;   /* IPv4 of ns.dns.<zone> (apex NS glue); NULL = 127.0.0.1 */
-	bool no_reverse;       /* true: never own in-addr.arpa / ip6.arpa names */
+	const char *ns_addr; /* IPv4 of ns.dns.<zone> (apex NS glue); NULL = 127.0.0.1 */
+	bool no_reverse;     /* true: never own in-addr.arpa / ip6.arpa names */
 };
 
 /* What dns_zone_answer() did, for the server's metrics and CNAME chasing. */
 struct dns_zone_result {
-	bool ours;     /* false: not our name, nothing written, forward it */
-	int rcode;     /* rcode written (enum dns_rcode) */
-	bool cname;    /* the answer ends in a CNAME to a name outside the zone ... */
+	bool ours;  /* false: not our name, nothing written, forward it */
+	int rcode;  /* rcode written (enum dns_rcode) */
+	bool cname; /* the answer ends in a CNAME to a name outside the zone ... */
 	char cname_target[DNS_MAX_PNAME]; /* ... this one (presentation, no trailing dot); the
 					     server may resolve it (same qtype) and append */
 };
@@ -130,10 +130,10 @@ int dns_zone_answer(struct dns_zone *z, const struct dns_query *q, struct dns_wr
 
 /* Counters of the published snapshot, for /metrics and logs. */
 struct dns_zone_stats {
-	uint32_t serial;     /* SOA serial: unix time of the last commit (strictly increasing) */
+	uint32_t serial; /* SOA serial: unix time of the last commit (strictly increasing) */
 	size_t services;
-	size_t endpoints;    /* ready endpoint addresses indexed */
-	size_t pods;         /* pod IPs indexed (verified mode) */
+	size_t endpoints; /* ready endpoint addresses indexed */
+	size_t pods;	  /* pod IPs indexed (verified mode) */
 	size_t namespaces;
 	size_t snapshot_bytes;
 };

@@ -26,23 +26,25 @@ static void must(bool cond)
 }
 
 static const char *const objs[][2] = {
-	{ "ns", "{\"metadata\":{\"name\":\"default\"}}" },
-	{ "svc", "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\"},\"spec\":{\"clusterIP\":"
-		 "\"10.96.0.10\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}" },
-	{ "svc", "{\"metadata\":{\"name\":\"db\",\"namespace\":\"default\"},\"spec\":{\"clusterIP\":"
-		 "\"None\",\"ports\":[{\"name\":\"pg\",\"port\":5432}]}}" },
-	{ "eps", "{\"metadata\":{\"name\":\"db-1\",\"namespace\":\"default\",\"labels\":{"
-		 "\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"IPv4\",\"endpoints\":["
-		 "{\"addresses\":[\"10.0.0.5\"],\"hostname\":\"db-0\"},{\"addresses\":[\"10.0.0.6\"]}],"
-		 "\"ports\":[{\"name\":\"pg\",\"port\":5432}]}" },
-	{ "svc", "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"default\"},\"spec\":{\"type\":"
-		 "\"ExternalName\",\"externalName\":\"example.com\"}}" },
+	{"ns", "{\"metadata\":{\"name\":\"default\"}}"},
+	{"svc",
+	 "{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\"},\"spec\":{\"clusterIP\":"
+	 "\"10.96.0.10\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}"},
+	{"svc", "{\"metadata\":{\"name\":\"db\",\"namespace\":\"default\"},\"spec\":{\"clusterIP\":"
+		"\"None\",\"ports\":[{\"name\":\"pg\",\"port\":5432}]}}"},
+	{"eps",
+	 "{\"metadata\":{\"name\":\"db-1\",\"namespace\":\"default\",\"labels\":{"
+	 "\"kubernetes.io/service-name\":\"db\"}},\"addressType\":\"IPv4\",\"endpoints\":["
+	 "{\"addresses\":[\"10.0.0.5\"],\"hostname\":\"db-0\"},{\"addresses\":[\"10.0.0.6\"]}],"
+	 "\"ports\":[{\"name\":\"pg\",\"port\":5432}]}"},
+	{"svc", "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"default\"},\"spec\":{\"type\":"
+		"\"ExternalName\",\"externalName\":\"example.com\"}}"},
 };
 
 static struct dns_zone *zone_get(void)
 {
 	static struct dns_zone *z;
-	struct dns_zone_opts o = { .zone = "cluster.local", .ttl = 30 };
+	struct dns_zone_opts o = {.zone = "cluster.local", .ttl = 30};
 
 	if (z)
 		return z;

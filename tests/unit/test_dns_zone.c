@@ -74,17 +74,28 @@ static bool rd_name(const uint8_t *m, size_t len, size_t *off, char *out, size_t
 static const char *type_name(uint16_t t)
 {
 	switch (t) {
-	case DNS_T_A: return "A";
-	case DNS_T_AAAA: return "AAAA";
-	case DNS_T_CNAME: return "CNAME";
-	case DNS_T_SOA: return "SOA";
-	case DNS_T_PTR: return "PTR";
-	case DNS_T_NS: return "NS";
-	case DNS_T_SRV: return "SRV";
-	case DNS_T_TXT: return "TXT";
-	case DNS_T_HINFO: return "HINFO";
-	case DNS_T_OPT: return "OPT";
-	default: return "?";
+	case DNS_T_A:
+		return "A";
+	case DNS_T_AAAA:
+		return "AAAA";
+	case DNS_T_CNAME:
+		return "CNAME";
+	case DNS_T_SOA:
+		return "SOA";
+	case DNS_T_PTR:
+		return "PTR";
+	case DNS_T_NS:
+		return "NS";
+	case DNS_T_SRV:
+		return "SRV";
+	case DNS_T_TXT:
+		return "TXT";
+	case DNS_T_HINFO:
+		return "HINFO";
+	case DNS_T_OPT:
+		return "OPT";
+	default:
+		return "?";
 	}
 }
 
@@ -152,8 +163,9 @@ static bool resp_parse(const uint8_t *m, size_t len, struct resp *r)
 				    rd != off + rdlen)
 					return false;
 				snprintf(out, RRLEN, "%s SRV %u %u %u %s", name,
-					 m[off] << 8 | m[off + 1], m[off + 2] << 8 | m[off + 3],
-					 m[off + 4] << 8 | m[off + 5], t1);
+					 (unsigned int)(m[off] << 8 | m[off + 1]),
+					 (unsigned int)(m[off + 2] << 8 | m[off + 3]),
+					 (unsigned int)(m[off + 4] << 8 | m[off + 5]), t1);
 				break;
 			case DNS_T_SOA:
 				if (!rd_name(m, len, &rd, t1, sizeof(t1)) ||
@@ -174,7 +186,8 @@ static bool resp_parse(const uint8_t *m, size_t len, struct resp *r)
 					 (const char *)m + rd + 1);
 				break;
 			case DNS_T_OPT:
-				snprintf(out, RRLEN, "OPT %u", (unsigned int)(m[off - 8] << 8 | m[off - 7]));
+				snprintf(out, RRLEN, "OPT %u",
+					 (unsigned int)(m[off - 8] << 8 | m[off - 7]));
 				break;
 			default:
 				snprintf(out, RRLEN, "%s TYPE%u", name, type);
@@ -189,7 +202,7 @@ static bool resp_parse(const uint8_t *m, size_t len, struct resp *r)
 /* True if section s holds exactly the given records, in any order (loadbalance-style). */
 static bool has_set(const struct resp *r, int s, const char *const *want, int n)
 {
-	bool used[128] = { false };
+	bool used[128] = {false};
 
 	if (r->n[s] != n) {
 		fprintf(stderr, "  section %d has %d records, want %d:\n", s + 1, r->n[s], n);
@@ -214,10 +227,10 @@ static bool has_set(const struct resp *r, int s, const char *const *want, int n)
 	return true;
 }
 
-#define SET(r, s, ...)                                                                             \
-	({                                                                                         \
-		const char *const _w[] = { __VA_ARGS__ };                                          \
-		has_set((r), (s), _w, (int)(sizeof(_w) / sizeof(_w[0])));                          \
+#define SET(r, s, ...)                                                    \
+	({                                                                \
+		const char *const _w[] = {__VA_ARGS__};                   \
+		has_set((r), (s), _w, (int)(sizeof(_w) / sizeof(_w[0]))); \
 	})
 
 /* --- fixture ---------------------------------------------------------------------------------- */
@@ -242,7 +255,8 @@ static size_t build_query(uint8_t *buf, const char *name, uint16_t type, uint16_
 	buf[o++] = 1;
 	if (edns) {
 		buf[11] = 1;
-		const uint8_t opt[11] = { 0, 0, 41, (uint8_t)(edns >> 8), (uint8_t)edns, 0, 0, 0, 0, 0, 0 };
+		const uint8_t opt[11] = {0, 0, 41, (uint8_t)(edns >> 8), (uint8_t)edns, 0, 0, 0,
+					 0, 0, 0};
 
 		memcpy(buf + o, opt, 11);
 		o += 11;
@@ -264,9 +278,9 @@ static bool ask_cap(struct dns_zone *z, const char *name, uint16_t type, uint16_
 		    struct ask *a)
 {
 	uint8_t qb[512];
-	struct dns_query q;
+	struct dns_query q = {0};
 	struct dns_writer w;
-	int rcode;
+	int rcode = 0;
 	size_t ql = build_query(qb, name, type, edns);
 
 	memset(a, 0, sizeof(*a));
@@ -290,17 +304,22 @@ static bool ask(struct dns_zone *z, const char *name, uint16_t type, struct ask 
 }
 
 /* Asserts an authoritative answer with rcode and a given answer-section count. */
-#define ANS(a, rc, nans, what)                                                                     \
-	({ bool _ok = (ASSERT_TRUE((a)->res.ours, what) && ASSERT_EQ((a)->r.rcode, rc, what) &&                 \
-	 ASSERT_EQ((a)->res.rcode, rc, what) && ASSERT_TRUE((a)->r.aa, what) &&                    \
-	 ASSERT_EQ((a)->r.n[0], nans, what)); _ok; })
+static bool ans_ok(const struct ask *a, int rc, int nans, const char *what)
+{
+	return ASSERT_TRUE(a->res.ours, what) && ASSERT_EQ(a->r.rcode, rc, what) &&
+	       ASSERT_EQ(a->res.rcode, rc, what) && ASSERT_TRUE(a->r.aa, what) &&
+	       ASSERT_EQ(a->r.n[0], nans, what);
+}
 
-/* NODATA or NXDOMAIN: empty answer, the zone SOA in authority. */
-#define NEG(a, rc, soa_owner, what)                                                                \
-	({ bool _nok = (ANS(a, rc, 0, what) && ASSERT_EQ((a)->r.n[1], 1, what) &&                                 \
-	 ASSERT_TRUE(!strncmp((a)->r.rr[1][0], soa_owner " SOA ns.dns.",                           \
-			      strlen(soa_owner " SOA ns.dns.")),                                   \
-		     what)); _nok; })
+/* NODATA or NXDOMAIN: empty answer, the zone SOA (owner soa_owner) in authority. */
+static bool neg_ok(const struct ask *a, int rc, const char *soa_owner, const char *what)
+{
+	char prefix[128];
+
+	snprintf(prefix, sizeof(prefix), "%s SOA ns.dns.", soa_owner);
+	return ans_ok(a, rc, 0, what) && ASSERT_EQ(a->r.n[1], 1, what) &&
+	       ASSERT_TRUE(!strncmp(a->r.rr[1][0], prefix, strlen(prefix)), what);
+}
 
 static int add_json(struct dns_zone *z, enum k8s_kind kind, const char *txt)
 {
@@ -329,55 +348,63 @@ static int del_json(struct dns_zone *z, enum k8s_kind kind, const char *txt)
 #define NSJ(n) "{\"metadata\":{\"name\":\"" n "\"}}"
 
 static const char *fixture[][2] = {
-	{ "ns", NSJ("testns") },
-	{ "ns", NSJ("podns") },
-	{ "svc", "{\"metadata\":{\"name\":\"svc1\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
-		 "\"10.0.0.1\",\"clusterIPs\":[\"10.0.0.1\"],\"ports\":[{\"name\":\"http\","
-		 "\"protocol\":\"TCP\",\"port\":80}]}}" },
-	{ "eps", "{\"metadata\":{\"name\":\"svc1-abc\",\"namespace\":\"testns\",\"labels\":"
-		 "{\"kubernetes.io/service-name\":\"svc1\"}},\"addressType\":\"IPv4\",\"endpoints\":"
-		 "[{\"addresses\":[\"172.0.0.1\"],\"hostname\":\"ep1a\",\"conditions\":{\"ready\":"
-		 "true}}],\"ports\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}]}" },
-	{ "svc", "{\"metadata\":{\"name\":\"svc6\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
-		 "\"1234:abcd::1\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}" },
-	{ "svc", "{\"metadata\":{\"name\":\"dual\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
-		 "\"10.0.0.3\",\"clusterIPs\":[\"10.0.0.3\",\"10::3\"],\"ports\":[{\"name\":\"http\","
-		 "\"port\":80},{\"port\":81}]}}" },
-	{ "svc", "{\"metadata\":{\"name\":\"hdls1\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
-		 "\"None\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}" },
-	{ "eps", "{\"metadata\":{\"name\":\"hdls1-a\",\"namespace\":\"testns\",\"labels\":"
-		 "{\"kubernetes.io/service-name\":\"hdls1\"}},\"addressType\":\"IPv4\",\"endpoints\":"
-		 "[{\"addresses\":[\"172.0.0.2\"]},{\"addresses\":[\"172.0.0.3\"],\"conditions\":{"
-		 "\"ready\":true}},{\"addresses\":[\"172.0.0.4\"],\"hostname\":\"dup-name\"},"
-		 "{\"addresses\":[\"172.0.0.5\"],\"hostname\":\"dup-name\"},{\"addresses\":"
-		 "[\"172.0.0.9\"],\"conditions\":{\"ready\":false}}],\"ports\":[{\"name\":\"http\","
-		 "\"port\":80,\"protocol\":\"TCP\"}]}" },
-	{ "eps", "{\"metadata\":{\"name\":\"hdls1-b\",\"namespace\":\"testns\",\"labels\":"
-		 "{\"kubernetes.io/service-name\":\"hdls1\"}},\"addressType\":\"IPv6\",\"endpoints\":"
-		 "[{\"addresses\":[\"5678:abcd::1\"]},{\"addresses\":[\"5678:abcd::2\"]}],\"ports\":"
-		 "[{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\"}]}" },
+	{"ns", NSJ("testns")},
+	{"ns", NSJ("podns")},
+	{"svc",
+	 "{\"metadata\":{\"name\":\"svc1\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
+	 "\"10.0.0.1\",\"clusterIPs\":[\"10.0.0.1\"],\"ports\":[{\"name\":\"http\","
+	 "\"protocol\":\"TCP\",\"port\":80}]}}"},
+	{"eps", "{\"metadata\":{\"name\":\"svc1-abc\",\"namespace\":\"testns\",\"labels\":"
+		"{\"kubernetes.io/service-name\":\"svc1\"}},\"addressType\":\"IPv4\",\"endpoints\":"
+		"[{\"addresses\":[\"172.0.0.1\"],\"hostname\":\"ep1a\",\"conditions\":{\"ready\":"
+		"true}}],\"ports\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}]}"},
+	{"svc",
+	 "{\"metadata\":{\"name\":\"svc6\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
+	 "\"1234:abcd::1\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}"},
+	{"svc",
+	 "{\"metadata\":{\"name\":\"dual\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
+	 "\"10.0.0.3\",\"clusterIPs\":[\"10.0.0.3\",\"10::3\"],\"ports\":[{\"name\":\"http\","
+	 "\"port\":80},{\"port\":81}]}}"},
+	{"svc",
+	 "{\"metadata\":{\"name\":\"hdls1\",\"namespace\":\"testns\"},\"spec\":{\"clusterIP\":"
+	 "\"None\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}"},
+	{"eps",
+	 "{\"metadata\":{\"name\":\"hdls1-a\",\"namespace\":\"testns\",\"labels\":"
+	 "{\"kubernetes.io/service-name\":\"hdls1\"}},\"addressType\":\"IPv4\",\"endpoints\":"
+	 "[{\"addresses\":[\"172.0.0.2\"]},{\"addresses\":[\"172.0.0.3\"],\"conditions\":{"
+	 "\"ready\":true}},{\"addresses\":[\"172.0.0.4\"],\"hostname\":\"dup-name\"},"
+	 "{\"addresses\":[\"172.0.0.5\"],\"hostname\":\"dup-name\"},{\"addresses\":"
+	 "[\"172.0.0.9\"],\"conditions\":{\"ready\":false}}],\"ports\":[{\"name\":\"http\","
+	 "\"port\":80,\"protocol\":\"TCP\"}]}"},
+	{"eps",
+	 "{\"metadata\":{\"name\":\"hdls1-b\",\"namespace\":\"testns\",\"labels\":"
+	 "{\"kubernetes.io/service-name\":\"hdls1\"}},\"addressType\":\"IPv6\",\"endpoints\":"
+	 "[{\"addresses\":[\"5678:abcd::1\"]},{\"addresses\":[\"5678:abcd::2\"]}],\"ports\":"
+	 "[{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\"}]}"},
 	/* the same address again in another slice: deduplicated */
-	{ "eps", "{\"metadata\":{\"name\":\"hdls1-c\",\"namespace\":\"testns\",\"labels\":"
-		 "{\"kubernetes.io/service-name\":\"hdls1\"}},\"addressType\":\"IPv4\",\"endpoints\":"
-		 "[{\"addresses\":[\"172.0.0.2\"]}],\"ports\":[{\"name\":\"http\",\"port\":80}]}" },
-	{ "svc", "{\"metadata\":{\"name\":\"hdlsempty\",\"namespace\":\"testns\"},\"spec\":{"
-		 "\"clusterIP\":\"None\"}}" },
-	{ "eps", "{\"metadata\":{\"name\":\"hdlsempty-a\",\"namespace\":\"testns\",\"labels\":"
-		 "{\"kubernetes.io/service-name\":\"hdlsempty\"}},\"addressType\":\"IPv4\","
-		 "\"endpoints\":[{\"addresses\":[\"172.0.0.30\"],\"conditions\":{\"ready\":false}}]}" },
-	{ "svc", "{\"metadata\":{\"name\":\"external\",\"namespace\":\"testns\"},\"spec\":{\"type\":"
-		 "\"ExternalName\",\"externalName\":\"ext.interwebs.test\"}}" },
-	{ "svc", "{\"metadata\":{\"name\":\"ext2svc\",\"namespace\":\"testns\"},\"spec\":{\"type\":"
-		 "\"ExternalName\",\"externalName\":\"svc1.testns.svc.cluster.local.\"}}" },
-	{ "svc", "{\"metadata\":{\"name\":\"extip\",\"namespace\":\"testns\"},\"spec\":{\"type\":"
-		 "\"ExternalName\",\"externalName\":\"1.2.3.4\"}}" },
-	{ "pod", "{\"metadata\":{\"name\":\"foo\",\"namespace\":\"podns\"},\"status\":{\"podIP\":"
-		 "\"10.240.0.1\",\"podIPs\":[{\"ip\":\"10.240.0.1\"}]}}" },
+	{"eps",
+	 "{\"metadata\":{\"name\":\"hdls1-c\",\"namespace\":\"testns\",\"labels\":"
+	 "{\"kubernetes.io/service-name\":\"hdls1\"}},\"addressType\":\"IPv4\",\"endpoints\":"
+	 "[{\"addresses\":[\"172.0.0.2\"]}],\"ports\":[{\"name\":\"http\",\"port\":80}]}"},
+	{"svc", "{\"metadata\":{\"name\":\"hdlsempty\",\"namespace\":\"testns\"},\"spec\":{"
+		"\"clusterIP\":\"None\"}}"},
+	{"eps",
+	 "{\"metadata\":{\"name\":\"hdlsempty-a\",\"namespace\":\"testns\",\"labels\":"
+	 "{\"kubernetes.io/service-name\":\"hdlsempty\"}},\"addressType\":\"IPv4\","
+	 "\"endpoints\":[{\"addresses\":[\"172.0.0.30\"],\"conditions\":{\"ready\":false}}]}"},
+	{"svc", "{\"metadata\":{\"name\":\"external\",\"namespace\":\"testns\"},\"spec\":{\"type\":"
+		"\"ExternalName\",\"externalName\":\"ext.interwebs.test\"}}"},
+	{"svc", "{\"metadata\":{\"name\":\"ext2svc\",\"namespace\":\"testns\"},\"spec\":{\"type\":"
+		"\"ExternalName\",\"externalName\":\"svc1.testns.svc.cluster.local.\"}}"},
+	{"svc", "{\"metadata\":{\"name\":\"extip\",\"namespace\":\"testns\"},\"spec\":{\"type\":"
+		"\"ExternalName\",\"externalName\":\"1.2.3.4\"}}"},
+	{"pod", "{\"metadata\":{\"name\":\"foo\",\"namespace\":\"podns\"},\"status\":{\"podIP\":"
+		"\"10.240.0.1\",\"podIPs\":[{\"ip\":\"10.240.0.1\"}]}}"},
 };
 
 static enum k8s_kind kind_of(const char *k)
 {
-	return !strcmp(k, "ns")    ? K8S_KIND_NAMESPACE
+	return !strcmp(k, "ns")	   ? K8S_KIND_NAMESPACE
 	       : !strcmp(k, "svc") ? K8S_KIND_SERVICE
 	       : !strcmp(k, "eps") ? K8S_KIND_ENDPOINTSLICE
 				   : K8S_KIND_POD;
@@ -385,7 +412,7 @@ static enum k8s_kind kind_of(const char *k)
 
 static struct dns_zone *zone_fixture(enum dns_pod_mode pods)
 {
-	struct dns_zone_opts o = { .zone = "cluster.local", .ttl = 5, .pods = pods };
+	struct dns_zone_opts o = {.zone = "cluster.local", .ttl = 5, .pods = pods};
 	struct dns_zone *z = dns_zone_new(&o);
 
 	if (!ASSERT_NOT_NULL(z, "zone_new"))
@@ -404,11 +431,12 @@ fail:
 
 #define CL ".testns.svc.cluster.local"
 
-/* --- tests ------------------------------------------------------------------------------------- */
+/* --- tests -------------------------------------------------------------------------------------
+ */
 
 TEST(zone_new_rejects_bad_options)
 {
-	struct dns_zone_opts o = { .zone = "", .ttl = 5 };
+	struct dns_zone_opts o = {.zone = "", .ttl = 5};
 
 	ASSERT_NULL(dns_zone_new(&o), "empty zone");
 	ASSERT_EQ(errno, EINVAL, "errno");
@@ -448,10 +476,10 @@ TEST(zone_dns_version)
 
 	if (!z)
 		return;
-	if (ask(z, "dns-version.cluster.local", DNS_T_TXT, &a) && ANS(&a, 0, 1, "txt"))
+	if (ask(z, "dns-version.cluster.local", DNS_T_TXT, &a) && ans_ok(&a, 0, 1, "txt"))
 		SET(&a.r, 0, "dns-version.cluster.local. TXT \"1.1.0\"");
 	if (ask(z, "dns-version.cluster.local", DNS_T_A, &a))
-		NEG(&a, DNS_R_NOERROR, "cluster.local.", "A is NODATA (RFC 8020)");
+		neg_ok(&a, DNS_R_NOERROR, "cluster.local.", "A is NODATA (RFC 8020)");
 	dns_zone_free(z);
 }
 
@@ -462,7 +490,7 @@ TEST(zone_clusterip)
 
 	if (!z)
 		return;
-	if (ask(z, "svc1" CL, DNS_T_A, &a) && ANS(&a, 0, 1, "svc1 A")) {
+	if (ask(z, "svc1" CL, DNS_T_A, &a) && ans_ok(&a, 0, 1, "svc1 A")) {
 		SET(&a.r, 0, "svc1" CL ". A 10.0.0.1");
 		ASSERT_EQ(a.r.n[1], 0, "no authority on a positive answer");
 		ASSERT_EQ(a.r.id, 0x1234, "id echoed");
@@ -470,17 +498,17 @@ TEST(zone_clusterip)
 		ASSERT_FALSE(a.r.flags & 0x0080, "RA clear");
 	}
 	if (ask(z, "svc1" CL, DNS_T_AAAA, &a))
-		NEG(&a, 0, "cluster.local.", "svc1 AAAA NODATA");
+		neg_ok(&a, 0, "cluster.local.", "svc1 AAAA NODATA");
 	if (ask(z, "svc1" CL, DNS_T_TXT, &a))
-		NEG(&a, 0, "cluster.local.", "svc1 TXT NODATA");
-	if (ask(z, "svc6" CL, DNS_T_AAAA, &a) && ANS(&a, 0, 1, "svc6 AAAA"))
+		neg_ok(&a, 0, "cluster.local.", "svc1 TXT NODATA");
+	if (ask(z, "svc6" CL, DNS_T_AAAA, &a) && ans_ok(&a, 0, 1, "svc6 AAAA"))
 		SET(&a.r, 0, "svc6" CL ". AAAA 1234:abcd::1");
-	if (ask(z, "dual" CL, DNS_T_A, &a) && ANS(&a, 0, 1, "dual A"))
+	if (ask(z, "dual" CL, DNS_T_A, &a) && ans_ok(&a, 0, 1, "dual A"))
 		SET(&a.r, 0, "dual" CL ". A 10.0.0.3");
-	if (ask(z, "dual" CL, DNS_T_AAAA, &a) && ANS(&a, 0, 1, "dual AAAA"))
+	if (ask(z, "dual" CL, DNS_T_AAAA, &a) && ans_ok(&a, 0, 1, "dual AAAA"))
 		SET(&a.r, 0, "dual" CL ". AAAA 10::3");
 	/* an endpoint name under a ClusterIP Service resolves to the endpoint */
-	if (ask(z, "ep1a.svc1" CL, DNS_T_A, &a) && ANS(&a, 0, 1, "ep1a"))
+	if (ask(z, "ep1a.svc1" CL, DNS_T_A, &a) && ans_ok(&a, 0, 1, "ep1a"))
 		SET(&a.r, 0, "ep1a.svc1" CL ". A 172.0.0.1");
 	dns_zone_free(z);
 }
@@ -492,34 +520,36 @@ TEST(zone_srv)
 
 	if (!z)
 		return;
-	if (ask(z, "_http._tcp.svc1" CL, DNS_T_SRV, &a) && ANS(&a, 0, 1, "svc1 SRV")) {
+	if (ask(z, "_http._tcp.svc1" CL, DNS_T_SRV, &a) && ans_ok(&a, 0, 1, "svc1 SRV")) {
 		SET(&a.r, 0, "_http._tcp.svc1" CL ". SRV 0 100 80 svc1" CL ".");
 		SET(&a.r, 2, "svc1" CL ". A 10.0.0.1");
 	}
 	if (ask(z, "_HTTP._TCP.svc1" CL, DNS_T_SRV, &a))
-		ANS(&a, 0, 1, "port and proto match case-insensitively");
+		ans_ok(&a, 0, 1, "port and proto match case-insensitively");
 	if (ask(z, "_https._tcp.svc1" CL, DNS_T_SRV, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "unknown port NX");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "unknown port NX");
 	if (ask(z, "_http._udp.svc1" CL, DNS_T_SRV, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "wrong proto NX");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "wrong proto NX");
 	if (ask(z, "_http._tcp.svc1" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NOERROR, "cluster.local.", "port name A is NODATA");
+		neg_ok(&a, DNS_R_NOERROR, "cluster.local.", "port name A is NODATA");
 	/* bare name: one SRV per port; both families as glue; weight 100/2 */
-	if (ask(z, "dual" CL, DNS_T_SRV, &a) && ANS(&a, 0, 2, "dual SRV")) {
-		SET(&a.r, 0, "dual" CL ". SRV 0 50 80 dual" CL ".", "dual" CL ". SRV 0 50 81 dual" CL ".");
+	if (ask(z, "dual" CL, DNS_T_SRV, &a) && ans_ok(&a, 0, 2, "dual SRV")) {
+		SET(&a.r, 0, "dual" CL ". SRV 0 50 80 dual" CL ".",
+		    "dual" CL ". SRV 0 50 81 dual" CL ".");
 		SET(&a.r, 2, "dual" CL ". A 10.0.0.3", "dual" CL ". AAAA 10::3");
 	}
 	/* unnamed ports have no _port name */
 	if (ask(z, "_81._tcp.dual" CL, DNS_T_SRV, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "unnamed port");
-	if (ask(z, "_http._tcp.hdls1" CL, DNS_T_SRV, &a) && ANS(&a, 0, 5, "hdls1 SRV")) {
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "unnamed port");
+	if (ask(z, "_http._tcp.hdls1" CL, DNS_T_SRV, &a) && ans_ok(&a, 0, 5, "hdls1 SRV")) {
 		SET(&a.r, 0, "_http._tcp.hdls1" CL ". SRV 0 20 80 172-0-0-2.hdls1" CL ".",
 		    "_http._tcp.hdls1" CL ". SRV 0 20 80 172-0-0-3.hdls1" CL ".",
 		    "_http._tcp.hdls1" CL ". SRV 0 20 80 dup-name.hdls1" CL ".",
 		    "_http._tcp.hdls1" CL ". SRV 0 20 80 5678-abcd--1.hdls1" CL ".",
 		    "_http._tcp.hdls1" CL ". SRV 0 20 80 5678-abcd--2.hdls1" CL ".");
-		SET(&a.r, 2, "172-0-0-2.hdls1" CL ". A 172.0.0.2", "172-0-0-3.hdls1" CL ". A 172.0.0.3",
-		    "dup-name.hdls1" CL ". A 172.0.0.4", "dup-name.hdls1" CL ". A 172.0.0.5",
+		SET(&a.r, 2, "172-0-0-2.hdls1" CL ". A 172.0.0.2",
+		    "172-0-0-3.hdls1" CL ". A 172.0.0.3", "dup-name.hdls1" CL ". A 172.0.0.4",
+		    "dup-name.hdls1" CL ". A 172.0.0.5",
 		    "5678-abcd--1.hdls1" CL ". AAAA 5678:abcd::1",
 		    "5678-abcd--2.hdls1" CL ". AAAA 5678:abcd::2");
 	}
@@ -534,25 +564,26 @@ TEST(zone_headless)
 	if (!z)
 		return;
 	/* 172.0.0.9 is not ready; 172.0.0.2 appears in two slices */
-	if (ask(z, "hdls1" CL, DNS_T_A, &a) && ANS(&a, 0, 4, "hdls1 A"))
+	if (ask(z, "hdls1" CL, DNS_T_A, &a) && ans_ok(&a, 0, 4, "hdls1 A"))
 		SET(&a.r, 0, "hdls1" CL ". A 172.0.0.2", "hdls1" CL ". A 172.0.0.3",
 		    "hdls1" CL ". A 172.0.0.4", "hdls1" CL ". A 172.0.0.5");
-	if (ask(z, "hdls1" CL, DNS_T_AAAA, &a) && ANS(&a, 0, 2, "hdls1 AAAA"))
+	if (ask(z, "hdls1" CL, DNS_T_AAAA, &a) && ans_ok(&a, 0, 2, "hdls1 AAAA"))
 		SET(&a.r, 0, "hdls1" CL ". AAAA 5678:abcd::1", "hdls1" CL ". AAAA 5678:abcd::2");
-	if (ask(z, "dup-name.hdls1" CL, DNS_T_A, &a) && ANS(&a, 0, 2, "dup-name"))
-		SET(&a.r, 0, "dup-name.hdls1" CL ". A 172.0.0.4", "dup-name.hdls1" CL ". A 172.0.0.5");
-	if (ask(z, "172-0-0-2.hdls1" CL, DNS_T_A, &a) && ANS(&a, 0, 1, "dashed"))
+	if (ask(z, "dup-name.hdls1" CL, DNS_T_A, &a) && ans_ok(&a, 0, 2, "dup-name"))
+		SET(&a.r, 0, "dup-name.hdls1" CL ". A 172.0.0.4",
+		    "dup-name.hdls1" CL ". A 172.0.0.5");
+	if (ask(z, "172-0-0-2.hdls1" CL, DNS_T_A, &a) && ans_ok(&a, 0, 1, "dashed"))
 		SET(&a.r, 0, "172-0-0-2.hdls1" CL ". A 172.0.0.2");
-	if (ask(z, "5678-abcd--1.hdls1" CL, DNS_T_AAAA, &a) && ANS(&a, 0, 1, "dashed v6"))
+	if (ask(z, "5678-abcd--1.hdls1" CL, DNS_T_AAAA, &a) && ans_ok(&a, 0, 1, "dashed v6"))
 		SET(&a.r, 0, "5678-abcd--1.hdls1" CL ". AAAA 5678:abcd::1");
 	if (ask(z, "5678-abcd--1.hdls1" CL, DNS_T_A, &a))
-		NEG(&a, 0, "cluster.local.", "v6 endpoint A is NODATA");
+		neg_ok(&a, 0, "cluster.local.", "v6 endpoint A is NODATA");
 	if (ask(z, "172-0-0-9.hdls1" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "not-ready endpoint");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "not-ready endpoint");
 	if (ask(z, "hdlsempty" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "no ready endpoint: NX");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "no ready endpoint: NX");
 	if (ask(z, "hdlsempty" CL, DNS_T_AAAA, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "no ready endpoint: NX AAAA");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "no ready endpoint: NX AAAA");
 	dns_zone_free(z);
 }
 
@@ -563,26 +594,26 @@ TEST(zone_external_name)
 
 	if (!z)
 		return;
-	if (ask(z, "external" CL, DNS_T_CNAME, &a) && ANS(&a, 0, 1, "CNAME")) {
+	if (ask(z, "external" CL, DNS_T_CNAME, &a) && ans_ok(&a, 0, 1, "CNAME")) {
 		SET(&a.r, 0, "external" CL ". CNAME ext.interwebs.test.");
 		ASSERT_FALSE(a.res.cname, "no chase for a CNAME query");
 	}
-	if (ask(z, "external" CL, DNS_T_A, &a) && ANS(&a, 0, 1, "A -> CNAME")) {
+	if (ask(z, "external" CL, DNS_T_A, &a) && ans_ok(&a, 0, 1, "A -> CNAME")) {
 		SET(&a.r, 0, "external" CL ". CNAME ext.interwebs.test.");
 		ASSERT_TRUE(a.res.cname, "server should chase");
 		ASSERT_STREQ(a.res.cname_target, "ext.interwebs.test", "target");
 	}
-	if (ask(z, "ext2svc" CL, DNS_T_A, &a) && ANS(&a, 0, 2, "in-zone target followed")) {
+	if (ask(z, "ext2svc" CL, DNS_T_A, &a) && ans_ok(&a, 0, 2, "in-zone target followed")) {
 		ASSERT_STREQ(a.r.rr[0][0], "ext2svc" CL ". CNAME svc1" CL ".", "CNAME first");
 		ASSERT_STREQ(a.r.rr[0][1], "svc1" CL ". A 10.0.0.1", "then the target");
 		ASSERT_FALSE(a.res.cname, "nothing left to chase");
 	}
 	if (ask(z, "external" CL, DNS_T_SRV, &a))
-		NEG(&a, 0, "cluster.local.", "SRV on ExternalName NODATA");
+		neg_ok(&a, 0, "cluster.local.", "SRV on ExternalName NODATA");
 	if (ask(z, "endpoint.external" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "below ExternalName NX");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "below ExternalName NX");
 	if (ask(z, "extip" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "IP literal not served");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "IP literal not served");
 	dns_zone_free(z);
 }
 
@@ -594,28 +625,28 @@ TEST(zone_nxdomain_vs_nodata)
 		uint16_t type;
 		int rcode;
 	} tbl[] = {
-		{ "cluster.local", DNS_T_A, DNS_R_NOERROR },
-		{ "svc.cluster.local", DNS_T_A, DNS_R_NOERROR },
-		{ "svc.cluster.local", DNS_T_NS, DNS_R_NOERROR },
-		{ "pod.cluster.local", DNS_T_A, DNS_R_NOERROR },
-		{ "testns.svc.cluster.local", DNS_T_A, DNS_R_NOERROR },
-		{ "testns.svc.cluster.local", DNS_T_NS, DNS_R_NOERROR },
-		{ "podns.pod.cluster.local", DNS_T_A, DNS_R_NOERROR },
-		{ "nsnoexist.svc.cluster.local", DNS_T_A, DNS_R_NXDOMAIN },
-		{ "svc1.nsnoexist.svc.cluster.local", DNS_T_A, DNS_R_NXDOMAIN },
-		{ "foo.cluster.local", DNS_T_NS, DNS_R_NXDOMAIN },
-		{ "foo.svc.cluster.local", DNS_T_NS, DNS_R_NXDOMAIN },
-		{ "svc0" CL, DNS_T_A, DNS_R_NXDOMAIN },
-		{ "svc0" CL, DNS_T_TXT, DNS_R_NXDOMAIN },
-		{ "bogusendpoint.hdls1" CL, DNS_T_A, DNS_R_NXDOMAIN },
-		{ "bogusendpoint.svc0" CL, DNS_T_A, DNS_R_NXDOMAIN },
-		{ "a.b._http._tcp.svc1" CL, DNS_T_A, DNS_R_NXDOMAIN },
-		{ "svc1" CL, DNS_T_MX, DNS_R_NOERROR },
-		{ "svc1" CL, DNS_T_SOA, DNS_R_NOERROR },
-		{ "blah.podns.pod.cluster.local", DNS_T_A, DNS_R_NXDOMAIN },
-		{ "1-2-3-4.pod-nons.pod.cluster.local", DNS_T_A, DNS_R_NXDOMAIN },
-		{ "dns.cluster.local", DNS_T_A, DNS_R_NOERROR },
-		{ "cluster.local", DNS_T_SRV, DNS_R_NOERROR },
+		{"cluster.local", DNS_T_A, DNS_R_NOERROR},
+		{"svc.cluster.local", DNS_T_A, DNS_R_NOERROR},
+		{"svc.cluster.local", DNS_T_NS, DNS_R_NOERROR},
+		{"pod.cluster.local", DNS_T_A, DNS_R_NOERROR},
+		{"testns.svc.cluster.local", DNS_T_A, DNS_R_NOERROR},
+		{"testns.svc.cluster.local", DNS_T_NS, DNS_R_NOERROR},
+		{"podns.pod.cluster.local", DNS_T_A, DNS_R_NOERROR},
+		{"nsnoexist.svc.cluster.local", DNS_T_A, DNS_R_NXDOMAIN},
+		{"svc1.nsnoexist.svc.cluster.local", DNS_T_A, DNS_R_NXDOMAIN},
+		{"foo.cluster.local", DNS_T_NS, DNS_R_NXDOMAIN},
+		{"foo.svc.cluster.local", DNS_T_NS, DNS_R_NXDOMAIN},
+		{"svc0" CL, DNS_T_A, DNS_R_NXDOMAIN},
+		{"svc0" CL, DNS_T_TXT, DNS_R_NXDOMAIN},
+		{"bogusendpoint.hdls1" CL, DNS_T_A, DNS_R_NXDOMAIN},
+		{"bogusendpoint.svc0" CL, DNS_T_A, DNS_R_NXDOMAIN},
+		{"a.b._http._tcp.svc1" CL, DNS_T_A, DNS_R_NXDOMAIN},
+		{"svc1" CL, DNS_T_MX, DNS_R_NOERROR},
+		{"svc1" CL, DNS_T_SOA, DNS_R_NOERROR},
+		{"blah.podns.pod.cluster.local", DNS_T_A, DNS_R_NXDOMAIN},
+		{"1-2-3-4.pod-nons.pod.cluster.local", DNS_T_A, DNS_R_NXDOMAIN},
+		{"dns.cluster.local", DNS_T_A, DNS_R_NOERROR},
+		{"cluster.local", DNS_T_SRV, DNS_R_NOERROR},
 	};
 	struct ask a;
 
@@ -623,15 +654,18 @@ TEST(zone_nxdomain_vs_nodata)
 		return;
 	for (size_t i = 0; i < sizeof(tbl) / sizeof(tbl[0]); i++)
 		if (ask(z, tbl[i].name, tbl[i].type, &a))
-			NEG(&a, tbl[i].rcode, "cluster.local.", tbl[i].name);
+			neg_ok(&a, tbl[i].rcode, "cluster.local.", tbl[i].name);
 	/* the SOA: TTL min(ttl, 300), minimum = ttl, serial = commit time */
+	/* cppcheck-suppress invalidPrintfArgType_sint ; misreads the macro */
 	if (ask(z, "svc0" CL, DNS_T_A, &a) && ASSERT_EQ(a.r.n[1], 1, "soa")) {
-		char want[256];
+		char want[256] = "";
 		struct dns_zone_stats st;
 
 		dns_zone_stats(z, &st);
+		/* cppcheck-suppress nullPointerRedundantCheck ; want is an array */
 		snprintf(want, sizeof(want),
-			 "cluster.local. SOA ns.dns.cluster.local. hostmaster.cluster.local. %u min=5 ttl=5",
+			 "cluster.local. SOA ns.dns.cluster.local. hostmaster.cluster.local. %u "
+			 "min=5 ttl=5",
 			 st.serial);
 		ASSERT_STREQ(a.r.rr[1][0], want, "SOA contents");
 		ASSERT_EQ(st.services, 8, "services counted");
@@ -655,15 +689,15 @@ TEST(zone_case_preserved)
 
 	if (!z)
 		return;
-	if (ask(z, "SvC1.TeStNs.SvC.cLuStEr.LoCaL", DNS_T_A, &a) && ANS(&a, 0, 1, "mixed case"))
+	if (ask(z, "SvC1.TeStNs.SvC.cLuStEr.LoCaL", DNS_T_A, &a) && ans_ok(&a, 0, 1, "mixed case"))
 		SET(&a.r, 0, "SvC1.TeStNs.SvC.cLuStEr.LoCaL. A 10.0.0.1");
 	if (ask(z, "_HtTp._TcP.sVc1.tEsTnS.SvC.cLuStEr.LoCaL", DNS_T_SRV, &a) &&
-	    ANS(&a, 0, 1, "mixed SRV"))
+	    ans_ok(&a, 0, 1, "mixed SRV"))
 		SET(&a.r, 0,
 		    "_HtTp._TcP.sVc1.tEsTnS.SvC.cLuStEr.LoCaL. SRV 0 100 80 "
 		    "svc1.testns.svc.cLuStEr.LoCaL.");
 	if (ask(z, "NoPe.TeStNs.SvC.CLUSTER.local", DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "CLUSTER.local.", "SOA owner in query case");
+		neg_ok(&a, DNS_R_NXDOMAIN, "CLUSTER.local.", "SOA owner in query case");
 	dns_zone_free(z);
 }
 
@@ -674,13 +708,14 @@ TEST(zone_pods_modes)
 
 	if (!z)
 		return;
-	if (ask(z, "10-240-0-1.podns.pod.cluster.local", DNS_T_A, &a) && ANS(&a, 0, 1, "insecure"))
+	if (ask(z, "10-240-0-1.podns.pod.cluster.local", DNS_T_A, &a) &&
+	    ans_ok(&a, 0, 1, "insecure"))
 		SET(&a.r, 0, "10-240-0-1.podns.pod.cluster.local. A 10.240.0.1");
 	if (ask(z, "172-0-0-2.podns.pod.cluster.local", DNS_T_A, &a))
-		ANS(&a, 0, 1, "insecure echoes any IP");
+		ans_ok(&a, 0, 1, "insecure echoes any IP");
 	if (ask(z, "10-240-0-1.podns.pod.cluster.local", DNS_T_AAAA, &a))
-		NEG(&a, 0, "cluster.local.", "wrong family NODATA");
-	if (ask(z, "fd00--1.podns.pod.cluster.local", DNS_T_AAAA, &a) && ANS(&a, 0, 1, "v6 pod"))
+		neg_ok(&a, 0, "cluster.local.", "wrong family NODATA");
+	if (ask(z, "fd00--1.podns.pod.cluster.local", DNS_T_AAAA, &a) && ans_ok(&a, 0, 1, "v6 pod"))
 		SET(&a.r, 0, "fd00--1.podns.pod.cluster.local. AAAA fd00::1");
 	dns_zone_free(z);
 
@@ -688,18 +723,18 @@ TEST(zone_pods_modes)
 	if (!z)
 		return;
 	if (ask(z, "10-240-0-1.podns.pod.cluster.local", DNS_T_A, &a))
-		ANS(&a, 0, 1, "verified: existing pod");
+		ans_ok(&a, 0, 1, "verified: existing pod");
 	if (ask(z, "172-0-0-2.podns.pod.cluster.local", DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "verified: no such pod");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "verified: no such pod");
 	if (ask(z, "10-240-0-1.testns.pod.cluster.local", DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "verified: other namespace");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "verified: other namespace");
 	dns_zone_free(z);
 
 	z = zone_fixture(DNS_PODS_DISABLED);
 	if (!z)
 		return;
 	if (ask(z, "10-240-0-1.podns.pod.cluster.local", DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "disabled");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "disabled");
 	dns_zone_free(z);
 }
 
@@ -710,20 +745,20 @@ TEST(zone_ptr)
 
 	if (!z)
 		return;
-	if (ask(z, "1.0.0.10.in-addr.arpa", DNS_T_PTR, &a) && ANS(&a, 0, 1, "ClusterIP PTR"))
+	if (ask(z, "1.0.0.10.in-addr.arpa", DNS_T_PTR, &a) && ans_ok(&a, 0, 1, "ClusterIP PTR"))
 		SET(&a.r, 0, "1.0.0.10.in-addr.arpa. PTR svc1" CL ".");
-	if (ask(z, "1.0.0.172.in-addr.arpa", DNS_T_PTR, &a) && ANS(&a, 0, 1, "endpoint PTR"))
+	if (ask(z, "1.0.0.172.in-addr.arpa", DNS_T_PTR, &a) && ans_ok(&a, 0, 1, "endpoint PTR"))
 		SET(&a.r, 0, "1.0.0.172.in-addr.arpa. PTR ep1a.svc1" CL ".");
-	if (ask(z, "4.0.0.172.IN-ADDR.ARPA", DNS_T_PTR, &a) && ANS(&a, 0, 1, "hostname PTR"))
+	if (ask(z, "4.0.0.172.IN-ADDR.ARPA", DNS_T_PTR, &a) && ans_ok(&a, 0, 1, "hostname PTR"))
 		SET(&a.r, 0, "4.0.0.172.IN-ADDR.ARPA. PTR dup-name.hdls1" CL ".");
 	if (ask(z, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.c.b.a.8.7.6.5.ip6.arpa",
 		DNS_T_PTR, &a) &&
-	    ANS(&a, 0, 1, "v6 PTR"))
+	    ans_ok(&a, 0, 1, "v6 PTR"))
 		SET(&a.r, 0,
 		    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.c.b.a.8.7.6.5.ip6.arpa. PTR "
 		    "5678-abcd--1.hdls1" CL ".");
 	if (ask(z, "1.0.0.172.in-addr.arpa", DNS_T_A, &a))
-		NEG(&a, 0, "in-addr.arpa.", "known IP, other type: NODATA");
+		neg_ok(&a, 0, "in-addr.arpa.", "known IP, other type: NODATA");
 	if (ask(z, "99.0.0.10.in-addr.arpa", DNS_T_PTR, &a))
 		ASSERT_FALSE(a.res.ours, "unknown IP falls through");
 	if (ask(z, "0.10.in-addr.arpa", DNS_T_PTR, &a))
@@ -740,18 +775,18 @@ TEST(zone_apex_any_axfr)
 
 	if (!z)
 		return;
-	if (ask(z, "cluster.local", DNS_T_SOA, &a) && ANS(&a, 0, 1, "apex SOA"))
+	if (ask(z, "cluster.local", DNS_T_SOA, &a) && ans_ok(&a, 0, 1, "apex SOA"))
 		ASSERT_EQ(a.r.n[1], 0, "SOA only in the answer");
-	if (ask(z, "cluster.local", DNS_T_NS, &a) && ANS(&a, 0, 1, "apex NS")) {
+	if (ask(z, "cluster.local", DNS_T_NS, &a) && ans_ok(&a, 0, 1, "apex NS")) {
 		SET(&a.r, 0, "cluster.local. NS ns.dns.cluster.local.");
 		SET(&a.r, 2, "ns.dns.cluster.local. A 127.0.0.1");
 	}
-	if (ask(z, "ns.dns.cluster.local", DNS_T_A, &a) && ANS(&a, 0, 1, "ns.dns A"))
+	if (ask(z, "ns.dns.cluster.local", DNS_T_A, &a) && ans_ok(&a, 0, 1, "ns.dns A"))
 		SET(&a.r, 0, "ns.dns.cluster.local. A 127.0.0.1");
-	if (ask(z, "svc1" CL, DNS_T_ANY, &a) && ANS(&a, 0, 1, "ANY"))
+	if (ask(z, "svc1" CL, DNS_T_ANY, &a) && ans_ok(&a, 0, 1, "ANY"))
 		SET(&a.r, 0, "svc1" CL ". HINFO \"RFC8482\"");
 	if (ask(z, "svc0" CL, DNS_T_ANY, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "ANY on a missing name");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "ANY on a missing name");
 	if (ask(z, "cluster.local", DNS_T_AXFR, &a)) {
 		ASSERT_TRUE(a.res.ours, "ours");
 		ASSERT_EQ(a.r.rcode, DNS_R_REFUSED, "AXFR refused");
@@ -764,7 +799,7 @@ TEST(zone_apex_any_axfr)
 
 TEST(zone_servfail_before_sync)
 {
-	struct dns_zone_opts o = { .zone = "cluster.local" };
+	struct dns_zone_opts o = {.zone = "cluster.local"};
 	struct dns_zone *z = dns_zone_new(&o);
 	struct ask a;
 
@@ -772,19 +807,19 @@ TEST(zone_servfail_before_sync)
 		return;
 	/* nothing committed at all */
 	if (ask(z, "svc1" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_SERVFAIL, "cluster.local.", "no snapshot");
+		neg_ok(&a, DNS_R_SERVFAIL, "cluster.local.", "no snapshot");
 	if (ask(z, "example.com", DNS_T_A, &a))
 		ASSERT_FALSE(a.res.ours, "forwarding works before sync");
 	ASSERT_OK(add_json(z, K8S_KIND_NAMESPACE, NSJ("testns")), "ns");
 	ASSERT_OK(dns_zone_commit(z), "commit");
 	ASSERT_FALSE(dns_zone_synced(z), "not synced");
 	if (ask(z, "svc1" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_SERVFAIL, "cluster.local.", "would-be NX is SERVFAIL");
+		neg_ok(&a, DNS_R_SERVFAIL, "cluster.local.", "would-be NX is SERVFAIL");
 	if (ask(z, "testns.svc.cluster.local", DNS_T_A, &a))
-		NEG(&a, DNS_R_NOERROR, "cluster.local.", "NODATA stays NODATA");
+		neg_ok(&a, DNS_R_NOERROR, "cluster.local.", "NODATA stays NODATA");
 	dns_zone_set_synced(z, true);
 	if (ask(z, "svc1" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "NX after sync");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "NX after sync");
 	dns_zone_free(z);
 }
 
@@ -797,7 +832,8 @@ TEST(zone_updates_and_delete)
 		return;
 	ASSERT_OK(add_json(z, K8S_KIND_SERVICE,
 			   "{\"metadata\":{\"name\":\"svc1\",\"namespace\":\"testns\"},\"spec\":"
-			   "{\"clusterIP\":\"10.0.0.99\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}"),
+			   "{\"clusterIP\":\"10.0.0.99\",\"ports\":[{\"name\":\"http\",\"port\":80}"
+			   "]}}"),
 		  "update");
 	if (ask(z, "svc1" CL, DNS_T_A, &a))
 		SET(&a.r, 0, "svc1" CL ". A 10.0.0.1"); /* not visible before commit */
@@ -809,21 +845,21 @@ TEST(zone_updates_and_delete)
 		  "delete");
 	ASSERT_OK(dns_zone_commit(z), "commit");
 	if (ask(z, "svc1" CL, DNS_T_A, &a))
-		NEG(&a, DNS_R_NXDOMAIN, "cluster.local.", "deleted");
+		neg_ok(&a, DNS_R_NXDOMAIN, "cluster.local.", "deleted");
 	if (ask(z, "1.0.0.172.in-addr.arpa", DNS_T_PTR, &a))
 		ASSERT_FALSE(a.res.ours, "endpoint PTR gone with its Service");
 	ASSERT_OK(del_json(z, K8S_KIND_ENDPOINTSLICE,
 			   "{\"metadata\":{\"name\":\"hdls1-a\",\"namespace\":\"testns\"}}"),
 		  "delete slice");
 	ASSERT_OK(dns_zone_commit(z), "commit");
-	if (ask(z, "hdls1" CL, DNS_T_A, &a) && ANS(&a, 0, 1, "slice removed"))
+	if (ask(z, "hdls1" CL, DNS_T_A, &a) && ans_ok(&a, 0, 1, "slice removed"))
 		SET(&a.r, 0, "hdls1" CL ". A 172.0.0.2"); /* still in hdls1-c */
 	dns_zone_free(z);
 }
 
 static struct dns_zone *big_headless(int n)
 {
-	struct dns_zone_opts o = { .zone = "cluster.local", .ttl = 30 };
+	struct dns_zone_opts o = {.zone = "cluster.local", .ttl = 30};
 	struct dns_zone *z = dns_zone_new(&o);
 	char *js = malloc(64 * (size_t)n + 512);
 	size_t p;
@@ -832,12 +868,14 @@ static struct dns_zone *big_headless(int n)
 		goto fail;
 	if (add_json(z, K8S_KIND_NAMESPACE, NSJ("big")) ||
 	    add_json(z, K8S_KIND_SERVICE,
-		     "{\"metadata\":{\"name\":\"many\",\"namespace\":\"big\"},\"spec\":{\"clusterIP\":"
+		     "{\"metadata\":{\"name\":\"many\",\"namespace\":\"big\"},\"spec\":{"
+		     "\"clusterIP\":"
 		     "\"None\",\"ports\":[{\"name\":\"http\",\"port\":80}]}}"))
 		goto fail;
-	p = (size_t)sprintf(js, "{\"metadata\":{\"name\":\"many-1\",\"namespace\":\"big\",\"labels\":"
-				"{\"kubernetes.io/service-name\":\"many\"}},\"addressType\":\"IPv4\","
-				"\"ports\":[{\"name\":\"http\",\"port\":80}],\"endpoints\":[");
+	p = (size_t)sprintf(js,
+			    "{\"metadata\":{\"name\":\"many-1\",\"namespace\":\"big\",\"labels\":"
+			    "{\"kubernetes.io/service-name\":\"many\"}},\"addressType\":\"IPv4\","
+			    "\"ports\":[{\"name\":\"http\",\"port\":80}],\"endpoints\":[");
 	for (int i = 0; i < n; i++)
 		p += (size_t)sprintf(js + p, "%s{\"addresses\":[\"10.1.%d.%d\"]}", i ? "," : "",
 				     i / 250, i % 250 + 1);
@@ -910,10 +948,10 @@ static void *race_reader(void *arg)
 {
 	struct race *r = arg;
 	uint8_t qb[512], out[1232];
-	struct dns_query q;
+	struct dns_query q = {0};
 	struct dns_writer w;
 	struct dns_zone_result res;
-	int rcode;
+	int rcode = 0;
 	size_t ql = build_query(qb, "many.big.svc.cluster.local", DNS_T_A, 1232);
 
 	if (dns_query_parse(qb, ql, &q, &rcode))
@@ -930,7 +968,7 @@ static void *race_reader(void *arg)
 
 TEST(zone_readers_race_commits)
 {
-	struct race r = { .z = big_headless(50) };
+	struct race r = {.z = big_headless(50)};
 	pthread_t th[4];
 	int started = 0;
 
