@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-#define CFG_MAX_LINE 1024
+#define CFG_MAX_LINE  1024
 #define CFG_MAX_WORDS 20
 
 void dns_config_defaults(struct dns_config *c)
@@ -165,12 +165,12 @@ int dns_config_directive(struct dns_config *c, const char *name, char *const *ar
 {
 	unsigned int v;
 
-#define NEED_ARGS(lo, hi, what)                                                                    \
-	do {                                                                                       \
-		if (nargs < (lo) || nargs > (hi)) {                                                \
-			snprintf(err, errlen, "%s: expected %s", name, what);                      \
-			return -EINVAL;                                                            \
-		}                                                                                  \
+#define NEED_ARGS(lo, hi, what)                                               \
+	do {                                                                  \
+		if (nargs < (lo) || nargs > (hi)) {                           \
+			snprintf(err, errlen, "%s: expected %s", name, what); \
+			return -EINVAL;                                       \
+		}                                                             \
 	} while (0)
 
 	if (!strcmp(name, "zone")) {
@@ -235,8 +235,9 @@ int dns_config_directive(struct dns_config *c, const char *name, char *const *ar
 			c->metrics[0] = '\0';
 		} else if (dns_config_addr_parse(args[0], 9153, &a) || a.ss_family != AF_INET ||
 			   strlen(args[0]) >= sizeof(c->metrics)) {
-			snprintf(err, errlen, "metrics: '%.100s' is not an IPv4 address IP[:PORT] or "
-					      "'off'",
+			snprintf(err, errlen,
+				 "metrics: '%.100s' is not an IPv4 address IP[:PORT] or "
+				 "'off'",
 				 args[0]);
 			return -EINVAL;
 		} else {
@@ -275,8 +276,9 @@ int dns_config_directive(struct dns_config *c, const char *name, char *const *ar
 	} else if (!strcmp(name, "upstream-timeout")) {
 		NEED_ARGS(1, 1, "milliseconds 10-60000");
 		if (parse_uint(args[0], 10, 60000, &v)) {
-			snprintf(err, errlen, "upstream-timeout: '%.100s' is not milliseconds "
-					      "10-60000",
+			snprintf(err, errlen,
+				 "upstream-timeout: '%.100s' is not milliseconds "
+				 "10-60000",
 				 args[0]);
 			return -EINVAL;
 		}

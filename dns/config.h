@@ -39,22 +39,22 @@ enum dns_cfg_pods {
 };
 
 struct dns_config {
-	char zone[256];			       /* cluster domain, lower case, no trailing dot */
-	unsigned int ttl;		       /* seconds, cluster records */
-	enum dns_cfg_pods pods;		       /* pod record mode */
+	char zone[256];		/* cluster domain, lower case, no trailing dot */
+	unsigned int ttl;	/* seconds, cluster records */
+	enum dns_cfg_pods pods; /* pod record mode */
 	struct sockaddr_storage upstream[DNS_CFG_MAX_UPSTREAMS]; /* forward targets */
-	unsigned int n_upstream;	       /* 0 = take them from resolv.conf */
-	struct sockaddr_storage listen;	       /* UDP and TCP */
-	char metrics[128];		       /* "host:port", "" = off */
-	unsigned int workers;		       /* 0 = one per online CPU */
-	unsigned int cache_size;	       /* entries; 0 disables the cache */
-	unsigned int cache_max_ttl;	       /* seconds */
-	unsigned int cache_min_ttl;	       /* seconds */
-	unsigned int upstream_timeout_ms;      /* per attempt */
-	unsigned int max_fails;		       /* consecutive failures → down */
-	unsigned int tcp_max_conns;	       /* per server, all workers together */
-	unsigned int tcp_idle_ms;	       /* idle/slow TCP client limit */
-	unsigned int bufsize;		       /* EDNS UDP payload ceiling, 512-4096 */
+	unsigned int n_upstream;	  /* 0 = take them from resolv.conf */
+	struct sockaddr_storage listen;	  /* UDP and TCP */
+	char metrics[128];		  /* "host:port", "" = off */
+	unsigned int workers;		  /* 0 = one per online CPU */
+	unsigned int cache_size;	  /* entries; 0 disables the cache */
+	unsigned int cache_max_ttl;	  /* seconds */
+	unsigned int cache_min_ttl;	  /* seconds */
+	unsigned int upstream_timeout_ms; /* per attempt */
+	unsigned int max_fails;		  /* consecutive failures → down */
+	unsigned int tcp_max_conns;	  /* per server, all workers together */
+	unsigned int tcp_idle_ms;	  /* idle/slow TCP client limit */
+	unsigned int bufsize;		  /* EDNS UDP payload ceiling, 512-4096 */
 };
 
 void dns_config_defaults(struct dns_config *c);

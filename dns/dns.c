@@ -116,8 +116,9 @@ static void commit_cb(evutil_socket_t fd, short what, void *arg)
 		a->synced = true;
 		dns_zone_set_synced(a->zone, true);
 		dns_zone_stats(a->zone, &st);
-		pr_info(DN, "zone '%s': synced (%zu services, %zu namespaces): serving NXDOMAIN "
-			    "from now on",
+		pr_info(DN,
+			"zone '%s': synced (%zu services, %zu namespaces): serving NXDOMAIN "
+			"from now on",
 			a->o->cfg.zone, st.services, st.namespaces);
 	}
 }
@@ -159,22 +160,25 @@ static void metrics_write(struct dns_app *a, struct evbuffer *out)
 					    "%llu\n",
 					    dns_stat_lat_us[i] / 1e6, (unsigned long long)cum);
 		else
-			evbuffer_add_printf(out,
-					    "sluice_dns_request_duration_seconds_bucket{le=\"+Inf\"} "
-					    "%llu\n",
-					    (unsigned long long)cum);
+			evbuffer_add_printf(
+				out,
+				"sluice_dns_request_duration_seconds_bucket{le=\"+Inf\"} "
+				"%llu\n",
+				(unsigned long long)cum);
 	}
 	evbuffer_add_printf(out,
 			    "sluice_dns_request_duration_seconds_sum %.6f\n"
 			    "sluice_dns_request_duration_seconds_count %llu\n",
 			    st.lat_sum_us / 1e6, (unsigned long long)cum);
-#define CTR(name, help, v)                                                                         \
-	evbuffer_add_printf(out, "# HELP sluice_dns_" name " " help "\n# TYPE sluice_dns_" name   \
-				 " counter\nsluice_dns_" name " %llu\n",                           \
+#define CTR(name, help, v)                                                                 \
+	evbuffer_add_printf(out,                                                           \
+			    "# HELP sluice_dns_" name " " help "\n# TYPE sluice_dns_" name \
+			    " counter\nsluice_dns_" name " %llu\n",                        \
 			    (unsigned long long)(v))
-#define GAUGE(name, help, v)                                                                       \
-	evbuffer_add_printf(out, "# HELP sluice_dns_" name " " help "\n# TYPE sluice_dns_" name   \
-				 " gauge\nsluice_dns_" name " %llu\n",                             \
+#define GAUGE(name, help, v)                                                               \
+	evbuffer_add_printf(out,                                                           \
+			    "# HELP sluice_dns_" name " " help "\n# TYPE sluice_dns_" name \
+			    " gauge\nsluice_dns_" name " %llu\n",                          \
 			    (unsigned long long)(v))
 	CTR("udp_queries_total", "Queries over UDP.", st.udp);
 	CTR("tcp_queries_total", "Queries over TCP.", st.tcp);
@@ -267,7 +271,7 @@ static int app_client(struct dns_app *a)
 	if (a->o->kubeconfig) {
 		a->client = sl_client_from_kubeconfig(a->o->kubeconfig, NULL, err, sizeof(err));
 	} else if (a->o->server) {
-		struct sl_client_opts co = { .server = a->o->server, .token = a->o->token };
+		struct sl_client_opts co = {.server = a->o->server, .token = a->o->token};
 		a->client = sl_client_new(&co, err, sizeof(err));
 	} else {
 		snprintf(err, sizeof(err), "--server URL or --kubeconfig FILE is required");
@@ -281,19 +285,21 @@ static int app_client(struct dns_app *a)
 
 static int app_informers(struct dns_app *a)
 {
-	static const enum k8s_kind kinds[INF_N] = { K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
-						    K8S_KIND_POD, K8S_KIND_NAMESPACE };
-	const struct sl_gvr gvrs[INF_N] = { SL_GVR_SERVICES, SL_GVR_ENDPOINTSLICES, SL_GVR_PODS,
-					    SL_GVR_NAMESPACES };
+	static const enum k8s_kind kinds[INF_N] = {K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
+						   K8S_KIND_POD, K8S_KIND_NAMESPACE};
+	const struct sl_gvr gvrs[INF_N] = {SL_GVR_SERVICES, SL_GVR_ENDPOINTSLICES, SL_GVR_PODS,
+					   SL_GVR_NAMESPACES};
 	char err[512];
 
 	for (int i = 0; i < INF_N; i++) {
 		struct sl_informer_opts io = {
 			.gvr = gvrs[i],
 			.delivery = SL_INF_DELIVER_QUEUE,
-			.handlers = { .on_add = on_add, .on_update = on_update,
-				      .on_delete = on_delete, .on_synced = on_synced,
-				      .arg = &a->ctx[i] },
+			.handlers = {.on_add = on_add,
+				     .on_update = on_update,
+				     .on_delete = on_delete,
+				     .on_synced = on_synced,
+				     .arg = &a->ctx[i]},
 		};
 		a->ctx[i].app = a;
 		a->ctx[i].kind = kinds[i];
@@ -316,11 +322,11 @@ static int app_informers(struct dns_app *a)
 
 int dns_run(const struct dns_run_opts *o)
 {
-	struct dns_app a = { .o = o };
+	struct dns_app a = {.o = o};
 	struct dns_config cfg = o->cfg;
-	static const enum dns_pod_mode pod_modes[] = { DNS_PODS_INSECURE, DNS_PODS_VERIFIED,
-						       DNS_PODS_DISABLED };
-	struct dns_zone_opts zo = { .zone = cfg.zone, .ttl = cfg.ttl, .pods = pod_modes[cfg.pods] };
+	static const enum dns_pod_mode pod_modes[] = {DNS_PODS_INSECURE, DNS_PODS_VERIFIED,
+						      DNS_PODS_DISABLED};
+	struct dns_zone_opts zo = {.zone = cfg.zone, .ttl = cfg.ttl, .pods = pod_modes[cfg.pods]};
 	struct dns_fwd_opts fo;
 	struct dns_server_opts so;
 	struct sockaddr_storage bound;
@@ -334,8 +340,9 @@ int dns_run(const struct dns_run_opts *o)
 		if (rc < 0)
 			pr_warn(DN, "%s; names outside '%s' will get SERVFAIL", err, cfg.zone);
 		else if (rc == 0)
-			pr_warn(DN, "resolv.conf '%s': no usable nameserver (our own address is "
-				    "skipped); names outside '%s' will get SERVFAIL",
+			pr_warn(DN,
+				"resolv.conf '%s': no usable nameserver (our own address is "
+				"skipped); names outside '%s' will get SERVFAIL",
 				rp, cfg.zone);
 	}
 	rc = app_client(&a);
@@ -394,9 +401,8 @@ int dns_run(const struct dns_run_opts *o)
 		snprintf(host, sizeof(host), "%s", cfg.metrics);
 		*strrchr(host, ':') = '\0';
 		a.http = evhttp_new(a.base);
-		if (!a.http ||
-		    evhttp_bind_socket(a.http, host,
-				       ntohs(((struct sockaddr_in *)&ma)->sin_port))) {
+		if (!a.http || evhttp_bind_socket(a.http, host,
+						  ntohs(((struct sockaddr_in *)&ma)->sin_port))) {
 			pr_err(DN, "metrics '%s': bind failed: %s", cfg.metrics, strerror(errno));
 			rc = -EADDRINUSE;
 			goto out;

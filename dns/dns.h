@@ -11,11 +11,11 @@
 #include "config.h"
 
 struct dns_run_opts {
-	struct dns_config cfg;	   /* after file + flags */
-	const char *server;	   /* API server URL (or kubeconfig) */
+	struct dns_config cfg; /* after file + flags */
+	const char *server;    /* API server URL (or kubeconfig) */
 	const char *token;
 	const char *kubeconfig;
-	const char *resolv_conf;   /* upstreams when cfg has none; default /etc/resolv.conf */
+	const char *resolv_conf; /* upstreams when cfg has none; default /etc/resolv.conf */
 };
 
 /* Returns 0 after a clean shutdown, or a negative error (logged) when

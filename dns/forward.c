@@ -146,7 +146,7 @@ static int name_read(const uint8_t *m, size_t len, size_t off, char *out, size_t
 
 /* Where things are in a reply: end of the (single) question and each RR. */
 struct msg_rr {
-	uint16_t off;  /* owner */
+	uint16_t off; /* owner */
 	uint16_t type;
 	uint16_t ttl_off;
 	uint16_t rdata_off, rdlen;
@@ -157,10 +157,10 @@ struct msg_rr {
 #define MSG_MAX_RR (DNS_MAX_MSG / 11 + 1)
 
 struct msg_layout {
-	size_t qend;    /* offset after the question */
+	size_t qend;	  /* offset after the question */
 	size_t qname_len; /* wire length of the question name (must be uncompressed) */
 	unsigned int n_rr;
-	size_t end;     /* offset after the last RR parsed */
+	size_t end; /* offset after the last RR parsed */
 	struct msg_rr rr[MSG_MAX_RR];
 };
 
@@ -269,7 +269,7 @@ int dns_fwd_render(const uint8_t *msg, size_t len, uint32_t elapsed_s, const str
 		   uint8_t *out, size_t cap, size_t limit, uint16_t bufsize)
 {
 	static _Thread_local struct msg_layout L;
-	unsigned int keep = 0, counts[3] = { 0, 0, 0 };
+	unsigned int keep = 0, counts[3] = {0, 0, 0};
 	size_t body_end, total;
 	int rc = msg_walk(msg, len, &L);
 
@@ -340,8 +340,10 @@ int dns_fwd_answers(const uint8_t *msg, size_t len, int (*fn)(const struct dns_r
 		return -EBADMSG;
 	for (unsigned int i = 0; i < L.n_rr && L.rr[i].section == 1; i++) {
 		const struct msg_rr *r = &L.rr[i];
-		struct dns_rr rr = { .name = owner, .type = r->type, .class = rd16(msg + r->ttl_off - 2),
-				     .ttl = rd32(msg + r->ttl_off) };
+		struct dns_rr rr = {.name = owner,
+				    .type = r->type,
+				    .class = rd16(msg + r->ttl_off - 2),
+				    .ttl = rd32(msg + r->ttl_off)};
 
 		if (r->type != DNS_T_A && r->type != DNS_T_AAAA && r->type != DNS_T_CNAME)
 			continue;
@@ -372,27 +374,27 @@ int dns_fwd_answers(const uint8_t *msg, size_t len, int (*fn)(const struct dns_r
 #define CACHE_SHARDS 16
 
 struct cache_ent {
-	struct cache_ent *hnext;      /* hash chain */
+	struct cache_ent *hnext;       /* hash chain */
 	struct cache_ent *prev, *next; /* LRU list, head = most recent */
 	uint64_t hash;
-	uint64_t inserted_ms;	      /* CLOCK_MONOTONIC */
-	uint64_t expires_ms;	      /* CLOCK_MONOTONIC */
+	uint64_t inserted_ms; /* CLOCK_MONOTONIC */
+	uint64_t expires_ms;  /* CLOCK_MONOTONIC */
 	uint16_t qtype, qclass;
 	bool do_bit;
-	uint8_t name_len;	      /* wire length of name */
-	uint8_t name[DNS_MAX_NAME];   /* lower-cased wire form */
-	uint16_t len;		      /* bytes in msg */
-	uint8_t msg[];		      /* the upstream reply as received */
+	uint8_t name_len;	    /* wire length of name */
+	uint8_t name[DNS_MAX_NAME]; /* lower-cased wire form */
+	uint16_t len;		    /* bytes in msg */
+	uint8_t msg[];		    /* the upstream reply as received */
 };
 
 struct cache_shard {
 	pthread_mutex_t lock;
 	struct cache_ent **buckets;
-	size_t n_buckets;	/* power of two */
+	size_t n_buckets; /* power of two */
 	size_t n, max;
 	struct cache_ent *head, *tail;
 	uint64_t hits, misses, inserts, evictions, expired;
-	char pad[64];		/* keep shard locks on separate cache lines */
+	char pad[64]; /* keep shard locks on separate cache lines */
 };
 
 struct dns_cache {
@@ -669,7 +671,7 @@ void dns_cache_stats(struct dns_cache *c, struct dns_cache_stats *out)
 struct upstream {
 	struct sockaddr_storage addr;
 	char str[64];
-	atomic_uint fails;	/* consecutive failures */
+	atomic_uint fails; /* consecutive failures */
 	atomic_bool down;
 	atomic_uint_fast64_t queries, failures, tcp_retries;
 };
@@ -690,10 +692,10 @@ struct dns_fwd {
 	unsigned int n_up;
 	unsigned int timeout_ms, max_fails, probe_ms;
 	uint16_t bufsize;
-	atomic_uint rr;		/* round-robin cursor */
+	atomic_uint rr; /* round-robin cursor */
 	struct dns_cache *cache;
 
-	pthread_mutex_t lock;	/* guards stop, jobs; with cond */
+	pthread_mutex_t lock; /* guards stop, jobs; with cond */
 	pthread_cond_t cond;
 	bool stop;
 	struct tcp_job *jobs, *jobs_tail;
@@ -770,8 +772,9 @@ void dns_fwd_report(struct dns_fwd *f, int idx, bool ok)
 	}
 	atomic_fetch_add_explicit(&u->failures, 1, memory_order_relaxed);
 	if (atomic_fetch_add(&u->fails, 1) + 1 >= f->max_fails && !atomic_exchange(&u->down, true))
-		pr_warn(FW, "upstream '%s': %u consecutive failures, marked down (probing every "
-			    "%u ms)",
+		pr_warn(FW,
+			"upstream '%s': %u consecutive failures, marked down (probing every "
+			"%u ms)",
 			u->str, f->max_fails, f->probe_ms);
 }
 
@@ -806,7 +809,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		uint64_t now = mono_ms();
-		struct pollfd p = { .fd = fd, .events = events };
+		struct pollfd p = {.fd = fd, .events = events};
 		int n;
 
 		if (now >= deadline)
@@ -942,8 +945,7 @@ static void *tcp_thread(void *arg)
 }
 
 int dns_fwd_tcp_submit(struct dns_fwd *f, int idx, const uint8_t *query, size_t qlen,
-		       void (*done)(int rc, const uint8_t *reply, size_t len, void *arg),
-		       void *arg)
+		       void (*done)(int rc, const uint8_t *reply, size_t len, void *arg), void *arg)
 {
 	struct tcp_job *j = malloc(sizeof(*j) + qlen);
 
@@ -974,7 +976,7 @@ int dns_fwd_tcp_submit(struct dns_fwd *f, int idx, const uint8_t *query, size_t 
 /* One ". NS" query over UDP; true when any well-formed reply with our id comes back. */
 static bool probe_one(struct dns_fwd *f, unsigned int i)
 {
-	static const uint8_t root[1] = { 0 };
+	static const uint8_t root[1] = {0};
 	uint8_t q[64], r[1500];
 	uint16_t id;
 	bool ok = false;

@@ -97,9 +97,18 @@ int dns_fwd_render(const uint8_t *msg, size_t len, uint32_t elapsed_s, const str
 		   uint8_t *out, size_t cap, size_t limit, uint16_t bufsize);
 
 /* Header fields of a reply (no validation beyond length). */
-static inline int dns_msg_rcode(const uint8_t *msg) { return msg[3] & 0x0f; }
-static inline bool dns_msg_tc(const uint8_t *msg) { return msg[2] & 0x02; }
-static inline uint16_t dns_msg_id(const uint8_t *msg) { return (uint16_t)(msg[0] << 8 | msg[1]); }
+static inline int dns_msg_rcode(const uint8_t *msg)
+{
+	return msg[3] & 0x0f;
+}
+static inline bool dns_msg_tc(const uint8_t *msg)
+{
+	return msg[2] & 0x02;
+}
+static inline uint16_t dns_msg_id(const uint8_t *msg)
+{
+	return (uint16_t)(msg[0] << 8 | msg[1]);
+}
 
 /*
  * Calls fn for each answer-section record of type A, AAAA or CNAME in msg,
@@ -117,12 +126,12 @@ struct dns_fwd;
 struct dns_fwd_opts {
 	const struct sockaddr_storage *upstream; /* copied */
 	unsigned int n_upstream;
-	unsigned int timeout_ms;  /* per attempt */
-	unsigned int max_fails;   /* consecutive failures before down */
+	unsigned int timeout_ms; /* per attempt */
+	unsigned int max_fails;	 /* consecutive failures before down */
 	size_t cache_size;
 	uint32_t cache_min_ttl, cache_max_ttl;
-	uint16_t bufsize;         /* EDNS payload we advertise upstream */
-	unsigned int probe_ms;    /* health probe period for down upstreams; 0 = 500 */
+	uint16_t bufsize;      /* EDNS payload we advertise upstream */
+	unsigned int probe_ms; /* health probe period for down upstreams; 0 = 500 */
 };
 
 struct dns_fwd_upstream_stats {

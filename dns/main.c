@@ -11,7 +11,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice-dns (--server URL [--token T] | --kubeconfig F) [--config FILE] [flags]\n"
+		"usage: sluice-dns (--server URL [--token T] | --kubeconfig F) [--config FILE] "
+		"[flags]\n"
 		"\n"
 		"Cluster DNS: answers <zone> from the API server's Services, EndpointSlices,\n"
 		"Pods and Namespaces; forwards everything else through a cache.\n"
@@ -31,7 +32,8 @@ static void usage(FILE *f)
 		"  --workers N              worker threads (default: one per core)\n"
 		"  --cache SIZE[,MAX[,MIN]] cache entries and TTL bounds (default 10000,3600,5)\n"
 		"  --upstream-timeout MS    per upstream attempt (default 2000)\n"
-		"  --max-fails N            failures before an upstream is marked down (default 2)\n"
+		"  --max-fails N            failures before an upstream is marked down (default "
+		"2)\n"
 		"  --tcp-connections N      concurrent TCP clients (default 1024)\n"
 		"  --tcp-idle MS            idle/slow TCP client limit (default 10000)\n"
 		"  --bufsize BYTES          EDNS UDP payload ceiling, 512-4096 (default 1232)\n"
@@ -55,30 +57,30 @@ static int split_words(char *s, char **words, int max)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "server", required_argument, NULL, 's' },
-		{ "token", required_argument, NULL, 't' },
-		{ "kubeconfig", required_argument, NULL, 'k' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "resolv-conf", required_argument, NULL, 'r' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
+		{"server", required_argument, NULL, 's'},
+		{"token", required_argument, NULL, 't'},
+		{"kubeconfig", required_argument, NULL, 'k'},
+		{"config", required_argument, NULL, 'c'},
+		{"resolv-conf", required_argument, NULL, 'r'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
 		/* Directives shared with the config file. */
-		{ "zone", required_argument, NULL, 'D' },
-		{ "ttl", required_argument, NULL, 'D' },
-		{ "pods", required_argument, NULL, 'D' },
-		{ "forward", required_argument, NULL, 'D' },
-		{ "listen", required_argument, NULL, 'D' },
-		{ "metrics", required_argument, NULL, 'D' },
-		{ "workers", required_argument, NULL, 'D' },
-		{ "cache", required_argument, NULL, 'D' },
-		{ "upstream-timeout", required_argument, NULL, 'D' },
-		{ "max-fails", required_argument, NULL, 'D' },
-		{ "tcp-connections", required_argument, NULL, 'D' },
-		{ "tcp-idle", required_argument, NULL, 'D' },
-		{ "bufsize", required_argument, NULL, 'D' },
-		{ 0 },
+		{"zone", required_argument, NULL, 'D'},
+		{"ttl", required_argument, NULL, 'D'},
+		{"pods", required_argument, NULL, 'D'},
+		{"forward", required_argument, NULL, 'D'},
+		{"listen", required_argument, NULL, 'D'},
+		{"metrics", required_argument, NULL, 'D'},
+		{"workers", required_argument, NULL, 'D'},
+		{"cache", required_argument, NULL, 'D'},
+		{"upstream-timeout", required_argument, NULL, 'D'},
+		{"max-fails", required_argument, NULL, 'D'},
+		{"tcp-connections", required_argument, NULL, 'D'},
+		{"tcp-idle", required_argument, NULL, 'D'},
+		{"bufsize", required_argument, NULL, 'D'},
+		{0},
 	};
-	struct dns_run_opts ro = { 0 };
+	struct dns_run_opts ro = {0};
 	const char *config = NULL;
 	const char **dname = calloc((size_t)argc, sizeof(*dname));
 	char **dval = calloc((size_t)argc, sizeof(*dval));
@@ -110,8 +112,9 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			if (sl_log_level_parse(optarg, &lvl)) {
-				fprintf(stderr, "sluice-dns: --log-level '%s': accepted values are "
-						"error, warn, info, debug\n",
+				fprintf(stderr,
+					"sluice-dns: --log-level '%s': accepted values are "
+					"error, warn, info, debug\n",
 					optarg);
 				goto out;
 			}
@@ -131,7 +134,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "sluice-dns: unexpected argument '%s' (see --help)\n", argv[optind]);
+		fprintf(stderr, "sluice-dns: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
 		goto out;
 	}
 	if (config && dns_config_load(&ro.cfg, config, err, sizeof(err))) {

@@ -32,11 +32,11 @@
 
 #define SV "dns-server"
 
-#define UDP_BATCH 32
-#define UDP_BUF 4096	      /* >= the largest bufsize accepted (config: 4096) */
-#define PEND_SLOTS 1024	      /* forwarded queries in flight per worker */
+#define UDP_BATCH   32
+#define UDP_BUF	    4096	/* >= the largest bufsize accepted (config: 4096) */
+#define PEND_SLOTS  1024	/* forwarded queries in flight per worker */
 #define TCP_OUT_MAX (256 << 10) /* unsent reply bytes before we stop reading */
-#define SCAN_MS 20	      /* timer granularity for timeouts */
+#define SCAN_MS	    20		/* timer granularity for timeouts */
 
 const char *const dns_stat_type_names[DNS_ST_NTYPES] = {
 	"A", "AAAA", "SRV", "PTR", "TXT", "CNAME", "NS", "SOA", "MX", "ANY", "XFR", "other",
@@ -51,35 +51,35 @@ const unsigned int dns_stat_lat_us[DNS_ST_NLAT] = {
 enum ep_kind { K_UDP = 1, K_TCPL, K_CONN, K_UP4, K_UP6, K_EV };
 
 struct tcp_conn {
-	int fd;			/* -1 when the slot is free */
-	uint32_t gen;		/* bumped on close: late forwarded replies are dropped */
-	uint8_t *in;		/* frame being read (2-byte length + message) */
+	int fd;	      /* -1 when the slot is free */
+	uint32_t gen; /* bumped on close: late forwarded replies are dropped */
+	uint8_t *in;  /* frame being read (2-byte length + message) */
 	size_t in_len, in_cap;
-	uint8_t *out;		/* reply bytes not yet accepted by the socket */
+	uint8_t *out; /* reply bytes not yet accepted by the socket */
 	size_t out_len, out_off, out_cap;
-	uint64_t deadline_ms;	/* close when reached: idle, slow sender or slow reader */
-	bool want_out;		/* EPOLLOUT registered */
-	bool paused;		/* EPOLLIN removed (too much unsent output) */
+	uint64_t deadline_ms; /* close when reached: idle, slow sender or slow reader */
+	bool want_out;	      /* EPOLLOUT registered */
+	bool paused;	      /* EPOLLIN removed (too much unsent output) */
 };
 
 enum pend_state { P_FREE = 0, P_UDP, P_TCP };
 
 struct pending {
-	uint8_t state;		/* enum pend_state */
-	bool chase;		/* resolving an ExternalName target for q */
+	uint8_t state; /* enum pend_state */
+	bool chase;    /* resolving an ExternalName target for q */
 	bool client_tcp;
 	uint8_t attempts;
-	uint16_t up_id;		/* id of the query we sent upstream */
-	int up_idx;		/* upstream it went to */
-	uint32_t gen;		/* bumped when freed: stale TCP completions are dropped */
-	uint64_t deadline_ms;	/* CLOCK_MONOTONIC */
-	uint64_t t0_ns;		/* client query arrival, for latency */
-	size_t limit;		/* client's reply size limit */
+	uint16_t up_id;		      /* id of the query we sent upstream */
+	int up_idx;		      /* upstream it went to */
+	uint32_t gen;		      /* bumped when freed: stale TCP completions are dropped */
+	uint64_t deadline_ms;	      /* CLOCK_MONOTONIC */
+	uint64_t t0_ns;		      /* client query arrival, for latency */
+	size_t limit;		      /* client's reply size limit */
 	struct sockaddr_storage peer; /* UDP client */
 	socklen_t peer_len;
 	uint32_t conn, conn_gen; /* TCP client */
-	struct dns_query uq;	/* the upstream question (name/type/class/DO) */
-	struct dns_query q;	/* the client's query */
+	struct dns_query uq;	 /* the upstream question (name/type/class/DO) */
+	struct dns_query q;	 /* the client's query */
 	int next_free;
 };
 
@@ -105,10 +105,10 @@ struct worker {
 	bool started;
 	int ep, udp_fd, tcp_fd, up_fd[2], ev_fd; /* up_fd: [0] IPv4, [1] IPv6 */
 	struct tcp_conn *conns;
-	unsigned int n_conns;		/* slots */
+	unsigned int n_conns; /* slots */
 	struct pending *pend;
-	int free_head;			/* free list of pend[] */
-	uint16_t *id_map;		/* upstream id -> pending slot + 1 */
+	int free_head;	  /* free list of pend[] */
+	uint16_t *id_map; /* upstream id -> pending slot + 1 */
 	uint64_t rng;
 	uint64_t last_scan_ms;
 
@@ -118,13 +118,13 @@ struct worker {
 	struct sockaddr_storage raddr[UDP_BATCH];
 	uint8_t (*rbuf)[UDP_BUF];
 	uint8_t (*sbuf)[UDP_BUF];
-	uint8_t *scratch;		/* DNS_MAX_MSG + 2: TCP replies, forwarded replies */
-	uint8_t *scratch2;		/* DNS_MAX_MSG: chase cache lookups */
+	uint8_t *scratch;  /* DNS_MAX_MSG + 2: TCP replies, forwarded replies */
+	uint8_t *scratch2; /* DNS_MAX_MSG: chase cache lookups */
 
-	pthread_mutex_t done_lock;	/* guards done (filled by forwarder helper threads) */
+	pthread_mutex_t done_lock; /* guards done (filled by forwarder helper threads) */
 	struct completion *done;
 
-	struct dns_server_stats st;	/* written by this worker only */
+	struct dns_server_stats st; /* written by this worker only */
 };
 
 struct dns_server {
@@ -136,7 +136,7 @@ struct dns_server {
 	atomic_uint tcp_open;
 };
 
-#define ST_INC(w, f) __atomic_fetch_add(&(w)->st.f, 1, __ATOMIC_RELAXED)
+#define ST_INC(w, f)	__atomic_fetch_add(&(w)->st.f, 1, __ATOMIC_RELAXED)
 #define ST_ADD(w, f, v) __atomic_fetch_add(&(w)->st.f, (v), __ATOMIC_RELAXED)
 
 static uint64_t now_ns(void)
@@ -189,14 +189,14 @@ static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_sto
 
 static int ep_add(int ep, int fd, uint32_t events, enum ep_kind k, uint32_t idx)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)k << 32 | idx };
+	struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)k << 32 | idx};
 
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
 static int ep_mod(int ep, int fd, uint32_t events, enum ep_kind k, uint32_t idx)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)k << 32 | idx };
+	struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)k << 32 | idx};
 
 	return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
 }
@@ -206,19 +206,31 @@ static int ep_mod(int ep, int fd, uint32_t events, enum ep_kind k, uint32_t idx)
 static enum dns_stat_type stat_type(uint16_t t)
 {
 	switch (t) {
-	case DNS_T_A: return DNS_ST_A;
-	case DNS_T_AAAA: return DNS_ST_AAAA;
-	case DNS_T_SRV: return DNS_ST_SRV;
-	case DNS_T_PTR: return DNS_ST_PTR;
-	case DNS_T_TXT: return DNS_ST_TXT;
-	case DNS_T_CNAME: return DNS_ST_CNAME;
-	case DNS_T_NS: return DNS_ST_NS;
-	case DNS_T_SOA: return DNS_ST_SOA;
-	case DNS_T_MX: return DNS_ST_MX;
-	case DNS_T_ANY: return DNS_ST_ANY;
+	case DNS_T_A:
+		return DNS_ST_A;
+	case DNS_T_AAAA:
+		return DNS_ST_AAAA;
+	case DNS_T_SRV:
+		return DNS_ST_SRV;
+	case DNS_T_PTR:
+		return DNS_ST_PTR;
+	case DNS_T_TXT:
+		return DNS_ST_TXT;
+	case DNS_T_CNAME:
+		return DNS_ST_CNAME;
+	case DNS_T_NS:
+		return DNS_ST_NS;
+	case DNS_T_SOA:
+		return DNS_ST_SOA;
+	case DNS_T_MX:
+		return DNS_ST_MX;
+	case DNS_T_ANY:
+		return DNS_ST_ANY;
 	case DNS_T_AXFR:
-	case DNS_T_IXFR: return DNS_ST_XFR;
-	default: return DNS_ST_OTHER;
+	case DNS_T_IXFR:
+		return DNS_ST_XFR;
+	default:
+		return DNS_ST_OTHER;
 	}
 }
 
@@ -250,12 +262,12 @@ static void tcp_close(struct worker *w, uint32_t i);
 static void tcp_send(struct worker *w, uint32_t i, const uint8_t *msg, size_t len)
 {
 	struct tcp_conn *c = &w->conns[i];
-	uint8_t hdr[2] = { (uint8_t)(len >> 8), (uint8_t)len };
+	uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
 
 	if (c->out_len == c->out_off) {
 		/* Nothing queued: try to write directly. */
-		struct iovec iov[2] = { { hdr, 2 }, { (void *)msg, len } };
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		struct iovec iov[2] = {{hdr, 2}, {(void *)msg, len}};
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == (ssize_t)(len + 2))
 			return;
@@ -401,8 +413,8 @@ static int pend_send(struct worker *w, int slot, int avoid)
 	p->state = P_UDP;
 	p->deadline_ms = now_ms() + dns_fwd_timeout_ms(f);
 	dns_fwd_count_query(f, idx, false);
-	if (fd < 0 || sendto(fd, q, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)to,
-			     sa_len(to)) != n) {
+	if (fd < 0 ||
+	    sendto(fd, q, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)to, sa_len(to)) != n) {
 		/* Treated like a timeout at the next scan. */
 		p->deadline_ms = 0;
 	}
@@ -430,7 +442,7 @@ static size_t chase_reply(struct worker *w, const struct dns_query *q, size_t li
 {
 	struct dns_zone_result res;
 	struct dns_writer wr;
-	struct chase_ctx cc = { .wr = &wr };
+	struct chase_ctx cc = {.wr = &wr};
 
 	if (dns_writer_begin(&wr, out, limit, q, false, DNS_R_NOERROR))
 		return 0;
@@ -552,10 +564,9 @@ static void drain_completions(struct worker *w)
 		struct pending *p = &w->pend[c->slot];
 		next = c->next;
 		if (c->slot < PEND_SLOTS && p->state == P_TCP && p->gen == c->gen) {
-			if (c->rc > 0 && !dns_fwd_reply_check(c->msg, c->len, p->up_id,
-							      p->uq.qname_wire,
-							      p->uq.qname_wire_len, p->uq.qtype,
-							      p->uq.qclass)) {
+			if (c->rc > 0 &&
+			    !dns_fwd_reply_check(c->msg, c->len, p->up_id, p->uq.qname_wire,
+						 p->uq.qname_wire_len, p->uq.qtype, p->uq.qclass)) {
 				dns_fwd_report(w->s->o.fwd, p->up_idx, true);
 				pend_complete(w, (int)c->slot, c->msg, c->len);
 			} else {
@@ -784,8 +795,8 @@ static void udp_read(struct worker *w)
 			size_t len;
 
 			ST_INC(w, udp);
-			len = handle_query(w, w->rbuf[i], w->rmsg[i].msg_len, w->sbuf[ns], UDP_BUF, t0,
-					   &w->raddr[i], w->rmsg[i].msg_hdr.msg_namelen, -1);
+			len = handle_query(w, w->rbuf[i], w->rmsg[i].msg_len, w->sbuf[ns], UDP_BUF,
+					   t0, &w->raddr[i], w->rmsg[i].msg_hdr.msg_namelen, -1);
 			if (!len)
 				continue;
 			if (w->sbuf[ns][2] & 0x02)
@@ -942,8 +953,8 @@ static void tcp_read(struct worker *w, uint32_t i)
 			size_t len;
 
 			ST_INC(w, tcp);
-			len = handle_query(w, c->in + 2, want - 2, w->scratch, DNS_MAX_MSG, t0, NULL,
-					   0, (int)i);
+			len = handle_query(w, c->in + 2, want - 2, w->scratch, DNS_MAX_MSG, t0,
+					   NULL, 0, (int)i);
 			c->in_len = 0;
 			if (c->fd < 0 || c->gen != gen)
 				return;

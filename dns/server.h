@@ -34,8 +34,19 @@ struct dns_fwd;
 
 /* Query types counted separately in metrics; everything else is "other". */
 enum dns_stat_type {
-	DNS_ST_A, DNS_ST_AAAA, DNS_ST_SRV, DNS_ST_PTR, DNS_ST_TXT, DNS_ST_CNAME, DNS_ST_NS,
-	DNS_ST_SOA, DNS_ST_MX, DNS_ST_ANY, DNS_ST_XFR, DNS_ST_OTHER, DNS_ST_NTYPES,
+	DNS_ST_A,
+	DNS_ST_AAAA,
+	DNS_ST_SRV,
+	DNS_ST_PTR,
+	DNS_ST_TXT,
+	DNS_ST_CNAME,
+	DNS_ST_NS,
+	DNS_ST_SOA,
+	DNS_ST_MX,
+	DNS_ST_ANY,
+	DNS_ST_XFR,
+	DNS_ST_OTHER,
+	DNS_ST_NTYPES,
 };
 extern const char *const dns_stat_type_names[DNS_ST_NTYPES];
 
@@ -52,23 +63,23 @@ struct dns_server_stats {
 	uint64_t rcodes[DNS_ST_NRCODES];
 	uint64_t lat[DNS_ST_NLAT + 1]; /* non-cumulative counts per bucket */
 	uint64_t lat_sum_us;
-	uint64_t udp, tcp;             /* queries by transport */
+	uint64_t udp, tcp; /* queries by transport */
 	uint64_t zone, forwarded, cache_hits, cache_misses;
-	uint64_t truncated;            /* UDP replies sent with TC */
-	uint64_t dropped;              /* unparseable packets */
+	uint64_t truncated;			     /* UDP replies sent with TC */
+	uint64_t dropped;			     /* unparseable packets */
 	uint64_t upstream_timeouts, upstream_failed; /* attempts timed out; queries SERVFAILed */
-	uint64_t pending_full;         /* no slot for a forwarded query */
+	uint64_t pending_full;			     /* no slot for a forwarded query */
 	uint64_t tcp_accepted, tcp_rejected, tcp_timeouts, tcp_open;
 };
 
 struct dns_server_opts {
 	struct sockaddr_storage listen;
-	unsigned int workers;     /* 0 = online CPUs */
+	unsigned int workers; /* 0 = online CPUs */
 	unsigned int tcp_max_conns;
 	unsigned int tcp_idle_ms;
-	uint16_t bufsize;         /* EDNS payload ceiling for UDP replies */
-	struct dns_zone *zone;    /* borrowed; may be NULL (everything forwarded) */
-	struct dns_fwd *fwd;      /* borrowed; may be NULL (non-zone names SERVFAIL) */
+	uint16_t bufsize;      /* EDNS payload ceiling for UDP replies */
+	struct dns_zone *zone; /* borrowed; may be NULL (everything forwarded) */
+	struct dns_fwd *fwd;   /* borrowed; may be NULL (non-zone names SERVFAIL) */
 };
 
 struct dns_server;

@@ -35,7 +35,7 @@ api	IN A 192.0.2.20
 alias	IN CNAME www.example.test.
 Z
 # A name whose answer does not fit 512 bytes: TC from knot, TCP retry by us.
-for i in $(seq 1 40); do echo "big	IN A 192.0.2.$i"; done >>"$TMP/knot/example.test.zone"
+for i in $(seq 1 120); do echo "big	IN A 192.0.2.$i"; done >>"$TMP/knot/example.test.zone"
 cat >"$TMP/knot/knot.conf" <<K
 server:
     listen: 127.0.0.1@$KPORT
@@ -219,7 +219,10 @@ expect_eq update-service-deleted "$got" "NXDOMAIN"
 expect_eq forward-a "$(ans api.example.test A)" "192.0.2.20"
 expect_eq forward-cname "$(ans alias.example.test A)" "192.0.2.10 www.example.test."
 expect_eq forward-nxdomain "$(status nope.example.test A)" "NXDOMAIN"
-expect_eq forward-tc-tcp-retry "$(count big.example.test A ANSWER)" "40"
+expect_eq forward-tc-tcp-retry "$(count big.example.test A ANSWER)" "120"
+expect_eq forward-over-tcp-client "$(ans api.example.test A +tcp)" "192.0.2.20"
+expect_eq externalname-chase-cached "$("${D[@]}" ext.shop.$Z A +short | tr '\n' ' ')" "www.example.test. 192.0.2.10 "
+expect_eq externalname-chase-tcp "$("${D[@]}" ext.shop.$Z A +short +tcp | tr '\n' ' ')" "www.example.test. 192.0.2.10 "
 hits0=$(curl -s "$M/metrics" | sed -n 's/^sluice_dns_cache_hits_total //p')
 expect_match forward-cached-case "$("${D[@]}" ApI.ExAmPlE.TeSt A +noall +answer)" "^ApI\.ExAmPlE\.TeSt\.[[:space:]]+[0-9]+[[:space:]]+IN[[:space:]]+A[[:space:]]+192\.0\.2\.20"
 expect_eq forward-cached-nx "$(status nope.example.test A)" "NXDOMAIN"
@@ -230,6 +233,7 @@ expect_match upstream-dead-marked-down "$metrics" "sluice_dns_upstream_up\{upstr
 expect_match upstream-live-up "$metrics" "sluice_dns_upstream_up\{upstream=\"127\.0\.0\.1:$KPORT\"\} 1"
 expect_match metrics-by-type "$metrics" 'sluice_dns_queries_total\{type="SRV"\} [1-9]'
 expect_match metrics-by-rcode "$metrics" 'sluice_dns_responses_total\{rcode="NXDOMAIN"\} [1-9]'
+expect_match upstream-tcp-retry-metric "$metrics" "sluice_dns_upstream_tcp_retries_total\{upstream=\"127\.0\.0\.1:$KPORT\"\} [1-9]"
 expect_match metrics-latency "$metrics" 'sluice_dns_request_duration_seconds_count [1-9]'
 
 # --- malformed input -------------------------------------------------------------------------
@@ -291,6 +295,20 @@ expect_match tcp-zero-frame-closed "$("$PY" "$TMP/tcp.py" "$DPORT" zero)" "^clos
 wait "$IDLE_PID" "$SHORT_PID"
 expect_match tcp-idle-closed "$(cat "$TMP/idle.out")" "^closed 1\.[0-9]"
 expect_match tcp-slow-closed "$(cat "$TMP/short.out")" "^closed 1\.[0-9]"
+
+# --- before the informers sync: SERVFAIL, not NXDOMAIN; /ready is 503 -----------------------
+UPORT=$(free_port)
+UMPORT=$(free_port)
+"$BIN/sluice-dns" --server "http://127.0.0.1:$DEAD" --listen "127.0.0.1:$UPORT" \
+	--metrics "127.0.0.1:$UMPORT" --forward "127.0.0.1:$KPORT" --workers 1 \
+	>>"$TMP/dns-unsynced.log" 2>&1 &
+UNSYNCED_PID=$!
+PIDS+=("$UNSYNCED_PID")
+for _ in $(seq 50); do curl -s "http://127.0.0.1:$UMPORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
+U_D=(dig @127.0.0.1 -p "$UPORT" +time=2 +tries=1)
+expect_eq unsynced-servfail "$("${U_D[@]}" web.shop.$Z A | sed -n 's/.*status: \([A-Z]*\),.*/\1/p')" "SERVFAIL"
+expect_eq unsynced-ready-503 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$UMPORT/ready")" "503"
+expect_eq unsynced-forwarding-works "$("${U_D[@]}" api.example.test A +short)" "192.0.2.20"
 
 # --- clean shutdown, no sanitizer reports ----------------------------------------------------
 kill -TERM "$DNS_PID"

@@ -380,7 +380,7 @@ static int collect(const struct dns_rr *rr, void *arg)
 
 TEST(answers_decompress_for_chasing)
 {
-	struct collected col = { 0 };
+	struct collected col = {0};
 	struct mb m;
 	size_t target_at;
 
@@ -431,9 +431,14 @@ TEST(answers_decompress_for_chasing)
 TEST(upstream_failover_and_recovery)
 {
 	struct sockaddr_storage up[2];
-	struct dns_fwd_opts o = { .upstream = up, .n_upstream = 2, .timeout_ms = 100,
-				  .max_fails = 2, .cache_size = 10, .cache_min_ttl = 5,
-				  .cache_max_ttl = 60, .probe_ms = 60000 };
+	struct dns_fwd_opts o = {.upstream = up,
+				 .n_upstream = 2,
+				 .timeout_ms = 100,
+				 .max_fails = 2,
+				 .cache_size = 10,
+				 .cache_min_ttl = 5,
+				 .cache_max_ttl = 60,
+				 .probe_ms = 60000};
 	struct dns_fwd_upstream_stats st;
 	struct dns_fwd *f;
 	int seen0 = 0;
@@ -479,8 +484,7 @@ TEST(config_file_and_errors)
 			   "cache 500 60 1\n";
 
 	dns_config_defaults(&c);
-	if (!ASSERT_OK(dns_config_parse(&c, "t.conf", good, strlen(good), err, sizeof(err)),
-		       err))
+	if (!ASSERT_OK(dns_config_parse(&c, "t.conf", good, strlen(good), err, sizeof(err)), err))
 		return;
 	ASSERT_STREQ(c.zone, "cluster.example", "zone lower-cased, dot cut");
 	ASSERT_EQ(c.ttl, 5, "ttl");
@@ -496,14 +500,14 @@ TEST(config_file_and_errors)
 	static const struct {
 		const char *text, *want;
 	} bad[] = {
-		{ "zone cluster.local\nttl 99999\n", "t.conf:2: ttl: '99999' is not a number" },
-		{ "pods sometimes\n", "t.conf:1: pods: 'sometimes' is not a mode" },
-		{ "forward 1.2.3.4:99999\n", "t.conf:1: forward: '1.2.3.4:99999' is not an address" },
-		{ "listen\n", "t.conf:1: listen: expected one address" },
-		{ "kubernetes cluster.local {\n", "t.conf:1: blocks" },
-		{ "\n\nfrobnicate 1\n", "t.conf:3: unknown directive 'frobnicate'" },
-		{ "zone a..b\n", "t.conf:1: zone: 'a..b' is not a domain name" },
-		{ "cache 10 5 60\n", "t.conf:1: cache: min TTL 60 is above max TTL 5" },
+		{"zone cluster.local\nttl 99999\n", "t.conf:2: ttl: '99999' is not a number"},
+		{"pods sometimes\n", "t.conf:1: pods: 'sometimes' is not a mode"},
+		{"forward 1.2.3.4:99999\n", "t.conf:1: forward: '1.2.3.4:99999' is not an address"},
+		{"listen\n", "t.conf:1: listen: expected one address"},
+		{"kubernetes cluster.local {\n", "t.conf:1: blocks"},
+		{"\n\nfrobnicate 1\n", "t.conf:3: unknown directive 'frobnicate'"},
+		{"zone a..b\n", "t.conf:1: zone: 'a..b' is not a domain name"},
+		{"cache 10 5 60\n", "t.conf:1: cache: min TTL 60 is above max TTL 5"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct dns_config before = c;
