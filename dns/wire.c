@@ -396,7 +396,7 @@ static bool msg_name_equals(const struct dns_writer *w, size_t off, const uint8_
 			return false;
 		if (n == 0)
 			return true;
-		if (off + 1 + n > w->len || memcmp(w->buf + off + 1, s + 1, n))
+		if (off + 1 + n > w->len || memcmp(w->buf + off + 1, s + 1, n) != 0)
 			return false;
 		off += 1 + n;
 		s += 1 + n;
@@ -608,6 +608,6 @@ size_t dns_writer_end(struct dns_writer *w)
 	if (w->truncated)
 		w->buf[2] |= DNS_F_TC >> 8;
 	for (int i = 0; i < 4; i++)
-		put16(w->buf + 4 + 2 * i, w->count[i]);
+		put16(w->buf + 4 + 2 * (size_t)i, w->count[i]);
 	return w->len;
 }

@@ -85,7 +85,7 @@ static struct omap_ent **omap_slot(struct omap *m, const char *key)
 	uint64_t h = hash_bytes(HASH_SEED, key, strlen(key));
 	struct omap_ent **pp = &m->b[h & (m->cap - 1)];
 
-	while (*pp && strcmp((*pp)->key, key))
+	while (*pp && strcmp((*pp)->key, key) != 0)
 		pp = &(*pp)->next;
 	return pp;
 }
@@ -93,7 +93,7 @@ static struct omap_ent **omap_slot(struct omap *m, const char *key)
 static int omap_grow(struct omap *m)
 {
 	size_t ncap = m->cap ? m->cap * 2 : 64;
-	struct omap_ent **nb = calloc(ncap, sizeof(*nb));
+	struct omap_ent **nb = calloc(ncap, sizeof(struct omap_ent *));
 
 	if (!nb)
 		return -ENOMEM;
@@ -173,7 +173,7 @@ static void omap_fini(struct omap *m)
 
 #define OMAP_FOR_EACH(m, e)                      \
 	for (size_t _i = 0; _i < (m)->cap; _i++) \
-		for (struct omap_ent *e = (m)->b[_i]; e; e = e->next)
+		for (struct omap_ent * (e) = (m)->b[_i]; (e); (e) = (e)->next)
 
 /* --- snapshot -------------------------------------------------------------------------------- */
 
@@ -751,8 +751,8 @@ static struct snap_svc *slice_service(struct snap *s, const struct k8s_endpoints
 	const char *name = k8s_endpointslice_service_name(es);
 	const char *ns = es->meta.namespace ? es->meta.namespace : "";
 
-	if (!name || (es->address_type && strcmp(es->address_type, "IPv4") &&
-		      strcmp(es->address_type, "IPv6")))
+	if (!name || (es->address_type && strcmp(es->address_type, "IPv4") != 0 &&
+		      strcmp(es->address_type, "IPv6") != 0))
 		return NULL;
 	return (struct snap_svc *)snap_find_svc(s, name, strlen(name), ns, strlen(ns));
 }
@@ -768,13 +768,13 @@ static int ep_name_cmp(const void *pa, const void *pb)
 /* Flags every endpoint whose name an earlier one (in address order) already has. */
 static bool mark_dup_names(struct snap_svc *v)
 {
-	struct snap_ep **by = malloc(v->n_eps * sizeof(*by));
+	struct snap_ep **by = malloc(v->n_eps * sizeof(struct snap_ep *));
 
 	if (!by)
 		return false;
 	for (size_t i = 0; i < v->n_eps; i++)
 		by[i] = &v->eps[i];
-	qsort(by, v->n_eps, sizeof(*by), ep_name_cmp);
+	qsort(by, v->n_eps, sizeof(struct snap_ep *), ep_name_cmp);
 	for (size_t i = 1; i < v->n_eps; i++)
 		if (!strcmp(by[i]->name, by[i - 1]->name))
 			by[i]->dup_name = true;
@@ -886,7 +886,7 @@ static bool build_slices(struct dns_zone *z, struct snap *s)
 static bool build_pods(struct dns_zone *z, struct snap *s)
 {
 	s->pod_cap = pow2_at_least(z->pods == DNS_PODS_VERIFIED ? z->podmap.n * 2 : 0);
-	s->pod = arena_alloc(&s->arena, s->pod_cap * sizeof(*s->pod));
+	s->pod = arena_alloc(&s->arena, s->pod_cap * sizeof(struct snap_pod *));
 	if (!s->pod)
 		return false;
 	if (z->pods != DNS_PODS_VERIFIED)
@@ -936,9 +936,9 @@ static struct snap *snap_build(struct dns_zone *z)
 			n_rev += es->endpoints[i].addresses.n;
 	}
 	s->rev_cap = pow2_at_least(n_rev + z->svcs.n * 2);
-	s->svc = arena_alloc(&s->arena, s->svc_cap * sizeof(*s->svc));
-	s->ns = arena_alloc(&s->arena, s->ns_cap * sizeof(*s->ns));
-	s->rev = arena_alloc(&s->arena, s->rev_cap * sizeof(*s->rev));
+	s->svc = arena_alloc(&s->arena, s->svc_cap * sizeof(struct snap_svc *));
+	s->ns = arena_alloc(&s->arena, s->ns_cap * sizeof(struct snap_ns *));
+	s->rev = arena_alloc(&s->arena, s->rev_cap * sizeof(struct snap_rev *));
 	if (!s->svc || !s->ns || !s->rev)
 		goto fail;
 	OMAP_FOR_EACH(&z->nsmap, e)

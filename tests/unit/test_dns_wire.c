@@ -17,7 +17,7 @@ static size_t hdr(uint8_t *b, uint16_t id, uint16_t flags, uint16_t qd, uint16_t
 {
 	uint16_t v[6] = {id, flags, qd, an, ns, ar};
 
-	for (int i = 0; i < 6; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		b[2 * i] = (uint8_t)(v[i] >> 8);
 		b[2 * i + 1] = (uint8_t)v[i];
 	}
@@ -208,7 +208,9 @@ TEST(parse_trailing_bytes_and_escapes)
 	size_t n = put_q(b, hdr(b, 1, 0x0100, 1, 0, 0, 0), "a.b", DNS_T_A);
 	uint8_t wire[256];
 
-	memcpy(b + n, "junk", 4);
+	const uint8_t junk[4] = {'j', 'u', 'n', 'k'};
+
+	memcpy(b + n, junk, sizeof(junk));
 	ASSERT_OK(dns_query_parse(b, n + 4, &q, &rc), "trailing bytes ignored");
 	/* a label holding '.', '\\', a space and 0xff */
 	n = hdr(b, 1, 0x0100, 1, 0, 0, 0);
