@@ -482,7 +482,7 @@ int dns_config_resolv_conf(struct dns_config *c, const char *path, char *err, si
 		char kw[16], addr[128];
 		struct sockaddr_storage a;
 
-		if (sscanf(line, " %15s %127s", kw, addr) != 2 || strcmp(kw, "nameserver"))
+		if (sscanf(line, " %15s %127s", kw, addr) != 2 || strcmp(kw, "nameserver") != 0)
 			continue;
 		/* resolv.conf nameservers are always port 53; a scope id is not ours. */
 		if (strchr(addr, '%') || dns_config_addr_parse(addr, 53, &a))

@@ -422,7 +422,7 @@ struct dns_cache *dns_cache_new(size_t max_entries, uint32_t min_ttl, uint32_t m
 		pthread_mutex_init(&s->lock, NULL);
 		s->max = per;
 		s->n_buckets = nb;
-		s->buckets = calloc(nb, sizeof(*s->buckets));
+		s->buckets = calloc(nb, sizeof(struct cache_ent *));
 		if (!s->buckets) {
 			for (int j = 0; j <= i; j++) {
 				free(c->shard[j].buckets);
@@ -739,22 +739,23 @@ unsigned int dns_fwd_timeout_ms(const struct dns_fwd *f)
 
 int dns_fwd_pick(struct dns_fwd *f, int avoid)
 {
+	const unsigned int n = f->n_up;
 	unsigned int start;
 
-	if (!f->n_up)
+	if (n == 0)
 		return -1;
 	start = atomic_fetch_add_explicit(&f->rr, 1, memory_order_relaxed);
-	for (unsigned int i = 0; i < f->n_up; i++) {
-		unsigned int k = (start + i) % f->n_up;
-		if ((int)k == avoid && f->n_up > 1)
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int k = (start + i) % n;
+		if ((int)k == avoid && n > 1)
 			continue;
 		if (!atomic_load_explicit(&f->up[k].down, memory_order_relaxed))
 			return (int)k;
 	}
 	/* All down (or only the avoided one is up): try something anyway. */
-	if (f->n_up > 1 && avoid >= 0)
-		return (int)((unsigned int)(avoid + 1) % f->n_up);
-	return (int)(start % f->n_up);
+	if (n > 1 && avoid >= 0)
+		return (int)((unsigned int)(avoid + 1) % n);
+	return (int)(start % n);
 }
 
 void dns_fwd_report(struct dns_fwd *f, int idx, bool ok)

@@ -90,6 +90,8 @@ int main(int argc, char **argv)
 
 	if (!dname || !dval) {
 		fprintf(stderr, "sluice-dns: out of memory\n");
+		free(dname);
+		free(dval);
 		return 1;
 	}
 	dns_config_defaults(&ro.cfg);
