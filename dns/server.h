@@ -94,7 +94,9 @@ struct dns_server *dns_server_new(const struct dns_server_opts *o);
 int dns_server_start(struct dns_server *s);
 /* Stops and joins the workers (safe when not started). */
 void dns_server_stop(struct dns_server *s);
-/* Stops and frees. NULL is fine. */
+/* Stops and frees. NULL is fine. The forwarder's helper threads post TCP
+ * retry results into worker queues: free the forwarder after
+ * dns_server_stop() and before this. */
 void dns_server_free(struct dns_server *s);
 /* Sums the workers' counters (read racily: each is monotonic). */
 void dns_server_stats(struct dns_server *s, struct dns_server_stats *out);
