@@ -556,10 +556,15 @@ for i in 1 2 3; do
 	TW[$i]=$!
 	PIDS+=("${TW[$i]}")
 done
-python3 "$TMP/abuse.py" writers 127.0.0.1 "$PORT" 64 400 "$TMP/writes.txt" >"$TMP/writers.out" 2>&1 &
+"$PY" "$TMP/abuse.py" writers 127.0.0.1 "$PORT" 64 400 "$TMP/writes.txt" >"$TMP/writers.out" 2>&1 &
 WRPID=$!
 PIDS+=("$WRPID")
-sleep 1.5
+# Signal only once the writers are producing (interpreter start-up under load
+# can take longer than any fixed sleep).
+for _ in $(seq 200); do
+	[[ -f $TMP/writes.txt && $(wc -l <"$TMP/writes.txt") -ge 50 ]] && break
+	sleep 0.05
+done
 t0=$(date +%s%N)
 kill -TERM "$SQPID"
 rc=0
