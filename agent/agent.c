@@ -80,9 +80,9 @@ struct agent {
 	bool dirty;
 	bool first_sync_done;
 	struct dp *dp;
-	struct sockterm *st; /* destroys sockets translated to removed backends; NULL if
-				the kernel lacks bpf_sock_destroy */
-	struct np *np; /* uplink N-S path (nodeport.h); NULL without --devices */
+	struct sockterm *st;	   /* destroys sockets translated to removed backends; NULL if
+				      the kernel lacks bpf_sock_destroy */
+	struct np *np;		   /* uplink N-S path (nodeport.h); NULL without --devices */
 	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
 	__be32 *local_addrs;
 	size_t n_local_addrs;
@@ -213,7 +213,7 @@ static void report_problems(struct agent *a, const struct lbm_state *st)
 		const struct lbm_problem *p = &st->problems[i];
 		char key[600], path[400], ts[32], **v;
 		struct sl_buf body = SL_BUF_INIT;
-		struct sl_client_resp resp = { 0 };
+		struct sl_client_resp resp = {0};
 		time_t now = time(NULL);
 		struct tm tm;
 
@@ -223,11 +223,13 @@ static void report_problems(struct agent *a, const struct lbm_state *st)
 		pr_warn(AG, "service '%s/%s': %s: %s", p->ns, p->name, p->reason, p->message);
 		gmtime_r(&now, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		sl_buf_printf(&body,
-			      "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"name\":"
-			      "\"%s.%llx\",\"namespace\":\"%s\"},\"involvedObject\":{\"apiVersion\":\"v1\","
-			      "\"kind\":\"Service\",\"namespace\":\"%s\",\"name\":\"%s\"},\"reason\":",
-			      p->name, event_stamp(), p->ns, p->ns, p->name);
+		sl_buf_printf(
+			&body,
+			"{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"name\":"
+			"\"%s.%llx\",\"namespace\":\"%s\"},\"involvedObject\":{\"apiVersion\":"
+			"\"v1\","
+			"\"kind\":\"Service\",\"namespace\":\"%s\",\"name\":\"%s\"},\"reason\":",
+			p->name, event_stamp(), p->ns, p->ns, p->name);
 		sl_buf_json_str(&body, p->reason);
 		sl_buf_puts(&body, ",\"message\":");
 		sl_buf_json_str(&body, p->message);
@@ -237,8 +239,9 @@ static void report_problems(struct agent *a, const struct lbm_state *st)
 			      "\"host\":\"%s\"}}",
 			      ts, ts, a->cfg.node_name);
 		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", p->ns);
-		if (!body.oom && sl_client_request(a->client, "POST", path, body.data, body.len, NULL,
-						   NULL, &resp) == 0 &&
+		if (!body.oom &&
+		    sl_client_request(a->client, "POST", path, body.data, body.len, NULL, NULL,
+				      &resp) == 0 &&
 		    (resp.status < 300 || resp.status == 409)) {
 			/* Reported only once the API has it; a failed post is retried at
 			 * the next sync that still sees the problem. */
@@ -365,9 +368,9 @@ static int apply_frontend(struct agent *a, const struct lbm_state *st,
 			  const struct lbm_frontend *fe)
 {
 	__u32 *ids = calloc(fe->count ? fe->count : 1, sizeof(*ids));
-	struct dp_svc svc = { .key = fe->key,
-			      .flags = (__u16)(fe->flags | (fe->drop ? SL_SVC_F_DROP : 0)),
-			      .affinity_s = fe->affinity_s };
+	struct dp_svc svc = {.key = fe->key,
+			     .flags = (__u16)(fe->flags | (fe->drop ? SL_SVC_F_DROP : 0)),
+			     .affinity_s = fe->affinity_s};
 	struct np_txn txn;
 	__u32 svc_id;
 	int err;
@@ -431,7 +434,7 @@ static int stale_backend(const struct sl_backend *be, __u32 id, void *arg)
 
 static void sync_record(struct agent *a, double s)
 {
-	static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
+	static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1};
 	size_t i = 0;
 
 	while (i < 7 && s >= bounds[i])
@@ -534,7 +537,7 @@ static void agent_sync(struct agent *a)
 {
 	struct json_object *lists[INF_N];
 	struct lbm_state *next = NULL;
-	struct lbm_ops ops = { 0 };
+	struct lbm_ops ops = {0};
 	struct timespec t0;
 	unsigned errors = 0;
 	struct sockterm_target *gone = NULL;
@@ -608,9 +611,10 @@ static void agent_sync(struct agent *a)
 					realloc(gone, (n_gone + 1) * sizeof(*v));
 				if (v) {
 					gone = v;
-					gone[n_gone++] = (struct sockterm_target){
-						.addr = b->addr, .port = b->port, .proto = b->proto
-					};
+					gone[n_gone++] =
+						(struct sockterm_target){.addr = b->addr,
+									 .port = b->port,
+									 .proto = b->proto};
 				}
 			}
 			break;
@@ -624,24 +628,26 @@ static void agent_sync(struct agent *a)
 	if (!a->first_sync_done && !errors) {
 		/* Adopted pinned state: drop what is no longer wanted, now that
 		 * everything wanted is in place. */
-		struct reconcile r = { .a = a, .st = next };
+		struct reconcile r = {.a = a, .st = next};
 		dp_svc_foreach(a->dp, stale_frontend, &r);
 		dp_backend_foreach(a->dp, stale_backend, &r);
 		if (r.removed)
-			pr_info(AG, "node '%s': removed %u stale entries left from before the restart",
+			pr_info(AG,
+				"node '%s': removed %u stale entries left from before the restart",
 				a->cfg.node_name, r.removed);
 		a->first_sync_done = true;
 	}
 	if (n_gone && a->st) {
-		struct sockterm_stats sts = { 0 };
-		struct netns_set ns = { 0 };
+		struct sockterm_stats sts = {0};
+		struct netns_set ns = {0};
 		int terr;
 
 		netns_walk_cgroup(&ns, a->cfg.cgroup_root, 0);
 		terr = sockterm_backends_gone(a->st, gone, n_gone, ns.fds, ns.n, &sts);
 		netns_set_fini(&ns);
 		if (terr)
-			pr_warn(AG, "node '%s': destroying sockets of %zu removed backends failed: %s",
+			pr_warn(AG,
+				"node '%s': destroying sockets of %zu removed backends failed: %s",
 				a->cfg.node_name, n_gone, sl_strerror(terr));
 		else if (sts.destroyed)
 			pr_info(AG, "node '%s': destroyed %u sockets connected to removed backends",
@@ -657,7 +663,7 @@ static void agent_sync(struct agent *a)
 		a->sync_errors++;
 		lbm_state_free(next);
 		a->dirty = true;
-		struct timeval tv = { 1, 0 };
+		struct timeval tv = {1, 0};
 		if (!a->sync_pending) {
 			a->sync_pending = true;
 			event_add(a->sync_ev, &tv);
@@ -684,7 +690,7 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 
 static void mark_dirty(struct agent *a)
 {
-	struct timeval tv = { 0, a->cfg.sync_delay_ms * 1000 };
+	struct timeval tv = {0, a->cfg.sync_delay_ms * 1000};
 
 	if (!a->dirty)
 		clock_gettime(CLOCK_MONOTONIC, &a->dirty_since);
@@ -723,10 +729,10 @@ static void inf_cb(evutil_socket_t fd, short what, void *arg)
 static void metrics_cb(struct evhttp_request *req, void *arg)
 {
 	struct agent *a = arg;
-	static const char *bounds[] = { "0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf" };
-	static const char *reasons[SL_R_MAX] = { "ok", "no_backend", "backend_gone", "slot_oob",
-						 "ct_full", "nat_fail", "malformed", "unsupported",
-						 "bind_nodeport", "affinity_hit" };
+	static const char *bounds[] = {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "+Inf"};
+	static const char *reasons[SL_R_MAX] = {
+		"ok",	    "no_backend", "backend_gone", "slot_oob",	   "ct_full",
+		"nat_fail", "malformed",  "unsupported",  "bind_nodeport", "affinity_hit"};
 	const char *path = evhttp_request_get_uri(req);
 	struct evbuffer *out = evbuffer_new();
 	struct sl_counter ctr[SL_R_MAX];
@@ -745,23 +751,26 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	evbuffer_add_printf(out, "# TYPE sluice_agent_sync_duration_seconds histogram\n");
 	for (int i = 0; i < 8; i++) {
 		cum += a->sync_hist[i];
-		evbuffer_add_printf(out, "sluice_agent_sync_duration_seconds_bucket{le=\"%s\"} %llu\n",
+		evbuffer_add_printf(out,
+				    "sluice_agent_sync_duration_seconds_bucket{le=\"%s\"} %llu\n",
 				    bounds[i], cum);
 	}
-	evbuffer_add_printf(out,
-			    "sluice_agent_sync_duration_seconds_sum %.6f\n"
-			    "sluice_agent_sync_duration_seconds_count %llu\n"
-			    "# TYPE sluice_agent_sync_errors_total counter\n"
-			    "sluice_agent_sync_errors_total %llu\n"
-			    "# TYPE sluice_agent_ops_applied_total counter\n"
-			    "sluice_agent_ops_applied_total %llu\n"
-			    "# TYPE sluice_agent_sync_pending gauge\nsluice_agent_sync_pending %d\n",
-			    a->sync_s_sum, a->syncs, a->sync_errors, a->ops_applied, a->dirty ? 1 : 0);
+	evbuffer_add_printf(
+		out,
+		"sluice_agent_sync_duration_seconds_sum %.6f\n"
+		"sluice_agent_sync_duration_seconds_count %llu\n"
+		"# TYPE sluice_agent_sync_errors_total counter\n"
+		"sluice_agent_sync_errors_total %llu\n"
+		"# TYPE sluice_agent_ops_applied_total counter\n"
+		"sluice_agent_ops_applied_total %llu\n"
+		"# TYPE sluice_agent_sync_pending gauge\nsluice_agent_sync_pending %d\n",
+		a->sync_s_sum, a->syncs, a->sync_errors, a->ops_applied, a->dirty ? 1 : 0);
 	if (a->applied)
-		evbuffer_add_printf(out,
-				    "# TYPE sluice_agent_frontends gauge\nsluice_agent_frontends %zu\n"
-				    "# TYPE sluice_agent_backends gauge\nsluice_agent_backends %zu\n",
-				    a->applied->n_frontends, a->applied->n_backends);
+		evbuffer_add_printf(
+			out,
+			"# TYPE sluice_agent_frontends gauge\nsluice_agent_frontends %zu\n"
+			"# TYPE sluice_agent_backends gauge\nsluice_agent_backends %zu\n",
+			a->applied->n_frontends, a->applied->n_backends);
 	if (!dp_fill_read(a->dp, &fill)) {
 		evbuffer_add_printf(out, "# TYPE sluice_agent_map_entries gauge\n");
 		evbuffer_add_printf(out,
@@ -786,13 +795,13 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(out, "# TYPE sluice_datapath_events_total counter\n");
 		for (int i = 0; i < SL_R_MAX; i++)
 			if (reasons[i])
-				evbuffer_add_printf(out,
-						    "sluice_datapath_events_total{reason=\"%s\"} %llu\n",
-						    reasons[i], (unsigned long long)ctr[i].packets);
+				evbuffer_add_printf(
+					out, "sluice_datapath_events_total{reason=\"%s\"} %llu\n",
+					reasons[i], (unsigned long long)ctr[i].packets);
 	}
 	np_metrics_write(a->np, out);
 	for (int i = 0; i < INF_N; i++) {
-		static const char *names[] = { "services", "endpointslices", "nodes" };
+		static const char *names[] = {"services", "endpointslices", "nodes"};
 		struct sl_informer_stats st;
 		sl_informer_stats(a->inf[i], &st);
 		evbuffer_add_printf(out,
@@ -882,13 +891,13 @@ out:
 int agent_run(const struct agent_config *cfg)
 {
 	static const struct sl_gvr gvrs[INF_N] = {
-		{ .group = "", .version = "v1", .resource = "services" },
-		{ .group = "discovery.k8s.io", .version = "v1", .resource = "endpointslices" },
-		{ .group = "", .version = "v1", .resource = "nodes" },
+		{.group = "", .version = "v1", .resource = "services"},
+		{.group = "discovery.k8s.io", .version = "v1", .resource = "endpointslices"},
+		{.group = "", .version = "v1", .resource = "nodes"},
 	};
-	struct agent a = { 0 };
+	struct agent a = {0};
 	char err[512], cgroot[PATH_MAX];
-	struct dp_opts dpo = { 0 };
+	struct dp_opts dpo = {0};
 	int rc = 0;
 
 	a.cfg = *cfg;
@@ -900,7 +909,7 @@ int agent_run(const struct agent_config *cfg)
 	if (cfg->kubeconfig) {
 		a.client = sl_client_from_kubeconfig(cfg->kubeconfig, NULL, err, sizeof(err));
 	} else {
-		struct sl_client_opts co = { .server = cfg->server, .token = cfg->token };
+		struct sl_client_opts co = {.server = cfg->server, .token = cfg->token};
 		a.client = cfg->server ? sl_client_new(&co, err, sizeof(err)) : NULL;
 		if (!cfg->server)
 			snprintf(err, sizeof(err), "--server or --kubeconfig is required");
@@ -933,7 +942,8 @@ int agent_run(const struct agent_config *cfg)
 	dp_host_netns_set(a.dp, host_netns_cookie());
 	a.st = sockterm_open(dp_pin_root(a.dp));
 	if (!a.st)
-		pr_warn(AG, "node '%s': socket termination unavailable (%s): connected UDP clients "
+		pr_warn(AG,
+			"node '%s': socket termination unavailable (%s): connected UDP clients "
 			"of removed backends recover only when they reconnect",
 			cfg->node_name, strerror(errno));
 
@@ -957,12 +967,14 @@ int agent_run(const struct agent_config *cfg)
 		char host[128];
 		int port;
 		if (split_hostport(cfg->metrics_listen, host, sizeof(host), &port)) {
-			pr_err(AG, "--metrics-listen '%s': expected HOST:PORT", cfg->metrics_listen);
+			pr_err(AG, "--metrics-listen '%s': expected HOST:PORT",
+			       cfg->metrics_listen);
 			rc = -EINVAL;
 			goto out;
 		}
 		a.metrics_http = evhttp_new(a.base);
-		if (!a.metrics_http || evhttp_bind_socket(a.metrics_http, host, (ev_uint16_t)port)) {
+		if (!a.metrics_http ||
+		    evhttp_bind_socket(a.metrics_http, host, (ev_uint16_t)port)) {
 			pr_err(AG, "--metrics-listen '%s': bind failed: %s", cfg->metrics_listen,
 			       strerror(errno));
 			rc = -EADDRINUSE;
@@ -975,8 +987,11 @@ int agent_run(const struct agent_config *cfg)
 		struct sl_informer_opts io = {
 			.gvr = gvrs[i],
 			.delivery = SL_INF_DELIVER_QUEUE,
-			.handlers = { .on_add = on_add, .on_update = on_update, .on_delete = on_add,
-				      .on_synced = on_synced, .arg = &a },
+			.handlers = {.on_add = on_add,
+				     .on_update = on_update,
+				     .on_delete = on_add,
+				     .on_synced = on_synced,
+				     .arg = &a},
 		};
 		a.inf[i] = sl_informer_new(a.client, &io, err, sizeof(err));
 		if (!a.inf[i]) {

@@ -13,7 +13,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice-agent --node-name NAME (--server URL [--token T] | --kubeconfig F) [flags]\n"
+		"usage: sluice-agent --node-name NAME (--server URL [--token T] | --kubeconfig F) "
+		"[flags]\n"
 		"       sluice-agent --node-name NAME --cleanup [--bpffs DIR]\n"
 		"\n"
 		"Sluice node agent: programs the eBPF service datapath from the API server.\n"
@@ -22,11 +23,15 @@ static void usage(FILE *f)
 		"  --server URL            API server, e.g. http://127.0.0.1:6443\n"
 		"  --token TOKEN           bearer token for --server\n"
 		"  --kubeconfig FILE       kubeconfig instead of --server/--token\n"
-		"  --bpffs DIR             bpf filesystem, mounted if needed (default /sys/fs/bpf)\n"
+		"  --bpffs DIR             bpf filesystem, mounted if needed (default "
+		"/sys/fs/bpf)\n"
 		"  --cgroup-root DIR       cgroup v2 directory for the socket hooks (default: the\n"
-		"                          cgroup2 mount; the lab gives each node its own subtree)\n"
-		"  --metrics-listen H:P    /metrics and /healthz (default 127.0.0.1:10249; '' = off)\n"
-		"  --hc-bind ADDR          address for healthCheckNodePort servers (default 0.0.0.0)\n"
+		"                          cgroup2 mount; the lab gives each node its own "
+		"subtree)\n"
+		"  --metrics-listen H:P    /metrics and /healthz (default 127.0.0.1:10249; '' = "
+		"off)\n"
+		"  --hc-bind ADDR          address for healthCheckNodePort servers (default "
+		"0.0.0.0)\n"
 		"  --devices LIST          uplink interfaces for NodePort/LoadBalancer/externalIP\n"
 		"                          per-packet load balancing (tc), comma-separated\n"
 		"  --hash-seed N           flow-hash seed, the same on every node (Maglev)\n"
@@ -35,7 +40,8 @@ static void usage(FILE *f)
 		"  --maglev-tables N       Maglev table capacity (64 KiB each; default 64)\n"
 		"  --ct-gc-interval SECS   conntrack garbage collection period (default 30)\n"
 		"  --cleanup               detach and unpin everything for --node-name (and the\n"
-		"                          uplink tc filters in this network namespace), then exit\n"
+		"                          uplink tc filters in this network namespace), then "
+		"exit\n"
 		"  --log-level LEVEL       error|warn|info|debug (default info)\n");
 }
 
@@ -73,23 +79,23 @@ static int parse_port_range(const char *s, unsigned *min, unsigned *max)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "node-name", required_argument, NULL, 'n' },
-		{ "server", required_argument, NULL, 's' },
-		{ "token", required_argument, NULL, 't' },
-		{ "kubeconfig", required_argument, NULL, 'k' },
-		{ "bpffs", required_argument, NULL, 'b' },
-		{ "cgroup-root", required_argument, NULL, 'c' },
-		{ "metrics-listen", required_argument, NULL, 'm' },
-		{ "hc-bind", required_argument, NULL, 'H' },
-		{ "cleanup", no_argument, NULL, 'C' },
-		{ "devices", required_argument, NULL, 'D' },
-		{ "hash-seed", required_argument, NULL, 'S' },
-		{ "nat-ports", required_argument, NULL, 'P' },
-		{ "maglev-tables", required_argument, NULL, 'M' },
-		{ "ct-gc-interval", required_argument, NULL, 'G' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"node-name", required_argument, NULL, 'n'},
+		{"server", required_argument, NULL, 's'},
+		{"token", required_argument, NULL, 't'},
+		{"kubeconfig", required_argument, NULL, 'k'},
+		{"bpffs", required_argument, NULL, 'b'},
+		{"cgroup-root", required_argument, NULL, 'c'},
+		{"metrics-listen", required_argument, NULL, 'm'},
+		{"hc-bind", required_argument, NULL, 'H'},
+		{"cleanup", no_argument, NULL, 'C'},
+		{"devices", required_argument, NULL, 'D'},
+		{"hash-seed", required_argument, NULL, 'S'},
+		{"nat-ports", required_argument, NULL, 'P'},
+		{"maglev-tables", required_argument, NULL, 'M'},
+		{"ct-gc-interval", required_argument, NULL, 'G'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	struct agent_config cfg;
 	enum sl_log_level lvl;
@@ -131,23 +137,26 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			if (parse_uint(optarg, UINT32_MAX, &cfg.hash_seed)) {
-				fprintf(stderr, "sluice-agent: --hash-seed '%s': expected an integer "
-						"0-4294967295 (0x prefix for hex)\n",
+				fprintf(stderr,
+					"sluice-agent: --hash-seed '%s': expected an integer "
+					"0-4294967295 (0x prefix for hex)\n",
 					optarg);
 				return 2;
 			}
 			break;
 		case 'P':
 			if (parse_port_range(optarg, &cfg.nat_port_min, &cfg.nat_port_max)) {
-				fprintf(stderr, "sluice-agent: --nat-ports '%s': expected MIN-MAX with "
-						"1024 <= MIN <= MAX <= 65535\n",
+				fprintf(stderr,
+					"sluice-agent: --nat-ports '%s': expected MIN-MAX with "
+					"1024 <= MIN <= MAX <= 65535\n",
 					optarg);
 				return 2;
 			}
 			break;
 		case 'M':
 			if (parse_uint(optarg, 4096, &cfg.maglev_tables) || !cfg.maglev_tables) {
-				fprintf(stderr, "sluice-agent: --maglev-tables '%s': expected 1-4096\n",
+				fprintf(stderr,
+					"sluice-agent: --maglev-tables '%s': expected 1-4096\n",
 					optarg);
 				return 2;
 			}
@@ -156,7 +165,8 @@ int main(int argc, char **argv)
 			if (parse_uint(optarg, 86400, &cfg.ct_gc_interval_s) ||
 			    !cfg.ct_gc_interval_s) {
 				fprintf(stderr,
-					"sluice-agent: --ct-gc-interval '%s': expected seconds 1-86400\n",
+					"sluice-agent: --ct-gc-interval '%s': expected seconds "
+					"1-86400\n",
 					optarg);
 				return 2;
 			}
@@ -164,7 +174,8 @@ int main(int argc, char **argv)
 		case 'L':
 			if (sl_log_level_parse(optarg, &lvl)) {
 				fprintf(stderr,
-					"sluice-agent: --log-level '%s': accepted values are error, "
+					"sluice-agent: --log-level '%s': accepted values are "
+					"error, "
 					"warn, info, debug\n",
 					optarg);
 				return 2;
@@ -180,7 +191,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "sluice-agent: unexpected argument '%s' (see --help)\n", argv[optind]);
+		fprintf(stderr, "sluice-agent: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
 		return 2;
 	}
 	if (!cfg.node_name) {

@@ -23,11 +23,11 @@
 #include "lib/sl_ip4.h"
 
 /* errno values (vmlinux.h carries no uapi macros). */
-#define SL_EADDRINUSE   98
+#define SL_EADDRINUSE	98
 #define SL_ECONNREFUSED 111
 
-#define SL_IPPROTO_TCP  6
-#define SL_IPPROTO_UDP  17
+#define SL_IPPROTO_TCP	6
+#define SL_IPPROTO_UDP	17
 #define SL_IPPROTO_SCTP 132
 
 /* How many consecutive slots connect() probes when a slot points at a removed

@@ -47,8 +47,8 @@ uint32_t ipalloc_size(const struct ipalloc *a);
 /* "30000-32767"; NULL with err for bad syntax or lo > hi or outside 1..65535. */
 struct portalloc *portalloc_new(const char *range, char *err, size_t errlen);
 void portalloc_free(struct portalloc *a);
-int portalloc_next(struct portalloc *a, int *port);      /* 0 or -SL_ERR_EXHAUSTED */
-int portalloc_take(struct portalloc *a, int port);       /* 0, -ERANGE, -EEXIST */
+int portalloc_next(struct portalloc *a, int *port); /* 0 or -SL_ERR_EXHAUSTED */
+int portalloc_take(struct portalloc *a, int port);  /* 0, -ERANGE, -EEXIST */
 void portalloc_release(struct portalloc *a, int port);
 bool portalloc_in_use(const struct portalloc *a, int port);
 void portalloc_range(const struct portalloc *a, int *lo, int *hi);

@@ -39,10 +39,10 @@ struct cache {
 	size_t ring_cap;
 	size_t ring_head; /* index of the oldest event */
 	size_t ring_n;
-	int64_t rev;        /* latest revision applied */
+	int64_t rev;	    /* latest revision applied */
 	int64_t oldest_rev; /* history is complete for revisions > oldest_rev */
 	size_t ring_bytes;  /* JSON bytes the ring keeps alive (new + prev states) */
-	size_t bytes;       /* JSON bytes of current objects */
+	size_t bytes;	    /* JSON bytes of current objects */
 	size_t n_watchers;
 };
 
@@ -89,7 +89,7 @@ const char *cache_obj_field(const struct cache_obj *o, const char *field)
 
 const char *cache_ev_name(enum cache_ev_type t)
 {
-	static const char *const names[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
+	static const char *const names[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
 	return t <= CACHE_ERROR ? names[t] : "ERROR";
 }
 
@@ -426,7 +426,8 @@ static void ring_push(struct cache *c, int64_t rev, enum cache_ev_type type, str
 		ring_drop_oldest(c);
 	/* History is bounded in bytes as well as events: a client rewriting a
 	 * 3 MiB object must not pin ring_cap copies of it. */
-	while (c->ring_n && c->ring_bytes + obj->len + (prev ? prev->len : 0) > CACHE_RING_MAX_BYTES)
+	while (c->ring_n &&
+	       c->ring_bytes + obj->len + (prev ? prev->len : 0) > CACHE_RING_MAX_BYTES)
 		ring_drop_oldest(c);
 	e = &c->ring[(c->ring_head + c->ring_n) % c->ring_cap];
 	c->ring_bytes += obj->len + (prev ? prev->len : 0);
@@ -511,8 +512,8 @@ static void fanout(struct cache *c, struct res_index *idx, int64_t rev, enum cac
 static struct cache_obj *obj_from_kv(const struct api_resource *r, const struct store_kv *kv,
 				     struct json_object *hint, int64_t rev)
 {
-	struct json_object *obj = hint ? json_object_get(hint)
-				       : sl_json_parse(kv->value, kv->value_len, NULL, 0);
+	struct json_object *obj =
+		hint ? json_object_get(hint) : sl_json_parse(kv->value, kv->value_len, NULL, 0);
 	struct cache_obj *o;
 
 	if (!obj) {
@@ -644,7 +645,7 @@ static int replay_initial(struct cache_obj *o, void *arg)
 int cache_watch_start(struct cache *c, struct cache_watcher *w, bool initial, int64_t from_rev)
 {
 	struct res_index *idx = &c->idx[api_resource_index(w->res)];
-	struct replay_ctx rc = { .w = w };
+	struct replay_ctx rc = {.w = w};
 
 	if (initial) {
 		cache_list(c, w, NULL, replay_initial, &rc);

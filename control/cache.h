@@ -27,11 +27,11 @@
 struct cache_obj {
 	unsigned refs;
 	const struct api_resource *res;
-	char *key;        /* store key */
-	const char *ns;   /* "" for cluster-scoped; points into nsname */
+	char *key;	  /* store key */
+	const char *ns;	  /* "" for cluster-scoped; points into nsname */
 	const char *name; /* points into nsname */
-	char *nsname;     /* "ns\0name\0" backing storage */
-	char *json;       /* serialised object, resourceVersion included */
+	char *nsname;	  /* "ns\0name\0" backing storage */
+	char *json;	  /* serialised object, resourceVersion included */
 	size_t len;
 	int64_t mod_rev;
 	int64_t create_rev;
@@ -62,7 +62,7 @@ const char *cache_ev_name(enum cache_ev_type t);
 struct cache_event {
 	int64_t rev;
 	enum cache_ev_type type;
-	struct cache_obj *obj;  /* new state; for DELETED the last state at rev */
+	struct cache_obj *obj;	/* new state; for DELETED the last state at rev */
 	struct cache_obj *prev; /* state before (NULL on create) */
 };
 
@@ -74,13 +74,13 @@ typedef int (*cache_watch_fn)(struct cache_watcher *w, enum cache_ev_type type,
 
 struct cache_watcher {
 	const struct api_resource *res;
-	char *ns;                   /* NULL = all namespaces */
-	struct sl_labelsel *lsel;   /* NULL = everything; owned */
-	struct sl_fieldsel *fsel;   /* NULL = everything; owned */
+	char *ns;		  /* NULL = all namespaces */
+	struct sl_labelsel *lsel; /* NULL = everything; owned */
+	struct sl_fieldsel *fsel; /* NULL = everything; owned */
 	cache_watch_fn fn;
 	void *arg;
-	int64_t rev;                /* last revision delivered */
-	bool active;                /* linked into the cache */
+	int64_t rev; /* last revision delivered */
+	bool active; /* linked into the cache */
 	struct cache_watcher *prev_w, *next_w;
 };
 
@@ -97,7 +97,7 @@ int cache_load(struct cache *c, struct store *s);
  * sets the RV on it and serialises it instead of parsing the value bytes. */
 void cache_apply(struct cache *c, const struct store_event *ev);
 
-int64_t cache_rev(const struct cache *c);        /* latest revision applied */
+int64_t cache_rev(const struct cache *c);	 /* latest revision applied */
 int64_t cache_oldest_rev(const struct cache *c); /* watches need from >= this-1 */
 
 /* Borrowed object or NULL. */

@@ -55,12 +55,13 @@ static struct json_object *resource_entry(const struct api_resource *r, const ch
 
 static struct json_object *resource_list(const char *group, const char *version)
 {
-	static const char *const all[] = { "create", "delete", "deletecollection", "get", "list",
-					   "patch",  "update", "watch",		   NULL };
-	static const char *const ns_verbs[] = { "create", "delete", "get",   "list",
-						"patch",  "update", "watch", NULL };
-	static const char *const status[] = { "get", "patch", "update", NULL };
-	static const char *const create[] = { "create", NULL };
+	static const char *const all[] = {"create", "delete", "deletecollection",
+					  "get",    "list",   "patch",
+					  "update", "watch",  NULL};
+	static const char *const ns_verbs[] = {"create", "delete", "get",   "list",
+					       "patch",	 "update", "watch", NULL};
+	static const char *const status[] = {"get", "patch", "update", NULL};
+	static const char *const create[] = {"create", NULL};
 	struct json_object *doc = json_object_new_object(), *arr = json_object_new_array();
 	char gv[96];
 
@@ -73,9 +74,9 @@ static struct json_object *resource_list(const char *group, const char *version)
 		char sub[96];
 		if (strcmp(r->group, group) || strcmp(r->version, version))
 			continue;
-		json_object_array_add(arr,
-				      resource_entry(r, r->plural, r->kind,
-						     strcmp(r->kind, "Namespace") ? all : ns_verbs));
+		json_object_array_add(
+			arr, resource_entry(r, r->plural, r->kind,
+					    strcmp(r->kind, "Namespace") ? all : ns_verbs));
 		if (r->has_status) {
 			snprintf(sub, sizeof(sub), "%s/status", r->plural);
 			json_object_array_add(arr, resource_entry(r, sub, r->kind, status));
@@ -151,7 +152,8 @@ bool discovery_handle(struct api_req *ar, const char *path)
 		return true;
 	}
 	if (!strcmp(path, "/api") || !strcmp(path, "/api/")) {
-		struct json_object *vers = json_object_new_array(), *addrs = json_object_new_array();
+		struct json_object *vers = json_object_new_array(),
+				   *addrs = json_object_new_array();
 		struct json_object *a = json_object_new_object();
 		doc = json_object_new_object();
 		json_object_object_add(doc, "kind", jstr("APIVersions"));

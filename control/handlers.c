@@ -31,7 +31,7 @@
 #include "sluice/selector.h"
 #include "validate.h"
 
-#define MAX_WRITE_RETRIES 8
+#define MAX_WRITE_RETRIES  8
 #define MAX_PENDING_WRITES 20000
 /* Services with more ports than this are refused (kube has no limit, but
  * nothing real comes close; the datapath's slot blocks are smaller). */
@@ -68,7 +68,7 @@ struct wop {
 	const struct api_resource *res;
 	enum wop_kind kind;
 	struct json_object *obj; /* the object being written (handed to the cache as hint) */
-	struct cache_obj *old;   /* the object this write was based on */
+	struct cache_obj *old;	 /* the object this write was based on */
 	struct store_txn txn;
 	char key[512];
 	char *value;
@@ -78,7 +78,7 @@ struct wop {
 	size_t body_len;
 	enum patch_type ptype;
 	bool explicit_rv; /* the client named a resourceVersion: conflicts are final */
-	bool binding;     /* pods/binding: reply with a Success Status */
+	bool binding;	  /* pods/binding: reply with a Success Status */
 	int attempts;
 	wop_done_fn done; /* internal completion */
 	void *done_arg;
@@ -108,10 +108,9 @@ static void new_uid(char out[37])
 	}
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-		 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-		 b[14], b[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
 }
 
 /* kube's names.SimpleNameGenerator: 5 characters from an alphabet without
@@ -190,7 +189,7 @@ static void reply_badrequest(struct api_req *ar, const char *fmt, ...)
  */
 static void canonical_order(struct json_object *obj)
 {
-	static const char *const first[] = { "apiVersion", "kind", "metadata" };
+	static const char *const first[] = {"apiVersion", "kind", "metadata"};
 	struct json_object *tmp = json_object_new_object(), *st;
 	struct lh_entry *e, *next;
 
@@ -274,7 +273,8 @@ static struct json_object *parse_object(struct api_req *ar, const char *body, si
 		goto fail;
 	}
 	if (kind && strcmp(kind, ar->res->kind)) {
-		reply_badrequest(ar, "the kind in the data (%s) does not match the expected kind (%s)",
+		reply_badrequest(ar,
+				 "the kind in the data (%s) does not match the expected kind (%s)",
 				 kind, ar->res->kind);
 		goto fail;
 	}
@@ -343,8 +343,8 @@ static void svc_held(const struct json_object *obj, struct svc_alloc *out)
 		snprintf(out->ip, sizeof(out->ip), "%s", ip);
 	ports = sl_json_get(spec, "ports");
 	if (ports && json_object_is_type(ports, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(ports) && out->n_ports < MAX_SVC_PORTS;
-		     i++) {
+		for (size_t i = 0;
+		     i < json_object_array_length(ports) && out->n_ports < MAX_SVC_PORTS; i++) {
 			int64_t np;
 			if (sl_json_get_int(json_object_array_get_idx(ports, i), "nodePort", &np) &&
 			    np > 0)
@@ -384,7 +384,7 @@ static void svc_allocate(struct wop *w, struct json_object *obj, const struct js
 {
 	struct server *srv = w->srv;
 	struct json_object *spec = sl_json_get(obj, "spec"), *ports;
-	struct svc_alloc held = { 0 };
+	struct svc_alloc held = {0};
 	const char *ip;
 	char msg[256], field[64];
 	int err;
@@ -408,16 +408,18 @@ static void svc_allocate(struct wop *w, struct json_object *obj, const struct js
 			if (strcmp(ip, held.ip)) {
 				err = ipalloc_take(srv->svc_ips, ip);
 				if (err == -EEXIST) {
-					api_causes_add(causes, CAUSE_INVALID, "spec.clusterIPs",
-						       "Invalid value: [\"%s\"]: failed to allocate IP "
-						       "%s: provided IP is already allocated",
-						       ip, ip);
+					api_causes_add(
+						causes, CAUSE_INVALID, "spec.clusterIPs",
+						"Invalid value: [\"%s\"]: failed to allocate IP "
+						"%s: provided IP is already allocated",
+						ip, ip);
 				} else if (err) {
-					api_causes_add(causes, CAUSE_INVALID, "spec.clusterIPs",
-						       "Invalid value: [\"%s\"]: failed to allocate IP "
-						       "%s: provided IP is not in the valid range. The "
-						       "range of valid IPs is %s",
-						       ip, ip, ipalloc_cidr(srv->svc_ips));
+					api_causes_add(
+						causes, CAUSE_INVALID, "spec.clusterIPs",
+						"Invalid value: [\"%s\"]: failed to allocate IP "
+						"%s: provided IP is not in the valid range. The "
+						"range of valid IPs is %s",
+						ip, ip, ipalloc_cidr(srv->svc_ips));
 				} else {
 					snprintf(w->taken.ip, sizeof(w->taken.ip), "%s", ip);
 				}
@@ -455,8 +457,8 @@ static void svc_allocate(struct wop *w, struct json_object *obj, const struct js
 			if (!sl_json_get_int(p, "nodePort", &np) || np == 0) {
 				/* Keep the node port the same port had before. */
 				sl_json_get_int(p, "port", &pp);
-				for (size_t j = 0; oldports && j < json_object_array_length(oldports);
-				     j++) {
+				for (size_t j = 0;
+				     oldports && j < json_object_array_length(oldports); j++) {
 					struct json_object *op =
 						json_object_array_get_idx(oldports, j);
 					int64_t opp = 0, onp = 0;
@@ -484,9 +486,10 @@ static void svc_allocate(struct wop *w, struct json_object *obj, const struct js
 			} else {
 				int got;
 				if (portalloc_next(srv->node_ports, &got)) {
-					api_causes_add(causes, CAUSE_INVALID, field,
-						       "Internal error: failed to allocate a nodePort: "
-						       "range is full");
+					api_causes_add(
+						causes, CAUSE_INVALID, field,
+						"Internal error: failed to allocate a nodePort: "
+						"range is full");
 					continue;
 				}
 				w->taken.ports[w->taken.n_ports++] = got;
@@ -517,10 +520,11 @@ static void svc_allocate(struct wop *w, struct json_object *obj, const struct js
 				} else {
 					int got;
 					if (portalloc_next(srv->node_ports, &got)) {
-						api_causes_add(causes, CAUSE_INVALID,
-							       "spec.healthCheckNodePort",
-							       "Internal error: failed to allocate a "
-							       "nodePort: range is full");
+						api_causes_add(
+							causes, CAUSE_INVALID,
+							"spec.healthCheckNodePort",
+							"Internal error: failed to allocate a "
+							"nodePort: range is full");
 					} else {
 						w->taken.ports[w->taken.n_ports++] = got;
 						sl_json_set_int(spec, "healthCheckNodePort", got);
@@ -701,14 +705,16 @@ static void wop_done(struct store_txn *txn, void *arg)
 	case -SL_ERR_EXISTS:
 		if (w->res->group[0])
 			snprintf(msg, sizeof(msg), "%s.%s \"%s\" already exists", w->res->plural,
-				 w->res->group, sl_json_get_str(sl_json_get(w->obj, "metadata"), "name"));
+				 w->res->group,
+				 sl_json_get_str(sl_json_get(w->obj, "metadata"), "name"));
 		else
 			snprintf(msg, sizeof(msg), "%s \"%s\" already exists", w->res->plural,
 				 sl_json_get_str(sl_json_get(w->obj, "metadata"), "name"));
 		if (w->ar) {
-			api_reply_status(w->ar, 409, "AlreadyExists", msg,
-					 details_new(w->res, sl_json_get_str(sl_json_get(w->obj, "metadata"),
-									     "name")));
+			api_reply_status(
+				w->ar, 409, "AlreadyExists", msg,
+				details_new(w->res, sl_json_get_str(sl_json_get(w->obj, "metadata"),
+								    "name")));
 		}
 		wop_finish(w, txn->err);
 		return;
@@ -759,7 +765,7 @@ static void reply_object_json(struct api_req *ar, int code, struct json_object *
 
 	if (ar->table) {
 		struct json_object *copy = sl_json_clone(obj);
-		struct cache_obj tmp = { 0 };
+		struct cache_obj tmp = {0};
 		struct cache_obj *one = &tmp;
 		const char *rv = sl_json_get_str(sl_json_get(obj, "metadata"), "resourceVersion");
 		s = sl_json_str(obj, &len);
@@ -972,7 +978,7 @@ void handle_list(struct api_req *ar)
 {
 	struct server *srv = ar->srv;
 	struct cache_watcher f;
-	struct list_ctx lc = { 0 };
+	struct list_ctx lc = {0};
 	const char *lim = api_query(ar, "limit");
 	const char *cont = api_query(ar, "continue");
 	const char *rvq = api_query(ar, "resourceVersion");
@@ -988,8 +994,9 @@ void handle_list(struct api_req *ar)
 		char *end;
 		long long l = strtoll(lim, &end, 10);
 		if (*end || l < 0) {
-			reply_badrequest(ar, "limit: invalid value \"%s\": must be a non-negative integer",
-					 lim);
+			reply_badrequest(
+				ar, "limit: invalid value \"%s\": must be a non-negative integer",
+				lim);
 			goto out;
 		}
 		lc.limit = (size_t)l;
@@ -1017,10 +1024,11 @@ void handle_list(struct api_req *ar)
 		}
 	}
 	if (rvm && rvm[0] && strcmp(rvm, "Exact") && strcmp(rvm, "NotOlderThan")) {
-		reply_badrequest(ar,
-				 "resourceVersionMatch: Unsupported value: \"%s\": supported values: "
-				 "\"Exact\", \"NotOlderThan\"",
-				 rvm);
+		reply_badrequest(
+			ar,
+			"resourceVersionMatch: Unsupported value: \"%s\": supported values: "
+			"\"Exact\", \"NotOlderThan\"",
+			rvm);
 		goto out;
 	}
 	if (cont && cont[0]) {
@@ -1051,8 +1059,9 @@ void handle_list(struct api_req *ar)
 			api_reply_status(ar, 500, "InternalError", "out of memory", NULL);
 			goto out;
 		}
-		evbuffer_add_printf(b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
-				       "\"resourceVersion\":\"%s\"",
+		evbuffer_add_printf(b,
+				    "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
+				    "\"resourceVersion\":\"%s\"",
 				    ar->res->kind, api_resource_api_version(ar->res), rvbuf);
 		if (next)
 			evbuffer_add_printf(b, ",\"continue\":\"%s\"", next);
@@ -1121,7 +1130,7 @@ static void create_submit(struct wop *w, const char *ns)
 	const struct api_resource *r = w->res;
 	struct json_object *meta = sl_json_ensure_obj(w->obj, "metadata");
 	const char *name, *gen, *bodyns;
-	struct api_causes causes = { 0 };
+	struct api_causes causes = {0};
 	char ts[32], uid[37];
 
 	bodyns = sl_json_get_str(meta, "namespace");
@@ -1145,18 +1154,19 @@ static void create_submit(struct wop *w, const char *ns)
 		}
 		if (ns_terminating(nso)) {
 			char msg[400];
-			snprintf(msg, sizeof(msg),
-				 "%s \"%s\" is forbidden: unable to create new content in namespace "
-				 "%s because it is being terminated",
-				 r->plural, sl_json_get_str(meta, "name") ?: "", ns);
+			snprintf(
+				msg, sizeof(msg),
+				"%s \"%s\" is forbidden: unable to create new content in namespace "
+				"%s because it is being terminated",
+				r->plural, sl_json_get_str(meta, "name") ?: "", ns);
 			wop_fail_status(w, 403, "Forbidden", msg);
 			return;
 		}
 	} else if (bodyns && bodyns[0]) {
 		json_object_object_del(meta, "namespace");
 	}
-	if (sl_json_get(meta, "resourceVersion") &&
-	    sl_json_get_str(meta, "resourceVersion") && sl_json_get_str(meta, "resourceVersion")[0]) {
+	if (sl_json_get(meta, "resourceVersion") && sl_json_get_str(meta, "resourceVersion") &&
+	    sl_json_get_str(meta, "resourceVersion")[0]) {
 		wop_fail_status(w, 400, "BadRequest",
 				"resourceVersion should not be set on objects to be created");
 		return;
@@ -1283,8 +1293,12 @@ static void carry_system_fields(const struct api_resource *r, struct json_object
 {
 	struct json_object *meta = sl_json_ensure_obj(obj, "metadata");
 	struct json_object *ometa = sl_json_get(old, "metadata");
-	static const char *const keep[] = { "uid", "creationTimestamp", "deletionTimestamp",
-					    "deletionGracePeriodSeconds", "namespace", "name" };
+	static const char *const keep[] = {"uid",
+					   "creationTimestamp",
+					   "deletionTimestamp",
+					   "deletionGracePeriodSeconds",
+					   "namespace",
+					   "name"};
 	int64_t gen = 0;
 
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
@@ -1362,7 +1376,7 @@ static bool same_object(struct json_object *a, const struct json_object *b)
 static void update_submit(struct wop *w, bool status_only)
 {
 	struct server *srv = w->srv;
-	struct api_causes causes = { 0 };
+	struct api_causes causes = {0};
 	struct json_object *old = cache_obj_parse(w->old);
 
 	if (!old) {
@@ -1456,8 +1470,9 @@ static void update_run(struct wop *w)
 		}
 		/* A patch is conditional only when it names a resourceVersion. */
 		rv = sl_json_get_str(sl_json_get(incoming, "metadata"), "resourceVersion");
-		if (rv && strcmp(rv, sl_json_get_str(sl_json_get(old, "metadata"),
-						     "resourceVersion") ?: "")) {
+		if (rv &&
+		    strcmp(rv, sl_json_get_str(sl_json_get(old, "metadata"), "resourceVersion")
+				       ?: "")) {
 			w->explicit_rv = true;
 			json_object_put(old);
 			json_object_put(incoming);
@@ -1480,10 +1495,11 @@ static void update_run(struct wop *w)
 		const char *k = sl_json_get_str(incoming, "kind");
 		const char *av = sl_json_get_str(incoming, "apiVersion");
 		if (n && strcmp(n, ar->name)) {
-			reply_badrequest(ar,
-					 "the name of the object (%s) does not match the name on the "
-					 "URL (%s)",
-					 n, ar->name);
+			reply_badrequest(
+				ar,
+				"the name of the object (%s) does not match the name on the "
+				"URL (%s)",
+				n, ar->name);
 			json_object_put(incoming);
 			wop_finish(w, -EINVAL);
 			return;
@@ -1616,10 +1632,12 @@ void handle_patch(struct api_req *ar, const char *body, size_t len)
 				 "server-side apply is not supported by sluice-control; use "
 				 "client-side apply (kubectl apply without --server-side)");
 		else
-			snprintf(msg, sizeof(msg),
-				 "the body of the request was in an unknown format - accepted media "
-				 "types include: application/json-patch+json, "
-				 "application/merge-patch+json, application/strategic-merge-patch+json");
+			snprintf(
+				msg, sizeof(msg),
+				"the body of the request was in an unknown format - accepted media "
+				"types include: application/json-patch+json, "
+				"application/merge-patch+json, "
+				"application/strategic-merge-patch+json");
 		api_reply_status(ar, 415, "UnsupportedMediaType", msg, NULL);
 		api_req_free(ar);
 		return;
@@ -1689,7 +1707,7 @@ static void internal_delete(struct server *srv, struct cache_obj *o, wop_done_fn
 
 	if (!w) {
 		/* Callers count completions; an op that never starts still ends. */
-		struct wop failed = { .srv = srv, .res = o->res, .done_arg = arg, .old = o };
+		struct wop failed = {.srv = srv, .res = o->res, .done_arg = arg, .old = o};
 		if (done)
 			done(&failed, -ENOMEM);
 		return;
@@ -1779,7 +1797,7 @@ static void ns_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void ns_finalize_later(struct server *srv, const char *ns)
 {
 	struct ns_retry *r = calloc(1, sizeof(*r));
-	struct timeval tv = { 1, 0 };
+	struct timeval tv = {1, 0};
 
 	if (!r)
 		return;
@@ -1804,8 +1822,8 @@ static void ns_finalize(struct server *srv, const char *ns)
 	snprintf(nc->ns, sizeof(nc->ns), "%s", ns);
 	for (size_t i = 0; i < api_resources_n; i++) {
 		const struct api_resource *r = &api_resources[i];
-		struct cache_watcher f = { .res = r, .ns = (char *)ns };
-		struct list_ctx lc = { 0 };
+		struct cache_watcher f = {.res = r, .ns = (char *)ns};
+		struct list_ctx lc = {0};
 		if (!r->namespaced)
 			continue;
 		cache_list(srv->cache, &f, NULL, ns_collect, &lc);
@@ -1886,10 +1904,11 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 				return;
 			}
 			if (prv && strcmp(prv, rv)) {
-				snprintf(msg, sizeof(msg),
-					 "Precondition failed: ResourceVersion in precondition: %s, "
-					 "ResourceVersion in object meta: %s",
-					 prv, rv);
+				snprintf(
+					msg, sizeof(msg),
+					"Precondition failed: ResourceVersion in precondition: %s, "
+					"ResourceVersion in object meta: %s",
+					prv, rv);
 				api_reply_status(ar, 409, "Conflict", msg,
 						 details_new(ar->res, ar->name));
 				json_object_put(obj);
@@ -1936,10 +1955,11 @@ static void delcoll_maybe_reply(struct delcoll *dc)
 
 	if (--dc->pending)
 		return;
-	sl_buf_printf(&b,
-		      "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
-		      "\"%" PRId64 "\"},\"items\":[",
-		      ar->res->kind, api_resource_api_version(ar->res), cache_rev(ar->srv->cache));
+	sl_buf_printf(
+		&b,
+		"{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+		"\"%" PRId64 "\"},\"items\":[",
+		ar->res->kind, api_resource_api_version(ar->res), cache_rev(ar->srv->cache));
 	sl_buf_append(&b, dc->items.data ? dc->items.data : "", dc->items.len);
 	sl_buf_puts(&b, "]}");
 	api_reply_json(ar, 200, b.data, b.len);
@@ -1964,7 +1984,7 @@ static void delcoll_one(struct wop *w, int err)
 void handle_deletecollection(struct api_req *ar)
 {
 	struct cache_watcher f;
-	struct list_ctx lc = { 0 };
+	struct list_ctx lc = {0};
 	struct delcoll *dc;
 
 	if (!strcmp(ar->res->kind, "Namespace")) {
@@ -2029,7 +2049,7 @@ void handle_binding(struct api_req *ar, const char *body, size_t len)
 	node = sl_json_get_str(sl_json_get(b, "target"), "name");
 	kind = sl_json_get_str(sl_json_get(b, "target"), "kind");
 	if (!node || !node[0] || (kind && kind[0] && strcmp(kind, "Node"))) {
-		struct api_causes causes = { 0 };
+		struct api_causes causes = {0};
 		api_causes_add(&causes, CAUSE_REQUIRED, "target.name", "Required value");
 		api_reply_invalid(ar, "Binding", ar->name, &causes);
 		api_causes_fini(&causes);
@@ -2102,8 +2122,8 @@ static void boot_done(struct wop *w, int err)
 /* Namespaces first: the kubernetes Service needs "default" to exist. */
 static void boot_phase(struct boot *b)
 {
-	static const char *const namespaces[] = { "default", "kube-system", "kube-public",
-						  "kube-node-lease" };
+	static const char *const namespaces[] = {"default", "kube-system", "kube-public",
+						 "kube-node-lease"};
 	struct server *srv = b->srv;
 	const struct api_resource *svc = api_resource_find("", "v1", "services");
 	const struct api_resource *nsr = &api_resources[0];
@@ -2125,13 +2145,14 @@ static void boot_phase(struct boot *b)
 		/* The first service IP is the API server's own Service. */
 		char js[768];
 		struct json_object *o;
-		snprintf(js, sizeof(js),
-			 "{\"metadata\":{\"name\":\"kubernetes\",\"namespace\":\"default\","
-			 "\"labels\":{\"component\":\"apiserver\",\"provider\":\"kubernetes\"}},"
-			 "\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"%s\",\"sessionAffinity\":"
-			 "\"None\",\"ports\":[{\"name\":\"https\",\"port\":443,\"protocol\":\"TCP\","
-			 "\"targetPort\":%d}]}}",
-			 ip, srv->port);
+		snprintf(
+			js, sizeof(js),
+			"{\"metadata\":{\"name\":\"kubernetes\",\"namespace\":\"default\","
+			"\"labels\":{\"component\":\"apiserver\",\"provider\":\"kubernetes\"}},"
+			"\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"%s\",\"sessionAffinity\":"
+			"\"None\",\"ports\":[{\"name\":\"https\",\"port\":443,\"protocol\":\"TCP\","
+			"\"targetPort\":%d}]}}",
+			ip, srv->port);
 		o = sl_json_parse(js, strlen(js), NULL, 0);
 		if (o) {
 			b->pending++;
@@ -2158,12 +2179,14 @@ static int alloc_existing(struct cache_obj *o, void *arg)
 
 	svc_held(obj, &held);
 	if (held.ip[0] && ipalloc_take(srv->svc_ips, held.ip))
-		pr_warn("control", "service '%s/%s': ClusterIP %s outside --service-cidr or "
+		pr_warn("control",
+			"service '%s/%s': ClusterIP %s outside --service-cidr or "
 			"duplicated; left as is",
 			o->ns, o->name, held.ip);
 	for (int i = 0; i < held.n_ports; i++)
 		if (portalloc_take(srv->node_ports, held.ports[i]))
-			pr_warn("control", "service '%s/%s': node port %d outside "
+			pr_warn("control",
+				"service '%s/%s': node port %d outside "
 				"--node-port-range or duplicated; left as is",
 				o->ns, o->name, held.ports[i]);
 	json_object_put(obj);
@@ -2180,8 +2203,8 @@ static int resume_terminating(struct cache_obj *o, void *arg)
 int server_bootstrap(struct server *srv)
 {
 	const struct api_resource *svc = api_resource_find("", "v1", "services");
-	struct cache_watcher f = { .res = svc };
-	struct cache_watcher fns = { .res = &api_resources[0] };
+	struct cache_watcher f = {.res = svc};
+	struct cache_watcher fns = {.res = &api_resources[0]};
 	struct boot *b = calloc(1, sizeof(*b));
 
 	if (!b)

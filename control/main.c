@@ -18,18 +18,22 @@ static void usage(FILE *f)
 		"Kubernetes-compatible API server for Sluice (JSON, list/watch, embedded store).\n"
 		"\n"
 		"  --listen HOST:PORT          address to serve on (default 127.0.0.1:6443)\n"
-		"  --data-dir DIR              SQLite store directory (default /var/lib/sluice/control)\n"
+		"  --data-dir DIR              SQLite store directory (default "
+		"/var/lib/sluice/control)\n"
 		"  --store sqlite|memory       storage backend (default sqlite)\n"
 		"  --sync full|normal          fsync every commit (full, default) or rely on WAL\n"
 		"  --service-cidr CIDR         ClusterIP range (default 10.96.0.0/12)\n"
 		"  --node-port-range LO-HI     NodePort range (default 30000-32767)\n"
-		"  --token-file FILE           static bearer tokens, lines 'token,user,uid[,groups]';\n"
+		"  --token-file FILE           static bearer tokens, lines "
+		"'token,user,uid[,groups]';\n"
 		"                              required when listening beyond loopback\n"
 		"  --retain-revisions N        watch history kept (default 10000)\n"
 		"  --compact-interval SECONDS  store compaction period (default 60)\n"
-		"  --min-request-timeout S     watches end after a random time in [S, 2S] (default 1800)\n"
+		"  --min-request-timeout S     watches end after a random time in [S, 2S] (default "
+		"1800)\n"
 		"  --idle-timeout SECONDS      idle keep-alive connection limit (default 120)\n"
-		"  --watch-buffer-bytes N      unsent bytes before a slow watcher is closed (default 16MiB)\n"
+		"  --watch-buffer-bytes N      unsent bytes before a slow watcher is closed "
+		"(default 16MiB)\n"
 		"  --ready-file FILE           write the bound port here once serving\n"
 		"  --log-level LEVEL           error|warn|info|debug (default info)\n"
 		"  --help\n");
@@ -42,8 +46,8 @@ static int parse_num(const char *flag, const char *val, long long lo, long long 
 	errno = 0;
 	*out = strtoll(val, &end, 10);
 	if (errno || *end || end == val || *out < lo || *out > hi) {
-		fprintf(stderr, "sluice-control: %s '%s': expected an integer in [%lld, %lld]\n", flag,
-			val, lo, hi);
+		fprintf(stderr, "sluice-control: %s '%s': expected an integer in [%lld, %lld]\n",
+			flag, val, lo, hi);
 		return -1;
 	}
 	return 0;
@@ -52,23 +56,23 @@ static int parse_num(const char *flag, const char *val, long long lo, long long 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "data-dir", required_argument, NULL, 'd' },
-		{ "store", required_argument, NULL, 's' },
-		{ "sync", required_argument, NULL, 'S' },
-		{ "service-cidr", required_argument, NULL, 'c' },
-		{ "node-port-range", required_argument, NULL, 'p' },
-		{ "token-file", required_argument, NULL, 't' },
-		{ "retain-revisions", required_argument, NULL, 'r' },
-		{ "compact-interval", required_argument, NULL, 'C' },
-		{ "min-request-timeout", required_argument, NULL, 'm' },
-		{ "idle-timeout", required_argument, NULL, 'i' },
-		{ "watch-buffer-bytes", required_argument, NULL, 'w' },
-		{ "ready-file", required_argument, NULL, 'R' },
-		{ "advertise-address", required_argument, NULL, 'a' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"listen", required_argument, NULL, 'l'},
+		{"data-dir", required_argument, NULL, 'd'},
+		{"store", required_argument, NULL, 's'},
+		{"sync", required_argument, NULL, 'S'},
+		{"service-cidr", required_argument, NULL, 'c'},
+		{"node-port-range", required_argument, NULL, 'p'},
+		{"token-file", required_argument, NULL, 't'},
+		{"retain-revisions", required_argument, NULL, 'r'},
+		{"compact-interval", required_argument, NULL, 'C'},
+		{"min-request-timeout", required_argument, NULL, 'm'},
+		{"idle-timeout", required_argument, NULL, 'i'},
+		{"watch-buffer-bytes", required_argument, NULL, 'w'},
+		{"ready-file", required_argument, NULL, 'R'},
+		{"advertise-address", required_argument, NULL, 'a'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	struct control_config cfg;
 	enum sl_log_level lvl;

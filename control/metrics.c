@@ -12,8 +12,8 @@
 
 #include "server.h"
 
-static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-				  0.1,    0.25,  0.5,    1,     2.5,  5,     10 };
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+				 0.1,	 0.25,	0.5,	1,     2.5,  5,	    10};
 #define NB (sizeof(buckets) / sizeof(buckets[0]))
 
 struct hist {
@@ -94,7 +94,7 @@ void metrics_request(struct metrics *m, enum api_verb verb, const struct api_res
 			m->counts = v;
 			m->cap_counts = cap;
 		}
-		m->counts[i] = (struct req_count){ verb, ri, code, 0 };
+		m->counts[i] = (struct req_count){verb, ri, code, 0};
 		m->n_counts++;
 	}
 	m->counts[i].n++;
@@ -157,11 +157,12 @@ void metrics_render(struct metrics *m, struct server *srv, struct sl_buf *out)
 			 "HTTP code.\n# TYPE sluice_apiserver_request_total counter\n");
 	for (size_t i = 0; i < m->n_counts; i++) {
 		const struct req_count *c = &m->counts[i];
-		sl_buf_printf(out,
-			      "sluice_apiserver_request_total{verb=\"%s\",resource=\"%s\",code=\"%d\"} "
-			      "%llu\n",
-			      api_verb_name(c->verb), c->res >= 0 ? api_resources[c->res].plural : "",
-			      c->code, c->n);
+		sl_buf_printf(
+			out,
+			"sluice_apiserver_request_total{verb=\"%s\",resource=\"%s\",code=\"%d\"} "
+			"%llu\n",
+			api_verb_name(c->verb), c->res >= 0 ? api_resources[c->res].plural : "",
+			c->code, c->n);
 	}
 	sl_buf_puts(out, "# HELP sluice_apiserver_request_duration_seconds Request latency by verb "
 			 "and resource (watches: stream lifetime).\n"
@@ -177,8 +178,9 @@ void metrics_render(struct metrics *m, struct server *srv, struct sl_buf *out)
 			hist_render(out, "sluice_apiserver_request_duration_seconds", labels, h);
 		}
 	}
-	sl_buf_puts(out, "# HELP sluice_store_commit_duration_seconds Time from write admission "
-			 "to durable commit.\n# TYPE sluice_store_commit_duration_seconds histogram\n");
+	sl_buf_puts(out,
+		    "# HELP sluice_store_commit_duration_seconds Time from write admission "
+		    "to durable commit.\n# TYPE sluice_store_commit_duration_seconds histogram\n");
 	hist_render(out, "sluice_store_commit_duration_seconds", "", &m->commit);
 	sl_buf_printf(out,
 		      "# HELP sluice_apiserver_watchers Open watch streams.\n"
@@ -208,10 +210,11 @@ void metrics_render(struct metrics *m, struct server *srv, struct sl_buf *out)
 	for (size_t r = 0; r < api_resources_n; r++)
 		sl_buf_printf(out, "sluice_apiserver_objects{resource=\"%s\"} %zu\n",
 			      api_resources[r].plural, cache_count(srv->cache, &api_resources[r]));
-	sl_buf_printf(out,
-		      "# HELP sluice_apiserver_cache_bytes Approximate watch cache size.\n"
-		      "# TYPE sluice_apiserver_cache_bytes gauge\nsluice_apiserver_cache_bytes %zu\n",
-		      cache_bytes(srv->cache));
+	sl_buf_printf(
+		out,
+		"# HELP sluice_apiserver_cache_bytes Approximate watch cache size.\n"
+		"# TYPE sluice_apiserver_cache_bytes gauge\nsluice_apiserver_cache_bytes %zu\n",
+		cache_bytes(srv->cache));
 	sl_buf_printf(out,
 		      "# HELP process_resident_memory_bytes Resident memory.\n"
 		      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes "

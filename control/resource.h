@@ -20,8 +20,8 @@ struct api_resource {
 	const char *singular; /* "service" */
 	const char *kind;     /* "Service" */
 	bool namespaced;
-	bool has_status;     /* serves <plural>/status */
-	bool has_binding;    /* serves pods/binding */
+	bool has_status;      /* serves <plural>/status */
+	bool has_binding;     /* serves pods/binding */
 	bool spec_generation; /* metadata.generation tracks spec changes */
 	const char *short_names[4];
 	const char *categories[2];

@@ -55,9 +55,9 @@ double api_elapsed(const struct timespec *start)
 
 const char *api_verb_name(enum api_verb v)
 {
-	static const char *const names[] = { "GET",    "LIST",   "WATCH",  "CREATE",
-					     "UPDATE", "PATCH",  "DELETE", "DELETECOLLECTION",
-					     "OTHER" };
+	static const char *const names[] = {"GET",    "LIST",  "WATCH",	 "CREATE",
+					    "UPDATE", "PATCH", "DELETE", "DELETECOLLECTION",
+					    "OTHER"};
 	return v < VERB_N ? names[v] : "OTHER";
 }
 
@@ -73,25 +73,44 @@ const char *api_query(struct api_req *ar, const char *key)
 static const char *reason_phrase(int code)
 {
 	switch (code) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 413: return "Request Entity Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 406:
+		return "Not Acceptable";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 413:
+		return "Request Entity Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -271,7 +290,7 @@ static void route_resource(struct api_req *ar, const char *group, const char *ve
 		/* /api/v1/namespaces/NS[/status] is the Namespace itself; with a
 		 * resource after NS it is a namespaced path. */
 		if (n - i == 2 || (n - i == 3 && (!strcmp(segs[i + 2], "status") ||
-						   !strcmp(segs[i + 2], "finalize")))) {
+						  !strcmp(segs[i + 2], "finalize")))) {
 			plural = "namespaces";
 			name = segs[i + 1];
 			sub = n - i == 3 ? segs[i + 2] : NULL;
@@ -535,12 +554,13 @@ static void finish_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (srv->pending_writes && time(NULL) < srv->shutdown_deadline) {
 		/* In-flight writes finish before we go; dispatch keeps running. */
-		struct timeval tv = { 0, 20000 };
+		struct timeval tv = {0, 20000};
 		event_base_once(srv->base, -1, EV_TIMEOUT, finish_shutdown_cb, srv, &tv);
 		return;
 	}
 	if (srv->pending_writes)
-		pr_warn("control", "shutdown: %u writes still in flight after the grace period; "
+		pr_warn("control",
+			"shutdown: %u writes still in flight after the grace period; "
 			"their clients get no answer (the store finishes them on close)",
 			srv->pending_writes);
 	event_base_loopexit(srv->base, NULL);
@@ -549,7 +569,7 @@ static void finish_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
-	struct timeval tv = { 0, 100000 };
+	struct timeval tv = {0, 100000};
 
 	if (srv->shutting_down)
 		return;
@@ -583,7 +603,8 @@ static int load_tokens(struct server *srv, const char *path)
 		user = strtok_r(NULL, ",", &save);
 		if (!tok || !user || strlen(tok) < 8) {
 			pr_err("control",
-			       "token file '%s': line %u: expected 'token,user,uid[,groups]' with a "
+			       "token file '%s': line %u: expected 'token,user,uid[,groups]' with "
+			       "a "
 			       "token of at least 8 characters",
 			       path, lineno);
 			fclose(f);
@@ -665,11 +686,11 @@ static void server_free(struct server *srv)
 
 int control_run(const struct control_config *cfg)
 {
-	struct server srv = { 0 };
-	struct store_opts so = { 0 };
+	struct server srv = {0};
+	struct store_opts so = {0};
 	char host[256], err[512];
 	int port, rc = 0;
-	struct timeval tick = { 1, 0 };
+	struct timeval tick = {1, 0};
 
 	srv.cfg = *cfg;
 	srv.started = time(NULL);

@@ -66,7 +66,7 @@ struct server {
 	unsigned pending_writes;
 	bool shutting_down;
 	time_t shutdown_deadline; /* give up waiting for in-flight writes */
-	bool ready; /* bootstrap objects exist */
+	bool ready;		  /* bootstrap objects exist */
 	time_t started;
 };
 
@@ -81,7 +81,7 @@ struct api_req {
 	char sub[32]; /* subresource: "status", "binding", or "" */
 	struct evkeyvalq query;
 	bool query_parsed;
-	bool table;          /* Accept asks for as=Table */
+	bool table;	     /* Accept asks for as=Table */
 	bool partial_meta;   /* Table rows carry PartialObjectMetadata (default) */
 	bool include_object; /* includeObject=Object */
 	bool include_none;   /* includeObject=None */
@@ -121,8 +121,8 @@ void server_on_store_event(const struct store_event *ev, void *arg);
 
 /* --- watch.c ----------------------------------------------------------------- */
 void handle_watch(struct api_req *ar);
-void watch_tick(struct server *srv);       /* bookmarks, deadlines, slow watchers */
-void watch_close_all(struct server *srv);  /* shutdown */
+void watch_tick(struct server *srv);	  /* bookmarks, deadlines, slow watchers */
+void watch_close_all(struct server *srv); /* shutdown */
 size_t watch_count(const struct server *srv);
 
 /* --- discovery.c ------------------------------------------------------------- */

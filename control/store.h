@@ -38,7 +38,7 @@ struct store;
 /* One key's value at a revision. Strings are NUL-terminated, heap-owned. */
 struct store_kv {
 	char *key;
-	char *value;        /* NULL for a deletion's new state */
+	char *value; /* NULL for a deletion's new state */
 	size_t value_len;
 	int64_t create_rev; /* revision that created this incarnation of the key */
 	int64_t mod_rev;    /* revision of the last write (for a delete: the delete) */
@@ -64,19 +64,19 @@ typedef void (*store_done_fn)(struct store_txn *txn, void *arg);
 struct store_txn {
 	/* request */
 	enum store_op op;
-	char *key;           /* owned by the caller */
-	char *value;         /* CREATE/UPDATE: bytes to store (owned by the caller) */
+	char *key;   /* owned by the caller */
+	char *value; /* CREATE/UPDATE: bytes to store (owned by the caller) */
 	size_t value_len;
-	int64_t expect_rev;  /* UPDATE/DELETE: required mod_rev, 0 = unconditional */
-	void *hint;          /* opaque, handed back in the event (e.g. the parsed
-				object, so the owner need not re-parse the value) */
+	int64_t expect_rev; /* UPDATE/DELETE: required mod_rev, 0 = unconditional */
+	void *hint;	    /* opaque, handed back in the event (e.g. the parsed
+			       object, so the owner need not re-parse the value) */
 	store_done_fn done;
 	void *done_arg;
 
 	/* result */
-	int err;             /* 0, -SL_ERR_EXISTS, -SL_ERR_NOTFOUND, -SL_ERR_CONFLICT,
-				or -errno (I/O failure: nothing was written) */
-	int64_t rev;         /* revision of this write when err == 0 */
+	int err;	      /* 0, -SL_ERR_EXISTS, -SL_ERR_NOTFOUND, -SL_ERR_CONFLICT,
+				 or -errno (I/O failure: nothing was written) */
+	int64_t rev;	      /* revision of this write when err == 0 */
 	struct store_kv *cur; /* on success: the new state (for DELETE: the deleted
 				 value with mod_rev = delete revision); on EXISTS or
 				 CONFLICT: the current kv. Owned by the txn; freed by
@@ -97,18 +97,18 @@ struct store_event {
 	enum store_event_type type;
 	const struct store_kv *kv;   /* PUT: new state. DELETE: last value, mod_rev = delete rev */
 	const struct store_kv *prev; /* the state before this write; NULL on create */
-	void *hint;                  /* txn->hint of the write that caused it (NULL if unknown) */
+	void *hint;		     /* txn->hint of the write that caused it (NULL if unknown) */
 };
 
 typedef void (*store_event_fn)(const struct store_event *ev, void *arg);
 
 struct store_opts {
-	const char *backend;      /* "sqlite" or "memory" */
-	const char *data_dir;     /* sqlite: directory holding state.db */
+	const char *backend;	  /* "sqlite" or "memory" */
+	const char *data_dir;	  /* sqlite: directory holding state.db */
 	int64_t retain_revisions; /* compaction keeps at least this many revisions of
 				     history (default 10000); 0 = default */
-	int compact_interval_s;   /* how often to compact (default 60); 0 = default */
-	bool sync_full;           /* sqlite synchronous=FULL (durable on power loss);
+	int compact_interval_s;	  /* how often to compact (default 60); 0 = default */
+	bool sync_full;		  /* sqlite synchronous=FULL (durable on power loss);
 				     default true */
 	store_event_fn on_event;  /* may be NULL */
 	void *on_event_arg;
@@ -167,10 +167,10 @@ int store_check(struct store *s, char *err, size_t errlen);
 
 /* Counters since open (for metrics and tests). */
 struct store_stats {
-	uint64_t batches;        /* batches handed to dispatch (sqlite: transactions) */
-	uint64_t txns;           /* txns completed, including failed ones */
+	uint64_t batches;	 /* batches handed to dispatch (sqlite: transactions) */
+	uint64_t txns;		 /* txns completed, including failed ones */
 	uint64_t failed_batches; /* batches whose commit failed (-errno to every txn) */
-	uint64_t compactions;    /* compaction steps that deleted history */
+	uint64_t compactions;	 /* compaction steps that deleted history */
 };
 void store_stats_get(const struct store *s, struct store_stats *st);
 

@@ -53,9 +53,9 @@ struct watch_stream {
 	bool sent_columns;
 	bool peer_gone;
 	bool ending;
-	bool slow;           /* closed for falling behind: drop the connection */
-	bool chunked;        /* HTTP/1.1 chunked reply: shared pre-framed chunks apply */
-	bool replaying;      /* initial/ring replay in progress: no slow check */
+	bool slow;	     /* closed for falling behind: drop the connection */
+	bool chunked;	     /* HTTP/1.1 chunked reply: shared pre-framed chunks apply */
+	bool replaying;	     /* initial/ring replay in progress: no slow check */
 	size_t replay_bytes; /* backlog right after the replay (allowed on top) */
 	time_t deadline;
 	time_t last_send;
@@ -255,8 +255,8 @@ static struct wchunk *wchunk_get(enum cache_ev_type type, struct cache_obj *o)
 	int n;
 
 	for (unsigned i = 0; i < 4; i++)
-		if (chunk_cache[i].c && chunk_cache[i].obj == o && chunk_cache[i].rev == o->mod_rev &&
-		    chunk_cache[i].type == type)
+		if (chunk_cache[i].c && chunk_cache[i].obj == o &&
+		    chunk_cache[i].rev == o->mod_rev && chunk_cache[i].type == type)
 			return chunk_cache[i].c;
 	char pre[48];
 	int pl = snprintf(pre, sizeof(pre), "{\"type\":\"%s\",\"object\":", tn);
@@ -292,7 +292,8 @@ static int ws_send_chunk(struct watch_stream *ws, struct wchunk *c)
 		return -1;
 	before = evbuffer_get_length(out);
 	if (evbuffer_get_length(out) == 0) {
-		ssize_t n = send(bufferevent_getfd(bev), c->data, c->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n =
+			send(bufferevent_getfd(bev), c->data, c->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0)
 			off = (size_t)n;
 		/* Errors other than EAGAIN surface through the bufferevent when
@@ -360,11 +361,12 @@ static void ws_send_bookmark(struct watch_stream *ws, bool initial_end)
 	char buf[512];
 	int n;
 
-	n = snprintf(buf, sizeof(buf),
-		     "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%" PRId64
-		     "\"%s}}",
-		     ws->w.res->kind, api_resource_api_version(ws->w.res), cache_rev(ws->srv->cache),
-		     initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
+	n = snprintf(
+		buf, sizeof(buf),
+		"{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+		"\"%" PRId64 "\"%s}}",
+		ws->w.res->kind, api_resource_api_version(ws->w.res), cache_rev(ws->srv->cache),
+		initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
 	if (ws_send(ws, "BOOKMARK", buf, (size_t)n))
 		ws->ending = true;
 }
@@ -445,8 +447,9 @@ void handle_watch(struct api_req *ar)
 		from = strtoll(rvq, &end, 10);
 		if (*end || errno || from < 0) {
 			char msg[320];
-			snprintf(msg, sizeof(msg), "resourceVersion: Invalid value: \"%.200s\": "
-						   "must be a non-negative integer",
+			snprintf(msg, sizeof(msg),
+				 "resourceVersion: Invalid value: \"%.200s\": "
+				 "must be a non-negative integer",
 				 rvq);
 			api_reply_status(ar, 400, "BadRequest", msg, NULL);
 			goto fail;

@@ -86,7 +86,7 @@ void sl_buf_json_str(struct sl_buf *b, const char *s)
 			break;
 		default:
 			if (*p < 0x20) {
-				char esc[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
+				char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
 				sl_buf_append(b, esc, 6);
 			} else {
 				sl_buf_append(b, p, 1);

@@ -63,7 +63,8 @@ struct json_object *sl_json_parse(const char *buf, size_t len, char *err, size_t
 			if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\r' && buf[i] != '\t') {
 				if (err)
 					snprintf(err, errlen,
-						 "at offset %zu: trailing data after JSON value", i);
+						 "at offset %zu: trailing data after JSON value",
+						 i);
 				json_object_put(obj);
 				obj = NULL;
 				break;

@@ -16,11 +16,11 @@ static void *log_cb_arg;
 /* Serialises whole lines so threads never interleave inside one. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 int sl_log_level_parse(const char *s, enum sl_log_level *out)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	for (unsigned i = 0; i < 4; i++) {
 		if (!strcasecmp(s, names[i])) {

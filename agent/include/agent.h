@@ -12,22 +12,22 @@
 #include <stdbool.h>
 
 struct agent_config {
-	const char *node_name;      /* required */
-	const char *server;         /* API server URL, or NULL with kubeconfig */
-	const char *token;          /* bearer token or NULL */
-	const char *kubeconfig;     /* kubeconfig path or NULL */
-	const char *bpffs;          /* bpf filesystem (mounted if needed); default /sys/fs/bpf */
+	const char *node_name;	    /* required */
+	const char *server;	    /* API server URL, or NULL with kubeconfig */
+	const char *token;	    /* bearer token or NULL */
+	const char *kubeconfig;	    /* kubeconfig path or NULL */
+	const char *bpffs;	    /* bpf filesystem (mounted if needed); default /sys/fs/bpf */
 	const char *cgroup_root;    /* cgroup v2 dir for the socket hooks; NULL = the root */
 	const char *metrics_listen; /* "127.0.0.1:10249"; "" disables */
-	const char *hc_bind;        /* address for healthCheckNodePort servers; default 0.0.0.0 */
-	int sync_delay_ms;          /* debounce between an event and the sync (default 5) */
+	const char *hc_bind;	    /* address for healthCheckNodePort servers; default 0.0.0.0 */
+	int sync_delay_ms;	    /* debounce between an event and the sync (default 5) */
 	/* north-south uplink path (agent/nodeport.h); no devices = not loaded */
-	const char *devices;        /* comma-separated interface names, or NULL */
-	unsigned hash_seed;         /* flow-hash seed, equal on every node */
-	unsigned nat_port_min;      /* SNAT port range, inclusive; 0/0 = datapath default */
+	const char *devices;   /* comma-separated interface names, or NULL */
+	unsigned hash_seed;    /* flow-hash seed, equal on every node */
+	unsigned nat_port_min; /* SNAT port range, inclusive; 0/0 = datapath default */
 	unsigned nat_port_max;
-	unsigned maglev_tables;     /* sl_maglev_v1 capacity in tables; 0 = default */
-	unsigned ct_gc_interval_s;  /* conntrack GC period; 0 = default */
+	unsigned maglev_tables;	   /* sl_maglev_v1 capacity in tables; 0 = default */
+	unsigned ct_gc_interval_s; /* conntrack GC period; 0 = default */
 };
 
 void agent_config_defaults(struct agent_config *cfg);

@@ -11,20 +11,20 @@
 #include <stdint.h>
 
 struct control_config {
-	const char *listen;          /* "127.0.0.1:6443" */
-	const char *advertise;       /* address put in the kubernetes Endpoints, or NULL */
-	const char *data_dir;        /* sqlite directory */
-	const char *store;           /* "sqlite" | "memory" */
+	const char *listen;	     /* "127.0.0.1:6443" */
+	const char *advertise;	     /* address put in the kubernetes Endpoints, or NULL */
+	const char *data_dir;	     /* sqlite directory */
+	const char *store;	     /* "sqlite" | "memory" */
 	const char *service_cidr;    /* "198.18.128.0/20" lab default; 10.96.0.0/12 on real nodes */
 	const char *node_port_range; /* "30000-32767" */
-	const char *token_file;      /* static tokens, CSV token,user,uid[,"groups"] */
+	const char *token_file;	     /* static tokens, CSV token,user,uid[,"groups"] */
 	int64_t retain_revisions;    /* watch history kept by store and cache */
 	int compact_interval_s;
-	int idle_timeout_s;          /* keep-alive idle limit for non-watch connections */
-	int min_request_timeout_s;   /* watches end after a random time in [t, 2t] */
-	size_t watch_buffer_bytes;   /* per-watcher unsent output before it is closed */
-	bool sync_full;              /* fsync every commit (default) */
-	const char *ready_file;      /* written with the bound port once serving */
+	int idle_timeout_s;	   /* keep-alive idle limit for non-watch connections */
+	int min_request_timeout_s; /* watches end after a random time in [t, 2t] */
+	size_t watch_buffer_bytes; /* per-watcher unsent output before it is closed */
+	bool sync_full;		   /* fsync every commit (default) */
+	const char *ready_file;	   /* written with the bound port once serving */
 };
 
 void control_config_defaults(struct control_config *cfg);

@@ -29,7 +29,7 @@ static void on_event(const struct store_event *ev, void *arg)
 
 static bool fx_open(struct fixture *fx, size_t ring)
 {
-	struct store_opts o = { .backend = "memory", .on_event = on_event };
+	struct store_opts o = {.backend = "memory", .on_event = on_event};
 	char err[256];
 
 	fx->cache = cache_new(ring);
@@ -54,7 +54,7 @@ static int64_t fx_write(struct fixture *fx, enum store_op op, const struct api_r
 			const char *ns, const char *name, const char *labels, int64_t expect)
 {
 	char key[256], val[512];
-	struct store_txn t = { 0 };
+	struct store_txn t = {0};
 	int done = 0;
 	int64_t rev;
 
@@ -74,7 +74,7 @@ static int64_t fx_write(struct fixture *fx, enum store_op op, const struct api_r
 	if (store_submit(fx->store, &t))
 		return -EINVAL;
 	while (!done) {
-		struct pollfd p = { .fd = store_notify_fd(fx->store), .events = POLLIN };
+		struct pollfd p = {.fd = store_notify_fd(fx->store), .events = POLLIN};
 		poll(&p, 1, 1000);
 		store_dispatch(fx->store);
 	}
@@ -119,8 +119,8 @@ static int list_rec(struct cache_obj *o, void *arg)
 TEST(get_list_and_namespace_ranges)
 {
 	struct fixture fx;
-	struct cache_watcher f = { 0 };
-	struct seen s = { 0 };
+	struct cache_watcher f = {0};
+	struct seen s = {0};
 
 	if (!fx_open(&fx, 100))
 		return;
@@ -148,8 +148,8 @@ TEST(get_list_and_namespace_ranges)
 TEST(selector_transitions_change_event_types)
 {
 	struct fixture fx;
-	struct cache_watcher w = { 0 };
-	struct seen s = { 0 };
+	struct cache_watcher w = {0};
+	struct seen s = {0};
 	char err[128];
 	int64_t rev;
 
@@ -162,7 +162,8 @@ TEST(selector_transitions_change_event_types)
 	ASSERT_OK(cache_watch_start(fx.cache, &w, true, 0), "watch");
 	rev = fx_write(&fx, STORE_CREATE, R("pods"), "d", "p", "{\"app\":\"db\"}", 0);
 	rev = fx_write(&fx, STORE_UPDATE, R("pods"), "d", "p", "{\"app\":\"web\"}", rev);
-	rev = fx_write(&fx, STORE_UPDATE, R("pods"), "d", "p", "{\"app\":\"web\",\"x\":\"1\"}", rev);
+	rev = fx_write(&fx, STORE_UPDATE, R("pods"), "d", "p", "{\"app\":\"web\",\"x\":\"1\"}",
+		       rev);
 	rev = fx_write(&fx, STORE_UPDATE, R("pods"), "d", "p", "{\"app\":\"db\"}", rev);
 	fx_write(&fx, STORE_DELETE, R("pods"), "d", "p", NULL, rev);
 	fx_write(&fx, STORE_CREATE, R("services"), "d", "p", "{\"app\":\"web\"}", 0);
@@ -177,8 +178,8 @@ TEST(selector_transitions_change_event_types)
 TEST(replay_from_rv_and_expired)
 {
 	struct fixture fx;
-	struct cache_watcher w = { 0 };
-	struct seen s = { 0 };
+	struct cache_watcher w = {0};
+	struct seen s = {0};
 	int64_t r1, r2;
 
 	if (!fx_open(&fx, 4)) /* a ring of 4 events */
@@ -215,8 +216,8 @@ TEST(replay_from_rv_and_expired)
 TEST(watcher_can_stop_itself_during_replay_and_fanout)
 {
 	struct fixture fx;
-	struct cache_watcher w = { 0 }, w2 = { 0 };
-	struct seen s = { .stop_after = 2 }, s2 = { 0 };
+	struct cache_watcher w = {0}, w2 = {0};
+	struct seen s = {.stop_after = 2}, s2 = {0};
 
 	if (!fx_open(&fx, 100))
 		return;
@@ -247,8 +248,8 @@ TEST(watcher_can_stop_itself_during_replay_and_fanout)
 TEST(field_selector_on_spec_node_name)
 {
 	struct fixture fx;
-	struct cache_watcher f = { 0 };
-	struct seen s = { 0 };
+	struct cache_watcher f = {0};
+	struct seen s = {0};
 	char err[128];
 
 	if (!fx_open(&fx, 100))

@@ -74,7 +74,7 @@ static int64_t now_ns(void)
 
 static void sleep_until_ns(int64_t t)
 {
-	struct timespec ts = { .tv_sec = t / 1000000000LL, .tv_nsec = t % 1000000000LL };
+	struct timespec ts = {.tv_sec = t / 1000000000LL, .tv_nsec = t % 1000000000LL};
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
@@ -268,7 +268,15 @@ static void request_build(struct sl_buf *out, const struct target *t, const char
 
 /* ---- HTTP/1.1 response parser ------------------------------------------ */
 
-enum hp_state { HP_HEAD, HP_BODY, HP_CHUNK_SIZE, HP_CHUNK_DATA, HP_CHUNK_CRLF, HP_TRAILER, HP_DONE };
+enum hp_state {
+	HP_HEAD,
+	HP_BODY,
+	HP_CHUNK_SIZE,
+	HP_CHUNK_DATA,
+	HP_CHUNK_CRLF,
+	HP_TRAILER,
+	HP_DONE
+};
 
 struct hparser {
 	enum hp_state st;
@@ -422,13 +430,13 @@ struct conn {
 	struct sl_buf in;  /* received, not yet parsed */
 	struct sl_buf body;
 	struct hparser hp;
-	bool busy;	   /* a request is outstanding */
-	bool want_out;	   /* EPOLLOUT registered */
-	bool established;  /* watch: stream confirmed */
-	int64_t t_send;	   /* ns, when the request was handed to the socket */
-	int64_t t_recv;	   /* ns, when the bytes being parsed were read */
-	size_t scan;	   /* watch: body bytes already scanned for newlines */
-	long seq;	   /* per-connection request counter */
+	bool busy;	  /* a request is outstanding */
+	bool want_out;	  /* EPOLLOUT registered */
+	bool established; /* watch: stream confirmed */
+	int64_t t_send;	  /* ns, when the request was handed to the socket */
+	int64_t t_recv;	  /* ns, when the bytes being parsed were read */
+	size_t scan;	  /* watch: body bytes already scanned for newlines */
+	long seq;	  /* per-connection request counter */
 };
 
 static void body_append(void *arg, const char *s, size_t n)
@@ -545,7 +553,9 @@ static void runner_err(struct runner *r, struct conn *c, const char *what, int e
 	r->errors++;
 	if (r->errors <= 10)
 		fprintf(stderr, "apibench: conn %d: %s: %s\n", c->id, what,
-			e > 0 ? strerror(e) : e < 0 ? strerror(-e) : "error");
+			e > 0	? strerror(e)
+			: e < 0 ? strerror(-e)
+				: "error");
 }
 
 static void conn_close(struct runner *r, struct conn *c)
@@ -560,7 +570,7 @@ static void conn_close(struct runner *r, struct conn *c)
 
 static void conn_want_out(struct runner *r, struct conn *c, bool on)
 {
-	struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+	struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
 
 	if (c->want_out == on)
 		return;
@@ -614,7 +624,7 @@ static void conn_next(struct runner *r, struct conn *c)
 
 static int runner_open(struct runner *r, struct conn *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 	int fd = target_connect(r->t);
 
 	if (fd < 0) {
@@ -647,7 +657,8 @@ static void runner_read(struct runner *r, struct conn *c)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
-			runner_err(r, c, c->busy ? "connection lost mid-request" : "connection closed",
+			runner_err(r, c,
+				   c->busy ? "connection lost mid-request" : "connection closed",
 				   n == 0 ? ECONNRESET : errno);
 			conn_close(r, c);
 			return;
@@ -818,7 +829,7 @@ static void etcd_put_body(struct sl_buf *b, const char *key, const char *val, si
 /* Ensures namespace ns exists on a sluice server (201 or 409 are fine). */
 static int sluice_namespace(const struct target *t, const char *ns)
 {
-	struct conn c = { .fd = target_connect(t) };
+	struct conn c = {.fd = target_connect(t)};
 	char body[256], path[64];
 	int st;
 
@@ -862,15 +873,16 @@ struct write_ctx {
  * metadata added; etcd gets these exact bytes as the value). */
 static void configmap_json(struct sl_buf *b, const char *ns, const char *name)
 {
-	sl_buf_printf(b,
-		      "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
-		      "\"namespace\":\"%s\",\"labels\":{\"app\":\"apibench\",\"tier\":\"backend\"}},"
-		      "\"data\":{\"listen\":\"0.0.0.0:8080\",\"upstream\":\"http://198.18.0.10:80\","
-		      "\"timeout\":\"30s\",\"retries\":\"3\",\"log-level\":\"info\","
-		      "\"payload\":\"%s\"}}",
-		      name, ns,
-		      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-		      "0123456789abcdef0123456789abcdef");
+	sl_buf_printf(
+		b,
+		"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
+		"\"namespace\":\"%s\",\"labels\":{\"app\":\"apibench\",\"tier\":\"backend\"}},"
+		"\"data\":{\"listen\":\"0.0.0.0:8080\",\"upstream\":\"http://198.18.0.10:80\","
+		"\"timeout\":\"30s\",\"retries\":\"3\",\"log-level\":\"info\","
+		"\"payload\":\"%s\"}}",
+		name, ns,
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef0123456789abcdef");
 }
 
 static bool write_next(struct runner *r, struct conn *c)
@@ -882,8 +894,8 @@ static bool write_next(struct runner *r, struct conn *c)
 	snprintf(name, sizeof(name), "w-%s-%d-%ld", w->tag, c->id, c->seq);
 	configmap_json(&obj, "bench", name);
 	if (r->t->api == API_SLUICE) {
-		request_build(&c->out, r->t, "POST", "/api/v1/namespaces/bench/configmaps", obj.data,
-			      obj.len);
+		request_build(&c->out, r->t, "POST", "/api/v1/namespaces/bench/configmaps",
+			      obj.data, obj.len);
 	} else {
 		snprintf(key, sizeof(key), "/registry/configmaps/bench/%s", name);
 		etcd_put_body(&b, key, obj.data, obj.len);
@@ -899,12 +911,12 @@ static int write_done(struct runner *r, struct conn *c)
 	return r->t->api == API_SLUICE ? expect_status(r, c, 201) : expect_etcd_ok(r, c);
 }
 
-static const struct runner_ops write_ops = { .next = write_next, .done = write_done };
+static const struct runner_ops write_ops = {.next = write_next, .done = write_done};
 
 static int cmd_write(const struct target *t, int clients, double seconds, double warmup,
 		     const char *tag)
 {
-	struct write_ctx w = { .tag = tag };
+	struct write_ctx w = {.tag = tag};
 	struct sl_buf obj = SL_BUF_INIT;
 	struct runner r;
 	int64_t t0, t1;
@@ -967,29 +979,31 @@ static void load_add(struct load_ctx *l, const char *path, struct sl_buf *body)
 
 static void service_json(struct sl_buf *b, const char *ns, int i)
 {
-	sl_buf_printf(b,
-		      "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc-%05d\","
-		      "\"namespace\":\"%s\",\"labels\":{\"app\":\"app-%05d\",\"tier\":\"backend\"}},"
-		      "\"spec\":{\"type\":\"ClusterIP\",\"selector\":{\"app\":\"app-%05d\"},"
-		      "\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":80,"
-		      "\"targetPort\":8080},{\"name\":\"https\",\"protocol\":\"TCP\",\"port\":443,"
-		      "\"targetPort\":8443}]}}",
-		      i, ns, i, i);
+	sl_buf_printf(
+		b,
+		"{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"svc-%05d\","
+		"\"namespace\":\"%s\",\"labels\":{\"app\":\"app-%05d\",\"tier\":\"backend\"}},"
+		"\"spec\":{\"type\":\"ClusterIP\",\"selector\":{\"app\":\"app-%05d\"},"
+		"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":80,"
+		"\"targetPort\":8080},{\"name\":\"https\",\"protocol\":\"TCP\",\"port\":443,"
+		"\"targetPort\":8443}]}}",
+		i, ns, i, i);
 }
 
 /* One slice of `eps` endpoints for service i. Addresses are consecutive from
  * 198.18.1.0 (100,000 fit well inside 198.18.0.0/15). */
 static void slice_json(struct sl_buf *b, const char *ns, int i, int eps)
 {
-	sl_buf_printf(b,
-		      "{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
-		      "\"metadata\":{\"name\":\"svc-%05d-x7k2p\",\"namespace\":\"%s\",\"labels\":{"
-		      "\"kubernetes.io/service-name\":\"svc-%05d\","
-		      "\"endpointslice.kubernetes.io/managed-by\":\"endpointslice-controller.k8s.io\"}},"
-		      "\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\","
-		      "\"port\":8080},{\"name\":\"https\",\"protocol\":\"TCP\",\"port\":8443}],"
-		      "\"endpoints\":[",
-		      i, ns, i);
+	sl_buf_printf(
+		b,
+		"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+		"\"metadata\":{\"name\":\"svc-%05d-x7k2p\",\"namespace\":\"%s\",\"labels\":{"
+		"\"kubernetes.io/service-name\":\"svc-%05d\","
+		"\"endpointslice.kubernetes.io/managed-by\":\"endpointslice-controller.k8s.io\"}},"
+		"\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\","
+		"\"port\":8080},{\"name\":\"https\",\"protocol\":\"TCP\",\"port\":8443}],"
+		"\"endpoints\":[",
+		i, ns, i);
 	for (int e = 0; e < eps; e++) {
 		uint32_t a = 0xC6120100u + (uint32_t)(i * eps + e);
 
@@ -1023,14 +1037,14 @@ static bool load_next(struct runner *r, struct conn *c)
 	return true;
 }
 
-static const struct runner_ops load_ops = { .next = load_next, .done = write_done };
+static const struct runner_ops load_ops = {.next = load_next, .done = write_done};
 
 /* Copies every item of a sluice list at `path` into l under etcd keys
  * prefix/NS/NAME, as the list returned them (json-c's plain encoding). */
 static int load_from_sluice(struct load_ctx *l, const struct target *src, const char *path,
 			    const char *prefix)
 {
-	struct conn c = { .fd = target_connect(src) };
+	struct conn c = {.fd = target_connect(src)};
 	struct json_object *root = NULL, *items;
 	int st, rc = -1;
 
@@ -1075,7 +1089,7 @@ out:
 static int cmd_load(const struct target *t, const char *from, int services, int nss, int slices,
 		    int eps, int clients)
 {
-	struct load_ctx l = { 0 };
+	struct load_ctx l = {0};
 	struct runner r;
 	int64_t t0;
 	int rc = 1;
@@ -1166,8 +1180,8 @@ static long list_count(enum api api, const char *body)
 
 static int cmd_list(const struct target *t, int count, long expect, bool serializable)
 {
-	struct conn c = { .fd = target_connect(t) };
-	struct samples lat = { 0 };
+	struct conn c = {.fd = target_connect(t)};
+	struct samples lat = {0};
 	struct sl_buf req = SL_BUF_INIT;
 	size_t bytes = 0;
 	long errors = 0;
@@ -1364,12 +1378,11 @@ static bool watch_next(struct runner *r, struct conn *c)
 }
 
 static const struct runner_ops watch_ops = {
-	.next = watch_next, .done = watch_done, .stream = watch_stream
-};
+	.next = watch_next, .done = watch_done, .stream = watch_stream};
 
-#define WATCH_NS "bench-watch"
+#define WATCH_NS   "bench-watch"
 #define WATCH_NAME "watched"
-#define WATCH_KEY "/registry/configmaps/" WATCH_NS "/" WATCH_NAME
+#define WATCH_KEY  "/registry/configmaps/" WATCH_NS "/" WATCH_NAME
 
 static void watch_object(struct sl_buf *b, long seq, int64_t sent)
 {
@@ -1384,7 +1397,7 @@ static void watch_object(struct sl_buf *b, long seq, int64_t sent)
 /* Writes the object once (seq -1) and returns the revision it got, or -1. */
 static long watch_setup(const struct target *t)
 {
-	struct conn c = { .fd = target_connect(t) };
+	struct conn c = {.fd = target_connect(t)};
 	struct sl_buf obj = SL_BUF_INIT, b = SL_BUF_INIT;
 	struct json_object *root = NULL, *v;
 	long rev = -1;
@@ -1403,7 +1416,9 @@ static long watch_setup(const struct target *t)
 		if (st == 409) /* left from an earlier run against the same server */
 			st = roundtrip(&c, t, "PUT",
 				       "/api/v1/namespaces/" WATCH_NS "/configmaps/" WATCH_NAME,
-				       obj.data) == 200 ? 201 : st;
+				       obj.data) == 200
+				     ? 201
+				     : st;
 		if (st != 201) {
 			fprintf(stderr, "apibench: create %s: HTTP %d: %.300s\n", WATCH_NAME, st,
 				c.body.data ? c.body.data : "");
@@ -1440,7 +1455,7 @@ static void *watch_writer(void *arg)
 {
 	struct watch_ctx *w = arg;
 	const struct target *t = w->t;
-	struct conn c = { .fd = target_connect(t) };
+	struct conn c = {.fd = target_connect(t)};
 	struct sl_buf obj = SL_BUF_INIT, b = SL_BUF_INIT;
 
 	if (c.fd < 0) {
@@ -1483,7 +1498,6 @@ out:
 	return NULL;
 }
 
-
 /* Ramp-up: return to open more streams while fewer than 64 are unconfirmed. */
 static bool watch_ramp_until(struct runner *r)
 {
@@ -1512,16 +1526,16 @@ static bool watch_finished(struct runner *r)
 static void print_dist(const char *name, struct samples *s)
 {
 	samples_sort(s);
-	printf(" %s_p50_ms=%.3f %s_p90_ms=%.3f %s_p99_ms=%.3f %s_p999_ms=%.3f %s_max_ms=%.3f",
-	       name, samples_pct(s, 50), name, samples_pct(s, 90), name, samples_pct(s, 99), name,
+	printf(" %s_p50_ms=%.3f %s_p90_ms=%.3f %s_p99_ms=%.3f %s_p999_ms=%.3f %s_max_ms=%.3f", name,
+	       samples_pct(s, 50), name, samples_pct(s, 90), name, samples_pct(s, 99), name,
 	       samples_pct(s, 99.9), name, samples_pct(s, 100));
 }
 
 static int cmd_watch(const struct target *t, int watchers, int updates, double rate,
 		     const char *cdf)
 {
-	struct watch_ctx w = { .watchers = watchers, .updates = updates, .rate = rate, .t = t };
-	struct samples from_send = { 0 }, from_ack = { 0 }, write_lat = { 0 };
+	struct watch_ctx w = {.watchers = watchers, .updates = updates, .rate = rate, .t = t};
+	struct samples from_send = {0}, from_ack = {0}, write_lat = {0};
 	struct runner r;
 	pthread_t th;
 	long missing = 0, errors;
@@ -1618,8 +1632,8 @@ report:
 	printf("\n");
 	if (cdf && from_send.n) {
 		FILE *f = fopen(cdf, "w");
-		static const double ps[] = { 1,	 5,  10, 20, 30,   40,	 50,   60,    70, 80,
-					     90, 95, 97, 98, 99, 99.5, 99.9, 99.99, 100 };
+		static const double ps[] = {1,	5,  10, 20, 30, 40,   50,   60,	   70, 80,
+					    90, 95, 97, 98, 99, 99.5, 99.9, 99.99, 100};
 
 		if (!f) {
 			fprintf(stderr, "apibench: --cdf '%s': %s\n", cdf, strerror(errno));
@@ -1647,7 +1661,7 @@ report:
 
 static int cmd_freeport(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -1663,18 +1677,19 @@ static int cmd_freeport(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: apibench freeport\n"
-		"       apibench write --api sluice|etcd --url URL [--clients 1] [--seconds 5]\n"
-		"                      [--warmup 0.5] [--tag T]\n"
-		"       apibench load  --api sluice --url URL [--services 10000] [--namespaces 10]\n"
-		"                      [--slices 1000] [--endpoints 100] [--clients 16]\n"
-		"       apibench load  --api etcd --url URL --from SLUICE_URL [--clients 16]\n"
-		"       apibench list  --api sluice|etcd --url URL --expect N [--count 20]\n"
-		"                      [--serializable]\n"
-		"       apibench watch --api sluice|etcd --url URL [--watchers 1000] [--updates 200]\n"
-		"                      [--rate 50] [--cdf FILE]\n"
-		"URL is http://IPV4:PORT on loopback or 198.18.0.0/15.\n");
+	fprintf(f, "usage: apibench freeport\n"
+		   "       apibench write --api sluice|etcd --url URL [--clients 1] [--seconds 5]\n"
+		   "                      [--warmup 0.5] [--tag T]\n"
+		   "       apibench load  --api sluice --url URL [--services 10000] [--namespaces "
+		   "10]\n"
+		   "                      [--slices 1000] [--endpoints 100] [--clients 16]\n"
+		   "       apibench load  --api etcd --url URL --from SLUICE_URL [--clients 16]\n"
+		   "       apibench list  --api sluice|etcd --url URL --expect N [--count 20]\n"
+		   "                      [--serializable]\n"
+		   "       apibench watch --api sluice|etcd --url URL [--watchers 1000] [--updates "
+		   "200]\n"
+		   "                      [--rate 50] [--cdf FILE]\n"
+		   "URL is http://IPV4:PORT on loopback or 198.18.0.0/15.\n");
 }
 
 static int parse_int(const char *flag, const char *v, long lo, long hi, long *out)
@@ -1708,26 +1723,26 @@ static int parse_dbl(const char *flag, const char *v, double lo, double hi, doub
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "api", required_argument, NULL, 'a' },
-		{ "url", required_argument, NULL, 'u' },
-		{ "clients", required_argument, NULL, 'c' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "warmup", required_argument, NULL, 'W' },
-		{ "tag", required_argument, NULL, 'T' },
-		{ "services", required_argument, NULL, 'S' },
-		{ "namespaces", required_argument, NULL, 'N' },
-		{ "slices", required_argument, NULL, 'L' },
-		{ "endpoints", required_argument, NULL, 'E' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "expect", required_argument, NULL, 'x' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "serializable", no_argument, NULL, 'z' },
-		{ "watchers", required_argument, NULL, 'w' },
-		{ "updates", required_argument, NULL, 'U' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "cdf", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"api", required_argument, NULL, 'a'},
+		{"url", required_argument, NULL, 'u'},
+		{"clients", required_argument, NULL, 'c'},
+		{"seconds", required_argument, NULL, 's'},
+		{"warmup", required_argument, NULL, 'W'},
+		{"tag", required_argument, NULL, 'T'},
+		{"services", required_argument, NULL, 'S'},
+		{"namespaces", required_argument, NULL, 'N'},
+		{"slices", required_argument, NULL, 'L'},
+		{"endpoints", required_argument, NULL, 'E'},
+		{"from", required_argument, NULL, 'f'},
+		{"expect", required_argument, NULL, 'x'},
+		{"count", required_argument, NULL, 'n'},
+		{"serializable", no_argument, NULL, 'z'},
+		{"watchers", required_argument, NULL, 'w'},
+		{"updates", required_argument, NULL, 'U'},
+		{"rate", required_argument, NULL, 'r'},
+		{"cdf", required_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	const char *api = NULL, *url = NULL, *tag = "0", *from = NULL, *cdf = NULL, *cmd;
 	long clients = 0, services = 10000, nss = 10, slices = 1000, eps = 100, expect = -1,
@@ -1747,26 +1762,66 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'a': api = optarg; break;
-		case 'u': url = optarg; break;
-		case 'c': bad |= parse_int("--clients", optarg, 1, 1024, &clients); break;
-		case 's': bad |= parse_dbl("--seconds", optarg, 0.1, 600, &seconds); break;
-		case 'W': bad |= parse_dbl("--warmup", optarg, 0, 60, &warmup); break;
-		case 'T': tag = optarg; break;
-		case 'S': bad |= parse_int("--services", optarg, 0, 1000000, &services); break;
-		case 'N': bad |= parse_int("--namespaces", optarg, 1, 100, &nss); break;
-		case 'L': bad |= parse_int("--slices", optarg, 0, 100000, &slices); break;
-		case 'E': bad |= parse_int("--endpoints", optarg, 1, 1000, &eps); break;
-		case 'f': from = optarg; break;
-		case 'x': bad |= parse_int("--expect", optarg, 0, 10000000, &expect); break;
-		case 'n': bad |= parse_int("--count", optarg, 1, 100000, &count); break;
-		case 'z': serializable = true; break;
-		case 'w': bad |= parse_int("--watchers", optarg, 1, 10000, &watchers); break;
-		case 'U': bad |= parse_int("--updates", optarg, 1, 100000, &updates); break;
-		case 'r': bad |= parse_dbl("--rate", optarg, 0.1, 10000, &rate); break;
-		case 'C': cdf = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'a':
+			api = optarg;
+			break;
+		case 'u':
+			url = optarg;
+			break;
+		case 'c':
+			bad |= parse_int("--clients", optarg, 1, 1024, &clients);
+			break;
+		case 's':
+			bad |= parse_dbl("--seconds", optarg, 0.1, 600, &seconds);
+			break;
+		case 'W':
+			bad |= parse_dbl("--warmup", optarg, 0, 60, &warmup);
+			break;
+		case 'T':
+			tag = optarg;
+			break;
+		case 'S':
+			bad |= parse_int("--services", optarg, 0, 1000000, &services);
+			break;
+		case 'N':
+			bad |= parse_int("--namespaces", optarg, 1, 100, &nss);
+			break;
+		case 'L':
+			bad |= parse_int("--slices", optarg, 0, 100000, &slices);
+			break;
+		case 'E':
+			bad |= parse_int("--endpoints", optarg, 1, 1000, &eps);
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 'x':
+			bad |= parse_int("--expect", optarg, 0, 10000000, &expect);
+			break;
+		case 'n':
+			bad |= parse_int("--count", optarg, 1, 100000, &count);
+			break;
+		case 'z':
+			serializable = true;
+			break;
+		case 'w':
+			bad |= parse_int("--watchers", optarg, 1, 10000, &watchers);
+			break;
+		case 'U':
+			bad |= parse_int("--updates", optarg, 1, 100000, &updates);
+			break;
+		case 'r':
+			bad |= parse_dbl("--rate", optarg, 0.1, 10000, &rate);
+			break;
+		case 'C':
+			cdf = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (bad || optind < argc || target_parse(&t, api, url)) {
@@ -1781,13 +1836,15 @@ int main(int argc, char **argv)
 				clients ? (int)clients : 16);
 	if (!strcmp(cmd, "list")) {
 		if (expect < 0) {
-			fprintf(stderr, "apibench: list needs --expect N (items each list must hold)\n");
+			fprintf(stderr,
+				"apibench: list needs --expect N (items each list must hold)\n");
 			return 2;
 		}
 		return cmd_list(&t, (int)count, expect, serializable);
 	}
 	if (!strcmp(cmd, "watch"))
 		return cmd_watch(&t, (int)watchers, (int)updates, rate, cdf);
-	fprintf(stderr, "apibench: unknown command '%s' (freeport, write, load, list, watch)\n", cmd);
+	fprintf(stderr, "apibench: unknown command '%s' (freeport, write, load, list, watch)\n",
+		cmd);
 	return 2;
 }

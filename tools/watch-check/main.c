@@ -46,14 +46,14 @@ static void recs_add(struct recs *r, int64_t rev, char type)
 			exit(2);
 		}
 	}
-	r->v[r->n++] = (struct rec){ rev, type };
+	r->v[r->n++] = (struct rec){rev, type};
 	pthread_mutex_unlock(&r->lock);
 }
 
 static struct sl_client *client;
 static const char *ns = "watch-check";
 static int n_writers = 8, n_watchers = 16, n_objects = 400;
-static struct recs writes = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static struct recs writes = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static volatile int64_t final_rev; /* set when writers are done */
 static int write_errors;
 
@@ -66,7 +66,7 @@ static int64_t rv_of(struct json_object *obj)
 
 static int64_t do_write(const char *method, const char *path, const char *body, const char *ctype)
 {
-	struct sl_client_resp resp = { 0 };
+	struct sl_client_resp resp = {0};
 	int64_t rev = -1;
 	int err = sl_client_request(client, method, path, body, body ? strlen(body) : 0, ctype,
 				    NULL, &resp);
@@ -118,9 +118,9 @@ static void *writer(void *arg)
 
 struct watcher {
 	int id;
-	bool resumer;   /* drops the stream every few events and resumes */
-	int64_t start;  /* resourceVersion to start from */
-	int64_t last;   /* last revision seen */
+	bool resumer;  /* drops the stream every few events and resumes */
+	int64_t start; /* resourceVersion to start from */
+	int64_t last;  /* last revision seen */
 	struct recs seen;
 	unsigned since_resume;
 	unsigned resumes;
@@ -129,7 +129,7 @@ struct watcher {
 };
 
 #define STOP_RESUME 1
-#define STOP_DONE 2
+#define STOP_DONE   2
 
 static int watch_event(const struct sl_watch_event *ev, void *arg)
 {
@@ -216,15 +216,15 @@ static int rec_cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "server", required_argument, NULL, 's' },
-		{ "writers", required_argument, NULL, 'w' },
-		{ "watchers", required_argument, NULL, 'W' },
-		{ "objects", required_argument, NULL, 'o' },
-		{ "namespace", required_argument, NULL, 'n' },
-		{ 0 },
+		{"server", required_argument, NULL, 's'},
+		{"writers", required_argument, NULL, 'w'},
+		{"watchers", required_argument, NULL, 'W'},
+		{"objects", required_argument, NULL, 'o'},
+		{"namespace", required_argument, NULL, 'n'},
+		{0},
 	};
-	struct sl_client_opts co = { 0 };
-	struct sl_client_resp resp = { 0 };
+	struct sl_client_opts co = {0};
+	struct sl_client_resp resp = {0};
 	pthread_t *wt, *ww;
 	struct watcher *ws;
 	char err[256], body[256];
@@ -264,8 +264,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "watch-check: %s\n", err);
 		return 2;
 	}
-	snprintf(body, sizeof(body), "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":"
-				     "{\"name\":\"%s\"}}",
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":"
+		 "{\"name\":\"%s\"}}",
 		 ns);
 	sl_client_request(client, "POST", "/api/v1/namespaces", body, strlen(body), NULL, NULL,
 			  &resp);
@@ -309,7 +310,8 @@ int main(int argc, char **argv)
 		for (size_t k = 1; !why && k < w->seen.n; k++)
 			if (w->seen.v[k].rev <= w->seen.v[k - 1].rev) {
 				snprintf(buf, sizeof(buf),
-					 "out of order or duplicate: rev %" PRId64 " after %" PRId64,
+					 "out of order or duplicate: rev %" PRId64
+					 " after %" PRId64,
 					 w->seen.v[k].rev, w->seen.v[k - 1].rev);
 				why = buf;
 			}
@@ -322,7 +324,8 @@ int main(int argc, char **argv)
 			if (w->seen.v[j].rev != writes.v[j].rev ||
 			    w->seen.v[j].type != writes.v[j].type) {
 				snprintf(buf, sizeof(buf),
-					 "event %zu: saw rev %" PRId64 " %c, expected %" PRId64 " %c",
+					 "event %zu: saw rev %" PRId64 " %c, expected %" PRId64
+					 " %c",
 					 j, w->seen.v[j].rev, w->seen.v[j].type, writes.v[j].rev,
 					 writes.v[j].type);
 				why = buf;

@@ -27,12 +27,12 @@
 #endif
 
 /* Capacities (entries). Sized for 10,000 services x 10 endpoints with room. */
-#define SL_MAX_SERVICES 65536   /* svc4 frontends and revnat4 ids */
-#define SL_MAX_BACKENDS 262144  /* backends4 */
-#define SL_MAX_SLOTS    1048576 /* slots: blocks of backend ids */
+#define SL_MAX_SERVICES	     65536   /* svc4 frontends and revnat4 ids */
+#define SL_MAX_BACKENDS	     262144  /* backends4 */
+#define SL_MAX_SLOTS	     1048576 /* slots: blocks of backend ids */
 #define SL_MAX_SLOTS_PER_SVC 4096
-#define SL_MAX_AFFINITY 65536
-#define SL_MAX_SOCK_REV 262144
+#define SL_MAX_AFFINITY	     65536
+#define SL_MAX_SOCK_REV	     262144
 
 /* Frontend scope: eTP/iTP=Local (Cilium's two-scope idea). The EXT entry
  * lists backends used for traffic from outside the node's pods (or all
@@ -45,34 +45,34 @@ enum sl_scope {
 
 /* svc_val.flags */
 enum sl_svc_flags {
-	SL_SVC_F_CLUSTERIP = 1 << 0,   /* frontend is a ClusterIP */
-	SL_SVC_F_NODEPORT = 1 << 1,    /* frontend is node address:nodePort (addr 0 = any local) */
-	SL_SVC_F_EXTERNALIP = 1 << 2,  /* spec.externalIPs (only if local to the node) */
+	SL_SVC_F_CLUSTERIP = 1 << 0,	/* frontend is a ClusterIP */
+	SL_SVC_F_NODEPORT = 1 << 1,	/* frontend is node address:nodePort (addr 0 = any local) */
+	SL_SVC_F_EXTERNALIP = 1 << 2,	/* spec.externalIPs (only if local to the node) */
 	SL_SVC_F_LOADBALANCER = 1 << 3, /* status.loadBalancer.ingress IP */
-	SL_SVC_F_LOCAL_EXT = 1 << 4,   /* externalTrafficPolicy: Local */
-	SL_SVC_F_LOCAL_INT = 1 << 5,   /* internalTrafficPolicy: Local (see SL_SCOPE_INT) */
-	SL_SVC_F_AFFINITY = 1 << 6,    /* sessionAffinity: ClientIP, timeout in affinity_s */
-	SL_SVC_F_TERMINATING = 1 << 7, /* slots hold serving-terminating fallback backends */
-	SL_SVC_F_MAGLEV = 1 << 8,      /* pick via the maglev table (north-south) */
-	SL_SVC_F_DROP = 1 << 9,        /* count 0 because a Local policy has no local endpoint
-					* while others exist elsewhere: the per-packet path drops
-					* silently (kube-proxy's behaviour) instead of rejecting;
-					* in-node clients (socket path) are still refused */
+	SL_SVC_F_LOCAL_EXT = 1 << 4,	/* externalTrafficPolicy: Local */
+	SL_SVC_F_LOCAL_INT = 1 << 5,	/* internalTrafficPolicy: Local (see SL_SCOPE_INT) */
+	SL_SVC_F_AFFINITY = 1 << 6,	/* sessionAffinity: ClientIP, timeout in affinity_s */
+	SL_SVC_F_TERMINATING = 1 << 7,	/* slots hold serving-terminating fallback backends */
+	SL_SVC_F_MAGLEV = 1 << 8,	/* pick via the maglev table (north-south) */
+	SL_SVC_F_DROP = 1 << 9,		/* count 0 because a Local policy has no local endpoint
+					 * while others exist elsewhere: the per-packet path drops
+					 * silently (kube-proxy's behaviour) instead of rejecting;
+					 * in-node clients (socket path) are still refused */
 };
 
 struct sl_svc_key {
-	__be32 addr;  /* frontend address; 0 with SL_SVC_F_NODEPORT = any local address */
-	__be16 port;  /* frontend port, network order */
-	__u8 proto;   /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
-	__u8 scope;   /* enum sl_scope */
+	__be32 addr; /* frontend address; 0 with SL_SVC_F_NODEPORT = any local address */
+	__be16 port; /* frontend port, network order */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
+	__u8 scope;  /* enum sl_scope */
 };
 
 struct sl_svc_val {
-	__u32 svc_id;     /* index into revnat4 and per-service counters */
-	__u32 slot_base;  /* first index of this service's block in slots */
-	__u16 count;      /* backends in the block; 0 = refuse (no endpoints) */
-	__u16 flags;      /* enum sl_svc_flags */
-	__u32 affinity_s; /* ClientIP affinity timeout, seconds */
+	__u32 svc_id;	   /* index into revnat4 and per-service counters */
+	__u32 slot_base;   /* first index of this service's block in slots */
+	__u16 count;	   /* backends in the block; 0 = refuse (no endpoints) */
+	__u16 flags;	   /* enum sl_svc_flags */
+	__u32 affinity_s;  /* ClientIP affinity timeout, seconds */
 	__u32 maglev_base; /* first index of this service's maglev table (if MAGLEV) */
 	__u32 pad;
 };
@@ -81,15 +81,15 @@ struct sl_svc_val {
 enum sl_backend_state {
 	SL_BE_ACTIVE = 0,      /* ready */
 	SL_BE_TERMINATING = 1, /* serving but terminating: kept for existing flows */
-	SL_BE_GONE = 2,        /* removed; entry kept until no flow references it */
+	SL_BE_GONE = 2,	       /* removed; entry kept until no flow references it */
 };
 
 struct sl_backend {
 	__be32 addr;
-	__be16 port;    /* network order */
+	__be16 port; /* network order */
 	__u8 proto;
-	__u8 state;     /* enum sl_backend_state */
-	__u32 node_id;  /* 0 = this node (local backend) */
+	__u8 state;    /* enum sl_backend_state */
+	__u32 node_id; /* 0 = this node (local backend) */
 };
 
 /* revnat4[svc_id]: what a reply's source must be rewritten back to. */
@@ -104,7 +104,7 @@ struct sl_revnat {
  * recvmsg/getpeername show the service address, and so backend removal can
  * find (and destroy) the sockets pointed at it. */
 struct sl_sock_rev_key {
-	__u64 cookie;     /* bpf_get_socket_cookie */
+	__u64 cookie; /* bpf_get_socket_cookie */
 	__be32 backend_addr;
 	__be16 backend_port;
 	__u16 pad;
@@ -136,13 +136,13 @@ struct sl_affinity_val {
  * programs, positive as counter indices. */
 enum sl_reason {
 	SL_R_OK = 0,
-	SL_R_NO_BACKEND = 1,     /* service with no endpoints: refused */
-	SL_R_BACKEND_GONE = 2,   /* slot points at a removed backend */
-	SL_R_SLOT_OOB = 3,       /* slot index outside the slots map */
+	SL_R_NO_BACKEND = 1,   /* service with no endpoints: refused */
+	SL_R_BACKEND_GONE = 2, /* slot points at a removed backend */
+	SL_R_SLOT_OOB = 3,     /* slot index outside the slots map */
 	SL_R_CT_FULL = 4,
 	SL_R_NAT_FAIL = 5,
-	SL_R_MALFORMED = 6,      /* packet too short / bad header */
-	SL_R_UNSUPPORTED = 7,    /* e.g. fragments, IP options where not handled */
+	SL_R_MALFORMED = 6,   /* packet too short / bad header */
+	SL_R_UNSUPPORTED = 7, /* e.g. fragments, IP options where not handled */
 	SL_R_MAX = 16,
 };
 
@@ -152,13 +152,13 @@ struct sl_counter {
 	__u64 bytes;
 };
 
-#define SL_MAP_SVC4 "sl_svc4_v1"
-#define SL_MAP_SLOTS "sl_slots_v1"
+#define SL_MAP_SVC4	 "sl_svc4_v1"
+#define SL_MAP_SLOTS	 "sl_slots_v1"
 #define SL_MAP_BACKENDS4 "sl_be4_v1"
-#define SL_MAP_REVNAT4 "sl_revnat4_v1"
+#define SL_MAP_REVNAT4	 "sl_revnat4_v1"
 #define SL_MAP_SOCK_REV4 "sl_sockrev4_v1"
 #define SL_MAP_AFFINITY4 "sl_aff4_v1"
-#define SL_MAP_COUNTERS "sl_counters_v1"
+#define SL_MAP_COUNTERS	 "sl_counters_v1"
 
 #ifndef __VMLINUX_H__
 _Static_assert(sizeof(struct sl_svc_key) == 8, "sl_svc_key layout");
@@ -184,15 +184,15 @@ _Static_assert(sizeof(struct sl_affinity_val) == 16, "sl_affinity_val layout");
  *   node4[0]                       ──▶ node4_cfg SNAT address, port range, hash seed
  *   npctr[reason]                  ──▶ sl_counter PERCPU, N-S path only
  */
-#define SL_MAX_CT 262144       /* per CT map; LRU evicts the coldest when full */
-#define SL_MAX_NAT 131072      /* ~1/2 of CT: only SNATed (remote-backend) flows use it */
-#define SL_MAX_LOCAL_ADDRS 256
-#define SL_MAGLEV_M 16381      /* Maglev table size (prime, >= 100 x backends for <=1% churn) */
-#define SL_MAX_MAGLEV_TABLES 64 /* default; the agent may raise max_entries before load */
-#define SL_NAT_PORT_MIN 61000  /* defaults when node4_cfg leaves the range 0: above */
-#define SL_NAT_PORT_MAX 65535  /*   Linux's default ephemeral range 32768-60999 */
-#define SL_NAT_RETRIES 16      /* bounded port-allocation attempts per new flow */
-#define SL_SCTP_CRC_MAX 1480   /* largest SCTP packet (bytes from the SCTP header) rewritten */
+#define SL_MAX_CT	     262144 /* per CT map; LRU evicts the coldest when full */
+#define SL_MAX_NAT	     131072 /* ~1/2 of CT: only SNATed (remote-backend) flows use it */
+#define SL_MAX_LOCAL_ADDRS   256
+#define SL_MAGLEV_M	     16381 /* Maglev table size (prime, >= 100 x backends for <=1% churn) */
+#define SL_MAX_MAGLEV_TABLES 64	   /* default; the agent may raise max_entries before load */
+#define SL_NAT_PORT_MIN	     61000 /* defaults when node4_cfg leaves the range 0: above */
+#define SL_NAT_PORT_MAX	     65535 /*   Linux's default ephemeral range 32768-60999 */
+#define SL_NAT_RETRIES	     16	   /* bounded port-allocation attempts per new flow */
+#define SL_SCTP_CRC_MAX	     1480  /* largest SCTP packet (bytes from the SCTP header) rewritten */
 
 /* Conntrack tuple as seen on the wire in one direction. FWD entries are keyed
  * by the client's packet (client -> frontend, seen at uplink ingress); REPLY
@@ -209,36 +209,36 @@ struct sl_ct4_key {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 dir;    /* enum sl_ct_dir */
+	__u8 dir; /* enum sl_ct_dir */
 	__u16 pad;
 };
 
 enum sl_ct_flags {
-	SL_CT_F_SNAT = 1 << 0,     /* source rewritten to nat_addr:nat_port (remote backend) */
+	SL_CT_F_SNAT = 1 << 0,	   /* source rewritten to nat_addr:nat_port (remote backend) */
 	SL_CT_F_SEEN_FIN = 1 << 1, /* TCP FIN seen in either direction */
 	SL_CT_F_SEEN_RST = 1 << 2, /* TCP RST seen in either direction */
 };
 
 /* Lifetimes (idle) after which an entry is treated as absent by the
  * datapath and may be deleted by the agent's GC. */
-#define SL_CT_LIFETIME_TCP_S 21600  /* established TCP: 6 h */
-#define SL_CT_LIFETIME_CLOSE_S 10   /* TCP after FIN/RST */
-#define SL_CT_LIFETIME_ANY_S 60     /* UDP, SCTP */
+#define SL_CT_LIFETIME_TCP_S   21600 /* established TCP: 6 h */
+#define SL_CT_LIFETIME_CLOSE_S 10    /* TCP after FIN/RST */
+#define SL_CT_LIFETIME_ANY_S   60    /* UDP, SCTP */
 
 /* One layout for both directions: everything needed to translate either way. */
 struct sl_ct4_val {
 	__u64 last_seen_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC), refreshed at most 1/s */
-	__be32 fe_addr;      /* frontend the client addressed (the node IP for NodePort) */
+	__be32 fe_addr;	     /* frontend the client addressed (the node IP for NodePort) */
 	__be32 client_addr;  /* client source address */
 	__be32 backend_addr; /* chosen backend */
 	__be32 nat_addr;     /* SNAT source toward the backend; 0 without SNAT */
 	__be16 fe_port;
 	__be16 client_port;
 	__be16 backend_port;
-	__be16 nat_port;     /* SNAT source port; 0 without SNAT */
-	__u32 backend_id;    /* backends4 index; re-selected if the backend is GONE */
+	__be16 nat_port;  /* SNAT source port; 0 without SNAT */
+	__u32 backend_id; /* backends4 index; re-selected if the backend is GONE */
 	__u32 svc_id;
-	__u16 flags;         /* enum sl_ct_flags */
+	__u16 flags; /* enum sl_ct_flags */
 	__u16 pad;
 	__u32 pad2;
 };
@@ -258,7 +258,7 @@ struct sl_nat4_key {
 struct sl_nat4_val {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__be32 orig_addr;   /* client address the reply goes back to */
-	__be32 fe_addr;     /* reply source is rewritten back to the frontend */
+	__be32 fe_addr;	    /* reply source is rewritten back to the frontend */
 	__be16 orig_port;
 	__be16 fe_port;
 	__u32 pad;
@@ -276,21 +276,21 @@ struct sl_node4_cfg {
 	__u32 hash_seed;    /* flow-hash seed; must be equal on every node (Maglev consistency) */
 	__u16 nat_port_min; /* host order, inclusive; 0 = SL_NAT_PORT_MIN */
 	__u16 nat_port_max; /* host order, inclusive; 0 = SL_NAT_PORT_MAX */
-	__u32 flags;        /* reserved, 0 */
+	__u32 flags;	    /* reserved, 0 */
 };
 
 /* Reasons of the N-S path beyond the shared ones (counter indices). */
-#define SL_R_FIB_FAIL 12  /* no route/neighbour for a packet that must be redirected */
+#define SL_R_FIB_FAIL  12 /* no route/neighbour for a packet that must be redirected */
 #define SL_R_CSUM_FAIL 13 /* a checksum or store helper failed */
-#define SL_R_REJECTED 14  /* no endpoints: a TCP RST / ICMP unreachable was sent */
-#define SL_R_TOO_BIG 15   /* SCTP packet longer than SL_SCTP_CRC_MAX */
+#define SL_R_REJECTED  14 /* no endpoints: a TCP RST / ICMP unreachable was sent */
+#define SL_R_TOO_BIG   15 /* SCTP packet longer than SL_SCTP_CRC_MAX */
 
-#define SL_MAP_CT4_TCP "sl_ct4_tcp_v1"
-#define SL_MAP_CT4_ANY "sl_ct4_any_v1"
-#define SL_MAP_NAT4 "sl_nat4_v1"
-#define SL_MAP_MAGLEV "sl_maglev_v1"
-#define SL_MAP_LOCAL4 "sl_local4_v1"
-#define SL_MAP_NODE4 "sl_node4_v1"
+#define SL_MAP_CT4_TCP	   "sl_ct4_tcp_v1"
+#define SL_MAP_CT4_ANY	   "sl_ct4_any_v1"
+#define SL_MAP_NAT4	   "sl_nat4_v1"
+#define SL_MAP_MAGLEV	   "sl_maglev_v1"
+#define SL_MAP_LOCAL4	   "sl_local4_v1"
+#define SL_MAP_NODE4	   "sl_node4_v1"
 #define SL_MAP_NP_COUNTERS "sl_npctr_v1"
 
 #ifndef __VMLINUX_H__
@@ -324,7 +324,7 @@ struct sl_svc_be_key {
 /* cfg[0]: node-wide settings read by the programs. */
 struct sl_lb_cfg {
 	__u64 host_netns_cookie; /* SO_NETNS_COOKIE of the host netns; 0 = post_bind check off */
-	__u32 flags;             /* reserved, 0 */
+	__u32 flags;		 /* reserved, 0 */
 	__u32 pad;
 };
 
@@ -332,10 +332,10 @@ struct sl_lb_cfg {
 
 /* Reasons added for the socket LB (below SL_R_MAX). */
 #define SL_R_BIND_NODEPORT 8 /* post_bind4: host bind on a NodePort refused */
-#define SL_R_AFFINITY_HIT 9  /* connect/sendmsg used a valid affinity entry */
+#define SL_R_AFFINITY_HIT  9 /* connect/sendmsg used a valid affinity entry */
 
 #define SL_MAP_SVC_BE4 "sl_svcbe4_v1"
-#define SL_MAP_CFG "sl_cfg_v1"
+#define SL_MAP_CFG     "sl_cfg_v1"
 
 #ifndef __VMLINUX_H__
 _Static_assert(sizeof(struct sl_svc_be_key) == 8, "sl_svc_be_key layout");

@@ -17,7 +17,10 @@ struct sl_buf {
 	bool oom;   /* sticky allocation failure */
 };
 
-#define SL_BUF_INIT { NULL, 0, 0, false }
+#define SL_BUF_INIT               \
+	{                         \
+		NULL, 0, 0, false \
+	}
 
 void sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 void sl_buf_puts(struct sl_buf *b, const char *s);

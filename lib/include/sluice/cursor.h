@@ -15,9 +15,9 @@
 
 struct sl_cursor {
 	const uint8_t *base; /* start of the buffer (borrowed) */
-	size_t len;          /* total bytes in the buffer */
-	size_t off;          /* next byte to read */
-	bool err;            /* sticky: set by the first out-of-bounds read */
+	size_t len;	     /* total bytes in the buffer */
+	size_t off;	     /* next byte to read */
+	bool err;	     /* sticky: set by the first out-of-bounds read */
 };
 
 static inline void sl_cursor_init(struct sl_cursor *c, const void *buf, size_t len)

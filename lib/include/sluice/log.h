@@ -32,10 +32,10 @@ void sl_log_set_callback(sl_log_fn fn, void *arg);
 void sl_log_emit(enum sl_log_level lvl, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define sl_log(lvl, subsys, ...)                                                                   \
-	do {                                                                                       \
-		if ((lvl) <= sl_log_threshold)                                                     \
-			sl_log_emit((lvl), (subsys), __VA_ARGS__);                                 \
+#define sl_log(lvl, subsys, ...)                                   \
+	do {                                                       \
+		if ((lvl) <= sl_log_threshold)                     \
+			sl_log_emit((lvl), (subsys), __VA_ARGS__); \
 	} while (0)
 
 #define pr_err(subsys, ...)   sl_log(SL_LOG_ERROR, subsys, __VA_ARGS__)

@@ -30,14 +30,14 @@
 #include <json-c/json.h>
 
 enum sl_sel_op {
-	SL_SEL_EQ,        /* key=value, key==value, matchLabels */
-	SL_SEL_NEQ,       /* key!=value */
-	SL_SEL_IN,        /* key in (a,b) */
-	SL_SEL_NOTIN,     /* key notin (a,b) */
-	SL_SEL_EXISTS,    /* key */
+	SL_SEL_EQ,	  /* key=value, key==value, matchLabels */
+	SL_SEL_NEQ,	  /* key!=value */
+	SL_SEL_IN,	  /* key in (a,b) */
+	SL_SEL_NOTIN,	  /* key notin (a,b) */
+	SL_SEL_EXISTS,	  /* key */
 	SL_SEL_NOTEXISTS, /* !key */
-	SL_SEL_GT,        /* key>N: present and an int64 greater than N (node affinity Gt) */
-	SL_SEL_LT,        /* key<N: present and an int64 less than N (node affinity Lt) */
+	SL_SEL_GT,	  /* key>N: present and an int64 greater than N (node affinity Gt) */
+	SL_SEL_LT,	  /* key<N: present and an int64 less than N (node affinity Lt) */
 };
 
 struct sl_sel_req {
