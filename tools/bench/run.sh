@@ -18,6 +18,9 @@ tools/bench/control.sh || rc=1
 echo "bench: datapath (socket LB via sluice-agent vs direct; programming, endpoint changes, memory), about 7 minutes on 2 cores, as root"
 tools/bench/datapath.sh || rc=1
 
+echo "bench: DNS (sluice-dns vs nsd, knot, unbound with dnsperf; create-to-resolve; memory), about 5 minutes on 2 cores"
+tools/bench/dns.sh || rc=1
+
 if ((rc)); then
 	echo "bench: FAILED (see the messages above and docs/benchmarks/)" >&2
 else
