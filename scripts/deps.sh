@@ -15,7 +15,7 @@ PKGS=(
   libbpf-dev bpftool libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
   libclang-rt-14-dev
   etcd-server etcd-client
-  bind9-dnsutils knot iproute2 iputils-ping nftables iptables curl jq hyperfine gnuplot-nox
+  bind9-dnsutils knot nsd unbound dnsperf iproute2 iputils-ping nftables iptables curl jq hyperfine gnuplot-nox
   clang-format clang-tidy cppcheck
   nodejs
 )
