@@ -3,7 +3,7 @@
 # Variables (gnuplot -e): dir = folder with the .dat tables datapath.sh writes,
 # out = PNG path, scales = the scales (space-separated), title = figure title.
 # Needs Debian's gnuplot-nox (pngcairo terminal).
-set terminal pngcairo size 1500,900 font "DejaVu Sans,10"
+set terminal pngcairo size 1500,900 font "DejaVu Sans,10" noenhanced
 set output out
 set multiplot layout 2,3 title title font ",12"
 
