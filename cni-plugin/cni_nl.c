@@ -111,7 +111,7 @@ static void nl_parse(const struct nlmsghdr *nlh, size_t hdr, const struct nlattr
 {
 	void *arg[2] = {tb, (void *)(long)max};
 
-	memset(tb, 0, sizeof(*tb) * (max + 1));
+	memset(tb, 0, sizeof(const struct nlattr *) * (max + 1));
 	mnl_attr_parse(nlh, hdr, nl_attr_cb, arg);
 }
 

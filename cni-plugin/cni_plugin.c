@@ -235,7 +235,7 @@ static int plugin_add(struct plugin_run *r)
 	struct cni_nl_link ctl, hl;
 	const struct cni_conf *c = r->conf;
 	bool allocated = false, created = false;
-	char a[INET_ADDRSTRLEN], why[256];
+	char a[INET_ADDRSTRLEN], why[256] = "";
 	uint32_t ip = 0;
 	int nsfd = -1, err;
 
