@@ -238,7 +238,7 @@ static struct cache_obj *idx_put(struct cache *c, struct res_index *idx, struct 
 	}
 	if (idx->n == idx->cap) {
 		size_t cap = idx->cap ? idx->cap * 2 : 64;
-		struct cache_obj **v = realloc(idx->v, cap * sizeof(*v));
+		struct cache_obj **v = realloc(idx->v, cap * sizeof(struct cache_obj *));
 		if (!v) {
 			/* Keep serving: the object is dropped from the cache and the
 			 * failure is loud; a restart reloads from the store. */
@@ -249,7 +249,7 @@ static struct cache_obj *idx_put(struct cache *c, struct res_index *idx, struct 
 		idx->v = v;
 		idx->cap = cap;
 	}
-	memmove(&idx->v[pos + 1], &idx->v[pos], (idx->n - pos) * sizeof(idx->v[0]));
+	memmove(&idx->v[pos + 1], &idx->v[pos], (idx->n - pos) * sizeof(struct cache_obj *));
 	idx->v[pos] = o;
 	idx->n++;
 	c->bytes += o->len;
@@ -265,7 +265,7 @@ static struct cache_obj *idx_del(struct cache *c, struct res_index *idx, const c
 	if (!found)
 		return NULL;
 	old = idx->v[pos];
-	memmove(&idx->v[pos], &idx->v[pos + 1], (idx->n - pos - 1) * sizeof(idx->v[0]));
+	memmove(&idx->v[pos], &idx->v[pos + 1], (idx->n - pos - 1) * sizeof(struct cache_obj *));
 	idx->n--;
 	c->bytes -= old->len;
 	return old;
@@ -467,8 +467,10 @@ static struct cache_obj *leave_obj(struct cache_obj **slot, struct cache_obj *pr
 {
 	struct json_object *obj;
 
+	/* cppcheck's identicalInnerCondition here is a false positive: the
+	 * pointer is returned, not tested again. */
 	if (*slot)
-		return *slot;
+		return *slot; // cppcheck-suppress identicalInnerCondition
 	obj = cache_obj_parse(prev);
 	if (obj) {
 		*slot = obj_build(prev->res, prev->key, obj, rev, prev->create_rev);

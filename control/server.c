@@ -788,6 +788,8 @@ int control_run(const struct control_config *cfg)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		evutil_socket_t fd = evhttp_bound_socket_get_fd(srv.sock);
+
+		memset(&ss, 0, sizeof(ss));
 		if (!getsockname(fd, (struct sockaddr *)&ss, &sl))
 			srv.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	}

@@ -60,7 +60,7 @@ static int mem_reserve(struct mem *m)
 {
 	if (m->ncur == m->capcur) {
 		size_t cap = m->capcur ? m->capcur * 2 : 64;
-		struct store_kv **p = realloc(m->cur, cap * sizeof(*p));
+		struct store_kv **p = realloc(m->cur, cap * sizeof(struct store_kv *));
 
 		if (!p)
 			return -ENOMEM;
@@ -140,7 +140,7 @@ static void mem_apply(struct store *s, struct mem *m, struct store_txn *txn, str
 			goto nomem;
 		res->mod_rev = logkv->mod_rev = rev;
 		prev = old; /* moves out of the current table into the result */
-		memmove(&m->cur[i], &m->cur[i + 1], (m->ncur - i - 1) * sizeof(m->cur[0]));
+		memmove(&m->cur[i], &m->cur[i + 1], (m->ncur - i - 1) * sizeof(struct store_kv *));
 		m->ncur--;
 	} else {
 		const char *v = txn->value ? txn->value : "";
@@ -156,7 +156,8 @@ static void mem_apply(struct store *s, struct mem *m, struct store_txn *txn, str
 			prev = old;
 			m->cur[i] = nkv;
 		} else {
-			memmove(&m->cur[i + 1], &m->cur[i], (m->ncur - i) * sizeof(m->cur[0]));
+			memmove(&m->cur[i + 1], &m->cur[i],
+				(m->ncur - i) * sizeof(struct store_kv *));
 			m->cur[i] = nkv;
 			m->ncur++;
 		}
@@ -286,7 +287,7 @@ static int mem_range(struct store *s, const char *prefix, store_kv_fn fn, void *
 	for (i = first; i < m->ncur && !strncmp(m->cur[i]->key, prefix, plen); i++)
 		;
 	if (i > first) {
-		snap = calloc(i - first, sizeof(*snap));
+		snap = calloc(i - first, sizeof(struct store_kv *));
 		if (!snap)
 			err = -ENOMEM;
 		for (n = 0; snap && first + n < i; n++) {

@@ -738,7 +738,7 @@ static int sq_open_db(struct sq *q, char *err, size_t errlen)
 	struct store *s = q->s;
 	const char *what = "open";
 	sqlite3_stmt *st = NULL;
-	int64_t v;
+	int64_t v = 0;
 	int rc;
 
 	rc = sqlite3_open_v2(q->path, &q->wdb,
@@ -866,7 +866,7 @@ fail:
 static int sq_open(struct store *s, char *err, size_t errlen)
 {
 	struct sq *q;
-	struct sq_reader *r;
+	struct sq_reader *r = NULL;
 	sigset_t all, old;
 	int rc;
 

@@ -1497,9 +1497,9 @@ struct table_kind {
 	void (*cells)(struct table_row *r, const struct json_object *obj);
 };
 
-#define KIND(k, c, f)                             \
-	{                                         \
-		k, c, sizeof(c) / sizeof(c[0]), f \
+#define KIND(k, c, f)                               \
+	{                                           \
+		k, c, sizeof(c) / sizeof((c)[0]), f \
 	}
 
 static const struct table_kind table_kinds[] = {

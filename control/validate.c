@@ -971,7 +971,7 @@ static void validate_meta(struct vctx *v, enum name_kind nk, bool namespaced,
 		json_object_object_foreach(ann, k, val)
 		{
 			/* Annotation keys are qualified names, case-insensitively. */
-			char lower[512];
+			char lower[512] = "";
 			size_t n = strlen(k);
 
 			ms.n = 0;
