@@ -631,7 +631,7 @@ int sl_client_update(struct sl_client *c, const struct sl_gvr *r, const char *ns
 		     struct json_object *obj, struct json_object **out, char *err, size_t errlen)
 {
 	if (!name)
-		name = json_object_get_string(sl_json_path(obj, "metadata", "name", NULL));
+		name = json_object_get_string(sl_json_path(obj, "metadata", "name", (char *)NULL));
 	return client_call(c, "PUT", name ? sl_client_path(r, ns, name, NULL) : NULL,
 			   sl_json_str(obj, NULL), NULL, out, err, errlen);
 }

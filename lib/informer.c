@@ -126,8 +126,8 @@ static char *inf_key(struct json_object *obj)
 static struct inf_entry *inf_entry_new(struct json_object *obj)
 {
 	struct inf_entry *e = calloc(1, sizeof(*e));
-	const char *rv =
-		json_object_get_string(sl_json_path(obj, "metadata", "resourceVersion", NULL));
+	const char *rv = json_object_get_string(
+		sl_json_path(obj, "metadata", "resourceVersion", (char *)NULL));
 	const char *s;
 
 	if (!e)
@@ -604,9 +604,10 @@ static int inf_list(struct sl_informer *inf)
 				      sl_json_get_str(page, "apiVersion"));
 			json_object_array_add(items, json_object_get(it));
 		}
-		next = json_object_get_string(sl_json_path(page, "metadata", "continue", NULL));
+		next = json_object_get_string(
+			sl_json_path(page, "metadata", "continue", (char *)NULL));
 		lrv = json_object_get_string(
-			sl_json_path(page, "metadata", "resourceVersion", NULL));
+			sl_json_path(page, "metadata", "resourceVersion", (char *)NULL));
 		free(cont);
 		cont = next && *next ? strdup(next) : NULL;
 		free(rv);
@@ -636,7 +637,7 @@ static int inf_watch_event(const struct sl_watch_event *ev, void *arg)
 {
 	struct sl_informer *inf = arg;
 	const char *rv = json_object_get_string(
-		sl_json_path(ev->object, "metadata", "resourceVersion", NULL));
+		sl_json_path(ev->object, "metadata", "resourceVersion", (char *)NULL));
 	int64_t code = 0;
 	int rc = 0;
 
@@ -975,7 +976,13 @@ struct json_object *sl_informer_get(struct sl_informer *inf, const char *ns, con
 		errno = EINVAL;
 		return NULL;
 	}
-	if (ns && *ns ? asprintf(&key, "%s/%s", ns, name) < 0 : !(key = strdup(name))) {
+	if (ns && *ns) {
+		if (asprintf(&key, "%s/%s", ns, name) < 0)
+			key = NULL; /* asprintf leaves it undefined on failure */
+	} else {
+		key = strdup(name);
+	}
+	if (!key) {
 		errno = ENOMEM;
 		return NULL;
 	}

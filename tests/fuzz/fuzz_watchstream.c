@@ -17,7 +17,7 @@ static int fuzz_event(const struct sl_watch_event *ev, void *arg)
 {
 	size_t *n = arg;
 	const char *rv = json_object_get_string(
-		sl_json_path(ev->object, "metadata", "resourceVersion", NULL));
+		sl_json_path(ev->object, "metadata", "resourceVersion", (char *)NULL));
 	int64_t code;
 
 	if (ev->type == SL_WATCH_ERROR)

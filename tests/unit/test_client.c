@@ -209,7 +209,7 @@ static int collect_event(const struct sl_watch_event *ev, void *arg)
 {
 	struct collected *c = arg;
 	const char *name =
-		json_object_get_string(sl_json_path(ev->object, "metadata", "name", NULL));
+		json_object_get_string(sl_json_path(ev->object, "metadata", "name", (char *)NULL));
 
 	if (c->n < 8) {
 		c->types[c->n] = ev->type;
@@ -446,12 +446,12 @@ struct seen {
 static void seen_add(struct seen *s, char op, struct json_object *o1, struct json_object *o2)
 {
 	char one[96];
-	const char *n1 = json_object_get_string(sl_json_path(o1, "metadata", "name", NULL));
-	const char *r1 =
-		json_object_get_string(sl_json_path(o1, "metadata", "resourceVersion", NULL));
-	const char *r2 =
-		o2 ? json_object_get_string(sl_json_path(o2, "metadata", "resourceVersion", NULL))
-		   : "";
+	const char *n1 = json_object_get_string(sl_json_path(o1, "metadata", "name", (char *)NULL));
+	const char *r1 = json_object_get_string(
+		sl_json_path(o1, "metadata", "resourceVersion", (char *)NULL));
+	const char *r2 = o2 ? json_object_get_string(
+				      sl_json_path(o2, "metadata", "resourceVersion", (char *)NULL))
+			    : "";
 
 	snprintf(one, sizeof(one), "%c%s@%s%s%s ", op, n1, r1, o2 ? ">" : "", r2);
 	strncat(s->log, one, sizeof(s->log) - strlen(s->log) - 1);
@@ -525,7 +525,8 @@ TEST(informer_replace_delivers_differences)
 	ASSERT_STREQ(s.log, "-b@2 ~cluster@3>7 +c@8 ", "differences only");
 
 	got = sl_informer_get(inf, "e", "c");
-	ASSERT_STREQ(json_object_get_string(sl_json_path(got, "metadata", "resourceVersion", NULL)),
+	ASSERT_STREQ(json_object_get_string(
+			     sl_json_path(got, "metadata", "resourceVersion", (char *)NULL)),
 		     "8", "get namespaced");
 	json_object_put(got);
 	got = sl_informer_get(inf, NULL, "cluster");
@@ -536,7 +537,7 @@ TEST(informer_replace_delivers_differences)
 	got = sl_informer_list(inf);
 	ASSERT_EQ(json_object_array_length(got), 3, "list");
 	ASSERT_STREQ(json_object_get_string(sl_json_path(json_object_array_get_idx(got, 0),
-							 "metadata", "name", NULL)),
+							 "metadata", "name", (char *)NULL)),
 		     "cluster", "sorted by key: \"cluster\" < \"d/a\" < \"e/c\"");
 	json_object_put(got);
 	sl_informer_stats(inf, &st);

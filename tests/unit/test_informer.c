@@ -183,13 +183,15 @@ struct recorder {
 
 static void rec_append(struct recorder *r, char op, struct json_object *a, struct json_object *b)
 {
-	const char *ns = json_object_get_string(sl_json_path(a, "metadata", "namespace", NULL));
-	const char *name = json_object_get_string(sl_json_path(a, "metadata", "name", NULL));
-	const char *rv =
-		json_object_get_string(sl_json_path(a, "metadata", "resourceVersion", NULL));
-	const char *rv2 =
-		b ? json_object_get_string(sl_json_path(b, "metadata", "resourceVersion", NULL))
-		  : NULL;
+	const char *ns =
+		json_object_get_string(sl_json_path(a, "metadata", "namespace", (char *)NULL));
+	const char *name =
+		json_object_get_string(sl_json_path(a, "metadata", "name", (char *)NULL));
+	const char *rv = json_object_get_string(
+		sl_json_path(a, "metadata", "resourceVersion", (char *)NULL));
+	const char *rv2 = b ? json_object_get_string(
+				      sl_json_path(b, "metadata", "resourceVersion", (char *)NULL))
+			    : NULL;
 	char one[160];
 
 	snprintf(one, sizeof(one), "%c%s/%s@%s%s%s ", op, ns ? ns : "", name ? name : "?",
@@ -208,8 +210,10 @@ static void rec_add(struct json_object *o, void *arg)
 static void rec_update(struct json_object *o, struct json_object *n, void *arg)
 {
 	struct recorder *r = arg;
-	const char *ov = json_object_get_string(sl_json_path(o, "metadata", "labels", "v", NULL));
-	const char *nv = json_object_get_string(sl_json_path(n, "metadata", "labels", "v", NULL));
+	const char *ov =
+		json_object_get_string(sl_json_path(o, "metadata", "labels", "v", (char *)NULL));
+	const char *nv =
+		json_object_get_string(sl_json_path(n, "metadata", "labels", "v", (char *)NULL));
 	char one[64];
 
 	rec_append(r, '~', o, n);
@@ -297,7 +301,7 @@ static int svc_create(struct sl_client *c, const char *ns, const char *name, cha
 	if (rv)
 		snprintf(rv, rvlen, "%s",
 			 json_object_get_string(
-				 sl_json_path(out, "metadata", "resourceVersion", NULL))
+				 sl_json_path(out, "metadata", "resourceVersion", (char *)NULL))
 				 ?: "");
 	json_object_put(o);
 	json_object_put(out);
@@ -328,15 +332,17 @@ TEST(client_crud_against_server)
 	ASSERT_NULL(out, "no object on error");
 	if (!ASSERT_OK(sl_client_get(c, &svc, "default", "web", &out, err, sizeof(err)), err))
 		goto out;
-	ASSERT_TRUE(sl_json_path(out, "spec", "clusterIP", NULL) != NULL, "server allocated an IP");
+	ASSERT_TRUE(sl_json_path(out, "spec", "clusterIP", (char *)NULL) != NULL,
+		    "server allocated an IP");
 	json_object_put(out);
 	out = NULL;
 	ASSERT_OK(sl_client_patch(c, &svc, "default", "web", NULL,
 				  "{\"metadata\":{\"labels\":{\"v\":\"2\"}}}", &out, err,
 				  sizeof(err)),
 		  err);
-	ASSERT_STREQ(json_object_get_string(sl_json_path(out, "metadata", "labels", "v", NULL)),
-		     "2", "patched");
+	ASSERT_STREQ(
+		json_object_get_string(sl_json_path(out, "metadata", "labels", "v", (char *)NULL)),
+		"2", "patched");
 	/* A PUT with a stale resourceVersion conflicts. */
 	sl_json_set_str(sl_json_ensure_obj(o, "metadata"), "resourceVersion", rv);
 	ASSERT_EQ(sl_client_update(c, &svc, "default", NULL, o, NULL, err, sizeof(err)),
@@ -399,15 +405,17 @@ TEST(informer_add_update_delete)
 	/* GET, change, PUT: the update path every controller uses. */
 	if (!ASSERT_OK(sl_client_get(c, &svc, "default", "web", &got, err, sizeof(err)), err))
 		goto out;
-	sl_json_set_str(sl_json_path(got, "metadata", "labels", NULL), "v", "2");
+	sl_json_set_str(sl_json_path(got, "metadata", "labels", (char *)NULL), "v", "2");
 	ASSERT_OK(sl_client_update(c, &svc, "default", NULL, got, &out, err, sizeof(err)), err);
 	json_object_put(got);
 	snprintf(want, sizeof(want), "~default/web@%s>%s [1>2] ", rv,
-		 json_object_get_string(sl_json_path(out, "metadata", "resourceVersion", NULL)));
+		 json_object_get_string(
+			 sl_json_path(out, "metadata", "resourceVersion", (char *)NULL)));
 	ASSERT_TRUE(rec_wait(&r, want), "update with old and new");
 	got = sl_informer_get(inf, "default", "web");
-	ASSERT_STREQ(json_object_get_string(sl_json_path(got, "metadata", "labels", "v", NULL)),
-		     "2", "cache holds the new state");
+	ASSERT_STREQ(
+		json_object_get_string(sl_json_path(got, "metadata", "labels", "v", (char *)NULL)),
+		"2", "cache holds the new state");
 	json_object_put(got);
 	ASSERT_OK(sl_client_delete(c, &svc, "default", "web", err, sizeof(err)), err);
 	ASSERT_TRUE(rec_wait(&r, "-default/web@"), "delete");

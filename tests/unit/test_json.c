@@ -39,9 +39,10 @@ TEST(path_and_setters)
 	struct json_object *o = sl_json_parse(txt, strlen(txt), NULL, 0);
 	int64_t g = 0;
 
-	ASSERT_STREQ(json_object_get_string(sl_json_path(o, "metadata", "name", NULL)), "x",
+	ASSERT_STREQ(json_object_get_string(sl_json_path(o, "metadata", "name", (char *)NULL)), "x",
 		     "path");
-	ASSERT_NULL(sl_json_path(o, "metadata", "name", "deeper", NULL), "path through string");
+	ASSERT_NULL(sl_json_path(o, "metadata", "name", "deeper", (char *)NULL),
+		    "path through string");
 	ASSERT_TRUE(sl_json_get_int(sl_json_get(o, "metadata"), "generation", &g), "int");
 	ASSERT_EQ(g, 3, "int value");
 	ASSERT_OK(sl_json_set_str(sl_json_ensure_obj(o, "spec"), "a", "b"), "set");

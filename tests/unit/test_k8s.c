@@ -199,9 +199,9 @@ TEST(roundtrip_lease_microtime_and_offsets)
 	enc = k8s_lease_encode(l);
 	if (!ASSERT_NOT_NULL(enc, "encode"))
 		goto out;
-	ASSERT_STREQ(json_object_get_string(sl_json_path(enc, "spec", "renewTime", NULL)),
+	ASSERT_STREQ(json_object_get_string(sl_json_path(enc, "spec", "renewTime", (char *)NULL)),
 		     "2024-05-14T09:30:20.500000Z", "canonical MicroTime");
-	ASSERT_STREQ(json_object_get_string(sl_json_path(enc, "spec", "acquireTime", NULL)),
+	ASSERT_STREQ(json_object_get_string(sl_json_path(enc, "spec", "acquireTime", (char *)NULL)),
 		     "2024-05-14T09:30:10.123456789Z", "unchanged time kept verbatim");
 out:
 	json_object_put(enc);
@@ -546,8 +546,8 @@ TEST(netpol_typed_fields)
 	if (!ASSERT_NOT_NULL(doc, "load") ||
 	    !ASSERT_OK(k8s_netpol_decode(doc, &np, NULL, 0), "decode"))
 		goto out;
-	ASSERT_STREQ(json_object_get_string(
-			     sl_json_path(np->spec.pod_selector, "matchLabels", "app", NULL)),
+	ASSERT_STREQ(json_object_get_string(sl_json_path(np->spec.pod_selector, "matchLabels",
+							 "app", (char *)NULL)),
 		     "web", "podSelector kept as JSON");
 	if (ASSERT_EQ(np->spec.policy_types.n, 2, "policyTypes"))
 		ASSERT_STREQ(np->spec.policy_types.v[1], "Egress", "policyTypes[1]");
@@ -674,7 +674,7 @@ TEST(edit_typed_fields_then_encode)
 	enc = k8s_service_encode(s);
 	if (!ASSERT_NOT_NULL(enc, "encode"))
 		goto out;
-	ports = sl_json_path(enc, "spec", "ports", NULL);
+	ports = sl_json_path(enc, "spec", "ports", (char *)NULL);
 	if (!ASSERT_EQ(json_object_array_length(ports), 2, "ports"))
 		goto out;
 	ASSERT_STREQ(sl_json_get_str(json_object_array_get_idx(ports, 0), "name"), "quic", "moved");
@@ -688,13 +688,16 @@ TEST(edit_typed_fields_then_encode)
 		json_object_get_int(sl_json_get(json_object_array_get_idx(ports, 1), "targetPort")),
 		8080, "targetPort now an integer");
 	ASSERT_STREQ(sl_json_get_str(sl_json_get(enc, "spec"), "type"), "NodePort", "type");
-	ASSERT_NULL(sl_json_path(enc, "spec", "allocateLoadBalancerNodePorts", NULL), "tri unset");
-	ASSERT_NULL(sl_json_path(enc, "spec", "externalIPs", NULL), "cleared list dropped");
-	ASSERT_STREQ(json_object_get_string(sl_json_path(enc, "metadata", "labels", "tier", NULL)),
+	ASSERT_NULL(sl_json_path(enc, "spec", "allocateLoadBalancerNodePorts", (char *)NULL),
+		    "tri unset");
+	ASSERT_NULL(sl_json_path(enc, "spec", "externalIPs", (char *)NULL), "cleared list dropped");
+	ASSERT_STREQ(json_object_get_string(
+			     sl_json_path(enc, "metadata", "labels", "tier", (char *)NULL)),
 		     "edge", "new label");
-	ASSERT_NULL(sl_json_path(enc, "metadata", "annotations", NULL), "emptied map dropped");
+	ASSERT_NULL(sl_json_path(enc, "metadata", "annotations", (char *)NULL),
+		    "emptied map dropped");
 	ASSERT_EQ(json_object_array_length(
-			  sl_json_path(enc, "status", "loadBalancer", "ingress", NULL)),
+			  sl_json_path(enc, "status", "loadBalancer", "ingress", (char *)NULL)),
 		  1, "ingress shrunk");
 	if (!ASSERT_OK(k8s_service_decode(enc, &again, NULL, 0), "decode edited"))
 		goto out;
@@ -742,9 +745,9 @@ TEST(emptied_collections_are_dropped)
 		"emptied list dropped");
 	ASSERT_TRUE(json_object_object_get_ex(sl_json_get(enc, "metadata"), "labels", NULL),
 		    "null map kept");
-	ASSERT_EQ(json_object_array_length(sl_json_path(enc, "spec", "ports", NULL)), 0,
+	ASSERT_EQ(json_object_array_length(sl_json_path(enc, "spec", "ports", (char *)NULL)), 0,
 		  "unknown [] kept");
-	ASSERT_EQ(json_object_array_length(sl_json_path(enc, "spec", "taints", NULL)), 1,
+	ASSERT_EQ(json_object_array_length(sl_json_path(enc, "spec", "taints", (char *)NULL)), 1,
 		  "taints kept");
 out:
 	json_object_put(enc);

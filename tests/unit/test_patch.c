@@ -450,7 +450,7 @@ TEST(depth_limits)
 		json_object_put(res);
 		/* The same value one level deeper would nest 65: refused. */
 		json_object_object_add(op, "path", json_object_new_string("/a/b/c/d"));
-		json_object_object_add(sl_json_path(doc, "a", "b", NULL), "c",
+		json_object_object_add(sl_json_path(doc, "a", "b", (char *)NULL), "c",
 				       json_object_new_object());
 		res = sl_patch_json(doc, patch, err, sizeof(err));
 		ASSERT_NULL(res, "65 deep is refused");
@@ -703,11 +703,13 @@ TEST(smp_patch_directives)
 			struct json_object *want = J("{\"type\":\"Recreate\"}");
 
 			ASSERT_TRUE(
-				sl_json_equal(sl_json_path(res, "spec", "strategy", NULL), want),
+				sl_json_equal(sl_json_path(res, "spec", "strategy", (char *)NULL),
+					      want),
 				"only type kept");
-			ASSERT_TRUE(sl_json_equal(sl_json_path(res, "spec", "template", NULL),
-						  sl_json_path(doc, "spec", "template", NULL)),
-				    "rest untouched");
+			ASSERT_TRUE(
+				sl_json_equal(sl_json_path(res, "spec", "template", (char *)NULL),
+					      sl_json_path(doc, "spec", "template", (char *)NULL)),
+				"rest untouched");
 			json_object_put(want);
 		}
 		json_object_put(res);
@@ -850,7 +852,7 @@ TEST(smp_large_lists_are_linear)
 	json_object_object_add(sl_json_ensure_obj(patch, "spec"), "containers", pl);
 	res = sl_patch_strategic(doc, patch, sl_smp_builtin_merge_key, NULL, err, sizeof(err));
 	if (ASSERT_NOT_NULL(res, "merged")) {
-		struct json_object *l = sl_json_path(res, "spec", "containers", NULL);
+		struct json_object *l = sl_json_path(res, "spec", "containers", (char *)NULL);
 		int64_t img = -1;
 
 		ASSERT_EQ(json_object_array_length(l), N, "same length");

@@ -441,7 +441,7 @@ TEST(metadata_annotations_size_limit)
 	size_t big = 256 * 1024;
 	char *val = malloc(big + 1);
 	struct json_object *obj = jq("{'metadata':{'name':'c','namespace':'d','annotations':{}}}");
-	struct json_object *ann = sl_json_path(obj, "metadata", "annotations", NULL);
+	struct json_object *ann = sl_json_path(obj, "metadata", "annotations", (char *)NULL);
 	struct api_causes c = {0};
 
 	if (!ASSERT_NOT_NULL(val, "malloc") || !ASSERT_NOT_NULL(ann, "parse"))

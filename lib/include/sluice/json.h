@@ -38,7 +38,7 @@ void sl_json_append(struct sl_buf *b, struct json_object *obj);
 struct json_object *sl_json_get(const struct json_object *obj, const char *key);
 
 /*
- * Walks a path of member names, e.g. sl_json_path(o, "metadata", "name", NULL).
+ * Walks a path of member names, e.g. sl_json_path(o, "metadata", "name", (char *)NULL).
  * Returns NULL if any step is missing or not an object. Borrowed result.
  */
 struct json_object *sl_json_path(const struct json_object *obj, ...) __attribute__((sentinel));
