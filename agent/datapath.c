@@ -1259,7 +1259,7 @@ int dp_counters_read(struct dp *dp, struct sl_counter out[SL_R_MAX])
 /* Entries of a hash map, walking keys (key_size <= 64). */
 static __u32 dp_map_count(int fd, __u32 key_size)
 {
-	unsigned char a[64], b[64];
+	unsigned char a[64] = {0}, b[64] = {0};
 	void *prev = NULL, *cur = a;
 	__u32 n = 0;
 

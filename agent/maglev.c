@@ -79,7 +79,7 @@ int maglev_table_build(const struct maglev_backend *be, size_t n, uint32_t m, ui
 		       m, n);
 		return -EINVAL;
 	}
-	order = calloc(n, sizeof(*order));
+	order = calloc(n, sizeof(const struct maglev_backend *));
 	p = calloc(n, sizeof(*p));
 	if (!order || !p) {
 		err = -ENOMEM;
@@ -98,7 +98,7 @@ int maglev_table_build(const struct maglev_backend *be, size_t n, uint32_t m, ui
 		pr_err("maglev", "build failed: every backend has weight 0");
 		goto out;
 	}
-	qsort(order, n, sizeof(*order), maglev_cmp);
+	qsort(order, n, sizeof(const struct maglev_backend *), maglev_cmp);
 	for (size_t i = 0; i < n; i++) {
 		const struct maglev_backend *b = order[i];
 
