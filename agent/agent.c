@@ -299,7 +299,7 @@ static void hc_cb(struct evhttp_request *req, void *arg)
 	struct agent *a = arg;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct sockaddr_in sin;
+	struct sockaddr_in sin = {0};
 	socklen_t sl = sizeof(sin);
 	const struct lbm_service *s = NULL;
 	struct evbuffer *out = evbuffer_new();

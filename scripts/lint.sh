@@ -19,18 +19,23 @@ echo "lint: clang-format (${#files[@]} files)"
 clang-format --dry-run --Werror "${files[@]}" || rc=1
 
 cflags=(-std=gnu11 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -Idns -Icni-plugin
-	-Ibuild/bpf -I.
+	-isystem build/bpf -I.
 	$(pkg-config --cflags json-c libevent libcurl sqlite3))
 cfiles=()
 # BPF programs build with clang -target bpf against vmlinux.h; the verifier
 # and -Werror in that build are their static check.
 for f in "${files[@]}"; do [[ $f == *.c && $f != *.bpf.c ]] && cfiles+=("$f"); done
 
+# cppcheck reads the unit tests' ASSERT_* macros (statement expressions
+# casting to long long) as type and null-pointer mistakes; the tests are
+# checked instead by running them under ASan/UBSan in make test.
+ccfiles=()
+for f in "${cfiles[@]}"; do [[ $f != tests/unit/* ]] && ccfiles+=("$f"); done
 echo "lint: cppcheck"
 cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 	--inline-suppr --suppress=missingIncludeSystem -Ilib/include -Icontrol/include -Iagent/include \
 	-Ibpf/include \
-	"${cfiles[@]}" || rc=1
+	"${ccfiles[@]}" || rc=1
 
 echo "lint: clang-tidy"
 # Off on purpose: house style (kernel/libbpf) writes !strcmp(a, b) and does
