@@ -2,14 +2,18 @@
 /*
  * The cluster zone (see zone.h for the contract and the choices made).
  *
- * How it works. The writer keeps the decoded Kubernetes objects in four
- * private hash maps keyed "ns/name". dns_zone_commit() turns them into a
- * snapshot: one arena holding every string and array, with four hash tables
- * (services by name.ns, namespaces, reverse entries by address, pods by
- * ns+address). Endpoints are resolved to their Service at build time, ready
- * filtering, endpoint names and deduplication included, so answering is a
- * hash lookup plus a walk over a flat array. Readers find the snapshot
- * through one atomic pointer and protect it with a hazard slot.
+ * How it works. dns_zone_upsert() turns each object into a compact writer
+ * record (lower-case names, parsed addresses, endpoint names) and frees the
+ * decoded object. A Service and the EndpointSlices naming it form a group;
+ * touching any of them marks the group dirty. dns_zone_commit() resolves each
+ * dirty group into an immutable, refcounted snap_svc (ready filtering,
+ * endpoint names, deduplication, sorted by address), updates the writer's
+ * per-shard lists (services by name hash, reverse entries and pods by address
+ * hash), rebuilds only the shards those lists changed in, and publishes a
+ * snapshot: NSH shard pointers per index, every untouched shard shared with
+ * the previous snapshot. Answering is one shard lookup plus a walk over a
+ * flat array. Readers find the snapshot through one atomic pointer and
+ * protect it with a hazard slot; refcounts are touched by the writer only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -77,7 +81,7 @@ struct omap_ent {
 struct omap {
 	struct omap_ent **b;
 	size_t cap, n;
-	enum k8s_kind kind;
+	void (*free_obj)(void *obj); /* frees a value on replace/delete/fini */
 };
 
 static struct omap_ent **omap_slot(struct omap *m, const char *key)
@@ -88,6 +92,16 @@ static struct omap_ent **omap_slot(struct omap *m, const char *key)
 	while (*pp && strcmp((*pp)->key, key) != 0)
 		pp = &(*pp)->next;
 	return pp;
+}
+
+static void *omap_get(struct omap *m, const char *key)
+{
+	struct omap_ent **pp;
+
+	if (!m->cap)
+		return NULL;
+	pp = omap_slot(m, key);
+	return *pp ? (*pp)->obj : NULL;
 }
 
 static int omap_grow(struct omap *m)
@@ -114,7 +128,7 @@ static int omap_grow(struct omap *m)
 	return 0;
 }
 
-/* Takes ownership of obj (freed on replace/delete/fini). */
+/* Takes ownership of obj (the previous value under key is freed). */
 static int omap_put(struct omap *m, const char *key, void *obj)
 {
 	struct omap_ent **pp, *e;
@@ -123,7 +137,8 @@ static int omap_put(struct omap *m, const char *key, void *obj)
 		return -ENOMEM;
 	pp = omap_slot(m, key);
 	if (*pp) {
-		k8s_obj_free(m->kind, (*pp)->obj);
+		if ((*pp)->obj != obj)
+			m->free_obj((*pp)->obj);
 		(*pp)->obj = obj;
 		return 0;
 	}
@@ -149,7 +164,7 @@ static void omap_del(struct omap *m, const char *key)
 	if (!e)
 		return;
 	*pp = e->next;
-	k8s_obj_free(m->kind, e->obj);
+	m->free_obj(e->obj);
 	free(e->key);
 	free(e);
 	m->n--;
@@ -162,20 +177,21 @@ static void omap_fini(struct omap *m)
 
 		for (; e; e = nx) {
 			nx = e->next;
-			k8s_obj_free(m->kind, e->obj);
+			m->free_obj(e->obj);
 			free(e->key);
 			free(e);
 		}
 	}
 	free(m->b);
-	memset(m, 0, sizeof(*m));
+	m->b = NULL;
+	m->cap = m->n = 0;
 }
 
 #define OMAP_FOR_EACH(m, e)                      \
 	for (size_t _i = 0; _i < (m)->cap; _i++) \
 		for (struct omap_ent * (e) = (m)->b[_i]; (e); (e) = (e)->next)
 
-/* --- snapshot -------------------------------------------------------------------------------- */
+/* --- arenas: one per compact object, growing geometrically ---------------------------------- */
 
 struct arena_blk {
 	struct arena_blk *next;
@@ -194,8 +210,13 @@ static void *arena_alloc(struct arena *a, size_t n)
 
 	n = (n + 15) & ~(size_t)15;
 	if (!b || b->cap - b->used < n) {
-		size_t cap = n > 65536 ? n : 65536;
+		/* Small objects stay small; big ones (a 1,000-endpoint Service) double. */
+		size_t cap = a->total < 256 ? 256 : a->total;
 
+		if (cap > 1 << 20)
+			cap = 1 << 20;
+		if (cap < n)
+			cap = n;
 		b = malloc(sizeof(*b) + cap);
 		if (!b)
 			return NULL;
@@ -235,72 +256,11 @@ static void arena_free(struct arena *a)
 	a->head = NULL;
 }
 
+/* --- addresses ------------------------------------------------------------------------------ */
+
 struct addr {
 	uint8_t fam; /* 4 or 6 */
 	uint8_t b[16];
-};
-
-struct snap_port {
-	const char *name;  /* lower case, "" when unnamed */
-	const char *proto; /* lower case: "tcp", "udp", "sctp" */
-	uint16_t port;
-};
-
-struct snap_ep {
-	struct addr a;
-	const char *name;	       /* endpoint name: hostname or dashed IP (lower case) */
-	const struct snap_port *ports; /* the slice's ports */
-	size_t n_ports;
-	bool dup_name; /* an earlier endpoint has the same name: its SRV is already there */
-};
-
-enum svc_kind { SVC_CLUSTERIP, SVC_HEADLESS, SVC_EXTERNAL };
-
-struct snap_svc {
-	struct snap_svc *next; /* hash chain */
-	const char *name, *ns; /* lower case */
-	enum svc_kind kind;
-	const char *external; /* SVC_EXTERNAL target, no trailing dot */
-	struct addr *ips;     /* ClusterIPs */
-	size_t n_ips;
-	struct snap_port *ports; /* Service ports */
-	size_t n_ports;
-	struct snap_ep *eps; /* ready endpoints, sorted by address, unique */
-	size_t n_eps;
-	size_t fill; /* build-time counter */
-};
-
-struct snap_ns {
-	struct snap_ns *next;
-	const char *name;
-};
-
-struct snap_rev {
-	struct snap_rev *next;
-	struct addr a;
-	const struct snap_svc *svc;
-	const char *ep; /* NULL: a ClusterIP of svc */
-};
-
-struct snap_pod {
-	struct snap_pod *next;
-	const char *ns;
-	struct addr a;
-};
-
-struct snap {
-	struct arena arena;
-	struct snap_svc **svc;
-	size_t svc_cap, n_svc;
-	struct snap_ns **ns;
-	size_t ns_cap, n_ns;
-	struct snap_rev **rev;
-	size_t rev_cap;
-	struct snap_pod **pod;
-	size_t pod_cap, n_pod;
-	size_t n_eps;
-	uint32_t serial;
-	struct snap *retired_next;
 };
 
 static uint64_t hash_svc(const char *name, size_t nn, const char *ns, size_t nns)
@@ -321,15 +281,6 @@ static bool addr_eq(const struct addr *x, const struct addr *y)
 	return x->fam == y->fam && !memcmp(x->b, y->b, x->fam == 4 ? 4 : 16);
 }
 
-static int addr_cmp(const void *pa, const void *pb)
-{
-	const struct snap_ep *x = pa, *y = pb;
-
-	if (x->a.fam != y->a.fam)
-		return x->a.fam - y->a.fam;
-	return memcmp(x->a.b, y->a.b, 16);
-}
-
 static bool addr_parse(const char *s, struct addr *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -346,35 +297,179 @@ static bool addr_parse(const char *s, struct addr *a)
 	return false;
 }
 
+/* --- immutable, refcounted snapshot parts ----------------------------------------------------
+ *
+ * Refcounts are plain integers: only the writer takes and drops references
+ * (a snapshot's references are dropped when the writer frees it, after no
+ * hazard slot names it), so readers never touch them.
+ */
+
+struct snap_port {
+	const char *name;  /* lower case, "" when unnamed */
+	const char *proto; /* lower case: "tcp", "udp", "sctp" */
+	uint16_t port;
+};
+
+struct snap_ep {
+	struct addr a;
+	const char *name;	       /* endpoint name: hostname or dashed IP (lower case) */
+	const struct snap_port *ports; /* the slice's ports */
+	size_t n_ports;
+	bool dup_name; /* an earlier endpoint has the same name: its SRV is already there */
+};
+
+enum svc_kind { SVC_CLUSTERIP, SVC_HEADLESS, SVC_EXTERNAL };
+
+/* A Service with its endpoints resolved; lives in its own arena (ar), which holds it too. */
+struct snap_svc {
+	uint64_t h;	       /* hash_svc(name, ns) */
+	const char *name, *ns; /* lower case */
+	enum svc_kind kind;
+	const char *external; /* SVC_EXTERNAL target, no trailing dot */
+	struct addr *ips;     /* ClusterIPs */
+	size_t n_ips;
+	struct snap_port *ports; /* Service ports */
+	size_t n_ports;
+	struct snap_ep *eps; /* ready endpoints, sorted by address, unique */
+	size_t n_eps;
+	unsigned int refs; /* the owning group + every shard and reverse entry naming it */
+	struct arena ar;
+};
+
+/*
+ * Shards: the snapshot is NSH pointers per index, each to an immutable
+ * table (NULL when empty). A commit rebuilds only the shards whose content
+ * changed and shares every other one with the previous snapshot, so its
+ * cost follows the change, not the zone. Shards are small (a few entries at
+ * 10,000 Services), so a lookup is a linear scan of one flat array.
+ */
+#define NSH_BITS 12
+#define NSH	 (1u << NSH_BITS)
+
+struct svc_shard {
+	unsigned int refs;
+	size_t n, bytes;
+	struct snap_svc *v[]; /* each holds a reference */
+};
+
+struct rev_ent {
+	struct addr a;
+	struct snap_svc *svc; /* a reference in a rev_shard, borrowed in the writer's list */
+	const char *ep;	      /* NULL: a ClusterIP of svc; else the endpoint name (in svc) */
+};
+
+struct rev_shard {
+	unsigned int refs;
+	size_t n, bytes;
+	struct rev_ent e[];
+};
+
+struct pod_ent {
+	struct addr a;
+	const char *ns;	   /* lower case; in the shard's block (the writer's: the wpod's) */
+	const void *owner; /* writer side: the wpod, to remove its entries */
+};
+
+struct pod_shard {
+	unsigned int refs;
+	size_t n, bytes;
+	struct pod_ent e[];
+};
+
+/* Namespaces: open addressing over lower-case names, rebuilt only when the set changes. */
+struct ns_tab {
+	unsigned int refs;
+	size_t cap, n, bytes;
+	const char *slot[];
+};
+
+struct snap {
+	struct svc_shard **svc; /* [NSH], by hash_svc */
+	struct rev_shard **rev; /* [NSH], by hash_addr (NULL when reverse is off) */
+	struct pod_shard **pod; /* [NSH], by hash_addr */
+	struct ns_tab *ns;
+	size_t n_svc, n_eps, n_pod, n_ns, bytes;
+	uint32_t serial;
+	struct snap *retired_next;
+};
+
+static void svc_unref(struct snap_svc *v)
+{
+	if (v && !--v->refs) {
+		struct arena a = v->ar; /* v lives in its own arena */
+
+		arena_free(&a);
+	}
+}
+
+static void svc_shard_unref(struct svc_shard *sh)
+{
+	if (sh && !--sh->refs) {
+		for (size_t i = 0; i < sh->n; i++)
+			svc_unref(sh->v[i]);
+		free(sh);
+	}
+}
+
+static void rev_shard_unref(struct rev_shard *sh)
+{
+	if (sh && !--sh->refs) {
+		for (size_t i = 0; i < sh->n; i++)
+			svc_unref(sh->e[i].svc);
+		free(sh);
+	}
+}
+
+static void pod_shard_unref(struct pod_shard *sh)
+{
+	if (sh && !--sh->refs)
+		free(sh);
+}
+
+static void ns_tab_unref(struct ns_tab *t)
+{
+	if (t && !--t->refs)
+		free(t);
+}
+
 static const struct snap_svc *snap_find_svc(const struct snap *s, const char *name, size_t nn,
 					    const char *ns, size_t nns)
 {
-	if (!s->svc_cap)
+	uint64_t h = hash_svc(name, nn, ns, nns);
+	const struct svc_shard *sh;
+
+	if (!s->svc || !(sh = s->svc[h & (NSH - 1)]))
 		return NULL;
-	for (const struct snap_svc *v = s->svc[hash_svc(name, nn, ns, nns) & (s->svc_cap - 1)]; v;
-	     v = v->next)
-		if (lab_eq(name, nn, v->name) && lab_eq(ns, nns, v->ns))
+	for (size_t i = 0; i < sh->n; i++) {
+		const struct snap_svc *v = sh->v[i];
+
+		if (v->h == h && lab_eq(name, nn, v->name) && lab_eq(ns, nns, v->ns))
 			return v;
+	}
 	return NULL;
 }
 
 static bool snap_has_ns(const struct snap *s, const char *ns, size_t n)
 {
-	if (!s->ns_cap)
+	const struct ns_tab *t = s->ns;
+
+	if (!t)
 		return false;
-	for (const struct snap_ns *v = s->ns[hash_bytes(HASH_SEED, ns, n) & (s->ns_cap - 1)]; v;
-	     v = v->next)
-		if (lab_eq(ns, n, v->name))
+	for (size_t i = hash_bytes(HASH_SEED, ns, n) & (t->cap - 1); t->slot[i];
+	     i = (i + 1) & (t->cap - 1))
+		if (lab_eq(ns, n, t->slot[i]))
 			return true;
 	return false;
 }
 
 static bool snap_has_pod(const struct snap *s, const char *ns, size_t n, const struct addr *a)
 {
-	if (!s->pod_cap)
+	const struct pod_shard *sh;
+
+	if (!s->pod || !(sh = s->pod[hash_addr(a) & (NSH - 1)]))
 		return false;
-	for (const struct snap_pod *p = s->pod[hash_addr(a) & (s->pod_cap - 1)]; p; p = p->next)
-		if (addr_eq(&p->a, a) && lab_eq(ns, n, p->ns))
+	for (size_t i = 0; i < sh->n; i++)
+		if (addr_eq(&sh->e[i].a, a) && lab_eq(ns, n, sh->e[i].ns))
 			return true;
 	return false;
 }
@@ -383,7 +478,12 @@ static void snap_free(struct snap *s)
 {
 	if (!s)
 		return;
-	arena_free(&s->arena);
+	for (size_t i = 0; i < NSH; i++) {
+		svc_shard_unref(s->svc[i]);
+		rev_shard_unref(s->rev[i]);
+		pod_shard_unref(s->pod[i]);
+	}
+	ns_tab_unref(s->ns);
 	free(s);
 }
 
@@ -444,6 +544,84 @@ static bool hz_in_use(const struct snap *s)
 
 /* --- the zone -------------------------------------------------------------------------------- */
 
+/* --- writer-side compact objects ------------------------------------------------------------
+ *
+ * An upserted object is decoded, turned at once into one of these (lower-case
+ * names, parsed addresses, endpoint names, all in one small arena) and the
+ * decoded object is freed: no json-c tree outlives the call.
+ */
+
+struct wsvc {
+	struct arena ar; /* holds this struct too */
+	const char *name, *ns;
+	enum svc_kind kind;
+	const char *external;
+	struct addr *ips;
+	size_t n_ips;
+	struct snap_port *ports;
+	size_t n_ports;
+	bool pnra; /* publishNotReadyAddresses */
+};
+
+struct wep {
+	struct addr a;
+	const char *name;
+	bool ready; /* ready is true or unset */
+};
+
+struct wgrp;
+
+struct wslice {
+	struct arena ar;
+	const char *gkey; /* "<ns>/<service>" lower case; NULL: feeds no Service */
+	struct snap_port *ports;
+	size_t n_ports;
+	struct wep *eps;
+	size_t n_eps;
+	struct wgrp *grp; /* the group it is attached to */
+};
+
+struct wpod {
+	struct arena ar;
+	const char *ns;
+	struct addr *a;
+	size_t n;
+};
+
+/*
+ * A group is everything one Service name resolves from: the Service and its
+ * EndpointSlices. A change to any of them marks the group dirty, and the
+ * commit re-resolves only dirty groups into new snap_svc objects.
+ */
+struct wgrp {
+	char *key; /* "<ns>/<name>" lower case */
+	struct wsvc *svc;
+	struct wslice **sl;
+	size_t n_sl, cap_sl;
+	struct snap_svc *res; /* resolved form in the shards, one reference */
+	bool dirty;
+};
+
+/* Growable array of fixed-size elements (the writer's per-shard lists). */
+struct vec {
+	void *v;
+	size_t n, cap;
+};
+
+static void *vec_push(struct vec *x, size_t esz)
+{
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 4;
+		void *nv = realloc(x->v, nc * esz);
+
+		if (!nv)
+			return NULL;
+		x->v = nv;
+		x->cap = nc;
+	}
+	return (char *)x->v + esz * x->n++;
+}
+
 struct dns_zone {
 	char *zone; /* lower case, no trailing dot */
 	size_t zone_len;
@@ -452,12 +630,71 @@ struct dns_zone {
 	enum dns_pod_mode pods;
 	uint8_t ns_addr[4];
 	bool no_reverse;
-	struct omap svcs, slices, podmap, nsmap;
+	struct omap svcs, slices, podmap, nsmap; /* "ns/name" -> wsvc, wslice, wpod, char* */
+	struct omap grps;			 /* lower-case "ns/name" -> wgrp */
+	struct omap nscnt;			 /* lower-case ns -> size_t users */
+	struct vec dirty;			 /* struct wgrp * */
+	/* The writer's view of each shard, and the published table built from it. */
+	struct vec w_svc[NSH]; /* struct snap_svc * (borrowed from groups) */
+	struct vec w_rev[NSH]; /* struct rev_ent */
+	struct vec w_pod[NSH]; /* struct pod_ent */
+	struct svc_shard *t_svc[NSH];
+	struct rev_shard *t_rev[NSH];
+	struct pod_shard *t_pod[NSH];
+	struct ns_tab *t_ns;
+	uint8_t d_svc[NSH], d_rev[NSH], d_pod[NSH];
+	bool d_ns;
+	size_t n_svc, n_eps, n_pod, n_ns, shard_bytes, res_bytes;
 	_Atomic(struct snap *) cur;
 	struct snap *retired;
 	atomic_bool synced;
 	uint32_t serial;
 };
+
+static void wsvc_free(void *p)
+{
+	struct wsvc *w = p;
+
+	if (w) {
+		struct arena a = w->ar;
+
+		arena_free(&a);
+	}
+}
+
+static void wslice_free(void *p)
+{
+	struct wslice *w = p;
+
+	if (w) {
+		struct arena a = w->ar;
+
+		arena_free(&a);
+	}
+}
+
+static void wpod_free(void *p)
+{
+	struct wpod *w = p;
+
+	if (w) {
+		struct arena a = w->ar;
+
+		arena_free(&a);
+	}
+}
+
+static void wgrp_free(void *p)
+{
+	struct wgrp *g = p;
+
+	if (!g)
+		return;
+	svc_unref(g->res);
+	free(g->sl);
+	free(g->key);
+	free(g);
+}
 
 struct dns_zone *dns_zone_new(const struct dns_zone_opts *opts)
 {
@@ -516,10 +753,12 @@ struct dns_zone *dns_zone_new(const struct dns_zone_opts *opts)
 		errno = EINVAL;
 		return NULL;
 	}
-	z->svcs.kind = K8S_KIND_SERVICE;
-	z->slices.kind = K8S_KIND_ENDPOINTSLICE;
-	z->podmap.kind = K8S_KIND_POD;
-	z->nsmap.kind = K8S_KIND_NAMESPACE;
+	z->svcs.free_obj = wsvc_free;
+	z->slices.free_obj = wslice_free;
+	z->podmap.free_obj = wpod_free;
+	z->nsmap.free_obj = free;
+	z->grps.free_obj = wgrp_free;
+	z->nscnt.free_obj = free;
 	return z;
 }
 
@@ -534,28 +773,24 @@ void dns_zone_free(struct dns_zone *z)
 		nx = s->retired_next;
 		snap_free(s);
 	}
+	for (size_t i = 0; i < NSH; i++) {
+		svc_shard_unref(z->t_svc[i]);
+		rev_shard_unref(z->t_rev[i]);
+		pod_shard_unref(z->t_pod[i]);
+		free(z->w_svc[i].v);
+		free(z->w_rev[i].v);
+		free(z->w_pod[i].v);
+	}
+	ns_tab_unref(z->t_ns);
+	omap_fini(&z->grps); /* before the Services and slices the groups point to */
 	omap_fini(&z->svcs);
 	omap_fini(&z->slices);
 	omap_fini(&z->podmap);
 	omap_fini(&z->nsmap);
+	omap_fini(&z->nscnt);
+	free(z->dirty.v);
 	free(z->zone);
 	free(z);
-}
-
-static struct omap *zone_map(struct dns_zone *z, enum k8s_kind kind)
-{
-	switch (kind) {
-	case K8S_KIND_SERVICE:
-		return &z->svcs;
-	case K8S_KIND_ENDPOINTSLICE:
-		return &z->slices;
-	case K8S_KIND_POD:
-		return &z->podmap;
-	case K8S_KIND_NAMESPACE:
-		return &z->nsmap;
-	default:
-		return NULL;
-	}
 }
 
 static int obj_key(enum k8s_kind kind, struct json_object *obj, char *key, size_t len)
@@ -575,90 +810,155 @@ static int obj_key(enum k8s_kind kind, struct json_object *obj, char *key, size_
 	return 0;
 }
 
-int dns_zone_upsert(struct dns_zone *z, enum k8s_kind kind, struct json_object *obj)
+static void lc_copy(char *d, const char *s)
 {
-	struct omap *m;
-	char key[512], err[256] = "";
-	void *o = NULL;
-	int ret;
-
-	if (!z || !obj || !(m = zone_map(z, kind)))
-		return -EINVAL;
-	ret = obj_key(kind, obj, key, sizeof(key));
-	if (ret) {
-		pr_warn(SUB, "%s: object without metadata.name ignored", k8s_kind_name(kind));
-		return ret;
-	}
-	ret = k8s_obj_decode(kind, obj, &o, err, sizeof(err));
-	if (ret) {
-		pr_warn(SUB, "%s '%s': decode failed: %s", k8s_kind_name(kind), key,
-			*err ? err : sl_strerror(ret));
-		return ret;
-	}
-	ret = omap_put(m, key, o);
-	if (ret)
-		k8s_obj_free(kind, o);
-	return ret;
+	while ((*d++ = lc(*s++)))
+		;
 }
 
-int dns_zone_delete(struct dns_zone *z, enum k8s_kind kind, struct json_object *obj)
+/* Adds delta users to namespace ns; the published set changes when a count leaves or hits 0. */
+static int ns_use(struct dns_zone *z, const char *ns, int delta)
 {
-	struct omap *m;
-	char key[512];
+	char key[256];
+	size_t *c;
 
-	if (!z || !obj || !(m = zone_map(z, kind)))
-		return -EINVAL;
-	if (obj_key(kind, obj, key, sizeof(key)))
-		return -EINVAL;
-	omap_del(m, key);
+	if (strlen(ns) >= sizeof(key))
+		return 0; /* not a label: never asked for */
+	lc_copy(key, ns);
+	c = omap_get(&z->nscnt, key);
+	if (!c) {
+		if (delta < 0)
+			return 0;
+		c = calloc(1, sizeof(*c));
+		if (!c || omap_put(&z->nscnt, key, c)) {
+			free(c);
+			return -ENOMEM;
+		}
+	}
+	if (delta > 0)
+		(*c)++;
+	else
+		(*c)--;
+	if (!*c) {
+		omap_del(&z->nscnt, key);
+		z->d_ns = true;
+	} else if (*c == 1 && delta > 0) {
+		z->d_ns = true;
+	}
 	return 0;
 }
 
-void dns_zone_set_synced(struct dns_zone *z, bool synced)
+static struct wgrp *grp_get(struct dns_zone *z, const char *gkey)
 {
-	if (z)
-		atomic_store(&z->synced, synced);
+	struct wgrp *g = omap_get(&z->grps, gkey);
+
+	if (g)
+		return g;
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->key = strdup(gkey)) || omap_put(&z->grps, gkey, g)) {
+		if (g)
+			free(g->key);
+		free(g);
+		return NULL;
+	}
+	return g;
 }
 
-bool dns_zone_synced(const struct dns_zone *z)
+static int grp_dirty(struct dns_zone *z, struct wgrp *g)
 {
-	return z && atomic_load(&((struct dns_zone *)z)->synced);
+	struct wgrp **p;
+
+	if (g->dirty)
+		return 0;
+	p = vec_push(&z->dirty, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	*p = g;
+	g->dirty = true;
+	return 0;
 }
 
-/* --- snapshot build ---------------------------------------------------------------------- */
-
-static bool ns_add(struct snap *s, const char *name)
+static bool copy_ports(struct arena *ar, struct snap_port **out, size_t *n_out, const void *ports,
+		       size_t n, size_t stride, size_t off_name, size_t off_proto, size_t off_port)
 {
-	size_t n = strlen(name);
-	uint64_t h = hash_bytes(HASH_SEED, name, n);
-	struct snap_ns *v;
+	struct snap_port *p = arena_alloc(ar, (n + 1) * sizeof(*p));
 
-	for (v = s->ns[h & (s->ns_cap - 1)]; v; v = v->next)
-		if (lab_eq(name, n, v->name))
-			return true;
-	v = arena_alloc(&s->arena, sizeof(*v));
-	if (!v || !(v->name = arena_strdup_lc(&s->arena, name)))
+	*n_out = 0;
+	*out = p;
+	if (!p)
 		return false;
-	v->next = s->ns[h & (s->ns_cap - 1)];
-	s->ns[h & (s->ns_cap - 1)] = v;
-	s->n_ns++;
+	for (size_t i = 0; i < n; i++) {
+		const char *b = (const char *)ports + i * stride;
+		const char *name = *(char *const *)(b + off_name);
+		const char *proto = *(char *const *)(b + off_proto);
+		int32_t port = *(const int32_t *)(b + off_port);
+
+		if (port <= 0 || port > 65535)
+			continue;
+		p[*n_out].name = arena_strdup_lc(ar, name ? name : "");
+		p[*n_out].proto = arena_strdup_lc(ar, proto ? proto : "tcp");
+		if (!p[*n_out].name || !p[*n_out].proto)
+			return false;
+		p[*n_out].port = (uint16_t)port;
+		(*n_out)++;
+	}
 	return true;
 }
 
-static bool rev_add(struct snap *s, const struct addr *a, const struct snap_svc *svc,
-		    const char *ep)
+static struct wsvc *wsvc_make(const struct k8s_service *k)
 {
-	struct snap_rev *r = arena_alloc(&s->arena, sizeof(*r));
-	size_t i = hash_addr(a) & (s->rev_cap - 1);
+	const struct k8s_service_spec *sp = &k->spec;
+	struct arena ar = {0};
+	struct wsvc *v = arena_alloc(&ar, sizeof(*v));
 
-	if (!r)
-		return false;
-	r->a = *a;
-	r->svc = svc;
-	r->ep = ep;
-	r->next = s->rev[i];
-	s->rev[i] = r;
-	return true;
+	if (!v || !(v->name = arena_strdup_lc(&ar, k->meta.name)) ||
+	    !(v->ns = arena_strdup_lc(&ar, k->meta.namespace ? k->meta.namespace : "")))
+		goto fail;
+	v->pnra = sp->publish_not_ready_addresses;
+	if (sp->type && !strcmp(sp->type, "ExternalName")) {
+		struct addr dummy;
+
+		v->kind = SVC_EXTERNAL;
+		/* An IP literal or an empty name is not served (CoreDNS). */
+		if (sp->external_name && *sp->external_name &&
+		    !addr_parse(sp->external_name, &dummy)) {
+			uint8_t wire[DNS_MAX_NAME];
+			char *t = arena_strdup_lc(&ar, sp->external_name);
+
+			if (!t)
+				goto fail;
+			if (t[strlen(t) - 1] == '.')
+				t[strlen(t) - 1] = 0;
+			if (dns_name_to_wire(t, wire, sizeof(wire)) > 1)
+				v->external = t;
+		}
+	} else if (sp->cluster_ip && !strcmp(sp->cluster_ip, "None")) {
+		v->kind = SVC_HEADLESS;
+	} else {
+		size_t nips = sp->cluster_ips.n ? sp->cluster_ips.n : (sp->cluster_ip ? 1 : 0);
+
+		v->kind = SVC_CLUSTERIP;
+		v->ips = arena_alloc(&ar, (nips + 1) * sizeof(*v->ips));
+		if (!v->ips)
+			goto fail;
+		for (size_t i = 0; i < nips; i++) {
+			const char *ip = sp->cluster_ips.n ? sp->cluster_ips.v[i] : sp->cluster_ip;
+
+			if (addr_parse(ip, &v->ips[v->n_ips]))
+				v->n_ips++;
+		}
+	}
+	if (v->kind != SVC_EXTERNAL &&
+	    !copy_ports(&ar, &v->ports, &v->n_ports, sp->ports, sp->n_ports, sizeof(sp->ports[0]),
+			offsetof(struct k8s_service_port, name),
+			offsetof(struct k8s_service_port, protocol),
+			offsetof(struct k8s_service_port, port)))
+		goto fail;
+	v->ar = ar;
+	return v;
+fail:
+	arena_free(&ar);
+	return NULL;
 }
 
 /* Endpoint name: a valid hostname, else the dashed IP (CoreDNS endpointHostname). */
@@ -677,84 +977,318 @@ static const char *ep_name(struct arena *ar, const char *hostname, const struct 
 	return arena_strdup_lc(ar, buf);
 }
 
-static bool build_service(struct snap *s, const struct k8s_service *k)
+static struct wslice *wslice_make(const struct k8s_endpointslice *es)
 {
-	const struct k8s_service_spec *sp = &k->spec;
-	struct snap_svc *v = arena_alloc(&s->arena, sizeof(*v));
-	size_t nips;
+	const char *svc = k8s_endpointslice_service_name(es);
+	const char *ns = es->meta.namespace ? es->meta.namespace : "";
+	struct arena ar = {0};
+	struct wslice *w = arena_alloc(&ar, sizeof(*w));
+	size_t cap = 0;
 
-	if (!v || !(v->name = arena_strdup_lc(&s->arena, k->meta.name)) ||
-	    !(v->ns = arena_strdup_lc(&s->arena, k->meta.namespace ? k->meta.namespace : "")))
-		return false;
-	if (sp->type && !strcmp(sp->type, "ExternalName")) {
-		struct addr dummy;
-		char *t;
-
-		v->kind = SVC_EXTERNAL;
-		/* An IP literal or an empty name is not served (CoreDNS). */
-		if (sp->external_name && *sp->external_name &&
-		    !addr_parse(sp->external_name, &dummy)) {
-			uint8_t wire[DNS_MAX_NAME];
-
-			t = arena_strdup_lc(&s->arena, sp->external_name);
-			if (!t)
-				return false;
-			if (t[strlen(t) - 1] == '.')
-				t[strlen(t) - 1] = 0;
-			if (dns_name_to_wire(t, wire, sizeof(wire)) > 1)
-				v->external = t;
-		}
-	} else if (sp->cluster_ip && !strcmp(sp->cluster_ip, "None")) {
-		v->kind = SVC_HEADLESS;
-	} else {
-		v->kind = SVC_CLUSTERIP;
-		nips = sp->cluster_ips.n ? sp->cluster_ips.n : (sp->cluster_ip ? 1 : 0);
-		v->ips = arena_alloc(&s->arena, (nips + 1) * sizeof(*v->ips));
-		if (!v->ips)
-			return false;
-		for (size_t i = 0; i < nips; i++) {
-			const char *ip = sp->cluster_ips.n ? sp->cluster_ips.v[i] : sp->cluster_ip;
-
-			if (addr_parse(ip, &v->ips[v->n_ips]))
-				v->n_ips++;
-		}
+	if (!w)
+		goto fail;
+	if (!svc || (es->address_type && strcmp(es->address_type, "IPv4") != 0 &&
+		     strcmp(es->address_type, "IPv6") != 0)) {
+		w->ar = ar;
+		return w; /* kept so a later update or delete finds it; feeds nothing */
 	}
-	if (v->kind != SVC_EXTERNAL) {
-		v->ports = arena_alloc(&s->arena, (sp->n_ports + 1) * sizeof(*v->ports));
-		if (!v->ports)
-			return false;
-		for (size_t i = 0; i < sp->n_ports; i++) {
-			struct snap_port *p = &v->ports[v->n_ports];
+	char *k = arena_alloc(&ar, strlen(ns) + strlen(svc) + 2);
 
-			if (sp->ports[i].port <= 0 || sp->ports[i].port > 65535)
+	if (!k)
+		goto fail;
+	lc_copy(k, ns);
+	strcat(k, "/");
+	lc_copy(k + strlen(k), svc);
+	w->gkey = k;
+	if (!copy_ports(&ar, &w->ports, &w->n_ports, es->ports, es->n_ports, sizeof(es->ports[0]),
+			offsetof(struct k8s_slice_port, name),
+			offsetof(struct k8s_slice_port, protocol),
+			offsetof(struct k8s_slice_port, port)))
+		goto fail;
+	for (size_t i = 0; i < es->n_endpoints; i++)
+		cap += es->endpoints[i].addresses.n;
+	w->eps = arena_alloc(&ar, (cap + 1) * sizeof(*w->eps));
+	if (!w->eps)
+		goto fail;
+	for (size_t i = 0; i < es->n_endpoints; i++) {
+		const struct k8s_slice_endpoint *ep = &es->endpoints[i];
+
+		for (size_t j = 0; j < ep->addresses.n; j++) {
+			struct wep *x = &w->eps[w->n_eps];
+
+			if (!addr_parse(ep->addresses.v[j], &x->a))
 				continue;
-			p->name = arena_strdup_lc(&s->arena,
-						  sp->ports[i].name ? sp->ports[i].name : "");
-			p->proto = arena_strdup_lc(
-				&s->arena, sp->ports[i].protocol ? sp->ports[i].protocol : "tcp");
-			if (!p->name || !p->proto)
-				return false;
-			p->port = (uint16_t)sp->ports[i].port;
-			v->n_ports++;
+			x->name = ep_name(&ar, ep->hostname, &x->a);
+			if (!x->name)
+				goto fail;
+			x->ready = ep->conditions.ready != K8S_TRI_FALSE;
+			w->n_eps++;
 		}
 	}
-	size_t b = hash_svc(v->name, strlen(v->name), v->ns, strlen(v->ns)) & (s->svc_cap - 1);
-
-	v->next = s->svc[b];
-	s->svc[b] = v;
-	s->n_svc++;
-	return ns_add(s, v->ns);
+	w->ar = ar;
+	return w;
+fail:
+	arena_free(&ar);
+	return NULL;
 }
 
-static struct snap_svc *slice_service(struct snap *s, const struct k8s_endpointslice *es)
+static struct wpod *wpod_make(const struct k8s_pod *p)
 {
-	const char *name = k8s_endpointslice_service_name(es);
-	const char *ns = es->meta.namespace ? es->meta.namespace : "";
+	size_t n = p->status.n_pod_ips ? p->status.n_pod_ips : (p->status.pod_ip ? 1 : 0);
+	struct arena ar = {0};
+	struct wpod *w = arena_alloc(&ar, sizeof(*w));
 
-	if (!name || (es->address_type && strcmp(es->address_type, "IPv4") != 0 &&
-		      strcmp(es->address_type, "IPv6") != 0))
-		return NULL;
-	return (struct snap_svc *)snap_find_svc(s, name, strlen(name), ns, strlen(ns));
+	if (!w || !(w->ns = arena_strdup_lc(&ar, p->meta.namespace ? p->meta.namespace : "")) ||
+	    !(w->a = arena_alloc(&ar, (n + 1) * sizeof(*w->a))))
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (addr_parse(p->status.n_pod_ips ? p->status.pod_ips[i].ip : p->status.pod_ip,
+			       &w->a[w->n]))
+			w->n++;
+	w->ar = ar;
+	return w;
+fail:
+	arena_free(&ar);
+	return NULL;
+}
+
+static void pod_index(struct dns_zone *z, const struct wpod *w, bool add, int *err)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		size_t b = hash_addr(&w->a[i]) & (NSH - 1);
+		struct vec *x = &z->w_pod[b];
+		struct pod_ent *e = x->v;
+
+		z->d_pod[b] = 1;
+		if (add) {
+			struct pod_ent *ne = vec_push(x, sizeof(*ne));
+
+			if (!ne) {
+				*err = -ENOMEM;
+				return;
+			}
+			ne->a = w->a[i];
+			ne->ns = w->ns;
+			ne->owner = w;
+			z->n_pod++;
+			continue;
+		}
+		for (size_t j = 0; j < x->n;)
+			if (e[j].owner == w && addr_eq(&e[j].a, &w->a[i])) {
+				memmove(&e[j], &e[j + 1], (x->n - j - 1) * sizeof(*e));
+				x->n--;
+				z->n_pod--;
+				break;
+			} else {
+				j++;
+			}
+	}
+}
+
+static void slice_detach(struct dns_zone *z, struct wslice *w, int *err)
+{
+	struct wgrp *g = w ? w->grp : NULL;
+
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n_sl; i++)
+		if (g->sl[i] == w) {
+			memmove(&g->sl[i], &g->sl[i + 1], (g->n_sl - i - 1) * sizeof(*g->sl));
+			g->n_sl--;
+			break;
+		}
+	w->grp = NULL;
+	if (grp_dirty(z, g))
+		*err = -ENOMEM;
+}
+
+static int slice_attach(struct dns_zone *z, struct wslice *w)
+{
+	struct wgrp *g;
+
+	if (!w->gkey)
+		return 0;
+	g = grp_get(z, w->gkey);
+	if (!g)
+		return -ENOMEM;
+	if (g->n_sl == g->cap_sl) {
+		size_t nc = g->cap_sl ? g->cap_sl * 2 : 2;
+		struct wslice **nv = realloc(g->sl, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		g->sl = nv;
+		g->cap_sl = nc;
+	}
+	g->sl[g->n_sl++] = w;
+	w->grp = g;
+	return grp_dirty(z, g);
+}
+
+static int zone_apply(struct dns_zone *z, enum k8s_kind kind, const char *key, const void *o)
+{
+	int err = 0;
+
+	switch (kind) {
+	case K8S_KIND_SERVICE: {
+		struct wsvc *old = omap_get(&z->svcs, key), *w = NULL;
+		char gkey[600];
+		struct wgrp *g;
+
+		if (o && !(w = wsvc_make(o)))
+			return -ENOMEM;
+		if (!old && !w)
+			return 0;
+		snprintf(gkey, sizeof(gkey), "%s/%s", (w ? w : old)->ns, (w ? w : old)->name);
+		g = grp_get(z, gkey);
+		if (!g || (w && !old && ns_use(z, w->ns, 1))) {
+			wsvc_free(w);
+			return -ENOMEM;
+		}
+		if (old && !w)
+			ns_use(z, old->ns, -1);
+		g->svc = w;
+		if (w) {
+			err = omap_put(&z->svcs, key, w);
+			if (err) {
+				g->svc = old;
+				wsvc_free(w);
+				return err;
+			}
+		} else {
+			omap_del(&z->svcs, key);
+		}
+		return grp_dirty(z, g);
+	}
+	case K8S_KIND_ENDPOINTSLICE: {
+		struct wslice *old = omap_get(&z->slices, key), *w = NULL;
+
+		if (o && !(w = wslice_make(o)))
+			return -ENOMEM;
+		slice_detach(z, old, &err);
+		if (w) {
+			err = err ? err : omap_put(&z->slices, key, w);
+			if (err) {
+				wslice_free(w);
+				omap_del(&z->slices, key);
+				return err;
+			}
+			return slice_attach(z, w);
+		}
+		omap_del(&z->slices, key);
+		return err;
+	}
+	case K8S_KIND_POD: {
+		struct wpod *old = omap_get(&z->podmap, key), *w = NULL;
+
+		if (z->pods != DNS_PODS_VERIFIED)
+			return 0; /* pod names are not checked against Pods: keep nothing */
+		if (o && !(w = wpod_make(o)))
+			return -ENOMEM;
+		if (old)
+			pod_index(z, old, false, &err);
+		if (w) {
+			err = err ? err : omap_put(&z->podmap, key, w);
+			if (err) {
+				wpod_free(w);
+				omap_del(&z->podmap, key);
+				return err;
+			}
+			pod_index(z, w, true, &err);
+			return err;
+		}
+		omap_del(&z->podmap, key);
+		return err;
+	}
+	case K8S_KIND_NAMESPACE: {
+		const struct k8s_namespace *n = o;
+		char *old = omap_get(&z->nsmap, key), *w;
+
+		if (n && n->meta.name) {
+			if (old)
+				return 0;
+			w = strdup(n->meta.name);
+			if (!w || ns_use(z, w, 1) || omap_put(&z->nsmap, key, w)) {
+				free(w);
+				return -ENOMEM;
+			}
+			return 0;
+		}
+		if (old) {
+			ns_use(z, old, -1);
+			omap_del(&z->nsmap, key);
+		}
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+static bool kind_ok(enum k8s_kind kind)
+{
+	return kind == K8S_KIND_SERVICE || kind == K8S_KIND_ENDPOINTSLICE || kind == K8S_KIND_POD ||
+	       kind == K8S_KIND_NAMESPACE;
+}
+
+int dns_zone_upsert(struct dns_zone *z, enum k8s_kind kind, struct json_object *obj)
+{
+	char key[512], err[256] = "";
+	void *o = NULL;
+	int ret;
+
+	if (!z || !obj || !kind_ok(kind))
+		return -EINVAL;
+	ret = obj_key(kind, obj, key, sizeof(key));
+	if (ret) {
+		pr_warn(SUB, "%s: object without metadata.name ignored", k8s_kind_name(kind));
+		return ret;
+	}
+	ret = k8s_obj_decode(kind, obj, &o, err, sizeof(err));
+	if (ret) {
+		pr_warn(SUB, "%s '%s': decode failed: %s", k8s_kind_name(kind), key,
+			*err ? err : sl_strerror(ret));
+		return ret;
+	}
+	if (kind == K8S_KIND_SERVICE && !((struct k8s_service *)o)->meta.name)
+		ret = 0; /* nothing to serve */
+	else
+		ret = zone_apply(z, kind, key, o);
+	k8s_obj_free(kind, o);
+	return ret;
+}
+
+int dns_zone_delete(struct dns_zone *z, enum k8s_kind kind, struct json_object *obj)
+{
+	char key[512];
+
+	if (!z || !obj || !kind_ok(kind))
+		return -EINVAL;
+	if (obj_key(kind, obj, key, sizeof(key)))
+		return -EINVAL;
+	return zone_apply(z, kind, key, NULL);
+}
+
+void dns_zone_set_synced(struct dns_zone *z, bool synced)
+{
+	if (z)
+		atomic_store(&z->synced, synced);
+}
+
+bool dns_zone_synced(const struct dns_zone *z)
+{
+	return z && atomic_load(&((struct dns_zone *)z)->synced);
+}
+
+/* --- commit: re-resolve dirty groups, rebuild touched shards, publish ------------------------ */
+
+static int ep_addr_cmp(const void *pa, const void *pb)
+{
+	const struct snap_ep *x = pa, *y = pb;
+
+	if (x->a.fam != y->a.fam)
+		return x->a.fam - y->a.fam;
+	return memcmp(x->a.b, y->a.b, 16);
 }
 
 static int ep_name_cmp(const void *pa, const void *pb)
@@ -782,199 +1316,370 @@ static bool mark_dup_names(struct snap_svc *v)
 	return true;
 }
 
-static bool build_slices(struct dns_zone *z, struct snap *s)
+static char *arena_strdup(struct arena *a, const char *s)
 {
-	/* Pass 1: count addresses per Service. */
-	OMAP_FOR_EACH(&z->slices, e)
-	{
-		const struct k8s_endpointslice *es = e->obj;
-		struct snap_svc *v = slice_service(s, es);
+	char *d = arena_alloc(a, strlen(s) + 1);
 
-		if (!v || v->kind == SVC_EXTERNAL)
-			continue;
-		for (size_t i = 0; i < es->n_endpoints; i++)
-			v->fill += es->endpoints[i].addresses.n;
-	}
-	for (size_t b = 0; b < s->svc_cap; b++)
-		for (struct snap_svc *v = s->svc[b]; v; v = v->next) {
-			if (!v->fill)
-				continue;
-			v->eps = arena_alloc(&s->arena, v->fill * sizeof(*v->eps));
-			if (!v->eps)
-				return false;
-			v->fill = 0;
-		}
-	/* Pass 2: ready endpoints (nil ready counts as ready; publishNotReadyAddresses). */
-	OMAP_FOR_EACH(&z->slices, e)
-	{
-		const struct k8s_endpointslice *es = e->obj;
-		struct snap_svc *v = slice_service(s, es);
-		struct snap_port *ports;
-		size_t np = 0;
-		bool pnra;
-
-		if (!v || v->kind == SVC_EXTERNAL || !v->eps)
-			continue;
-		const struct k8s_service *k = NULL;
-		char key[512];
-
-		snprintf(key, sizeof(key), "%s/%s", es->meta.namespace ? es->meta.namespace : "",
-			 k8s_endpointslice_service_name(es));
-		struct omap_ent **pp = omap_slot(&z->svcs, key);
-
-		if (*pp)
-			k = (*pp)->obj;
-		pnra = k && k->spec.publish_not_ready_addresses;
-		ports = arena_alloc(&s->arena, (es->n_ports + 1) * sizeof(*ports));
-		if (!ports)
-			return false;
-		for (size_t i = 0; i < es->n_ports; i++) {
-			if (es->ports[i].port <= 0 || es->ports[i].port > 65535)
-				continue;
-			ports[np].name = arena_strdup_lc(
-				&s->arena, es->ports[i].name ? es->ports[i].name : "");
-			ports[np].proto = arena_strdup_lc(
-				&s->arena, es->ports[i].protocol ? es->ports[i].protocol : "tcp");
-			if (!ports[np].name || !ports[np].proto)
-				return false;
-			ports[np].port = (uint16_t)es->ports[i].port;
-			np++;
-		}
-		for (size_t i = 0; i < es->n_endpoints; i++) {
-			const struct k8s_slice_endpoint *ep = &es->endpoints[i];
-
-			if (ep->conditions.ready == K8S_TRI_FALSE && !pnra)
-				continue;
-			for (size_t j = 0; j < ep->addresses.n; j++) {
-				struct snap_ep *x = &v->eps[v->fill];
-
-				if (!addr_parse(ep->addresses.v[j], &x->a))
-					continue;
-				x->name = ep_name(&s->arena, ep->hostname, &x->a);
-				if (!x->name)
-					return false;
-				x->ports = ports;
-				x->n_ports = np;
-				v->fill++;
-			}
-		}
-	}
-	/* Sort, deduplicate (an address in several slices), index for PTR. */
-	for (size_t b = 0; b < s->svc_cap; b++)
-		for (struct snap_svc *v = s->svc[b]; v; v = v->next) {
-			size_t n = 0;
-
-			if (v->fill)
-				qsort(v->eps, v->fill, sizeof(*v->eps), addr_cmp);
-			for (size_t i = 0; i < v->fill; i++)
-				if (!n || !addr_eq(&v->eps[n - 1].a, &v->eps[i].a))
-					v->eps[n++] = v->eps[i];
-			v->n_eps = n;
-			s->n_eps += n;
-			if (n > 1 && !mark_dup_names(v))
-				return false;
-			for (size_t i = 0; i < v->n_ips; i++)
-				if (!rev_add(s, &v->ips[i], v, NULL))
-					return false;
-			for (size_t i = 0; i < n; i++)
-				if (!rev_add(s, &v->eps[i].a, v, v->eps[i].name))
-					return false;
-		}
-	return true;
+	return d ? strcpy(d, s) : NULL;
 }
 
-static bool build_pods(struct dns_zone *z, struct snap *s)
+/*
+ * The Service of g with its ready endpoints (nil ready counts as ready;
+ * publishNotReadyAddresses), sorted by address and deduplicated (an address
+ * in several slices). Cost: the group's own size. NULL with *oom false when
+ * the group has no Service.
+ */
+static struct snap_svc *grp_resolve(const struct wgrp *g, bool *oom)
 {
-	s->pod_cap = pow2_at_least(z->pods == DNS_PODS_VERIFIED ? z->podmap.n * 2 : 0);
-	s->pod = arena_alloc(&s->arena, s->pod_cap * sizeof(struct snap_pod *));
-	if (!s->pod)
-		return false;
-	if (z->pods != DNS_PODS_VERIFIED)
-		return true;
-	OMAP_FOR_EACH(&z->podmap, e)
-	{
-		const struct k8s_pod *p = e->obj;
-		size_t n = p->status.n_pod_ips ? p->status.n_pod_ips : (p->status.pod_ip ? 1 : 0);
+	const struct wsvc *k = g->svc;
+	struct arena ar = {0};
+	struct snap_svc *v;
+	size_t cap = 0, n = 0;
 
-		for (size_t i = 0; i < n; i++) {
-			const char *ip =
-				p->status.n_pod_ips ? p->status.pod_ips[i].ip : p->status.pod_ip;
-			struct snap_pod *x = arena_alloc(&s->arena, sizeof(*x));
-
-			if (!x)
-				return false;
-			if (!addr_parse(ip, &x->a))
-				continue;
-			x->ns = arena_strdup_lc(&s->arena,
-						p->meta.namespace ? p->meta.namespace : "");
-			if (!x->ns)
-				return false;
-			size_t b = hash_addr(&x->a) & (s->pod_cap - 1);
-
-			x->next = s->pod[b];
-			s->pod[b] = x;
-			s->n_pod++;
-		}
-	}
-	return true;
-}
-
-static struct snap *snap_build(struct dns_zone *z)
-{
-	struct snap *s = calloc(1, sizeof(*s));
-	size_t n_rev = 0;
-
-	if (!s)
+	*oom = false;
+	if (!k)
 		return NULL;
-	s->svc_cap = pow2_at_least(z->svcs.n);
-	s->ns_cap = pow2_at_least(z->nsmap.n + z->svcs.n);
-	OMAP_FOR_EACH(&z->slices, e)
-	{
-		const struct k8s_endpointslice *es = e->obj;
-
-		for (size_t i = 0; i < es->n_endpoints; i++)
-			n_rev += es->endpoints[i].addresses.n;
-	}
-	s->rev_cap = pow2_at_least(n_rev + z->svcs.n * 2);
-	s->svc = arena_alloc(&s->arena, s->svc_cap * sizeof(struct snap_svc *));
-	s->ns = arena_alloc(&s->arena, s->ns_cap * sizeof(struct snap_ns *));
-	s->rev = arena_alloc(&s->arena, s->rev_cap * sizeof(struct snap_rev *));
-	if (!s->svc || !s->ns || !s->rev)
+	v = arena_alloc(&ar, sizeof(*v));
+	if (!v || !(v->name = arena_strdup(&ar, k->name)) || !(v->ns = arena_strdup(&ar, k->ns)))
 		goto fail;
-	OMAP_FOR_EACH(&z->nsmap, e)
-	{
-		const struct k8s_namespace *n = e->obj;
-
-		if (n->meta.name && !ns_add(s, n->meta.name))
+	v->h = hash_svc(v->name, strlen(v->name), v->ns, strlen(v->ns));
+	v->kind = k->kind;
+	if (k->external && !(v->external = arena_strdup(&ar, k->external)))
+		goto fail;
+	v->ips = arena_alloc(&ar, (k->n_ips + 1) * sizeof(*v->ips));
+	v->ports = arena_alloc(&ar, (k->n_ports + 1) * sizeof(*v->ports));
+	if (!v->ips || !v->ports)
+		goto fail;
+	if (k->n_ips)
+		memcpy(v->ips, k->ips, k->n_ips * sizeof(*v->ips));
+	v->n_ips = k->n_ips;
+	for (size_t i = 0; i < k->n_ports; i++) {
+		v->ports[i].port = k->ports[i].port;
+		if (!(v->ports[i].name = arena_strdup(&ar, k->ports[i].name)) ||
+		    !(v->ports[i].proto = arena_strdup(&ar, k->ports[i].proto)))
 			goto fail;
 	}
-	OMAP_FOR_EACH(&z->svcs, e)
-	{
-		const struct k8s_service *k = e->obj;
-
-		if (k->meta.name && !build_service(s, k))
+	v->n_ports = k->n_ports;
+	if (k->kind != SVC_EXTERNAL) {
+		for (size_t i = 0; i < g->n_sl; i++)
+			cap += g->sl[i]->n_eps;
+	}
+	if (cap) {
+		v->eps = arena_alloc(&ar, cap * sizeof(*v->eps));
+		if (!v->eps)
 			goto fail;
 	}
-	if (!build_slices(z, s) || !build_pods(z, s))
+	for (size_t i = 0; cap && i < g->n_sl; i++) {
+		const struct wslice *w = g->sl[i];
+		struct snap_port *ports = NULL;
+
+		for (size_t j = 0; j < w->n_eps; j++) {
+			const struct wep *e = &w->eps[j];
+			struct snap_ep *x = &v->eps[n];
+
+			if (!e->ready && !k->pnra)
+				continue;
+			if (!ports) {
+				ports = arena_alloc(&ar, (w->n_ports + 1) * sizeof(*ports));
+				if (!ports)
+					goto fail;
+				for (size_t p = 0; p < w->n_ports; p++) {
+					ports[p].port = w->ports[p].port;
+					if (!(ports[p].name =
+						      arena_strdup(&ar, w->ports[p].name)) ||
+					    !(ports[p].proto =
+						      arena_strdup(&ar, w->ports[p].proto)))
+						goto fail;
+				}
+			}
+			x->a = e->a;
+			if (!(x->name = arena_strdup(&ar, e->name)))
+				goto fail;
+			x->ports = ports;
+			x->n_ports = w->n_ports;
+			n++;
+		}
+	}
+	if (n)
+		qsort(v->eps, n, sizeof(*v->eps), ep_addr_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!v->n_eps || !addr_eq(&v->eps[v->n_eps - 1].a, &v->eps[i].a))
+			v->eps[v->n_eps++] = v->eps[i];
+	if (v->n_eps > 1 && !mark_dup_names(v))
 		goto fail;
-	return s;
+	v->refs = 1;
+	v->ar = ar;
+	return v;
 fail:
-	snap_free(s);
+	arena_free(&ar);
+	*oom = true;
 	return NULL;
+}
+
+/* Takes v out of (add false) or into (add true) the writer's service and reverse lists. */
+static int grp_index(struct dns_zone *z, struct snap_svc *v, bool add)
+{
+	size_t b = v->h & (NSH - 1);
+	struct vec *x = &z->w_svc[b];
+	struct snap_svc **sv = x->v;
+
+	z->d_svc[b] = 1;
+	if (add) {
+		struct snap_svc **p = vec_push(x, sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		*p = v;
+		z->n_svc++;
+		z->n_eps += v->n_eps;
+		z->res_bytes += v->ar.total;
+	} else {
+		for (size_t i = 0; i < x->n; i++)
+			if (sv[i] == v) {
+				sv[i] = sv[--x->n];
+				break;
+			}
+		z->n_svc--;
+		z->n_eps -= v->n_eps;
+		z->res_bytes -= v->ar.total;
+	}
+	if (z->no_reverse)
+		return 0;
+	for (size_t i = 0; i < v->n_ips + v->n_eps; i++) {
+		const struct addr *a = i < v->n_ips ? &v->ips[i] : &v->eps[i - v->n_ips].a;
+		size_t rb = hash_addr(a) & (NSH - 1);
+		struct vec *r = &z->w_rev[rb];
+		struct rev_ent *e = r->v;
+
+		z->d_rev[rb] = 1;
+		if (add) {
+			struct rev_ent *ne = vec_push(r, sizeof(*ne));
+
+			if (!ne)
+				return -ENOMEM;
+			ne->a = *a;
+			ne->svc = v;
+			ne->ep = i < v->n_ips ? NULL : v->eps[i - v->n_ips].name;
+			continue;
+		}
+		/* Order-preserving removal: ClusterIP entries keep their first-come order. */
+		size_t o = 0;
+
+		for (size_t j = 0; j < r->n; j++)
+			if (e[j].svc != v)
+				e[o++] = e[j];
+		r->n = o;
+	}
+	return 0;
+}
+
+static int svc_shard_build(struct dns_zone *z, size_t b)
+{
+	const struct vec *x = &z->w_svc[b];
+	struct svc_shard *sh = NULL;
+
+	if (x->n) {
+		size_t bytes = sizeof(*sh) + x->n * sizeof(sh->v[0]);
+
+		sh = malloc(bytes);
+		if (!sh)
+			return -ENOMEM;
+		sh->refs = 1;
+		sh->n = x->n;
+		sh->bytes = bytes;
+		memcpy(sh->v, x->v, x->n * sizeof(sh->v[0]));
+		for (size_t i = 0; i < sh->n; i++)
+			sh->v[i]->refs++;
+		z->shard_bytes += bytes;
+	}
+	if (z->t_svc[b])
+		z->shard_bytes -= z->t_svc[b]->bytes;
+	svc_shard_unref(z->t_svc[b]);
+	z->t_svc[b] = sh;
+	z->d_svc[b] = 0;
+	return 0;
+}
+
+static int rev_shard_build(struct dns_zone *z, size_t b)
+{
+	const struct vec *x = &z->w_rev[b];
+	struct rev_shard *sh = NULL;
+
+	if (x->n) {
+		size_t bytes = sizeof(*sh) + x->n * sizeof(sh->e[0]);
+
+		sh = malloc(bytes);
+		if (!sh)
+			return -ENOMEM;
+		sh->refs = 1;
+		sh->n = x->n;
+		sh->bytes = bytes;
+		memcpy(sh->e, x->v, x->n * sizeof(sh->e[0]));
+		for (size_t i = 0; i < sh->n; i++)
+			sh->e[i].svc->refs++;
+		z->shard_bytes += bytes;
+	}
+	if (z->t_rev[b])
+		z->shard_bytes -= z->t_rev[b]->bytes;
+	rev_shard_unref(z->t_rev[b]);
+	z->t_rev[b] = sh;
+	z->d_rev[b] = 0;
+	return 0;
+}
+
+static int pod_shard_build(struct dns_zone *z, size_t b)
+{
+	const struct vec *x = &z->w_pod[b];
+	const struct pod_ent *src = x->v;
+	struct pod_shard *sh = NULL;
+
+	if (x->n) {
+		size_t bytes = sizeof(*sh) + x->n * sizeof(sh->e[0]);
+		char *p;
+
+		for (size_t i = 0; i < x->n; i++)
+			bytes += strlen(src[i].ns) + 1;
+		sh = malloc(bytes);
+		if (!sh)
+			return -ENOMEM;
+		sh->refs = 1;
+		sh->n = x->n;
+		sh->bytes = bytes;
+		p = (char *)&sh->e[x->n];
+		for (size_t i = 0; i < x->n; i++) {
+			sh->e[i].a = src[i].a;
+			sh->e[i].ns = strcpy(p, src[i].ns);
+			sh->e[i].owner = NULL;
+			p += strlen(p) + 1;
+		}
+		z->shard_bytes += bytes;
+	}
+	if (z->t_pod[b])
+		z->shard_bytes -= z->t_pod[b]->bytes;
+	pod_shard_unref(z->t_pod[b]);
+	z->t_pod[b] = sh;
+	z->d_pod[b] = 0;
+	return 0;
+}
+
+static int ns_tab_build(struct dns_zone *z)
+{
+	size_t cap = pow2_at_least(z->nscnt.n),
+	       bytes = sizeof(struct ns_tab) + cap * sizeof(char *);
+	struct ns_tab *t;
+	char *p;
+
+	OMAP_FOR_EACH(&z->nscnt, e)
+	bytes += strlen(e->key) + 1;
+	t = calloc(1, bytes);
+	if (!t)
+		return -ENOMEM;
+	t->refs = 1;
+	t->cap = cap;
+	t->bytes = bytes;
+	p = (char *)&t->slot[cap];
+	OMAP_FOR_EACH(&z->nscnt, e)
+	{
+		size_t n = strlen(e->key), i = hash_bytes(HASH_SEED, e->key, n) & (cap - 1);
+
+		while (t->slot[i])
+			i = (i + 1) & (cap - 1);
+		t->slot[i] = strcpy(p, e->key);
+		p += n + 1;
+		t->n++;
+	}
+	if (z->t_ns)
+		z->shard_bytes -= z->t_ns->bytes;
+	ns_tab_unref(z->t_ns);
+	z->t_ns = t;
+	z->n_ns = t->n;
+	z->shard_bytes += bytes;
+	z->d_ns = false;
+	return 0;
+}
+
+/* Brings the writer's shard tables up to date; on -ENOMEM the dirty marks stay for a retry. */
+static int zone_update(struct dns_zone *z)
+{
+	struct wgrp **dg = z->dirty.v;
+	int err = 0;
+
+	for (size_t i = 0; i < z->dirty.n; i++) {
+		struct wgrp *g = dg[i];
+		bool oom;
+		struct snap_svc *nv = grp_resolve(g, &oom);
+
+		if (oom)
+			return -ENOMEM;
+		if (g->res)
+			grp_index(z, g->res, false);
+		if (nv && grp_index(z, nv, true)) {
+			/* Partly indexed: take it out again and keep the group dirty. */
+			grp_index(z, nv, false);
+			svc_unref(nv);
+			svc_unref(g->res);
+			g->res = NULL;
+			memmove(dg, dg + i, (z->dirty.n - i) * sizeof(*dg));
+			z->dirty.n -= i;
+			return -ENOMEM;
+		}
+		svc_unref(g->res);
+		g->res = nv;
+		g->dirty = false;
+	}
+	for (size_t i = 0; i < z->dirty.n; i++) {
+		struct wgrp *g = dg[i];
+
+		if (!g->svc && !g->n_sl)
+			omap_del(&z->grps, g->key);
+	}
+	z->dirty.n = 0;
+	for (size_t b = 0; b < NSH && !err; b++) {
+		if (z->d_svc[b])
+			err = svc_shard_build(z, b);
+		if (!err && z->d_rev[b])
+			err = rev_shard_build(z, b);
+		if (!err && z->d_pod[b])
+			err = pod_shard_build(z, b);
+	}
+	if (!err && (z->d_ns || !z->t_ns))
+		err = ns_tab_build(z);
+	return err;
 }
 
 int dns_zone_commit(struct dns_zone *z)
 {
 	struct snap *s, *old, **pp;
 	uint32_t now = (uint32_t)time(NULL);
+	int err;
 
 	if (!z)
 		return -EINVAL;
-	s = snap_build(z);
+	err = zone_update(z);
+	s = err ? NULL : calloc(1, sizeof(*s) + 3 * NSH * sizeof(void *));
 	if (!s) {
 		pr_err(SUB, "zone '%s': snapshot build failed: %s", z->zone, sl_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
+	/* Share every shard with the writer's tables: NSH pointer copies, no rebuilding. */
+	s->svc = (struct svc_shard **)(s + 1);
+	s->rev = (struct rev_shard **)(s->svc + NSH);
+	s->pod = (struct pod_shard **)(s->rev + NSH);
+	for (size_t b = 0; b < NSH; b++) {
+		if ((s->svc[b] = z->t_svc[b]))
+			s->svc[b]->refs++;
+		if ((s->rev[b] = z->t_rev[b]))
+			s->rev[b]->refs++;
+		if ((s->pod[b] = z->t_pod[b]))
+			s->pod[b]->refs++;
+	}
+	s->ns = z->t_ns;
+	s->ns->refs++;
+	s->n_svc = z->n_svc;
+	s->n_eps = z->n_eps;
+	s->n_pod = z->n_pod;
+	s->n_ns = z->n_ns;
+	s->bytes = sizeof(*s) + 3 * NSH * sizeof(void *) + z->shard_bytes + z->res_bytes;
 	z->serial = now > z->serial ? now : z->serial + 1;
 	s->serial = z->serial;
 	old = atomic_exchange(&z->cur, s);
@@ -1023,7 +1728,7 @@ void dns_zone_stats(struct dns_zone *z, struct dns_zone_stats *out)
 		out->endpoints = s->n_eps;
 		out->pods = s->n_pod;
 		out->namespaces = s->n_ns;
-		out->snapshot_bytes = s->arena.total;
+		out->snapshot_bytes = s->bytes;
 	}
 	atomic_store(&hz_slots[slot].ptr, NULL);
 	if (slot == HZ_SLOTS)
@@ -1561,16 +2266,17 @@ static int answer_reverse(struct actx *c, bool v6)
 	const char *suffix = v6 ? "ip6.arpa" : "in-addr.arpa";
 	size_t qlen = strlen(c->q->qname), sl = strlen(suffix);
 	struct addr a;
-	const struct snap_rev *hit_ip = NULL;
+	const struct rev_ent *hit_ip = NULL;
+	const struct rev_shard *sh;
 	size_t n_ep = 0;
 	char zp_buf[DNS_MAX_PNAME];
 	char target[DNS_MAX_PNAME + 256];
 
 	if (qlen <= sl || !split_labels(c->q->qname, qlen - sl - 1, c->r, &c->L) ||
-	    !reverse_addr(c->r, c->L, v6, &a) || !c->s->rev_cap)
+	    !reverse_addr(c->r, c->L, v6, &a) || !c->s->rev ||
+	    !(sh = c->s->rev[hash_addr(&a) & (NSH - 1)]))
 		return 0;
-	for (const struct snap_rev *r = c->s->rev[hash_addr(&a) & (c->s->rev_cap - 1)]; r;
-	     r = r->next) {
+	for (const struct rev_ent *r = sh->e; r < sh->e + sh->n; r++) {
 		if (!addr_eq(&r->a, &a))
 			continue;
 		if (!r->ep && !hit_ip)
@@ -1597,8 +2303,7 @@ static int answer_reverse(struct actx *c, bool v6)
 			 c->z->zone);
 		add_rr(c, 1, &rr);
 	} else {
-		for (const struct snap_rev *r = c->s->rev[hash_addr(&a) & (c->s->rev_cap - 1)]; r;
-		     r = r->next) {
+		for (const struct rev_ent *r = sh->e; r < sh->e + sh->n; r++) {
 			if (!r->ep || !addr_eq(&r->a, &a))
 				continue;
 			snprintf(target, sizeof(target), "%s.%s.%s.svc.%s", r->ep, r->svc->name,

@@ -7,16 +7,19 @@
  * name is not ours it forwards the query upstream.
  *
  * Concurrency. One thread (the informer dispatch loop) is the writer: it feeds
- * objects with dns_zone_upsert()/dns_zone_delete() into private mutable maps
- * and then calls dns_zone_commit(), which builds a new immutable snapshot
- * (one arena, indexed by hash tables) and publishes it with one atomic
- * pointer store. Any number of worker threads call dns_zone_answer()
+ * objects with dns_zone_upsert()/dns_zone_delete() (each turned at once into
+ * a compact record; no JSON is kept) and then calls dns_zone_commit(), which
+ * publishes a new immutable snapshot with one atomic pointer store. A
+ * snapshot is a set of hashed shards shared with the previous one; a commit
+ * re-resolves only the Services touched since the last commit and copies
+ * only the shards they fall in. Any number of worker threads call dns_zone_answer()
  * concurrently, without locks: a reader announces the snapshot it uses in a
  * per-thread hazard slot (own cache line, so no shared counter bounces
  * between cores), and the writer frees a retired snapshot only once no slot
  * names it (checked at each commit and in dns_zone_free()). Commit cost is
- * O(objects) (a few ms for 10,000 Services), so the writer should apply every
- * queued event and then commit once.
+ * O(change) plus a fixed copy of the shard pointers (about 0.2 ms after one
+ * new Service in a zone of 10,000 Services and 100,000 endpoints); the
+ * writer should still apply every queued event and then commit once.
  *
  * Names we own: <zone> and below, and PTR names in in-addr.arpa / ip6.arpa for
  * addresses we know (ClusterIPs, endpoint IPs). Other reverse names fall
@@ -92,10 +95,9 @@ struct dns_zone *dns_zone_new(const struct dns_zone_opts *opts);
 void dns_zone_free(struct dns_zone *z);
 
 /*
- * Writer side (one thread). obj is borrowed (decoded with the k8s.h
- * decoders; references are kept until the object is replaced or deleted, so
- * the caller must not modify it, and json-c refcounts mean it must come from
- * the writer thread). kind is K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
+ * Writer side (one thread). obj is borrowed and not kept (decoded with
+ * the k8s.h decoders, copied into a compact record, released before the
+ * call returns). kind is K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
  * K8S_KIND_POD or K8S_KIND_NAMESPACE. Changes are invisible to readers until
  * dns_zone_commit(). Returns 0, -EINVAL (unsupported kind, object without
  * a name), -SL_ERR_INVALID (object does not decode; pr_warn says why) or

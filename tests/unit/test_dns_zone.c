@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "harness.h"
 #include "sluice/json.h"
@@ -987,4 +989,178 @@ TEST(zone_readers_race_commits)
 	ASSERT_EQ(atomic_load(&r.bad), 0, "every answer good");
 	ASSERT_TRUE(atomic_load(&r.answers) > 0, "readers ran");
 	dns_zone_free(r.z);
+}
+
+/* --- incremental commits ---------------------------------------------------------------------- */
+
+/* Moves one slice between Services, deletes a Service under its slice, shares an IP. */
+TEST(zone_incremental_updates)
+{
+	struct dns_zone_opts o = {.zone = "cluster.local", .ttl = 30};
+	struct dns_zone *z = dns_zone_new(&o);
+	struct dns_zone_stats st;
+	struct ask a;
+
+	if (!ASSERT_NOT_NULL(z, "zone"))
+		return;
+	dns_zone_set_synced(z, true);
+	if (!ASSERT_OK(add_json(z, K8S_KIND_SERVICE,
+				"{\"metadata\":{\"name\":\"a\",\"namespace\":\"n1\"},\"spec\":{"
+				"\"clusterIP\":\"None\"}}"),
+		       "svc a") ||
+	    !ASSERT_OK(add_json(z, K8S_KIND_SERVICE,
+				"{\"metadata\":{\"name\":\"b\",\"namespace\":\"n1\"},\"spec\":{"
+				"\"clusterIP\":\"None\"}}"),
+		       "svc b") ||
+	    !ASSERT_OK(add_json(z, K8S_KIND_ENDPOINTSLICE,
+				"{\"metadata\":{\"name\":\"s\",\"namespace\":\"n1\",\"labels\":{"
+				"\"kubernetes.io/service-name\":\"a\"}},\"addressType\":\"IPv4\","
+				"\"endpoints\":[{\"addresses\":[\"10.9.0.1\"]}]}"),
+		       "slice for a") ||
+	    !ASSERT_OK(dns_zone_commit(z), "commit 1"))
+		goto out;
+	if (ask(z, "a.n1.svc.cluster.local", DNS_T_A, &a) && ans_ok(&a, 0, 1, "a has the slice"))
+		ASSERT_STREQ(a.r.rr[0][0], "a.n1.svc.cluster.local. A 10.9.0.1", "a's A");
+	if (ask(z, "b.n1.svc.cluster.local", DNS_T_A, &a))
+		neg_ok(&a, 3, "cluster.local.", "b: headless without endpoints");
+	/* the slice's label moves it to b: a loses the address, b gains it, PTR follows */
+	if (!ASSERT_OK(add_json(z, K8S_KIND_ENDPOINTSLICE,
+				"{\"metadata\":{\"name\":\"s\",\"namespace\":\"n1\",\"labels\":{"
+				"\"kubernetes.io/service-name\":\"b\"}},\"addressType\":\"IPv4\","
+				"\"endpoints\":[{\"addresses\":[\"10.9.0.1\"]}]}"),
+		       "slice to b") ||
+	    !ASSERT_OK(dns_zone_commit(z), "commit 2"))
+		goto out;
+	if (ask(z, "a.n1.svc.cluster.local", DNS_T_A, &a))
+		neg_ok(&a, 3, "cluster.local.", "a lost its endpoint");
+	if (ask(z, "b.n1.svc.cluster.local", DNS_T_A, &a) && ans_ok(&a, 0, 1, "b has the slice"))
+		ASSERT_STREQ(a.r.rr[0][0], "b.n1.svc.cluster.local. A 10.9.0.1", "b's A");
+	if (ask(z, "1.0.9.10.in-addr.arpa", DNS_T_PTR, &a) && ans_ok(&a, 0, 1, "PTR moved"))
+		ASSERT_STREQ(a.r.rr[0][0],
+			     "1.0.9.10.in-addr.arpa. PTR 10-9-0-1.b.n1.svc.cluster.local.",
+			     "PTR names b");
+	/* b deleted and re-added: its slice is still there and feeds it again */
+	if (!ASSERT_OK(del_json(z, K8S_KIND_SERVICE,
+				"{\"metadata\":{\"name\":\"b\",\"namespace\":\"n1\"}}"),
+		       "delete b") ||
+	    !ASSERT_OK(dns_zone_commit(z), "commit 3"))
+		goto out;
+	if (ask(z, "b.n1.svc.cluster.local", DNS_T_A, &a))
+		neg_ok(&a, 3, "cluster.local.", "b gone");
+	if (ask(z, "1.0.9.10.in-addr.arpa", DNS_T_PTR, &a))
+		ASSERT_FALSE(a.res.ours, "PTR gone with b");
+	if (!ASSERT_OK(add_json(z, K8S_KIND_SERVICE,
+				"{\"metadata\":{\"name\":\"b\",\"namespace\":\"n1\"},\"spec\":{"
+				"\"clusterIP\":\"None\"}}"),
+		       "b again") ||
+	    !ASSERT_OK(dns_zone_commit(z), "commit 4"))
+		goto out;
+	if (ask(z, "b.n1.svc.cluster.local", DNS_T_A, &a))
+		ans_ok(&a, 0, 1, "b fed by the kept slice");
+	/* the last Service of n1 gone (no Namespace object): n1 leaves the zone */
+	if (!ASSERT_OK(del_json(z, K8S_KIND_SERVICE,
+				"{\"metadata\":{\"name\":\"a\",\"namespace\":\"n1\"}}"),
+		       "delete a") ||
+	    !ASSERT_OK(del_json(z, K8S_KIND_SERVICE,
+				"{\"metadata\":{\"name\":\"b\",\"namespace\":\"n1\"}}"),
+		       "delete b") ||
+	    !ASSERT_OK(dns_zone_commit(z), "commit 5"))
+		goto out;
+	dns_zone_stats(z, &st);
+	ASSERT_EQ(st.services, 0, "no services");
+	ASSERT_EQ(st.endpoints, 0, "no endpoints");
+	ASSERT_EQ(st.namespaces, 0, "n1 gone with its last Service");
+	if (ask(z, "n1.svc.cluster.local", DNS_T_A, &a))
+		neg_ok(&a, 3, "cluster.local.", "n1 NXDOMAIN");
+out:
+	dns_zone_free(z);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * The benchmark's shape at unit scale: 10,000 Services in 100 namespaces,
+ * 1,000 EndpointSlices of 100 endpoints. Prints the cost of the full first
+ * commit and of a commit after one new Service (not asserted: timing), and
+ * checks the zone is right after both.
+ */
+TEST(zone_commit_cost_large)
+{
+	struct dns_zone_opts o = {.zone = "cluster.local", .ttl = 30};
+	struct dns_zone *z = dns_zone_new(&o);
+	char *js = malloc(100 * 64 + 512);
+	struct dns_zone_stats st;
+	double t0, t_full, t_one = 0;
+	struct ask a;
+	size_t p;
+	int i;
+
+	if (!ASSERT_NOT_NULL(z, "zone") || !ASSERT_NOT_NULL(js, "buffer"))
+		goto out;
+	dns_zone_set_synced(z, true);
+	for (i = 0; i < 10000; i++) {
+		snprintf(js, 512,
+			 "{\"metadata\":{\"name\":\"s%d\",\"namespace\":\"ns%d\"},\"spec\":{"
+			 "\"clusterIP\":\"10.%d.%d.%d\",\"ports\":[{\"name\":\"http\",\"port\":80}]"
+			 "}}",
+			 i, i % 100, 96 + i / 65536, i / 256 % 256, i % 256);
+		if (!ASSERT_OK(add_json(z, K8S_KIND_SERVICE, js), "service"))
+			goto out;
+	}
+	for (i = 0; i < 1000; i++) {
+		p = (size_t)sprintf(
+			js,
+			"{\"metadata\":{\"name\":\"s%d-x\",\"namespace\":\"ns%d\","
+			"\"labels\":{\"kubernetes.io/service-name\":\"s%d\"}},"
+			"\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"port\":"
+			"8080}],\"endpoints\":[",
+			i, i % 100, i);
+		for (int e = 0; e < 100; e++)
+			p += (size_t)sprintf(js + p, "%s{\"addresses\":[\"100.%d.%d.%d\"]}",
+					     e ? "," : "", i / 256, i % 256, e + 1);
+		strcpy(js + p, "]}");
+		if (!ASSERT_OK(add_json(z, K8S_KIND_ENDPOINTSLICE, js), "slice"))
+			goto out;
+	}
+	t0 = now_ms();
+	if (!ASSERT_OK(dns_zone_commit(z), "full commit"))
+		goto out;
+	t_full = now_ms() - t0;
+	for (int r = 0; r < 5; r++) {
+		snprintf(js, 512,
+			 "{\"metadata\":{\"name\":\"new%d\",\"namespace\":\"ns7\"},\"spec\":{"
+			 "\"clusterIP\":\"10.200.0.%d\"}}",
+			 r, r + 1);
+		if (!ASSERT_OK(add_json(z, K8S_KIND_SERVICE, js), "new service"))
+			goto out;
+		t0 = now_ms();
+		if (!ASSERT_OK(dns_zone_commit(z), "one-service commit"))
+			goto out;
+		t_one += now_ms() - t0;
+	}
+	dns_zone_stats(z, &st);
+	printf("# 10,000 services + 1,000 slices x 100 endpoints: full commit %.2f ms, "
+	       "commit after one new service %.3f ms (mean of 5), snapshot %zu KiB\n",
+	       t_full, t_one / 5, st.snapshot_bytes / 1024);
+	ASSERT_EQ(st.services, 10005, "services");
+	ASSERT_EQ(st.endpoints, 100000, "endpoints");
+	ASSERT_EQ(st.namespaces, 100, "namespaces");
+	if (ask(z, "new4.ns7.svc.cluster.local", DNS_T_A, &a) && ans_ok(&a, 0, 1, "new service"))
+		ASSERT_STREQ(a.r.rr[0][0], "new4.ns7.svc.cluster.local. A 10.200.0.5", "its A");
+	if (ask(z, "s999.ns99.svc.cluster.local", DNS_T_A, &a) && ans_ok(&a, 0, 1, "old service"))
+		ASSERT_STREQ(a.r.rr[0][0], "s999.ns99.svc.cluster.local. A 10.96.3.231", "its A");
+	if (ask(z, "100.231.3.100.in-addr.arpa", DNS_T_PTR, &a) && ans_ok(&a, 0, 1, "endpoint PTR"))
+		ASSERT_STREQ(a.r.rr[0][0],
+			     "100.231.3.100.in-addr.arpa. PTR "
+			     "100-3-231-100.s999.ns99.svc.cluster.local.",
+			     "PTR target");
+out:
+	free(js);
+	dns_zone_free(z);
 }
