@@ -1139,7 +1139,11 @@ static int zone_apply(struct dns_zone *z, enum k8s_kind kind, const char *key, c
 			return -ENOMEM;
 		if (!old && !w)
 			return 0;
-		snprintf(gkey, sizeof(gkey), "%s/%s", (w ? w : old)->ns, (w ? w : old)->name);
+		{
+			/* One of them is non-NULL: checked just above. */
+			const struct wsvc *id = w ? w : old;
+			snprintf(gkey, sizeof(gkey), "%s/%s", id->ns, id->name);
+		}
 		g = grp_get(z, gkey);
 		if (!g || (w && !old && ns_use(z, w->ns, 1))) {
 			wsvc_free(w);

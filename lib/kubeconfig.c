@@ -552,11 +552,11 @@ fail:
 struct sl_client *sl_client_from_kubeconfig(const char *path, const char *context, char *err,
 					    size_t errlen)
 {
-	struct sl_client_opts o;
+	struct sl_client_opts o = {0};
 	struct json_object *store = NULL;
 	struct sl_client *c;
-	char *text, cerr[200];
-	size_t len;
+	char *text = NULL, cerr[200];
+	size_t len = 0;
 	int rc;
 
 	if (err && errlen)
