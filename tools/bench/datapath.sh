@@ -746,42 +746,15 @@ md=$OUT/datapath.md
 		echo
 	fi
 	if ((missed)); then
-		echo "## Missed goals: analysis and suggested fixes"
+		# The analysis is kept in a file written for a given agent version,
+		# so a rerun on a later commit cannot print a stale diagnosis as fact.
+		echo "## Missed goals: analysis"
 		echo
-		echo "Written against the agent of commit \`$m_commit\` (agent/agent.c, agent/model.c,"
-		echo "lib/informer.c); check the profiles above when rerunning on a later commit."
-		echo
-		echo "- **Every sync rebuilds the whole model.** \`agent_sync\` asks each informer for"
-		echo "  \`sl_informer_list()\`, which re-parses the stored JSON of *every* object"
-		echo "  (\`inf_entry_parse\` -> json-c), then \`lbm_state_build_json\` decodes all of them into"
-		echo "  typed objects (\`decode_all\` -> \`k8s_*_decode\`), builds every frontend, diffs against"
-		echo "  the applied state and frees it all (\`malloc_consolidate\`, \`_int_free\`,"
-		echo "  \`json_object_put\` at the top of the change profile). One endpoint change therefore"
-		echo "  costs O(all Services + all endpoints): the endpoint-change latency and the"
-		echo "  /metrics-visible sync time grow linearly with the cluster, far past 10 ms."
-		echo "  Fix: keep the decoded objects (decode once in the informer's add/update handler,"
-		echo "  drop the JSON tree at once), index slices by Service, mark only the Services an"
-		echo "  event touches dirty, and rebuild and diff only their frontends. The debounce"
-		echo "  (\`sync_delay_ms\` = 5 ms) is then the floor of the change latency; 1 ms would"
-		echo "  still batch bursts."
-		echo "- **Memory is the transient peak of those rebuilds.** All objects as json-c trees"
-		echo "  plus their typed copies exist at the same time during a sync; glibc keeps the"
-		echo "  freed heap (compare *after malloc_trim*). The incremental model removes the peak;"
-		echo "  until then, \`malloc_trim(0)\` after a large sync returns most of it."
-		echo "- **Cold start** pays the same full build once, plus per-entry syscalls. With a"
-		echo "  single Service the first frontend still lands $(awk -v a="$(med mapwait first_s scale=$first_scale)" -v b="$(med mapwait pin_s scale=$first_scale)" 'BEGIN { printf "%.2f", a - b }') s after the maps are pinned: \`dp_restore\`"
-		echo "  looks up all $(printf %d 262143) backend ids one bpf() call each even when the maps were"
-		echo "  just created (skip it for fresh maps, or use \`bpf_map_lookup_batch\`). After the"
-		echo "  writes, the reconciliation of the first sync (\`dp_backend_foreach\` ->"
-		echo "  \`stale_backend\`) scans the desired backends linearly for every pinned backend,"
-		echo "  O(backends^2): the largest self-time entry of the cold-start profile, and why the"
-		echo "  first sync ($(F2 sync first_sync_s scale=$top_scale) s) runs well past the last frontend ($(fmt "$prog" %.2f) s) while"
-		echo "  the agent can apply no change. Index the desired backends in a hash first. Writing"
-		echo "  backends and slots with \`bpf_map_update_batch\` would cut the syscall count further."
-		echo "- **/metrics walks every map entry by entry** (\`dp_fill_read\`) on the sync loop: one"
-		echo "  scrape took $(F0 sync scrape_ms scale=$top_scale) ms at $top_scale Services, and syncs wait for it."
-		echo "  Keep fill counters in the writer (it knows what it wrote) and read only the LRU maps'"
-		echo "  counts lazily, off the loop."
+		if [[ -f tools/bench/datapath-analysis.md ]]; then
+			cat tools/bench/datapath-analysis.md
+		else
+			echo "See the profiles above."
+		fi
 		echo
 	fi
 	if ((${#failures[@]})); then
