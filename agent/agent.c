@@ -1166,7 +1166,8 @@ int agent_run(const struct agent_config *cfg)
 		static const enum k8s_kind kinds[INF_N] = {K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
 							   K8S_KIND_NODE};
 		a.sets[i].kind = kinds[i];
-		a.ctx[i] = (struct inf_ctx){.a = &a, .set = &a.sets[i], .resource = gvrs[i].resource};
+		a.ctx[i] =
+			(struct inf_ctx){.a = &a, .set = &a.sets[i], .resource = gvrs[i].resource};
 	}
 	for (int i = 0; i < INF_N; i++) {
 		struct sl_informer_opts io = {

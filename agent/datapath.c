@@ -438,7 +438,7 @@ struct dp_link {
 
 struct dp {
 	struct dp_fill fill; /* last walk's figures */
-	time_t fill_at;      /* CLOCK_MONOTONIC seconds of that walk, 0 = never */
+	time_t fill_at;	     /* CLOCK_MONOTONIC seconds of that walk, 0 = never */
 	struct cgroup_sock_lb *skel;
 	char root[PATH_MAX];
 	int cgroup_fd;
