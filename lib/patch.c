@@ -159,8 +159,14 @@ static bool is_container(const struct json_object *o)
 /* Member lookup that tells "absent" from "null" (*v == NULL). */
 static bool member(const struct json_object *o, const char *key, struct json_object **v)
 {
+	/*
+	 * Absent leaves *v NULL here rather than trusting json-c to clear it
+	 * on a miss: callers (smp_merge_map's $retainKeys) test *v alone.
+	 */
+	if (is_obj(o) && json_object_object_get_ex(RO(o), key, v))
+		return true;
 	*v = NULL;
-	return is_obj(o) && json_object_object_get_ex(RO(o), key, v);
+	return false;
 }
 
 /*
@@ -436,7 +442,7 @@ static int jp_ptr_parse(struct patch_ctx *c, const struct json_object *op, const
 	struct json_object *v;
 	const char *s, *seg;
 	size_t len;
-	int n = 0;
+	int n;
 
 	memset(p, 0, sizeof(*p));
 	if (!member(op, member_name, &v))
@@ -454,7 +460,9 @@ static int jp_ptr_parse(struct patch_ctx *c, const struct json_object *op, const
 		return patch_fail(c, EINVAL,
 				  "%s \"%s\": a JSON pointer must be empty or start with '/'",
 				  member_name, p->shown);
-	for (size_t i = 0; i < len; i++)
+	/* s[0] is a '/', so there is at least one reference token. */
+	n = 1;
+	for (size_t i = 1; i < len; i++)
 		n += s[i] == '/';
 	if (n > PATCH_MAX_NEST)
 		return patch_fail(c, EINVAL, "%s %s: more than %d levels", member_name, p->shown,
@@ -1503,16 +1511,13 @@ static int smp_field_directive(struct patch_ctx *c, const struct json_object *pa
 			       const char *prefix, const char *field,
 			       const struct json_object **out)
 {
-	size_t pl = strlen(prefix), fl = strlen(field);
-	char *name = malloc(pl + fl + 1), shown[PATCH_SHOW_LEN];
+	char *name, shown[PATCH_SHOW_LEN];
 	struct json_object *v;
 	bool found;
 
 	*out = NULL;
-	if (!name)
+	if (asprintf(&name, "%s%s", prefix, field) < 0)
 		return patch_oom(c);
-	memcpy(name, prefix, pl);
-	memcpy(name + pl, field, fl + 1);
 	found = member(patch, name, &v);
 	free(name);
 	if (!found)
