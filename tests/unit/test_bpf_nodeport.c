@@ -107,14 +107,14 @@ static void wr16(uint8_t *p, uint16_t v)
 /* ---- packet builder -------------------------------------------------------- */
 
 struct spec {
-	uint8_t proto;
 	const char *src, *dst;
-	uint16_t sport, dport;
-	uint8_t tcp_flags;
-	uint32_t seq, ack;
 	const uint8_t *smac, *dmac;
+	size_t payload; /* bytes of payload (pattern) */
+	uint32_t seq, ack;
+	uint16_t sport, dport;
+	uint8_t proto;
+	uint8_t tcp_flags;
 	uint8_t ip_opt_words; /* 0 or more 4-byte NOP option words */
-	size_t payload;	      /* bytes of payload (pattern) */
 	bool udp_no_csum;
 };
 
@@ -491,7 +491,7 @@ static int ct_get(struct tc_nodeport *s, uint8_t proto, const char *sa, const ch
 
 #define LOAD_OR_OUT(skel)                                            \
 	do {                                                         \
-		skel = np_load();                                    \
+		(skel) = np_load();                                  \
 		if (!ASSERT_NOT_NULL(skel, "load tc_nodeport"))      \
 			goto out;                                    \
 		if (!ASSERT_OK(put_node(skel, 0, 0), "node config")) \
