@@ -36,12 +36,15 @@ static int ipam_setup(struct cni_ipam_conf *c, char *dir, const char *subnet)
 	uint32_t net;
 	int prefix;
 
+	/* Zeroed before anything can fail, so no error path leaves it undefined. */
+	memset(c, 0, sizeof(*c));
 	strcpy(dir, "/tmp/sluice-test-ipam.XXXXXX");
 	if (!mkdtemp(dir))
-		return -errno;
-	if (cni_cidr_parse(subnet, &net, &prefix))
+		return errno ? -errno : -EIO;
+	if (cni_cidr_parse(subnet, &net, &prefix)) {
+		rmdir(dir);
 		return -EINVAL;
-	memset(c, 0, sizeof(*c));
+	}
 	c->data_dir = dir;
 	c->net = net;
 	c->prefix = prefix;
