@@ -406,6 +406,8 @@ static int pinned_svc_get(struct env *e, const struct sl_svc_key *k, struct sl_s
 	char path[PATH_MAX + 64];
 	int fd, err;
 
+	/* Defined on every path, so a failed read never feeds garbage to an assert. */
+	memset(v, 0, sizeof(*v));
 	snprintf(path, sizeof(path), "%s/%s", dp_pin_root(e->dp), SL_MAP_SVC4);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
