@@ -34,6 +34,7 @@ struct rec {
 	void *hint;
 };
 
+/* Tests declare it = {0}: fx_close() is safe on one whose fx_open() never ran. */
 struct fx {
 	const char *backend;
 	char dir[64];
@@ -165,7 +166,7 @@ static bool run1(struct fx *f, struct store_txn *t, enum store_op op, const char
 TEST(crud_semantics_and_errors)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn t = {0};
 		struct store_kv *kv = NULL;
 
@@ -273,7 +274,7 @@ TEST(crud_semantics_and_errors)
 TEST(events_in_order_before_completions)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn t[6] = {0};
 		int hints[6];
 		int64_t last = 0;
@@ -346,7 +347,7 @@ TEST(events_in_order_before_completions)
 TEST(notify_fd_is_level_triggered)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn t = {0};
 		struct pollfd p;
 		int n = 0;
@@ -392,7 +393,7 @@ TEST(range_by_prefix_in_key_order)
 	static const char *const keys[] = {"/pods/b", "/svc/x",	 "/pods/a",	"/pods",
 					   "/podsx",  "/pods/c", "/pods/a/sub", "/p\xff\xff"};
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn t[8] = {0};
 		struct range_ctx c = {0};
 		int64_t rev = -1;
@@ -487,7 +488,7 @@ static bool write_history(struct fx *f)
 TEST(log_read_and_compaction)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct log_ctx c = {0};
 		struct store_kv *kv = NULL;
 		char err[512];
@@ -552,7 +553,7 @@ TEST(log_read_and_compaction)
 TEST(retention_compacts_automatically)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn t = {0};
 		char key[16];
 
@@ -575,7 +576,7 @@ TEST(retention_compacts_automatically)
 
 TEST(sqlite_restart_keeps_everything)
 {
-	struct fx f;
+	struct fx f = {0};
 	struct store_txn t = {0};
 	struct store_kv *kv = NULL;
 	struct log_ctx c = {0};
@@ -615,7 +616,7 @@ TEST(group_commit_with_conflicts_in_one_batch)
 	enum { NKEYS = 100, DUPS = 3, HOT = 50 };
 
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn *t = calloc(NKEYS * DUPS + HOT + 1, sizeof(*t));
 		char(*keys)[16] = calloc(NKEYS, sizeof(*keys));
 		int created = 0, exists = 0, won = 0, conflicts = 0, n = 0;
@@ -748,7 +749,7 @@ TEST(write_burst)
 	enum { TOTAL = 3000, WINDOW = 64 };
 
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct burst bu = {.total = TOTAL, .order_ok = true};
 		struct store_txn t[WINDOW] = {0};
 		char err[512];
@@ -796,7 +797,7 @@ static void close_done(struct store_txn *txn, void *arg)
 TEST(close_finishes_queued_writes)
 {
 	for (int b = 0; b < NBACKENDS; b++) {
-		struct fx f;
+		struct fx f = {0};
 		struct store_txn t[100] = {0};
 		char keys[100][16];
 		int n = 0, ok = 0;
@@ -838,7 +839,7 @@ TEST(close_finishes_queued_writes)
 
 TEST(sqlite_io_failure_fails_whole_batch)
 {
-	struct fx f;
+	struct fx f = {0};
 	struct store_txn big = {0}, small = {0}, after = {0};
 	struct rlimit old, lim;
 	struct store_kv *kv = NULL;
