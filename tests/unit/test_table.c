@@ -197,6 +197,8 @@ TEST(age_unknown_for_missing_zero_or_bad_timestamps)
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T24:00:00Z\"}}",
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:60Z\"}}",
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00.Z\"}}",
+		/* Long entries are split on purpose; each line pair is one string. */
+		// NOLINTNEXTLINE(bugprone-suspicious-missing-comma)
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00."
 		"1234567890Z\"}}",
 		"{\"metadata\":{\"name\":\"a\",\"creationTimestamp\":\"2026-11-22T10:00:00+0100\"}"
