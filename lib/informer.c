@@ -678,6 +678,9 @@ static int inf_watch(struct sl_informer *inf, long *status, uint64_t *events)
 	char *path;
 	int rc;
 
+	/* Both are read by the caller on every return, the ENOMEM one included. */
+	*status = 0;
+	*events = 0;
 	pthread_mutex_lock(&inf->mu);
 	snprintf(rv, sizeof(rv), "%s", inf->st.last_rv);
 	before = inf->st.events;
