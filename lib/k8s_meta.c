@@ -810,11 +810,10 @@ struct k8s_kind_info {
 	size_t meta_off;
 };
 
-/* ty and st are a type-descriptor name and a struct tag: they cannot take
- * parentheses. */
-#define K8S_KIND(av, k, ty, st) /* NOLINT(bugprone-macro-parentheses) */ \
-	{                                                                \
-		(av), (k), &ty, offsetof(struct st, meta)                \
+/* st is a struct tag and cannot take parentheses (the check knows that). */
+#define K8S_KIND(av, k, ty, st)                             \
+	{                                                   \
+		(av), (k), &(ty), offsetof(struct st, meta) \
 	}
 
 static const struct k8s_kind_info k8s_kinds[K8S_KIND_MAX] = {
