@@ -271,6 +271,16 @@ struct json_object *sl_yaml_parse(const char *text, size_t len, char *err, size_
 
 	if (err && errlen)
 		err[0] = '\0';
+	if (!text) {
+		/* Empty text may come as NULL; memchr and strndup must not see it. */
+		if (len) {
+			if (err)
+				snprintf(err, errlen, "NULL text of %zu bytes", len);
+			errno = EINVAL;
+			return NULL;
+		}
+		text = "";
+	}
 	for (i = 0;
 	     i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t');
 	     i++)

@@ -198,6 +198,23 @@ TEST(yaml_subset)
 	ASSERT_NULL(sl_yaml_parse("a: 1\n---\nb: 2\n", 14, err, sizeof(err)), "two documents");
 }
 
+/* NULL text: with a length it is an error, not a crash; without one it is "". */
+TEST(yaml_null_text)
+{
+	struct json_object *a, *b;
+	char err[128] = "";
+
+	errno = 0;
+	ASSERT_NULL(sl_yaml_parse(NULL, 3, err, sizeof(err)), "NULL text with a length");
+	ASSERT_EQ(errno, EINVAL, "EINVAL");
+	ASSERT_TRUE(strstr(err, "NULL text") != NULL, err);
+	a = sl_yaml_parse(NULL, 0, err, sizeof(err));
+	b = sl_yaml_parse("", 0, err, sizeof(err));
+	ASSERT_TRUE(a == b || (a && b && sl_json_equal(a, b)), "NULL, 0 parses as empty text");
+	json_object_put(a);
+	json_object_put(b);
+}
+
 struct collected {
 	int n;
 	enum sl_watch_type types[8];
