@@ -96,7 +96,7 @@ static void run_cases(const char *table, const struct vcase *cases, size_t n)
 	}
 }
 
-#define RUN(table) run_cases(#table, table, sizeof(table) / sizeof(table[0]))
+#define RUN(table) run_cases(#table, table, sizeof(table) / sizeof((table)[0]))
 
 #define INV	CAUSE_INVALID
 #define REQ	CAUSE_REQUIRED
@@ -1282,7 +1282,7 @@ static void run_defaults(const char *table, const struct dcase *cases, size_t n)
 	}
 }
 
-#define RUN_D(table) run_defaults(#table, table, sizeof(table) / sizeof(table[0]))
+#define RUN_D(table) run_defaults(#table, table, sizeof(table) / sizeof((table)[0]))
 #define SVC_D(spec)  "{'metadata':{'name':'web','namespace':'default'},'spec':" spec "}"
 #define SVC_TAIL                                                                             \
 	"'sessionAffinity':'None','internalTrafficPolicy':'Cluster','ipFamilies':['IPv4'],'" \
