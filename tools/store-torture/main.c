@@ -135,7 +135,7 @@ static void slot_done(struct store_txn *txn, void *arg)
 	switch (txn->err) {
 	case 0:
 		t->acked++;
-		if (!t->bench) {
+		if (ks) { /* a key is tracked exactly when not in bench mode */
 			printf("ack %" PRId64 " %c %s %s\n", txn->rev, sl->op, txn->key,
 			       sl->op == 'D' ? "-" : sl->value);
 			fflush(stdout);
