@@ -114,7 +114,8 @@ static int cmp_i64(const void *a, const void *b)
 
 static void samples_sort(struct samples *s)
 {
-	qsort(s->v, s->n, sizeof(*s->v), cmp_i64);
+	if (s->n) /* v may still be NULL when nothing was sampled */
+		qsort(s->v, s->n, sizeof(*s->v), cmp_i64);
 }
 
 /* Nearest-rank percentile of sorted samples, in ms; NaN when empty. */
@@ -341,13 +342,16 @@ typedef void (*body_sink)(void *arg, const char *s, size_t n);
 
 /*
  * Feeds s[0..n) to the parser; body bytes go to sink. *used = bytes
- * consumed. Returns 1 when the response is complete, 0 when more input is
- * needed, -1 on a protocol error.
+ * consumed (0 on a protocol error, which the caller may still consult).
+ * Returns 1 when the response is complete, 0 when more input is needed, -1 on
+ * a protocol error.
  */
 static int hp_feed(struct hparser *p, const char *s, size_t n, size_t *used, body_sink sink,
 		   void *arg)
 {
 	size_t off = 0;
+
+	*used = 0;
 
 	while (p->st != HP_DONE) {
 		const char *rest = s + off, *e;
@@ -759,8 +763,16 @@ static int runner_init(struct runner *r, const struct target *t, const struct ru
 	r->conns = calloc((size_t)n, sizeof(*r->conns));
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->window_end = INT64_MAX;
-	if (!r->conns || r->epfd < 0)
+	if (!r->conns || r->epfd < 0) {
+		/* Callers do not runner_fini() a runner that failed to init. */
+		free(r->conns);
+		r->conns = NULL;
+		r->n = 0;
+		if (r->epfd >= 0)
+			close(r->epfd);
+		r->epfd = -1;
 		return -ENOMEM;
+	}
 	for (int i = 0; i < n; i++) {
 		r->conns[i].fd = -1;
 		r->conns[i].id = i;
@@ -1567,6 +1579,9 @@ static int cmd_watch(const struct target *t, int watchers, int updates, double r
 	w.sent = calloc((size_t)updates, sizeof(*w.sent));
 	if (!w.recv || !w.ack || !w.sent || runner_init(&r, t, &watch_ops, &w, watchers)) {
 		fprintf(stderr, "apibench: out of memory\n");
+		free(w.recv);
+		free(w.ack);
+		free(w.sent);
 		return 2;
 	}
 
