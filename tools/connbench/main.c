@@ -298,6 +298,8 @@ static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!fds || epfd < 0) {
 		fprintf(stderr, "connbench serve: setup failed: %s\n", strerror(errno));
+		free(fds);
+		fd_close(epfd);
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
@@ -311,6 +313,9 @@ static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
 		    bind(fd, (struct sockaddr *)&sa[i], sizeof(sa[i])) || listen(fd, 4096)) {
 			fprintf(stderr, "connbench serve: listen on %s:%u failed: %s\n", a,
 				ntohs(sa[i].sin_port), strerror(errno));
+			fd_close(fd);
+			free(fds);
+			close(epfd);
 			return 1;
 		}
 		fds[fd].listener = 1;
@@ -542,6 +547,11 @@ static int client_init(struct client *cl, const char *targets, int slots)
 	cl->c = calloc((size_t)slots, sizeof(*cl->c));
 	if (cl->epfd < 0 || !cl->c) {
 		fprintf(stderr, "connbench: setup failed: %s\n", strerror(errno));
+		/* Callers do not client_fini() a client that failed to init. */
+		free(cl->c);
+		cl->c = NULL;
+		fd_close(cl->epfd);
+		cl->epfd = -1;
 		return -1;
 	}
 	cl->n_slots = slots;
