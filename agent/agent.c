@@ -950,7 +950,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 			"# TYPE sluice_agent_frontends gauge\nsluice_agent_frontends %zu\n"
 			"# TYPE sluice_agent_backends gauge\nsluice_agent_backends %zu\n",
 			a->applied->n_frontends, a->applied->n_backends);
-	if (!dp_fill_read(a->dp, &fill)) {
+	if (!dp_fill_read_cached(a->dp, &fill)) {
 		evbuffer_add_printf(out, "# TYPE sluice_agent_map_entries gauge\n");
 		evbuffer_add_printf(out,
 				    "sluice_agent_map_entries{map=\"svc4\"} %u\n"

@@ -138,6 +138,8 @@ struct dp_fill {
 };
 
 int dp_fill_read(struct dp *dp, struct dp_fill *out);
+/* Same, but walks the maps at most every 30 s (for /metrics on the event loop). */
+int dp_fill_read_cached(struct dp *dp, struct dp_fill *out);
 
 /*
  * Enumeration for reconciliation after a restart: calls fn for every
