@@ -19,6 +19,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "abi/lb.h"
+#include "lib/sl_svc_maps.h"
 #include "lib/sl_cookie.h"
 #include "lib/sl_ip4.h"
 
@@ -35,40 +36,13 @@
  * removal, so this only bridges that window). */
 #define SL_PICK_TRIES 4
 
-#define SL_NSEC_PER_SEC 1000000000ULL
-
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* --- maps (layouts in abi/lb.h; names are the SL_MAP_* strings) ----------
  *
- * svc4, slots, be4, revnat4 and local4 are shared with tc_nodeport by pin
- * name: their definitions (type, sizes, max_entries, flags) must stay
- * identical to bpf/lib/sl_svc_maps.h and tc_nodeport's, or the second
- * loader fails to reuse the pinned map. */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SL_MAX_SERVICES);
-	__type(key, struct sl_svc_key);
-	__type(value, struct sl_svc_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_svc4_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SL_MAX_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32); /* backend_id */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_slots_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SL_MAX_BACKENDS);
-	__type(key, __u32);
-	__type(value, struct sl_backend);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_be4_v1 SEC(".maps");
+ * The maps shared with tc_nodeport by pin name (svc4, slots, be4, aff4,
+ * svcbe4, local4) come from lib/sl_svc_maps.h, defined once; the ones below
+ * are the socket LB's own. */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -85,32 +59,6 @@ struct {
 	__type(value, struct sl_sock_rev_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_sockrev4_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SL_MAX_AFFINITY);
-	__type(key, struct sl_affinity_key);
-	__type(value, struct sl_affinity_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_aff4_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SL_MAX_SVC_BE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sl_svc_be_key);
-	__type(value, __u32); /* reserved, 0 */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_svcbe4_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SL_MAX_LOCAL_ADDRS);
-	/* No map_flags: must match tc_nodeport's definition (abi/lb.h). */
-	__type(key, __be32);
-	__type(value, struct sl_local4_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_local4_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

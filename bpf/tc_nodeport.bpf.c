@@ -30,13 +30,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SL_MAX_LOCAL_ADDRS);
-	__type(key, __be32);
-	__type(value, struct sl_local4_val);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_local4_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Service maps shared by every load-balancing program (socket LB and the
- * uplink path). They are pinned by name, so each object that includes this
- * header must define them identically (type, key, value, max_entries,
- * flags): libbpf refuses to reuse a pinned map whose definition differs.
+ * uplink path), pinned by name. libbpf refuses to reuse a pinned map whose
+ * definition differs, so they are defined here once and every program
+ * includes this header instead of keeping its own copy.
  * Layouts and names come from abi/lb.h.
  */
 #ifndef SLUICE_BPF_SL_SVC_MAPS_H
@@ -53,5 +53,14 @@ struct {
 	__type(value, __u32); /* reserved, 0 */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_svcbe4_v1 SEC(".maps");
+
+/* This node's IPv4 addresses (NodePort wildcard matches and post_bind). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_LOCAL_ADDRS);
+	__type(key, __be32);
+	__type(value, struct sl_local4_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_local4_v1 SEC(".maps");
 
 #endif
