@@ -49,6 +49,7 @@
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
+#include "sluice/hostport.h"
 #include "sluice/informer.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
@@ -1003,23 +1004,6 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(a->base, NULL);
 }
 
-static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
-{
-	const char *c = strrchr(s, ':');
-	char *end;
-	long p;
-
-	if (!c || (size_t)(c - s) >= hostlen)
-		return -EINVAL;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = '\0';
-	p = strtol(c + 1, &end, 10);
-	if (*end || p < 0 || p > 65535)
-		return -EINVAL;
-	*port = (int)p;
-	return 0;
-}
-
 /* --- uplink N-S path (nodeport.h) ---------------------------------------------------- */
 
 /* Loads tc_nodeport on --devices (comma-separated), or, without devices,
@@ -1145,7 +1129,7 @@ int agent_run(const struct agent_config *cfg)
 	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
 		char host[128];
 		int port;
-		if (split_hostport(cfg->metrics_listen, host, sizeof(host), &port)) {
+		if (sl_hostport_parse(cfg->metrics_listen, host, sizeof(host), &port)) {
 			pr_err(AG, "--metrics-listen '%s': expected HOST:PORT",
 			       cfg->metrics_listen);
 			rc = -EINVAL;

@@ -26,6 +26,7 @@
 
 #include "server.h"
 #include "sluice/err.h"
+#include "sluice/hostport.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 
@@ -628,23 +629,6 @@ static int load_tokens(struct server *srv, const char *path)
 	return 0;
 }
 
-static int parse_listen(const char *listen, char *host, size_t hostlen, int *port)
-{
-	const char *colon = strrchr(listen, ':');
-	char *end;
-	long p;
-
-	if (!colon || (size_t)(colon - listen) >= hostlen)
-		return -EINVAL;
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	p = strtol(colon + 1, &end, 10);
-	if (*end || p < 0 || p > 65535 || end == colon + 1)
-		return -EINVAL;
-	*port = (int)p;
-	return 0;
-}
-
 static bool host_is_loopback(const char *host)
 {
 	struct in_addr a;
@@ -697,7 +681,7 @@ int control_run(const struct control_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 
-	if (parse_listen(cfg->listen, host, sizeof(host), &port)) {
+	if (sl_hostport_parse(cfg->listen, host, sizeof(host), &port)) {
 		pr_err("control", "--listen '%s': expected HOST:PORT, e.g. 127.0.0.1:6443",
 		       cfg->listen);
 		return -EINVAL;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* lib/json.c and lib/buf.c: strict parsing, plain output, path helpers. */
+#include <errno.h>
+
 #include "harness.h"
 #include "sluice/json.h"
 
@@ -73,4 +75,23 @@ TEST(parse_top_level_scalars)
 	ASSERT_NULL(sl_json_parse("null", 4, err, sizeof(err)), "null is not an object");
 	ASSERT_STREQ(err, "the value is JSON null", "null message");
 	ASSERT_NULL(sl_json_parse("4x", 2, err, sizeof(err)), "bad number");
+}
+
+#include "sluice/hostport.h"
+
+TEST(hostport_parse)
+{
+	char host[16];
+	int port = -1;
+
+	ASSERT_OK(sl_hostport_parse("127.0.0.1:6443", host, sizeof(host), &port), "plain");
+	ASSERT_STREQ(host, "127.0.0.1", "host");
+	ASSERT_EQ(port, 6443, "port");
+	ASSERT_OK(sl_hostport_parse(":0", host, sizeof(host), &port), "empty host, port 0");
+	ASSERT_EQ(sl_hostport_parse("127.0.0.1", host, sizeof(host), &port), -EINVAL, "no colon");
+	ASSERT_EQ(sl_hostport_parse("h:", host, sizeof(host), &port), -EINVAL, "no port");
+	ASSERT_EQ(sl_hostport_parse("h:65536", host, sizeof(host), &port), -EINVAL, "range");
+	ASSERT_EQ(sl_hostport_parse("h:12x", host, sizeof(host), &port), -EINVAL, "garbage");
+	ASSERT_EQ(sl_hostport_parse("a-very-long-hostname:1", host, sizeof(host), &port), -EINVAL,
+		  "host too long");
 }

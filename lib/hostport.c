@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+/* HOST:PORT parsing shared by the API server, the agent and tools. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/hostport.h"
+
+int sl_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long p;
+
+	if (!colon || (size_t)(colon - s) >= hostlen)
+		return -EINVAL;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || errno || p < 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	*port = (int)p;
+	return 0;
+}
