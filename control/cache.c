@@ -72,6 +72,11 @@ void cache_obj_unref(struct cache_obj *o)
 	free(o);
 }
 
+void cache_obj_unref_cb(const void *data, size_t len, void *arg)
+{
+	cache_obj_unref(arg);
+}
+
 struct json_object *cache_obj_parse(const struct cache_obj *o)
 {
 	return sl_json_parse(o->json, o->len, NULL, 0);

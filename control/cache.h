@@ -45,6 +45,9 @@ struct cache_obj {
 
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj *o);
+/* evbuffer_add_reference() cleanup: drops the reference taken for a reply or
+ * watch event that points into o->json (arg is the object). */
+void cache_obj_unref_cb(const void *data, size_t len, void *arg);
 /* Parses o->json; caller owns the result (NULL on failure). */
 struct json_object *cache_obj_parse(const struct cache_obj *o);
 /* Value of a selectable field or NULL if unsupported. */

@@ -969,11 +969,6 @@ static int continue_decode(const char *tok, int64_t *rv, char *key, size_t keyle
 	return 0;
 }
 
-static void list_unref_cb(const void *data, size_t len, void *arg)
-{
-	cache_obj_unref(arg);
-}
-
 void handle_list(struct api_req *ar)
 {
 	struct server *srv = ar->srv;
@@ -1070,7 +1065,7 @@ void handle_list(struct api_req *ar)
 			struct cache_obj *o = cache_obj_ref(lc.objs[i]);
 			if (i)
 				evbuffer_add(b, ",", 1);
-			if (evbuffer_add_reference(b, o->json, o->len, list_unref_cb, o))
+			if (evbuffer_add_reference(b, o->json, o->len, cache_obj_unref_cb, o))
 				cache_obj_unref(o);
 		}
 		evbuffer_add(b, "]}", 2);

@@ -187,11 +187,6 @@ static int ws_send(struct watch_stream *ws, const char *type, const char *obj, s
 	return ws_send_buf(ws, b);
 }
 
-static void obj_unref_cb(const void *data, size_t len, void *arg)
-{
-	cache_obj_unref(arg);
-}
-
 /*
  * Queues one event carrying a cached object. The object's JSON is referenced,
  * not copied: with 1,000 watchers an event costs 1,000 small headers, not
@@ -205,7 +200,7 @@ static int ws_send_obj(struct watch_stream *ws, const char *type, struct cache_o
 		return -1;
 	evbuffer_add_printf(b, "{\"type\":\"%s\",\"object\":", type);
 	cache_obj_ref(o);
-	if (evbuffer_add_reference(b, o->json, o->len, obj_unref_cb, o))
+	if (evbuffer_add_reference(b, o->json, o->len, cache_obj_unref_cb, o))
 		cache_obj_unref(o);
 	evbuffer_add(b, "}\n", 2);
 	return ws_send_buf(ws, b);
