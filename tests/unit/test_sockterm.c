@@ -42,6 +42,7 @@
 
 #include <bpf/bpf.h>
 
+#include "agent.h"
 #include "harness.h"
 #include "sluice/err.h"
 #include "agent/datapath.h"
@@ -64,10 +65,6 @@ static int test_seq;
 static int env_init(void)
 {
 	static int done, result = -1;
-	struct statfs sfs;
-	char line[1024];
-	FILE *f;
-
 	if (done)
 		return result;
 	done = 1;
@@ -75,25 +72,12 @@ static int env_init(void)
 		fprintf(stderr, "  private mount ns: %s\n", strerror(errno));
 		return result;
 	}
-	if ((statfs(BPFFS, &sfs) || sfs.f_type != 0xcafe4a11) &&
-	    mount("bpf", BPFFS, "bpf", 0, NULL)) {
-		fprintf(stderr, "  mount bpffs on %s: %s\n", BPFFS, strerror(errno));
+	/* The agent's own helpers: the same code paths sluice-agent uses. */
+	if (agent_bpffs_ensure(BPFFS)) {
+		fprintf(stderr, "  mount bpffs on %s failed\n", BPFFS);
 		return result;
 	}
-	f = fopen("/proc/self/mounts", "r");
-	if (!f)
-		return result;
-	while (fgets(line, sizeof(line), f)) {
-		char dev[256], dir[PATH_MAX / 2], type[64];
-
-		if (sscanf(line, "%255s %2047s %63s", dev, dir, type) == 3 &&
-		    !strcmp(type, "cgroup2")) {
-			snprintf(cg2_root, sizeof(cg2_root), "%s", dir);
-			break;
-		}
-	}
-	fclose(f);
-	if (!cg2_root[0]) {
+	if (agent_cgroup2_root(cg2_root, sizeof(cg2_root))) {
 		fprintf(stderr, "  no cgroup2 mount\n");
 		return result;
 	}
