@@ -41,6 +41,15 @@ enum api_verb {
 
 struct metrics;
 struct watch_stream;
+struct wchunk;
+
+/* A framed watch event shared by the watchers of one fan-out (watch.c). */
+struct watch_chunk_slot {
+	const struct cache_obj *obj;
+	int64_t rev;
+	enum cache_ev_type type;
+	struct wchunk *c;
+};
 
 struct token {
 	char *token;
@@ -62,7 +71,10 @@ struct server {
 	size_t n_tokens;
 	struct metrics *metrics;
 	struct event *sig_term, *sig_int, *tick;
-	struct watch_stream *watches; /* all open watch streams */
+	struct watch_stream *watches;	   /* all open watch streams */
+	struct watch_chunk_slot chunks[4]; /* most recent framed events (an event
+					      yields at most a few distinct ones) */
+	unsigned chunk_next;
 	unsigned pending_writes;
 	bool shutting_down;
 	time_t shutdown_deadline; /* give up waiting for in-flight writes */

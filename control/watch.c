@@ -232,16 +232,7 @@ static void wchunk_unref_cb(const void *data, size_t len, void *arg)
 	wchunk_unref(arg);
 }
 
-/* Most recent chunks: an event produces at most a few distinct ones. */
-static struct {
-	const struct cache_obj *obj;
-	int64_t rev;
-	enum cache_ev_type type;
-	struct wchunk *c;
-} chunk_cache[4];
-static unsigned chunk_next;
-
-static struct wchunk *wchunk_get(enum cache_ev_type type, struct cache_obj *o)
+static struct wchunk *wchunk_get(struct server *srv, enum cache_ev_type type, struct cache_obj *o)
 {
 	const char *tn = cache_ev_name(type);
 	char head[64];
@@ -250,9 +241,9 @@ static struct wchunk *wchunk_get(enum cache_ev_type type, struct cache_obj *o)
 	int n;
 
 	for (unsigned i = 0; i < 4; i++)
-		if (chunk_cache[i].c && chunk_cache[i].obj == o &&
-		    chunk_cache[i].rev == o->mod_rev && chunk_cache[i].type == type)
-			return chunk_cache[i].c;
+		if (srv->chunks[i].c && srv->chunks[i].obj == o &&
+		    srv->chunks[i].rev == o->mod_rev && srv->chunks[i].type == type)
+			return srv->chunks[i].c;
 	char pre[48];
 	int pl = snprintf(pre, sizeof(pre), "{\"type\":\"%s\",\"object\":", tn);
 
@@ -268,12 +259,12 @@ static struct wchunk *wchunk_get(enum cache_ev_type type, struct cache_obj *o)
 	memcpy(c->data + hl + o->len, "}\n\r\n", 4);
 	c->len = hl + o->len + 4;
 	c->refs = 1; /* the cache's */
-	wchunk_unref(chunk_cache[chunk_next].c);
-	chunk_cache[chunk_next].obj = o;
-	chunk_cache[chunk_next].rev = o->mod_rev;
-	chunk_cache[chunk_next].type = type;
-	chunk_cache[chunk_next].c = c;
-	chunk_next = (chunk_next + 1) % 4;
+	wchunk_unref(srv->chunks[srv->chunk_next].c);
+	srv->chunks[srv->chunk_next].obj = o;
+	srv->chunks[srv->chunk_next].rev = o->mod_rev;
+	srv->chunks[srv->chunk_next].type = type;
+	srv->chunks[srv->chunk_next].c = c;
+	srv->chunk_next = (srv->chunk_next + 1) % 4;
 	return c;
 }
 
@@ -341,7 +332,7 @@ static int ws_event(struct cache_watcher *w, enum cache_ev_type type, struct cac
 		return rc;
 	}
 	if (ws->chunked && ws->evcon) {
-		struct wchunk *c = wchunk_get(type, obj);
+		struct wchunk *c = wchunk_get(ws->srv, type, obj);
 		rc = c ? ws_send_chunk(ws, c) : -1;
 	} else {
 		rc = ws_send_obj(ws, cache_ev_name(type), obj);
@@ -575,7 +566,7 @@ void watch_close_all(struct server *srv)
 	while (srv->watches)
 		ws_end(srv->watches); // NOLINT(clang-analyzer-unix.Malloc)
 	for (unsigned i = 0; i < 4; i++) {
-		wchunk_unref(chunk_cache[i].c);
-		chunk_cache[i].c = NULL;
+		wchunk_unref(srv->chunks[i].c);
+		srv->chunks[i].c = NULL;
 	}
 }
