@@ -30,7 +30,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
