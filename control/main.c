@@ -18,6 +18,9 @@ static void usage(FILE *f)
 		"Kubernetes-compatible API server for Sluice (JSON, list/watch, embedded store).\n"
 		"\n"
 		"  --listen HOST:PORT          address to serve on (default 127.0.0.1:6443)\n"
+		"  --listen-netns NETNS=IP:PORT also serve inside a network namespace (path, e.g.\n"
+		"                              /run/netns/lab-cp=198.18.0.2:6443); repeatable, "
+		"up to 4\n"
 		"  --data-dir DIR              SQLite store directory (default "
 		"/var/lib/sluice/control)\n"
 		"  --store sqlite|memory       storage backend (default sqlite)\n"
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, 'l'},
+		{"listen-netns", required_argument, NULL, 'N'},
 		{"data-dir", required_argument, NULL, 'd'},
 		{"store", required_argument, NULL, 's'},
 		{"sync", required_argument, NULL, 'S'},
@@ -84,6 +88,14 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'l':
 			cfg.listen = optarg;
+			break;
+		case 'N':
+			if (cfg.n_netns_listen == CONTROL_MAX_NETNS_LISTEN) {
+				fprintf(stderr, "sluice-control: --listen-netns: at most %d\n",
+					CONTROL_MAX_NETNS_LISTEN);
+				return 2;
+			}
+			cfg.netns_listen[cfg.n_netns_listen++] = optarg;
 			break;
 		case 'd':
 			cfg.data_dir = optarg;

@@ -11,6 +11,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -640,6 +643,85 @@ static bool host_is_loopback(const char *host)
 	return !strcmp(host, "::1");
 }
 
+struct netns_bind {
+	const char *netns;
+	struct sockaddr_in sin;
+	int fd; /* out: listening socket, or -errno */
+};
+
+/* setns() moves only the calling thread, so the socket is made in a short-lived thread: the
+ * socket keeps the namespace it was created in, and the server thread never leaves its own. */
+static void *netns_bind_thread(void *arg)
+{
+	struct netns_bind *b = arg;
+	int nsfd = open(b->netns, O_RDONLY | O_CLOEXEC), fd, one = 1;
+
+	if (nsfd < 0 || setns(nsfd, CLONE_NEWNET)) {
+		b->fd = -errno;
+		if (nsfd >= 0)
+			close(nsfd);
+		return NULL;
+	}
+	close(nsfd);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		b->fd = -errno;
+		return NULL;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&b->sin, sizeof(b->sin)) || listen(fd, 1024)) {
+		b->fd = -errno;
+		close(fd);
+		return NULL;
+	}
+	b->fd = fd;
+	return NULL;
+}
+
+/* "NETNS=HOST:PORT" -> a listening socket in that namespace, handed to evhttp. */
+static int listen_in_netns(struct server *srv, const char *spec)
+{
+	char path[256], host[256];
+	const char *eq = strrchr(spec, '=');
+	struct netns_bind b = {0};
+	pthread_t t;
+	int port;
+
+	if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof(path) ||
+	    sl_hostport_parse(eq + 1, host, sizeof(host), &port) ||
+	    inet_pton(AF_INET, host, &b.sin.sin_addr) != 1) {
+		pr_err("control",
+		       "--listen-netns '%s': expected NETNS=IPV4:PORT, e.g. "
+		       "/run/netns/lab-cp=198.18.0.2:6443",
+		       spec);
+		return -EINVAL;
+	}
+	memcpy(path, spec, (size_t)(eq - spec));
+	path[eq - spec] = 0;
+	if (!host_is_loopback(host) && !srv->cfg.token_file) {
+		pr_err("control",
+		       "--listen-netns '%s': listening beyond loopback requires --token-file",
+		       spec);
+		return -EINVAL;
+	}
+	b.netns = path;
+	b.sin.sin_family = AF_INET;
+	b.sin.sin_port = htons((uint16_t)port);
+	if (pthread_create(&t, NULL, netns_bind_thread, &b))
+		return -EAGAIN;
+	pthread_join(t, NULL);
+	if (b.fd < 0) {
+		pr_err("control", "--listen-netns '%s': %s", spec, strerror(-b.fd));
+		return b.fd;
+	}
+	if (!evhttp_accept_socket_with_handle(srv->http, b.fd)) {
+		close(b.fd);
+		return -ENOMEM;
+	}
+	pr_info("control", "also serving on %s in %s", eq + 1, path);
+	return 0;
+}
+
 static void server_free(struct server *srv)
 {
 	if (srv->tick)
@@ -777,6 +859,9 @@ int control_run(const struct control_config *cfg)
 		if (!getsockname(fd, (struct sockaddr *)&ss, &sl))
 			srv.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	}
+	for (int i = 0; i < cfg->n_netns_listen; i++)
+		if ((rc = listen_in_netns(&srv, cfg->netns_listen[i])))
+			goto out;
 	rc = server_bootstrap(&srv);
 	if (rc) {
 		pr_err("control", "bootstrap failed: %s", sl_strerror(rc));

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define CONTROL_MAX_NETNS_LISTEN 4
+
 struct control_config {
 	const char *listen;	     /* "127.0.0.1:6443" */
 	const char *advertise;	     /* address put in the kubernetes Endpoints, or NULL */
@@ -25,6 +27,11 @@ struct control_config {
 	size_t watch_buffer_bytes; /* per-watcher unsent output before it is closed */
 	bool sync_full;		   /* fsync every commit (default) */
 	const char *ready_file;	   /* written with the bound port once serving */
+	/* Extra listeners bound inside other network namespaces, "NETNS=HOST:PORT" with NETNS
+	 * a path such as /run/netns/lab-cp: one process serves kubectl on the host's loopback
+	 * and the lab's nodes on their own network (docs/lab.md). */
+	const char *netns_listen[CONTROL_MAX_NETNS_LISTEN];
+	int n_netns_listen;
 };
 
 void control_config_defaults(struct control_config *cfg);
