@@ -133,6 +133,9 @@ void agent_config_defaults(struct agent_config *cfg)
 	cfg->hc_bind = "0.0.0.0";
 	cfg->sync_delay_ms = 5;
 	cfg->hash_seed = NP_HASH_SEED_DEFAULT;
+	cfg->cni_conf_dir = "/etc/cni/net.d";
+	cfg->cni_bin_dir = "/opt/cni/bin";
+	cfg->cluster_domain = "cluster.local";
 }
 
 /* --- host setup ------------------------------------------------------------------- */

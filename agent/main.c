@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* sluice-agent: parse flags, set up logging, run the node agent (or clean up). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -39,6 +40,19 @@ static void usage(FILE *f)
 		"                          61000-65535)\n"
 		"  --maglev-tables N       Maglev table capacity (64 KiB each; default 64)\n"
 		"  --ct-gc-interval SECS   conntrack garbage collection period (default 30)\n"
+		"  --run-pods              be the node's kubelet: register the Node, keep its "
+		"Lease,\n"
+		"                          run the pods bound to it (docs/lab.md)\n"
+		"  --node-ip IP            the node's InternalIP (default: first IPv4 of the "
+		"first\n"
+		"                          --devices interface)\n"
+		"  --node-labels K=V,...   labels for the registered Node\n"
+		"  --state-dir DIR         pod dirs, logs, agent.sock (default "
+		"/var/lib/sluice/NODE)\n"
+		"  --cni-conf-dir DIR      CNI configs (default /etc/cni/net.d)\n"
+		"  --cni-bin-dir DIR       CNI plugins (default /opt/cni/bin)\n"
+		"  --cluster-dns IP        nameserver in pods' resolv.conf\n"
+		"  --cluster-domain D      cluster domain (default cluster.local)\n"
 		"  --cleanup               detach and unpin everything for --node-name (and the\n"
 		"                          uplink tc filters in this network namespace), then "
 		"exit\n"
@@ -93,6 +107,14 @@ int main(int argc, char **argv)
 		{"nat-ports", required_argument, NULL, 'P'},
 		{"maglev-tables", required_argument, NULL, 'M'},
 		{"ct-gc-interval", required_argument, NULL, 'G'},
+		{"run-pods", no_argument, NULL, 'R'},
+		{"node-ip", required_argument, NULL, 'I'},
+		{"node-labels", required_argument, NULL, 'l'},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"cni-conf-dir", required_argument, NULL, 'f'},
+		{"cni-bin-dir", required_argument, NULL, 'B'},
+		{"cluster-dns", required_argument, NULL, 'N'},
+		{"cluster-domain", required_argument, NULL, 'z'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -100,6 +122,7 @@ int main(int argc, char **argv)
 	struct agent_config cfg;
 	enum sl_log_level lvl;
 	bool cleanup = false;
+	struct in_addr a4;
 	int c;
 
 	agent_config_defaults(&cfg);
@@ -107,6 +130,43 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'n':
 			cfg.node_name = optarg;
+			break;
+		case 'R':
+			cfg.run_pods = true;
+			break;
+		case 'I':
+			if (inet_pton(AF_INET, optarg, &a4) != 1) {
+				fprintf(stderr,
+					"sluice-agent: --node-ip '%s': expected an IPv4 address\n",
+					optarg);
+				return 2;
+			}
+			cfg.node_ip = optarg;
+			break;
+		case 'l':
+			cfg.node_labels = optarg;
+			break;
+		case 'd':
+			cfg.state_dir = optarg;
+			break;
+		case 'f':
+			cfg.cni_conf_dir = optarg;
+			break;
+		case 'B':
+			cfg.cni_bin_dir = optarg;
+			break;
+		case 'N':
+			if (inet_pton(AF_INET, optarg, &a4) != 1) {
+				fprintf(stderr,
+					"sluice-agent: --cluster-dns '%s': expected an IPv4 "
+					"address\n",
+					optarg);
+				return 2;
+			}
+			cfg.cluster_dns = optarg;
+			break;
+		case 'z':
+			cfg.cluster_domain = optarg;
 			break;
 		case 's':
 			cfg.server = optarg;

@@ -28,6 +28,15 @@ struct agent_config {
 	unsigned nat_port_max;
 	unsigned maglev_tables;	   /* sl_maglev_v1 capacity in tables; 0 = default */
 	unsigned ct_gc_interval_s; /* conntrack GC period; 0 = default */
+	/* the node's kubelet side (docs/lab.md): Node + Lease, CNI endpoint socket, pods */
+	bool run_pods;		    /* register the Node and run the pods bound to it */
+	const char *node_ip;	    /* InternalIP; NULL = first IPv4 of the first device */
+	const char *node_labels;    /* "k=v,k2=v2" added to the registered Node, or NULL */
+	const char *state_dir;	    /* NULL = /var/lib/sluice/<node> */
+	const char *cni_conf_dir;   /* default /etc/cni/net.d */
+	const char *cni_bin_dir;    /* default /opt/cni/bin */
+	const char *cluster_dns;    /* nameserver for pods' resolv.conf, or NULL */
+	const char *cluster_domain; /* default cluster.local */
 };
 
 void agent_config_defaults(struct agent_config *cfg);
