@@ -35,6 +35,8 @@ PY=$(command -v /usr/bin/python3 || command -v python3)
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-10}      # seconds between TERM and KILL
 NODE_TIMEOUT=${LAB_NODE_TIMEOUT:-60}      # seconds for nodes to become Ready
+# LAB_CONTROL_FLAGS: extra sluice-control flags (tests shorten grace periods)
+# LAB_LOG_ARCHIVE: down copies the daemons' logs there before removing the state
 
 NET_PREFIX=198.18.0
 SERVICE_CIDR=198.18.128.0/20
@@ -313,7 +315,7 @@ CFG
 		--listen 127.0.0.1:0 --ready-file "$S/control.port" \
 		--listen-netns "/run/netns/$NAME-cp=$API_LAB" --token-file "$TOKEN_FILE" \
 		--service-cidr "$SERVICE_CIDR" --advertise-address "$NET_PREFIX.2" \
-		--data-dir "$S/control" "${ctl_flags[@]}" --log-level info
+		--data-dir "$S/control" "${ctl_flags[@]}" --log-level info ${LAB_CONTROL_FLAGS:-}
 	for ((i = 0; i < 200; i++)); do
 		[[ -s $S/control.port ]] && break
 		pid_alive "$S/pids/control.pid" >/dev/null || break
@@ -480,6 +482,9 @@ cmd_down() {
 			umount /run/netns 2>/dev/null
 		fi
 		[[ -z $RUN_NETNS_EXISTED ]] && rmdir /run/netns 2>/dev/null
+	fi
+	if [[ -n ${LAB_LOG_ARCHIVE:-} ]]; then
+		mkdir -p "$LAB_LOG_ARCHIVE" && cp -r "$S/logs/." "$LAB_LOG_ARCHIVE/"
 	fi
 	rm -rf "$S"
 	rmdir "$RUN_ROOT" 2>/dev/null
