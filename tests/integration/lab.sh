@@ -296,7 +296,9 @@ expect_eq daemons-no-sanitizer-reports \
 left=""
 for r in "${recorded[@]}"; do
 	set -- $r
-	[[ $(awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null) == "$2" ]] && left+=" $1"
+	# Alive means the same process (start time) and not a zombie awaiting init.
+	[[ $(awk '{ sub(/.*\) /, ""); if ($1 != "Z") print $20 }' "/proc/$1/stat" 2>/dev/null) == "$2" ]] &&
+		left+=" $1"
 done
 expect_eq down-stops-recorded-processes "$left" ""
 snapshot >"$TMP/after"

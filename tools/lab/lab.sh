@@ -119,13 +119,15 @@ load_config() {
 
 # --- process records ----------------------------------------------------------
 
-# starttime (clock ticks since boot) of a PID; distinguishes it from a later
-# process that reuses the number.
+# starttime (clock ticks since boot) of a running PID; distinguishes it from a
+# later process that reuses the number. A zombie counts as gone: the daemons
+# are reparented to init, which may reap them late.
 proc_start() {
 	local stat
 	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
 	stat=${stat##*) }
 	set -- $stat
+	[[ $1 != Z ]] || return 1
 	echo "${20}"
 }
 
