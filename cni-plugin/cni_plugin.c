@@ -316,6 +316,16 @@ static int plugin_add(struct plugin_run *r)
 			      "%s: %s", r->host_if, sl_strerror(err));
 		goto fail;
 	}
+	/* IPv4 forwards by the ingress device's flag: without it a pod reaches the node but
+	 * not the pod next to it (the node's ip_forward is often 0). Only our own veth is
+	 * touched, unlike ptp, which turns on forwarding for the whole host. */
+	err = cni_if_sysctl_set(r->host_if, "forwarding", "1");
+	if (err) {
+		cni_error_set(&r->err, CNI_ERR_NETLINK, "configuring the host veth failed",
+			      "enabling net.ipv4.conf.%s.forwarding: %s", r->host_if,
+			      sl_strerror(err));
+		goto fail;
+	}
 	/* Re-read: the MAC and MTU are final only now. */
 	cni_nl_link_get(&ct, r->env.ifname, &ctl);
 	cni_nl_link_get(&host, r->host_if, &hl);
@@ -492,6 +502,12 @@ static int plugin_check(struct plugin_run *r)
 	if (cni_nl_route_has(&host, l.ifindex, ip, 32, 0) != 1) {
 		cni_error_set(&r->err, CNI_ERR_CHECK, "host route missing",
 			      "no route %s/32 dev %s in the host netns", a, r->host_if);
+		goto out;
+	}
+	if (cni_if_sysctl_get(r->host_if, "forwarding", why, sizeof(why)) || strcmp(why, "1")) {
+		cni_error_set(&r->err, CNI_ERR_CHECK, "host veth not forwarding",
+			      "net.ipv4.conf.%s.forwarding is not 1: pods cannot reach each other",
+			      r->host_if);
 		goto out;
 	}
 	ret = 0;

@@ -57,6 +57,9 @@ jget() { printf '%s' "$1" | jq -r "$2" 2>/dev/null; }
 ipfile_count() { ls "$DATA/slnet" 2>/dev/null | grep -c '^198\.'; }
 
 mkns "$NODE" || { not_ok setup "cannot create netns"; finish; }
+# A node that does not forward: pod-to-pod traffic must work through the per-veth flag the
+# plugin sets, not through a global switch (found by ctr/podman, cni_runtimes.sh).
+ip netns exec "$NODE" sysctl -qw net.ipv4.ip_forward=0
 
 # --- VERSION ----------------------------------------------------------------------------
 OUT=$(echo '{"cniVersion":"1.0.0"}' | env -i CNI_COMMAND=VERSION "$CNI")
@@ -84,6 +87,8 @@ expect_match host-veth-addr "$(ip -n "$NODE" -4 -o addr show dev "$HV")" "inet $
 expect_match host-veth-up "$(ip -n "$NODE" -o link show dev "$HV" 2>/dev/null)" "state UP"
 expect_match host-pod-route "$(ip -n "$NODE" route show "$POD")" "^$POD dev $HV"
 expect_match host-veth-mac "$(ip -n "$NODE" -o link show dev "$HV" 2>/dev/null)" "$(jget "$RES" '.interfaces[0].mac')"
+expect_eq host-veth-forwarding "$(ip netns exec "$NODE" cat "/proc/sys/net/ipv4/conf/$HV/forwarding" 2>&1)" 1
+expect_eq node-ip-forward-untouched "$(ip netns exec "$NODE" cat /proc/sys/net/ipv4/ip_forward)" 0
 check ping-gw-from-pod ip netns exec sl-cni-p1-$P ping -c1 -W2 "$GW"
 check ping-pod-from-node ip netns exec "$NODE" ping -c1 -W2 "$POD"
 
@@ -105,6 +110,10 @@ ip -n sl-cni-p1-$P route add default via $GW dev eth0 onlink
 ip -n "$NODE" route del "$POD"
 cni CHECK c1 /run/netns/sl-cni-p1-$P
 expect_eq check-host-route-rc "$(jget "$OUT" .code)" "105"
+ip -n "$NODE" route add "$POD" dev "$HV" scope link
+ip netns exec "$NODE" sysctl -qw "net.ipv4.conf.$HV.forwarding=0"
+cni CHECK c1 /run/netns/sl-cni-p1-$P
+expect_eq check-forwarding-off "$(jget "$OUT" .code) $(jget "$OUT" .msg)" "105 host veth not forwarding"
 
 # --- DEL, twice -------------------------------------------------------------------------
 cni DEL c1 /run/netns/sl-cni-p1-$P "$(conf 1.0.0 "\"prevResult\":$RES,")"
@@ -213,6 +222,11 @@ for i in $(seq 20); do
 	ip netns exec "$NODE" ping -c1 -W2 "$a" >/dev/null 2>&1 && OKP=$((OKP + 1))
 done
 expect_eq concurrent-pods-reachable "$OKP" "20"
+# Pod to pod across the node (forwarded by the per-veth flag; ip_forward stays 0).
+C1A=$(awk '{print $2}' "$TMP/cc1" | cut -d/ -f1)
+C2A=$(awk '{print $2}' "$TMP/cc2" | cut -d/ -f1)
+check pod-to-pod ip netns exec sl-cni-c1-$P ping -c1 -W2 "$C2A"
+check pod-to-pod-back ip netns exec sl-cni-c2-$P ping -c1 -W2 "$C1A"
 for i in $(seq 20); do
 	(cni DEL cc$i /run/netns/sl-cni-c$i-$P; echo "$RC" >"$TMP/cd$i") &
 done
