@@ -34,13 +34,15 @@ trap lab_cleanup EXIT
 
 # What the lab may change on the host, in this mount namespace. Other
 # engineers' namespaces and cgroups come and go meanwhile, so those lists
-# are reduced to names of this lab (its prefix, its pods' UIDs); mounts are
-# private to this namespace and compared whole.
+# are reduced to names of this lab (its prefix, its pods' UIDs). Mounts are
+# private to this namespace and compared whole, except the netns mounts in
+# /run/netns: when another test deletes its netns, the kernel detaches the
+# copy here too (the file is unlinked), so those are filtered like the rest.
 POD_UIDS=none
 snapshot() {
 	{
 		echo "## mounts"
-		awk '{ print $2, $3 }' /proc/self/mounts | sort
+		awk '$2 !~ "^/run/netns/." { print $2, $3 }' /proc/self/mounts | sort
 		echo "## /run/netns dir: $([[ -d /run/netns ]] && echo yes) mountpoint:" \
 			"$(mountpoint -q /run/netns 2>/dev/null && echo yes)"
 		echo "## /run/sluice-lab: $(ls -A /run/sluice-lab 2>/dev/null | tr '\n' ' ')"
@@ -48,6 +50,7 @@ snapshot() {
 		{
 			ip netns list 2>/dev/null | awk '{ print "netns", $1 }'
 			ls -A /run/netns 2>/dev/null | sed 's|^|/run/netns/|'
+			awk '$2 ~ "^/run/netns/." { print "mount", $2, $3 }' /proc/self/mounts
 			find "$CGROOT" -maxdepth 3 -type d 2>/dev/null
 		} | grep -E -- "(^| |/)($L|sluice-lab-$L)([-/ ]|$)|$POD_UIDS" | sort
 	}

@@ -46,6 +46,8 @@ API_LAB=198.18.0.2:6443
 
 die() {
 	echo "sluicectl lab: $*" >&2
+	[[ -n ${UP_STARTED:-} ]] &&
+		echo "sluicectl lab: 'sluicectl lab down --name $NAME' removes what up made so far" >&2
 	exit 1
 }
 usage() {
@@ -174,7 +176,7 @@ stop_pid() {
 # --- up -------------------------------------------------------------------------
 
 netns_add() {
-	ip netns add "$1" || die "ip netns add $1 failed (run 'sluicectl lab down --name $NAME' to clean up)"
+	ip netns add "$1" || die "ip netns add $1 failed"
 	echo "$1" >>"$S/netns"
 	ip -n "$1" link set lo up
 }
@@ -246,6 +248,7 @@ cmd_up() {
 	[[ -e $CG ]] && die "cgroup $CG exists but is not recorded by a lab: pick another --name"
 
 	mkdir -p "$RUN_ROOT" && mkdir -m 700 "$S" || die "cannot create $S"
+	UP_STARTED=1
 	mkdir -p "$S/pids" "$S/logs" "$S/cni-bin" "$S/bpffs"
 	# What /run/netns was before the first `ip netns add` (which creates and
 	# bind-mounts it): down puts it back the same way.
