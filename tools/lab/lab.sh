@@ -414,10 +414,21 @@ kill_cgroup() {
 }
 
 # Pod network namespaces are named from pod UIDs by the agents; only those
-# whose UID appears in this lab's node state dirs are this lab's.
+# whose UID appears in this lab's node state dirs are this lab's. The
+# sandbox.json of each pod (<state>/pods/<uid>/) names its netns exactly.
 pod_netns() {
 	local e uid
 	[[ -d /run/netns ]] || return 0
+	find "$S" -path '*/pods/*/sandbox.json' -exec "$PY" -c '
+import json, sys
+for f in sys.argv[1:]:
+    try:
+        n = json.load(open(f)).get("netns") or ""
+    except Exception:
+        continue
+    if n.startswith("/run/netns/") and "/" not in n[len("/run/netns/"):]:
+        print(n[len("/run/netns/"):])
+' {} + 2>/dev/null
 	for e in /run/netns/*; do
 		[[ -e $e ]] || continue
 		e=${e##*/}
@@ -459,8 +470,8 @@ cmd_down() {
 			in_ns "$NAME-n$i" "$BIN/sluice-agent" --node-name "n$i" --bpffs "$S/bpffs" \
 				--cleanup >>"$S/logs/cleanup.log" 2>&1
 	done
-	for ns in $(pod_netns); do
-		ip netns del "$ns" 2>/dev/null && log "removed pod netns $ns"
+	for ns in $(pod_netns | sort -u); do
+		[[ -e /run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null && log "removed pod netns $ns"
 	done
 	if [[ -s $S/netns ]]; then
 		tac "$S/netns" | while read -r ns; do
@@ -528,7 +539,7 @@ cmd_status() {
 }
 
 cmd_exec() {
-	local target cmd=() ns cg uid node k e
+	local target cmd=() ns cg uid node k e pid
 	load_config || die "lab '$NAME' is not up (no $S/config)"
 	((${#EXEC_ARGS[@]})) || die "exec: missing target: n1..n$NODES, cp, ext, fabric or NAMESPACE/POD"
 	target=${EXEC_ARGS[0]}
@@ -547,9 +558,18 @@ cmd_exec() {
 		done
 		[[ -n ${ns:-} ]] || die "exec: pod $target (uid $uid, node ${node:-none}) has no network" \
 			"namespace under /run/netns: is it running on a node?"
-		# The pod's own cgroup when processes may join it, else the node's.
-		cg=$CG/$node/pods/$uid
-		[[ -d $cg ]] || cg=$CG/$node/lab-exec
+		# Like kubectl exec: join a running container's cgroup and its
+		# namespaces (net, and mount/UTS for the pod's /etc files and
+		# hostname); with no process to join, the pod netns and the node's cgroup.
+		for e in "$CG/$node/pods/$uid"/*/cgroup.procs; do
+			[[ -e $e ]] || continue
+			read -r pid <"$e" || continue
+			[[ -n $pid ]] || continue
+			# shellcheck disable=SC2093 # exec: the loop continues only if bash is missing
+			exec bash -c 'echo $$ >"$0" && exec nsenter -t "$1" -n -m -u "${@:2}"' \
+				"$e" "$pid" "${cmd[@]}"
+		done
+		cg=$CG/$node/lab-exec
 		;;
 	cp | ext | fabric)
 		ns=$NAME-$target cg=
@@ -564,8 +584,7 @@ cmd_exec() {
 	# Inside the node's cgroup subtree the socket-level service load balancing
 	# applies, as for the node's pods.
 	if [[ -n $cg && -d $cg ]]; then
-		exec bash -c 'echo $$ >"$0/cgroup.procs" 2>/dev/null ||
-			echo $$ >"${0%/pods/*}/lab-exec/cgroup.procs"; exec nsenter --net="$1" "${@:2}"' \
+		exec bash -c 'echo $$ >"$0/cgroup.procs" && exec nsenter --net="$1" "${@:2}"' \
 			"$cg" "/run/netns/$ns" "${cmd[@]}"
 	fi
 	exec nsenter --net="/run/netns/$ns" "${cmd[@]}"
