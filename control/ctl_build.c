@@ -14,6 +14,7 @@
  * is set when spec.hostname is set and spec.subdomain names the Service.
  * Legacy Endpoints leave terminating pods out unless publishNotReadyAddresses.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,10 +78,19 @@ static bool pod_terminating(const struct k8s_pod *pod)
 	return k8s_time_is_set(&pod->meta.deletion_timestamp);
 }
 
+/* IPv4 only for now: slices are written with addressType IPv4 (an IPv6 pod IP
+ * would make the whole slice invalid). */
+static bool ipv4(const char *s)
+{
+	struct in_addr a;
+
+	return s && inet_pton(AF_INET, s, &a) == 1;
+}
+
 /* A pod that backs the Service in slices (terminating pods stay, marked). */
 static bool pod_is_endpoint(const struct k8s_service *svc, const struct k8s_pod *pod)
 {
-	return pod->status.pod_ip && *pod->status.pod_ip && !pod_terminal(pod) &&
+	return ipv4(pod->status.pod_ip) && !pod_terminal(pod) &&
 	       (!pod->meta.namespace || !svc->meta.namespace ||
 		!strcmp(pod->meta.namespace, svc->meta.namespace)) &&
 	       ctl_selector_matches(svc, pod);
@@ -679,7 +689,8 @@ struct json_object *ctl_endpoints_build(const struct k8s_service *svc, struct k8
 		json_object_array_add(tolerate || k8s_pod_ready(pod) ? s->ready : s->not_ready,
 				      addr);
 	}
-	qsort(ss, n_ss, sizeof(*ss), cmp_subset);
+	if (n_ss)
+		qsort(ss, n_ss, sizeof(*ss), cmp_subset);
 	subsets = json_object_new_array();
 	if (!subsets)
 		goto nomem;
