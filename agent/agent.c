@@ -46,6 +46,7 @@
 #include "model.h"
 #include "sockterm.h"
 #include "nodeport.h"
+#include "pods.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -106,6 +107,7 @@ struct agent {
 	struct sockterm *st;	   /* destroys sockets translated to removed backends; NULL if
 				      the kernel lacks bpf_sock_destroy */
 	struct np *np;		   /* uplink N-S path (nodeport.h); NULL without --devices */
+	struct pods *pods;	   /* pod runtime (pods.h); NULL without --run-pods */
 	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
 	__be32 *local_addrs;
 	size_t n_local_addrs;
@@ -1177,6 +1179,13 @@ int agent_run(const struct agent_config *cfg)
 		event_add(a.inf_ev[i], NULL);
 		sl_informer_start(a.inf[i]);
 	}
+	if (cfg->run_pods) {
+		a.pods = pods_open(a.base, a.client, &a.cfg);
+		if (!a.pods) {
+			rc = -errno;
+			goto out;
+		}
+	}
 	pr_info(AG, "node '%s': running (pins %s, cgroup %s, API %s)", cfg->node_name,
 		dp_pin_root(a.dp), a.cfg.cgroup_root, sl_client_server(a.client));
 	event_base_dispatch(a.base);
@@ -1198,7 +1207,8 @@ out:
 		event_free(a.sig_term);
 	if (a.sig_int)
 		event_free(a.sig_int);
-	np_close(a.np); /* before the base: it owns a timer on it */
+	pods_close(a.pods); /* before the base: events on it; pods keep running */
+	np_close(a.np);	    /* before the base: it owns a timer on it */
 	if (a.base)
 		event_base_free(a.base);
 	sockterm_close(a.st);
