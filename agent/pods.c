@@ -633,6 +633,22 @@ static int ctrs_init(struct pod *p)
 	return 0;
 }
 
+/* The containers of the pod as the API has it, once: restart counts and
+ * back-off survive a sandbox re-creation. */
+static int pod_ctrs_ensure(struct pod *p)
+{
+	int rc;
+
+	if (p->n_ctrs)
+		return 0;
+	json_object_put(p->spec_obj);
+	p->spec_obj = json_object_get(p->obj);
+	rc = ctrs_init(p);
+	if (rc)
+		ctrs_free(p);
+	return rc;
+}
+
 static void probe_target_of(struct ctr *c, struct probe_target *t)
 {
 	*t = (struct probe_target){.pod_ip = c->pod->ip,
@@ -1030,16 +1046,12 @@ static void sandbox_create(struct pod *p)
 		timer_in(p->timer, NET_RETRY_S);
 		return;
 	}
-	json_object_put(p->spec_obj);
-	p->spec_obj = json_object_get(p->obj);
-	ctrs_free(p);
-	rc = ctrs_init(p);
+	rc = pod_ctrs_ensure(p);
 	if (rc) {
 		pods_fmt(p->reason, sizeof(p->reason), "CreateContainerConfigError");
 		if (rc == -ENOMEM)
 			pods_fmt(p->message, sizeof(p->message), "out of memory");
 		pod_event(p, "Warning", "Failed", p->message, true);
-		ctrs_free(p);
 		status_dirty(pm);
 		return; /* waits for a spec change or deletion */
 	}
@@ -1134,6 +1146,8 @@ static void teardown_finish(struct pod *p)
 	    !p->delete_api) {
 		p->restart_after = false;
 		p->leftover = false;
+		/* Before any status write replaces what the previous run reported. */
+		pod_ctrs_ensure(p);
 		p->st = PS_WAIT_NET;
 		free(p->last_status);
 		p->last_status = NULL;
@@ -1276,6 +1290,10 @@ static void on_pod(struct json_object *obj, void *arg)
 			pr_err(PD, "pod '%s/%s': out of memory", ns, name);
 			return;
 		}
+		json_object_put(p->obj);
+		p->obj = json_object_get(obj);
+		if (!p->leftover)
+			pod_ctrs_ensure(p);
 	}
 	json_object_put(p->obj);
 	p->obj = json_object_get(obj);
@@ -1284,7 +1302,7 @@ static void on_pod(struct json_object *obj, void *arg)
 		 * or, when it is being deleted, is deleted after. */
 		if (sl_json_get(meta, "deletionTimestamp"))
 			p->delete_api = true;
-		else
+		else if (!terminal_phase(obj))
 			p->restart_after = true;
 		return;
 	}
