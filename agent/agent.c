@@ -47,6 +47,7 @@
 #include "node.h"
 #include "sockterm.h"
 #include "nodeport.h"
+#include "pods.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -108,6 +109,7 @@ struct agent {
 				      the kernel lacks bpf_sock_destroy */
 	struct np *np;		   /* uplink N-S path (nodeport.h); NULL without --devices */
 	struct node *node;	   /* kubelet side (node.h); NULL without --run-pods */
+	struct pods *pods;	   /* pod runtime (pods.h); NULL without --run-pods */
 	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
 	__be32 *local_addrs;
 	size_t n_local_addrs;
@@ -1190,6 +1192,13 @@ int agent_run(const struct agent_config *cfg)
 		event_add(a.inf_ev[i], NULL);
 		sl_informer_start(a.inf[i]);
 	}
+	if (cfg->run_pods) {
+		a.pods = pods_open(a.base, a.client, &a.cfg);
+		if (!a.pods) {
+			rc = -errno;
+			goto out;
+		}
+	}
 	pr_info(AG, "node '%s': running (pins %s, cgroup %s, API %s)", cfg->node_name,
 		dp_pin_root(a.dp), a.cfg.cgroup_root, sl_client_server(a.client));
 	event_base_dispatch(a.base);
@@ -1212,6 +1221,7 @@ out:
 	if (a.sig_int)
 		event_free(a.sig_int);
 	node_close(a.node); /* before the base: timers and the endpoint socket */
+	pods_close(a.pods); /* before the base: events on it; pods keep running */
 	np_close(a.np);	    /* before the base: it owns a timer on it */
 	if (a.base)
 		event_base_free(a.base);

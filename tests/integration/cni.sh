@@ -137,6 +137,24 @@ check del-netns-gone-released test ! -e "$DATA/slnet/$POD2"
 cni DEL c2 ""
 expect_eq del-empty-netns-rc "$RC" 0
 
+# --- two networks handing out one subnet on a node: the error says so, nothing leaks -----
+# (podman lists every conflist of its config dir, so such overlaps are easy to create.)
+ovl() {
+	printf '{"cniVersion":"1.0.0","name":"%s","type":"sluice-cni","ipam":{"type":"sluice","subnet":"198.18.64.0/24","rangeStart":"198.18.64.200","rangeEnd":"198.18.64.200","dataDir":"%s"}}' \
+		"$1" "$DATA"
+}
+mkns sl-cni-o1-$P
+mkns sl-cni-o2-$P
+cni ADD o1 /run/netns/sl-cni-o1-$P "$(ovl slnet-a)"
+expect_eq overlap-first-rc "$RC" 0
+cni ADD o2 /run/netns/sl-cni-o2-$P "$(ovl slnet-b)"
+expect_eq overlap-second-code "$(jget "$OUT" .code) $RC" "103 1"
+expect_match overlap-second-details "$(jget "$OUT" .details)" "route to the pod via sl[0-9a-f]+ \(pod 198\.18\.64\.200\): .*another network use the same subnet"
+expect_eq overlap-second-no-leak "$(ls "$DATA/slnet-b" 2>/dev/null | grep -c '^198\.') $(ip -n "$NODE" -o link show type veth | wc -l)" "0 1"
+check overlap-first-still-pings ip netns exec "$NODE" ping -c1 -W2 198.18.64.200
+cni DEL o1 /run/netns/sl-cni-o1-$P "$(ovl slnet-a)"
+expect_eq overlap-del-rc "$RC" 0
+
 # --- bad input: the spec's error codes, exit 1, never a crash ----------------------------
 cni ADD c3 /run/netns/sl-cni-p1-$P '{"cniVersion":"1.0.0",'
 expect_eq bad-json-code "$(jget "$OUT" .code) $RC" "6 1"
