@@ -35,6 +35,7 @@ PY=$(command -v /usr/bin/python3 || command -v python3)
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-10}      # seconds between TERM and KILL
 NODE_TIMEOUT=${LAB_NODE_TIMEOUT:-60}      # seconds for nodes to become Ready
+REGISTER_TIMEOUT=${LAB_REGISTER_TIMEOUT:-10} # seconds for the first Node to appear
 # LAB_CONTROL_FLAGS: extra sluice-control flags (tests shorten grace periods)
 # LAB_LOG_ARCHIVE: down copies the daemons' logs there before removing the state
 
@@ -363,22 +364,26 @@ CFG
 		}
 	done
 
-	# Node registration is the agent's node part (agent/node.c); an agent
-	# built without it never registers, so say that instead of waiting.
-	if grep -qa kube-node-lease "$BIN/sluice-agent"; then
-		log "waiting up to ${NODE_TIMEOUT}s for $NODES Ready nodes"
-		for ((i = 0; i < NODE_TIMEOUT * 4; i++)); do
-			agent_regs=$(nodes_ready | grep -c ' Ready$')
-			((agent_regs >= NODES)) && break
-			sleep 0.25
-		done
-		if ((agent_regs < NODES)); then
-			nodes_ready >&2
-			die "only $agent_regs of $NODES nodes are Ready after ${NODE_TIMEOUT}s (logs in $S/logs/)"
-		fi
-	else
-		log "WARNING: this sluice-agent does not register Nodes (agent/node.c not merged):" \
+	# Node registration is the agent's node part (agent/node.c). An agent
+	# registers within a second or two of starting; none at all after
+	# LAB_REGISTER_TIMEOUT means this build's agent does not register Nodes.
+	log "waiting for $NODES nodes to register and become Ready"
+	local reg=0 regs
+	for ((i = 0; i < NODE_TIMEOUT * 4; i++)); do
+		regs=$(nodes_ready)
+		reg=$(grep -c . <<<"$regs")
+		agent_regs=$(grep -c ' Ready$' <<<"$regs")
+		((agent_regs >= NODES)) && break
+		((reg == 0 && i >= REGISTER_TIMEOUT * 4)) && break
+		sleep 0.25
+	done
+	if ((reg == 0)); then
+		log "WARNING: no Node registered in ${REGISTER_TIMEOUT}s: this sluice-agent does not" \
+			"register Nodes (agent/node.c not merged?) or cannot reach the API (logs in $S/logs/);" \
 			"'kubectl get nodes' stays empty and no pods run"
+	elif ((agent_regs < NODES)); then
+		echo "$regs" >&2
+		die "only $agent_regs of $NODES nodes are Ready after ${NODE_TIMEOUT}s (logs in $S/logs/)"
 	fi
 
 	cat <<EOF
