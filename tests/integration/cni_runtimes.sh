@@ -374,6 +374,21 @@ else
 	expect_eq ctr/store-empty "$(ipfile_count ctrnet)" 0
 	expect_eq ctr/containers-removed "$(ctr_ container ls -q 2>/dev/null | wc -l)" 0
 
+	# `ctr run -d` never runs DEL (task/container delete do not call CNI): the veth dies
+	# with the netns but the address stays reserved. A spec-1.1 GC that lists no valid
+	# attachment gives it back.
+	make_rootfs d1
+	CTR_RUNS+=(d1)
+	ctr_ run -d --cni --rootfs "$ROOTFS/d1" d1 /bin/busybox httpd -f -p 80 -h /www >"$RT/ctr-d1.log" 2>&1
+	ctr_ task kill -s KILL d1 >/dev/null 2>&1
+	for _ in $(seq 50); do [[ $(ctr_ task ls 2>/dev/null | awk '$1=="d1" {print $3}') == STOPPED ]] && break; sleep 0.1; done
+	ctr_ task delete d1 >/dev/null 2>&1
+	ctr_ container delete d1 >/dev/null 2>&1
+	expect_eq ctr/detached-no-del "$(grep -c " DEL $NS-d1 " "$LOG/calls") $(ipfile_count ctrnet)" "0 1"
+	printf '{"cniVersion":"1.1.0","name":"ctrnet","type":"sluice-cni","cni.dev/valid-attachments":[],"ipam":{"type":"sluice","subnet":"198.18.66.0/24","dataDir":"%s"}}' "$IPAM" |
+		env -i PATH="$PATH" CNI_COMMAND=GC CNI_PATH=/opt/cni/bin /opt/cni/bin/sluice-cni >/dev/null
+	expect_eq ctr/detached-gc-releases "$? $(ipfile_count ctrnet)" "0 0"
+
 	# A full network: the second container is refused with sluice-cni's error, cleanly.
 	tinyconf ctrtiny 198.18.68 >"$RT/net.d/05-ctrtiny.conflist" # sorts first: ctr's pick
 	if ctr_start c4; then
