@@ -65,6 +65,7 @@ start_control() {
 	port=$(free_port)
 	CONTROL_URL="http://127.0.0.1:$port"
 	"$BIN/sluice-control" --listen "127.0.0.1:$port" --service-cidr 198.18.128.0/20 \
+		--cluster-cidr 198.18.64.0/18 \
 		--log-level warn "$@" >>"$TMP/control.log" 2>&1 &
 	CONTROL_PID=$!
 	PIDS+=("$CONTROL_PID")

@@ -59,7 +59,7 @@ ip -n "$NS" link set fab0 up
 ip -n "$NS" link set fab1 up
 ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1
 
-start_control --store memory --listen-netns "/run/netns/$NS=127.0.0.1:6443" || { not_ok start-control; finish; }
+start_control --store memory --controllers none --listen-netns "/run/netns/$NS=127.0.0.1:6443" || { not_ok start-control; finish; }
 U=$CONTROL_URL
 j() { curl -s -H 'Content-Type: application/json' "$@"; }
 jp() { curl -s -XPATCH -H 'Content-Type: application/merge-patch+json' "$@"; }

@@ -59,7 +59,7 @@ ip -n "$NS" link set lo up
 ln -s "$BIN/sluice-cni" "$CNIBIN/sluice-cni"
 
 P2=$(free_port)
-start_control --store memory --listen-netns "/run/netns/$NS=127.0.0.1:$P2" ||
+start_control --store memory --controllers none --listen-netns "/run/netns/$NS=127.0.0.1:$P2" ||
 	{ not_ok start-control; finish; }
 U=$CONTROL_URL
 
