@@ -74,6 +74,8 @@ rt_cleanup() {
 	for d in /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/*/"$NS"-podman; do
 		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 	done
+	# A mount a runtime left under $TMP (shm, rootfs binds) must not meet rm -rf.
+	findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	cleanup
 }
 trap rt_cleanup EXIT
@@ -459,6 +461,7 @@ fi
 
 # === after both ==============================================================================
 expect_eq no-veth-left "$(ip -o link show type veth 2>/dev/null | wc -l)" 0
+expect_eq no-mount-left "$(findmnt -rn -o TARGET | grep -c "^$TMP/")" 0
 expect_eq every-other-call-succeeded "$(grep -v -e " ADD $NS-c5 " -e " ADD ${P5:-none} " "$LOG/calls" 2>/dev/null | grep -vc ' rc=0$')" 0
 if grep -q 'AddressSanitizer\|runtime error\|LeakSanitizer' "$LOG/stderr" 2>/dev/null; then
 	not_ok plugin-stderr-clean "$(grep -m3 -A5 'AddressSanitizer\|runtime error\|LeakSanitizer' "$LOG/stderr")"
