@@ -429,13 +429,26 @@ else
 	expect_match podman/netns-is-named "$(grep " ADD $P1 " "$LOG/calls")" "netns=/run/netns/[^ ]+ "
 	expect_match podman/inspect-ip "$(podman_ inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$NS-p1" 2>&1)" "^$P1_IP$"
 
+	# network reload: DEL then ADD in the same live netns; the container carries on with
+	# the newly allocated address and the old one is released.
+	podman_ network reload "$NS-p1" >/dev/null 2>&1
+	R_IP=$(attachment_of "$P1" | cut -d' ' -f1)
+	expect_eq podman/reload-del-add "$(grep -c " DEL $P1 " "$LOG/calls") $(grep -c " ADD $P1 " "$LOG/calls")" "1 2"
+	expect_match podman/reload-eth0 "$(px p1 ip -4 -o addr show dev eth0 2>&1)" "inet $R_IP/32 "
+	expect_eq podman/reload-inspect "$(podman_ inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$NS-p1" 2>&1)" "$R_IP"
+	expect_eq podman/reload-node-http "$(curl -s -m 3 "http://$R_IP/" 2>&1)" p1
+	expect_eq podman/reload-p2-reaches-p1 "$(px p2 wget -q -O- "http://$R_IP/" 2>&1)" p1
+	check podman/reload-old-released bash -c "[[ $R_IP == $P1_IP ]] || test ! -e $IPAM/podnet/$P1_IP"
+	expect_eq podman/reload-store "$(ipfile_count podnet)" 2
+	P1_IP=$R_IP P1_HV=$(attachment_of "$P1" | cut -d' ' -f2)
+
 	# stop tears the network down (DEL while the netns still exists) ...
 	podman_ stop -t 1 "$NS-p1" >/dev/null 2>&1
 	released podman p1 "$P1" "$P1_IP" "$P1_HV" podnet
 	# ... start wires it again (a fresh ADD), rm -f tears it down for good.
 	podman_ start "$NS-p1" >/dev/null 2>&1
 	wired podman "$P1" 1.0.0 '^198\.18\.67\.[0-9]+$' 198.18.67.1 p1 p1-restart px p1
-	expect_eq podman/p1-restart-adds "$(grep -c " ADD $P1 " "$LOG/calls")" 2
+	expect_eq podman/p1-restart-adds "$(grep -c " ADD $P1 " "$LOG/calls")" 3
 	P1_IP=$A_IP P1_HV=$A_HV
 	podman_ rm -f -t 0 "$NS-p1" >/dev/null 2>&1
 	released podman p1-rm "$P1" "$P1_IP" "$P1_HV" podnet
