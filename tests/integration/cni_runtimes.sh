@@ -17,7 +17,8 @@
 #     +-- slXXXXXXXXXXXX <==veth==> eth0 198.18.66.x/32 (ctr containers, gw 198.18.66.1)
 #     +-- slXXXXXXXXXXXX <==veth==> eth0 198.18.67.x/32 (podman containers, gw 198.18.67.1)
 #
-# Only 198.18.66.0/24 and 198.18.67.0/24; no route leaves the node namespace (it has only lo
+# Only 198.18.66.0/24-198.18.69.0/24 (68, 69: one-address networks that refuse a second
+# container); no route leaves the node namespace (it has only lo
 # and the pod veths). Cleanup stops every container, the runtimes' helpers and containerd by
 # recorded PID, removes the per-run cgroups; the namespaces vanish with the last process.
 if [[ -z ${SLUICE_IN_CNIRT_NS:-} && $EUID -eq 0 ]]; then
