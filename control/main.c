@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"  --token-file FILE           static bearer tokens, lines "
 		"'token,user,uid[,groups]';\n"
 		"                              required when listening beyond loopback\n"
+		"  --anonymous-loopback        with --token-file: requests to a loopback address\n"
+		"                              need no token (kubectl sends none over plain "
+		"HTTP)\n"
 		"  --retain-revisions N        watch history kept (default 10000)\n"
 		"  --compact-interval SECONDS  store compaction period (default 60)\n"
 		"  --min-request-timeout S     watches end after a random time in [S, 2S] (default "
@@ -76,6 +79,7 @@ int main(int argc, char **argv)
 		{"service-cidr", required_argument, NULL, 'c'},
 		{"node-port-range", required_argument, NULL, 'p'},
 		{"token-file", required_argument, NULL, 't'},
+		{"anonymous-loopback", no_argument, NULL, 'A'},
 		{"retain-revisions", required_argument, NULL, 'r'},
 		{"compact-interval", required_argument, NULL, 'C'},
 		{"min-request-timeout", required_argument, NULL, 'm'},
@@ -141,6 +145,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			cfg.token_file = optarg;
+			break;
+		case 'A':
+			cfg.anonymous_loopback = true;
 			break;
 		case 'r':
 			if (parse_num("--retain-revisions", optarg, 100, 10000000, &n))

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
@@ -400,11 +401,27 @@ notfound:
 	api_req_free(ar);
 }
 
+/* Whether the request's connection was accepted on a 127/8 address. */
+static bool req_to_loopback(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	if (!bev || getsockname(bufferevent_getfd(bev), (struct sockaddr *)&sin, &len) ||
+	    sin.sin_family != AF_INET)
+		return false;
+	return (ntohl(sin.sin_addr.s_addr) >> 24) == 127;
+}
+
 static bool check_auth(struct server *srv, struct evhttp_request *req)
 {
 	const char *h;
 
 	if (!api_auth_required(srv))
+		return true;
+	if (srv->cfg.anonymous_loopback && req_to_loopback(req))
 		return true;
 	h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	if (!h || strncasecmp(h, "Bearer ", 7))

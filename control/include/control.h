@@ -20,7 +20,11 @@ struct control_config {
 	const char *service_cidr;    /* "198.18.128.0/20" lab default; 10.96.0.0/12 on real nodes */
 	const char *node_port_range; /* "30000-32767" */
 	const char *token_file;	     /* static tokens, CSV token,user,uid[,"groups"] */
-	int64_t retain_revisions;    /* watch history kept by store and cache */
+	/* With token_file: requests that arrived on a loopback address need no
+	 * token. kubectl (client-go) sends credentials only over TLS, so this is
+	 * how it reaches a plain-HTTP server that also serves other netns. */
+	bool anonymous_loopback;
+	int64_t retain_revisions; /* watch history kept by store and cache */
 	int compact_interval_s;
 	int idle_timeout_s;	   /* keep-alive idle limit for non-watch connections */
 	int min_request_timeout_s; /* watches end after a random time in [t, 2t] */
