@@ -196,14 +196,15 @@ deps:
 	$(Q)scripts/deps.sh
 
 # The test build lives in its own directory so release and sanitizer objects
-# never mix.
+# never mix (TEST_BUILD=build/mine gives a private one).
+TEST_BUILD ?= build/test
 test-build:
-	$(Q)$(MAKE) --no-print-directory BUILD=build/test SANITIZER=address,undefined OPT="-O1 -g" \
-		all $(patsubst $(BUILD)/%,build/test/%,$(UNIT_BINS) $(FUZZ_REPLAY))
+	$(Q)$(MAKE) --no-print-directory BUILD=$(TEST_BUILD) SANITIZER=address,undefined \
+		OPT="-O1 -g" all $(patsubst $(BUILD)/%,$(TEST_BUILD)/%,$(UNIT_BINS) $(FUZZ_REPLAY))
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-build
-	$(Q)BUILD=build/test tests/run.sh
+	$(Q)BUILD=$(TEST_BUILD) tests/run.sh
 
 demo: deps all
 	$(Q)tools/demo.sh
