@@ -12,6 +12,7 @@
  * thread) and dispatched its event into the cache; only then is the client
  * answered, so a read after a write always sees it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -2241,7 +2242,7 @@ void server_on_store_event(const struct store_event *ev, void *arg)
 struct boot {
 	struct server *srv;
 	unsigned pending;
-	int phase; /* 0: namespaces, 1: the kubernetes Service */
+	int phase; /* 0: namespaces, 1: the kubernetes Service, 2: its endpoints */
 	bool failed;
 };
 
@@ -2257,6 +2258,68 @@ static void boot_done(struct wop *w, int err)
 	}
 	if (--b->pending == 0)
 		boot_phase(b);
+}
+
+/* The port the advertised address is served on: a --listen-netns listener bound to that
+ * address (the lab's), else the main listener's port. */
+static int advertised_port(const struct server *srv)
+{
+	size_t alen = strlen(srv->cfg.advertise);
+
+	for (int i = 0; i < srv->cfg.n_netns_listen; i++) {
+		const char *eq = strrchr(srv->cfg.netns_listen[i], '=');
+		if (eq && !strncmp(eq + 1, srv->cfg.advertise, alen) && eq[1 + alen] == ':')
+			return atoi(eq + 2 + alen);
+	}
+	return srv->port;
+}
+
+/* Endpoints and EndpointSlice "kubernetes" point the Service at --advertise-address, as
+ * kube-apiserver's endpoint reconciler does, so pods reach the API through its ClusterIP.
+ * Created when missing; a changed address needs the objects deleted (a single API server
+ * has no lease-based reconciler to arbitrate). */
+static void boot_kubernetes_endpoints(struct boot *b)
+{
+	struct server *srv = b->srv;
+	const struct api_resource *epr = api_resource_find("", "v1", "endpoints");
+	const struct api_resource *esr =
+		api_resource_find("discovery.k8s.io", "v1", "endpointslices");
+	int port = advertised_port(srv);
+	struct in_addr a;
+	char js[768];
+	struct json_object *o;
+
+	if (inet_pton(AF_INET, srv->cfg.advertise, &a) != 1) {
+		pr_warn("control",
+			"--advertise-address '%s': not an IPv4 address; the kubernetes "
+			"Service gets no endpoints",
+			srv->cfg.advertise);
+		return;
+	}
+	if (epr && !cache_get(srv->cache, epr, "default", "kubernetes")) {
+		snprintf(js, sizeof(js),
+			 "{\"metadata\":{\"name\":\"kubernetes\",\"namespace\":\"default\"},"
+			 "\"subsets\":[{\"addresses\":[{\"ip\":\"%s\"}],\"ports\":[{\"name\":"
+			 "\"https\",\"port\":%d,\"protocol\":\"TCP\"}]}]}",
+			 srv->cfg.advertise, port);
+		if ((o = sl_json_parse(js, strlen(js), NULL, 0))) {
+			b->pending++;
+			create_internal(srv, epr, "default", o, boot_done, b);
+		}
+	}
+	if (esr && !cache_get(srv->cache, esr, "default", "kubernetes")) {
+		snprintf(js, sizeof(js),
+			 "{\"metadata\":{\"name\":\"kubernetes\",\"namespace\":\"default\","
+			 "\"labels\":{\"kubernetes.io/service-name\":\"kubernetes\"}},"
+			 "\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":[\"%s\"],"
+			 "\"conditions\":{\"ready\":true}}],\"ports\":[{\"name\":\"https\","
+			 "\"port\":%d,\"protocol\":\"TCP\"}]}",
+			 srv->cfg.advertise, port);
+		if ((o = sl_json_parse(js, strlen(js), NULL, 0))) {
+			b->pending++;
+			create_internal(srv, esr, "default", o, boot_done, b);
+		}
+	}
 }
 
 /* Namespaces first: the kubernetes Service needs "default" to exist. */
@@ -2292,17 +2355,19 @@ static void boot_phase(struct boot *b)
 			"\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"%s\",\"sessionAffinity\":"
 			"\"None\",\"ports\":[{\"name\":\"https\",\"port\":443,\"protocol\":\"TCP\","
 			"\"targetPort\":%d}]}}",
-			ip, srv->port);
+			ip, srv->cfg.advertise ? advertised_port(srv) : srv->port);
 		o = sl_json_parse(js, strlen(js), NULL, 0);
 		if (o) {
 			b->pending++;
 			create_internal(srv, svc, "default", o, boot_done, b);
 		}
+	} else if (b->phase == 2 && srv->cfg.advertise) {
+		boot_kubernetes_endpoints(b);
 	}
 	if (--b->pending)
 		return;
-	if (b->phase == 0 && !b->failed) {
-		b->phase = 1;
+	if (b->phase < 2 && !b->failed) {
+		b->phase++;
 		boot_phase(b);
 		return;
 	}
