@@ -238,7 +238,18 @@ expect_eq hc-no-local-endpoint-503 "$(in_c curl -s -o /dev/null -w '%{http_code}
 expect_match hc-body-counts-endpoints "$(get http://198.18.2.10:30200/)" '"localEndpoints":1'
 
 # --- map state ---------------------------------------------------------------------------
-ct=$(bpftool map dump pinned "$PIN/sl_ct4_tcp_v1" 2>&1)
+# An open connection keeps its entry: closed flows may already be collected (GC runs every
+# second here, and a loaded machine can take that long between the requests and the dump).
+nsenter --net="/run/netns/$C" bash -c 'exec 3<>/dev/tcp/198.18.2.10/30080; sleep 5' &
+HOLD=$!
+ct=
+for _ in $(seq 30); do
+	ct=$(bpftool map dump pinned "$PIN/sl_ct4_tcp_v1" 2>&1)
+	grep -q '"backend_addr"' <<<"$ct" && break
+	sleep 0.1
+done
+kill "$HOLD" 2>/dev/null
+wait "$HOLD" 2>/dev/null
 expect_match conntrack-entries-visible "$ct" '"backend_addr"'
 maglev_flags=$(bpftool -j map dump pinned "$PIN/sl_svc4_v1" | python3 -c '
 import json, sys
