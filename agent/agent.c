@@ -903,6 +903,8 @@ static void on_synced(void *arg)
 {
 	struct inf_ctx *c = arg;
 
+	if (c->set == &c->a->sets[INF_NODE])
+		node_synced(c->a->node);
 	mark_dirty(c->a);
 }
 

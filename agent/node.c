@@ -58,7 +58,8 @@ struct node {
 	char *pod_cidr; /* what the conflist on disk holds */
 	char ready_since[K8S_TIME_BUFSZ];
 	bool lease_ok, registered;
-	time_t status_at; /* last successful status write */
+	bool nodes_synced; /* the Nodes informer's first list is in: routes can be reconciled */
+	time_t status_at;  /* last successful status write */
 	struct peer *peers;
 	size_t n_peers;
 	struct endpoints *ep;
@@ -643,6 +644,9 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
 	if (!n->registered)
 		n->registered = !node_register(n);
 	lease_write(n);
+	/* Also repairs routes someone removed and retries installs that failed. */
+	if (n->nodes_synced)
+		routes_sync(n);
 	/* The status is due every NODE_STATUS_S; a failed write retries with the lease. */
 	if (!n->status_at || time(NULL) - n->status_at >= NODE_STATUS_S)
 		node_status_write(n);
@@ -687,7 +691,7 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 {
 	struct json_object *meta = sl_json_get(obj, "metadata"), *addrs, *conds;
 	const char *name = sl_json_get_str(meta, "name"), *cidr, *ip = NULL;
-	struct timeval now = {0, 0};
+	struct timeval soon = {0, 100000};
 	struct peer *p;
 	bool changed = false;
 
@@ -729,8 +733,9 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 		p->ip = dup_or_null(ip);
 		changed = true;
 	}
-	if (changed)
-		event_add(n->route_ev, &now);
+	/* Debounced: a burst of Node events (a relist) is one reconcile. */
+	if (changed && n->nodes_synced)
+		event_add(n->route_ev, &soon);
 	if (deleted || strcmp(name, n->cfg->node_name))
 		return;
 
@@ -741,7 +746,8 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 		n->pod_cidr = strdup(cidr);
 	}
 	/* Someone (the lifecycle controller) says we are not Ready: answer with a fresh
-	 * status now rather than at the next minute, at most once per lease period. */
+	 * status in a second rather than at the next minute (our own write comes back as
+	 * Ready=True, so this never loops). */
 	conds = sl_json_path(obj, "status", "conditions", NULL);
 	for (size_t i = 0; conds && json_object_is_type(conds, json_type_array) &&
 			   i < json_object_array_length(conds);
@@ -749,18 +755,27 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 		struct json_object *c = json_object_array_get_idx(conds, i);
 		const char *t = sl_json_get_str(c, "type"), *s = sl_json_get_str(c, "status");
 
-		if (t && !strcmp(t, "Ready") && s && strcmp(s, "True") &&
-		    time(NULL) - n->status_at >= NODE_LEASE_S) {
-			struct timeval soon = {1, 0};
+		if (t && !strcmp(t, "Ready") && s && strcmp(s, "True")) {
+			struct timeval later = {1, 0};
 
 			pr_info(NL,
 				"node '%s': marked Ready=%s by the control plane; reposting "
 				"Ready=True",
 				n->cfg->node_name, s);
 			n->ready_since[0] = '\0'; /* a new transition */
-			event_add(n->status_ev, &soon);
+			event_add(n->status_ev, &later);
 		}
 	}
+}
+
+void node_synced(struct node *n)
+{
+	struct timeval now = {0, 0};
+
+	if (!n || n->nodes_synced)
+		return;
+	n->nodes_synced = true;
+	event_add(n->route_ev, &now);
 }
 
 /* --- lifecycle ----------------------------------------------------------------------------- */
