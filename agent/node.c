@@ -598,8 +598,10 @@ static void routes_sync(struct node *n)
 	for (size_t i = 0; i < n_have; i++) {
 		bool keep = false;
 
+		/* Same destination wanted with another gateway: the replace below swaps it in
+		 * place, with no moment where the peer's pods are unroutable. */
 		for (size_t j = 0; j < n_want && !keep; j++)
-			keep = route_eq(&have[i], &want[j]);
+			keep = have[i].dst == want[j].dst && have[i].prefix == want[j].prefix;
 		if (keep)
 			continue;
 		err = node_route_delete(&have[i]);
