@@ -782,6 +782,30 @@ void node_synced(struct node *n)
 
 /* --- lifecycle ----------------------------------------------------------------------------- */
 
+/* Pods route through this netns (to each other, to other nodes' podCIDRs, to services), so
+ * it must forward, as the reference ptp plugin ensures too. Per netns: in the lab this
+ * touches only the node's namespace. */
+static void forwarding_enable(void)
+{
+	const char *path = "/proc/sys/net/ipv4/ip_forward";
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	char c = '0';
+
+	if (fd < 0 || read(fd, &c, 1) != 1 || c == '1') {
+		if (fd < 0)
+			pr_warn(NL, "%s: %s; pods may not be routable", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (pwrite(fd, "1\n", 2, 0) != 2)
+		pr_warn(NL, "enabling %s failed: %s; pods may not be routable", path,
+			strerror(errno));
+	else
+		pr_info(NL, "IPv4 forwarding enabled (pods route through this netns)");
+	close(fd);
+}
+
 struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 		       struct sl_client *client, const char *pin_root)
 {
@@ -821,6 +845,7 @@ struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 	}
 	if (err)
 		goto fail;
+	forwarding_enable();
 	n->lease_ev = event_new(base, -1, EV_PERSIST, lease_cb, n);
 	n->status_ev = evtimer_new(base, status_cb, n);
 	n->route_ev = evtimer_new(base, route_cb, n);

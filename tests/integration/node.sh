@@ -57,7 +57,6 @@ ip -n "$NS" link add fab0 type veth peer name fab1
 ip -n "$NS" addr add 198.18.0.11/24 dev fab0
 ip -n "$NS" link set fab0 up
 ip -n "$NS" link set fab1 up
-ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1
 
 start_control --store memory --listen-netns "/run/netns/$NS=127.0.0.1:6443" || { not_ok start-control; finish; }
 U=$CONTROL_URL
