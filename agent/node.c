@@ -828,7 +828,7 @@ struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 	else
 		snprintf(n->state_dir, sizeof(n->state_dir), "/var/lib/sluice/%s", cfg->node_name);
 	uname(&u);
-	snprintf(n->arch, sizeof(n->arch), "%s", node_goarch(u.machine));
+	snprintf(n->arch, sizeof(n->arch), "%.31s", node_goarch(u.machine));
 	snprintf(n->kernel, sizeof(n->kernel), "%s", u.release);
 	os_image(n->os_image, sizeof(n->os_image));
 	err = node_ip_resolve(cfg, n->ip, sizeof(n->ip));
