@@ -477,8 +477,9 @@ static int pod_socket_lb_off(struct endpoints *e, const char *ns, const char *na
 			 ns, name, err ? sl_strerror(err) : "HTTP error", resp.err);
 		off = -EAGAIN;
 	} else {
-		v = sl_json_get_str(sl_json_path(resp.json, "metadata", "annotations", NULL),
-				    EP_ANNOT_SOCKET_LB);
+		v = sl_json_get_str(
+			sl_json_path(resp.json, "metadata", "annotations", (char *)NULL),
+			EP_ANNOT_SOCKET_LB);
 		off = v && !strcmp(v, "off");
 	}
 	sl_client_resp_fini(&resp);

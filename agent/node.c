@@ -700,7 +700,7 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 	if (!n || !name)
 		return;
 	cidr = sl_json_get_str(sl_json_get(obj, "spec"), "podCIDR");
-	addrs = sl_json_path(obj, "status", "addresses", NULL);
+	addrs = sl_json_path(obj, "status", "addresses", (char *)NULL);
 	for (size_t i = 0; addrs && json_object_is_type(addrs, json_type_array) &&
 			   i < json_object_array_length(addrs);
 	     i++) {
@@ -750,7 +750,7 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 	/* Someone (the lifecycle controller) says we are not Ready: answer with a fresh
 	 * status in a second rather than at the next minute (our own write comes back as
 	 * Ready=True, so this never loops). */
-	conds = sl_json_path(obj, "status", "conditions", NULL);
+	conds = sl_json_path(obj, "status", "conditions", (char *)NULL);
 	for (size_t i = 0; conds && json_object_is_type(conds, json_type_array) &&
 			   i < json_object_array_length(conds);
 	     i++) {
