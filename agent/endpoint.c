@@ -549,7 +549,8 @@ static int op_add(struct endpoints *e, const struct ep_req *q, char *why, size_t
 	old = rec_find(e, name);
 	if (old) {
 		/* A repeated ADD (the runtime retried): the new facts win. */
-		if (old->sock_lb_off && old->netns_cookie != r.netns_cookie && e->sockoff_fd >= 0)
+		if (old->sock_lb_off && e->sockoff_fd >= 0 &&
+		    (!r.sock_lb_off || old->netns_cookie != r.netns_cookie))
 			bpf_map_delete_elem(e->sockoff_fd, &old->netns_cookie);
 		rec_fini(old);
 		*old = r;

@@ -88,6 +88,21 @@ stop_agent() {
 	AGENT_PID=
 }
 
+# --- bad flags: a clear error, no half-started node side ----------------------------------
+bad_agent() {
+	timeout 20 nsenter --net="/run/netns/$NS" "$BIN/sluice-agent" --node-name "$NODE" \
+		--server http://127.0.0.1:6443 --bpffs "$BPFFS" --cgroup-root "$CG" --metrics-listen "" \
+		--run-pods --state-dir "$STATE" --cni-conf-dir "$CONF" "$@" 2>&1
+	echo "exit=$?"
+}
+OUT=$(bad_agent)
+expect_match run-pods-needs-node-ip "$OUT" '--node-ip or --devices.*exit=[1-9]'
+OUT=$(bad_agent --node-ip 198.18.0.11 --node-labels 'zone')
+expect_match bad-node-labels-named "$OUT" "--node-labels: 'zone' is not key=value.*exit=[1-9]"
+OUT=$(bad_agent --node-ip 198.18.0.300)
+expect_match bad-node-ip-named "$OUT" "--node-ip '198.18.0.300'.*IPv4 address.*exit=[1-9]"
+expect_eq no-node-registered-by-bad-starts "$(j -o /dev/null -w '%{http_code}' "$U/api/v1/nodes/$NODE")" 404
+
 # --- Node and Lease -----------------------------------------------------------------------
 start_agent || { not_ok agent-start "$(tail -5 "$TMP/agent.log")"; finish; }
 N=$(j "$U/api/v1/nodes/$NODE")
