@@ -34,15 +34,28 @@ U=
 mkdir -p "$BPFFS"
 mount -t bpf bpf "$BPFFS" || { not_ok mount-bpffs; finish; }
 
+# Kills what runs in cgroup $1 and below (the pod runtime makes pods/<uid>/ under it), then
+# removes the tree bottom-up.
+cg_remove() {
+	local d p
+	[[ -d $1 ]] || return 0
+	while read -r d; do
+		while read -r p; do kill -9 "$p" 2>/dev/null; done <"$d/cgroup.procs"
+	done < <(find "$1" -type d)
+	for _ in $(seq 20); do
+		find "$1" -depth -type d -exec rmdir {} \; 2>/dev/null
+		[[ -d $1 ]] || return 0
+		sleep 0.1
+	done
+}
 node_cleanup_all() {
-	[[ -n ${AGENT_PID:-} ]] && kill -9 "$AGENT_PID" 2>/dev/null
+	if [[ -n ${AGENT_PID:-} ]]; then
+		kill -TERM "$AGENT_PID" 2>/dev/null
+		wait "$AGENT_PID" 2>/dev/null
+	fi
 	nsenter --net="/run/netns/$NS" "$BIN/sluice-agent" --node-name "$NODE" --bpffs "$BPFFS" \
 		--cni-conf-dir "$CONF" --cleanup >/dev/null 2>&1
-	if [[ -d $CG ]]; then
-		while read -r p; do kill -9 "$p" 2>/dev/null; done <"$CG/cgroup.procs"
-		sleep 0.1
-		rmdir "$CG" 2>/dev/null
-	fi
+	cg_remove "$CG"
 	for n in "$PW" "$PC" "$PX" "$NS"; do ip netns del "$n" 2>/dev/null; done
 	umount "$BPFFS" 2>/dev/null
 	cleanup

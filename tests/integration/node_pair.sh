@@ -31,6 +31,20 @@ AGENTS=()
 mkdir -p "$BPFFS"
 mount -t bpf bpf "$BPFFS" || { not_ok mount-bpffs; finish; }
 
+# Kills what runs in cgroup $1 and below (the pod runtime makes pods/<uid>/ under it), then
+# removes the tree bottom-up.
+cg_remove() {
+	local d p
+	[[ -d $1 ]] || return 0
+	while read -r d; do
+		while read -r p; do kill -9 "$p" 2>/dev/null; done <"$d/cgroup.procs"
+	done < <(find "$1" -type d)
+	for _ in $(seq 20); do
+		find "$1" -depth -type d -exec rmdir {} \; 2>/dev/null
+		[[ -d $1 ]] || return 0
+		sleep 0.1
+	done
+}
 pair_cleanup() {
 	local pid
 	for pid in "${AGENTS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
@@ -39,13 +53,8 @@ pair_cleanup() {
 		--cni-conf-dir "$TMP/n1/net.d" --cleanup >/dev/null 2>&1
 	nsenter --net="/run/netns/$N2" "$BIN/sluice-agent" --node-name n2 --bpffs "$BPFFS" \
 		--cni-conf-dir "$TMP/n2/net.d" --cleanup >/dev/null 2>&1
-	for cg in "$CG1" "$CG2"; do
-		if [[ -d $cg ]]; then
-			while read -r p; do kill -9 "$p" 2>/dev/null; done <"$cg/cgroup.procs"
-			sleep 0.1
-			rmdir "$cg" 2>/dev/null
-		fi
-	done
+	cg_remove "$CG1"
+	cg_remove "$CG2"
 	for n in "$PA" "$PB" "$PC" "$N1" "$N2"; do ip netns del "$n" 2>/dev/null; done
 	umount "$BPFFS" 2>/dev/null
 	cleanup
