@@ -717,7 +717,8 @@ static void agent_sync(struct agent *a)
 	     memcmp(next->node_addrs, a->local_addrs, next->n_node_addrs * sizeof(__be32)))) {
 		__be32 *v = malloc((next->n_node_addrs + 1) * sizeof(*v));
 		if (v && !dp_local_addrs_set(a->dp, next->node_addrs, next->n_node_addrs)) {
-			memcpy(v, next->node_addrs, next->n_node_addrs * sizeof(*v));
+			if (next->n_node_addrs) /* node_addrs is NULL when the Node is gone */
+				memcpy(v, next->node_addrs, next->n_node_addrs * sizeof(*v));
 			free(a->local_addrs);
 			a->local_addrs = v;
 			a->n_local_addrs = next->n_node_addrs;
@@ -905,6 +906,8 @@ static void on_synced(void *arg)
 {
 	struct inf_ctx *c = arg;
 
+	if (c->set == &c->a->sets[INF_NODE])
+		node_synced(c->a->node);
 	mark_dirty(c->a);
 }
 

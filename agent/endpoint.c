@@ -477,8 +477,9 @@ static int pod_socket_lb_off(struct endpoints *e, const char *ns, const char *na
 			 ns, name, err ? sl_strerror(err) : "HTTP error", resp.err);
 		off = -EAGAIN;
 	} else {
-		v = sl_json_get_str(sl_json_path(resp.json, "metadata", "annotations", NULL),
-				    EP_ANNOT_SOCKET_LB);
+		v = sl_json_get_str(
+			sl_json_path(resp.json, "metadata", "annotations", (char *)NULL),
+			EP_ANNOT_SOCKET_LB);
 		off = v && !strcmp(v, "off");
 	}
 	sl_client_resp_fini(&resp);
@@ -548,7 +549,8 @@ static int op_add(struct endpoints *e, const struct ep_req *q, char *why, size_t
 	old = rec_find(e, name);
 	if (old) {
 		/* A repeated ADD (the runtime retried): the new facts win. */
-		if (old->sock_lb_off && old->netns_cookie != r.netns_cookie && e->sockoff_fd >= 0)
+		if (old->sock_lb_off && e->sockoff_fd >= 0 &&
+		    (!r.sock_lb_off || old->netns_cookie != r.netns_cookie))
 			bpf_map_delete_elem(e->sockoff_fd, &old->netns_cookie);
 		rec_fini(old);
 		*old = r;

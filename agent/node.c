@@ -58,7 +58,8 @@ struct node {
 	char *pod_cidr; /* what the conflist on disk holds */
 	char ready_since[K8S_TIME_BUFSZ];
 	bool lease_ok, registered;
-	time_t status_at; /* last successful status write */
+	bool nodes_synced; /* the Nodes informer's first list is in: routes can be reconciled */
+	time_t status_at;  /* last successful status write */
 	struct peer *peers;
 	size_t n_peers;
 	struct endpoints *ep;
@@ -597,8 +598,10 @@ static void routes_sync(struct node *n)
 	for (size_t i = 0; i < n_have; i++) {
 		bool keep = false;
 
+		/* Same destination wanted with another gateway: the replace below swaps it in
+		 * place, with no moment where the peer's pods are unroutable. */
 		for (size_t j = 0; j < n_want && !keep; j++)
-			keep = route_eq(&have[i], &want[j]);
+			keep = have[i].dst == want[j].dst && have[i].prefix == want[j].prefix;
 		if (keep)
 			continue;
 		err = node_route_delete(&have[i]);
@@ -643,6 +646,9 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
 	if (!n->registered)
 		n->registered = !node_register(n);
 	lease_write(n);
+	/* Also repairs routes someone removed and retries installs that failed. */
+	if (n->nodes_synced)
+		routes_sync(n);
 	/* The status is due every NODE_STATUS_S; a failed write retries with the lease. */
 	if (!n->status_at || time(NULL) - n->status_at >= NODE_STATUS_S)
 		node_status_write(n);
@@ -687,14 +693,14 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 {
 	struct json_object *meta = sl_json_get(obj, "metadata"), *addrs, *conds;
 	const char *name = sl_json_get_str(meta, "name"), *cidr, *ip = NULL;
-	struct timeval now = {0, 0};
+	struct timeval soon = {0, 100000};
 	struct peer *p;
 	bool changed = false;
 
 	if (!n || !name)
 		return;
 	cidr = sl_json_get_str(sl_json_get(obj, "spec"), "podCIDR");
-	addrs = sl_json_path(obj, "status", "addresses", NULL);
+	addrs = sl_json_path(obj, "status", "addresses", (char *)NULL);
 	for (size_t i = 0; addrs && json_object_is_type(addrs, json_type_array) &&
 			   i < json_object_array_length(addrs);
 	     i++) {
@@ -729,8 +735,9 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 		p->ip = dup_or_null(ip);
 		changed = true;
 	}
-	if (changed)
-		event_add(n->route_ev, &now);
+	/* Debounced: a burst of Node events (a relist) is one reconcile. */
+	if (changed && n->nodes_synced)
+		event_add(n->route_ev, &soon);
 	if (deleted || strcmp(name, n->cfg->node_name))
 		return;
 
@@ -741,29 +748,63 @@ void node_observe(struct node *n, struct json_object *obj, bool deleted)
 		n->pod_cidr = strdup(cidr);
 	}
 	/* Someone (the lifecycle controller) says we are not Ready: answer with a fresh
-	 * status now rather than at the next minute, at most once per lease period. */
-	conds = sl_json_path(obj, "status", "conditions", NULL);
+	 * status in a second rather than at the next minute (our own write comes back as
+	 * Ready=True, so this never loops). */
+	conds = sl_json_path(obj, "status", "conditions", (char *)NULL);
 	for (size_t i = 0; conds && json_object_is_type(conds, json_type_array) &&
 			   i < json_object_array_length(conds);
 	     i++) {
 		struct json_object *c = json_object_array_get_idx(conds, i);
 		const char *t = sl_json_get_str(c, "type"), *s = sl_json_get_str(c, "status");
 
-		if (t && !strcmp(t, "Ready") && s && strcmp(s, "True") &&
-		    time(NULL) - n->status_at >= NODE_LEASE_S) {
-			struct timeval soon = {1, 0};
+		if (t && !strcmp(t, "Ready") && s && strcmp(s, "True")) {
+			struct timeval later = {1, 0};
 
 			pr_info(NL,
 				"node '%s': marked Ready=%s by the control plane; reposting "
 				"Ready=True",
 				n->cfg->node_name, s);
 			n->ready_since[0] = '\0'; /* a new transition */
-			event_add(n->status_ev, &soon);
+			event_add(n->status_ev, &later);
 		}
 	}
 }
 
+void node_synced(struct node *n)
+{
+	struct timeval now = {0, 0};
+
+	if (!n || n->nodes_synced)
+		return;
+	n->nodes_synced = true;
+	event_add(n->route_ev, &now);
+}
+
 /* --- lifecycle ----------------------------------------------------------------------------- */
+
+/* Pods route through this netns (to each other, to other nodes' podCIDRs, to services), so
+ * it must forward, as the reference ptp plugin ensures too. Per netns: in the lab this
+ * touches only the node's namespace. */
+static void forwarding_enable(void)
+{
+	const char *path = "/proc/sys/net/ipv4/ip_forward";
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	char c = '0';
+
+	if (fd < 0 || read(fd, &c, 1) != 1 || c == '1') {
+		if (fd < 0)
+			pr_warn(NL, "%s: %s; pods may not be routable", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (pwrite(fd, "1\n", 2, 0) != 2)
+		pr_warn(NL, "enabling %s failed: %s; pods may not be routable", path,
+			strerror(errno));
+	else
+		pr_info(NL, "IPv4 forwarding enabled (pods route through this netns)");
+	close(fd);
+}
 
 struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 		       struct sl_client *client, const char *pin_root)
@@ -804,6 +845,7 @@ struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 	}
 	if (err)
 		goto fail;
+	forwarding_enable();
 	n->lease_ev = event_new(base, -1, EV_PERSIST, lease_cb, n);
 	n->status_ev = evtimer_new(base, status_cb, n);
 	n->route_ev = evtimer_new(base, route_cb, n);

@@ -48,6 +48,9 @@ struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 /* Feeds a Node from the agent's Nodes informer (deleted: the object went away).
  * Accepts n == NULL (node side off). */
 void node_observe(struct node *n, struct json_object *obj, bool deleted);
+/* The Nodes informer delivered its first full list: routes may now be reconciled (before
+ * that, a missing peer could just be one not delivered yet). Accepts n == NULL. */
+void node_synced(struct node *n);
 void node_close(struct node *n);
 
 /* --cleanup: removes the conflist (if it is ours) and our routes. 0 or negative errno. */

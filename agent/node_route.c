@@ -94,7 +94,7 @@ static struct nlmsghdr *nr_msg(char *buf, int type, int flags, const struct node
 int node_route_replace(const struct node_route *r)
 {
 	char buf[NR_BUF];
-	struct nr_sock s;
+	struct nr_sock s = {0};
 	int err = nr_open(&s);
 
 	if (err)
@@ -107,7 +107,7 @@ int node_route_replace(const struct node_route *r)
 int node_route_delete(const struct node_route *r)
 {
 	char buf[NR_BUF];
-	struct nr_sock s;
+	struct nr_sock s = {0};
 	int err = nr_open(&s);
 
 	if (err)
@@ -170,7 +170,7 @@ int node_route_dump(struct node_route **out, size_t *n)
 	char buf[NR_BUF];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct nr_dump d = {0};
-	struct nr_sock s;
+	struct nr_sock s = {0};
 	struct rtmsg *rtm;
 	int err;
 
