@@ -19,13 +19,16 @@
 #include "sluice/json.h"
 #include "sluice/k8s.h"
 
+/* Not every test uses every helper. */
+#define NP_FX static __attribute__((unused))
+
 #define TCP  6
 #define UDP  17
 #define SCTP 132
 
 /* Policy spec written as JSON with ' for " (readable in C). Returns
  * np_policy_set's result; decode errors fail the test and return -1. */
-static int np_fx_policy(struct np_ctx *c, const char *ns, const char *name, const char *spec_sq)
+NP_FX int np_fx_policy(struct np_ctx *c, const char *ns, const char *name, const char *spec_sq)
 {
 	size_t n = strlen(spec_sq) + strlen(ns) + strlen(name) + 128;
 	char *doc = malloc(n), err[512] = "";
@@ -62,8 +65,8 @@ static int np_fx_policy(struct np_ctx *c, const char *ns, const char *name, cons
 }
 
 /* labels "k=v,k2=v2" (at most 8); ports "name/PROTO/num,..." (at most 16). */
-static int np_fx_pod(struct np_ctx *c, const char *ns, const char *name, const char *ip,
-		     const char *labels, const char *ports)
+NP_FX int np_fx_pod(struct np_ctx *c, const char *ns, const char *name, const char *ip,
+		    const char *labels, const char *ports)
 {
 	struct sl_label l[8];
 	struct np_port p[16];
@@ -108,7 +111,7 @@ static int np_fx_pod(struct np_ctx *c, const char *ns, const char *name, const c
 	return ret;
 }
 
-static int np_fx_ns(struct np_ctx *c, const char *name, const char *labels)
+NP_FX int np_fx_ns(struct np_ctx *c, const char *name, const char *labels)
 {
 	struct sl_label l[8];
 	char lb[256];
@@ -138,12 +141,12 @@ static const char *const np_fx_pods[3] = {"a", "b", "c"};
 	"serve-80-sctp/SCTP/80,serve-81-sctp/SCTP/81"
 
 /* x/a = 198.18.0.1 ... z/c = 198.18.0.9 */
-static void np_fx_ip(int i, char *buf, size_t n)
+NP_FX void np_fx_ip(int i, char *buf, size_t n)
 {
 	snprintf(buf, n, "198.18.0.%d", i + 1);
 }
 
-static struct np_ctx *np_fx_model(void)
+NP_FX struct np_ctx *np_fx_model(void)
 {
 	struct np_ctx *c = np_new(NULL);
 
@@ -169,8 +172,8 @@ static struct np_ctx *np_fx_model(void)
  * columns = destination; '.' allowed, 'X' denied; the diagonal (a pod to
  * itself) is not checked. Prints both tables on a mismatch.
  */
-static bool np_fx_matrix(struct np_ctx *c, uint8_t proto, uint16_t port, const char *want,
-			 const char *name)
+NP_FX bool np_fx_matrix(struct np_ctx *c, uint8_t proto, uint16_t port, const char *want,
+			const char *name)
 {
 	char w[82], got[82], err[512] = "";
 	size_t n = 0;
