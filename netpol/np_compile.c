@@ -195,6 +195,10 @@ static int rule_grants(struct np_ctx *ctx, struct build *b, const struct np_poli
 				ret = add_block(b, p);
 				continue;
 			}
+			if (np_peer_all_pods(p)) {
+				ret = add_grants(b, SL_NP_PEER_ANY_POD);
+				continue;
+			}
 			ret = peer_match(ctx, pol, p);
 			for (size_t i = 0; i < p->n_match && !ret; i++)
 				ret = add_grants(b, p->match[i]->id);
@@ -244,6 +248,12 @@ static int rule_grants(struct np_ctx *ctx, struct build *b, const struct np_poli
 			ret = resolve_ports(b, r, NULL, pol->id);
 			if (!ret)
 				ret = add_block(b, p);
+			continue;
+		}
+		if (np_peer_all_pods(p) && !r->named) {
+			ret = resolve_ports(b, r, NULL, pol->id);
+			if (!ret)
+				ret = add_grants(b, SL_NP_PEER_ANY_POD);
 			continue;
 		}
 		ret = peer_match(ctx, pol, p);
@@ -1066,7 +1076,8 @@ static bool side_allows(const struct np_ctx *ctx, int dir, const struct np_ep_en
 	rs = np_map_get(&ctx->rs_ids, &rsid, 4);
 	if (!rs)
 		return false;
-	if (peer_ep && rules_match(rs, peer_ep->val.identity, (uint8_t)dir, proto, port))
+	if (peer_ep && (rules_match(rs, peer_ep->val.identity, (uint8_t)dir, proto, port) ||
+			rules_match(rs, SL_NP_PEER_ANY_POD, (uint8_t)dir, proto, port)))
 		return true;
 	if (rules_match(rs, SL_NP_PEER_ANY, (uint8_t)dir, proto, port))
 		return true;

@@ -174,6 +174,8 @@ void np_ns_labels(const struct np_ctx *ctx, const char *name, struct sl_label *o
 void np_ident_mark_all(struct np_ctx *ctx);
 bool np_peer_matches(const struct np_ctx *ctx, const struct np_policy *pol,
 		     const struct np_peer *peer, const struct np_ident *id);
+/* namespaceSelector {} with no or an empty podSelector: SL_NP_PEER_ANY_POD. */
+bool np_peer_all_pods(const struct np_peer *peer);
 bool np_policy_selects(const struct np_policy *pol, const struct np_ident *id);
 int np_addr_parse(const char *s, bool prefix, struct np_addr *out);
 bool np_addr_contains(const struct np_addr *outer, const struct np_addr *inner);

@@ -264,6 +264,12 @@ bool np_policy_selects(const struct np_policy *pol, const struct np_ident *id)
 	return sl_labelsel_match(pol->target, id->lv, id->n_labels);
 }
 
+bool np_peer_all_pods(const struct np_peer *peer)
+{
+	return peer->kind == NP_PEER_SEL && peer->ns && sl_labelsel_empty(peer->ns) &&
+	       sl_labelsel_empty(peer->pod);
+}
+
 bool np_peer_matches(const struct np_ctx *ctx, const struct np_policy *pol,
 		     const struct np_peer *peer, const struct np_ident *id)
 {
@@ -296,10 +302,13 @@ static void mark_selected(struct np_ctx *ctx, const struct np_policy *pol)
 static bool rule_depends_on(const struct np_ctx *ctx, const struct np_policy *pol,
 			    const struct np_rule *r, int dir, const struct np_ident *id)
 {
+	bool expands = dir == SL_NP_EGRESS && r->named;
+
 	if (!r->n_peers)
-		return dir == SL_NP_EGRESS && r->named;
+		return expands;
 	for (size_t k = 0; k < r->n_peers; k++)
-		if (np_peer_matches(ctx, pol, &r->peers[k], id))
+		if ((expands || !np_peer_all_pods(&r->peers[k])) &&
+		    np_peer_matches(ctx, pol, &r->peers[k], id))
 			return true;
 	return false;
 }
@@ -364,7 +373,11 @@ static void ns_labels_changed(struct np_ctx *ctx, const char *name, const struct
 				for (size_t k = 0; k < r->n_peers && !hit; k++) {
 					const struct np_peer *p = &r->peers[k];
 
-					if (p->kind != NP_PEER_SEL || !p->ns)
+					/* SL_NP_PEER_ANY_POD does not care, unless
+					 * named egress ports expand it. */
+					if (p->kind != NP_PEER_SEL || !p->ns ||
+					    (np_peer_all_pods(p) &&
+					     !(d == SL_NP_EGRESS && r->named)))
 						continue;
 					hit = sl_labelsel_match(p->ns, ov, n_old) ||
 					      ns_sel_match(ctx, p->ns, name);

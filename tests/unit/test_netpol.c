@@ -138,6 +138,24 @@ TEST(namespace_selector)
 		       "'ingress':[{'from':[{'namespaceSelector':{}}]}]}");
 	np_fx_matrix(c, TCP, 80, ALLOW_ALL, "all namespaces");
 	ASSERT_EQ(np_check(c, "198.19.0.1", "198.18.0.1", TCP, 80, NULL), 0, "not external");
+	{
+		/* One SL_NP_PEER_ANY_POD entry, not one per identity, so a new
+		 * workload elsewhere does not touch x/a's rule set. */
+		struct np_entries e;
+		uint32_t rs = np_pod_ruleset(c, "x", "a", SL_NP_INGRESS);
+		struct np_stats st;
+
+		ASSERT_OK(np_dump(c, &e), "dump");
+		if (ASSERT_EQ(e.n_rules, 1, "one entry"))
+			ASSERT_EQ(e.rules[0].key.peer, SL_NP_PEER_ANY_POD, "any pod");
+		np_entries_fini(&e);
+		np_fx_pod(c, "z", "new", "198.18.0.99", "pod=new", NULL);
+		np_fx_matrix(c, TCP, 80, ALLOW_ALL, "still");
+		np_stats_get(c, &st);
+		ASSERT_EQ(st.recomputed, 2, "only the new identity computed");
+		ASSERT_EQ(np_pod_ruleset(c, "x", "a", SL_NP_INGRESS), rs, "same set");
+		ASSERT_EQ(np_check(c, "198.18.0.99", "198.18.0.1", TCP, 80, NULL), 1, "new pod in");
+	}
 	np_free(c);
 	/* matchLabels ns=y. */
 	c = model_with("x", "p",

@@ -15,6 +15,7 @@
  * ingress rule set and S as the peer. With R = endpoint(subject).ruleset[dir]:
  *   R == SL_NP_RS_NONE                              → allowed (not isolated)
  *   rules{R, identity(peer), dir, proto, port}      → allowed   (peer is a pod)
+ *   rules{R, SL_NP_PEER_ANY_POD, dir, proto, port}  → allowed   (peer is a pod)
  *   rules{R, SL_NP_PEER_ANY, dir, proto, port}      → allowed   (rule without peers)
  *   rules{R, cidrs{R, dir, peer address}, dir, proto, port} → allowed (ipBlock;
  *                                                     pod addresses included)
@@ -59,13 +60,17 @@ enum sl_np_dir {
 /*
  * Identity and peer numbers (one 32-bit space, the `peer` of a rule key):
  *   0                      SL_NP_PEER_ANY: a rule without peers (any address)
- *   1 .. 255               reserved (world, host, ... for later use)
+ *   1                      SL_NP_PEER_ANY_POD: every pod of every namespace
+ *                          (`namespaceSelector: {}` alone), so that common
+ *                          rule does not list, and churn with, every identity
+ *   2 .. 255               reserved (world, host, ... for later use)
  *   256 .. 0x00ffffff      pod identities {namespace, labels, named ports}
  *   0x01000000 + n         CIDR class n of one rule set (value of the cidrs map)
  *   0xffffffff             SL_NP_PEER_NONE: an address no ipBlock admits
  *                          (an `except` hole); never a rule key
  */
 #define SL_NP_PEER_ANY	     0u
+#define SL_NP_PEER_ANY_POD   1u
 #define SL_NP_ID_MIN	     256u
 #define SL_NP_ID_MAX	     0x00ffffffu
 #define SL_NP_PEER_CIDR_BASE 0x01000000u
