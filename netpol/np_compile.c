@@ -154,10 +154,76 @@ static int ident_id_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int ident_ns_cmp(const void *a, const void *b)
+{
+	const struct np_ident *x = *(struct np_ident *const *)a, *y = *(struct np_ident *const *)b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : (x->id < y->id ? -1 : x->id > y->id);
+}
+
+static int pol_ns_cmp(const void *a, const void *b)
+{
+	const struct np_policy *x = *(struct np_policy *const *)a,
+			       *y = *(struct np_policy *const *)b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : (x->id < y->id ? -1 : x->id > y->id);
+}
+
+/* Identities grouped by namespace, so a selector peer tests a namespace
+ * selector once per namespace and a podSelector-only peer scans only its
+ * own namespace; policies sorted by namespace, so an identity looks only
+ * at its namespace's policies. */
+static int build_index(struct np_ctx *ctx)
+{
+	size_t bk = 0, n = 0, g = 0;
+	struct np_ident **v;
+	struct np_nsgroup *groups;
+	struct np_policy **p;
+
+	p = realloc(ctx->ix_pols, (ctx->policies.n + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	ctx->ix_pols = p;
+	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->policies, &bk, e));)
+		p[n++] = e->val;
+	if (n)
+		qsort(p, n, sizeof(*p), pol_ns_cmp);
+	ctx->n_ix_pols = n;
+	if (ctx->ix_gen == ctx->gen + 1)
+		return 0;
+	v = realloc(ctx->ix_idents, (ctx->idents.n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	ctx->ix_idents = v;
+	groups = realloc(ctx->ix_groups, (ctx->idents.n + 1) * sizeof(*groups));
+	if (!groups)
+		return -ENOMEM;
+	ctx->ix_groups = groups;
+	n = 0;
+	bk = 0;
+	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->idents, &bk, e));)
+		v[n++] = e->val;
+	if (n)
+		qsort(v, n, sizeof(*v), ident_ns_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (!g || strcmp(groups[g - 1].ns, v[i]->ns)) {
+			groups[g].ns = v[i]->ns;
+			groups[g].start = i;
+			g++;
+		}
+		groups[g - 1].end = i + 1;
+	}
+	ctx->n_ix_groups = g;
+	ctx->ix_gen = ctx->gen + 1;
+	return 0;
+}
+
 /* The identities a selector peer matches, cached until ctx->gen moves. */
 static int peer_match(struct np_ctx *ctx, const struct np_policy *pol, struct np_peer *peer)
 {
-	size_t bk = 0, n = 0;
+	size_t n = 0;
 	struct np_ident **m;
 
 	if (peer->gen == ctx->gen + 1)
@@ -166,10 +232,20 @@ static int peer_match(struct np_ctx *ctx, const struct np_policy *pol, struct np
 	if (!m)
 		return -ENOMEM;
 	peer->match = m;
-	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->idents, &bk, e));)
-		if (np_peer_matches(ctx, pol, peer, e->val))
-			m[n++] = e->val;
-	qsort(m, n, sizeof(*m), ident_id_cmp);
+	for (size_t g = 0; g < ctx->n_ix_groups; g++) {
+		const struct np_nsgroup *grp = &ctx->ix_groups[g];
+
+		if (peer->ns ? !np_ns_sel_match(ctx, peer->ns, grp->ns) : strcmp(grp->ns, pol->ns))
+			continue;
+		for (size_t i = grp->start; i < grp->end; i++) {
+			struct np_ident *id = ctx->ix_idents[i];
+
+			if (!peer->pod || sl_labelsel_match(peer->pod, id->lv, id->n_labels))
+				m[n++] = id;
+		}
+	}
+	if (n)
+		qsort(m, n, sizeof(*m), ident_id_cmp);
 	peer->n_match = n;
 	/* +1 so a zeroed peer never looks current. */
 	peer->gen = ctx->gen + 1;
@@ -643,12 +719,22 @@ static int compute(struct np_ctx *ctx, struct np_ident *id, int dir, uint32_t *o
 	struct vec rules = {.sz = sizeof(struct np_rule_entry)};
 	struct vec cidrs = {.sz = sizeof(struct np_cidr_entry)};
 	bool iso = false, failed = false;
-	size_t bk = 0;
+	size_t lo = 0, hi = ctx->n_ix_pols;
 	int ret = 0;
 
 	*out = SL_NP_RS_NONE;
-	for (struct np_map_ent *e = NULL; !ret && (e = np_map_next(&ctx->policies, &bk, e));) {
-		struct np_policy *pol = e->val;
+	/* First policy of the identity's namespace. */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(ctx->ix_pols[mid]->ns, id->ns) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t pi = lo; !ret && pi < ctx->n_ix_pols && !strcmp(ctx->ix_pols[pi]->ns, id->ns);
+	     pi++) {
+		struct np_policy *pol = ctx->ix_pols[pi];
 
 		if (!pol->iso[dir] || !np_policy_selects(pol, id))
 			continue;
@@ -887,6 +973,10 @@ int np_compile(struct np_ctx *ctx, struct np_diff *diff, char *err, size_t errle
 	 * does not depend on hash-table order. */
 	qsort(dirty, n_dirty, sizeof(*dirty), ident_dirty_cmp);
 	ctx->recomputed = 0;
+	if (n_dirty && build_index(ctx)) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < n_dirty; i++) {
 		struct np_ident *id = dirty[i];
 

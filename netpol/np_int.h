@@ -148,6 +148,11 @@ struct np_ruleset {
 	bool fresh; /* created by the running compile */
 };
 
+struct np_nsgroup {
+	const char *ns;	   /* borrowed from the first identity */
+	size_t start, end; /* [start, end) of ctx->ix_idents */
+};
+
 struct np_ctx {
 	struct np_limits lim;
 	struct np_map nss;	 /* name -> np_ns */
@@ -160,6 +165,15 @@ struct np_ctx {
 	struct np_map rs_ids;	 /* u32 id -> np_ruleset */
 	uint64_t gen;		 /* bumped when peer matches may change */
 	bool all_dirty;
+	/* Compile-time indexes (np_compile rebuilds them): identities sorted
+	 * by namespace then id, grouped per namespace (valid while ix_gen ==
+	 * gen + 1), and policies sorted by namespace. */
+	struct np_ident **ix_idents;
+	struct np_nsgroup *ix_groups;
+	size_t n_ix_groups;
+	uint64_t ix_gen;
+	struct np_policy **ix_pols;
+	size_t n_ix_pols;
 	/* Output of the last compile. */
 	struct np_ep_entry *ep;
 	size_t n_ep;
@@ -176,6 +190,7 @@ bool np_peer_matches(const struct np_ctx *ctx, const struct np_policy *pol,
 		     const struct np_peer *peer, const struct np_ident *id);
 /* namespaceSelector {} with no or an empty podSelector: SL_NP_PEER_ANY_POD. */
 bool np_peer_all_pods(const struct np_peer *peer);
+bool np_ns_sel_match(const struct np_ctx *ctx, const struct sl_labelsel *sel, const char *ns);
 bool np_policy_selects(const struct np_policy *pol, const struct np_ident *id);
 int np_addr_parse(const char *s, bool prefix, struct np_addr *out);
 bool np_addr_contains(const struct np_addr *outer, const struct np_addr *inner);

@@ -235,7 +235,7 @@ void np_ns_labels(const struct np_ctx *ctx, const char *name, struct sl_label *o
 	}
 }
 
-static bool ns_sel_match(const struct np_ctx *ctx, const struct sl_labelsel *sel, const char *ns)
+bool np_ns_sel_match(const struct np_ctx *ctx, const struct sl_labelsel *sel, const char *ns)
 {
 	const struct np_ns *n = np_ns_lookup(ctx, ns);
 	struct sl_label one = {NS_NAME_LABEL, ns};
@@ -276,7 +276,7 @@ bool np_peer_matches(const struct np_ctx *ctx, const struct np_policy *pol,
 	if (peer->kind != NP_PEER_SEL)
 		return false;
 	if (peer->ns) {
-		if (!ns_sel_match(ctx, peer->ns, id->ns))
+		if (!np_ns_sel_match(ctx, peer->ns, id->ns))
 			return false;
 	} else if (strcmp(pol->ns, id->ns)) {
 		return false;
@@ -380,7 +380,7 @@ static void ns_labels_changed(struct np_ctx *ctx, const char *name, const struct
 					     !(d == SL_NP_EGRESS && r->named)))
 						continue;
 					hit = sl_labelsel_match(p->ns, ov, n_old) ||
-					      ns_sel_match(ctx, p->ns, name);
+					      np_ns_sel_match(ctx, p->ns, name);
 				}
 			}
 		}
@@ -1251,5 +1251,8 @@ void np_free(struct np_ctx *ctx)
 	np_map_fini(&ctx->rulesets);
 	np_map_fini(&ctx->rs_ids);
 	free(ctx->ep);
+	free(ctx->ix_idents);
+	free(ctx->ix_groups);
+	free(ctx->ix_pols);
 	free(ctx);
 }
