@@ -89,7 +89,8 @@ struct np_pod_spec {
  * Adds or replaces a pod (keyed by ns/name). -SL_ERR_INVALID for a missing
  * namespace/name or an address that does not parse (message in err);
  * -ENOSPC when a new identity would exceed max_identities (the pod is then
- * not recorded, so it has no endpoint entry: the agent keeps it unready).
+ * not recorded and a previous version of it is removed, so it has no
+ * endpoint entry: the agent must keep it from running).
  */
 int np_pod_set(struct np_ctx *ctx, const struct np_pod_spec *pod, char *err, size_t errlen);
 /* The same from a decoded Pod: labels, spec.nodeName, spec.hostNetwork,

@@ -739,11 +739,15 @@ int np_pod_set(struct np_ctx *ctx, const struct np_pod_spec *spec, char *err, si
 		qsort(ports, nports, sizeof(*ports), cport_cmp);
 		ret = ident_get(ctx, spec->ns, kv, nkv, ports, nports, &p->ident);
 		if (ret) {
-			if (ret == -ENOSPC)
+			if (ret == -ENOSPC) {
 				seterr(err, errlen,
-				       "pod '%s': identity limit %zu reached; the pod gets no "
-				       "policy endpoint (fail closed)",
+				       "pod '%s': identity limit %zu reached; the pod has no "
+				       "policy endpoint and must not run",
 				       p->key, ctx->lim.max_identities);
+				/* An older version of the pod would keep enforcing
+				 * its old labels: drop it too. */
+				np_pod_del(ctx, spec->ns, spec->name);
+			}
 			goto fail;
 		}
 		if (p->ident->refs++ == 0)

@@ -919,6 +919,10 @@ TEST(capacity_limits_fail_closed)
 	ASSERT_OK(np_fx_pod(c, "x", "a", "198.18.0.1", "app=a", NULL), "first");
 	ASSERT_EQ(np_fx_pod(c, "x", "b", "198.18.0.2", "app=b", NULL), -ENOSPC, "second");
 	ASSERT_OK(np_fx_pod(c, "x", "a2", "198.18.0.3", "app=a", NULL), "same identity");
+	/* Relabelled past the limit: the old version does not linger. */
+	ASSERT_EQ(np_fx_pod(c, "x", "a2", "198.18.0.3", "app=c", NULL), -ENOSPC, "relabel");
+	ASSERT_EQ(np_pod_identity(c, "x", "a2"), 0, "old version gone");
+	ASSERT_NEQ(np_pod_identity(c, "x", "a"), 0, "a stays");
 	np_free(c);
 }
 
