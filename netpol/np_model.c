@@ -75,39 +75,34 @@ static int kv_copy(const struct sl_label *l, size_t n, struct np_kv **out, size_
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
+		char *value;
+		size_t j;
+
 		if (!l[i].key)
 			continue;
+		value = strdup(l[i].value ? l[i].value : "");
+		if (!value) {
+			kv_free(v, k);
+			return -ENOMEM;
+		}
+		/* Label maps are small; a linear search keeps the last value. */
+		for (j = 0; j < k && strcmp(v[j].key, l[i].key); j++)
+			;
+		if (j < k) {
+			free(v[j].value);
+			v[j].value = value;
+			continue;
+		}
 		v[k].key = strdup(l[i].key);
-		v[k].value = strdup(l[i].value ? l[i].value : "");
-		if (!v[k].key || !v[k].value) {
-			kv_free(v, k + 1);
+		v[k].value = value;
+		if (!v[k].key) {
+			free(value);
+			kv_free(v, k);
 			return -ENOMEM;
 		}
 		k++;
 	}
 	qsort(v, k, sizeof(*v), kv_cmp);
-	/* Drop duplicates: keep the later one (qsort is not stable, so
-	 * resolve from the input order instead). */
-	for (size_t i = 0; i + 1 < k;) {
-		if (strcmp(v[i].key, v[i + 1].key)) {
-			i++;
-			continue;
-		}
-		const char *last = NULL;
-		for (size_t j = 0; j < n; j++)
-			if (l[j].key && !strcmp(l[j].key, v[i].key))
-				last = l[j].value ? l[j].value : "";
-		free(v[i + 1].key);
-		free(v[i + 1].value);
-		memmove(&v[i + 1], &v[i + 2], (k - i - 2) * sizeof(*v));
-		k--;
-		free(v[i].value);
-		v[i].value = strdup(last);
-		if (!v[i].value) {
-			kv_free(v, k);
-			return -ENOMEM;
-		}
-	}
 	*out = v;
 	*nout = k;
 	return 0;

@@ -219,12 +219,13 @@ static struct json_object *gen_peer(void)
 		}
 		json_object_object_add(ib, "cidr", jstr(cidr));
 		if (rnd(2) && !strstr(cidr, "/32")) {
-			uint32_t a;
-			int l;
+			uint32_t a = 0;
+			int l = 0;
 			struct in_addr ia;
 			char buf[32], e[48];
 
-			v4_parse(cidr, &a, &l);
+			if (!v4_parse(cidr, &a, &l))
+				abort(); /* the generator wrote it */
 			ia.s_addr = htonl(l ? a & ~((1u << (32 - l)) - 1) : 0);
 			inet_ntop(AF_INET, &ia, buf, sizeof(buf));
 			ex = json_object_new_array();

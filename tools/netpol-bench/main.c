@@ -133,14 +133,16 @@ static int add_policy(struct np_ctx *c, int j, int variant)
 		snprintf(spec, sizeof(spec),
 			 "{'podSelector':{'matchLabels':{'app':'app%d'}},'ingress':[{'from':[{"
 			 "'namespaceSelector':{'matchLabels':{'team':'t%d'}},'podSelector':{"
-			 "'matchExpressions':[{'key':'app','operator':'In','values':['app%d','app%d']}]}"
+			 "'matchExpressions':[{'key':'app','operator':'In','values':['app%d','app%"
+			 "d']}]}"
 			 "}],'ports':[{'port':8000,'endPort':8999}]}]}",
 			 a, j % 3, (a + 2) % apps, (a + 5) % apps);
 		break;
 	case 2:
 		snprintf(spec, sizeof(spec),
 			 "{'podSelector':{'matchLabels':{'app':'app%d'}},'ingress':[{'from':[{"
-			 "'ipBlock':{'cidr':'198.18.0.0/15','except':['198.18.%d.0/24']}}],'ports':[{"
+			 "'ipBlock':{'cidr':'198.18.0.0/15','except':['198.18.%d.0/"
+			 "24']}}],'ports':[{"
 			 "'port':443}]},{'from':[{'namespaceSelector':{}}],'ports':[{'port':53,"
 			 "'protocol':'UDP'}]}]}",
 			 a, j % 255);
@@ -148,10 +150,13 @@ static int add_policy(struct np_ctx *c, int j, int variant)
 	case 3:
 		snprintf(spec, sizeof(spec),
 			 "{'podSelector':{'matchLabels':{'app':'app%d'}},'policyTypes':['Egress'],"
-			 "'egress':[{'to':[{'podSelector':{'matchLabels':{'app':'app%d'}}}],'ports':[{"
+			 "'egress':[{'to':[{'podSelector':{'matchLabels':{'app':'app%d'}}}],'ports'"
+			 ":[{"
 			 "'port':'http'}]},{'to':[{'namespaceSelector':{'matchLabels':{"
-			 "'kubernetes.io/metadata.name':'kube-system'}},'podSelector':{'matchLabels':{"
-			 "'k8s-app':'kube-dns'}}}],'ports':[{'port':53,'protocol':'UDP'},{'port':53}]}]}",
+			 "'kubernetes.io/"
+			 "metadata.name':'kube-system'}},'podSelector':{'matchLabels':{"
+			 "'k8s-app':'kube-dns'}}}],'ports':[{'port':53,'protocol':'UDP'},{'port':"
+			 "53}]}]}",
 			 a, (a + 3) % apps);
 		break;
 	default:
@@ -249,8 +254,12 @@ static int run(struct sample *s)
 	{
 		struct sl_label l = {"k8s-app", "kube-dns"};
 		const char *ip[] = {"198.19.255.53"};
-		struct np_pod_spec dns = {.ns = "kube-system", .name = "dns", .labels = &l,
-					  .n_labels = 1, .ips = ip, .n_ips = 1};
+		struct np_pod_spec dns = {.ns = "kube-system",
+					  .name = "dns",
+					  .labels = &l,
+					  .n_labels = 1,
+					  .ips = ip,
+					  .n_ips = 1};
 
 		ret = np_pod_set(c, &dns, err, sizeof(err));
 	}
@@ -307,9 +316,12 @@ static int parse_int(const char *flag, const char *v, int min, int max, int *out
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"pods", required_argument, NULL, 'p'},	      {"policies", required_argument, NULL, 'P'},
-		{"namespaces", required_argument, NULL, 'n'}, {"replicas", required_argument, NULL, 'r'},
-		{"runs", required_argument, NULL, 'R'},	      {"help", no_argument, NULL, 'h'},
+		{"pods", required_argument, NULL, 'p'},
+		{"policies", required_argument, NULL, 'P'},
+		{"namespaces", required_argument, NULL, 'n'},
+		{"replicas", required_argument, NULL, 'r'},
+		{"runs", required_argument, NULL, 'R'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct sample *s;
