@@ -1035,3 +1035,78 @@ TEST(deterministic_output)
 	np_free(c1);
 	np_free(c2);
 }
+
+static void *decode_kind(enum k8s_kind kind, const char *sq)
+{
+	char *doc = strdup(sq), err[256] = "";
+	struct json_object *j;
+	void *obj = NULL;
+
+	for (char *s = doc; *s; s++)
+		if (*s == '\'')
+			*s = '"';
+	j = sl_json_parse(doc, strlen(doc), err, sizeof(err));
+	if (ASSERT_NOT_NULL(j, "json") &&
+	    !ASSERT_OK(k8s_obj_decode(kind, j, &obj, err, sizeof(err)), "decode"))
+		fprintf(stderr, "  %s\n", err);
+	json_object_put(j);
+	free(doc);
+	return obj;
+}
+
+TEST(from_decoded_objects)
+{
+	struct np_ctx *c = np_new(NULL);
+	struct k8s_namespace *ns =
+		decode_kind(K8S_KIND_NAMESPACE, "{'apiVersion':'v1','kind':'Namespace','metadata':{"
+						"'name':'shop','labels':{'env':'prod'}}}");
+	struct k8s_pod *web = decode_kind(
+		K8S_KIND_POD,
+		"{'apiVersion':'v1','kind':'Pod','metadata':{'namespace':'shop','name':'web',"
+		"'labels':{'app':'web'}},'spec':{'nodeName':'n1','containers':[{'name':'c','ports':"
+		"["
+		"{'name':'http','containerPort':8080},{'name':'dns','containerPort':53,'protocol':'"
+		"UDP'},"
+		"{'containerPort':9999}]}]},'status':{'phase':'Running','podIP':'198.18.0.1',"
+		"'podIPs':[{'ip':'198.18.0.1'},{'ip':'2001:db8::1'}]}}");
+	struct k8s_pod *done = decode_kind(
+		K8S_KIND_POD,
+		"{'apiVersion':'v1','kind':'Pod','metadata':{'namespace':'shop','name':'job',"
+		"'labels':{'app':'job'}},'spec':{'containers':[{'name':'c'}]},"
+		"'status':{'phase':'Succeeded','podIP':'198.18.0.2'}}");
+	struct k8s_pod *cli = decode_kind(
+		K8S_KIND_POD,
+		"{'apiVersion':'v1','kind':'Pod','metadata':{'namespace':'other','name':'cli'},"
+		"'spec':{'containers':[{'name':'c'}]},'status':{'phase':'Running','podIP':'198.18."
+		"0.3'}}");
+	struct np_stats st;
+
+	if (!ns || !web || !done || !cli)
+		goto out;
+	ASSERT_OK(np_ns_set_k8s(c, ns), "ns");
+	ASSERT_OK(np_pod_set_k8s(c, web, NULL, 0), "web");
+	ASSERT_OK(np_pod_set_k8s(c, done, NULL, 0), "job");
+	ASSERT_OK(np_pod_set_k8s(c, cli, NULL, 0), "cli");
+	np_fx_policy(c, "shop", "p",
+		     "{'podSelector':{'matchLabels':{'app':'web'}},'ingress':[{'from':[{"
+		     "'namespaceSelector':{'matchExpressions':[{'key':'env','operator':'"
+		     "DoesNotExist'}]}}],"
+		     "'ports':[{'port':'http'},{'port':'dns','protocol':'UDP'}]}]}");
+	ASSERT_OK(np_compile(c, NULL, NULL, 0), "compile");
+	np_stats_get(c, &st);
+	ASSERT_EQ(st.ep_entries, 3, "two addresses of web + cli; the finished pod has none");
+	ASSERT_EQ(np_check(c, "198.18.0.3", "198.18.0.1", TCP, 8080, NULL), 1, "http");
+	ASSERT_EQ(np_check(c, "198.18.0.3", "198.18.0.1", UDP, 53, NULL), 1, "dns");
+	ASSERT_EQ(np_check(c, "198.18.0.3", "198.18.0.1", TCP, 9999, NULL), 0, "unnamed port");
+	ASSERT_EQ(np_check(c, "198.18.0.3", "2001:db8::1", TCP, 8080, NULL), 1, "v6 address");
+	/* shop has env, so its own pods are not admitted. */
+	np_fx_pod(c, "shop", "x", "198.18.0.4", "app=x", NULL);
+	np_compile(c, NULL, NULL, 0);
+	ASSERT_EQ(np_check(c, "198.18.0.4", "198.18.0.1", TCP, 8080, NULL), 0, "env exists");
+out:
+	k8s_namespace_free(ns);
+	k8s_pod_free(web);
+	k8s_pod_free(done);
+	k8s_pod_free(cli);
+	np_free(c);
+}
