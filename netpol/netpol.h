@@ -167,6 +167,16 @@ void np_diff_fini(struct np_diff *d);
  * be rebuilt: np_free, re-add everything).
  */
 int np_compile(struct np_ctx *ctx, struct np_diff *diff, char *err, size_t errlen);
+/*
+ * Node view: with a node name, only rule sets that a pod on this node uses
+ * are in the output (dump and diff), and other nodes' endpoint entries
+ * carry only their identity (rule sets 0), because each node enforces its
+ * own pods' ingress and egress. NULL (the default) = every pod. Applies
+ * from the next np_compile; 0 or -ENOMEM. Capacity checks still count
+ * every node's rule sets (conservative).
+ */
+int np_set_node(struct np_ctx *ctx, const char *node);
+
 /* Marks everything dirty, so the next np_compile recomputes it all. */
 void np_invalidate(struct np_ctx *ctx);
 
@@ -175,9 +185,10 @@ int np_dump(const struct np_ctx *ctx, struct np_entries *out);
 
 struct np_stats {
 	size_t pods, identities, policies;
-	size_t rulesets; /* interned rule sets in use */
-	size_t ep_entries, rule_entries, cidr_entries;
-	size_t map_bytes;  /* keys + values of all entries */
+	size_t rulesets;     /* rule sets in the maps (used by a local endpoint) */
+	size_t rulesets_all; /* interned rule sets of every node's pods */
+	size_t ep_entries, rule_entries, cidr_entries; /* in the maps */
+	size_t map_bytes;  /* keys + values of all entries in the maps */
 	size_t recomputed; /* identity x direction rule sets computed by the last compile */
 };
 void np_stats_get(const struct np_ctx *ctx, struct np_stats *st);

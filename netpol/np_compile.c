@@ -685,7 +685,6 @@ static int intern(struct np_ctx *ctx, uint8_t dir, struct vec *rules, struct vec
 		goto nomem;
 	}
 	rs->refs = 1;
-	rs->fresh = true;
 	ctx->n_rule_entries += rs->n_rules;
 	ctx->n_cidr_entries += rs->n_cidrs;
 	*out = rs->id;
@@ -834,6 +833,22 @@ void np_diff_fini(struct np_diff *d)
 	np_entries_fini(&d->del);
 }
 
+static bool pod_local(const struct np_ctx *ctx, const struct np_pod *p)
+{
+	return !ctx->node || (p->node && !strcmp(p->node, ctx->node));
+}
+
+int np_set_node(struct np_ctx *ctx, const char *node)
+{
+	char *n = NULL;
+
+	if (node && !(n = strdup(node)))
+		return -ENOMEM;
+	free(ctx->node);
+	ctx->node = n;
+	return 0;
+}
+
 struct ep_tmp {
 	struct np_ep_entry e;
 	const char *pod; /* tie-break for an address claimed twice */
@@ -866,6 +881,8 @@ static int build_endpoints(struct np_ctx *ctx, struct np_ep_entry **out, size_t 
 	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->pods, &bk, e));) {
 		const struct np_pod *p = e->val;
 
+		bool local = pod_local(ctx, p);
+
 		if (!p->ident)
 			continue;
 		for (size_t i = 0; i < p->n_addrs; i++) {
@@ -874,8 +891,10 @@ static int build_endpoints(struct np_ctx *ctx, struct np_ep_entry **out, size_t 
 			x->e.key.family = p->addrs[i].family;
 			memcpy(x->e.key.addr, p->addrs[i].a, 16);
 			x->e.val.identity = p->ident->id;
-			x->e.val.ruleset[SL_NP_INGRESS] = p->ident->rs[SL_NP_INGRESS];
-			x->e.val.ruleset[SL_NP_EGRESS] = p->ident->rs[SL_NP_EGRESS];
+			/* Another node's pod is only a peer here: its own
+			 * node enforces its rules. */
+			x->e.val.ruleset[SL_NP_INGRESS] = local ? p->ident->rs[SL_NP_INGRESS] : 0;
+			x->e.val.ruleset[SL_NP_EGRESS] = local ? p->ident->rs[SL_NP_EGRESS] : 0;
 			x->pod = p->key;
 		}
 	}
@@ -1001,25 +1020,50 @@ int np_compile(struct np_ctx *ctx, struct np_diff *diff, char *err, size_t errle
 		}
 		id->dirty = false;
 	}
-	/* Sweep: new sets in use are added, sets nobody uses are removed. */
+	/* Sweep: a set is in the maps iff an endpoint entry of a local pod
+	 * points at it; sets that start or stop being so are the diff, sets
+	 * nobody references are freed. */
 	dead = calloc(ctx->rulesets.n + 1, sizeof(*dead));
 	if (!dead) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	bk = 0;
+	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->rulesets, &bk, e));)
+		((struct np_ruleset *)e->val)->want = false;
+	bk = 0;
+	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->pods, &bk, e));) {
+		const struct np_pod *p = e->val;
+
+		if (!p->ident || !p->n_addrs || !pod_local(ctx, p))
+			continue;
+		for (int d = 0; d < SL_NP_NDIRS; d++) {
+			struct np_ruleset *rs = np_map_get(&ctx->rs_ids, &p->ident->rs[d], 4);
+
+			if (rs)
+				rs->want = true;
+		}
+	}
+	bk = 0;
 	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->rulesets, &bk, e));) {
 		struct np_ruleset *rs = e->val;
 
-		if (!rs->refs) {
-			dead[n_dead++] = rs;
-			if (!rs->fresh && diff && push_entries(&diff->del, rs) && !ret)
-				ret = -ENOMEM;
-		} else if (rs->fresh) {
-			rs->fresh = false;
+		if (rs->want && !rs->loaded) {
 			if (diff && push_entries(&diff->add, rs) && !ret)
 				ret = -ENOMEM;
+			ctx->n_loaded_sets++;
+			ctx->n_loaded_rules += rs->n_rules;
+			ctx->n_loaded_cidrs += rs->n_cidrs;
+		} else if (!rs->want && rs->loaded) {
+			if (diff && push_entries(&diff->del, rs) && !ret)
+				ret = -ENOMEM;
+			ctx->n_loaded_sets--;
+			ctx->n_loaded_rules -= rs->n_rules;
+			ctx->n_loaded_cidrs -= rs->n_cidrs;
 		}
+		rs->loaded = rs->want;
+		if (!rs->refs)
+			dead[n_dead++] = rs;
 	}
 	for (size_t i = 0; i < n_dead; i++) {
 		struct np_ruleset *rs = dead[i];
@@ -1070,7 +1114,7 @@ int np_dump(const struct np_ctx *ctx, struct np_entries *out)
 		memcpy(out->ep, ctx->ep, ctx->n_ep * sizeof(*out->ep));
 	out->n_ep = ctx->n_ep;
 	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->rulesets, &bk, e));) {
-		if (push_entries(out, e->val)) {
+		if (((struct np_ruleset *)e->val)->loaded && push_entries(out, e->val)) {
 			np_entries_fini(out);
 			return -ENOMEM;
 		}
@@ -1085,13 +1129,14 @@ void np_stats_get(const struct np_ctx *ctx, struct np_stats *st)
 	st->pods = ctx->pods.n;
 	st->identities = ctx->idents.n;
 	st->policies = ctx->policies.n;
-	st->rulesets = ctx->rulesets.n;
+	st->rulesets = ctx->n_loaded_sets;
+	st->rulesets_all = ctx->rulesets.n;
 	st->ep_entries = ctx->n_ep;
-	st->rule_entries = ctx->n_rule_entries;
-	st->cidr_entries = ctx->n_cidr_entries;
+	st->rule_entries = ctx->n_loaded_rules;
+	st->cidr_entries = ctx->n_loaded_cidrs;
 	st->map_bytes = ctx->n_ep * sizeof(struct np_ep_entry) +
-			ctx->n_rule_entries * sizeof(struct np_rule_entry) +
-			ctx->n_cidr_entries * sizeof(struct np_cidr_entry);
+			ctx->n_loaded_rules * sizeof(struct np_rule_entry) +
+			ctx->n_loaded_cidrs * sizeof(struct np_cidr_entry);
 	st->recomputed = ctx->recomputed;
 }
 

@@ -144,8 +144,9 @@ struct np_ruleset {
 	size_t n_rules;
 	struct np_cidr_entry *cidrs;
 	size_t n_cidrs;
-	size_t refs;
-	bool fresh; /* created by the running compile */
+	size_t refs; /* identity x direction references */
+	bool loaded; /* in the maps (the last diff added it) */
+	bool want;   /* scratch: a local endpoint uses it */
 };
 
 struct np_nsgroup {
@@ -177,7 +178,9 @@ struct np_ctx {
 	/* Output of the last compile. */
 	struct np_ep_entry *ep;
 	size_t n_ep;
-	size_t n_rule_entries, n_cidr_entries; /* in live rule sets */
+	size_t n_rule_entries, n_cidr_entries; /* in live rule sets (capacity checks) */
+	size_t n_loaded_sets, n_loaded_rules, n_loaded_cidrs; /* in the maps */
+	char *node; /* np_set_node: only this node's pods get rule sets; NULL = all */
 	size_t recomputed;
 };
 

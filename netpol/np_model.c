@@ -1250,6 +1250,7 @@ void np_free(struct np_ctx *ctx)
 	np_map_fini(&ctx->rulesets);
 	np_map_fini(&ctx->rs_ids);
 	free(ctx->ep);
+	free(ctx->node);
 	free(ctx->ix_idents);
 	free(ctx->ix_groups);
 	free(ctx->ix_pols);

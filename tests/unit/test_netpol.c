@@ -1110,3 +1110,82 @@ out:
 	k8s_pod_free(cli);
 	np_free(c);
 }
+
+static void pod_on(struct np_ctx *c, const char *name, const char *ip, const char *app,
+		   const char *node)
+{
+	struct sl_label l = {"app", app};
+	const char *ips[1] = {ip};
+	struct np_pod_spec s = {.ns = "x",
+				.name = name,
+				.node = node,
+				.labels = &l,
+				.n_labels = 1,
+				.ips = ips,
+				.n_ips = 1};
+
+	ASSERT_OK(np_pod_set(c, &s, NULL, 0), name);
+}
+
+TEST(node_view)
+{
+	/* n1 holds only what its own pods need: x/a's egress set, not x/b's
+	 * ingress set (x/b lives on n2, whose agent enforces it). */
+	struct np_ctx *c = np_new(NULL);
+	struct np_entries e;
+	struct np_diff d;
+	struct np_stats st;
+
+	ASSERT_OK(np_set_node(c, "n1"), "node");
+	pod_on(c, "a", "198.18.0.1", "a", "n1");
+	pod_on(c, "b", "198.18.0.2", "b", "n2");
+	np_fx_policy(
+		c, "x", "in-b",
+		"{'podSelector':{'matchLabels':{'app':'b'}},'ingress':[{'from':[{'podSelector':"
+		"{'matchLabels':{'app':'a'}}}],'ports':[{'port':80}]}]}");
+	np_fx_policy(
+		c, "x", "out-a",
+		"{'podSelector':{'matchLabels':{'app':'a'}},'policyTypes':['Egress'],'egress':[{"
+		"'to':[{'podSelector':{'matchLabels':{'app':'b'}}}],'ports':[{'port':80},{'port':"
+		"81}]}]}");
+	ASSERT_OK(np_compile(c, &d, NULL, 0), "compile");
+	ASSERT_EQ(d.add.n_rules, 2, "a's egress set only");
+	np_diff_fini(&d);
+	ASSERT_OK(np_dump(c, &e), "dump");
+	ASSERT_EQ(e.n_ep, 2, "both endpoints (b as a peer)");
+	for (size_t i = 0; i < e.n_ep; i++) {
+		if (e.ep[i].val.identity == np_pod_identity(c, "x", "b")) {
+			ASSERT_EQ(e.ep[i].val.ruleset[SL_NP_INGRESS], 0, "remote: identity only");
+		} else {
+			ASSERT_EQ(e.ep[i].val.ruleset[SL_NP_EGRESS],
+				  np_pod_ruleset(c, "x", "a", SL_NP_EGRESS), "local egress");
+			ASSERT_TRUE(e.ep[i].val.ruleset[SL_NP_EGRESS] >= SL_NP_RS_MIN, "isolated");
+		}
+	}
+	np_entries_fini(&e);
+	np_stats_get(c, &st);
+	ASSERT_EQ(st.rulesets, 1, "loaded");
+	ASSERT_EQ(st.rulesets_all, 2, "interned");
+	/* On n1, a -> b:81 passes a's egress; b's ingress is n2's to check. */
+	ASSERT_EQ(np_check(c, "198.18.0.1", "198.18.0.2", TCP, 81, NULL), 1, "local view");
+	ASSERT_EQ(np_check(c, "198.18.0.1", "198.18.0.2", TCP, 82, NULL), 0, "egress closed");
+	/* b is rescheduled onto n1: its set is loaded, then unloaded again. */
+	np_pod_del(c, "x", "b");
+	pod_on(c, "b", "198.18.0.2", "b", "n1");
+	ASSERT_OK(np_compile(c, &d, NULL, 0), "compile 2");
+	ASSERT_EQ(d.add.n_rules, 1, "b's ingress set loaded");
+	ASSERT_EQ(d.del.n_rules, 0, "nothing unloaded");
+	ASSERT_EQ(d.add.n_ep, 1, "b's entry gains its set");
+	np_diff_fini(&d);
+	ASSERT_EQ(np_check(c, "198.18.0.1", "198.18.0.2", TCP, 81, NULL), 0, "b checks now");
+	pod_on(c, "b", "198.18.0.2", "b", "n2");
+	ASSERT_OK(np_compile(c, &d, NULL, 0), "compile 3");
+	ASSERT_EQ(d.del.n_rules, 1, "unloaded");
+	np_diff_fini(&d);
+	/* Cluster-wide again. */
+	ASSERT_OK(np_set_node(c, NULL), "all");
+	ASSERT_OK(np_compile(c, &d, NULL, 0), "compile 4");
+	ASSERT_EQ(d.add.n_rules, 1, "reloaded");
+	np_diff_fini(&d);
+	np_free(c);
+}

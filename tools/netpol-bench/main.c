@@ -3,7 +3,7 @@
  * netpol-bench: what compiling NetworkPolicy costs (libnetpol, no kernel).
  *
  *   netpol-bench [--pods 1000] [--policies 1000] [--namespaces 10]
- *                [--replicas 4] [--runs 5]
+ *                [--replicas 4] [--nodes 10] [--runs 5]
  *
  * Builds a synthetic cluster: `namespaces` namespaces (labels team, env),
  * pods in workloads of `replicas` pods with equal labels and named ports,
@@ -15,9 +15,9 @@
  * Per run (fresh context each time) it times loading the objects and the
  * full compile, then three incremental changes: one pod relabelled (it
  * joins another workload), one namespace's labels flipped, one policy
- * edited. Prints the medians, the map entries and bytes the datapath would
- * load, the peak RSS, the machine, and the command to repeat it. The last
- * line is key=value pairs for tools/bench.
+ * edited; then what one node's agent would load (np_set_node). Prints the medians, the map entries
+ * and bytes the datapath would load, the peak RSS, the machine, and the command to repeat it. The
+ * last line is key=value pairs for tools/bench.
  *
  * Exit 1 when a compile fails or any rule set failed closed: a benchmark
  * with errors measures the wrong thing.
@@ -35,7 +35,8 @@
 #include "sluice/json.h"
 #include "sluice/k8s.h"
 
-static int opt_pods = 1000, opt_policies = 1000, opt_ns = 10, opt_replicas = 4, opt_runs = 5;
+static int opt_pods = 1000, opt_policies = 1000, opt_ns = 10, opt_replicas = 4, opt_runs = 5,
+	   opt_nodes = 10;
 
 static double now_ms(void)
 {
@@ -68,17 +69,20 @@ static int apps_per_ns(void)
 
 static int add_pod(struct np_ctx *c, int i, const char *app_override)
 {
-	char ns[16], name[32], app[16], ip[32], err[256];
+	char ns[16], name[32], app[16], ip[32], err[256], node[24];
 	static const char *const roles[] = {"web", "api", "db"};
 	int w = (i / opt_ns) / opt_replicas;
 	struct sl_label l[3];
 	struct np_port ports[2] = {{"http", 6, 8080}, {"metrics", 6, 9090}};
 	const char *ips[1] = {ip};
-	struct np_pod_spec s = {.ns = ns, .name = name, .node = "node-1"};
+	struct np_pod_spec s = {.ns = ns, .name = name, .node = node};
 	int ret;
 
 	snprintf(ns, sizeof(ns), "ns%d", i % opt_ns);
 	snprintf(name, sizeof(name), "pod-%d", i);
+	/* A workload's replicas land on consecutive nodes; every node gets
+	 * pods of every namespace. */
+	snprintf(node, sizeof(node), "node-%d", (i / opt_ns) % opt_nodes);
 	snprintf(app, sizeof(app), "app%d", w);
 	/* 198.18.0.0/15 holds 131k addresses; skip .0 of each /24. */
 	snprintf(ip, sizeof(ip), "198.%d.%d.%d", 18 + (i / 65025) % 2, (i / 255) % 255,
@@ -121,7 +125,8 @@ static int add_policy(struct np_ctx *c, int j, int variant)
 	struct k8s_netpol *p = NULL;
 	int ret;
 
-	switch ((j + variant) % 5) {
+	/* Every namespace, and each workload's policies, get several shapes. */
+	switch ((j / opt_ns / apps + a + variant) % 5) {
 	case 0:
 		snprintf(spec, sizeof(spec),
 			 "{'podSelector':{'matchLabels':{'app':'app%d'}},'ingress':[{'from':[{"
@@ -193,6 +198,7 @@ struct sample {
 	size_t pod_diff, ns_diff, pol_diff; /* entries added + removed */
 	size_t pod_recomputed, ns_recomputed, pol_recomputed;
 	struct np_stats st;
+	struct np_stats node_st; /* node-0's view (np_set_node) */
 };
 
 static size_t diff_size(const struct np_diff *d)
@@ -286,6 +292,12 @@ static int run(struct sample *s)
 	if (!ret)
 		ret = step(c, &s->pol_ms, &s->pol_diff, &s->pol_recomputed, edit_policy,
 			   opt_policies / 3);
+	/* What one node's agent loads. */
+	if (!ret)
+		ret = np_set_node(c, "node-0");
+	if (!ret)
+		ret = np_compile(c, NULL, err, sizeof(err));
+	np_stats_get(c, &s->node_st);
 out:
 	np_free(c);
 	return ret;
@@ -294,7 +306,7 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: netpol-bench [--pods N] [--policies N] [--namespaces N] "
-		   "[--replicas N] [--runs N]\n");
+		   "[--replicas N] [--nodes N] [--runs N]\n");
 }
 
 static int parse_int(const char *flag, const char *v, int min, int max, int *out)
@@ -321,6 +333,7 @@ int main(int argc, char **argv)
 		{"namespaces", required_argument, NULL, 'n'},
 		{"replicas", required_argument, NULL, 'r'},
 		{"runs", required_argument, NULL, 'R'},
+		{"nodes", required_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -349,6 +362,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			bad = parse_int("--runs", optarg, 1, 64, &opt_runs);
+			break;
+		case 'N':
+			bad = parse_int("--nodes", optarg, 1, 10000, &opt_nodes);
 			break;
 		case 'h':
 			usage(stdout);
@@ -398,8 +414,9 @@ int main(int argc, char **argv)
 	       opt_pods, opt_replicas, opt_policies, opt_ns, opt_runs);
 	printf("machine: %ld cpus online, %s (shared; medians of %d runs)\n",
 	       sysconf(_SC_NPROCESSORS_ONLN), cpu, opt_runs);
-	printf("repeat: %s --pods %d --policies %d --namespaces %d --replicas %d --runs %d\n",
-	       argv[0], opt_pods, opt_policies, opt_ns, opt_replicas, opt_runs);
+	printf("repeat: %s --pods %d --policies %d --namespaces %d --replicas %d --nodes %d "
+	       "--runs %d\n",
+	       argv[0], opt_pods, opt_policies, opt_ns, opt_replicas, opt_nodes, opt_runs);
 	printf("load objects       %9.1f ms\n", median(load, opt_runs));
 	printf("full compile       %9.1f ms\n", median(comp, opt_runs));
 	printf("pod relabelled     %9.2f ms  (%zu sets recomputed, %zu entries in the diff)\n",
@@ -414,15 +431,19 @@ int main(int argc, char **argv)
 	       "values)\n",
 	       st->ep_entries, st->rule_entries, st->cidr_entries, st->map_bytes,
 	       st->map_bytes / 1024.0);
+	printf("one node of %d (node-0's view): rule sets %zu, rules %zu, cidrs %zu; map bytes %zu "
+	       "(%.1f KiB)\n",
+	       opt_nodes, s[0].node_st.rulesets, s[0].node_st.rule_entries,
+	       s[0].node_st.cidr_entries, s[0].node_st.map_bytes, s[0].node_st.map_bytes / 1024.0);
 	printf("peak RSS %ld KiB\n", ru.ru_maxrss);
 	printf("netpol_bench pods=%d policies=%d namespaces=%d load_ms=%.1f compile_ms=%.1f "
 	       "pod_change_ms=%.2f ns_change_ms=%.2f policy_change_ms=%.2f identities=%zu "
 	       "rulesets=%zu ep_entries=%zu rule_entries=%zu cidr_entries=%zu map_bytes=%zu "
-	       "rss_kib=%ld\n",
+	       "node_map_bytes=%zu rss_kib=%ld\n",
 	       opt_pods, opt_policies, opt_ns, median(load, opt_runs), median(comp, opt_runs),
 	       median(pod, opt_runs), median(nsm, opt_runs), median(pol, opt_runs), st->identities,
 	       st->rulesets, st->ep_entries, st->rule_entries, st->cidr_entries, st->map_bytes,
-	       ru.ru_maxrss);
+	       s[0].node_st.map_bytes, ru.ru_maxrss);
 	free(s);
 	return 0;
 }
