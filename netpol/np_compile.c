@@ -210,6 +210,7 @@ static int build_index(struct np_ctx *ctx)
 	for (size_t i = 0; i < n; i++) {
 		if (!g || strcmp(groups[g - 1].ns, v[i]->ns)) {
 			groups[g].ns = v[i]->ns;
+			groups[g].ns_peer = v[i]->ns_peer;
 			groups[g].start = i;
 			g++;
 		}
@@ -252,6 +253,22 @@ static int peer_match(struct np_ctx *ctx, const struct np_policy *pol, struct np
 	return 0;
 }
 
+/* A namespace-level peer: one grant per namespace with pods that it
+ * matches (b->ports already resolved). */
+static int ns_grants(struct np_ctx *ctx, struct build *b, const struct np_policy *pol,
+		     const struct np_peer *p)
+{
+	int ret = 0;
+
+	for (size_t g = 0; g < ctx->n_ix_groups && !ret; g++) {
+		const struct np_nsgroup *grp = &ctx->ix_groups[g];
+
+		if (p->ns ? np_ns_sel_match(ctx, p->ns, grp->ns) : !strcmp(grp->ns, pol->ns))
+			ret = add_grants(b, grp->ns_peer);
+	}
+	return ret;
+}
+
 static int rule_grants(struct np_ctx *ctx, struct build *b, const struct np_policy *pol,
 		       struct np_rule *r, int dir, const struct np_ident *self)
 {
@@ -273,6 +290,10 @@ static int rule_grants(struct np_ctx *ctx, struct build *b, const struct np_poli
 			}
 			if (np_peer_all_pods(p)) {
 				ret = add_grants(b, SL_NP_PEER_ANY_POD);
+				continue;
+			}
+			if (np_peer_ns_level(p)) {
+				ret = ns_grants(ctx, b, pol, p);
 				continue;
 			}
 			ret = peer_match(ctx, pol, p);
@@ -330,6 +351,12 @@ static int rule_grants(struct np_ctx *ctx, struct build *b, const struct np_poli
 			ret = resolve_ports(b, r, NULL, pol->id);
 			if (!ret)
 				ret = add_grants(b, SL_NP_PEER_ANY_POD);
+			continue;
+		}
+		if (np_peer_ns_level(p) && !r->named) {
+			ret = resolve_ports(b, r, NULL, pol->id);
+			if (!ret)
+				ret = ns_grants(ctx, b, pol, p);
 			continue;
 		}
 		ret = peer_match(ctx, pol, p);
@@ -891,6 +918,7 @@ static int build_endpoints(struct np_ctx *ctx, struct np_ep_entry **out, size_t 
 			x->e.key.family = p->addrs[i].family;
 			memcpy(x->e.key.addr, p->addrs[i].a, 16);
 			x->e.val.identity = p->ident->id;
+			x->e.val.ns = p->ident->ns_peer;
 			/* Another node's pod is only a peer here: its own
 			 * node enforces its rules. */
 			x->e.val.ruleset[SL_NP_INGRESS] = local ? p->ident->rs[SL_NP_INGRESS] : 0;
@@ -1212,6 +1240,7 @@ static bool side_allows(const struct np_ctx *ctx, int dir, const struct np_ep_en
 	if (!rs)
 		return false;
 	if (peer_ep && (rules_match(rs, peer_ep->val.identity, (uint8_t)dir, proto, port) ||
+			rules_match(rs, peer_ep->val.ns, (uint8_t)dir, proto, port) ||
 			rules_match(rs, SL_NP_PEER_ANY_POD, (uint8_t)dir, proto, port)))
 		return true;
 	if (rules_match(rs, SL_NP_PEER_ANY, (uint8_t)dir, proto, port))

@@ -76,6 +76,7 @@ struct np_ident {
 	size_t n_labels;
 	struct np_cport *ports; /* named ports, sorted by name then proto */
 	size_t n_ports;
+	uint32_t ns_peer;	  /* SL_NP_PEER_NS_BASE + namespace number */
 	size_t refs;		  /* pods */
 	uint32_t rs[SL_NP_NDIRS]; /* current rule sets */
 	bool dirty;
@@ -151,20 +152,23 @@ struct np_ruleset {
 
 struct np_nsgroup {
 	const char *ns;	   /* borrowed from the first identity */
+	uint32_t ns_peer;  /* its SL_NP_PEER_NS_BASE id */
 	size_t start, end; /* [start, end) of ctx->ix_idents */
 };
 
 struct np_ctx {
 	struct np_limits lim;
-	struct np_map nss;	 /* name -> np_ns */
-	struct np_map pods;	 /* "ns/name" -> np_pod */
-	struct np_map idents;	 /* canonical key -> np_ident */
-	struct np_map ident_ids; /* u32 id -> np_ident */
-	struct np_map policies;	 /* "ns/name" -> np_policy */
-	struct np_map pol_ids;	 /* u32 id -> np_policy */
-	struct np_map rulesets;	 /* content -> np_ruleset */
-	struct np_map rs_ids;	 /* u32 id -> np_ruleset */
-	uint64_t gen;		 /* bumped when peer matches may change */
+	struct np_map nss;	   /* name -> np_ns */
+	struct np_map pods;	   /* "ns/name" -> np_pod */
+	struct np_map idents;	   /* canonical key -> np_ident */
+	struct np_map ident_ids;   /* u32 id -> np_ident */
+	struct np_map policies;	   /* "ns/name" -> np_policy */
+	struct np_map pol_ids;	   /* u32 id -> np_policy */
+	struct np_map rulesets;	   /* content -> np_ruleset */
+	struct np_map rs_ids;	   /* u32 id -> np_ruleset */
+	struct np_map ns_nums;	   /* namespace name -> ns peer id (uint32_t *), kept */
+	struct np_map ns_num_used; /* u32 ns peer id -> the same uint32_t * */
+	uint64_t gen;		   /* bumped when peer matches may change */
 	bool all_dirty;
 	/* Compile-time indexes (np_compile rebuilds them): identities sorted
 	 * by namespace then id, grouped per namespace (valid while ix_gen ==
@@ -193,6 +197,9 @@ bool np_peer_matches(const struct np_ctx *ctx, const struct np_policy *pol,
 		     const struct np_peer *peer, const struct np_ident *id);
 /* namespaceSelector {} with no or an empty podSelector: SL_NP_PEER_ANY_POD. */
 bool np_peer_all_pods(const struct np_peer *peer);
+/* Every pod of the matching namespaces (no podSelector or an empty one, and
+ * not all namespaces): one SL_NP_PEER_NS_BASE entry per namespace. */
+bool np_peer_ns_level(const struct np_peer *peer);
 bool np_ns_sel_match(const struct np_ctx *ctx, const struct sl_labelsel *sel, const char *ns);
 bool np_policy_selects(const struct np_policy *pol, const struct np_ident *id);
 int np_addr_parse(const char *s, bool prefix, struct np_addr *out);

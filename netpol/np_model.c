@@ -265,6 +265,11 @@ bool np_peer_all_pods(const struct np_peer *peer)
 	       sl_labelsel_empty(peer->pod);
 }
 
+bool np_peer_ns_level(const struct np_peer *peer)
+{
+	return peer->kind == NP_PEER_SEL && sl_labelsel_empty(peer->pod) && !np_peer_all_pods(peer);
+}
+
 bool np_peer_matches(const struct np_ctx *ctx, const struct np_policy *pol,
 		     const struct np_peer *peer, const struct np_ident *id)
 {
@@ -292,20 +297,45 @@ static void mark_selected(struct np_ctx *ctx, const struct np_policy *pol)
 	}
 }
 
-/* A rule whose egress peers are "any" and which names ports expands to
- * every identity with that port, so it depends on the identity set. */
+/* Does a rule's compiled form change when identity `id` appears or
+ * disappears? Identity peers matching it: yes. A rule whose egress ports
+ * are named expands every peer per identity (ports resolve per
+ * destination): yes when a peer (or "any") covers it. Namespace-level
+ * peers list namespaces that have pods, so only when `id` is its
+ * namespace's first or last identity (ns_edge); SL_NP_PEER_ANY_POD never. */
 static bool rule_depends_on(const struct np_ctx *ctx, const struct np_policy *pol,
-			    const struct np_rule *r, int dir, const struct np_ident *id)
+			    const struct np_rule *r, int dir, const struct np_ident *id,
+			    bool ns_edge)
 {
 	bool expands = dir == SL_NP_EGRESS && r->named;
 
 	if (!r->n_peers)
 		return expands;
-	for (size_t k = 0; k < r->n_peers; k++)
-		if ((expands || !np_peer_all_pods(&r->peers[k])) &&
-		    np_peer_matches(ctx, pol, &r->peers[k], id))
+	for (size_t k = 0; k < r->n_peers; k++) {
+		const struct np_peer *p = &r->peers[k];
+
+		if (!expands && np_peer_all_pods(p))
+			continue;
+		if (!expands && !ns_edge && np_peer_ns_level(p))
+			continue;
+		if (np_peer_matches(ctx, pol, p, id))
 			return true;
+	}
 	return false;
+}
+
+/* Is `id` the only identity of its namespace? */
+static bool ns_sole_identity(const struct np_ctx *ctx, const struct np_ident *id)
+{
+	size_t b = 0;
+
+	for (struct np_map_ent *e = NULL; (e = np_map_next(&ctx->idents, &b, e));) {
+		const struct np_ident *o = e->val;
+
+		if (o != id && !strcmp(o->ns, id->ns))
+			return false;
+	}
+	return true;
 }
 
 /* An identity appeared or disappeared: every policy that can see it as a
@@ -313,6 +343,7 @@ static bool rule_depends_on(const struct np_ctx *ctx, const struct np_policy *po
 static void ident_changed(struct np_ctx *ctx, struct np_ident *id)
 {
 	size_t b = 0;
+	bool ns_edge = ns_sole_identity(ctx, id);
 
 	ctx->gen++;
 	id->dirty = true;
@@ -322,7 +353,7 @@ static void ident_changed(struct np_ctx *ctx, struct np_ident *id)
 
 		for (int d = 0; d < SL_NP_NDIRS && !hit; d++)
 			for (size_t i = 0; i < pol->n_rules[d] && !hit; i++)
-				hit = rule_depends_on(ctx, pol, &pol->rules[d][i], d, id);
+				hit = rule_depends_on(ctx, pol, &pol->rules[d][i], d, id, ns_edge);
 		if (hit)
 			mark_selected(ctx, pol);
 	}
@@ -545,6 +576,36 @@ static void ident_free(struct np_ident *id)
 	free(id);
 }
 
+/* The namespace's peer id: a hash of the name with linear probing, kept
+ * for the context's lifetime (namespaces are few), so it is stable. */
+static int ns_peer_get(struct np_ctx *ctx, const char *ns, uint32_t *out)
+{
+	uint32_t *v = np_map_get(&ctx->ns_nums, ns, strlen(ns)), n;
+
+	if (v) {
+		*out = *v;
+		return 0;
+	}
+	v = malloc(sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	n = (uint32_t)(np_hash(ns, strlen(ns), 4) % (SL_NP_NS_MAX + 1));
+	while (np_map_get(&ctx->ns_num_used, &(uint32_t){SL_NP_PEER_NS_BASE + n}, 4))
+		n = (n + 1) % (SL_NP_NS_MAX + 1);
+	*v = SL_NP_PEER_NS_BASE + n;
+	if (np_map_put(&ctx->ns_nums, ns, strlen(ns), v)) {
+		free(v);
+		return -ENOMEM;
+	}
+	if (np_map_put(&ctx->ns_num_used, v, 4, v)) {
+		np_map_del(&ctx->ns_nums, ns, strlen(ns));
+		free(v);
+		return -ENOMEM;
+	}
+	*out = *v;
+	return 0;
+}
+
 /* The identity for {ns, labels, ports}: found or created with refs 0.
  * Takes ownership of kv and ports in both cases. */
 static int ident_get(struct np_ctx *ctx, const char *ns, struct np_kv *kv, size_t nkv,
@@ -597,7 +658,7 @@ static int ident_get(struct np_ctx *ctx, const char *ns, struct np_kv *kv, size_
 	id->ports = ports;
 	id->n_ports = nports;
 	id->lv = kv_view(kv, nkv);
-	if (!id->lv) {
+	if (!id->lv || ns_peer_get(ctx, ns, &id->ns_peer)) {
 		ident_free(id);
 		return -ENOMEM;
 	}
@@ -1226,6 +1287,8 @@ static void free_all(struct np_ctx *ctx)
 		free(ns->name);
 		free(ns);
 	}
+	for (b = 0, e = NULL; (e = np_map_next(&ctx->ns_nums, &b, e));)
+		free(e->val);
 	for (b = 0, e = NULL; (e = np_map_next(&ctx->rulesets, &b, e));) {
 		struct np_ruleset *rs = e->val;
 
@@ -1249,6 +1312,8 @@ void np_free(struct np_ctx *ctx)
 	np_map_fini(&ctx->pol_ids);
 	np_map_fini(&ctx->rulesets);
 	np_map_fini(&ctx->rs_ids);
+	np_map_fini(&ctx->ns_nums);
+	np_map_fini(&ctx->ns_num_used);
 	free(ctx->ep);
 	free(ctx->node);
 	free(ctx->ix_idents);

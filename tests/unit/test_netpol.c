@@ -125,6 +125,27 @@ TEST(empty_pod_selector_peer_is_own_namespace)
 		     "......... ......... ......... XXX...... XXX...... XXX...... XXX...... "
 		     "XXX...... XXX......",
 		     "same ns");
+	{
+		/* One namespace-level entry, not one per identity: a new
+		 * workload in x recomputes only itself. */
+		struct np_entries e;
+		struct np_stats st;
+
+		ASSERT_OK(np_dump(c, &e), "dump");
+		if (ASSERT_EQ(e.n_rules, 1, "one entry for x's three identities"))
+			ASSERT_TRUE(e.rules[0].key.peer >= SL_NP_PEER_NS_BASE, "namespace peer");
+		np_entries_fini(&e);
+		np_fx_pod(c, "x", "d", "198.18.0.99", "pod=d", NULL);
+		np_fx_matrix(
+			c, TCP, 80,
+			"......... ......... ......... XXX...... XXX...... XXX...... XXX...... "
+			"XXX...... XXX......",
+			"same ns after x/d");
+		np_stats_get(c, &st);
+		ASSERT_EQ(st.recomputed, 2, "only x/d computed");
+		ASSERT_EQ(np_check(c, "198.18.0.99", "198.18.0.1", TCP, 80, NULL), 1, "x/d in");
+		ASSERT_EQ(np_check(c, "198.18.0.4", "198.18.0.99", TCP, 80, NULL), 0, "y/a to x/d");
+	}
 	np_free(c);
 }
 

@@ -15,6 +15,7 @@
  * ingress rule set and S as the peer. With R = endpoint(subject).ruleset[dir]:
  *   R == SL_NP_RS_NONE                              → allowed (not isolated)
  *   rules{R, identity(peer), dir, proto, port}      → allowed   (peer is a pod)
+ *   rules{R, endpoint(peer).ns, dir, proto, port}   → allowed   (peer is a pod)
  *   rules{R, SL_NP_PEER_ANY_POD, dir, proto, port}  → allowed   (peer is a pod)
  *   rules{R, SL_NP_PEER_ANY, dir, proto, port}      → allowed   (rule without peers)
  *   rules{R, cidrs{R, dir, peer address}, dir, proto, port} → allowed (ipBlock;
@@ -66,6 +67,10 @@ enum sl_np_dir {
  *   2 .. 255               reserved (world, host, ... for later use)
  *   256 .. 0x00ffffff      pod identities {namespace, labels, named ports}
  *   0x01000000 + n         CIDR class n of one rule set (value of the cidrs map)
+ *   0x02000000 + n         every pod of namespace n (a namespace-only peer:
+ *                          `namespaceSelector` without a podSelector, or
+ *                          `podSelector: {}`), one entry per namespace instead
+ *                          of one per identity; the endpoint entry names it
  *   0xffffffff             SL_NP_PEER_NONE: an address no ipBlock admits
  *                          (an `except` hole); never a rule key
  */
@@ -74,6 +79,8 @@ enum sl_np_dir {
 #define SL_NP_ID_MIN	     256u
 #define SL_NP_ID_MAX	     0x00ffffffu
 #define SL_NP_PEER_CIDR_BASE 0x01000000u
+#define SL_NP_PEER_NS_BASE   0x02000000u
+#define SL_NP_NS_MAX	     0x00ffffffu
 #define SL_NP_PEER_NONE	     0xffffffffu
 
 /* Rule-set ids: 0 = the direction is not isolated (everything allowed),
@@ -97,7 +104,7 @@ struct sl_np_ep_key {
 struct sl_np_ep_val {
 	__u32 identity;		    /* SL_NP_ID_MIN .. SL_NP_ID_MAX */
 	__u32 ruleset[SL_NP_NDIRS]; /* indexed by enum sl_np_dir */
-	__u32 pad;
+	__u32 ns;		    /* SL_NP_PEER_NS_BASE + the pod's namespace number */
 };
 
 /*
