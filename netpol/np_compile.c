@@ -6,7 +6,9 @@
  *      decide isolation (none: SL_NP_RS_NONE; one with an error:
  *      SL_NP_RS_FAILED);
  *   2. every rule of those policies becomes grants {peer, proto, lo..hi}:
- *      pod peers expand to the identities they match (cached per peer),
+ *      pod peers with a podSelector expand to the identities they match
+ *      (cached per peer), namespace-wide peers to one SL_NP_PEER_NS_BASE
+ *      grant per matching namespace (SL_NP_PEER_ANY_POD for all of them),
  *      a rule without peers to SL_NP_PEER_ANY, and named ports resolve
  *      against the destination (the subject for ingress, each peer
  *      identity for egress; a pod without the name gets nothing);
