@@ -36,7 +36,7 @@ WARN   := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 OPT    ?= -O2 -g
 ALL_CFLAGS := $(OPT) -std=gnu11 $(WARN) -MMD -MP -D_GNU_SOURCE -fno-omit-frame-pointer \
           -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -I$(BUILD)/bpf -I. \
-          -Idns -Icni-plugin \
+          -Idns -Icni-plugin -Inetpol \
           $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS)
 ifneq ($(SANITIZER),)
@@ -53,14 +53,16 @@ CONTROL_SRC := $(filter-out control/main.c,$(wildcard control/*.c))
 AGENT_SRC   := $(filter-out agent/main.c,$(wildcard agent/*.c))
 DNS_SRC     := $(filter-out dns/main.c,$(wildcard dns/*.c))
 CNI_SRC     := $(filter-out cni-plugin/main.c,$(wildcard cni-plugin/*.c))
+NETPOL_SRC  := $(wildcard netpol/*.c)
 
 LIBSLUICE  := $(BUILD)/lib/libsluice.a
 LIBCONTROL := $(BUILD)/lib/libcontrol.a
 LIBAGENT   := $(BUILD)/lib/libagent.a
 LIBDNS     := $(BUILD)/lib/libdns.a
 LIBCNI     := $(BUILD)/lib/libcni.a
+LIBNETPOL  := $(BUILD)/lib/libnetpol.a
 # Every binary links all component libraries (order: users before providers).
-ALL_LIBS   := $(LIBAGENT) $(LIBDNS) $(LIBCNI) $(LIBCONTROL) $(LIBSLUICE)
+ALL_LIBS   := $(LIBAGENT) $(LIBNETPOL) $(LIBDNS) $(LIBCNI) $(LIBCONTROL) $(LIBSLUICE)
 
 BINS := $(BIN)/sluice-control
 ifneq ($(wildcard agent/main.c),)
@@ -154,6 +156,11 @@ $(LIBCNI): $(patsubst %.c,$(OBJ)/%.o,$(CNI_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(LIBNETPOL): $(patsubst %.c,$(OBJ)/%.o,$(NETPOL_SRC))
+	$(call msg,AR,$@)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 $(BIN)/sluice-dns: $(OBJ)/dns/main.o $(ALL_LIBS)
 	$(call msg,LD,$@)
 	@mkdir -p $(dir $@)
@@ -182,10 +189,11 @@ $(BIN)/tests/replay_%: $(OBJ)/tests/fuzz/%.o $(OBJ)/tests/fuzz/replay_main.o $(A
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include \
-               -Ibpf/include -I$(BUILD)/bpf -I. -Idns -Icni-plugin $(PKG_CFLAGS) \
+               -Ibpf/include -I$(BUILD)/bpf -I. -Idns -Icni-plugin -Inetpol $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CONTROL_SRC) $(AGENT_SRC) $(DNS_SRC) $(CNI_SRC) \
+		$(NETPOL_SRC) \
 		| $(BPF_SKELS)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(dir $@)

@@ -18,7 +18,7 @@ rc=0
 echo "lint: clang-format (${#files[@]} files)"
 clang-format --dry-run --Werror "${files[@]}" || rc=1
 
-cflags=(-std=gnu11 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -Idns -Icni-plugin
+cflags=(-std=gnu11 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -Idns -Icni-plugin -Inetpol
 	-isystem build/bpf -I.
 	$(pkg-config --cflags json-c libevent libcurl sqlite3))
 cfiles=()
