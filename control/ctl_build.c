@@ -503,7 +503,23 @@ int ctl_slices_plan(const struct k8s_service *svc, struct k8s_pod *const *pods, 
 		}
 	}
 
-	/* 4. Writes. Empty slices go, except that a Service without endpoints keeps
+	/* 4. A new slice takes over an existing one that became empty (or the
+	 * placeholder): one update instead of a delete and a create, as upstream. */
+	for (size_t s = 0; total && s < n_ps; s++) {
+		struct pslice *p = &ps[s];
+		if (p->src || !json_object_array_length(p->eps))
+			continue;
+		for (size_t k = 0; k < n_ps; k++) {
+			struct pslice *e = &ps[k];
+			if (!e->src || json_object_array_length(e->eps))
+				continue;
+			p->src = e->src;
+			e->src = NULL;
+			break;
+		}
+	}
+
+	/* 5. Writes. Empty slices go, except that a Service without endpoints keeps
 	 * one empty placeholder slice, as upstream. */
 	{
 		bool have_placeholder = false;

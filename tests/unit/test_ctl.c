@@ -270,6 +270,23 @@ TEST(ctl_slices_placeholder_and_publish_not_ready)
 	if (!ASSERT_OK(ctl_slices_plan(svc, &p, 1, NULL, 0, 0, &plan), "one"))
 		goto out;
 	ASSERT_TRUE(cond(ep_at(plan.create[0], 0), "ready"), "publishNotReady: ready");
+	{
+		/* With a placeholder in place, the first endpoint reuses it. */
+		struct json_object *ex;
+		struct ctl_slice_plan p2;
+		ex = sl_json_parse(
+			"{\"metadata\":{\"name\":\"h-1\",\"labels\":{}},"
+			"\"addressType\":\"IPv4\",\"endpoints\":[],\"ports\":[]}",
+			strlen("{\"metadata\":{\"name\":\"h-1\",\"labels\":{}},"
+			       "\"addressType\":\"IPv4\",\"endpoints\":[],\"ports\":[]}"),
+			NULL, 0);
+		if (ASSERT_OK(ctl_slices_plan(svc, &p, 1, &ex, 1, 0, &p2), "reuse")) {
+			ASSERT_EQ(p2.n_update, 1, "placeholder updated");
+			ASSERT_EQ(p2.n_create + p2.n_del, 0, "no create, no delete");
+			ctl_slice_plan_fini(&p2);
+		}
+		json_object_put(ex);
+	}
 	ASSERT_TRUE(cond(ep_at(plan.create[0], 0), "serving"), "publishNotReady: serving");
 	ctl_slice_plan_fini(&plan);
 out:
