@@ -125,6 +125,13 @@ wait_q unready-in-endpoints "$EPS/web" "$EP_SUM" "198.18.64.10- 198.18.64.11+ 19
 [[ $ms -lt 2000 ]] && ok "reacts-quickly" || not_ok "reacts-quickly" "took ${ms} ms"
 # Minimal churn: only the slice holding the pod changed.
 expect_eq one-slice-written "$(q "$SLICES" "sum(int(i['metadata']['resourceVersion']) > $rv_before for i in o['items'])")" 1
+# A pod change that does not matter to the endpoints writes nothing.
+ep_rv=$(q "$EPS/web" "o['metadata']['resourceVersion']")
+sl_rvs=$(q "$SLICES" "sorted(i['metadata']['resourceVersion'] for i in o['items'])")
+kc label pod -n shop c extra=1 >/dev/null
+sleep 0.5
+expect_eq no-churn-endpoints "$(q "$EPS/web" "o['metadata']['resourceVersion']")" "$ep_rv"
+expect_eq no-churn-slices "$(q "$SLICES" "sorted(i['metadata']['resourceVersion'] for i in o['items'])")" "$sl_rvs"
 pod_status a 198.18.64.10 True
 wait_q ready-again "$SLICES" "$SL_SUM" \
 	"198.18.64.10:110:8080 198.18.64.11:110:8080 198.18.65.10:110:8081"
