@@ -238,21 +238,28 @@ static struct group *groups_find(struct groups *g, struct json_object *ports)
 	return NULL;
 }
 
-/* Adds ep (consumed) under ports (borrowed; cloned when a group is created). */
+static struct group *groups_new(struct groups *g, struct json_object *ports)
+{
+	struct group *v = realloc(g->v, (g->n + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	g->v = v;
+	v = &g->v[g->n++];
+	memset(v, 0, sizeof(*v));
+	v->ports = json_object_get(ports);
+	return v;
+}
+
+/* Adds ep (consumed) under ports (borrowed; referenced when a group is created). */
 static int groups_add(struct groups *g, struct json_object *ports, struct json_object *ep)
 {
 	struct group *gr = groups_find(g, ports);
 
-	if (!gr) {
-		struct group *v = realloc(g->v, (g->n + 1) * sizeof(*v));
-		if (!v)
-			goto nomem;
-		g->v = v;
-		gr = &g->v[g->n];
-		memset(gr, 0, sizeof(*gr));
-		gr->ports = json_object_get(ports);
-		g->n++;
-	}
+	if (!gr)
+		gr = groups_new(g, ports);
+	if (!gr)
+		goto nomem;
 	if (gr->n == gr->cap) {
 		size_t cap = gr->cap ? gr->cap * 2 : 8;
 		struct json_object **e = realloc(gr->eps, cap * sizeof(*e));
