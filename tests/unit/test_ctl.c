@@ -402,3 +402,49 @@ TEST(ctl_config_check_flags)
 	ASSERT_EQ(ctl_config_check(&c, &w, err, sizeof(err)), -EINVAL, "bad cidr");
 	ASSERT_TRUE(strstr(err, "--cluster-cidr") != NULL, "names the flag");
 }
+
+TEST(ctl_endpoints_truncated_at_1000)
+{
+	struct k8s_service *svc = svc_from(WEB_SVC);
+	enum { N = 1005 };
+	struct k8s_pod **pods = calloc(N, sizeof(*pods));
+	struct json_object *ep = NULL, *small = NULL, *sub;
+	bool changed = false;
+
+	if (!ASSERT_NOT_NULL(pods, "alloc"))
+		goto out;
+	for (int i = 0; i < N; i++) {
+		char name[16], ip[32];
+		snprintf(name, sizeof(name), "p%d", i);
+		snprintf(ip, sizeof(ip), "198.18.%d.%d", 64 + i / 250, 1 + i % 250);
+		/* 998 ready, 7 not ready */
+		pods[i] = pod_mk(name, ip, i < 998, "web",
+				 "{\"name\":\"http\",\"containerPort\":80}", NULL, NULL);
+		if (!ASSERT_NOT_NULL(pods[i], "pod"))
+			goto out;
+	}
+	ep = ctl_endpoints_build(svc, pods, N, NULL, &changed);
+	if (!ASSERT_NOT_NULL(ep, "build"))
+		goto out;
+	sub = json_object_array_get_idx(sl_json_get(ep, "subsets"), 0);
+	ASSERT_EQ(json_object_array_length(sl_json_get(sub, "addresses")), 998, "ready kept");
+	ASSERT_EQ(json_object_array_length(sl_json_get(sub, "notReadyAddresses")), 2,
+		  "not ready fill the rest");
+	ASSERT_STREQ(sl_json_get_str(sl_json_path(ep, "metadata", "annotations", NULL),
+				     CTL_OVER_CAPACITY),
+		     "truncated", "annotated");
+	/* Back under the cap: the annotation goes and that is a change. */
+	small = ctl_endpoints_build(svc, pods, 10, ep, &changed);
+	if (ASSERT_NOT_NULL(small, "build small")) {
+		ASSERT_TRUE(changed, "changed");
+		ASSERT_NULL(sl_json_path(small, "metadata", "annotations", NULL),
+			    "annotation gone");
+	}
+out:
+	json_object_put(ep);
+	json_object_put(small);
+	for (int i = 0; pods && i < N; i++)
+		k8s_pod_free(pods[i]);
+	free(pods);
+	k8s_service_free(svc);
+}
