@@ -71,6 +71,8 @@ void ctl_stop(struct ctl *c);
 #define CTL_MANAGED_BY_LABEL	    "endpointslice.kubernetes.io/managed-by"
 #define CTL_MANAGED_BY		    "endpointslice-controller.k8s.io"
 #define CTL_HEADLESS_LABEL	    "service.kubernetes.io/headless"
+#define CTL_ENDPOINTS_MAX	    1000 /* addresses in one legacy Endpoints object */
+#define CTL_OVER_CAPACITY	    "endpoints.kubernetes.io/over-capacity"
 
 /*
  * podutil.FindPort: the container port a Service port targets on this pod.
@@ -113,7 +115,9 @@ int ctl_slices_plan(const struct k8s_service *svc, struct k8s_pod *const *pods, 
 void ctl_slice_plan_fini(struct ctl_slice_plan *p);
 
 /*
- * The legacy Endpoints object for svc: `existing` (borrowed, may be NULL)
+ * The legacy Endpoints object for svc, at most CTL_ENDPOINTS_MAX addresses
+ * (ready ones first; annotated CTL_OVER_CAPACITY: truncated beyond that, as
+ * upstream): `existing` (borrowed, may be NULL)
  * supplies metadata (resourceVersion, unknown fields). Returns a new object
  * and sets *changed when it differs from existing in subsets or labels; NULL
  * with errno ENOMEM.

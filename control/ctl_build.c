@@ -238,21 +238,28 @@ static struct group *groups_find(struct groups *g, struct json_object *ports)
 	return NULL;
 }
 
-/* Adds ep (consumed) under ports (borrowed; cloned when a group is created). */
+static struct group *groups_new(struct groups *g, struct json_object *ports)
+{
+	struct group *v = realloc(g->v, (g->n + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	g->v = v;
+	v = &g->v[g->n++];
+	memset(v, 0, sizeof(*v));
+	v->ports = json_object_get(ports);
+	return v;
+}
+
+/* Adds ep (consumed) under ports (borrowed; referenced when a group is created). */
 static int groups_add(struct groups *g, struct json_object *ports, struct json_object *ep)
 {
 	struct group *gr = groups_find(g, ports);
 
-	if (!gr) {
-		struct group *v = realloc(g->v, (g->n + 1) * sizeof(*v));
-		if (!v)
-			goto nomem;
-		g->v = v;
-		gr = &g->v[g->n];
-		memset(gr, 0, sizeof(*gr));
-		gr->ports = json_object_get(ports);
-		g->n++;
-	}
+	if (!gr)
+		gr = groups_new(g, ports);
+	if (!gr)
+		goto nomem;
 	if (gr->n == gr->cap) {
 		size_t cap = gr->cap ? gr->cap * 2 : 8;
 		struct json_object **e = realloc(gr->eps, cap * sizeof(*e));
@@ -503,7 +510,23 @@ int ctl_slices_plan(const struct k8s_service *svc, struct k8s_pod *const *pods, 
 		}
 	}
 
-	/* 4. Writes. Empty slices go, except that a Service without endpoints keeps
+	/* 4. A new slice takes over an existing one that became empty (or the
+	 * placeholder): one update instead of a delete and a create, as upstream. */
+	for (size_t s = 0; total && s < n_ps; s++) {
+		struct pslice *p = &ps[s];
+		if (p->src || !json_object_array_length(p->eps))
+			continue;
+		for (size_t k = 0; k < n_ps; k++) {
+			struct pslice *e = &ps[k];
+			if (!e->src || json_object_array_length(e->eps))
+				continue;
+			p->src = e->src;
+			e->src = NULL;
+			break;
+		}
+	}
+
+	/* 5. Writes. Empty slices go, except that a Service without endpoints keeps
 	 * one empty placeholder slice, as upstream. */
 	{
 		bool have_placeholder = false;
@@ -637,7 +660,8 @@ struct json_object *ctl_endpoints_build(const struct k8s_service *svc, struct k8
 	struct subset *ss = NULL;
 	size_t n_ss = 0;
 	struct json_object *o = NULL, *meta, *subsets = NULL, *labels = NULL;
-	bool tolerate = svc->spec.publish_not_ready_addresses;
+	bool tolerate = svc->spec.publish_not_ready_addresses, truncated;
+	size_t total = 0;
 
 	for (size_t i = 0; i < n_pods; i++) {
 		const struct k8s_pod *pod = pods[i];
@@ -691,15 +715,36 @@ struct json_object *ctl_endpoints_build(const struct k8s_service *svc, struct k8
 	}
 	if (n_ss)
 		qsort(ss, n_ss, sizeof(*ss), cmp_subset);
+	for (size_t k = 0; k < n_ss; k++) {
+		sort_array(ss[k].ready, cmp_ep_addr);
+		sort_array(ss[k].not_ready, cmp_ep_addr);
+		total += json_object_array_length(ss[k].ready) +
+			 json_object_array_length(ss[k].not_ready);
+	}
+	/* Upstream caps an Endpoints object at 1000 addresses and says so in an
+	 * annotation (consumers should use slices); ready addresses are kept first. */
+	truncated = total > CTL_ENDPOINTS_MAX;
+	for (int pass = 0, budget = CTL_ENDPOINTS_MAX; truncated && pass < 2; pass++) {
+		for (size_t k = 0; k < n_ss; k++) {
+			struct json_object *arr = pass ? ss[k].not_ready : ss[k].ready;
+			int n = (int)json_object_array_length(arr);
+			int keep = n < budget ? n : budget;
+			if (keep < n)
+				json_object_array_del_idx(arr, (size_t)keep, (size_t)(n - keep));
+			budget -= keep;
+		}
+	}
 	subsets = json_object_new_array();
 	if (!subsets)
 		goto nomem;
 	for (size_t k = 0; k < n_ss; k++) {
-		struct json_object *sub = json_object_new_object();
+		struct json_object *sub;
+		if (!json_object_array_length(ss[k].ready) &&
+		    !json_object_array_length(ss[k].not_ready))
+			continue;
+		sub = json_object_new_object();
 		if (!sub)
 			goto nomem;
-		sort_array(ss[k].ready, cmp_ep_addr);
-		sort_array(ss[k].not_ready, cmp_ep_addr);
 		if (json_object_array_length(ss[k].ready))
 			json_object_object_add(sub, "addresses", json_object_get(ss[k].ready));
 		if (json_object_array_length(ss[k].not_ready))
@@ -727,7 +772,10 @@ struct json_object *ctl_endpoints_build(const struct k8s_service *svc, struct k8
 			sl_json_equal(os, subsets) || (!os && !json_object_array_length(subsets));
 		bool same_labels =
 			sl_json_equal(ol, labels) || (!ol && !json_object_object_length(labels));
-		*changed = !same_subsets || !same_labels;
+		bool was_truncated = sl_json_get_str(sl_json_path(existing, "metadata",
+								  "annotations", (char *)NULL),
+						     CTL_OVER_CAPACITY) != NULL;
+		*changed = !same_subsets || !same_labels || was_truncated != truncated;
 		o = sl_json_clone(existing);
 	} else {
 		*changed = true;
@@ -746,6 +794,15 @@ struct json_object *ctl_endpoints_build(const struct k8s_service *svc, struct k8
 		json_object_object_add(meta, "labels", json_object_get(labels));
 	else
 		json_object_object_del(meta, "labels");
+	if (truncated) {
+		sl_json_set_str(sl_json_ensure_obj(meta, "annotations"), CTL_OVER_CAPACITY,
+				"truncated");
+	} else if (sl_json_get(meta, "annotations")) {
+		struct json_object *ann = sl_json_get(meta, "annotations");
+		json_object_object_del(ann, CTL_OVER_CAPACITY);
+		if (!json_object_is_type(ann, json_type_object) || !json_object_object_length(ann))
+			json_object_object_del(meta, "annotations");
+	}
 	if (json_object_array_length(subsets))
 		json_object_object_add(o, "subsets", json_object_get(subsets));
 	else

@@ -78,7 +78,7 @@ struct ctl_cidrset *ctl_cidrset_new(const char *cidr, int mask, char *err, size_
 		errno = EINVAL;
 		return NULL;
 	}
-	if (mask < prefix || mask > 30) {
+	if (mask < prefix || mask < 1 || mask > 30) {
 		snprintf(err, errlen,
 			 "node CIDR mask size %d must be between the cluster prefix /%d and /30",
 			 mask, prefix);
@@ -132,7 +132,8 @@ static void bit_set(struct ctl_cidrset *s, uint32_t i, bool v)
 
 static void block_format(const struct ctl_cidrset *s, uint32_t i, char *out, size_t outlen)
 {
-	struct in_addr a = {htonl(s->base + (i << (32 - s->mask)))};
+	/* 64-bit shift: a /0 block size would shift a 32-bit value by 32. */
+	struct in_addr a = {htonl(s->base + (uint32_t)((uint64_t)i << (32 - s->mask)))};
 	char ip[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
@@ -165,7 +166,7 @@ static int64_t block_index(const struct ctl_cidrset *s, const char *cidr)
 	if (prefix != s->mask || (addr & ~prefix_mask(prefix)) ||
 	    (addr & prefix_mask(s->prefix)) != s->base)
 		return -ERANGE;
-	return (addr - s->base) >> (32 - s->mask);
+	return (int64_t)((uint64_t)(addr - s->base) >> (32 - s->mask));
 }
 
 int ctl_cidrset_occupy(struct ctl_cidrset *s, const char *cidr)

@@ -604,6 +604,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		srv->pending_writes, watch_count(srv));
 	srv->shutting_down = true;
 	srv->shutdown_deadline = time(NULL) + 10;
+	/* Controllers first: their requests in flight are cancelled (not awaited,
+	 * so this cannot wait on this loop), and they write nothing during the
+	 * shutdown nor retry the watches closed below. */
+	ctl_stop(srv->ctl);
+	srv->ctl = NULL;
 	watch_close_all(srv);
 	/* Give replies and closing chunks a moment to flush. */
 	event_base_once(srv->base, -1, EV_TIMEOUT, finish_shutdown_cb, srv, &tv);
@@ -836,7 +841,6 @@ int control_run(const struct control_config *cfg)
 	char host[256], err[512];
 	int port, rc = 0;
 	struct timeval tick = {1, 0};
-	struct ctl *ctl = NULL;
 	unsigned which;
 
 	srv.cfg = *cfg;
@@ -970,21 +974,19 @@ int control_run(const struct control_config *cfg)
 		}
 	}
 	if (which) {
-		ctl = start_controllers(&srv, host);
-		if (!ctl) {
+		srv.ctl = start_controllers(&srv, host);
+		if (!srv.ctl) {
 			rc = -EINVAL;
 			goto out;
 		}
 	}
 	event_base_dispatch(srv.base);
-	/* The loop has stopped answering: the controllers' requests in flight are
-	 * cancelled, not awaited. */
-	ctl_stop(ctl);
-	ctl = NULL;
 	pr_info("control", "stopped");
 	rc = 0;
 out:
-	ctl_stop(ctl);
+	/* Normally stopped by the signal; here for early exits. */
+	ctl_stop(srv.ctl);
+	srv.ctl = NULL;
 	server_free(&srv);
 	return rc;
 }

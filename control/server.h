@@ -39,6 +39,7 @@ enum api_verb {
 	VERB_N,
 };
 
+struct ctl;
 struct metrics;
 struct watch_stream;
 struct wchunk;
@@ -79,6 +80,7 @@ struct server {
 	bool shutting_down;
 	time_t shutdown_deadline; /* give up waiting for in-flight writes */
 	bool ready;		  /* bootstrap objects exist */
+	struct ctl *ctl;	  /* controller threads (ctl.h), NULL when none run */
 	time_t started;
 };
 

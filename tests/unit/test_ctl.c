@@ -270,6 +270,23 @@ TEST(ctl_slices_placeholder_and_publish_not_ready)
 	if (!ASSERT_OK(ctl_slices_plan(svc, &p, 1, NULL, 0, 0, &plan), "one"))
 		goto out;
 	ASSERT_TRUE(cond(ep_at(plan.create[0], 0), "ready"), "publishNotReady: ready");
+	{
+		/* With a placeholder in place, the first endpoint reuses it. */
+		struct json_object *ex;
+		struct ctl_slice_plan p2;
+		ex = sl_json_parse(
+			"{\"metadata\":{\"name\":\"h-1\",\"labels\":{}},"
+			"\"addressType\":\"IPv4\",\"endpoints\":[],\"ports\":[]}",
+			strlen("{\"metadata\":{\"name\":\"h-1\",\"labels\":{}},"
+			       "\"addressType\":\"IPv4\",\"endpoints\":[],\"ports\":[]}"),
+			NULL, 0);
+		if (ASSERT_OK(ctl_slices_plan(svc, &p, 1, &ex, 1, 0, &p2), "reuse")) {
+			ASSERT_EQ(p2.n_update, 1, "placeholder updated");
+			ASSERT_EQ(p2.n_create + p2.n_del, 0, "no create, no delete");
+			ctl_slice_plan_fini(&p2);
+		}
+		json_object_put(ex);
+	}
 	ASSERT_TRUE(cond(ep_at(plan.create[0], 0), "serving"), "publishNotReady: serving");
 	ctl_slice_plan_fini(&plan);
 out:
@@ -384,4 +401,50 @@ TEST(ctl_config_check_flags)
 	c.cluster_cidr = "10.244.0.0/33";
 	ASSERT_EQ(ctl_config_check(&c, &w, err, sizeof(err)), -EINVAL, "bad cidr");
 	ASSERT_TRUE(strstr(err, "--cluster-cidr") != NULL, "names the flag");
+}
+
+TEST(ctl_endpoints_truncated_at_1000)
+{
+	struct k8s_service *svc = svc_from(WEB_SVC);
+	enum { N = 1005 };
+	struct k8s_pod **pods = calloc(N, sizeof(*pods));
+	struct json_object *ep = NULL, *small = NULL, *sub;
+	bool changed = false;
+
+	if (!ASSERT_NOT_NULL(pods, "alloc"))
+		goto out;
+	for (int i = 0; i < N; i++) {
+		char name[16], ip[32];
+		snprintf(name, sizeof(name), "p%d", i);
+		snprintf(ip, sizeof(ip), "198.18.%d.%d", 64 + i / 250, 1 + i % 250);
+		/* 998 ready, 7 not ready */
+		pods[i] = pod_mk(name, ip, i < 998, "web",
+				 "{\"name\":\"http\",\"containerPort\":80}", NULL, NULL);
+		if (!ASSERT_NOT_NULL(pods[i], "pod"))
+			goto out;
+	}
+	ep = ctl_endpoints_build(svc, pods, N, NULL, &changed);
+	if (!ASSERT_NOT_NULL(ep, "build"))
+		goto out;
+	sub = json_object_array_get_idx(sl_json_get(ep, "subsets"), 0);
+	ASSERT_EQ(json_object_array_length(sl_json_get(sub, "addresses")), 998, "ready kept");
+	ASSERT_EQ(json_object_array_length(sl_json_get(sub, "notReadyAddresses")), 2,
+		  "not ready fill the rest");
+	ASSERT_STREQ(sl_json_get_str(sl_json_path(ep, "metadata", "annotations", NULL),
+				     CTL_OVER_CAPACITY),
+		     "truncated", "annotated");
+	/* Back under the cap: the annotation goes and that is a change. */
+	small = ctl_endpoints_build(svc, pods, 10, ep, &changed);
+	if (ASSERT_NOT_NULL(small, "build small")) {
+		ASSERT_TRUE(changed, "changed");
+		ASSERT_NULL(sl_json_path(small, "metadata", "annotations", NULL),
+			    "annotation gone");
+	}
+out:
+	json_object_put(ep);
+	json_object_put(small);
+	for (int i = 0; pods && i < N; i++)
+		k8s_pod_free(pods[i]);
+	free(pods);
+	k8s_service_free(svc);
 }
