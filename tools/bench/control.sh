@@ -85,7 +85,7 @@ start_sluice() {
 	local dir=$tmp/$1 i
 	mkdir -p "$dir"
 	"$BIN/sluice-control" --listen 127.0.0.1:0 --ready-file "$dir/port" \
-		--store sqlite --sync full --data-dir "$dir/data" \
+		--store sqlite --sync full --data-dir "$dir/data" --controllers none \
 		--service-cidr 198.19.0.0/16 --log-level warn >"$dir/log" 2>&1 &
 	SLUICE_PID=$!
 	pids+=("$SLUICE_PID")
@@ -407,7 +407,7 @@ md=$OUT/control-plane.md
 	echo "the median of $REPS runs on fresh servers (min-max in the CSV); sluice and etcd"
 	echo "alternate within each run, so compare the ratios more than the absolute values."
 	echo
-	echo "**Servers:** \`sluice-control --store sqlite --sync full\` (fsync per group commit)"
+	echo "**Servers:** \`sluice-control --store sqlite --sync full --controllers none\` (fsync per group commit)"
 	echo "and etcd $m_etcd (\`--data-dir\` on the same disk, default durability: WAL fsync per"
 	echo "batch; client and peer URLs on 127.0.0.1)."
 	echo

@@ -161,7 +161,9 @@ start_control() {
 	local port i
 	port=$("$BIN/apibench" freeport)
 	URL=http://127.0.0.1:$port
-	"$BIN/sluice-control" --listen "127.0.0.1:$port" --store memory \
+	# No controllers: apibench writes the EndpointSlices itself (there are no pods), and
+	# the EndpointSlice controller would replace them with empty ones.
+	"$BIN/sluice-control" --listen "127.0.0.1:$port" --store memory --controllers none \
 		--service-cidr $SVC_CIDR --log-level warn >>"$tmp/control.log" 2>&1 &
 	CONTROL_PID=$!
 	pids+=("$CONTROL_PID")
