@@ -12,9 +12,16 @@
 #  L-n1   sluice-agent          ├── bridge br0 in L-fabric (no address, no uplink)
 #         eth0 198.18.0.11/24 ──┤
 #  L-nN   ... 198.18.0.(10+N) ──┤
-#  L-ext  eth0 198.18.0.250/24 ─┘   "external client"
+#  L-ext  eth0 198.18.0.250/24 ─┘   "external client", upstream DNS (knotd :53)
 #
-#   lab up [--name L] [--nodes N]     build it (default name "lab", 2 nodes)
+# Cluster DNS (like kubeadm's CoreDNS addon, as API objects): Service
+# kube-system/kube-dns 198.18.128.10 (dns 53/UDP, dns-tcp 53/TCP, metrics
+# 9153) and pods kube-dns-1 on n1, kube-dns-2 on n2 running the host's
+# sluice-dns, forwarding to knotd in L-ext, which serves example.test.
+#
+#   lab up [--name L] [--nodes N] [--no-dns]
+#                                     build it (default name "lab", 2 nodes) with
+#                                     cluster DNS (kube-dns, upstream in L-ext)
 #   lab down [--name L]               remove everything it made (also a half-built lab)
 #   lab status [--name L]             daemons, nodes, pods, services
 #   lab exec [--name L] TARGET -- CMD run CMD in a node (n1..nN, cp, ext, fabric)
@@ -67,6 +74,7 @@ shift
 NAME=${SLUICE_LAB_NAME:-lab}
 NODES=2
 NODES_SET=
+NO_DNS=
 LAB_KUBECONFIG=
 EXEC_ARGS=()
 while (($#)); do
@@ -76,6 +84,7 @@ while (($#)); do
 	--nodes) NODES=${2:-} NODES_SET=1 && shift 2 || die "--nodes needs a value" ;;
 	--nodes=*) NODES=${1#*=} NODES_SET=1 && shift ;;
 	--lab) LAB_KUBECONFIG=1 && shift ;;
+	--no-dns) NO_DNS=1 && shift ;;
 	-h | --help)
 		usage
 		exit 0
@@ -87,7 +96,7 @@ while (($#)); do
 		EXEC_ARGS+=("$@")
 		break
 		;;
-	-*) die "$CMD: unknown flag '$1' (accepted: --name L$([[ $CMD == up ]] && echo ', --nodes N')$([[ $CMD == kubeconfig ]] && echo ', --lab'))" ;;
+	-*) die "$CMD: unknown flag '$1' (accepted: --name L$([[ $CMD == up ]] && echo ', --nodes N, --no-dns')$([[ $CMD == kubeconfig ]] && echo ', --lab'))" ;;
 	*)
 		[[ $CMD == exec ]] || die "$CMD: unexpected argument '$1'"
 		EXEC_ARGS+=("$1")
@@ -101,6 +110,7 @@ done
 [[ $NODES =~ ^[0-9]+$ ]] && ((NODES >= 1 && NODES <= 20)) ||
 	die "--nodes '$NODES': expected a number 1-20"
 [[ $CMD != up && -n $NODES_SET ]] && die "$CMD: --nodes is a flag of up only"
+[[ $CMD != up && -n $NO_DNS ]] && die "$CMD: --no-dns is a flag of up only"
 
 S=$RUN_ROOT/$NAME
 CG=${CGROOT:+$CGROOT/sluice-lab-$NAME}
@@ -385,6 +395,14 @@ CFG
 		echo "$regs" >&2
 		die "only $agent_regs of $NODES nodes are Ready after ${NODE_TIMEOUT}s (logs in $S/logs/)"
 	fi
+	((reg > 0)) && route_pod_cidrs
+	if [[ -n $NO_DNS ]]; then
+		log "--no-dns: no cluster DNS (pods' resolv.conf still names $CLUSTER_DNS)"
+	elif ((reg == 0)); then
+		log "WARNING: no cluster DNS: there are no nodes to run the kube-dns pods"
+	else
+		dns_addon
+	fi
 
 	cat <<EOF
 lab '$NAME' is up: $NODES nodes, API $API_URL (host) and http://$API_LAB (lab network)
@@ -393,8 +411,180 @@ lab '$NAME' is up: $NODES nodes, API $API_URL (host) and http://$API_LAB (lab ne
   sluicectl lab status --name $NAME
   sluicectl lab exec --name $NAME n1 -- ip route
   sluicectl lab exec --name $NAME ext -- curl http://$(node_ip 1):NODEPORT/
+  sluicectl lab exec --name $NAME NAMESPACE/POD -- dig kubernetes.default.svc.cluster.local
   sluicectl lab down --name $NAME
 EOF
+}
+
+# Prints "podCIDR InternalIP" per Node that has a podCIDR.
+node_pod_cidrs() {
+	api /api/v1/nodes 2>/dev/null | "$PY" -c '
+import json, sys
+for n in json.load(sys.stdin).get("items") or []:
+    cidr = (n.get("spec") or {}).get("podCIDR")
+    ips = [a["address"] for a in (n.get("status") or {}).get("addresses") or [] if a.get("type") == "InternalIP"]
+    if cidr and ips:
+        print(cidr, ips[0])
+' 2>/dev/null
+}
+
+# The control plane and the external client are not nodes, so no agent routes
+# the pod CIDRs there; without these routes, replies to pods (the API server
+# answering sluice-dns or an in-cluster client through the kubernetes
+# Service, the upstream DNS answering a forward) have nowhere to go.
+route_pod_cidrs() {
+	local i routes=() r
+	for ((i = 0; i < 40; i++)); do
+		mapfile -t routes < <(node_pod_cidrs)
+		((${#routes[@]} >= NODES)) && break
+		sleep 0.25
+	done
+	((${#routes[@]} >= NODES)) ||
+		log "WARNING: only ${#routes[@]} of $NODES nodes have a podCIDR: $NAME-cp and $NAME-ext" \
+			"cannot reach the pods of the others"
+	for r in "${routes[@]}"; do
+		set -- $r
+		ip -n "$NAME-cp" route replace "$1" via "$2" || die "route $1 via $2 in $NAME-cp failed"
+		ip -n "$NAME-ext" route replace "$1" via "$2" || die "route $1 via $2 in $NAME-ext failed"
+	done
+}
+
+# --- cluster DNS addon ------------------------------------------------------------
+
+DNS_UPSTREAM=$NET_PREFIX.250
+DNS_TIMEOUT=${LAB_DNS_TIMEOUT:-60} # seconds for the kube-dns pods to be Ready and answer
+
+# api_send METHOD PATH JSON: prints the HTTP status, the body goes to $S/api.out.
+api_send() {
+	curl -sS --max-time 5 -o "$S/api.out" -w '%{http_code}' -X "$1" \
+		-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+		"$API_URL$2" --data-binary "$3"
+}
+api_create() {
+	local code
+	code=$(api_send POST "$2" "$3")
+	[[ $code == 201 ]] ||
+		die "creating $1 failed: HTTP $code: $(head -c 400 "$S/api.out" 2>/dev/null)"
+}
+
+# The "outside world": knotd in L-ext serving example.test on :53. Cluster
+# DNS forwards there and nowhere else; nothing in the lab reaches a real resolver.
+dns_upstream() {
+	local d=$S/dns-upstream i
+	command -v knotd >/dev/null || die "knotd not found: install Debian's knot (or use --no-dns)"
+	mkdir -p "$d"
+	cat >"$d/example.test.zone" <<Z
+\$ORIGIN example.test.
+\$TTL 300
+@	IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 60
+@	IN NS ns.example.test.
+ns	IN A $DNS_UPSTREAM
+www	IN A $DNS_UPSTREAM
+www	IN TXT "served by knotd in $NAME-ext"
+ext	IN A $DNS_UPSTREAM
+alias	IN CNAME www.example.test.
+Z
+	cat >"$d/knot.conf" <<K
+server:
+    listen: $DNS_UPSTREAM@53
+    rundir: $d
+database:
+    storage: $d
+control:
+    listen: $d/knot.sock
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: example.test
+    storage: $d
+    file: example.test.zone
+K
+	log "upstream DNS: knotd in $NAME-ext on $DNS_UPSTREAM:53 (zone example.test)"
+	start_daemon dns-upstream "$S/logs/dns-upstream.log" \
+		nsenter --net="/run/netns/$NAME-ext" knotd -c "$d/knot.conf"
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $(in_ns "$NAME-ext" dig +short +time=1 +tries=1 "@$DNS_UPSTREAM" \
+			www.example.test A 2>/dev/null) ]] && return 0
+		pid_alive "$S/pids/dns-upstream.pid" >/dev/null || break
+		sleep 0.1
+	done
+	tail -5 "$S/logs/dns-upstream.log" >&2
+	die "the upstream DNS (knotd in $NAME-ext) does not answer ($S/logs/dns-upstream.log)"
+}
+
+# dns_pod NAME NODE: a sluice-dns pod pinned to NODE.
+dns_pod() {
+	cat <<J
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"$1","namespace":"kube-system",
+ "labels":{"k8s-app":"kube-dns"}},
+ "spec":{"nodeName":"$2","dnsPolicy":"Default","terminationGracePeriodSeconds":2,
+  "containers":[{"name":"sluice-dns","image":"sluice/sluice-dns",
+   "command":["$BIN/sluice-dns","--server","http://$API_LAB","--token","$TOKEN",
+    "--forward","$DNS_UPSTREAM","--listen","0.0.0.0:53","--metrics","0.0.0.0:9153"],
+   "ports":[{"name":"dns","containerPort":53,"protocol":"UDP"},
+    {"name":"dns-tcp","containerPort":53,"protocol":"TCP"},
+    {"name":"metrics","containerPort":9153,"protocol":"TCP"}],
+   "readinessProbe":{"httpGet":{"path":"/ready","port":9153},"periodSeconds":1},
+   "livenessProbe":{"httpGet":{"path":"/health","port":9153},"periodSeconds":5,
+    "failureThreshold":5}}]}}
+J
+}
+
+# Prints the number of kube-dns pods whose Ready condition is True.
+dns_pods_ready() {
+	api "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns" 2>/dev/null |
+		"$PY" -c '
+import json, sys
+n = 0
+for p in json.load(sys.stdin).get("items") or []:
+    c = [c.get("status") for c in (p.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+    n += c == ["True"]
+print(n)
+' 2>/dev/null || echo 0
+}
+
+# A query from node n1 through the ClusterIP, in the node's cgroup so the
+# socket-level service balancing applies as it does for pods.
+dns_node_query() {
+	bash -c 'echo $$ >"$0/cgroup.procs" && exec nsenter --net="$1" "${@:2}"' \
+		"$CG/n1/lab-exec" "/run/netns/$NAME-n1" \
+		dig +short +time=1 +tries=1 "@$CLUSTER_DNS" "$@" 2>/dev/null
+}
+
+dns_addon() {
+	local i ready=0 second=n$((NODES >= 2 ? 2 : 1))
+	need_bin sluice-dns
+	command -v dig >/dev/null || die "dig not found: install bind9-dnsutils (or use --no-dns)"
+	dns_upstream
+	log "cluster DNS: Service kube-system/kube-dns $CLUSTER_DNS, pods kube-dns-1 on n1 and" \
+		"kube-dns-2 on $second (sluice-dns)"
+	api_create "Service kube-system/kube-dns" /api/v1/namespaces/kube-system/services '
+{"apiVersion":"v1","kind":"Service","metadata":{"name":"kube-dns","namespace":"kube-system",
+ "labels":{"k8s-app":"kube-dns","kubernetes.io/name":"sluice-dns"}},
+ "spec":{"clusterIP":"'"$CLUSTER_DNS"'","selector":{"k8s-app":"kube-dns"},
+  "ports":[{"name":"dns","port":53,"targetPort":53,"protocol":"UDP"},
+   {"name":"dns-tcp","port":53,"targetPort":53,"protocol":"TCP"},
+   {"name":"metrics","port":9153,"targetPort":9153,"protocol":"TCP"}]}}'
+	api_create "pod kube-system/kube-dns-1" /api/v1/namespaces/kube-system/pods \
+		"$(dns_pod kube-dns-1 n1)"
+	api_create "pod kube-system/kube-dns-2" /api/v1/namespaces/kube-system/pods \
+		"$(dns_pod kube-dns-2 "$second")"
+	for ((i = 0; i < DNS_TIMEOUT * 4; i++)); do
+		ready=$(dns_pods_ready)
+		((ready >= 2)) && break
+		sleep 0.25
+	done
+	((ready >= 2)) || die "only $ready of 2 kube-dns pods are Ready after ${DNS_TIMEOUT}s" \
+		"(kubectl -n kube-system describe pods; logs under $S/n1/ and $S/$second/)"
+	# Ready pods become endpoints and then datapath backends on every node.
+	for ((i = 0; i < DNS_TIMEOUT * 4; i++)); do
+		[[ $(dns_node_query kubernetes.default.svc.cluster.local A) == 198.18.128.1 ]] &&
+			return 0
+		sleep 0.25
+	done
+	die "kube-dns pods are Ready but $CLUSTER_DNS does not answer from n1" \
+		"(dig @$CLUSTER_DNS kubernetes.default.svc.cluster.local)"
 }
 
 # --- down -----------------------------------------------------------------------
