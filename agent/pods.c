@@ -36,10 +36,10 @@
 #include "sluice/json.h"
 #include "sluice/log.h"
 
-#define PD "pods"
-#define NETNS_DIR "/run/netns"
-#define CNI_TIMEOUT_MS 60000
-#define NET_RETRY_S 1
+#define PD		"pods"
+#define NETNS_DIR	"/run/netns"
+#define CNI_TIMEOUT_MS	60000
+#define NET_RETRY_S	1
 #define SANDBOX_RETRY_S 5
 
 enum pod_state {
@@ -95,6 +95,7 @@ struct pod {
 	bool leftover;	    /* found on disk at start, from a previous run */
 	bool delete_api;    /* graceful deletion: DELETE with grace 0 when stopped */
 	bool restart_after; /* make a fresh sandbox once the teardown is done */
+	bool host_net;	    /* spec.hostNetwork: the node's netns, no CNI */
 	char ip[64];
 	char dir[PATH_MAX], netns[PATH_MAX], cgroup[PATH_MAX];
 	struct ctr *ctrs;
@@ -203,8 +204,8 @@ static int grace_seconds(const struct pod *p)
 {
 	int64_t g = 30;
 
-	if (p->obj && sl_json_get_int(sl_json_get(p->obj, "metadata"), "deletionGracePeriodSeconds",
-				      &g))
+	if (p->obj &&
+	    sl_json_get_int(sl_json_get(p->obj, "metadata"), "deletionGracePeriodSeconds", &g))
 		return g < 0 ? 0 : (int)g;
 	if (sl_json_get_int(sl_json_get(p->spec_obj ? p->spec_obj : p->obj, "spec"),
 			    "terminationGracePeriodSeconds", &g))
@@ -248,7 +249,8 @@ static void pod_event(struct pod *p, const char *type, const char *reason, const
 	}
 	sl_buf_puts(&b, ",\"namespace\":");
 	sl_buf_json_str(&b, p->ns);
-	sl_buf_puts(&b, "},\"involvedObject\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"namespace\":");
+	sl_buf_puts(&b,
+		    "},\"involvedObject\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"namespace\":");
 	sl_buf_json_str(&b, p->ns);
 	sl_buf_puts(&b, ",\"name\":");
 	sl_buf_json_str(&b, p->name);
@@ -381,7 +383,8 @@ static struct json_object *pod_status(struct pod *p)
 			term_json(o, "state", &c->term);
 		} else {
 			struct json_object *w = json_object_new_object();
-			sl_json_set_str(w, "reason", c->reason[0] ? c->reason : "ContainerCreating");
+			sl_json_set_str(w, "reason",
+					c->reason[0] ? c->reason : "ContainerCreating");
 			if (c->message[0])
 				sl_json_set_str(w, "message", c->message);
 			json_object_object_add(state, "waiting", w);
@@ -589,8 +592,8 @@ static int ctrs_init(struct pod *p)
 {
 	struct json_object *cs = sl_json_get(sl_json_get(p->spec_obj, "spec"), "containers");
 	struct json_object *prev = sl_json_get(sl_json_get(p->obj, "status"), "containerStatuses");
-	size_t n = cs && json_object_is_type(cs, json_type_array) ? json_object_array_length(cs)
-								  : 0;
+	size_t n =
+		cs && json_object_is_type(cs, json_type_array) ? json_object_array_length(cs) : 0;
 
 	if (!n) {
 		pods_fmt(p->message, sizeof(p->message), "spec.containers: required");
@@ -653,7 +656,7 @@ static void probe_target_of(struct ctr *c, struct probe_target *t)
 {
 	*t = (struct probe_target){.pod_ip = c->pod->ip,
 				   .ns_pid = c->pid,
-				   .netns = c->pod->netns,
+				   .netns = c->pod->host_net ? NULL : c->pod->netns,
 				   .cgroup = c->cgroup,
 				   .envp = c->envp};
 }
@@ -781,8 +784,8 @@ static void ctr_fail_start(struct ctr *c, const char *reason, const char *msg)
 static void ctr_start(struct ctr *c)
 {
 	struct pod *p = c->pod;
-	struct pods_env_ctx ec = {.pod_ip = p->ip, .host_ip = p->pm->host_ip,
-				  .node_name = p->pm->cfg->node_name};
+	struct pods_env_ctx ec = {
+		.pod_ip = p->ip, .host_ip = p->pm->host_ip, .node_name = p->pm->cfg->node_name};
 	struct pods_spawn s = {0};
 	char err[600], log[PATH_MAX], host[64];
 	char **argv = NULL;
@@ -813,9 +816,9 @@ static void ctr_start(struct ctr *c)
 	pods_hostname(p->spec_obj, host, sizeof(host));
 	s.argv = argv;
 	s.envp = c->envp;
-	s.netns = p->netns;
+	s.netns = p->host_net ? NULL : p->netns;
+	s.hostname = p->host_net ? NULL : host;
 	s.cgroup = c->cgroup;
-	s.hostname = host;
 	s.pod_dir = p->dir;
 	s.workdir = sl_json_get_str(c->spec, "workingDir");
 	s.out_fd = fd;
@@ -900,8 +903,8 @@ static void ctr_exit_cb(evutil_socket_t fd, short what, void *arg)
 			pod_teardown(p); /* may free p */
 		return;
 	}
-	if (p->st == PS_RUNNING && (c->liveness_kill || pods_should_restart(restart_policy(p),
-									     c->term.exit_code)) &&
+	if (p->st == PS_RUNNING &&
+	    (c->liveness_kill || pods_should_restart(restart_policy(p), c->term.exit_code)) &&
 	    strcmp(restart_policy(p), "Never")) {
 		unsigned delay;
 		if (now - c->started_at >= 600)
@@ -969,7 +972,14 @@ static void pod_files(struct pod *p)
 	pods_hostname(p->spec_obj, host, sizeof(host));
 	/* ClusterFirst without a cluster DNS falls back to the node's resolver,
 	 * as kubelet does; so does dnsPolicy Default. */
-	if (cfg->cluster_dns && *cfg->cluster_dns && (!policy || strcmp(policy, "Default"))) {
+	bool cluster = !policy || !strcmp(policy, "ClusterFirst") ||
+		       !strcmp(policy, "ClusterFirstWithHostNet");
+
+	/* hostNetwork pods use the node's resolver unless they ask for the
+	 * cluster's (ClusterFirstWithHostNet), as kubelet does. */
+	if (p->host_net && (!policy || strcmp(policy, "ClusterFirstWithHostNet")))
+		cluster = false;
+	if (cfg->cluster_dns && *cfg->cluster_dns && cluster) {
 		pods_resolv_conf(&b, p->ns, cfg->cluster_dns, domain);
 	} else {
 		struct json_object *dummy = NULL;
@@ -984,6 +994,11 @@ static void pod_files(struct pod *p)
 	}
 	write_text(p->dir, "resolv.conf", b.data ? b.data : "", b.len);
 	sl_buf_reset(&b);
+	if (p->host_net) {
+		/* The node's hosts and hostname are the pod's. */
+		sl_buf_fini(&b);
+		return;
+	}
 	pods_hosts_file(&b, p->ip, host, pod_str(p->spec_obj, "spec", "subdomain"), p->ns, domain);
 	write_text(p->dir, "hosts", b.data ? b.data : "", b.len);
 	sl_buf_reset(&b);
@@ -991,6 +1006,8 @@ static void pod_files(struct pod *p)
 	write_text(p->dir, "hostname", b.data, b.len);
 	sl_buf_fini(&b);
 }
+
+static void sandbox_ready(struct pod *p);
 
 static void cni_add_done(int rc, struct json_object *result, const char *err, void *arg)
 {
@@ -1018,6 +1035,12 @@ static void cni_add_done(int rc, struct json_object *result, const char *err, vo
 		pod_teardown(p);
 		return;
 	}
+	sandbox_ready(p);
+}
+
+/* The sandbox has its IP: files, then the containers. */
+static void sandbox_ready(struct pod *p)
+{
 	pr_info(PD, "pod '%s/%s': sandbox ready, IP %s", p->ns, p->name, p->ip);
 	p->reason[0] = p->message[0] = '\0';
 	pod_files(p);
@@ -1036,7 +1059,34 @@ static void sandbox_create(struct pod *p)
 	int rc;
 
 	json_object_put(p->cni_conf);
-	p->cni_conf = cni_conflist_load(pm->cfg->cni_conf_dir, path, sizeof(path), err, sizeof(err));
+	p->cni_conf = NULL;
+	p->host_net = sl_json_path(p->obj, "spec", "hostNetwork", NULL) &&
+		      json_object_get_boolean(sl_json_path(p->obj, "spec", "hostNetwork", NULL));
+	if (p->host_net) {
+		/* No sandbox network to wait for: the node's own. */
+		rc = pod_ctrs_ensure(p);
+		if (!rc)
+			rc = mkdir_p(p->dir, 0755);
+		if (!rc)
+			rc = sandbox_save(p);
+		if (!rc)
+			rc = mkdir_p(p->cgroup, 0755);
+		if (rc) {
+			pods_fmt(p->reason, sizeof(p->reason), "CreateContainerConfigError");
+			if (rc != -EINVAL)
+				pods_fmt(p->message, sizeof(p->message), "%s", strerror(-rc));
+			pod_event(p, "Warning", "Failed", p->message, true);
+			status_dirty(pm);
+			return;
+		}
+		if (!p->start_time)
+			p->start_time = time(NULL);
+		pods_fmt(p->ip, sizeof(p->ip), "%s", pm->host_ip);
+		sandbox_ready(p);
+		return;
+	}
+	p->cni_conf =
+		cni_conflist_load(pm->cfg->cni_conf_dir, path, sizeof(path), err, sizeof(err));
 	if (!p->cni_conf) {
 		pods_fmt(p->reason, sizeof(p->reason), "NetworkNotReady");
 		pods_fmt(p->message, sizeof(p->message),
@@ -1099,8 +1149,9 @@ static void pod_deleted_api(struct pod *p)
 	struct sl_client_resp resp = {0};
 	char *path = sl_client_path(&SL_GVR_PODS, p->ns, p->name, NULL);
 
-	sl_buf_puts(&body, "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\",\"gracePeriodSeconds\":0,"
-			   "\"preconditions\":{\"uid\":");
+	sl_buf_puts(&body,
+		    "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\",\"gracePeriodSeconds\":0,"
+		    "\"preconditions\":{\"uid\":");
 	sl_buf_json_str(&body, p->uid);
 	sl_buf_puts(&body, "}}");
 	if (path && !body.oom &&
@@ -1375,8 +1426,8 @@ static void leftovers_clean(struct pods *pm)
 		if (sl_json_get_str(sb, "netns"))
 			pods_fmt(p->netns, sizeof(p->netns), "%s", sl_json_get_str(sb, "netns"));
 		json_object_put(sb);
-		pr_info(PD, "pod '%s/%s' (uid %s): sandbox of a previous run: tearing it down", p->ns,
-			p->name, p->uid);
+		pr_info(PD, "pod '%s/%s' (uid %s): sandbox of a previous run: tearing it down",
+			p->ns, p->name, p->uid);
 		pod_teardown(p);
 	}
 	if (d)
@@ -1426,7 +1477,8 @@ struct pods *pods_open(struct event_base *base, struct sl_client *client,
 	struct sl_informer_opts io = {
 		.gvr = SL_GVR_PODS,
 		.delivery = SL_INF_DELIVER_QUEUE,
-		.handlers = {.on_add = on_pod, .on_update = on_pod_update,
+		.handlers = {.on_add = on_pod,
+			     .on_update = on_pod_update,
 			     .on_delete = on_pod_delete},
 	};
 	int rc;

@@ -113,15 +113,15 @@ struct probe_header {
 /* A probe as configured (Kubernetes defaults applied). */
 struct probe_spec {
 	enum probe_kind kind;
-	char **cmd;		     /* exec: argv, NULL-terminated */
-	int port;		     /* tcpSocket/httpGet, resolved from a named containerPort */
-	char host[64];		     /* host override; "" = the pod IP */
-	char *path;		     /* httpGet path (default "/") */
+	char **cmd;		      /* exec: argv, NULL-terminated */
+	int port;		      /* tcpSocket/httpGet, resolved from a named containerPort */
+	char host[64];		      /* host override; "" = the pod IP */
+	char *path;		      /* httpGet path (default "/") */
 	struct probe_header *headers; /* httpGet.httpHeaders */
 	size_t n_headers;
-	int initial_delay_s; /* default 0 */
-	int period_s;	     /* default 10, min 1 */
-	int timeout_s;	     /* default 1, min 1 */
+	int initial_delay_s;   /* default 0 */
+	int period_s;	       /* default 10, min 1 */
+	int timeout_s;	       /* default 1, min 1 */
 	int success_threshold; /* default 1 */
 	int failure_threshold; /* default 3 */
 };
@@ -186,13 +186,13 @@ int cni_result_ipv4(const struct json_object *result, char *out, size_t outlen);
 struct cni_job;
 
 struct cni_req {
-	const char *command;	  /* "ADD" or "DEL" */
-	const char *container_id; /* CNI_CONTAINERID */
-	const char *netns;	  /* CNI_NETNS path */
-	const char *ifname;	  /* CNI_IFNAME */
-	const char *bin_dir;	  /* CNI_PATH */
-	const char *args;	  /* CNI_ARGS */
-	struct json_object *conflist; /* borrowed for the call */
+	const char *command;		 /* "ADD" or "DEL" */
+	const char *container_id;	 /* CNI_CONTAINERID */
+	const char *netns;		 /* CNI_NETNS path */
+	const char *ifname;		 /* CNI_IFNAME */
+	const char *bin_dir;		 /* CNI_PATH */
+	const char *args;		 /* CNI_ARGS */
+	struct json_object *conflist;	 /* borrowed for the call */
 	struct json_object *prev_result; /* DEL: the ADD result, or NULL */
 	unsigned timeout_ms;		 /* per plugin */
 };

@@ -239,8 +239,9 @@ int pods_env_build(const struct json_object *pod, const struct json_object *ctr,
 		char *x;
 
 		if (!name || !*name || strchr(name, '=')) {
-			pods_fmt(err, errlen, "container '%s': env[%zu].name: %s", cname ? cname : "",
-				 i, name ? "must not be empty or contain '='" : "required");
+			pods_fmt(err, errlen, "container '%s': env[%zu].name: %s",
+				 cname ? cname : "", i,
+				 name ? "must not be empty or contain '='" : "required");
 			rc = -EINVAL;
 			break;
 		}
@@ -258,7 +259,8 @@ int pods_env_build(const struct json_object *pod, const struct json_object *ctr,
 			val = field_ref(pod, c, fp);
 			if (!val) {
 				pods_fmt(err, errlen,
-					 "container '%s': env[%zu] (%s).valueFrom.fieldRef.fieldPath: "
+					 "container '%s': env[%zu] "
+					 "(%s).valueFrom.fieldRef.fieldPath: "
 					 "unsupported value \"%s\"",
 					 cname ? cname : "", i, name, fp);
 				rc = -EINVAL;
@@ -481,8 +483,8 @@ int probe_spec_parse(const struct json_object *probe, const struct json_object *
 	if (!p.path)
 		return -ENOMEM;
 	if (p.path[0] != '/' || strpbrk(p.path, " \r\n")) {
-		pods_fmt(err, errlen, "httpGet.path: \"%s\": must start with '/' and hold no spaces",
-			 p.path);
+		pods_fmt(err, errlen,
+			 "httpGet.path: \"%s\": must start with '/' and hold no spaces", p.path);
 		probe_spec_fini(&p);
 		return -EINVAL;
 	}
@@ -494,14 +496,15 @@ int probe_spec_parse(const struct json_object *probe, const struct json_object *
 		p.headers = n ? calloc(n, sizeof(*p.headers)) : NULL;
 		for (size_t i = 0; i < n; i++) {
 			struct json_object *h = json_object_array_get_idx(hs, i);
-			const char *hn = sl_json_get_str(h, "name"), *hv = sl_json_get_str(h, "value");
+			const char *hn = sl_json_get_str(h, "name"),
+				   *hv = sl_json_get_str(h, "value");
 			if (!p.headers) {
 				probe_spec_fini(&p);
 				return -ENOMEM;
 			}
 			if (!hn || !*hn || strpbrk(hn, ": \r\n") || (hv && strpbrk(hv, "\r\n"))) {
-				pods_fmt(err, errlen, "httpGet.httpHeaders[%zu]: invalid name or value",
-					 i);
+				pods_fmt(err, errlen,
+					 "httpGet.httpHeaders[%zu]: invalid name or value", i);
 				probe_spec_fini(&p);
 				return -EINVAL;
 			}

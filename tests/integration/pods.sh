@@ -142,7 +142,7 @@ lt=$(field web '.status.conditions[] | select(.type=="PodScheduled") | .lastTran
 expect_match conditions-have-transition-time "$lt" '^20[0-9][0-9]-'
 
 # --- environment, resolv.conf, hosts, hostname, logs ----------------------------------
-uid_e=$(pod envy "\"hostname\":\"envhost\",\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\",\"command\":[\"sh\",\"-c\"],\"args\":[\"echo NAME=\$MY_NAME NS=\$MY_NS UID=\$MY_UID NODE=\$MY_NODE IP=\$MY_IP HOST=\$MY_HOST X=\$X; cat /etc/resolv.conf; hostname; grep envhost /etc/hosts; pwd; ip -4 -o addr show dev eth0\"],\"workingDir\":\"/tmp\",\"env\":[{\"name\":\"A\",\"value\":\"aa\"},{\"name\":\"X\",\"value\":\"\$(A)-x\"},{\"name\":\"MY_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}},{\"name\":\"MY_NS\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.namespace\"}}},{\"name\":\"MY_UID\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.uid\"}}},{\"name\":\"MY_NODE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}},{\"name\":\"MY_IP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},{\"name\":\"MY_HOST\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.hostIP\"}}}]}]")
+uid_e=$(pod envy "\"hostname\":\"envhost\",\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\",\"command\":[\"sh\",\"-c\"],\"args\":[\"echo NAME=\$MY_NAME NS=\$MY_NS UID=\$MY_UID NODE=\$MY_NODE IP=\$MY_IP HOST=\$MY_HOST X=\$X; cat /etc/resolv.conf; hostname; grep envhost /etc/hosts; pwd; ip -4 -o addr show dev eth0; ip -o link show lo\"],\"workingDir\":\"/tmp\",\"env\":[{\"name\":\"A\",\"value\":\"aa\"},{\"name\":\"X\",\"value\":\"\$(A)-x\"},{\"name\":\"MY_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}},{\"name\":\"MY_NS\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.namespace\"}}},{\"name\":\"MY_UID\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.uid\"}}},{\"name\":\"MY_NODE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}},{\"name\":\"MY_IP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},{\"name\":\"MY_HOST\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.hostIP\"}}}]}]")
 if wait_for 15 envy .status.phase Succeeded; then ok never-completes-succeeded; else
 	not_ok never-completes-succeeded "$(pod_json envy | jq -c .status)"; fi
 log=$(cat "$STATE/pods/$uid_e/c.log" 2>/dev/null)
@@ -155,6 +155,7 @@ expect_match hostname-uts "$log" $'\nenvhost\n'
 expect_match hosts-file "$log" "$ip_e"$'\tenvhost'
 expect_match working-dir "$log" $'\n/tmp\n'
 expect_match in-pod-netns "$log" "eth0 +inet $ip_e/"
+expect_match pod-loopback-up "$log" 'lo: <LOOPBACK,UP'
 expect_eq node-resolv-untouched "$(cat /etc/resolv.conf | grep -c 198.18.128.10)" 0
 expect_eq exit-code-recorded "$(field envy '.status.containerStatuses[0].state.terminated.exitCode')" 0
 
@@ -187,6 +188,28 @@ if wait_for 20 live '.status.containerStatuses[] | select(.name=="c") | .restart
 rm -f "/tmp/sl-live-kill-$uid_l" "/tmp/sl-live-$uid_l"
 ev=$(j "$U/api/v1/namespaces/default/events" | jq -r '.items[] | select(.involvedObject.name=="live") | .reason' | sort -u | tr '\n' ' ')
 expect_match liveness-event "$ev" Unhealthy
+
+# --- startup probe holds liveness/readiness back -----------------------------------------
+pod slow '"containers":[{"name":"c","command":["sleep","1000"],"env":[{"name":"U","valueFrom":{"fieldRef":{"fieldPath":"metadata.uid"}}}],"startupProbe":{"exec":{"command":["sh","-c","test -e /tmp/sl-start-$U"]},"periodSeconds":1,"failureThreshold":60}}]' >/dev/null
+uid_sl=$(field slow .metadata.uid)
+wait_for 15 slow .status.phase Running
+sleep 1.5
+expect_eq startup-not-started "$(field slow '.status.containerStatuses[0].started'),$(field slow '.status.containerStatuses[0].ready')" false,false
+touch "/tmp/sl-start-$uid_sl"
+if wait_for 10 slow '.status.containerStatuses[0].started' true; then ok startup-probe-starts; else
+	not_ok startup-probe-starts "$(pod_json slow | jq -c .status)"; fi
+expect_eq startup-then-ready "$(field slow '.status.conditions[] | select(.type=="Ready") | .status')" True
+rm -f "/tmp/sl-start-$uid_sl"
+
+# --- hostNetwork: the node's netns, no CNI ----------------------------------------------
+pod hostnet '"hostNetwork":true,"restartPolicy":"Never","containers":[{"name":"c","command":["sh","-c","ip -o link show lo; cat /etc/resolv.conf"]}]' >/dev/null
+if wait_for 15 hostnet .status.phase Succeeded; then ok hostnetwork-runs; else
+	not_ok hostnetwork-runs "$(pod_json hostnet | jq -c .status)"; fi
+expect_eq hostnetwork-pod-ip "$(field hostnet .status.podIP)" 198.18.0.11
+uid_h=$(field hostnet .metadata.uid)
+hlog=$(cat "$STATE/pods/$uid_h/c.log" 2>/dev/null)
+expect_eq hostnetwork-node-resolver "$(grep -c 198.18.128.10 <<<"$hlog")" 0
+check hostnetwork-no-netns test ! -e "/run/netns/sl-$uid_h"
 
 # --- bad input -------------------------------------------------------------------------
 pod badenv '"containers":[{"name":"c","command":["true"],"env":[{"name":"X","valueFrom":{"fieldRef":{"fieldPath":"spec.bogus"}}}]}]' >/dev/null
@@ -249,6 +272,11 @@ if clean; then ok all-deleted-clean-node; else
 	not_ok all-deleted-clean-node "dirs: $(ls "$STATE/pods" | tr '\n' ' ')" "cgroups: $(find "$CG/pods" -mindepth 1 -type d | tr '\n' ' ')"; fi
 expect_eq no-veths-left "$(in_node ip -o link | grep -vc ': lo:')" 0
 kill -0 "$AGENT_PID" 2>/dev/null && ok agent-alive || not_ok agent-alive "$(tail -20 "$TMP/agent.log")"
+# A clean stop (leak-checked under ASan) exits 0.
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID"
+expect_eq agent-clean-exit "$?" 0
+AGENT_PID=
 grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' "$TMP/agent.log" >/dev/null &&
 	not_ok agent-sanitizer-clean "$(grep -A5 -E 'ERROR|runtime error' "$TMP/agent.log" | head -20)" || ok agent-sanitizer-clean
 finish
