@@ -44,6 +44,7 @@
 #include "agent.h"
 #include "datapath.h"
 #include "model.h"
+#include "node.h"
 #include "sockterm.h"
 #include "nodeport.h"
 #include "pods.h"
@@ -107,6 +108,7 @@ struct agent {
 	struct sockterm *st;	   /* destroys sockets translated to removed backends; NULL if
 				      the kernel lacks bpf_sock_destroy */
 	struct np *np;		   /* uplink N-S path (nodeport.h); NULL without --devices */
+	struct node *node;	   /* kubelet side (node.h); NULL without --run-pods */
 	struct pods *pods;	   /* pod runtime (pods.h); NULL without --run-pods */
 	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
 	__be32 *local_addrs;
@@ -869,6 +871,8 @@ static void on_add(struct json_object *obj, void *arg)
 		pr_warn(AG, "%s: object without metadata.name skipped", c->resource);
 		return;
 	}
+	if (c->set == &c->a->sets[INF_NODE])
+		node_observe(c->a->node, obj, false);
 	if (k8s_obj_decode(c->set->kind, obj, &typed, err, sizeof(err))) {
 		/* The latest version is unusable: forget the previous one too, so
 		 * the datapath does not keep serving a state the API abandoned. */
@@ -892,6 +896,8 @@ static void on_delete(struct json_object *obj, void *arg)
 
 	if (obj_key(obj, key, sizeof(key)))
 		objset_del(c->set, key);
+	if (c->set == &c->a->sets[INF_NODE])
+		node_observe(c->a->node, obj, true);
 	mark_dirty(c->a);
 }
 
@@ -1151,6 +1157,13 @@ int agent_run(const struct agent_config *cfg)
 		evhttp_set_gencb(a.metrics_http, metrics_cb, &a);
 	}
 
+	if (cfg->run_pods) {
+		a.node = node_open(&a.cfg, a.base, a.client, dp_pin_root(a.dp));
+		if (!a.node) {
+			rc = -errno;
+			goto out;
+		}
+	}
 	for (int i = 0; i < INF_N; i++) {
 		static const enum k8s_kind kinds[INF_N] = {K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
 							   K8S_KIND_NODE};
@@ -1207,6 +1220,7 @@ out:
 		event_free(a.sig_term);
 	if (a.sig_int)
 		event_free(a.sig_int);
+	node_close(a.node); /* before the base: timers and the endpoint socket */
 	pods_close(a.pods); /* before the base: events on it; pods keep running */
 	np_close(a.np);	    /* before the base: it owns a timer on it */
 	if (a.base)

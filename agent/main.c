@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "node.h"
 #include "sluice/log.h"
 
 static void usage(FILE *f)
@@ -260,7 +261,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (cleanup)
-		return agent_cleanup(cfg.bpffs, cfg.node_name) ? 1 : 0;
+		return (node_cleanup(&cfg) | agent_cleanup(cfg.bpffs, cfg.node_name)) ? 1 : 0;
 	if (!cfg.server && !cfg.kubeconfig) {
 		fprintf(stderr, "sluice-agent: --server URL or --kubeconfig FILE is required\n");
 		return 2;

@@ -76,6 +76,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_counters_v1 SEC(".maps");
 
+/* Network namespaces (pods) that opted out of the socket LB: their service
+ * traffic is translated per packet by tc_pod on the pod's host veth, so the
+ * hooks must leave it alone (abi/lb.h SL_MAP_SOCK_OFF). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_MAX_SOCK_OFF);
+	__type(key, __u64); /* netns cookie */
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_sockoff_v1 SEC(".maps");
+
 /* --- helpers -------------------------------------------------------------- */
 
 static __always_inline void sl_count(__u32 reason)
@@ -201,6 +212,9 @@ static __always_inline int sl_sock4_xlate(struct bpf_sock_addr *ctx)
 
 	if (proto != SL_IPPROTO_TCP && proto != SL_IPPROTO_UDP && proto != SL_IPPROTO_SCTP)
 		return 1;
+	cookie = bpf_get_netns_cookie(ctx);
+	if (bpf_map_lookup_elem(&sl_sockoff_v1, &cookie))
+		return 1; /* opted out: tc_pod translates this pod's packets */
 	key.addr = ctx->user_ip4;
 	key.port = sl_sock_addr_port(ctx->user_port);
 	key.proto = proto;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,4 +353,61 @@ int cni_nl_route_has(struct cni_nl *nl, int ifindex, uint32_t dst, int dst_len, 
 	rtm->rtm_family = AF_INET;
 	err = nl_talk(nl, nlh, nl_route_cb, &w);
 	return err ? err : w.found;
+}
+
+/* The sysctl file of (ifname, key); refuses anything that could leave conf/<ifname>/. */
+static int if_sysctl_path(const char *ifname, const char *key, char *path, size_t len)
+{
+	int n;
+
+	if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/') ||
+	    !strcmp(ifname, ".") || !strcmp(ifname, "..") || !key || strchr(key, '/'))
+		return -EINVAL;
+	n = snprintf(path, len, "/proc/sys/net/ipv4/conf/%s/%s", ifname, key);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int cni_if_sysctl_set(const char *ifname, const char *key, const char *val)
+{
+	char path[128];
+	size_t n = strlen(val);
+	ssize_t w;
+	int fd, err;
+
+	err = if_sysctl_path(ifname, key, path, sizeof(path));
+	if (err)
+		return err;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	w = write(fd, val, n);
+	err = w < 0 ? -errno : (size_t)w != n ? -EIO : 0;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	return err;
+}
+
+int cni_if_sysctl_get(const char *ifname, const char *key, char *out, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd, err;
+
+	if (!len)
+		return -EINVAL;
+	err = if_sysctl_path(ifname, key, path, sizeof(path));
+	if (err)
+		return err;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, out, len - 1);
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	if (err)
+		return err;
+	out[n] = '\0';
+	if (n > 0 && out[n - 1] == '\n')
+		out[n - 1] = '\0';
+	return 0;
 }

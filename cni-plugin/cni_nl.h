@@ -13,6 +13,7 @@
 #define SLUICE_CNI_NL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct mnl_socket;
@@ -54,5 +55,14 @@ int cni_nl_route_add(struct cni_nl *nl, int ifindex, uint32_t dst, int dst_len, 
 int cni_nl_addr_has(struct cni_nl *nl, int ifindex, uint32_t ip, int prefix);
 /* 1 if the main table has dst/dst_len [via gw] dev ifindex, 0 if not. */
 int cni_nl_route_has(struct cni_nl *nl, int ifindex, uint32_t dst, int dst_len, uint32_t gw);
+
+/*
+ * net.ipv4.conf.<ifname>.<key> in the calling thread's netns (procfs resolves /proc/sys/net
+ * by the netns of the thread that opens it, so call these outside any temporary setns).
+ * -EINVAL for a name that is not a plain interface name; else 0 or a negative errno.
+ */
+int cni_if_sysctl_set(const char *ifname, const char *key, const char *val);
+/* Reads the value into out (size len, trailing newline removed). */
+int cni_if_sysctl_get(const char *ifname, const char *key, char *out, size_t len);
 
 #endif

@@ -236,6 +236,7 @@ static int plugin_add(struct plugin_run *r)
 	const struct cni_conf *c = r->conf;
 	bool allocated = false, created = false;
 	char a[INET_ADDRSTRLEN], why[256] = "";
+	const char *step;
 	uint32_t ip = 0;
 	int nsfd = -1, err;
 
@@ -291,29 +292,61 @@ static int plugin_add(struct plugin_run *r)
 	}
 	created = true;
 
+	/* step names the operation that failed, so the error says what to look at. */
+	step = "finding";
 	err = cni_nl_link_get(&ct, r->env.ifname, &ctl);
-	if (!err)
+	if (!err) {
+		step = "adding the pod address to";
 		err = cni_nl_addr_add(&ct, ctl.ifindex, ip, 32);
-	if (!err)
+	}
+	if (!err) {
+		step = "bringing up";
 		err = cni_nl_link_up(&ct, ctl.ifindex);
-	if (!err)
+	}
+	if (!err) {
+		step = "adding the default route via the gateway on";
 		err = cni_nl_route_add(&ct, ctl.ifindex, 0, 0, c->ipam.gw, true, false);
+	}
 	if (err) {
 		cni_error_set(&r->err, CNI_ERR_NETLINK,
-			      "configuring the container interface failed", "%s in %s: %s",
-			      r->env.ifname, r->env.netns, sl_strerror(err));
+			      "configuring the container interface failed", "%s %s in %s (%s): %s",
+			      step, r->env.ifname, r->env.netns, cni_ip_str(ip, a),
+			      sl_strerror(err));
 		goto fail;
 	}
+	step = "finding";
 	err = cni_nl_link_get(&host, r->host_if, &hl);
-	if (!err)
+	if (!err) {
+		step = "adding the gateway address to";
 		err = cni_nl_addr_add(&host, hl.ifindex, c->ipam.gw, 32);
-	if (!err)
+	}
+	if (!err) {
+		step = "bringing up";
 		err = cni_nl_link_up(&host, hl.ifindex);
-	if (!err)
+	}
+	if (!err) {
+		step = "adding the route to the pod via";
 		err = cni_nl_route_add(&host, hl.ifindex, ip, 32, 0, false, true);
+	}
+	if (err) {
+		/* EEXIST on the route: the node already routes this address elsewhere, which
+		 * happens when two networks hand out the same subnet on one node. */
+		cni_error_set(&r->err, CNI_ERR_NETLINK, "configuring the host veth failed",
+			      "%s %s (pod %s): %s%s", step, r->host_if, cni_ip_str(ip, a),
+			      sl_strerror(err),
+			      err == -EEXIST ? "; the node already has this route or address: does "
+					       "another network use the same subnet on this node?"
+					     : "");
+		goto fail;
+	}
+	/* IPv4 forwards by the ingress device's flag: without it a pod reaches the node but
+	 * not the pod next to it (the node's ip_forward is often 0). Only our own veth is
+	 * touched, unlike ptp, which turns on forwarding for the whole host. */
+	err = cni_if_sysctl_set(r->host_if, "forwarding", "1");
 	if (err) {
 		cni_error_set(&r->err, CNI_ERR_NETLINK, "configuring the host veth failed",
-			      "%s: %s", r->host_if, sl_strerror(err));
+			      "enabling net.ipv4.conf.%s.forwarding: %s", r->host_if,
+			      sl_strerror(err));
 		goto fail;
 	}
 	/* Re-read: the MAC and MTU are final only now. */
@@ -492,6 +525,12 @@ static int plugin_check(struct plugin_run *r)
 	if (cni_nl_route_has(&host, l.ifindex, ip, 32, 0) != 1) {
 		cni_error_set(&r->err, CNI_ERR_CHECK, "host route missing",
 			      "no route %s/32 dev %s in the host netns", a, r->host_if);
+		goto out;
+	}
+	if (cni_if_sysctl_get(r->host_if, "forwarding", why, sizeof(why)) || strcmp(why, "1")) {
+		cni_error_set(&r->err, CNI_ERR_CHECK, "host veth not forwarding",
+			      "net.ipv4.conf.%s.forwarding is not 1: pods cannot reach each other",
+			      r->host_if);
 		goto out;
 	}
 	ret = 0;

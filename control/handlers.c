@@ -26,6 +26,7 @@
 #include "server.h"
 #include "sluice/err.h"
 #include "sluice/json.h"
+#include "sluice/k8s.h"
 #include "sluice/log.h"
 #include "sluice/patch.h"
 #include "sluice/selector.h"
@@ -79,6 +80,9 @@ struct wop {
 	enum patch_type ptype;
 	bool explicit_rv; /* the client named a resourceVersion: conflicts are final */
 	bool binding;	  /* pods/binding: reply with a Success Status */
+	bool pod_delete;  /* DELETE of a pod: graceful or not is decided per attempt */
+	bool grace_set;	  /* DeleteOptions.gracePeriodSeconds was given */
+	int64_t grace;	  /* its value, seconds */
 	int attempts;
 	wop_done_fn done; /* internal completion */
 	void *done_arg;
@@ -1547,11 +1551,17 @@ static void update_run(struct wop *w)
 	update_submit(w, status_only);
 }
 
+static void pod_delete_run(struct wop *w);
+
 static void wop_retry(struct wop *w)
 {
 	w->attempts++;
 	alloc_undo(w->srv, &w->taken);
 	memset(&w->release, 0, sizeof(w->release));
+	if (w->pod_delete) {
+		pod_delete_run(w);
+		return;
+	}
 	if (w->kind == W_DELETE) {
 		struct cache_obj *cur = cache_get(w->srv->cache, w->res, w->ar->ns, w->ar->name);
 		if (!cur) {
@@ -1841,8 +1851,97 @@ static void ns_finalize(struct server *srv, const char *ns)
 		internal_delete(srv, nso, ns_removed, NULL);
 }
 
+/*
+ * Pods are deleted gracefully, as kube-apiserver does (pod strategy
+ * CheckGracefulDelete + rest.BeforeDelete): a pod bound to a node with an
+ * effective grace period > 0 (DeleteOptions.gracePeriodSeconds, else
+ * spec.terminationGracePeriodSeconds, else 30) is only marked:
+ * deletionTimestamp = now + grace, deletionGracePeriodSeconds = grace, and
+ * the reply is the pod. The node's agent stops it and deletes it with grace 0.
+ * A later DELETE may shorten the grace (never lengthen it); grace 0, an
+ * unbound pod and a finished pod are deleted at once. Runs again on a
+ * conflicting write, so a status update racing with the delete is no error.
+ */
+static void pod_delete_run(struct wop *w)
+{
+	struct api_req *ar = w->ar;
+	struct cache_obj *cur = cache_get(w->srv->cache, w->res, ar->ns, ar->name);
+	struct json_object *obj, *meta, *spec;
+	const char *node, *phase, *dts;
+	int64_t grace = 30, old_grace = 0, gen = 0;
+	struct k8s_time deadline = {0}, old_deadline = {0};
+	char ts[K8S_TIME_BUFSZ];
+
+	json_object_put(w->obj);
+	w->obj = NULL;
+	cache_obj_unref(w->old);
+	w->old = NULL;
+	if (!cur) {
+		reply_notfound(ar, ar->name);
+		wop_finish(w, -SL_ERR_NOTFOUND);
+		return;
+	}
+	w->old = cache_obj_ref(cur);
+	snprintf(w->key, sizeof(w->key), "%s", cur->key);
+	obj = cache_obj_parse(cur);
+	if (!obj) {
+		wop_fail_status(w, 500, "InternalError", "stored object is not valid JSON");
+		return;
+	}
+	meta = sl_json_ensure_obj(obj, "metadata");
+	spec = sl_json_get(obj, "spec");
+	node = sl_json_get_str(spec, "nodeName");
+	phase = sl_json_get_str(sl_json_get(obj, "status"), "phase");
+	if (w->grace_set)
+		grace = w->grace;
+	else
+		sl_json_get_int(spec, "terminationGracePeriodSeconds", &grace);
+	if (!node || !node[0] ||
+	    (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))))
+		grace = 0;
+	if (grace < 0)
+		grace = 1; /* upstream: a negative grace period means "soon", not "now" */
+	dts = sl_json_get_str(meta, "deletionTimestamp");
+	if (dts && k8s_time_parse(dts, &old_deadline))
+		dts = NULL;
+	if (grace > 0 && dts && sl_json_get_int(meta, "deletionGracePeriodSeconds", &old_grace) &&
+	    grace >= old_grace) {
+		/* Already going, at least as fast: nothing changes. */
+		json_object_put(obj);
+		api_reply_json(ar, 200, cur->json, cur->len);
+		wop_finish(w, 0);
+		return;
+	}
+	if (grace == 0) {
+		json_object_put(obj);
+		w->kind = W_DELETE;
+		wop_submit(w);
+		return;
+	}
+	if (dts) {
+		/* Shortened: the deadline moves relative to the first request. */
+		deadline.sec = old_deadline.sec - old_grace + grace;
+		if (deadline.sec > old_deadline.sec)
+			deadline.sec = old_deadline.sec;
+	} else {
+		deadline.sec = (int64_t)time(NULL) + grace;
+	}
+	k8s_time_format(&deadline, false, ts, sizeof(ts));
+	sl_json_set_str(meta, "deletionTimestamp", ts);
+	sl_json_set_int(meta, "deletionGracePeriodSeconds", grace);
+	if (sl_json_get_int(meta, "generation", &gen) && gen > 0)
+		sl_json_set_int(meta, "generation", gen + 1);
+	w->kind = W_UPDATE;
+	w->obj = obj;
+	wop_submit(w);
+}
+
 void handle_delete(struct api_req *ar, const char *body, size_t len)
 {
+	bool grace_set = false;
+	int64_t grace = 0;
+	const char *qgrace = api_query(ar, "gracePeriodSeconds");
+
 	struct cache_obj *cur = cache_get(ar->srv->cache, ar->res, ar->ns, ar->name);
 	struct wop *w;
 	bool has_pre = false;
@@ -1865,6 +1964,20 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 					 opts ? "wrong type" : err);
 			api_req_free(ar);
 			return;
+		}
+		{
+			struct json_object *g = sl_json_get(opts, "gracePeriodSeconds");
+			if (g && !json_object_is_type(g, json_type_null)) {
+				if (!json_object_is_type(g, json_type_int)) {
+					reply_badrequest(ar, "DeleteOptions.gracePeriodSeconds: "
+							     "expected an integer");
+					json_object_put(opts);
+					api_req_free(ar);
+					return;
+				}
+				grace = json_object_get_int64(g);
+				grace_set = true;
+			}
 		}
 		pp = sl_json_get_str(opts, "propagationPolicy");
 		if (pp && strcmp(pp, "Orphan") && strcmp(pp, "Background") &&
@@ -1917,8 +2030,34 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 		}
 		json_object_put(opts);
 	}
+	if (qgrace && !grace_set) {
+		char *end;
+		errno = 0;
+		grace = strtoll(qgrace, &end, 10);
+		if (errno || !*qgrace || *end) {
+			reply_badrequest(ar, "gracePeriodSeconds '%s': expected an integer",
+					 qgrace);
+			api_req_free(ar);
+			return;
+		}
+		grace_set = true;
+	}
 	if (!strcmp(ar->res->kind, "Namespace")) {
 		delete_namespace(ar, cur);
+		return;
+	}
+	if (!strcmp(ar->res->kind, "Pod")) {
+		w = wop_new(ar->srv, ar, ar->res, W_DELETE);
+		if (!w) {
+			api_reply_status(ar, 500, "InternalError", "out of memory", NULL);
+			api_req_free(ar);
+			return;
+		}
+		w->pod_delete = true;
+		w->grace_set = grace_set;
+		w->grace = grace;
+		w->explicit_rv = has_pre;
+		pod_delete_run(w);
 		return;
 	}
 	w = wop_new(ar->srv, ar, ar->res, W_DELETE);

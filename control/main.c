@@ -37,6 +37,15 @@ static void usage(FILE *f)
 		"  --idle-timeout SECONDS      idle keep-alive connection limit (default 120)\n"
 		"  --watch-buffer-bytes N      unsent bytes before a slow watcher is closed "
 		"(default 16MiB)\n"
+		"  --controllers LIST          controllers to run: all (default), none, or a comma "
+		"list\n"
+		"                              of endpointslice, endpoints, nodeipam, "
+		"nodelifecycle\n"
+		"  --cluster-cidr CIDR         pod address space for node IPAM (default "
+		"10.244.0.0/16)\n"
+		"  --node-cidr-mask-size N     prefix length of each node's podCIDR (default 24)\n"
+		"  --node-monitor-grace-period S  a node whose Lease is older is NotReady (default "
+		"40)\n"
 		"  --ready-file FILE           write the bound port here once serving\n"
 		"  --log-level LEVEL           error|warn|info|debug (default info)\n"
 		"  --help\n");
@@ -75,6 +84,10 @@ int main(int argc, char **argv)
 		{"ready-file", required_argument, NULL, 'R'},
 		{"advertise-address", required_argument, NULL, 'a'},
 		{"log-level", required_argument, NULL, 'L'},
+		{"controllers", required_argument, NULL, 'K'},
+		{"cluster-cidr", required_argument, NULL, 'P'},
+		{"node-cidr-mask-size", required_argument, NULL, 'M'},
+		{"node-monitor-grace-period", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -159,6 +172,22 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			cfg.advertise = optarg;
+			break;
+		case 'K':
+			cfg.controllers = optarg;
+			break;
+		case 'P':
+			cfg.cluster_cidr = optarg;
+			break;
+		case 'M':
+			if (parse_num("--node-cidr-mask-size", optarg, 1, 30, &n))
+				return 2;
+			cfg.node_cidr_mask = (int)n;
+			break;
+		case 'G':
+			if (parse_num("--node-monitor-grace-period", optarg, 1, 86400, &n))
+				return 2;
+			cfg.node_grace_s = (int)n;
 			break;
 		case 'L':
 			if (sl_log_level_parse(optarg, &lvl)) {

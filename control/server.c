@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/random.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <event2/thread.h>
 #include <sys/queue.h>
 
+#include "ctl.h"
 #include "server.h"
 #include "sluice/err.h"
 #include "sluice/hostport.h"
@@ -47,6 +49,10 @@ void control_config_defaults(struct control_config *cfg)
 	cfg->min_request_timeout_s = 1800;
 	cfg->watch_buffer_bytes = 16u << 20;
 	cfg->sync_full = true;
+	cfg->controllers = "all";
+	cfg->cluster_cidr = "10.244.0.0/16";
+	cfg->node_cidr_mask = 24;
+	cfg->node_grace_s = 40;
 }
 
 double api_elapsed(const struct timespec *start)
@@ -750,6 +756,62 @@ static void server_free(struct server *srv)
 		event_base_free(srv->base);
 }
 
+/* The controllers' own credentials when the server requires tokens: a random
+ * token that exists only in this process (kube-controller-manager gets its
+ * own identity too), so no user token has to be shared with them. */
+static int add_internal_token(struct server *srv, char *out, size_t outlen)
+{
+	unsigned char b[24];
+	struct token *v;
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(b) && 2 * i + 2 < outlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	v = realloc(srv->tokens, (srv->n_tokens + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	srv->tokens = v;
+	v[srv->n_tokens].token = strdup(out);
+	v[srv->n_tokens].user = strdup("system:kube-controller-manager");
+	if (!v[srv->n_tokens].token || !v[srv->n_tokens].user) {
+		free(v[srv->n_tokens].token);
+		free(v[srv->n_tokens].user);
+		return -ENOMEM;
+	}
+	srv->n_tokens++;
+	return 0;
+}
+
+static struct ctl *start_controllers(struct server *srv, const char *host)
+{
+	struct ctl_config cc = {
+		.controllers = srv->cfg.controllers,
+		.cluster_cidr = srv->cfg.cluster_cidr,
+		.node_cidr_mask = srv->cfg.node_cidr_mask,
+		.grace_s = srv->cfg.node_grace_s,
+	};
+	char url[300], token[64] = "", err[512];
+	struct ctl *c;
+
+	/* The controllers are clients of this server's own listener; a wildcard
+	 * bind is reached on loopback. */
+	if (!strcmp(host, "0.0.0.0") || !strcmp(host, ""))
+		host = "127.0.0.1";
+	if (strchr(host, ':'))
+		snprintf(url, sizeof(url), "http://[%s]:%d", host, srv->port);
+	else
+		snprintf(url, sizeof(url), "http://%s:%d", host, srv->port);
+	if (api_auth_required(srv) && add_internal_token(srv, token, sizeof(token))) {
+		pr_err("control", "controllers: cannot create their token");
+		return NULL;
+	}
+	c = ctl_start(&cc, url, token[0] ? token : NULL, err, sizeof(err));
+	if (!c)
+		pr_err("control", "controllers: start failed: %s", err);
+	return c;
+}
+
 int control_run(const struct control_config *cfg)
 {
 	struct server srv = {0};
@@ -757,6 +819,8 @@ int control_run(const struct control_config *cfg)
 	char host[256], err[512];
 	int port, rc = 0;
 	struct timeval tick = {1, 0};
+	struct ctl *ctl = NULL;
+	unsigned which;
 
 	srv.cfg = *cfg;
 	srv.started = time(NULL);
@@ -774,6 +838,18 @@ int control_run(const struct control_config *cfg)
 		       "bearer tokens)",
 		       cfg->listen);
 		return -EINVAL;
+	}
+	{
+		struct ctl_config cc = {
+			.controllers = cfg->controllers,
+			.cluster_cidr = cfg->cluster_cidr,
+			.node_cidr_mask = cfg->node_cidr_mask,
+			.grace_s = cfg->node_grace_s,
+		};
+		if (ctl_config_check(&cc, &which, err, sizeof(err))) {
+			pr_err("control", "%s", err);
+			return -EINVAL;
+		}
 	}
 	if (cfg->token_file && (rc = load_tokens(&srv, cfg->token_file)))
 		goto out;
@@ -876,10 +952,22 @@ int control_run(const struct control_config *cfg)
 			fclose(f);
 		}
 	}
+	if (which) {
+		ctl = start_controllers(&srv, host);
+		if (!ctl) {
+			rc = -EINVAL;
+			goto out;
+		}
+	}
 	event_base_dispatch(srv.base);
+	/* The loop has stopped answering: the controllers' requests in flight are
+	 * cancelled, not awaited. */
+	ctl_stop(ctl);
+	ctl = NULL;
 	pr_info("control", "stopped");
 	rc = 0;
 out:
+	ctl_stop(ctl);
 	server_free(&srv);
 	return rc;
 }

@@ -18,6 +18,10 @@ PKGS=(
   bind9-dnsutils knot nsd unbound dnsperf iproute2 iputils-ping nftables iptables curl jq hyperfine gnuplot-nox
   clang-format clang-tidy cppcheck
   nodejs
+  # tests/integration/cni_runtimes.sh: sluice-cni under real runtimes (ctr run --cni,
+  # podman --rootfs with the CNI backend), a static busybox as the containers' rootfs, and
+  # the reference plugins chained after sluice-cni (prevResult handling).
+  containerd runc podman busybox-static containernetworking-plugins
 )
 
 missing=()

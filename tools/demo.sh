@@ -1,251 +1,225 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# make demo: the control plane at work, driven by the real kubectl.
+# make demo: issue 4's scenario on a 3-node lab (docs/lab.md), with real output.
 #
-#   kubectl ──HTTP──▶ sluice-control (127.0.0.1, SQLite store in a temp dir)
+#  host: kubectl ──127.0.0.1──▶ sluice-control (also 198.18.0.2:6443 in L-cp)
+#  L-fabric br0 ── L-n1 198.18.0.11: pod web-1   (echo-server, readiness GET /ready)
+#               ── L-n2 198.18.0.12: pod web-2   (echo-server)
+#               ── L-n3 198.18.0.13: pod client  (requests through the ClusterIP)
+#               ── L-ext 198.18.0.250            (requests through the NodePort)
+#  Service web: ClusterIP 80 → 8080; Service web-np: NodePort → 8080
 #
-# Creates a namespace, Services of every type, a Pod, an EndpointSlice and a
-# NetworkPolicy; shows the tables kubectl prints, a watch seeing changes, the
-# errors a user gets for bad objects, the restart that keeps everything, and
-# the metrics. Everything it starts is stopped and removed at the end.
-#
-# The node side (eBPF datapath, CNI, DNS, policy) is not built yet; the demo
-# says so instead of pretending.
+# The lab comes up with `sluicectl lab up`, every step runs the real command,
+# and `sluicectl lab down` removes it all at the end (also on Ctrl-C). A step
+# whose part of Sluice is not in this build says what is missing and the demo
+# exits non-zero; nothing is faked.
 set -uo pipefail
 if [[ -z ${SLUICE_IN_MNTNS:-} ]]; then
-	# A private mount namespace: the demo's bpffs is mounted and pinned here
-	# only, so nothing is left on the host.
+	# A private mount namespace: the lab's bpffs and netns mounts exist only
+	# here, so even a killed demo leaves no mount on the host.
 	exec env SLUICE_IN_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/build/bin
-KUBECTL=$ROOT/build/deps/kubectl-1.20/usr/bin/kubectl
+BIN=${SLUICE_BIN:-$ROOT/build/bin}
+[[ $BIN = /* ]] || BIN=$ROOT/$BIN
+KUBECTL=${KUBECTL:-$ROOT/build/deps/kubectl-1.20/usr/bin/kubectl}
+L=demo$$
+S=/run/sluice-lab/$L
+export SLUICE_LAB_BIN=$BIN
 TMP=$(mktemp -d /tmp/sluice-demo.XXXXXX)
-PIDS=()
-NS=sl-demo-$$
-CG=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)/sluice-demo-$$
+MISSING=()
+
 cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	[[ -d $TMP/bpffs/sluice ]] && "$BIN/sluice-agent" --node-name node-a --bpffs "$TMP/bpffs" \
-		--cleanup >/dev/null 2>&1
-	if [[ -d $CG ]]; then
-		while read -r p; do kill -9 "$p" 2>/dev/null; done <"$CG/cgroup.procs"
-		sleep 0.1
-		rmdir "$CG" 2>/dev/null
-	fi
-	ip netns del "$NS" 2>/dev/null
-	umount "$TMP/bpffs" 2>/dev/null
+	printf '\n\033[1m== Teardown: sluicectl lab down --name %s\033[0m\n' "$L"
+	"$BIN/sluicectl" lab down --name "$L"
 	rm -rf "$TMP"
+	if ((${#MISSING[@]})); then
+		printf '\n\033[1;31mNot shown, because this build lacks:\033[0m\n'
+		printf '  - %s\n' "${MISSING[@]}"
+		exit 1
+	fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$port
-start() {
-	"$BIN/sluice-control" --listen "127.0.0.1:$port" --data-dir "$TMP/data" \
-		--service-cidr 198.18.128.0/20 --log-level warn >>"$TMP/control.log" 2>&1 &
-	CPID=$!
-	PIDS+=("$CPID")
-	for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && return 0; sleep 0.05; done
-	echo "sluice-control did not become ready:"; cat "$TMP/control.log"; exit 1
+run() {
+	printf '$ %s\n' "$*"
+	"$@"
 }
-export KUBECONFIG=$TMP/kubeconfig
-cat >"$KUBECONFIG" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: sluice, cluster: {server: "$URL"}}]
-contexts: [{name: sluice, context: {cluster: sluice, user: sluice}}]
-current-context: sluice
-users: [{name: sluice, user: {}}]
-KC
+missing() {
+	printf '\033[1;31mMISSING: %s\033[0m\n' "$*"
+	MISSING+=("$*")
+}
 k() { "$KUBECTL" --cache-dir "$TMP/kcache" "$@"; }
+lab() { "$BIN/sluicectl" lab "$1" --name "$L" "${@:2}"; }
+until_ok() {
+	local i
+	for ((i = 0; i < $1 * 4; i++)); do
+		"${@:2}" >/dev/null 2>&1 && return 0
+		sleep 0.25
+	done
+	return 1
+}
 
-step "Start sluice-control on $URL (SQLite store, service CIDR 198.18.128.0/20)"
-start
-run curl -s "$URL/version"; echo
+step "Build a 3-node lab: sluicectl lab up --name $L --nodes 3"
+run "$BIN/sluicectl" lab up --name "$L" --nodes 3 || {
+	missing "a working 'sluicectl lab up' (see the messages above)"
+	exit 1
+}
+export KUBECONFIG=$S/kubeconfig
 
-step "Built-in namespaces and the kubernetes Service exist from the start"
-k get ns
-k get svc -A
+step "kubectl sees the nodes the agents registered"
+kubectl_ok=1
+run k get nodes -o wide || {
+	kubectl_ok=
+	missing "kubectl access from the host (sluice-control --anonymous-loopback: kubectl sends no" \
+		"bearer token over plain HTTP)"
+}
+node_ready() {
+	[[ $(k get node "$1" -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status}{end}') == True ]]
+}
+nodes_ok=
+if [[ -n $kubectl_ok ]]; then
+	if node_ready n1 && node_ready n2 && node_ready n3; then
+		nodes_ok=1
+	else
+		missing "Ready nodes n1-n3 (agent --run-pods: Node registration, Lease, podCIDR)"
+	fi
+fi
 
-step "Create an application: namespace, Services, a Pod, an EndpointSlice, a NetworkPolicy"
-cat >"$TMP/app.yaml" <<'Y'
+step "Deploy: echo-server pods on n1 and n2, a client pod on n3, a ClusterIP and a NodePort Service"
+pod() { # name node app
+	cat <<Y
 apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
+kind: Pod
+metadata: {name: $1, labels: {app: $3}}
+spec:
+  nodeName: $2
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: echo
+    image: sluice/echo-server
+    command: ["$BIN/echo-server", "--name", "$1"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /ready, port: 8080}
+      periodSeconds: 1
 ---
+Y
+}
+{
+	pod web-1 n1 web
+	pod web-2 n2 web
+	pod client n3 client
+	cat <<'Y'
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: shop}
+metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web-nodeport, namespace: shop}
+metadata: {name: web-np}
 spec:
   type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-lb, namespace: shop}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{port: 443, targetPort: 8443}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-headless, namespace: shop}
-spec:
-  clusterIP: None
-  selector: {app: web}
-  ports: [{port: 80}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-1, namespace: shop, labels: {app: web}}
-spec:
-  containers: [{name: echo, image: sluice/echo, ports: [{name: http, containerPort: 8080}]}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-x1, namespace: shop, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [198.18.1.10]
-  conditions: {ready: true}
-  nodeName: node-a
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web-from-frontend, namespace: shop}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress: [{from: [{podSelector: {matchLabels: {role: frontend}}}], ports: [{port: 8080}]}]
 Y
-run k apply -f "$TMP/app.yaml" --validate=false
+} >"$TMP/app.yaml"
+sed -n '1,18p' "$TMP/app.yaml"
+echo "  ... (web-2 on n2, client on n3, Services web and web-np)"
+pods_ok=
+if [[ -n $kubectl_ok ]]; then
+	run k apply --validate=false -f "$TMP/app.yaml"
+	pod_ready() {
+		[[ $(k get pod "$1" -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status}{end}') == True ]]
+	}
+	if [[ -n $nodes_ok ]]; then
+		echo "waiting up to 60 s for the pods to be Ready ..."
+		if until_ok 60 pod_ready web-1 && until_ok 10 pod_ready web-2 && until_ok 10 pod_ready client; then
+			pods_ok=1
+		else
+			missing "pods running on nodes (agent pod runtime + sluice-cni)"
+		fi
+	else
+		missing "pods on nodes: there are no Ready nodes to run them"
+	fi
+fi
 
-step "kubectl get shows the usual columns (ClusterIPs and NodePorts were allocated)"
-run k get svc,pods,endpointslices,networkpolicies -n shop -o wide
+step "kubectl get pods -o wide, services, endpointslices"
+if [[ -n $kubectl_ok ]]; then
+	run k get pods -o wide
+	run k get svc -o wide
+	run k get endpointslices -o wide
+fi
+VIP=$(k get svc web -o jsonpath='{.spec.clusterIP}' 2>/dev/null)
+NP=$(k get svc web-np -o jsonpath='{.spec.ports[0].nodePort}' 2>/dev/null)
+eps_ok=
+if [[ -n $pods_ok ]]; then
+	eps_ready() {
+		[[ $(k get endpointslices -l kubernetes.io/service-name=web \
+			-o jsonpath='{range .items[*].endpoints[*]}{.conditions.ready}{" "}{end}') == "true true " ]]
+	}
+	if until_ok 10 eps_ready; then eps_ok=1; else
+		missing "EndpointSlices from pods (control's endpointslice controller)"
+	fi
+fi
 
-step "A watch sees a label change and a delete"
-k get svc -n shop -w >"$TMP/watch.out" 2>&1 &
-WPID=$!
-PIDS+=("$WPID")
-sleep 1
-run k label svc web -n shop tier=frontend
-run k delete svc web-headless -n shop
-sleep 1
-kill "$WPID" 2>/dev/null
-cat "$TMP/watch.out"
+step "From pod client on n3 through the ClusterIP $VIP:80 (balanced at connect() by the socket hooks)"
+if [[ -n $eps_ok ]]; then
+	for _ in 1 2 3 4 5 6; do
+		printf '$ sluicectl lab exec default/client -- curl -s http://%s/\n' "$VIP"
+		lab exec default/client -- curl -s --max-time 2 "http://$VIP/" ||
+			echo "(request failed: exit $?)"
+	done
+else
+	echo "(skipped: needs Ready pods and their endpoints, see MISSING above)"
+fi
 
-step "Bad objects get Kubernetes errors naming the field"
-cat >"$TMP/bad.yaml" <<'Y'
-apiVersion: v1
-kind: Service
-metadata: {name: bad, namespace: shop}
-spec:
-  type: NodePort
-  ports: [{port: 80, nodePort: 80}]
-Y
-run k create -f "$TMP/bad.yaml" --validate=false
-run k create -f "$TMP/app.yaml" --validate=false 2>&1 | head -3
+step "From $L-ext (outside the cluster) through NodePort $NP on every node address"
+if [[ -n $eps_ok ]]; then
+	for n in 1 2 3; do
+		printf '$ sluicectl lab exec ext -- curl -s http://198.18.0.1%s:%s/\n' "$n" "$NP"
+		lab exec ext -- curl -s --max-time 2 "http://198.18.0.1$n:$NP/" ||
+			echo "(request failed: exit $?)"
+	done
+else
+	echo "(skipped: needs Ready pods and their endpoints, see MISSING above)"
+fi
 
-step "Restart: everything is still there, at the same resourceVersions"
-before=$(k get svc web -n shop -o jsonpath='{.metadata.resourceVersion}')
-kill "$CPID"; wait "$CPID" 2>/dev/null
-start
-after=$(k get svc web -n shop -o jsonpath='{.metadata.resourceVersion}')
-echo "service web resourceVersion before restart: $before, after: $after"
-run k get svc -n shop
+step "What the agent on n3 programmed: the pinned service maps through bpftool"
+svc_map=$S/bpffs/sluice/n3/sl_svc4_v1
+# The agent programs the maps shortly after it starts; give it that moment.
+until_ok 10 bash -c '[[ $(bpftool map dump pinned "$0" 2>/dev/null) != "[]" ]]' "$svc_map"
+if [[ -e $svc_map ]]; then
+	run bpftool map show pinned "$svc_map"
+	printf '$ bpftool map dump pinned %s | head -40\n' "$svc_map"
+	bpftool map dump pinned "$svc_map" | head -40
+	step "The same state joined by sluicectl"
+	run "$BIN/sluicectl" --bpffs "$S/bpffs" --node n3 service list
+	run "$BIN/sluicectl" --bpffs "$S/bpffs" --node n3 backend list
+else
+	missing "pinned maps of node n3 under $S/bpffs/sluice/n3 (the agent did not start its datapath)"
+fi
 
-step "Metrics"
-curl -s "$URL/metrics" | grep -E '^sluice_(apiserver_objects|store_revision|apiserver_watchers)' | head -20
+step "Readiness: web-2 reports not ready; its endpoint leaves the Service, then returns"
+if [[ -n $eps_ok ]]; then
+	W2=$(k get pod web-2 -o jsonpath='{.status.podIP}')
+	run lab exec default/client -- curl -s -X POST "http://$W2:8080/ready/fail"
+	sleep 3
+	run k get endpointslices -l kubernetes.io/service-name=web \
+		-o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]} ready={.conditions.ready}{"\n"}{end}'
+	for _ in 1 2 3 4; do lab exec default/client -- curl -s --max-time 2 "http://$VIP/"; done
+	run lab exec default/client -- curl -s -X POST "http://$W2:8080/ready/ok"
+	sleep 3
+	run k get endpointslices -l kubernetes.io/service-name=web \
+		-o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]} ready={.conditions.ready}{"\n"}{end}'
+else
+	echo "(skipped: needs Ready pods and their endpoints, see MISSING above)"
+fi
 
-step "The datapath: sluice-agent programs eBPF service load balancing for node-a"
-cat <<'TOPO'
-  host: sluice-control, sluice-agent --node-name node-a (maps pinned in a private bpffs)
-  netns sl-demo (node-a, no route anywhere): node address 198.18.0.10,
-        three web backends on 198.18.1.1-3:8080, a client in node-a's cgroup
-TOPO
-PY=$(command -v /usr/bin/python3 || command -v python3)
-mkdir -p "$TMP/bpffs" && mount -t bpf bpf "$TMP/bpffs"
-mkdir "$CG"
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-for a in 198.18.0.10 198.18.1.1 198.18.1.2 198.18.1.3; do ip -n "$NS" addr add "$a/32" dev lo; done
-for i in 1 2 3; do
-	mkdir -p "$TMP/www$i" && echo "hello from backend $i" >"$TMP/www$i/index.html"
-	ip netns exec "$NS" "$PY" -m http.server 8080 --bind "198.18.1.$i" --directory "$TMP/www$i" \
-		>/dev/null 2>&1 &
-	PIDS+=("$!")
-done
-"$BIN/sluice-agent" --node-name node-a --server "$URL" --bpffs "$TMP/bpffs" --cgroup-root "$CG" \
-	--metrics-listen "" --log-level warn >>"$TMP/agent.log" 2>&1 &
-PIDS+=("$!")
-in_node() { bash -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$1" "${@:2}"' "$CG" "$NS" "$@"; }
-cat >"$TMP/node.yaml" <<'Y'
-apiVersion: v1
-kind: Node
-metadata: {name: node-a}
-status: {addresses: [{type: InternalIP, address: 198.18.0.10}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-x1, namespace: shop, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- {addresses: [198.18.1.1], conditions: {ready: true}, nodeName: node-a}
-- {addresses: [198.18.1.2], conditions: {ready: true}, nodeName: node-a}
-- {addresses: [198.18.1.3], conditions: {ready: true}, nodeName: node-a}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-nodeport-x1, namespace: shop, labels: {kubernetes.io/service-name: web-nodeport}}
-addressType: IPv4
-ports: [{port: 8080, protocol: TCP}]
-endpoints:
-- {addresses: [198.18.1.3], conditions: {ready: true}, nodeName: node-a}
-Y
-run k apply -f "$TMP/node.yaml" --validate=false
-vip=$(k get svc web -n shop -o jsonpath='{.spec.clusterIP}')
-np=$(k get svc web-nodeport -n shop -o jsonpath='{.spec.ports[0].nodePort}')
-for _ in $(seq 100); do in_node curl -s --max-time 1 "http://$vip/" >/dev/null && break; sleep 0.1; done
-
-step "ClusterIP $vip:80, balanced at connect() by the socket hooks"
-for _ in 1 2 3 4 5 6; do in_node curl -s --max-time 2 "http://$vip/"; done
-
-step "NodePort $np on the node address 198.18.0.10"
-in_node curl -s --max-time 2 "http://198.18.0.10:$np/"
-
-step "What the agent programmed (sluicectl joins the pinned maps)"
-run "$BIN/sluicectl" --bpffs "$TMP/bpffs" --node node-a service list
-run "$BIN/sluicectl" --bpffs "$TMP/bpffs" --node node-a backend list
-
-step "The same maps through bpftool (named fields from BTF)"
-bpftool map dump pinned "$TMP/bpffs/sluice/node-a/sl_svc4_v1" | head -24
-
-step "Scale down: remove backend 3; new connections avoid it at once"
-k patch endpointslice web-x1 -n shop --type=json \
-	-p '[{"op":"remove","path":"/endpoints/2"}]' >/dev/null
-sleep 0.3
-for _ in 1 2 3 4 5 6; do in_node curl -s --max-time 2 "http://$vip/"; done
-
-step "No endpoints: connect() is refused at once (no timeout)"
-k patch endpointslice web-nodeport-x1 -n shop --type=merge -p '{"endpoints":[]}' >/dev/null
-sleep 0.3
-in_node curl -sS --max-time 5 "http://198.18.0.10:$np/" 2>&1 | head -1
-
-step "Not built yet"
-echo "The CNI plugin and pods on nodes, cluster DNS and NetworkPolicy enforcement are the"
-echo "next issues; see README.md for the status of each part."
+step "The lab as sluicectl lab status sees it"
+lab status

@@ -32,6 +32,11 @@ struct control_config {
 	 * and the lab's nodes on their own network (docs/lab.md). */
 	const char *netns_listen[CONTROL_MAX_NETNS_LISTEN];
 	int n_netns_listen;
+	/* Controllers (control/ctl.h, docs/lab.md). */
+	const char *controllers;  /* "all" (default), "none" or a comma list */
+	const char *cluster_cidr; /* node IPAM range, default 10.244.0.0/16 */
+	int node_cidr_mask;	  /* --node-cidr-mask-size, default 24 */
+	int node_grace_s;	  /* --node-monitor-grace-period, default 40 */
 };
 
 void control_config_defaults(struct control_config *cfg);

@@ -57,6 +57,9 @@ jget() { printf '%s' "$1" | jq -r "$2" 2>/dev/null; }
 ipfile_count() { ls "$DATA/slnet" 2>/dev/null | grep -c '^198\.'; }
 
 mkns "$NODE" || { not_ok setup "cannot create netns"; finish; }
+# A node that does not forward: pod-to-pod traffic must work through the per-veth flag the
+# plugin sets, not through a global switch (found by ctr/podman, cni_runtimes.sh).
+ip netns exec "$NODE" sysctl -qw net.ipv4.ip_forward=0
 
 # --- VERSION ----------------------------------------------------------------------------
 OUT=$(echo '{"cniVersion":"1.0.0"}' | env -i CNI_COMMAND=VERSION "$CNI")
@@ -84,6 +87,8 @@ expect_match host-veth-addr "$(ip -n "$NODE" -4 -o addr show dev "$HV")" "inet $
 expect_match host-veth-up "$(ip -n "$NODE" -o link show dev "$HV" 2>/dev/null)" "state UP"
 expect_match host-pod-route "$(ip -n "$NODE" route show "$POD")" "^$POD dev $HV"
 expect_match host-veth-mac "$(ip -n "$NODE" -o link show dev "$HV" 2>/dev/null)" "$(jget "$RES" '.interfaces[0].mac')"
+expect_eq host-veth-forwarding "$(ip netns exec "$NODE" cat "/proc/sys/net/ipv4/conf/$HV/forwarding" 2>&1)" 1
+expect_eq node-ip-forward-untouched "$(ip netns exec "$NODE" cat /proc/sys/net/ipv4/ip_forward)" 0
 check ping-gw-from-pod ip netns exec sl-cni-p1-$P ping -c1 -W2 "$GW"
 check ping-pod-from-node ip netns exec "$NODE" ping -c1 -W2 "$POD"
 
@@ -105,6 +110,10 @@ ip -n sl-cni-p1-$P route add default via $GW dev eth0 onlink
 ip -n "$NODE" route del "$POD"
 cni CHECK c1 /run/netns/sl-cni-p1-$P
 expect_eq check-host-route-rc "$(jget "$OUT" .code)" "105"
+ip -n "$NODE" route add "$POD" dev "$HV" scope link
+ip netns exec "$NODE" sysctl -qw "net.ipv4.conf.$HV.forwarding=0"
+cni CHECK c1 /run/netns/sl-cni-p1-$P
+expect_eq check-forwarding-off "$(jget "$OUT" .code) $(jget "$OUT" .msg)" "105 host veth not forwarding"
 
 # --- DEL, twice -------------------------------------------------------------------------
 cni DEL c1 /run/netns/sl-cni-p1-$P "$(conf 1.0.0 "\"prevResult\":$RES,")"
@@ -127,6 +136,24 @@ expect_eq del-netns-gone-rc "$RC" 0
 check del-netns-gone-released test ! -e "$DATA/slnet/$POD2"
 cni DEL c2 ""
 expect_eq del-empty-netns-rc "$RC" 0
+
+# --- two networks handing out one subnet on a node: the error says so, nothing leaks -----
+# (podman lists every conflist of its config dir, so such overlaps are easy to create.)
+ovl() {
+	printf '{"cniVersion":"1.0.0","name":"%s","type":"sluice-cni","ipam":{"type":"sluice","subnet":"198.18.64.0/24","rangeStart":"198.18.64.200","rangeEnd":"198.18.64.200","dataDir":"%s"}}' \
+		"$1" "$DATA"
+}
+mkns sl-cni-o1-$P
+mkns sl-cni-o2-$P
+cni ADD o1 /run/netns/sl-cni-o1-$P "$(ovl slnet-a)"
+expect_eq overlap-first-rc "$RC" 0
+cni ADD o2 /run/netns/sl-cni-o2-$P "$(ovl slnet-b)"
+expect_eq overlap-second-code "$(jget "$OUT" .code) $RC" "103 1"
+expect_match overlap-second-details "$(jget "$OUT" .details)" "route to the pod via sl[0-9a-f]+ \(pod 198\.18\.64\.200\): .*another network use the same subnet"
+expect_eq overlap-second-no-leak "$(ls "$DATA/slnet-b" 2>/dev/null | grep -c '^198\.') $(ip -n "$NODE" -o link show type veth | wc -l)" "0 1"
+check overlap-first-still-pings ip netns exec "$NODE" ping -c1 -W2 198.18.64.200
+cni DEL o1 /run/netns/sl-cni-o1-$P "$(ovl slnet-a)"
+expect_eq overlap-del-rc "$RC" 0
 
 # --- bad input: the spec's error codes, exit 1, never a crash ----------------------------
 cni ADD c3 /run/netns/sl-cni-p1-$P '{"cniVersion":"1.0.0",'
@@ -213,6 +240,11 @@ for i in $(seq 20); do
 	ip netns exec "$NODE" ping -c1 -W2 "$a" >/dev/null 2>&1 && OKP=$((OKP + 1))
 done
 expect_eq concurrent-pods-reachable "$OKP" "20"
+# Pod to pod across the node (forwarded by the per-veth flag; ip_forward stays 0).
+C1A=$(awk '{print $2}' "$TMP/cc1" | cut -d/ -f1)
+C2A=$(awk '{print $2}' "$TMP/cc2" | cut -d/ -f1)
+check pod-to-pod ip netns exec sl-cni-c1-$P ping -c1 -W2 "$C2A"
+check pod-to-pod-back ip netns exec sl-cni-c2-$P ping -c1 -W2 "$C1A"
 for i in $(seq 20); do
 	(cni DEL cc$i /run/netns/sl-cni-c$i-$P; echo "$RC" >"$TMP/cd$i") &
 done

@@ -6,12 +6,14 @@
  *
  *   sluicectl [--bpffs DIR] [--node NAME] [-o text|json] service list
  *   sluicectl ... backend list | conntrack list | counters
+ *   sluicectl lab up|down|status|exec|kubeconfig ...   (tools/lab/lab.sh)
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sluice/err.h"
 #include "sluice/log.h"
@@ -22,6 +24,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluicectl [flags] service list | backend list | conntrack list | counters\n"
+		"       sluicectl lab up|down|status|exec|kubeconfig [--name L] ...  (lab --help)\n"
 		"\n"
 		"Shows the eBPF service load-balancing state a node's sluice-agent pinned.\n"
 		"\n"
@@ -36,6 +39,64 @@ static void usage(FILE *f)
 		"pinned\n"
 		"  -o, --output FMT    text (default) or json\n"
 		"  --log-level LEVEL   error|warn|info|debug (default warn)\n");
+}
+
+/*
+ * `sluicectl lab ...` is the lab orchestration script (tools/lab/lab.sh): it
+ * drives ip, mount and the daemons, which is shell's job. Found through
+ * $SLUICE_LAB_SCRIPT, else relative to this binary: build[/X]/bin/sluicectl in
+ * a source tree, or PREFIX/bin with PREFIX/libexec/sluice/lab.sh. The binaries
+ * the lab runs are the ones next to sluicectl unless $SLUICE_LAB_BIN says.
+ */
+static int lab_exec(int argc, char **argv)
+{
+	static const char *const rel[] = {
+		"../../tools/lab/lab.sh",
+		"../../../tools/lab/lab.sh",
+		"../libexec/sluice/lab.sh",
+	};
+	const char *script = getenv("SLUICE_LAB_SCRIPT");
+	char exe[4096], path[4096 + 64], **args;
+	ssize_t n;
+	char *slash;
+
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0) {
+		fprintf(stderr, "sluicectl lab: /proc/self/exe: %s; set SLUICE_LAB_SCRIPT\n",
+			strerror(errno));
+		return 1;
+	}
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if (!getenv("SLUICE_LAB_BIN"))
+		setenv("SLUICE_LAB_BIN", exe, 1);
+	for (size_t i = 0; !script && i < sizeof(rel) / sizeof(rel[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", exe, rel[i]);
+		if (!access(path, R_OK))
+			script = path;
+	}
+	if (!script) {
+		fprintf(stderr,
+			"sluicectl lab: tools/lab/lab.sh not found relative to %s (tried %s, %s, "
+			"%s); set SLUICE_LAB_SCRIPT\n",
+			exe, rel[0], rel[1], rel[2]);
+		return 1;
+	}
+	args = calloc((size_t)argc + 3, sizeof(*args));
+	if (!args) {
+		fprintf(stderr, "sluicectl lab: out of memory\n");
+		return 1;
+	}
+	args[0] = "bash";
+	args[1] = (char *)script;
+	for (int i = 1; i < argc; i++)
+		args[i + 1] = argv[i];
+	execvp("bash", args);
+	fprintf(stderr, "sluicectl lab: exec bash %s failed: %s\n", script, strerror(errno));
+	free(args);
+	return 1;
 }
 
 enum cmd {
@@ -105,6 +166,8 @@ int main(int argc, char **argv)
 	int c, err;
 
 	sl_log_set_level(SL_LOG_WARN);
+	if (argc > 1 && !strcmp(argv[1], "lab"))
+		return lab_exec(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':

@@ -342,4 +342,17 @@ _Static_assert(sizeof(struct sl_svc_be_key) == 8, "sl_svc_be_key layout");
 _Static_assert(sizeof(struct sl_lb_cfg) == 16, "sl_lb_cfg layout");
 #endif
 
+/*
+ * Per-pod socket-LB opt-out (pods annotated sluice.io/socket-lb: "off").
+ *
+ * sockoff {netns cookie} -> u32 (reserved, 0): the cgroup hooks leave sockets of these
+ * network namespaces alone; tc_pod on the pod's host-side veth translates their service
+ * traffic per packet instead, with the uplink path's conntrack maps (ct4_tcp/ct4_any,
+ * REPLY entries for the reverse NAT; never SNAT: pod addresses route between nodes).
+ * podctr: per-CPU counters of tc_pod by enum sl_reason.
+ */
+#define SL_MAX_SOCK_OFF 4096
+#define SL_MAP_SOCK_OFF "sl_sockoff_v1"
+#define SL_MAP_POD_CTR	"sl_podctr_v1"
+
 #endif

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Per-packet service translation for pods that opted out of the socket LB
+ * (annotation sluice.io/socket-lb: "off"), on the pod's host-side veth:
+ *
+ *   ingress (from the pod)  P:p -> F:f  frontend (ClusterIP, NodePort on a
+ *            node address, LB IP, externalIP; the in-node view, as the socket
+ *            LB: LOCAL_INT/LOCAL_EXT entries use the INT scope)
+ *            CT hit -> same backend (unless GONE); miss -> slot by flow hash
+ *            DNAT to B:b, keep P (pod addresses route between nodes: no SNAT),
+ *            REPLY CT entry {B:b -> P:p}, TC_ACT_OK into the host stack
+ *            no endpoints: TCP RST / ICMP unreachable straight back to the pod
+ *   egress (to the pod)     B:b -> P:p with a REPLY CT entry: src -> F:f
+ *
+ * The conntrack, service and backend maps are the uplink path's (shared by
+ * pin name, lib/sl_svc_maps.h and lib/sl_ct.h), so the agent's conntrack GC
+ * and `sluicectl conntrack list` see these flows too. Outcomes are counted in
+ * sl_podctr_v1 by enum sl_reason.
+ */
+#include "lib/sl_defs.h"
+#include "lib/sl_hash.h"
+#include "lib/sl_parse.h"
+#include "lib/sl_csum.h"
+#include "lib/sl_crc32c.h"
+#include "lib/sl_svc_maps.h"
+#include "lib/sl_ct.h"
+#include "lib/sl_reject.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define POD_PICK_TRIES 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_R_MAX);
+	__type(key, __u32);
+	__type(value, struct sl_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_podctr_v1 SEC(".maps");
+
+static __always_inline int pod_verdict(struct __sk_buff *skb, __u32 reason, int verdict)
+{
+	struct sl_counter *c = bpf_map_lookup_elem(&sl_podctr_v1, &reason);
+
+	if (c) {
+		c->packets++;
+		c->bytes += skb->len;
+	}
+	return verdict;
+}
+
+/* The frontend a pod addressed, as the socket LB resolves it (cgroup_sock_lb
+ * sl_svc4_lookup): exact, then the NodePort wildcard for local addresses; the
+ * INT scope for LOCAL_INT/LOCAL_EXT entries. *refuse: a service without a
+ * usable entry (iTP=Local with no local endpoint). */
+static __always_inline const struct sl_svc_val *pod_svc_lookup(const struct sl_pkt4 *pkt,
+							       bool *refuse)
+{
+	struct sl_svc_key k = {
+		.addr = pkt->daddr,
+		.port = pkt->dport,
+		.proto = pkt->proto,
+		.scope = SL_SCOPE_EXT,
+	};
+	const struct sl_svc_val *svc;
+
+	svc = bpf_map_lookup_elem(&sl_svc4_v1, &k);
+	if (!svc && bpf_map_lookup_elem(&sl_local4_v1, &pkt->daddr)) {
+		k.addr = 0;
+		svc = bpf_map_lookup_elem(&sl_svc4_v1, &k);
+		if (svc && !(svc->flags & SL_SVC_F_NODEPORT))
+			return NULL;
+	}
+	if (!svc)
+		return NULL;
+	if (svc->flags & (SL_SVC_F_LOCAL_INT | SL_SVC_F_LOCAL_EXT)) {
+		k.scope = SL_SCOPE_INT;
+		svc = bpf_map_lookup_elem(&sl_svc4_v1, &k);
+		if (!svc)
+			*refuse = true;
+	}
+	return svc;
+}
+
+static __always_inline int pod_l4_fixup(struct __sk_buff *skb, const struct sl_pkt4 *pkt)
+{
+	if (pkt->proto != IPPROTO_SCTP)
+		return 0;
+	return sl_sctp_csum_update(skb, pkt->l4_off, pkt->l4_len);
+}
+
+/* ClientIP affinity keyed by the pod address (as the uplink path keys it by
+ * client address); validated against ACTIVE state and svcbe4 membership. */
+static __always_inline __u32 pod_affinity_get(const struct sl_svc_val *svc,
+					      const struct sl_affinity_key *ak, __u64 now)
+{
+	struct sl_svc_be_key mk = {};
+	struct sl_affinity_val *a;
+	const struct sl_backend *be;
+	__u32 id;
+
+	a = bpf_map_lookup_elem(&sl_aff4_v1, ak);
+	if (!a || now - a->last_used_ns > (__u64)svc->affinity_s * SL_NSEC_PER_SEC)
+		return 0;
+	id = a->backend_id;
+	be = bpf_map_lookup_elem(&sl_be4_v1, &id);
+	if (!id || !be || be->state != SL_BE_ACTIVE)
+		return 0;
+	mk.svc_id = svc->svc_id;
+	mk.backend_id = id;
+	if (!bpf_map_lookup_elem(&sl_svcbe4_v1, &mk))
+		return 0;
+	a->last_used_ns = now;
+	return id;
+}
+
+/* A slot by flow hash, skipping slots whose backend is GONE; 0 when none. */
+static __always_inline __u32 pod_slot_pick(const struct sl_svc_val *svc, __u32 hash)
+{
+	__u32 count = svc->count, idx = hash % count, i;
+
+	for (i = 0; i < POD_PICK_TRIES && i < count; i++) {
+		__u32 slot = svc->slot_base + idx;
+		const struct sl_backend *be;
+		__u32 *id = bpf_map_lookup_elem(&sl_slots_v1, &slot);
+
+		if (!id)
+			return 0;
+		be = bpf_map_lookup_elem(&sl_be4_v1, id);
+		if (*id && be && be->state != SL_BE_GONE)
+			return *id;
+		idx = idx + 1 == count ? 0 : idx + 1;
+	}
+	return 0;
+}
+
+static __always_inline int pod_dnat(struct __sk_buff *skb, struct sl_pkt4 *pkt,
+				    const struct sl_ct4_val *ct)
+{
+	int err = sl_csum_nat(skb, pkt, false, ct->backend_addr, ct->backend_port);
+
+	if (!err)
+		err = pod_l4_fixup(skb, pkt);
+	if (err)
+		return pod_verdict(skb, -err, TC_ACT_SHOT);
+	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
+}
+
+SEC("tc")
+int tc_pod_ingress(struct __sk_buff *skb)
+{
+	struct sl_ct4_key fk, rk = {};
+	struct sl_ct4_val *ct, nct = {};
+	struct sl_affinity_key ak = {};
+	const struct sl_svc_val *svc;
+	const struct sl_backend *be;
+	struct sl_pkt4 pkt = {};
+	bool refuse = false;
+	__u32 be_id = 0;
+	__u64 now;
+	int ret;
+
+	ret = sl_parse4(skb, &pkt);
+	if (ret == SL_PARSE_PASS)
+		return TC_ACT_OK;
+	if (ret < 0)
+		return pod_verdict(skb, -ret, TC_ACT_OK);
+	svc = pod_svc_lookup(&pkt, &refuse);
+	if (!svc && !refuse)
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+
+	sl_ct_key_from_pkt(&fk, &pkt, SL_CT_DIR_FWD);
+	ct = bpf_map_lookup_elem(sl_ct_map(pkt.proto), &fk);
+	if (ct && svc) {
+		be_id = ct->backend_id;
+		be = bpf_map_lookup_elem(&sl_be4_v1, &be_id);
+		bool reopen = (pkt.tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) == SL_TCP_SYN &&
+			      (ct->flags & (SL_CT_F_SEEN_FIN | SL_CT_F_SEEN_RST));
+
+		if (sl_ct_alive(ct, pkt.proto, now) && !reopen && be && be->state != SL_BE_GONE &&
+		    be->addr == ct->backend_addr && be->port == ct->backend_port) {
+			sl_ct_touch(ct, &pkt, now);
+			return pod_dnat(skb, &pkt, ct);
+		}
+		rk.saddr = ct->backend_addr;
+		rk.daddr = ct->client_addr;
+		rk.sport = ct->backend_port;
+		rk.dport = ct->client_port;
+		rk.proto = pkt.proto;
+		rk.dir = SL_CT_DIR_REPLY;
+		bpf_map_delete_elem(sl_ct_map(pkt.proto), &rk);
+		be_id = 0;
+	}
+
+	if (!svc || !svc->count) {
+		/* No endpoints: refuse at once, as the socket LB's ECONNREFUSED. */
+		if (svc && (svc->flags & SL_SVC_F_DROP))
+			return pod_verdict(skb, SL_R_NO_BACKEND, TC_ACT_SHOT);
+		ret = sl_reject(skb, &pkt);
+		if (ret)
+			return pod_verdict(skb, -ret, TC_ACT_SHOT);
+		pod_verdict(skb, SL_R_NO_BACKEND, 0);
+		return pod_verdict(skb, SL_R_REJECTED, bpf_redirect(skb->ifindex, 0));
+	}
+
+	if (svc->flags & SL_SVC_F_AFFINITY) {
+		ak.client = pkt.saddr;
+		ak.svc_id = svc->svc_id;
+		be_id = pod_affinity_get(svc, &ak, now);
+	}
+	if (!be_id)
+		be_id = pod_slot_pick(svc, sl_hash_flow4(pkt.saddr, pkt.daddr, pkt.sport, pkt.dport,
+							 pkt.proto, 0));
+	be = be_id ? bpf_map_lookup_elem(&sl_be4_v1, &be_id) : NULL;
+	if (!be || be->state == SL_BE_GONE || be->addr == 0)
+		return pod_verdict(skb, SL_R_BACKEND_GONE, TC_ACT_SHOT);
+	if (svc->flags & SL_SVC_F_AFFINITY) {
+		struct sl_affinity_val av = {.last_used_ns = now, .backend_id = be_id};
+
+		bpf_map_update_elem(&sl_aff4_v1, &ak, &av, BPF_ANY);
+	}
+
+	nct.last_seen_ns = now;
+	nct.fe_addr = pkt.daddr;
+	nct.fe_port = pkt.dport;
+	nct.client_addr = pkt.saddr;
+	nct.client_port = pkt.sport;
+	nct.backend_addr = be->addr;
+	nct.backend_port = be->port;
+	nct.backend_id = be_id;
+	nct.svc_id = svc->svc_id;
+	sl_ct_touch(&nct, &pkt, now);
+	rk.saddr = be->addr;
+	rk.daddr = pkt.saddr;
+	rk.sport = be->port;
+	rk.dport = pkt.sport;
+	rk.proto = pkt.proto;
+	rk.dir = SL_CT_DIR_REPLY;
+	if (bpf_map_update_elem(sl_ct_map(pkt.proto), &rk, &nct, BPF_ANY))
+		return pod_verdict(skb, SL_R_CT_FULL, TC_ACT_SHOT);
+	if (bpf_map_update_elem(sl_ct_map(pkt.proto), &fk, &nct, BPF_ANY)) {
+		bpf_map_delete_elem(sl_ct_map(pkt.proto), &rk);
+		return pod_verdict(skb, SL_R_CT_FULL, TC_ACT_SHOT);
+	}
+	return pod_dnat(skb, &pkt, &nct);
+}
+
+SEC("tc")
+int tc_pod_egress(struct __sk_buff *skb)
+{
+	struct sl_ct4_key rk;
+	struct sl_pkt4 pkt = {};
+	struct sl_ct4_val *ct;
+	__u64 now;
+	int ret;
+
+	ret = sl_parse4(skb, &pkt);
+	if (ret)
+		return TC_ACT_OK;
+	sl_ct_key_from_pkt(&rk, &pkt, SL_CT_DIR_REPLY);
+	ct = bpf_map_lookup_elem(sl_ct_map(pkt.proto), &rk);
+	if (!ct)
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+	if (!sl_ct_alive(ct, pkt.proto, now))
+		return TC_ACT_OK;
+	sl_ct_touch(ct, &pkt, now);
+	ret = sl_csum_nat(skb, &pkt, true, ct->fe_addr, ct->fe_port);
+	if (!ret)
+		ret = pod_l4_fixup(skb, &pkt);
+	if (ret)
+		return pod_verdict(skb, -ret, TC_ACT_SHOT);
+	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
+}

@@ -1,0 +1,607 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# sluicectl lab: a Sluice cluster inside one machine (docs/lab.md), built from
+# the same binaries a real node runs. `sluicectl lab ...` execs this script
+# (SLUICE_LAB_SCRIPT overrides where it is found; SLUICE_LAB_BIN where the
+# binaries are, default: next to sluicectl).
+#
+#  host netns: kubectl ──127.0.0.1:PORT──┐       state: /run/sluice-lab/L/
+#                                        │
+#  L-cp   sluice-control (host netns, also listening in L-cp on 198.18.0.2:6443)
+#         eth0 198.18.0.2/24 ───┐
+#  L-n1   sluice-agent          ├── bridge br0 in L-fabric (no address, no uplink)
+#         eth0 198.18.0.11/24 ──┤
+#  L-nN   ... 198.18.0.(10+N) ──┤
+#  L-ext  eth0 198.18.0.250/24 ─┘   "external client"
+#
+#   lab up [--name L] [--nodes N]     build it (default name "lab", 2 nodes)
+#   lab down [--name L]               remove everything it made (also a half-built lab)
+#   lab status [--name L]             daemons, nodes, pods, services
+#   lab exec [--name L] TARGET -- CMD run CMD in a node (n1..nN, cp, ext, fabric)
+#                                     or a pod (NAMESPACE/POD)
+#   lab kubeconfig [--name L] [--lab] path of the host (or in-lab) kubeconfig
+#
+# Nothing has a default route and every address is in 198.18.0.0/15. What up
+# creates is recorded in the state dir as it is created (netns list, PID files
+# with the process start time, mounts, cgroup), and down removes exactly
+# that, so a failed up is cleaned by down and no other process or namespace is
+# ever touched.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
+BIN=${SLUICE_LAB_BIN:-$ROOT/build/bin}
+RUN_ROOT=/run/sluice-lab
+PY=$(command -v /usr/bin/python3 || command -v python3)
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-10}      # seconds between TERM and KILL
+NODE_TIMEOUT=${LAB_NODE_TIMEOUT:-60}      # seconds for nodes to become Ready
+# LAB_CONTROL_FLAGS: extra sluice-control flags (tests shorten grace periods)
+# LAB_LOG_ARCHIVE: down copies the daemons' logs there before removing the state
+
+NET_PREFIX=198.18.0
+SERVICE_CIDR=198.18.128.0/20
+CLUSTER_CIDR=198.18.64.0/18
+CLUSTER_DNS=198.18.128.10
+API_LAB=198.18.0.2:6443
+
+die() {
+	echo "sluicectl lab: $*" >&2
+	[[ -n ${UP_STARTED:-} ]] &&
+		echo "sluicectl lab: 'sluicectl lab down --name $NAME' removes what up made so far" >&2
+	exit 1
+}
+usage() {
+	sed -n '/^#   lab /s/^#   /  sluicectl /p' "$0"
+}
+log() { [[ -n ${LAB_QUIET:-} ]] || echo "lab $NAME: $*" >&2; }
+
+# --- arguments ----------------------------------------------------------------
+
+CMD=${1:-}
+[[ -n $CMD ]] || {
+	usage >&2
+	exit 2
+}
+shift
+NAME=${SLUICE_LAB_NAME:-lab}
+NODES=2
+NODES_SET=
+LAB_KUBECONFIG=
+EXEC_ARGS=()
+while (($#)); do
+	case $1 in
+	--name) NAME=${2:-} && shift 2 || die "--name needs a value" ;;
+	--name=*) NAME=${1#*=} && shift ;;
+	--nodes) NODES=${2:-} NODES_SET=1 && shift 2 || die "--nodes needs a value" ;;
+	--nodes=*) NODES=${1#*=} NODES_SET=1 && shift ;;
+	--lab) LAB_KUBECONFIG=1 && shift ;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	--)
+		[[ $CMD == exec ]] || die "'--' is only accepted by exec"
+		shift
+		EXEC_ARGS+=(--)
+		EXEC_ARGS+=("$@")
+		break
+		;;
+	-*) die "$CMD: unknown flag '$1' (accepted: --name L$([[ $CMD == up ]] && echo ', --nodes N')$([[ $CMD == kubeconfig ]] && echo ', --lab'))" ;;
+	*)
+		[[ $CMD == exec ]] || die "$CMD: unexpected argument '$1'"
+		EXEC_ARGS+=("$1")
+		shift
+		;;
+	esac
+done
+# The name becomes netns, cgroup and directory names: keep it short and plain.
+[[ $NAME =~ ^[a-z][a-z0-9]{0,11}$ ]] ||
+	die "--name '$NAME': expected a lowercase letter then up to 11 lowercase letters or digits"
+[[ $NODES =~ ^[0-9]+$ ]] && ((NODES >= 1 && NODES <= 20)) ||
+	die "--nodes '$NODES': expected a number 1-20"
+[[ $CMD != up && -n $NODES_SET ]] && die "$CMD: --nodes is a flag of up only"
+
+S=$RUN_ROOT/$NAME
+CG=${CGROOT:+$CGROOT/sluice-lab-$NAME}
+TOKEN_FILE=$S/tokens.csv
+
+node_ip() { echo "$NET_PREFIX.$((10 + $1))"; }
+in_ns() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" "$@"
+}
+
+# Reads the lab's recorded settings (written by up) into shell variables.
+load_config() {
+	[[ -f $S/config ]] || return 1
+	# shellcheck source=/dev/null
+	source "$S/config"
+}
+
+# --- process records ----------------------------------------------------------
+
+# starttime (clock ticks since boot) of a running PID; distinguishes it from a
+# later process that reuses the number. A zombie counts as gone: the daemons
+# are reparented to init, which may reap them late.
+proc_start() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	set -- $stat
+	[[ $1 != Z ]] || return 1
+	echo "${20}"
+}
+
+# record_pid NAME PID: the PID file is "PID STARTTIME".
+record_pid() {
+	local st
+	st=$(proc_start "$2") || st=gone
+	echo "$2 $st" >"$S/pids/$1.pid"
+}
+
+# pid_alive FILE: prints the PID when the recorded process still runs.
+pid_alive() {
+	local pid st now
+	read -r pid st <"$1" 2>/dev/null || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	now=$(proc_start "$pid") || return 1
+	[[ $now == "$st" ]] || return 1
+	echo "$pid"
+}
+
+# stop_pid FILE: TERM, then KILL after STOP_TIMEOUT, only the recorded process.
+stop_pid() {
+	local f=$1 pid i
+	pid=$(pid_alive "$f") || {
+		rm -f "$f"
+		return 0
+	}
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+		pid_alive "$f" >/dev/null || break
+		sleep 0.1
+	done
+	if pid_alive "$f" >/dev/null; then
+		log "$(basename "$f" .pid) (pid $pid) ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"
+		kill -KILL "$pid" 2>/dev/null
+		for ((i = 0; i < 50; i++)); do
+			pid_alive "$f" >/dev/null || break
+			sleep 0.1
+		done
+	fi
+	rm -f "$f"
+}
+
+# --- up -------------------------------------------------------------------------
+
+netns_add() {
+	ip netns add "$1" || die "ip netns add $1 failed"
+	echo "$1" >>"$S/netns"
+	ip -n "$1" link set lo up
+}
+
+# start_daemon NAME LOG CMD...: detached (own session, stdin /dev/null), PID
+# recorded. setsid and nsenter exec, so $! is the daemon itself.
+start_daemon() {
+	local name=$1 logf=$2
+	shift 2
+	setsid "$@" </dev/null >>"$logf" 2>&1 &
+	record_pid "$name" $!
+}
+
+need_bin() {
+	local b
+	for b in "$@"; do
+		[[ -x $BIN/$b ]] || die "$BIN/$b not found: build it with 'make' (or set SLUICE_LAB_BIN)"
+	done
+}
+
+api() { curl -sS --max-time 5 -H "Authorization: Bearer $TOKEN" "$API_URL$1"; }
+
+# Prints "name ready" per registered Node.
+nodes_ready() {
+	api /api/v1/nodes 2>/dev/null | "$PY" -c '
+import json, sys
+try:
+    items = json.load(sys.stdin).get("items") or []
+except Exception:
+    sys.exit(1)
+for n in items:
+    r = [c.get("status") for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+    print(n["metadata"]["name"], "Ready" if r == ["True"] else "NotReady")
+'
+}
+
+write_kubeconfig() {
+	cat >"$1" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: sluice-lab-$NAME
+  cluster:
+    server: $2
+contexts:
+- name: sluice-lab-$NAME
+  context:
+    cluster: sluice-lab-$NAME
+    user: lab-admin
+current-context: sluice-lab-$NAME
+users:
+- name: lab-admin
+  user:
+    token: $TOKEN
+KC
+	chmod 600 "$1"
+}
+
+cmd_up() {
+	local n i port ctl_flags=() agent_regs=0 nsn
+	[[ $(id -u) == 0 ]] || die "up needs root (network namespaces, bpffs, cgroups)"
+	[[ -n $CGROOT ]] || die "no cgroup2 mount in /proc/self/mounts: the agents need one"
+	need_bin sluice-control sluice-agent sluice-cni
+	[[ -e $S ]] && die "lab '$NAME' exists ($S); 'sluicectl lab down --name $NAME' first"
+	for n in fabric cp ext $(seq -f 'n%g' 1 "$NODES"); do
+		[[ -e /run/netns/$NAME-$n ]] &&
+			die "network namespace $NAME-$n exists but is not recorded by a lab: pick another --name"
+	done
+	[[ -e $CG ]] && die "cgroup $CG exists but is not recorded by a lab: pick another --name"
+
+	mkdir -p "$RUN_ROOT" && mkdir -m 700 "$S" || die "cannot create $S"
+	UP_STARTED=1
+	mkdir -p "$S/pids" "$S/logs" "$S/cni-bin" "$S/bpffs"
+	# What /run/netns was before the first `ip netns add` (which creates and
+	# bind-mounts it): down puts it back the same way.
+	{
+		[[ -d /run/netns ]] && echo "RUN_NETNS_EXISTED=1" || echo "RUN_NETNS_EXISTED="
+		mountpoint -q /run/netns 2>/dev/null && echo "RUN_NETNS_MOUNTED=1" ||
+			echo "RUN_NETNS_MOUNTED="
+	} >"$S/run-netns.before"
+	TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	echo "$TOKEN,lab-admin,lab-admin,system:masters" >"$TOKEN_FILE"
+	chmod 600 "$TOKEN_FILE"
+	cat >"$S/config" <<CFG
+NAME=$NAME
+NODES=$NODES
+BIN=$BIN
+CG=$CG
+TOKEN=$TOKEN
+CFG
+
+	log "network: $NAME-fabric (bridge), $NAME-cp, $NAME-n1..n$NODES, $NAME-ext"
+	netns_add "$NAME-fabric"
+	ip -n "$NAME-fabric" link add br0 type bridge || die "bridge br0 in $NAME-fabric failed"
+	ip -n "$NAME-fabric" link set br0 up
+	# member name, address: the fabric-side port is named after the member.
+	local members=("cp $NET_PREFIX.2" "ext $NET_PREFIX.250")
+	for ((i = 1; i <= NODES; i++)); do members+=("n$i $(node_ip "$i")"); done
+	for m in "${members[@]}"; do
+		set -- $m
+		nsn=$NAME-$1
+		netns_add "$nsn"
+		ip -n "$NAME-fabric" link add "$1" type veth peer name eth0 netns "$nsn" ||
+			die "veth $NAME-fabric/$1 <-> $nsn/eth0 failed"
+		ip -n "$NAME-fabric" link set "$1" master br0 up
+		ip -n "$nsn" addr add "$2/24" dev eth0
+		ip -n "$nsn" link set eth0 up
+	done
+	for ((i = 1; i <= NODES; i++)); do
+		# Nodes route their pods' traffic; nothing else forwards.
+		in_ns "$NAME-n$i" sysctl -qw net.ipv4.ip_forward=1
+	done
+
+	mount -t bpf bpf "$S/bpffs" || die "mounting bpffs at $S/bpffs failed"
+	echo "$S/bpffs" >"$S/mounts"
+	mkdir "$CG" || die "cgroup $CG: mkdir failed"
+	echo "$CG" >"$S/cgroups"
+	for ((i = 1; i <= NODES; i++)); do
+		mkdir -p "$CG/n$i/lab-exec" || die "cgroup $CG/n$i: mkdir failed"
+		mkdir -p "$S/n$i/net.d"
+	done
+	ln -s "$BIN/sluice-cni" "$S/cni-bin/sluice-cni"
+
+	# Flags of the controllers land on a branch; use them once this binary has them.
+	if "$BIN/sluice-control" --help 2>&1 | grep -q -- --cluster-cidr; then
+		ctl_flags+=(--cluster-cidr "$CLUSTER_CIDR")
+	else
+		log "WARNING: this sluice-control has no --cluster-cidr (node IPAM not merged):" \
+			"nodes get no podCIDR, pods cannot be wired"
+	fi
+	# kubectl (client-go) sends a bearer token only over TLS; the host's
+	# kubeconfig works only if loopback requests need none.
+	if "$BIN/sluice-control" --help 2>&1 | grep -q -- --anonymous-loopback; then
+		ctl_flags+=(--anonymous-loopback)
+	else
+		log "WARNING: this sluice-control has no --anonymous-loopback: kubectl sends no token" \
+			"over plain HTTP, so the host kubeconfig gets 401 Unauthorized"
+	fi
+	log "sluice-control: API on 127.0.0.1 (host) and $API_LAB (in $NAME-cp)"
+	start_daemon control "$S/logs/control.log" "$BIN/sluice-control" \
+		--listen 127.0.0.1:0 --ready-file "$S/control.port" \
+		--listen-netns "/run/netns/$NAME-cp=$API_LAB" --token-file "$TOKEN_FILE" \
+		--service-cidr "$SERVICE_CIDR" --advertise-address "$NET_PREFIX.2" \
+		--data-dir "$S/control" "${ctl_flags[@]}" --log-level info ${LAB_CONTROL_FLAGS:-}
+	for ((i = 0; i < 200; i++)); do
+		[[ -s $S/control.port ]] && break
+		pid_alive "$S/pids/control.pid" >/dev/null || break
+		sleep 0.05
+	done
+	port=$(cat "$S/control.port" 2>/dev/null)
+	[[ $port =~ ^[0-9]+$ ]] || {
+		tail -20 "$S/logs/control.log" >&2
+		die "sluice-control did not start (log above, $S/logs/control.log)"
+	}
+	API_URL=http://127.0.0.1:$port
+	echo "API_URL=$API_URL" >>"$S/config"
+	for ((i = 0; i < 200; i++)); do
+		curl -sf --max-time 1 "$API_URL/readyz" >/dev/null && break
+		sleep 0.05
+	done
+	curl -sf --max-time 2 "$API_URL/readyz" >/dev/null || die "sluice-control is not ready ($S/logs/control.log)"
+	in_ns "$NAME-cp" curl -sf --max-time 2 "http://$API_LAB/readyz" >/dev/null ||
+		die "the API does not answer on $API_LAB inside $NAME-cp ($S/logs/control.log)"
+	write_kubeconfig "$S/kubeconfig" "$API_URL"
+	write_kubeconfig "$S/kubeconfig-lab" "http://$API_LAB"
+
+	for ((i = 1; i <= NODES; i++)); do
+		# nsenter --net rather than `ip netns exec`: the latter remounts /sys,
+		# which hides the cgroup2 tree the agent attaches to.
+		start_daemon "agent-n$i" "$S/logs/agent-n$i.log" \
+			nsenter --net="/run/netns/$NAME-n$i" "$BIN/sluice-agent" \
+			--node-name "n$i" --server "http://$API_LAB" --token "$TOKEN" \
+			--bpffs "$S/bpffs" --cgroup-root "$CG/n$i" --devices eth0 \
+			--node-ip "$(node_ip "$i")" --run-pods --state-dir "$S/n$i" \
+			--cni-conf-dir "$S/n$i/net.d" --cni-bin-dir "$S/cni-bin" \
+			--cluster-dns "$CLUSTER_DNS" --metrics-listen 127.0.0.1:10249 \
+			--log-level info
+	done
+	sleep 0.5
+	for ((i = 1; i <= NODES; i++)); do
+		pid_alive "$S/pids/agent-n$i.pid" >/dev/null || {
+			tail -20 "$S/logs/agent-n$i.log" >&2
+			die "sluice-agent n$i exited (log above, $S/logs/agent-n$i.log)"
+		}
+	done
+
+	# Node registration is the agent's node part (agent/node.c); an agent
+	# built without it never registers, so say that instead of waiting.
+	if grep -qa kube-node-lease "$BIN/sluice-agent"; then
+		log "waiting up to ${NODE_TIMEOUT}s for $NODES Ready nodes"
+		for ((i = 0; i < NODE_TIMEOUT * 4; i++)); do
+			agent_regs=$(nodes_ready | grep -c ' Ready$')
+			((agent_regs >= NODES)) && break
+			sleep 0.25
+		done
+		if ((agent_regs < NODES)); then
+			nodes_ready >&2
+			die "only $agent_regs of $NODES nodes are Ready after ${NODE_TIMEOUT}s (logs in $S/logs/)"
+		fi
+	else
+		log "WARNING: this sluice-agent does not register Nodes (agent/node.c not merged):" \
+			"'kubectl get nodes' stays empty and no pods run"
+	fi
+
+	cat <<EOF
+lab '$NAME' is up: $NODES nodes, API $API_URL (host) and http://$API_LAB (lab network)
+  export KUBECONFIG=$S/kubeconfig
+  kubectl get nodes -o wide
+  sluicectl lab status --name $NAME
+  sluicectl lab exec --name $NAME n1 -- ip route
+  sluicectl lab exec --name $NAME ext -- curl http://$(node_ip 1):NODEPORT/
+  sluicectl lab down --name $NAME
+EOF
+}
+
+# --- down -----------------------------------------------------------------------
+
+# kill_cgroup DIR: every process in the subtree (pods the agents left), then
+# waits until it is empty.
+kill_cgroup() {
+	local d=$1 i p
+	[[ -d $d ]] || return 0
+	if [[ -e $d/cgroup.kill ]]; then
+		echo 1 >"$d/cgroup.kill" 2>/dev/null
+	else
+		while read -r p; do
+			kill -KILL "$p" 2>/dev/null
+		done < <(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null)
+	fi
+	for ((i = 0; i < 50; i++)); do
+		grep -q '^populated 0' "$d/cgroup.events" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "WARNING: processes remain in $d"
+}
+
+# Pod network namespaces are named from pod UIDs by the agents; only those
+# whose UID appears in this lab's node state dirs are this lab's. The
+# sandbox.json of each pod (<state>/pods/<uid>/) names its netns exactly.
+pod_netns() {
+	local e uid
+	[[ -d /run/netns ]] || return 0
+	find "$S" -path '*/pods/*/sandbox.json' -exec "$PY" -c '
+import json, sys
+for f in sys.argv[1:]:
+    try:
+        n = json.load(open(f)).get("netns") or ""
+    except Exception:
+        continue
+    if n.startswith("/run/netns/") and "/" not in n[len("/run/netns/"):]:
+        print(n[len("/run/netns/"):])
+' {} + 2>/dev/null
+	for e in /run/netns/*; do
+		[[ -e $e ]] || continue
+		e=${e##*/}
+		[[ $e =~ ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) ]] || continue
+		uid=${BASH_REMATCH[1]}
+		for ((i = 1; i <= NODES; i++)); do
+			[[ -d $S/n$i ]] || continue
+			if [[ -n $(find "$S/n$i" -name "*$uid*" -print -quit 2>/dev/null) ]] ||
+				grep -rqsF -- "$uid" "$S/n$i"; then
+				echo "$e"
+				break
+			fi
+		done
+	done
+}
+
+cmd_down() {
+	local f ns i
+	[[ $(id -u) == 0 ]] || die "down needs root"
+	if [[ ! -d $S ]]; then
+		log "not found ($S): nothing to remove"
+		return 0
+	fi
+	load_config || {
+		# up failed before writing its config: only the state dir exists.
+		NODES=0
+		CG=${CGROOT:+$CGROOT/sluice-lab-$NAME}
+	}
+	# Agents first (they stop pods), then the API server they talk to.
+	for f in "$S"/pids/agent-*.pid; do
+		[[ -e $f ]] && stop_pid "$f"
+	done
+	for f in "$S"/pids/*.pid; do
+		[[ -e $f ]] && stop_pid "$f"
+	done
+	[[ -s $S/cgroups ]] && kill_cgroup "$CG"
+	for ((i = 1; i <= NODES; i++)); do
+		[[ -e /run/netns/$NAME-n$i && -d $S/bpffs/sluice/n$i ]] &&
+			in_ns "$NAME-n$i" "$BIN/sluice-agent" --node-name "n$i" --bpffs "$S/bpffs" \
+				--cleanup >>"$S/logs/cleanup.log" 2>&1
+	done
+	for ns in $(pod_netns | sort -u); do
+		[[ -e /run/netns/$ns ]] && ip netns del "$ns" 2>/dev/null && log "removed pod netns $ns"
+	done
+	if [[ -s $S/netns ]]; then
+		tac "$S/netns" | while read -r ns; do
+			[[ -e /run/netns/$ns ]] && ip netns del "$ns"
+		done
+	fi
+	if [[ -s $S/cgroups ]]; then
+		# Depth first: a cgroup goes only once its children are gone.
+		find "$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
+		[[ -d $CG ]] && log "WARNING: cgroup $CG could not be removed"
+	fi
+	if [[ -s $S/mounts ]]; then
+		while read -r m; do
+			mountpoint -q "$m" && { umount "$m" || umount -l "$m"; }
+		done <"$S/mounts"
+	fi
+	if [[ -f $S/run-netns.before ]]; then
+		# shellcheck source=/dev/null
+		source "$S/run-netns.before"
+		# `ip netns add` bind-mounted /run/netns on itself; undo that once no
+		# namespace is mounted there in this mount namespace.
+		if [[ -z $RUN_NETNS_MOUNTED ]] && mountpoint -q /run/netns &&
+			! awk '$2 ~ "^/run/netns/" { f = 1 } END { exit !f }' /proc/self/mounts; then
+			umount /run/netns 2>/dev/null
+		fi
+		[[ -z $RUN_NETNS_EXISTED ]] && rmdir /run/netns 2>/dev/null
+	fi
+	if [[ -n ${LAB_LOG_ARCHIVE:-} ]]; then
+		mkdir -p "$LAB_LOG_ARCHIVE" && cp -r "$S/logs/." "$LAB_LOG_ARCHIVE/"
+	fi
+	rm -rf "$S"
+	rmdir "$RUN_ROOT" 2>/dev/null
+	log "removed"
+}
+
+# --- status / exec / kubeconfig --------------------------------------------------
+
+kubectl_bin() {
+	if [[ -n ${KUBECTL:-} ]]; then
+		echo "$KUBECTL"
+	elif [[ -x $ROOT/build/deps/kubectl-1.20/usr/bin/kubectl ]]; then
+		echo "$ROOT/build/deps/kubectl-1.20/usr/bin/kubectl"
+	else
+		command -v kubectl
+	fi
+}
+
+cmd_status() {
+	local f k name pid
+	load_config || die "lab '$NAME' is not up (no $S/config)"
+	echo "lab $NAME: $NODES nodes, API $API_URL (host) and http://$API_LAB (lab), state $S"
+	for f in "$S"/pids/*.pid; do
+		[[ -e $f ]] || continue
+		name=$(basename "$f" .pid)
+		if pid=$(pid_alive "$f"); then
+			printf '  %-10s running (pid %s)\n' "$name" "$pid"
+		else
+			printf '  %-10s NOT RUNNING (log %s/logs/%s.log)\n' "$name" "$S" "$name"
+		fi
+	done
+	k=$(kubectl_bin) || die "kubectl not found (set KUBECTL)"
+	"$k" --kubeconfig "$S/kubeconfig" get nodes -o wide
+	"$k" --kubeconfig "$S/kubeconfig" get pods -A -o wide
+	"$k" --kubeconfig "$S/kubeconfig" get svc -A
+}
+
+cmd_exec() {
+	local target cmd=() ns cg uid node k e pid
+	load_config || die "lab '$NAME' is not up (no $S/config)"
+	((${#EXEC_ARGS[@]})) || die "exec: missing target: n1..n$NODES, cp, ext, fabric or NAMESPACE/POD"
+	target=${EXEC_ARGS[0]}
+	cmd=("${EXEC_ARGS[@]:1}")
+	[[ ${cmd[0]:-} == -- ]] && cmd=("${cmd[@]:1}")
+	((${#cmd[@]})) || cmd=("${SHELL:-/bin/bash}")
+	case $target in
+	*/*)
+		k=$(kubectl_bin) || die "kubectl not found (set KUBECTL)"
+		read -r uid node < <("$k" --kubeconfig "$S/kubeconfig" get pod -n "${target%%/*}" \
+			"${target#*/}" -o jsonpath='{.metadata.uid} {.spec.nodeName}{"\n"}') ||
+			die "exec: pod $target not found"
+		[[ -n $uid ]] || die "exec: pod $target not found"
+		for e in /run/netns/*"$uid"*; do
+			[[ -e $e ]] && ns=${e##*/} && break
+		done
+		[[ -n ${ns:-} ]] || die "exec: pod $target (uid $uid, node ${node:-none}) has no network" \
+			"namespace under /run/netns: is it running on a node?"
+		# Like kubectl exec: join a running container's cgroup and its
+		# namespaces (net, and mount/UTS for the pod's /etc files and
+		# hostname); with no process to join, the pod netns and the node's cgroup.
+		for e in "$CG/$node/pods/$uid"/*/cgroup.procs; do
+			[[ -e $e ]] || continue
+			read -r pid <"$e" || continue
+			[[ -n $pid ]] || continue
+			# shellcheck disable=SC2093 # exec: the loop continues only if bash is missing
+			exec bash -c 'echo $$ >"$0" && exec nsenter -t "$1" -n -m -u "${@:2}"' \
+				"$e" "$pid" "${cmd[@]}"
+		done
+		cg=$CG/$node/lab-exec
+		;;
+	cp | ext | fabric)
+		ns=$NAME-$target cg=
+		;;
+	n[0-9]*)
+		[[ -e /run/netns/$NAME-$target ]] || die "exec: no node $target (nodes n1..n$NODES)"
+		ns=$NAME-$target cg=$CG/$target/lab-exec
+		;;
+	*) die "exec: unknown target '$target': n1..n$NODES, cp, ext, fabric or NAMESPACE/POD" ;;
+	esac
+	[[ -e /run/netns/$ns ]] || die "exec: network namespace $ns is gone"
+	# Inside the node's cgroup subtree the socket-level service load balancing
+	# applies, as for the node's pods.
+	if [[ -n $cg && -d $cg ]]; then
+		exec bash -c 'echo $$ >"$0/cgroup.procs" && exec nsenter --net="$1" "${@:2}"' \
+			"$cg" "/run/netns/$ns" "${cmd[@]}"
+	fi
+	exec nsenter --net="/run/netns/$ns" "${cmd[@]}"
+}
+
+case $CMD in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+exec) cmd_exec ;;
+kubeconfig)
+	[[ -f $S/kubeconfig ]] || die "lab '$NAME' is not up (no $S/kubeconfig)"
+	if [[ -n $LAB_KUBECONFIG ]]; then echo "$S/kubeconfig-lab"; else echo "$S/kubeconfig"; fi
+	;;
+-h | --help | help) usage ;;
+*)
+	echo "sluicectl lab: unknown command '$CMD': accepted are up, down, status, exec, kubeconfig" >&2
+	exit 2
+	;;
+esac
