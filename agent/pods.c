@@ -32,6 +32,7 @@
 #include "agent.h"
 #include "pods.h"
 #include "sluice/client.h"
+#include "sluice/err.h"
 #include "sluice/informer.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
@@ -436,8 +437,9 @@ static int status_patch(struct pod *p, const char *patch, char *err, size_t errl
 	return rc;
 }
 
-/* Writes the pod's status when it differs from what was last written. */
-static void pod_status_sync(struct pod *p)
+/* Writes the pod's status when it differs from what was last written.
+ * Returns false when a write failed (to be retried). */
+static bool pod_status_sync(struct pod *p)
 {
 	struct json_object *st, *patch;
 	const char *s;
@@ -445,37 +447,47 @@ static void pod_status_sync(struct pod *p)
 	int rc;
 
 	if (!p->obj || p->st == PS_DONE || p->st == PS_TEARDOWN)
-		return;
+		return true;
 	st = pod_status(p);
 	if (!st)
-		return;
+		return false;
 	s = sl_json_str(st, NULL);
 	if (p->last_status && !strcmp(p->last_status, s)) {
 		json_object_put(st);
-		return;
+		return true;
 	}
 	patch = json_object_new_object();
 	json_object_object_add(patch, "status", json_object_get(st));
 	rc = status_patch(p, sl_json_str(patch, NULL), err, sizeof(err));
 	if (rc) {
 		pr_warn(PD, "pod '%s/%s': writing status failed: %s", p->ns, p->name, err);
-		/* Retried at the next change; a vanished pod is handled by its
-		 * DELETED event. */
+		/* A vanished pod is handled by its DELETED event; anything else is
+		 * retried. */
+		if (rc == -SL_ERR_NOTFOUND)
+			rc = 0;
 	} else {
 		free(p->last_status);
 		p->last_status = strdup(s);
 	}
 	json_object_put(patch);
 	json_object_put(st);
+	return rc == 0;
 }
 
 static void status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pods *pm = arg;
+	bool ok = true;
 
 	pm->status_pending = false;
 	for (size_t i = 0; i < pm->n; i++)
-		pod_status_sync(pm->v[i]);
+		ok &= pod_status_sync(pm->v[i]);
+	if (!ok) {
+		/* The API was unreachable or refused: try again in a second. */
+		struct timeval tv = {1, 0};
+		pm->status_pending = true;
+		evtimer_add(pm->status_ev, &tv);
+	}
 }
 
 /* Status writes are batched: every change in one loop iteration is one write
@@ -572,6 +584,8 @@ static struct pod *pod_new(struct pods *pm, const char *uid, const char *ns, con
 	pods_fmt(p->dir, sizeof(p->dir), "%s/%s", pm->pods_dir, uid);
 	pods_fmt(p->netns, sizeof(p->netns), NETNS_DIR "/sl-%s", uid);
 	pods_fmt(p->cgroup, sizeof(p->cgroup), "%s/%s", pm->cg_pods, uid);
+	/* startTime: when this node's runtime first saw the pod, as kubelet does. */
+	p->start_time = time(NULL);
 	p->timer = evtimer_new(pm->base, pod_timer_cb, p);
 	if (!p->timer) {
 		free(p);
@@ -842,6 +856,8 @@ static void ctr_start(struct ctr *c)
 	c->ready = c->started = false;
 	pr_info(PD, "pod '%s/%s': container '%s' started (pid %d)", p->ns, p->name, c->name,
 		(int)pid);
+	pods_fmt(err, sizeof(err), "Started container %s", c->name);
+	pod_event(p, "Normal", "Started", err, false);
 	if (sl_json_get(c->spec, "startupProbe"))
 		c->sp = probe_make(c, "startupProbe", "startup");
 	if (!c->sp)
@@ -1343,6 +1359,13 @@ static void on_pod(struct json_object *obj, void *arg)
 		}
 		json_object_put(p->obj);
 		p->obj = json_object_get(obj);
+		{
+			/* A pod this node ran before (agent restart) keeps its startTime. */
+			const char *t0 = pod_str(obj, "status", "startTime");
+			struct tm tm = {0};
+			if (t0 && strptime(t0, "%Y-%m-%dT%H:%M:%SZ", &tm))
+				p->start_time = timegm(&tm);
+		}
 		if (!p->leftover)
 			pod_ctrs_ensure(p);
 	}
