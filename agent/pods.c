@@ -888,7 +888,7 @@ static void ctr_exit_cb(evutil_socket_t fd, short what, void *arg)
 	time_t now = time(NULL);
 	int st;
 
-	if (waitpid(c->pid, &st, WNOHANG) != c->pid)
+	if (!pods_reap(c->pid, &st))
 		return;
 	event_free(c->exit_ev);
 	c->exit_ev = NULL;

@@ -158,6 +158,10 @@ bool pods_should_restart(const char *policy, int exit_code);
  * it at compile time; a truncated message is still NUL-terminated. */
 int pods_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Reaps pid after its pidfd turned readable: 1 with *status, 0 when it has
+ * not exited after all. A child someone else reaped counts as exit 255. */
+int pods_reap(pid_t pid, int *status);
+
 /* RFC 3339 UTC ("2026-01-02T03:04:05Z") of t. */
 void pods_rfc3339(time_t t, char *out, size_t outlen);
 

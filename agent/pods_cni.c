@@ -384,7 +384,7 @@ static void exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cni_job *j = arg;
 
-	if (waitpid(j->pid, &j->status, WNOHANG) != j->pid)
+	if (!pods_reap(j->pid, &j->status))
 		return;
 	j->pid = -1;
 	j->exited = true;

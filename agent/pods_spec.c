@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 
 #include "pods.h"
 #include "sluice/json.h"
@@ -26,6 +27,21 @@ int pods_fmt(char *dst, size_t len, const char *fmt, ...)
 	n = vsnprintf(dst, len, fmt, ap);
 	va_end(ap);
 	return n < 0 ? -EINVAL : (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int pods_reap(pid_t pid, int *status)
+{
+	pid_t r = waitpid(pid, status, WNOHANG);
+
+	if (r == pid)
+		return 1;
+	if (r < 0 && errno == ECHILD) {
+		/* Reaped elsewhere (SIGCHLD ignored): the pidfd said it exited, the
+		 * status is lost. */
+		*status = 255 << 8;
+		return 1;
+	}
+	return 0;
 }
 
 void pods_rfc3339(time_t t, char *out, size_t outlen)

@@ -120,7 +120,7 @@ static void exec_cb(evutil_socket_t fd, short what, void *arg)
 	char msg[128];
 	int st;
 
-	if (waitpid(p->pid, &st, WNOHANG) != p->pid)
+	if (!pods_reap(p->pid, &st))
 		return;
 	p->pid = 0;
 	if (WIFEXITED(st))

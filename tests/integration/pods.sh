@@ -145,6 +145,10 @@ echo ok >"$TMP/www/ready"
 if wait_for 10 web '.status.conditions[] | select(.type=="Ready") | .status' True; then ok readiness-gates-ready; else
 	not_ok readiness-gates-ready "$(pod_json web | jq -c .status)"; fi
 expect_eq container-ready "$(field web '.status.containerStatuses[0].ready')" true
+# Probes pass every second; nothing changes, so nothing is written.
+rv1=$(field web .metadata.resourceVersion)
+sleep 3
+expect_eq status-written-only-on-change "$(field web .metadata.resourceVersion)" "$rv1"
 check pod-reachable-from-node in_node curl -sf --max-time 2 "http://$ip_a:8080/ready"
 rm "$TMP/www/ready"
 if wait_for 10 web '.status.conditions[] | select(.type=="Ready") | .status' False; then ok readiness-failure-unready; else
