@@ -157,7 +157,7 @@ lt=$(field web '.status.conditions[] | select(.type=="PodScheduled") | .lastTran
 expect_match conditions-have-transition-time "$lt" '^20[0-9][0-9]-'
 
 # --- environment, resolv.conf, hosts, hostname, logs ----------------------------------
-uid_e=$(pod envy "\"hostname\":\"envhost\",\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\",\"command\":[\"sh\",\"-c\"],\"args\":[\"echo NAME=\$MY_NAME NS=\$MY_NS UID=\$MY_UID NODE=\$MY_NODE IP=\$MY_IP HOST=\$MY_HOST X=\$X; cat /etc/resolv.conf; hostname; grep envhost /etc/hosts; pwd; ip -4 -o addr show dev eth0; ip -o link show lo\"],\"workingDir\":\"/tmp\",\"env\":[{\"name\":\"A\",\"value\":\"aa\"},{\"name\":\"X\",\"value\":\"\$(A)-x\"},{\"name\":\"MY_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}},{\"name\":\"MY_NS\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.namespace\"}}},{\"name\":\"MY_UID\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.uid\"}}},{\"name\":\"MY_NODE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}},{\"name\":\"MY_IP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},{\"name\":\"MY_HOST\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.hostIP\"}}}]}]")
+uid_e=$(pod envy "\"hostname\":\"envhost\",\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\",\"command\":[\"sh\",\"-c\"],\"args\":[\"echo NAME=\$MY_NAME NS=\$MY_NS UID=\$MY_UID NODE=\$MY_NODE IP=\$MY_IP HOST=\$MY_HOST X=\$X; cat /etc/resolv.conf; hostname; grep envhost /etc/hosts; pwd; ip -4 -o addr show dev eth0; ip -o link show lo; echo FDS=\$(ls /proc/self/fd | wc -l)\"],\"workingDir\":\"/tmp\",\"env\":[{\"name\":\"A\",\"value\":\"aa\"},{\"name\":\"X\",\"value\":\"\$(A)-x\"},{\"name\":\"MY_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}},{\"name\":\"MY_NS\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.namespace\"}}},{\"name\":\"MY_UID\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.uid\"}}},{\"name\":\"MY_NODE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}},{\"name\":\"MY_IP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},{\"name\":\"MY_HOST\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.hostIP\"}}}]}]")
 if wait_for 15 envy .status.phase Succeeded; then ok never-completes-succeeded; else
 	not_ok never-completes-succeeded "$(pod_json envy | jq -c .status)"; fi
 log=$(cat "$STATE/pods/$uid_e/c.log" 2>/dev/null)
@@ -171,6 +171,8 @@ expect_match hosts-file "$log" "$ip_e"$'\tenvhost'
 expect_match working-dir "$log" $'\n/tmp\n'
 expect_match in-pod-netns "$log" "eth0 +inet $ip_e/"
 expect_match pod-loopback-up "$log" 'lo: <LOOPBACK,UP'
+expect_match no-agent-fds-inherited "$log" 'FDS=4'
+expect_match cgroup-of-container "$(cat "$CG/pods/$uid_a/c/cgroup.procs" | head -1 | xargs -I{} cat /proc/{}/cgroup)" "/pods/$uid_a/c\$"
 expect_eq node-resolv-untouched "$(cat /etc/resolv.conf | grep -c 198.18.128.10)" 0
 expect_eq exit-code-recorded "$(field envy '.status.containerStatuses[0].state.terminated.exitCode')" 0
 
