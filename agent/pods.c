@@ -304,24 +304,22 @@ static void ctr_id(const struct ctr *c, char *out, size_t len)
 
 static const char *pod_phase(const struct pod *p)
 {
-	size_t running = 0, restarting = 0, ok = 0, failed = 0;
+	struct pods_ctr_phase *v = calloc(p->n_ctrs + 1, sizeof(*v));
+	const char *phase;
 
-	if (p->st < PS_RUNNING)
-		return "Pending";
+	if (!v)
+		return "Unknown";
 	for (size_t i = 0; i < p->n_ctrs; i++) {
 		const struct ctr *c = &p->ctrs[i];
-		if (c->state == CS_RUNNING)
-			running++;
-		else if (c->state == CS_WAITING && (c->restarts || c->term.set || c->last.set))
-			restarting++;
-		else if (c->state == CS_TERMINATED)
-			*(c->term.exit_code == 0 ? &ok : &failed) += 1;
+		v[i].state = c->state == CS_RUNNING	 ? PODS_CTR_RUNNING
+			     : c->state == CS_TERMINATED ? PODS_CTR_TERMINATED
+							 : PODS_CTR_WAITING;
+		v[i].exit_code = c->term.exit_code;
+		v[i].restarting = c->restarts || c->term.set || c->last.set;
 	}
-	if (running || restarting)
-		return "Running";
-	if (ok + failed == p->n_ctrs && p->n_ctrs)
-		return failed ? "Failed" : "Succeeded";
-	return "Pending";
+	phase = pods_phase(p->st >= PS_RUNNING, v, p->n_ctrs);
+	free(v);
+	return phase;
 }
 
 static struct json_object *pod_status(struct pod *p)
@@ -1471,19 +1469,24 @@ static void leftovers_clean(struct pods *pm)
 		closedir(d);
 }
 
+/* status.hostIP: the node's InternalIP by the node part's rule (docs/lab.md):
+ * --node-ip, else the first IPv4 address of the first --devices entry. Pod
+ * veths carry the gateway address, so "any interface" would be wrong. */
 static void host_ip_find(struct pods *pm)
 {
 	struct ifaddrs *ifa, *i;
+	const char *devs = pm->cfg->devices;
+	char dev[IF_NAMESIZE + 1];
 
 	if (pm->cfg->node_ip && *pm->cfg->node_ip) {
 		pods_fmt(pm->host_ip, sizeof(pm->host_ip), "%s", pm->cfg->node_ip);
 		return;
 	}
-	if (getifaddrs(&ifa))
+	if (!devs || !*devs || getifaddrs(&ifa))
 		return;
+	pods_fmt(dev, sizeof(dev), "%.*s", (int)strcspn(devs, ","), devs);
 	for (i = ifa; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    (i->ifa_flags & IFF_LOOPBACK))
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, dev))
 			continue;
 		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, pm->host_ip,
 			  sizeof(pm->host_ip));

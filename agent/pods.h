@@ -146,6 +146,18 @@ void probe_spec_fini(struct probe_spec *p);
 bool pods_cond_set(struct json_object *conds, const char *type, bool status, const char *reason,
 		   const char *now);
 
+/* A container as the pod phase sees it. */
+struct pods_ctr_phase {
+	enum { PODS_CTR_WAITING, PODS_CTR_RUNNING, PODS_CTR_TERMINATED } state;
+	int exit_code;	 /* TERMINATED */
+	bool restarting; /* WAITING after having run (back-off, restart pending) */
+};
+
+/* The pod phase as kubelet computes it: Pending until the sandbox is up and a
+ * container ran; Running while any container runs or restarts; Succeeded when
+ * all terminated with 0; Failed when all terminated and one did not. */
+const char *pods_phase(bool sandbox_ready, const struct pods_ctr_phase *c, size_t n);
+
 /* Kubelet's crash-loop back-off before restart number n (n >= 1): 0 for the
  * first restart, then 10 s doubling to 300 s. */
 unsigned pods_backoff_s(unsigned n);

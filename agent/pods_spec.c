@@ -578,6 +578,26 @@ bool pods_cond_set(struct json_object *conds, const char *type, bool status, con
 	return changed;
 }
 
+const char *pods_phase(bool sandbox_ready, const struct pods_ctr_phase *c, size_t n)
+{
+	size_t running = 0, ok = 0, failed = 0;
+
+	if (!sandbox_ready)
+		return "Pending";
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].state == PODS_CTR_RUNNING ||
+		    (c[i].state == PODS_CTR_WAITING && c[i].restarting))
+			running++;
+		else if (c[i].state == PODS_CTR_TERMINATED)
+			*(c[i].exit_code ? &failed : &ok) += 1;
+	}
+	if (running)
+		return "Running";
+	if (n && ok + failed == n)
+		return failed ? "Failed" : "Succeeded";
+	return "Pending";
+}
+
 unsigned pods_backoff_s(unsigned n)
 {
 	unsigned d = 10;

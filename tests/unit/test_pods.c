@@ -357,3 +357,26 @@ TEST(pods_cni_conflist_load)
 	unlink(path);
 	rmdir(dir);
 }
+
+TEST(pods_phase_like_kubelet)
+{
+	struct pods_ctr_phase run = {.state = PODS_CTR_RUNNING};
+	struct pods_ctr_phase ok = {.state = PODS_CTR_TERMINATED, .exit_code = 0};
+	struct pods_ctr_phase bad = {.state = PODS_CTR_TERMINATED, .exit_code = 2};
+	struct pods_ctr_phase backoff = {.state = PODS_CTR_WAITING, .restarting = true};
+	struct pods_ctr_phase creating = {.state = PODS_CTR_WAITING};
+	struct pods_ctr_phase v[2];
+
+	ASSERT_STREQ(pods_phase(false, &run, 1), "Pending", "no sandbox yet");
+	ASSERT_STREQ(pods_phase(true, &creating, 1), "Pending", "not started");
+	ASSERT_STREQ(pods_phase(true, &run, 1), "Running", "running");
+	ASSERT_STREQ(pods_phase(true, &backoff, 1), "Running", "crash-looping is Running");
+	ASSERT_STREQ(pods_phase(true, &ok, 1), "Succeeded", "completed");
+	ASSERT_STREQ(pods_phase(true, &bad, 1), "Failed", "failed");
+	v[0] = ok;
+	v[1] = run;
+	ASSERT_STREQ(pods_phase(true, v, 2), "Running", "one still running");
+	v[1] = bad;
+	ASSERT_STREQ(pods_phase(true, v, 2), "Failed", "one failed, all done");
+	ASSERT_STREQ(pods_phase(true, NULL, 0), "Pending", "no containers");
+}
