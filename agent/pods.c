@@ -1074,8 +1074,9 @@ static void sandbox_create(struct pod *p)
 
 	json_object_put(p->cni_conf);
 	p->cni_conf = NULL;
-	p->host_net = sl_json_path(p->obj, "spec", "hostNetwork", NULL) &&
-		      json_object_get_boolean(sl_json_path(p->obj, "spec", "hostNetwork", NULL));
+	p->host_net =
+		sl_json_path(p->obj, "spec", "hostNetwork", (char *)NULL) &&
+		json_object_get_boolean(sl_json_path(p->obj, "spec", "hostNetwork", (char *)NULL));
 	if (p->host_net) {
 		/* No sandbox network to wait for: the node's own. */
 		rc = pod_ctrs_ensure(p);
@@ -1207,7 +1208,8 @@ static void teardown_finish(struct pod *p)
 		pod_free(p);
 		return;
 	}
-	if (p->restart_after && !sl_json_path(p->obj, "metadata", "deletionTimestamp", NULL) &&
+	if (p->restart_after &&
+	    !sl_json_path(p->obj, "metadata", "deletionTimestamp", (char *)NULL) &&
 	    !p->delete_api) {
 		p->restart_after = false;
 		p->leftover = false;
@@ -1323,7 +1325,7 @@ static void pod_advance(struct pod *p)
 {
 	if (p->st != PS_WAIT_NET || !p->obj)
 		return;
-	if (sl_json_path(p->obj, "metadata", "deletionTimestamp", NULL)) {
+	if (sl_json_path(p->obj, "metadata", "deletionTimestamp", (char *)NULL)) {
 		p->delete_api = true;
 		pod_stop(p, "deleted");
 		return;
@@ -1577,8 +1579,11 @@ void pods_close(struct pods *pm)
 	if (pm->inf_ev)
 		event_free(pm->inf_ev);
 	/* Pods keep running; what they leave is cleaned up by the next start. */
-	while (pm->n)
-		pod_free(pm->v[0]);
+	while (pm->n) {
+		/* Off the list first: pod_free only unlinks what it finds. */
+		struct pod *p = pm->v[--pm->n];
+		pod_free(p);
+	}
 	free(pm->v);
 	if (pm->status_ev)
 		event_free(pm->status_ev);

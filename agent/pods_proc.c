@@ -168,9 +168,11 @@ int pods_rm_tree(const char *dir)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		pods_fmt(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-		if (e->d_type == DT_DIR)
-			rc = pods_rm_tree(sub) ?: rc;
-		else if (unlink(sub) && errno != ENOENT)
+		if (e->d_type == DT_DIR) {
+			int r = pods_rm_tree(sub);
+			if (r)
+				rc = r;
+		} else if (unlink(sub) && errno != ENOENT)
 			rc = -errno;
 	}
 	closedir(d);

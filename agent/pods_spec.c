@@ -415,7 +415,7 @@ void probe_spec_fini(struct probe_spec *p)
 		return;
 	pods_strv_free(p->cmd);
 	free(p->path);
-	for (size_t i = 0; i < p->n_headers; i++) {
+	for (size_t i = 0; p->headers && i < p->n_headers; i++) {
 		free(p->headers[i].name);
 		free(p->headers[i].value);
 	}
