@@ -32,14 +32,15 @@
 #include "agent.h"
 #include "pods.h"
 #include "sluice/client.h"
+#include "sluice/err.h"
 #include "sluice/informer.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
 
-#define PD "pods"
-#define NETNS_DIR "/run/netns"
-#define CNI_TIMEOUT_MS 60000
-#define NET_RETRY_S 1
+#define PD		"pods"
+#define NETNS_DIR	"/run/netns"
+#define CNI_TIMEOUT_MS	60000
+#define NET_RETRY_S	1
 #define SANDBOX_RETRY_S 5
 
 enum pod_state {
@@ -95,6 +96,7 @@ struct pod {
 	bool leftover;	    /* found on disk at start, from a previous run */
 	bool delete_api;    /* graceful deletion: DELETE with grace 0 when stopped */
 	bool restart_after; /* make a fresh sandbox once the teardown is done */
+	bool host_net;	    /* spec.hostNetwork: the node's netns, no CNI */
 	char ip[64];
 	char dir[PATH_MAX], netns[PATH_MAX], cgroup[PATH_MAX];
 	struct ctr *ctrs;
@@ -203,8 +205,8 @@ static int grace_seconds(const struct pod *p)
 {
 	int64_t g = 30;
 
-	if (p->obj && sl_json_get_int(sl_json_get(p->obj, "metadata"), "deletionGracePeriodSeconds",
-				      &g))
+	if (p->obj &&
+	    sl_json_get_int(sl_json_get(p->obj, "metadata"), "deletionGracePeriodSeconds", &g))
 		return g < 0 ? 0 : (int)g;
 	if (sl_json_get_int(sl_json_get(p->spec_obj ? p->spec_obj : p->obj, "spec"),
 			    "terminationGracePeriodSeconds", &g))
@@ -248,7 +250,8 @@ static void pod_event(struct pod *p, const char *type, const char *reason, const
 	}
 	sl_buf_puts(&b, ",\"namespace\":");
 	sl_buf_json_str(&b, p->ns);
-	sl_buf_puts(&b, "},\"involvedObject\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"namespace\":");
+	sl_buf_puts(&b,
+		    "},\"involvedObject\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"namespace\":");
 	sl_buf_json_str(&b, p->ns);
 	sl_buf_puts(&b, ",\"name\":");
 	sl_buf_json_str(&b, p->name);
@@ -301,24 +304,22 @@ static void ctr_id(const struct ctr *c, char *out, size_t len)
 
 static const char *pod_phase(const struct pod *p)
 {
-	size_t running = 0, restarting = 0, ok = 0, failed = 0;
+	struct pods_ctr_phase *v = calloc(p->n_ctrs + 1, sizeof(*v));
+	const char *phase;
 
-	if (p->st < PS_RUNNING)
-		return "Pending";
+	if (!v)
+		return "Unknown";
 	for (size_t i = 0; i < p->n_ctrs; i++) {
 		const struct ctr *c = &p->ctrs[i];
-		if (c->state == CS_RUNNING)
-			running++;
-		else if (c->state == CS_WAITING && (c->restarts || c->term.set || c->last.set))
-			restarting++;
-		else if (c->state == CS_TERMINATED)
-			*(c->term.exit_code == 0 ? &ok : &failed) += 1;
+		v[i].state = c->state == CS_RUNNING	 ? PODS_CTR_RUNNING
+			     : c->state == CS_TERMINATED ? PODS_CTR_TERMINATED
+							 : PODS_CTR_WAITING;
+		v[i].exit_code = c->term.exit_code;
+		v[i].restarting = c->restarts || c->term.set || c->last.set;
 	}
-	if (running || restarting)
-		return "Running";
-	if (ok + failed == p->n_ctrs && p->n_ctrs)
-		return failed ? "Failed" : "Succeeded";
-	return "Pending";
+	phase = pods_phase(p->st >= PS_RUNNING, v, p->n_ctrs);
+	free(v);
+	return phase;
 }
 
 static struct json_object *pod_status(struct pod *p)
@@ -381,7 +382,8 @@ static struct json_object *pod_status(struct pod *p)
 			term_json(o, "state", &c->term);
 		} else {
 			struct json_object *w = json_object_new_object();
-			sl_json_set_str(w, "reason", c->reason[0] ? c->reason : "ContainerCreating");
+			sl_json_set_str(w, "reason",
+					c->reason[0] ? c->reason : "ContainerCreating");
 			if (c->message[0])
 				sl_json_set_str(w, "message", c->message);
 			json_object_object_add(state, "waiting", w);
@@ -433,8 +435,9 @@ static int status_patch(struct pod *p, const char *patch, char *err, size_t errl
 	return rc;
 }
 
-/* Writes the pod's status when it differs from what was last written. */
-static void pod_status_sync(struct pod *p)
+/* Writes the pod's status when it differs from what was last written.
+ * Returns false when a write failed (to be retried). */
+static bool pod_status_sync(struct pod *p)
 {
 	struct json_object *st, *patch;
 	const char *s;
@@ -442,37 +445,47 @@ static void pod_status_sync(struct pod *p)
 	int rc;
 
 	if (!p->obj || p->st == PS_DONE || p->st == PS_TEARDOWN)
-		return;
+		return true;
 	st = pod_status(p);
 	if (!st)
-		return;
+		return false;
 	s = sl_json_str(st, NULL);
 	if (p->last_status && !strcmp(p->last_status, s)) {
 		json_object_put(st);
-		return;
+		return true;
 	}
 	patch = json_object_new_object();
 	json_object_object_add(patch, "status", json_object_get(st));
 	rc = status_patch(p, sl_json_str(patch, NULL), err, sizeof(err));
 	if (rc) {
 		pr_warn(PD, "pod '%s/%s': writing status failed: %s", p->ns, p->name, err);
-		/* Retried at the next change; a vanished pod is handled by its
-		 * DELETED event. */
+		/* A vanished pod is handled by its DELETED event; anything else is
+		 * retried. */
+		if (rc == -SL_ERR_NOTFOUND)
+			rc = 0;
 	} else {
 		free(p->last_status);
 		p->last_status = strdup(s);
 	}
 	json_object_put(patch);
 	json_object_put(st);
+	return rc == 0;
 }
 
 static void status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pods *pm = arg;
+	bool ok = true;
 
 	pm->status_pending = false;
 	for (size_t i = 0; i < pm->n; i++)
-		pod_status_sync(pm->v[i]);
+		ok &= pod_status_sync(pm->v[i]);
+	if (!ok) {
+		/* The API was unreachable or refused: try again in a second. */
+		struct timeval tv = {1, 0};
+		pm->status_pending = true;
+		evtimer_add(pm->status_ev, &tv);
+	}
 }
 
 /* Status writes are batched: every change in one loop iteration is one write
@@ -569,6 +582,8 @@ static struct pod *pod_new(struct pods *pm, const char *uid, const char *ns, con
 	pods_fmt(p->dir, sizeof(p->dir), "%s/%s", pm->pods_dir, uid);
 	pods_fmt(p->netns, sizeof(p->netns), NETNS_DIR "/sl-%s", uid);
 	pods_fmt(p->cgroup, sizeof(p->cgroup), "%s/%s", pm->cg_pods, uid);
+	/* startTime: when this node's runtime first saw the pod, as kubelet does. */
+	p->start_time = time(NULL);
 	p->timer = evtimer_new(pm->base, pod_timer_cb, p);
 	if (!p->timer) {
 		free(p);
@@ -589,8 +604,8 @@ static int ctrs_init(struct pod *p)
 {
 	struct json_object *cs = sl_json_get(sl_json_get(p->spec_obj, "spec"), "containers");
 	struct json_object *prev = sl_json_get(sl_json_get(p->obj, "status"), "containerStatuses");
-	size_t n = cs && json_object_is_type(cs, json_type_array) ? json_object_array_length(cs)
-								  : 0;
+	size_t n =
+		cs && json_object_is_type(cs, json_type_array) ? json_object_array_length(cs) : 0;
 
 	if (!n) {
 		pods_fmt(p->message, sizeof(p->message), "spec.containers: required");
@@ -653,7 +668,7 @@ static void probe_target_of(struct ctr *c, struct probe_target *t)
 {
 	*t = (struct probe_target){.pod_ip = c->pod->ip,
 				   .ns_pid = c->pid,
-				   .netns = c->pod->netns,
+				   .netns = c->pod->host_net ? NULL : c->pod->netns,
 				   .cgroup = c->cgroup,
 				   .envp = c->envp};
 }
@@ -781,8 +796,8 @@ static void ctr_fail_start(struct ctr *c, const char *reason, const char *msg)
 static void ctr_start(struct ctr *c)
 {
 	struct pod *p = c->pod;
-	struct pods_env_ctx ec = {.pod_ip = p->ip, .host_ip = p->pm->host_ip,
-				  .node_name = p->pm->cfg->node_name};
+	struct pods_env_ctx ec = {
+		.pod_ip = p->ip, .host_ip = p->pm->host_ip, .node_name = p->pm->cfg->node_name};
 	struct pods_spawn s = {0};
 	char err[600], log[PATH_MAX], host[64];
 	char **argv = NULL;
@@ -813,9 +828,9 @@ static void ctr_start(struct ctr *c)
 	pods_hostname(p->spec_obj, host, sizeof(host));
 	s.argv = argv;
 	s.envp = c->envp;
-	s.netns = p->netns;
+	s.netns = p->host_net ? NULL : p->netns;
+	s.hostname = p->host_net ? NULL : host;
 	s.cgroup = c->cgroup;
-	s.hostname = host;
 	s.pod_dir = p->dir;
 	s.workdir = sl_json_get_str(c->spec, "workingDir");
 	s.out_fd = fd;
@@ -839,6 +854,8 @@ static void ctr_start(struct ctr *c)
 	c->ready = c->started = false;
 	pr_info(PD, "pod '%s/%s': container '%s' started (pid %d)", p->ns, p->name, c->name,
 		(int)pid);
+	pods_fmt(err, sizeof(err), "Started container %s", c->name);
+	pod_event(p, "Normal", "Started", err, false);
 	if (sl_json_get(c->spec, "startupProbe"))
 		c->sp = probe_make(c, "startupProbe", "startup");
 	if (!c->sp)
@@ -869,7 +886,7 @@ static void ctr_exit_cb(evutil_socket_t fd, short what, void *arg)
 	time_t now = time(NULL);
 	int st;
 
-	if (waitpid(c->pid, &st, WNOHANG) != c->pid)
+	if (!pods_reap(c->pid, &st))
 		return;
 	event_free(c->exit_ev);
 	c->exit_ev = NULL;
@@ -900,8 +917,8 @@ static void ctr_exit_cb(evutil_socket_t fd, short what, void *arg)
 			pod_teardown(p); /* may free p */
 		return;
 	}
-	if (p->st == PS_RUNNING && (c->liveness_kill || pods_should_restart(restart_policy(p),
-									     c->term.exit_code)) &&
+	if (p->st == PS_RUNNING &&
+	    (c->liveness_kill || pods_should_restart(restart_policy(p), c->term.exit_code)) &&
 	    strcmp(restart_policy(p), "Never")) {
 		unsigned delay;
 		if (now - c->started_at >= 600)
@@ -969,7 +986,14 @@ static void pod_files(struct pod *p)
 	pods_hostname(p->spec_obj, host, sizeof(host));
 	/* ClusterFirst without a cluster DNS falls back to the node's resolver,
 	 * as kubelet does; so does dnsPolicy Default. */
-	if (cfg->cluster_dns && *cfg->cluster_dns && (!policy || strcmp(policy, "Default"))) {
+	bool cluster = !policy || !strcmp(policy, "ClusterFirst") ||
+		       !strcmp(policy, "ClusterFirstWithHostNet");
+
+	/* hostNetwork pods use the node's resolver unless they ask for the
+	 * cluster's (ClusterFirstWithHostNet), as kubelet does. */
+	if (p->host_net && (!policy || strcmp(policy, "ClusterFirstWithHostNet")))
+		cluster = false;
+	if (cfg->cluster_dns && *cfg->cluster_dns && cluster) {
 		pods_resolv_conf(&b, p->ns, cfg->cluster_dns, domain);
 	} else {
 		struct json_object *dummy = NULL;
@@ -984,6 +1008,11 @@ static void pod_files(struct pod *p)
 	}
 	write_text(p->dir, "resolv.conf", b.data ? b.data : "", b.len);
 	sl_buf_reset(&b);
+	if (p->host_net) {
+		/* The node's hosts and hostname are the pod's. */
+		sl_buf_fini(&b);
+		return;
+	}
 	pods_hosts_file(&b, p->ip, host, pod_str(p->spec_obj, "spec", "subdomain"), p->ns, domain);
 	write_text(p->dir, "hosts", b.data ? b.data : "", b.len);
 	sl_buf_reset(&b);
@@ -991,6 +1020,8 @@ static void pod_files(struct pod *p)
 	write_text(p->dir, "hostname", b.data, b.len);
 	sl_buf_fini(&b);
 }
+
+static void sandbox_ready(struct pod *p);
 
 static void cni_add_done(int rc, struct json_object *result, const char *err, void *arg)
 {
@@ -1018,6 +1049,12 @@ static void cni_add_done(int rc, struct json_object *result, const char *err, vo
 		pod_teardown(p);
 		return;
 	}
+	sandbox_ready(p);
+}
+
+/* The sandbox has its IP: files, then the containers. */
+static void sandbox_ready(struct pod *p)
+{
 	pr_info(PD, "pod '%s/%s': sandbox ready, IP %s", p->ns, p->name, p->ip);
 	p->reason[0] = p->message[0] = '\0';
 	pod_files(p);
@@ -1036,7 +1073,35 @@ static void sandbox_create(struct pod *p)
 	int rc;
 
 	json_object_put(p->cni_conf);
-	p->cni_conf = cni_conflist_load(pm->cfg->cni_conf_dir, path, sizeof(path), err, sizeof(err));
+	p->cni_conf = NULL;
+	p->host_net =
+		sl_json_path(p->obj, "spec", "hostNetwork", (char *)NULL) &&
+		json_object_get_boolean(sl_json_path(p->obj, "spec", "hostNetwork", (char *)NULL));
+	if (p->host_net) {
+		/* No sandbox network to wait for: the node's own. */
+		rc = pod_ctrs_ensure(p);
+		if (!rc)
+			rc = mkdir_p(p->dir, 0755);
+		if (!rc)
+			rc = sandbox_save(p);
+		if (!rc)
+			rc = mkdir_p(p->cgroup, 0755);
+		if (rc) {
+			pods_fmt(p->reason, sizeof(p->reason), "CreateContainerConfigError");
+			if (rc != -EINVAL)
+				pods_fmt(p->message, sizeof(p->message), "%s", strerror(-rc));
+			pod_event(p, "Warning", "Failed", p->message, true);
+			status_dirty(pm);
+			return;
+		}
+		if (!p->start_time)
+			p->start_time = time(NULL);
+		pods_fmt(p->ip, sizeof(p->ip), "%s", pm->host_ip);
+		sandbox_ready(p);
+		return;
+	}
+	p->cni_conf =
+		cni_conflist_load(pm->cfg->cni_conf_dir, path, sizeof(path), err, sizeof(err));
 	if (!p->cni_conf) {
 		pods_fmt(p->reason, sizeof(p->reason), "NetworkNotReady");
 		pods_fmt(p->message, sizeof(p->message),
@@ -1099,8 +1164,9 @@ static void pod_deleted_api(struct pod *p)
 	struct sl_client_resp resp = {0};
 	char *path = sl_client_path(&SL_GVR_PODS, p->ns, p->name, NULL);
 
-	sl_buf_puts(&body, "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\",\"gracePeriodSeconds\":0,"
-			   "\"preconditions\":{\"uid\":");
+	sl_buf_puts(&body,
+		    "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\",\"gracePeriodSeconds\":0,"
+		    "\"preconditions\":{\"uid\":");
 	sl_buf_json_str(&body, p->uid);
 	sl_buf_puts(&body, "}}");
 	if (path && !body.oom &&
@@ -1142,7 +1208,8 @@ static void teardown_finish(struct pod *p)
 		pod_free(p);
 		return;
 	}
-	if (p->restart_after && !sl_json_path(p->obj, "metadata", "deletionTimestamp", NULL) &&
+	if (p->restart_after &&
+	    !sl_json_path(p->obj, "metadata", "deletionTimestamp", (char *)NULL) &&
 	    !p->delete_api) {
 		p->restart_after = false;
 		p->leftover = false;
@@ -1258,7 +1325,7 @@ static void pod_advance(struct pod *p)
 {
 	if (p->st != PS_WAIT_NET || !p->obj)
 		return;
-	if (sl_json_path(p->obj, "metadata", "deletionTimestamp", NULL)) {
+	if (sl_json_path(p->obj, "metadata", "deletionTimestamp", (char *)NULL)) {
 		p->delete_api = true;
 		pod_stop(p, "deleted");
 		return;
@@ -1292,6 +1359,13 @@ static void on_pod(struct json_object *obj, void *arg)
 		}
 		json_object_put(p->obj);
 		p->obj = json_object_get(obj);
+		{
+			/* A pod this node ran before (agent restart) keeps its startTime. */
+			const char *t0 = pod_str(obj, "status", "startTime");
+			struct tm tm = {0};
+			if (t0 && strptime(t0, "%Y-%m-%dT%H:%M:%SZ", &tm))
+				p->start_time = timegm(&tm);
+		}
 		if (!p->leftover)
 			pod_ctrs_ensure(p);
 	}
@@ -1375,8 +1449,8 @@ static void leftovers_clean(struct pods *pm)
 		if (sl_json_get_str(sb, "netns"))
 			pods_fmt(p->netns, sizeof(p->netns), "%s", sl_json_get_str(sb, "netns"));
 		json_object_put(sb);
-		pr_info(PD, "pod '%s/%s' (uid %s): sandbox of a previous run: tearing it down", p->ns,
-			p->name, p->uid);
+		pr_info(PD, "pod '%s/%s' (uid %s): sandbox of a previous run: tearing it down",
+			p->ns, p->name, p->uid);
 		pod_teardown(p);
 	}
 	if (d)
@@ -1397,19 +1471,24 @@ static void leftovers_clean(struct pods *pm)
 		closedir(d);
 }
 
+/* status.hostIP: the node's InternalIP by the node part's rule (docs/lab.md):
+ * --node-ip, else the first IPv4 address of the first --devices entry. Pod
+ * veths carry the gateway address, so "any interface" would be wrong. */
 static void host_ip_find(struct pods *pm)
 {
 	struct ifaddrs *ifa, *i;
+	const char *devs = pm->cfg->devices;
+	char dev[IF_NAMESIZE + 1];
 
 	if (pm->cfg->node_ip && *pm->cfg->node_ip) {
 		pods_fmt(pm->host_ip, sizeof(pm->host_ip), "%s", pm->cfg->node_ip);
 		return;
 	}
-	if (getifaddrs(&ifa))
+	if (!devs || !*devs || getifaddrs(&ifa))
 		return;
+	pods_fmt(dev, sizeof(dev), "%.*s", (int)strcspn(devs, ","), devs);
 	for (i = ifa; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    (i->ifa_flags & IFF_LOOPBACK))
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, dev))
 			continue;
 		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, pm->host_ip,
 			  sizeof(pm->host_ip));
@@ -1426,7 +1505,8 @@ struct pods *pods_open(struct event_base *base, struct sl_client *client,
 	struct sl_informer_opts io = {
 		.gvr = SL_GVR_PODS,
 		.delivery = SL_INF_DELIVER_QUEUE,
-		.handlers = {.on_add = on_pod, .on_update = on_pod_update,
+		.handlers = {.on_add = on_pod,
+			     .on_update = on_pod_update,
 			     .on_delete = on_pod_delete},
 	};
 	int rc;
@@ -1499,8 +1579,11 @@ void pods_close(struct pods *pm)
 	if (pm->inf_ev)
 		event_free(pm->inf_ev);
 	/* Pods keep running; what they leave is cleaned up by the next start. */
-	while (pm->n)
-		pod_free(pm->v[0]);
+	while (pm->n) {
+		/* Off the list first: pod_free only unlinks what it finds. */
+		struct pod *p = pm->v[--pm->n];
+		pod_free(p);
+	}
 	free(pm->v);
 	if (pm->status_ev)
 		event_free(pm->status_ev);

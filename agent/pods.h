@@ -113,15 +113,15 @@ struct probe_header {
 /* A probe as configured (Kubernetes defaults applied). */
 struct probe_spec {
 	enum probe_kind kind;
-	char **cmd;		     /* exec: argv, NULL-terminated */
-	int port;		     /* tcpSocket/httpGet, resolved from a named containerPort */
-	char host[64];		     /* host override; "" = the pod IP */
-	char *path;		     /* httpGet path (default "/") */
+	char **cmd;		      /* exec: argv, NULL-terminated */
+	int port;		      /* tcpSocket/httpGet, resolved from a named containerPort */
+	char host[64];		      /* host override; "" = the pod IP */
+	char *path;		      /* httpGet path (default "/") */
 	struct probe_header *headers; /* httpGet.httpHeaders */
 	size_t n_headers;
-	int initial_delay_s; /* default 0 */
-	int period_s;	     /* default 10, min 1 */
-	int timeout_s;	     /* default 1, min 1 */
+	int initial_delay_s;   /* default 0 */
+	int period_s;	       /* default 10, min 1 */
+	int timeout_s;	       /* default 1, min 1 */
 	int success_threshold; /* default 1 */
 	int failure_threshold; /* default 3 */
 };
@@ -146,6 +146,18 @@ void probe_spec_fini(struct probe_spec *p);
 bool pods_cond_set(struct json_object *conds, const char *type, bool status, const char *reason,
 		   const char *now);
 
+/* A container as the pod phase sees it. */
+struct pods_ctr_phase {
+	enum { PODS_CTR_WAITING, PODS_CTR_RUNNING, PODS_CTR_TERMINATED } state;
+	int exit_code;	 /* TERMINATED */
+	bool restarting; /* WAITING after having run (back-off, restart pending) */
+};
+
+/* The pod phase as kubelet computes it: Pending until the sandbox is up and a
+ * container ran; Running while any container runs or restarts; Succeeded when
+ * all terminated with 0; Failed when all terminated and one did not. */
+const char *pods_phase(bool sandbox_ready, const struct pods_ctr_phase *c, size_t n);
+
 /* Kubelet's crash-loop back-off before restart number n (n >= 1): 0 for the
  * first restart, then 10 s doubling to 300 s. */
 unsigned pods_backoff_s(unsigned n);
@@ -157,6 +169,10 @@ bool pods_should_restart(const char *policy, int exit_code);
 /* snprintf that reports truncation (-ENAMETOOLONG) instead of warning about
  * it at compile time; a truncated message is still NUL-terminated. */
 int pods_fmt(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Reaps pid after its pidfd turned readable: 1 with *status, 0 when it has
+ * not exited after all. A child someone else reaped counts as exit 255. */
+int pods_reap(pid_t pid, int *status);
 
 /* RFC 3339 UTC ("2026-01-02T03:04:05Z") of t. */
 void pods_rfc3339(time_t t, char *out, size_t outlen);
@@ -186,13 +202,13 @@ int cni_result_ipv4(const struct json_object *result, char *out, size_t outlen);
 struct cni_job;
 
 struct cni_req {
-	const char *command;	  /* "ADD" or "DEL" */
-	const char *container_id; /* CNI_CONTAINERID */
-	const char *netns;	  /* CNI_NETNS path */
-	const char *ifname;	  /* CNI_IFNAME */
-	const char *bin_dir;	  /* CNI_PATH */
-	const char *args;	  /* CNI_ARGS */
-	struct json_object *conflist; /* borrowed for the call */
+	const char *command;		 /* "ADD" or "DEL" */
+	const char *container_id;	 /* CNI_CONTAINERID */
+	const char *netns;		 /* CNI_NETNS path */
+	const char *ifname;		 /* CNI_IFNAME */
+	const char *bin_dir;		 /* CNI_PATH */
+	const char *args;		 /* CNI_ARGS */
+	struct json_object *conflist;	 /* borrowed for the call */
 	struct json_object *prev_result; /* DEL: the ADD result, or NULL */
 	unsigned timeout_ms;		 /* per plugin */
 };

@@ -37,8 +37,8 @@ static bool conf_name(const char *n)
 {
 	size_t l = strlen(n);
 
-	return (l > 9 && !strcmp(n + l - 9, ".conflist")) || (l > 5 && !strcmp(n + l - 5, ".conf")) ||
-	       (l > 5 && !strcmp(n + l - 5, ".json"));
+	return (l > 9 && !strcmp(n + l - 9, ".conflist")) ||
+	       (l > 5 && !strcmp(n + l - 5, ".conf")) || (l > 5 && !strcmp(n + l - 5, ".json"));
 }
 
 static struct json_object *read_json(const char *path, char *err, size_t errlen)
@@ -115,7 +115,8 @@ struct json_object *cni_conflist_load(const char *dir, char *path, size_t pathle
 			struct json_object *arr = json_object_new_array();
 			json_object_object_add(list, "cniVersion",
 					       json_object_get(sl_json_get(o, "cniVersion")));
-			json_object_object_add(list, "name", json_object_get(sl_json_get(o, "name")));
+			json_object_object_add(list, "name",
+					       json_object_get(sl_json_get(o, "name")));
 			json_object_array_add(arr, o);
 			json_object_object_add(list, "plugins", arr);
 			o = list;
@@ -124,18 +125,20 @@ struct json_object *cni_conflist_load(const char *dir, char *path, size_t pathle
 		if (!json_object_is_type(plugins, json_type_array) ||
 		    !json_object_array_length(plugins) || !sl_json_get_str(o, "name") ||
 		    !sl_json_get_str(o, "cniVersion")) {
-			pods_fmt(err, errlen, "%s: name, cniVersion and a non-empty plugins list are "
-					      "required",
+			pods_fmt(err, errlen,
+				 "%s: name, cniVersion and a non-empty plugins list are "
+				 "required",
 				 path);
 			json_object_put(o);
 			errno = EINVAL;
 			break;
 		}
 		for (size_t k = 0; k < json_object_array_length(plugins); k++) {
-			const char *t = sl_json_get_str(json_object_array_get_idx(plugins, k), "type");
+			const char *t =
+				sl_json_get_str(json_object_array_get_idx(plugins, k), "type");
 			if (!t || !*t || strchr(t, '/')) {
-				pods_fmt(err, errlen, "%s: plugins[%zu].type: required, a file name",
-					 path, k);
+				pods_fmt(err, errlen,
+					 "%s: plugins[%zu].type: required, a file name", path, k);
 				json_object_put(o);
 				o = NULL;
 				errno = EINVAL;
@@ -178,8 +181,8 @@ int cni_result_ipv4(const struct json_object *result, char *out, size_t outlen)
 {
 	struct json_object *ips = sl_json_get(result, "ips");
 
-	for (size_t i = 0; ips && json_object_is_type(ips, json_type_array) &&
-			   i < json_object_array_length(ips);
+	for (size_t i = 0;
+	     ips && json_object_is_type(ips, json_type_array) && i < json_object_array_length(ips);
 	     i++) {
 		const char *a = sl_json_get_str(json_object_array_get_idx(ips, i), "address");
 		const char *slash = a ? strchr(a, '/') : NULL;
@@ -197,8 +200,8 @@ struct cni_job {
 	struct event_base *base;
 	char *command, *container_id, *netns, *ifname, *bin_dir, *args;
 	struct json_object *conflist;
-	struct json_object *prev;  /* ADD: result so far; DEL: the ADD result */
-	size_t n_plugins, step;	   /* plugins run so far */
+	struct json_object *prev; /* ADD: result so far; DEL: the ADD result */
+	size_t n_plugins, step;	  /* plugins run so far */
 	unsigned timeout_ms;
 	pid_t pid;
 	int pidfd, out_fd;
@@ -304,8 +307,8 @@ static void job_next(struct cni_job *j)
 
 static void step_done(struct cni_job *j)
 {
-	struct json_object *plugin = json_object_array_get_idx(sl_json_get(j->conflist, "plugins"),
-							       step_plugin(j));
+	struct json_object *plugin =
+		json_object_array_get_idx(sl_json_get(j->conflist, "plugins"), step_plugin(j));
 	const char *type = sl_json_get_str(plugin, "type");
 	char err[600];
 	bool ok = WIFEXITED(j->status) && WEXITSTATUS(j->status) == 0;
@@ -381,7 +384,7 @@ static void exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cni_job *j = arg;
 
-	if (waitpid(j->pid, &j->status, WNOHANG) != j->pid)
+	if (!pods_reap(j->pid, &j->status))
 		return;
 	j->pid = -1;
 	j->exited = true;
@@ -428,8 +431,8 @@ static int step_start(struct cni_job *j)
 		if (!access(path, X_OK))
 			break;
 		if (!j->first_err[0])
-			pods_fmt(j->first_err, sizeof(j->first_err), "plugin %s: %s: %s", type, path,
-				 strerror(errno));
+			pods_fmt(j->first_err, sizeof(j->first_err), "plugin %s: %s: %s", type,
+				 path, strerror(errno));
 		if (strcmp(j->command, "DEL"))
 			return -1;
 		/* DEL: a missing plugin cannot undo anything; the rest still run. */
@@ -563,8 +566,8 @@ struct cni_job *cni_job_start(struct event_base *base, const struct cni_req *req
 	j->n_plugins = plugins ? json_object_array_length(plugins) : 0;
 	j->timer = evtimer_new(base, timeout_cb, j);
 	j->fail_ev = evtimer_new(base, fail_cb, j);
-	if (!j->command || !j->container_id || !j->netns || !j->ifname || !j->bin_dir ||
-	    !j->args || !j->timer || !j->fail_ev || !j->n_plugins) {
+	if (!j->command || !j->container_id || !j->netns || !j->ifname || !j->bin_dir || !j->args ||
+	    !j->timer || !j->fail_ev || !j->n_plugins) {
 		errno = j->n_plugins ? ENOMEM : EINVAL;
 		job_free(j);
 		return NULL;

@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,6 +35,25 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+
+/* Loopback up in the calling thread's netns, as runtimes do for a sandbox:
+ * a pod talks to itself over 127.0.0.1. */
+static int lo_up(void)
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr))
+		rc = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!rc && ioctl(fd, SIOCSIFFLAGS, &ifr))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
 
 int pods_netns_create(const char *path)
 {
@@ -60,7 +82,8 @@ int pods_netns_create(const char *path)
 	if (unshare(CLONE_NEWNET)) {
 		rc = -errno;
 	} else {
-		if (mount("/proc/thread-self/ns/net", path, NULL, MS_BIND, NULL))
+		rc = lo_up();
+		if (!rc && mount("/proc/thread-self/ns/net", path, NULL, MS_BIND, NULL))
 			rc = -errno;
 		if (setns(self, CLONE_NEWNET)) {
 			/* Cannot happen with the rights we just used; staying in the pod
@@ -145,9 +168,11 @@ int pods_rm_tree(const char *dir)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		pods_fmt(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-		if (e->d_type == DT_DIR)
-			rc = pods_rm_tree(sub) ?: rc;
-		else if (unlink(sub) && errno != ENOENT)
+		if (e->d_type == DT_DIR) {
+			int r = pods_rm_tree(sub);
+			if (r)
+				rc = r;
+		} else if (unlink(sub) && errno != ENOENT)
 			rc = -errno;
 	}
 	closedir(d);

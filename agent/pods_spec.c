@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 
 #include "pods.h"
 #include "sluice/json.h"
@@ -26,6 +27,21 @@ int pods_fmt(char *dst, size_t len, const char *fmt, ...)
 	n = vsnprintf(dst, len, fmt, ap);
 	va_end(ap);
 	return n < 0 ? -EINVAL : (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int pods_reap(pid_t pid, int *status)
+{
+	pid_t r = waitpid(pid, status, WNOHANG);
+
+	if (r == pid)
+		return 1;
+	if (r < 0 && errno == ECHILD) {
+		/* Reaped elsewhere (SIGCHLD ignored): the pidfd said it exited, the
+		 * status is lost. */
+		*status = 255 << 8;
+		return 1;
+	}
+	return 0;
 }
 
 void pods_rfc3339(time_t t, char *out, size_t outlen)
@@ -239,8 +255,9 @@ int pods_env_build(const struct json_object *pod, const struct json_object *ctr,
 		char *x;
 
 		if (!name || !*name || strchr(name, '=')) {
-			pods_fmt(err, errlen, "container '%s': env[%zu].name: %s", cname ? cname : "",
-				 i, name ? "must not be empty or contain '='" : "required");
+			pods_fmt(err, errlen, "container '%s': env[%zu].name: %s",
+				 cname ? cname : "", i,
+				 name ? "must not be empty or contain '='" : "required");
 			rc = -EINVAL;
 			break;
 		}
@@ -258,7 +275,8 @@ int pods_env_build(const struct json_object *pod, const struct json_object *ctr,
 			val = field_ref(pod, c, fp);
 			if (!val) {
 				pods_fmt(err, errlen,
-					 "container '%s': env[%zu] (%s).valueFrom.fieldRef.fieldPath: "
+					 "container '%s': env[%zu] "
+					 "(%s).valueFrom.fieldRef.fieldPath: "
 					 "unsupported value \"%s\"",
 					 cname ? cname : "", i, name, fp);
 				rc = -EINVAL;
@@ -397,7 +415,7 @@ void probe_spec_fini(struct probe_spec *p)
 		return;
 	pods_strv_free(p->cmd);
 	free(p->path);
-	for (size_t i = 0; i < p->n_headers; i++) {
+	for (size_t i = 0; p->headers && i < p->n_headers; i++) {
 		free(p->headers[i].name);
 		free(p->headers[i].value);
 	}
@@ -481,8 +499,8 @@ int probe_spec_parse(const struct json_object *probe, const struct json_object *
 	if (!p.path)
 		return -ENOMEM;
 	if (p.path[0] != '/' || strpbrk(p.path, " \r\n")) {
-		pods_fmt(err, errlen, "httpGet.path: \"%s\": must start with '/' and hold no spaces",
-			 p.path);
+		pods_fmt(err, errlen,
+			 "httpGet.path: \"%s\": must start with '/' and hold no spaces", p.path);
 		probe_spec_fini(&p);
 		return -EINVAL;
 	}
@@ -494,14 +512,15 @@ int probe_spec_parse(const struct json_object *probe, const struct json_object *
 		p.headers = n ? calloc(n, sizeof(*p.headers)) : NULL;
 		for (size_t i = 0; i < n; i++) {
 			struct json_object *h = json_object_array_get_idx(hs, i);
-			const char *hn = sl_json_get_str(h, "name"), *hv = sl_json_get_str(h, "value");
+			const char *hn = sl_json_get_str(h, "name"),
+				   *hv = sl_json_get_str(h, "value");
 			if (!p.headers) {
 				probe_spec_fini(&p);
 				return -ENOMEM;
 			}
 			if (!hn || !*hn || strpbrk(hn, ": \r\n") || (hv && strpbrk(hv, "\r\n"))) {
-				pods_fmt(err, errlen, "httpGet.httpHeaders[%zu]: invalid name or value",
-					 i);
+				pods_fmt(err, errlen,
+					 "httpGet.httpHeaders[%zu]: invalid name or value", i);
 				probe_spec_fini(&p);
 				return -EINVAL;
 			}
@@ -557,6 +576,26 @@ bool pods_cond_set(struct json_object *conds, const char *type, bool status, con
 		changed = true;
 	}
 	return changed;
+}
+
+const char *pods_phase(bool sandbox_ready, const struct pods_ctr_phase *c, size_t n)
+{
+	size_t running = 0, ok = 0, failed = 0;
+
+	if (!sandbox_ready)
+		return "Pending";
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].state == PODS_CTR_RUNNING ||
+		    (c[i].state == PODS_CTR_WAITING && c[i].restarting))
+			running++;
+		else if (c[i].state == PODS_CTR_TERMINATED)
+			*(c[i].exit_code ? &failed : &ok) += 1;
+	}
+	if (running)
+		return "Running";
+	if (n && ok + failed == n)
+		return failed ? "Failed" : "Succeeded";
+	return "Pending";
 }
 
 unsigned pods_backoff_s(unsigned n)

@@ -120,7 +120,7 @@ static void exec_cb(evutil_socket_t fd, short what, void *arg)
 	char msg[128];
 	int st;
 
-	if (waitpid(p->pid, &st, WNOHANG) != p->pid)
+	if (!pods_reap(p->pid, &st))
 		return;
 	p->pid = 0;
 	if (WIFEXITED(st))
@@ -226,7 +226,8 @@ static void attempt_start(struct probe *p)
 		p->fd = pidfd;
 		p->io = event_new(p->base, pidfd, EV_READ | EV_PERSIST, exec_cb, p);
 	} else {
-		struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->spec.port)};
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)p->spec.port)};
 		const char *host = p->spec.host[0] ? p->spec.host : p->pod_ip;
 		if (!host[0] || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
 			pods_fmt(msg, sizeof(msg), "no IPv4 address to probe ('%s')", host);
@@ -234,8 +235,8 @@ static void attempt_start(struct probe *p)
 			return;
 		}
 		p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (p->fd < 0 ||
-		    (connect(p->fd, (struct sockaddr *)&sin, sizeof(sin)) && errno != EINPROGRESS)) {
+		if (p->fd < 0 || (connect(p->fd, (struct sockaddr *)&sin, sizeof(sin)) &&
+				  errno != EINPROGRESS)) {
 			pods_fmt(msg, sizeof(msg), "dial tcp %s:%d: %s", host, p->spec.port,
 				 strerror(errno));
 			finish(p, false, msg);

@@ -52,8 +52,11 @@ TEST(pods_resolv_conf_cluster_first)
 TEST(pods_hosts_and_hostname)
 {
 	struct json_object *pod = J("{\"metadata\":{\"name\":\"web-0\"},\"spec\":{}}");
-	struct json_object *pod2 = J("{\"metadata\":{\"name\":\"x\"},\"spec\":{\"hostname\":\"h\"}}");
-	struct json_object *longp = J("{\"metadata\":{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbb\"}}");
+	struct json_object *pod2 =
+		J("{\"metadata\":{\"name\":\"x\"},\"spec\":{\"hostname\":\"h\"}}");
+	struct json_object *longp =
+		J("{\"metadata\":{\"name\":"
+		  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbb\"}}");
 	struct sl_buf b = SL_BUF_INIT;
 	char h[64];
 
@@ -79,24 +82,29 @@ TEST(pods_hosts_and_hostname)
 
 TEST(pods_env_fieldrefs_and_expansion)
 {
-	struct json_object *pod = J(
-		"{\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\",\"uid\":\"u-1\","
-		"\"labels\":{\"app\":\"web\"}},\"spec\":{\"nodeName\":\"n1\","
-		"\"serviceAccountName\":\"sa\"}}");
+	struct json_object *pod =
+		J("{\"metadata\":{\"name\":\"p\",\"namespace\":\"ns\",\"uid\":\"u-1\","
+		  "\"labels\":{\"app\":\"web\"}},\"spec\":{\"nodeName\":\"n1\","
+		  "\"serviceAccountName\":\"sa\"}}");
 	struct json_object *ctr = J(
 		"{\"name\":\"c\",\"env\":[{\"name\":\"A\",\"value\":\"1\"},"
 		"{\"name\":\"B\",\"value\":\"$(A)-$(NOPE)-$$(A)\"},"
 		"{\"name\":\"N\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}},"
-		"{\"name\":\"NS\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.namespace\"}}},"
+		"{\"name\":\"NS\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata."
+		"namespace\"}}},"
 		"{\"name\":\"U\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.uid\"}}},"
-		"{\"name\":\"NODE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}},"
-		"{\"name\":\"SA\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.serviceAccountName\"}}},"
+		"{\"name\":\"NODE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}}"
+		","
+		"{\"name\":\"SA\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec."
+		"serviceAccountName\"}}},"
 		"{\"name\":\"IP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},"
 		"{\"name\":\"HIP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.hostIP\"}}},"
-		"{\"name\":\"L\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.labels['app']\"}}},"
+		"{\"name\":\"L\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.labels['app'"
+		"]\"}}},"
 		"{\"name\":\"A\",\"value\":\"2\"}],"
 		"\"command\":[\"sh\",\"-c\"],\"args\":[\"echo $(A) $(IP)\"]}");
-	struct pods_env_ctx c = {.pod_ip = "198.18.64.2", .host_ip = "198.18.0.11", .node_name = "n1"};
+	struct pods_env_ctx c = {
+		.pod_ip = "198.18.64.2", .host_ip = "198.18.0.11", .node_name = "n1"};
 	char **env = NULL, **argv = NULL, err[256] = "";
 
 	if (!ASSERT_OK(pods_env_build(pod, ctr, &c, &env, err, sizeof(err)), err))
@@ -159,13 +167,15 @@ TEST(pods_env_and_argv_bad_input)
 
 TEST(pods_probe_parse)
 {
-	struct json_object *ctr = J("{\"name\":\"c\",\"ports\":[{\"name\":\"http\",\"containerPort\":8080}]}");
+	struct json_object *ctr =
+		J("{\"name\":\"c\",\"ports\":[{\"name\":\"http\",\"containerPort\":8080}]}");
 	struct json_object *http = J("{\"httpGet\":{\"path\":\"/healthz\",\"port\":\"http\","
 				     "\"httpHeaders\":[{\"name\":\"X-A\",\"value\":\"b\"}]},"
 				     "\"periodSeconds\":2,\"failureThreshold\":5}");
 	struct json_object *tcp = J("{\"tcpSocket\":{\"port\":9000}}");
-	struct json_object *ex = J("{\"exec\":{\"command\":[\"cat\",\"/tmp/ok\"]},\"timeoutSeconds\":3,"
-				   "\"initialDelaySeconds\":4,\"successThreshold\":2}");
+	struct json_object *ex =
+		J("{\"exec\":{\"command\":[\"cat\",\"/tmp/ok\"]},\"timeoutSeconds\":3,"
+		  "\"initialDelaySeconds\":4,\"successThreshold\":2}");
 	struct probe_spec p;
 	char err[256] = "";
 
@@ -220,7 +230,8 @@ TEST(pods_probe_parse_bad_input)
 		{"{\"exec\":{\"command\":[]}}", "exec.command"},
 		{"{\"exec\":{\"command\":[\"a\"]},\"periodSeconds\":0}", "periodSeconds"},
 		{"{\"exec\":{\"command\":[\"a\"]},\"failureThreshold\":\"x\"}", "failureThreshold"},
-		{"{\"exec\":{\"command\":[\"a\"]},\"initialDelaySeconds\":-1}", "initialDelaySeconds"},
+		{"{\"exec\":{\"command\":[\"a\"]},\"initialDelaySeconds\":-1}",
+		 "initialDelaySeconds"},
 	};
 	struct json_object *ctr = J("{\"name\":\"c\"}");
 
@@ -271,7 +282,8 @@ TEST(pods_cni_plugin_conf_injects_and_chains)
 {
 	struct json_object *list = J("{\"cniVersion\":\"1.0.0\",\"name\":\"net\",\"plugins\":["
 				     "{\"type\":\"a\",\"x\":1},{\"type\":\"b\"}]}");
-	struct json_object *prev = J("{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"198.18.64.9/24\"}]}");
+	struct json_object *prev =
+		J("{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"198.18.64.9/24\"}]}");
 	struct json_object *c0 = cni_plugin_conf(list, 0, NULL);
 	struct json_object *c1 = cni_plugin_conf(list, 1, prev);
 	char ip[64];
@@ -323,7 +335,8 @@ TEST(pods_cni_conflist_load)
 		json_object_put(o);
 	}
 	put_file(dir, "10-a.conflist",
-		 "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":[{\"type\":\"sluice-cni\"}]}");
+		 "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":[{\"type\":\"sluice-cni\"}]"
+		 "}");
 	o = cni_conflist_load(dir, path, sizeof(path), err, sizeof(err));
 	ASSERT_STREQ(sl_json_get_str(o, "name"), "a", "first by name");
 	json_object_put(o);
@@ -343,4 +356,27 @@ TEST(pods_cni_conflist_load)
 	snprintf(path, sizeof(path), "%s/README", dir);
 	unlink(path);
 	rmdir(dir);
+}
+
+TEST(pods_phase_like_kubelet)
+{
+	struct pods_ctr_phase run = {.state = PODS_CTR_RUNNING};
+	struct pods_ctr_phase ok = {.state = PODS_CTR_TERMINATED, .exit_code = 0};
+	struct pods_ctr_phase bad = {.state = PODS_CTR_TERMINATED, .exit_code = 2};
+	struct pods_ctr_phase backoff = {.state = PODS_CTR_WAITING, .restarting = true};
+	struct pods_ctr_phase creating = {.state = PODS_CTR_WAITING};
+	struct pods_ctr_phase v[2];
+
+	ASSERT_STREQ(pods_phase(false, &run, 1), "Pending", "no sandbox yet");
+	ASSERT_STREQ(pods_phase(true, &creating, 1), "Pending", "not started");
+	ASSERT_STREQ(pods_phase(true, &run, 1), "Running", "running");
+	ASSERT_STREQ(pods_phase(true, &backoff, 1), "Running", "crash-looping is Running");
+	ASSERT_STREQ(pods_phase(true, &ok, 1), "Succeeded", "completed");
+	ASSERT_STREQ(pods_phase(true, &bad, 1), "Failed", "failed");
+	v[0] = ok;
+	v[1] = run;
+	ASSERT_STREQ(pods_phase(true, v, 2), "Running", "one still running");
+	v[1] = bad;
+	ASSERT_STREQ(pods_phase(true, v, 2), "Failed", "one failed, all done");
+	ASSERT_STREQ(pods_phase(true, NULL, 0), "Pending", "no containers");
 }
