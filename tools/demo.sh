@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# make demo: issue 4's scenario on a 3-node lab (docs/lab.md), with real output.
+# make demo: issue 4's scenario and cluster DNS (issue 5) on a 3-node lab (docs/lab.md), with real output.
 #
 #  host: kubectl ──127.0.0.1──▶ sluice-control (also 198.18.0.2:6443 in L-cp)
 #  L-fabric br0 ── L-n1 198.18.0.11: pod web-1   (echo-server, readiness GET /ready)
@@ -177,6 +177,23 @@ if [[ -n $eps_ok ]]; then
 	done
 else
 	echo "(skipped: needs Ready pods and their endpoints, see MISSING above)"
+fi
+
+step "Cluster DNS from pod client on n3: kube-dns ($(k get svc -n kube-system kube-dns -o jsonpath='{.spec.clusterIP}' 2>/dev/null)) runs on n1 and n2"
+if [[ -n $pods_ok ]]; then
+	run k get pods -n kube-system -l k8s-app=kube-dns -o wide
+	run lab exec default/client -- cat /etc/resolv.conf
+	printf '$ sluicectl lab exec default/client -- getent hosts web\n'
+	lab exec default/client -- getent hosts web || missing "the short name 'web' resolving in a pod (cluster DNS)"
+	run lab exec default/client -- dig +noall +answer web.default.svc.cluster.local
+	run lab exec default/client -- dig +noall +answer _http._tcp.web.default.svc.cluster.local SRV
+	printf '$ sluicectl lab exec default/client -- curl -s http://web/\n'
+	lab exec default/client -- curl -s --max-time 2 http://web/ || echo "(request failed: exit $?)"
+	echo "An external name, forwarded to the upstream (knotd in $L-ext serving example.test):"
+	run lab exec default/client -- dig +noall +answer www.example.test A
+	run lab exec default/client -- dig +noall +answer www.example.test TXT
+else
+	echo "(skipped: needs Ready pods, see MISSING above)"
 fi
 
 step "From $L-ext (outside the cluster) through NodePort $NP on every node address"
