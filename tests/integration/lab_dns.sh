@@ -299,4 +299,16 @@ expect_eq daemons-no-sanitizer-reports \
 	"$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP"/logs/*.log 2>/dev/null)" ""
 alive=$(awk '{ sub(/.*\) /, ""); if ($1 != "Z") print $20 }' "/proc/$upid/stat" 2>/dev/null)
 expect_eq down-stops-upstream "${alive:-gone}" gone
+
+# --- up --no-dns: no addon, no upstream ----------------------------------------------------
+
+expect_match no-dns-only-for-up "$("${LAB[@]}" down --name "$L" --no-dns 2>&1)" "--no-dns is a flag of up only"
+L=ln$$ S=/run/sluice-lab/ln$$
+if "${LAB[@]}" up --name "$L" --nodes 1 --no-dns >"$TMP/up2.out" 2>&1; then
+	expect_eq no-dns-no-service "$(KUBECONFIG=$S/kubeconfig kc -n kube-system get svc,pods -o name 2>/dev/null)" ""
+	expect_eq no-dns-no-upstream "$(ls "$S/pids")" "$(printf '%s\n' agent-n1.pid control.pid)"
+else
+	not_ok no-dns-up "$(tail -5 "$TMP/up2.out")"
+fi
+"${LAB[@]}" down --name "$L" >/dev/null 2>&1 && ok no-dns-down || not_ok no-dns-down
 finish
