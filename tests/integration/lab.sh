@@ -45,7 +45,8 @@ snapshot() {
 		awk '$2 !~ "^/run/netns/." { print $2, $3 }' /proc/self/mounts | sort
 		echo "## /run/netns dir: $([[ -d /run/netns ]] && echo yes) mountpoint:" \
 			"$(mountpoint -q /run/netns 2>/dev/null && echo yes)"
-		echo "## /run/sluice-lab: $(ls -A /run/sluice-lab 2>/dev/null | tr '\n' ' ')"
+		# Other engineers' labs come and go there too: only this one counts.
+		echo "## /run/sluice-lab/$L: $(ls -A /run/sluice-lab 2>/dev/null | grep -xF -- "$L")"
 		echo "## netns, cgroups and pins of this lab"
 		{
 			ip netns list 2>/dev/null | awk '{ print "netns", $1 }'
