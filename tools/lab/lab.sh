@@ -359,7 +359,7 @@ CFG
 		# which hides the cgroup2 tree the agent attaches to.
 		start_daemon "agent-n$i" "$S/logs/agent-n$i.log" \
 			nsenter --net="/run/netns/$NAME-n$i" "$BIN/sluice-agent" \
-			--node-name "n$i" --server "http://$API_LAB" --token "$TOKEN" \
+			--node-name "n$i" --kubeconfig "$S/kubeconfig-lab" \
 			--bpffs "$S/bpffs" --cgroup-root "$CG/n$i" --devices eth0 \
 			--node-ip "$(node_ip "$i")" --run-pods --state-dir "$S/n$i" \
 			--cni-conf-dir "$S/n$i/net.d" --cni-bin-dir "$S/cni-bin" \
@@ -520,7 +520,7 @@ dns_pod() {
  "labels":{"k8s-app":"kube-dns"}},
  "spec":{"nodeName":"$2","dnsPolicy":"Default","terminationGracePeriodSeconds":2,
   "containers":[{"name":"sluice-dns","image":"sluice/sluice-dns",
-   "command":["$BIN/sluice-dns","--server","http://$API_LAB","--token","$TOKEN",
+   "command":["$BIN/sluice-dns","--kubeconfig","$S/kubeconfig-lab",
     "--forward","$DNS_UPSTREAM","--listen","0.0.0.0:53","--metrics","0.0.0.0:9153"],
    "ports":[{"name":"dns","containerPort":53,"protocol":"UDP"},
     {"name":"dns-tcp","containerPort":53,"protocol":"TCP"},
