@@ -1,0 +1,510 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Lab benchmark (issue 4): a `sluicectl lab` cluster of NODES nodes (no DNS
+# addon) on this machine, measured against references run in the same run.
+# Called by tools/bench/run.sh; needs root.
+#
+#   1. pod start: PODS echo-server pods (readiness GET /ready, periodSeconds 1)
+#      created back to back, round-robin over the nodes by spec.nodeName;
+#      create → Ready per pod from the timestamps of one watch's events
+#      (tools/bench/podstart.py), then delete → gone (DELETED event);
+#   2. CNI ADD and DEL: sluice-cni run directly (CNI_* environment, config on
+#      stdin) in node n3's netns into a fresh netns per call, CNI_N times each:
+#      with agentSocket (n3's own conflist: the ADD waits for the agent to
+#      program the endpoint) and without it, against Debian's reference
+#      ptp + host-local (containernetworking-plugins) doing the same work,
+#      interleaved call by call;
+#   3. pod → pod across nodes (n1 → n2: pod veth, node routing, host-gw route,
+#      the fabric bridge, node routing, pod veth): iperf3 TCP throughput and
+#      connbench request rate (connect + request + response + close, closed
+#      loop) against two namespaces joined by one veth pair (the limit) and two
+#      namespaces joined through a bridge in a third one (the lab fabric alone:
+#      the fair reference), REPS runs each in rotating order.
+#
+# Addresses: the lab's own (198.18.0.0/24, pods 198.18.64.0/18); the
+# references use 198.19.240.0/24 (veth), 198.19.241.0/24 (bridge),
+# 198.19.250.0/24 (sluice-cni without agent) and 198.19.251.0/24 (ptp). Every
+# namespace, process and the lab are removed on exit; runs in a private mount
+# namespace, so the lab's bpffs and /run/netns mounts never reach the host's.
+# Results: $OUT/lab.md, .csv, .png (OUT defaults to docs/benchmarks).
+#
+# Knobs (environment): PODS (100), NODES (3), CNI_N (200), REPS (3),
+# SECONDS_PER_RUN (5: iperf3 -t and connbench --seconds), CONNS (connbench
+# connections in flight, 8), POD_TIMEOUT (seconds for all pods Ready, then
+# gone; 300).
+if [[ -z ${SLUICE_IN_MNTNS:-} ]]; then
+	exec env SLUICE_IN_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
+fi
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BIN=${BIN:-build/bin}
+OUT=${OUT:-docs/benchmarks}
+PODS=${PODS:-100}
+NODES=${NODES:-3}
+CNI_N=${CNI_N:-200}
+REPS=${REPS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+CONNS=${CONNS:-8}
+POD_TIMEOUT=${POD_TIMEOUT:-300}
+PY=/usr/bin/python3
+KUBECTL=${KUBECTL:-$PWD/build/deps/kubectl-1.20/usr/bin/kubectl}
+REFCNI=/usr/lib/cni
+
+[[ $EUID -eq 0 ]] || { echo "lab bench: needs root (network namespaces, the lab)" >&2; exit 2; }
+((NODES >= 3)) || { echo "lab bench: NODES must be >= 3 (the CNI part uses n3)" >&2; exit 2; }
+for b in sluice-control sluice-agent sluice-cni echo-server connbench; do
+	[[ -x $BIN/$b ]] || { echo "lab bench: $BIN/$b missing; run make first" >&2; exit 2; }
+done
+for c in iperf3 jq curl gnuplot nsenter "$PY" "$KUBECTL" "$REFCNI/ptp" "$REFCNI/host-local"; do
+	command -v "$c" >/dev/null || { echo "lab bench: $c not found (make deps)" >&2; exit 2; }
+done
+BIN=$(cd "$BIN" && pwd)
+
+L=bl$$
+S=/run/sluice-lab/$L
+LAB=(env SLUICE_LAB_BIN="$BIN" KUBECTL="$KUBECTL" bash tools/lab/lab.sh)
+mkdir -p "$OUT"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-lab.XXXXXX")
+pids=()
+netns=()
+cleanup() {
+	local p n
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+	done
+	for n in "${netns[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+	# CNI namespaces left by an interrupted call loop
+	for n in /run/netns/"$L"-c*; do [[ -e $n ]] && ip netns del "${n##*/}" 2>/dev/null; done
+	LAB_QUIET=1 LAB_STOP_TIMEOUT=3 "${LAB[@]}" down --name "$L" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+raw=$tmp/raw.txt # key=value lines, one per measurement
+: >"$raw"
+failures=()
+t_start=$(date +%s)
+log() { printf '[lab %4ss] %s\n' $(($(date +%s) - t_start)) "$*" >&2; }
+fail() { log "FAILED: $*"; failures+=("$*"); }
+mkns() {
+	ip netns add "$1"
+	netns+=("$1")
+	ip -n "$1" link set lo up
+}
+
+# --- machine -----------------------------------------------------------------------------------
+m_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+m_nproc=$(nproc)
+m_mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+m_kernel=$(uname -r)
+m_commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+m_date=$(date -u '+%Y-%m-%d %H:%M UTC')
+m_load=$(cut -d' ' -f1-3 /proc/loadavg)
+v_iperf=$(iperf3 --version | awk 'NR == 1 { print $2 }')
+v_plugins=$(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo unknown)
+log "machine: $m_nproc x $m_cpu, $m_mem, kernel $m_kernel, load $m_load"
+
+# --- the lab -------------------------------------------------------------------------------------
+log "lab up --name $L --nodes $NODES --no-dns"
+if ! "${LAB[@]}" up --name "$L" --nodes "$NODES" --no-dns >"$tmp/up.out" 2>&1; then
+	cat "$tmp/up.out" >&2
+	echo "lab bench: lab up failed" >&2
+	exit 1
+fi
+# shellcheck source=/dev/null
+source "$S/config"
+KC=("$KUBECTL" --kubeconfig "$S/kubeconfig")
+for ((i = 0; i < 240; i++)); do
+	r=$("${KC[@]}" get nodes -o jsonpath='{range .items[*]}{.spec.podCIDR}{" "}{range .status.conditions[?(@.type=="Ready")]}{.status}{end}{"\n"}{end}' 2>/dev/null | grep -c ' True$' || true)
+	((r == NODES)) && break
+	sleep 0.25
+done
+((r == NODES)) || { echo "lab bench: only $r of $NODES nodes Ready with a podCIDR" >&2; exit 1; }
+
+# --- 1. pod start / delete -----------------------------------------------------------------------
+log "1. pod start: $PODS pods on $NODES nodes"
+if "$PY" tools/bench/podstart.py "$API_URL" "$PODS" "$NODES" "$BIN/echo-server" "$POD_TIMEOUT" \
+	>"$tmp/podstart.out" 2>"$tmp/podstart.err"; then
+	:
+else
+	fail "pod start: $(tail -1 "$tmp/podstart.err")"
+fi
+cat "$tmp/podstart.out" >>"$raw"
+grep podsummary "$tmp/podstart.out" >&2 || true
+
+# --- 2. CNI ADD / DEL ----------------------------------------------------------------------------
+log "2. CNI ADD/DEL: $CNI_N calls each, sluice-cni with and without agent, ptp + host-local"
+CONF=$S/n3/net.d/10-sluice.conflist
+[[ -f $CONF ]] || { echo "lab bench: $CONF missing (n3 has no podCIDR?)" >&2; exit 1; }
+# A runtime hands a plugin its list entry with the list's name and cniVersion.
+jq -c '.plugins[0] + {cniVersion: .cniVersion, name: .name}' "$CONF" >"$tmp/cni-agent.json"
+jq -c --arg d "$tmp/ipam-noagent" 'del(.agentSocket, .agentQueueDir) | .name = "benchnoagent"
+	| .ipam.subnet = "198.19.250.0/24" | .ipam.gateway = "198.19.250.1" | .ipam.dataDir = $d' \
+	"$tmp/cni-agent.json" >"$tmp/cni-noagent.json"
+jq -c --arg d "$tmp/ipam-ptp" '{cniVersion: .cniVersion, name: "benchptp", type: "ptp", ipMasq: false,
+	mtu: (.mtu // 1500), ipam: {type: "host-local", subnet: "198.19.251.0/24", dataDir: $d,
+	routes: [{dst: "0.0.0.0/0"}]}}' "$tmp/cni-agent.json" >"$tmp/cni-ptp.json"
+cp "$tmp/cni-agent.json" "$tmp/cni-conf-used.json"
+
+# The call loop runs inside n3's netns (where the agent and its socket live):
+# one fresh netns per call, variants interleaved call by call so machine noise
+# hits them alike; each ADD and DEL timed by bash's EPOCHREALTIME around the
+# plugin's exec (what a runtime pays: fork, exec, the plugin's work).
+cat >"$tmp/cni-loop.sh" <<'LOOP'
+set -u
+tmp=$1 n=$2 L=$3 bin=$4 refcni=$5
+declare -A PLUGIN=([agent]=$bin/sluice-cni [noagent]=$bin/sluice-cni [ptp]=$refcni/ptp)
+us() { local t=${EPOCHREALTIME/./}; echo "$t"; }
+errs=0
+for ((i = 0; i < n; i++)); do
+	case $((i % 3)) in
+	0) order="agent noagent ptp" ;; 1) order="noagent ptp agent" ;; *) order="ptp agent noagent" ;;
+	esac
+	for v in $order; do
+		ns=$L-c$i-$v
+		ip netns add "$ns" && ip -n "$ns" link set lo up || { errs=$((errs + 1)); continue; }
+		for op in ADD DEL; do
+			t0=${EPOCHREALTIME/./}
+			env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin CNI_COMMAND=$op CNI_CONTAINERID=bench$i$v \
+				CNI_NETNS=/run/netns/$ns CNI_IFNAME=eth0 CNI_PATH="$refcni" \
+				CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=c$i" \
+				"${PLUGIN[$v]}" <"$tmp/cni-$v.json" >"$tmp/cni.out" 2>>"$tmp/cni.stderr"
+			rc=$?
+			t1=${EPOCHREALTIME/./}
+			if ((rc)); then
+				errs=$((errs + 1))
+				echo "cni $v $op call $i: rc $rc: $(head -c 300 "$tmp/cni.out")" >>"$tmp/cni.stderr"
+			fi
+			echo "test=cni variant=$v op=$op i=$i rc=$rc ms=$(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000)))"
+		done
+		ip netns del "$ns"
+	done
+done
+exit $((errs > 0))
+LOOP
+if ! nsenter --net="/run/netns/$L-n3" bash "$tmp/cni-loop.sh" "$tmp" "$CNI_N" "$L" "$BIN" "$REFCNI" \
+	>"$tmp/cni.txt"; then
+	fail "CNI calls: $(grep -c 'rc=[1-9]' "$tmp/cni.txt") failed; first: $(grep -m1 '^cni ' "$tmp/cni.stderr")"
+fi
+cat "$tmp/cni.txt" >>"$raw"
+
+# --- 3. pod → pod throughput and request rate ----------------------------------------------------
+log "3. throughput: pods on n1 and n2, references veth and bridge"
+cat >"$tmp/tp.yaml" <<Y
+apiVersion: v1
+kind: Pod
+metadata: {name: tp-server}
+spec:
+  nodeName: n2
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: echo
+    image: sluice/echo-server
+    command: ["$BIN/echo-server", "--name", "tp-server"]
+    readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
+  - name: iperf
+    image: iperf3
+    command: ["iperf3", "-s", "-p", "5201"]
+  - name: connbench
+    image: connbench
+    command: ["$BIN/connbench", "serve", "--addrs", "\$(POD_IP)", "--port", "8090"]
+    env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: tp-client}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: echo
+    image: sluice/echo-server
+    command: ["$BIN/echo-server", "--name", "tp-client"]
+    readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
+Y
+"${KC[@]}" create --validate=false -f "$tmp/tp.yaml" >/dev/null
+for ((i = 0; i < 240; i++)); do
+	r=$("${KC[@]}" get pods tp-server tp-client -o jsonpath='{range .items[*]}{range .status.conditions[?(@.type=="Ready")]}{.status}{end}{" "}{end}' 2>/dev/null || true)
+	[[ $r == "True True " ]] && break
+	sleep 0.25
+done
+[[ $r == "True True " ]] || { echo "lab bench: tp-server/tp-client not Ready: $r" >&2; exit 1; }
+POD_IP=$("${KC[@]}" get pod tp-server -o jsonpath='{.status.podIP}')
+POD_MTU=$("${LAB[@]}" exec --name "$L" default/tp-client -- cat /sys/class/net/eth0/mtu 2>/dev/null || echo "?")
+in_pod() { timeout $((SECONDS_PER_RUN + 30)) "${LAB[@]}" exec --name "$L" default/tp-client -- "$@"; }
+
+# References: A <veth> B, and A <veth> [br0 in BR] <veth> B.
+mkns "$L-va"
+mkns "$L-vb"
+ip -n "$L-va" link add eth0 type veth peer name eth0 netns "$L-vb"
+ip -n "$L-va" addr add 198.19.240.1/24 dev eth0
+ip -n "$L-vb" addr add 198.19.240.2/24 dev eth0
+ip -n "$L-va" link set eth0 up
+ip -n "$L-vb" link set eth0 up
+mkns "$L-ba"
+mkns "$L-bb"
+mkns "$L-br"
+ip -n "$L-br" link add br0 type bridge
+ip -n "$L-br" link set br0 up
+for s in a b; do
+	ip -n "$L-br" link add "p$s" type veth peer name eth0 netns "$L-b$s"
+	ip -n "$L-br" link set "p$s" master br0 up
+	ip -n "$L-b$s" link set eth0 up
+done
+ip -n "$L-ba" addr add 198.19.241.1/24 dev eth0
+ip -n "$L-bb" addr add 198.19.241.2/24 dev eth0
+for s in v b; do
+	nsenter --net="/run/netns/$L-${s}b" iperf3 -s -p 5201 >/dev/null 2>&1 &
+	pids+=($!)
+	nsenter --net="/run/netns/$L-${s}b" "$BIN/connbench" serve --addrs "198.19.24$([[ $s == v ]] && echo 0 || echo 1).2" \
+		--port 8090 >/dev/null 2>&1 &
+	pids+=($!)
+done
+sleep 1
+
+# run_tp PATH REP: one iperf3 run and one connbench run over PATH.
+run_tp() {
+	local path=$1 rep=$2 dst cli out bps rate
+	case $path in
+	pod) dst=$POD_IP cli=(in_pod) ;;
+	veth) dst=198.19.240.2 cli=(nsenter --net="/run/netns/$L-va") ;;
+	bridge) dst=198.19.241.2 cli=(nsenter --net="/run/netns/$L-ba") ;;
+	esac
+	if out=$("${cli[@]}" timeout $((SECONDS_PER_RUN + 20)) iperf3 -c "$dst" -p 5201 -t "$SECONDS_PER_RUN" -J 2>&1) &&
+		bps=$(jq -er '.end.sum_received.bits_per_second' <<<"$out" 2>/dev/null); then
+		echo "test=tcp path=$path rep=$rep gbps=$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')" \
+			"retrans=$(jq -r '.end.sum_sent.retransmits // 0' <<<"$out")" | tee -a "$raw" >&2
+	else
+		fail "iperf3 $path rep $rep: $(tail -c 300 <<<"$out")"
+	fi
+	if out=$("${cli[@]}" "$BIN/connbench" closed --targets "$dst:8090" --conns "$CONNS" \
+		--seconds "$SECONDS_PER_RUN" --warmup 0.5 --tag "$path$rep" 2>&1) &&
+		[[ $out =~ rate=([0-9.]+).*p50_ms=([0-9.]+).*p99_ms=([0-9.]+).*errors=([0-9]+) ]]; then
+		echo "test=rr path=$path rep=$rep rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]}" \
+			"p99_ms=${BASH_REMATCH[3]} errors=${BASH_REMATCH[4]}" | tee -a "$raw" >&2
+		((BASH_REMATCH[4] == 0)) || fail "connbench $path rep $rep: ${BASH_REMATCH[4]} errors"
+	else
+		fail "connbench $path rep $rep: $(tail -c 300 <<<"$out")"
+	fi
+}
+for ((rep = 1; rep <= REPS; rep++)); do
+	case $((rep % 3)) in
+	1) order="pod veth bridge" ;; 2) order="veth bridge pod" ;; *) order="bridge pod veth" ;;
+	esac
+	for p in $order; do run_tp "$p" "$rep"; done
+done
+t_total=$(($(date +%s) - t_start))
+
+# --- report --------------------------------------------------------------------------------------
+log "report"
+export m_cpu m_nproc m_mem m_kernel m_commit m_date m_load v_iperf v_plugins t_total POD_MTU
+export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS
+export FAILURES="${failures[*]}"
+"$PY" - "$raw" "$tmp" "$OUT" <<'PY'
+import os, sys, statistics
+raw, tmp, out = sys.argv[1:4]
+E = os.environ
+rows = []
+for line in open(raw):
+    kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+    if "test" in kv:
+        rows.append(kv)
+
+def pct(v, p):
+    v = sorted(v)
+    if not v:
+        return float("nan")
+    k = max(0, min(len(v) - 1, int(round(p * len(v) + 0.5)) - 1))
+    return v[k]
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+start = [float(r["ms"]) for r in rows if r["test"] == "podstart"]
+dele = [float(r["ms"]) for r in rows if r["test"] == "poddelete"]
+summ = {r["phase"]: r for r in rows if r["test"] == "podsummary"}
+cni = {}
+for r in rows:
+    if r["test"] == "cni" and r["rc"] == "0":
+        cni.setdefault((r["variant"], r["op"]), []).append(float(r["ms"]))
+cni_err = sum(1 for r in rows if r["test"] == "cni" and r["rc"] != "0")
+tcp, rr, retr = {}, {}, {}
+for r in rows:
+    if r["test"] == "tcp":
+        tcp.setdefault(r["path"], []).append(float(r["gbps"]))
+        retr.setdefault(r["path"], []).append(float(r["retrans"]))
+    if r["test"] == "rr":
+        rr.setdefault(r["path"], []).append((float(r["rate"]), float(r["p50_ms"]), float(r["p99_ms"])))
+
+# CSV: every measurement, one row each.
+with open(out + "/lab.csv", "w") as f:
+    f.write("test,subject,op_or_rep,value,unit\n")
+    for r in rows:
+        t = r["test"]
+        if t in ("podstart", "poddelete"):
+            f.write("%s,%s,%s,%s,ms\n" % (t, r["pod"], r["node"], r["ms"]))
+        elif t == "cni":
+            f.write("cni,%s,%s,%s,ms%s\n" % (r["variant"], r["op"], r["ms"], "" if r["rc"] == "0" else " (failed rc=%s)" % r["rc"]))
+        elif t == "tcp":
+            f.write("tcp,%s,%s,%s,Gbit/s\n" % (r["path"], r["rep"], r["gbps"]))
+        elif t == "rr":
+            f.write("rr,%s,%s,%s,conn-requests/s\n" % (r["path"], r["rep"], r["rate"]))
+
+md = []
+w = md.append
+fails = E.get("FAILURES", "")
+yes = lambda b: "**yes**" if b else "**no**"
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+tcp_m = {p: med(v) for p, v in tcp.items()}
+rr_m = {p: med([x[0] for x in v]) for p, v in rr.items()}
+w("# Lab benchmark: pod start, CNI ADD/DEL, pod-to-pod across nodes\n")
+w("Measured %s on commit `%s`, %s s. Status: %s.\n" % (E["m_date"], E["m_commit"], E["t_total"],
+  "all runs completed without errors" if not fails else "FAILED: " + fails))
+w("Repeat with `make && make bench` (this part alone: `sudo BIN=build/bin tools/bench/lab.sh`; knobs "
+  "PODS=%s NODES=%s CNI_N=%s REPS=%s SECONDS_PER_RUN=%s CONNS=%s).\n" %
+  (E["PODS"], E["NODES"], E["CNI_N"], E["REPS"], E["SECONDS_PER_RUN"], E["CONNS"]))
+w("**Machine:** %s x %s, %s, Linux %s; load average at start %s. This is a shared, noisy VM: "
+  "other engineers build and test on the same %s cores while this runs, and the whole lab (API "
+  "server, %s agents, %s pods, the load generators) shares them too. Ratios measured in the same "
+  "run mean more than absolute values.\n" % (E["m_nproc"], E["m_cpu"], E["m_mem"], E["m_kernel"],
+  E["m_load"], E["m_nproc"], E["NODES"], E["PODS"]))
+w("## Goals\n")
+w("| goal | measured (median) | met |\n|---|---|---|")
+if "pod" in tcp_m and "veth" in tcp_m:
+    r1 = ratio(tcp_m["pod"], tcp_m["veth"])
+    w("| cross-node pod → pod TCP throughput ≥ 0.9 × plain veth | %.2f vs %.2f Gbit/s (x%.2f); vs the bridge reference %.2f Gbit/s: x%.2f | %s |" %
+      (tcp_m["pod"], tcp_m["veth"], r1, tcp_m.get("bridge", float("nan")), ratio(tcp_m["pod"], tcp_m.get("bridge", 0)), yes(r1 >= 0.9)))
+if "pod" in rr_m and "veth" in rr_m:
+    r2 = ratio(rr_m["pod"], rr_m["veth"])
+    w("| cross-node pod → pod request rate ≥ 0.9 × plain veth | %.0f vs %.0f /s (x%.2f); vs the bridge reference %.0f /s: x%.2f | %s |" %
+      (rr_m["pod"], rr_m["veth"], r2, rr_m.get("bridge", float("nan")), ratio(rr_m["pod"], rr_m.get("bridge", 0)), yes(r2 >= 0.9)))
+w("")
+w("## 1. Pod start and delete (%s pods, %s nodes)\n" % (E["PODS"], E["NODES"]))
+w("`sluicectl lab up --nodes %s --no-dns`; %s echo-server pods (readiness `httpGet /ready`, "
+  "`periodSeconds: 1`, `failureThreshold: 1`), spread round-robin by `spec.nodeName`, POSTed back "
+  "to back on one keep-alive connection (tools/bench/podstart.py). Create → Ready runs from just "
+  "before a pod's POST is sent to the arrival of the first watch event with `Ready=True` (one watch "
+  "on the namespace, opened before the first POST, same clock). Then every pod is DELETEd (graceful, "
+  "`terminationGracePeriodSeconds: 2`; the agent sends SIGTERM, runs CNI DEL, removes the object) "
+  "and delete → gone runs to its `DELETED` event.\n" % (E["NODES"], E["PODS"]))
+w("| phase | pods | p50 ms | p99 ms | max ms | all requests sent after ms | last pod done after ms |")
+w("|---|---|---|---|---|---|---|")
+for name, v, ph in (("create → Ready", start, "create"), ("delete → gone", dele, "delete")):
+    s = summ.get(ph, {})
+    w("| %s | %d | %.0f | %.0f | %.0f | %s | %s |" % (name, len(v), pct(v, .5), pct(v, .99),
+      max(v) if v else float("nan"), s.get("submit_ms", "?"), s.get("last_ms", "?")))
+w("\nThe readiness probe's period (1 s) is the floor of create → Ready: the first probe runs up to "
+  "a period after the container starts. Pods are created faster than %s nodes start them, so later "
+  "pods queue behind earlier ones and the p99 is mostly that queue.\n" % E["NODES"])
+w("## 2. CNI ADD and DEL (%s calls each)\n" % E["CNI_N"])
+w("The plugin is exec'd the way a runtime does (`CNI_*` environment, the network config on stdin) in "
+  "node n3's netns, into a fresh netns per call (created and removed outside the timing), ADD then "
+  "DEL, the three variants interleaved call by call. Timed with bash's `EPOCHREALTIME` around the "
+  "exec, so it includes fork and exec. *sluice-cni + agent*: n3's own config "
+  "(`10-sluice.conflist` written by the agent; `agentSocket` set: ADD returns only after n3's "
+  "sluice-agent has programmed the endpoint, DEL after it has removed it). *sluice-cni alone*: the "
+  "same config without `agentSocket`, its own subnet and IPAM dir. *ptp + host-local*: Debian's "
+  "reference plugins %s (a veth pair, /32 address, host route, default route in the pod; host-local "
+  "IPAM with a file per address) with the same MTU.%s\n" % (E["v_plugins"],
+  "" if not cni_err else " **%d calls failed** (see the status line)." % cni_err))
+w("| variant | ADD p50 ms | ADD p99 ms | DEL p50 ms | DEL p99 ms |\n|---|---|---|---|---|")
+names = {"agent": "sluice-cni + agent", "noagent": "sluice-cni alone", "ptp": "ptp + host-local (reference)"}
+for v in ("agent", "noagent", "ptp"):
+    a, d = cni.get((v, "ADD"), []), cni.get((v, "DEL"), [])
+    w("| %s | %.2f | %.2f | %.2f | %.2f |" % (names[v], pct(a, .5), pct(a, .99), pct(d, .5), pct(d, .99)))
+w("")
+w("## 3. Pod → pod across nodes vs plain namespaces\n")
+w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: pod veth → n1 (routing, "
+  "the agent's programs) → host-gw route via 198.18.0.12 → n1's fabric veth → bridge br0 in "
+  "L-fabric → n2's fabric veth → n2 (routing) → pod veth; pod eth0 MTU %s. *veth* (the limit): two "
+  "namespaces joined by one veth pair, MTU 1500. *bridge* (the fair reference for the fabric): two "
+  "namespaces each with a veth into a bridge in a third namespace, MTU 1500. So the pod path has two "
+  "extra veth hops and two routing steps over the bridge reference.\n" % E["POD_MTU"])
+w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request rate: `connbench "
+  "closed` (tools/connbench), %s connections in flight, each a new TCP connection carrying one "
+  "request and response (HTTP/1.0 style) — so it measures connection setup + request/response "
+  "through the path; %s s per run after 0.5 s warm-up. The server is `connbench serve` in the "
+  "destination (a container of the pod, or a process in the namespace). Medians of %s runs, paths "
+  "in rotating order.\n" % (E["v_iperf"], E["SECONDS_PER_RUN"], E["CONNS"], E["SECONDS_PER_RUN"], E["REPS"]))
+w("| path | TCP Gbit/s (median) | runs | vs veth | TCP retransmits (median) | requests/s (median) | p50 / p99 ms | vs veth |")
+w("|---|---|---|---|---|---|---|---|")
+for p in ("pod", "veth", "bridge"):
+    t = tcp.get(p, [])
+    q = rr.get(p, [])
+    w("| %s | %.2f | %s | x%.2f | %.0f | %.0f | %.2f / %.2f | x%.2f |" % (p, med(t), " ".join("%.2f" % x for x in t),
+      ratio(med(t), tcp_m.get("veth", 0)), med(retr.get(p, [])), med([x[0] for x in q]), med([x[1] for x in q]),
+      med([x[2] for x in q]), ratio(med([x[0] for x in q]), rr_m.get("veth", 0))))
+w("")
+w("ANALYSIS_PLACEHOLDER\n")
+w("![Lab benchmark](lab.png)\n")
+w("Raw per-measurement figures: [lab.csv](lab.csv).")
+open(tmp + "/report.md", "w").write("\n".join(md) + "\n")
+
+with open(tmp + "/pods.dat", "w") as f:
+    for i, v in enumerate(sorted(start)):
+        f.write("%.1f %.4f\n" % (v, (i + 1) / len(start)))
+    f.write("\n\n")
+    for i, v in enumerate(sorted(dele)):
+        f.write("%.1f %.4f\n" % (v, (i + 1) / len(dele)))
+with open(tmp + "/cni.dat", "w") as f:
+    for v, lbl in (("agent", "sluice+agent"), ("noagent", "sluice"), ("ptp", "ptp+host-local")):
+        a, d = cni.get((v, "ADD"), []), cni.get((v, "DEL"), [])
+        f.write("%s %.2f %.2f %.2f %.2f\n" % (lbl, pct(a, .5), pct(a, .99), pct(d, .5), pct(d, .99)))
+with open(tmp + "/tp.dat", "w") as f:
+    for p in ("pod", "veth", "bridge"):
+        f.write("%s %.4f %.4f\n" % (p, ratio(tcp_m.get(p, 0), tcp_m.get("veth", 0)), ratio(rr_m.get(p, 0), rr_m.get("veth", 0))))
+PY
+# The analysis paragraph is kept by hand next to the script (like
+# datapath-analysis.md); without it the placeholder line is dropped.
+if [[ -f tools/bench/lab-analysis.md ]]; then
+	sed -e "/^ANALYSIS_PLACEHOLDER$/{r tools/bench/lab-analysis.md" -e 'd}' "$tmp/report.md" >"$OUT/lab.md"
+else
+	grep -v '^ANALYSIS_PLACEHOLDER$' "$tmp/report.md" >"$OUT/lab.md"
+fi
+
+cat >"$tmp/plot.gnuplot" <<'G'
+set terminal pngcairo size 1500,500 font "DejaVu Sans,10"
+set output out
+set multiplot layout 1,3 title "Sluice lab (".machine.")" font ",12"
+set grid
+set title "Pod create -> Ready, delete -> gone (CDF)"
+set xlabel "ms"
+set ylabel "fraction of pods"
+set yrange [0:1]
+set key bottom right
+plot dir."/pods.dat" index 0 using 1:2 with steps lw 2 title "create -> Ready", \
+     '' index 1 using 1:2 with steps lw 2 title "delete -> gone"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid noxtics ytics
+set key top left
+set yrange [0:*]
+set xlabel ""
+set xrange [-0.5:2.5]
+set title "CNI ADD/DEL latency"
+set ylabel "ms (lower is better)"
+plot dir."/cni.dat" using 2:xtic(1) title "ADD p50", '' using 3 title "ADD p99", \
+     '' using 4 title "DEL p50", '' using 5 title "DEL p99"
+set title "Pod -> pod across nodes, relative to plain veth"
+set ylabel "ratio to veth (higher is better)"
+set yrange [0:1.2]
+set arrow from graph 0, first 0.9 to graph 1, first 0.9 nohead dt 2 lc rgb "black"
+set label "goal 0.9" at graph 0.02, first 0.93
+plot dir."/tp.dat" using 2:xtic(1) title "TCP throughput", '' using 3 title "request rate"
+G
+gnuplot -e "dir='$tmp'; out='$OUT/lab.png'; machine='$m_nproc cores, $m_date'" "$tmp/plot.gnuplot" ||
+	fail "gnuplot"
+
+log "results: $OUT/lab.md, $OUT/lab.csv, $OUT/lab.png"
+if ((${#failures[@]})); then
+	log "FAILED: ${failures[*]}"
+	exit 1
+fi
+exit 0
