@@ -36,7 +36,8 @@
 # the report. Results: $OUT/datapath.md, .csv, .png (OUT defaults to
 # docs/benchmarks). Any load-generator error fails the benchmark (exit 1).
 #
-# Knobs (environment): SCALES, REPS, PROG_REPS, RUN_SECONDS, CONNS, OPEN_RATE
+# Knobs (environment): SCALES, REPS (0 skips part 2: programming, endpoint
+# changes and memory only), PROG_REPS, RUN_SECONDS, CONNS, OPEN_RATE
 # (default: half the direct closed-loop rate at the first scale), CHANGE_SAMPLES,
 # PROFILE (1 = profile at the largest scale). Needs root (netns, cgroup,
 # bpffs, BPF), bpftool, curl; perf for the profiles, gnuplot for the PNG.
@@ -454,7 +455,7 @@ rep_ratios() { # rep_ratios SCALE: the per-run ratios, sorted
 		a=$(vals closed rate scale="$1" mode=clusterip rep=$r | head -1)
 		b=$(vals closed rate scale="$1" mode=direct rep=$r | head -1)
 		ratio "$a" "$b"
-	done | grep -v nan | sort -g
+	done | { grep -v nan || true; } | sort -g
 }
 ratio_range() { rep_ratios "$1" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.2f-%.2f", lo, hi; else print "n/a" }'; }
 rep_ratio() { # rep_ratio SCALE
@@ -463,7 +464,7 @@ rep_ratio() { # rep_ratio SCALE
 		a=$(vals closed rate scale="$1" mode=clusterip rep=$r | head -1)
 		b=$(vals closed rate scale="$1" mode=direct rep=$r | head -1)
 		ratio "$a" "$b"
-	done | grep -v nan | sort -g | awk '{ v[NR] = $1 } END {
+	done | { grep -v nan || true; } | sort -g | awk '{ v[NR] = $1 } END {
 		if (!NR) { print "nan"; exit } print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 # vals() matches on the first word "rep=N" only through the selector rep=N.
