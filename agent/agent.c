@@ -646,6 +646,7 @@ static void agent_sync(struct agent *a)
 	struct sockterm_target *gone = NULL;
 	size_t n_gone = 0, n_addrs, n_ops;
 	const __be32 *addrs;
+	bool trim;
 	int err;
 
 	for (int i = 0; i < INF_N; i++)
@@ -744,10 +745,6 @@ static void agent_sync(struct agent *a)
 	free(gone);
 	if (plan.hc_changed)
 		hc_update(a);
-	/* A start or a large change freed the informers' list pages and the
-	 * decoded objects: give the heap back instead of keeping the peak. */
-	if (plan.full || plan.services_built >= 1000)
-		malloc_trim(0);
 	if (errors) {
 		/* Something failed (logged by dp): the next sync writes everything
 		 * again and reconciles, soon. */
@@ -766,7 +763,13 @@ static void agent_sync(struct agent *a)
 	clock_gettime(CLOCK_MONOTONIC, &a->last_sync_end);
 	pr_debug(AG, "node '%s': sync: %zu services rebuilt, %zu ops in %.3f ms", a->cfg.node_name,
 		 plan.services_built, n_ops, a->last_sync_s * 1e3);
+	trim = plan.full || plan.services_built >= 1000;
 	lbi_plan_fini(&plan);
+	/* A start or a large change freed the informers' list pages, the
+	 * decoded objects and the plan: give the heap back instead of keeping
+	 * the peak. */
+	if (trim)
+		malloc_trim(0);
 }
 
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
@@ -1082,6 +1085,11 @@ int agent_run(const struct agent_config *cfg)
 			"of removed backends recover only when they reconnect",
 			cfg->node_name, strerror(errno));
 
+	/* One malloc arena for every thread: the informer threads' list pages
+	 * and texts are freed on this thread, and per-thread arenas kept them
+	 * as fragmented, mostly free heaps (83 -> 70 MiB RSS, 135 -> 93 MiB
+	 * peak at 10,000 Services, with no measurable CPU cost). */
+	mallopt(M_ARENA_MAX, 1);
 	a.lbi = lbi_new(cfg->node_name);
 	if (!a.lbi) {
 		rc = -ENOMEM;

@@ -589,7 +589,8 @@ static int dp_link_setup(struct dp *dp, struct dp_link *l, struct bpf_program *p
  * has them for arrays (5.6+), one lookup per id otherwise.
  */
 static int dp_be_walk(struct dp *dp,
-		      int (*fn)(struct dp *dp, __u32 id, const struct sl_backend *be))
+		      int (*fn)(struct dp *dp, __u32 id, const struct sl_backend *be, void *arg),
+		      void *arg)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	__u32 *keys = calloc(DP_BATCH, sizeof(*keys)), in = 0, out = 0, n;
@@ -616,7 +617,7 @@ static int dp_be_walk(struct dp *dp,
 		in = out;
 		for (__u32 i = 0; i < n && !err; i++)
 			if (keys[i] && vals[i].addr && vals[i].state != SL_BE_GONE)
-				err = fn(dp, keys[i], &vals[i]);
+				err = fn(dp, keys[i], &vals[i], arg);
 	}
 	if (!first || err)
 		goto out;
@@ -625,7 +626,7 @@ static int dp_be_walk(struct dp *dp,
 
 		if (bpf_map_lookup_elem(dp->be_fd, &id, &be) || !be.addr || be.state == SL_BE_GONE)
 			continue;
-		err = fn(dp, id, &be);
+		err = fn(dp, id, &be, arg);
 	}
 out:
 	free(keys);
@@ -633,7 +634,7 @@ out:
 	return err;
 }
 
-static int dp_restore_be(struct dp *dp, __u32 id, const struct sl_backend *be)
+static int dp_restore_be(struct dp *dp, __u32 id, const struct sl_backend *be, void *arg)
 {
 	dp_ids_set(&dp->be_ids, id);
 	return dp_be_index_put(&dp->be_index, dp_be_key(be->addr, be->port, be->proto), id);
@@ -692,7 +693,7 @@ static int dp_restore(struct dp *dp, bool fresh)
 	/* Backends: the whole array, in batches (one lookup per id was ~0.2 s
 	 * at 262144 ids, paid even on fresh maps). */
 	if (!fresh)
-		err = dp_be_walk(dp, dp_restore_be);
+		err = dp_be_walk(dp, dp_restore_be, NULL);
 	if (err)
 		goto out;
 	if (dp->svc_ids.used || dp->be_ids.used)
@@ -1522,34 +1523,41 @@ int dp_svc_foreach(struct dp *dp, int (*fn)(const struct sl_svc_key *key, void *
 	return rc;
 }
 
+struct dp_be_list {
+	struct sl_backend *bes;
+	__u32 *ids;
+	size_t n, cap;
+};
+
+static int dp_be_collect(struct dp *dp, __u32 id, const struct sl_backend *be, void *arg)
+{
+	struct dp_be_list *l = arg;
+
+	/* Only ids the allocator owns: what fn may remove. */
+	if (!dp_ids_test(&dp->be_ids, id) || l->n == l->cap)
+		return 0;
+	l->bes[l->n] = *be;
+	l->ids[l->n++] = id;
+	return 0;
+}
+
 int dp_backend_foreach(struct dp *dp, int (*fn)(const struct sl_backend *be, __u32 id, void *arg),
 		       void *arg)
 {
-	struct sl_backend *bes = NULL;
-	__u32 *ids = NULL;
-	size_t n = 0;
-	int rc = 0;
+	struct dp_be_list l = {0};
+	int rc;
 
 	if (!dp || !fn)
 		return -EINVAL;
-	bes = calloc(dp->be_index.n + 1, sizeof(*bes));
-	ids = calloc(dp->be_index.n + 1, sizeof(*ids));
-	if (!bes || !ids) {
-		free(bes);
-		free(ids);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < dp->be_index.cap && n < dp->be_index.n; i++) {
-		__u32 id = dp->be_index.v[i].id;
-		if (!id || bpf_map_lookup_elem(dp->be_fd, &id, &bes[n]))
-			continue;
-		if (bes[n].state == SL_BE_GONE)
-			continue;
-		ids[n++] = id;
-	}
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = fn(&bes[i], ids[i], arg);
-	free(bes);
-	free(ids);
+	/* Read in batches (dp_be_walk): one lookup per backend was 200,000
+	 * bpf() calls for the reconciliation after a start at 10,000 Services. */
+	l.cap = dp->be_index.n + 1;
+	l.bes = calloc(l.cap, sizeof(*l.bes));
+	l.ids = calloc(l.cap, sizeof(*l.ids));
+	rc = l.bes && l.ids ? dp_be_walk(dp, dp_be_collect, &l) : -ENOMEM;
+	for (size_t i = 0; i < l.n && !rc; i++)
+		rc = fn(&l.bes[i], l.ids[i], arg);
+	free(l.bes);
+	free(l.ids);
 	return rc;
 }

@@ -94,6 +94,35 @@ static bool blob_init(struct blob *b, size_t cap)
 	return b->p != NULL;
 }
 
+/*
+ * A Service with the fields agent/model.c reads (lbinc.h): metadata
+ * namespace, name, creationTimestamp and whether the service-proxy-name
+ * label is set; spec type, clusterIP(s), ports (name, protocol, port,
+ * nodePort), session affinity and its timeout, externalIPs, traffic
+ * policies, healthCheckNodePort; status.loadBalancer.ingress ip and ipMode.
+ * ~130 bytes plus strings in one block, against 416 for struct k8s_service
+ * alone; svc_materialise() turns it back into one for a build.
+ */
+struct csvc_port {
+	const char *name, *protocol;
+	int32_t port, node_port;
+};
+
+struct csvc_ing {
+	const char *ip, *ip_mode;
+};
+
+struct csvc {
+	const char *ns, *name, *type, *cluster_ip, *session_affinity, *etp, *itp;
+	char **cluster_ips, **external_ips;
+	struct csvc_port *ports;
+	struct csvc_ing *ingress;
+	struct k8s_time created;
+	int32_t affinity_timeout, hc_node_port;
+	uint32_t n_cluster_ips, n_external_ips, n_ports, n_ingress;
+	bool other_proxy; /* label service.kubernetes.io/service-proxy-name */
+};
+
 static size_t strlist_size(const struct k8s_strlist *l)
 {
 	size_t n = PIECE(l->n, sizeof(char *));
@@ -103,81 +132,62 @@ static size_t strlist_size(const struct k8s_strlist *l)
 	return n;
 }
 
-static void strlist_copy(struct blob *b, struct k8s_strlist *dst, const struct k8s_strlist *src)
+static char **strlist_copy(struct blob *b, const struct k8s_strlist *src)
 {
-	dst->n = src->n;
-	dst->v = src->n ? blob_take(b, src->n * sizeof(char *)) : NULL;
+	char **v = src->n ? blob_take(b, src->n * sizeof(char *)) : NULL;
+
 	for (size_t i = 0; i < src->n; i++)
-		dst->v[i] = blob_str(b, src->v[i]);
+		v[i] = blob_str(b, src->v[i]);
+	return v;
 }
 
-/*
- * A Service with the fields agent/model.c reads (lbinc.h): metadata
- * namespace, name, creationTimestamp and the service-proxy-name label; spec
- * type, clusterIP(s), ports (name, protocol, port, nodePort), session
- * affinity and its timeout, externalIPs, traffic policies,
- * healthCheckNodePort; status.loadBalancer.ingress ip and ipMode. Every raw
- * is NULL. One block: free() it, never k8s_service_free().
- */
-static struct k8s_service *svc_compact(const struct k8s_service *s)
+static struct csvc *svc_compact(const struct k8s_service *s)
 {
 	const struct k8s_service_spec *sp = &s->spec;
 	const struct k8s_lb_status *lb = &s->status.load_balancer;
-	const char *proxy = k8s_strmap_get(&s->meta.labels, LABEL_PROXY_NAME);
-	size_t size = PIECE(1, sizeof(struct k8s_service));
-	struct k8s_service *c;
+	size_t size = PIECE(1, sizeof(struct csvc));
+	struct csvc *c;
 	struct blob b;
 
 	size += str_size(s->meta.namespace) + str_size(s->meta.name);
-	if (proxy)
-		size += PIECE(1, sizeof(struct k8s_kv)) + sizeof(LABEL_PROXY_NAME) +
-			str_size(proxy);
 	size += str_size(sp->type) + str_size(sp->cluster_ip) + str_size(sp->session_affinity) +
 		str_size(sp->external_traffic_policy) + str_size(sp->internal_traffic_policy);
 	size += strlist_size(&sp->cluster_ips) + strlist_size(&sp->external_ips);
-	size += PIECE(sp->n_ports, sizeof(struct k8s_service_port));
+	size += PIECE(sp->n_ports, sizeof(struct csvc_port));
 	for (size_t i = 0; i < sp->n_ports; i++)
 		size += str_size(sp->ports[i].name) + str_size(sp->ports[i].protocol);
-	size += PIECE(lb->n_ingress, sizeof(struct k8s_lb_ingress));
+	size += PIECE(lb->n_ingress, sizeof(struct csvc_ing));
 	for (size_t i = 0; i < lb->n_ingress; i++)
 		size += str_size(lb->ingress[i].ip) + str_size(lb->ingress[i].ip_mode);
 	if (!blob_init(&b, size))
 		return NULL;
 	c = blob_take(&b, sizeof(*c));
-	c->meta.namespace = blob_str(&b, s->meta.namespace);
-	c->meta.name = blob_str(&b, s->meta.name);
-	c->meta.creation_timestamp = s->meta.creation_timestamp;
-	if (proxy) {
-		c->meta.labels.v = blob_take(&b, sizeof(struct k8s_kv));
-		c->meta.labels.v[0].key = blob_str(&b, LABEL_PROXY_NAME);
-		c->meta.labels.v[0].value = blob_str(&b, proxy);
-		c->meta.labels.n = 1;
-	}
-	c->spec.type = blob_str(&b, sp->type);
-	c->spec.cluster_ip = blob_str(&b, sp->cluster_ip);
-	c->spec.session_affinity = blob_str(&b, sp->session_affinity);
-	c->spec.session_affinity_config.client_ip.timeout_seconds =
-		sp->session_affinity_config.client_ip.timeout_seconds;
-	c->spec.external_traffic_policy = blob_str(&b, sp->external_traffic_policy);
-	c->spec.internal_traffic_policy = blob_str(&b, sp->internal_traffic_policy);
-	c->spec.health_check_node_port = sp->health_check_node_port;
-	strlist_copy(&b, &c->spec.cluster_ips, &sp->cluster_ips);
-	strlist_copy(&b, &c->spec.external_ips, &sp->external_ips);
-	c->spec.n_ports = sp->n_ports;
-	c->spec.ports = sp->n_ports ? blob_take(&b, sp->n_ports * sizeof(*c->spec.ports)) : NULL;
-	for (size_t i = 0; i < sp->n_ports; i++) {
-		c->spec.ports[i].name = blob_str(&b, sp->ports[i].name);
-		c->spec.ports[i].protocol = blob_str(&b, sp->ports[i].protocol);
-		c->spec.ports[i].port = sp->ports[i].port;
-		c->spec.ports[i].node_port = sp->ports[i].node_port;
-	}
-	c->status.load_balancer.n_ingress = lb->n_ingress;
-	c->status.load_balancer.ingress =
-		lb->n_ingress ? blob_take(&b, lb->n_ingress * sizeof(struct k8s_lb_ingress)) : NULL;
-	for (size_t i = 0; i < lb->n_ingress; i++) {
-		c->status.load_balancer.ingress[i].ip = blob_str(&b, lb->ingress[i].ip);
-		c->status.load_balancer.ingress[i].ip_mode = blob_str(&b, lb->ingress[i].ip_mode);
-	}
+	c->ns = blob_str(&b, s->meta.namespace);
+	c->name = blob_str(&b, s->meta.name);
+	c->created = s->meta.creation_timestamp;
+	c->other_proxy = k8s_strmap_get(&s->meta.labels, LABEL_PROXY_NAME) != NULL;
+	c->type = blob_str(&b, sp->type);
+	c->cluster_ip = blob_str(&b, sp->cluster_ip);
+	c->session_affinity = blob_str(&b, sp->session_affinity);
+	c->affinity_timeout = sp->session_affinity_config.client_ip.timeout_seconds;
+	c->etp = blob_str(&b, sp->external_traffic_policy);
+	c->itp = blob_str(&b, sp->internal_traffic_policy);
+	c->hc_node_port = sp->health_check_node_port;
+	c->n_cluster_ips = (uint32_t)sp->cluster_ips.n;
+	c->cluster_ips = strlist_copy(&b, &sp->cluster_ips);
+	c->n_external_ips = (uint32_t)sp->external_ips.n;
+	c->external_ips = strlist_copy(&b, &sp->external_ips);
+	c->n_ports = (uint32_t)sp->n_ports;
+	c->ports = sp->n_ports ? blob_take(&b, sp->n_ports * sizeof(*c->ports)) : NULL;
+	for (size_t i = 0; i < sp->n_ports; i++)
+		c->ports[i] = (struct csvc_port){blob_str(&b, sp->ports[i].name),
+						 blob_str(&b, sp->ports[i].protocol),
+						 sp->ports[i].port, sp->ports[i].node_port};
+	c->n_ingress = (uint32_t)lb->n_ingress;
+	c->ingress = lb->n_ingress ? blob_take(&b, lb->n_ingress * sizeof(*c->ingress)) : NULL;
+	for (size_t i = 0; i < lb->n_ingress; i++)
+		c->ingress[i] = (struct csvc_ing){blob_str(&b, lb->ingress[i].ip),
+						  blob_str(&b, lb->ingress[i].ip_mode)};
 	return c;
 }
 
@@ -430,7 +440,7 @@ struct sliceent;
 struct svcent {
 	void *hnext;
 	char *key;		  /* "ns/name" */
-	struct k8s_service *svc;  /* compact; NULL = only slices know this name */
+	struct csvc *svc;	  /* compact; NULL = only slices know this name */
 	struct sliceent **slices; /* attached slices, unordered */
 	size_t n_slices, cap_slices;
 	struct lbm_state *frag; /* the last plan's fragment; NULL = nothing wanted */
@@ -483,6 +493,8 @@ struct lbi {
 	__be32 *addrs;
 	size_t n_addrs;
 	struct htab svcs, slices, bes, fes;
+	struct beslab *slabs;  /* every berec lives in one of these */
+	struct berec *be_free; /* free berecs, linked through hnext */
 	struct svcent *dirty;
 	size_t n_dirty;
 	size_t n_fe_wanted; /* frontends with a winner */
@@ -495,12 +507,67 @@ struct lbi {
 	size_t cap_eps;
 	struct k8s_slice_port *ports;
 	size_t cap_ports;
+	struct k8s_service_port *sports;
+	size_t cap_sports;
+	struct k8s_lb_ingress *sing;
+	size_t cap_sing;
 	/* plan scratch */
 	struct berec **tbe;
 	size_t n_tbe, cap_tbe;
 	struct ferec **tfe;
 	size_t n_tfe, cap_tfe;
 };
+
+/* Backend records come from slabs: 200,000 of them cost their 32 bytes
+ * each instead of 48 with malloc's header and rounding. */
+#define BESLAB 1024
+
+struct beslab {
+	struct beslab *next;
+	struct berec r[BESLAB];
+};
+
+static struct berec *berec_alloc(struct lbi *l)
+{
+	struct berec *r;
+
+	if (!l->be_free) {
+		struct beslab *sl = calloc(1, sizeof(*sl));
+
+		if (!sl)
+			return NULL;
+		sl->next = l->slabs;
+		l->slabs = sl;
+		for (size_t i = BESLAB; i-- > 0;) {
+			sl->r[i].hnext = l->be_free;
+			l->be_free = &sl->r[i];
+		}
+	}
+	r = l->be_free;
+	l->be_free = r->hnext;
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+static void berec_free(struct lbi *l, struct berec *r)
+{
+	r->hnext = l->be_free;
+	l->be_free = r;
+}
+
+/* Drops every backend record and the table. */
+static void slabs_free(struct lbi *l)
+{
+	while (l->slabs) {
+		struct beslab *next = l->slabs->next;
+
+		free(l->slabs);
+		l->slabs = next;
+	}
+	l->be_free = NULL;
+	free(l->bes.b);
+	memset(&l->bes, 0, sizeof(l->bes));
+}
 
 static uint64_t be_key(__be32 addr, __be16 port, __u8 proto)
 {
@@ -577,8 +644,7 @@ void lbi_free(struct lbi *l)
 		free(e->cs);
 		free(e);
 	}
-	HFOREACH(&l->bes, struct berec, r)
-	free(r);
+	slabs_free(l);
 	HFOREACH(&l->fes, struct ferec, r)
 	{
 		free(r->own);
@@ -595,6 +661,8 @@ void lbi_free(struct lbi *l)
 	free(l->esp);
 	free(l->eps);
 	free(l->ports);
+	free(l->sports);
+	free(l->sing);
 	free(l->tbe);
 	free(l->tfe);
 	free(l);
@@ -632,7 +700,7 @@ static struct svcent *svcent_get(struct lbi *l, const char *key)
 int lbi_service_set(struct lbi *l, const char *key, const struct k8s_service *svc)
 {
 	struct svcent *s;
-	struct k8s_service *c = NULL;
+	struct csvc *c = NULL;
 
 	if (!l || !key)
 		return -EINVAL;
@@ -795,12 +863,57 @@ bool lbi_dirty(const struct lbi *l)
 
 /* --- one Service's fragment --------------------------------------------------------------- */
 
+/* The compact Service as a struct k8s_service pointing into it (and into
+ * l's scratch for the arrays whose element types differ). */
+static int svc_materialise(struct lbi *l, const struct csvc *c, struct k8s_service *o,
+			   struct k8s_kv *label)
+{
+	if (VEC_GROW(l->sports, c->n_ports, l->cap_sports) ||
+	    VEC_GROW(l->sing, c->n_ingress, l->cap_sing))
+		return -ENOMEM;
+	memset(o, 0, sizeof(*o));
+	o->meta.namespace = (char *)c->ns;
+	o->meta.name = (char *)c->name;
+	o->meta.creation_timestamp = c->created;
+	if (c->other_proxy) {
+		*label = (struct k8s_kv){(char *)LABEL_PROXY_NAME, (char *)""};
+		o->meta.labels = (struct k8s_strmap){label, 1};
+	}
+	o->spec.type = (char *)c->type;
+	o->spec.cluster_ip = (char *)c->cluster_ip;
+	o->spec.cluster_ips = (struct k8s_strlist){c->cluster_ips, c->n_cluster_ips};
+	o->spec.session_affinity = (char *)c->session_affinity;
+	o->spec.session_affinity_config.client_ip.timeout_seconds = c->affinity_timeout;
+	o->spec.external_ips = (struct k8s_strlist){c->external_ips, c->n_external_ips};
+	o->spec.external_traffic_policy = (char *)c->etp;
+	o->spec.internal_traffic_policy = (char *)c->itp;
+	o->spec.health_check_node_port = c->hc_node_port;
+	o->spec.ports = l->sports;
+	o->spec.n_ports = c->n_ports;
+	for (uint32_t i = 0; i < c->n_ports; i++) {
+		memset(&l->sports[i], 0, sizeof(l->sports[i]));
+		l->sports[i].name = (char *)c->ports[i].name;
+		l->sports[i].protocol = (char *)c->ports[i].protocol;
+		l->sports[i].port = c->ports[i].port;
+		l->sports[i].node_port = c->ports[i].node_port;
+	}
+	o->status.load_balancer.ingress = l->sing;
+	o->status.load_balancer.n_ingress = c->n_ingress;
+	for (uint32_t i = 0; i < c->n_ingress; i++) {
+		memset(&l->sing[i], 0, sizeof(l->sing[i]));
+		l->sing[i].ip = (char *)c->ingress[i].ip;
+		l->sing[i].ip_mode = (char *)c->ingress[i].ip_mode;
+	}
+	return 0;
+}
+
 static int frag_build(struct lbi *l, struct svcent *s, struct lbm_state **out)
 {
-	const struct k8s_service *svcp = s->svc;
+	struct k8s_service svc;
+	const struct k8s_service *svcp = &svc;
 	const struct k8s_node *np = l->node;
 	size_t n_eps = 0, n_ports = 0, ie = 0, ip = 0;
-	struct k8s_kv label;
+	struct k8s_kv label, plabel;
 	struct lbm_input in;
 	struct lbm_state *st;
 	int err;
@@ -808,6 +921,9 @@ static int frag_build(struct lbi *l, struct svcent *s, struct lbm_state **out)
 	*out = NULL;
 	if (!s->svc)
 		return 0;
+	err = svc_materialise(l, s->svc, &svc, &plabel);
+	if (err)
+		return err;
 	for (size_t i = 0; i < s->n_slices; i++) {
 		n_eps += s->slices[i]->cs->n_eps;
 		n_ports += s->slices[i]->cs->n_ports;
@@ -910,7 +1026,7 @@ static int be_use(struct lbi *l, const struct lbm_backend *b, int delta)
 	struct berec *r = hfind_u64(&l->bes, k);
 
 	if (!r) {
-		if (delta < 0 || hreserve(&l->bes, false) || !(r = calloc(1, sizeof(*r))))
+		if (delta < 0 || hreserve(&l->bes, false) || !(r = berec_alloc(l)))
 			return -ENOMEM; /* a release of an unknown backend is a bookkeeping bug */
 		r->key = k;
 		hinsert_u64(&l->bes, r);
@@ -966,16 +1082,16 @@ static int fe_unown(struct lbi *l, struct svcent *s, const struct lbm_frontend *
  * (the full build's rank). */
 static int rank_cmp(const struct svcent *a, const struct svcent *b)
 {
-	const struct k8s_time *ta = &a->svc->meta.creation_timestamp;
-	const struct k8s_time *tb = &b->svc->meta.creation_timestamp;
+	const struct k8s_time *ta = &a->svc->created;
+	const struct k8s_time *tb = &b->svc->created;
 	int c;
 
 	if (ta->sec != tb->sec)
 		return ta->sec < tb->sec ? -1 : 1;
 	if (ta->nsec != tb->nsec)
 		return ta->nsec < tb->nsec ? -1 : 1;
-	c = strcmp(a->svc->meta.namespace, b->svc->meta.namespace);
-	return c ? c : strcmp(a->svc->meta.name, b->svc->meta.name);
+	c = strcmp(a->svc->ns, b->svc->ns);
+	return c ? c : strcmp(a->svc->name, b->svc->name);
 }
 
 /* The owning Service of a group, NULL when nobody wants it. */
@@ -1063,14 +1179,14 @@ static int problem_push(struct lbi_plan *p, struct plan_caps *c, const char *ns,
 }
 
 /* The spec.ports name behind a frontend, for messages. */
-static const char *fe_port_name(const struct k8s_service *s, const struct lbm_frontend *fe)
+static const char *fe_port_name(const struct csvc *s, const struct lbm_frontend *fe)
 {
 	uint16_t port = ntohs(fe->key.port);
 	bool np = fe->flags & SL_SVC_F_NODEPORT;
 
-	for (size_t i = 0; i < s->spec.n_ports; i++)
-		if ((np ? s->spec.ports[i].node_port : s->spec.ports[i].port) == port)
-			return s->spec.ports[i].name ? s->spec.ports[i].name : "";
+	for (size_t i = 0; i < s->n_ports; i++)
+		if ((np ? s->ports[i].node_port : s->ports[i].port) == port)
+			return s->ports[i].name ? s->ports[i].name : "";
 	return "";
 }
 
@@ -1110,10 +1226,9 @@ static int conflict_push(struct lbi_plan *p, struct plan_caps *c, const struct f
 			 "frontend %s:%u/%s of port '%s' is not programmed: it is already used "
 			 "by service %s/%s port '%s'",
 			 wfe->key.addr ? ip : "<node>", ntohs(wfe->key.port), proto,
-			 fe_port_name(o->s->svc, ofe), w->svc->meta.namespace, w->svc->meta.name,
+			 fe_port_name(o->s->svc, ofe), w->svc->ns, w->svc->name,
 			 fe_port_name(w->svc, wfe));
-		if (problem_push(p, c, o->s->svc->meta.namespace, o->s->svc->meta.name,
-				 "FrontendConflict", msg))
+		if (problem_push(p, c, o->s->svc->ns, o->s->svc->name, "FrontendConflict", msg))
 			return -ENOMEM;
 	}
 	return 0;
@@ -1219,8 +1334,7 @@ static int fe_del_push(struct lbi *l, struct lbi_plan *p, struct plan_caps *c, s
  * inputs: the way out when an allocation failed half-way through a plan. */
 static void books_reset(struct lbi *l)
 {
-	HFOREACH(&l->bes, struct berec, r)
-	free(r);
+	slabs_free(l);
 	HFOREACH(&l->fes, struct ferec, r)
 	{
 		free(r->own);
@@ -1294,7 +1408,7 @@ static int plan_backends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c)
 				p->be_del[p->n_be_del++] = b;
 			}
 			hremove_u64(&l->bes, r);
-			free(r);
+			berec_free(l, r);
 			l->tbe[i] = NULL;
 			continue;
 		}
@@ -1368,6 +1482,22 @@ static int plan_everything(struct lbi *l, struct lbi_plan *p, struct plan_caps *
 	return 0;
 }
 
+/* After a large plan (a start, a node address change) the scratch arrays
+ * are sized for every Service; an endpoint change needs a few entries. */
+static void scratch_trim(struct lbi *l)
+{
+	if (l->cap_tbe > 4096) {
+		free(l->tbe);
+		l->tbe = NULL;
+		l->cap_tbe = 0;
+	}
+	if (l->cap_tfe > 4096) {
+		free(l->tfe);
+		l->tfe = NULL;
+		l->cap_tfe = 0;
+	}
+}
+
 int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 {
 	struct plan_caps caps = {0};
@@ -1420,6 +1550,7 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 	l->dirty = NULL;
 	l->n_dirty = 0;
 	l->need_full = false;
+	scratch_trim(l);
 	out->full = full;
 	if (out->n_fe_put > 1)
 		qsort(out->fe_put, out->n_fe_put, sizeof(*out->fe_put), fe_put_cmp);
