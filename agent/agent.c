@@ -668,7 +668,8 @@ static void agent_sync(struct agent *a)
 	    (n_addrs && memcmp(addrs, a->local_addrs, n_addrs * sizeof(__be32)))) {
 		__be32 *v = malloc((n_addrs + 1) * sizeof(*v));
 		if (v && !dp_local_addrs_set(a->dp, addrs, n_addrs)) {
-			memcpy(v, addrs, n_addrs * sizeof(*v));
+			if (n_addrs) /* addrs is NULL when the Node is gone */
+				memcpy(v, addrs, n_addrs * sizeof(*v));
 			free(a->local_addrs);
 			a->local_addrs = v;
 			a->n_local_addrs = n_addrs;
