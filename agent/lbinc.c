@@ -428,10 +428,14 @@ static void hremove_u64(struct htab *t, void *e)
 	}
 }
 
+/* Every entry of table t as `type *v`; v may be freed in the body. (A type
+ * and a declarator cannot take parentheses.) */
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define HFOREACH(t, type, v)                                               \
 	for (size_t hi_ = 0; hi_ < (t)->nb; hi_++)                         \
 		for (type *v = (t)->b[hi_], *vn_ = v ? v->hnext : NULL; v; \
 		     v = vn_, vn_ = v ? v->hnext : NULL)
+// NOLINTEND(bugprone-macro-parentheses)
 
 /* --- entities --------------------------------------------------------------------------- */
 
@@ -1426,7 +1430,7 @@ static int plan_frontends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c
 		struct svcent *w = fe_winner(r);
 
 		r->touched = false;
-		for (uint8_t scope = SL_SCOPE_EXT; scope <= SL_SCOPE_INT; scope++) {
+		for (unsigned scope = SL_SCOPE_EXT; scope <= SL_SCOPE_INT; scope++) {
 			const struct feowner *e = w ? fe_entry(r, w, scope) : NULL;
 			const struct lbm_state *ost;
 			const struct lbm_frontend *ofe;
@@ -1469,7 +1473,7 @@ static int plan_everything(struct lbi *l, struct lbi_plan *p, struct plan_caps *
 	{
 		struct svcent *w = fe_winner(r);
 
-		for (uint8_t scope = SL_SCOPE_EXT; w && scope <= SL_SCOPE_INT; scope++) {
+		for (unsigned scope = SL_SCOPE_EXT; w && scope <= SL_SCOPE_INT; scope++) {
 			const struct feowner *e = fe_entry(r, w, scope);
 
 			if (e && fe_put_push(l, p, c, r, e))
