@@ -2,11 +2,13 @@
 /*
  * The node agent's control loop.
  *
- *   informers (Services, EndpointSlices, Nodes; queue delivery on eventfds)
- *        │ any change marks the node dirty; a short debounce batches bursts
+ *   informers (Services, EndpointSlices, Nodes; queue delivery on eventfds;
+ *        │ metadata-only caches for the first two: the agent keeps its own copy)
+ *        │ each object decoded once into agent/lbinc.c, which marks the
+ *        │ Services it touches dirty; a short debounce batches bursts
  *        ▼
- *   lbm_state_build (agent/model.c): desired frontends and backends
- *        │ lbm_diff against what was applied last
+ *   lbi_plan (agent/lbinc.c): rebuilds only the dirty Services with
+ *        │ lbm_state_build (agent/model.c) and merges them into writes
  *        ▼
  *   dp_* (agent/datapath.c): backends first, then frontends (atomic slot
  *   flips), then deletes, then backend removals
@@ -21,6 +23,7 @@
 #include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <mntent.h>
@@ -43,6 +46,7 @@
 
 #include "agent.h"
 #include "datapath.h"
+#include "lbinc.h"
 #include "model.h"
 #include "node.h"
 #include "sockterm.h"
@@ -67,23 +71,10 @@
 
 enum { INF_SVC, INF_EPS, INF_NODE, INF_N };
 
-/*
- * Decoded objects of one resource, kept up to date from informer events:
- * each object is decoded once when it arrives, so a sync never re-parses the
- * whole cluster (that cost seconds and hundreds of MiB at 10,000 services).
- * A key-sorted array: O(log n) lookup, memmove on insert/delete.
- */
-struct objset {
-	enum k8s_kind kind;
-	char **keys; /* "ns/name", sorted */
-	void **objs; /* typed objects (k8s_obj_decode), parallel to keys */
-	size_t n, cap;
-};
-
 struct agent;
 struct inf_ctx {
 	struct agent *a;
-	struct objset *set;
+	enum k8s_kind kind;
 	const char *resource;
 };
 
@@ -97,20 +88,23 @@ struct agent {
 	struct event_base *base;
 	struct sl_client *client;
 	struct sl_informer *inf[INF_N];
-	struct objset sets[INF_N];
 	struct inf_ctx ctx[INF_N];
 	struct event *inf_ev[INF_N];
 	struct event *sync_ev, *sig_term, *sig_int;
 	bool sync_pending;
 	bool dirty;
-	bool first_sync_done;
 	struct dp *dp;
-	struct sockterm *st;	   /* destroys sockets translated to removed backends; NULL if
-				      the kernel lacks bpf_sock_destroy */
-	struct np *np;		   /* uplink N-S path (nodeport.h); NULL without --devices */
-	struct node *node;	   /* kubelet side (node.h); NULL without --run-pods */
-	struct pods *pods;	   /* pod runtime (pods.h); NULL without --run-pods */
-	struct lbm_state *applied; /* what the maps hold (NULL = unknown: full resync) */
+	struct sockterm *st; /* destroys sockets translated to removed backends; NULL if
+				the kernel lacks bpf_sock_destroy */
+	struct np *np;	     /* uplink N-S path (nodeport.h); NULL without --devices */
+	struct node *node;   /* kubelet side (node.h); NULL without --run-pods */
+	struct pods *pods;   /* pod runtime (pods.h); NULL without --run-pods */
+	/* Services, EndpointSlices and this node, decoded once per event into
+	 * compact copies; each sync rebuilds only the Services events touched. */
+	struct lbi *lbi;
+	bool want_full; /* next sync writes everything and reconciles the maps
+			 * (at start, and after a failed write) */
+	bool healthy;	/* the last sync applied cleanly */
 	__be32 *local_addrs;
 	size_t n_local_addrs;
 	/* health checks */
@@ -127,6 +121,7 @@ struct agent {
 	unsigned long long sync_hist[8]; /* <1ms <5 <10 <50 <100 <500 <1000 >=1000 */
 	time_t last_event;
 	struct timespec dirty_since;
+	struct timespec last_sync_end; /* CLOCK_MONOTONIC */
 };
 
 void agent_config_defaults(struct agent_config *cfg)
@@ -237,10 +232,10 @@ static unsigned long long event_stamp(void)
 }
 
 /* Posts a Warning Event on the Service, once per (service, reason). */
-static void report_problems(struct agent *a, const struct lbm_state *st)
+static void report_problems(struct agent *a, const struct lbm_problem *problems, size_t n)
 {
-	for (size_t i = 0; i < st->n_problems; i++) {
-		const struct lbm_problem *p = &st->problems[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct lbm_problem *p = &problems[i];
 		char key[600], path[400], ts[32], **v;
 		struct sl_buf body = SL_BUF_INIT;
 		struct sl_client_resp resp = {0};
@@ -291,14 +286,29 @@ static void report_problems(struct agent *a, const struct lbm_state *st)
 
 /* --- health check node ports ------------------------------------------------------ */
 
+struct hc_find {
+	uint16_t port;
+	const struct lbm_service *s;
+};
+
+static int hc_find_cb(const struct lbm_service *s, void *arg)
+{
+	struct hc_find *f = arg;
+
+	if (s->hc_node_port != f->port)
+		return 0;
+	f->s = s;
+	return 1;
+}
+
 static const struct lbm_service *hc_service(struct agent *a, uint16_t port)
 {
-	if (!a->applied)
+	struct hc_find f = {.port = port};
+
+	if (!port)
 		return NULL;
-	for (size_t i = 0; i < a->applied->n_services; i++)
-		if (a->applied->services[i].hc_node_port == port)
-			return &a->applied->services[i];
-	return NULL;
+	lbi_foreach_service(a->lbi, hc_find_cb, &f);
+	return f.s;
 }
 
 /* kube-proxy's answer: 200 with the local endpoint count, 503 when none. */
@@ -329,13 +339,48 @@ static void hc_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(out);
 }
 
-static void hc_update(struct agent *a, const struct lbm_state *st)
+/* The services with a healthCheckNodePort (few: type LoadBalancer, eTP Local). */
+struct hc_want {
+	const struct lbm_service **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static int hc_want_cb(const struct lbm_service *s, void *arg)
 {
+	struct hc_want *w = arg;
+
+	if (!s->hc_node_port)
+		return 0;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+		const struct lbm_service **v = realloc(w->v, cap * sizeof(*v));
+
+		if (!v) {
+			w->oom = true;
+			return 1;
+		}
+		w->v = v;
+		w->cap = cap;
+	}
+	w->v[w->n++] = s;
+	return 0;
+}
+
+static void hc_update(struct agent *a)
+{
+	struct hc_want w = {0};
+
+	lbi_foreach_service(a->lbi, hc_want_cb, &w);
+	if (w.oom) {
+		free(w.v);
+		return; /* keep the ports as they are */
+	}
 	/* Close ports no longer wanted. */
 	for (size_t i = 0; i < a->n_hc;) {
 		bool keep = false;
-		for (size_t j = 0; j < st->n_services && !keep; j++)
-			keep = st->services[j].hc_node_port == a->hc[i].port;
+		for (size_t j = 0; j < w.n && !keep; j++)
+			keep = w.v[j]->hc_node_port == a->hc[i].port;
 		if (keep) {
 			i++;
 			continue;
@@ -343,8 +388,8 @@ static void hc_update(struct agent *a, const struct lbm_state *st)
 		evhttp_del_accept_socket(a->hc_http, a->hc[i].sock);
 		a->hc[i] = a->hc[--a->n_hc];
 	}
-	for (size_t j = 0; j < st->n_services; j++) {
-		uint16_t port = st->services[j].hc_node_port;
+	for (size_t j = 0; j < w.n; j++) {
+		uint16_t port = w.v[j]->hc_node_port;
 		bool have = !port;
 		struct hc_port *v;
 		for (size_t i = 0; i < a->n_hc && !have; i++)
@@ -353,17 +398,18 @@ static void hc_update(struct agent *a, const struct lbm_state *st)
 			continue;
 		v = realloc(a->hc, (a->n_hc + 1) * sizeof(*v));
 		if (!v)
-			return;
+			break;
 		a->hc = v;
 		v[a->n_hc].port = port;
 		v[a->n_hc].sock = evhttp_bind_socket_with_handle(a->hc_http, a->cfg.hc_bind, port);
 		if (!v[a->n_hc].sock) {
 			pr_warn(AG, "service '%s/%s': healthCheckNodePort %u: bind failed: %s",
-				st->services[j].ns, st->services[j].name, port, strerror(errno));
+				w.v[j]->ns, w.v[j]->name, port, strerror(errno));
 			continue;
 		}
 		a->n_hc++;
 	}
+	free(w.v);
 }
 
 /* --- sync --------------------------------------------------------------------------- */
@@ -380,18 +426,28 @@ static int ids_for(struct agent *a, const struct lbm_state *st, const struct lbm
 	return 0;
 }
 
-static int apply_backend(struct agent *a, const struct lbm_backend *b)
+/* Backend creates and updates, in batched map writes. */
+static int apply_backends(struct agent *a, const struct lbm_backend *bs, size_t n)
 {
-	struct sl_backend be = {
-		.addr = b->addr,
-		.port = b->port,
-		.proto = b->proto,
-		.state = b->state,
-		.node_id = b->local ? 0 : 1,
-	};
-	__u32 id;
+	struct sl_backend *v;
+	int err;
 
-	return dp_backend_upsert(a->dp, &be, &id);
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct sl_backend){
+			.addr = bs[i].addr,
+			.port = bs[i].port,
+			.proto = bs[i].proto,
+			.state = bs[i].state,
+			.node_id = bs[i].local ? 0 : 1,
+		};
+	err = dp_backend_upsert_many(a->dp, v, n);
+	free(v);
+	return err;
 }
 
 static int apply_frontend(struct agent *a, const struct lbm_state *st,
@@ -435,41 +491,25 @@ static int delete_frontend(struct agent *a, const struct sl_svc_key *key)
 
 struct reconcile {
 	struct agent *a;
-	const struct lbm_state *st;
 	unsigned removed;
-	uint64_t *keys; /* wanted backends, sorted */
-	size_t n_keys;
 };
 
 static int stale_frontend(const struct sl_svc_key *key, void *arg)
 {
 	struct reconcile *r = arg;
 
-	if (lbm_state_find_frontend(r->st, key) < 0 && !delete_frontend(r->a, key))
+	if (!lbi_want_frontend(r->a->lbi, key) && !delete_frontend(r->a, key))
 		r->removed++;
 	return 0;
 }
 
-static uint64_t be_key(__be32 addr, __be16 port, __u8 proto)
-{
-	return (uint64_t)addr << 32 | (uint64_t)port << 8 | proto;
-}
-
-static int u64_cmp(const void *x, const void *y)
-{
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-
-	return a < b ? -1 : a > b;
-}
-
+/* Wanted backends are a hash lookup in lbinc (a linear scan per pinned
+ * backend was quadratic). */
 static int stale_backend(const struct sl_backend *be, __u32 id, void *arg)
 {
 	struct reconcile *r = arg;
-	uint64_t k = be_key(be->addr, be->port, be->proto);
 
-	/* Wanted backends are looked up in a sorted key array (built once per
-	 * reconcile): a linear scan per pinned backend was quadratic. */
-	if (r->keys && bsearch(&k, r->keys, r->n_keys, sizeof(k), u64_cmp))
+	if (lbi_want_backend(r->a->lbi, be->addr, be->port, be->proto))
 		return 0;
 	if (!dp_backend_remove(r->a->dp, be->addr, be->port, be->proto))
 		r->removed++;
@@ -577,89 +617,6 @@ static void netns_set_fini(struct netns_set *ns)
 	free(ns->inos);
 }
 
-static size_t objset_find(const struct objset *s, const char *key, bool *found)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(s->keys[mid], key);
-		if (!c) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
-}
-
-static void objset_del(struct objset *s, const char *key)
-{
-	bool found;
-	size_t pos = objset_find(s, key, &found);
-
-	if (!found)
-		return;
-	free(s->keys[pos]);
-	k8s_obj_free(s->kind, s->objs[pos]);
-	memmove(&s->keys[pos], &s->keys[pos + 1], (s->n - pos - 1) * sizeof(s->keys[0]));
-	memmove(&s->objs[pos], &s->objs[pos + 1], (s->n - pos - 1) * sizeof(s->objs[0]));
-	s->n--;
-}
-
-/* Takes ownership of obj. */
-static int objset_put(struct objset *s, const char *key, void *obj)
-{
-	bool found;
-	size_t pos = objset_find(s, key, &found);
-	char *k;
-
-	if (found) {
-		k8s_obj_free(s->kind, s->objs[pos]);
-		s->objs[pos] = obj;
-		return 0;
-	}
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		char **kv = realloc(s->keys, cap * sizeof(*kv));
-		void **ov = kv ? realloc(s->objs, cap * sizeof(*ov)) : NULL;
-		if (kv)
-			s->keys = kv;
-		if (!kv || !ov) {
-			k8s_obj_free(s->kind, obj);
-			return -ENOMEM;
-		}
-		s->objs = ov;
-		s->cap = cap;
-	}
-	k = strdup(key);
-	if (!k) {
-		k8s_obj_free(s->kind, obj);
-		return -ENOMEM;
-	}
-	memmove(&s->keys[pos + 1], &s->keys[pos], (s->n - pos) * sizeof(s->keys[0]));
-	memmove(&s->objs[pos + 1], &s->objs[pos], (s->n - pos) * sizeof(s->objs[0]));
-	s->keys[pos] = k;
-	s->objs[pos] = obj;
-	s->n++;
-	return 0;
-}
-
-static void objset_fini(struct objset *s)
-{
-	for (size_t i = 0; i < s->n; i++) {
-		free(s->keys[i]);
-		k8s_obj_free(s->kind, s->objs[i]);
-	}
-	free(s->keys);
-	free(s->objs);
-	memset(s, 0, sizeof(*s));
-}
-
 static bool obj_key(struct json_object *obj, char *key, size_t len)
 {
 	struct json_object *meta = sl_json_get(obj, "metadata");
@@ -673,129 +630,106 @@ static bool obj_key(struct json_object *obj, char *key, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
+static void sync_retry(struct agent *a)
+{
+	struct timeval tv = {1, 0};
+
+	a->dirty = true;
+	if (!a->sync_pending) {
+		a->sync_pending = true;
+		event_add(a->sync_ev, &tv);
+	}
+}
+
 static void agent_sync(struct agent *a)
 {
-	struct json_object *lists[INF_N];
-	struct lbm_state *next = NULL;
-	struct lbm_ops ops = {0};
+	struct json_object *nodes;
+	struct lbi_plan plan;
 	struct timespec t0;
 	unsigned errors = 0;
 	struct sockterm_target *gone = NULL;
-	size_t n_gone = 0;
+	size_t n_gone = 0, n_addrs, n_ops;
+	const __be32 *addrs;
+	bool trim;
 	int err;
 
 	for (int i = 0; i < INF_N; i++)
 		if (!sl_informer_has_synced(a->inf[i]))
 			return; /* the first sync waits for complete caches */
+	/* Take in whatever is queued first, so a sync never sees half a burst
+	 * (at start: Services without their slices, written twice). */
+	for (int i = 0; i < INF_N; i++)
+		sl_informer_dispatch(a->inf[i], 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	a->dirty = false;
-	{
-		struct lbm_input in = {
-			.node_name = a->cfg.node_name,
-			.services = (const struct k8s_service *const *)a->sets[INF_SVC].objs,
-			.n_services = a->sets[INF_SVC].n,
-			.slices = (const struct k8s_endpointslice *const *)a->sets[INF_EPS].objs,
-			.n_slices = a->sets[INF_EPS].n,
-			.nodes = (const struct k8s_node *const *)a->sets[INF_NODE].objs,
-			.n_nodes = a->sets[INF_NODE].n,
-		};
-		err = lbm_state_build(&in, &next);
-	}
 	/* Nodes are few: the uplink path reads them as JSON. */
-	lists[INF_NODE] = sl_informer_list(a->inf[INF_NODE]);
-	if (!err && np_node_sync(a->np, a->cfg.node_name, lists[INF_NODE]))
+	nodes = sl_informer_list(a->inf[INF_NODE]);
+	if (np_node_sync(a->np, a->cfg.node_name, nodes))
 		errors++;
-	json_object_put(lists[INF_NODE]);
-	if (err) {
-		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
-		       sl_strerror(err));
-		a->sync_errors++;
-		return;
-	}
-	if (next->n_node_addrs != a->n_local_addrs ||
-	    (next->n_node_addrs &&
-	     memcmp(next->node_addrs, a->local_addrs, next->n_node_addrs * sizeof(__be32)))) {
-		__be32 *v = malloc((next->n_node_addrs + 1) * sizeof(*v));
-		if (v && !dp_local_addrs_set(a->dp, next->node_addrs, next->n_node_addrs)) {
-			if (next->n_node_addrs) /* node_addrs is NULL when the Node is gone */
-				memcpy(v, next->node_addrs, next->n_node_addrs * sizeof(*v));
+	json_object_put(nodes);
+	addrs = lbi_node_addrs(a->lbi, &n_addrs);
+	if (n_addrs != a->n_local_addrs ||
+	    (n_addrs && memcmp(addrs, a->local_addrs, n_addrs * sizeof(__be32)))) {
+		__be32 *v = malloc((n_addrs + 1) * sizeof(*v));
+		if (v && !dp_local_addrs_set(a->dp, addrs, n_addrs)) {
+			if (n_addrs) /* addrs is NULL when the Node is gone */
+				memcpy(v, addrs, n_addrs * sizeof(*v));
 			free(a->local_addrs);
 			a->local_addrs = v;
-			a->n_local_addrs = next->n_node_addrs;
+			a->n_local_addrs = n_addrs;
 		} else {
 			free(v);
 			errors++;
 		}
 	}
-	err = lbm_diff(a->applied, next, &ops);
+	err = lbi_plan(a->lbi, a->want_full, &plan);
 	if (err) {
-		lbm_state_free(next);
+		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
+		       sl_strerror(err));
 		a->sync_errors++;
+		a->healthy = false;
+		sync_retry(a);
 		return;
 	}
-	for (size_t i = 0; i < ops.n; i++) {
-		const struct lbm_op *op = &ops.v[i];
-		switch (op->kind) {
-		case LBM_OP_BACKEND_ADD:
-		case LBM_OP_BACKEND_UPDATE:
-			err = apply_backend(a, &next->backends[op->next_idx]);
-			break;
-		case LBM_OP_FRONTEND_UPSERT:
-			err = apply_frontend(a, next, &next->frontends[op->next_idx]);
-			break;
-		case LBM_OP_FRONTEND_DELETE:
-			err = delete_frontend(a, &a->applied->frontends[op->prev_idx].key);
-			if (err == -SL_ERR_NOTFOUND)
-				err = 0;
-			break;
-		case LBM_OP_BACKEND_REMOVE: {
-			const struct lbm_backend *b = &a->applied->backends[op->prev_idx];
-			err = dp_backend_remove(a->dp, b->addr, b->port, b->proto);
-			if (err == -SL_ERR_NOTFOUND)
-				err = 0;
-			/* Connected UDP sockets would keep talking to the dead
-			 * backend (kubernetes#125467); TCP connections are left to
-			 * fail on their own, as kube-proxy does. */
-			if (!err && b->proto == IPPROTO_UDP) {
-				struct sockterm_target *v =
-					realloc(gone, (n_gone + 1) * sizeof(*v));
-				if (v) {
-					gone = v;
-					gone[n_gone++] =
-						(struct sockterm_target){.addr = b->addr,
-									 .port = b->port,
-									 .proto = b->proto};
-				}
-			}
-			break;
-		}
-		}
-		if (err)
-			errors++;
-		else
-			a->ops_applied++;
+	errors += apply_backends(a, plan.be_put, plan.n_be_put) != 0;
+	for (size_t i = 0; i < plan.n_fe_put; i++)
+		errors += apply_frontend(a, plan.fe_put[i].st,
+					 &plan.fe_put[i].st->frontends[plan.fe_put[i].idx]) != 0;
+	for (size_t i = 0; i < plan.n_fe_del; i++) {
+		err = delete_frontend(a, &plan.fe_del[i]);
+		errors += err != 0 && err != -SL_ERR_NOTFOUND;
 	}
-	if (!a->first_sync_done && !errors) {
-		/* Adopted pinned state: drop what is no longer wanted, now that
-		 * everything wanted is in place. */
-		struct reconcile r = {.a = a, .st = next};
-		r.keys = calloc(next->n_backends + 1, sizeof(*r.keys));
-		for (size_t i = 0; r.keys && i < next->n_backends; i++)
-			r.keys[r.n_keys++] = be_key(next->backends[i].addr, next->backends[i].port,
-						    next->backends[i].proto);
-		if (r.keys)
-			qsort(r.keys, r.n_keys, sizeof(*r.keys), u64_cmp);
+	for (size_t i = 0; i < plan.n_be_del; i++) {
+		const struct lbm_backend *b = &plan.be_del[i];
+
+		err = dp_backend_remove(a->dp, b->addr, b->port, b->proto);
+		if (err == -SL_ERR_NOTFOUND)
+			err = 0;
+		errors += err != 0;
+		/* Connected UDP sockets would keep talking to the dead backend
+		 * (kubernetes#125467); TCP connections are left to fail on their
+		 * own, as kube-proxy does. */
+		if (!err && b->proto == IPPROTO_UDP) {
+			struct sockterm_target *v = realloc(gone, (n_gone + 1) * sizeof(*v));
+			if (v) {
+				gone = v;
+				gone[n_gone++] = (struct sockterm_target){
+					.addr = b->addr, .port = b->port, .proto = b->proto};
+			}
+		}
+	}
+	n_ops = plan.n_be_put + plan.n_fe_put + plan.n_fe_del + plan.n_be_del;
+	a->ops_applied += n_ops - errors;
+	if (plan.full && !errors) {
+		/* Adopted pinned state (or a failed write): drop what is no longer
+		 * wanted, now that everything wanted is in place. */
+		struct reconcile r = {.a = a};
+
 		dp_svc_foreach(a->dp, stale_frontend, &r);
-		/* Without the index (out of memory) nothing is removed: stale
-		 * backends are harmless, removing wanted ones is not. */
-		if (r.keys)
-			dp_backend_foreach(a->dp, stale_backend, &r);
-		free(r.keys);
+		dp_backend_foreach(a->dp, stale_backend, &r);
 		if (r.removed)
-			pr_info(AG,
-				"node '%s': removed %u stale entries left from before the restart",
+			pr_info(AG, "node '%s': removed %u stale entries from the maps",
 				a->cfg.node_name, r.removed);
-		a->first_sync_done = true;
 	}
 	if (n_gone && a->st) {
 		struct sockterm_stats sts = {0};
@@ -814,30 +748,33 @@ static void agent_sync(struct agent *a)
 				a->cfg.node_name, sts.destroyed);
 	}
 	free(gone);
-	lbm_ops_fini(&ops);
-	lbm_state_free(a->applied);
+	if (plan.hc_changed)
+		hc_update(a);
 	if (errors) {
-		/* Something failed (logged by dp); forget what we think is applied so
-		 * the next sync writes everything again, and retry soon. */
-		a->applied = NULL;
+		/* Something failed (logged by dp): the next sync writes everything
+		 * again and reconciles, soon. */
+		a->want_full = true;
+		a->healthy = false;
 		a->sync_errors++;
-		lbm_state_free(next);
-		a->dirty = true;
-		struct timeval tv = {1, 0};
-		if (!a->sync_pending) {
-			a->sync_pending = true;
-			event_add(a->sync_ev, &tv);
-		}
+		sync_retry(a);
 		pr_warn(AG, "node '%s': sync had %u failed operations; full resync in 1 s",
 			a->cfg.node_name, errors);
 	} else {
-		a->applied = next;
-		hc_update(a, next);
-		report_problems(a, next);
+		a->want_full = false;
+		a->healthy = true;
+		report_problems(a, plan.problems, plan.n_problems);
 	}
 	sync_record(a, since(&t0));
-	pr_debug(AG, "node '%s': sync: %zu ops in %.3f ms", a->cfg.node_name, ops.n,
-		 a->last_sync_s * 1e3);
+	clock_gettime(CLOCK_MONOTONIC, &a->last_sync_end);
+	pr_debug(AG, "node '%s': sync: %zu services rebuilt, %zu ops in %.3f ms", a->cfg.node_name,
+		 plan.services_built, n_ops, a->last_sync_s * 1e3);
+	trim = plan.full || plan.services_built >= 1000;
+	lbi_plan_fini(&plan);
+	/* A start or a large change freed the informers' list pages, the
+	 * decoded objects and the plan: give the heap back instead of keeping
+	 * the peak. */
+	if (trim)
+		malloc_trim(0);
 }
 
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
@@ -848,10 +785,19 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	agent_sync(a);
 }
 
+/*
+ * Schedules a sync. sync_delay_ms is the least time between the end of one
+ * sync and the start of the next: after a quiet period the sync runs at once
+ * (on the next loop turn, after the events already queued), so a lone
+ * endpoint change does not wait out a debounce, while a stream of events
+ * still gets batched into syncs at most every sync_delay_ms.
+ */
 static void mark_dirty(struct agent *a)
 {
-	struct timeval tv = {0, a->cfg.sync_delay_ms * 1000};
+	struct timeval tv = {0, 0};
 
+	if (a->syncs && since(&a->last_sync_end) * 1e3 < a->cfg.sync_delay_ms)
+		tv.tv_usec = a->cfg.sync_delay_ms * 1000;
 	if (!a->dirty)
 		clock_gettime(CLOCK_MONOTONIC, &a->dirty_since);
 	a->dirty = true;
@@ -859,6 +805,27 @@ static void mark_dirty(struct agent *a)
 	if (!a->sync_pending) {
 		a->sync_pending = true;
 		event_add(a->sync_ev, &tv);
+	}
+}
+
+/* Hands the typed object (NULL = forget key) to lbinc; it keeps a compact copy. */
+static int lbi_put(struct inf_ctx *c, const char *key, const void *typed)
+{
+	struct agent *a = c->a;
+
+	switch (c->kind) {
+	case K8S_KIND_SERVICE:
+		return lbi_service_set(a->lbi, key, typed);
+	case K8S_KIND_ENDPOINTSLICE:
+		return lbi_slice_set(a->lbi, key, typed);
+	case K8S_KIND_NODE:
+		/* Only this node's addresses matter (externalIPs, NodePorts); the
+		 * key of a cluster-scoped object is "/name". */
+		if (strcmp(key[0] == '/' ? key + 1 : key, a->cfg.node_name) != 0)
+			return 0;
+		return lbi_node_set(a->lbi, typed);
+	default:
+		return 0;
 	}
 }
 
@@ -872,16 +839,17 @@ static void on_add(struct json_object *obj, void *arg)
 		pr_warn(AG, "%s: object without metadata.name skipped", c->resource);
 		return;
 	}
-	if (c->set == &c->a->sets[INF_NODE])
+	if (c->kind == K8S_KIND_NODE)
 		node_observe(c->a->node, obj, false);
-	if (k8s_obj_decode(c->set->kind, obj, &typed, err, sizeof(err))) {
+	if (k8s_obj_decode(c->kind, obj, &typed, err, sizeof(err))) {
 		/* The latest version is unusable: forget the previous one too, so
 		 * the datapath does not keep serving a state the API abandoned. */
 		pr_warn(AG, "%s '%s': malformed object skipped: %s", c->resource, key, err);
-		objset_del(c->set, key);
-	} else if (objset_put(c->set, key, typed)) {
+		lbi_put(c, key, NULL);
+	} else if (lbi_put(c, key, typed)) {
 		pr_err(AG, "%s '%s': out of memory", c->resource, key);
 	}
+	k8s_obj_free(c->kind, typed);
 	mark_dirty(c->a);
 }
 
@@ -896,8 +864,8 @@ static void on_delete(struct json_object *obj, void *arg)
 	char key[600];
 
 	if (obj_key(obj, key, sizeof(key)))
-		objset_del(c->set, key);
-	if (c->set == &c->a->sets[INF_NODE])
+		lbi_put(c, key, NULL);
+	if (c->kind == K8S_KIND_NODE)
 		node_observe(c->a->node, obj, true);
 	mark_dirty(c->a);
 }
@@ -906,7 +874,7 @@ static void on_synced(void *arg)
 {
 	struct inf_ctx *c = arg;
 
-	if (c->set == &c->a->sets[INF_NODE])
+	if (c->kind == K8S_KIND_NODE)
 		node_synced(c->a->node);
 	mark_dirty(c->a);
 }
@@ -934,7 +902,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 	unsigned long long cum = 0;
 
 	if (path && !strncmp(path, "/healthz", 8)) {
-		bool ok = a->applied != NULL;
+		bool ok = a->healthy;
 		evbuffer_add_printf(out, ok ? "ok" : "not synced");
 		evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", out);
 		evbuffer_free(out);
@@ -959,12 +927,16 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 		"sluice_agent_ops_applied_total %llu\n"
 		"# TYPE sluice_agent_sync_pending gauge\nsluice_agent_sync_pending %d\n",
 		a->sync_s_sum, a->syncs, a->sync_errors, a->ops_applied, a->dirty ? 1 : 0);
-	if (a->applied)
+	if (a->healthy) {
+		size_t nfe, nbe;
+
+		lbi_counts(a->lbi, &nfe, &nbe);
 		evbuffer_add_printf(
 			out,
 			"# TYPE sluice_agent_frontends gauge\nsluice_agent_frontends %zu\n"
 			"# TYPE sluice_agent_backends gauge\nsluice_agent_backends %zu\n",
-			a->applied->n_frontends, a->applied->n_backends);
+			nfe, nbe);
+	}
 	if (!dp_fill_read_cached(a->dp, &fill)) {
 		evbuffer_add_printf(out, "# TYPE sluice_agent_map_entries gauge\n");
 		evbuffer_add_printf(out,
@@ -1124,6 +1096,17 @@ int agent_run(const struct agent_config *cfg)
 			"of removed backends recover only when they reconnect",
 			cfg->node_name, strerror(errno));
 
+	/* One malloc arena for every thread: the informer threads' list pages
+	 * and texts are freed on this thread, and per-thread arenas kept them
+	 * as fragmented, mostly free heaps (83 -> 70 MiB RSS, 135 -> 93 MiB
+	 * peak at 10,000 Services, with no measurable CPU cost). */
+	mallopt(M_ARENA_MAX, 1);
+	a.lbi = lbi_new(cfg->node_name);
+	if (!a.lbi) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	a.want_full = true; /* adopt and reconcile whatever is pinned */
 	a.base = event_base_new();
 	a.sync_ev = a.base ? evtimer_new(a.base, sync_cb, &a) : NULL;
 	a.sig_term = a.base ? evsignal_new(a.base, SIGTERM, signal_cb, &a) : NULL;
@@ -1170,14 +1153,15 @@ int agent_run(const struct agent_config *cfg)
 	for (int i = 0; i < INF_N; i++) {
 		static const enum k8s_kind kinds[INF_N] = {K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
 							   K8S_KIND_NODE};
-		a.sets[i].kind = kinds[i];
 		a.ctx[i] =
-			(struct inf_ctx){.a = &a, .set = &a.sets[i], .resource = gvrs[i].resource};
+			(struct inf_ctx){.a = &a, .kind = kinds[i], .resource = gvrs[i].resource};
 	}
 	for (int i = 0; i < INF_N; i++) {
 		struct sl_informer_opts io = {
 			.gvr = gvrs[i],
 			.delivery = SL_INF_DELIVER_QUEUE,
+			/* lbinc keeps what the model reads; the uplink path lists Nodes. */
+			.cache = i == INF_NODE ? SL_INF_CACHE_OBJECTS : SL_INF_CACHE_METADATA,
 			.handlers = {.on_add = on_add,
 				     .on_update = on_update,
 				     .on_delete = on_delete,
@@ -1209,7 +1193,6 @@ int agent_run(const struct agent_config *cfg)
 out:
 	for (int i = 0; i < INF_N; i++) {
 		sl_informer_free(a.inf[i]);
-		objset_fini(&a.sets[i]);
 		if (a.inf_ev[i])
 			event_free(a.inf_ev[i]);
 	}
@@ -1230,7 +1213,7 @@ out:
 		event_base_free(a.base);
 	sockterm_close(a.st);
 	dp_close(a.dp);
-	lbm_state_free(a.applied);
+	lbi_free(a.lbi);
 	free(a.local_addrs);
 	free(a.hc);
 	for (size_t i = 0; i < a.n_reported; i++)

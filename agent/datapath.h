@@ -75,6 +75,13 @@ const char *dp_pin_root(const struct dp *dp);
  */
 int dp_backend_upsert(struct dp *dp, const struct sl_backend *be, __u32 *id);
 
+/*
+ * dp_backend_upsert for n backends with batched map writes (a start writes
+ * every backend: one bpf() call per 8192 instead of one each). Every valid
+ * entry is written; returns 0 or the first error (each one logged).
+ */
+int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n);
+
 /* The id of a live backend: 0 or -SL_ERR_NOTFOUND. */
 int dp_backend_id(const struct dp *dp, __be32 addr, __be16 port, __u8 proto, __u32 *id);
 

@@ -34,8 +34,10 @@ struct inf_entry {
 	atomic_uint refs;
 	char *key;  /* "ns/name" or "name" */
 	char *rv;   /* metadata.resourceVersion ("" when absent) */
-	char *json; /* plain serialisation, NUL-terminated */
+	char *json; /* plain serialisation, NUL-terminated; NULL in a metadata-only
+		     * cache (SL_INF_CACHE_METADATA): parsed as a metadata stub */
 	size_t len; /* bytes in json */
+	bool light; /* key and rv live in the same allocation (inf_entry_light) */
 };
 
 struct inf_node {
@@ -66,6 +68,7 @@ struct sl_informer {
 	char *group, *version, *resource, *ns, *lsel, *fsel;
 	struct sl_gvr gvr; /* points at the strings above */
 	enum sl_inf_delivery delivery;
+	bool cache_meta; /* SL_INF_CACHE_METADATA: map entries are key + rv only */
 	struct sl_informer_handlers h;
 	unsigned int page_limit, watch_min_s, watch_max_s;
 
@@ -92,9 +95,11 @@ static void inf_entry_put(struct inf_entry *e)
 {
 	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
 		return;
-	free(e->key);
-	free(e->rv);
-	free(e->json);
+	if (!e->light) {
+		free(e->key);
+		free(e->rv);
+		free(e->json);
+	}
 	free(e);
 }
 
@@ -144,9 +149,57 @@ static struct inf_entry *inf_entry_new(struct json_object *obj)
 	return e;
 }
 
+/* A metadata-only copy of e for the cache: what relists and on_update need. */
+static struct inf_entry *inf_entry_light(const struct inf_entry *e)
+{
+	size_t kl = strlen(e->key) + 1, rl = strlen(e->rv) + 1;
+	/* One allocation: a cache of 10,000s of these stays dense. */
+	struct inf_entry *l = calloc(1, sizeof(*l) + kl + rl);
+
+	if (!l)
+		return NULL;
+	atomic_init(&l->refs, 1);
+	l->light = true;
+	l->key = memcpy((char *)(l + 1), e->key, kl);
+	l->rv = memcpy((char *)(l + 1) + kl, e->rv, rl);
+	return l;
+}
+
+/* {"metadata":{"namespace":..,"name":..,"resourceVersion":..}} from a light entry. */
+static struct json_object *inf_entry_stub(const struct inf_entry *e)
+{
+	struct json_object *o = json_object_new_object(), *md = json_object_new_object();
+	const char *slash = strchr(e->key, '/');
+	bool oom;
+
+	if (!o || !md || json_object_object_add(o, "metadata", md)) {
+		json_object_put(o);
+		json_object_put(md);
+		return NULL;
+	}
+	/* md is o's now. */
+	oom = sl_json_set_str(md, "name", slash ? slash + 1 : e->key) ||
+	      (*e->rv && sl_json_set_str(md, "resourceVersion", e->rv));
+	if (!oom && slash) {
+		char *ns = strndup(e->key, (size_t)(slash - e->key));
+
+		oom = !ns || sl_json_set_str(md, "namespace", ns);
+		free(ns);
+	}
+	if (oom) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 static struct json_object *inf_entry_parse(const struct inf_entry *e)
 {
-	return e ? sl_json_parse(e->json, e->len, NULL, 0) : NULL;
+	if (!e)
+		return NULL;
+	if (!e->json)
+		return inf_entry_stub(e);
+	return sl_json_parse(e->json, e->len, NULL, 0);
 }
 
 static uint32_t inf_hash(const char *s)
@@ -402,7 +455,7 @@ static void inf_set_objects(struct sl_informer *inf, size_t n)
 
 static int inf_upsert(struct sl_informer *inf, struct json_object *obj)
 {
-	struct inf_entry *e = inf_entry_new(obj), *old;
+	struct inf_entry *e = inf_entry_new(obj), *old, *cached;
 	size_t n;
 	int rc;
 
@@ -410,9 +463,15 @@ static int inf_upsert(struct sl_informer *inf, struct json_object *obj)
 		pr_warn(INF_SUBSYS, "'%s': object without metadata.name ignored", inf->resource);
 		return 0;
 	}
-	inf_entry_get(e); /* one for the map, one for delivery */
+	/* One reference for the map, one for delivery; a metadata-only cache
+	 * keeps a light copy instead and the text lives only until delivered. */
+	cached = inf->cache_meta ? inf_entry_light(e) : inf_entry_get(e);
+	if (!cached) {
+		inf_entry_put(e);
+		return -ENOMEM;
+	}
 	pthread_rwlock_wrlock(&inf->lock);
-	old = inf_map_put(&inf->map, e, &rc);
+	old = inf_map_put(&inf->map, cached, &rc);
 	n = inf->map.n;
 	pthread_rwlock_unlock(&inf->lock);
 	if (!rc) {
@@ -451,38 +510,60 @@ static int inf_remove(struct sl_informer *inf, struct json_object *obj)
 	return rc;
 }
 
-int sl_informer_replace(struct sl_informer *inf, struct json_object *items, const char *rv)
+/* A list item as an entry; NULL (logged) when it has no name or on ENOMEM. */
+static struct inf_entry *inf_item_entry(struct sl_informer *inf, struct json_object *it, size_t i)
+{
+	struct inf_entry *e = inf_entry_new(it);
+
+	if (!e)
+		pr_warn(INF_SUBSYS, "'%s': list item %zu has no metadata.name", inf->resource, i);
+	return e;
+}
+
+/*
+ * The relist step over entries: ents[i] is item i (a reference the call
+ * takes over; NULL = skipped), items the parsed list when there is one (THREAD
+ * handlers get item i itself instead of a re-parse), else NULL. Frees ents.
+ */
+static int inf_replace_entries(struct sl_informer *inf, struct inf_entry **ents, size_t n,
+			       struct json_object *items, const char *rv)
 {
 	struct inf_map fresh = {0}, old;
-	struct inf_entry **ents;
-	size_t n, count;
+	struct inf_entry **cached;
+	size_t count;
 	int rc = 0;
 
-	if (!items || !json_object_is_type(items, json_type_array))
-		return -EINVAL;
-	n = json_object_array_length(items);
-	ents = calloc(n ? n : 1, sizeof(*ents));
-	if (!ents)
+	/* ents[i]: item i as delivered; cached[i]: what the map holds for it
+	 * (the same entry, or its light copy in a metadata-only cache). Each
+	 * array holds its own reference, distinct from the map's. */
+	cached = calloc(n ? n : 1, sizeof(*cached));
+	if (!cached) {
+		for (size_t i = 0; i < n; i++)
+			inf_entry_put(ents[i]);
+		free(ents);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
-		struct json_object *it = json_object_array_get_idx(items, i);
-		struct inf_entry *e = inf_entry_new(it), *dup;
+		struct inf_entry *e = ents[i], *dup;
 
-		if (!e) {
-			pr_warn(INF_SUBSYS, "'%s': list item %zu has no metadata.name",
-				inf->resource, i);
+		if (!e)
 			continue;
+		cached[i] = inf->cache_meta ? inf_entry_light(e) : inf_entry_get(e);
+		if (!cached[i]) {
+			rc = -ENOMEM;
+			break;
 		}
-		ents[i] = inf_entry_get(e);
-		dup = inf_map_put(&fresh, e, &rc);
+		dup = inf_map_put(&fresh, inf_entry_get(cached[i]), &rc);
 		inf_entry_put(dup); /* a duplicate key: the later item wins */
 	}
 	if (rc) {
-		/* ents[i] holds its own reference (inf_entry_get above), distinct
-		 * from the map's: refcounted, not a use after free. */
-		for (size_t i = 0; i < n; i++)
-			inf_entry_put(ents[i]); // NOLINT(clang-analyzer-unix.Malloc)
+		/* Refcounted, not a use after free (see above). */
+		for (size_t i = 0; i < n; i++) {
+			inf_entry_put(ents[i]);	  // NOLINT(clang-analyzer-unix.Malloc)
+			inf_entry_put(cached[i]); // NOLINT(clang-analyzer-unix.Malloc)
+		}
 		free(ents);
+		free(cached);
 		inf_map_fini(&fresh);
 		return rc;
 	}
@@ -505,8 +586,8 @@ int sl_informer_replace(struct sl_informer *inf, struct json_object *items, cons
 		if (!e)
 			continue;
 		/* Skip all but the surviving copy of a duplicated key. */
-		if (!rc && inf_map_find(&fresh, e->key) == e) {
-			struct json_object *it = json_object_array_get_idx(items, i);
+		if (!rc && inf_map_find(&fresh, e->key) == cached[i]) {
+			struct json_object *it = items ? json_object_array_get_idx(items, i) : NULL;
 
 			prev = inf_map_find(&old, e->key);
 			if (!prev)
@@ -515,11 +596,29 @@ int sl_informer_replace(struct sl_informer *inf, struct json_object *items, cons
 				rc = inf_deliver(inf, INF_UPDATE, prev, e, it);
 		}
 		inf_entry_put(e);
+		inf_entry_put(cached[i]); // NOLINT(clang-analyzer-unix.Malloc)
 	}
 	free(ents);
+	free(cached);
 	inf_map_fini(&old);
 	inf_set_rv(inf, rv);
 	return rc;
+}
+
+int sl_informer_replace(struct sl_informer *inf, struct json_object *items, const char *rv)
+{
+	struct inf_entry **ents;
+	size_t n;
+
+	if (!items || !json_object_is_type(items, json_type_array))
+		return -EINVAL;
+	n = json_object_array_length(items);
+	ents = calloc(n ? n : 1, sizeof(*ents));
+	if (!ents)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ents[i] = inf_item_entry(inf, json_object_array_get_idx(items, i), i);
+	return inf_replace_entries(inf, ents, n, items, rv);
 }
 
 /* ---- list and watch -------------------------------------------------- */
@@ -555,14 +654,23 @@ static void inf_fill_kind(struct json_object *item, const char *list_kind, const
 		sl_json_set_str(item, "apiVersion", api);
 }
 
-/* LIST with paging, then replace. 0, -ECANCELED, or another negative error. */
+/*
+ * LIST with paging, then replace. 0, -ECANCELED, or another negative error.
+ * THREAD handlers are given the parsed items, so every page is kept until the
+ * replace; QUEUE delivery only needs the entries (serialised text), so each
+ * page becomes entries and is freed at once: at 10,000 EndpointSlices the
+ * parsed pages were hundreds of MiB, the text a tenth of that.
+ */
 static int inf_list(struct sl_informer *inf)
 {
-	struct json_object *items = json_object_new_array(), *page = NULL;
+	bool keep = inf->delivery == SL_INF_DELIVER_THREAD;
+	struct json_object *items = keep ? json_object_new_array() : NULL, *page = NULL;
+	struct inf_entry **ents = NULL;
+	size_t n_ents = 0, cap_ents = 0;
 	char *cont = NULL, *rv = NULL, lim[16];
 	int rc = 0, pages = 0;
 
-	if (!items)
+	if (keep && !items)
 		return -ENOMEM;
 	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
 	do {
@@ -607,7 +715,28 @@ static int inf_list(struct sl_informer *inf)
 
 			inf_fill_kind(it, sl_json_get_str(page, "kind"),
 				      sl_json_get_str(page, "apiVersion"));
-			json_object_array_add(items, json_object_get(it));
+			if (keep) {
+				json_object_array_add(items, json_object_get(it));
+				continue;
+			}
+			if (n_ents == cap_ents) {
+				size_t cap = cap_ents ? cap_ents * 2 : 512;
+				struct inf_entry **v = realloc(ents, cap * sizeof(*v));
+
+				if (!v) {
+					rc = -ENOMEM;
+					break;
+				}
+				ents = v;
+				cap_ents = cap;
+			}
+			ents[n_ents] = inf_item_entry(inf, it, n_ents);
+			n_ents++;
+		}
+		if (rc) {
+			json_object_put(page);
+			page = NULL;
+			break;
 		}
 		next = json_object_get_string(
 			sl_json_path(page, "metadata", "continue", (char *)NULL));
@@ -629,9 +758,18 @@ static int inf_list(struct sl_informer *inf)
 	}
 	if (!rc) {
 		pr_debug(INF_SUBSYS, "'%s': listed %zu objects in %d pages at rv %s", inf->resource,
-			 json_object_array_length(items), pages, rv);
-		rc = sl_informer_replace(inf, items, rv);
+			 keep ? json_object_array_length(items) : n_ents, pages, rv);
+		if (keep) {
+			rc = sl_informer_replace(inf, items, rv);
+		} else {
+			rc = inf_replace_entries(inf, ents, n_ents, NULL, rv);
+			ents = NULL; /* taken over */
+			n_ents = 0;
+		}
 	}
+	for (size_t i = 0; i < n_ents; i++)
+		inf_entry_put(ents[i]);
+	free(ents);
 	free(cont);
 	free(rv);
 	json_object_put(items);
@@ -823,6 +961,13 @@ struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informe
 		errno = EINVAL;
 		return NULL;
 	}
+	if (o->cache != SL_INF_CACHE_OBJECTS && o->cache != SL_INF_CACHE_METADATA) {
+		if (err)
+			snprintf(err, errlen, "'%s': unknown cache mode %d", o->gvr.resource,
+				 (int)o->cache);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (o->watch_max_s && o->watch_max_s < o->watch_min_s) {
 		if (err)
 			snprintf(err, errlen, "'%s': watch_max_s < watch_min_s", o->gvr.resource);
@@ -845,6 +990,7 @@ struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informe
 	inf->fsel = inf_dup(o->field_selector, &oom);
 	inf->gvr = (struct sl_gvr){inf->group, inf->version, inf->resource};
 	inf->delivery = o->delivery;
+	inf->cache_meta = o->cache == SL_INF_CACHE_METADATA;
 	inf->h = o->handlers;
 	inf->page_limit = o->page_limit ? o->page_limit : 500;
 	inf->watch_min_s = o->watch_min_s ? o->watch_min_s : 300;

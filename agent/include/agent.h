@@ -20,7 +20,7 @@ struct agent_config {
 	const char *cgroup_root;    /* cgroup v2 dir for the socket hooks; NULL = the root */
 	const char *metrics_listen; /* "127.0.0.1:10249"; "" disables */
 	const char *hc_bind;	    /* address for healthCheckNodePort servers; default 0.0.0.0 */
-	int sync_delay_ms;	    /* debounce between an event and the sync (default 5) */
+	int sync_delay_ms;	    /* least time between syncs (default 5; see mark_dirty) */
 	/* north-south uplink path (agent/nodeport.h); no devices = not loaded */
 	const char *devices;   /* comma-separated interface names, or NULL */
 	unsigned hash_seed;    /* flow-hash seed, equal on every node */

@@ -607,6 +607,91 @@ out:
 	sl_client_free(c);
 }
 
+/* A '*' after an entry: the handler saw the whole object (it has a spec). */
+static void seen_spec(struct seen *s, struct json_object *o)
+{
+	if (sl_json_get(o, "spec"))
+		strncat(s->log, "* ", sizeof(s->log) - strlen(s->log) - 1);
+}
+
+static void hm_add(struct json_object *o, void *arg)
+{
+	seen_add(arg, '+', o, NULL);
+	seen_spec(arg, o);
+}
+
+static void hm_update(struct json_object *o, struct json_object *n, void *arg)
+{
+	seen_add(arg, '~', o, n);
+	seen_spec(arg, o);
+	seen_spec(arg, n);
+}
+
+static void hm_delete(struct json_object *o, void *arg)
+{
+	seen_add(arg, '-', o, NULL);
+	seen_spec(arg, o);
+}
+
+TEST(informer_metadata_cache_keeps_keys_only)
+{
+	struct seen s = {""};
+	struct sl_client_opts co = {.server = "http://127.0.0.1:9"};
+	struct sl_client *c = sl_client_new(&co, NULL, 0);
+	struct sl_informer_opts io = {
+		.gvr = SL_GVR_SERVICES,
+		.delivery = SL_INF_DELIVER_QUEUE,
+		.cache = SL_INF_CACHE_METADATA,
+		.handlers = {hm_add, hm_update, hm_delete, h_synced, &s},
+	};
+	struct sl_informer *inf = c ? sl_informer_new(c, &io, NULL, 0) : NULL;
+	struct json_object *l1, *l2, *got;
+	char err[128];
+
+	if (!ASSERT_NOT_NULL(inf, "new"))
+		goto out;
+	l1 = items_of("[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":"
+		      "\"1\"},\"spec\":{}},"
+		      "{\"metadata\":{\"namespace\":\"d\",\"name\":\"b\",\"resourceVersion\":"
+		      "\"2\"},\"spec\":{}},"
+		      "{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"2\"},\"spec\":{}},"
+		      "{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"3\"},\"spec\":{}}]");
+	l2 = items_of("[{\"metadata\":{\"namespace\":\"d\",\"name\":\"a\",\"resourceVersion\":"
+		      "\"4\"},\"spec\":{}},"
+		      "{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"3\"},\"spec\":{}}]");
+	ASSERT_OK(sl_informer_replace(inf, l1, "3"), "list");
+	ASSERT_OK(sl_informer_replace(inf, l2, "4"), "relist");
+	/* The queue carries whole objects until dispatched; the duplicate key
+	 * "a" keeps its later copy. */
+	ASSERT_EQ(sl_informer_dispatch(inf, 0), 5, "dispatch");
+	ASSERT_STREQ(s.log, "+a@1 * +b@2 * +a@3 * -b@2 ~a@1>4 * ",
+		     "adds and new states whole; old and vanished states are stubs");
+	got = sl_informer_get(inf, "d", "a");
+	ASSERT_STREQ(json_object_get_string(
+			     sl_json_path(got, "metadata", "resourceVersion", (char *)NULL)),
+		     "4", "stub has the resourceVersion");
+	ASSERT_STREQ(
+		json_object_get_string(sl_json_path(got, "metadata", "namespace", (char *)NULL)),
+		"d", "and the namespace");
+	ASSERT_NULL(sl_json_get(got, "spec"), "and nothing else");
+	json_object_put(got);
+	got = sl_informer_get(inf, NULL, "a");
+	ASSERT_NULL(sl_json_path(got, "metadata", "namespace", (char *)NULL),
+		    "cluster-scoped stub has no namespace");
+	json_object_put(got);
+	got = sl_informer_list(inf);
+	ASSERT_EQ(json_object_array_length(got), 2, "list of stubs");
+	json_object_put(got);
+	json_object_put(l1);
+	json_object_put(l2);
+	io.cache = (enum sl_inf_cache)7;
+	ASSERT_NULL(sl_informer_new(c, &io, err, sizeof(err)), "unknown cache mode");
+	ASSERT_TRUE(strstr(err, "cache mode 7") != NULL, err);
+out:
+	sl_informer_free(inf);
+	sl_client_free(c);
+}
+
 TEST(informer_stop_is_prompt_while_backing_off)
 {
 	struct seen s = {""};

@@ -21,6 +21,16 @@
  * updated before the handlers of the same event run, so a handler that looks
  * something up sees at least that event's state.
  *
+ * A consumer that keeps its own decoded copy of every object (the node agent)
+ * can ask for a metadata-only cache (SL_INF_CACHE_METADATA): the cache then
+ * holds each object's key and resourceVersion only, enough to diff a relist,
+ * and the JSON text lives only until its event has been delivered. In that
+ * mode sl_informer_get() and sl_informer_list() return metadata stubs
+ * ({"metadata":{"namespace","name","resourceVersion"}}), and so are the
+ * old_obj of on_update and the object of an on_delete that a relist found
+ * vanished; on_add, the new_obj of on_update and watch DELETED events still
+ * carry the whole object.
+ *
  * Delivery. Handlers run serially, in event order, in one of two places
  * chosen at creation:
  *   - SL_INF_DELIVER_THREAD: on the informer's own thread, as events arrive.
@@ -63,6 +73,11 @@ struct sl_informer_handlers {
 	void *arg;
 };
 
+enum sl_inf_cache {
+	SL_INF_CACHE_OBJECTS = 0, /* the whole object (default) */
+	SL_INF_CACHE_METADATA,	  /* key and resourceVersion only (see above) */
+};
+
 enum sl_inf_delivery {
 	SL_INF_DELIVER_THREAD, /* handlers on the informer thread */
 	SL_INF_DELIVER_QUEUE,  /* handlers from sl_informer_dispatch() on the caller's thread */
@@ -74,6 +89,7 @@ struct sl_informer_opts {
 	const char *label_selector; /* NULL = everything */
 	const char *field_selector; /* NULL = everything */
 	enum sl_inf_delivery delivery;
+	enum sl_inf_cache cache;
 	struct sl_informer_handlers handlers;
 	/* Tunables; 0 = default. */
 	unsigned int page_limit;	 /* list page size; default 500 */
