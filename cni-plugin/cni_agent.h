@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Client side of the sluice-cni <-> node agent endpoint protocol (the agent side is the next
- * step of the "pods on nodes" work; until then configs leave agentSocket unset and the
- * plugin skips registration).
+ * Client side of the sluice-cni <-> node agent endpoint protocol (the agent side is
+ * agent/endpoint.c; a config without agentSocket skips registration).
  *
  * Transport: a SOCK_STREAM unix socket (the agent creates it 0600, root only). The plugin
  * connects, writes one JSON request terminated by '\n', and reads one JSON reply line:
