@@ -29,7 +29,7 @@
 # namespace, so the lab's bpffs and /run/netns mounts never reach the host's.
 # Results: $OUT/lab.md, .csv, .png (OUT defaults to docs/benchmarks).
 #
-# Knobs (environment): PODS (100), NODES (3), CNI_N (200), REPS (3),
+# Knobs (environment): PODS (100), NODES (3), CNI_N (200), REPS (5),
 # SECONDS_PER_RUN (5: iperf3 -t and connbench --seconds), CONNS (connbench
 # connections in flight, 8), POD_TIMEOUT (seconds for all pods Ready, then
 # gone; 300).
@@ -44,7 +44,7 @@ OUT=${OUT:-docs/benchmarks}
 PODS=${PODS:-100}
 NODES=${NODES:-3}
 CNI_N=${CNI_N:-200}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-8}
 POD_TIMEOUT=${POD_TIMEOUT:-300}
@@ -296,7 +296,7 @@ sleep 1
 
 # run_tp PATH REP: one iperf3 run and one connbench run over PATH.
 run_tp() {
-	local path=$1 rep=$2 dst cli out bps rate
+	local path=$1 rep=$2 dst cli out bps
 	case $path in
 	pod) dst=$POD_IP cli=(in_pod) ;;
 	veth) dst=198.19.240.2 cli=(nsenter --net="/run/netns/$L-va") ;;
