@@ -74,6 +74,24 @@ static const char *label_get(const struct sl_label *l, size_t n, const char *key
 	return NULL;
 }
 
+/* A quantity as a string: YAML "cpu: 2" arrives as a JSON number. */
+static const char *qty_str(struct json_object *m, const char *key, char *buf, size_t len)
+{
+	struct json_object *v = sl_json_get(m, key);
+
+	if (!v)
+		return NULL;
+	if (json_object_is_type(v, json_type_int)) {
+		snprintf(buf, len, "%" PRId64, json_object_get_int64(v));
+		return buf;
+	}
+	if (json_object_is_type(v, json_type_double)) {
+		snprintf(buf, len, "%.9g", json_object_get_double(v));
+		return buf;
+	}
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "?";
+}
+
 static int resources_add(struct json_object *containers, bool init, int64_t *cpu, int64_t *mem,
 			 char *err, size_t errlen)
 {
@@ -84,7 +102,9 @@ static int resources_add(struct json_object *containers, bool init, int64_t *cpu
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *req = sl_json_path(json_object_array_get_idx(containers, i),
 						       "resources", "requests", NULL);
-		const char *c = sl_json_get_str(req, "cpu"), *m = sl_json_get_str(req, "memory");
+		char cb[64], mb[64];
+		const char *c = qty_str(req, "cpu", cb, sizeof(cb)),
+			   *m = qty_str(req, "memory", mb, sizeof(mb));
 		int64_t cv = 0, mv = 0;
 		if (c && k8s_quantity_parse_milli(c, &cv)) {
 			snprintf(err, errlen, "resources.requests.cpu '%s': not a quantity", c);
@@ -480,7 +500,8 @@ void sched_pod_fini(struct sched_pod *p)
 static int alloc_get(struct json_object *alloc, const char *key, bool milli, int64_t *out,
 		     char *err, size_t errlen)
 {
-	const char *s = sl_json_get_str(alloc, key);
+	char b[64];
+	const char *s = qty_str(alloc, key, b, sizeof(b));
 
 	*out = -1;
 	if (!s)
