@@ -55,12 +55,20 @@ struct spod {
 	bool wake;	      /* UNSCHED: a cluster change happened; retry once backoff ends */
 	unsigned backoff_ms;  /* UNSCHED: current backoff */
 	uint64_t next_try_ms; /* UNSCHED: not before */
-	char *last_msg;	      /* last FailedScheduling message sent */
+	struct spod *pprev, *pnext; /* in s->placed while on != NULL */
+	char *last_msg;		    /* last FailedScheduling message sent */
 	uint64_t last_msg_ms;
 	struct spod *hnext;
 };
 
-enum job_kind { JOB_BIND, JOB_UNSCHED };
+enum job_kind { JOB_BIND, JOB_UNSCHED, JOB_SCHEDULED_EVENT };
+
+/* Scheduled events wait behind binds and are dropped beyond this many, like
+ * client-go's event broadcaster drops under load: binds are what matter. */
+#define EVENT_QUEUE_MAX 1000
+/* ... and beyond a token bucket of this many per second (burst twice that):
+ * a burst of thousands of pods would otherwise double the API writes. */
+#define EVENT_RATE 50
 
 struct job {
 	enum job_kind kind;
@@ -87,6 +95,7 @@ struct sched {
 
 	struct spod *hash[HASH_BUCKETS];
 	size_t n_pods;
+	struct spod *placed;  /* pods accounted on a node: what spreading counts */
 	struct snode **nodes; /* every node ever seen */
 	size_t n_nodes, cap_nodes;
 	struct sched_node **arr; /* present nodes, what a decision looks at */
@@ -99,7 +108,11 @@ struct sched {
 	uint64_t next_periodic_ms;
 	uint32_t rr;
 
-	struct job *jhead, *jtail;
+	struct job *jhead, *jtail; /* binds and Unschedulable reports, in order */
+	struct job *ehead, *etail; /* Scheduled events, when no bind waits */
+	size_t n_events;
+	double ev_tokens; /* Scheduled-event token bucket */
+	uint64_t ev_last_ms;
 
 	struct sworker decider;
 	struct sworker *workers;
@@ -201,13 +214,26 @@ static void arr_rebuild(struct sched *s)
 	s->arr_dirty = false;
 }
 
-static void place(struct spod *sp, struct snode *sn)
+static void place(struct sched *s, struct spod *sp, struct snode *sn)
 {
-	if (sp->on)
+	if (sp->on) {
 		sched_node_account(&sp->on->n, &sp->p, -1);
+		if (sp->pprev)
+			sp->pprev->pnext = sp->pnext;
+		else
+			s->placed = sp->pnext;
+		if (sp->pnext)
+			sp->pnext->pprev = sp->pprev;
+		sp->pprev = sp->pnext = NULL;
+	}
 	sp->on = sn;
-	if (sn)
+	if (sn) {
 		sched_node_account(&sn->n, &sp->p, 1);
+		sp->pnext = s->placed;
+		if (s->placed)
+			s->placed->pprev = sp;
+		s->placed = sp;
+	}
 }
 
 static void active_push(struct sched *s, struct spod *sp)
@@ -246,6 +272,16 @@ static char *active_pop(struct sched *s)
 	return k;
 }
 
+static void job_free(struct job *j)
+{
+	free(j->ns);
+	free(j->name);
+	free(j->uid);
+	free(j->node);
+	free(j->msg);
+	free(j);
+}
+
 static void job_push(struct sched *s, enum job_kind kind, const struct spod *sp, const char *node,
 		     const char *msg)
 {
@@ -268,22 +304,26 @@ static void job_push(struct sched *s, enum job_kind kind, const struct spod *sp,
 		free(j);
 		return;
 	}
-	if (s->jtail)
-		s->jtail->next = j;
-	else
-		s->jhead = j;
-	s->jtail = j;
+	if (kind == JOB_SCHEDULED_EVENT) {
+		if (s->n_events >= EVENT_QUEUE_MAX) {
+			s->st.events_dropped++;
+			job_free(j);
+			return;
+		}
+		if (s->etail)
+			s->etail->next = j;
+		else
+			s->ehead = j;
+		s->etail = j;
+		s->n_events++;
+	} else {
+		if (s->jtail)
+			s->jtail->next = j;
+		else
+			s->jhead = j;
+		s->jtail = j;
+	}
 	pthread_cond_signal(&s->jcv);
-}
-
-static void job_free(struct job *j)
-{
-	free(j->ns);
-	free(j->name);
-	free(j->uid);
-	free(j->node);
-	free(j->msg);
-	free(j);
 }
 
 static bool ours(const struct sched *s, const struct sched_pod *p)
@@ -308,7 +348,7 @@ static void pod_gone(struct sched *s, const char *key)
 		return;
 	if (sp->on)
 		flush_locked(s); /* its resources are free again */
-	place(sp, NULL);
+	place(s, sp, NULL);
 	pod_unlink(s, sp);
 	spod_free(sp);
 }
@@ -359,11 +399,11 @@ static void pod_event(struct sched *s, struct json_object *o, bool deleted)
 	}
 	if (np.node) {
 		struct snode *sn = node_get(s, np.node, true);
-		place(sp, NULL);
+		place(s, sp, NULL);
 		sched_pod_fini(&sp->p);
 		sp->p = np;
 		memset(&np, 0, sizeof(np));
-		place(sp, sn);
+		place(s, sp, sn);
 		sp->state = SP_BOUND;
 		goto out;
 	}
@@ -499,21 +539,19 @@ static void decide(struct sched *s, struct spod *sp)
 		return;
 	}
 	if (owner || tsc) {
-		for (size_t b = 0; b < HASH_BUCKETS; b++) {
-			for (struct spod *o = s->hash[b]; o; o = o->hnext) {
-				int i;
-				if (!o->on || o->on->idx < 0 || o == sp)
+		for (struct spod *o = s->placed; o; o = o->pnext) {
+			int i;
+			if (o->on->idx < 0 || o == sp)
+				continue;
+			i = o->on->idx;
+			if (owner && o->p.owner == sp->p.owner)
+				owner[i]++;
+			for (size_t c = 0; c < nt; c++) {
+				if (!o->p.ns || !sp->p.ns || strcmp(o->p.ns, sp->p.ns))
 					continue;
-				i = o->on->idx;
-				if (owner && o->p.owner == sp->p.owner)
-					owner[i]++;
-				for (size_t c = 0; c < nt; c++) {
-					if (!o->p.ns || !sp->p.ns || strcmp(o->p.ns, sp->p.ns))
-						continue;
-					if (sl_labelsel_match(sp->p.tscs[c].sel, o->p.labels,
-							      o->p.n_labels))
-						tsc[c * n + (size_t)i]++;
-				}
+				if (sl_labelsel_match(sp->p.tscs[c].sel, o->p.labels,
+						      o->p.n_labels))
+					tsc[c * n + (size_t)i]++;
 			}
 		}
 	}
@@ -523,7 +561,7 @@ static void decide(struct sched *s, struct spod *sp)
 		for (size_t i = 0; i < s->n_nodes; i++)
 			if (s->nodes[i]->idx == idx)
 				sn = s->nodes[i];
-		place(sp, sn);
+		place(s, sp, sn);
 		sp->state = SP_ASSUMED;
 		sp->backoff_ms = 0;
 		job_push(s, JOB_BIND, sp, s->arr[idx]->name, NULL);
@@ -610,8 +648,11 @@ static int api(struct sworker *w, const char *method, const char *path, struct j
 		b = sl_json_str(body, &blen);
 	rc = sl_client_request(w->s->client, method, path, b, blen, ctype, w->cancel, &resp);
 	if (rc) {
-		snprintf(err, errlen, "%s %s: %s", method, path,
-			 resp.err[0] ? resp.err : sl_strerror(rc));
+		/* the transport's message already names the method and path */
+		if (resp.err[0])
+			snprintf(err, errlen, "%s", resp.err);
+		else
+			snprintf(err, errlen, "%s %s: %s", method, path, sl_strerror(rc));
 	} else if (resp.status < 200 || resp.status > 299) {
 		const char *msg = sl_json_get_str(resp.json, "message");
 		rc = sl_client_status_err(resp.status, sl_json_get_str(resp.json, "reason"));
@@ -639,6 +680,7 @@ static void event_post(struct sworker *w, const struct job *j, const char *type,
 	char ts[K8S_TIME_BUFSZ], ename[320], err[512];
 	struct timespec now;
 	char *path;
+	int rc;
 
 	if (!ev)
 		return;
@@ -670,7 +712,7 @@ static void event_post(struct sworker *w, const struct job *j, const char *type,
 	sl_json_set_str(ev, "reportingComponent", w->s->name);
 	sl_json_set_str(ev, "reportingInstance", w->s->name);
 	path = sl_client_path(&(struct sl_gvr){"", "v1", "events"}, j->ns, NULL, NULL);
-	if (path && api(w, "POST", path, ev, NULL, err, sizeof(err)))
+	if (path && (rc = api(w, "POST", path, ev, NULL, err, sizeof(err))) && rc != -ECANCELED)
 		pr_warn("sched", "event for pod %s/%s: %s", j->ns, j->name, err);
 	free(path);
 	json_object_put(ev);
@@ -691,10 +733,10 @@ static void bind_failed(struct sched *s, const struct job *j, int rc)
 			pod_gone(s, key); /* deleted meanwhile; the watch confirms */
 		} else if (rc == -SL_ERR_CONFLICT) {
 			/* bound by someone else: the watch brings the real node */
-			place(sp, NULL);
+			place(s, sp, NULL);
 			sp->state = SP_BOUND;
 		} else {
-			place(sp, NULL);
+			place(s, sp, NULL);
 			sp->state = SP_UNSCHED;
 			sp->backoff_ms = BACKOFF_MIN_MS;
 			sp->next_try_ms = now_ms() + BACKOFF_MIN_MS;
@@ -743,11 +785,25 @@ static void do_bind(struct sworker *w, const struct job *j)
 		bind_failed(w->s, j, rc);
 		return;
 	}
+	snprintf(msg, sizeof(msg), "Successfully assigned %s/%s to %s", j->ns, j->name, j->node);
 	pthread_mutex_lock(&w->s->mu);
 	w->s->st.scheduled++;
+	{
+		struct sched *s = w->s;
+		uint64_t now = now_ms();
+		s->ev_tokens += (double)(now - s->ev_last_ms) * EVENT_RATE / 1000.0;
+		if (s->ev_tokens > 2 * EVENT_RATE)
+			s->ev_tokens = 2 * EVENT_RATE;
+		s->ev_last_ms = now;
+		if (s->ev_tokens >= 1) {
+			struct spod ev = {.p = {.ns = j->ns, .name = j->name, .uid = j->uid}};
+			s->ev_tokens -= 1;
+			job_push(s, JOB_SCHEDULED_EVENT, &ev, NULL, msg);
+		} else {
+			s->st.events_dropped++;
+		}
+	}
 	pthread_mutex_unlock(&w->s->mu);
-	snprintf(msg, sizeof(msg), "Successfully assigned %s/%s to %s", j->ns, j->name, j->node);
-	event_post(w, j, "Normal", "Scheduled", msg);
 }
 
 static void do_unsched(struct sworker *w, const struct job *j)
@@ -799,21 +855,31 @@ static void *worker_thread(void *arg)
 	for (;;) {
 		struct job *j;
 		pthread_mutex_lock(&s->mu);
-		while (!s->stop && !s->jhead)
+		while (!s->stop && !s->jhead && !s->ehead)
 			pthread_cond_wait(&s->jcv, &s->mu);
 		if (s->stop) {
 			pthread_mutex_unlock(&s->mu);
 			return NULL;
 		}
-		j = s->jhead;
-		s->jhead = j->next;
-		if (!s->jhead)
-			s->jtail = NULL;
+		if (s->jhead) {
+			j = s->jhead;
+			s->jhead = j->next;
+			if (!s->jhead)
+				s->jtail = NULL;
+		} else {
+			j = s->ehead;
+			s->ehead = j->next;
+			if (!s->ehead)
+				s->etail = NULL;
+			s->n_events--;
+		}
 		pthread_mutex_unlock(&s->mu);
 		if (j->kind == JOB_BIND)
 			do_bind(w, j);
-		else
+		else if (j->kind == JOB_UNSCHED)
 			do_unsched(w, j);
+		else
+			event_post(w, j, "Normal", "Scheduled", j->msg);
 		job_free(j);
 	}
 }
@@ -960,6 +1026,11 @@ void sched_stop(struct sched *s)
 	while (s->jhead) {
 		struct job *j = s->jhead;
 		s->jhead = j->next;
+		job_free(j);
+	}
+	while (s->ehead) {
+		struct job *j = s->ehead;
+		s->ehead = j->next;
 		job_free(j);
 	}
 	free(s->workers);

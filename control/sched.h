@@ -219,7 +219,7 @@ struct sched *sched_start(const struct sched_config *cfg, struct sl_client *clie
 void sched_stop(struct sched *s);
 
 struct sched_stats {
-	uint64_t scheduled, bind_errors, unschedulable_attempts;
+	uint64_t scheduled, bind_errors, unschedulable_attempts, events_dropped;
 	uint64_t pending, unschedulable; /* now */
 };
 void sched_stats(struct sched *s, struct sched_stats *out);
