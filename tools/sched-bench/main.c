@@ -24,12 +24,14 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "control/sched.h"
 #include "sluice/client.h"
 #include "sluice/informer.h"
 #include "sluice/json.h"
@@ -130,6 +132,71 @@ static void *creator(void *arg)
 	return NULL;
 }
 
+static int cmp_u64(const void *a, const void *b);
+
+static int offline(long nodes, long pods)
+{
+	struct sched_node *n = calloc((size_t)nodes, sizeof(*n)),
+			  **v = calloc((size_t)nodes, sizeof(*v));
+	struct sched_fit *fits = calloc((size_t)nodes, sizeof(*fits));
+	int32_t *owner = calloc((size_t)nodes, sizeof(*owner));
+	uint64_t *lat = calloc((size_t)pods, sizeof(*lat)), t0, t1;
+	const char *pj = "{\"metadata\":{\"name\":\"p\",\"namespace\":\"b\",\"labels\":{"
+			 "\"app\":\"b\"}},\"spec\":{\"containers\":[{\"resources\":{\"requests\":"
+			 "{\"cpu\":\"100m\",\"memory\":\"64Mi\"}}}]}}";
+	struct json_object *j = sl_json_parse(pj, strlen(pj), NULL, 0);
+	struct sched_pod p;
+	char err[256];
+	uint32_t rr = 0;
+	long bound = 0;
+
+	if (!n || !v || !fits || !owner || !lat || !j || sched_pod_parse(j, &p, err, sizeof(err))) {
+		fprintf(stderr, "sched-bench: offline setup failed\n");
+		return 1;
+	}
+	for (long i = 0; i < nodes; i++) {
+		char nj[512];
+		struct json_object *o;
+		snprintf(nj, sizeof(nj),
+			 "{\"metadata\":{\"name\":\"n-%ld\"},\"status\":{\"allocatable\":{\"cpu\":"
+			 "\"64\",\"memory\":\"256Gi\",\"pods\":\"250\"},\"conditions\":[{\"type\":"
+			 "\"Ready\",\"status\":\"True\"}]}}",
+			 i);
+		o = sl_json_parse(nj, strlen(nj), NULL, 0);
+		if (!o || sched_node_parse(o, &n[i], err, sizeof(err)))
+			return 1;
+		json_object_put(o);
+		v[i] = &n[i];
+	}
+	t0 = now_us();
+	for (long k = 0; k < pods; k++) {
+		uint64_t a = now_us();
+		int idx = sched_select(&p, v, (size_t)nodes, owner, NULL, &rr, fits, NULL);
+		if (idx >= 0) {
+			sched_node_account(v[idx], &p, 1);
+			owner[idx]++;
+			bound++;
+		}
+		lat[k] = now_us() - a;
+	}
+	t1 = now_us();
+	qsort(lat, (size_t)pods, sizeof(*lat), cmp_u64);
+	printf("sched-bench offline nodes=%ld pods=%ld bound=%ld decisions_per_s=%.0f "
+	       "p50_us=%" PRIu64 " p99_us=%" PRIu64 "\n",
+	       nodes, pods, bound, (double)pods * 1e6 / (double)(t1 - t0 ? t1 - t0 : 1),
+	       lat[pods / 2], lat[(size_t)((double)pods * 0.99)]);
+	sched_pod_fini(&p);
+	json_object_put(j);
+	for (long i = 0; i < nodes; i++)
+		sched_node_fini(&n[i]);
+	free(n);
+	free(v);
+	free(fits);
+	free(owner);
+	free(lat);
+	return bound == pods ? 0 : 1;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -161,6 +228,7 @@ int main(int argc, char **argv)
 		{"creators", required_argument, NULL, 'c'},
 		{"timeout", required_argument, NULL, 't'},
 		{"rate", required_argument, NULL, 'r'},
+		{"offline", no_argument, NULL, 'o'},
 		{0},
 	};
 	struct sl_client_opts co = {.timeout_ms = 30000};
@@ -172,6 +240,7 @@ int main(int argc, char **argv)
 	pthread_t *thr;
 	char err[512], rate_s[32];
 	long n_lat = 0;
+	bool off = false;
 	int c;
 
 	b.n_pods = 2000;
@@ -192,6 +261,9 @@ int main(int argc, char **argv)
 		case 't':
 			timeout_s = num("--timeout", optarg, 1, 3600);
 			break;
+		case 'o':
+			off = true;
+			break;
 		case 'r':
 			b.rate = (double)num("--rate", optarg, 1, 1000000);
 			break;
@@ -201,6 +273,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (off)
+		return offline(nodes, b.n_pods);
 	if (!co.server) {
 		fprintf(stderr, "sched-bench: --server URL is required\n");
 		return 2;
