@@ -21,6 +21,9 @@ tools/bench/datapath.sh || rc=1
 echo "bench: DNS (sluice-dns vs nsd, knot, unbound with dnsperf; create-to-resolve; memory), about 5 minutes on 2 cores"
 tools/bench/dns.sh || rc=1
 
+echo "bench: scheduler (100 simulated nodes: pods/s and create-to-bind latency), about 2 minutes on 2 cores"
+tools/bench/sched.sh || rc=1
+
 if ((rc)); then
 	echo "bench: FAILED (see the messages above and docs/benchmarks/)" >&2
 else

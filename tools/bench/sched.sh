@@ -6,7 +6,7 @@
 # a fresh sluice-control (--store memory) per run:
 #   1. scheduler alone in sluice-control (--controllers scheduler), closed loop;
 #   2. every controller (the default), closed loop;
-#   3. scheduler alone, paced at RATE pods/s (latency at a given load);
+#   3. scheduler alone, paced at RATE pods/s and at 20 pods/s (latency at a given load);
 #   4. the decision alone, no API (sched-bench --offline).
 # Called by tools/bench/run.sh. Results: $OUT/scheduler.md and .csv.
 # Knobs (environment): REPS (3), PODS (2000), NODES (100), RATE (500).
@@ -68,6 +68,7 @@ for rep in $(seq "$REPS"); do
 	run sched-only --controllers scheduler --
 	run all-controllers --
 	run "sched-only-rate$RATE" --controllers scheduler -- --rate "$RATE"
+	run sched-only-rate20 --controllers scheduler -- --rate 20 --pods 200
 	echo "offline $("$BIN/sched-bench" --offline --nodes "$NODES" --pods 5000)" | tee -a "$tmp/raw.txt"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -128,7 +129,10 @@ Reading: the decision costs microseconds; the throughput ceiling is the API serv
 (a create and a bind per pod on one event loop; Scheduled events are rate-limited to 50/s so
 they do not double it) and the CPU the machine gives it. With every controller running, the
 endpoints, IPAM and lifecycle controllers react to the same pods and nodes and share that
-server. Latency at low load is about a millisecond; under a saturating burst it is queueing.
+server. Latency at low load (20 pods/s) is a millisecond or two at the median; under a
+saturating burst it is queueing in the API server. Against the goals: ≥ 1,000 pods/s is met
+by the scheduler alone in most runs here; p99 < 10 ms is not shown on this shared machine
+(p99 is set by whatever else runs on the 2 cores) and is to be measured on a quiet one.
 MD
 } >"$OUT/scheduler.md"
 echo "sched bench: wrote $OUT/scheduler.md and $OUT/scheduler.csv"
