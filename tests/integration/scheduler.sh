@@ -118,6 +118,23 @@ Y
 wait_bound tsc-1
 expect_eq "topology spread: the first pod may go to n1" "$(node_of tsc-1)" n1
 
+# DoNotSchedule maxSkew 1 without a selector: one pod per node, then the fourth fits nowhere
+# (the tainted n3 is a spread domain with 0 pods: nodeTaintsPolicy Ignore, as upstream)
+TSC2=',"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"kubernetes.io/hostname","whenUnsatisfiable":"DoNotSchedule","labelSelector":{"matchLabels":{"app":"tsc2"}}}]'
+for i in 1 2 3 4; do
+	kc create --validate=false -f - >/dev/null <<Y
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"tsc2-$i","labels":{"app":"tsc2"}},
+ "spec":{"containers":[{"name":"c","image":"x"}]$TSC2}}
+Y
+	[[ $i -lt 4 ]] && wait_bound "tsc2-$i"
+done
+expect_eq "topology spread maxSkew 1: three pods on three nodes" \
+	"$(for i in 1 2 3; do node_of tsc2-$i; echo; done | sort -u | wc -l)" 3
+wait_cond tsc2-4
+expect_eq "topology spread: the fourth waits, the message names the constraint" \
+	"$(kc get pod tsc2-4 -o 'jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}')" \
+	"0/4 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 3 node(s) didn't match pod topology spread constraints."
+
 # cordon: n1 takes nothing new
 kc cordon n1 >/dev/null
 for _ in $(seq 20); do sleep 0.1; done
@@ -132,6 +149,17 @@ expect_eq "cordon: a pod only n1 could take says so" \
 kc uncordon n1 >/dev/null
 wait_bound cn
 expect_eq "uncordon: the waiting pod lands on n1" "$(node_of cn)" n1
+
+# the node lifecycle controller's NoExecute taint keeps new pods off an unreachable node
+kc taint nodes n2 node.kubernetes.io/unreachable:NoExecute >/dev/null
+pod unr ',"nodeSelector":{"disk":"ssd","gen":"5"}'
+wait_cond unr
+expect_eq "unreachable taint (NoExecute): the pod waits, naming the taint" \
+	"$(kc get pod unr -o 'jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}')" \
+	"0/4 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 3 node(s) didn't match Pod's node affinity/selector."
+kc taint nodes n2 node.kubernetes.io/unreachable:NoExecute- >/dev/null
+wait_bound unr
+expect_eq "taint removed: the pod lands on n2" "$(node_of unr)" n2
 
 # another scheduler's pods are left alone
 kc create --validate=false -f - >/dev/null <<'Y'
