@@ -28,10 +28,9 @@ int ctl_config_check(const struct ctl_config *cfg, unsigned *which, char *err, s
 		const char *name;
 		unsigned bit;
 	} names[] = {
-		{"endpointslice", CTL_ENDPOINTSLICE},
-		{"endpoints", CTL_ENDPOINTS},
-		{"nodeipam", CTL_NODEIPAM},
-		{"nodelifecycle", CTL_NODELIFECYCLE},
+		{"endpointslice", CTL_ENDPOINTSLICE}, {"endpoints", CTL_ENDPOINTS},
+		{"nodeipam", CTL_NODEIPAM},	      {"nodelifecycle", CTL_NODELIFECYCLE},
+		{"scheduler", CTL_SCHEDULER},
 	};
 	const char *list = cfg->controllers ? cfg->controllers : "all";
 	unsigned w = 0;
@@ -54,7 +53,7 @@ int ctl_config_check(const struct ctl_config *cfg, unsigned *which, char *err, s
 				snprintf(err, errlen,
 					 "--controllers '%s': unknown controller '%.*s'; accepted: "
 					 "all, none, or a comma list of endpointslice, endpoints, "
-					 "nodeipam, nodelifecycle",
+					 "nodeipam, nodelifecycle, scheduler",
 					 list, (int)len, p);
 				return -EINVAL;
 			}
@@ -535,6 +534,11 @@ struct ctl *ctl_start(const struct ctl_config *cfg, const char *server, const ch
 		if (!c->lease_inf)
 			goto fail;
 	}
+	if (which & CTL_SCHEDULER) {
+		c->sched = sched_start(&(struct sched_config){0}, c->client, err, errlen);
+		if (!c->sched)
+			goto fail;
+	}
 	if ((which & (CTL_ENDPOINTSLICE | CTL_ENDPOINTS)) &&
 	    worker_start(c, &c->ep_w, ctl_endpoints_thread))
 		goto fail_thr;
@@ -594,6 +598,7 @@ void ctl_stop(struct ctl *c)
 	sl_informer_free(c->ep_inf);
 	sl_informer_free(c->node_inf);
 	sl_informer_free(c->lease_inf);
+	sched_stop(c->sched); /* before the client it borrows */
 	ctl_endpoints_cleanup(c);
 	ctl_ipam_cleanup(c);
 	if (c->epq_init)

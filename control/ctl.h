@@ -32,7 +32,8 @@ enum ctl_which {
 	CTL_ENDPOINTS = 1u << 1,
 	CTL_NODEIPAM = 1u << 2,
 	CTL_NODELIFECYCLE = 1u << 3,
-	CTL_ALL = 0xf,
+	CTL_SCHEDULER = 1u << 4, /* control/sched.h */
+	CTL_ALL = 0x1f,
 };
 
 struct ctl_config {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ctl.h"
+#include "sched.h"
 #include "sluice/client.h"
 #include "sluice/informer.h"
 
@@ -75,6 +76,8 @@ struct ctl {
 	/* endpoints controller thread only */
 	struct ctl_trk *trk;
 	size_t n_trk;
+
+	struct sched *sched; /* the scheduler (control/sched.c), its own threads */
 
 	/* IPAM thread only */
 	struct ctl_cidrset *cidrs;

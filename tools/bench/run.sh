@@ -24,6 +24,9 @@ tools/bench/dns.sh || rc=1
 echo "bench: lab (3-node sluicectl lab: 100-pod start, CNI ADD/DEL vs ptp + host-local, pod-to-pod iperf3 and request rate vs plain veth and bridge), about 8 minutes on 2 cores, as root"
 tools/bench/lab.sh || rc=1
 
+echo "bench: scheduler (100 simulated nodes: pods/s and create-to-bind latency), about 2 minutes on 2 cores"
+tools/bench/sched.sh || rc=1
+
 if ((rc)); then
 	echo "bench: FAILED (see the messages above and docs/benchmarks/)" >&2
 else
