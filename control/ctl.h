@@ -32,7 +32,11 @@ enum ctl_which {
 	CTL_ENDPOINTS = 1u << 1,
 	CTL_NODEIPAM = 1u << 2,
 	CTL_NODELIFECYCLE = 1u << 3,
-	CTL_ALL = 0xf,
+	CTL_REPLICASET = 1u << 4,
+	CTL_DEPLOYMENT = 1u << 5,
+	CTL_DAEMONSET = 1u << 6,
+	CTL_GC = 1u << 7,
+	CTL_ALL = 0xff,
 };
 
 struct ctl_config {
