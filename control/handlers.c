@@ -1959,6 +1959,87 @@ static void ns_finalize(struct server *srv, const char *ns)
 		internal_delete(srv, nso, ns_removed, NULL);
 }
 
+static void orphaned_done(struct wop *w, int err)
+{
+	if (err)
+		pr_warn("control",
+			"'%s': removing the ownerReference of a deleted owner "
+			"failed: %s (the garbage collector may delete it)",
+			w->key, sl_strerror(err));
+}
+
+/*
+ * propagationPolicy Orphan: the owner's dependents lose their reference to
+ * it before it goes. Kubernetes does this with the "orphan" finalizer and the
+ * garbage collector; here the writes are submitted ahead of the owner's
+ * delete, so they commit first and the collector (which re-reads a dependent
+ * before deleting it, with its resourceVersion as a precondition) never sees
+ * a dependent still pointing at a deleted owner.
+ */
+static void orphan_dependents(struct server *srv, struct cache_obj *owner)
+{
+	struct json_object *oobj = cache_obj_parse(owner);
+	struct json_object *ometa = sl_json_get(oobj, "metadata");
+	const char *uid = sl_json_get_str(ometa, "uid");
+	const char *ns = sl_json_get_str(ometa, "namespace");
+
+	if (!uid) {
+		json_object_put(oobj);
+		return;
+	}
+	for (size_t i = 0; i < api_resources_n; i++) {
+		const struct api_resource *r = &api_resources[i];
+		struct cache_watcher f = {.res = r, .ns = (char *)ns};
+		struct list_ctx lc = {0};
+		/* Namespaced owners own objects of their namespace; cluster-scoped
+		 * owners may own anything. */
+		if (ns && !r->namespaced)
+			continue;
+		cache_list(srv->cache, &f, NULL, ns_collect, &lc);
+		for (size_t j = 0; j < lc.n; j++) {
+			struct json_object *obj, *refs, *keep;
+			struct wop *w;
+			bool hit = false;
+			if (!strstr(lc.objs[j]->json, uid))
+				continue; /* cheap filter before parsing */
+			obj = cache_obj_parse(lc.objs[j]);
+			refs = sl_json_get(sl_json_get(obj, "metadata"), "ownerReferences");
+			keep = json_object_new_array();
+			for (size_t k = 0; refs && keep && k < json_object_array_length(refs);
+			     k++) {
+				struct json_object *ref = json_object_array_get_idx(refs, k);
+				const char *u = sl_json_get_str(ref, "uid");
+				if (u && !strcmp(u, uid))
+					hit = true;
+				else
+					json_object_array_add(keep, json_object_get(ref));
+			}
+			w = hit ? wop_new(srv, NULL, r, W_UPDATE) : NULL;
+			if (!w) {
+				json_object_put(keep);
+				json_object_put(obj);
+				continue;
+			}
+			if (json_object_array_length(keep))
+				json_object_object_add(sl_json_get(obj, "metadata"),
+						       "ownerReferences", keep);
+			else {
+				json_object_put(keep);
+				json_object_object_del(sl_json_get(obj, "metadata"),
+						       "ownerReferences");
+			}
+			w->obj = obj;
+			w->old = cache_obj_ref(lc.objs[j]);
+			w->done = orphaned_done;
+			w->explicit_rv = true;
+			snprintf(w->key, sizeof(w->key), "%s", lc.objs[j]->key);
+			wop_submit(w);
+		}
+		free(lc.objs);
+	}
+	json_object_put(oobj);
+}
+
 /*
  * Pods are deleted gracefully, as kube-apiserver does (pod strategy
  * CheckGracefulDelete + rest.BeforeDelete): a pod bound to a node with an
@@ -2052,7 +2133,8 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 
 	struct cache_obj *cur = cache_get(ar->srv->cache, ar->res, ar->ns, ar->name);
 	struct wop *w;
-	bool has_pre = false;
+	bool has_pre = false, orphan = false;
+	const char *qpp = api_query(ar, "propagationPolicy");
 
 	if (!cur) {
 		reply_notfound(ar, ar->name);
@@ -2088,6 +2170,13 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 			}
 		}
 		pp = sl_json_get_str(opts, "propagationPolicy");
+		{
+			struct json_object *od = sl_json_get(opts, "orphanDependents");
+			if (pp ? !strcmp(pp, "Orphan")
+			       : (od && json_object_is_type(od, json_type_boolean) &&
+				  json_object_get_boolean(od)))
+				orphan = true;
+		}
 		if (pp && strcmp(pp, "Orphan") && strcmp(pp, "Background") &&
 		    strcmp(pp, "Foreground")) {
 			reply_badrequest(ar,
@@ -2150,10 +2239,14 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 		}
 		grace_set = true;
 	}
+	if (qpp && !strcmp(qpp, "Orphan"))
+		orphan = true;
 	if (!strcmp(ar->res->kind, "Namespace")) {
 		delete_namespace(ar, cur);
 		return;
 	}
+	if (orphan)
+		orphan_dependents(ar->srv, cur);
 	if (!strcmp(ar->res->kind, "Pod")) {
 		w = wop_new(ar->srv, ar, ar->res, W_DELETE);
 		if (!w) {

@@ -673,6 +673,20 @@ static void sync_deploy(struct wl *wl, struct snap *s, struct json_object *dep)
 		avail += iget(sl_json_get(mine[i], "status"), "availableReplicas", 0);
 	}
 	new_rev = max_old_rev + 1;
+	if (recreate) {
+		/* Recreate waits until no old pod runs, terminating ones included
+		 * (oldPodsRunning upstream), not only until the counts say 0. */
+		struct json_object *pods = s->l[INF_PODS];
+		for (size_t i = 0; i < alen(pods); i++) {
+			struct json_object *p = aat(pods, i);
+			const char *ph = s0(sl_json_get_str(sl_json_get(p, "status"), "phase"));
+			if (!same_ns(p, dep) || !strcmp(ph, "Succeeded") || !strcmp(ph, "Failed"))
+				continue;
+			for (size_t j = 0; j < n_old; j++)
+				if (owned_by(p, ouid(old[j])))
+					old_active++;
+		}
+	}
 
 	if (!new_rs && !(recreate && old_active > 0)) {
 		/* A new template: its ReplicaSet, at the size the strategy allows. */
@@ -924,25 +938,31 @@ static void sync_ds(struct wl *wl, struct snap *s, struct json_object *ds)
 	for (size_t j = 0; j < pods.n; j++)
 		if (!used[j] && wl_pod_active(pods.v[j]))
 			delete_pod(wl, "DaemonSet", ds, pods.v[j], "daemonset-controller");
-	/* RollingUpdate: replace pods of an older template, at most
-	 * maxUnavailable nodes without an available pod at a time. */
+	/* RollingUpdate (rollingUpdate in daemon/update.go): outdated pods
+	 * that are not available go at once; available ones only while fewer
+	 * than maxUnavailable nodes lack an available pod. */
 	if (!strcmp(s0(sl_json_get_str(sl_json_get(spec, "updateStrategy"), "type")),
 		    "RollingUpdate") &&
 	    updated < current) {
 		int32_t mu = 1;
+		int64_t unavailable = desired - navail;
 		wl_int_or_percent(sl_json_get(sl_json_get(sl_json_get(spec, "updateStrategy"),
 							  "rollingUpdate"),
 					      "maxUnavailable"),
 				  (int32_t)desired, true, &mu);
 		if (mu < 1)
 			mu = 1;
-		for (size_t j = 0; j < pods.n && desired - navail < mu; j++) {
-			const char *pg = sl_json_get_str(sl_json_get(meta(pods.v[j]), "labels"),
+		for (size_t j = 0; j < pods.n; j++) {
+			struct json_object *p = pods.v[j];
+			const char *pg = sl_json_get_str(sl_json_get(meta(p), "labels"),
 							 "pod-template-generation");
-			if (!used[j] || !wl_pod_active(pods.v[j]) || (pg && !strcmp(pg, gl)))
+			bool av = wl_pod_available(p, min_ready, s->now);
+			if (!used[j] || !wl_pod_active(p) || (pg && !strcmp(pg, gl)))
 				continue;
-			if (delete_pod(wl, "DaemonSet", ds, pods.v[j], "daemonset-controller") == 0)
-				navail -= wl_pod_available(pods.v[j], min_ready, s->now);
+			if (av && unavailable >= mu)
+				continue;
+			if (delete_pod(wl, "DaemonSet", ds, p, "daemonset-controller") == 0 && av)
+				unavailable++;
 		}
 	}
 	st = json_object_new_object();
@@ -1045,6 +1065,43 @@ static void gc_list(struct wl *wl, const struct sl_gvr *gvr, struct json_object 
 	}
 }
 
+/*
+ * The pod garbage collector's orphan rule: pods bound to a Node that no
+ * longer exists have no kubelet to finish their deletion, so they are
+ * deleted at once (grace period 0), as kube-controller-manager's podgc does.
+ */
+static void gc_orphan_pods(struct wl *wl, struct snap *s)
+{
+	static const struct sl_gvr nodes = SL_GVR_NODES, pods = SL_GVR_PODS;
+	struct json_object *l = s->l[INF_PODS];
+
+	for (size_t i = 0; i < alen(l); i++) {
+		struct json_object *p = aat(l, i), *n, *body;
+		const char *nn = sl_json_get_str(sl_json_get(p, "spec"), "nodeName");
+		int rc;
+		if (!nn || !*nn)
+			continue;
+		n = sl_informer_get(wl->inf[INF_NODES], NULL, nn);
+		json_object_put(n);
+		if (n)
+			continue;
+		n = NULL;
+		rc = req(wl, "GET", &nodes, NULL, nn, false, NULL, NULL, &n);
+		json_object_put(n);
+		if (rc != -SL_ERR_NOTFOUND)
+			continue;
+		body = json_object_new_object();
+		sl_json_set_str(body, "kind", "DeleteOptions");
+		sl_json_set_str(body, "apiVersion", "v1");
+		sl_json_set_int(body, "gracePeriodSeconds", 0);
+		sl_json_set_str(sl_json_ensure_obj(body, "preconditions"), "uid", ouid(p));
+		if (req(wl, "DELETE", &pods, ons(p), oname(p), false, body, NULL, NULL) == 0)
+			pr_info("ctl", "garbage collector: deleted pod %s/%s (node %s is gone)",
+				ons(p), oname(p), nn);
+		json_object_put(body);
+	}
+}
+
 /* --- the thread ------------------------------------------------------------------------------- */
 
 static void snap_take(struct wl *wl, struct snap *s)
@@ -1079,6 +1136,7 @@ static void pass(struct wl *wl)
 					   slices = SL_GVR_ENDPOINTSLICES;
 		struct json_object *sl = NULL;
 		gc_list(wl, &pods, s.l[INF_PODS]);
+		gc_orphan_pods(wl, &s);
 		gc_list(wl, &rs, s.l[INF_RS]);
 		/* EndpointSlices are few and change rarely: a list per pass. */
 		if (req(wl, "GET", &slices, NULL, NULL, false, NULL, NULL, &sl) == 0)
@@ -1150,7 +1208,7 @@ int wl_start(struct ctl *c, unsigned which, char *err, size_t errlen)
 	c->wl = wl;
 	for (int i = 0; i < INF_N; i++) {
 		struct sl_informer_opts o = {0};
-		if (i == INF_NODES && !(which & CTL_DAEMONSET))
+		if (i == INF_NODES && !(which & (CTL_DAEMONSET | CTL_GC)))
 			continue;
 		if (i == INF_SVCS && !(which & CTL_GC))
 			continue;
