@@ -441,6 +441,7 @@ static void sync_rs(struct wl *wl, struct snap *s, struct json_object *rs)
 	size_t *idx, n_active = 0;
 	int64_t want = iget(spec, "replicas", 1), min_ready = iget(spec, "minReadySeconds", 0);
 	int64_t ready = 0, avail = 0, labeled = 0;
+	size_t gone = 0;
 	char err[256];
 
 	if (!expectations_met(wl, ouid(rs)))
@@ -479,13 +480,19 @@ static void sync_rs(struct wl *wl, struct snap *s, struct json_object *rs)
 	} else if (!odeleting(rs) && (int64_t)n_active > want) {
 		size_t n = n_active - (size_t)want;
 		wl_pods_delete_order(pods.v, idx, n_active);
-		for (size_t i = 0; i < n && i < MAX_BURST; i++)
-			if (delete_pod(wl, "ReplicaSet", rs, pods.v[idx[i]],
-				       "replicaset-controller") == -ECANCELED)
+		for (size_t i = 0; i < n && i < MAX_BURST; i++) {
+			struct json_object *p = pods.v[idx[i]];
+			if (delete_pod(wl, "ReplicaSet", rs, p, "replicaset-controller"))
 				break;
+			/* The status tells what is left, not what was. */
+			gone++;
+			ready -= wl_pod_ready(p);
+			avail -= wl_pod_available(p, min_ready, s->now);
+			labeled -= labels_superset(sl_json_get(meta(p), "labels"), tl);
+		}
 	}
 	st = json_object_new_object();
-	sl_json_set_int(st, "replicas", (int64_t)n_active);
+	sl_json_set_int(st, "replicas", (int64_t)(n_active - gone));
 	sl_json_set_int(st, "fullyLabeledReplicas", labeled);
 	if (ready)
 		sl_json_set_int(st, "readyReplicas", ready);
@@ -528,6 +535,17 @@ static bool template_matches(const struct json_object *rs, const struct json_obj
 	eq = sl_json_equal(t, (struct json_object *)dtmpl);
 	json_object_put(t);
 	return eq;
+}
+
+/* Available pods of a ReplicaSet, never more than it is scaled to: a status
+ * written before a scale-down was carried out must not count pods that are
+ * about to go (that would let a rollout take too many down). */
+static int32_t rs_available(const struct json_object *rs)
+{
+	int64_t a = iget(sl_json_get(rs, "status"), "availableReplicas", 0);
+	int64_t r = iget(sl_json_get(rs, "spec"), "replicas", 1);
+
+	return (int32_t)(a < r ? a : r);
 }
 
 static int scale_rs(struct wl *wl, const struct json_object *dep, const struct json_object *rs,
@@ -780,14 +798,11 @@ static void sync_deploy(struct wl *wl, struct snap *s, struct json_object *dep)
 				struct wl_rs_count nc, *oc = calloc(n_old + 1, sizeof(*oc));
 				int32_t *to = calloc(n_old + 1, sizeof(*to));
 				nc.replicas = (int32_t)nr;
-				nc.available = (int32_t)iget(sl_json_get(new_rs, "status"),
-							     "availableReplicas", 0);
+				nc.available = rs_available(new_rs);
 				for (size_t i = 0; oc && to && i < n_old; i++) {
 					oc[i].replicas = (int32_t)iget(sl_json_get(old[i], "spec"),
 								       "replicas", 1);
-					oc[i].available =
-						(int32_t)iget(sl_json_get(old[i], "status"),
-							      "availableReplicas", 0);
+					oc[i].available = rs_available(old[i]);
 				}
 				if (oc && to &&
 				    wl_scale_down_old((int32_t)desired, unavail, &nc, oc, n_old,
