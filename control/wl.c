@@ -1081,9 +1081,11 @@ static void gc_list(struct wl *wl, const struct sl_gvr *gvr, struct json_object 
 }
 
 /*
- * The pod garbage collector's orphan rule: pods bound to a Node that no
- * longer exists have no kubelet to finish their deletion, so they are
+ * The pod garbage collector's orphan rule: terminating pods bound to a Node
+ * that no longer exists have no kubelet to finish their deletion, so they are
  * deleted at once (grace period 0), as kube-controller-manager's podgc does.
+ * (podgc also deletes running pods of vanished nodes after 40 s; not done
+ * here.)
  */
 static void gc_orphan_pods(struct wl *wl, struct snap *s)
 {
@@ -1094,7 +1096,9 @@ static void gc_orphan_pods(struct wl *wl, struct snap *s)
 		struct json_object *p = aat(l, i), *n, *body;
 		const char *nn = sl_json_get_str(sl_json_get(p, "spec"), "nodeName");
 		int rc;
-		if (!nn || !*nn)
+		/* Only pods already being deleted: a pod bound ahead of its
+		 * Node (or by hand) is left alone. */
+		if (!nn || !*nn || !odeleting(p))
 			continue;
 		n = sl_informer_get(wl->inf[INF_NODES], NULL, nn);
 		json_object_put(n);
