@@ -58,11 +58,14 @@ struct wl {
 	bool q_init;
 	struct wl_expect *ex;
 	size_t n_ex, cap_ex;
+	atomic_bool slice_gc; /* a Service went: look at EndpointSlices */
 };
 
 /* One pass's view of the caches. */
 struct snap {
 	struct json_object *l[INF_N];
+	const char **uids; /* of every listed object, sorted: the GC's owner lookup */
+	size_t n_uids;
 	time_t now;
 };
 
@@ -706,6 +709,8 @@ static void sync_deploy(struct wl *wl, struct snap *s, struct json_object *dep)
 		}
 	}
 
+	if (!new_rs && paused && json_object_get_boolean(paused))
+		goto status; /* a paused Deployment does not start a rollout */
 	if (!new_rs && !(recreate && old_active > 0)) {
 		/* A new template: its ReplicaSet, at the size the strategy allows. */
 		char hash[WL_HASH_BUFSZ];
@@ -1016,8 +1021,14 @@ static const struct sl_gvr *gvr_of_kind(const char *api_version, const char *kin
 	return NULL;
 }
 
-/* The owner is gone when neither the cache nor the API has it under its uid. */
-static bool owner_gone(struct wl *wl, const char *ns, const struct json_object *ref)
+static int cmp_uid(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The owner is gone when neither the snapshot nor the API has it under its uid. */
+static bool owner_gone(struct wl *wl, const struct snap *s, const char *ns,
+		       const struct json_object *ref)
 {
 	const char *name = sl_json_get_str(ref, "name"), *uid = sl_json_get_str(ref, "uid");
 	int inf;
@@ -1029,12 +1040,9 @@ static bool owner_gone(struct wl *wl, const char *ns, const struct json_object *
 
 	if (!g || !name || !uid)
 		return false; /* a kind we do not know: not ours to judge */
-	o = sl_informer_get(wl->inf[inf], ns, name);
-	gone = !o || strcmp(ouid(o), uid);
-	json_object_put(o);
-	if (!gone)
+	if (s->uids && bsearch(&uid, s->uids, s->n_uids, sizeof(*s->uids), cmp_uid))
 		return false;
-	/* Our cache may lag (a brand-new owner): ask the API. */
+	/* Our cache may lag (a brand-new owner) or not hold the kind: ask the API. */
 	o = NULL;
 	rc = req(wl, "GET", g, ns, name, false, NULL, NULL, &o);
 	gone = rc == -SL_ERR_NOTFOUND || (rc == 0 && strcmp(ouid(o), uid));
@@ -1042,7 +1050,8 @@ static bool owner_gone(struct wl *wl, const char *ns, const struct json_object *
 	return gone;
 }
 
-static void gc_list(struct wl *wl, const struct sl_gvr *gvr, struct json_object *objs)
+static void gc_list(struct wl *wl, const struct snap *s, const struct sl_gvr *gvr,
+		    struct json_object *objs)
 {
 	for (size_t i = 0; i < alen(objs); i++) {
 		struct json_object *o = aat(objs, i), *live = NULL, *body, *pre;
@@ -1053,7 +1062,7 @@ static void gc_list(struct wl *wl, const struct sl_gvr *gvr, struct json_object 
 		if (!all_gone || odeleting(o))
 			continue;
 		for (size_t j = 0; all_gone && j < alen(refs); j++)
-			all_gone = owner_gone(wl, ons(o), aat(refs, j));
+			all_gone = owner_gone(wl, s, ons(o), aat(refs, j));
 		if (!all_gone)
 			continue;
 		/* An orphaning delete removes the references just before the
@@ -1123,10 +1132,26 @@ static void gc_orphan_pods(struct wl *wl, struct snap *s)
 
 /* --- the thread ------------------------------------------------------------------------------- */
 
-static void snap_take(struct wl *wl, struct snap *s)
+/* Services are listed only when a Service was deleted (the slice GC needs
+ * them); the other kinds every pass. */
+static void snap_take(struct wl *wl, struct snap *s, bool svcs)
 {
-	for (int i = 0; i < INF_N; i++)
-		s->l[i] = wl->inf[i] ? sl_informer_list(wl->inf[i]) : json_object_new_array();
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (int i = 0; i < INF_N; i++) {
+		s->l[i] =
+			wl->inf[i] && (i != INF_SVCS || svcs) ? sl_informer_list(wl->inf[i]) : NULL;
+		if (!s->l[i])
+			s->l[i] = json_object_new_array();
+		n += alen(s->l[i]);
+	}
+	s->uids = calloc(n + 1, sizeof(*s->uids));
+	for (int i = 0; s->uids && i < INF_N; i++)
+		for (size_t j = 0; j < alen(s->l[i]); j++)
+			s->uids[s->n_uids++] = ouid(aat(s->l[i], j));
+	if (s->uids)
+		qsort(s->uids, s->n_uids, sizeof(*s->uids), cmp_uid);
 	s->now = time(NULL);
 }
 
@@ -1134,13 +1159,32 @@ static void snap_fini(struct snap *s)
 {
 	for (int i = 0; i < INF_N; i++)
 		json_object_put(s->l[i]);
+	free(s->uids);
+}
+
+static bool has_objects(struct sl_informer *inf)
+{
+	struct sl_informer_stats st;
+
+	if (!inf)
+		return false;
+	sl_informer_stats(inf, &st);
+	return st.objects > 0;
+}
+
+/* Anything whose state moves with time (minReadySeconds, rollouts). */
+static bool workloads_exist(struct wl *wl)
+{
+	return has_objects(wl->inf[INF_RS]) || has_objects(wl->inf[INF_DEPLOY]) ||
+	       has_objects(wl->inf[INF_DS]);
 }
 
 static void pass(struct wl *wl)
 {
 	struct snap s;
+	bool slices = atomic_exchange(&wl->slice_gc, false) && (wl->which & CTL_GC);
 
-	snap_take(wl, &s);
+	snap_take(wl, &s, slices);
 	if (wl->which & CTL_REPLICASET)
 		for (size_t i = 0; i < alen(s.l[INF_RS]) && !atomic_load(&wl->c->stop); i++)
 			sync_rs(wl, &s, aat(s.l[INF_RS], i));
@@ -1152,15 +1196,18 @@ static void pass(struct wl *wl)
 			sync_ds(wl, &s, aat(s.l[INF_DS], i));
 	if (wl->which & CTL_GC) {
 		static const struct sl_gvr rs = GVR_RS, pods = SL_GVR_PODS,
-					   slices = SL_GVR_ENDPOINTSLICES;
+					   slices_gvr = SL_GVR_ENDPOINTSLICES;
 		struct json_object *sl = NULL;
-		gc_list(wl, &pods, s.l[INF_PODS]);
+		gc_list(wl, &s, &pods, s.l[INF_PODS]);
 		gc_orphan_pods(wl, &s);
-		gc_list(wl, &rs, s.l[INF_RS]);
-		/* EndpointSlices are few and change rarely: a list per pass. */
-		if (req(wl, "GET", &slices, NULL, NULL, false, NULL, NULL, &sl) == 0)
-			gc_list(wl, &slices, sl_json_get(sl, "items"));
-		json_object_put(sl);
+		gc_list(wl, &s, &rs, s.l[INF_RS]);
+		if (slices) {
+			if (req(wl, "GET", &slices_gvr, NULL, NULL, false, NULL, NULL, &sl) == 0)
+				gc_list(wl, &s, &slices_gvr, sl_json_get(sl, "items"));
+			else
+				atomic_store(&wl->slice_gc, true);
+			json_object_put(sl);
+		}
 	}
 	snap_fini(&s);
 }
@@ -1179,6 +1226,7 @@ static void *wl_thread(void *arg)
 		}
 	}
 	pr_info("ctl", "workload controllers running");
+	ctlq_add(&wl->q, "pass", 0); /* the state found at start */
 	while (!atomic_load(&wl->c->stop)) {
 		char **keys = NULL;
 		int n = ctlq_get(&wl->q, &keys, BATCH_MS);
@@ -1188,7 +1236,11 @@ static void *wl_thread(void *arg)
 			free(keys[i]);
 		free(keys);
 		pass(wl);
-		ctlq_add(&wl->q, "pass", PASS_MS);
+		/* Time-driven work exists only with workloads or unseen writes;
+		 * otherwise events alone wake the thread (a cluster of plain pods
+		 * and Services costs nothing here). */
+		if (workloads_exist(wl) || wl->n_ex)
+			ctlq_add(&wl->q, "pass", PASS_MS);
 	}
 	return NULL;
 }
@@ -1202,6 +1254,46 @@ static void on_update(struct json_object *o, struct json_object *n, void *arg)
 {
 	(void)o;
 	on_any(n, arg);
+}
+
+/* A pod matters when something may own it: it has owners, or workloads
+ * exist that could adopt it. */
+static void on_pod(struct json_object *o, void *arg)
+{
+	struct wl *wl = arg;
+
+	if (alen(sl_json_get(meta(o), "ownerReferences")) || workloads_exist(wl))
+		ctlq_add(&wl->q, "pass", 0);
+}
+static void on_pod_update(struct json_object *o, struct json_object *n, void *arg)
+{
+	(void)o;
+	on_pod(n, arg);
+}
+
+/* Nodes matter to DaemonSets, and a deleted one to the pod GC. */
+static void on_node(struct json_object *o, void *arg)
+{
+	struct wl *wl = arg;
+
+	(void)o;
+	if (has_objects(wl->inf[INF_DS]))
+		ctlq_add(&wl->q, "pass", 0);
+}
+static void on_node_update(struct json_object *o, struct json_object *n, void *arg)
+{
+	(void)o;
+	on_node(n, arg);
+}
+
+/* Only a deleted Service leaves something to collect. */
+static void on_svc_delete(struct json_object *o, void *arg)
+{
+	struct wl *wl = arg;
+
+	(void)o;
+	atomic_store(&wl->slice_gc, true);
+	ctlq_add(&wl->q, "pass", 0);
 }
 
 int wl_start(struct ctl *c, unsigned which, char *err, size_t errlen)
@@ -1222,6 +1314,7 @@ int wl_start(struct ctl *c, unsigned which, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	wl->q_init = true;
+	atomic_store(&wl->slice_gc, true); /* leftovers from before a restart */
 	wl->c = c;
 	wl->which = which;
 	c->wl = wl;
@@ -1235,6 +1328,19 @@ int wl_start(struct ctl *c, unsigned which, char *err, size_t errlen)
 		o.delivery = SL_INF_DELIVER_THREAD;
 		o.handlers = (struct sl_informer_handlers){
 			.on_add = on_any, .on_update = on_update, .on_delete = on_any, .arg = wl};
+		if (i == INF_PODS)
+			o.handlers = (struct sl_informer_handlers){.on_add = on_pod,
+								   .on_update = on_pod_update,
+								   .on_delete = on_pod,
+								   .arg = wl};
+		else if (i == INF_NODES)
+			o.handlers = (struct sl_informer_handlers){.on_add = on_node,
+								   .on_update = on_node_update,
+								   .on_delete = on_any,
+								   .arg = wl};
+		else if (i == INF_SVCS)
+			o.handlers = (struct sl_informer_handlers){.on_delete = on_svc_delete,
+								   .arg = wl};
 		o.backoff_initial_ms = 50;
 		o.backoff_cap_ms = 2000;
 		wl->inf[i] = sl_informer_new(c->client, &o, err, errlen);
