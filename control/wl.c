@@ -642,6 +642,38 @@ static struct json_object *new_rs_object(const struct json_object *dep, const ch
 	return rs;
 }
 
+/*
+ * An orphaned ReplicaSet the Deployment's selector matches becomes its own
+ * again (after `kubectl delete --cascade=false` and a re-create, say). The
+ * patch is conditional on the ReplicaSet's resourceVersion; the next pass
+ * sees the result.
+ */
+static void adopt_rs(struct wl *wl, const struct json_object *dep, const struct json_object *rs)
+{
+	struct sl_labelsel *sel = sl_labelsel_from_json(
+		sl_json_get(sl_json_get(dep, "spec"), "selector"), "spec.selector", NULL, 0);
+	struct json_object *body, *refs, *nrefs, *out = NULL;
+
+	if (!sel || sl_labelsel_empty(sel) ||
+	    !sl_labelsel_match_json(sel, sl_json_get(meta(rs), "labels"))) {
+		sl_labelsel_free(sel);
+		return;
+	}
+	sl_labelsel_free(sel);
+	refs = sl_json_get(meta(rs), "ownerReferences");
+	nrefs = json_object_new_array();
+	for (size_t j = 0; j < alen(refs); j++)
+		json_object_array_add(nrefs, sl_json_clone(aat(refs, j)));
+	json_object_array_add(nrefs, owner_ref("Deployment", dep));
+	body = json_object_new_object();
+	json_object_object_add(sl_json_ensure_obj(body, "metadata"), "ownerReferences", nrefs);
+	sl_json_set_str(sl_json_get(body, "metadata"), "resourceVersion",
+			s0(sl_json_get_str(meta(rs), "resourceVersion")));
+	if (patch(wl, &GVR_RS, rs, false, body, &out) == 0)
+		expect(wl, ouid(dep), INF_RS, out, false);
+	json_object_put(out);
+}
+
 static void sync_deploy(struct wl *wl, struct snap *s, struct json_object *dep)
 {
 	struct json_object *spec = sl_json_get(dep, "spec"), *all = s->l[INF_RS];
@@ -672,6 +704,8 @@ static void sync_deploy(struct wl *wl, struct snap *s, struct json_object *dep)
 		struct json_object *rs = aat(all, i);
 		if (same_ns(rs, dep) && owned_by(rs, ouid(dep)))
 			mine[n_mine++] = rs;
+		else if (same_ns(rs, dep) && !controller_ref(rs) && !odeleting(rs))
+			adopt_rs(wl, dep, rs);
 	}
 	qsort(mine, n_mine, sizeof(*mine), cmp_created);
 	for (size_t i = 0; i < n_mine; i++) {

@@ -156,6 +156,20 @@ expect_eq undo-restores-image "$(kc -n $NS get deploy web -o jsonpath='{.spec.te
 expect_eq undo-reuses-old-rs "$(kc -n $NS get rs "$RS1" -o jsonpath='{.spec.replicas} {.metadata.annotations.deployment\.kubernetes\.io/revision}')" "6 3"
 expect_eq deployment-revision-3 "$(kc -n $NS get deploy web -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}')" 3
 
+# --- pause: a template change starts no rollout until resumed ------------------------------------
+kc -n $NS rollout pause deployment/web >/dev/null
+kc -n $NS set image deployment/web nginx=nginx:1.21 >/dev/null
+sleep 1.5
+expect_eq paused-no-new-rs "$(rs_names $NS app=web | wc -w)" 2
+kc -n $NS rollout resume deployment/web >/dev/null
+for ((i = 0; i < 40; i++)); do
+	sleep 0.4
+	kc -n $NS rollout status deployment/web --timeout=1s >/dev/null 2>&1 && break
+	mark_ready $NS
+done
+check resumed-rollout-completes kc -n $NS rollout status deployment/web --timeout=5s
+expect_eq resumed-image "$(kc -n $NS get rs -l app=web -o json | py 'print([r["spec"]["template"]["spec"]["containers"][0]["image"] for r in d["items"] if r["spec"]["replicas"]==6])')" "['nginx:1.21']"
+
 # --- Recreate: no new pod while an old one still runs (terminating included) ------------------
 kc -n $NS create deployment rc --image=nginx:1.19 --replicas=3 --dry-run=client -o json |
 	py 'd["spec"]["strategy"]={"type":"Recreate"}; print(json.dumps(d))' |
@@ -248,6 +262,15 @@ sleep 2
 expect_eq orphan-keeps-rs "$(rs_names $NS app=orph)" "$ORS"
 expect_eq orphan-removes-owner-reference "$(kc -n $NS get rs "$ORS" -o jsonpath='{.metadata.ownerReferences}')" ""
 expect_eq orphan-keeps-pods "$(count_active $NS app=orph)" 2
+# The same Deployment again adopts the orphaned ReplicaSet instead of making another.
+kc -n $NS create deployment orph --image=nginx:1.19 --replicas=2 >/dev/null
+adopted() { [[ $(kc -n $NS get rs "$ORS" -o jsonpath='{.metadata.ownerReferences[0].kind}') == Deployment ]]; }
+if wait_for 10 adopted; then ok recreated-deployment-adopts-rs; else
+	not_ok recreated-deployment-adopts-rs "$(kc -n $NS get rs -o yaml 2>&1 | tail -20)"; fi
+sleep 1
+expect_eq adoption-makes-no-new-rs "$(rs_names $NS app=orph) $(count_active $NS app=orph)" "$ORS 2"
+kc -n $NS delete deployment orph --cascade=false >/dev/null 2>&1
+wait_for 10 sh -c "[ -z \"\$('$KUBECTL' -n $NS get rs $ORS -o jsonpath='{.metadata.ownerReferences}')\" ]"
 kc -n $NS delete rs "$ORS" >/dev/null
 if wait_for 10 is_count $NS app=orph 0; then ok gc-deletes-pods-of-deleted-rs; else
 	not_ok gc-deletes-pods-of-deleted-rs "$(kc -n $NS get pods -l app=orph 2>&1)"; fi
