@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "control/ctl.h"
+#include "control/validate.h"
 #include "control/wl.h"
 #include "harness.h"
 #include "sluice/json.h"
@@ -227,4 +228,66 @@ TEST(wl_controller_flags)
 	c.controllers = "replicasets";
 	ASSERT_EQ(ctl_config_check(&c, &w, err, sizeof(err)), -EINVAL, "plural is unknown");
 	ASSERT_TRUE(strstr(err, "garbagecollector") != NULL, "lists the accepted names");
+}
+
+static bool has_cause(const struct api_causes *c, const char *field, const char *msg_part)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i].field, field) && strstr(c->v[i].message, msg_part))
+			return true;
+	for (size_t i = 0; i < c->n; i++)
+		fprintf(stderr, "  cause: %s: %s\n", c->v[i].field, c->v[i].message);
+	return false;
+}
+
+TEST(wl_deployment_defaults_and_validation)
+{
+	struct json_object *d = J(
+		"{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"w\","
+		"\"namespace\":\"default\"},\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"w\"}"
+		"},"
+		"\"template\":{\"metadata\":{\"labels\":{\"app\":\"w\"}},\"spec\":{\"containers\":["
+		"{"
+		"\"name\":\"c\",\"image\":\"x:1\"}]}}}}");
+	struct json_object *spec = sl_json_get(d, "spec"), *ru;
+	struct api_causes c = {0};
+	int64_t v = 0;
+
+	ASSERT_OK(default_object("Deployment", d, NULL), "defaults");
+	ASSERT_TRUE(sl_json_get_int(spec, "replicas", &v) && v == 1, "replicas 1");
+	ASSERT_TRUE(sl_json_get_int(spec, "revisionHistoryLimit", &v) && v == 10, "history 10");
+	ASSERT_TRUE(sl_json_get_int(spec, "progressDeadlineSeconds", &v) && v == 600,
+		    "deadline 600");
+	ru = sl_json_get(sl_json_get(spec, "strategy"), "rollingUpdate");
+	ASSERT_STREQ(sl_json_get_str(sl_json_get(spec, "strategy"), "type"), "RollingUpdate",
+		     "strategy");
+	ASSERT_STREQ(sl_json_get_str(ru, "maxSurge"), "25%", "maxSurge");
+	ASSERT_STREQ(sl_json_get_str(ru, "maxUnavailable"), "25%", "maxUnavailable");
+	ASSERT_STREQ(sl_json_get_str(sl_json_get(sl_json_get(spec, "template"), "spec"),
+				     "restartPolicy"),
+		     "Always", "template pod defaults");
+	ASSERT_EQ(validate_object("Deployment", true, d, NULL, &c), 0, "valid");
+
+	sl_json_set_int(spec, "replicas", -1);
+	sl_json_set_str(sl_json_get(sl_json_get(spec, "selector"), "matchLabels"), "app", "v");
+	sl_json_set_str(ru, "maxSurge", "0%");
+	sl_json_set_int(ru, "maxUnavailable", 0);
+	validate_object("Deployment", true, d, NULL, &c);
+	ASSERT_TRUE(has_cause(&c, "spec.replicas", "must be greater than or equal to 0"),
+		    "replicas >= 0");
+	ASSERT_TRUE(has_cause(&c, "spec.template.metadata.labels",
+			      "`selector` does not match template `labels`"),
+		    "selector vs labels");
+	ASSERT_TRUE(has_cause(&c, "spec.strategy.rollingUpdate.maxUnavailable",
+			      "may not be 0 when `maxSurge` is 0"),
+		    "surge and unavailable both 0");
+	api_causes_fini(&c);
+	json_object_object_del(spec, "selector");
+	json_object_object_del(sl_json_get(sl_json_get(spec, "template"), "spec"), "containers");
+	validate_object("Deployment", true, d, NULL, &c);
+	ASSERT_TRUE(has_cause(&c, "spec.selector", "Required value"), "selector required");
+	ASSERT_TRUE(has_cause(&c, "spec.template.spec.containers", "Required value"),
+		    "containers required");
+	api_causes_fini(&c);
+	json_object_put(d);
 }
