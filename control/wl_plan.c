@@ -87,7 +87,7 @@ void wl_template_hash(const struct json_object *tmpl, int64_t collision, char ou
 	}
 	sl_buf_fini(&b);
 	snprintf(dec, sizeof(dec), "%u", h);
-	for (i = 0; dec[i] && i < WL_HASH_BUFSZ - 1; i++)
+	for (i = 0; i < WL_HASH_BUFSZ - 1 && dec[i]; i++)
 		out[i] = alnum[(unsigned char)dec[i] % (sizeof(alnum) - 1)];
 	out[i] = '\0';
 }
