@@ -291,3 +291,51 @@ TEST(wl_deployment_defaults_and_validation)
 	api_causes_fini(&c);
 	json_object_put(d);
 }
+
+/*
+ * Drives a whole rollout with the controller's arithmetic: each step either
+ * grows the new ReplicaSet or shrinks the old one, then every pod becomes
+ * available. Total pods never exceed desired + maxSurge and available pods
+ * never drop below desired - maxUnavailable; the rollout ends all-new.
+ */
+static void simulate(int32_t desired, int32_t surge, int32_t unavail, const char *name)
+{
+	struct wl_rs_count n = {0, 0}, o[1] = {{desired, desired}};
+	int steps = 0;
+
+	while ((n.replicas != desired || o[0].replicas) && steps < 100) {
+		int32_t t =
+			wl_new_rs_replicas(desired, surge, n.replicas + o[0].replicas, n.replicas);
+		if (t != n.replicas) {
+			n.replicas = t;
+		} else {
+			int32_t to[1];
+			wl_scale_down_old(desired, unavail, &n, o, 1, to);
+			if (to[0] == o[0].replicas) {
+				/* Stuck before pods become available: they do now. */
+				n.available = n.replicas;
+				steps++;
+				continue;
+			}
+			o[0].replicas = to[0];
+			if (o[0].available > to[0])
+				o[0].available = to[0];
+		}
+		if (!ASSERT_TRUE(n.replicas + o[0].replicas <= desired + surge, name) ||
+		    !ASSERT_TRUE(n.available + o[0].available >= desired - unavail, name))
+			return;
+		steps++;
+	}
+	ASSERT_EQ(n.replicas, desired, name);
+	ASSERT_EQ(o[0].replicas, 0, name);
+	ASSERT_TRUE(steps < 100, name);
+}
+
+TEST(wl_rolling_update_simulated_to_completion)
+{
+	simulate(6, 2, 1, "6 replicas 25%/25%");
+	simulate(3, 0, 1, "maxSurge 0");
+	simulate(3, 1, 0, "maxUnavailable 0");
+	simulate(10, 3, 3, "10 replicas 3/3");
+	simulate(1, 1, 0, "single replica");
+}
