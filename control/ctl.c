@@ -30,7 +30,9 @@ int ctl_config_check(const struct ctl_config *cfg, unsigned *which, char *err, s
 	} names[] = {
 		{"endpointslice", CTL_ENDPOINTSLICE}, {"endpoints", CTL_ENDPOINTS},
 		{"nodeipam", CTL_NODEIPAM},	      {"nodelifecycle", CTL_NODELIFECYCLE},
-		{"scheduler", CTL_SCHEDULER},
+		{"scheduler", CTL_SCHEDULER},	      {"replicaset", CTL_REPLICASET},
+		{"deployment", CTL_DEPLOYMENT},	      {"daemonset", CTL_DAEMONSET},
+		{"garbagecollector", CTL_GC},
 	};
 	const char *list = cfg->controllers ? cfg->controllers : "all";
 	unsigned w = 0;
@@ -53,7 +55,8 @@ int ctl_config_check(const struct ctl_config *cfg, unsigned *which, char *err, s
 				snprintf(err, errlen,
 					 "--controllers '%s': unknown controller '%.*s'; accepted: "
 					 "all, none, or a comma list of endpointslice, endpoints, "
-					 "nodeipam, nodelifecycle, scheduler",
+					 "nodeipam, nodelifecycle, scheduler, replicaset, "
+					 "deployment, daemonset, garbagecollector",
 					 list, (int)len, p);
 				return -EINVAL;
 			}
@@ -546,6 +549,9 @@ struct ctl *ctl_start(const struct ctl_config *cfg, const char *server, const ch
 		goto fail_thr;
 	if ((which & CTL_NODELIFECYCLE) && worker_start(c, &c->life_w, ctl_lifecycle_thread))
 		goto fail_thr;
+	if ((which & (CTL_REPLICASET | CTL_DEPLOYMENT | CTL_DAEMONSET | CTL_GC)) &&
+	    wl_start(c, which, err, errlen))
+		goto fail;
 	return c;
 fail_thr:
 	snprintf(err, errlen, "cannot start controller threads");
@@ -575,6 +581,7 @@ void ctl_stop(struct ctl *c)
 	if (!c)
 		return;
 	atomic_store(&c->stop, true);
+	wl_stop(c);
 	if (c->epq_init)
 		ctlq_stop(&c->epq);
 	if (c->ipamq_init)

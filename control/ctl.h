@@ -33,7 +33,11 @@ enum ctl_which {
 	CTL_NODEIPAM = 1u << 2,
 	CTL_NODELIFECYCLE = 1u << 3,
 	CTL_SCHEDULER = 1u << 4, /* control/sched.h */
-	CTL_ALL = 0x1f,
+	CTL_REPLICASET = 1u << 5,
+	CTL_DEPLOYMENT = 1u << 6,
+	CTL_DAEMONSET = 1u << 7,
+	CTL_GC = 1u << 8,
+	CTL_ALL = 0x1ff,
 };
 
 struct ctl_config {

@@ -62,6 +62,7 @@ struct ctl_worker {
 
 struct ctl_trk; /* slices written but not yet seen by the informer */
 struct ctl_ipam_node;
+struct wl;
 
 struct ctl {
 	struct ctl_config cfg;
@@ -78,6 +79,7 @@ struct ctl {
 	size_t n_trk;
 
 	struct sched *sched; /* the scheduler (control/sched.c), its own threads */
+	struct wl *wl;	     /* workload controllers (wl.c) */
 
 	/* IPAM thread only */
 	struct ctl_cidrset *cidrs;
@@ -107,6 +109,10 @@ void *ctl_endpoints_thread(void *arg);
 void *ctl_ipam_thread(void *arg);
 void *ctl_lifecycle_thread(void *arg);
 void ctl_endpoints_cleanup(struct ctl *c);
+/* Workload controllers and garbage collector (wl.c): informers and a thread
+ * of their own; `which` selects among CTL_REPLICASET..CTL_GC. */
+int wl_start(struct ctl *c, unsigned which, char *err, size_t errlen);
+void wl_stop(struct ctl *c);
 void ctl_ipam_cleanup(struct ctl *c);
 
 #endif

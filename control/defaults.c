@@ -457,15 +457,12 @@ static int default_containers(struct json_object *spec, const char *key, bool ho
 	return 0;
 }
 
-static int default_pod(struct json_object *obj, const struct json_object *old)
+static int default_pod_spec(struct json_object *spec)
 {
-	struct json_object *spec, *hn;
+	struct json_object *hn;
 	bool host_network;
 	int err = 0;
 
-	spec = member_obj(obj, "spec", &err);
-	if (!spec)
-		return err;
 	hn = sl_json_get(spec, "hostNetwork");
 	host_network =
 		hn && json_object_is_type(hn, json_type_boolean) && json_object_get_boolean(hn);
@@ -480,6 +477,19 @@ static int default_pod(struct json_object *obj, const struct json_object *old)
 	if (!sl_json_get(spec, "securityContext") &&
 	    (err = set_obj(spec, "securityContext", json_object_new_object())))
 		return err;
+	return 0;
+}
+
+static int default_pod(struct json_object *obj, const struct json_object *old)
+{
+	struct json_object *spec;
+	int err = 0;
+
+	spec = member_obj(obj, "spec", &err);
+	if (!spec)
+		return err;
+	if ((err = default_pod_spec(spec)))
+		return err;
 	if (!old) {
 		struct json_object *status = member_obj(obj, "status", &err);
 
@@ -487,6 +497,68 @@ static int default_pod(struct json_object *obj, const struct json_object *old)
 			return err;
 	}
 	return err;
+}
+
+/* --- apps/v1 ------------------------------------------------------------------- */
+
+/* spec.template.spec gets the Pod defaults, so a template compares equal to
+ * what its pods become (and the template hash is stable across writes). */
+static int default_template(struct json_object *spec)
+{
+	struct json_object *tmpl = sl_json_get(spec, "template"), *pspec;
+
+	if (!is_obj(tmpl))
+		return 0;
+	pspec = sl_json_get(tmpl, "spec");
+	if (!is_obj(pspec))
+		return 0;
+	return default_pod_spec(pspec);
+}
+
+static int default_workload(const char *kind, struct json_object *obj)
+{
+	struct json_object *spec = sl_json_get(obj, "spec"), *st, *ru;
+	int err = 0;
+
+	if (!is_obj(spec))
+		return 0;
+	if (strcmp(kind, "DaemonSet") && (err = default_int(spec, "replicas", 1)))
+		return err;
+	if (!strcmp(kind, "Deployment")) {
+		st = member_obj(spec, "strategy", &err);
+		if (!st)
+			return err;
+		if ((err = default_str(st, "type", "RollingUpdate")))
+			return err;
+		if (!strcmp(str0(st, "type"), "RollingUpdate")) {
+			ru = member_obj(st, "rollingUpdate", &err);
+			if (!ru)
+				return err;
+			if ((err = default_str(ru, "maxUnavailable", "25%")) ||
+			    (err = default_str(ru, "maxSurge", "25%")))
+				return err;
+		}
+		if ((err = default_int(spec, "revisionHistoryLimit", 10)) ||
+		    (err = default_int(spec, "progressDeadlineSeconds", 600)))
+			return err;
+	} else if (!strcmp(kind, "DaemonSet")) {
+		st = member_obj(spec, "updateStrategy", &err);
+		if (!st)
+			return err;
+		if ((err = default_str(st, "type", "RollingUpdate")))
+			return err;
+		if (!strcmp(str0(st, "type"), "RollingUpdate")) {
+			ru = member_obj(st, "rollingUpdate", &err);
+			if (!ru)
+				return err;
+			if ((err = default_int(ru, "maxUnavailable", 1)) ||
+			    (err = default_int(ru, "maxSurge", 0)))
+				return err;
+		}
+		if ((err = default_int(spec, "revisionHistoryLimit", 10)))
+			return err;
+	}
+	return default_template(spec);
 }
 
 /* --- the rest ---------------------------------------------------------------- */
@@ -593,5 +665,8 @@ int default_object(const char *kind, struct json_object *obj, const struct json_
 		return default_endpointslice(obj);
 	if (!strcmp(kind, "Endpoints"))
 		return default_endpoints(obj);
+	if (!strcmp(kind, "Deployment") || !strcmp(kind, "ReplicaSet") ||
+	    !strcmp(kind, "DaemonSet"))
+		return default_workload(kind, obj);
 	return 0;
 }

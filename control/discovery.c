@@ -85,6 +85,16 @@ static struct json_object *resource_list(const char *group, const char *version)
 			snprintf(sub, sizeof(sub), "%s/binding", r->plural);
 			json_object_array_add(arr, resource_entry(r, sub, "Binding", create));
 		}
+		if (r->has_scale) {
+			/* client-go's scale client reads the Scale's group and
+			 * version from here (autoscaling/v1, as kube serves). */
+			struct json_object *e;
+			snprintf(sub, sizeof(sub), "%s/scale", r->plural);
+			e = resource_entry(r, sub, "Scale", status);
+			json_object_object_add(e, "group", jstr("autoscaling"));
+			json_object_object_add(e, "version", jstr("v1"));
+			json_object_array_add(arr, e);
+		}
 	}
 	json_object_object_add(doc, "resources", arr);
 	return doc;

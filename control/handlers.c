@@ -228,6 +228,8 @@ static void canonical_order(struct json_object *obj)
 
 /* Parses a request body as one JSON object of the request's kind. Replies and
  * returns NULL on any problem. */
+static bool is_scale(const struct api_req *ar);
+
 static struct json_object *parse_object(struct api_req *ar, const char *body, size_t len,
 					bool set_type)
 {
@@ -270,14 +272,15 @@ static struct json_object *parse_object(struct api_req *ar, const char *body, si
 		reply_badrequest(ar, "kind must be a string");
 		goto fail;
 	}
-	if (av && strcmp(av, api_resource_api_version(ar->res))) {
-		reply_badrequest(ar,
-				 "the API version in the data (%s) does not match the expected "
-				 "API version (%s)",
-				 av, api_resource_api_version(ar->res));
+	if (av && strcmp(av, is_scale(ar) ? "autoscaling/v1" : api_resource_api_version(ar->res))) {
+		reply_badrequest(
+			ar,
+			"the API version in the data (%s) does not match the expected "
+			"API version (%s)",
+			av, is_scale(ar) ? "autoscaling/v1" : api_resource_api_version(ar->res));
 		goto fail;
 	}
-	if (kind && strcmp(kind, ar->res->kind)) {
+	if (kind && strcmp(kind, is_scale(ar) ? "Scale" : ar->res->kind)) {
 		reply_badrequest(ar,
 				 "the kind in the data (%s) does not match the expected kind (%s)",
 				 kind, ar->res->kind);
@@ -761,6 +764,56 @@ static struct wop *wop_new(struct server *srv, struct api_req *ar, const struct 
 	return w;
 }
 
+/* --- the scale subresource --------------------------------------------------------- */
+
+/*
+ * The autoscaling/v1 Scale view of a Deployment or ReplicaSet: spec.replicas,
+ * status.replicas and the selector in string form (what kubectl scale and
+ * HPAs read). Returns a new object or NULL on out of memory.
+ */
+static struct json_object *scale_of(const struct json_object *obj)
+{
+	struct json_object *sc = json_object_new_object(), *meta, *ometa, *spec, *st;
+	struct sl_labelsel *sel;
+	int64_t v = 0;
+	static const char *const keep[] = {"name", "namespace", "uid", "resourceVersion",
+					   "creationTimestamp"};
+
+	if (!sc)
+		return NULL;
+	sl_json_set_str(sc, "kind", "Scale");
+	sl_json_set_str(sc, "apiVersion", "autoscaling/v1");
+	meta = sl_json_ensure_obj(sc, "metadata");
+	ometa = sl_json_get(obj, "metadata");
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		struct json_object *m = sl_json_get(ometa, keep[i]);
+		if (m)
+			json_object_object_add(meta, keep[i], json_object_get(m));
+	}
+	spec = sl_json_ensure_obj(sc, "spec");
+	if (!sl_json_get_int(sl_json_get(obj, "spec"), "replicas", &v))
+		v = 1;
+	sl_json_set_int(spec, "replicas", v);
+	st = sl_json_ensure_obj(sc, "status");
+	v = 0;
+	sl_json_get_int(sl_json_get(obj, "status"), "replicas", &v);
+	sl_json_set_int(st, "replicas", v);
+	sel = sl_labelsel_from_json(sl_json_get(sl_json_get(obj, "spec"), "selector"), "", NULL, 0);
+	if (sel) {
+		char *str = sl_labelsel_string(sel);
+		if (str)
+			sl_json_set_str(st, "selector", str);
+		free(str);
+		sl_labelsel_free(sel);
+	}
+	return sc;
+}
+
+static bool is_scale(const struct api_req *ar)
+{
+	return ar && !strcmp(ar->sub, "scale");
+}
+
 /* --- reading ------------------------------------------------------------------------ */
 
 static void reply_object_json(struct api_req *ar, int code, struct json_object *obj)
@@ -768,6 +821,10 @@ static void reply_object_json(struct api_req *ar, int code, struct json_object *
 	size_t len;
 	const char *s;
 
+	if (is_scale(ar)) {
+		api_reply_obj(ar, code, scale_of(obj));
+		return;
+	}
 	if (ar->table) {
 		struct json_object *copy = sl_json_clone(obj);
 		struct cache_obj tmp = {0};
@@ -791,6 +848,14 @@ void handle_get(struct api_req *ar)
 
 	if (!o) {
 		reply_notfound(ar, ar->name);
+	} else if (is_scale(ar)) {
+		struct json_object *obj = cache_obj_parse(o);
+		if (obj)
+			reply_object_json(ar, 200, obj);
+		else
+			api_reply_status(ar, 500, "InternalError",
+					 "stored object is not valid JSON", NULL);
+		json_object_put(obj);
 	} else if (ar->table) {
 		char rv[24];
 		snprintf(rv, sizeof(rv), "%" PRId64, o->mod_rev);
@@ -1402,10 +1467,12 @@ static void update_submit(struct wop *w, bool status_only)
 	}
 	if (same_object(w->obj, old)) {
 		/* A no-op write changes nothing, not even the revision. */
-		json_object_put(old);
 		alloc_undo(srv, &w->taken);
-		if (w->ar)
+		if (w->ar && is_scale(w->ar))
+			reply_object_json(w->ar, 200, old);
+		else if (w->ar)
 			api_reply_json(w->ar, 200, w->old->json, w->old->len);
+		json_object_put(old);
 		wop_finish(w, 0);
 		return;
 	}
@@ -1421,6 +1488,7 @@ static void update_run(struct wop *w)
 	struct cache_obj *cur = cache_get(w->srv->cache, w->res, ar->ns, ar->name);
 	struct json_object *incoming = NULL, *old = NULL, *patch = NULL;
 	bool status_only = !strcmp(ar->sub, "status");
+	bool scale = is_scale(ar);
 	const char *rv;
 	char err[512];
 
@@ -1439,6 +1507,12 @@ static void update_run(struct wop *w)
 		incoming = sl_json_parse(w->body, w->body_len, NULL, 0);
 	} else {
 		old = cache_obj_parse(cur);
+		if (old && scale) {
+			/* A patch of /scale applies to the Scale view. */
+			struct json_object *sc = scale_of(old);
+			json_object_put(old);
+			old = sc;
+		}
 		patch = sl_json_parse(w->body, w->body_len, err, sizeof(err));
 		if (!patch) {
 			json_object_put(old);
@@ -1504,8 +1578,9 @@ static void update_run(struct wop *w)
 			wop_finish(w, -EINVAL);
 			return;
 		}
-		if ((k && strcmp(k, w->res->kind)) ||
-		    (av && strcmp(av, api_resource_api_version(w->res)))) {
+		if ((k && strcmp(k, scale ? "Scale" : w->res->kind)) ||
+		    (av &&
+		     strcmp(av, scale ? "autoscaling/v1" : api_resource_api_version(w->res)))) {
 			reply_badrequest(ar, "the kind/apiVersion of the object may not change");
 			json_object_put(incoming);
 			wop_finish(w, -EINVAL);
@@ -1537,7 +1612,39 @@ static void update_run(struct wop *w)
 			}
 		}
 	}
-	if (status_only) {
+	if (scale) {
+		/* Scale writes change spec.replicas and nothing else. */
+		struct json_object *r = sl_json_get(sl_json_get(incoming, "spec"), "replicas");
+		if (r && !json_object_is_type(r, json_type_int)) {
+			json_object_put(incoming);
+			reply_badrequest(ar, "Scale.spec.replicas: expected an integer");
+			wop_finish(w, -EINVAL);
+			return;
+		}
+		if (r && json_object_get_int64(r) < 0) {
+			char msg[512];
+			snprintf(msg, sizeof(msg),
+				 "Scale.autoscaling \"%s\" is invalid: spec.replicas: Invalid "
+				 "value: %" PRId64 ": must be greater than or equal to 0",
+				 ar->name, json_object_get_int64(r));
+			json_object_put(incoming);
+			api_reply_status(ar, 422, "Invalid", msg, details_new(w->res, ar->name));
+			wop_finish(w, -EINVAL);
+			return;
+		}
+		old = cache_obj_parse(cur);
+		w->obj = old;
+		old = NULL;
+		if (w->obj)
+			sl_json_set_int(sl_json_ensure_obj(w->obj, "spec"), "replicas",
+					r ? json_object_get_int64(r) : 0);
+		json_object_object_del(sl_json_get(w->obj, "metadata"), "resourceVersion");
+		json_object_put(incoming);
+		if (!w->obj) {
+			wop_fail_status(w, 500, "InternalError", "out of memory");
+			return;
+		}
+	} else if (status_only) {
 		old = cache_obj_parse(cur);
 		w->obj = old ? status_only_object(old, incoming) : NULL;
 		json_object_put(old);
@@ -1852,6 +1959,87 @@ static void ns_finalize(struct server *srv, const char *ns)
 		internal_delete(srv, nso, ns_removed, NULL);
 }
 
+static void orphaned_done(struct wop *w, int err)
+{
+	if (err)
+		pr_warn("control",
+			"'%s': removing the ownerReference of a deleted owner "
+			"failed: %s (the garbage collector may delete it)",
+			w->key, sl_strerror(err));
+}
+
+/*
+ * propagationPolicy Orphan: the owner's dependents lose their reference to
+ * it before it goes. Kubernetes does this with the "orphan" finalizer and the
+ * garbage collector; here the writes are submitted ahead of the owner's
+ * delete, so they commit first and the collector (which re-reads a dependent
+ * before deleting it, with its resourceVersion as a precondition) never sees
+ * a dependent still pointing at a deleted owner.
+ */
+static void orphan_dependents(struct server *srv, struct cache_obj *owner)
+{
+	struct json_object *oobj = cache_obj_parse(owner);
+	struct json_object *ometa = sl_json_get(oobj, "metadata");
+	const char *uid = sl_json_get_str(ometa, "uid");
+	const char *ns = sl_json_get_str(ometa, "namespace");
+
+	if (!uid) {
+		json_object_put(oobj);
+		return;
+	}
+	for (size_t i = 0; i < api_resources_n; i++) {
+		const struct api_resource *r = &api_resources[i];
+		struct cache_watcher f = {.res = r, .ns = (char *)ns};
+		struct list_ctx lc = {0};
+		/* Namespaced owners own objects of their namespace; cluster-scoped
+		 * owners may own anything. */
+		if (ns && !r->namespaced)
+			continue;
+		cache_list(srv->cache, &f, NULL, ns_collect, &lc);
+		for (size_t j = 0; j < lc.n; j++) {
+			struct json_object *obj, *refs, *keep;
+			struct wop *w;
+			bool hit = false;
+			if (!strstr(lc.objs[j]->json, uid))
+				continue; /* cheap filter before parsing */
+			obj = cache_obj_parse(lc.objs[j]);
+			refs = sl_json_get(sl_json_get(obj, "metadata"), "ownerReferences");
+			keep = json_object_new_array();
+			for (size_t k = 0; refs && keep && k < json_object_array_length(refs);
+			     k++) {
+				struct json_object *ref = json_object_array_get_idx(refs, k);
+				const char *u = sl_json_get_str(ref, "uid");
+				if (u && !strcmp(u, uid))
+					hit = true;
+				else
+					json_object_array_add(keep, json_object_get(ref));
+			}
+			w = hit ? wop_new(srv, NULL, r, W_UPDATE) : NULL;
+			if (!w) {
+				json_object_put(keep);
+				json_object_put(obj);
+				continue;
+			}
+			if (json_object_array_length(keep))
+				json_object_object_add(sl_json_get(obj, "metadata"),
+						       "ownerReferences", keep);
+			else {
+				json_object_put(keep);
+				json_object_object_del(sl_json_get(obj, "metadata"),
+						       "ownerReferences");
+			}
+			w->obj = obj;
+			w->old = cache_obj_ref(lc.objs[j]);
+			w->done = orphaned_done;
+			w->explicit_rv = true;
+			snprintf(w->key, sizeof(w->key), "%s", lc.objs[j]->key);
+			wop_submit(w);
+		}
+		free(lc.objs);
+	}
+	json_object_put(oobj);
+}
+
 /*
  * Pods are deleted gracefully, as kube-apiserver does (pod strategy
  * CheckGracefulDelete + rest.BeforeDelete): a pod bound to a node with an
@@ -1945,7 +2133,8 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 
 	struct cache_obj *cur = cache_get(ar->srv->cache, ar->res, ar->ns, ar->name);
 	struct wop *w;
-	bool has_pre = false;
+	bool has_pre = false, orphan = false;
+	const char *qpp = api_query(ar, "propagationPolicy");
 
 	if (!cur) {
 		reply_notfound(ar, ar->name);
@@ -1981,6 +2170,13 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 			}
 		}
 		pp = sl_json_get_str(opts, "propagationPolicy");
+		{
+			struct json_object *od = sl_json_get(opts, "orphanDependents");
+			if (pp ? !strcmp(pp, "Orphan")
+			       : (od && json_object_is_type(od, json_type_boolean) &&
+				  json_object_get_boolean(od)))
+				orphan = true;
+		}
 		if (pp && strcmp(pp, "Orphan") && strcmp(pp, "Background") &&
 		    strcmp(pp, "Foreground")) {
 			reply_badrequest(ar,
@@ -2043,10 +2239,14 @@ void handle_delete(struct api_req *ar, const char *body, size_t len)
 		}
 		grace_set = true;
 	}
+	if (qpp && !strcmp(qpp, "Orphan"))
+		orphan = true;
 	if (!strcmp(ar->res->kind, "Namespace")) {
 		delete_namespace(ar, cur);
 		return;
 	}
+	if (orphan)
+		orphan_dependents(ar->srv, cur);
 	if (!strcmp(ar->res->kind, "Pod")) {
 		w = wop_new(ar->srv, ar, ar->res, W_DELETE);
 		if (!w) {

@@ -101,6 +101,38 @@ const struct api_resource api_resources[] = {
 	 .singular = "lease",
 	 .kind = "Lease",
 	 .namespaced = true},
+	{.group = "apps",
+	 .version = "v1",
+	 .plural = "deployments",
+	 .singular = "deployment",
+	 .kind = "Deployment",
+	 .namespaced = true,
+	 .has_status = true,
+	 .has_scale = true,
+	 .spec_generation = true,
+	 .short_names = {"deploy"},
+	 .categories = {"all"}},
+	{.group = "apps",
+	 .version = "v1",
+	 .plural = "replicasets",
+	 .singular = "replicaset",
+	 .kind = "ReplicaSet",
+	 .namespaced = true,
+	 .has_status = true,
+	 .has_scale = true,
+	 .spec_generation = true,
+	 .short_names = {"rs"},
+	 .categories = {"all"}},
+	{.group = "apps",
+	 .version = "v1",
+	 .plural = "daemonsets",
+	 .singular = "daemonset",
+	 .kind = "DaemonSet",
+	 .namespaced = true,
+	 .has_status = true,
+	 .spec_generation = true,
+	 .short_names = {"ds"},
+	 .categories = {"all"}},
 };
 const size_t api_resources_n = sizeof(api_resources) / sizeof(api_resources[0]);
 
@@ -129,10 +161,10 @@ const struct api_resource *api_resource_by_kind(const char *group, const char *k
 const char *api_resource_api_version(const struct api_resource *r)
 {
 	/* Built once per resource on first use; the table is static. */
-	static char gv[16][64];
+	static char gv[32][64];
 	unsigned i = (unsigned)(r - api_resources);
 
-	if (i >= 16)
+	if (i >= 32)
 		return r->version;
 	if (!gv[i][0]) {
 		if (r->group[0])
@@ -252,10 +284,10 @@ const char *api_resource_field(const struct api_resource *r, const struct json_o
 
 const char *const *api_resource_field_list(const struct api_resource *r)
 {
-	static const char *lists[16][13];
+	static const char *lists[32][13];
 	unsigned i = (unsigned)(r - api_resources);
 
-	if (i >= 16)
+	if (i >= 32)
 		return NULL;
 	if (!lists[i][0]) {
 		size_t n = 0;

@@ -22,6 +22,7 @@ struct api_resource {
 	bool namespaced;
 	bool has_status;      /* serves <plural>/status */
 	bool has_binding;     /* serves pods/binding */
+	bool has_scale;	      /* serves <plural>/scale (autoscaling/v1 Scale) */
 	bool spec_generation; /* metadata.generation tracks spec changes */
 	const char *short_names[4];
 	const char *categories[2];

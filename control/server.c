@@ -333,7 +333,8 @@ resolved:
 	}
 	if (sub) {
 		if (!((r->has_status && !strcmp(sub, "status")) ||
-		      (r->has_binding && !strcmp(sub, "binding"))))
+		      (r->has_binding && !strcmp(sub, "binding")) ||
+		      (r->has_scale && !strcmp(sub, "scale"))))
 			goto notfound;
 		snprintf(ar->sub, sizeof(ar->sub), "%s", sub);
 	}

@@ -25,6 +25,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 
 #include "sluice/buf.h"
 #include "sluice/json.h"
+#include "sluice/selector.h"
 #include "validate.h"
 
 /* Not (yet) in causes.h: field.ErrorTypeTooMany. */
@@ -2506,6 +2508,178 @@ static void validate_configmap(struct vctx *v, const struct json_object *obj)
 		v_too_long(v, NULL, MAX_CONFIGMAP_BYTES);
 }
 
+/* --- apps/v1: Deployment, ReplicaSet, DaemonSet ------------------------------------ */
+
+/* An IntOrString of a rolling update: a non-negative integer or "N%". Returns
+ * the integer value, or the percentage (flagged), or -1 after adding a cause. */
+static int64_t v_int_or_percent(struct vctx *v, const struct json_object *o, const char *key,
+				bool *percent)
+{
+	struct json_object *m = sl_json_get(o, key);
+	char *end;
+	long long n;
+
+	*percent = false;
+	if (!m)
+		return 0;
+	if (json_object_is_type(m, json_type_int)) {
+		n = json_object_get_int64(m);
+		if (n < 0) {
+			v_invalid_i(v, key, n, "must be greater than or equal to 0");
+			return -1;
+		}
+		return n;
+	}
+	if (json_object_is_type(m, json_type_string)) {
+		const char *str = json_object_get_string(m);
+		size_t len = strlen(str);
+		errno = 0;
+		n = strtoll(str, &end, 10);
+		if (len < 2 || str[len - 1] != '%' || end != str + len - 1 || errno || n < 0) {
+			v_invalid_s(v, key, str,
+				    "a valid percent string must be a numeric string followed by "
+				    "an ending '%' (e.g. '1%',  or '93%', regex used for "
+				    "validation is '[0-9]+%')");
+			return -1;
+		}
+		*percent = true;
+		if (n > 100) {
+			v_invalid_s(v, key, str, "must not be greater than 100%");
+			return -1;
+		}
+		return n;
+	}
+	v_wrong_type(v, key, m, "an integer or a percent string");
+	return -1;
+}
+
+static void v_rolling_update(struct vctx *v, const struct json_object *ru, bool surge_allowed)
+{
+	bool psurge = false, punavail = false;
+	int64_t surge, unavail;
+	size_t old = vp_child(v, "rollingUpdate");
+
+	surge = v_int_or_percent(v, ru, "maxSurge", &psurge);
+	unavail = v_int_or_percent(v, ru, "maxUnavailable", &punavail);
+	if (surge == 0 && unavail == 0 && surge_allowed)
+		v_invalid_i(v, "maxUnavailable", 0, "may not be 0 when `maxSurge` is 0");
+	(void)psurge;
+	(void)punavail;
+	vp_pop(v, old);
+}
+
+/*
+ * What the three kinds share (ValidateDeploymentSpec, ValidateReplicaSetSpec,
+ * ValidateDaemonSetSpec): a non-empty selector that matches the template's
+ * labels, a valid pod template with restartPolicy Always, replicas >= 0 and
+ * an immutable selector.
+ */
+static void validate_workload(struct vctx *v, const char *kind, const struct json_object *obj,
+			      const struct json_object *oldobj)
+{
+	struct json_object *spec = v_get(v, obj, "spec", json_type_object, NULL);
+	struct json_object *sel, *tmpl, *labels, *pspec;
+	size_t old = vp_child(v, "spec");
+	int64_t i64;
+	bool bad = false;
+
+	if (!spec) {
+		v_required(v, NULL, NULL);
+		vp_pop(v, old);
+		return;
+	}
+	if (strcmp(kind, "DaemonSet") && v_int(v, spec, "replicas", &i64) && i64 < 0)
+		v_invalid_i(v, "replicas", i64, "must be greater than or equal to 0");
+	if (v_int(v, spec, "minReadySeconds", &i64) && i64 < 0)
+		v_invalid_i(v, "minReadySeconds", i64, "must be greater than or equal to 0");
+	if (v_int(v, spec, "revisionHistoryLimit", &i64) && i64 < 0)
+		v_invalid_i(v, "revisionHistoryLimit", i64, "must be greater than or equal to 0");
+	sel = v_get(v, spec, "selector", json_type_object, &bad);
+	tmpl = v_get(v, spec, "template", json_type_object, NULL);
+	labels = tmpl ? sl_json_get(sl_json_get(tmpl, "metadata"), "labels") : NULL;
+	if (!sel && !bad) {
+		v_required(v, "selector", NULL);
+	} else if (sel) {
+		size_t o2 = vp_child(v, "selector");
+		struct sl_labelsel *ls;
+		size_t before = v->out->n;
+		v_label_selector(v, sel);
+		vp_pop(v, o2);
+		ls = v->out->n == before ? sl_labelsel_from_json(sel, "spec.selector", NULL, 0)
+					 : NULL;
+		if (ls && sl_labelsel_empty(ls)) {
+			v_invalid_raw(v, "selector",
+				      json_object_to_json_string_ext(sel, JSON_C_TO_STRING_PLAIN),
+				      "empty selector is invalid for deployment");
+		} else if (ls && !sl_labelsel_match_json(ls, labels)) {
+			size_t o3 = vp_child(v, "template");
+			vp_child(v, "metadata");
+			v_invalid_raw(v, "labels",
+				      labels ? json_object_to_json_string_ext(
+						       labels, JSON_C_TO_STRING_PLAIN)
+					     : "null",
+				      "`selector` does not match template `labels`");
+			vp_pop(v, o3);
+		}
+		sl_labelsel_free(ls);
+	}
+	if (!tmpl) {
+		v_required(v, "template", NULL);
+	} else {
+		size_t o2 = vp_child(v, "template");
+		static const char *const always[] = {"Always", NULL};
+		const char *rp;
+		if (labels) {
+			size_t o3 = vp_child(v, "metadata");
+			v_labels(v, sl_json_get(tmpl, "metadata"), "labels");
+			vp_pop(v, o3);
+		}
+		validate_pod(v, tmpl, NULL);
+		pspec = sl_json_get(tmpl, "spec");
+		rp = sl_json_get_str(pspec, "restartPolicy");
+		if (rp && strcmp(rp, "Always")) {
+			size_t o3 = vp_child(v, "spec");
+			v_not_supported(v, "restartPolicy", rp, always);
+			vp_pop(v, o3);
+		}
+		vp_pop(v, o2);
+	}
+	if (!strcmp(kind, "Deployment")) {
+		static const char *const types[] = {"Recreate", "RollingUpdate", NULL};
+		struct json_object *st = v_get(v, spec, "strategy", json_type_object, NULL);
+		size_t o2 = vp_child(v, "strategy");
+		const char *t = v_str0(v, st, "type");
+		struct json_object *ru = v_get(v, st, "rollingUpdate", json_type_object, NULL);
+		if (st && !str_in(t, types))
+			v_not_supported(v, "type", t, types);
+		else if (!strcmp(t, "Recreate") && ru)
+			v_forbidden(v, "rollingUpdate",
+				    "may not be specified when strategy `type` is 'Recreate'");
+		else if (ru)
+			v_rolling_update(v, ru, true);
+		vp_pop(v, o2);
+		if (v_int(v, spec, "progressDeadlineSeconds", &i64) && i64 < 0)
+			v_invalid_i(v, "progressDeadlineSeconds", i64,
+				    "must be greater than or equal to 0");
+	} else if (!strcmp(kind, "DaemonSet")) {
+		static const char *const types[] = {"OnDelete", "RollingUpdate", NULL};
+		struct json_object *st = v_get(v, spec, "updateStrategy", json_type_object, NULL);
+		size_t o2 = vp_child(v, "updateStrategy");
+		const char *t = v_str0(v, st, "type");
+		if (st && !str_in(t, types))
+			v_not_supported(v, "type", t, types);
+		vp_pop(v, o2);
+	}
+	if (oldobj) {
+		struct json_object *osel = sl_json_get(sl_json_get(oldobj, "spec"), "selector");
+		if (osel && sel && !sl_json_equal(sel, osel))
+			v_invalid_raw(v, "selector",
+				      json_object_to_json_string_ext(sel, JSON_C_TO_STRING_PLAIN),
+				      "field is immutable");
+	}
+	vp_pop(v, old);
+}
+
 /* --- entry point ------------------------------------------------------------------ */
 
 int validate_object(const char *kind, bool namespaced, const struct json_object *obj,
@@ -2553,5 +2727,8 @@ int validate_object(const char *kind, bool namespaced, const struct json_object 
 		validate_lease(&v, obj);
 	else if (!strcmp(kind, "ConfigMap"))
 		validate_configmap(&v, obj);
+	else if (!strcmp(kind, "Deployment") || !strcmp(kind, "ReplicaSet") ||
+		 !strcmp(kind, "DaemonSet"))
+		validate_workload(&v, kind, obj, old);
 	return (int)(out->n - before);
 }

@@ -6,7 +6,8 @@
  * checks that requested values are well-formed and, on update, immutable).
  *
  * Kinds: Namespace, Pod, Service, Endpoints, EndpointSlice, Node,
- * NetworkPolicy, Event, Lease, ConfigMap. An unknown kind gets only the
+ * NetworkPolicy, Event, Lease, ConfigMap, Deployment, ReplicaSet, DaemonSet
+ * (docs/workloads.md). An unknown kind gets only the
  * metadata checks.
  */
 #ifndef SLUICE_CONTROL_VALIDATE_H
@@ -28,7 +29,9 @@
  * present; Namespace: label kubernetes.io/metadata.name = name, status.phase
  * Active; Pod: restartPolicy, dnsPolicy, schedulerName, container port
  * protocol TCP, status.phase Pending; EndpointSlice: ports[].protocol TCP;
- * Endpoints: ports[].protocol TCP. `old` is the stored object on update
+ * Endpoints: ports[].protocol TCP; Deployment/ReplicaSet/DaemonSet: replicas,
+ * strategy, revisionHistoryLimit, progressDeadlineSeconds and the Pod defaults
+ * in spec.template.spec. `old` is the stored object on update
  * (NULL on create). Returns 0 or -ENOMEM.
  */
 int default_object(const char *kind, struct json_object *obj, const struct json_object *old);
