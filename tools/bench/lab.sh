@@ -512,7 +512,7 @@ set title "Pod create -> Ready, delete -> gone (CDF)"
 set xlabel "ms"
 set ylabel "fraction of pods"
 set yrange [0:1]
-set key bottom right
+set key top left
 plot dir."/pods.dat" index 0 using 1:2 with steps lw 2 title "create -> Ready", \
      '' index 1 using 1:2 with steps lw 2 title "delete -> gone"
 set style data histograms
@@ -533,8 +533,8 @@ set title "Pod -> pod across nodes, relative to plain veth"
 set ylabel "ratio to veth (higher is better)"
 set yrange [0:*]
 set arrow from graph 0, first 0.9 to graph 1, first 0.9 nohead dt 2 lc rgb "black"
-set label "goal 0.9" at graph 0.02, first 0.93
-plot dir."/tp.dat" using 2:xtic(1) title "TCP throughput", '' using 3 title "request rate"
+plot dir."/tp.dat" using 2:xtic(1) title "TCP throughput", '' using 3 title "request rate", \
+     NaN with lines dt 2 lc rgb "black" title "goal 0.9"
 G
 gnuplot -e "dir='$tmp'; out='$OUT/lab.png'; machine='$m_nproc cores, $m_date'" "$tmp/plot.gnuplot" ||
 	fail "gnuplot"
