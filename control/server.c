@@ -407,7 +407,7 @@ static bool req_to_loopback(struct evhttp_request *req)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
-	struct sockaddr_in sin;
+	struct sockaddr_in sin = {0};
 	socklen_t len = sizeof(sin);
 
 	if (!bev || getsockname(bufferevent_getfd(bev), (struct sockaddr *)&sin, &len) ||
