@@ -318,7 +318,8 @@ static int prune(struct npol *p, int fd, const void *wanted, size_t n, size_t st
 	for (size_t i = 0; i < n; i++)
 		memcpy(keys + i * ksz, (const uint8_t *)wanted + i * stride, ksz);
 	cmp_size = ksz;
-	qsort(keys, n, ksz, key_cmp);
+	if (n)
+		qsort(keys, n, ksz, key_cmp);
 	while (!bpf_map_get_next_key(fd, first ? NULL : cur, next)) {
 		first = false;
 		memcpy(cur, next, ksz);
