@@ -161,6 +161,9 @@ if [[ -n $lat ]]; then
 else
 	not_ok deny-all-takes-effect "connections still succeed 100 probes after apply"
 fi
+# The agent's own measure: first change seen by its informers to maps written.
+echo "# n1 agent: $(in_lab n1 -- curl -s --max-time 2 http://127.0.0.1:10249/metrics |
+	grep -E '^sluice_policy_last_(apply|compile)_seconds' | tr '\n' ' ')"
 denied deny-all-http-cross-node http dev/client prod/web-1
 denied deny-all-udp-cross-node udp dev/client prod/web-1
 denied deny-all-tcp-same-namespace tcp prod/client prod/web-2
@@ -174,10 +177,11 @@ fi
 # --- sluicectl flows shows the deny with pod names (n2 enforces prod/web-2's ingress) ----
 (sleep 1 && http dev/client "$W2" 1 >/dev/null) &
 probe_pid=$!
-"$BIN/sluicectl" flows --bpffs "$S/bpffs" --node n2 --verdict deny --count 1 --timeout 15 \
+# Earlier denies are still in the ring (the recent past is printed first): read for a while.
+"$BIN/sluicectl" flows --bpffs "$S/bpffs" --node n2 --verdict deny --timeout 5 \
 	>"$TMP/flows.out" 2>&1
 wait "$probe_pid"
-expect_match flows-deny-names-pods "$(grep "$W2:8080" "$TMP/flows.out" | head -1)" \
+expect_match flows-deny-names-pods "$(grep "$W2:8080" "$TMP/flows.out" | tail -1)" \
 	"deny +ingress TCP +dev/client $DC:[0-9]+ -> prod/web-2 $W2:8080 reason=denied_ingress"
 "$BIN/sluicectl" flows --bpffs "$S/bpffs" --node n2 -o json --timeout 1 >"$TMP/flows.json" 2>&1
 expect_eq flows-json-exit "$?" 0
