@@ -41,6 +41,8 @@
 #include "tc_pod.skel.h"
 
 #define PL "policy"
+/* How long a CNI ADD right after the start waits for the first lists. */
+#define NPOL_ADD_SYNC_MS 3000
 
 enum { PI_POL, PI_NS, PI_POD, PI_N };
 
@@ -545,9 +547,16 @@ int npol_endpoint_add(struct npol *p, const char *ns, const char *name, const ch
 
 	if (!p || !ns || !name)
 		return 0;
+	/* Right after a start the first lists may still be on their way: wait for them
+	 * (briefly, on the loop: nothing else can be served correctly before) and run the
+	 * queued events here, in order, as the loop would. */
+	for (int i = 0; i < PI_N && !all_synced(p); i++) {
+		if (!p->synced[i] && !sl_informer_wait_synced(p->inf[i], NPOL_ADD_SYNC_MS))
+			sl_informer_dispatch(p->inf[i], 0);
+	}
 	if (!all_synced(p)) {
 		snprintf(why, whylen,
-			 "network policy state is not synced yet (informers starting); retry");
+			 "network policy state is not synced yet (API server unreachable?); retry");
 		return -EAGAIN;
 	}
 	err = cni_ip_set(p, ns, name, ip);

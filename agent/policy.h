@@ -43,8 +43,9 @@ struct npol *npol_self(void);
 /*
  * CNI ADD of a local pod with address ip: makes sure its endpoint entry (identity and rule
  * sets, from the Pod object as it is now with ip as its address) is in the maps before the
- * caller lets the pod run. 0, or negative with why filled (-EAGAIN while the informers
- * have not synced: the runtime retries the ADD, the pod never runs unenforced).
+ * caller lets the pod run. Right after a start it waits up to 3 s for the first lists.
+ * 0, or negative with why filled (-EAGAIN when the informers still have not synced: the
+ * runtime retries the ADD, the pod never runs unenforced).
  */
 int npol_endpoint_add(struct npol *p, const char *ns, const char *name, const char *ip, char *why,
 		      size_t whylen);
