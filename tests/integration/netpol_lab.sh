@@ -269,6 +269,23 @@ expect_match metrics-deny-by-reason "$m" \
 	'sluice_policy_packets_total\{verdict="deny",reason="denied_ingress"\} [1-9]'
 expect_match metrics-allow "$m" 'sluice_policy_packets_total\{verdict="allow",reason="allowed"\} [1-9]'
 
+# --- fail-static: with n2's agent stopped, its pinned maps and programs keep enforcing -----
+apply deny-again <<'Y'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {namespace: prod, name: deny-all}
+spec: {podSelector: {}}
+Y
+sleep 1
+read -r apid _ <"$S/pids/agent-n2.pid"
+kill -TERM "$apid"
+until_ok 10 bash -c "! kill -0 $apid 2>/dev/null"
+if kill -0 "$apid" 2>/dev/null; then not_ok agent-n2-stops "pid $apid still running"; else
+	ok agent-n2-stops
+fi
+denied agent-down-deny-still-enforced http dev/client prod/web-2
+allowed agent-down-open-still-open http prod/client dev/client
+
 LAB_LOG_ARCHIVE=$TMP/logs "${LAB[@]}" down --name "$L" >"$TMP/down.out" 2>&1 ||
 	not_ok lab-down "$(tail -5 "$TMP/down.out")"
 expect_eq daemons-no-sanitizer-reports \
