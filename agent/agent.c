@@ -52,6 +52,7 @@
 #include "sockterm.h"
 #include "nodeport.h"
 #include "pods.h"
+#include "policy.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -102,9 +103,10 @@ struct agent {
 	/* Services, EndpointSlices and this node, decoded once per event into
 	 * compact copies; each sync rebuilds only the Services events touched. */
 	struct lbi *lbi;
-	bool want_full; /* next sync writes everything and reconciles the maps
-			 * (at start, and after a failed write) */
-	bool healthy;	/* the last sync applied cleanly */
+	bool want_full;	  /* next sync writes everything and reconciles the maps
+			   * (at start, and after a failed write) */
+	bool healthy;	  /* the last sync applied cleanly */
+	struct npol *pol; /* NetworkPolicy loop (policy.h) */
 	__be32 *local_addrs;
 	size_t n_local_addrs;
 	/* health checks */
@@ -966,6 +968,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 					reasons[i], (unsigned long long)ctr[i].packets);
 	}
 	np_metrics_write(a->np, out);
+	npol_metrics_write(a->pol, out);
 	for (int i = 0; i < INF_N; i++) {
 		static const char *names[] = {"services", "endpointslices", "nodes"};
 		struct sl_informer_stats st;
@@ -1143,6 +1146,17 @@ int agent_run(const struct agent_config *cfg)
 		evhttp_set_gencb(a.metrics_http, metrics_cb, &a);
 	}
 
+	/* Before the endpoint socket: CNI ADD writes a pod's policy entries. */
+	a.pol = npol_open(&(struct npol_opts){.base = a.base,
+					      .client = a.client,
+					      .pin_root = dp_pin_root(a.dp),
+					      .node_name = cfg->node_name});
+	if (!a.pol) {
+		rc = -errno;
+		pr_err(AG, "node '%s': NetworkPolicy enforcement: %s", cfg->node_name,
+		       sl_strerror(rc));
+		goto out;
+	}
 	if (cfg->run_pods) {
 		a.node = node_open(&a.cfg, a.base, a.client, dp_pin_root(a.dp));
 		if (!a.node) {
@@ -1209,6 +1223,7 @@ out:
 	node_close(a.node); /* before the base: timers and the endpoint socket */
 	pods_close(a.pods); /* before the base: events on it; pods keep running */
 	np_close(a.np);	    /* before the base: it owns a timer on it */
+	npol_close(a.pol);  /* before the base: informer events and timers */
 	if (a.base)
 		event_base_free(a.base);
 	sockterm_close(a.st);

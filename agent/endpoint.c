@@ -31,6 +31,7 @@
 #include <event2/listener.h>
 
 #include "endpoint.h"
+#include "policy.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -377,13 +378,17 @@ static int dp_ready(struct endpoints *e)
 	return 0;
 }
 
-static int tc_attach(struct endpoints *e, int ifindex)
+/* Attaches the pod programs to the host veth: service translation + policy (svc) or
+ * policy only. */
+static int tc_attach(struct endpoints *e, int ifindex, bool svc)
 {
 	struct bpf_tc_hook hook = {.sz = sizeof(hook),
 				   .ifindex = ifindex,
 				   .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS};
-	int fds[2] = {bpf_program__fd(e->skel->progs.tc_pod_ingress),
-		      bpf_program__fd(e->skel->progs.tc_pod_egress)};
+	int fds[2] = {
+		bpf_program__fd(svc ? e->skel->progs.tc_pod_ingress
+				    : e->skel->progs.tc_pol_ingress),
+		bpf_program__fd(svc ? e->skel->progs.tc_pod_egress : e->skel->progs.tc_pol_egress)};
 	int err = bpf_tc_hook_create(&hook);
 
 	if (err && err != -EEXIST)
@@ -425,7 +430,7 @@ static int optout_apply(struct endpoints *e, const struct ep_rec *r, char *why, 
 		return -ENODEV;
 	}
 	/* tc first: once the hooks skip the pod, its packets must already be translated. */
-	err = tc_attach(e, idx);
+	err = tc_attach(e, idx, true);
 	if (!err && bpf_map_update_elem(e->sockoff_fd, &r->netns_cookie, &zero, BPF_ANY))
 		err = -errno;
 	if (err)
@@ -434,13 +439,46 @@ static int optout_apply(struct endpoints *e, const struct ep_rec *r, char *why, 
 	return err;
 }
 
+/* NetworkPolicy only (the pod keeps the socket LB): the policy-only programs. */
+static int policy_apply(struct endpoints *e, const struct ep_rec *r, char *why, size_t whylen)
+{
+	int err, idx;
+
+	err = dp_ready(e);
+	if (err) {
+		snprintf(why, whylen, "policy datapath unavailable: %s", sl_strerror(err));
+		return err;
+	}
+	idx = rec_ifindex(r);
+	if (!idx) {
+		snprintf(why, whylen, "host interface '%s' does not exist", r->host_ifname);
+		return -ENODEV;
+	}
+	err = tc_attach(e, idx, false);
+	if (err)
+		snprintf(why, whylen, "attaching policy enforcement to '%s' failed: %s",
+			 r->host_ifname, sl_strerror(err));
+	return err;
+}
+
+/* Programs for r's veth: translation + policy for opted-out pods, policy for the rest
+ * (when the agent enforces policy), nothing otherwise. */
+static int veth_apply(struct endpoints *e, const struct ep_rec *r, char *why, size_t whylen)
+{
+	if (r->sock_lb_off)
+		return optout_apply(e, r, why, whylen);
+	if (npol_self())
+		return policy_apply(e, r, why, whylen);
+	return 0;
+}
+
 static void optout_remove(struct endpoints *e, const struct ep_rec *r)
 {
 	int idx = rec_ifindex(r);
 
 	if (e->sockoff_fd < 0)
 		dp_ready(e);
-	if (e->sockoff_fd >= 0 && r->netns_cookie)
+	if (r->sock_lb_off && e->sockoff_fd >= 0 && r->netns_cookie)
 		bpf_map_delete_elem(e->sockoff_fd, &r->netns_cookie);
 	/* The plugin deletes the veth (and with it the filters) before it tells us; a DEL
 	 * of a pod whose veth survived detaches our filters and nothing else. */
@@ -530,19 +568,20 @@ static int op_add(struct endpoints *e, const struct ep_req *q, char *why, size_t
 		rec_fini(&r);
 		return err;
 	}
-	if (r.sock_lb_off) {
-		err = optout_apply(e, &r, why, whylen);
-		if (err) {
-			rec_fini(&r);
-			return err;
-		}
+	/* Policy entries before the programs: the pod's first packet is decided with its
+	 * identity and rule sets in place (policy.h). */
+	err = npol_endpoint_add(npol_self(), r.pod_ns, r.pod_name, r.ip, why, whylen);
+	if (!err)
+		err = veth_apply(e, &r, why, whylen);
+	if (err) {
+		rec_fini(&r);
+		return err;
 	}
 	err = rec_save(e, &r);
 	if (err) {
 		snprintf(why, whylen, "recording the endpoint under %.300s failed: %s", e->rec_dir,
 			 sl_strerror(err));
-		if (r.sock_lb_off)
-			optout_remove(e, &r);
+		optout_remove(e, &r);
 		rec_fini(&r);
 		return err;
 	}
@@ -580,8 +619,8 @@ static int op_del(struct endpoints *e, const struct ep_req *q)
 	r = rec_find(e, name);
 	if (!r)
 		return 0; /* idempotent: nothing recorded, nothing to undo */
-	if (r->sock_lb_off)
-		optout_remove(e, r);
+	optout_remove(e, r);
+	npol_endpoint_del(npol_self(), r->pod_ns, r->pod_name);
 	snprintf(path, sizeof(path), "%s/%s.json", e->rec_dir, r->name);
 	if (unlink(path) && errno != ENOENT)
 		pr_warn(EL, "endpoint record '%s': unlink failed: %s", path, strerror(errno));
@@ -613,14 +652,14 @@ static int op_check(struct endpoints *e, const struct ep_req *q, char *why, size
 		snprintf(why, whylen, "host interface '%s' is gone", r->host_ifname);
 		return -ENODEV;
 	}
-	if (r->sock_lb_off) {
+	if (r->sock_lb_off || npol_self()) {
 		struct bpf_tc_hook hook = {
 			.sz = sizeof(hook), .ifindex = idx, .attach_point = BPF_TC_INGRESS};
 		struct bpf_tc_opts o = {
 			.sz = sizeof(o), .handle = EP_TC_HANDLE, .priority = EP_TC_PRIO};
 
 		if (bpf_tc_query(&hook, &o) || !o.prog_id) {
-			snprintf(why, whylen, "per-packet program missing on '%s'", r->host_ifname);
+			snprintf(why, whylen, "per-pod program missing on '%s'", r->host_ifname);
 			return -ENOENT;
 		}
 	}
@@ -821,12 +860,12 @@ struct endpoints *ep_open(const struct ep_opts *o)
 		goto fail;
 	}
 	recs_load(e);
-	/* Opted-out pods of the previous run get this run's program on their veth. */
+	/* Pods of the previous run get this run's programs on their veth (the maps they
+	 * read are pinned and keep enforcing meanwhile). */
 	for (size_t i = 0; i < e->n_recs; i++) {
 		char why[256];
 
-		if (e->recs[i].sock_lb_off && rec_ifindex(&e->recs[i]) &&
-		    optout_apply(e, &e->recs[i], why, sizeof(why)))
+		if (rec_ifindex(&e->recs[i]) && veth_apply(e, &e->recs[i], why, sizeof(why)))
 			pr_warn(EL, "endpoint %s: %s", e->recs[i].ip ? e->recs[i].ip : "?", why);
 	}
 	queue_replay(e);

@@ -30,6 +30,7 @@
 #include "agent.h"
 #include "cni.h"
 #include "endpoint.h"
+#include "masq.h"
 #include "node.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -56,6 +57,7 @@ struct node {
 	struct event *lease_ev, *status_ev, *route_ev;
 	char *uid;	/* the Node's metadata.uid once known (Lease owner) */
 	char *pod_cidr; /* what the conflist on disk holds */
+	char *masq;	/* the nft script applied last (masq.h) */
 	char ready_since[K8S_TIME_BUFSZ];
 	bool lease_ok, registered;
 	bool nodes_synced; /* the Nodes informer's first list is in: routes can be reconciled */
@@ -631,6 +633,8 @@ static void routes_sync(struct node *n)
 				want[j].unreachable ? "unreachable" : "via ",
 				want[j].unreachable ? "" : g);
 	}
+	/* The cluster's extent changes with the same Node facts as the routes. */
+	masq_sync(n->pod_cidr, pv, n->n_peers, &n->masq);
 out:
 	free(pv);
 	free(want);
@@ -893,6 +897,7 @@ void node_close(struct node *n)
 	free(n->peers);
 	free(n->uid);
 	free(n->pod_cidr);
+	free(n->masq);
 	sl_buf_fini(&n->labels);
 	free(n);
 }
@@ -926,5 +931,6 @@ int node_cleanup(const struct agent_config *cfg)
 	free(have);
 	if (err)
 		pr_warn(NL, "listing routes failed: %s", sl_strerror(err));
+	masq_remove();
 	return rc;
 }

@@ -16,6 +16,10 @@
  * pin name, lib/sl_svc_maps.h and lib/sl_ct.h), so the agent's conntrack GC
  * and `sluicectl conntrack list` see these flows too. Outcomes are counted in
  * sl_podctr_v1 by enum sl_reason.
+ *
+ * NetworkPolicy is enforced on the same veth by the same programs (after
+ * DNAT out of the pod, before reverse NAT into it); pods that keep the
+ * socket LB get tc_pol_ingress/tc_pol_egress, policy only.
  */
 #include "lib/sl_defs.h"
 #include "lib/sl_hash.h"
@@ -25,6 +29,7 @@
 #include "lib/sl_svc_maps.h"
 #include "lib/sl_ct.h"
 #include "lib/sl_reject.h"
+#include "lib/sl_policy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -146,8 +151,8 @@ static __always_inline int pod_dnat(struct __sk_buff *skb, struct sl_pkt4 *pkt,
 	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
 }
 
-SEC("tc")
-int tc_pod_ingress(struct __sk_buff *skb)
+/* Service translation of a packet from the pod (see the top). */
+static __always_inline int pod_translate(struct __sk_buff *skb)
 {
 	struct sl_ct4_key fk, rk = {};
 	struct sl_ct4_val *ct, nct = {};
@@ -246,8 +251,8 @@ int tc_pod_ingress(struct __sk_buff *skb)
 	return pod_dnat(skb, &pkt, &nct);
 }
 
-SEC("tc")
-int tc_pod_egress(struct __sk_buff *skb)
+/* Reverse NAT of a reply to the pod. */
+static __always_inline int pod_revnat(struct __sk_buff *skb)
 {
 	struct sl_ct4_key rk;
 	struct sl_pkt4 pkt = {};
@@ -272,4 +277,43 @@ int tc_pod_egress(struct __sk_buff *skb)
 	if (ret)
 		return pod_verdict(skb, -ret, TC_ACT_SHOT);
 	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
+}
+
+/*
+ * The programs. Policy (lib/sl_policy.h) composes with translation so that
+ * it always sees backends: on the way out of the pod it runs after DNAT, on
+ * the way in before the reverse NAT (the cached tuple is the translated
+ * one). Pods that keep the socket LB get the policy-only pair: their
+ * connect() already chose the backend.
+ */
+SEC("tc")
+int tc_pod_ingress(struct __sk_buff *skb)
+{
+	int ret = pod_translate(skb);
+
+	if (ret != TC_ACT_OK)
+		return ret;
+	return sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+}
+
+SEC("tc")
+int tc_pod_egress(struct __sk_buff *skb)
+{
+	int ret = sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
+
+	if (ret != TC_ACT_OK)
+		return ret;
+	return pod_revnat(skb);
+}
+
+SEC("tc")
+int tc_pol_ingress(struct __sk_buff *skb)
+{
+	return sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+}
+
+SEC("tc")
+int tc_pol_egress(struct __sk_buff *skb)
+{
+	return sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
 }

@@ -6,6 +6,7 @@
  *
  *   sluicectl [--bpffs DIR] [--node NAME] [-o text|json] service list
  *   sluicectl ... backend list | conntrack list | counters
+ *   sluicectl flows [...]   NetworkPolicy decisions (agent/flows.h)
  *   sluicectl lab up|down|status|exec|kubeconfig ...   (tools/lab/lab.sh)
  */
 #include <errno.h>
@@ -18,12 +19,14 @@
 #include "sluice/err.h"
 #include "sluice/log.h"
 
+#include "agent/flows.h"
 #include "agent/inspect.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluicectl [flags] service list | backend list | conntrack list | counters\n"
+		"       sluicectl flows [--verdict allow|deny] [--count N] ...  (flows --help)\n"
 		"       sluicectl lab up|down|status|exec|kubeconfig [--name L] ...  (lab --help)\n"
 		"\n"
 		"Shows the eBPF service load-balancing state a node's sluice-agent pinned.\n"
@@ -168,6 +171,8 @@ int main(int argc, char **argv)
 	sl_log_set_level(SL_LOG_WARN);
 	if (argc > 1 && !strcmp(argv[1], "lab"))
 		return lab_exec(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "flows"))
+		return flows_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':

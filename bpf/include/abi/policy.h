@@ -179,4 +179,77 @@ _Static_assert(sizeof(struct sl_np_rule_val) == 8, "sl_np_rule_val layout");
 _Static_assert(sizeof(struct sl_np_cidr_key) == 28, "sl_np_cidr_key layout");
 _Static_assert(sizeof(struct sl_np_cidr_val) == 4, "sl_np_cidr_val layout");
 
+/*
+ * Datapath-side maps of the enforcement program (bpf/lib/sl_policy.h), not
+ * written by the compiler:
+ *
+ *   npct   LRU_HASH {saddr, daddr, sport, dport, proto, hook dir} -> verdict
+ *          The policy conntrack: the first packet of a flow is decided and
+ *          cached, keyed by the tuple as it crossed the veth (after service
+ *          DNAT) and the direction it was checked in (SL_NP_EGRESS on the
+ *          source pod's veth, SL_NP_INGRESS on the destination's), so both
+ *          ends of a same-node flow keep separate verdicts. Replies and
+ *          related ICMP errors match the reversed tuple of an ALLOW entry.
+ *          DENY entries only rate-limit flow events (a denied flow is
+ *          re-evaluated on every packet, so a new allow takes effect on the
+ *          next retransmission).
+ *   npflow RINGBUF of struct sl_np_flow, one per decided flow (first packet),
+ *          read by `sluicectl flows`.
+ *   npctr  PERCPU_ARRAY[SL_NP_R_MAX] of struct sl_counter (lb.h): drops by
+ *          SL_R_POLICY_* and allows by SL_NP_C_*.
+ */
+#define SL_NP_C_ALLOW	   40 /* a new flow allowed (not isolated, or a rule admits it) */
+#define SL_NP_C_ALLOW_NODE 41 /* a new flow from this node (probes) allowed unchecked */
+#define SL_NP_C_CACHED	   42 /* a packet passed by a cached ALLOW (or a reply / related ICMP) */
+#define SL_NP_C_SELF	   43 /* a pod talking to its own address */
+
+#define SL_NP_CT_ALLOW 1
+#define SL_NP_CT_DENY  2
+
+struct sl_np_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir; /* enum sl_np_dir the flow was checked in */
+	__u8 pad[2];
+};
+
+struct sl_np_ct_val {
+	__u64 last_seen_ns;
+	__u32 policy; /* np id that allowed (0: not isolated / node / self) */
+	__u8 verdict; /* SL_NP_CT_* */
+	__u8 reason;  /* SL_R_POLICY_* of a DENY */
+	__u8 pad[2];
+};
+
+/* One decision (ring buffer record). */
+struct sl_np_flow {
+	__u64 ts_ns; /* bpf_ktime_get_ns */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;     /* enum sl_np_dir: which side decided */
+	__u8 verdict; /* SL_NP_CT_ALLOW / SL_NP_CT_DENY */
+	__u8 reason;  /* counter index: SL_NP_C_* for allows, SL_R_POLICY_* for drops */
+	__u32 policy; /* np id that allowed, 0 otherwise */
+	__u32 ifindex;
+	__u32 src_id; /* identities (0: not a known pod) */
+	__u32 dst_id;
+};
+
+#define SL_NP_MAX_CT	 65536
+#define SL_NP_FLOW_BYTES (256 * 1024)
+
+#define SL_MAP_NP_CT   "sl_np_ct_v1"
+#define SL_MAP_NP_FLOW "sl_np_flow_v1"
+#define SL_MAP_NP_CTR  "sl_np_ctr_v1"
+
+_Static_assert(sizeof(struct sl_np_ct_key) == 16, "sl_np_ct_key layout");
+_Static_assert(sizeof(struct sl_np_ct_val) == 16, "sl_np_ct_val layout");
+_Static_assert(sizeof(struct sl_np_flow) == 40, "sl_np_flow layout");
+
 #endif
