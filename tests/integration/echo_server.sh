@@ -85,4 +85,25 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P2/healthz" >/dev/null && br
 expect_match name-from-env "$(curl -s "http://127.0.0.1:$P2/")" "^pod=from-env "
 "$BIN/echo-server" --name busy --bind 127.0.0.1 --http "$P2" --tcp 0 --udp 0 >"$TMP/busy.log" 2>&1
 expect_match port-in-use "rc=$? $(cat "$TMP/busy.log")" "^rc=1 .*--http 127.0.0.1:$P2: bind failed"
+# --shutdown-delay: SIGTERM makes /ready 503, serving goes on, exit after the delay.
+P3=$(free_port)
+"$BIN/echo-server" --name drain --bind 127.0.0.1 --http "$P3" --tcp 0 --udp 0 --shutdown-delay 2 \
+	>"$TMP/drain.log" 2>&1 &
+DPID=$!
+PIDS+=("$DPID")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P3/healthz" >/dev/null && break; sleep 0.05; done
+t0=$(date +%s%N)
+kill -TERM "$DPID"
+sleep 0.3
+expect_eq drain-not-ready "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P3/ready")" 503
+expect_eq drain-stays-not-ready "$(curl -s -X POST "http://127.0.0.1:$P3/ready/ok")" "pod=drain ready=false"
+expect_match drain-still-serves "$(curl -s "http://127.0.0.1:$P3/")" "^pod=drain client=127\.0\.0\.1:"
+wait "$DPID"
+rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
+if ((rc == 0 && ms >= 1900 && ms < 5000)); then ok drain-exits-after-delay; else
+	not_ok drain-exits-after-delay "rc=$rc after $ms ms (want 0 after ~2000 ms)"
+fi
+expect_match drain-logged "$(cat "$TMP/drain.log")" "SIGTERM, not ready, serving 2 s more"
+expect_match bad-shutdown-delay "$("$BIN/echo-server" --shutdown-delay 2x 2>&1; echo "rc=$?")" \
+	"--shutdown-delay '2x': expected seconds 0-3600.*rc=2"
 finish

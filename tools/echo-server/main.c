@@ -15,6 +15,10 @@
  *         test can make a readiness probe fail and recover
  *
  * Single-threaded libevent loop; SIGTERM/SIGINT stop it cleanly (exit 0).
+ * With --shutdown-delay N, SIGTERM first makes /ready answer 503 and keeps
+ * serving for N seconds, as a well-behaved Kubernetes server does: the pod's
+ * endpoint is marked terminating at the same time as the SIGTERM is sent, and
+ * clients on other nodes keep picking it until that reaches their datapath.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,8 +44,10 @@
 
 struct echo {
 	struct event_base *base;
-	const char *name; /* pod name put in every reply */
-	bool ready;	  /* what GET /ready answers; flipped by POST /ready/{ok,fail} */
+	const char *name;   /* pod name put in every reply */
+	bool ready;	    /* what GET /ready answers; flipped by POST /ready/{ok,fail} */
+	bool draining;	    /* SIGTERM seen, serving until shutdown_delay has passed */
+	int shutdown_delay; /* seconds to keep serving after SIGTERM */
 	struct sockaddr_in bind;
 	struct evhttp *http;
 	struct evconnlistener *tcp;
@@ -74,6 +80,8 @@ static void usage(FILE *f)
 		"  --tcp PORT        TCP echo port (default 9000; 0 = off)\n"
 		"  --udp PORT        UDP echo port (default 9000; 0 = off)\n"
 		"  --not-ready       start with GET /ready answering 503\n"
+		"  --shutdown-delay N  on SIGTERM, answer 503 on /ready and keep serving\n"
+		"                    for N seconds (0-3600, default 0) before stopping\n"
 		"\n"
 		"HTTP: GET / (echo), GET /healthz, GET /ready, POST /ready/fail, POST /ready/ok\n");
 }
@@ -167,7 +175,8 @@ static void http_cb(struct evhttp_request *req, void *arg)
 				   "%s: use POST to change readiness\n", path);
 			return;
 		}
-		e->ready = !strcmp(path, "/ready/ok");
+		/* A draining server stays not ready: it is on its way out. */
+		e->ready = !strcmp(path, "/ready/ok") && !e->draining;
 		fprintf(stderr, "echo-server %s: readiness set to %s by %s\n", e->name,
 			e->ready ? "ready" : "not ready", peer);
 		http_reply(req, 200, "OK", e->name, "pod=%s ready=%s\n", e->name,
@@ -339,6 +348,18 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct echo *e = arg;
 
 	(void)what;
+	if (sig == SIGTERM && e->shutdown_delay > 0 && !e->draining) {
+		struct timeval tv = {.tv_sec = e->shutdown_delay};
+
+		fprintf(stderr,
+			"echo-server %s: SIGTERM, not ready, serving %d s more (%lu requests so "
+			"far)\n",
+			e->name, e->shutdown_delay, e->n_requests);
+		e->draining = true;
+		e->ready = false;
+		event_base_loopexit(e->base, &tv);
+		return;
+	}
 	fprintf(stderr, "echo-server %s: %s, stopping after %lu requests\n", e->name,
 		sig == SIGTERM ? "SIGTERM" : "SIGINT", e->n_requests);
 	event_base_loopexit(e->base, NULL);
@@ -367,10 +388,15 @@ static void echo_fini(struct echo *e)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"name", required_argument, NULL, 'n'}, {"bind", required_argument, NULL, 'b'},
-		{"http", required_argument, NULL, 'H'}, {"tcp", required_argument, NULL, 'T'},
-		{"udp", required_argument, NULL, 'U'},	{"not-ready", no_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},	{0},
+		{"name", required_argument, NULL, 'n'},
+		{"bind", required_argument, NULL, 'b'},
+		{"http", required_argument, NULL, 'H'},
+		{"tcp", required_argument, NULL, 'T'},
+		{"udp", required_argument, NULL, 'U'},
+		{"not-ready", no_argument, NULL, 'r'},
+		{"shutdown-delay", required_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	struct echo e = {.ready = true, .udp_fd = -1};
 	int http_port = 8080, tcp_port = 9000, udp_port = 9000, c, rc = 1;
@@ -401,6 +427,22 @@ int main(int argc, char **argv)
 		case 'r':
 			e.ready = false;
 			break;
+		case 'D': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (!*optarg || *end || errno || v < 0 || v > 3600) {
+				fprintf(stderr,
+					"echo-server: --shutdown-delay '%s': expected seconds "
+					"0-3600\n",
+					optarg);
+				return 2;
+			}
+			e.shutdown_delay = (int)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
