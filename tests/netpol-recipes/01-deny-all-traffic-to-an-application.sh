@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: Apache-2.0
+# Recipe 01: DENY all traffic to an application (app=web,env=prod, no ingress rules).
+# Sourced by tests/integration/netpol_recipes.sh.
+#   n1: default/web (app=web,env=prod), default/test-same, default/web-other (app=web)
+#   n2: default/test
+{
+	pod default web n1 'app: web, env: prod'
+	pod default web-other n1 'app: web'
+	pod default test n2 'run: test'
+	pod default test-same n1 'run: test'
+} | apply pods
+ready default/web default/web-other default/test default/test-same
+
+allowed open-http default/test http default/web
+allowed open-udp default/test udp default/web
+
+apply web-deny-all <<'Y'
+kind: NetworkPolicy
+apiVersion: networking.k8s.io/v1
+metadata:
+  name: web-deny-all
+spec:
+  podSelector:
+    matchLabels:
+      app: web
+      env: prod
+Y
+sleep 1
+denied deny-http-cross-node default/test http default/web
+denied deny-tcp-cross-node default/test tcp default/web
+denied deny-udp-cross-node default/test udp default/web
+denied deny-http-same-node default/test-same http default/web
+denied deny-udp-same-node default/test-same udp default/web
+# Both labels must match: app=web alone is not selected.
+allowed not-selected-reachable default/test http default/web-other
+# Ingress-only: web's own egress stays open.
+allowed egress-untouched-http default/web http default/test
+allowed egress-untouched-udp default/web udp default/test
+late_ingress late-pod-isolated default/web-late n2 'app: web, env: prod' default/test-same http
+clean default
