@@ -220,11 +220,11 @@ clean() {
 	expect_eq "$(t cleaned)" "$left" ""
 }
 
-# --- the scenarios, in order (RECIPE_FILTER=09 runs only matching ones) -----------------
+# --- the scenarios, in order (RECIPE_FILTER="08|02a": only those, a regex on the number) ----
 for f in "$RECIPES"/[0-9]*.sh; do
 	R=$(basename "$f" .sh)
 	R=${R%%-*}
-	[[ -z ${RECIPE_FILTER:-} || $R == *"$RECIPE_FILTER"* ]] || continue
+	[[ -z ${RECIPE_FILTER:-} || $R =~ ^(${RECIPE_FILTER})$ ]] || continue
 	echo "# recipe $(basename "$f" .sh)"
 	source "$f"
 done
