@@ -301,7 +301,7 @@ static void udp_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct echo *e = arg;
 	char in[ECHO_MAX], out[ECHO_MAX + 256], peer[INET6_ADDRSTRLEN + 8];
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = sizeof(ss);
 	ssize_t n;
 	int len;
@@ -367,8 +367,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void echo_fini(struct echo *e)
 {
-	while (e->conns)
-		tcp_close(e->conns->bev, e->conns);
+	for (struct echo_conn *c = e->conns, *next; c; c = next) {
+		next = c->next;
+		bufferevent_free(c->bev);
+		free(c);
+	}
+	e->conns = NULL;
 	if (e->http)
 		evhttp_free(e->http);
 	if (e->tcp)
