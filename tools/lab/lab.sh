@@ -16,12 +16,14 @@
 #
 # Cluster DNS (like kubeadm's CoreDNS addon, as API objects): Service
 # kube-system/kube-dns 198.18.128.10 (dns 53/UDP, dns-tcp 53/TCP, metrics
-# 9153) and pods kube-dns-1 on n1, kube-dns-2 on n2 running the host's
-# sluice-dns, forwarding to knotd in L-ext, which serves example.test.
+# 9153) and Deployment kube-system/kube-dns (2 replicas spread by the
+# scheduler) running the host's sluice-dns, forwarding to knotd in L-ext,
+# which serves example.test.
 #
 #   lab up [--name L] [--nodes N] [--no-dns]
 #                                     build it (default name "lab", 2 nodes) with
 #                                     cluster DNS (kube-dns, upstream in L-ext)
+#   lab add-node [--name L]           one more node (n(N+1)) joins the running lab
 #   lab down [--name L]               remove everything it made (also a half-built lab)
 #   lab status [--name L]             daemons, nodes, pods, services
 #   lab exec [--name L] TARGET -- CMD run CMD in a node (n1..nN, cp, ext, fabric)
@@ -246,8 +248,66 @@ KC
 	chmod 600 "$1"
 }
 
+# start_agent I: node nI's sluice-agent in its netns.
+start_agent() {
+	# nsenter --net rather than `ip netns exec`: the latter remounts /sys,
+	# which hides the cgroup2 tree the agent attaches to.
+	start_daemon "agent-n$1" "$S/logs/agent-n$1.log" \
+		nsenter --net="/run/netns/$NAME-n$1" "$BIN/sluice-agent" \
+		--node-name "n$1" --kubeconfig "$S/kubeconfig-lab" \
+		--bpffs "$S/bpffs" --cgroup-root "$CG/n$1" --devices eth0 \
+		--node-ip "$(node_ip "$1")" --run-pods --state-dir "$S/n$1" \
+		--cni-conf-dir "$S/n$1/net.d" --cni-bin-dir "$S/cni-bin" \
+		--cluster-dns "$CLUSTER_DNS" --metrics-listen 127.0.0.1:10249 \
+		--log-level info
+}
+
+# fabric_member NAME ADDR: netns $NAME-NAME wired to br0 with eth0 ADDR/24.
+fabric_member() {
+	local nsn=$NAME-$1
+	netns_add "$nsn"
+	ip -n "$NAME-fabric" link add "$1" type veth peer name eth0 netns "$nsn" ||
+		die "veth $NAME-fabric/$1 <-> $nsn/eth0 failed"
+	ip -n "$NAME-fabric" link set "$1" master br0 up
+	ip -n "$nsn" addr add "$2/24" dev eth0
+	ip -n "$nsn" link set eth0 up
+}
+
+# add-node: node n(NODES+1) joins a running lab, recorded like up's nodes
+# (netns list, PID file, cgroup under the lab's), so down removes it.
+cmd_add_node() {
+	local i n regs
+	[[ $(id -u) == 0 ]] || die "add-node needs root"
+	load_config || die "lab '$NAME' is not up (no $S/config)"
+	pid_alive "$S/pids/control.pid" >/dev/null || die "lab '$NAME': sluice-control is not running"
+	n=$((NODES + 1))
+	((n <= 20)) || die "add-node: the lab has $NODES nodes, at most 20"
+	[[ -e /run/netns/$NAME-n$n ]] &&
+		die "network namespace $NAME-n$n exists but is not recorded by a lab"
+	log "adding node n$n ($(node_ip "$n"))"
+	# NODES first: down then covers n$n even if the rest fails half-way.
+	sed -i "s/^NODES=.*/NODES=$n/" "$S/config"
+	fabric_member "n$n" "$(node_ip "$n")"
+	in_ns "$NAME-n$n" sysctl -qw net.ipv4.ip_forward=1
+	mkdir -p "$CG/n$n/lab-exec" "$S/n$n/net.d" || die "cgroup $CG/n$n: mkdir failed"
+	start_agent "$n"
+	for ((i = 0; i < NODE_TIMEOUT * 4; i++)); do
+		regs=$(nodes_ready)
+		grep -qx "n$n Ready" <<<"$regs" && break
+		pid_alive "$S/pids/agent-n$n.pid" >/dev/null || break
+		sleep 0.25
+	done
+	grep -qx "n$n Ready" <<<"$regs" || {
+		tail -20 "$S/logs/agent-n$n.log" >&2
+		die "node n$n is not Ready after ${NODE_TIMEOUT}s (log above, $S/logs/agent-n$n.log)"
+	}
+	NODES=$n
+	route_pod_cidrs
+	echo "lab '$NAME': node n$n added ($(node_ip "$n"))"
+}
+
 cmd_up() {
-	local n i port ctl_flags=() agent_regs=0 nsn
+	local n i port ctl_flags=() agent_regs=0
 	[[ $(id -u) == 0 ]] || die "up needs root (network namespaces, bpffs, cgroups)"
 	[[ -n $CGROOT ]] || die "no cgroup2 mount in /proc/self/mounts: the agents need one"
 	need_bin sluice-control sluice-agent sluice-cni
@@ -288,13 +348,7 @@ CFG
 	for ((i = 1; i <= NODES; i++)); do members+=("n$i $(node_ip "$i")"); done
 	for m in "${members[@]}"; do
 		set -- $m
-		nsn=$NAME-$1
-		netns_add "$nsn"
-		ip -n "$NAME-fabric" link add "$1" type veth peer name eth0 netns "$nsn" ||
-			die "veth $NAME-fabric/$1 <-> $nsn/eth0 failed"
-		ip -n "$NAME-fabric" link set "$1" master br0 up
-		ip -n "$nsn" addr add "$2/24" dev eth0
-		ip -n "$nsn" link set eth0 up
+		fabric_member "$1" "$2"
 	done
 	for ((i = 1; i <= NODES; i++)); do
 		# Nodes route their pods' traffic; nothing else forwards.
@@ -354,18 +408,7 @@ CFG
 	write_kubeconfig "$S/kubeconfig" "$API_URL"
 	write_kubeconfig "$S/kubeconfig-lab" "http://$API_LAB"
 
-	for ((i = 1; i <= NODES; i++)); do
-		# nsenter --net rather than `ip netns exec`: the latter remounts /sys,
-		# which hides the cgroup2 tree the agent attaches to.
-		start_daemon "agent-n$i" "$S/logs/agent-n$i.log" \
-			nsenter --net="/run/netns/$NAME-n$i" "$BIN/sluice-agent" \
-			--node-name "n$i" --kubeconfig "$S/kubeconfig-lab" \
-			--bpffs "$S/bpffs" --cgroup-root "$CG/n$i" --devices eth0 \
-			--node-ip "$(node_ip "$i")" --run-pods --state-dir "$S/n$i" \
-			--cni-conf-dir "$S/n$i/net.d" --cni-bin-dir "$S/cni-bin" \
-			--cluster-dns "$CLUSTER_DNS" --metrics-listen 127.0.0.1:10249 \
-			--log-level info
-	done
+	for ((i = 1; i <= NODES; i++)); do start_agent "$i"; done
 	sleep 0.5
 	for ((i = 1; i <= NODES; i++)); do
 		pid_alive "$S/pids/agent-n$i.pid" >/dev/null || {
@@ -513,12 +556,16 @@ K
 	die "the upstream DNS (knotd in $NAME-ext) does not answer ($S/logs/dns-upstream.log)"
 }
 
-# dns_pod NAME NODE: a sluice-dns pod pinned to NODE.
-dns_pod() {
+# The kube-dns Deployment: two sluice-dns replicas that the scheduler spreads
+# over the nodes (it scores a ReplicaSet's pods apart), like kubeadm's CoreDNS.
+dns_deployment() {
 	cat <<J
-{"apiVersion":"v1","kind":"Pod","metadata":{"name":"$1","namespace":"kube-system",
+{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"kube-dns","namespace":"kube-system",
  "labels":{"k8s-app":"kube-dns"}},
- "spec":{"nodeName":"$2","dnsPolicy":"Default","terminationGracePeriodSeconds":2,
+ "spec":{"replicas":2,"selector":{"matchLabels":{"k8s-app":"kube-dns"}},
+  "strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},
+  "template":{"metadata":{"labels":{"k8s-app":"kube-dns"}},
+ "spec":{"dnsPolicy":"Default","terminationGracePeriodSeconds":2,
   "containers":[{"name":"sluice-dns","image":"sluice/sluice-dns",
    "command":["$BIN/sluice-dns","--kubeconfig","$S/kubeconfig-lab",
     "--forward","$DNS_UPSTREAM","--listen","0.0.0.0:53","--metrics","0.0.0.0:9153"],
@@ -527,7 +574,7 @@ dns_pod() {
     {"name":"metrics","containerPort":9153,"protocol":"TCP"}],
    "readinessProbe":{"httpGet":{"path":"/ready","port":9153},"periodSeconds":1},
    "livenessProbe":{"httpGet":{"path":"/health","port":9153},"periodSeconds":5,
-    "failureThreshold":5}}]}}
+    "failureThreshold":5}}]}}}}
 J
 }
 
@@ -553,12 +600,12 @@ dns_node_query() {
 }
 
 dns_addon() {
-	local i ready=0 second=n$((NODES >= 2 ? 2 : 1))
+	local i ready=0
 	need_bin sluice-dns
 	command -v dig >/dev/null || die "dig not found: install bind9-dnsutils (or use --no-dns)"
 	dns_upstream
-	log "cluster DNS: Service kube-system/kube-dns $CLUSTER_DNS, pods kube-dns-1 on n1 and" \
-		"kube-dns-2 on $second (sluice-dns)"
+	log "cluster DNS: Service kube-system/kube-dns $CLUSTER_DNS, Deployment kube-dns" \
+		"(2 sluice-dns replicas placed by the scheduler)"
 	api_create "Service kube-system/kube-dns" /api/v1/namespaces/kube-system/services '
 {"apiVersion":"v1","kind":"Service","metadata":{"name":"kube-dns","namespace":"kube-system",
  "labels":{"k8s-app":"kube-dns","kubernetes.io/name":"sluice-dns"}},
@@ -566,17 +613,15 @@ dns_addon() {
   "ports":[{"name":"dns","port":53,"targetPort":53,"protocol":"UDP"},
    {"name":"dns-tcp","port":53,"targetPort":53,"protocol":"TCP"},
    {"name":"metrics","port":9153,"targetPort":9153,"protocol":"TCP"}]}}'
-	api_create "pod kube-system/kube-dns-1" /api/v1/namespaces/kube-system/pods \
-		"$(dns_pod kube-dns-1 n1)"
-	api_create "pod kube-system/kube-dns-2" /api/v1/namespaces/kube-system/pods \
-		"$(dns_pod kube-dns-2 "$second")"
+	api_create "Deployment kube-system/kube-dns" /apis/apps/v1/namespaces/kube-system/deployments \
+		"$(dns_deployment)"
 	for ((i = 0; i < DNS_TIMEOUT * 4; i++)); do
 		ready=$(dns_pods_ready)
 		((ready >= 2)) && break
 		sleep 0.25
 	done
 	((ready >= 2)) || die "only $ready of 2 kube-dns pods are Ready after ${DNS_TIMEOUT}s" \
-		"(kubectl -n kube-system describe pods; logs under $S/n1/ and $S/$second/)"
+		"(kubectl -n kube-system describe deploy,pods; logs under $S/n*/pods/)"
 	# Ready pods become endpoints and then datapath backends on every node.
 	for ((i = 0; i < DNS_TIMEOUT * 4; i++)); do
 		[[ $(dns_node_query kubernetes.default.svc.cluster.local A) == 198.18.128.1 ]] &&
@@ -787,6 +832,7 @@ cmd_exec() {
 
 case $CMD in
 up) cmd_up ;;
+add-node) cmd_add_node ;;
 down) cmd_down ;;
 status) cmd_status ;;
 exec) cmd_exec ;;
@@ -796,7 +842,7 @@ kubeconfig)
 	;;
 -h | --help | help) usage ;;
 *)
-	echo "sluicectl lab: unknown command '$CMD': accepted are up, down, status, exec, kubeconfig" >&2
+	echo "sluicectl lab: unknown command '$CMD': accepted are up, add-node, down, status, exec, kubeconfig" >&2
 	exit 2
 	;;
 esac
