@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Cluster DNS in the lab (issue 5 acceptance): `sluicectl lab up` deploys
-# kube-system/kube-dns (ClusterIP 198.18.128.10) with two sluice-dns pods and
-# an upstream knotd in L-ext; every query here comes from pod shop/client on
-# n3, a node without a DNS pod, so it crosses nodes through the ClusterIP.
+# kube-system/kube-dns (ClusterIP 198.18.128.10) with a Deployment of two
+# sluice-dns pods spread by the scheduler, and an upstream knotd in L-ext;
+# every query here comes from pod shop/client on the node without a DNS pod,
+# so it crosses nodes through the ClusterIP.
 #
-#  L-n1: kube-dns-1, web-1, db-0     L-n2: kube-dns-2, web-2, db-1
-#  L-n3: client (dig, getent, python through its resolv.conf)
+#  L-n1: web-1, db-0     L-n2: web-2, db-1     kube-dns-*: on two of n1..n3
+#  the third node: client (dig, getent, python through its resolv.conf)
 #  L-ext 198.18.0.250: knotd serving example.test (the only upstream)
 #
 # Objects in namespace shop: web (ClusterIP, ports http/80 TCP and echo/7/UDP),
@@ -54,9 +55,22 @@ export KUBECONFIG=$S/kubeconfig
 
 expect_eq kube-dns-service "$(kc -n kube-system get svc kube-dns -o jsonpath='{.spec.clusterIP} {.spec.selector.k8s-app} {range .spec.ports[*]}{.name}/{.port}/{.protocol} {end}')" \
 	"198.18.128.10 kube-dns dns/53/UDP dns-tcp/53/TCP metrics/9153/TCP "
-expect_eq kube-dns-pods-pinned "$(kc -n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{range .items[*]}{.metadata.name}@{.spec.nodeName}={.status.conditions[?(@.type=="Ready")].status} {end}')" \
-	"kube-dns-1@n1=True kube-dns-2@n2=True "
-expect_match kube-dns-probe "$(kc -n kube-system get pod kube-dns-1 -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.path}:{.spec.containers[0].readinessProbe.httpGet.port}')" "^/ready:9153$"
+expect_eq kube-dns-deployment "$(kc -n kube-system get deploy kube-dns -o jsonpath='{.spec.replicas}/{.status.readyReplicas}')" 2/2
+# "name node" of each kube-dns pod, by label (the ReplicaSet names them).
+DNSP=$(kc -n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | sort)
+read -r DNS1 DNS1_NODE _ <<<"$(sed -n 1p <<<"$DNSP")"
+read -r DNS2 DNS2_NODE _ <<<"$(sed -n 2p <<<"$DNSP")"
+expect_eq kube-dns-pods-ready "$(awk '{print $3}' <<<"$DNSP" | tr '\n' ' ')" "True True "
+if [[ -n $DNS1_NODE && $DNS1_NODE != "$DNS2_NODE" ]]; then ok kube-dns-pods-spread; else
+	not_ok kube-dns-pods-spread "$DNSP"
+fi
+expect_match kube-dns-owned-by-replicaset "$(kc -n kube-system get pod "$DNS1" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" "^ReplicaSet/kube-dns-"
+expect_match kube-dns-probe "$(kc -n kube-system get pod "$DNS1" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.path}:{.spec.containers[0].readinessProbe.httpGet.port}')" "^/ready:9153$"
+# The client goes where no DNS pod runs.
+CLIENT_NODE=n3
+for n in n1 n2 n3; do
+	[[ $n != "$DNS1_NODE" && $n != "$DNS2_NODE" ]] && CLIENT_NODE=$n
+done
 expect_match upstream-recorded "$(cat "$S/pids/dns-upstream.pid" 2>&1)" '^[0-9]+ [0-9]+$'
 
 # --- workload ----------------------------------------------------------------------------
@@ -87,7 +101,7 @@ Y
 	pod web-2 n2 web
 	pod db-0 n1 db db-0 db
 	pod db-1 n2 db db-1 db
-	pod client n3 client
+	pod client "$CLIENT_NODE" client
 	cat <<'Y'
 apiVersion: v1
 kind: Service
@@ -167,7 +181,7 @@ db_eps() {
 }
 until_ok 15 db_eps || not_ok db-endpoints "$(kc -n shop get endpointslices -o yaml 2>&1 | head -40)"
 
-# --- queries from shop/client on n3 (its resolv.conf names 198.18.128.10) -------------------
+# --- queries from shop/client on the node without DNS pods (its resolv.conf names 198.18.128.10) -------------------
 
 NL=$'\n' # expect_match's regex sees the whole dig output: lines start after NL
 # q ARGS...: dig in the client pod through its resolv.conf.
@@ -233,7 +247,7 @@ t0=$(date +%s%N)
 fresh_ok() { [[ -n $FRESH && $(qs fresh.shop.svc.$Z A) == "$FRESH " ]]; }
 if until_ok 5 fresh_ok; then
 	ok new-service-resolves
-	echo "# fresh.shop resolved from n3 $((($(date +%s%N) - t0) / 1000000)) ms after create returned (includes lab exec)"
+	echo "# fresh.shop resolved from $CLIENT_NODE $((($(date +%s%N) - t0) / 1000000)) ms after create returned (includes lab exec)"
 else
 	not_ok new-service-resolves "fresh ($FRESH) gives '$(qs fresh.shop.svc.$Z A)' after 5 s"
 fi
@@ -256,29 +270,32 @@ cache_hits() {
 expect_eq forward-upstream "$(qs www.example.test A)" "198.18.0.250 "
 expect_eq forward-upstream-txt "$(q +short www.example.test TXT)" "\"served by knotd in $L-ext\""
 expect_eq forward-upstream-nxdomain "$(status nope.example.test A)" NXDOMAIN
-h0=$(cache_hits kube-dns-1 kube-dns-2)
+h0=$(cache_hits "$DNS1" "$DNS2")
 for _ in 1 2 3 4 5 6; do q +short ext.example.test A >/dev/null; done
-h1=$(cache_hits kube-dns-1 kube-dns-2)
+h1=$(cache_hits "$DNS1" "$DNS2")
 # Six queries over two caches: at most two misses.
 if [[ $h0 =~ ^[0-9]+$ && $h1 =~ ^[0-9]+$ ]] && ((h1 - h0 >= 4)); then ok forward-cache-hits-metric; else
 	not_ok forward-cache-hits-metric "sluice_dns_cache_hits_total over both pods: before $h0 after $h1 (6 queries)"
 fi
-expect_match upstream-up-metric "$(in_lab shop/client -- curl -s --max-time 2 "http://$(dns_ip kube-dns-2):9153/metrics")" \
+expect_match upstream-up-metric "$(in_lab shop/client -- curl -s --max-time 2 "http://$(dns_ip "$DNS2"):9153/metrics")" \
 	'sluice_dns_upstream_up\{upstream="198\.18\.0\.250:53"\} 1'
 
 # sluice-dns is the build under test (a sanitizer build in tests/run.sh):
 # a report in a DNS pod's log is a failure.
 expect_eq dns-pods-no-sanitizer-reports "$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
-	"$S"/n[12]/pods/*/sluice-dns.log 2>/dev/null)" ""
+	"$S"/n[123]/pods/*/sluice-dns.log 2>/dev/null)" ""
 
 # --- one DNS pod goes away: the other keeps answering -------------------------------------
 
-D2IP=$(dns_ip kube-dns-2)
-kc -n kube-system delete pod kube-dns-1 --wait=false >/dev/null 2>&1
+# The Deployment replaces the deleted pod; until then (and after) the
+# remaining one answers, and the deleted one's address leaves the endpoints.
+D1IP=$(dns_ip "$DNS1") D2IP=$(dns_ip "$DNS2")
+kc -n kube-system delete pod "$DNS1" --wait=false >/dev/null 2>&1
 dns_eps() {
-	[[ $(kc -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns \
-		-o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}') == \
-		"$D2IP=true " ]]
+	local e
+	e=" $(kc -n kube-system get endpointslices -l kubernetes.io/service-name=kube-dns \
+		-o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}')"
+	[[ $e == *" $D2IP=true "* && $e != *" $D1IP="* ]]
 }
 until_ok 20 dns_eps || not_ok kube-dns-endpoints-after-delete "$(kc -n kube-system get endpointslices \
 	-l kubernetes.io/service-name=kube-dns -o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}')"
