@@ -49,4 +49,5 @@ kc delete networkpolicy web-allow-all >/dev/null 2>&1
 sleep 1
 denied allow-removed-denied-again other2a/test http default/web
 denied allow-removed-udp-denied-again default/test udp default/web
+late_ingress late-pod-isolated default/web-late n2 'app: web, env: prod' other2a/test http
 clean default other2a

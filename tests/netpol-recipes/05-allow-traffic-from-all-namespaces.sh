@@ -25,6 +25,7 @@ spec:
 Y
 sleep 1
 denied deny-first default/test http secondary/web
+late_ingress late-pod-isolated secondary/web-late n2 'app: web' default/test http
 
 apply web-allow-all-namespaces <<'Y'
 kind: NetworkPolicy
@@ -45,6 +46,7 @@ allowed default-http-allowed default/test http secondary/web
 allowed default-udp-allowed default/test udp secondary/web
 allowed secondary-http-allowed secondary/test http secondary/web
 allowed secondary-tcp-allowed secondary/test tcp secondary/web
+allowed late-pod-allowed default/test udp secondary/web-late
 # Only app=web is selected: db stays open, and web's egress is untouched.
 allowed unselected-open default/test udp secondary/db
 allowed egress-untouched secondary/web http secondary/db

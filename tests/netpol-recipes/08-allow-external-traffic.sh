@@ -83,5 +83,8 @@ reach port80-external-tcp-9000-denied ext tcp "$N1" 30900 '^dropped$'
 allowed port80-pod-http-allowed default/test http default/web
 denied port80-pod-tcp-9000-denied default/test tcp default/web
 denied port80-pod-udp-denied default/test udp default/web
+# A pod created now is isolated (but for port 80) before its first packet.
+late_ingress late-pod-isolated default/web-late n2 'app: web' default/test tcp
+allowed late-pod-port80-allowed default/test http default/web-late
 kc delete service web >/dev/null 2>&1
 clean default
