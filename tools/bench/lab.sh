@@ -20,7 +20,12 @@
 #      connbench request rate (connect + request + response + close, closed
 #      loop) against two namespaces joined by one veth pair (the limit) and two
 #      namespaces joined through a bridge in a third one (the lab fabric alone:
-#      the fair reference), REPS runs each in rotating order.
+#      the fair reference), REPS runs each in rotating order;
+#   4. scale to datapath: a Deployment of echo-server pods behind a ClusterIP
+#      Service, `kubectl scale` 0 -> SCALE_N, time until every node's datapath
+#      (the maps its agent pinned, read with `sluicectl -o json service list`)
+#      has all SCALE_N endpoints as active backends (tools/bench/scaledp.py);
+#      then SCALE_N -> 0 until none is left; SCALE_RUNS runs.
 #
 # Addresses: the lab's own (198.18.0.0/24, pods 198.18.64.0/18); the
 # references use 198.19.240.0/24 (veth), 198.19.241.0/24 (bridge),
@@ -32,7 +37,7 @@
 # Knobs (environment): PODS (100), NODES (3), CNI_N (200), REPS (5),
 # SECONDS_PER_RUN (5: iperf3 -t and connbench --seconds), CONNS (connbench
 # connections in flight, 8), POD_TIMEOUT (seconds for all pods Ready, then
-# gone; 300).
+# gone; 300), SCALE_N (100), SCALE_RUNS (3), STEPS (steps to run, "1 2 3 4").
 if [[ -z ${SLUICE_IN_MNTNS:-} ]]; then
 	exec env SLUICE_IN_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
@@ -48,13 +53,17 @@ REPS=${REPS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-8}
 POD_TIMEOUT=${POD_TIMEOUT:-300}
+SCALE_N=${SCALE_N:-100}
+SCALE_RUNS=${SCALE_RUNS:-3}
+STEPS=" ${STEPS:-1 2 3 4} "
+step() { [[ $STEPS == *" $1 "* ]]; }
 PY=/usr/bin/python3
 KUBECTL=${KUBECTL:-$PWD/build/deps/kubectl-1.20/usr/bin/kubectl}
 REFCNI=/usr/lib/cni
 
 [[ $EUID -eq 0 ]] || { echo "lab bench: needs root (network namespaces, the lab)" >&2; exit 2; }
 ((NODES >= 3)) || { echo "lab bench: NODES must be >= 3 (the CNI part uses n3)" >&2; exit 2; }
-for b in sluice-control sluice-agent sluice-cni echo-server connbench; do
+for b in sluice-control sluice-agent sluice-cni echo-server connbench sluicectl; do
 	[[ -x $BIN/$b ]] || { echo "lab bench: $BIN/$b missing; run make first" >&2; exit 2; }
 done
 for c in iperf3 jq curl gnuplot nsenter "$PY" "$KUBECTL" "$REFCNI/ptp" "$REFCNI/host-local"; do
@@ -125,6 +134,7 @@ done
 ((r == NODES)) || { echo "lab bench: only $r of $NODES nodes Ready with a podCIDR" >&2; exit 1; }
 
 # --- 1. pod start / delete -----------------------------------------------------------------------
+if step 1; then
 log "1. pod start: $PODS pods on $NODES nodes"
 if "$PY" tools/bench/podstart.py "$API_URL" "$PODS" "$NODES" "$BIN/echo-server" "$POD_TIMEOUT" \
 	>"$tmp/podstart.out" 2>"$tmp/podstart.err"; then
@@ -134,8 +144,10 @@ else
 fi
 cat "$tmp/podstart.out" >>"$raw"
 grep podsummary "$tmp/podstart.out" >&2 || true
+fi
 
 # --- 2. CNI ADD / DEL ----------------------------------------------------------------------------
+if step 2; then
 log "2. CNI ADD/DEL: $CNI_N calls each, sluice-cni with and without agent, ptp + host-local"
 CONF=$S/n3/net.d/10-sluice.conflist
 [[ -f $CONF ]] || { echo "lab bench: $CONF missing (n3 has no podCIDR?)" >&2; exit 1; }
@@ -190,8 +202,11 @@ if ! nsenter --net="/run/netns/$L-n3" bash "$tmp/cni-loop.sh" "$tmp" "$CNI_N" "$
 	fail "CNI calls: $(grep -c 'rc=[1-9]' "$tmp/cni.txt") failed; first: $(grep -m1 '^cni ' "$tmp/cni.stderr")"
 fi
 cat "$tmp/cni.txt" >>"$raw"
+fi
 
 # --- 3. pod → pod throughput and request rate ----------------------------------------------------
+POD_MTU="?"
+if step 3; then
 log "3. throughput: pods on n1 and n2, references veth and bridge"
 cat >"$tmp/tp.yaml" <<Y
 apiVersion: v1
@@ -327,12 +342,57 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	esac
 	for p in $order; do run_tp "$p" "$rep"; done
 done
+fi
+
+# --- 4. scale to datapath ------------------------------------------------------------------------
+if step 4; then
+log "4. scale to datapath: kubectl scale 0 -> $SCALE_N, $SCALE_RUNS runs"
+cat >"$tmp/scale.yaml" <<Y
+apiVersion: v1
+kind: Namespace
+metadata: {name: scale}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sc, namespace: scale}
+spec:
+  selector: {app: sc}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: sc, namespace: scale}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: sc}}
+  template:
+    metadata: {labels: {app: sc}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: echo
+        image: sluice/echo-server
+        command: ["$BIN/echo-server", "--tcp", "0", "--udp", "0"]
+        readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
+Y
+"${KC[@]}" create --validate=false -f "$tmp/scale.yaml" >/dev/null
+SC_VIP=$("${KC[@]}" -n scale get svc sc -o jsonpath='{.spec.clusterIP}')
+if "$PY" tools/bench/scaledp.py "$KUBECTL" "$S/kubeconfig" "$BIN/sluicectl" "$S/bpffs" \
+	"$(seq -s, -f 'n%g' 1 "$NODES")" scale sc "$SC_VIP" 80 "$SCALE_N" "$SCALE_RUNS" "$POD_TIMEOUT" \
+	>"$tmp/scaledp.out" 2>"$tmp/scaledp.err"; then
+	:
+else
+	fail "scale to datapath: $(tail -1 "$tmp/scaledp.err")"
+fi
+cat "$tmp/scaledp.out" >>"$raw"
+grep -E 'test=(scaleready|scaledp)' "$tmp/scaledp.out" >&2 || true
+fi
 t_total=$(($(date +%s) - t_start))
 
 # --- report --------------------------------------------------------------------------------------
 log "report"
 export m_cpu m_nproc m_mem m_kernel m_commit m_date m_load v_iperf v_plugins t_total POD_MTU
-export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS
+export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS
 export FAILURES="${failures[*]}"
 "$PY" - "$raw" "$tmp" "$OUT" <<'PY'
 import os, sys, statistics
@@ -383,6 +443,10 @@ with open(out + "/lab.csv", "w") as f:
             f.write("tcp,%s,%s,%s,Gbit/s\n" % (r["path"], r["rep"], r["gbps"]))
         elif t == "rr":
             f.write("rr,%s,%s,%s,conn-requests/s\n" % (r["path"], r["rep"], r["rate"]))
+        elif t in ("scaledp", "scaledown"):
+            f.write("%s,%s,%s,%s,ms\n" % (t, r["node"], r["run"], r["ms"]))
+        elif t == "scaleready":
+            f.write("scaleready,deployment,%s,%s,ms\n" % (r["run"], r["ms"]))
 
 md = []
 w = md.append
@@ -393,7 +457,7 @@ def ratio(a, b):
 
 tcp_m = {p: med(v) for p, v in tcp.items()}
 rr_m = {p: med([x[0] for x in v]) for p, v in rr.items()}
-w("# Lab benchmark: pod start, CNI ADD/DEL, pod-to-pod across nodes\n")
+w("# Lab benchmark: pod start, CNI ADD/DEL, pod-to-pod across nodes, scale to datapath\n")
 w("Measured %s on commit `%s`, %s s. Status: %s.\n" % (E["m_date"], E["m_commit"], E["t_total"],
   "all runs completed without errors" if not fails else "FAILED: " + fails))
 w("Repeat with `make && make bench` (this part alone: `sudo BIN=build/bin tools/bench/lab.sh`; knobs "
@@ -476,6 +540,31 @@ for p in ("pod", "veth", "bridge", "routed"):
       ratio(med(t), tcp_m.get("veth", 0)), med(retr.get(p, [])), med([x[0] for x in q]), med([x[1] for x in q]),
       med([x[2] for x in q]), ratio(med([x[0] for x in q]), rr_m.get("veth", 0))))
 w("")
+sdp = [r for r in rows if r["test"] == "scaledp"]
+sdn = [r for r in rows if r["test"] == "scaledown"]
+srd = [float(r["ms"]) for r in rows if r["test"] == "scaleready"]
+w("## 4. Scale to datapath (`kubectl scale` 0 → %s, %s runs)\n" % (E["SCALE_N"], E["SCALE_RUNS"]))
+w("Deployment `scale/sc` of echo-server pods (readiness `httpGet /ready`, `periodSeconds: 1`) behind "
+  "the ClusterIP Service `sc`, placed by the scheduler over the %s nodes. The clock starts just before "
+  "`kubectl scale deploy/sc --replicas=%s` is exec'd and stops, per node, at the first poll of that "
+  "node's datapath (`sluicectl --bpffs B --node nI -o json service list`, the maps its agent pinned; "
+  "all nodes read at once, again 20 ms after the reads return; a round of reads of 100 backends takes 0.1-0.5 s on this loaded machine, the resolution of these figures) that shows %s active backends for the Service's frontend: the scheduler, "
+  "%s pod starts, readiness, the EndpointSlice controller and every agent's sync together. *Deployment "
+  "Ready* is when `status.readyReplicas` reached %s (polled with kubectl every 0.5 s). Scale-down "
+  "(%s → 0) runs until a node's datapath has no backend left. Percentiles over every (node, run) "
+  "pair.\n" % (E["NODES"], E["SCALE_N"], E["SCALE_N"], E["SCALE_N"], E["SCALE_N"], E["SCALE_N"]))
+w("| measurement | samples | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|")
+for name, v in (("scale 0 → %s: all endpoints on a node's datapath" % E["SCALE_N"], [float(r["ms"]) for r in sdp]),
+                ("scale 0 → %s: Deployment Ready (API)" % E["SCALE_N"], srd),
+                ("scale %s → 0: no backend left on a node's datapath" % E["SCALE_N"], [float(r["ms"]) for r in sdn])):
+    w("| %s | %d | %.0f | %.0f | %.0f |" % (name, len(v), pct(v, .5), pct(v, .99), max(v) if v else float("nan")))
+w("\n| run | " + " | ".join("%s ms" % n for n in sorted({r["node"] for r in sdp})) + " | Deployment Ready ms |")
+w("|---" * (len({r["node"] for r in sdp}) + 2) + "|")
+for run in sorted({int(r["run"]) for r in sdp}):
+    per = {r["node"]: r["ms"] for r in sdp if int(r["run"]) == run}
+    rd = [r["ms"] for r in rows if r["test"] == "scaleready" and int(r["run"]) == run]
+    w("| %d | %s | %s |" % (run, " | ".join(per[n] for n in sorted(per)), rd[0] if rd else "?"))
+w("")
 w("ANALYSIS_PLACEHOLDER\n")
 w("![Lab benchmark](lab.png)\n")
 w("Raw per-measurement figures: [lab.csv](lab.csv).")
@@ -536,8 +625,13 @@ set arrow from graph 0, first 0.9 to graph 1, first 0.9 nohead dt 2 lc rgb "blac
 plot dir."/tp.dat" using 2:xtic(1) title "TCP throughput", '' using 3 title "request rate", \
      NaN with lines dt 2 lc rgb "black" title "goal 0.9"
 G
-gnuplot -e "dir='$tmp'; out='$OUT/lab.png'; machine='$m_nproc cores, $m_date'" "$tmp/plot.gnuplot" ||
-	fail "gnuplot"
+# The plot shows steps 1-3; a partial run (STEPS) leaves lab.png as it was.
+if step 1 && step 2 && step 3; then
+	gnuplot -e "dir='$tmp'; out='$OUT/lab.png'; machine='$m_nproc cores, $m_date'" "$tmp/plot.gnuplot" ||
+		fail "gnuplot"
+else
+	log "STEPS=${STEPS# }: lab.png not redrawn (it plots steps 1-3)"
+fi
 
 log "results: $OUT/lab.md, $OUT/lab.csv, $OUT/lab.png"
 if ((${#failures[@]})); then
