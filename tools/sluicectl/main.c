@@ -7,7 +7,7 @@
  *   sluicectl [--bpffs DIR] [--node NAME] [-o text|json] service list
  *   sluicectl ... backend list | conntrack list | counters
  *   sluicectl flows [...]   NetworkPolicy decisions (agent/flows.h)
- *   sluicectl lab up|down|status|exec|kubeconfig ...   (tools/lab/lab.sh)
+ *   sluicectl lab up|down|status|exec|kubeconfig|add-node ...   (tools/lab/lab.sh)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,7 +27,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sluicectl [flags] service list | backend list | conntrack list | counters\n"
 		"       sluicectl flows [--verdict allow|deny] [--count N] ...  (flows --help)\n"
-		"       sluicectl lab up|down|status|exec|kubeconfig [--name L] ...  (lab --help)\n"
+		"       sluicectl lab up|down|status|exec|kubeconfig|add-node [--name L] ... (lab "
+		"--help)\n"
 		"\n"
 		"Shows the eBPF service load-balancing state a node's sluice-agent pinned.\n"
 		"\n"
