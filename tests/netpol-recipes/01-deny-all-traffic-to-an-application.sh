@@ -43,7 +43,7 @@ spec:
       app: web
       env: prod
 Y
-sleep 1
+changed
 denied deny-http-cross-node default/test http default/web
 denied deny-tcp-cross-node default/test tcp default/web
 denied deny-udp-cross-node default/test udp default/web

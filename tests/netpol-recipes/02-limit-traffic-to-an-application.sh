@@ -44,7 +44,7 @@ spec:
           matchLabels:
             app: bookstore
 Y
-sleep 1
+changed
 denied unlabeled-http-denied default/test http default/apiserver
 denied unlabeled-tcp-denied default/test tcp default/apiserver
 denied unlabeled-udp-denied default/test udp default/apiserver

@@ -22,7 +22,7 @@ spec:
       app: web
       env: prod
 Y
-sleep 1
+changed
 denied deny-all-first default/test http default/web
 
 apply web-allow-all <<'Y'
@@ -38,7 +38,7 @@ spec:
   ingress:
   - {}
 Y
-sleep 1
+changed
 allowed same-namespace-http-allowed default/test http default/web
 allowed same-namespace-udp-allowed default/test udp default/web
 allowed other-namespace-http-allowed other2a/test http default/web
@@ -46,7 +46,7 @@ allowed other-namespace-tcp-allowed other2a/test tcp default/web
 allowed egress-untouched default/web http other2a/test
 
 kc delete networkpolicy web-allow-all >/dev/null 2>&1
-sleep 1
+changed
 denied allow-removed-denied-again other2a/test http default/web
 denied allow-removed-udp-denied-again default/test udp default/web
 late_ingress late-pod-isolated default/web-late n2 'app: web, env: prod' other2a/test http

@@ -21,7 +21,7 @@ spec:
   podSelector:
     matchLabels:
 Y
-sleep 1
+changed
 denied in-namespace-http-denied default/client http default/web
 denied in-namespace-udp-denied default/client udp default/web
 denied in-namespace-same-node-denied default/client tcp default/db

@@ -24,7 +24,7 @@ spec:
   - from:
     - podSelector: {}
 Y
-sleep 1
+changed
 denied default-http-denied default/test http secondary/web
 denied default-udp-denied default/test udp secondary/web
 denied default-cross-node-denied default/test2 tcp secondary/web

@@ -23,7 +23,7 @@ spec:
     matchLabels:
       app: web
 Y
-sleep 1
+changed
 denied deny-first default/test http secondary/web
 late_ingress late-pod-isolated secondary/web-late n2 'app: web' default/test http
 
@@ -41,7 +41,7 @@ spec:
   - from:
     - namespaceSelector: {}
 Y
-sleep 1
+changed
 allowed default-http-allowed default/test http secondary/web
 allowed default-udp-allowed default/test udp secondary/web
 allowed secondary-http-allowed secondary/test http secondary/web

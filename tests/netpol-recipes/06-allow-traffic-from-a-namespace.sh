@@ -27,7 +27,7 @@ spec:
         matchLabels:
           purpose: production
 Y
-sleep 1
+changed
 denied dev-http-denied dev/test http default/web
 denied dev-udp-denied dev/test udp default/web
 denied dev-tcp-denied dev/test tcp default/web
@@ -39,10 +39,10 @@ allowed prod-tcp-allowed prod/test tcp default/web
 allowed egress-untouched default/web http dev/test
 # Relabelling dev to production admits it (namespace labels are followed).
 kc label namespace dev purpose=production --overwrite >/dev/null 2>&1
-sleep 1
+changed
 allowed dev-relabelled-allowed dev/test http default/web
 kc label namespace dev purpose=testing --overwrite >/dev/null 2>&1
-sleep 1
+changed
 denied dev-unlabelled-denied-again dev/test http default/web
 late_ingress late-pod-isolated default/web-late n2 'app: web' dev/test udp
 clean default dev prod

@@ -33,7 +33,7 @@ spec:
           matchLabels:
             type: monitoring
 Y
-sleep 1
+changed
 denied default-unlabelled-denied default/test http default/web
 denied default-monitoring-denied default/mon http default/web
 denied default-monitoring-udp-denied default/mon udp default/web

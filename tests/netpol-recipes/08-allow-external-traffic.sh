@@ -38,7 +38,7 @@ spec:
   podSelector:
     matchLabels:
 Y
-sleep 1
+changed
 reach deny-all-external-denied ext http "$N1" 30880 '^dropped$'
 reach deny-all-external-other-node-denied ext http "$N2" 30880 '^dropped$'
 denied deny-all-pod-denied default/test http default/web
@@ -55,7 +55,7 @@ spec:
   ingress:
   - {}
 Y
-sleep 1
+changed
 reach external-http-allowed ext http "$N1" 30880 "^ok pod=default/web "
 reach external-http-other-node-allowed ext http "$N2" 30880 "^ok pod=default/web "
 reach external-tcp-allowed ext tcp "$N1" 30900 "^ok pod=default/web "
@@ -76,7 +76,7 @@ spec:
   - ports:
     - port: 80
 Y
-sleep 1
+changed
 reach port80-external-http-allowed ext http "$N1" 30880 "^ok pod=default/web "
 reach port80-external-other-node-allowed ext http "$N2" 30880 "^ok pod=default/web "
 reach port80-external-tcp-9000-denied ext tcp "$N1" 30900 '^dropped$'

@@ -32,7 +32,7 @@ spec:
         matchLabels:
           role: monitoring
 Y
-sleep 1
+changed
 ports_probes() { # $1: check-name prefix
 	denied "$1-unlabelled-8000-denied" default/test http default/apiserver 8000
 	denied "$1-unlabelled-5000-denied" default/test tcp default/apiserver 5000
@@ -66,6 +66,6 @@ spec:
         matchLabels:
           role: monitoring
 Y
-sleep 1
+changed
 ports_probes named
 clean default

@@ -39,7 +39,7 @@ spec:
           app: inventory
           role: web
 Y
-sleep 1
+changed
 allowed catalog-allowed default/catalog tcp default/db 6379
 allowed catalog-udp-allowed default/catalog udp default/db 6379
 allowed search-same-node-allowed default/search tcp default/db 6379

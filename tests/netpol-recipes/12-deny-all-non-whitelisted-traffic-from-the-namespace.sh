@@ -23,7 +23,7 @@ spec:
   podSelector: {}
   egress: []
 Y
-sleep 1
+changed
 denied in-namespace-http-denied default/a http default/b
 denied in-namespace-udp-denied default/b udp default/a
 denied other-namespace-http-denied default/a http other12/c

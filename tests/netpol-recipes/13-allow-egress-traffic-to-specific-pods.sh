@@ -46,7 +46,7 @@ spec:
     - port: 80
       protocol: TCP
 Y
-sleep 1
+changed
 dns_allowed dns-udp-allowed default/frontend udp
 dns_allowed dns-tcp-allowed default/frontend tcp
 allowed backend-http-allowed default/frontend http default/backend-api
@@ -55,7 +55,7 @@ denied backend-udp-denied default/frontend udp default/backend-api
 denied database-http-denied default/frontend http default/database
 denied database-udp-denied default/frontend udp default/database
 reach external-denied default/frontend tcp "$EXT_IP" 80 '^dropped$'
-expect_eq "$(t external-dns-denied)" "$(ext_dns default/frontend udp)" dropped
+ext_dns_denied external-dns-denied default/frontend udp
 # Egress-only: the frontend still accepts connections.
 allowed ingress-untouched default/database http default/frontend
 late_egress late-pod-first-packet-allowed default/frontend-late n2 'app: frontend' http \
