@@ -179,7 +179,7 @@ else
 	echo "(skipped: needs Ready pods and their endpoints, see MISSING above)"
 fi
 
-step "Cluster DNS from pod client on n3: kube-dns ($(k get svc -n kube-system kube-dns -o jsonpath='{.spec.clusterIP}' 2>/dev/null)) runs on n1 and n2"
+step "Cluster DNS from pod client on n3: kube-dns ($(k get svc -n kube-system kube-dns -o jsonpath='{.spec.clusterIP}' 2>/dev/null)), two sluice-dns pods of Deployment kube-system/kube-dns"
 if [[ -n $pods_ok ]]; then
 	run k get pods -n kube-system -l k8s-app=kube-dns -o wide
 	run lab exec default/client -- cat /etc/resolv.conf
