@@ -309,7 +309,7 @@ static int key_cmp(const void *a, const void *b)
 static int prune(struct npol *p, int fd, const void *wanted, size_t n, size_t stride, size_t ksz,
 		 const char *what)
 {
-	uint8_t *keys = n ? malloc(n * ksz) : NULL, cur[64], next[64];
+	uint8_t *keys = n ? malloc(n * ksz) : NULL, cur[64] = {0}, next[64];
 	uint8_t *extra = NULL;
 	size_t n_extra = 0, cap = 0;
 	bool first = true;

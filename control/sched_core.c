@@ -787,7 +787,7 @@ size_t sched_fit_message(const struct sched_fit *fits, size_t n_nodes, char *buf
 	};
 	enum { CAP = 32 };
 	struct reason_count rc[CAP];
-	char *strs[CAP], line[CAP][220];
+	char *strs[CAP] = {0}, line[CAP][220];
 	size_t nrc = 0, off;
 
 	for (size_t i = 0; i < n_nodes; i++) {
@@ -885,7 +885,7 @@ int sched_select(const struct sched_pod *p, struct sched_node *const *nodes, siz
 		for (size_t c = 0; c < p->n_tscs; c++)
 			tmin[c] = INT32_MAX;
 	}
-	if (p->n_pref)
+	if (p->n_pref && n)
 		pw = calloc(n, sizeof(*pw));
 	for (size_t i = 0; i < n; i++) {
 		sched_filter(p, nodes[i], &fits[i]);

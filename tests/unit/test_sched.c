@@ -193,7 +193,7 @@ TEST(sched_toleration_truth_table)
 /* NodeSelectorRequirement operators against a node labelled gen=5 (or without gen). */
 TEST(sched_affinity_truth_table)
 {
-	static const struct {
+	static const struct { /* NOLINT(clang-analyzer-optin.performance.Padding): a table */
 		enum sched_op op;
 		const char *v1, *v2;
 		bool labelled, want;
@@ -469,7 +469,7 @@ TEST(sched_topology_spread)
 	snprintf(spec, sizeof(spec), TSC_FMT, "DoNotSchedule", "");
 	ASSERT_TRUE(pod_mk(&p, NULL, NULL, spec, NULL), "hard constraint");
 	ASSERT_EQ(p.n_tscs, 1, "parsed");
-	ASSERT_TRUE(p.tscs[0].self, "the pod matches its own selector");
+	ASSERT_TRUE(p.n_tscs >= 1 && p.tscs[0].self, "the pod matches its own selector");
 	ASSERT_TRUE(sched_select(&p, v, 3, NULL, cnt, &rr, fits, NULL) != 0, "not n0");
 	ASSERT_EQ(fits[0].reasons, SCHED_R_SPREAD, "n0: 2+1-1 > 1");
 	sched_pod_fini(&p);

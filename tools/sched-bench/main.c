@@ -152,6 +152,12 @@ static int offline(long nodes, long pods)
 
 	if (!n || !v || !fits || !owner || !lat || !j || sched_pod_parse(j, &p, err, sizeof(err))) {
 		fprintf(stderr, "sched-bench: offline setup failed\n");
+		free(n);
+		free(v);
+		free(fits);
+		free(owner);
+		free(lat);
+		json_object_put(j);
 		return 1;
 	}
 	for (long i = 0; i < nodes; i++) {
@@ -164,7 +170,7 @@ static int offline(long nodes, long pods)
 			 i);
 		o = sl_json_parse(nj, strlen(nj), NULL, 0);
 		if (!o || sched_node_parse(o, &n[i], err, sizeof(err)))
-			return 1;
+			return 1; /* NOLINT(clang-analyzer-unix.Malloc): the process exits */
 		json_object_put(o);
 		v[i] = &n[i];
 	}
@@ -291,6 +297,10 @@ int main(int argc, char **argv)
 	thr = calloc((size_t)creators, sizeof(*thr));
 	if (!b.sent || !b.bound || !lat || !thr) {
 		fprintf(stderr, "sched-bench: out of memory\n");
+		free(b.sent);
+		free(b.bound);
+		free(lat);
+		free(thr);
 		return 1;
 	}
 	/* A namespace of its own: no Service selects these pods, as in a real burst of a new
@@ -304,7 +314,7 @@ int main(int argc, char **argv)
 		snprintf(b.pods_path, sizeof(b.pods_path), "/api/v1/namespaces/%s/pods", b.prefix);
 		if (post(&b, "/api/v1/namespaces", body, err, sizeof(err))) {
 			fprintf(stderr, "sched-bench: %s\n", err);
-			return 1;
+			return 1; /* NOLINT(clang-analyzer-unix.Malloc): the process exits */
 		}
 	}
 	for (long i = 0; i < nodes; i++) {
@@ -353,13 +363,14 @@ int main(int argc, char **argv)
 	}
 	snprintf(rate_s, sizeof(rate_s), "%.0f", b.rate);
 	qsort(lat, (size_t)n_lat, sizeof(*lat), cmp_u64);
+	size_t mid = (size_t)n_lat / 2;
 	printf("sched-bench nodes=%ld pods=%ld rate=%s bound=%ld create_errors=%ld "
 	       "created_per_s=%.0f "
 	       "scheduled_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
 	       nodes, b.n_pods, b.rate > 0 ? rate_s : "max", n_lat, atomic_load(&b.errors),
 	       (double)b.n_pods * 1e6 / (double)(t_created - t0),
 	       n_lat && last > first ? (double)n_lat * 1e6 / (double)(last - first) : 0.0,
-	       n_lat ? (double)lat[n_lat / 2] / 1000.0 : 0.0,
+	       n_lat ? (double)lat[mid] / 1000.0 : 0.0,
 	       n_lat ? (double)lat[(size_t)((double)n_lat * 0.99) < (size_t)n_lat
 					   ? (size_t)((double)n_lat * 0.99)
 					   : (size_t)n_lat - 1] /
