@@ -313,8 +313,9 @@ int main(int argc, char **argv)
 			 b.prefix);
 		snprintf(b.pods_path, sizeof(b.pods_path), "/api/v1/namespaces/%s/pods", b.prefix);
 		if (post(&b, "/api/v1/namespaces", body, err, sizeof(err))) {
+			/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): the process exits */
 			fprintf(stderr, "sched-bench: %s\n", err);
-			return 1; /* NOLINT(clang-analyzer-unix.Malloc): the process exits */
+			return 1;
 		}
 	}
 	for (long i = 0; i < nodes; i++) {
