@@ -101,7 +101,7 @@ static int resources_add(struct json_object *containers, bool init, int64_t *cpu
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *req = sl_json_path(json_object_array_get_idx(containers, i),
-						       "resources", "requests", NULL);
+						       "resources", "requests", (char *)NULL);
 		char cb[64], mb[64];
 		const char *c = qty_str(req, "cpu", cb, sizeof(cb)),
 			   *m = qty_str(req, "memory", mb, sizeof(mb));
@@ -274,7 +274,7 @@ static uint64_t owner_hash(struct json_object *meta, const struct sched_pod *p)
 int sched_pod_parse(struct json_object *pod, struct sched_pod *p, char *err, size_t errlen)
 {
 	struct json_object *meta = sl_json_get(pod, "metadata"), *spec = sl_json_get(pod, "spec");
-	struct json_object *aff = sl_json_path(spec, "affinity", "nodeAffinity", NULL), *x;
+	struct json_object *aff = sl_json_path(spec, "affinity", "nodeAffinity", (char *)NULL), *x;
 	const char *phase = sl_json_get_str(sl_json_get(pod, "status"), "phase");
 	int64_t icpu = 0, imem = 0;
 	size_t n;
@@ -329,7 +329,7 @@ int sched_pod_parse(struct json_object *pod, struct sched_pod *p, char *err, siz
 	}
 
 	x = sl_json_path(aff, "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms",
-			 NULL);
+			 (char *)NULL);
 	if (sl_json_get(aff, "requiredDuringSchedulingIgnoredDuringExecution"))
 		p->has_req = true;
 	n = json_object_is_type(x, json_type_array) ? json_object_array_length(x) : 0;
