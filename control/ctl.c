@@ -424,26 +424,33 @@ static void node_update(struct json_object *o, struct json_object *n, void *arg)
 
 /* --- lifecycle -------------------------------------------------------------------------------- */
 
-static struct sl_informer *inf_new(struct ctl *c, struct sl_gvr gvr, const char *ns,
-				   struct sl_informer_handlers h, char *err, size_t errlen)
+struct sl_informer *ctl_informer_start(struct sl_client *client, const struct sl_gvr *gvr,
+				       const char *ns, const struct sl_informer_handlers *h,
+				       char *err, size_t errlen)
 {
 	struct sl_informer_opts o = {0};
 	struct sl_informer *inf;
 
-	o.gvr = gvr;
+	o.gvr = *gvr;
 	o.ns = ns;
 	o.delivery = SL_INF_DELIVER_THREAD;
-	o.handlers = h;
-	o.handlers.arg = c;
+	o.handlers = *h;
 	o.backoff_initial_ms = 50;
 	o.backoff_cap_ms = 2000;
-	inf = sl_informer_new(c->client, &o, err, errlen);
+	inf = sl_informer_new(client, &o, err, errlen);
 	if (inf && sl_informer_start(inf)) {
-		snprintf(err, errlen, "informer %s: start failed", gvr.resource);
+		snprintf(err, errlen, "informer %s: start failed", gvr->resource);
 		sl_informer_free(inf);
 		return NULL;
 	}
 	return inf;
+}
+
+static struct sl_informer *inf_new(struct ctl *c, struct sl_gvr gvr, const char *ns,
+				   struct sl_informer_handlers h, char *err, size_t errlen)
+{
+	h.arg = c;
+	return ctl_informer_start(c->client, &gvr, ns, &h, err, errlen);
 }
 
 static int worker_start(struct ctl *c, struct ctl_worker *w, void *(*fn)(void *))

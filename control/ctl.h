@@ -70,6 +70,20 @@ struct ctl *ctl_start(const struct ctl_config *cfg, const char *server, const ch
  */
 void ctl_stop(struct ctl *c);
 
+struct sl_client;
+struct sl_informer;
+struct sl_informer_handlers;
+struct sl_gvr;
+/*
+ * The informer every controller of sluice-control uses (endpoints, nodes, scheduler,
+ * workloads): thread delivery, a short reconnect backoff (50 ms doubling to 2 s, the server is
+ * local), started at once. ns NULL = all namespaces; h.arg is passed through. NULL with err on
+ * failure.
+ */
+struct sl_informer *ctl_informer_start(struct sl_client *client, const struct sl_gvr *gvr,
+				       const char *ns, const struct sl_informer_handlers *h,
+				       char *err, size_t errlen);
+
 /* --- endpoints: pure parts ----------------------------------------------------------------- */
 
 #define CTL_MAX_ENDPOINTS_PER_SLICE 100

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctl.h"
 #include "sched.h"
 #include "sluice/err.h"
 #include "sluice/informer.h"
@@ -889,22 +890,8 @@ static void *worker_thread(void *arg)
 static struct sl_informer *inf_new(struct sched *s, struct sl_gvr gvr,
 				   struct sl_informer_handlers h, char *err, size_t errlen)
 {
-	struct sl_informer_opts o = {0};
-	struct sl_informer *inf;
-
-	o.gvr = gvr;
-	o.delivery = SL_INF_DELIVER_THREAD;
-	o.handlers = h;
-	o.handlers.arg = s;
-	o.backoff_initial_ms = 50;
-	o.backoff_cap_ms = 2000;
-	inf = sl_informer_new(s->client, &o, err, errlen);
-	if (inf && sl_informer_start(inf)) {
-		snprintf(err, errlen, "informer %s: start failed", gvr.resource);
-		sl_informer_free(inf);
-		return NULL;
-	}
-	return inf;
+	h.arg = s;
+	return ctl_informer_start(s->client, &gvr, NULL, &h, err, errlen);
 }
 
 static int worker_start(struct sched *s, struct sworker *w, void *(*fn)(void *))

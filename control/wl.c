@@ -1353,36 +1353,28 @@ int wl_start(struct ctl *c, unsigned which, char *err, size_t errlen)
 	wl->which = which;
 	c->wl = wl;
 	for (int i = 0; i < INF_N; i++) {
-		struct sl_informer_opts o = {0};
+		struct sl_informer_handlers h;
 		if (i == INF_NODES && !(which & (CTL_DAEMONSET | CTL_GC)))
 			continue;
 		if (i == INF_SVCS && !(which & CTL_GC))
 			continue;
-		o.gvr = g[i];
-		o.delivery = SL_INF_DELIVER_THREAD;
-		o.handlers = (struct sl_informer_handlers){
+		h = (struct sl_informer_handlers){
 			.on_add = on_any, .on_update = on_update, .on_delete = on_any, .arg = wl};
 		if (i == INF_PODS)
-			o.handlers = (struct sl_informer_handlers){.on_add = on_pod,
-								   .on_update = on_pod_update,
-								   .on_delete = on_pod,
-								   .arg = wl};
+			h = (struct sl_informer_handlers){.on_add = on_pod,
+							  .on_update = on_pod_update,
+							  .on_delete = on_pod,
+							  .arg = wl};
 		else if (i == INF_NODES)
-			o.handlers = (struct sl_informer_handlers){.on_add = on_node,
-								   .on_update = on_node_update,
-								   .on_delete = on_any,
-								   .arg = wl};
+			h = (struct sl_informer_handlers){.on_add = on_node,
+							  .on_update = on_node_update,
+							  .on_delete = on_any,
+							  .arg = wl};
 		else if (i == INF_SVCS)
-			o.handlers = (struct sl_informer_handlers){.on_delete = on_svc_delete,
-								   .arg = wl};
-		o.backoff_initial_ms = 50;
-		o.backoff_cap_ms = 2000;
-		wl->inf[i] = sl_informer_new(c->client, &o, err, errlen);
-		if (!wl->inf[i] || sl_informer_start(wl->inf[i])) {
-			if (wl->inf[i])
-				snprintf(err, errlen, "informer %s: start failed", g[i].resource);
+			h = (struct sl_informer_handlers){.on_delete = on_svc_delete, .arg = wl};
+		wl->inf[i] = ctl_informer_start(c->client, &g[i], NULL, &h, err, errlen);
+		if (!wl->inf[i])
 			return -EINVAL;
-		}
 	}
 	wl->w.ctl = c;
 	wl->w.cancel = sl_cancel_new();
