@@ -137,34 +137,6 @@ static __always_inline struct sl_svc_val *sl_svc4_lookup(struct sl_svc_key *key,
 	return svc;
 }
 
-/* A still-valid affinity entry for this client, or 0. */
-static __always_inline __u32 sl_affinity_get(const struct sl_svc_val *svc,
-					     const struct sl_affinity_key *akey, __u64 now)
-{
-	struct sl_svc_be_key mkey = {};
-	struct sl_affinity_val *a;
-	struct sl_backend *be;
-	__u32 id;
-
-	a = bpf_map_lookup_elem(&sl_aff4_v1, akey);
-	if (!a)
-		return 0;
-	if (now - a->last_used_ns > (__u64)svc->affinity_s * SL_NSEC_PER_SEC)
-		return 0;
-	id = a->backend_id;
-	be = bpf_map_lookup_elem(&sl_be4_v1, &id);
-	/* Only ready backends keep affinity: a terminating one must not get new
-	 * connections through stickiness (cilium#27096). */
-	if (!id || !be || be->state != SL_BE_ACTIVE)
-		return 0;
-	mkey.svc_id = svc->svc_id;
-	mkey.backend_id = id;
-	if (!bpf_map_lookup_elem(&sl_svcbe4_v1, &mkey))
-		return 0;
-	a->last_used_ns = now;
-	return id;
-}
-
 /* Pick a slot: random for TCP (connections are independent), hash of the
  * socket cookie for UDP so every datagram of one socket, connected or not,
  * reaches the same backend. Slots pointing at GONE backends are skipped. */

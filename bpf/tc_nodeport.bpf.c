@@ -189,34 +189,6 @@ static __always_inline int np_nat_keep(const struct sl_ct4_val *ct, __u8 proto, 
 	return 0;
 }
 
-/*
- * ClientIP affinity (kube-proxy sessionAffinity): a backend used by this
- * client address within affinity_s seconds, if it is still ACTIVE and still a
- * member of the service (svcbe4); else 0. Refreshes the entry on a hit.
- */
-static __always_inline __u32 np_affinity_get(const struct sl_svc_val *svc,
-					     const struct sl_affinity_key *ak, __u64 now)
-{
-	struct sl_svc_be_key mk = {};
-	struct sl_affinity_val *a;
-	const struct sl_backend *be;
-	__u32 id;
-
-	a = bpf_map_lookup_elem(&sl_aff4_v1, ak);
-	if (!a || now - a->last_used_ns > (__u64)svc->affinity_s * SL_NSEC_PER_SEC)
-		return 0;
-	id = a->backend_id;
-	be = bpf_map_lookup_elem(&sl_be4_v1, &id);
-	if (!id || !be || be->state != SL_BE_ACTIVE)
-		return 0;
-	mk.svc_id = svc->svc_id;
-	mk.backend_id = id;
-	if (!bpf_map_lookup_elem(&sl_svcbe4_v1, &mk))
-		return 0;
-	a->last_used_ns = now;
-	return id;
-}
-
 /* Removes the reverse state of a CT entry that is being replaced. */
 static __always_inline void np_ct_release(const struct sl_ct4_val *ct, __u8 proto)
 {
@@ -291,7 +263,7 @@ static __always_inline int np_service(struct __sk_buff *skb, struct sl_pkt4 *pkt
 	if (svc->flags & SL_SVC_F_AFFINITY) {
 		ak.client = pkt->saddr;
 		ak.svc_id = svc->svc_id;
-		be_id = np_affinity_get(svc, &ak, now);
+		be_id = sl_affinity_get(svc, &ak, now);
 	}
 	if (!be_id) {
 		id = sl_lb_select(svc, hash);

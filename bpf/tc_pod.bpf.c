@@ -94,31 +94,6 @@ static __always_inline int pod_l4_fixup(struct __sk_buff *skb, const struct sl_p
 	return sl_sctp_csum_update(skb, pkt->l4_off, pkt->l4_len);
 }
 
-/* ClientIP affinity keyed by the pod address (as the uplink path keys it by
- * client address); validated against ACTIVE state and svcbe4 membership. */
-static __always_inline __u32 pod_affinity_get(const struct sl_svc_val *svc,
-					      const struct sl_affinity_key *ak, __u64 now)
-{
-	struct sl_svc_be_key mk = {};
-	struct sl_affinity_val *a;
-	const struct sl_backend *be;
-	__u32 id;
-
-	a = bpf_map_lookup_elem(&sl_aff4_v1, ak);
-	if (!a || now - a->last_used_ns > (__u64)svc->affinity_s * SL_NSEC_PER_SEC)
-		return 0;
-	id = a->backend_id;
-	be = bpf_map_lookup_elem(&sl_be4_v1, &id);
-	if (!id || !be || be->state != SL_BE_ACTIVE)
-		return 0;
-	mk.svc_id = svc->svc_id;
-	mk.backend_id = id;
-	if (!bpf_map_lookup_elem(&sl_svcbe4_v1, &mk))
-		return 0;
-	a->last_used_ns = now;
-	return id;
-}
-
 /* A slot by flow hash, skipping slots whose backend is GONE; 0 when none. */
 static __always_inline __u32 pod_slot_pick(const struct sl_svc_val *svc, __u32 hash)
 {
@@ -212,7 +187,7 @@ static __always_inline int pod_translate(struct __sk_buff *skb)
 	if (svc->flags & SL_SVC_F_AFFINITY) {
 		ak.client = pkt.saddr;
 		ak.svc_id = svc->svc_id;
-		be_id = pod_affinity_get(svc, &ak, now);
+		be_id = sl_affinity_get(svc, &ak, now);
 	}
 	if (!be_id)
 		be_id = pod_slot_pick(svc, sl_hash_flow4(pkt.saddr, pkt.daddr, pkt.sport, pkt.dport,
