@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@
 #include "nodeport.h"
 #include "pods.h"
 #include "policy.h"
+#include "proxier.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
@@ -69,6 +71,7 @@
 #endif
 
 #define AG "agent"
+#define AGENT_RUN_DIR "/run/sluice"
 
 enum { INF_SVC, INF_EPS, INF_NODE, INF_N };
 
@@ -107,6 +110,9 @@ struct agent {
 			   * (at start, and after a failed write) */
 	bool healthy;	  /* the last sync applied cleanly */
 	struct npol *pol; /* NetworkPolicy loop (policy.h) */
+	/* a legacy dataplane (proxier.h) in place of the socket LB; NULL = bpf */
+	const struct pxy_ops *pxops;
+	struct pxy *px;
 	__be32 *local_addrs;
 	size_t n_local_addrs;
 	/* health checks */
@@ -178,6 +184,59 @@ int agent_cgroup2_root(char *out, size_t outlen)
 	return rc;
 }
 
+/*
+ * The dataplane that last programmed this node, recorded in
+ * /run/sluice/<node>/dataplane so a restart with another --dataplane removes
+ * the old one's state first (proxier.h). /run: the rules and pins it
+ * describes do not survive a reboot either.
+ */
+static void dataplane_path(char *out, size_t len, const char *node_name)
+{
+	snprintf(out, len, "%s/%s/dataplane", AGENT_RUN_DIR, node_name);
+}
+
+static int dataplane_recorded(const char *node_name, enum agent_dataplane *out)
+{
+	char path[PATH_MAX], buf[32];
+	FILE *f;
+	size_t n;
+
+	dataplane_path(path, sizeof(path), node_name);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return agent_dataplane_parse(buf, out);
+}
+
+/* Records d; NULL removes the record. Failures are logged, never fatal. */
+static void dataplane_record(const char *node_name, const char *d)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	FILE *f;
+
+	dataplane_path(path, sizeof(path), node_name);
+	if (!d) {
+		unlink(path);
+		snprintf(dir, sizeof(dir), "%s/%s", AGENT_RUN_DIR, node_name);
+		rmdir(dir);
+		return;
+	}
+	mkdir(AGENT_RUN_DIR, 0755);
+	snprintf(dir, sizeof(dir), "%s/%s", AGENT_RUN_DIR, node_name);
+	mkdir(dir, 0755);
+	f = fopen(path, "we");
+	if (!f || fprintf(f, "%s\n", d) < 0 || fclose(f)) {
+		pr_warn(AG, "node '%s': recording the dataplane in '%s' failed: %s", node_name,
+			path, strerror(errno));
+		if (f)
+			fclose(f);
+	}
+}
+
 int agent_cleanup(const char *bpffs, const char *node_name)
 {
 	char root[PATH_MAX];
@@ -192,6 +251,21 @@ int agent_cleanup(const char *bpffs, const char *node_name)
 	rc = dp_cleanup(bpffs ? bpffs : DP_BPFFS_DEFAULT, node_name);
 	if (!rc && n < 0)
 		rc = n;
+	/* Every legacy dataplane's rules in this netns, recorded or not: the
+	 * recorded one may be stale (a crash between programming and writing
+	 * the record). */
+	for (int d = AGENT_DP_BPF + 1; d < AGENT_DP_N; d++) {
+		const struct pxy_ops *ops = pxy_ops_for((enum agent_dataplane)d);
+		int e = ops ? ops->cleanup() : 0;
+
+		if (e < 0 && e != -ENOTSUP) {
+			pr_err(AG, "node '%s': removing the %s rules failed: %s", node_name,
+			       ops->name, sl_strerror(e));
+			if (!rc)
+				rc = e;
+		}
+	}
+	dataplane_record(node_name, NULL);
 
 	if (rc)
 		pr_err(AG, "node '%s': cleanup failed: %s", node_name, sl_strerror(rc));
@@ -643,66 +717,24 @@ static void sync_retry(struct agent *a)
 	}
 }
 
-static void agent_sync(struct agent *a)
+/* Writes a plan into the eBPF maps; returns the number of failed writes. */
+static unsigned apply_plan_bpf(struct agent *a, const struct lbi_plan *plan)
 {
-	struct json_object *nodes;
-	struct lbi_plan plan;
-	struct timespec t0;
-	unsigned errors = 0;
 	struct sockterm_target *gone = NULL;
-	size_t n_gone = 0, n_addrs, n_ops;
-	const __be32 *addrs;
-	bool trim;
+	size_t n_gone = 0;
+	unsigned errors = 0;
 	int err;
 
-	for (int i = 0; i < INF_N; i++)
-		if (!sl_informer_has_synced(a->inf[i]))
-			return; /* the first sync waits for complete caches */
-	/* Take in whatever is queued first, so a sync never sees half a burst
-	 * (at start: Services without their slices, written twice). */
-	for (int i = 0; i < INF_N; i++)
-		sl_informer_dispatch(a->inf[i], 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	a->dirty = false;
-	/* Nodes are few: the uplink path reads them as JSON. */
-	nodes = sl_informer_list(a->inf[INF_NODE]);
-	if (np_node_sync(a->np, a->cfg.node_name, nodes))
-		errors++;
-	json_object_put(nodes);
-	addrs = lbi_node_addrs(a->lbi, &n_addrs);
-	if (n_addrs != a->n_local_addrs ||
-	    (n_addrs && memcmp(addrs, a->local_addrs, n_addrs * sizeof(__be32)))) {
-		__be32 *v = malloc((n_addrs + 1) * sizeof(*v));
-		if (v && !dp_local_addrs_set(a->dp, addrs, n_addrs)) {
-			if (n_addrs) /* addrs is NULL when the Node is gone */
-				memcpy(v, addrs, n_addrs * sizeof(*v));
-			free(a->local_addrs);
-			a->local_addrs = v;
-			a->n_local_addrs = n_addrs;
-		} else {
-			free(v);
-			errors++;
-		}
-	}
-	err = lbi_plan(a->lbi, a->want_full, &plan);
-	if (err) {
-		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
-		       sl_strerror(err));
-		a->sync_errors++;
-		a->healthy = false;
-		sync_retry(a);
-		return;
-	}
-	errors += apply_backends(a, plan.be_put, plan.n_be_put) != 0;
-	for (size_t i = 0; i < plan.n_fe_put; i++)
-		errors += apply_frontend(a, plan.fe_put[i].st,
-					 &plan.fe_put[i].st->frontends[plan.fe_put[i].idx]) != 0;
-	for (size_t i = 0; i < plan.n_fe_del; i++) {
-		err = delete_frontend(a, &plan.fe_del[i]);
+	errors += apply_backends(a, plan->be_put, plan->n_be_put) != 0;
+	for (size_t i = 0; i < plan->n_fe_put; i++)
+		errors += apply_frontend(a, plan->fe_put[i].st,
+					 &plan->fe_put[i].st->frontends[plan->fe_put[i].idx]) != 0;
+	for (size_t i = 0; i < plan->n_fe_del; i++) {
+		err = delete_frontend(a, &plan->fe_del[i]);
 		errors += err != 0 && err != -SL_ERR_NOTFOUND;
 	}
-	for (size_t i = 0; i < plan.n_be_del; i++) {
-		const struct lbm_backend *b = &plan.be_del[i];
+	for (size_t i = 0; i < plan->n_be_del; i++) {
+		const struct lbm_backend *b = &plan->be_del[i];
 
 		err = dp_backend_remove(a->dp, b->addr, b->port, b->proto);
 		if (err == -SL_ERR_NOTFOUND)
@@ -720,9 +752,8 @@ static void agent_sync(struct agent *a)
 			}
 		}
 	}
-	n_ops = plan.n_be_put + plan.n_fe_put + plan.n_fe_del + plan.n_be_del;
-	a->ops_applied += n_ops - errors;
-	if (plan.full && !errors) {
+	a->ops_applied += plan->n_be_put + plan->n_fe_put + plan->n_fe_del + plan->n_be_del - errors;
+	if (plan->full && !errors) {
 		/* Adopted pinned state (or a failed write): drop what is no longer
 		 * wanted, now that everything wanted is in place. */
 		struct reconcile r = {.a = a};
@@ -750,6 +781,75 @@ static void agent_sync(struct agent *a)
 				a->cfg.node_name, sts.destroyed);
 	}
 	free(gone);
+	return errors;
+}
+
+/* Hands the model to the legacy dataplane; returns 1 when it failed. */
+static unsigned apply_plan_legacy(struct agent *a, const struct lbi_plan *plan)
+{
+	int err = a->pxops->sync(a->px, a->lbi, plan->full || a->want_full);
+
+	if (err) {
+		pr_err(AG, "node '%s': programming the %s dataplane failed: %s", a->cfg.node_name,
+		       a->pxops->name, sl_strerror(err));
+		return 1;
+	}
+	a->ops_applied += plan->n_be_put + plan->n_fe_put + plan->n_fe_del + plan->n_be_del;
+	return 0;
+}
+
+static void agent_sync(struct agent *a)
+{
+	struct json_object *nodes;
+	struct lbi_plan plan;
+	struct timespec t0;
+	unsigned errors = 0;
+	size_t n_addrs, n_ops;
+	const __be32 *addrs;
+	bool trim;
+	int err;
+
+	for (int i = 0; i < INF_N; i++)
+		if (!sl_informer_has_synced(a->inf[i]))
+			return; /* the first sync waits for complete caches */
+	/* Take in whatever is queued first, so a sync never sees half a burst
+	 * (at start: Services without their slices, written twice). */
+	for (int i = 0; i < INF_N; i++)
+		sl_informer_dispatch(a->inf[i], 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	a->dirty = false;
+	/* Nodes are few: the uplink path reads them as JSON. */
+	nodes = sl_informer_list(a->inf[INF_NODE]);
+	if (np_node_sync(a->np, a->cfg.node_name, nodes))
+		errors++;
+	json_object_put(nodes);
+	addrs = lbi_node_addrs(a->lbi, &n_addrs);
+	if (n_addrs != a->n_local_addrs ||
+	    (n_addrs && memcmp(addrs, a->local_addrs, n_addrs * sizeof(__be32)))) {
+		__be32 *v = malloc((n_addrs + 1) * sizeof(*v));
+		if (v && !dp_local_addrs_set(a->dp, addrs, n_addrs) &&
+		    (!a->px || !a->pxops->set_node_addrs(a->px, addrs, n_addrs))) {
+			if (n_addrs) /* addrs is NULL when the Node is gone */
+				memcpy(v, addrs, n_addrs * sizeof(*v));
+			free(a->local_addrs);
+			a->local_addrs = v;
+			a->n_local_addrs = n_addrs;
+		} else {
+			free(v);
+			errors++;
+		}
+	}
+	err = lbi_plan(a->lbi, a->want_full, &plan);
+	if (err) {
+		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
+		       sl_strerror(err));
+		a->sync_errors++;
+		a->healthy = false;
+		sync_retry(a);
+		return;
+	}
+	errors += a->px ? apply_plan_legacy(a, &plan) : apply_plan_bpf(a, &plan);
+	n_ops = plan.n_be_put + plan.n_fe_put + plan.n_fe_del + plan.n_be_del;
 	if (plan.hc_changed)
 		hc_update(a);
 	if (errors) {
@@ -967,6 +1067,29 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 					out, "sluice_datapath_events_total{reason=\"%s\"} %llu\n",
 					reasons[i], (unsigned long long)ctr[i].packets);
 	}
+	evbuffer_add_printf(out,
+			    "# TYPE sluice_agent_dataplane gauge\n"
+			    "sluice_agent_dataplane{dataplane=\"%s\"} 1\n",
+			    a->pxops ? a->pxops->name : "bpf");
+	if (a->px) {
+		struct pxy_stats ps = {0};
+
+		a->pxops->stats(a->px, &ps);
+		evbuffer_add_printf(
+			out,
+			"# TYPE sluice_agent_dataplane_syncs_total counter\n"
+			"sluice_agent_dataplane_syncs_total %llu\n"
+			"# TYPE sluice_agent_dataplane_sync_errors_total counter\n"
+			"sluice_agent_dataplane_sync_errors_total %llu\n"
+			"# TYPE sluice_agent_dataplane_rules gauge\n"
+			"sluice_agent_dataplane_rules %llu\n"
+			"# TYPE sluice_agent_dataplane_last_sync_seconds gauge\n"
+			"sluice_agent_dataplane_last_sync_seconds %.6f\n"
+			"# TYPE sluice_agent_dataplane_last_program_seconds gauge\n"
+			"sluice_agent_dataplane_last_program_seconds %.6f\n",
+			(unsigned long long)ps.syncs, (unsigned long long)ps.sync_errors,
+			(unsigned long long)ps.rules, ps.last_sync_s, ps.last_program_s);
+	}
 	np_metrics_write(a->np, out);
 	npol_metrics_write(a->pol, out);
 	for (int i = 0; i < INF_N; i++) {
@@ -1040,6 +1163,77 @@ out:
 	return rc;
 }
 
+/*
+ * Opens the legacy dataplane --dataplane asks for (a.px stays NULL for bpf)
+ * and removes the state of the one recorded for this node if it differs:
+ * the bpf hooks are detached by dp_open(no_attach) and the uplink filters
+ * here, netfilter rules by their backend's cleanup.
+ */
+static int dataplane_switch(struct agent *a)
+{
+	enum agent_dataplane want = (enum agent_dataplane)a->cfg.dataplane, had;
+	const char *name = agent_dataplane_name(want);
+	const struct pxy_ops *old;
+
+	if (!name) {
+		pr_err(AG, "dataplane %d: unknown", a->cfg.dataplane);
+		return -EINVAL;
+	}
+	if (want != AGENT_DP_BPF) {
+		struct pxy_cfg pc = {
+			.node_name = a->cfg.node_name,
+			.cluster_cidr = a->cfg.cluster_cidr,
+			.masquerade_all = a->cfg.masquerade_all,
+		};
+
+		if (a->cfg.devices && a->cfg.devices[0]) {
+			pr_err(AG,
+			       "--devices loads the eBPF uplink path, which --dataplane %s "
+			       "replaces; drop one of them",
+			       name);
+			return -EINVAL;
+		}
+		if (a->cfg.iptables_variant && !strcmp(a->cfg.iptables_variant, "legacy"))
+			pc.iptables_cmd = "iptables-legacy-restore";
+		else if (a->cfg.iptables_variant && !strcmp(a->cfg.iptables_variant, "nft"))
+			pc.iptables_cmd = "iptables-nft-restore";
+		a->pxops = pxy_ops_for(want);
+		if (!a->pxops) {
+			pr_err(AG, "--dataplane %s: not built into this sluice-agent", name);
+			return -ENOTSUP;
+		}
+		a->px = a->pxops->open(&pc);
+		if (!a->px) {
+			int err = -errno;
+
+			pr_err(AG, "node '%s': --dataplane %s cannot start: %s (reason above)",
+			       a->cfg.node_name, name, sl_strerror(err));
+			return err ? err : -EINVAL;
+		}
+	}
+	if (dataplane_recorded(a->cfg.node_name, &had))
+		had = AGENT_DP_BPF;
+	if (had == want)
+		return 0;
+	pr_info(AG, "node '%s': switching the service dataplane from %s to %s",
+		a->cfg.node_name, agent_dataplane_name(had), name);
+	old = pxy_ops_for(had);
+	if (old) {
+		int err = old->cleanup();
+
+		if (err < 0)
+			pr_warn(AG, "node '%s': removing the %s rules failed: %s",
+				a->cfg.node_name, old->name, sl_strerror(err));
+	} else if (had == AGENT_DP_BPF) {
+		char root[PATH_MAX];
+
+		snprintf(root, sizeof(root), "%s/sluice/%s",
+			 a->cfg.bpffs ? a->cfg.bpffs : DP_BPFFS_DEFAULT, a->cfg.node_name);
+		np_detach_all(root);
+	}
+	return 0;
+}
+
 int agent_run(const struct agent_config *cfg)
 {
 	static const struct sl_gvr gvrs[INF_N] = {
@@ -1081,9 +1275,13 @@ int agent_run(const struct agent_config *cfg)
 		}
 		a.cfg.cgroup_root = cgroot;
 	}
+	rc = dataplane_switch(&a);
+	if (rc)
+		goto out;
 	dpo.bpffs = cfg->bpffs;
 	dpo.node = cfg->node_name;
 	dpo.cgroup = a.cfg.cgroup_root;
+	dpo.no_attach = a.px != NULL;
 	a.dp = dp_open(&dpo);
 	if (!a.dp) {
 		rc = -errno;
@@ -1092,6 +1290,17 @@ int agent_run(const struct agent_config *cfg)
 		goto out;
 	}
 	dp_host_netns_set(a.dp, host_netns_cookie());
+	if (a.px) {
+		/* The pod datapath still reads the service maps: with them empty it
+		 * leaves service traffic to netfilter. */
+		struct reconcile r = {.a = &a};
+
+		dp_svc_foreach(a.dp, stale_frontend, &r);
+		dp_backend_foreach(a.dp, stale_backend, &r);
+	}
+	/* No record means bpf: only a legacy dataplane leaves one behind. */
+	dataplane_record(cfg->node_name,
+			 a.px ? agent_dataplane_name((enum agent_dataplane)cfg->dataplane) : NULL);
 	a.st = sockterm_open(dp_pin_root(a.dp));
 	if (!a.st)
 		pr_warn(AG,
@@ -1223,6 +1432,8 @@ out:
 	node_close(a.node); /* before the base: timers and the endpoint socket */
 	pods_close(a.pods); /* before the base: events on it; pods keep running */
 	np_close(a.np);	    /* before the base: it owns a timer on it */
+	if (a.px)
+		a.pxops->close(a.px);
 	npol_close(a.pol);  /* before the base: informer events and timers */
 	if (a.base)
 		event_base_free(a.base);

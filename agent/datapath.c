@@ -535,6 +535,25 @@ static int dp_map_fd(struct dp *dp, const char *name)
 	return bpf_map__fd(m);
 }
 
+/* Detaches and unpins <root>/link_<prog> if an earlier run left one. */
+static void dp_link_drop(struct dp *dp, const char *prog)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/link_%s", dp->root, prog) >= (int)sizeof(path) ||
+	    access(path, F_OK))
+		return;
+	fd = bpf_obj_get(path);
+	if (fd >= 0 && bpf_link_detach(fd))
+		pr_warn(DP_LOG, "link '%s': detach failed: %s", path, strerror(errno));
+	dp_fd_close(fd);
+	if (unlink(path))
+		pr_warn(DP_LOG, "pin '%s': unlink failed: %s", path, strerror(errno));
+	else
+		pr_info(DP_LOG, "link '%s': detached (socket LB off)", path);
+}
+
 /* Attaches prog to the cgroup, or adopts the link pinned at <root>/link_<prog>
  * and swaps its program in place (no window without a program). */
 static int dp_link_setup(struct dp *dp, struct dp_link *l, struct bpf_program *prog, __u64 cg_id)
@@ -802,6 +821,10 @@ struct dp *dp_open(const struct dp_opts *o)
 	progs[3] = dp->skel->progs.sl_getpeername4;
 	progs[4] = dp->skel->progs.sl_post_bind4;
 	for (int i = 0; i < DP_NPROGS; i++) {
+		if (o->no_attach) {
+			dp_link_drop(dp, bpf_program__name(progs[i]));
+			continue;
+		}
 		/* cgroup v2 directory inode number == cgroup id. */
 		err = dp_link_setup(dp, &dp->links[i], progs[i], st.st_ino);
 		if (err)

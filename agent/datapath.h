@@ -37,6 +37,10 @@ struct dp_opts {
 	const char *bpffs;  /* bpf filesystem mount; NULL = DP_BPFFS_DEFAULT */
 	const char *node;   /* node name, [A-Za-z0-9._-]{1,63}: pin root <bpffs>/sluice/<node> */
 	const char *cgroup; /* cgroup v2 directory the programs attach to */
+	/* Load and pin the maps but leave the socket hooks detached (and detach
+	 * the links of an earlier run): a legacy dataplane (agent/proxier.h)
+	 * translates service traffic, the pod datapath still uses the maps. */
+	bool no_attach;
 };
 
 struct dp;

@@ -450,6 +450,7 @@ struct svcent {
 	struct lbm_state *frag; /* the last plan's fragment; NULL = nothing wanted */
 	struct lbm_state *old;	/* during a plan: the fragment it replaces */
 	struct svcent *dnext;	/* dirty list */
+	uint64_t gen;		/* bumped whenever frag is replaced (lbi_foreach_fragment) */
 	bool dirty;
 	bool in_plan;
 };
@@ -502,6 +503,7 @@ struct lbi {
 	struct svcent *dirty;
 	size_t n_dirty;
 	size_t n_fe_wanted; /* frontends with a winner */
+	uint64_t gen;	    /* last fragment generation handed out */
 	bool need_full;	    /* bookkeeping was lost (ENOMEM): rebuild everything */
 	/* build scratch: a Service's slices materialised as k8s structs */
 	struct k8s_endpointslice *es;
@@ -1375,6 +1377,7 @@ static int plan_commit(struct lbi *l, struct svcent **ds, struct lbm_state **new
 		news[i] = NULL;
 		s->old = o;
 		s->frag = nw;
+		s->gen = ++l->gen;
 		s->in_plan = true;
 		for (size_t k = 0; o && k < o->n_backends; k++)
 			if (be_use(l, &o->backends[k], -1))
@@ -1604,4 +1607,40 @@ int lbi_foreach_service(const struct lbi *l, int (*fn)(const struct lbm_service 
 			return rc;
 	}
 	return 0;
+}
+
+int lbi_foreach_fragment(const struct lbi *l, lbi_fragment_fn fn, void *arg)
+{
+	bool *owned = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	HFOREACH(&l->svcs, struct svcent, s)
+	{
+		const struct lbm_state *f = s->frag;
+
+		if (!f || !f->n_services)
+			continue;
+		if (f->n_frontends > cap) {
+			bool *v = realloc(owned, f->n_frontends * sizeof(*v));
+
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			owned = v;
+			cap = f->n_frontends;
+		}
+		for (size_t k = 0; k < f->n_frontends; k++) {
+			const struct sl_svc_key *key = &f->frontends[k].key;
+			const struct ferec *r = hfind_u64(&l->fes, fe_key(key));
+
+			owned[k] = r && key->scope <= SL_SCOPE_INT && r->written[key->scope] == s;
+		}
+		rc = fn(f, owned, s->gen, arg);
+		if (rc)
+			break;
+	}
+	free(owned);
+	return rc;
 }

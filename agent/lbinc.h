@@ -115,4 +115,19 @@ void lbi_counts(const struct lbi *l, size_t *frontends, size_t *backends);
 int lbi_foreach_service(const struct lbi *l, int (*fn)(const struct lbm_service *s, void *arg),
 			void *arg);
 
+/*
+ * Calls fn for every built Service's fragment after a plan: frag->services[0]
+ * is the Service (with its port names), frag->frontends its entries (EXT and
+ * INT scope; lbm_frontend.port_idx names the service port) over
+ * frag->backends, as the model built them for this Service alone. owned[k]
+ * says whether frontend k won its {addr, port, proto, scope} (false: a
+ * FrontendConflict lost it to an older Service). gen is unique to this
+ * fragment over the lbi's lifetime: equal gen, same content, so a datapath
+ * that renders per Service (agent/proxier.h) re-renders only what changed.
+ * Stops on non-zero and returns it; -ENOMEM.
+ */
+typedef int (*lbi_fragment_fn)(const struct lbm_state *frag, const bool *owned, uint64_t gen,
+			       void *arg);
+int lbi_foreach_fragment(const struct lbi *l, lbi_fragment_fn fn, void *arg);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "node.h"
+#include "proxier.h"
 #include "sluice/log.h"
 
 static void usage(FILE *f)
@@ -54,9 +55,18 @@ static void usage(FILE *f)
 		"  --cni-bin-dir DIR       CNI plugins (default /opt/cni/bin)\n"
 		"  --cluster-dns IP        nameserver in pods' resolv.conf\n"
 		"  --cluster-domain D      cluster domain (default cluster.local)\n"
-		"  --cleanup               detach and unpin everything for --node-name (and the\n"
-		"                          uplink tc filters in this network namespace), then "
-		"exit\n"
+		"  --dataplane MODE        bpf (default) | iptables | nftables | ipvs: which\n"
+		"                          datapath translates service traffic; the legacy ones\n"
+		"                          program what kube-proxy programs (docs/dataplanes.md)\n"
+		"  --iptables-variant V    auto (default) | legacy | nft: the iptables-restore\n"
+		"                          binary --dataplane iptables drives\n"
+		"  --cluster-cidr CIDR     pod CIDR: legacy dataplanes masquerade ClusterIP\n"
+		"                          traffic from outside it (kube-proxy's flag)\n"
+		"  --masquerade-all        legacy dataplanes masquerade all service traffic\n"
+		"  --cleanup               detach and unpin everything for --node-name, remove\n"
+		"                          every dataplane's rules (iptables, nftables, IPVS) and\n"
+		"                          the uplink tc filters in this network namespace, then\n"
+		"                          exit\n"
 		"  --log-level LEVEL       error|warn|info|debug (default info)\n");
 }
 
@@ -116,6 +126,10 @@ int main(int argc, char **argv)
 		{"cni-bin-dir", required_argument, NULL, 'B'},
 		{"cluster-dns", required_argument, NULL, 'N'},
 		{"cluster-domain", required_argument, NULL, 'z'},
+		{"dataplane", required_argument, NULL, 'X'},
+		{"iptables-variant", required_argument, NULL, 'V'},
+		{"cluster-cidr", required_argument, NULL, 'r'},
+		{"masquerade-all", no_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -231,6 +245,49 @@ int main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case 'X': {
+			enum agent_dataplane d;
+
+			if (agent_dataplane_parse(optarg, &d)) {
+				fprintf(stderr,
+					"sluice-agent: --dataplane '%s': accepted values are bpf, "
+					"iptables, nftables, ipvs\n",
+					optarg);
+				return 2;
+			}
+			cfg.dataplane = (int)d;
+			break;
+		}
+		case 'V':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "legacy") &&
+			    strcmp(optarg, "nft")) {
+				fprintf(stderr,
+					"sluice-agent: --iptables-variant '%s': accepted values are "
+					"auto, legacy, nft\n",
+					optarg);
+				return 2;
+			}
+			cfg.iptables_variant = optarg;
+			break;
+		case 'r': {
+			char ip[INET_ADDRSTRLEN], *slash = strchr(optarg, '/');
+			unsigned bits;
+			size_t n = slash ? (size_t)(slash - optarg) : 0;
+
+			if (!slash || n >= sizeof(ip) || parse_uint(slash + 1, 32, &bits) ||
+			    (memcpy(ip, optarg, n), ip[n] = '\0', inet_pton(AF_INET, ip, &a4) != 1)) {
+				fprintf(stderr,
+					"sluice-agent: --cluster-cidr '%s': expected an IPv4 CIDR "
+					"such as 10.244.0.0/16\n",
+					optarg);
+				return 2;
+			}
+			cfg.cluster_cidr = optarg;
+			break;
+		}
+		case 'A':
+			cfg.masquerade_all = true;
 			break;
 		case 'L':
 			if (sl_log_level_parse(optarg, &lvl)) {

@@ -792,6 +792,21 @@ static int svc_build(struct build *b, const struct k8s_service *s, uint32_t rank
 		free(ext);
 		return -ENOMEM;
 	}
+	if (sp->n_ports) {
+		out->port_names = calloc(sp->n_ports, sizeof(*out->port_names));
+		if (!out->port_names) {
+			free(ext);
+			return -ENOMEM;
+		}
+		out->n_ports = (uint32_t)sp->n_ports;
+		for (i = 0; i < sp->n_ports; i++) {
+			out->port_names[i] = strdup(str_or_empty(sp->ports[i].name));
+			if (!out->port_names[i]) {
+				free(ext);
+				return -ENOMEM;
+			}
+		}
+	}
 	if (type == SVC_LOADBALANCER && etp && sp->health_check_node_port > 0 &&
 	    sp->health_check_node_port <= 65535)
 		out->hc_node_port = (uint16_t)sp->health_check_node_port;
@@ -1092,6 +1107,7 @@ static int frontends_assemble(struct build *b, size_t n_kept)
 		o->affinity_s = f->affinity_s;
 		o->drop = f->drop;
 		o->svc = f->svc;
+		o->port_idx = f->port_idx;
 		o->be = st->slots + f->off;
 		st->services[f->svc].n_frontends++;
 	}
@@ -1195,6 +1211,9 @@ void lbm_state_free(struct lbm_state *st)
 	for (i = 0; i < st->n_services; i++) {
 		free(st->services[i].ns);
 		free(st->services[i].name);
+		for (uint32_t j = 0; j < st->services[i].n_ports; j++)
+			free(st->services[i].port_names[j]);
+		free(st->services[i].port_names);
 	}
 	for (i = 0; i < st->n_problems; i++) {
 		free(st->problems[i].ns);

@@ -136,6 +136,7 @@ struct lbm_frontend {
 				* the service has endpoints elsewhere: kube-proxy drops
 				* silently instead of rejecting */
 	uint32_t svc;	       /* index into lbm_state.services */
+	uint32_t port_idx;     /* index in the Service's spec.ports (lbm_service.port_names) */
 	const uint32_t *be;    /* count indices into lbm_state.backends, in backend order */
 };
 
@@ -145,6 +146,11 @@ struct lbm_service {
 	uint16_t hc_node_port;	     /* spec.healthCheckNodePort, 0 = no HC server */
 	uint32_t hc_local_endpoints; /* local ready endpoints (all ports); 0 = answer 503 */
 	uint32_t n_frontends;	     /* EXT and INT entries this service owns */
+	/* spec.ports[i].name ("" when unset), for datapaths that name things per
+	 * service port like kube-proxy ("ns/name:port"): the iptables and
+	 * nftables backends (agent/proxier.h) */
+	char **port_names;
+	uint32_t n_ports;
 };
 
 /* Why a service is not fully programmed; reason is a static CamelCase Event reason. */

@@ -37,6 +37,11 @@ struct agent_config {
 	const char *cni_bin_dir;    /* default /opt/cni/bin */
 	const char *cluster_dns;    /* nameserver for pods' resolv.conf, or NULL */
 	const char *cluster_domain; /* default cluster.local */
+	/* service dataplane (agent/proxier.h) */
+	int dataplane;		      /* enum agent_dataplane; 0 = bpf */
+	const char *iptables_variant; /* "auto" (NULL), "legacy", "nft" */
+	const char *cluster_cidr;     /* pod CIDR for legacy masquerading, or NULL */
+	bool masquerade_all;
 };
 
 void agent_config_defaults(struct agent_config *cfg);
