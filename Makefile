@@ -25,7 +25,7 @@ Q :=
 msg = @true
 endif
 
-PKGS      := json-c libevent libcurl sqlite3 libbpf libmnl libnl-3.0 libnl-route-3.0
+PKGS      := json-c libevent libcurl sqlite3 libbpf libmnl libnftnl libnl-3.0 libnl-route-3.0 libnl-genl-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lelf -lz -lpthread -lm
 

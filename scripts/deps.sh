@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 PKGS=(
   build-essential pkg-config clang llvm
   libjson-c-dev libevent-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
-  libbpf-dev bpftool libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
+  libbpf-dev bpftool libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev libnl-genl-3-dev
   libclang-rt-14-dev
   etcd-server etcd-client
-  bind9-dnsutils knot nsd unbound dnsperf iproute2 iputils-ping nftables iptables curl jq hyperfine gnuplot-nox
+  bind9-dnsutils knot nsd unbound dnsperf iproute2 iputils-ping nftables iptables conntrack curl jq hyperfine gnuplot-nox
   clang-format clang-tidy cppcheck
   nodejs
   # tests/integration/cni_runtimes.sh: sluice-cni under real runtimes (ctr run --cni,
