@@ -38,9 +38,9 @@
 #else
 /* include/uapi/linux/ip_vs.h, the parts used here (stable ABI). */
 #define IP_VS_SVC_F_PERSISTENT 0x0001
-#define IP_VS_CONN_F_MASQ 0x0000
-#define IPVS_GENL_NAME "IPVS"
-#define IPVS_GENL_VERSION 0x1
+#define IP_VS_CONN_F_MASQ      0x0000
+#define IPVS_GENL_NAME	       "IPVS"
+#define IPVS_GENL_VERSION      0x1
 struct ip_vs_flags {
 	__u32 flags;
 	__u32 mask;
@@ -75,7 +75,7 @@ enum {
 	IPVS_CMD_ATTR_TIMEOUT_UDP,
 	__IPVS_CMD_ATTR_MAX,
 };
-#define IPVS_CMD_ATTR_MAX (__IPVS_CMD_ATTR_MAX - 1)
+#define IPVS_CMD_ATTR_MAX      (__IPVS_CMD_ATTR_MAX - 1)
 enum {
 	IPVS_SVC_ATTR_UNSPEC = 0,
 	IPVS_SVC_ATTR_AF,
@@ -92,7 +92,7 @@ enum {
 	IPVS_SVC_ATTR_STATS64,
 	__IPVS_SVC_ATTR_MAX,
 };
-#define IPVS_SVC_ATTR_MAX (__IPVS_SVC_ATTR_MAX - 1)
+#define IPVS_SVC_ATTR_MAX      (__IPVS_SVC_ATTR_MAX - 1)
 enum {
 	IPVS_DEST_ATTR_UNSPEC = 0,
 	IPVS_DEST_ATTR_ADDR,
@@ -108,7 +108,7 @@ enum {
 	IPVS_DEST_ATTR_ADDR_FAMILY,
 	__IPVS_DEST_ATTR_MAX,
 };
-#define IPVS_DEST_ATTR_MAX (__IPVS_DEST_ATTR_MAX - 1)
+#define IPVS_DEST_ATTR_MAX     (__IPVS_DEST_ATTR_MAX - 1)
 #endif
 
 #include "lbinc.h"
@@ -123,7 +123,10 @@ enum {
 
 static const char *proto_name(uint8_t p)
 {
-	return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : p == IPPROTO_SCTP ? "sctp" : "?";
+	return p == IPPROTO_TCP	   ? "tcp"
+	       : p == IPPROTO_UDP  ? "udp"
+	       : p == IPPROTO_SCTP ? "sctp"
+				   : "?";
 }
 
 static double now_s(void)
@@ -256,9 +259,10 @@ int pxy_ipvs_probe(char *why, size_t len)
 	if (!rc) {
 		/* IPVS is there; kube-proxy's IPVS mode also needs the ipset tool. */
 		if (!on_path("ipset")) {
-			snprintf(why, len,
-				 "the ipset tool is not installed (kube-proxy's IPVS mode keeps its "
-				 "service addresses in ipsets); install the ipset package");
+			snprintf(
+				why, len,
+				"the ipset tool is not installed (kube-proxy's IPVS mode keeps its "
+				"service addresses in ipsets); install the ipset package");
 			return -ENOENT;
 		}
 		if (len)
@@ -383,8 +387,9 @@ int ipvs_msg_service(struct nl_msg *m, int family, uint8_t cmd, const struct ipv
 {
 	int err = put_hdr(m, family, cmd, 0);
 
-	return err ? err : put_svc_attrs(m, vs, cmd == IPVS_CMD_NEW_SERVICE ||
-							cmd == IPVS_CMD_SET_SERVICE);
+	return err ? err
+		   : put_svc_attrs(m, vs,
+				   cmd == IPVS_CMD_NEW_SERVICE || cmd == IPVS_CMD_SET_SERVICE);
 }
 
 int ipvs_msg_dest(struct nl_msg *m, int family, uint8_t cmd, const struct ipvs_vs *vs,
@@ -476,8 +481,7 @@ int ipvs_dummy_ensure(struct nl_sock *rt, int *ifindex)
 	if (rc < 0) {
 		rc = nle_errno(rc);
 		pr_err(PX, "interface '%s': creating the dummy device failed: %s%s", IPVS_DUMMY_DEV,
-		       strerror(-rc),
-		       rc == -EOPNOTSUPP ? " (kernel without CONFIG_DUMMY)" : "");
+		       strerror(-rc), rc == -EOPNOTSUPP ? " (kernel without CONFIG_DUMMY)" : "");
 		return rc;
 	}
 	rc = link_index(rt, IPVS_DUMMY_DEV);
@@ -548,8 +552,7 @@ static bool has_addr(const __be32 *a, size_t n, __be32 v)
 	return false;
 }
 
-int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t n,
-		    size_t *changed)
+int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t n, size_t *changed)
 {
 	__be32 *have;
 	size_t nh;
@@ -796,9 +799,10 @@ void ipvs_sets_fini(struct ipvs_sets *s)
 
 static const char *set_type_name(enum set_type t)
 {
-	return t == ST_IP_PORT ? "hash:ip,port" : t == ST_IP_PORT_IP ? "hash:ip,port,ip"
-					  : t == ST_PORT     ? "bitmap:port"
-							     : "hash:ip";
+	return t == ST_IP_PORT	    ? "hash:ip,port"
+	       : t == ST_IP_PORT_IP ? "hash:ip,port,ip"
+	       : t == ST_PORT	    ? "bitmap:port"
+				    : "hash:ip";
 }
 
 int ipvs_render_ipset(const struct ipvs_sets *prev, const struct ipvs_sets *next,
@@ -819,7 +823,7 @@ int ipvs_render_ipset(const struct ipvs_sets *prev, const struct ipvs_sets *next
 			sl_buf_printf(out, "flush %s\n", sets[k].name);
 		/* both sorted: a merge gives the difference */
 		while (i < np || j < next->n[k]) {
-			int c = i == np		 ? 1
+			int c = i == np		  ? 1
 				: j == next->n[k] ? -1
 						  : strcmp(prev->e[k][i], next->e[k][j]);
 
@@ -862,13 +866,13 @@ static void ext_ip_rules(struct sl_buf *b, enum ipvs_set k)
 	};
 
 	for (int i = 0; i < 2; i++)
-		sl_buf_printf(b, "-A KUBE-SERVICES -m comment --comment \"%s\" -m set --match-set %s "
+		sl_buf_printf(b,
+			      "-A KUBE-SERVICES -m comment --comment \"%s\" -m set --match-set %s "
 			      "dst,dst %s\n",
 			      sets[k].comment, sets[k].name, tails[i]);
 }
 
-int ipvs_render_iptables(const struct pxy_cfg *cfg, const struct ipvs_sets *s,
-			 struct sl_buf *b)
+int ipvs_render_iptables(const struct pxy_cfg *cfg, const struct ipvs_sets *s, struct sl_buf *b)
 {
 	unsigned bit = cfg->masq_bit ? cfg->masq_bit : 14;
 	char mark[16];
@@ -925,27 +929,29 @@ int ipvs_render_iptables(const struct pxy_cfg *cfg, const struct ipvs_sets *s,
 		      "requiring SNAT\" -j MASQUERADE --random-fully\n"
 		      "-A KUBE-MARK-MASQ -j MARK --or-mark %s\nCOMMIT\n",
 		      mark, mark, mark, mark);
-	sl_buf_printf(b,
-		      "*filter\n:KUBE-FORWARD - [0:0]\n:KUBE-NODE-PORT - [0:0]\n"
-		      ":KUBE-IPVS-FILTER - [0:0]\n"
-		      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark "
-		      "--mark %s/%s -j ACCEPT\n"
-		      "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack "
-		      "rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
-		      "-A KUBE-NODE-PORT -m comment --comment \"%s\" -m set --match-set %s dst -j "
-		      "ACCEPT\n",
-		      mark, mark, sets[IPVS_SET_HEALTH_CHECK_NODE_PORT].comment,
-		      sets[IPVS_SET_HEALTH_CHECK_NODE_PORT].name);
+	sl_buf_printf(
+		b,
+		"*filter\n:KUBE-FORWARD - [0:0]\n:KUBE-NODE-PORT - [0:0]\n"
+		":KUBE-IPVS-FILTER - [0:0]\n"
+		"-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark "
+		"--mark %s/%s -j ACCEPT\n"
+		"-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack "
+		"rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+		"-A KUBE-NODE-PORT -m comment --comment \"%s\" -m set --match-set %s dst -j "
+		"ACCEPT\n",
+		mark, mark, sets[IPVS_SET_HEALTH_CHECK_NODE_PORT].comment,
+		sets[IPVS_SET_HEALTH_CHECK_NODE_PORT].name);
 	/* kubernetes/kubernetes#72236: a VIP must not reach the node's own ports */
-	sl_buf_puts(b, "-A KUBE-IPVS-FILTER -m set --match-set KUBE-LOAD-BALANCER dst,dst -j RETURN\n"
-		       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j RETURN\n"
-		       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP dst,dst -j RETURN\n"
-		       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -j "
-		       "RETURN\n"
-		       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j "
-		       "RETURN\n"
-		       "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set "
-		       "KUBE-IPVS-IPS dst -j REJECT\nCOMMIT\n");
+	sl_buf_puts(b,
+		    "-A KUBE-IPVS-FILTER -m set --match-set KUBE-LOAD-BALANCER dst,dst -j RETURN\n"
+		    "-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j RETURN\n"
+		    "-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP dst,dst -j RETURN\n"
+		    "-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -j "
+		    "RETURN\n"
+		    "-A KUBE-IPVS-FILTER -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j "
+		    "RETURN\n"
+		    "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set "
+		    "KUBE-IPVS-IPS dst -j REJECT\nCOMMIT\n");
 	return b->oom ? -ENOMEM : 0;
 }
 
@@ -1006,13 +1012,13 @@ static void iptables_bin(const struct pxy_cfg *cfg, char *out, size_t len)
 
 static int jump_op(const char *bin, size_t i, const char *op)
 {
-	char *argv[] = {(char *)bin,		   "-w",
-			"-t",			   (char *)jumps[i].table,
-			(char *)op,		   (char *)jumps[i].chain,
-			"-m",			   "comment",
-			"--comment",		   (char *)jumps[i].comment,
-			"-j",			   (char *)jumps[i].target,
-			NULL,			   NULL};
+	char *argv[] = {(char *)bin, "-w",
+			"-t",	     (char *)jumps[i].table,
+			(char *)op,  (char *)jumps[i].chain,
+			"-m",	     "comment",
+			"--comment", (char *)jumps[i].comment,
+			"-j",	     (char *)jumps[i].target,
+			NULL,	     NULL};
 
 	if (!strcmp(op, "-I")) {
 		/* prepend, as kube-proxy's EnsureRule(Prepend) */
@@ -1191,14 +1197,20 @@ static int genl_dump(struct pxy *p, const struct ipvs_vs *vs, struct dump *d)
 	err = put_hdr(m, p->family, cmd, NLM_F_DUMP);
 	if (!err && vs)
 		err = put_svc_attrs(m, vs, false);
-	if (!err)
-		err = nle_errno(nl_socket_modify_cb(p->genl, NL_CB_VALID, NL_CB_CUSTOM,
-						    vs ? on_dest : on_service, d));
 	if (!err) {
-		int rc = nl_send_auto(p->genl, m);
+		/* a callback set of its own: the socket's stays clean for the acks */
+		struct nl_cb *sc = nl_socket_get_cb(p->genl), *cb = sc ? nl_cb_clone(sc) : NULL;
+		int rc = -NLE_NOMEM;
 
-		if (rc >= 0)
-			rc = nl_recvmsgs_default(p->genl);
+		nl_cb_put(sc);
+
+		if (cb) {
+			nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, vs ? on_dest : on_service, d);
+			rc = nl_send_auto(p->genl, m);
+			if (rc >= 0)
+				rc = nl_recvmsgs(p->genl, cb);
+			nl_cb_put(cb);
+		}
 		err = rc < 0 ? nle_errno(rc) : d->err;
 	}
 	nlmsg_free(m);
@@ -1418,9 +1430,9 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 
 		for (size_t i = 0; i < c.n && !want; i++)
 			want = same_vs(&c.w[i].vs, vs);
-		if (want || !(has_addr(bound, n_bound, vs->addr) ||
-			      has_addr(c.bind, c.n_bind, vs->addr) ||
-			      has_addr(p->node_addrs, p->n_node_addrs, vs->addr)))
+		if (want ||
+		    !(has_addr(bound, n_bound, vs->addr) || has_addr(c.bind, c.n_bind, vs->addr) ||
+		      has_addr(p->node_addrs, p->n_node_addrs, vs->addr)))
 			continue;
 		rc = send_service(p, IPVS_CMD_DEL_SERVICE, vs);
 		if (rc && rc != -ESRCH && rc != -ENOENT) {
@@ -1441,9 +1453,9 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 			       rc == -EPROTO ? "ipset refused the input" : strerror(-rc));
 	}
 	if (!rc) {
-		char *argv[] = {(char *)(p->cfg.iptables_cmd ? p->cfg.iptables_cmd
-							     : "iptables-restore"),
-				"-w", "--noflush", NULL};
+		char *argv[] = {
+			(char *)(p->cfg.iptables_cmd ? p->cfg.iptables_cmd : "iptables-restore"),
+			"-w", "--noflush", NULL};
 
 		sl_buf_reset(&b);
 		rc = ipvs_render_iptables(&p->cfg, &c.sets, &b);
@@ -1458,8 +1470,8 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 		if (jump_op(bin, i, "-C"))
 			rc = jump_op(bin, i, "-I");
 		if (rc)
-			pr_err(PX, "table %s chain %s: adding the jump to %s failed", jumps[i].table,
-			       jumps[i].chain, jumps[i].target);
+			pr_err(PX, "table %s chain %s: adding the jump to %s failed",
+			       jumps[i].table, jumps[i].chain, jumps[i].target);
 	}
 	if (!rc) {
 		p->jumps_ok = true;
@@ -1601,10 +1613,10 @@ static int ipvs_cleanup(void)
 	 * ...) only go when kube-proxy's IPVS sets show this mode ran here, and a
 	 * chain another mode still jumps to stays (-X fails quietly). */
 	static const char *const chains[][2] = {
-		{"nat", "KUBE-SERVICES"},      {"nat", "KUBE-POSTROUTING"},
-		{"nat", "KUBE-NODE-PORT"},     {"nat", "KUBE-LOAD-BALANCER"},
-		{"nat", "KUBE-MARK-MASQ"},     {"filter", "KUBE-FORWARD"},
-		{"filter", "KUBE-NODE-PORT"},  {"filter", "KUBE-IPVS-FILTER"},
+		{"nat", "KUBE-SERVICES"},     {"nat", "KUBE-POSTROUTING"},
+		{"nat", "KUBE-NODE-PORT"},    {"nat", "KUBE-LOAD-BALANCER"},
+		{"nat", "KUBE-MARK-MASQ"},    {"filter", "KUBE-FORWARD"},
+		{"filter", "KUBE-NODE-PORT"}, {"filter", "KUBE-IPVS-FILTER"},
 	};
 	struct nl_sock *rt = nl_socket_alloc(), *g = NULL;
 	struct pxy_cfg none = {0};
@@ -1646,10 +1658,12 @@ static int ipvs_cleanup(void)
 			while (!jump_op(bin, i, "-D"))
 				;
 		for (size_t i = 0; i < sizeof(chains) / sizeof(chains[0]); i++) {
-			char *fl[] = {bin, "-w", "-t", (char *)chains[i][0], "-F",
-				      (char *)chains[i][1], NULL};
-			char *x[] = {bin, "-w", "-t", (char *)chains[i][0], "-X",
-				     (char *)chains[i][1], NULL};
+			char *fl[] = {
+				bin, "-w", "-t", (char *)chains[i][0], "-F", (char *)chains[i][1],
+				NULL};
+			char *x[] = {
+				bin, "-w", "-t", (char *)chains[i][0], "-X", (char *)chains[i][1],
+				NULL};
 
 			if (!run(fl, NULL, 0, true))
 				run(x, NULL, 0, true);

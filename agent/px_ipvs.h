@@ -45,7 +45,7 @@ struct nl_msg;
 struct nl_sock;
 struct lbm_state;
 
-#define IPVS_DUMMY_DEV "kube-ipvs0"
+#define IPVS_DUMMY_DEV	   "kube-ipvs0"
 #define IPVS_SCHED_DEFAULT "rr"
 
 /*
@@ -69,9 +69,9 @@ struct ipvs_vs {
 struct ipvs_dest {
 	__be32 addr;
 	__be16 port;
-	uint32_t weight;    /* 1, or 0 while draining */
-	uint32_t active;    /* from a dump: IPVS_DEST_ATTR_ACTIVE_CONNS */
-	uint32_t inactive;  /* IPVS_DEST_ATTR_INACT_CONNS */
+	uint32_t weight;   /* 1, or 0 while draining */
+	uint32_t active;   /* from a dump: IPVS_DEST_ATTR_ACTIVE_CONNS */
+	uint32_t inactive; /* IPVS_DEST_ATTR_INACT_CONNS */
 };
 
 /*
@@ -115,8 +115,7 @@ int ipvs_bind_addrs(const struct lbm_state *frag, const bool *owned, __be32 **ad
 int ipvs_dummy_ensure(struct nl_sock *rt, int *ifindex);
 /* Makes the /32 addresses of ifindex exactly want[n] (bind the missing,
  * unbind the rest); *changed counts both. 0 or a negative errno. */
-int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t n,
-		    size_t *changed);
+int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t n, size_t *changed);
 /* Deletes kube-ipvs0; 0 when done, 1 when there was none, else -errno. */
 int ipvs_dummy_delete(struct nl_sock *rt);
 
@@ -172,7 +171,6 @@ int ipvs_render_ipset(const struct ipvs_sets *prev, const struct ipvs_sets *next
  * does). The jumps from the built-in chains are not in it (kube-proxy
  * ensures them one by one; so does sync).
  */
-int ipvs_render_iptables(const struct pxy_cfg *cfg, const struct ipvs_sets *s,
-			 struct sl_buf *out);
+int ipvs_render_iptables(const struct pxy_cfg *cfg, const struct ipvs_sets *s, struct sl_buf *out);
 
 #endif

@@ -30,7 +30,7 @@
 #include "sluice/buf.h"
 #include "sluice/json.h"
 
-#define META(name) "'metadata':{'namespace':'default','name':'" name "'}"
+#define META(name)	"'metadata':{'namespace':'default','name':'" name "'}"
 #define SVC(name, spec) "{'apiVersion':'v1','kind':'Service'," META(name) ",'spec':" spec "}"
 #define SVC_ST(name, spec, status) \
 	"{'apiVersion':'v1','kind':'Service'," META(name) ",'spec':" spec ",'status':" status "}"
@@ -39,9 +39,9 @@
 	"'default','name':'" name "','labels':{'kubernetes.io/service-name':'" svc            \
 	"'}},'addressType':'IPv4','ports':" ports ",'endpoints':" eps "}"
 #define EPC(ip, node, cond) "{'addresses':['" ip "'],'nodeName':'" node "','conditions':" cond "}"
-#define C_READY "{'ready':true,'serving':true,'terminating':false}"
-#define C_TERM	"{'ready':false,'serving':true,'terminating':true}"
-#define NODES                                                                               \
+#define C_READY		    "{'ready':true,'serving':true,'terminating':false}"
+#define C_TERM		    "{'ready':false,'serving':true,'terminating':true}"
+#define NODES                                                                                \
 	"[{'apiVersion':'v1','kind':'Node','metadata':{'name':'n1'},'status':{'addresses':[" \
 	"{'type':'InternalIP','address':'198.18.0.1'}]}}]"
 
@@ -68,7 +68,8 @@ static struct json_object *jparse(const char *txt)
 /* The model of one Service (= its fragment) for node n1. */
 static struct lbm_state *build(const char *svcs, const char *slices)
 {
-	struct json_object *a = jparse(svcs), *b = slices ? jparse(slices) : NULL, *c = jparse(NODES);
+	struct json_object *a = jparse(svcs), *b = slices ? jparse(slices) : NULL,
+			   *c = jparse(NODES);
 	struct lbm_state *st = NULL;
 	int err = -EINVAL;
 
@@ -98,14 +99,14 @@ static ssize_t find_fe(const struct lbm_state *st, const char *addr, uint16_t po
 
 /* ClusterIP 198.18.128.10:80 with ClientIP affinity (300 s): 198.18.64.1 ready
  * (on n1), 198.18.64.2 serving-terminating (kept only to drain). */
-#define AFFINITY_SVC                                                                          \
-	"[" SVC("web", "{'clusterIP':'198.18.128.10','sessionAffinity':'ClientIP',"           \
-		       "'sessionAffinityConfig':{'clientIP':{'timeoutSeconds':300}},"         \
+#define AFFINITY_SVC                                                                  \
+	"[" SVC("web", "{'clusterIP':'198.18.128.10','sessionAffinity':'ClientIP',"   \
+		       "'sessionAffinityConfig':{'clientIP':{'timeoutSeconds':300}}," \
 		       "'ports':[{'name':'http','port':80,'protocol':'TCP'}]}") "]"
-#define AFFINITY_SLICE                                                                        \
-	"[" SLICE("web-1", "web", "[{'name':'http','protocol':'TCP','port':8080}]",           \
-		  "[" EPC("198.18.64.1", "n1", C_READY) "," EPC("198.18.64.2", "n2", C_TERM) \
-		  "]") "]"
+#define AFFINITY_SLICE                                                               \
+	"[" SLICE("web-1", "web", "[{'name':'http','protocol':'TCP','port':8080}]",  \
+		  "[" EPC("198.18.64.1", "n1", C_READY) "," EPC("198.18.64.2", "n2", \
+								C_TERM) "]") "]"
 
 /* --- the kernel: no IP_VS here ------------------------------------------------------ */
 
@@ -340,9 +341,9 @@ TEST(fallback_terminating_slots_keep_weight_1)
 	/* KEP-1669: with no ready endpoint the serving-terminating ones take new
 	 * connections, so their real servers must not be quiesced */
 	struct lbm_state *st =
-		build(AFFINITY_SVC, "[" SLICE("web-1", "web",
-					      "[{'name':'http','protocol':'TCP','port':8080}]",
-					      "[" EPC("198.18.64.2", "n2", C_TERM) "]") "]");
+		build(AFFINITY_SVC,
+		      "[" SLICE("web-1", "web", "[{'name':'http','protocol':'TCP','port':8080}]",
+				"[" EPC("198.18.64.2", "n2", C_TERM) "]") "]");
 	struct ipvs_dest term = {.addr = ip4("198.18.64.2"), .port = htons(8080)};
 	ssize_t fe;
 
@@ -426,16 +427,17 @@ out:
 
 /* LoadBalancer 198.19.0.5:443 (+ NodePort 30443, ClusterIP 198.18.128.20) with
  * externalIP 198.18.0.1 (the node's own, so the model keeps it). */
-#define LB_SVC                                                                                \
-	"[" SVC_ST("lb", "{'type':'LoadBalancer','clusterIP':'198.18.128.20',"                \
-			 "'externalIPs':['198.18.0.1'],'externalTrafficPolicy':'Local',"      \
-			 "'ports':[{'name':'https','port':443,'nodePort':30443,"              \
-			 "'protocol':'TCP'}]}",                                               \
+#define LB_SVC                                                                     \
+	"[" SVC_ST("lb",                                                           \
+		   "{'type':'LoadBalancer','clusterIP':'198.18.128.20',"           \
+		   "'externalIPs':['198.18.0.1'],'externalTrafficPolicy':'Local'," \
+		   "'ports':[{'name':'https','port':443,'nodePort':30443,"         \
+		   "'protocol':'TCP'}]}",                                          \
 		   "{'loadBalancer':{'ingress':[{'ip':'198.19.0.5'}]}}") "]"
-#define LB_SLICE                                                                              \
-	"[" SLICE("lb-1", "lb", "[{'name':'https','protocol':'TCP','port':8443}]",            \
-		  "[" EPC("198.18.64.7", "n1", C_READY) "," EPC("198.18.64.8", "n2", C_READY) \
-		  "]") "]"
+#define LB_SLICE                                                                     \
+	"[" SLICE("lb-1", "lb", "[{'name':'https','protocol':'TCP','port':8443}]",   \
+		  "[" EPC("198.18.64.7", "n1", C_READY) "," EPC("198.18.64.8", "n2", \
+								C_READY) "]") "]"
 
 /* `ip -o -4 addr show dev kube-ipvs0` as "a/32 b/32 " (sorted by the kernel's order). */
 static void ip_addrs(char *out, size_t len)
@@ -477,8 +479,9 @@ static void dummy_child(void)
 		 * end named kube-ipvs0 instead (it only uses the name). */
 		fprintf(stderr, "  # no dummy devices in this kernel; using a veth named %s\n",
 			IPVS_DUMMY_DEV);
-		if (!ASSERT_OK(system("ip link add " IPVS_DUMMY_DEV " type veth peer name ipvs-peer"),
-			       "veth stand-in"))
+		if (!ASSERT_OK(
+			    system("ip link add " IPVS_DUMMY_DEV " type veth peer name ipvs-peer"),
+			    "veth stand-in"))
 			goto out;
 		rc = ipvs_dummy_ensure(rt, &ifindex);
 	}
@@ -626,15 +629,23 @@ TEST(ipset_diff_between_two_syncs)
 {
 	struct lbm_state *a = build(LB_SVC, LB_SLICE);
 	/* the same Service with eTP Cluster and a UDP NodePort Service added */
-	struct lbm_state *b2 = build(
-		"[" SVC_ST("lb", "{'type':'LoadBalancer','clusterIP':'198.18.128.20',"
-				 "'externalIPs':['198.18.0.1'],"
-				 "'ports':[{'name':'https','port':443,'nodePort':30443,"
-				 "'protocol':'TCP'}]}",
-			   "{'loadBalancer':{'ingress':[{'ip':'198.19.0.5'}]}}") "," SVC(
-			"dns", "{'type':'NodePort','clusterIP':'198.18.128.53','ports':[{'port':53,"
-			       "'nodePort':30053,'protocol':'UDP'}]}") "]",
-		LB_SLICE);
+	struct lbm_state
+		*
+			b2 =
+				build("[" SVC_ST("lb",
+						 "{'type':'LoadBalancer','clusterIP':'198.18.128."
+						 "20',"
+						 "'externalIPs':['198.18.0.1'],"
+						 "'ports':[{'name':'https','port':443,'nodePort':"
+						 "30443,"
+						 "'protocol':'TCP'}]}",
+						 "{'loadBalancer':{'ingress':[{'ip':'198.19.0.5'}]}"
+						 "}") "," SVC("dns",
+							      "{'type':'NodePort','clusterIP':'198."
+							      "18.128.53','ports':[{'port':53,"
+							      "'nodePort':30053,'protocol':'UDP'}]"
+							      "}") "]",
+				      LB_SLICE);
 	struct ipvs_sets sa, sb;
 	struct sl_buf b = SL_BUF_INIT;
 	char *ch = NULL;
@@ -698,9 +709,10 @@ TEST(iptables_text_follows_the_sets)
 	has_line(b.data, "-A KUBE-NODE-PORT -m comment --comment \"Kubernetes nodeport TCP port "
 			 "with externalTrafficPolicy=local\" -p tcp -m set --match-set "
 			 "KUBE-NODE-PORT-LOCAL-TCP dst -j RETURN");
-	has_line(b.data, "-A KUBE-NODE-PORT -m comment --comment \"Kubernetes nodeport TCP port "
-			 "for masquerade purpose\" -p tcp -m set --match-set KUBE-NODE-PORT-TCP dst "
-			 "-j KUBE-MARK-MASQ");
+	has_line(b.data,
+		 "-A KUBE-NODE-PORT -m comment --comment \"Kubernetes nodeport TCP port "
+		 "for masquerade purpose\" -p tcp -m set --match-set KUBE-NODE-PORT-TCP dst "
+		 "-j KUBE-MARK-MASQ");
 	has_line(b.data, "-A KUBE-SERVICES -m comment --comment \"Kubernetes service lb portal\" "
 			 "-m set --match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER");
 	has_line(b.data, "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN");
