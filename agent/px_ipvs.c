@@ -1028,6 +1028,46 @@ static int jump_op(const char *bin, size_t i, const char *op)
 	return run(argv, NULL, 0, !strcmp(op, "-C") || !strcmp(op, "-D"));
 }
 
+int ipvs_apply_netfilter(const struct pxy_cfg *cfg, const struct ipvs_sets *prev,
+			 const struct ipvs_sets *next, bool ensure_jumps)
+{
+	struct sl_buf b = SL_BUF_INIT;
+	char bin[64];
+	int rc = ipvs_render_ipset(prev, next, &b);
+
+	if (!rc) {
+		char *argv[] = {"ipset", "-exist", "restore", NULL};
+
+		rc = run(argv, b.data, b.len, false);
+		if (rc)
+			pr_err(PX, "ipset restore of kube-proxy's sets failed: %s",
+			       rc == -EPROTO ? "ipset refused the input" : strerror(-rc));
+	}
+	if (!rc) {
+		char *argv[] = {
+			(char *)(cfg->iptables_cmd ? cfg->iptables_cmd : "iptables-restore"), "-w",
+			"--noflush", NULL};
+
+		sl_buf_reset(&b);
+		rc = ipvs_render_iptables(cfg, next, &b);
+		if (!rc)
+			rc = run(argv, b.data, b.len, false);
+		if (rc)
+			pr_err(PX, "%s of the KUBE-* chains failed: %s", argv[0],
+			       rc == -EPROTO ? "it refused the rules" : strerror(-rc));
+	}
+	iptables_bin(cfg, bin, sizeof(bin));
+	for (size_t i = 0; !rc && ensure_jumps && i < sizeof(jumps) / sizeof(jumps[0]); i++) {
+		if (jump_op(bin, i, "-C"))
+			rc = jump_op(bin, i, "-I");
+		if (rc)
+			pr_err(PX, "table %s chain %s: adding the jump to %s failed",
+			       jumps[i].table, jumps[i].chain, jumps[i].target);
+	}
+	sl_buf_fini(&b);
+	return rc;
+}
+
 /* --- the backend ------------------------------------------------------------ */
 
 struct want_vs {
@@ -1365,12 +1405,11 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 {
 	struct collect c = {.p = p};
 	struct dump have = {.size = sizeof(struct ipvs_vs)};
-	struct sl_buf b = SL_BUF_INIT;
 	__be32 *bound = NULL;
 	size_t n_bound = 0, changed;
 	uint64_t n_dests = 0;
 	double t0 = now_s(), tp = 0, t;
-	char bin[64], name[64];
+	char name[64];
 	int ifindex, err, rc;
 
 	err = lbi_foreach_fragment(l, on_fragment, &c);
@@ -1443,36 +1482,8 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 	}
 
 	/* 3. ipsets, then the iptables rules that match them */
-	rc = ipvs_render_ipset(full || !p->have_applied ? NULL : &p->applied, &c.sets, &b);
-	if (!rc) {
-		char *argv[] = {"ipset", "-exist", "restore", NULL};
-
-		rc = run(argv, b.data, b.len, false);
-		if (rc)
-			pr_err(PX, "ipset restore of kube-proxy's sets failed: %s",
-			       rc == -EPROTO ? "ipset refused the input" : strerror(-rc));
-	}
-	if (!rc) {
-		char *argv[] = {
-			(char *)(p->cfg.iptables_cmd ? p->cfg.iptables_cmd : "iptables-restore"),
-			"-w", "--noflush", NULL};
-
-		sl_buf_reset(&b);
-		rc = ipvs_render_iptables(&p->cfg, &c.sets, &b);
-		if (!rc)
-			rc = run(argv, b.data, b.len, false);
-		if (rc)
-			pr_err(PX, "%s of the KUBE-* chains failed: %s", argv[0],
-			       rc == -EPROTO ? "it refused the rules" : strerror(-rc));
-	}
-	iptables_bin(&p->cfg, bin, sizeof(bin));
-	for (size_t i = 0; !rc && !p->jumps_ok && i < sizeof(jumps) / sizeof(jumps[0]); i++) {
-		if (jump_op(bin, i, "-C"))
-			rc = jump_op(bin, i, "-I");
-		if (rc)
-			pr_err(PX, "table %s chain %s: adding the jump to %s failed",
-			       jumps[i].table, jumps[i].chain, jumps[i].target);
-	}
+	rc = ipvs_apply_netfilter(&p->cfg, full || !p->have_applied ? NULL : &p->applied, &c.sets,
+				  full || !p->jumps_ok);
 	if (!rc) {
 		p->jumps_ok = true;
 		ipvs_sets_fini(&p->applied);
@@ -1505,7 +1516,6 @@ out:
 	}
 	p->st.last_sync_s = now_s() - t0;
 	p->st.last_program_s = tp;
-	sl_buf_fini(&b);
 	ipvs_sets_fini(&c.sets);
 	free(c.gens);
 	free(c.w);

@@ -173,4 +173,14 @@ int ipvs_render_ipset(const struct ipvs_sets *prev, const struct ipvs_sets *next
  */
 int ipvs_render_iptables(const struct pxy_cfg *cfg, const struct ipvs_sets *s, struct sl_buf *out);
 
+/*
+ * Writes next into the kernel: `ipset -exist restore` (the difference from
+ * prev, everything when prev is NULL), then `iptables-restore -w --noflush`
+ * of the KUBE-* chains, then (ensure_jumps) the jumps from the built-in
+ * chains, each checked with -C and prepended when missing. In the calling
+ * netns. 0, or a negative errno with the failing step logged.
+ */
+int ipvs_apply_netfilter(const struct pxy_cfg *cfg, const struct ipvs_sets *prev,
+			 const struct ipvs_sets *next, bool ensure_jumps);
+
 #endif

@@ -629,23 +629,20 @@ TEST(ipset_diff_between_two_syncs)
 {
 	struct lbm_state *a = build(LB_SVC, LB_SLICE);
 	/* the same Service with eTP Cluster and a UDP NodePort Service added */
-	struct lbm_state
-		*
-			b2 =
-				build("[" SVC_ST("lb",
-						 "{'type':'LoadBalancer','clusterIP':'198.18.128."
-						 "20',"
-						 "'externalIPs':['198.18.0.1'],"
-						 "'ports':[{'name':'https','port':443,'nodePort':"
-						 "30443,"
-						 "'protocol':'TCP'}]}",
-						 "{'loadBalancer':{'ingress':[{'ip':'198.19.0.5'}]}"
-						 "}") "," SVC("dns",
-							      "{'type':'NodePort','clusterIP':'198."
-							      "18.128.53','ports':[{'port':53,"
-							      "'nodePort':30053,'protocol':'UDP'}]"
-							      "}") "]",
-				      LB_SLICE);
+	struct lbm_state *b2 =
+		build("[" SVC_ST("lb",
+				 "{'type':'LoadBalancer','clusterIP':'198.18.128."
+				 "20',"
+				 "'externalIPs':['198.18.0.1'],"
+				 "'ports':[{'name':'https','port':443,'nodePort':"
+				 "30443,"
+				 "'protocol':'TCP'}]}",
+				 "{'loadBalancer':{'ingress':[{'ip':'198.19.0.5'}]}"
+				 "}") "," SVC("dns", "{'type':'NodePort','clusterIP':'198."
+						     "18.128.53','ports':[{'port':53,"
+						     "'nodePort':30053,'protocol':'UDP'}]"
+						     "}") "]",
+		      LB_SLICE);
 	struct ipvs_sets sa, sb;
 	struct sl_buf b = SL_BUF_INIT;
 	char *ch = NULL;
@@ -744,4 +741,124 @@ out:
 	sl_buf_fini(&b);
 	lbm_state_free(st);
 	lbm_state_free(cip);
+}
+
+/* --- the kernel accepts the sets and rules (private netns) ----------------------------- */
+
+/* stdout of a shell command, malloc'd ("" on failure). */
+static char *sh(const char *cmd)
+{
+	struct sl_buf b = SL_BUF_INIT;
+	FILE *f = popen(cmd, "r");
+	char buf[4096];
+	size_t n;
+
+	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sl_buf_append(&b, buf, n);
+	if (f)
+		pclose(f);
+	sl_buf_puts(&b, "");
+	return sl_buf_steal(&b, NULL);
+}
+
+static bool out_has(const char *cmd, const char *needle, bool want)
+{
+	char *o = sh(cmd);
+	bool has = strstr(o, needle) != NULL;
+
+	if (has != want)
+		(void)TEST_FAIL_AT("`%s` %s \"%s\":\n%s", cmd, want ? "lacks" : "has", needle, o);
+	free(o);
+	return has == want;
+}
+
+static int count_of(const char *cmd, const char *needle)
+{
+	char *o = sh(cmd);
+	int n = 0;
+
+	for (const char *p = o; (p = strstr(p, needle)); p++)
+		n++;
+	free(o);
+	return n;
+}
+
+static void netfilter_child(void)
+{
+	struct lbm_state *lb = build(LB_SVC, LB_SLICE), *cip = build(AFFINITY_SVC, AFFINITY_SLICE);
+	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = "198.18.64.0/18"};
+	__be32 node = ip4("198.18.0.1");
+	struct ipvs_sets a = {0}, b = {0};
+
+	if (!lb || !cip)
+		goto out;
+	ipvs_sets_add(&a, lb, NULL, &node, 1);
+	ipvs_sets_add(&a, cip, NULL, &node, 1);
+	ipvs_sets_add(&b, cip, NULL, &node, 1);
+	if (!ASSERT_OK(ipvs_sets_finish(&a), "a") || !ASSERT_OK(ipvs_sets_finish(&b), "b"))
+		goto out;
+
+	/* full: every set created and filled, the chains and the jumps */
+	if (!ASSERT_OK(ipvs_apply_netfilter(&cfg, NULL, &a, true), "apply full"))
+		goto out;
+	out_has("ipset list KUBE-CLUSTER-IP", "198.18.128.20,tcp:443", true);
+	out_has("ipset list KUBE-CLUSTER-IP", "198.18.128.10,tcp:80", true);
+	out_has("ipset list KUBE-NODE-PORT-TCP", "30443", true);
+	out_has("ipset list KUBE-LOOP-BACK", "198.18.64.7,tcp:8443,198.18.64.7", true);
+	out_has("iptables -w -t nat -S KUBE-SERVICES",
+		"--match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT", true);
+	out_has("iptables -w -t nat -S KUBE-SERVICES",
+		"--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER", true);
+	out_has("iptables -w -t filter -S KUBE-IPVS-FILTER",
+		"--match-set KUBE-IPVS-IPS dst -j REJECT", true);
+	ASSERT_EQ(count_of("iptables -w -t nat -S PREROUTING", "-j KUBE-SERVICES"), 1, "one jump");
+
+	/* again: nothing doubles */
+	if (!ASSERT_OK(ipvs_apply_netfilter(&cfg, &a, &a, true), "apply same"))
+		goto out;
+	ASSERT_EQ(count_of("iptables -w -t nat -S PREROUTING", "-j KUBE-SERVICES"), 1,
+		  "still one jump");
+
+	/* the LoadBalancer Service goes: its entries and the rules of emptied sets go */
+	if (!ASSERT_OK(ipvs_apply_netfilter(&cfg, &a, &b, false), "apply diff"))
+		goto out;
+	out_has("ipset list KUBE-CLUSTER-IP", "198.18.128.20,tcp:443", false);
+	out_has("ipset list KUBE-CLUSTER-IP", "198.18.128.10,tcp:80", true);
+	out_has("ipset list KUBE-NODE-PORT-TCP", "30443", false);
+	out_has("iptables -w -t nat -S KUBE-SERVICES", "-j KUBE-LOAD-BALANCER", false);
+
+	/* cleanup: the jumps, the chains and the sets are gone */
+	ASSERT_OK(pxy_ipvs_ops.cleanup(), "cleanup");
+	ASSERT_EQ(count_of("ipset list -n", "KUBE-"), 0, "no KUBE-* set left");
+	ASSERT_EQ(count_of("iptables-save 2>/dev/null", "KUBE-"), 0, "no KUBE-* rule left");
+	ASSERT_OK(pxy_ipvs_ops.cleanup(), "cleanup again");
+out:
+	ipvs_sets_fini(&a);
+	ipvs_sets_fini(&b);
+	lbm_state_free(lb);
+	lbm_state_free(cip);
+}
+
+TEST(kernel_accepts_sets_and_rules_in_a_private_netns)
+{
+	pid_t pid;
+	int status = 0;
+
+	if (system("command -v ipset >/dev/null && command -v iptables-restore >/dev/null")) {
+		fprintf(stderr, "  # SKIP: the ipset and iptables tools are needed (make deps)\n");
+		return;
+	}
+	pid = fork();
+	if (!ASSERT_TRUE(pid >= 0, "fork"))
+		return;
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNET)) {
+			fprintf(stderr, "  unshare(CLONE_NEWNET): %s\n", strerror(errno));
+			_exit(2);
+		}
+		netfilter_child();
+		_exit(test_failed_current ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child checks passed");
 }
