@@ -544,48 +544,73 @@ static int addr_op(struct nl_sock *rt, int ifindex, __be32 v, bool add)
 	return rc;
 }
 
+static int cmp_addr(const void *a, const void *b)
+{
+	uint32_t x = ntohl(*(const __be32 *)a), y = ntohl(*(const __be32 *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts a[n] and drops duplicates (so lookups and merges are O(log n) / O(n)). */
+static void sort_addrs(__be32 *a, size_t *n)
+{
+	size_t o = 0;
+
+	if (!*n)
+		return;
+	qsort(a, *n, sizeof(*a), cmp_addr);
+	for (size_t i = 0; i < *n; i++)
+		if (!o || a[o - 1] != a[i])
+			a[o++] = a[i];
+	*n = o;
+}
+
+/* In a sorted array. */
 static bool has_addr(const __be32 *a, size_t n, __be32 v)
 {
-	for (size_t i = 0; i < n; i++)
-		if (a[i] == v)
-			return true;
-	return false;
+	return n && bsearch(&v, a, n, sizeof(v), cmp_addr);
 }
 
 int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t n, size_t *changed)
 {
-	__be32 *have;
-	size_t nh;
+	__be32 *have, *w = n ? malloc(n * sizeof(*w)) : NULL;
+	size_t nh, nw = n, i = 0, j = 0;
 	char s[INET_ADDRSTRLEN];
-	int rc = link_addrs(rt, ifindex, &have, &nh), err = 0;
+	int rc, err = 0;
 
 	*changed = 0;
-	if (rc)
+	if (n && !w)
+		return -ENOMEM;
+	rc = link_addrs(rt, ifindex, &have, &nh);
+	if (rc) {
+		free(w);
 		return rc;
-	for (size_t i = 0; i < n; i++) {
-		if (has_addr(have, nh, want[i]) || has_addr(want, i, want[i]))
+	}
+	if (n)
+		memcpy(w, want, n * sizeof(*w));
+	sort_addrs(w, &nw);
+	sort_addrs(have, &nh);
+	/* both sorted: bind what only w has, unbind what only have has */
+	while (i < nw || j < nh) {
+		int c = i == nw ? 1 : j == nh ? -1 : cmp_addr(&w[i], &have[j]);
+		__be32 a = c < 0 ? w[i] : have[j];
+
+		if (!c) {
+			i++, j++;
 			continue;
-		rc = addr_op(rt, ifindex, want[i], true);
+		}
+		c < 0 ? i++ : j++;
+		rc = addr_op(rt, ifindex, a, c < 0);
 		if (rc) {
-			pr_err(PX, "interface '%s': binding %s/32 failed: %s", IPVS_DUMMY_DEV,
-			       inet_ntop(AF_INET, &want[i], s, sizeof(s)), strerror(-rc));
+			pr_err(PX, "interface '%s': %s %s/32 failed: %s", IPVS_DUMMY_DEV,
+			       c < 0 ? "binding" : "unbinding",
+			       inet_ntop(AF_INET, &a, s, sizeof(s)), strerror(-rc));
 			err = err ? err : rc;
 		} else {
 			(*changed)++;
 		}
 	}
-	for (size_t i = 0; i < nh; i++) {
-		if (has_addr(want, n, have[i]))
-			continue;
-		rc = addr_op(rt, ifindex, have[i], false);
-		if (rc) {
-			pr_err(PX, "interface '%s': unbinding %s failed: %s", IPVS_DUMMY_DEV,
-			       inet_ntop(AF_INET, &have[i], s, sizeof(s)), strerror(-rc));
-			err = err ? err : rc;
-		} else {
-			(*changed)++;
-		}
-	}
+	free(w);
 	free(have);
 	return err;
 }
@@ -1072,6 +1097,7 @@ int ipvs_apply_netfilter(const struct pxy_cfg *cfg, const struct ipvs_sets *prev
 
 struct want_vs {
 	struct ipvs_vs vs;
+	size_t seq; /* collection order: the first of equal virtual servers wins */
 	const struct lbm_state *frag;
 	size_t fe;
 };
@@ -1257,9 +1283,24 @@ static int genl_dump(struct pxy *p, const struct ipvs_vs *vs, struct dump *d)
 	return err;
 }
 
-static bool same_vs(const struct ipvs_vs *a, const struct ipvs_vs *b)
+static int cmp_vs(const void *a, const void *b)
 {
-	return a->addr == b->addr && a->port == b->port && a->proto == b->proto;
+	const struct ipvs_vs *x = a, *y = b;
+	int c = cmp_addr(&x->addr, &y->addr);
+
+	if (c)
+		return c;
+	if (x->port != y->port)
+		return ntohs(x->port) < ntohs(y->port) ? -1 : 1;
+	return (x->proto > y->proto) - (x->proto < y->proto);
+}
+
+static int cmp_want(const void *a, const void *b)
+{
+	const struct want_vs *x = a, *y = b;
+	int c = cmp_vs(&x->vs, &y->vs);
+
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 static void vs_name(const struct ipvs_vs *vs, char *out, size_t len)
@@ -1362,6 +1403,7 @@ static int add_want(struct collect *c, const struct lbm_state *frag, size_t fe, 
 		c->w = w;
 		c->cap = cap;
 	}
+	c->w[c->n].seq = c->n;
 	c->w[c->n].frag = frag;
 	c->w[c->n].fe = fe;
 	ipvs_vs_of(frag, fe, addr, &c->w[c->n].vs);
@@ -1436,19 +1478,39 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 		pr_err(PX, "listing the IPVS virtual servers failed: %s", strerror(-err));
 		goto out;
 	}
-	for (size_t i = 0; i < c.n; i++) {
-		const struct ipvs_vs *cur = NULL, *vs = &c.w[i].vs;
-		bool dup = false;
+	/* both sorted by (addr, port, proto): one merge finds new, changed and legacy */
+	qsort(c.w, c.n, sizeof(*c.w), cmp_want);
+	qsort(have.v, have.n, sizeof(struct ipvs_vs), cmp_vs);
+	sort_addrs(bound, &n_bound);
+	sort_addrs(c.bind, &c.n_bind);
+	for (size_t i = 0, j = 0; i < c.n || j < have.n;) {
+		const struct ipvs_vs *cur = j < have.n ? &((struct ipvs_vs *)have.v)[j] : NULL;
+		const struct ipvs_vs *vs = i < c.n ? &c.w[i].vs : NULL;
+		int cmp = !vs ? 1 : !cur ? -1 : cmp_vs(vs, cur);
 
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = same_vs(&c.w[j].vs, vs);
-		if (dup)
-			continue; /* an older frontend on the same address keeps it */
-		for (size_t j = 0; j < have.n && !cur; j++)
-			if (same_vs(&((struct ipvs_vs *)have.v)[j], vs))
-				cur = &((struct ipvs_vs *)have.v)[j];
+		if (i && vs && !cmp_vs(vs, &c.w[i - 1].vs)) {
+			i++; /* an earlier frontend on the same address keeps it */
+			continue;
+		}
+		if (cmp > 0) {
+			/* cleanLegacyService: ours = on kube-ipvs0 (before or now) or on
+			 * a node address; anything else belongs to someone else */
+			j++;
+			if (!has_addr(bound, n_bound, cur->addr) &&
+			    !has_addr(c.bind, c.n_bind, cur->addr) &&
+			    !has_addr(p->node_addrs, p->n_node_addrs, cur->addr))
+				continue;
+			rc = send_service(p, IPVS_CMD_DEL_SERVICE, cur);
+			if (rc && rc != -ESRCH && rc != -ENOENT) {
+				vs_name(cur, name, sizeof(name));
+				pr_err(PX, "virtual server %s: deleting failed: %s", name,
+				       strerror(-rc));
+				err = err ? err : rc;
+			}
+			continue;
+		}
 		rc = 0;
-		if (!cur)
+		if (cmp < 0)
 			rc = send_service(p, IPVS_CMD_NEW_SERVICE, vs);
 		else if (strcmp(cur->sched, vs->sched) || cur->flags != vs->flags ||
 			 cur->timeout_s != vs->timeout_s)
@@ -1461,24 +1523,8 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 			       strerror(-rc));
 			err = err ? err : rc;
 		}
-	}
-	/* cleanLegacyService: ours = on kube-ipvs0 (before or now) or on a node address */
-	for (size_t j = 0; j < have.n; j++) {
-		const struct ipvs_vs *vs = &((struct ipvs_vs *)have.v)[j];
-		bool want = false;
-
-		for (size_t i = 0; i < c.n && !want; i++)
-			want = same_vs(&c.w[i].vs, vs);
-		if (want ||
-		    !(has_addr(bound, n_bound, vs->addr) || has_addr(c.bind, c.n_bind, vs->addr) ||
-		      has_addr(p->node_addrs, p->n_node_addrs, vs->addr)))
-			continue;
-		rc = send_service(p, IPVS_CMD_DEL_SERVICE, vs);
-		if (rc && rc != -ESRCH && rc != -ENOENT) {
-			vs_name(vs, name, sizeof(name));
-			pr_err(PX, "virtual server %s: deleting failed: %s", name, strerror(-rc));
-			err = err ? err : rc;
-		}
+		i++;
+		j += cmp == 0;
 	}
 
 	/* 3. ipsets, then the iptables rules that match them */
@@ -1598,6 +1644,7 @@ static int ipvs_set_node_addrs(struct pxy *p, const __be32 *addrs, size_t n)
 		return -ENOMEM;
 	if (n)
 		memcpy(a, addrs, n * sizeof(*a));
+	sort_addrs(a, &n);
 	free(p->node_addrs);
 	p->node_addrs = a;
 	p->n_node_addrs = n;
