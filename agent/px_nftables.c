@@ -1154,6 +1154,16 @@ static void r_policy_chain(struct render *R, const struct port_ctx *c, const cha
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 4);
 	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, (uint32_t)eps.n);
+	{
+		/* numgen's result is a host-order integer: tell nft how to print the keys */
+		struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(64);
+
+		if (u && nftnl_udata_put_u32(u, NFTNL_UDATA_SET_KEYBYTEORDER, 1 /* host */))
+			nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(u),
+					   nftnl_udata_buf_len(u));
+		if (u)
+			nftnl_udata_buf_free(u);
+	}
 	nlh = b_hdr(b, NFT_MSG_NEWSET, NLM_F_CREATE);
 	if (nlh) {
 		nftnl_set_nlmsg_build_payload(nlh, s);
@@ -1983,9 +1993,12 @@ static void describe(const struct batch *b, uint32_t seq, char *out, size_t len)
 	}
 	snprintf(out, len, "%s %s (message %u of %zu)", msg_type_name(t), name ? name : "?",
 		 seq - b->seq0, b->n_off);
-	nftnl_rule_free(r);
-	nftnl_chain_free(c);
-	nftnl_set_free(s);
+	if (r) /* the libnftnl free functions do not take NULL */
+		nftnl_rule_free(r);
+	if (c)
+		nftnl_chain_free(c);
+	if (s)
+		nftnl_set_free(s);
 }
 
 static struct mnl_socket *nl_open(uint32_t *portid)
