@@ -1961,7 +1961,7 @@ static void describe(const struct batch *b, uint32_t seq, char *out, size_t len)
 	struct nftnl_chain *c = NULL;
 	struct nftnl_set *s = NULL;
 
-	if (seq < b->seq0 || seq - b->seq0 >= b->n_off) {
+	if (seq <= b->seq0 || seq - b->seq0 >= b->n_off) {
 		snprintf(out, len, "the batch (commit)");
 		return;
 	}
@@ -2054,11 +2054,15 @@ static int b_commit(struct batch *b, struct mnl_socket *nl, uint32_t portid, con
 		return -e;
 	}
 	while (!done) {
-		ssize_t n = recv(fd, rbuf, sizeof(rbuf), 0);
+		/* the kernel processes the batch inside sendmsg(): every reply is
+		 * queued by now, so an empty socket means it stopped early */
+		ssize_t n = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				errno = EPROTO;
 			if (!first_err)
 				first_err = -errno;
 			pr_err(NL, "table ip %s: reading the kernel's replies to the %s batch "

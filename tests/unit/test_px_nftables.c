@@ -211,6 +211,7 @@ static bool build_world(struct lbi *l)
 	static const char *web[] = {"198.18.64.1@n1", "198.18.64.2@n2", "198.18.64.3@n2"};
 	static const char *etp[] = {"198.18.64.4@n1", "198.18.64.5@n2"};
 	static const char *itp[] = {"198.18.64.6@n2"};
+	static const char *itpl[] = {"198.18.64.11@n1", "198.18.64.12@n2"};
 	static const char *aff[] = {"198.18.64.7@n2", "198.18.64.8@n2"};
 	static const char *term[] = {"198.18.64.9@n2:t", "198.18.64.10@n2:t"};
 
@@ -230,6 +231,10 @@ static bool build_world(struct lbi *l)
 		       svc_json("ns1", "itp", "ClusterIP", "198.18.128.4", "dns", 53, "UDP", 0,
 				",\"internalTrafficPolicy\":\"Local\"", NULL)) &&
 	       set_slice(l, "ns1/itp-x", slice_json("ns1", "itp", "dns", 5353, "UDP", itp, 1)) &&
+	       set_svc(l, "ns1/itpl",
+		       svc_json("ns1", "itpl", "ClusterIP", "198.18.128.7", "p80", 80, "TCP", 0,
+				",\"internalTrafficPolicy\":\"Local\"", NULL)) &&
+	       set_slice(l, "ns1/itpl-x", slice_json("ns1", "itpl", "p80", 8080, "TCP", itpl, 2)) &&
 	       set_svc(l, "ns1/aff",
 		       svc_json("ns1", "aff", "ClusterIP", "198.18.128.5", "p80", 80, "TCP", 0,
 				",\"sessionAffinity\":\"ClientIP\",\"sessionAffinityConfig\":{"
@@ -336,6 +341,23 @@ static void structure_body(void)
 	HAS(out, "198.18.128.4 . udp . 53 comment \"ns1/itp:dns\" : drop", "itp drop");
 	HASNT(out, "ns1/itp/udp/dns", "no itp chains");
 
+	/* iTP Local with a local endpoint: the local- chain only, with the masquerade rule */
+	HAS(out, "198.18.128.7 . tcp . 80 : goto local-", "itpl elem");
+	/* one policy chain (local-, no service-) and one endpoint chain, named once in the vmap */
+	ASSERT_EQ(count(out, "ns1/itpl/tcp/p80 {"), 1, "itpl policy chains");
+	ASSERT_EQ(count(out, "ns1/itpl/tcp/p80__"), 2, "itpl endpoint chain and its reference");
+	{
+		const char *k = strstr(out, "\tchain local-");
+
+		while (k && !strstr(k, "ns1/itpl/tcp/p80 {"))
+			k = strstr(k + 1, "\tchain local-");
+		ASSERT_NOT_NULL(k, "itpl local chain");
+	}
+	HASNT(out, "ns1/itpl/tcp/p80__198.18.64.12/8080", "no chain for the remote endpoint");
+	HAS(out, "ip daddr 198.18.128.7 tcp dport 80 ip saddr != 198.18.64.0/18 jump "
+		 "mark-for-masquerade",
+	    "itpl masq");
+
 	/* ClientIP affinity: per-endpoint sets with the timeout */
 	HAS(out, "set affinity-", "affinity set");
 	HAS(out, "flags dynamic,timeout", "affinity flags");
@@ -350,7 +372,7 @@ static void structure_body(void)
 
 	pxy_nftables_ops.stats(p, &st);
 	ASSERT_EQ(st.syncs, 1, "syncs");
-	ASSERT_EQ(st.services_rendered, 6, "rendered");
+	ASSERT_EQ(st.services_rendered, 7, "rendered");
 	ASSERT_TRUE(st.rules > 40, "rules+elements counted");
 
 	/* an incremental sync with no change sends nothing and renders nothing */
@@ -503,4 +525,84 @@ done:
 TEST(recover_after_failure)
 {
 	in_netns(recover_body);
+}
+
+/* Scale: N ClusterIP Services with 10 endpoints each (N = 1000, or PX_SCALE):
+ * one full sync, then one endpoint removed from one Service and a partial
+ * sync that renders that Service only. Prints the timings (for
+ * docs/dataplanes.md); checks the element counts and the partial sync's size. */
+static void scale_body(void)
+{
+	const char *env = getenv("PX_SCALE");
+	int n = env ? atoi(env) : 1000;
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = NULL;
+	struct pxy_stats st;
+	char key[64], name[32], cip[32], *out = NULL;
+	const char *eps[10];
+	char epbuf[10][48];
+	double full_s, full_prog;
+
+	if (!ASSERT_NOT_NULL(l, "lbi") || !feed(l, K8S_KIND_NODE, "n1", node_json))
+		goto done;
+	for (int i = 0; i < 10; i++)
+		eps[i] = epbuf[i];
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		snprintf(key, sizeof(key), "ns1/s%d", i);
+		snprintf(cip, sizeof(cip), "198.18.%d.%d", 128 + i / 250, 1 + i % 250);
+		for (int e = 0; e < 10; e++) {
+			int a = (i * 10 + e) % 16000;
+
+			snprintf(epbuf[e], sizeof(epbuf[e]), "198.18.%d.%d@%s", 64 + a / 250,
+				 1 + a % 250, e ? "n2" : "n1");
+		}
+		if (!set_svc(l, key,
+			     svc_json("ns1", name, "ClusterIP", cip, "http", 80, "TCP", 0, "", NULL)))
+			goto done;
+		snprintf(key, sizeof(key), "ns1/s%d-x", i);
+		if (!set_slice(l, key, slice_json("ns1", name, "http", 8080, "TCP", eps, 10)))
+			goto done;
+	}
+	p = open_px();
+	if (!ASSERT_NOT_NULL(p, "open") || !plan(l, true) ||
+	    !ASSERT_OK(pxy_nftables_ops.sync(p, l, true), "full sync"))
+		goto done;
+	pxy_nftables_ops.stats(p, &st);
+	full_s = st.last_sync_s, full_prog = st.last_program_s;
+	ASSERT_EQ(st.services_rendered, n, "all rendered");
+	out = run("nft list map ip kube-proxy service-ips | grep -c ' : goto service-'");
+	ASSERT_EQ(atoi(out), n, "one service-ips element per Service");
+	free(out);
+	out = NULL;
+
+	/* s7 loses an endpoint */
+	for (int e = 0; e < 9; e++) {
+		int a = (7 * 10 + e) % 16000;
+
+		snprintf(epbuf[e], sizeof(epbuf[e]), "198.18.%d.%d@%s", 64 + a / 250, 1 + a % 250,
+			 e ? "n2" : "n1");
+	}
+	if (!set_slice(l, "ns1/s7-x", slice_json("ns1", "s7", "http", 8080, "TCP", eps, 9)) ||
+	    !plan(l, false) || !ASSERT_OK(pxy_nftables_ops.sync(p, l, false), "partial sync"))
+		goto done;
+	pxy_nftables_ops.stats(p, &st);
+	ASSERT_EQ(st.services_rendered, 1, "one Service rendered");
+	fprintf(stderr,
+		"  # %d Services x 10 endpoints: %llu rules+elements; full sync %.3f s (batch "
+		"%.3f s); one-Service partial sync %.4f s (batch %.4f s)\n",
+		n, (unsigned long long)st.rules, full_s, full_prog, st.last_sync_s,
+		st.last_program_s);
+	out = run("nft list chain ip kube-proxy service-$(nft list map ip kube-proxy service-ips "
+		  "| grep -o 'service-[A-Z0-9]*-ns1/s7/tcp/http' | head -1 | cut -d- -f2-)");
+	HAS(out, "numgen random mod 9 vmap", "s7 has 9 endpoints");
+done:
+	free(out);
+	pxy_nftables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(scale)
+{
+	in_netns(scale_body);
 }
