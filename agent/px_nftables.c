@@ -97,10 +97,10 @@
 
 #define NL "nftables"
 
-#define KP_TABLE "kube-proxy"
-#define NAME_MAX_NFT 256 /* knftables.NameLengthMax */
-#define KP_PREFIX_MAX 16	 /* chainNamePrefixLengthMax */
-#define BASE_MAX (NAME_MAX_NFT - KP_PREFIX_MAX)
+#define KP_TABLE      "kube-proxy"
+#define NAME_MAX_NFT  256 /* knftables.NameLengthMax */
+#define KP_PREFIX_MAX 16  /* chainNamePrefixLengthMax */
+#define BASE_MAX      (NAME_MAX_NFT - KP_PREFIX_MAX)
 
 extern char **environ;
 
@@ -218,8 +218,8 @@ static const char *proto_name(uint8_t p)
 
 /* --- the batch -------------------------------------------------------------------------- */
 
-#define MSG_ROOM (96 * 1024) /* the largest single message we build, with slack */
-#define ELEMS_PER_MSG 64     /* elements per NEWSETELEM/DELSETELEM (< 64 * 600 bytes) */
+#define MSG_ROOM      (96 * 1024) /* the largest single message we build, with slack */
+#define ELEMS_PER_MSG 64	  /* elements per NEWSETELEM/DELSETELEM (< 64 * 600 bytes) */
 
 struct batch {
 	char *buf;
@@ -370,8 +370,8 @@ static const struct basechain base_chains[] = {
 };
 
 /* NEWCHAIN (bc: base chain), DELCHAIN, or DELRULE on the chain (flush). */
-static void msg_chain(struct batch *b, uint16_t type, const char *name,
-		      const struct basechain *bc, const char *comment)
+static void msg_chain(struct batch *b, uint16_t type, const char *name, const struct basechain *bc,
+		      const char *comment)
 {
 	struct nlmsghdr *nlh;
 
@@ -417,12 +417,12 @@ static void msg_chain(struct batch *b, uint16_t type, const char *name,
 }
 
 /* nft's datatype ids (concatenations: 6 bits per member) */
-#define DT_INTEGER 4
-#define DT_IPV4 7
-#define DT_PROTO 12
-#define DT_SERVICE 13
+#define DT_INTEGER	 4
+#define DT_IPV4		 7
+#define DT_PROTO	 12
+#define DT_SERVICE	 13
 #define DT_IP_PROTO_PORT (DT_IPV4 << 12 | DT_PROTO << 6 | DT_SERVICE)
-#define DT_PROTO_PORT (DT_PROTO << 6 | DT_SERVICE)
+#define DT_PROTO_PORT	 (DT_PROTO << 6 | DT_SERVICE)
 
 enum kmap {
 	M_CLUSTER_IPS, /* set ipv4_addr */
@@ -506,8 +506,8 @@ struct kelem {
 	uint8_t map; /* enum kmap */
 	uint8_t vk;  /* enum vkind */
 	uint8_t key[12];
-	char *chain;	 /* V_GOTO target (owned) */
-	char *comment;	 /* owned, may be NULL */
+	char *chain;   /* V_GOTO target (owned) */
+	char *comment; /* owned, may be NULL */
 };
 
 static void add_elem_attrs(struct nftnl_set_elem *e, const struct kelem *k)
@@ -559,7 +559,7 @@ static void msg_elems(struct batch *b, uint16_t type, const struct kelem *const 
 
 /* --- rule expressions ------------------------------------------------------------------- */
 
-#define R1 NFT_REG_1
+#define R1     NFT_REG_1
 #define R32(i) (NFT_REG32_00 + (i))
 
 static void ex_add(struct nftnl_rule *r, struct nftnl_expr *e)
@@ -621,7 +621,7 @@ static void ex_meta_set(struct nftnl_rule *r, uint32_t key)
 	ex_add(r, e);
 }
 
-static void ex_bitwise(struct nftnl_rule *r, const void *mask, const void *xor, uint32_t len)
+static void ex_bitwise(struct nftnl_rule *r, const void *mask, const void * xor, uint32_t len)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
 
@@ -829,7 +829,7 @@ struct pxy {
 	struct ipref {
 		__be32 addr;
 		uint32_t refs;
-	} *ips;
+	} * ips;
 	size_t n_ips, cap_ips;
 	bool synced; /* a full sync succeeded since open */
 	size_t static_rules;
@@ -1075,15 +1075,14 @@ struct port_ctx {
 	const struct lbm_state *f;
 	const char *ns, *name, *pname;
 	uint8_t proto;
-	char spn[512];	     /* "ns/name:port" (ServicePortName.String()) */
-	char base[384];	     /* "ns/name/proto/port" */
+	char spn[512];	/* "ns/name:port" (ServicePortName.String()) */
+	char base[384]; /* "ns/name/proto/port" */
 	char svc_chain[NAME_MAX_NFT], local_chain[NAME_MAX_NFT], ext_chain[NAME_MAX_NFT];
 	bool affinity;
 	uint32_t affinity_s;
 };
 
-static void ep_names(const struct port_ctx *c, const struct lbm_backend *be, char *chain,
-		     char *aff)
+static void ep_names(const struct port_ctx *c, const struct lbm_backend *be, char *chain, char *aff)
 {
 	char name[512], ip[INET_ADDRSTRLEN];
 
@@ -1316,8 +1315,7 @@ static void render_port(struct render *R, const struct lbm_state *f, const bool 
 	}
 	c.pname = pidx < sv->n_ports && sv->port_names[pidx] ? sv->port_names[pidx] : "";
 	snprintf(c.spn, sizeof(c.spn), "%s/%s%s%s", c.ns, c.name, c.pname[0] ? ":" : "", c.pname);
-	snprintf(c.base, sizeof(c.base), "%s/%s/%s/%s", c.ns, c.name, proto_name(c.proto),
-		 c.pname);
+	snprintf(c.base, sizeof(c.base), "%s/%s/%s/%s", c.ns, c.name, proto_name(c.proto), c.pname);
 	kp_name(c.svc_chain, "service-", c.base);
 	kp_name(c.local_chain, "local-", c.base);
 	kp_name(c.ext_chain, "external-", c.base);
@@ -1451,8 +1449,8 @@ static void render_port(struct render *R, const struct lbm_state *f, const bool 
 		}
 	}
 	if (uses_cluster)
-		r_policy_chain(R, &c, c.svc_chain, ceps, masq && int_chain == c.svc_chain,
-			       cip_addr, cip_port);
+		r_policy_chain(R, &c, c.svc_chain, ceps, masq && int_chain == c.svc_chain, cip_addr,
+			       cip_port);
 	if (uses_local)
 		r_policy_chain(R, &c, c.local_chain, leps, masq && int_chain == c.local_chain,
 			       cip_addr, cip_port);
@@ -1507,11 +1505,16 @@ static void emit_static(struct pxy *p, struct batch *b)
 		{"cluster-ips-check", "filter-output-post-dnat", true},
 	};
 	static const char *const regular[] = {
-		"nodeport-endpoints-check", "service-endpoints-check", "firewall-check",
-		"services", "masquerading", "cluster-ips-check", "mark-for-masquerade",
+		"nodeport-endpoints-check",
+		"service-endpoints-check",
+		"firewall-check",
+		"services",
+		"masquerading",
+		"cluster-ips-check",
+		"mark-for-masquerade",
 	};
 	struct nftnl_rule *r;
-	size_t n0 = b->n_msgs;
+	size_t n0;
 
 	for (size_t i = 0; i < sizeof(base_chains) / sizeof(base_chains[0]); i++)
 		msg_chain(b, NFT_MSG_NEWCHAIN, base_chains[i].name, &base_chains[i], NULL);
@@ -1562,7 +1565,8 @@ static void emit_static(struct pxy *p, struct batch *b)
 		struct nftnl_expr *e = nftnl_expr_alloc("masq");
 
 		if (e) {
-			nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_FLAGS, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_FLAGS,
+					   NF_NAT_RANGE_PROTO_RANDOM_FULLY);
 			ex_add(r, e);
 		}
 	}
@@ -1886,8 +1890,7 @@ static void run_conntrack(char *const argv[])
 }
 
 /* conntrack.CleanStaleEntries for one Service: old records not in new. */
-static void udp_clean(const struct udprec *old, size_t n_old, const struct udprec *nw,
-		      size_t n_new)
+static void udp_clean(const struct udprec *old, size_t n_old, const struct udprec *nw, size_t n_new)
 {
 	for (size_t i = 0; i < n_old; i++) {
 		const struct udprec *u = &old[i];
@@ -1913,20 +1916,20 @@ static void udp_clean(const struct udprec *old, size_t n_old, const struct udpre
 		inet_ntop(AF_INET, &u->ep_addr, ep, sizeof(ep));
 		snprintf(port, sizeof(port), "%u", ntohs(u->fe_port));
 		if (u->fe_addr && u->ep_addr) {
-			char *argv[] = {"conntrack", "-D", "-p", "udp", "--orig-dst", fe,
-					"--dst-nat", ep, NULL};
+			char *argv[] = {"conntrack", "-D",	  "-p", "udp", "--orig-dst",
+					fe,	     "--dst-nat", ep,	NULL};
 			run_conntrack(argv);
 		} else if (u->ep_addr) {
-			char *argv[] = {"conntrack", "-D", "-p", "udp", "--orig-port-dst", port,
-					"--dst-nat", ep, NULL};
+			char *argv[] = {"conntrack", "-D",	  "-p", "udp", "--orig-port-dst",
+					port,	     "--dst-nat", ep,	NULL};
 			run_conntrack(argv);
 		} else if (u->fe_addr) {
-			char *argv[] = {"conntrack", "-D", "-p", "udp", "--orig-dst", fe,
+			char *argv[] = {"conntrack",	   "-D", "-p", "udp", "--orig-dst", fe,
 					"--orig-port-dst", port, NULL};
 			run_conntrack(argv);
 		} else {
-			char *argv[] = {"conntrack", "-D", "-p", "udp", "--orig-port-dst", port,
-					NULL};
+			char *argv[] = {"conntrack",	   "-D", "-p", "udp",
+					"--orig-port-dst", port, NULL};
 			run_conntrack(argv);
 		}
 	}
@@ -1937,17 +1940,28 @@ static void udp_clean(const struct udprec *old, size_t n_old, const struct udpre
 static const char *msg_type_name(uint16_t t)
 {
 	switch (t) {
-	case NFT_MSG_NEWTABLE: return "add table";
-	case NFT_MSG_DELTABLE: return "delete table";
-	case NFT_MSG_NEWCHAIN: return "add chain";
-	case NFT_MSG_DELCHAIN: return "delete chain";
-	case NFT_MSG_NEWRULE: return "add rule to chain";
-	case NFT_MSG_DELRULE: return "flush chain";
-	case NFT_MSG_NEWSET: return "add set";
-	case NFT_MSG_DELSET: return "delete set";
-	case NFT_MSG_NEWSETELEM: return "add elements to";
-	case NFT_MSG_DELSETELEM: return "delete elements from";
-	default: return "message";
+	case NFT_MSG_NEWTABLE:
+		return "add table";
+	case NFT_MSG_DELTABLE:
+		return "delete table";
+	case NFT_MSG_NEWCHAIN:
+		return "add chain";
+	case NFT_MSG_DELCHAIN:
+		return "delete chain";
+	case NFT_MSG_NEWRULE:
+		return "add rule to chain";
+	case NFT_MSG_DELRULE:
+		return "flush chain";
+	case NFT_MSG_NEWSET:
+		return "add set";
+	case NFT_MSG_DELSET:
+		return "delete set";
+	case NFT_MSG_NEWSETELEM:
+		return "add elements to";
+	case NFT_MSG_DELSETELEM:
+		return "delete elements from";
+	default:
+		return "message";
 	}
 }
 
@@ -2065,9 +2079,10 @@ static int b_commit(struct batch *b, struct mnl_socket *nl, uint32_t portid, con
 				errno = EPROTO;
 			if (!first_err)
 				first_err = -errno;
-			pr_err(NL, "table ip %s: reading the kernel's replies to the %s batch "
-				   "failed: %s",
-				   KP_TABLE, why, strerror(errno));
+			pr_err(NL,
+			       "table ip %s: reading the kernel's replies to the %s batch "
+			       "failed: %s",
+			       KP_TABLE, why, strerror(errno));
 			return first_err;
 		}
 		for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; mnl_nlmsg_ok(h, (int)n);
@@ -2159,8 +2174,9 @@ static struct pxy *nft_open(const struct pxy_cfg *cfg)
 	p->nl = nl_open(&p->portid);
 	if (!p->nl) {
 		err = errno;
-		pr_err(NL, "nf_tables is not available: opening a NETLINK_NETFILTER socket failed: "
-			   "%s",
+		pr_err(NL,
+		       "nf_tables is not available: opening a NETLINK_NETFILTER socket failed: "
+		       "%s",
 		       strerror(err));
 		goto fail;
 	}
@@ -2191,14 +2207,16 @@ static struct pxy *nft_open(const struct pxy_cfg *cfg)
 			err = errno ? errno : EPROTO;
 	}
 	if (err) {
-		pr_err(NL, "nf_tables is not available in this kernel (%s): the nftables "
-			   "dataplane needs CONFIG_NF_TABLES with nft_numgen, nft_fib, nft_nat "
-			   "and nft_masq",
+		pr_err(NL,
+		       "nf_tables is not available in this kernel (%s): the nftables "
+		       "dataplane needs CONFIG_NF_TABLES with nft_numgen, nft_fib, nft_nat "
+		       "and nft_masq",
 		       strerror(err));
 		goto fail;
 	}
-	pr_info(NL, "kube-proxy's nftables table (ip %s) programmed through libnftnl, "
-		    "one transaction per sync",
+	pr_info(NL,
+		"kube-proxy's nftables table (ip %s) programmed through libnftnl, "
+		"one transaction per sync",
 		KP_TABLE);
 	return p;
 fail:

@@ -147,15 +147,15 @@ static char *chain_body(const char *out, const char *chain, long *handle)
 	return e ? strndup(s, (size_t)(e - s)) : NULL;
 }
 
-#define HAS(hay, needle, what)                                                         \
-	do {                                                                           \
-		if (!(hay) || !strstr((hay), (needle)))                                \
-			(void)TEST_FAIL_AT("%s: missing \"%s\"", what, needle);      \
+#define HAS(hay, needle, what)                                                  \
+	do {                                                                    \
+		if (!(hay) || !strstr((hay), (needle)))                         \
+			(void)TEST_FAIL_AT("%s: missing \"%s\"", what, needle); \
 	} while (0)
-#define HASNT(hay, needle, what)                                                       \
-	do {                                                                           \
-		if ((hay) && strstr((hay), (needle)))                                  \
-			(void)TEST_FAIL_AT("%s: unexpected \"%s\"", what, needle);   \
+#define HASNT(hay, needle, what)                                                   \
+	do {                                                                       \
+		if ((hay) && strstr((hay), (needle)))                              \
+			(void)TEST_FAIL_AT("%s: unexpected \"%s\"", what, needle); \
 	} while (0)
 
 static int count(const char *hay, const char *needle)
@@ -217,8 +217,8 @@ static bool build_world(struct lbi *l)
 
 	return feed(l, K8S_KIND_NODE, "n1", node_json) &&
 	       set_svc(l, "ns1/svc1",
-		       svc_json("ns1", "svc1", "ClusterIP", "198.18.128.1", "p80", 80, "TCP", 0,
-				"", NULL)) &&
+		       svc_json("ns1", "svc1", "ClusterIP", "198.18.128.1", "p80", 80, "TCP", 0, "",
+				NULL)) &&
 	       set_slice(l, "ns1/svc1-x", slice_json("ns1", "svc1", "p80", 8080, "TCP", web, 3)) &&
 	       set_svc(l, "ns1/empty",
 		       svc_json("ns1", "empty", "ClusterIP", "198.18.128.2", "", 80, "TCP", 0, "",
@@ -284,8 +284,9 @@ static void structure_body(void)
 	HAS(out, "type nat hook postrouting priority srcnat; policy accept;", "nat-postrouting");
 	HAS(out, "ct state new jump nodeport-endpoints-check", "input jump");
 	HAS(out, "ip daddr . meta l4proto . th dport vmap @service-ips", "services");
-	HAS(out, "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
-		 "@service-nodeports",
+	HAS(out,
+	    "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
+	    "@service-nodeports",
 	    "nodeports");
 	HAS(out, "ip daddr @cluster-ips reject", "cluster-ips-check");
 	HAS(out, "meta mark set meta mark | 0x00004000", "mark-for-masquerade");
@@ -296,8 +297,9 @@ static void structure_body(void)
 	HAS(out, "198.18.128.1 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80", "svc1 elem");
 	c = chain_body(out, "service-ULMVA6XW-ns1/svc1/tcp/p80", NULL);
 	if (ASSERT_NOT_NULL(c, "svc1 chain")) {
-		HAS(c, "ip daddr 198.18.128.1 tcp dport 80 ip saddr != 198.18.64.0/18 jump "
-		       "mark-for-masquerade",
+		HAS(c,
+		    "ip daddr 198.18.128.1 tcp dport 80 ip saddr != 198.18.64.0/18 jump "
+		    "mark-for-masquerade",
 		    "svc1 masq");
 		HAS(c, "numgen random mod 3 vmap { 0 : goto endpoint-", "svc1 numgen");
 		ASSERT_EQ(count(c, "goto endpoint-"), 3, "svc1 endpoints");
@@ -354,8 +356,9 @@ static void structure_body(void)
 		ASSERT_NOT_NULL(k, "itpl local chain");
 	}
 	HASNT(out, "ns1/itpl/tcp/p80__198.18.64.12/8080", "no chain for the remote endpoint");
-	HAS(out, "ip daddr 198.18.128.7 tcp dport 80 ip saddr != 198.18.64.0/18 jump "
-		 "mark-for-masquerade",
+	HAS(out,
+	    "ip daddr 198.18.128.7 tcp dport 80 ip saddr != 198.18.64.0/18 jump "
+	    "mark-for-masquerade",
 	    "itpl masq");
 
 	/* ClientIP affinity: per-endpoint sets with the timeout */
@@ -414,6 +417,7 @@ static void incremental_body(void)
 	free(chain_body(out, "service-42NFTM6N-ns2/svc2/tcp/p80", &h_svc2));
 	free(chain_body(out, "service-ULMVA6XW-ns1/svc1/tcp/p80", &h_svc1));
 	free(out);
+	out = NULL;
 
 	/* svc1 scales to 2 endpoints, then back to 3 */
 	if (!set_slice(l, "ns1/svc1-x", slice_json("ns1", "svc1", "p80", 8080, "TCP", two, 2)) ||
@@ -558,7 +562,8 @@ static void scale_body(void)
 				 1 + a % 250, e ? "n2" : "n1");
 		}
 		if (!set_svc(l, key,
-			     svc_json("ns1", name, "ClusterIP", cip, "http", 80, "TCP", 0, "", NULL)))
+			     svc_json("ns1", name, "ClusterIP", cip, "http", 80, "TCP", 0, "",
+				      NULL)))
 			goto done;
 		snprintf(key, sizeof(key), "ns1/s%d-x", i);
 		if (!set_slice(l, key, slice_json("ns1", name, "http", 8080, "TCP", eps, 10)))
@@ -605,4 +610,60 @@ done:
 TEST(scale)
 {
 	in_netns(scale_body);
+}
+
+/* UDP: removing an endpoint deletes the conntrack entries DNATed to it (and
+ * only those), as kube-proxy's conntrack cleanup does; otherwise a client that
+ * keeps its source port keeps hitting the dead endpoint. */
+static void udp_body(void)
+{
+	static const char *two[] = {"198.18.64.1@n1", "198.18.64.2@n1"};
+	static const char *one[] = {"198.18.64.1@n1"};
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = NULL;
+	char *out = NULL;
+
+	/* the ClusterIP needs a route for a local socket to send to it (kube-proxy's
+	 * nodes have a default route); a veth, not lo, like a node's uplink */
+	if (system("ip addr add 198.18.64.1/32 dev lo && ip addr add 198.18.64.2/32 dev lo && "
+		   "ip link add v0 type veth peer name v1 && ip link set v0 up && "
+		   "ip link set v1 up && ip route add 198.18.128.0/20 dev v0")) {
+		(void)TEST_FAIL_AT("netns setup failed");
+		goto done;
+	}
+	if (!ASSERT_NOT_NULL(l, "lbi") || !feed(l, K8S_KIND_NODE, "n1", node_json) ||
+	    !set_svc(l, "ns1/dns",
+		     svc_json("ns1", "dns", "ClusterIP", "198.18.128.20", "dns", 53, "UDP", 0, "",
+			      NULL)) ||
+	    !set_slice(l, "ns1/dns-x", slice_json("ns1", "dns", "dns", 5353, "UDP", two, 2)) ||
+	    !plan(l, true))
+		goto done;
+	p = open_px();
+	if (!ASSERT_NOT_NULL(p, "open") || !ASSERT_OK(pxy_nftables_ops.sync(p, l, true), "sync"))
+		goto done;
+	/* 40 flows (source ports): both endpoints get some (1 in 2^39 that one gets none) */
+	free(run("python3 -c 'import socket\nfor i in range(40):\n s=socket.socket(socket.AF_INET,"
+		 "socket.SOCK_DGRAM)\n s.sendto(b\"x\",(\"198.18.128.20\",53))'"));
+	out = run("conntrack -L -p udp --dst-nat 198.18.64.2 2>/dev/null | grep -c '^udp'");
+	ASSERT_TRUE(atoi(out) > 0, "flows to the endpoint about to go");
+	free(out);
+	out = NULL;
+
+	if (!set_slice(l, "ns1/dns-x", slice_json("ns1", "dns", "dns", 5353, "UDP", one, 1)) ||
+	    !plan(l, false) || !ASSERT_OK(pxy_nftables_ops.sync(p, l, false), "partial sync"))
+		goto done;
+	out = run("conntrack -L -p udp --dst-nat 198.18.64.2 2>/dev/null | grep -c '^udp'");
+	ASSERT_EQ(atoi(out), 0, "flows to the removed endpoint deleted");
+	free(out);
+	out = run("conntrack -L -p udp --dst-nat 198.18.64.1 2>/dev/null | grep -c '^udp'");
+	ASSERT_TRUE(atoi(out) > 0, "flows to the remaining endpoint kept");
+done:
+	free(out);
+	pxy_nftables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(udp_conntrack)
+{
+	in_netns(udp_body);
 }
