@@ -465,6 +465,20 @@ static void incremental_body(void)
 		out = NULL;
 	}
 
+	/* the affinity timeout changes: the sets are re-created with it in the same batch */
+	if (!set_svc(l, "ns1/aff",
+		     svc_json("ns1", "aff", "ClusterIP", "198.18.128.5", "p80", 80, "TCP", 0,
+			      ",\"sessionAffinity\":\"ClientIP\",\"sessionAffinityConfig\":{"
+			      "\"clientIP\":{\"timeoutSeconds\":120}}",
+			      NULL)) ||
+	    !plan(l, false) || !ASSERT_OK(pxy_nftables_ops.sync(p, l, false), "timeout sync"))
+		goto done;
+	out = list_table();
+	ASSERT_EQ(count(out, "timeout 2m"), 2, "both affinity sets with the new timeout");
+	ASSERT_EQ(count(out, "update @affinity-"), 2, "update rules refer to them");
+	free(out);
+	out = NULL;
+
 	/* a removed Service: its chains, sets and elements vanish */
 	if (!feed(l, K8S_KIND_SERVICE, "ns1/aff", NULL) || !plan(l, false) ||
 	    !ASSERT_OK(pxy_nftables_ops.sync(p, l, false), "removal sync"))
