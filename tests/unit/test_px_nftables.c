@@ -681,3 +681,62 @@ TEST(udp_conntrack)
 {
 	in_netns(udp_body);
 }
+
+/* Two Services claim the same externalIP:port; the older one owns it. When it
+ * goes away the other takes the element over in the same batch, although the
+ * other's own fragment did not change (only its ownership did). */
+static bool xip_owner(const char *out, const char *base)
+{
+	static const char el[] = "198.18.0.10 . tcp . 9090 : goto external-";
+	const char *e = strstr(out, el);
+
+	/* external-<8 hash chars>-<base> */
+	return e && !strncmp(e + sizeof(el) - 1 + 9, base, strlen(base));
+}
+
+static void handover_body(void)
+{
+	static const char *ea[] = {"198.18.64.1@n1"};
+	static const char *eb[] = {"198.18.64.2@n1"};
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = NULL;
+	char *out = NULL;
+	const char *xip = ",\"externalIPs\":[\"198.18.0.10\"]";
+
+	if (!ASSERT_NOT_NULL(l, "lbi") || !feed(l, K8S_KIND_NODE, "n1", node_json) ||
+	    !set_svc(l, "ns1/a",
+		     svc_json("ns1", "a", "ClusterIP", "198.18.128.30", "p", 9090, "TCP", 0, xip,
+			      NULL)) ||
+	    !set_slice(l, "ns1/a-x", slice_json("ns1", "a", "p", 8080, "TCP", ea, 1)) ||
+	    !set_svc(l, "ns1/b",
+		     svc_json("ns1", "b", "ClusterIP", "198.18.128.31", "p", 9090, "TCP", 0, xip,
+			      NULL)) ||
+	    !set_slice(l, "ns1/b-x", slice_json("ns1", "b", "p", 8080, "TCP", eb, 1)) ||
+	    !plan(l, true))
+		goto done;
+	p = open_px();
+	if (!ASSERT_NOT_NULL(p, "open") || !ASSERT_OK(pxy_nftables_ops.sync(p, l, true), "sync"))
+		goto done;
+	out = list_table();
+	HAS(out, "198.18.0.10 . tcp . 9090 : goto external-", "externalIP programmed");
+	ASSERT_TRUE(xip_owner(out, "ns1/a/tcp/p"), "a owns it");
+	free(out);
+	out = NULL;
+	if (!feed(l, K8S_KIND_SERVICE, "ns1/a", NULL) || !plan(l, false) ||
+	    !ASSERT_OK(pxy_nftables_ops.sync(p, l, false), "partial sync"))
+		goto done;
+	out = list_table();
+	HAS(out, "198.18.0.10 . tcp . 9090 : goto external-", "externalIP still programmed");
+	HASNT(out, "ns1/a/", "a gone");
+	HAS(out, "198.18.128.31 . tcp . 9090", "b's ClusterIP");
+	ASSERT_TRUE(xip_owner(out, "ns1/b/tcp/p"), "b took it over");
+done:
+	free(out);
+	pxy_nftables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(conflict_handover)
+{
+	in_netns(handover_body);
+}
