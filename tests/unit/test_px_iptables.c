@@ -1,0 +1,694 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * agent/px_iptables.c: the kube-proxy-compatible iptables dataplane.
+ *
+ *  - lib/sha256.c against the FIPS 180-2 vectors, and the chain names against
+ *    names kube-proxy's own tests assert (pkg/proxy/iptables/proxier_test.go:
+ *    "ns1/svc1:p80" tcp = KUBE-SVC-XPGD46QRK7WJZT7O, its endpoint 10.180.0.1:80
+ *    = KUBE-SEP-SXIVWICOYRO3J4NJ, ...).
+ *  - Rendering (no kernel): Services and EndpointSlices go through the real
+ *    model (lbi_service_set / lbi_slice_set / lbi_plan) and the restore text
+ *    is checked line by line for each kube-proxy behaviour.
+ *  - The kernel: in a private network namespace (forked child, unshare), a sync
+ *    through the real iptables-restore, iptables-save shows the chains, a
+ *    partial sync deletes a removed Service's chains, cleanup() leaves no
+ *    KUBE-* chain and no jump. Skipped without root or iptables.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/lbinc.h"
+#include "agent/proxier.h"
+#include "agent/px_iptables.h"
+#include "harness.h"
+#include "sluice/buf.h"
+#include "sluice/json.h"
+#include "sluice/k8s.h"
+#include "sluice/sha256.h"
+
+#define CIDR "198.18.64.0/18"
+
+/* --- fixtures ------------------------------------------------------------------------------ */
+
+static bool feed(struct lbi *l, enum k8s_kind kind, const char *key, const char *text)
+{
+	struct json_object *o = text ? sl_json_parse(text, strlen(text), NULL, 0) : NULL;
+	void *typed = NULL;
+	char err[256] = "";
+	int rc;
+
+	if (text && (!o || k8s_obj_decode(kind, o, &typed, err, sizeof(err))))
+		return TEST_FAIL_AT("decode %s: %s", key, err);
+	rc = kind == K8S_KIND_SERVICE	      ? lbi_service_set(l, key, typed)
+	     : kind == K8S_KIND_ENDPOINTSLICE ? lbi_slice_set(l, key, typed)
+					      : lbi_node_set(l, typed);
+	k8s_obj_free(kind, typed);
+	json_object_put(o);
+	return ASSERT_OK(rc, key);
+}
+
+/* A Service: extra is spliced into spec (starting with ','), status may be NULL. */
+static bool svc(struct lbi *l, const char *ns, const char *name, const char *type,
+		const char *cip, const char *ports, const char *extra, const char *status)
+{
+	char key[128], text[2048];
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	snprintf(text, sizeof(text),
+		 "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"creationTimestamp\":"
+		 "\"2024-01-01T00:00:00Z\"},\"spec\":{\"type\":\"%s\",\"clusterIP\":\"%s\","
+		 "\"ports\":[%s]%s}%s%s%s}",
+		 ns, name, type, cip, ports, extra ? extra : "", status ? ",\"status\":" : "",
+		 status ? status : "", "");
+	return feed(l, K8S_KIND_SERVICE, key, text);
+}
+
+/* An endpoint for slice(): "ip,node,ready,serving,terminating". */
+static bool slice(struct lbi *l, const char *ns, const char *name, const char *svcname,
+		  const char *ports, const char *const *eps, size_t n)
+{
+	char key[128], text[4096];
+	size_t off;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	off = (size_t)snprintf(text, sizeof(text),
+			       "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"labels\":{"
+			       "\"kubernetes.io/service-name\":\"%s\"}},\"addressType\":\"IPv4\","
+			       "\"ports\":[%s],\"endpoints\":[",
+			       ns, name, svcname, ports);
+	for (size_t i = 0; i < n; i++) {
+		char ip[32], node[32], r[8], s[8], t[8];
+
+		if (sscanf(eps[i], "%31[^,],%31[^,],%7[^,],%7[^,],%7s", ip, node, r, s, t) != 5)
+			return TEST_FAIL_AT("bad endpoint spec %s", eps[i]);
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+					"%s{\"addresses\":[\"%s\"],\"nodeName\":\"%s\","
+					"\"conditions\":{\"ready\":%s,\"serving\":%s,"
+					"\"terminating\":%s}}",
+					i ? "," : "", ip, node, r, s, t);
+	}
+	snprintf(text + off, sizeof(text) - off, "]}");
+	return feed(l, K8S_KIND_ENDPOINTSLICE, key, text);
+}
+
+static bool node(struct lbi *l, const char *ip)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "{\"metadata\":{\"name\":\"n1\"},\"status\":{\"addresses\":[{\"type\":"
+		 "\"InternalIP\",\"address\":\"%s\"}]}}",
+		 ip);
+	return feed(l, K8S_KIND_NODE, "n1", text);
+}
+
+/* Plans l and renders one sync into out (reset first). */
+static bool render(struct pxy *p, struct lbi *l, bool full, struct sl_buf *out)
+{
+	struct lbi_plan plan;
+
+	sl_buf_reset(out);
+	if (!ASSERT_OK(lbi_plan(l, false, &plan), "lbi_plan"))
+		return false;
+	lbi_plan_fini(&plan);
+	return ASSERT_OK(pxy_ipt_render(p, l, full, NULL, out), "render");
+}
+
+static bool has_line(const struct sl_buf *b, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *s = b->data; s && (s = strstr(s, line)); s++)
+		if ((s == b->data || s[-1] == '\n') && (s[n] == '\n' || !s[n]))
+			return true;
+	return false;
+}
+
+static size_t count(const struct sl_buf *b, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *s = b->data; s && (s = strstr(s, needle)); s++)
+		n++;
+	return n;
+}
+
+#define EXPECT_LINE(b, line) \
+	(has_line(b, line) ? true : TEST_FAIL_AT("missing line:\n    %s\n--- got:\n%s", line, (b)->data))
+#define EXPECT_NO(b, needle)                                                                    \
+	(!strstr((b)->data ? (b)->data : "", needle)                                            \
+		 ? true                                                                         \
+		 : TEST_FAIL_AT("unexpected \"%s\"\n--- got:\n%s", needle, (b)->data))
+
+static struct pxy *new_pxy(void)
+{
+	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = CIDR};
+
+	return pxy_ipt_new(&cfg);
+}
+
+static const char *const ports_p80 = "{\"name\":\"p80\",\"port\":80,\"protocol\":\"TCP\"}";
+static const char *const eports_p80 = "{\"name\":\"p80\",\"port\":8080,\"protocol\":\"TCP\"}";
+
+/* --- hashes ------------------------------------------------------------------------------- */
+
+static bool sha_is(const void *msg, size_t n, const char *hex)
+{
+	uint8_t d[SL_SHA256_LEN];
+	char got[65];
+
+	sl_sha256(msg, n, d);
+	for (int i = 0; i < SL_SHA256_LEN; i++)
+		snprintf(got + 2 * i, 3, "%02x", d[i]);
+	return ASSERT_STREQ(got, hex, "sha256");
+}
+
+TEST(sha256_fips_vectors)
+{
+	static const char two_blocks[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	struct sl_sha256 c;
+	uint8_t d[SL_SHA256_LEN];
+	char *a = malloc(1000000);
+
+	sha_is("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sha_is("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sha_is(two_blocks, strlen(two_blocks),
+	       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	if (!ASSERT_NOT_NULL(a, "malloc"))
+		return;
+	memset(a, 'a', 1000000);
+	sha_is(a, 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	/* Streaming in odd pieces gives the same digest. */
+	sl_sha256_init(&c);
+	for (size_t off = 0; off < 1000000; off += 777)
+		sl_sha256_update(&c, a + off, off + 777 > 1000000 ? 1000000 - off : 777);
+	sl_sha256_final(&c, d);
+	ASSERT_EQ(d[0], 0xcd, "streamed digest[0]");
+	ASSERT_EQ(d[31], 0xd0, "streamed digest[31]");
+	free(a);
+}
+
+TEST(chain_names_match_kube_proxy)
+{
+	char n[32];
+
+	/* Pairs from kubernetes/kubernetes pkg/proxy/iptables/proxier_test.go. */
+	pxy_ipt_chain_name(n, "KUBE-SVC-", "ns1/svc1:p80", "tcp", NULL);
+	ASSERT_STREQ(n, "KUBE-SVC-XPGD46QRK7WJZT7O", "ns1/svc1:p80");
+	pxy_ipt_chain_name(n, "KUBE-SEP-", "ns1/svc1:p80", "tcp", "10.180.0.1:80");
+	ASSERT_STREQ(n, "KUBE-SEP-SXIVWICOYRO3J4NJ", "ns1/svc1:p80 -> 10.180.0.1:80");
+	pxy_ipt_chain_name(n, "KUBE-EXT-", "ns2/svc2:p80", "tcp", NULL);
+	ASSERT_STREQ(n, "KUBE-EXT-GNZBNJ2PO5MGZ6GT", "ns2/svc2:p80");
+	pxy_ipt_chain_name(n, "KUBE-SEP-", "ns4/svc4:p80", "tcp", "10.180.0.4:80");
+	ASSERT_STREQ(n, "KUBE-SEP-UKSFD7AGPMPPLUHC", "ns4/svc4:p80 -> 10.180.0.4:80");
+	pxy_ipt_chain_name(n, "KUBE-SEP-", "ns5/svc5:p80", "tcp", "10.180.0.3:80");
+	ASSERT_STREQ(n, "KUBE-SEP-I77PXRDZVX7PMWMN", "ns5/svc5:p80 -> 10.180.0.3:80");
+}
+
+/* The real fixture of kube-proxy's test, through the model: same names, same rules. */
+TEST(render_kube_proxy_fixture_ns1_svc1)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *ep[] = {"10.180.0.1,n2,true,true,false"};
+
+	if (!ASSERT_NOT_NULL(l, "lbi") || !ASSERT_NOT_NULL(p, "pxy"))
+		goto out;
+	if (!svc(l, "ns1", "svc1", "ClusterIP", "172.30.0.41", ports_p80, NULL, NULL) ||
+	    !slice(l, "ns1", "svc1-a", "svc1", "{\"name\":\"p80\",\"port\":80,\"protocol\":\"TCP\"}",
+		   ep, 1) ||
+	    !render(p, l, true, &b))
+		goto out;
+	EXPECT_LINE(&b, "-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp "
+			"-p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O");
+	EXPECT_LINE(&b, "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 cluster "
+			"IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s " CIDR
+			" -j KUBE-MARK-MASQ");
+	EXPECT_LINE(&b, "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 -> "
+			"10.180.0.1:80\" -j KUBE-SEP-SXIVWICOYRO3J4NJ");
+	EXPECT_LINE(&b, "-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -s "
+			"10.180.0.1 -j KUBE-MARK-MASQ");
+	EXPECT_LINE(&b, "-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -m tcp -p "
+			"tcp -j DNAT --to-destination 10.180.0.1:80");
+	EXPECT_LINE(&b, ":KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]");
+	EXPECT_LINE(&b, ":KUBE-SEP-SXIVWICOYRO3J4NJ - [0:0]");
+	/* The fixed chains. */
+	EXPECT_LINE(&b, "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN");
+	EXPECT_LINE(&b, "-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000");
+	EXPECT_LINE(&b, "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic "
+			"requiring SNAT\" -j MASQUERADE --random-fully");
+	EXPECT_LINE(&b, "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000");
+	EXPECT_LINE(&b, "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m "
+			"mark --mark 0x4000/0x4000 -j ACCEPT");
+	/* The NodePort jump closes KUBE-SERVICES: nothing after it in nat but -X/COMMIT. */
+	{
+		const char *last = strstr(b.data, "-A KUBE-SERVICES -m comment --comment "
+						  "\"kubernetes service nodeports; NOTE");
+		ASSERT_NOT_NULL(last, "nodeports rule");
+		ASSERT_TRUE(last && !strstr(last + 1, "-A KUBE-SERVICES"), "nodeports rule last");
+	}
+	ASSERT_TRUE(strstr(b.data, "*filter\n") == b.data, "filter first");
+	ASSERT_EQ(count(&b, "COMMIT\n"), 2, "two tables");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+static void svc_chain(char *out, const char *prefix, const char *spn, const char *proto)
+{
+	pxy_ipt_chain_name(out, prefix, spn, proto, NULL);
+}
+
+TEST(render_cluster_ip_three_endpoints)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *eps[] = {"198.18.64.1,n2,true,true,false", "198.18.64.2,n2,true,true,false",
+			     "198.18.64.3,n3,true,true,false"};
+	char h[32], line[512], s1[32], s2[32], s3[32];
+
+	if (!svc(l, "a", "web", "ClusterIP", "198.18.128.10", ports_p80, NULL, NULL) ||
+	    !slice(l, "a", "web-1", "web", eports_p80, eps, 3) || !render(p, l, true, &b))
+		goto out;
+	svc_chain(h, "KUBE-SVC-", "a/web:p80", "tcp");
+	pxy_ipt_chain_name(s1, "KUBE-SEP-", "a/web:p80", "tcp", "198.18.64.1:8080");
+	pxy_ipt_chain_name(s2, "KUBE-SEP-", "a/web:p80", "tcp", "198.18.64.2:8080");
+	pxy_ipt_chain_name(s3, "KUBE-SEP-", "a/web:p80", "tcp", "198.18.64.3:8080");
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"a/web:p80 -> 198.18.64.1:8080\" -m statistic "
+		 "--mode random --probability 0.3333333333 -j %s",
+		 h, s1);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"a/web:p80 -> 198.18.64.2:8080\" -m statistic "
+		 "--mode random --probability 0.5000000000 -j %s",
+		 h, s2);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-A %s -m comment --comment \"a/web:p80 -> 198.18.64.3:8080\" -j %s",
+		 h, s3);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment a/web:p80 -m tcp -p tcp -j DNAT --to-destination "
+		 "198.18.64.3:8080",
+		 s3);
+	EXPECT_LINE(&b, line);
+	ASSERT_EQ(count(&b, "--probability"), 2, "n-1 statistic rules");
+	EXPECT_NO(&b, "KUBE-EXT-"); /* not externally reachable */
+	EXPECT_NO(&b, "KUBE-SVL-");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_no_endpoints_rejects)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	char h[32];
+
+	if (!svc(l, "a", "empty", "NodePort", "198.18.128.11",
+		 "{\"name\":\"p80\",\"port\":80,\"protocol\":\"TCP\",\"nodePort\":30011}", NULL,
+		 NULL) ||
+	    !render(p, l, true, &b))
+		goto out;
+	EXPECT_LINE(&b, "-A KUBE-SERVICES -m comment --comment \"a/empty:p80 has no endpoints\" -m "
+			"tcp -p tcp -d 198.18.128.11 --dport 80 -j REJECT");
+	EXPECT_LINE(&b, "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"a/empty:p80 has no "
+			"endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30011 -j "
+			"REJECT");
+	svc_chain(h, "KUBE-SVC-", "a/empty:p80", "tcp");
+	EXPECT_NO(&b, h);
+	EXPECT_NO(&b, "-A KUBE-NODEPORTS -m comment --comment a/empty");
+	/* The REJECT is in filter: nat has no rule for it. */
+	EXPECT_NO(&b, "--dport 80 -j KUBE-");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+static const char *const lb_ports =
+	"{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\",\"nodePort\":30080}";
+static const char *const lb_status = "{\"loadBalancer\":{\"ingress\":[{\"ip\":\"198.18.9.1\"}]}}";
+
+TEST(render_etp_local_short_circuit)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *eps[] = {"198.18.64.1,n1,true,true,false", "198.18.64.2,n2,true,true,false"};
+	const char *remote[] = {"198.18.64.2,n2,true,true,false"};
+	char svc_h[32], svl[32], ext[32], sep1[32], line[512];
+
+	svc_chain(svc_h, "KUBE-SVC-", "a/lb:http", "tcp");
+	svc_chain(svl, "KUBE-SVL-", "a/lb:http", "tcp");
+	svc_chain(ext, "KUBE-EXT-", "a/lb:http", "tcp");
+	pxy_ipt_chain_name(sep1, "KUBE-SEP-", "a/lb:http", "tcp", "198.18.64.1:8080");
+	if (!svc(l, "a", "lb", "LoadBalancer", "198.18.128.12", lb_ports,
+		 ",\"externalTrafficPolicy\":\"Local\",\"healthCheckNodePort\":32000", lb_status) ||
+	    !slice(l, "a", "lb-1", "lb", "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}",
+		   eps, 2) ||
+	    !render(p, l, true, &b))
+		goto out;
+	snprintf(line, sizeof(line),
+		 "-A KUBE-SERVICES -m comment --comment \"a/lb:http loadbalancer IP\" -m tcp -p tcp "
+		 "-d 198.18.9.1 --dport 80 -j %s",
+		 ext);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A KUBE-NODEPORTS -m comment --comment a/lb:http -m tcp -p tcp --dport 30080 -j %s",
+		 ext);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"pod traffic for a/lb:http external destinations\" "
+		 "-s " CIDR " -j %s",
+		 ext, svc_h);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"masquerade LOCAL traffic for a/lb:http external "
+		 "destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+		 ext);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"route LOCAL traffic for a/lb:http external "
+		 "destinations\" -m addrtype --src-type LOCAL -j %s",
+		 ext, svc_h);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-A %s -j %s", ext, svl);
+	EXPECT_LINE(&b, line);
+	/* SVL: only the local endpoint, no cascade; SVC: both. */
+	snprintf(line, sizeof(line), "-A %s -m comment --comment \"a/lb:http -> 198.18.64.1:8080\" -j %s",
+		 svl, sep1);
+	EXPECT_LINE(&b, line);
+	ASSERT_EQ(count(&b, "--probability 0.5000000000"), 1, "SVC cascade over 2");
+	EXPECT_LINE(&b, "-A KUBE-NODEPORTS -m comment --comment \"a/lb:http health check node "
+			"port\" -m tcp -p tcp --dport 32000 -j ACCEPT");
+	EXPECT_NO(&b, "KUBE-EXTERNAL-SERVICES -m comment");
+
+	/* No local endpoint left: outside clients are dropped in filter, the short
+	 * circuit for pods and the host stays, KUBE-SVL goes. */
+	if (!slice(l, "a", "lb-1", "lb", "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}",
+		   remote, 1) ||
+	    !render(p, l, false, &b))
+		goto out;
+	EXPECT_LINE(&b, "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"a/lb:http has no local "
+			"endpoints\" -m tcp -p tcp -d 198.18.9.1 --dport 80 -j DROP");
+	EXPECT_LINE(&b, "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"a/lb:http has no local "
+			"endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j DROP");
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"route LOCAL traffic for a/lb:http external "
+		 "destinations\" -m addrtype --src-type LOCAL -j %s",
+		 ext, svc_h);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-A %s -j %s", ext, svl);
+	ASSERT_FALSE(has_line(&b, line), "no jump to KUBE-SVL");
+	snprintf(line, sizeof(line), "-X %s", svl);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-X %s", sep1);
+	EXPECT_LINE(&b, line);
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_etp_cluster_nodeport_and_external_ip)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *eps[] = {"198.18.64.1,n2,true,true,false"};
+	char svc_h[32], ext[32], line[512];
+
+	svc_chain(svc_h, "KUBE-SVC-", "a/np:http", "tcp");
+	svc_chain(ext, "KUBE-EXT-", "a/np:http", "tcp");
+	if (!node(l, "198.18.0.10") ||
+	    !svc(l, "a", "np", "NodePort", "198.18.128.13", lb_ports,
+		 ",\"externalIPs\":[\"198.18.0.10\",\"198.18.0.99\"]", NULL) ||
+	    !slice(l, "a", "np-1", "np", "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}",
+		   eps, 1) ||
+	    !render(p, l, true, &b))
+		goto out;
+	snprintf(line, sizeof(line),
+		 "-A KUBE-SERVICES -m comment --comment \"a/np:http external IP\" -m tcp -p tcp -d "
+		 "198.18.0.10 --dport 80 -j %s",
+		 ext);
+	EXPECT_LINE(&b, line);
+	EXPECT_NO(&b, "198.18.0.99"); /* not this node's: not captured (model.h) */
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"masquerade traffic for a/np:http external "
+		 "destinations\" -j KUBE-MARK-MASQ",
+		 ext);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-A %s -j %s", ext, svc_h);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A KUBE-NODEPORTS -m comment --comment a/np:http -m tcp -p tcp --dport 30080 -j %s",
+		 ext);
+	EXPECT_LINE(&b, line);
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_itp_local)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *remote[] = {"198.18.64.2,n2,true,true,false"};
+	const char *both[] = {"198.18.64.1,n1,true,true,false", "198.18.64.2,n2,true,true,false"};
+	char svl[32], svc_h[32], line[512];
+
+	svc_chain(svl, "KUBE-SVL-", "a/loc:p80", "tcp");
+	svc_chain(svc_h, "KUBE-SVC-", "a/loc:p80", "tcp");
+	if (!svc(l, "a", "loc", "ClusterIP", "198.18.128.14", ports_p80,
+		 ",\"internalTrafficPolicy\":\"Local\"", NULL) ||
+	    !slice(l, "a", "loc-1", "loc", eports_p80, remote, 1) || !render(p, l, true, &b))
+		goto out;
+	/* Endpoints elsewhere only: kube-proxy DROPs (not REJECT). */
+	EXPECT_LINE(&b, "-A KUBE-SERVICES -m comment --comment \"a/loc:p80 has no local "
+			"endpoints\" -m tcp -p tcp -d 198.18.128.14 --dport 80 -j DROP");
+	EXPECT_NO(&b, svl);
+	EXPECT_NO(&b, svc_h);
+
+	if (!slice(l, "a", "loc-1", "loc", eports_p80, both, 2) || !render(p, l, false, &b))
+		goto out;
+	snprintf(line, sizeof(line),
+		 "-A KUBE-SERVICES -m comment --comment \"a/loc:p80 cluster IP\" -m tcp -p tcp -d "
+		 "198.18.128.14 --dport 80 -j %s",
+		 svl);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"a/loc:p80 cluster IP\" -m tcp -p tcp -d "
+		 "198.18.128.14 --dport 80 ! -s " CIDR " -j KUBE-MARK-MASQ",
+		 svl);
+	EXPECT_LINE(&b, line);
+	EXPECT_NO(&b, "--probability"); /* one local endpoint */
+	EXPECT_NO(&b, svc_h);		/* the cluster-wide set is never used */
+	EXPECT_NO(&b, "198.18.64.2");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_affinity)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *eps[] = {"198.18.64.1,n2,true,true,false", "198.18.64.2,n2,true,true,false"};
+	char h[32], s1[32], line[512];
+
+	svc_chain(h, "KUBE-SVC-", "a/aff:p80", "tcp");
+	pxy_ipt_chain_name(s1, "KUBE-SEP-", "a/aff:p80", "tcp", "198.18.64.1:8080");
+	if (!svc(l, "a", "aff", "ClusterIP", "198.18.128.15", ports_p80,
+		 ",\"sessionAffinity\":\"ClientIP\",\"sessionAffinityConfig\":{\"clientIP\":{"
+		 "\"timeoutSeconds\":600}}",
+		 NULL) ||
+	    !slice(l, "a", "aff-1", "aff", eports_p80, eps, 2) || !render(p, l, true, &b))
+		goto out;
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"a/aff:p80 -> 198.18.64.1:8080\" -m recent --name %s "
+		 "--rcheck --seconds 600 --reap -j %s",
+		 h, s1, s1);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment a/aff:p80 -m recent --name %s --set -m tcp -p tcp -j "
+		 "DNAT --to-destination 198.18.64.1:8080",
+		 s1, s1);
+	EXPECT_LINE(&b, line);
+	ASSERT_EQ(count(&b, "--rcheck"), 2, "one check per endpoint");
+	/* Affinity checks come before the cascade. */
+	ASSERT_TRUE(strstr(b.data, "--rcheck") < strstr(b.data, "--probability"), "order");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_terminating_fallback)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *term[] = {"198.18.64.1,n2,false,true,true", "198.18.64.2,n2,false,false,true"};
+	const char *mixed[] = {"198.18.64.1,n2,false,true,true", "198.18.64.3,n2,true,true,false"};
+	char h[32], line[256];
+
+	if (!svc(l, "a", "t", "ClusterIP", "198.18.128.16", ports_p80, NULL, NULL) ||
+	    !slice(l, "a", "t-1", "t", eports_p80, term, 2) || !render(p, l, true, &b))
+		goto out;
+	/* Only serving-terminating ones: used; the non-serving one never. */
+	svc_chain(h, "KUBE-SVC-", "a/t:p80", "tcp");
+	snprintf(line, sizeof(line),
+		 "-A KUBE-SERVICES -m comment --comment \"a/t:p80 cluster IP\" -m tcp -p tcp -d "
+		 "198.18.128.16 --dport 80 -j %s",
+		 h);
+	EXPECT_LINE(&b, line);
+	ASSERT_TRUE(strstr(b.data, "--to-destination 198.18.64.1:8080") != NULL, "fallback");
+	EXPECT_NO(&b, "198.18.64.2");
+	/* A ready endpoint appears: the terminating one leaves the set. */
+	if (!slice(l, "a", "t-1", "t", eports_p80, mixed, 2) || !render(p, l, false, &b))
+		goto out;
+	ASSERT_TRUE(strstr(b.data, "--to-destination 198.18.64.3:8080") != NULL, "ready one");
+	ASSERT_FALSE(strstr(b.data, "--to-destination 198.18.64.1:8080") != NULL, "not the old");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_partial_sync)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	const char *ea[] = {"198.18.64.1,n2,true,true,false"};
+	const char *eb[] = {"198.18.64.2,n2,true,true,false", "198.18.64.3,n2,true,true,false"};
+	const char *eb2[] = {"198.18.64.2,n2,true,true,false"};
+	char ha[32], hb[32], sa[32], sb3[32], line[256];
+	struct pxy_stats st;
+
+	svc_chain(ha, "KUBE-SVC-", "a/one:p80", "tcp");
+	svc_chain(hb, "KUBE-SVC-", "a/two:p80", "tcp");
+	pxy_ipt_chain_name(sa, "KUBE-SEP-", "a/one:p80", "tcp", "198.18.64.1:8080");
+	pxy_ipt_chain_name(sb3, "KUBE-SEP-", "a/two:p80", "tcp", "198.18.64.3:8080");
+	if (!svc(l, "a", "one", "ClusterIP", "198.18.128.21", ports_p80, NULL, NULL) ||
+	    !svc(l, "a", "two", "ClusterIP", "198.18.128.22", ports_p80, NULL, NULL) ||
+	    !slice(l, "a", "one-1", "one", eports_p80, ea, 1) ||
+	    !slice(l, "a", "two-1", "two", eports_p80, eb, 2) || !render(p, l, true, &b))
+		goto out;
+	pxy_iptables_ops.stats(p, &st);
+	ASSERT_EQ(st.services_rendered, 2, "first sync renders both");
+
+	/* Nothing changed: only the chains rewritten every sync. */
+	if (!render(p, l, false, &b))
+		goto out;
+	snprintf(line, sizeof(line), ":%s - [0:0]", ha);
+	ASSERT_FALSE(has_line(&b, line), "unchanged one not declared");
+	snprintf(line, sizeof(line), "-A KUBE-SERVICES -m comment --comment \"a/one:p80 cluster "
+				     "IP\" -m tcp -p tcp -d 198.18.128.21 --dport 80 -j %s", ha);
+	EXPECT_LINE(&b, line); /* KUBE-SERVICES is whole every time */
+	pxy_iptables_ops.stats(p, &st);
+	ASSERT_EQ(st.services_rendered, 0, "no service re-rendered");
+	ASSERT_TRUE(st.rules >= 11, "rule count covers unchanged chains");
+
+	/* two loses an endpoint: only two's chains, its gone endpoint -X'd. */
+	if (!slice(l, "a", "two-1", "two", eports_p80, eb2, 1) || !render(p, l, false, &b))
+		goto out;
+	snprintf(line, sizeof(line), ":%s - [0:0]", hb);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), ":%s - [0:0]", ha);
+	ASSERT_FALSE(has_line(&b, line), "one untouched");
+	EXPECT_NO(&b, sa);
+	snprintf(line, sizeof(line), "-X %s", sb3);
+	EXPECT_LINE(&b, line);
+	pxy_iptables_ops.stats(p, &st);
+	ASSERT_EQ(st.services_rendered, 1, "one service re-rendered");
+
+	/* one goes away: its chains are flushed and deleted. */
+	if (!feed(l, K8S_KIND_SERVICE, "a/one", NULL) || !render(p, l, false, &b))
+		goto out;
+	snprintf(line, sizeof(line), ":%s - [0:0]", ha);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-X %s", ha);
+	EXPECT_LINE(&b, line);
+	snprintf(line, sizeof(line), "-X %s", sa);
+	EXPECT_LINE(&b, line);
+	EXPECT_NO(&b, "a/one:p80 cluster IP");
+	/* -X come after every rule of the nat table. */
+	ASSERT_TRUE(strstr(b.data, "-X ") > strstr(b.data, "NOTE: this must be the last"),
+		    "deletes last");
+
+	/* A full sync with the kernel's list deletes a previous run's leftovers. */
+	sl_buf_reset(&b);
+	snprintf(line, sizeof(line), ":%s - [0:0]\n:KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n", hb);
+	if (!ASSERT_OK(pxy_ipt_render(p, l, true, line, &b), "render with save"))
+		goto out;
+	EXPECT_LINE(&b, "-X KUBE-SEP-AAAAAAAAAAAAAAAA");
+	snprintf(line, sizeof(line), "-X %s", hb);
+	ASSERT_FALSE(has_line(&b, line), "active chain kept");
+	EXPECT_NO(&b, "-X KUBE-MARK-MASQ");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(render_udp_conntrack_cleanup)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT, ct = SL_BUF_INIT;
+	const char *two[] = {"198.18.64.1,n2,true,true,false", "198.18.64.2,n2,true,true,false"};
+	const char *one[] = {"198.18.64.1,n2,true,true,false"};
+	const char *dport = "{\"name\":\"dns\",\"port\":53,\"protocol\":\"UDP\",\"nodePort\":30053}";
+	const char *eport = "{\"name\":\"dns\",\"port\":5353,\"protocol\":\"UDP\"}";
+
+	if (!svc(l, "a", "dns", "NodePort", "198.18.128.53", dport, NULL, NULL) ||
+	    !render(p, l, true, &b))
+		goto out;
+	EXPECT_LINE(&b, "-A KUBE-SERVICES -m comment --comment \"a/dns:dns has no endpoints\" -m "
+			"udp -p udp -d 198.18.128.53 --dport 53 -j REJECT");
+	/* First endpoints: flows that were rejected on the VIP and NodePort are cleared. */
+	if (!slice(l, "a", "dns-1", "dns", eport, two, 2) || !render(p, l, false, &b))
+		goto out;
+	pxy_ipt_conntrack_pending(p, &ct);
+	EXPECT_LINE(&ct, "-D -p udp --orig-dst 198.18.128.53");
+	EXPECT_LINE(&ct, "-D -p udp --orig-port-dst 30053");
+	ASSERT_EQ(count(&ct, "\n"), 2, "two deletions");
+	/* An endpoint goes: its flows through every frontend. */
+	sl_buf_reset(&ct);
+	if (!slice(l, "a", "dns-1", "dns", eport, one, 1) || !render(p, l, false, &b))
+		goto out;
+	pxy_ipt_conntrack_pending(p, &ct);
+	EXPECT_LINE(&ct, "-D -p udp --orig-dst 198.18.128.53 --dst-nat 198.18.64.2");
+	EXPECT_LINE(&ct, "-D -p udp --orig-port-dst 30053 --dst-nat 198.18.64.2");
+	ASSERT_EQ(count(&ct, "\n"), 2, "only the gone endpoint");
+	/* Unchanged: nothing queued. */
+	sl_buf_reset(&ct);
+	if (!render(p, l, false, &b))
+		goto out;
+	pxy_ipt_conntrack_pending(p, &ct);
+	ASSERT_EQ(ct.len, 0, "nothing to delete");
+out:
+	sl_buf_fini(&b);
+	sl_buf_fini(&ct);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
