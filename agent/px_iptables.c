@@ -1178,8 +1178,12 @@ static void log_restore_failure(const struct sl_buf *in, const struct sl_buf *er
 	const char *e = err->data ? err->data : "", *l;
 	unsigned long line = 0;
 
-	if ((l = strstr(e, "line ")))
-		line = strtoul(l + 5, NULL, 10);
+	/* "Error occurred at line: N" (1.8) or "line N failed" (older). */
+	if ((l = strstr(e, "line"))) {
+		l += 4;
+		l += strspn(l, ": ");
+		line = strtoul(l, NULL, 10);
+	}
 	pr_err(IPT, "iptables-restore failed (status %d): %.*s", st,
 	       (int)strcspn(e, "\n") ? (int)strcspn(e, "\n") : 1, e[0] ? e : "-");
 	if (line && in->data) {

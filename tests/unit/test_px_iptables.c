@@ -692,3 +692,210 @@ out:
 	pxy_iptables_ops.close(p);
 	lbi_free(l);
 }
+
+/* --- the kernel, in a private network namespace -------------------------------------------- */
+
+static bool save_has(const char *save_cmd, const char *needle, struct sl_buf *dump)
+{
+	char cmd[128], buf[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "%s 2>/dev/null", save_cmd);
+	sl_buf_reset(dump);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sl_buf_append(dump, buf, n);
+	pclose(f);
+	return dump->data && strstr(dump->data, needle);
+}
+
+/* Connects to addr:port from this netns; true when the TCP handshake completes. */
+static bool tcp_reaches(const char *addr, uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct timeval tv = {2, 0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ok = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static int kernel_child(const char *variant)
+{
+	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = CIDR, .iptables_cmd = variant};
+	struct lbi *l = lbi_new("n1");
+	struct sl_buf dump = SL_BUF_INIT;
+	struct lbi_plan plan;
+	struct pxy *p = NULL;
+	const char *eps[] = {"198.18.10.1,n1,true,true,false"};
+	char save[64], h[32], sep[32];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(8080)};
+	int lfd = -1;
+
+	snprintf(save, sizeof(save), "%.*s-save", (int)(strlen(variant) - strlen("-restore")),
+		 variant);
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "  unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return 1;
+	}
+	if (system("ip link set lo up && ip addr add 198.18.10.1/32 dev lo && "
+		   "ip route add 198.18.128.0/24 dev lo"))
+	{
+		(void)TEST_FAIL_AT("netns setup");
+		return 1;
+	}
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET, "198.18.10.1", &sa.sin_addr);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 16))
+	{
+		(void)TEST_FAIL_AT("listener: %s", strerror(errno));
+		return 1;
+	}
+	ASSERT_FALSE(tcp_reaches("198.18.128.10", 80), "no service before the sync");
+
+	p = pxy_iptables_ops.open(&cfg);
+	if (!ASSERT_NOT_NULL(p, "open"))
+		goto out;
+	if (!svc(l, "a", "web", "ClusterIP", "198.18.128.10", ports_p80, NULL, NULL) ||
+	    !svc(l, "a", "gone", "ClusterIP", "198.18.128.11", ports_p80, NULL, NULL) ||
+	    !slice(l, "a", "web-1", "web", eports_p80, eps, 1) ||
+	    !slice(l, "a", "gone-1", "gone", eports_p80, eps, 1) ||
+	    !ASSERT_OK(lbi_plan(l, true, &plan), "plan"))
+		goto out;
+	lbi_plan_fini(&plan);
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, true), "full sync"))
+		goto out;
+	svc_chain(h, "KUBE-SVC-", "a/web:p80", "tcp");
+	ASSERT_TRUE(save_has(save, h, &dump), "KUBE-SVC chain in iptables-save");
+	ASSERT_TRUE(strstr(dump.data, "-A PREROUTING -m comment --comment \"kubernetes service "
+				      "portals\" -j KUBE-SERVICES") != NULL,
+		    "PREROUTING jump");
+	ASSERT_TRUE(strstr(dump.data, "-A POSTROUTING -m comment --comment \"kubernetes "
+				      "postrouting rules\" -j KUBE-POSTROUTING") != NULL,
+		    "POSTROUTING jump");
+	ASSERT_TRUE(strstr(dump.data, "--probability") == NULL, "one endpoint, no statistic");
+	ASSERT_TRUE(tcp_reaches("198.18.128.10", 80), "ClusterIP reaches the endpoint");
+
+	/* A second full sync is idempotent: the jumps are not duplicated. */
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, true), "second full sync"))
+		goto out;
+	save_has(save, "", &dump);
+	ASSERT_EQ(count(&dump, "-A PREROUTING -m comment"), 1, "one PREROUTING jump");
+
+	/* Partial sync: a Service goes, its chains go. */
+	pxy_ipt_chain_name(sep, "KUBE-SEP-", "a/gone:p80", "tcp", "198.18.10.1:8080");
+	ASSERT_TRUE(save_has(save, sep, &dump), "gone's endpoint chain there");
+	if (!feed(l, K8S_KIND_SERVICE, "a/gone", NULL) || !ASSERT_OK(lbi_plan(l, false, &plan), "plan"))
+		goto out;
+	lbi_plan_fini(&plan);
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, false), "partial sync"))
+		goto out;
+	ASSERT_FALSE(save_has(save, sep, &dump), "gone's endpoint chain deleted");
+	ASSERT_TRUE(save_has(save, h, &dump), "web's chain kept");
+	ASSERT_TRUE(tcp_reaches("198.18.128.10", 80), "still reachable");
+
+	/* cleanup: nothing of ours in any variant; a second one finds nothing. */
+	if (!ASSERT_OK(pxy_iptables_ops.cleanup(), "cleanup"))
+		goto out;
+	ASSERT_FALSE(save_has(save, "KUBE-", &dump), "no KUBE-* chain or jump left");
+	ASSERT_FALSE(tcp_reaches("198.18.128.10", 80), "service gone");
+	ASSERT_OK(pxy_iptables_ops.cleanup(), "cleanup again");
+out:
+	if (lfd >= 0)
+		close(lfd);
+	sl_buf_fini(&dump);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+	return test_failed_current ? 1 : 0;
+}
+
+static void kernel_variant(const char *variant)
+{
+	char path[64];
+	pid_t pid;
+	int st = 0;
+
+	snprintf(path, sizeof(path), "/usr/sbin/%s", variant);
+	if (geteuid() || access(path, X_OK)) {
+		fprintf(stderr, "  skipped %s: needs root and %s\n", variant, path);
+		return;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(kernel_child(variant));
+	ASSERT_TRUE(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, variant);
+}
+
+TEST(kernel_sync_and_cleanup_nft)
+{
+	kernel_variant("iptables-nft-restore");
+}
+
+TEST(kernel_sync_and_cleanup_legacy)
+{
+	kernel_variant("iptables-legacy-restore");
+}
+
+/* A restore that fails names the line and asks for a full sync. */
+static int bad_child(void)
+{
+	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = "not-a-cidr",
+			      .iptables_cmd = "iptables-nft-restore"};
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p;
+	struct lbi_plan plan;
+	struct pxy_stats st;
+	const char *eps[] = {"198.18.10.1,n1,true,true,false"};
+
+	if (unshare(CLONE_NEWNET))
+		return 1;
+	p = pxy_iptables_ops.open(&cfg);
+	if (!ASSERT_NOT_NULL(p, "open") ||
+	    !svc(l, "a", "web", "ClusterIP", "198.18.128.10", ports_p80, NULL, NULL) ||
+	    !slice(l, "a", "web-1", "web", eports_p80, eps, 1) ||
+	    !ASSERT_OK(lbi_plan(l, true, &plan), "plan"))
+		return 1;
+	lbi_plan_fini(&plan);
+	ASSERT_ERR(pxy_iptables_ops.sync(p, l, false), "restore rejects the bad CIDR");
+	pxy_iptables_ops.stats(p, &st);
+	ASSERT_EQ(st.sync_errors, 1, "counted");
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+	return test_failed_current ? 1 : 0;
+}
+
+TEST(kernel_restore_failure_is_reported)
+{
+	pid_t pid;
+	int st = 0;
+
+	if (geteuid() || access("/usr/sbin/iptables-nft-restore", X_OK)) {
+		fprintf(stderr, "  skipped: needs root and iptables-nft-restore\n");
+		return;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(bad_child());
+	ASSERT_TRUE(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+}
+
+TEST(open_names_a_missing_binary)
+{
+	struct pxy_cfg cfg = {.node_name = "n1", .iptables_cmd = "iptables-nonexistent-restore"};
+
+	errno = 0;
+	ASSERT_NULL(pxy_iptables_ops.open(&cfg), "open");
+	ASSERT_EQ(errno, ENOENT, "errno");
+}
