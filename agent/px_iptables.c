@@ -281,6 +281,75 @@ static int chain_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+/* --- hook jumps -------------------------------------------------------------------------- */
+
+struct jump {
+	const char *table, *from, *to, *comment;
+	bool new_only; /* -m conntrack --ctstate NEW */
+};
+
+/* kube-proxy's iptablesJumpChains, in its order (each is prepended). */
+static const struct jump jumps[] = {
+	{"filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals", true},
+	{"filter", "FORWARD", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals", true},
+	{"filter", "INPUT", "KUBE-NODEPORTS", "kubernetes health check service ports", false},
+	{"filter", "FORWARD", "KUBE-SERVICES", "kubernetes service portals", true},
+	{"filter", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals", true},
+	{"filter", "FORWARD", "KUBE-FORWARD", "kubernetes forwarding rules", false},
+	{"filter", "INPUT", "KUBE-PROXY-FIREWALL", "kubernetes load balancer firewall", true},
+	{"filter", "OUTPUT", "KUBE-PROXY-FIREWALL", "kubernetes load balancer firewall", true},
+	{"filter", "FORWARD", "KUBE-PROXY-FIREWALL", "kubernetes load balancer firewall", true},
+	{"nat", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals", false},
+	{"nat", "PREROUTING", "KUBE-SERVICES", "kubernetes service portals", false},
+	{"nat", "POSTROUTING", "KUBE-POSTROUTING", "kubernetes postrouting rules", false},
+};
+
+/* The jump as iptables-save prints it, minus "-A <from>". */
+static void jump_spec(const struct jump *j, struct sl_buf *b)
+{
+	if (j->new_only)
+		put(b, " -m conntrack --ctstate NEW", NULL);
+	put(b, " -m comment --comment \"", j->comment, "\" -j ", j->to, NULL);
+}
+
+/*
+ * Jumps from the built-in chains that save (iptables-save text) lacks, as
+ * "-I" lines of table's block. kube-proxy checks each with `iptables -C` and
+ * prepends it with `iptables -I`; with a big table every such call dumps the
+ * whole table (seconds at 10k Services), so the check reads the dump the full
+ * sync takes anyway and the insert rides in the same restore transaction.
+ */
+static void write_jumps(size_t *rules, const char *save, const char *table, struct sl_buf *out)
+{
+	const char *sec = NULL, *end;
+	char hdr[16];
+
+	snprintf(hdr, sizeof(hdr), "*%s\n", table);
+	if (save && (sec = strstr(save, hdr)) && sec != save && sec[-1] != '\n')
+		sec = NULL;
+	end = sec ? strstr(sec, "\nCOMMIT") : NULL;
+	for (size_t i = 0; i < sizeof(jumps) / sizeof(jumps[0]); i++) {
+		const struct jump *j = &jumps[i];
+		struct sl_buf want = SL_BUF_INIT;
+		const char *hit = NULL;
+
+		if (strcmp(j->table, table))
+			continue;
+		put(&want, "\n-A ", j->from, NULL);
+		jump_spec(j, &want);
+		put(&want, "\n", NULL);
+		if (sec && want.data)
+			hit = strstr(sec, want.data);
+		if (!hit || (end && hit > end)) {
+			put(out, "-I ", j->from, NULL);
+			jump_spec(j, out);
+			put(out, "\n", NULL);
+		}
+		(*rules)++;
+		sl_buf_fini(&want);
+	}
+}
+
 /* --- rendering ---------------------------------------------------------------------------- */
 
 struct rctx {
@@ -889,11 +958,12 @@ static void write_fixed_filter(struct rctx *r, struct sl_buf *out)
 	r->global_rules += 2;
 }
 
-int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *nat_save,
+int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *save,
 		   struct sl_buf *out)
 {
 	struct rctx r = {.p = p, .full = full || !p->rendered || p->need_full,
-			 .from_save = nat_save != NULL};
+			 .from_save = save != NULL};
+	const char *nat_save = save ? strstr(save, "*nat\n") : NULL;
 	size_t total_eps = 0;
 	int rc;
 
@@ -919,7 +989,7 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *na
 	}
 
 	/* Stale chains of a previous run (full syncs read iptables-save). */
-	if (nat_save) {
+	if (save) {
 		char (*act)[CHAIN_LEN] = NULL;
 		size_t n_act = 0;
 
@@ -936,7 +1006,8 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *na
 			n_act += r.next[i]->n_chains;
 		}
 		qsort(act, n_act, sizeof(*act), chain_cmp);
-		for (const char *s = nat_save; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : s) {
+		for (const char *s = nat_save; s && *s && *s != 'C';
+		     s = strchr(s, '\n'), s = s ? s + 1 : s) {
 			static const char *const pre[] = {"KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-",
 							  "KUBE-FW-", "KUBE-SEP-"};
 			char name[CHAIN_LEN];
@@ -959,10 +1030,14 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *na
 
 	/* Assemble: filter, then nat; chain declarations before any rule. */
 	write_fixed_filter(&r, out);
+	if (save)
+		write_jumps(&r.global_rules, save, "filter", out);
 	sl_buf_append(out, r.filter.data, r.filter.len);
 	put(out, "COMMIT\n*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n",
 	    ":KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n", NULL);
 	sl_buf_append(out, r.chains.data, r.chains.len);
+	if (save)
+		write_jumps(&r.global_rules, save, "nat", out);
 	put(out, "-A KUBE-POSTROUTING -m mark ! --mark ", r.mark_str, "/", r.mark_str,
 	    " -j RETURN\n-A KUBE-POSTROUTING -j MARK --xor-mark ", r.mark_str,
 	    "\n-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring "
@@ -1198,60 +1273,6 @@ static void log_restore_failure(const struct sl_buf *in, const struct sl_buf *er
 	}
 }
 
-/* --- hook jumps (full syncs, iptables CLI as kube-proxy) ---------------------------------- */
-
-struct jump {
-	const char *table, *from, *to, *comment;
-	bool new_only; /* -m conntrack --ctstate NEW */
-};
-
-/* kube-proxy's iptablesJumpChains, in its order (each is prepended). */
-static const struct jump jumps[] = {
-	{"filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals", true},
-	{"filter", "FORWARD", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals", true},
-	{"filter", "INPUT", "KUBE-NODEPORTS", "kubernetes health check service ports", false},
-	{"filter", "FORWARD", "KUBE-SERVICES", "kubernetes service portals", true},
-	{"filter", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals", true},
-	{"filter", "FORWARD", "KUBE-FORWARD", "kubernetes forwarding rules", false},
-	{"filter", "INPUT", "KUBE-PROXY-FIREWALL", "kubernetes load balancer firewall", true},
-	{"filter", "OUTPUT", "KUBE-PROXY-FIREWALL", "kubernetes load balancer firewall", true},
-	{"filter", "FORWARD", "KUBE-PROXY-FIREWALL", "kubernetes load balancer firewall", true},
-	{"nat", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals", false},
-	{"nat", "PREROUTING", "KUBE-SERVICES", "kubernetes service portals", false},
-	{"nat", "POSTROUTING", "KUBE-POSTROUTING", "kubernetes postrouting rules", false},
-};
-
-static int ensure_jumps(const struct pxy *p)
-{
-	for (size_t i = 0; i < sizeof(jumps) / sizeof(jumps[0]); i++) {
-		const struct jump *j = &jumps[i];
-		const char *argv[20] = {p->cli, "-w", "5", "-t", j->table, "-C", j->from};
-		struct sl_buf err = SL_BUF_INIT;
-		size_t n = 7;
-		int st;
-
-		if (j->new_only) {
-			argv[n++] = "-m", argv[n++] = "conntrack";
-			argv[n++] = "--ctstate", argv[n++] = "NEW";
-		}
-		argv[n++] = "-m", argv[n++] = "comment", argv[n++] = "--comment";
-		argv[n++] = j->comment, argv[n++] = "-j", argv[n++] = j->to;
-		argv[n] = NULL;
-		if (!run(argv, NULL, 0, NULL, NULL))
-			continue;
-		argv[5] = "-I";
-		st = run(argv, NULL, 0, NULL, &err);
-		if (st) {
-			pr_err(IPT, "table %s chain %s: adding the jump to %s failed (status %d): %s",
-			       j->table, j->from, j->to, st, err.data ? err.data : "");
-			sl_buf_fini(&err);
-			return st < 0 ? st : -EIO;
-		}
-		sl_buf_fini(&err);
-	}
-	return 0;
-}
-
 /* --- conntrack ---------------------------------------------------------------------------- */
 
 static void run_conntrack(struct pxy *p)
@@ -1372,11 +1393,11 @@ static int ipt_sync(struct pxy *p, const struct lbi *l, bool full)
 
 	full = full || p->need_full || !p->rendered;
 	if (full) {
-		const char *sargv[] = {p->save, "-t", "nat", NULL};
+		const char *sargv[] = {p->save, NULL};
 
 		st = run(sargv, NULL, 0, &save, &err);
 		if (st) {
-			pr_err(IPT, "%s -t nat failed (status %d): %s", p->save, st,
+			pr_err(IPT, "%s failed (status %d): %s", p->save, st,
 			       err.data ? err.data : "");
 			rc = st < 0 ? st : -EIO;
 			goto out;
@@ -1399,13 +1420,6 @@ static int ipt_sync(struct pxy *p, const struct lbi *l, bool full)
 		p->need_full = true;
 		rc = st < 0 ? st : -EIO;
 		goto out;
-	}
-	if (full) {
-		rc = ensure_jumps(p);
-		if (rc) {
-			p->need_full = true;
-			goto out;
-		}
 	}
 	run_conntrack(p);
 	pr_debug(IPT, "sync%s: %zu bytes, %zu services rendered, %.1f ms (restore %.1f ms)",

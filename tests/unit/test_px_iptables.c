@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/lbinc.h"
@@ -34,6 +35,14 @@
 #include "sluice/sha256.h"
 
 #define CIDR "198.18.64.0/18"
+
+static double now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
 
 /* --- fixtures ------------------------------------------------------------------------------ */
 
@@ -637,13 +646,37 @@ TEST(render_partial_sync)
 
 	/* A full sync with the kernel's list deletes a previous run's leftovers. */
 	sl_buf_reset(&b);
-	snprintf(line, sizeof(line), ":%s - [0:0]\n:KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n", hb);
-	if (!ASSERT_OK(pxy_ipt_render(p, l, true, line, &b), "render with save"))
-		goto out;
+	{
+		char save[1024];
+
+		/* As iptables-save prints it: one jump already there. */
+		snprintf(save, sizeof(save),
+			 "*filter\n:INPUT ACCEPT [0:0]\n:KUBE-SEP-BBBBBBBBBBBBBBBB - [0:0]\nCOMMIT\n"
+			 "*nat\n:PREROUTING ACCEPT [0:0]\n:%s - [0:0]\n"
+			 ":KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
+			 "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j "
+			 "KUBE-SERVICES\nCOMMIT\n",
+			 hb);
+		if (!ASSERT_OK(pxy_ipt_render(p, l, true, save, &b), "render with save"))
+			goto out;
+	}
 	EXPECT_LINE(&b, "-X KUBE-SEP-AAAAAAAAAAAAAAAA");
 	snprintf(line, sizeof(line), "-X %s", hb);
 	ASSERT_FALSE(has_line(&b, line), "active chain kept");
 	EXPECT_NO(&b, "-X KUBE-MARK-MASQ");
+	EXPECT_NO(&b, "BBBBBBBBBBBBBBBB"); /* only nat's chains are candidates */
+	/* Missing jumps are inserted in the same transaction, present ones not. */
+	EXPECT_NO(&b, "-I PREROUTING");
+	EXPECT_LINE(&b, "-I OUTPUT -m comment --comment \"kubernetes service portals\" -j "
+			"KUBE-SERVICES");
+	EXPECT_LINE(&b, "-I POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j "
+			"KUBE-POSTROUTING");
+	EXPECT_LINE(&b, "-I INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes "
+			"externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES");
+	EXPECT_LINE(&b, "-I FORWARD -m comment --comment \"kubernetes forwarding rules\" -j "
+			"KUBE-FORWARD");
+	ASSERT_EQ(count(&b, "\n-I "), 11, "11 of the 12 jumps");
+	ASSERT_TRUE(strstr(b.data, "-I OUTPUT -m comment") > strstr(b.data, "*nat"), "nat jumps in nat");
 out:
 	sl_buf_fini(&b);
 	pxy_iptables_ops.close(p);
@@ -898,4 +931,83 @@ TEST(open_names_a_missing_binary)
 	errno = 0;
 	ASSERT_NULL(pxy_iptables_ops.open(&cfg), "open");
 	ASSERT_EQ(errno, ENOENT, "errno");
+}
+
+/*
+ * Sync cost at scale, only with PX_IPT_BENCH=<services> (10 endpoints each):
+ * prints the full sync and a one-Service partial sync, rendering and restore.
+ */
+static int bench_child(long n)
+{
+	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = CIDR,
+			      .iptables_cmd = getenv("PX_IPT_BENCH_CMD")};
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p;
+	struct lbi_plan plan;
+	struct pxy_stats st;
+	struct sl_buf b = SL_BUF_INIT;
+	char name[32], ip[32], eps_s[10][48];
+	const char *eps[10];
+	double t0;
+
+	if (unshare(CLONE_NEWNET) || !(p = pxy_iptables_ops.open(&cfg)))
+		return 1;
+	for (long i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "s%ld", i);
+		snprintf(ip, sizeof(ip), "198.18.%ld.%ld", 128 + i / 250, 1 + i % 250);
+		for (int e = 0; e < 10; e++) {
+			snprintf(eps_s[e], sizeof(eps_s[e]), "198.19.%ld.%ld,n2,true,true,false",
+				 (i * 10 + e) / 250, 1 + (i * 10 + e) % 250);
+			eps[e] = eps_s[e];
+		}
+		if (!svc(l, "bench", name, "ClusterIP", ip, ports_p80, NULL, NULL) ||
+		    !slice(l, "bench", name, name, eports_p80, eps, 10))
+			return 1;
+	}
+	if (lbi_plan(l, true, &plan))
+		return 1;
+	lbi_plan_fini(&plan);
+	t0 = now_ms();
+	if (pxy_ipt_render(pxy_ipt_new(&cfg), l, true, NULL, &b))
+		return 1;
+	printf("  %ld services x 10 endpoints: render %.0f ms, %zu bytes\n", n, now_ms() - t0, b.len);
+	if (getenv("PX_IPT_BENCH_DUMP")) {
+		FILE *f = fopen(getenv("PX_IPT_BENCH_DUMP"), "w");
+
+		if (f)
+			fwrite(b.data, 1, b.len, f), fclose(f);
+		return 0;
+	}
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, true), "full sync"))
+		return 1;
+	pxy_iptables_ops.stats(p, &st);
+	printf("  full sync %.0f ms (restore %.0f ms), %lu rules\n", st.last_sync_s * 1e3,
+	       st.last_program_s * 1e3, (unsigned long)st.rules);
+	eps[9] = "198.18.255.1,n2,true,true,false";
+	if (!slice(l, "bench", "s7", "s7", eports_p80, eps, 10) || lbi_plan(l, false, &plan))
+		return 1;
+	lbi_plan_fini(&plan);
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, false), "partial sync"))
+		return 1;
+	pxy_iptables_ops.stats(p, &st);
+	printf("  partial sync (1 endpoint changed) %.0f ms (restore %.0f ms), %zu rendered\n",
+	       st.last_sync_s * 1e3, st.last_program_s * 1e3, st.services_rendered);
+	pxy_iptables_ops.cleanup();
+	return 0;
+}
+
+TEST(kernel_sync_scale)
+{
+	const char *env = getenv("PX_IPT_BENCH");
+	pid_t pid;
+	int st = 0;
+
+	if (!env || geteuid())
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(bench_child(strtol(env, NULL, 10)));
+	ASSERT_TRUE(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
+	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench");
 }
