@@ -136,6 +136,11 @@ struct pxy {
 
 	size_t global_rules; /* rules in the chains rewritten every sync */
 	struct pxy_stats st;
+
+	/* Render buffers, kept across syncs (reset, not freed): at 10k Services
+	 * the text is tens of MB and first-touch page faults cost more than
+	 * writing it, as kube-proxy's reused buffers avoid too. */
+	struct sl_buf b_filter, b_chains, b_rules, b_dels, b_out;
 };
 
 /* --- small helpers ------------------------------------------------------------------------ */
@@ -358,7 +363,7 @@ struct rctx {
 	bool large;
 	bool from_save;	      /* deletions come from iptables-save, not the records */
 	size_t rendered;      /* Services whose chains were written */
-	struct sl_buf filter; /* filter rules */
+	struct sl_buf filter; /* filter rules (buffers borrowed from the pxy) */
 	struct sl_buf chains; /* nat chain declarations (":X - [0:0]") */
 	struct sl_buf rules;  /* nat rules */
 	struct sl_buf dels;   /* nat "-X" lines */
@@ -968,6 +973,9 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 	int rc;
 
 	snprintf(r.mark_str, sizeof(r.mark_str), "0x%x", p->mark);
+	r.filter = p->b_filter, r.chains = p->b_chains, r.rules = p->b_rules, r.dels = p->b_dels;
+	sl_buf_reset(&r.filter), sl_buf_reset(&r.chains), sl_buf_reset(&r.rules);
+	sl_buf_reset(&r.dels);
 	p->n_ct = 0;
 	lbi_foreach_fragment(l, count_backends, &total_eps);
 	r.large = total_eps > LARGE_CLUSTER_ENDPOINTS;
@@ -1093,10 +1101,7 @@ done:
 	free(r.fe);
 	free(r.ep);
 	free(r.mark);
-	sl_buf_fini(&r.filter);
-	sl_buf_fini(&r.chains);
-	sl_buf_fini(&r.rules);
-	sl_buf_fini(&r.dels);
+	p->b_filter = r.filter, p->b_chains = r.chains, p->b_rules = r.rules, p->b_dels = r.dels;
 	return rc;
 }
 
@@ -1385,7 +1390,7 @@ static int ipt_set_node_addrs(struct pxy *p, const __be32 *addrs, size_t n)
 
 static int ipt_sync(struct pxy *p, const struct lbi *l, bool full)
 {
-	struct sl_buf in = SL_BUF_INIT, err = SL_BUF_INIT, save = SL_BUF_INIT;
+	struct sl_buf *in = &p->b_out, err = SL_BUF_INIT, save = SL_BUF_INIT;
 	const char *argv[] = {p->restore, "-w", "5", "-W", "100000", "--noflush", "--counters",
 			      NULL};
 	double t0 = now_s(), t1;
@@ -1403,27 +1408,28 @@ static int ipt_sync(struct pxy *p, const struct lbi *l, bool full)
 			goto out;
 		}
 	}
-	rc = pxy_ipt_render(p, l, full, full ? (save.data ? save.data : "") : NULL, &in);
+	sl_buf_reset(in);
+	rc = pxy_ipt_render(p, l, full, full ? (save.data ? save.data : "") : NULL, in);
 	if (rc) {
 		pr_err(IPT, "rendering the rules failed: %s", sl_strerror(rc));
 		goto out;
 	}
 	t1 = now_s();
 	sl_buf_reset(&err);
-	st = run(argv, in.data, in.len, NULL, &err);
+	st = run(argv, in->data, in->len, NULL, &err);
 	p->st.last_program_s = now_s() - t1;
 	if (st) {
 		if (st < 0)
 			pr_err(IPT, "running %s failed: %s", p->restore, sl_strerror(st));
 		else
-			log_restore_failure(&in, &err, st);
+			log_restore_failure(in, &err, st);
 		p->need_full = true;
 		rc = st < 0 ? st : -EIO;
 		goto out;
 	}
 	run_conntrack(p);
 	pr_debug(IPT, "sync%s: %zu bytes, %zu services rendered, %.1f ms (restore %.1f ms)",
-		 full ? " (full)" : "", in.len, p->st.services_rendered, (now_s() - t0) * 1e3,
+		 full ? " (full)" : "", in->len, p->st.services_rendered, (now_s() - t0) * 1e3,
 		 p->st.last_program_s * 1e3);
 out:
 	p->st.last_sync_s = now_s() - t0;
@@ -1431,7 +1437,6 @@ out:
 		p->st.sync_errors++;
 	else
 		p->st.syncs++;
-	sl_buf_fini(&in);
 	sl_buf_fini(&err);
 	sl_buf_fini(&save);
 	return rc;
@@ -1451,6 +1456,11 @@ static void ipt_close(struct pxy *p)
 	free(p->svcs);
 	free(p->idx);
 	free(p->ct);
+	sl_buf_fini(&p->b_filter);
+	sl_buf_fini(&p->b_chains);
+	sl_buf_fini(&p->b_rules);
+	sl_buf_fini(&p->b_dels);
+	sl_buf_fini(&p->b_out);
 	free(p);
 }
 
