@@ -1013,3 +1013,43 @@ TEST(kernel_sync_scale)
 	ASSERT_TRUE(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
 	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench");
 }
+
+/* Above 1000 endpoints kube-proxy drops the per-endpoint comments; crossing
+ * the threshold either way rewrites every Service. */
+TEST(render_large_cluster_mode)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	char name[16], ip[32], eps_s[10][48];
+	const char *eps[10];
+	struct pxy_stats st;
+
+	for (int i = 0; i < 101; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		snprintf(ip, sizeof(ip), "198.18.130.%d", i + 1);
+		for (int e = 0; e < 10; e++) {
+			snprintf(eps_s[e], sizeof(eps_s[e]), "198.19.%d.%d,n2,true,true,false", i,
+				 e + 1);
+			eps[e] = eps_s[e];
+		}
+		if (!svc(l, "a", name, "ClusterIP", ip, ports_p80, NULL, NULL) ||
+		    !slice(l, "a", name, name, eports_p80, eps, 10))
+			goto out;
+	}
+	if (!render(p, l, true, &b))
+		goto out;
+	EXPECT_NO(&b, "-m comment --comment a/s0:p80"); /* SEP rules */
+	EXPECT_NO(&b, "a/s0:p80 -> ");			 /* SVC -> SEP rules */
+	ASSERT_TRUE(strstr(b.data, "\"a/s0:p80 cluster IP\"") != NULL, "service comments stay");
+	/* Back to 1000: every Service is rewritten with its comments. */
+	if (!feed(l, K8S_KIND_SERVICE, "a/s100", NULL) || !render(p, l, false, &b))
+		goto out;
+	pxy_iptables_ops.stats(p, &st);
+	ASSERT_EQ(st.services_rendered, 100, "all rewritten");
+	ASSERT_TRUE(strstr(b.data, "a/s0:p80 -> 198.19.0.1:8080") != NULL, "comments back");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
