@@ -31,9 +31,11 @@
  * cannot edit a chain in place) while the per-Service chains are written only
  * for Services whose fragment changed (lbi gen) and on full syncs; chains a
  * Service no longer uses, and every chain of a Service that went away, are
- * flushed and deleted (-X) in the same transaction. A full sync also reads
- * `iptables-save -t nat` to delete stale chains a previous run left behind,
- * and (re)installs the hook jumps with the iptables CLI as kube-proxy does.
+ * flushed and deleted (-X) in the same transaction. A full sync (start, or
+ * after a failure) also reads `iptables-save`: stale KUBE-SVC/SVL/EXT/FW/SEP
+ * chains a previous run left behind are deleted, and the hook jumps from the
+ * built-in chains that are missing are inserted ("-I") in the same restore
+ * (kube-proxy runs `iptables -C`/`-I` per jump; each dumps the whole table).
  * Rendering is a pure function over the fragments (pxy_ipt_render), linear in
  * what it writes, into growing buffers.
  *
@@ -99,39 +101,40 @@ struct ipt_svc {
 	uint64_t gen;		   /* fragment generation written */
 	char (*chains)[CHAIN_LEN]; /* nat chains it owns, sorted */
 	size_t n_chains;
-	size_t n_rules;	       /* rules in those chains */
-	struct ct_ent *ct_fe;  /* UDP frontends */
+	size_t n_rules;	      /* rules in those chains */
+	struct ct_ent *ct_fe; /* UDP frontends */
 	size_t n_ct_fe;
-	struct ct_ent *ct_ep;  /* UDP endpoints (all locally reachable) */
+	struct ct_ent *ct_ep; /* UDP endpoints (all locally reachable) */
 	size_t n_ct_ep;
-	bool taken;	       /* moved into the new generation this sync */
+	bool seen;   /* its Service is still there this render */
+	bool reused; /* unchanged: moved as is into the new generation */
 };
 
 /* A queued conntrack deletion. */
 struct ct_del {
-	__be32 vip;   /* 0 = by port (NodePort) */
-	__be16 port;  /* NodePort when vip is 0 */
-	__be32 ep;    /* 0 = every entry to the frontend (first endpoint case) */
+	__be32 vip;  /* 0 = by port (NodePort) */
+	__be16 port; /* NodePort when vip is 0 */
+	__be32 ep;   /* 0 = every entry to the frontend (first endpoint case) */
 };
 
 struct pxy {
-	char restore[64];   /* iptables-restore binary */
-	char cli[64];	    /* iptables binary (hook jumps) */
-	char save[64];	    /* iptables-save binary */
+	char restore[64]; /* iptables-restore binary */
+	char cli[64];	  /* iptables binary (hook jumps) */
+	char save[64];	  /* iptables-save binary */
 	char cluster_cidr[48];
 	bool masq_all;
-	bool be_liberal;    /* nf_conntrack_tcp_be_liberal: no INVALID drop */
-	uint32_t mark;	    /* 1 << masq_bit */
-	bool large;	    /* large-cluster mode at the last render */
-	bool rendered;	    /* a render happened (previous state is known) */
-	bool need_full;	    /* a restore failed: the kernel state is unknown */
+	bool be_liberal; /* nf_conntrack_tcp_be_liberal: no INVALID drop */
+	uint32_t mark;	 /* 1 << masq_bit */
+	bool large;	 /* large-cluster mode at the last render */
+	bool rendered;	 /* a render happened (previous state is known) */
+	bool need_full;	 /* a restore failed: the kernel state is unknown */
 
 	struct ipt_svc **svcs; /* last rendered Services */
 	size_t n_svcs;
-	struct ipt_svc **idx;  /* open-addressing index over svcs, by key */
+	struct ipt_svc **idx; /* open-addressing index over svcs, by key */
 	size_t idx_cap;
 
-	struct ct_del *ct;     /* conntrack deletions queued by the last render */
+	struct ct_del *ct; /* conntrack deletions queued by the last render */
 	size_t n_ct, cap_ct;
 
 	size_t global_rules; /* rules in the chains rewritten every sync */
@@ -218,8 +221,8 @@ static void chain_name_hash(char *out, const char *prefix, const uint8_t d[SL_SH
 	out[n] = '\0';
 }
 
-void pxy_ipt_chain_name(char *out, const char *prefix, const char *svc_port_name,
-			const char *proto, const char *endpoint)
+void pxy_ipt_chain_name(char *out, const char *prefix, const char *svc_port_name, const char *proto,
+			const char *endpoint)
 {
 	struct sl_sha256 c;
 	uint8_t d[SL_SHA256_LEN];
@@ -295,8 +298,10 @@ struct jump {
 
 /* kube-proxy's iptablesJumpChains, in its order (each is prepended). */
 static const struct jump jumps[] = {
-	{"filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals", true},
-	{"filter", "FORWARD", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals", true},
+	{"filter", "INPUT", "KUBE-EXTERNAL-SERVICES",
+	 "kubernetes externally-visible service portals", true},
+	{"filter", "FORWARD", "KUBE-EXTERNAL-SERVICES",
+	 "kubernetes externally-visible service portals", true},
 	{"filter", "INPUT", "KUBE-NODEPORTS", "kubernetes health check service ports", false},
 	{"filter", "FORWARD", "KUBE-SERVICES", "kubernetes service portals", true},
 	{"filter", "OUTPUT", "KUBE-SERVICES", "kubernetes service portals", true},
@@ -598,8 +603,8 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 {
 	const struct lbm_state *f = sp->f;
 	struct sl_buf *b = &r->rules;
-	char (*sep)[CHAIN_LEN] = NULL;
-	char (*eps)[24] = NULL;
+	char(*sep)[CHAIN_LEN] = NULL;
+	char(*eps)[24] = NULL;
 	bool udp = !strcmp(sp->proto, "udp");
 
 	if (sp->uses_ext) {
@@ -617,9 +622,10 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 				    " -j ", sp->svc, "\n", NULL);
 				r->sc_rules++;
 			}
-			put(b, "-A ", sp->ext, " -m comment --comment \"masquerade LOCAL traffic for ",
-			    sp->spn,
-			    " external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ\n",
+			put(b, "-A ", sp->ext,
+			    " -m comment --comment \"masquerade LOCAL traffic for ", sp->spn,
+			    " external destinations\" -m addrtype --src-type LOCAL -j "
+			    "KUBE-MARK-MASQ\n",
 			    "-A ", sp->ext, " -m comment --comment \"route LOCAL traffic for ",
 			    sp->spn, " external destinations\" -m addrtype --src-type LOCAL -j ",
 			    sp->svc, "\n", NULL);
@@ -759,8 +765,8 @@ static bool port_facts(struct sport *sp, const struct lbm_state *f, const bool *
 	sp->has_ext_eps = sp->n_xfe && sp->xfe[0]->count;
 	/* pkg/proxy ServicePort UsesClusterEndpoints / UsesLocalEndpoints. */
 	sp->uses_cluster = sp->cluster && sp->cluster->count && (!sp->itp_local || sp->n_xfe);
-	sp->uses_local = sp->local && sp->local->count &&
-			 (sp->itp_local || (sp->etp_local && sp->n_xfe));
+	sp->uses_local =
+		sp->local && sp->local->count && (sp->itp_local || (sp->etp_local && sp->n_xfe));
 	sp->uses_ext = sp->has_eps && sp->n_xfe;
 	return true;
 }
@@ -844,8 +850,10 @@ static int render_fragment(const struct lbm_state *f, const bool *owned, uint64_
 	snprintf(key, sizeof(key), "%s/%s", svc->ns, svc->name);
 	old = idx_find(p, key);
 	write = r->full || !old || old->gen != gen;
+	if (old)
+		old->seen = true;
 	if (!write) {
-		old->taken = true;
+		old->reused = true;
 		cur = old;
 	} else {
 		cur = calloc(1, sizeof(*cur));
@@ -892,7 +900,8 @@ static int render_fragment(const struct lbm_state *f, const bool *owned, uint64_
 		write_port_chains(r, &sp, port_id);
 		if (!strcmp(sp.proto, "udp")) {
 			if (sp.cip)
-				add_ct(r, false, port_id, sp.cip->key.addr, sp.cip->key.port, false);
+				add_ct(r, false, port_id, sp.cip->key.addr, sp.cip->key.port,
+				       false);
 			for (size_t i = 0; i < sp.n_xfe; i++) {
 				bool np = sp.xfe[i]->flags & SL_SVC_F_NODEPORT;
 
@@ -927,7 +936,6 @@ static int render_fragment(const struct lbm_state *f, const bool *owned, uint64_
 		cur->n_ct_ep = r->n_ep;
 	}
 	if (old) {
-		old->taken = true;
 		delete_gone(r, (const char(*)[CHAIN_LEN])old->chains, old->n_chains,
 			    (const char(*)[CHAIN_LEN])cur->chains, cur->n_chains);
 		diff_ct(p, old, cur);
@@ -955,7 +963,8 @@ static void write_fixed_filter(struct rctx *r, struct sl_buf *out)
 		put(out, "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n", NULL);
 		r->global_rules++;
 	}
-	put(out, "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark ",
+	put(out,
+	    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark ",
 	    r->mark_str, "/", r->mark_str, " -j ACCEPT\n",
 	    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m "
 	    "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n",
@@ -966,8 +975,8 @@ static void write_fixed_filter(struct rctx *r, struct sl_buf *out)
 int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *save,
 		   struct sl_buf *out)
 {
-	struct rctx r = {.p = p, .full = full || !p->rendered || p->need_full,
-			 .from_save = save != NULL};
+	struct rctx r = {
+		.p = p, .full = full || !p->rendered || p->need_full, .from_save = save != NULL};
 	const char *nat_save = save ? strstr(save, "*nat\n") : NULL;
 	size_t total_eps = 0;
 	int rc;
@@ -990,7 +999,7 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 	for (size_t i = 0; i < p->n_svcs; i++) {
 		struct ipt_svc *s = p->svcs[i];
 
-		if (s->taken)
+		if (s->seen)
 			continue;
 		delete_gone(&r, (const char(*)[CHAIN_LEN])s->chains, s->n_chains, NULL, 0);
 		diff_ct(p, s, NULL);
@@ -998,7 +1007,7 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 
 	/* Stale chains of a previous run (full syncs read iptables-save). */
 	if (save) {
-		char (*act)[CHAIN_LEN] = NULL;
+		char(*act)[CHAIN_LEN] = NULL;
 		size_t n_act = 0;
 
 		for (size_t i = 0; i < r.n_next; i++)
@@ -1052,9 +1061,10 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 	    "SNAT\" -j MASQUERADE --random-fully\n-A KUBE-MARK-MASQ -j MARK --or-mark ",
 	    r.mark_str, "\n", NULL);
 	sl_buf_append(out, r.rules.data, r.rules.len);
-	put(out, "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this "
-		 "must be the last rule in this chain\" -m addrtype --dst-type LOCAL ! -d "
-		 "127.0.0.0/8 -j KUBE-NODEPORTS\n",
+	put(out,
+	    "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this "
+	    "must be the last rule in this chain\" -m addrtype --dst-type LOCAL ! -d "
+	    "127.0.0.0/8 -j KUBE-NODEPORTS\n",
 	    NULL);
 	sl_buf_append(out, r.dels.data, r.dels.len);
 	put(out, "COMMIT\n", NULL);
@@ -1066,7 +1076,7 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 
 	/* Commit the new generation. */
 	for (size_t i = 0; i < p->n_svcs; i++)
-		if (!p->svcs[i]->taken)
+		if (!p->svcs[i]->reused)
 			svc_free(p->svcs[i]);
 	free(p->svcs);
 	p->svcs = r.next;
@@ -1074,7 +1084,7 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 	r.next = NULL;
 	p->st.rules = 0;
 	for (size_t i = 0; i < p->n_svcs; i++) {
-		p->svcs[i]->taken = false;
+		p->svcs[i]->seen = p->svcs[i]->reused = false;
 		p->st.rules += p->svcs[i]->n_rules;
 	}
 	p->global_rules = r.global_rules;
@@ -1090,10 +1100,10 @@ fail:
 	/* The previous generation stays; new records are dropped and the next
 	 * render is full. */
 	for (size_t i = 0; i < r.n_next; i++)
-		if (!r.next[i]->taken)
+		if (!r.next[i]->reused)
 			svc_free(r.next[i]);
 	for (size_t i = 0; i < p->n_svcs; i++)
-		p->svcs[i]->taken = false;
+		p->svcs[i]->seen = p->svcs[i]->reused = false;
 	p->need_full = true;
 done:
 	free(r.next);
@@ -1179,7 +1189,8 @@ static int run(const char *const argv[], const char *in, size_t in_len, struct s
 	sigaddset(&pipe_only, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
 	while (pin[1] >= 0 || pout[0] >= 0 || perr[0] >= 0) {
-		struct pollfd pf[3] = {{pin[1], POLLOUT, 0}, {pout[0], POLLIN, 0}, {perr[0], POLLIN, 0}};
+		struct pollfd pf[3] = {
+			{pin[1], POLLOUT, 0}, {pout[0], POLLIN, 0}, {perr[0], POLLIN, 0}};
 		char buf[16384];
 
 		if (poll(pf, 3, -1) < 0) {
@@ -1304,7 +1315,9 @@ static void run_conntrack(struct pxy *p)
 		/* Status 1 = nothing matched, the usual case. */
 		st = run(argv, NULL, 0, NULL, NULL);
 		if (st < 0 || st > 1)
-			pr_warn(IPT, "conntrack -D for %s%s%s failed (status %d); stale UDP flows age out",
+			pr_warn(IPT,
+				"conntrack -D for %s%s%s failed (status %d); stale UDP flows age "
+				"out",
 				c->vip ? vip : port, c->ep ? " -> " : "", c->ep ? ep : "", st);
 	}
 	p->n_ct = 0;
@@ -1391,8 +1404,8 @@ static int ipt_set_node_addrs(struct pxy *p, const __be32 *addrs, size_t n)
 static int ipt_sync(struct pxy *p, const struct lbi *l, bool full)
 {
 	struct sl_buf *in = &p->b_out, err = SL_BUF_INIT, save = SL_BUF_INIT;
-	const char *argv[] = {p->restore, "-w", "5", "-W", "100000", "--noflush", "--counters",
-			      NULL};
+	const char *argv[] = {p->restore, "-w",	       "5",	     "-W",
+			      "100000",	  "--noflush", "--counters", NULL};
 	double t0 = now_s(), t1;
 	int rc, st;
 
@@ -1469,7 +1482,8 @@ static void ipt_close(struct pxy *p)
 /* Chains kubelet creates too; kube-proxy's cleanup leaves them, so do we. */
 static bool kubelet_chain(const char *name, size_t n)
 {
-	static const char *const k[] = {"KUBE-KUBELET-CANARY", "KUBE-FIREWALL", "KUBE-IPTABLES-HINT"};
+	static const char *const k[] = {"KUBE-KUBELET-CANARY", "KUBE-FIREWALL",
+					"KUBE-IPTABLES-HINT"};
 
 	for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
 		if (strlen(k[i]) == n && !strncmp(name, k[i], n))

@@ -23,8 +23,8 @@ struct lbi;
  * "ns/name" or "ns/name:port", proto "tcp"/"udp"/"sctp" and endpoint "ip:port"
  * (endpoint chains only, else NULL). out holds at least 32 bytes.
  */
-void pxy_ipt_chain_name(char *out, const char *prefix, const char *svc_port_name,
-			const char *proto, const char *endpoint);
+void pxy_ipt_chain_name(char *out, const char *prefix, const char *svc_port_name, const char *proto,
+			const char *endpoint);
 
 /*
  * A backend handle without the kernel checks of open() (no binary lookup, no
@@ -35,12 +35,13 @@ struct pxy *pxy_ipt_new(const struct pxy_cfg *cfg);
 /*
  * Renders one sync of l into out (appended): the iptables-restore input that
  * takes the tables from the last rendered state to l's (partial unless full),
- * and records l's state as the new last one. nat_save, when not NULL, is
- * `iptables-save -t nat` text: KUBE-{SVC,SVL,EXT,FW,SEP}-* chains in it that
- * the new state does not use are deleted (done on full syncs, which follow a
- * restart or a failure). Returns 0, -ENOMEM.
+ * and records l's state as the new last one. save, when not NULL, is
+ * `iptables-save` text (full syncs, which follow a restart or a failure):
+ * KUBE-{SVC,SVL,EXT,FW,SEP}-* chains in its nat table that the new state does
+ * not use are deleted, and kube-proxy's jumps from the built-in chains that it
+ * lacks are inserted. Returns 0, -ENOMEM (the next render is then full).
  */
-int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *nat_save,
+int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *save,
 		   struct sl_buf *out);
 
 /*

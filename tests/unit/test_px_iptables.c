@@ -64,8 +64,8 @@ static bool feed(struct lbi *l, enum k8s_kind kind, const char *key, const char 
 }
 
 /* A Service: extra is spliced into spec (starting with ','), status may be NULL. */
-static bool svc(struct lbi *l, const char *ns, const char *name, const char *type,
-		const char *cip, const char *ports, const char *extra, const char *status)
+static bool svc(struct lbi *l, const char *ns, const char *name, const char *type, const char *cip,
+		const char *ports, const char *extra, const char *status)
 {
 	char key[128], text[2048];
 
@@ -149,11 +149,12 @@ static size_t count(const struct sl_buf *b, const char *needle)
 	return n;
 }
 
-#define EXPECT_LINE(b, line) \
-	(has_line(b, line) ? true : TEST_FAIL_AT("missing line:\n    %s\n--- got:\n%s", line, (b)->data))
-#define EXPECT_NO(b, needle)                                                                    \
-	(!strstr((b)->data ? (b)->data : "", needle)                                            \
-		 ? true                                                                         \
+#define EXPECT_LINE(b, line)      \
+	(has_line(b, line) ? true \
+			   : TEST_FAIL_AT("missing line:\n    %s\n--- got:\n%s", line, (b)->data))
+#define EXPECT_NO(b, needle)                         \
+	(!strstr((b)->data ? (b)->data : "", needle) \
+		 ? true                              \
 		 : TEST_FAIL_AT("unexpected \"%s\"\n--- got:\n%s", needle, (b)->data))
 
 static struct pxy *new_pxy(void)
@@ -232,15 +233,15 @@ TEST(render_kube_proxy_fixture_ns1_svc1)
 	if (!ASSERT_NOT_NULL(l, "lbi") || !ASSERT_NOT_NULL(p, "pxy"))
 		goto out;
 	if (!svc(l, "ns1", "svc1", "ClusterIP", "172.30.0.41", ports_p80, NULL, NULL) ||
-	    !slice(l, "ns1", "svc1-a", "svc1", "{\"name\":\"p80\",\"port\":80,\"protocol\":\"TCP\"}",
-		   ep, 1) ||
+	    !slice(l, "ns1", "svc1-a", "svc1",
+		   "{\"name\":\"p80\",\"port\":80,\"protocol\":\"TCP\"}", ep, 1) ||
 	    !render(p, l, true, &b))
 		goto out;
 	EXPECT_LINE(&b, "-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp "
 			"-p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O");
-	EXPECT_LINE(&b, "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 cluster "
-			"IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s " CIDR
-			" -j KUBE-MARK-MASQ");
+	EXPECT_LINE(&b,
+		    "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 cluster "
+		    "IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s " CIDR " -j KUBE-MARK-MASQ");
 	EXPECT_LINE(&b, "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 -> "
 			"10.180.0.1:80\" -j KUBE-SEP-SXIVWICOYRO3J4NJ");
 	EXPECT_LINE(&b, "-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -s "
@@ -303,8 +304,8 @@ TEST(render_cluster_ip_three_endpoints)
 		 "--mode random --probability 0.5000000000 -j %s",
 		 h, s2);
 	EXPECT_LINE(&b, line);
-	snprintf(line, sizeof(line), "-A %s -m comment --comment \"a/web:p80 -> 198.18.64.3:8080\" -j %s",
-		 h, s3);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"a/web:p80 -> 198.18.64.3:8080\" -j %s", h, s3);
 	EXPECT_LINE(&b, line);
 	snprintf(line, sizeof(line),
 		 "-A %s -m comment --comment a/web:p80 -m tcp -p tcp -j DNAT --to-destination "
@@ -371,13 +372,15 @@ TEST(render_etp_local_short_circuit)
 		   eps, 2) ||
 	    !render(p, l, true, &b))
 		goto out;
-	snprintf(line, sizeof(line),
-		 "-A KUBE-SERVICES -m comment --comment \"a/lb:http loadbalancer IP\" -m tcp -p tcp "
-		 "-d 198.18.9.1 --dport 80 -j %s",
-		 ext);
+	snprintf(
+		line, sizeof(line),
+		"-A KUBE-SERVICES -m comment --comment \"a/lb:http loadbalancer IP\" -m tcp -p tcp "
+		"-d 198.18.9.1 --dport 80 -j %s",
+		ext);
 	EXPECT_LINE(&b, line);
 	snprintf(line, sizeof(line),
-		 "-A KUBE-NODEPORTS -m comment --comment a/lb:http -m tcp -p tcp --dport 30080 -j %s",
+		 "-A KUBE-NODEPORTS -m comment --comment a/lb:http -m tcp -p tcp --dport 30080 -j "
+		 "%s",
 		 ext);
 	EXPECT_LINE(&b, line);
 	snprintf(line, sizeof(line),
@@ -398,8 +401,8 @@ TEST(render_etp_local_short_circuit)
 	snprintf(line, sizeof(line), "-A %s -j %s", ext, svl);
 	EXPECT_LINE(&b, line);
 	/* SVL: only the local endpoint, no cascade; SVC: both. */
-	snprintf(line, sizeof(line), "-A %s -m comment --comment \"a/lb:http -> 198.18.64.1:8080\" -j %s",
-		 svl, sep1);
+	snprintf(line, sizeof(line),
+		 "-A %s -m comment --comment \"a/lb:http -> 198.18.64.1:8080\" -j %s", svl, sep1);
 	EXPECT_LINE(&b, line);
 	ASSERT_EQ(count(&b, "--probability 0.5000000000"), 1, "SVC cascade over 2");
 	EXPECT_LINE(&b, "-A KUBE-NODEPORTS -m comment --comment \"a/lb:http health check node "
@@ -414,8 +417,9 @@ TEST(render_etp_local_short_circuit)
 		goto out;
 	EXPECT_LINE(&b, "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"a/lb:http has no local "
 			"endpoints\" -m tcp -p tcp -d 198.18.9.1 --dport 80 -j DROP");
-	EXPECT_LINE(&b, "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"a/lb:http has no local "
-			"endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j DROP");
+	EXPECT_LINE(&b,
+		    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"a/lb:http has no local "
+		    "endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j DROP");
 	snprintf(line, sizeof(line),
 		 "-A %s -m comment --comment \"route LOCAL traffic for a/lb:http external "
 		 "destinations\" -m addrtype --src-type LOCAL -j %s",
@@ -464,7 +468,8 @@ TEST(render_etp_cluster_nodeport_and_external_ip)
 	snprintf(line, sizeof(line), "-A %s -j %s", ext, svc_h);
 	EXPECT_LINE(&b, line);
 	snprintf(line, sizeof(line),
-		 "-A KUBE-NODEPORTS -m comment --comment a/np:http -m tcp -p tcp --dport 30080 -j %s",
+		 "-A KUBE-NODEPORTS -m comment --comment a/np:http -m tcp -p tcp --dport 30080 -j "
+		 "%s",
 		 ext);
 	EXPECT_LINE(&b, line);
 out:
@@ -610,8 +615,10 @@ TEST(render_partial_sync)
 		goto out;
 	snprintf(line, sizeof(line), ":%s - [0:0]", ha);
 	ASSERT_FALSE(has_line(&b, line), "unchanged one not declared");
-	snprintf(line, sizeof(line), "-A KUBE-SERVICES -m comment --comment \"a/one:p80 cluster "
-				     "IP\" -m tcp -p tcp -d 198.18.128.21 --dport 80 -j %s", ha);
+	snprintf(line, sizeof(line),
+		 "-A KUBE-SERVICES -m comment --comment \"a/one:p80 cluster "
+		 "IP\" -m tcp -p tcp -d 198.18.128.21 --dport 80 -j %s",
+		 ha);
 	EXPECT_LINE(&b, line); /* KUBE-SERVICES is whole every time */
 	pxy_iptables_ops.stats(p, &st);
 	ASSERT_EQ(st.services_rendered, 0, "no service re-rendered");
@@ -650,13 +657,14 @@ TEST(render_partial_sync)
 		char save[1024];
 
 		/* As iptables-save prints it: one jump already there. */
-		snprintf(save, sizeof(save),
-			 "*filter\n:INPUT ACCEPT [0:0]\n:KUBE-SEP-BBBBBBBBBBBBBBBB - [0:0]\nCOMMIT\n"
-			 "*nat\n:PREROUTING ACCEPT [0:0]\n:%s - [0:0]\n"
-			 ":KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
-			 "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j "
-			 "KUBE-SERVICES\nCOMMIT\n",
-			 hb);
+		snprintf(
+			save, sizeof(save),
+			"*filter\n:INPUT ACCEPT [0:0]\n:KUBE-SEP-BBBBBBBBBBBBBBBB - [0:0]\nCOMMIT\n"
+			"*nat\n:PREROUTING ACCEPT [0:0]\n:%s - [0:0]\n"
+			":KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
+			"-A PREROUTING -m comment --comment \"kubernetes service portals\" -j "
+			"KUBE-SERVICES\nCOMMIT\n",
+			hb);
 		if (!ASSERT_OK(pxy_ipt_render(p, l, true, save, &b), "render with save"))
 			goto out;
 	}
@@ -676,7 +684,8 @@ TEST(render_partial_sync)
 	EXPECT_LINE(&b, "-I FORWARD -m comment --comment \"kubernetes forwarding rules\" -j "
 			"KUBE-FORWARD");
 	ASSERT_EQ(count(&b, "\n-I "), 11, "11 of the 12 jumps");
-	ASSERT_TRUE(strstr(b.data, "-I OUTPUT -m comment") > strstr(b.data, "*nat"), "nat jumps in nat");
+	ASSERT_TRUE(strstr(b.data, "-I OUTPUT -m comment") > strstr(b.data, "*nat"),
+		    "nat jumps in nat");
 out:
 	sl_buf_fini(&b);
 	pxy_iptables_ops.close(p);
@@ -690,7 +699,8 @@ TEST(render_udp_conntrack_cleanup)
 	struct sl_buf b = SL_BUF_INIT, ct = SL_BUF_INIT;
 	const char *two[] = {"198.18.64.1,n2,true,true,false", "198.18.64.2,n2,true,true,false"};
 	const char *one[] = {"198.18.64.1,n2,true,true,false"};
-	const char *dport = "{\"name\":\"dns\",\"port\":53,\"protocol\":\"UDP\",\"nodePort\":30053}";
+	const char *dport =
+		"{\"name\":\"dns\",\"port\":53,\"protocol\":\"UDP\",\"nodePort\":30053}";
 	const char *eport = "{\"name\":\"dns\",\"port\":5353,\"protocol\":\"UDP\"}";
 
 	if (!svc(l, "a", "dns", "NodePort", "198.18.128.53", dport, NULL, NULL) ||
@@ -780,15 +790,13 @@ static int kernel_child(const char *variant)
 		return 1;
 	}
 	if (system("ip link set lo up && ip addr add 198.18.10.1/32 dev lo && "
-		   "ip route add 198.18.128.0/24 dev lo"))
-	{
+		   "ip route add 198.18.128.0/24 dev lo")) {
 		(void)TEST_FAIL_AT("netns setup");
 		return 1;
 	}
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	inet_pton(AF_INET, "198.18.10.1", &sa.sin_addr);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 16))
-	{
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 16)) {
 		(void)TEST_FAIL_AT("listener: %s", strerror(errno));
 		return 1;
 	}
@@ -826,7 +834,8 @@ static int kernel_child(const char *variant)
 	/* Partial sync: a Service goes, its chains go. */
 	pxy_ipt_chain_name(sep, "KUBE-SEP-", "a/gone:p80", "tcp", "198.18.10.1:8080");
 	ASSERT_TRUE(save_has(save, sep, &dump), "gone's endpoint chain there");
-	if (!feed(l, K8S_KIND_SERVICE, "a/gone", NULL) || !ASSERT_OK(lbi_plan(l, false, &plan), "plan"))
+	if (!feed(l, K8S_KIND_SERVICE, "a/gone", NULL) ||
+	    !ASSERT_OK(lbi_plan(l, false, &plan), "plan"))
 		goto out;
 	lbi_plan_fini(&plan);
 	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, false), "partial sync"))
@@ -882,7 +891,8 @@ TEST(kernel_sync_and_cleanup_legacy)
 /* A restore that fails names the line and asks for a full sync. */
 static int bad_child(void)
 {
-	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = "not-a-cidr",
+	struct pxy_cfg cfg = {.node_name = "n1",
+			      .cluster_cidr = "not-a-cidr",
 			      .iptables_cmd = "iptables-nft-restore"};
 	struct lbi *l = lbi_new("n1");
 	struct pxy *p;
@@ -939,7 +949,8 @@ TEST(open_names_a_missing_binary)
  */
 static int bench_child(long n)
 {
-	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = CIDR,
+	struct pxy_cfg cfg = {.node_name = "n1",
+			      .cluster_cidr = CIDR,
 			      .iptables_cmd = getenv("PX_IPT_BENCH_CMD")};
 	struct lbi *l = lbi_new("n1");
 	struct pxy *p;
@@ -969,10 +980,16 @@ static int bench_child(long n)
 	if (lbi_plan(l, true, &plan))
 		return 1;
 	lbi_plan_fini(&plan);
-	t0 = now_ms();
-	if (pxy_ipt_render(pxy_ipt_new(&cfg), l, true, NULL, &b))
-		return 1;
-	printf("  %ld services x 10 endpoints: render %.0f ms, %zu bytes\n", n, now_ms() - t0, b.len);
+	{
+		struct pxy *r = pxy_ipt_new(&cfg);
+
+		t0 = now_ms();
+		if (!r || pxy_ipt_render(r, l, true, NULL, &b))
+			return 1;
+		pxy_iptables_ops.close(r);
+	}
+	printf("  %ld services x 10 endpoints: render %.0f ms, %zu bytes\n", n, now_ms() - t0,
+	       b.len);
 	if (getenv("PX_IPT_BENCH_DUMP")) {
 		FILE *f = fopen(getenv("PX_IPT_BENCH_DUMP"), "w");
 
@@ -1040,7 +1057,7 @@ TEST(render_large_cluster_mode)
 	if (!render(p, l, true, &b))
 		goto out;
 	EXPECT_NO(&b, "-m comment --comment a/s0:p80"); /* SEP rules */
-	EXPECT_NO(&b, "a/s0:p80 -> ");			 /* SVC -> SEP rules */
+	EXPECT_NO(&b, "a/s0:p80 -> ");			/* SVC -> SEP rules */
 	ASSERT_TRUE(strstr(b.data, "\"a/s0:p80 cluster IP\"") != NULL, "service comments stay");
 	/* Back to 1000: every Service is rewritten with its comments. */
 	if (!feed(l, K8S_KIND_SERVICE, "a/s100", NULL) || !render(p, l, false, &b))

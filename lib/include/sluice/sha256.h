@@ -15,10 +15,10 @@
 #define SL_SHA256_LEN 32
 
 struct sl_sha256 {
-	uint32_t h[8];	   /* chaining state */
-	uint64_t n;	   /* bytes hashed so far */
-	uint8_t blk[64];   /* pending partial block */
-	size_t blk_len;	   /* bytes in blk */
+	uint32_t h[8];	 /* chaining state */
+	uint64_t n;	 /* bytes hashed so far */
+	uint8_t blk[64]; /* pending partial block */
+	size_t blk_len;	 /* bytes in blk */
 };
 
 void sl_sha256_init(struct sl_sha256 *c);
