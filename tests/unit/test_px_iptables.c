@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -771,6 +772,76 @@ static bool tcp_reaches(const char *addr, uint16_t port)
 	return ok;
 }
 
+static int udp_bound(const char *addr, uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Which of two sockets a datagram reaches within a second: 0, 1, or -1. */
+static int udp_which(int fd0, int fd1)
+{
+	struct pollfd pf[2] = {{fd0, POLLIN, 0}, {fd1, POLLIN, 0}};
+	char buf[16];
+
+	if (poll(pf, 2, 1000) <= 0)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (pf[i].revents & POLLIN) {
+			(void)!recv(pf[i].fd, buf, sizeof(buf), 0);
+			return i;
+		}
+	return -1;
+}
+
+static bool udp_flow_moves(struct pxy *p, struct lbi *l)
+{
+	const char *e1[] = {"198.18.10.1,n1,true,true,false"};
+	const char *e2[] = {"198.18.10.2,n1,true,true,false"};
+	const char *uport = "{\"name\":\"dns\",\"port\":53,\"protocol\":\"UDP\"}";
+	const char *ueport = "{\"name\":\"dns\",\"port\":5353,\"protocol\":\"UDP\"}";
+	struct sockaddr_in vip = {.sin_family = AF_INET, .sin_port = htons(53)};
+	int u1 = udp_bound("198.18.10.1", 5353), u2 = udp_bound("198.18.10.2", 5353);
+	int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct lbi_plan plan;
+	bool ok = false;
+
+	inet_pton(AF_INET, "198.18.128.53", &vip.sin_addr);
+	if (!ASSERT_TRUE(u1 >= 0 && u2 >= 0 && c >= 0, "udp sockets") ||
+	    !svc(l, "a", "dns", "ClusterIP", "198.18.128.53", uport, NULL, NULL) ||
+	    !slice(l, "a", "dns-1", "dns", ueport, e1, 1) ||
+	    !ASSERT_OK(lbi_plan(l, false, &plan), "plan"))
+		goto out;
+	lbi_plan_fini(&plan);
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, false), "sync udp") ||
+	    !ASSERT_OK(connect(c, (struct sockaddr *)&vip, sizeof(vip)), "connect") ||
+	    !ASSERT_EQ(send(c, "a", 1, 0), 1, "send") || !ASSERT_EQ(udp_which(u1, u2), 0, "first"))
+		goto out;
+	if (!slice(l, "a", "dns-1", "dns", ueport, e2, 1) ||
+	    !ASSERT_OK(lbi_plan(l, false, &plan), "plan"))
+		goto out;
+	lbi_plan_fini(&plan);
+	if (!ASSERT_OK(pxy_iptables_ops.sync(p, l, false), "sync endpoint moved") ||
+	    !ASSERT_EQ(send(c, "b", 1, 0), 1, "send"))
+		goto out;
+	ok = ASSERT_EQ(udp_which(u1, u2), 1, "same flow reaches the new endpoint");
+out:
+	if (u1 >= 0)
+		close(u1);
+	if (u2 >= 0)
+		close(u2);
+	if (c >= 0)
+		close(c);
+	return ok;
+}
+
 static int kernel_child(const char *variant)
 {
 	struct pxy_cfg cfg = {.node_name = "n1", .cluster_cidr = CIDR, .iptables_cmd = variant};
@@ -790,6 +861,7 @@ static int kernel_child(const char *variant)
 		return 1;
 	}
 	if (system("ip link set lo up && ip addr add 198.18.10.1/32 dev lo && "
+		   "ip addr add 198.18.10.2/32 dev lo && "
 		   "ip route add 198.18.128.0/24 dev lo")) {
 		(void)TEST_FAIL_AT("netns setup");
 		return 1;
@@ -843,6 +915,11 @@ static int kernel_child(const char *variant)
 	ASSERT_FALSE(save_has(save, sep, &dump), "gone's endpoint chain deleted");
 	ASSERT_TRUE(save_has(save, h, &dump), "web's chain kept");
 	ASSERT_TRUE(tcp_reaches("198.18.128.10", 80), "still reachable");
+
+	/* UDP: a flow pinned by conntrack to an endpoint that goes away moves to
+	 * the new one on its next datagram (kubernetes#125467). */
+	if (!udp_flow_moves(p, l))
+		goto out;
 
 	/* cleanup: nothing of ours in any variant; a second one finds nothing. */
 	if (!ASSERT_OK(pxy_iptables_ops.cleanup(), "cleanup"))
