@@ -649,7 +649,8 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 		r->mark = v;
 		r->cap_mark = f->n_backends;
 	}
-	memset(r->mark, 0, f->n_backends);
+	if (f->n_backends)
+		memset(r->mark, 0, f->n_backends);
 	if (sp->uses_cluster)
 		for (uint16_t i = 0; i < sp->cluster->count; i++)
 			r->mark[sp->cluster->be[i]] = 1;
@@ -931,7 +932,8 @@ static int render_fragment(const struct lbm_state *f, const bool *owned, uint64_
 		if (!cur->ct_fe || !cur->ct_ep)
 			return -ENOMEM;
 		memcpy(cur->ct_fe, r->fe, r->n_fe * sizeof(*r->fe));
-		memcpy(cur->ct_ep, r->ep, r->n_ep * sizeof(*r->ep));
+		if (r->n_ep)
+			memcpy(cur->ct_ep, r->ep, r->n_ep * sizeof(*r->ep));
 		cur->n_ct_fe = r->n_fe;
 		cur->n_ct_ep = r->n_ep;
 	}
@@ -1019,7 +1021,9 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 		}
 		n_act = 0;
 		for (size_t i = 0; i < r.n_next; i++) {
-			memcpy(act + n_act, r.next[i]->chains, r.next[i]->n_chains * sizeof(*act));
+			if (r.next[i]->n_chains)
+				memcpy(act + n_act, r.next[i]->chains,
+				       r.next[i]->n_chains * sizeof(*act));
 			n_act += r.next[i]->n_chains;
 		}
 		qsort(act, n_act, sizeof(*act), chain_cmp);

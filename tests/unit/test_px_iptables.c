@@ -1034,7 +1034,7 @@ static int bench_child(long n)
 	struct lbi_plan plan;
 	struct pxy_stats st;
 	struct sl_buf b = SL_BUF_INIT;
-	char name[32], ip[32], eps_s[10][48];
+	char name[32], ip[32], eps_s[10][64];
 	const char *eps[10];
 	double t0;
 
@@ -1115,7 +1115,7 @@ TEST(render_large_cluster_mode)
 	struct lbi *l = lbi_new("n1");
 	struct pxy *p = new_pxy();
 	struct sl_buf b = SL_BUF_INIT;
-	char name[16], ip[32], eps_s[10][48];
+	char name[16], ip[32], eps_s[10][64];
 	const char *eps[10];
 	struct pxy_stats st;
 
