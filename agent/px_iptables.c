@@ -1586,7 +1586,7 @@ static int cleanup_variant(const char *base)
 		rc = st < 0 ? st : -EIO;
 		goto out;
 	}
-	pr_info(IPT, "cleanup: removed %zu kube-proxy rules and chains (%s)", n, base);
+	pr_info(IPT, "cleanup: removed %zu kube-proxy chains and hook jumps (%s)", n, base);
 out:
 	sl_buf_fini(&dump);
 	sl_buf_fini(&in);
