@@ -1298,14 +1298,6 @@ int agent_run(const struct agent_config *cfg)
 		goto out;
 	}
 	dp_host_netns_set(a.dp, host_netns_cookie());
-	if (a.px) {
-		/* The pod datapath still reads the service maps: with them empty it
-		 * leaves service traffic to netfilter. */
-		struct reconcile r = {.a = &a};
-
-		dp_svc_foreach(a.dp, stale_frontend, &r);
-		dp_backend_foreach(a.dp, stale_backend, &r);
-	}
 	/* No record means bpf: only a legacy dataplane leaves one behind. */
 	dataplane_record(cfg->node_name,
 			 a.px ? agent_dataplane_name((enum agent_dataplane)cfg->dataplane) : NULL);
@@ -1325,6 +1317,15 @@ int agent_run(const struct agent_config *cfg)
 	if (!a.lbi) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	if (a.px) {
+		/* The pod datapath still reads the service maps: with them empty
+		 * it leaves service traffic to netfilter. (The model is empty yet,
+		 * so nothing is wanted.) */
+		struct reconcile r = {.a = &a};
+
+		dp_svc_foreach(a.dp, stale_frontend, &r);
+		dp_backend_foreach(a.dp, stale_backend, &r);
 	}
 	a.want_full = true; /* adopt and reconcile whatever is pinned */
 	a.base = event_base_new();
