@@ -130,6 +130,15 @@ struct agent {
 	time_t last_event;
 	struct timespec dirty_since;
 	struct timespec last_sync_end; /* CLOCK_MONOTONIC */
+	/* Where a start's time goes, logged once after the first sync (all in
+	 * seconds; at_* since agent_run began). */
+	struct {
+		struct timespec t0;
+		double at_dp_open;	 /* BPF objects loaded, maps pinned */
+		double at_listed[INF_N]; /* the loop took that informer's on_synced */
+		double decode_s;	 /* loop time in handlers (decode, compact copy) */
+		unsigned long objects;	 /* handler calls before the first sync */
+	} start;
 };
 
 void agent_config_defaults(struct agent_config *cfg)
@@ -803,6 +812,7 @@ static void agent_sync(struct agent *a)
 	struct json_object *nodes;
 	struct lbi_plan plan;
 	struct timespec t0;
+	double t_plan, t_apply;
 	unsigned errors = 0;
 	size_t n_addrs, n_ops;
 	const __be32 *addrs;
@@ -839,7 +849,9 @@ static void agent_sync(struct agent *a)
 			errors++;
 		}
 	}
+	t_plan = since(&t0);
 	err = lbi_plan(a->lbi, a->want_full, &plan);
+	t_plan = since(&t0) - t_plan;
 	if (err) {
 		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
 		       sl_strerror(err));
@@ -848,7 +860,19 @@ static void agent_sync(struct agent *a)
 		sync_retry(a);
 		return;
 	}
+	t_apply = since(&t0);
 	errors += a->px ? apply_plan_legacy(a, &plan) : apply_plan_bpf(a, &plan);
+	t_apply = since(&t0) - t_apply;
+	if (!a->syncs)
+		pr_info(AG,
+			"node '%s': first sync: BPF loaded at %.3f s; lists taken in at %.3f s "
+			"(Services), %.3f s (EndpointSlices), %.3f s (Nodes); %lu objects decoded "
+			"in %.3f s of loop time; plan %.3f s; map writes %.3f s (%zu frontends, "
+			"%zu backends); done at %.3f s",
+			a->cfg.node_name, a->start.at_dp_open, a->start.at_listed[INF_SVC],
+			a->start.at_listed[INF_EPS], a->start.at_listed[INF_NODE],
+			a->start.objects, a->start.decode_s, t_plan, t_apply, plan.n_fe_put,
+			plan.n_be_put, since(&a->start.t0));
 	n_ops = plan.n_be_put + plan.n_fe_put + plan.n_fe_del + plan.n_be_del;
 	if (plan.hc_changed)
 		hc_update(a);
@@ -935,7 +959,11 @@ static void on_add(struct json_object *obj, void *arg)
 {
 	struct inf_ctx *c = arg;
 	char key[600], err[256];
+	struct timespec t0;
 	void *typed = NULL;
+
+	if (!c->a->syncs)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	if (!obj_key(obj, key, sizeof(key))) {
 		pr_warn(AG, "%s: object without metadata.name skipped", c->resource);
@@ -953,6 +981,10 @@ static void on_add(struct json_object *obj, void *arg)
 	}
 	k8s_obj_free(c->kind, typed);
 	mark_dirty(c->a);
+	if (!c->a->syncs) {
+		c->a->start.decode_s += since(&t0);
+		c->a->start.objects++;
+	}
 }
 
 static void on_update(struct json_object *o, struct json_object *n, void *arg)
@@ -978,6 +1010,7 @@ static void on_synced(void *arg)
 
 	if (c->kind == K8S_KIND_NODE)
 		node_synced(c->a->node);
+	c->a->start.at_listed[c - c->a->ctx] = since(&c->a->start.t0);
 	mark_dirty(c->a);
 }
 
@@ -1247,6 +1280,7 @@ int agent_run(const struct agent_config *cfg)
 	int rc = 0;
 
 	a.cfg = *cfg;
+	clock_gettime(CLOCK_MONOTONIC, &a.start.t0);
 	signal(SIGPIPE, SIG_IGN);
 	/* One malloc arena for every thread (set before the informer threads
 	 * start): the informer threads' list pages and objects are freed on
@@ -1331,6 +1365,7 @@ int agent_run(const struct agent_config *cfg)
 		       sl_strerror(rc));
 		goto out;
 	}
+	a.start.at_dp_open = since(&a.start.t0);
 	dp_host_netns_set(a.dp, host_netns_cookie());
 	if (a.px) {
 		/* The pod datapath still reads the service maps: with them empty it
