@@ -1014,6 +1014,20 @@ static void on_synced(void *arg)
 	mark_dirty(c->a);
 }
 
+/*
+ * Takes in what the Service and EndpointSlice informers queued so far, from
+ * between the steps of the setup (BPF loads for the policy and uplink paths)
+ * that run before the event loop does: their lists are streaming in as parsed
+ * objects, and a queue left alone falls back to text past its bound (see
+ * sluice/informer.h). Their handlers need only the model and the sync timer.
+ * Nodes wait for the loop: node_observe needs the kubelet side open.
+ */
+static void take_in_lists(struct agent *a)
+{
+	sl_informer_dispatch(a->inf[INF_SVC], 0);
+	sl_informer_dispatch(a->inf[INF_EPS], 0);
+}
+
 static void inf_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sl_informer *inf = arg;
@@ -1318,6 +1332,10 @@ int agent_run(const struct agent_config *cfg)
 			.delivery = SL_INF_DELIVER_QUEUE,
 			/* lbinc keeps what the model reads; the uplink path lists Nodes. */
 			.cache = i == INF_NODE ? SL_INF_CACHE_OBJECTS : SL_INF_CACHE_METADATA,
+			/* The setup below takes the lists in between its steps
+			 * (take_in_lists) and nothing waits for them to sync:
+			 * a list may wait for room rather than turn to text. */
+			.queue_wait_ms = 10000,
 			.handlers = {.on_add = on_add,
 				     .on_update = on_update,
 				     .on_delete = on_delete,
@@ -1402,9 +1420,11 @@ int agent_run(const struct agent_config *cfg)
 	}
 	evhttp_set_gencb(a.hc_http, hc_cb, &a);
 	event_add(a.sig_term, NULL);
+	take_in_lists(&a);
 	rc = nodeport_open(&a);
 	if (rc)
 		goto out;
+	take_in_lists(&a);
 	event_add(a.sig_int, NULL);
 
 	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
@@ -1438,6 +1458,7 @@ int agent_run(const struct agent_config *cfg)
 		       sl_strerror(rc));
 		goto out;
 	}
+	take_in_lists(&a);
 	if (cfg->run_pods) {
 		a.node = node_open(&a.cfg, a.base, a.client, dp_pin_root(a.dp));
 		if (!a.node) {

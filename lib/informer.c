@@ -43,6 +43,7 @@
  */
 #define INF_QUEUE_OBJS_MAX 1024
 
+
 /* One object as cached: immutable once built, shared by refcount. */
 struct inf_entry {
 	atomic_uint refs;
@@ -93,6 +94,8 @@ struct sl_informer {
 	struct sl_cancel *cancel; /* fired by stop: interrupts list, watch, sleep */
 	struct sl_backoff bo;	  /* informer thread only */
 	size_t text_fallbacks;	  /* informer thread only: parsed items queued as text */
+	unsigned int queue_wait_ms; /* opts.queue_wait_ms */
+	int64_t room_wait_ms;	  /* informer thread only: what is left of it in this list */
 
 	pthread_rwlock_t lock; /* guards map */
 	struct inf_map map;
@@ -350,6 +353,14 @@ static void inf_map_fini(struct inf_map *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static uint64_t inf_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* ---- delivery -------------------------------------------------------- */
 
 /* Runs one handler. cur_obj, when given, is the already-parsed new state. */
@@ -462,6 +473,24 @@ static int inf_deliver_owned(struct sl_informer *inf, enum inf_kind kind, struct
 	}
 	pthread_mutex_lock(&inf->mu);
 	room = inf->q_objs < inf->queue_objs_max;
+	if (!room && inf->room_wait_ms > 0 && !inf->stopping) {
+		/* Dispatch broadcasts cond when it takes objects, stop does too. */
+		uint64_t t0 = inf_now_ms();
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += inf->room_wait_ms / 1000;
+		ts.tv_nsec += (inf->room_wait_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (inf->q_objs >= inf->queue_objs_max && !inf->stopping &&
+		       pthread_cond_timedwait(&inf->cond, &inf->mu, &ts) != ETIMEDOUT)
+			;
+		inf->room_wait_ms -= (int64_t)(inf_now_ms() - t0);
+		room = inf->q_objs < inf->queue_objs_max;
+	}
 	if (room)
 		inf->q_objs++; /* reserved: only this thread adds */
 	pthread_mutex_unlock(&inf->mu);
@@ -525,6 +554,8 @@ int sl_informer_dispatch(struct sl_informer *inf, unsigned int max)
 		if (ev->obj)
 			inf->q_objs--;
 	}
+	if (n)
+		pthread_cond_broadcast(&inf->cond); /* room for a waiting list */
 	if (!inf->qhead)
 		inf->qtail = NULL;
 	inf->st.queued -= n;
@@ -832,6 +863,7 @@ static int inf_list(struct sl_informer *inf)
 		pthread_rwlock_unlock(&inf->lock);
 	}
 	inf->text_fallbacks = 0;
+	inf->room_wait_ms = inf->queue_wait_ms;
 	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
 	do {
 		struct sl_buf q = SL_BUF_INIT;
@@ -1048,14 +1080,6 @@ static void inf_mark_synced(struct sl_informer *inf)
 	pthread_mutex_unlock(&inf->mu);
 }
 
-static uint64_t inf_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void *inf_thread(void *arg)
 {
 	struct sl_informer *inf = arg;
@@ -1189,6 +1213,7 @@ struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informe
 	inf->h = o->handlers;
 	inf->page_limit = o->page_limit ? o->page_limit : 500;
 	inf->queue_objs_max = o->queue_objs_max ? o->queue_objs_max : INF_QUEUE_OBJS_MAX;
+	inf->queue_wait_ms = o->queue_wait_ms;
 	inf->watch_min_s = o->watch_min_s ? o->watch_min_s : 300;
 	inf->watch_max_s = o->watch_max_s ? o->watch_max_s : 600;
 	if (inf->watch_max_s < inf->watch_min_s)

@@ -575,6 +575,42 @@ TEST(informer_queue_streams_first_list)
 	ASSERT_FALSE(rec_has(&w.r, "~"), "no update: the watch did not replay the list");
 	sl_informer_stats(inf, &st);
 	ASSERT_EQ(st.relists, 0, "no relist");
+
+	/* A list allowed to wait for room, with a consumer that dispatches
+	 * only once the queue is full: the list pauses, then goes on. */
+	sl_informer_free(inf);
+	rec_init(&w.r);
+	w.adds = w.whole = 0;
+	inf = sl_informer_new(c,
+			      &(struct sl_informer_opts){
+				      .gvr = SL_GVR_SERVICES,
+				      .ns = "stream",
+				      .delivery = SL_INF_DELIVER_QUEUE,
+				      .cache = SL_INF_CACHE_METADATA,
+				      .page_limit = 2,
+				      .queue_objs_max = 3,
+				      .queue_wait_ms = 20000,
+				      .handlers = {whole_add, rec_update, rec_delete, rec_synced,
+						   &w},
+			      },
+			      err, sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "restart"))
+		goto out;
+	deadline = mono_ms() + 15000;
+	do {
+		sl_informer_stats(inf, &st);
+		usleep(5 * 1000);
+	} while (st.queued < 3 && mono_ms() < deadline);
+	ASSERT_FALSE(sl_informer_has_synced(inf), "the list waits while the queue is full");
+	while (!w.r.synced && mono_ms() < deadline) {
+		struct pollfd p = {.fd = sl_informer_fd(inf), .events = POLLIN};
+
+		if (poll(&p, 1, 1000) > 0)
+			sl_informer_dispatch(inf, 0);
+	}
+	ASSERT_EQ(w.adds, 13, "every item once the consumer made room");
+	ASSERT_EQ(w.whole, 13, "whole objects");
+	ASSERT_EQ(w.r.synced, 1, "synced after them");
 out:
 	json_object_put(ns);
 	json_object_put(list);
