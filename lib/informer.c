@@ -74,8 +74,8 @@ enum inf_kind { INF_ADD, INF_UPDATE, INF_DELETE, INF_SYNCED };
 struct inf_event {
 	struct inf_event *next;
 	enum inf_kind kind;
-	struct inf_entry *old; /* UPDATE: previous; DELETE: last state */
-	struct inf_entry *cur; /* ADD/UPDATE: new state */
+	struct inf_entry *old;	 /* UPDATE: previous; DELETE: last state */
+	struct inf_entry *cur;	 /* ADD/UPDATE: new state */
 	struct json_object *obj; /* ADD/UPDATE, when set: cur parsed; the only
 				  * reference to it (see the top of the file) */
 };
@@ -90,12 +90,12 @@ struct sl_informer {
 	unsigned int page_limit, watch_min_s, watch_max_s, queue_objs_max;
 
 	pthread_t thread;
-	bool running;		  /* thread started and not yet joined */
-	struct sl_cancel *cancel; /* fired by stop: interrupts list, watch, sleep */
-	struct sl_backoff bo;	  /* informer thread only */
-	size_t text_fallbacks;	  /* informer thread only: parsed items queued as text */
+	bool running;		    /* thread started and not yet joined */
+	struct sl_cancel *cancel;   /* fired by stop: interrupts list, watch, sleep */
+	struct sl_backoff bo;	    /* informer thread only */
+	size_t text_fallbacks;	    /* informer thread only: parsed items queued as text */
 	unsigned int queue_wait_ms; /* opts.queue_wait_ms */
-	int64_t room_wait_ms;	  /* informer thread only: what is left of it in this list */
+	int64_t room_wait_ms;	    /* informer thread only: what is left of it in this list */
 
 	pthread_rwlock_t lock; /* guards map */
 	struct inf_map map;
@@ -977,7 +977,8 @@ static int inf_list(struct sl_informer *inf)
 		rc = -SL_ERR_PARSE;
 	}
 	if (!rc) {
-		pr_debug(INF_SUBSYS, "'%s': listed %zu objects in %d pages at rv %s%s (%zu queued as text)",
+		pr_debug(INF_SUBSYS,
+			 "'%s': listed %zu objects in %d pages at rv %s%s (%zu queued as text)",
 			 inf->resource,
 			 keep ? json_object_array_length(items) : stream ? n_streamed : n_ents, pages,
 			 rv, stream ? ", streamed" : "", inf->text_fallbacks);
