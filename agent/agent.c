@@ -130,6 +130,15 @@ struct agent {
 	time_t last_event;
 	struct timespec dirty_since;
 	struct timespec last_sync_end; /* CLOCK_MONOTONIC */
+	/* Where a start's time goes, logged once after the first sync (all in
+	 * seconds; at_* since agent_run began). */
+	struct {
+		struct timespec t0;
+		double at_dp_open;	 /* BPF objects loaded, maps pinned */
+		double at_listed[INF_N]; /* the loop took that informer's on_synced */
+		double decode_s;	 /* loop time in handlers (decode, compact copy) */
+		unsigned long objects;	 /* handler calls before the first sync */
+	} start;
 };
 
 void agent_config_defaults(struct agent_config *cfg)
@@ -811,6 +820,7 @@ static void agent_sync(struct agent *a)
 	struct json_object *nodes;
 	struct lbi_plan plan;
 	struct timespec t0;
+	double t_plan, t_apply;
 	unsigned errors = 0;
 	size_t n_addrs, n_ops;
 	const __be32 *addrs;
@@ -847,7 +857,9 @@ static void agent_sync(struct agent *a)
 			errors++;
 		}
 	}
+	t_plan = since(&t0);
 	err = lbi_plan(a->lbi, a->want_full, &plan);
+	t_plan = since(&t0) - t_plan;
 	if (err) {
 		pr_err(AG, "node '%s': building the datapath model failed: %s", a->cfg.node_name,
 		       sl_strerror(err));
@@ -856,7 +868,19 @@ static void agent_sync(struct agent *a)
 		sync_retry(a);
 		return;
 	}
+	t_apply = since(&t0);
 	errors += a->px ? apply_plan_legacy(a, &plan) : apply_plan_bpf(a, &plan);
+	t_apply = since(&t0) - t_apply;
+	if (!a->syncs)
+		pr_info(AG,
+			"node '%s': first sync: BPF loaded at %.3f s; lists taken in at %.3f s "
+			"(Services), %.3f s (EndpointSlices), %.3f s (Nodes); %lu objects decoded "
+			"in %.3f s of loop time; plan %.3f s; map writes %.3f s (%zu frontends, "
+			"%zu backends); done at %.3f s",
+			a->cfg.node_name, a->start.at_dp_open, a->start.at_listed[INF_SVC],
+			a->start.at_listed[INF_EPS], a->start.at_listed[INF_NODE], a->start.objects,
+			a->start.decode_s, t_plan, t_apply, plan.n_fe_put, plan.n_be_put,
+			since(&a->start.t0));
 	n_ops = plan.n_be_put + plan.n_fe_put + plan.n_fe_del + plan.n_be_del;
 	if (plan.hc_changed)
 		hc_update(a);
@@ -943,7 +967,11 @@ static void on_add(struct json_object *obj, void *arg)
 {
 	struct inf_ctx *c = arg;
 	char key[600], err[256];
+	struct timespec t0;
 	void *typed = NULL;
+
+	if (!c->a->syncs)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	if (!obj_key(obj, key, sizeof(key))) {
 		pr_warn(AG, "%s: object without metadata.name skipped", c->resource);
@@ -961,6 +989,10 @@ static void on_add(struct json_object *obj, void *arg)
 	}
 	k8s_obj_free(c->kind, typed);
 	mark_dirty(c->a);
+	if (!c->a->syncs) {
+		c->a->start.decode_s += since(&t0);
+		c->a->start.objects++;
+	}
 }
 
 static void on_update(struct json_object *o, struct json_object *n, void *arg)
@@ -986,7 +1018,22 @@ static void on_synced(void *arg)
 
 	if (c->kind == K8S_KIND_NODE)
 		node_synced(c->a->node);
+	c->a->start.at_listed[c - c->a->ctx] = since(&c->a->start.t0);
 	mark_dirty(c->a);
+}
+
+/*
+ * Takes in what the Service and EndpointSlice informers queued so far, from
+ * between the steps of the setup (BPF loads for the policy and uplink paths)
+ * that run before the event loop does: their lists are streaming in as parsed
+ * objects, and a queue left alone falls back to text past its bound (see
+ * sluice/informer.h). Their handlers need only the model and the sync timer.
+ * Nodes wait for the loop: node_observe needs the kubelet side open.
+ */
+static void take_in_lists(struct agent *a)
+{
+	sl_informer_dispatch(a->inf[INF_SVC], 0);
+	sl_informer_dispatch(a->inf[INF_EPS], 0);
 }
 
 static void inf_cb(evutil_socket_t fd, short what, void *arg)
@@ -1255,7 +1302,14 @@ int agent_run(const struct agent_config *cfg)
 	int rc = 0;
 
 	a.cfg = *cfg;
+	clock_gettime(CLOCK_MONOTONIC, &a.start.t0);
 	signal(SIGPIPE, SIG_IGN);
+	/* One malloc arena for every thread (set before the informer threads
+	 * start): the informer threads' list pages and objects are freed on
+	 * this thread, and per-thread arenas kept them as fragmented, mostly
+	 * free heaps (83 -> 70 MiB RSS, 135 -> 93 MiB peak at 10,000 Services,
+	 * with no measurable CPU cost). */
+	mallopt(M_ARENA_MAX, 1);
 	if (!cfg->node_name || !cfg->node_name[0]) {
 		pr_err(AG, "--node-name is required");
 		return -EINVAL;
@@ -1271,6 +1325,52 @@ int agent_run(const struct agent_config *cfg)
 	if (!a.client) {
 		pr_err(AG, "API client: %s", err);
 		return -EINVAL;
+	}
+	/*
+	 * The informers start first: the LIST of every Service and EndpointSlice
+	 * (tens of MB at 10,000 Services) then travels while the BPF objects load
+	 * and the maps are created, instead of after. Events only queue until
+	 * the loop below dispatches them, so nothing else needs to exist yet.
+	 */
+	for (int i = 0; i < INF_N; i++) {
+		static const enum k8s_kind kinds[INF_N] = {K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
+							   K8S_KIND_NODE};
+		struct sl_informer_opts io = {
+			.gvr = gvrs[i],
+			.delivery = SL_INF_DELIVER_QUEUE,
+			/* lbinc keeps what the model reads; the uplink path lists Nodes. */
+			.cache = i == INF_NODE ? SL_INF_CACHE_OBJECTS : SL_INF_CACHE_METADATA,
+			/* The setup below takes the lists in between its steps
+			 * (take_in_lists) and nothing waits for them to sync:
+			 * a list may wait for room rather than turn to text.
+			 * Few parsed objects at once: a parsed EndpointSlice is
+			 * ~25 KiB, and 1,024 of them in flight left ~26 MiB of
+			 * heap glibc could not give back (89 vs 63 MiB RSS at
+			 * 10,000 Services); the loop decodes at the list's pace
+			 * either way. */
+			.queue_objs_max = 128,
+			.queue_wait_ms = 10000,
+			.handlers = {.on_add = on_add,
+				     .on_update = on_update,
+				     .on_delete = on_delete,
+				     .on_synced = on_synced,
+				     .arg = &a.ctx[i]},
+		};
+
+		a.ctx[i] =
+			(struct inf_ctx){.a = &a, .kind = kinds[i], .resource = gvrs[i].resource};
+		a.inf[i] = sl_informer_new(a.client, &io, err, sizeof(err));
+		if (!a.inf[i]) {
+			pr_err(AG, "informer '%s': %s", gvrs[i].resource, err);
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = sl_informer_start(a.inf[i]);
+		if (rc) {
+			pr_err(AG, "informer '%s': cannot start its thread: %s", gvrs[i].resource,
+			       sl_strerror(rc));
+			goto out;
+		}
 	}
 	rc = agent_bpffs_ensure(cfg->bpffs);
 	if (rc)
@@ -1297,6 +1397,7 @@ int agent_run(const struct agent_config *cfg)
 		       sl_strerror(rc));
 		goto out;
 	}
+	a.start.at_dp_open = since(&a.start.t0);
 	dp_host_netns_set(a.dp, host_netns_cookie());
 	/* No record means bpf: only a legacy dataplane leaves one behind. */
 	dataplane_record(cfg->node_name,
@@ -1308,11 +1409,6 @@ int agent_run(const struct agent_config *cfg)
 			"of removed backends recover only when they reconnect",
 			cfg->node_name, strerror(errno));
 
-	/* One malloc arena for every thread: the informer threads' list pages
-	 * and texts are freed on this thread, and per-thread arenas kept them
-	 * as fragmented, mostly free heaps (83 -> 70 MiB RSS, 135 -> 93 MiB
-	 * peak at 10,000 Services, with no measurable CPU cost). */
-	mallopt(M_ARENA_MAX, 1);
 	a.lbi = lbi_new(cfg->node_name);
 	if (!a.lbi) {
 		rc = -ENOMEM;
@@ -1339,9 +1435,11 @@ int agent_run(const struct agent_config *cfg)
 	}
 	evhttp_set_gencb(a.hc_http, hc_cb, &a);
 	event_add(a.sig_term, NULL);
+	take_in_lists(&a);
 	rc = nodeport_open(&a);
 	if (rc)
 		goto out;
+	take_in_lists(&a);
 	event_add(a.sig_int, NULL);
 
 	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
@@ -1375,6 +1473,7 @@ int agent_run(const struct agent_config *cfg)
 		       sl_strerror(rc));
 		goto out;
 	}
+	take_in_lists(&a);
 	if (cfg->run_pods) {
 		a.node = node_open(&a.cfg, a.base, a.client, dp_pin_root(a.dp));
 		if (!a.node) {
@@ -1382,34 +1481,15 @@ int agent_run(const struct agent_config *cfg)
 			goto out;
 		}
 	}
+	/* The informers have been listing since the start: their queues fill
+	 * until the loop dispatches them. */
 	for (int i = 0; i < INF_N; i++) {
-		static const enum k8s_kind kinds[INF_N] = {K8S_KIND_SERVICE, K8S_KIND_ENDPOINTSLICE,
-							   K8S_KIND_NODE};
-		a.ctx[i] =
-			(struct inf_ctx){.a = &a, .kind = kinds[i], .resource = gvrs[i].resource};
-	}
-	for (int i = 0; i < INF_N; i++) {
-		struct sl_informer_opts io = {
-			.gvr = gvrs[i],
-			.delivery = SL_INF_DELIVER_QUEUE,
-			/* lbinc keeps what the model reads; the uplink path lists Nodes. */
-			.cache = i == INF_NODE ? SL_INF_CACHE_OBJECTS : SL_INF_CACHE_METADATA,
-			.handlers = {.on_add = on_add,
-				     .on_update = on_update,
-				     .on_delete = on_delete,
-				     .on_synced = on_synced,
-				     .arg = &a.ctx[i]},
-		};
-		a.inf[i] = sl_informer_new(a.client, &io, err, sizeof(err));
-		if (!a.inf[i]) {
-			pr_err(AG, "informer '%s': %s", gvrs[i].resource, err);
-			rc = -EINVAL;
-			goto out;
-		}
 		a.inf_ev[i] = event_new(a.base, sl_informer_fd(a.inf[i]), EV_READ | EV_PERSIST,
 					inf_cb, a.inf[i]);
-		event_add(a.inf_ev[i], NULL);
-		sl_informer_start(a.inf[i]);
+		if (!a.inf_ev[i] || event_add(a.inf_ev[i], NULL)) {
+			rc = -ENOMEM;
+			goto out;
+		}
 	}
 	if (cfg->run_pods) {
 		a.pods = pods_open(a.base, a.client, &a.cfg);

@@ -4,9 +4,13 @@
  * with the API server by LIST then WATCH, and tells handlers what changed.
  * The state machine and the delivery contract are in sluice/informer.h.
  *
- * Objects cross threads only as immutable serialised entries (struct
- * inf_entry, atomic refcount): the cache, the dispatch queue and readers on
- * other threads share entries, and every thread parses its own json-c tree.
+ * Objects cross threads as immutable serialised entries (struct inf_entry,
+ * atomic refcount): the cache, the dispatch queue and readers on other threads
+ * share entries, and every thread parses its own json-c tree. The one
+ * exception is a parsed list item handed to the dispatch queue (struct
+ * inf_event.obj): json-c refcounts are not atomic, so the informer thread
+ * drops every reference it had before queueing it, and the queue's mutex
+ * orders its last touch before the dispatcher's first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +32,17 @@
 /* Positive watch-callback results: why the informer stopped a stream. */
 #define INF_STOP_EXPIRED 1 /* ERROR event with code 410: relist now */
 #define INF_STOP_ERROR	 2 /* any other ERROR event: relist after a back-off */
+
+/*
+ * QUEUE mode: by default at most this many parsed objects wait in the queue
+ * (opts.queue_objs_max); past it a list item is queued as text again, as
+ * every object was before. A parsed
+ * EndpointSlice of 10 endpoints is ~15 KiB of json-c, its text ~1.3 KiB:
+ * the bound keeps a consumer that dispatches slower than the list arrives
+ * (or not at all until synced) from holding a whole parsed list.
+ */
+#define INF_QUEUE_OBJS_MAX 1024
+
 
 /* One object as cached: immutable once built, shared by refcount. */
 struct inf_entry {
@@ -59,8 +74,10 @@ enum inf_kind { INF_ADD, INF_UPDATE, INF_DELETE, INF_SYNCED };
 struct inf_event {
 	struct inf_event *next;
 	enum inf_kind kind;
-	struct inf_entry *old; /* UPDATE: previous; DELETE: last state */
-	struct inf_entry *cur; /* ADD/UPDATE: new state */
+	struct inf_entry *old;	 /* UPDATE: previous; DELETE: last state */
+	struct inf_entry *cur;	 /* ADD/UPDATE: new state */
+	struct json_object *obj; /* ADD/UPDATE, when set: cur parsed; the only
+				  * reference to it (see the top of the file) */
 };
 
 struct sl_informer {
@@ -70,12 +87,15 @@ struct sl_informer {
 	enum sl_inf_delivery delivery;
 	bool cache_meta; /* SL_INF_CACHE_METADATA: map entries are key + rv only */
 	struct sl_informer_handlers h;
-	unsigned int page_limit, watch_min_s, watch_max_s;
+	unsigned int page_limit, watch_min_s, watch_max_s, queue_objs_max;
 
 	pthread_t thread;
-	bool running;		  /* thread started and not yet joined */
-	struct sl_cancel *cancel; /* fired by stop: interrupts list, watch, sleep */
-	struct sl_backoff bo;	  /* informer thread only */
+	bool running;		    /* thread started and not yet joined */
+	struct sl_cancel *cancel;   /* fired by stop: interrupts list, watch, sleep */
+	struct sl_backoff bo;	    /* informer thread only */
+	size_t text_fallbacks;	    /* informer thread only: parsed items queued as text */
+	unsigned int queue_wait_ms; /* opts.queue_wait_ms */
+	int64_t room_wait_ms;	    /* informer thread only: what is left of it in this list */
 
 	pthread_rwlock_t lock; /* guards map */
 	struct inf_map map;
@@ -86,6 +106,7 @@ struct sl_informer {
 	bool stopping;
 	struct sl_informer_stats st;
 	struct inf_event *qhead, *qtail; /* QUEUE mode */
+	size_t q_objs;			 /* queued events that carry a parsed obj */
 	int efd;			 /* eventfd, QUEUE mode only, else -1 */
 };
 
@@ -162,6 +183,22 @@ static struct inf_entry *inf_entry_light(const struct inf_entry *e)
 	l->light = true;
 	l->key = memcpy((char *)(l + 1), e->key, kl);
 	l->rv = memcpy((char *)(l + 1) + kl, e->rv, rl);
+	return l;
+}
+
+/* Key and resourceVersion only, straight from a parsed object: a list item
+ * that is delivered parsed needs no text in a metadata-only cache. */
+static struct inf_entry *inf_entry_meta(struct json_object *obj)
+{
+	struct inf_entry tmp = {0}, *l;
+
+	tmp.key = inf_key(obj);
+	tmp.rv = (char *)json_object_get_string(
+		sl_json_path(obj, "metadata", "resourceVersion", (char *)NULL));
+	if (!tmp.rv)
+		tmp.rv = "";
+	l = tmp.key ? inf_entry_light(&tmp) : NULL;
+	free(tmp.key);
 	return l;
 }
 
@@ -316,6 +353,14 @@ static void inf_map_fini(struct inf_map *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static uint64_t inf_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* ---- delivery -------------------------------------------------------- */
 
 /* Runs one handler. cur_obj, when given, is the already-parsed new state. */
@@ -357,12 +402,40 @@ static void inf_run_handler(struct sl_informer *inf, enum inf_kind kind, struct 
 	json_object_put(n);
 }
 
+/*
+ * Appends ev to the dispatch queue. The eventfd is written only when the
+ * queue was empty: a dispatcher clears the fd before it takes the queue (and
+ * re-arms it when it leaves events behind), so a non-empty queue always has
+ * a wakeup pending or a dispatcher about to take the new event. One write per
+ * event was 20,000 syscalls and as many loop wakeups in a 10,000-Service
+ * list.
+ */
+static void inf_enqueue(struct sl_informer *inf, struct inf_event *ev)
+{
+	uint64_t one = 1;
+	bool was_empty;
+
+	pthread_mutex_lock(&inf->mu);
+	was_empty = !inf->qhead;
+	if (inf->qtail)
+		inf->qtail->next = ev;
+	else
+		inf->qhead = ev;
+	inf->qtail = ev;
+	inf->st.queued++;
+	pthread_mutex_unlock(&inf->mu);
+	/* After the enqueue: a dispatcher that already read the fd finds the
+	 * event in the queue, one that has not sees the fd readable. */
+	if (was_empty && write(inf->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_warn(INF_SUBSYS, "'%s': eventfd write failed: %s", inf->resource,
+			strerror(errno));
+}
+
 /* Delivers now (THREAD) or queues (QUEUE). Borrows old/cur. */
 static int inf_deliver(struct sl_informer *inf, enum inf_kind kind, struct inf_entry *old,
 		       struct inf_entry *cur, struct json_object *cur_obj)
 {
 	struct inf_event *ev;
-	uint64_t one = 1;
 
 	if (inf->delivery == SL_INF_DELIVER_THREAD) {
 		inf_run_handler(inf, kind, old, cur, cur_obj);
@@ -374,19 +447,81 @@ static int inf_deliver(struct sl_informer *inf, enum inf_kind kind, struct inf_e
 	ev->kind = kind;
 	ev->old = inf_entry_get(old);
 	ev->cur = inf_entry_get(cur);
+	inf_enqueue(inf, ev);
+	return 0;
+}
+
+/*
+ * Delivers a parsed new state, taking over the caller's reference to obj,
+ * which must be the only one. QUEUE mode queues obj itself (no text, no
+ * second parse on the dispatching thread) while fewer than
+ * INF_QUEUE_OBJS_MAX parsed objects wait; past that, or when cur carries no
+ * text, cur is made from obj's text first. Borrows old/cur.
+ */
+static int inf_deliver_owned(struct sl_informer *inf, enum inf_kind kind, struct inf_entry *old,
+			     struct inf_entry *cur, struct json_object *obj)
+{
+	struct inf_entry *text = NULL;
+	struct inf_event *ev;
+	bool room;
+	int rc;
+
+	if (inf->delivery == SL_INF_DELIVER_THREAD) {
+		inf_run_handler(inf, kind, old, cur, obj);
+		json_object_put(obj);
+		return 0;
+	}
 	pthread_mutex_lock(&inf->mu);
-	if (inf->qtail)
-		inf->qtail->next = ev;
-	else
-		inf->qhead = ev;
-	inf->qtail = ev;
-	inf->st.queued++;
+	room = inf->q_objs < inf->queue_objs_max;
+	if (!room && inf->room_wait_ms > 0 && !inf->stopping) {
+		/* Dispatch broadcasts cond when it takes objects, stop does too. */
+		uint64_t t0 = inf_now_ms();
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += inf->room_wait_ms / 1000;
+		ts.tv_nsec += (inf->room_wait_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (inf->q_objs >= inf->queue_objs_max && !inf->stopping &&
+		       pthread_cond_timedwait(&inf->cond, &inf->mu, &ts) != ETIMEDOUT)
+			;
+		inf->room_wait_ms -= (int64_t)(inf_now_ms() - t0);
+		room = inf->q_objs < inf->queue_objs_max;
+	}
+	if (room)
+		inf->q_objs++; /* reserved: only this thread adds */
 	pthread_mutex_unlock(&inf->mu);
-	/* After the enqueue: a dispatcher that already read the fd finds the
-	 * event in the queue, one that has not sees the fd readable. */
-	if (write(inf->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		pr_warn(INF_SUBSYS, "'%s': eventfd write failed: %s", inf->resource,
-			strerror(errno));
+	if (!room) {
+		inf->text_fallbacks++;
+		if (!cur->json) {
+			text = inf_entry_new(obj);
+			if (!text) {
+				json_object_put(obj);
+				return -ENOMEM;
+			}
+			cur = text;
+		}
+		json_object_put(obj);
+		rc = inf_deliver(inf, kind, old, cur, NULL);
+		inf_entry_put(text);
+		return rc;
+	}
+	ev = calloc(1, sizeof(*ev));
+	if (!ev) {
+		pthread_mutex_lock(&inf->mu);
+		inf->q_objs--;
+		pthread_mutex_unlock(&inf->mu);
+		json_object_put(obj);
+		return -ENOMEM;
+	}
+	ev->kind = kind;
+	ev->old = inf_entry_get(old);
+	ev->cur = inf_entry_get(cur);
+	ev->obj = obj;
+	inf_enqueue(inf, ev);
 	return 0;
 }
 
@@ -416,7 +551,11 @@ int sl_informer_dispatch(struct sl_informer *inf, unsigned int max)
 		*tail = ev;
 		tail = &ev->next;
 		n++;
+		if (ev->obj)
+			inf->q_objs--;
 	}
+	if (n)
+		pthread_cond_broadcast(&inf->cond); /* room for a waiting list */
 	if (!inf->qhead)
 		inf->qtail = NULL;
 	inf->st.queued -= n;
@@ -427,7 +566,8 @@ int sl_informer_dispatch(struct sl_informer *inf, unsigned int max)
 			strerror(errno));
 	while ((ev = batch)) {
 		batch = ev->next;
-		inf_run_handler(inf, ev->kind, ev->old, ev->cur, NULL);
+		inf_run_handler(inf, ev->kind, ev->old, ev->cur, ev->obj);
+		json_object_put(ev->obj);
 		inf_entry_put(ev->old);
 		inf_entry_put(ev->cur);
 		free(ev);
@@ -507,6 +647,40 @@ static int inf_remove(struct sl_informer *inf, struct json_object *obj)
 	}
 	inf_entry_put(old);
 	inf_entry_put(last);
+	return rc;
+}
+
+/*
+ * One item of a streamed list (see inf_list): into the cache, delivered with
+ * the parsed object, whose only reference the call takes over. A duplicate
+ * key in a later page is an update, as a watch would deliver it.
+ */
+static int inf_stream_item(struct sl_informer *inf, struct json_object *it, size_t i)
+{
+	struct inf_entry *e, *cached, *old;
+	size_t n;
+	int rc;
+
+	/* A metadata-only cache needs no text at all; a full one keeps it. */
+	e = inf->cache_meta ? inf_entry_meta(it) : inf_entry_new(it);
+	if (!e) {
+		pr_warn(INF_SUBSYS, "'%s': list item %zu has no metadata.name", inf->resource, i);
+		json_object_put(it);
+		return 0;
+	}
+	cached = inf_entry_get(e);
+	pthread_rwlock_wrlock(&inf->lock);
+	old = inf_map_put(&inf->map, cached, &rc);
+	n = inf->map.n;
+	pthread_rwlock_unlock(&inf->lock);
+	if (!rc) {
+		inf_set_objects(inf, n);
+		rc = inf_deliver_owned(inf, old ? INF_UPDATE : INF_ADD, old, e, it);
+	} else {
+		json_object_put(it);
+	}
+	inf_entry_put(old);
+	inf_entry_put(e); // NOLINT(clang-analyzer-unix.Malloc): refcounted, see inf_upsert
 	return rc;
 }
 
@@ -657,21 +831,39 @@ static void inf_fill_kind(struct json_object *item, const char *list_kind, const
 /*
  * LIST with paging, then replace. 0, -ECANCELED, or another negative error.
  * THREAD handlers are given the parsed items, so every page is kept until the
- * replace; QUEUE delivery only needs the entries (serialised text), so each
- * page becomes entries and is freed at once: at 10,000 EndpointSlices the
- * parsed pages were hundreds of MiB, the text a tenth of that.
+ * replace; QUEUE delivery of a relist only needs the entries (serialised
+ * text), so each page becomes entries and is freed at once: at 10,000
+ * EndpointSlices the parsed pages were hundreds of MiB, the text a tenth of
+ * that.
+ *
+ * A QUEUE list into an empty cache (the first one, mostly) has nothing to
+ * diff, so it is streamed: each page's items go into the cache and the queue
+ * as soon as the page is parsed, as parsed objects (inf_deliver_owned), and
+ * the consumer decodes page 1 while page 2 is on the wire. Serialising each
+ * item to text and parsing it again on the loop thread was a quarter of the
+ * agent's CPU at a 10,000-Service start. A list that fails half way leaves
+ * the streamed items cached; the next list diffs against them as a relist.
  */
 static int inf_list(struct sl_informer *inf)
 {
-	bool keep = inf->delivery == SL_INF_DELIVER_THREAD;
+	bool keep = inf->delivery == SL_INF_DELIVER_THREAD, stream = false;
 	struct json_object *items = keep ? json_object_new_array() : NULL, *page = NULL;
+	struct json_object **held = NULL;
 	struct inf_entry **ents = NULL;
-	size_t n_ents = 0, cap_ents = 0;
+	size_t n_ents = 0, cap_ents = 0, n_held = 0, cap_held = 0, n_streamed = 0;
 	char *cont = NULL, *rv = NULL, lim[16];
 	int rc = 0, pages = 0;
 
 	if (keep && !items)
 		return -ENOMEM;
+	if (!keep) {
+		/* Only this thread writes the map. */
+		pthread_rwlock_rdlock(&inf->lock);
+		stream = inf->map.n == 0;
+		pthread_rwlock_unlock(&inf->lock);
+	}
+	inf->text_fallbacks = 0;
+	inf->room_wait_ms = inf->queue_wait_ms;
 	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
 	do {
 		struct sl_buf q = SL_BUF_INIT;
@@ -719,6 +911,22 @@ static int inf_list(struct sl_informer *inf)
 				json_object_array_add(items, json_object_get(it));
 				continue;
 			}
+			if (stream) {
+				/* Held until the page is freed, then handed over. */
+				if (n_held == cap_held) {
+					size_t cap = cap_held ? cap_held * 2 : 512;
+					struct json_object **v = realloc(held, cap * sizeof(*v));
+
+					if (!v) {
+						rc = -ENOMEM;
+						break;
+					}
+					held = v;
+					cap_held = cap;
+				}
+				held[n_held++] = json_object_get(it);
+				continue;
+			}
 			if (n_ents == cap_ents) {
 				size_t cap = cap_ents ? cap_ents * 2 : 512;
 				struct inf_entry **v = realloc(ents, cap * sizeof(*v));
@@ -749,7 +957,19 @@ static int inf_list(struct sl_informer *inf)
 		json_object_put(page);
 		page = NULL;
 		pages++;
-	} while (cont);
+		/* The page's references are gone: each held item's only one is
+		 * ours to hand over. */
+		for (size_t i = 0; i < n_held; i++) {
+			struct json_object *it = held[i];
+
+			held[i] = NULL;
+			if (!rc)
+				rc = inf_stream_item(inf, it, n_streamed++);
+			else
+				json_object_put(it);
+		}
+		n_held = 0;
+	} while (cont && !rc);
 
 	if (!rc && (!rv || !*rv)) {
 		pr_warn(INF_SUBSYS, "'%s': list reply has no metadata.resourceVersion",
@@ -757,9 +977,14 @@ static int inf_list(struct sl_informer *inf)
 		rc = -SL_ERR_PARSE;
 	}
 	if (!rc) {
-		pr_debug(INF_SUBSYS, "'%s': listed %zu objects in %d pages at rv %s", inf->resource,
-			 keep ? json_object_array_length(items) : n_ents, pages, rv);
-		if (keep) {
+		pr_debug(INF_SUBSYS,
+			 "'%s': listed %zu objects in %d pages at rv %s%s (%zu queued as text)",
+			 inf->resource,
+			 keep ? json_object_array_length(items) : stream ? n_streamed : n_ents, pages,
+			 rv, stream ? ", streamed" : "", inf->text_fallbacks);
+		if (stream) {
+			inf_set_rv(inf, rv);
+		} else if (keep) {
 			rc = sl_informer_replace(inf, items, rv);
 		} else {
 			rc = inf_replace_entries(inf, ents, n_ents, NULL, rv);
@@ -770,6 +995,9 @@ static int inf_list(struct sl_informer *inf)
 	for (size_t i = 0; i < n_ents; i++)
 		inf_entry_put(ents[i]);
 	free(ents);
+	for (size_t i = 0; i < n_held; i++)
+		json_object_put(held[i]);
+	free(held);
 	free(cont);
 	free(rv);
 	json_object_put(items);
@@ -851,14 +1079,6 @@ static void inf_mark_synced(struct sl_informer *inf)
 	inf->synced = true;
 	pthread_cond_broadcast(&inf->cond);
 	pthread_mutex_unlock(&inf->mu);
-}
-
-static uint64_t inf_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void *inf_thread(void *arg)
@@ -993,6 +1213,8 @@ struct sl_informer *sl_informer_new(struct sl_client *c, const struct sl_informe
 	inf->cache_meta = o->cache == SL_INF_CACHE_METADATA;
 	inf->h = o->handlers;
 	inf->page_limit = o->page_limit ? o->page_limit : 500;
+	inf->queue_objs_max = o->queue_objs_max ? o->queue_objs_max : INF_QUEUE_OBJS_MAX;
+	inf->queue_wait_ms = o->queue_wait_ms;
 	inf->watch_min_s = o->watch_min_s ? o->watch_min_s : 300;
 	inf->watch_max_s = o->watch_max_s ? o->watch_max_s : 600;
 	if (inf->watch_max_s < inf->watch_min_s)
@@ -1061,6 +1283,7 @@ void sl_informer_free(struct sl_informer *inf)
 	sl_informer_stop(inf);
 	while ((ev = inf->qhead)) {
 		inf->qhead = ev->next;
+		json_object_put(ev->obj);
 		inf_entry_put(ev->old);
 		inf_entry_put(ev->cur);
 		free(ev);

@@ -483,6 +483,143 @@ out:
 	pthread_mutex_destroy(&r.mu);
 }
 
+/* Counts whole objects (kind filled in, spec present) as a consumer that
+ * decodes them would need, then records like rec_add. */
+struct whole {
+	struct recorder r;
+	int adds, whole;
+};
+
+static void whole_add(struct json_object *o, void *arg)
+{
+	struct whole *w = arg;
+	const char *kind = sl_json_get_str(o, "kind");
+
+	w->adds++;
+	if (kind && !strcmp(kind, "Service") &&
+	    sl_json_path(o, "spec", "ports", (char *)NULL) != NULL)
+		w->whole++;
+	rec_add(o, &w->r);
+}
+
+TEST(informer_queue_streams_first_list)
+{
+	struct server s = {.pid = -1};
+	struct sl_client *c = NULL;
+	struct sl_informer *inf = NULL;
+	struct json_object *list = NULL;
+	struct sl_informer_stats st;
+	struct whole w = {0};
+	struct json_object *ns = ns_obj("stream");
+	struct sl_gvr nsr = SL_GVR_NAMESPACES;
+	char err[256], name[32];
+	uint64_t deadline;
+	int n = 0;
+
+	rec_init(&w.r);
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	/* A namespace of its own: default holds the kubernetes Service. */
+	ASSERT_OK(sl_client_create(c, &nsr, NULL, ns, NULL, err, sizeof(err)), err);
+	for (int i = 0; i < 12 && !test_failed_current; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		ASSERT_OK(svc_create(c, "stream", name, NULL, 0), "create");
+	}
+	/* Pages of 5 and room for 4 parsed objects: the first list streams
+	 * in three pages, and most of it must fall back to text because
+	 * nothing is dispatched until the list is over. */
+	inf = sl_informer_new(c,
+			      &(struct sl_informer_opts){
+				      .gvr = SL_GVR_SERVICES,
+				      .ns = "stream",
+				      .delivery = SL_INF_DELIVER_QUEUE,
+				      .cache = SL_INF_CACHE_METADATA,
+				      .page_limit = 5,
+				      .queue_objs_max = 4,
+				      .handlers = {whole_add, rec_update, rec_delete, rec_synced,
+						   &w},
+			      },
+			      err, sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
+		goto out;
+	ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced without dispatching");
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.objects, 12, "all items cached before any dispatch");
+	ASSERT_EQ(st.queued, 13, "12 adds and the synced marker queued");
+	while (sl_informer_dispatch(inf, 5) > 0)
+		n++;
+	ASSERT_TRUE(n >= 3, "dispatched in bounded batches");
+	ASSERT_EQ(w.adds, 12, "one add per item");
+	ASSERT_EQ(w.whole, 12, "parsed and text items alike arrive whole, with kind");
+	ASSERT_TRUE(rec_has(&w.r, "+stream/s00@") && rec_has(&w.r, "+stream/s11@"),
+		    "first and last item");
+	ASSERT_TRUE(rec_has(&w.r, "+stream/s11@") && strstr(w.r.log, "S ") &&
+			    strstr(w.r.log, "S ") > strstr(w.r.log, "+stream/s11@"),
+		    "synced after the last item");
+	ASSERT_TRUE(pthread_equal(w.r.thread, pthread_self()), "handlers ran on the caller");
+	/* The cache is metadata only. */
+	list = sl_informer_list(inf);
+	ASSERT_EQ(json_object_array_length(list), 12, "list holds every item");
+	ASSERT_TRUE(sl_json_path(json_object_array_get_idx(list, 0), "spec", (char *)NULL) == NULL,
+		    "metadata-only cache");
+	/* The watch after a streamed list starts where it ended. */
+	ASSERT_OK(svc_create(c, "stream", "late", NULL, 0), "create after the list");
+	deadline = mono_ms() + 15000;
+	while (!rec_has(&w.r, "+stream/late@") && mono_ms() < deadline) {
+		struct pollfd p = {.fd = sl_informer_fd(inf), .events = POLLIN};
+
+		if (poll(&p, 1, 1000) > 0)
+			sl_informer_dispatch(inf, 0);
+	}
+	ASSERT_TRUE(rec_has(&w.r, "+stream/late@"), "watch event after the streamed list");
+	ASSERT_FALSE(rec_has(&w.r, "~"), "no update: the watch did not replay the list");
+	sl_informer_stats(inf, &st);
+	ASSERT_EQ(st.relists, 0, "no relist");
+
+	/* A list allowed to wait for room, with a consumer that dispatches
+	 * only once the queue is full: the list pauses, then goes on. */
+	sl_informer_free(inf);
+	rec_init(&w.r);
+	w.adds = w.whole = 0;
+	inf = sl_informer_new(c,
+			      &(struct sl_informer_opts){
+				      .gvr = SL_GVR_SERVICES,
+				      .ns = "stream",
+				      .delivery = SL_INF_DELIVER_QUEUE,
+				      .cache = SL_INF_CACHE_METADATA,
+				      .page_limit = 2,
+				      .queue_objs_max = 3,
+				      .queue_wait_ms = 20000,
+				      .handlers = {whole_add, rec_update, rec_delete, rec_synced,
+						   &w},
+			      },
+			      err, sizeof(err));
+	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "restart"))
+		goto out;
+	deadline = mono_ms() + 15000;
+	do {
+		sl_informer_stats(inf, &st);
+		usleep(5 * 1000);
+	} while (st.queued < 3 && mono_ms() < deadline);
+	ASSERT_FALSE(sl_informer_has_synced(inf), "the list waits while the queue is full");
+	while (!w.r.synced && mono_ms() < deadline) {
+		struct pollfd p = {.fd = sl_informer_fd(inf), .events = POLLIN};
+
+		if (poll(&p, 1, 1000) > 0)
+			sl_informer_dispatch(inf, 0);
+	}
+	ASSERT_EQ(w.adds, 13, "every item once the consumer made room");
+	ASSERT_EQ(w.whole, 13, "whole objects");
+	ASSERT_EQ(w.r.synced, 1, "synced after them");
+out:
+	json_object_put(ns);
+	json_object_put(list);
+	sl_informer_free(inf);
+	sl_client_free(c);
+	server_cleanup(&s);
+	pthread_mutex_destroy(&w.r.mu);
+}
+
 TEST(informer_stop_interrupts_idle_watch)
 {
 	struct server s = {.pid = -1};

@@ -197,7 +197,7 @@ bench_objects() {
 
 MPORT=$("$BIN/apibench" freeport)
 AGENT_ARGS=(--node-name $NODE --server URL --bpffs "$BPFFS" --cgroup-root "$CG"
-	--metrics-listen "127.0.0.1:$MPORT" --log-level warn)
+	--metrics-listen "127.0.0.1:$MPORT" --log-level info)
 agent_args() { local a=("${AGENT_ARGS[@]}"); a[3]=$URL; printf '%s\n' "${a[@]}"; }
 
 # The agent handles SIGTERM only between syncs (a first sync at 10,000
@@ -232,10 +232,39 @@ record() {
 	fi
 }
 
+# split REP SCALE N0: the agent's own account of a start (its "first sync:" log
+# line, the N0+1-th in the log: written after the writes and reconciliation).
+split() {
+	local rep=$1 scale=$2 n0=$3 i line
+	for ((i = 0; i < 300; i++)); do
+		(($(grep -c 'first sync:' "$tmp/agent.log" 2>/dev/null || true) > n0)) && break
+		sleep 0.1
+	done
+	line=$(grep 'first sync:' "$tmp/agent.log" 2>/dev/null | sed -n "$((n0 + 1))p")
+	[[ -n $line ]] || { log "no 'first sync' line from the agent"; return 0; }
+	# "BPF loaded at A s; lists taken in at B s (Services), C s (EndpointSlices),
+	# D s (Nodes); N objects decoded in E s of loop time; plan F s; map writes G s
+	# (...); done at H s"
+	echo "$line" | sed 's/.*first sync: //' | awk -v r="$rep" -v sc="$scale" '{
+		gsub(/[;,()]/, " "); n = split($0, w, " ")
+		for (i = 1; i < n; i++) {
+			if (w[i] == "loaded" && w[i + 1] == "at") bpf = w[i + 2]
+			if (w[i] == "in" && w[i + 1] == "at") svc = w[i + 2]
+			if (w[i] == "Services") eps = w[i + 1]
+			if (w[i] == "objects" && w[i + 1] == "decoded") dec = w[i + 3]
+			if (w[i] == "plan") plan = w[i + 1]
+			if (w[i] == "writes") wr = w[i + 1]
+			if (w[i] == "done" && w[i + 1] == "at") done = w[i + 2]
+		}
+		printf "rep=%s split scale=%s mode=cold bpf_s=%s svc_s=%s eps_s=%s decode_s=%s plan_s=%s write_s=%s done_s=%s\n",
+			r, sc, bpf, svc, eps, dec, plan, wr, done }' >>"$raw"
+}
+
 # cold_start REP SCALE [PREFIX...]: agent start to every frontend programmed.
 cold_start() {
-	local rep=$1 scale=$2
+	local rep=$1 scale=$2 n0
 	shift 2
+	n0=$(grep -c 'first sync:' "$tmp/agent.log" 2>/dev/null || true)
 	mapfile -t args < <(agent_args)
 	record "$rep" "$scale" cold "$BIN/connbench" mapwait --url "$URL" --pin "$PIN" --timeout 120 \
 		--pidfile "$tmp/agent.pid" --child-log "$tmp/agent.log" -- "$@" "$BIN/sluice-agent" "${args[@]}"
@@ -247,6 +276,7 @@ cold_start() {
 		awk -v r="$rep" -v sc="$scale" -v hz="$(getconf CLK_TCK)" \
 			'{ printf "rep=%s cpu scale=%s mode=cold cpu_s=%.3f\n", r, sc, ($14 + $15) / hz }' \
 			"/proc/$AGENT_PID/stat" >>"$raw"
+		split "$rep" "$scale" "${n0:-0}"
 	fi
 }
 
@@ -511,6 +541,9 @@ for sc in $SCALES; do
 	row program "$sc" cold first_sync_s s sync first_sync_s scale="$sc"
 	row program "$sc" cold agent_cpu_s s cpu cpu_s scale="$sc"
 	row program "$sc" cold metrics_scrape_ms ms sync scrape_ms scale="$sc"
+	for f in bpf_s svc_s eps_s decode_s plan_s write_s done_s; do
+		row program "$sc" split "$f" s split "$f" scale="$sc"
+	done
 	for f in samples:count p50_ms:ms p90_ms:ms p99_ms:ms max_ms:ms ack_p50_ms:ms ack_p99_ms:ms \
 		watch_p50_ms:ms watch_p99_ms:ms errors:count; do
 		row change "$sc" put-to-map "${f%%:*}" "${f#*:}" change "${f%%:*}" scale="$sc"
@@ -703,6 +736,21 @@ md=$OUT/datapath.md
 	echo "|---|---|---|---|---|---|---|---|"
 	for sc in $SCALES; do
 		echo "| $sc | $(F0 mapwait frontends scale=$sc) | $(F3 mapwait pin_s scale=$sc) | $(F3 mapwait first_s scale=$sc) | $(F3 mapwait all_s scale=$sc) | $(F3 cpu cpu_s scale=$sc) | $(F3 sync first_sync_s scale=$sc) | $(F0 sync scrape_ms scale=$sc) |"
+	done
+	echo
+	echo "Where a start's time goes, from the agent's own clock (its \`first sync:\` log line;"
+	echo "times since the agent's start, medians of the $PROG_REPS starts). The informers start"
+	echo "first, so the lists travel while the BPF objects load; a list is *taken in* when the"
+	echo "loop has dispatched its last item, decoded and copied, so the lists' columns include"
+	echo "the transfer, the parse and the decode. *Decode* is the loop's time in the handlers"
+	echo "(typed decode and compact copy of every object, overlapping the transfer); *plan* is"
+	echo "building the model (\`lbi_plan\`) and *map writes* writing it, both in the first sync;"
+	echo "*done* is the end of the writes, reconciliation included."
+	echo
+	echo "| Services | BPF loaded s | Services list in s | EndpointSlices list in s | decode s | plan s | map writes s | done s |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for sc in $SCALES; do
+		echo "| $sc | $(F3 split bpf_s scale=$sc) | $(F3 split svc_s scale=$sc) | $(F3 split eps_s scale=$sc) | $(F3 split decode_s scale=$sc) | $(F3 split plan_s scale=$sc) | $(F3 split write_s scale=$sc) | $(F3 split done_s scale=$sc) |"
 	done
 	echo
 	echo "## 3. One endpoint change, API write to datapath"

@@ -46,6 +46,14 @@
  * unchanged get no callback; changed ones get on_update(old, new); vanished
  * ones get on_delete(last known state). Deletes are delivered before adds
  * and updates. A DELETED event for a key the cache does not hold is dropped.
+ * In QUEUE mode a list into an empty cache (the first one) is streamed: each
+ * page's items are cached and queued as soon as that page has been parsed,
+ * handed over as parsed objects (up to queue_objs_max waiting at once; then
+ * the list pauses for up to queue_wait_ms in all for the consumer to make
+ * room, and the rest is queued as text), so the consumer decodes while the
+ * rest of the list is on the wire; on_synced
+ * still comes after the last item. A list that fails part way leaves the
+ * items already queued cached, and the next list diffs against them.
  *
  * Synced: sl_informer_has_synced() is true once the first full list has been
  * applied to the cache and its handlers have run (THREAD) or been queued
@@ -97,6 +105,13 @@ struct sl_informer_opts {
 	unsigned int watch_max_s;	 /*   default [300, 600] */
 	unsigned int backoff_initial_ms; /* default 100 */
 	unsigned int backoff_cap_ms;	 /* default 30000 */
+	unsigned int queue_objs_max;	 /* QUEUE: parsed list items queued at once
+					  * before the rest go as text; default 1024 */
+	unsigned int queue_wait_ms;	 /* QUEUE: how long in all a list may pause
+					  * for room before that; default 0. Pausing
+					  * delays synced (and wait_synced) until the
+					  * consumer dispatches: only for consumers
+					  * that dispatch while they wait for it */
 };
 
 /* Counters for /metrics; read with sl_informer_stats(). */
