@@ -210,9 +210,10 @@ for t, what in (("conn", "connections/s (new connection, request, response, clos
 		echo "**Policy update to enforcement** (\`tools/bench/netpol-lab.py latency\`, $LAT_RUNS runs):"
 		echo "with deny-all ingress in place, an allow policy is POSTed to the API server; allow ="
 		echo "from the API's answer to the first new connection that gets through; then it is"
-		echo "DELETEd; deny = to the first of three new connections that do not. New connections"
-		echo "start about every 10 ms (six prober threads, 60 ms timeout each), so figures below"
-		echo "~10 ms are at the resolution limit."
+		echo "DELETEd; deny = to the first of three new connections that do not. A new connection"
+		echo "starts every 5 ms (60 ms timeout each), so figures below ~5 ms are at the resolution"
+		echo "limit. The agent's own share is \\`sluice_policy_last_apply_seconds\\` on its /metrics (tens"
+		echo "to hundreds of µs here); the rest is the API server's watch and the probe."
 		echo
 		echo '```'
 		echo "\$ ${lcmd[*]}"
