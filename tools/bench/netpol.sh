@@ -212,7 +212,7 @@ for t, what in (("conn", "connections/s (new connection, request, response, clos
 		echo "from the API's answer to the first new connection that gets through; then it is"
 		echo "DELETEd; deny = to the first of three new connections that do not. A new connection"
 		echo "starts every 5 ms (60 ms timeout each), so figures below ~5 ms are at the resolution"
-		echo "limit. The agent's own share is \\`sluice_policy_last_apply_seconds\\` on its /metrics (tens"
+		echo "limit. The agent's own share is \`sluice_policy_last_apply_seconds\` on its /metrics (tens"
 		echo "to hundreds of µs here); the rest is the API server's watch and the probe."
 		echo
 		echo '```'
