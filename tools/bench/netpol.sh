@@ -197,7 +197,8 @@ for l in sys.stdin:
 for t, what in (("conn", "connections/s (new connection, request, response, close)"),
                 ("rr", "requests/s on persistent connections")):
     n, p = statistics.median(r[(t, "none")]), statistics.median(r[(t, "policy")])
-    pairs = [v["policy"] / v["none"] for (tt, _), v in sorted(by_rep.items()) if tt == t]
+    reps = sorted((int(rep), v) for (tt, rep), v in by_rep.items() if tt == t)
+    pairs = [v["policy"] / v["none"] for _, v in reps]
     print("| %s | %.0f | %.0f | %.3f | %.3f (%s) |" % (what, n, p, p / n,
           statistics.median(pairs), " ".join("%.2f" % x for x in pairs)))
 ')
