@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# make demo: issue 4's scenario and cluster DNS (issue 5) on a 3-node lab (docs/lab.md), with real output.
+# make demo: issue 4's scenario, cluster DNS (issue 5) and NetworkPolicy (issue 6) on a 3-node lab
+# (docs/lab.md), with real output.
 #
 #  host: kubectl ──127.0.0.1──▶ sluice-control (also 198.18.0.2:6443 in L-cp)
 #  L-fabric br0 ── L-n1 198.18.0.11: pod web-1   (echo-server, readiness GET /ready)
@@ -236,6 +237,86 @@ if [[ -n $eps_ok ]]; then
 		-o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]} ready={.conditions.ready}{"\n"}{end}'
 else
 	echo "(skipped: needs Ready pods and their endpoints, see MISSING above)"
+fi
+
+step "NetworkPolicy (issue 6): deny all ingress in default, then allow it from namespace other"
+if [[ -n $pods_ok ]]; then
+	W1=$(k get pod web-1 -o jsonpath='{.status.podIP}')
+	# curl's verdict, one line: the reply, or what a policy drop looks like (no answer).
+	probe() { # FROM
+		printf '$ sluicectl lab exec %s -- curl -s --max-time 2 http://%s:8080/\n' "$1" "$W1"
+		lab exec "$1" -- curl -s --max-time 2 "http://$W1:8080/" && return 0
+		echo "(no answer within 2 s: the packet was dropped)"
+		return 1
+	}
+	cat >"$TMP/outsider.yaml" <<Y
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+---
+apiVersion: v1
+kind: Pod
+metadata: {namespace: other, name: outsider}
+spec:
+  nodeName: n3
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: echo
+    image: sluice/echo-server
+    command: ["$BIN/echo-server", "--name", "other/outsider"]
+    readinessProbe:
+      httpGet: {path: /ready, port: 8080}
+      periodSeconds: 1
+Y
+	run k apply --validate=false -f "$TMP/outsider.yaml"
+	outsider_ready() {
+		[[ $(k -n other get pod outsider -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status}{end}') == True ]]
+	}
+	until_ok 60 outsider_ready || missing "pod other/outsider Ready"
+	echo "Before any policy both reach web-1 ($W1, on n1):"
+	probe default/client
+	probe other/outsider
+	cat >"$TMP/deny.yaml" <<'Y'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {namespace: default, name: default-deny-ingress}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+Y
+	cat "$TMP/deny.yaml"
+	run k apply --validate=false -f "$TMP/deny.yaml"
+	sleep 1
+	echo "Now nothing reaches the pods of namespace default (node-local readiness probes still do):"
+	probe default/client && missing "NetworkPolicy enforcement (client -> web-1 answered under deny-all)"
+	probe other/outsider && missing "NetworkPolicy enforcement (outsider -> web-1 answered under deny-all)"
+	cat >"$TMP/allow.yaml" <<'Y'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {namespace: default, name: web-allow-from-other}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}}]
+    ports: [{port: 8080}]
+Y
+	cat "$TMP/allow.yaml"
+	run k apply --validate=false -f "$TMP/allow.yaml"
+	sleep 1
+	echo "Policies add up: other/outsider is allowed, default/client stays denied:"
+	probe other/outsider || missing "NetworkPolicy allow rules (outsider -> web-1 not answered)"
+	probe default/client && missing "NetworkPolicy enforcement (client -> web-1 answered)"
+	echo "The decisions, as n1's datapath reported them (first packet of each flow, newest last;"
+	echo "the kubelet's readiness probes from the node, reason=allowed_node, left out):"
+	printf '$ sluicectl flows --node n1 --timeout 2 | grep %s:8080 | grep -v allowed_node\n' "$W1"
+	"$BIN/sluicectl" flows --bpffs "$S/bpffs" --node n1 --timeout 2 >"$TMP/flows.out" 2>&1
+	grep -F "$W1:8080" "$TMP/flows.out" | grep -v allowed_node | tail -8
+	grep -q "allow.* other/outsider .*-> default/web-1" "$TMP/flows.out" &&
+		grep -q "deny.* default/client .*-> default/web-1" "$TMP/flows.out" ||
+		missing "sluicectl flows lines for the allowed and the denied flow"
+	run k delete networkpolicy default-deny-ingress web-allow-from-other
+else
+	echo "(skipped: needs Ready pods, see MISSING above)"
 fi
 
 step "The lab as sluicectl lab status sees it"
