@@ -106,7 +106,9 @@ state() {
 	echo "${s# }"
 }
 
-# run DATAPLANE: (re)starts the agent with it and waits for the ClusterIP.
+# run DATAPLANE STATE: (re)starts the agent with it, waits until the netns
+# holds exactly STATE (the old dataplane keeps serving until the new agent
+# removes it: fail static), then checks the ClusterIP.
 run() {
 	if [[ -n ${AGENT_PID:-} ]]; then
 		kill "$AGENT_PID"
@@ -117,19 +119,18 @@ run() {
 		--log-level info >>"$TMP/agent.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
+	state_is() { [[ $(state) == "$1" ]]; }
+	poll 20 state_is "$2"
+	expect_eq "$3" "$(state)" "$2"
 	if poll 20 reaches; then ok "$1-serves-cluster-ip"; else
 		not_ok "$1-serves-cluster-ip" "$(get)" "$(tail -5 "$TMP/agent.log")"
 	fi
 }
 
-run iptables
-expect_eq iptables-only-iptables-state "$(state)" "iptables"
-run nftables
-expect_eq iptables-to-nftables-cleans-iptables "$(state)" "nftables"
-run bpf
-expect_eq nftables-to-bpf-cleans-nftables "$(state)" "bpf-links"
-run iptables
-expect_eq bpf-to-iptables-detaches-socket-lb "$(state)" "iptables"
+run iptables iptables iptables-only-iptables-state
+run nftables nftables iptables-to-nftables-cleans-iptables
+run bpf bpf-links nftables-to-bpf-cleans-nftables
+run iptables iptables bpf-to-iptables-detaches-socket-lb
 kill "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
 AGENT_PID=
