@@ -9,10 +9,10 @@
  * every pod's requests and placement ("assumed" the moment a node is chosen,
  * so a burst never overcommits a node while binds are in flight); one thread
  * takes pods from the active queue and runs filters then scores over every
- * node; a pool of bind workers sends the binds (several in flight) and the
- * PodScheduled=False condition and FailedScheduling Event of pods that fit
- * nowhere. Unschedulable pods wait until a node or pod changes (or the
- * periodic retry) and are tried again.
+ * node (a new pod that finds the queue empty is decided on the informer's
+ * thread at once, saving a thread wakeup); a pool of bind workers sends the binds (several in
+ * flight) and the PodScheduled=False condition and FailedScheduling Event of pods that fit nowhere.
+ * Unschedulable pods wait until a node or pod changes (or the periodic retry) and are tried again.
  *
  * The pure parts (pod and node digests from JSON, filters, scores, the
  * choice among equals, the "0/3 nodes are available: ..." message) are
