@@ -17,7 +17,9 @@
  * coordinated omission): latency at a given load. Prints one line of key=value pairs: pods/s
  * created, pods/s scheduled (first create sent to last bind seen), and p50/p99/max latency create
  * -> bind seen; and two parts of it: the create's round trip (create_*) and create -> the pod's
- * first watch event (visible_*: the commit and one watch delivery, before any scheduler sees it). The objects are left in place: run it against a throwaway server
+ * first watch event (visible_*: the commit and one watch delivery, before any scheduler sees it);
+ * late_p99_ms: paced runs, how late the bench's own threads sent creates (it counts in the rest).
+ * The objects are left in place: run it against a throwaway server
  * (--store memory). Exit 1 if a create fails or a pod stays unbound.
  */
 #include <errno.h>
@@ -55,6 +57,8 @@ struct bench {
 	_Atomic uint64_t *sent, *bound; /* per pod, us; 0 = not yet */
 	uint64_t *create_rtt;	   /* per pod, us: POST sent -> 201 (written by its creator only) */
 	_Atomic uint64_t *visible; /* per pod, us: its first watch event, bound or not */
+	uint64_t
+		*late; /* per pod, us: paced runs, how late its create left (the bench's own lag) */
 	atomic_long next, n_bound, errors;
 };
 
@@ -131,6 +135,7 @@ static void *creator(void *arg)
 			atomic_store(&b->sent[i], now_us());
 		}
 		uint64_t t = now_us();
+		b->late[i] = t - atomic_load(&b->sent[i]);
 		if (post(b, b->pods_path, body, err, sizeof(err))) {
 			fprintf(stderr, "sched-bench: %s\n", err);
 			atomic_fetch_add(&b->errors, 1);
@@ -305,9 +310,11 @@ int main(int argc, char **argv)
 	b.create_rtt = calloc((size_t)b.n_pods, sizeof(*b.create_rtt));
 	b.visible = calloc((size_t)b.n_pods, sizeof(*b.visible));
 	vis = calloc((size_t)b.n_pods, sizeof(*vis));
+	b.late = calloc((size_t)b.n_pods, sizeof(*b.late));
 	thr = calloc((size_t)creators, sizeof(*thr));
-	if (!b.sent || !b.bound || !lat || !thr || !b.create_rtt || !b.visible || !vis) {
+	if (!b.sent || !b.bound || !lat || !thr || !b.create_rtt || !b.visible || !vis || !b.late) {
 		fprintf(stderr, "sched-bench: out of memory\n");
+		free(b.late);
 		free(vis);
 		free(b.visible);
 		free(b.create_rtt);
@@ -383,6 +390,7 @@ int main(int argc, char **argv)
 		vis[i] = v > s ? v - s : 0;
 	}
 	qsort(vis, (size_t)b.n_pods, sizeof(*vis), cmp_u64);
+	qsort(b.late, (size_t)b.n_pods, sizeof(*b.late), cmp_u64);
 	snprintf(rate_s, sizeof(rate_s), "%.0f", b.rate);
 	qsort(lat, (size_t)n_lat, sizeof(*lat), cmp_u64);
 	qsort(b.create_rtt, (size_t)b.n_pods, sizeof(*b.create_rtt), cmp_u64);
@@ -390,12 +398,13 @@ int main(int argc, char **argv)
 	/* the create's own round trip, part of every pod's create -> bound time */
 	printf("sched-bench nodes=%ld pods=%ld rate=%s bound=%ld create_errors=%ld "
 	       "create_p50_ms=%.2f create_p99_ms=%.2f visible_p50_ms=%.2f visible_p99_ms=%.2f "
-	       "created_per_s=%.0f ",
+	       "late_p99_ms=%.2f created_per_s=%.0f ",
 	       nodes, b.n_pods, b.rate > 0 ? rate_s : "max", n_lat, atomic_load(&b.errors),
 	       (double)b.create_rtt[b.n_pods / 2] / 1000.0,
 	       (double)b.create_rtt[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
 	       (double)vis[b.n_pods / 2] / 1000.0,
 	       (double)vis[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
+	       (double)b.late[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
 	       (double)b.n_pods * 1e6 / (double)(t_created - t0));
 	printf("scheduled_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
 	       n_lat && last > first ? (double)n_lat * 1e6 / (double)(last - first) : 0.0,
@@ -413,6 +422,7 @@ int main(int argc, char **argv)
 	free(b.create_rtt);
 	free((void *)b.visible);
 	free(vis);
+	free(b.late);
 	free(lat);
 	free(thr);
 	return (n_lat == b.n_pods && !atomic_load(&b.errors)) ? 0 : 1;
