@@ -204,7 +204,7 @@ int64_t sched_score_balanced(const struct sched_pod *p, const struct sched_node 
 
 struct sched_config {
 	const char *name;      /* our schedulerName; NULL = "sluice-scheduler" */
-	unsigned bind_workers; /* binds in flight; 0 = 8 */
+	unsigned bind_workers; /* binds in flight; 0 = 32 */
 	unsigned retry_s;      /* periodic retry of unschedulable pods; 0 = 15 */
 };
 
