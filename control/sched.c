@@ -1122,7 +1122,8 @@ struct sched *sched_start(const struct sched_config *cfg, struct sl_client *clie
 	if (!s->cfg.bind_workers)
 		/* Little's law: binds in flight = rate x round trip. At 1,000 pods/s and a few ms
 		 * per bind on a busy server, 8 workers were the bottleneck (binds waited for a
-		 * worker for up to hundreds of ms); upstream binds each pod in its own goroutine. */
+		 * worker for up to hundreds of ms); upstream binds each pod in its own goroutine.
+		 */
 		s->cfg.bind_workers = 32;
 	if (!s->cfg.retry_s)
 		s->cfg.retry_s = 15;
