@@ -9,10 +9,10 @@
  * every pod's requests and placement ("assumed" the moment a node is chosen,
  * so a burst never overcommits a node while binds are in flight); one thread
  * takes pods from the active queue and runs filters then scores over every
- * node; a pool of bind workers sends the binds (several in flight) and the
- * PodScheduled=False condition and FailedScheduling Event of pods that fit
- * nowhere. Unschedulable pods wait until a node or pod changes (or the
- * periodic retry) and are tried again.
+ * node (a new pod that finds the queue empty is decided on the informer's
+ * thread at once, saving a thread wakeup); a pool of bind workers sends the binds (several in
+ * flight) and the PodScheduled=False condition and FailedScheduling Event of pods that fit nowhere.
+ * Unschedulable pods wait until a node or pod changes (or the periodic retry) and are tried again.
  *
  * The pure parts (pod and node digests from JSON, filters, scores, the
  * choice among equals, the "0/3 nodes are available: ..." message) are
@@ -204,7 +204,7 @@ int64_t sched_score_balanced(const struct sched_pod *p, const struct sched_node 
 
 struct sched_config {
 	const char *name;      /* our schedulerName; NULL = "sluice-scheduler" */
-	unsigned bind_workers; /* binds in flight; 0 = 8 */
+	unsigned bind_workers; /* binds in flight; 0 = 32 */
 	unsigned retry_s;      /* periodic retry of unschedulable pods; 0 = 15 */
 };
 
@@ -218,10 +218,36 @@ struct sched *sched_start(const struct sched_config *cfg, struct sl_client *clie
 /* Stops every thread (requests in flight are cancelled) and frees. NULL is fine. */
 void sched_stop(struct sched *s);
 
+/* A latency histogram in microseconds (log-linear buckets, under 5 % error). */
+#define SCHED_LAT_SUB	  16
+#define SCHED_LAT_BUCKETS 512
+struct sched_lat {
+	uint64_t n, max_us;
+	uint32_t b[SCHED_LAT_BUCKETS];
+};
+void sched_lat_add(struct sched_lat *h, uint64_t us);
+/* The q-quantile (0..1) in microseconds: the top of the bucket holding it, never above the
+ * largest sample; 0 when empty. */
+uint64_t sched_lat_quantile(const struct sched_lat *h, double q);
+
+/*
+ * Where a bound pod's time went, as the scheduler sees it (each sample is one pod whose bind the
+ * API server accepted):
+ *   e2e      the pod's first unscheduled sight in the informer -> binding accepted (upstream's
+ *            scheduler_pod_scheduling_sli_duration_seconds: every attempt, the queue, the bind)
+ *   attempt  the last decision's start -> binding accepted (scheduling_attempt_duration_seconds)
+ *   queue    first sight -> the last decision's start (active queue, backoff of earlier tries)
+ *   decide   filters and scores
+ *   wait     the decision -> a bind worker takes the job
+ *   bind     the pods/binding round trip
+ */
 struct sched_stats {
 	uint64_t scheduled, bind_errors, unschedulable_attempts, events_dropped;
 	uint64_t pending, unschedulable; /* now */
+	struct sched_lat e2e, attempt, queue, decide, wait, bind;
 };
 void sched_stats(struct sched *s, struct sched_stats *out);
+/* One line "e2e p50=..ms p99=..ms max=..ms attempt ..." of the histograms above. */
+size_t sched_stats_latency_line(const struct sched_stats *st, char *buf, size_t len);
 
 #endif

@@ -180,11 +180,17 @@ stop_control
 # alone: sluice-control without controllers + sluice-scheduler
 start_control --store memory --controllers none || { not_ok start-none; finish; }
 node a1 2 4Gi
-"$BIN/sluice-scheduler" --server "$CONTROL_URL" --log-level warn >>"$TMP/sched.log" 2>&1 &
-PIDS+=($!)
+"$BIN/sluice-scheduler" --server "$CONTROL_URL" --log-level info >>"$TMP/sched.log" 2>&1 &
+SPID=$!
+PIDS+=("$SPID")
 pod alone
 wait_bound alone
 expect_eq "sluice-scheduler alone binds against the API" "$(node_of alone)" a1
+# at stop it logs its own latency: one pod bound, first sight -> binding accepted
+kill "$SPID"
+wait "$SPID" 2>/dev/null
+expect_match "sluice-scheduler logs its latency at stop" "$(cat "$TMP/sched.log")" \
+	"sched: 1 pods bound, 0 bind errors; latency e2e_p50_ms=[0-9.]+ e2e_p99_ms=[0-9.]+ .*bind_max_ms=[0-9.]+"
 OUT=$("$BIN/sluice-scheduler" 2>&1)
 expect_match "sluice-scheduler without --server: clear error" "$OUT" "exactly one of --server or --kubeconfig"
 finish

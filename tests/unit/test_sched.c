@@ -539,3 +539,44 @@ TEST(sched_burst_does_not_overcommit)
 	sched_node_fini(&n[0]);
 	sched_node_fini(&n[1]);
 }
+
+/* The latency histograms behind the scheduler's own p50/p99 (sched_stats). */
+TEST(sched_latency_quantiles)
+{
+	struct sched_lat *h = calloc(1, sizeof(*h));
+	uint64_t q;
+
+	ASSERT_NOT_NULL(h, "alloc");
+	ASSERT_EQ(sched_lat_quantile(h, 0.99), 0, "empty");
+	/* 1..10000 us once each: p50 = 5000, p99 = 9900, within the 1/16 bucket width */
+	for (uint64_t us = 1; us <= 10000; us++)
+		sched_lat_add(h, us);
+	ASSERT_EQ(h->n, 10000, "count");
+	ASSERT_EQ(h->max_us, 10000, "max");
+	q = sched_lat_quantile(h, 0.50);
+	ASSERT_TRUE(q >= 5000 && q <= 5000 + 5000 / 16 + 1, "p50 within a bucket above 5000 us");
+	q = sched_lat_quantile(h, 0.99);
+	ASSERT_TRUE(q >= 9900 && q <= 10000, "p99 within a bucket above 9900 us, not over max");
+	ASSERT_EQ(sched_lat_quantile(h, 1.0), 10000, "p100 is the max");
+	/* small values are exact */
+	memset(h, 0, sizeof(*h));
+	for (int i = 0; i < 99; i++)
+		sched_lat_add(h, 3);
+	sched_lat_add(h, 7);
+	ASSERT_EQ(sched_lat_quantile(h, 0.99), 3, "99 of 100 at 3 us");
+	ASSERT_EQ(sched_lat_quantile(h, 0.995), 7, "the last one");
+	/* one pathological sample far out lands in the last bucket, reported as itself */
+	memset(h, 0, sizeof(*h));
+	sched_lat_add(h, 1);
+	sched_lat_add(h, UINT64_C(1) << 50);
+	ASSERT_EQ(sched_lat_quantile(h, 1.0), UINT64_C(1) << 50, "clamped bucket, exact max");
+	/* every bucket boundary is monotonic: a larger sample never ranks below a smaller one */
+	for (uint64_t us = 1; us < (UINT64_C(1) << 34); us = us * 3 / 2 + 1) {
+		memset(h, 0, sizeof(*h));
+		sched_lat_add(h, us);
+		q = sched_lat_quantile(h, 0.5);
+		if (!ASSERT_TRUE(q == us, "a single sample is its own quantile"))
+			break;
+	}
+	free(h);
+}

@@ -32,7 +32,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: sluice-scheduler (--server URL [--token T] | --kubeconfig FILE)\n"
 		   "  --name NAME         schedulerName this scheduler answers to besides\n"
 		   "                      default-scheduler (default sluice-scheduler)\n"
-		   "  --bind-workers N    binds in flight (default 8)\n"
+		   "  --bind-workers N    binds in flight (default 32)\n"
 		   "  --retry-interval S  periodic retry of unschedulable pods (default 15)\n"
 		   "  --log-level L       error, warn, info, debug\n");
 }
