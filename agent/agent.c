@@ -220,7 +220,7 @@ static int dataplane_recorded(const char *node_name, enum agent_dataplane *out)
 	dataplane_path(path, sizeof(path), node_name);
 	f = fopen(path, "re");
 	if (!f)
-		return -errno;
+		return errno ? -errno : -EIO;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
@@ -245,12 +245,14 @@ static void dataplane_record(const char *node_name, const char *d)
 	snprintf(dir, sizeof(dir), "%s/%s", AGENT_RUN_DIR, node_name);
 	mkdir(dir, 0755);
 	f = fopen(path, "we");
-	if (!f || fprintf(f, "%s\n", d) < 0 || fclose(f)) {
+	if (!f) {
 		pr_warn(AG, "node '%s': recording the dataplane in '%s' failed: %s", node_name,
 			path, strerror(errno));
-		if (f)
-			fclose(f);
+		return;
 	}
+	if ((fprintf(f, "%s\n", d) < 0) | (fclose(f) != 0)) /* both, always */
+		pr_warn(AG, "node '%s': recording the dataplane in '%s' failed: %s", node_name,
+			path, strerror(errno));
 }
 
 int agent_cleanup(const char *bpffs, const char *node_name)
@@ -967,7 +969,7 @@ static void on_add(struct json_object *obj, void *arg)
 {
 	struct inf_ctx *c = arg;
 	char key[600], err[256];
-	struct timespec t0;
+	struct timespec t0 = {0};
 	void *typed = NULL;
 
 	if (!c->a->syncs)
@@ -1266,6 +1268,7 @@ static int dataplane_switch(struct agent *a)
 			return err ? err : -EINVAL;
 		}
 	}
+	had = AGENT_DP_BPF; /* no record (or an unreadable one): bpf */
 	if (dataplane_recorded(a->cfg.node_name, &had))
 		had = AGENT_DP_BPF;
 	if (had == want)

@@ -180,6 +180,9 @@ static void put_u(struct sl_buf *b, unsigned long v)
 }
 
 /* Appends each NULL-terminated argument, as one stretch of text. */
+/* The sentinel is a typed null pointer: a bare NULL may be an int 0 in a
+ * variadic call (cppcheck varFuncNullUB). */
+#define PUT_END ((const char *)NULL)
 static void put(struct sl_buf *b, ...) __attribute__((sentinel));
 static void put(struct sl_buf *b, ...)
 {
@@ -318,8 +321,8 @@ static const struct jump jumps[] = {
 static void jump_spec(const struct jump *j, struct sl_buf *b)
 {
 	if (j->new_only)
-		put(b, " -m conntrack --ctstate NEW", NULL);
-	put(b, " -m comment --comment \"", j->comment, "\" -j ", j->to, NULL);
+		put(b, " -m conntrack --ctstate NEW", PUT_END);
+	put(b, " -m comment --comment \"", j->comment, "\" -j ", j->to, PUT_END);
 }
 
 /*
@@ -345,15 +348,15 @@ static void write_jumps(size_t *rules, const char *save, const char *table, stru
 
 		if (strcmp(j->table, table))
 			continue;
-		put(&want, "\n-A ", j->from, NULL);
+		put(&want, "\n-A ", j->from, PUT_END);
 		jump_spec(j, &want);
-		put(&want, "\n", NULL);
+		put(&want, "\n", PUT_END);
 		if (sec && want.data)
 			hit = strstr(sec, want.data);
 		if (!hit || (end && hit > end)) {
-			put(out, "-I ", j->from, NULL);
+			put(out, "-I ", j->from, PUT_END);
 			jump_spec(j, out);
-			put(out, "\n", NULL);
+			put(out, "\n", PUT_END);
 		}
 		(*rules)++;
 		sl_buf_fini(&want);
@@ -401,7 +404,7 @@ static void add_chain(struct rctx *r, const char *name)
 		r->cap_sc = cap;
 	}
 	snprintf(r->sc[r->n_sc++], CHAIN_LEN, "%s", name);
-	put(&r->chains, ":", name, " - [0:0]\n", NULL);
+	put(&r->chains, ":", name, " - [0:0]\n", PUT_END);
 }
 
 static void add_ct(struct rctx *r, bool ep, uint64_t id, __be32 addr, __be16 port, bool np)
@@ -443,9 +446,9 @@ static void ep_comment(struct rctx *r, struct sl_buf *b, const char *spn, const 
 	if (r->large)
 		return;
 	if (ep)
-		put(b, " -m comment --comment \"", spn, " -> ", ep, "\"", NULL);
+		put(b, " -m comment --comment \"", spn, " -> ", ep, "\"", PUT_END);
 	else
-		put(b, " -m comment --comment ", spn, NULL);
+		put(b, " -m comment --comment ", spn, PUT_END);
 }
 
 /* One Service port's facts, derived from its frontends (model.h's table). */
@@ -477,40 +480,40 @@ static void write_policy_chain(struct rctx *r, const struct sport *sp, const cha
 		/* Off-cluster clients of the ClusterIP are masqueraded, so replies from an
 		 * endpoint on another node come back through this one. */
 		put(b, "-A ", chain, " -m comment --comment \"", sp->spn, " cluster IP\" -m ",
-		    sp->proto, " -p ", sp->proto, " -d ", NULL);
+		    sp->proto, " -p ", sp->proto, " -d ", PUT_END);
 		put_ip(b, sp->cip->key.addr);
-		put(b, " --dport ", NULL);
+		put(b, " --dport ", PUT_END);
 		put_u(b, ntohs(sp->cip->key.port));
 		if (!r->p->masq_all)
-			put(b, " ! -s ", r->p->cluster_cidr, NULL);
-		put(b, " -j KUBE-MARK-MASQ\n", NULL);
+			put(b, " ! -s ", r->p->cluster_cidr, PUT_END);
+		put(b, " -j KUBE-MARK-MASQ\n", PUT_END);
 		r->sc_rules++;
 	}
 	if (sp->affinity) {
 		for (uint16_t i = 0; i < n; i++) {
 			uint32_t e = set->be[i];
 
-			put(b, "-A ", chain, NULL);
+			put(b, "-A ", chain, PUT_END);
 			ep_comment(r, b, sp->spn, eps[e]);
-			put(b, " -m recent --name ", sep[e], " --rcheck --seconds ", NULL);
+			put(b, " -m recent --name ", sep[e], " --rcheck --seconds ", PUT_END);
 			put_u(b, sp->affinity_s);
-			put(b, " --reap -j ", sep[e], "\n", NULL);
+			put(b, " --reap -j ", sep[e], "\n", PUT_END);
 			r->sc_rules++;
 		}
 	}
 	for (uint16_t i = 0; i < n; i++) {
 		uint32_t e = set->be[i];
 
-		put(b, "-A ", chain, NULL);
+		put(b, "-A ", chain, PUT_END);
 		ep_comment(r, b, sp->spn, eps[e]);
 		if (i + 1 < n) {
 			char pr[32];
 
 			/* kube-proxy's probability(n): fmt "%0.10f" of 1/n. */
 			snprintf(pr, sizeof(pr), "%0.10f", 1.0 / (double)(n - i));
-			put(b, " -m statistic --mode random --probability ", pr, NULL);
+			put(b, " -m statistic --mode random --probability ", pr, PUT_END);
 		}
-		put(b, " -j ", sep[e], "\n", NULL);
+		put(b, " -j ", sep[e], "\n", PUT_END);
 		r->sc_rules++;
 	}
 }
@@ -527,18 +530,18 @@ static void write_port_global(struct rctx *r, const struct sport *sp, uint16_t h
 	if (sp->cip) {
 		if (sp->has_int_eps) {
 			put(&r->rules, "-A KUBE-SERVICES -m comment --comment \"", sp->spn,
-			    " cluster IP\" -m ", sp->proto, " -p ", sp->proto, " -d ", NULL);
+			    " cluster IP\" -m ", sp->proto, " -p ", sp->proto, " -d ", PUT_END);
 			put_ip(&r->rules, sp->cip->key.addr);
-			put(&r->rules, " --dport ", NULL);
+			put(&r->rules, " --dport ", PUT_END);
 			put_u(&r->rules, ntohs(sp->cip->key.port));
-			put(&r->rules, " -j ", int_chain, "\n", NULL);
+			put(&r->rules, " -j ", int_chain, "\n", PUT_END);
 		} else {
 			put(&r->filter, "-A KUBE-SERVICES -m comment --comment \"", sp->spn, " ",
-			    icmt, "\" -m ", sp->proto, " -p ", sp->proto, " -d ", NULL);
+			    icmt, "\" -m ", sp->proto, " -p ", sp->proto, " -d ", PUT_END);
 			put_ip(&r->filter, sp->cip->key.addr);
-			put(&r->filter, " --dport ", NULL);
+			put(&r->filter, " --dport ", PUT_END);
 			put_u(&r->filter, ntohs(sp->cip->key.port));
-			put(&r->filter, " -j ", itgt, "\n", NULL);
+			put(&r->filter, " -j ", itgt, "\n", PUT_END);
 		}
 		r->global_rules++;
 	}
@@ -558,42 +561,43 @@ static void write_port_global(struct rctx *r, const struct sport *sp, uint16_t h
 				if (np) {
 					put(&r->rules, "-A KUBE-NODEPORTS -m comment --comment ",
 					    sp->spn, " -m ", sp->proto, " -p ", sp->proto,
-					    " --dport ", NULL);
+					    " --dport ", PUT_END);
 				} else {
 					put(&r->rules, "-A KUBE-SERVICES -m comment --comment \"",
 					    sp->spn, pass ? " loadbalancer IP" : " external IP",
-					    "\" -m ", sp->proto, " -p ", sp->proto, " -d ", NULL);
+					    "\" -m ", sp->proto, " -p ", sp->proto, " -d ",
+					    PUT_END);
 					put_ip(&r->rules, fe->key.addr);
-					put(&r->rules, " --dport ", NULL);
+					put(&r->rules, " --dport ", PUT_END);
 				}
 				put_u(&r->rules, ntohs(fe->key.port));
-				put(&r->rules, " -j ", ext_chain, "\n", NULL);
+				put(&r->rules, " -j ", ext_chain, "\n", PUT_END);
 				r->global_rules++;
 			}
 			if (!sp->has_ext_eps) {
 				/* Nothing for outside clients: REJECT, or DROP what the
 				 * EXT chain's short circuit did not take. */
 				put(&r->filter, "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"",
-				    sp->spn, " ", xcmt, "\"", NULL);
+				    sp->spn, " ", xcmt, "\"", PUT_END);
 				if (np)
-					put(&r->filter, " -m addrtype --dst-type LOCAL", NULL);
-				put(&r->filter, " -m ", sp->proto, " -p ", sp->proto, NULL);
+					put(&r->filter, " -m addrtype --dst-type LOCAL", PUT_END);
+				put(&r->filter, " -m ", sp->proto, " -p ", sp->proto, PUT_END);
 				if (!np) {
-					put(&r->filter, " -d ", NULL);
+					put(&r->filter, " -d ", PUT_END);
 					put_ip(&r->filter, fe->key.addr);
 				}
-				put(&r->filter, " --dport ", NULL);
+				put(&r->filter, " --dport ", PUT_END);
 				put_u(&r->filter, ntohs(fe->key.port));
-				put(&r->filter, " -j ", xtgt, "\n", NULL);
+				put(&r->filter, " -j ", xtgt, "\n", PUT_END);
 				r->global_rules++;
 			}
 		}
 	}
 	if (hc_port) {
 		put(&r->filter, "-A KUBE-NODEPORTS -m comment --comment \"", sp->spn,
-		    " health check node port\" -m tcp -p tcp --dport ", NULL);
+		    " health check node port\" -m tcp -p tcp --dport ", PUT_END);
 		put_u(&r->filter, hc_port);
-		put(&r->filter, " -j ACCEPT\n", NULL);
+		put(&r->filter, " -j ACCEPT\n", PUT_END);
 		r->global_rules++;
 	}
 }
@@ -611,7 +615,7 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 		add_chain(r, sp->ext);
 		if (!sp->etp_local) {
 			put(b, "-A ", sp->ext, " -m comment --comment \"masquerade traffic for ",
-			    sp->spn, " external destinations\" -j KUBE-MARK-MASQ\n", NULL);
+			    sp->spn, " external destinations\" -j KUBE-MARK-MASQ\n", PUT_END);
 			r->sc_rules++;
 		} else {
 			/* Pods and the host reaching an external address behave as if
@@ -619,7 +623,7 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 			if (r->p->cluster_cidr[0]) {
 				put(b, "-A ", sp->ext, " -m comment --comment \"pod traffic for ",
 				    sp->spn, " external destinations\" -s ", r->p->cluster_cidr,
-				    " -j ", sp->svc, "\n", NULL);
+				    " -j ", sp->svc, "\n", PUT_END);
 				r->sc_rules++;
 			}
 			put(b, "-A ", sp->ext,
@@ -628,12 +632,12 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 			    "KUBE-MARK-MASQ\n",
 			    "-A ", sp->ext, " -m comment --comment \"route LOCAL traffic for ",
 			    sp->spn, " external destinations\" -m addrtype --src-type LOCAL -j ",
-			    sp->svc, "\n", NULL);
+			    sp->svc, "\n", PUT_END);
 			r->sc_rules += 2;
 		}
 		if (sp->has_ext_eps) {
 			put(b, "-A ", sp->ext, " -j ", sp->etp_local ? sp->svl : sp->svc, "\n",
-			    NULL);
+			    PUT_END);
 			r->sc_rules++;
 		}
 	}
@@ -688,16 +692,16 @@ static void write_port_chains(struct rctx *r, struct sport *sp, uint64_t port_id
 		if (!r->mark[e])
 			continue;
 		add_chain(r, sep[e]);
-		put(b, "-A ", sep[e], NULL);
+		put(b, "-A ", sep[e], PUT_END);
 		ep_comment(r, b, sp->spn, NULL);
-		put(b, " -s ", NULL);
+		put(b, " -s ", PUT_END);
 		put_ip(b, be->addr);
-		put(b, " -j KUBE-MARK-MASQ\n-A ", sep[e], NULL);
+		put(b, " -j KUBE-MARK-MASQ\n-A ", sep[e], PUT_END);
 		ep_comment(r, b, sp->spn, NULL);
 		if (sp->affinity)
-			put(b, " -m recent --name ", sep[e], " --set", NULL);
+			put(b, " -m recent --name ", sep[e], " --set", PUT_END);
 		put(b, " -m ", sp->proto, " -p ", sp->proto, " -j DNAT --to-destination ", eps[e],
-		    "\n", NULL);
+		    "\n", PUT_END);
 		r->sc_rules += 2;
 		if (udp)
 			add_ct(r, true, port_id, be->addr, 0, false);
@@ -789,8 +793,8 @@ static void delete_gone(struct rctx *r, const char (*old)[CHAIN_LEN], size_t n_o
 			continue;
 		/* Declaring flushes it (--noflush keeps undeclared chains), so -X finds
 		 * it empty once this transaction rewrote whatever jumped to it. */
-		put(&r->chains, ":", old[i], " - [0:0]\n", NULL);
-		put(&r->dels, "-X ", old[i], "\n", NULL);
+		put(&r->chains, ":", old[i], " - [0:0]\n", PUT_END);
+		put(&r->dels, "-X ", old[i], "\n", PUT_END);
 	}
 }
 
@@ -958,11 +962,12 @@ static int count_backends(const struct lbm_state *f, const bool *owned, uint64_t
 static void write_fixed_filter(struct rctx *r, struct sl_buf *out)
 {
 	put(out, "*filter\n:KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n",
-	    ":KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n", NULL);
+	    ":KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n",
+	    PUT_END);
 	if (!r->p->be_liberal) {
 		/* kubernetes#74839: out-of-window packets conntrack marks INVALID would
 		 * reach the pod un-NATed and get reset. */
-		put(out, "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n", NULL);
+		put(out, "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n", PUT_END);
 		r->global_rules++;
 	}
 	put(out,
@@ -970,7 +975,7 @@ static void write_fixed_filter(struct rctx *r, struct sl_buf *out)
 	    r->mark_str, "/", r->mark_str, " -j ACCEPT\n",
 	    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m "
 	    "conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n",
-	    NULL);
+	    PUT_END);
 	r->global_rules += 2;
 }
 
@@ -1042,8 +1047,8 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 			for (size_t k = 0; k < sizeof(pre) / sizeof(pre[0]); k++)
 				ours |= !strncmp(name, pre[k], strlen(pre[k]));
 			if (ours && !bsearch(name, act, n_act, sizeof(*act), chain_cmp)) {
-				put(&r.chains, ":", name, " - [0:0]\n", NULL);
-				put(&r.dels, "-X ", name, "\n", NULL);
+				put(&r.chains, ":", name, " - [0:0]\n", PUT_END);
+				put(&r.dels, "-X ", name, "\n", PUT_END);
 			}
 		}
 		free(act);
@@ -1055,7 +1060,7 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 		write_jumps(&r.global_rules, save, "filter", out);
 	sl_buf_append(out, r.filter.data, r.filter.len);
 	put(out, "COMMIT\n*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n",
-	    ":KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n", NULL);
+	    ":KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n", PUT_END);
 	sl_buf_append(out, r.chains.data, r.chains.len);
 	if (save)
 		write_jumps(&r.global_rules, save, "nat", out);
@@ -1063,15 +1068,15 @@ int pxy_ipt_render(struct pxy *p, const struct lbi *l, bool full, const char *sa
 	    " -j RETURN\n-A KUBE-POSTROUTING -j MARK --xor-mark ", r.mark_str,
 	    "\n-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring "
 	    "SNAT\" -j MASQUERADE --random-fully\n-A KUBE-MARK-MASQ -j MARK --or-mark ",
-	    r.mark_str, "\n", NULL);
+	    r.mark_str, "\n", PUT_END);
 	sl_buf_append(out, r.rules.data, r.rules.len);
 	put(out,
 	    "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this "
 	    "must be the last rule in this chain\" -m addrtype --dst-type LOCAL ! -d "
 	    "127.0.0.0/8 -j KUBE-NODEPORTS\n",
-	    NULL);
+	    PUT_END);
 	sl_buf_append(out, r.dels.data, r.dels.len);
-	put(out, "COMMIT\n", NULL);
+	put(out, "COMMIT\n", PUT_END);
 	r.global_rules += 5;
 	if (out->oom) {
 		rc = -ENOMEM;
@@ -1124,19 +1129,19 @@ void pxy_ipt_conntrack_pending(const struct pxy *p, struct sl_buf *out)
 	for (size_t i = 0; i < p->n_ct; i++) {
 		const struct ct_del *c = &p->ct[i];
 
-		put(out, "-D -p udp", NULL);
+		put(out, "-D -p udp", PUT_END);
 		if (c->vip) {
-			put(out, " --orig-dst ", NULL);
+			put(out, " --orig-dst ", PUT_END);
 			put_ip(out, c->vip);
 		} else {
-			put(out, " --orig-port-dst ", NULL);
+			put(out, " --orig-port-dst ", PUT_END);
 			put_u(out, ntohs(c->port));
 		}
 		if (c->ep) {
-			put(out, " --dst-nat ", NULL);
+			put(out, " --dst-nat ", PUT_END);
 			put_ip(out, c->ep);
 		}
-		put(out, "\n", NULL);
+		put(out, "\n", PUT_END);
 	}
 }
 

@@ -20,7 +20,7 @@ clang-format --dry-run --Werror "${files[@]}" || rc=1
 
 cflags=(-std=gnu11 -D_GNU_SOURCE -Ilib/include -Icontrol/include -Iagent/include -Ibpf/include -Idns -Icni-plugin -Inetpol
 	-isystem build/bpf -I.
-	$(pkg-config --cflags json-c libevent libcurl sqlite3))
+	$(pkg-config --cflags json-c libevent libcurl sqlite3 libbpf libmnl libnftnl libnl-3.0 libnl-route-3.0 libnl-genl-3.0))
 cfiles=()
 # BPF programs build with clang -target bpf against vmlinux.h; the verifier
 # and -Werror in that build are their static check.

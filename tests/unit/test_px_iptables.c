@@ -1034,7 +1034,7 @@ static int bench_child(long n)
 	struct lbi_plan plan;
 	struct pxy_stats st;
 	struct sl_buf b = SL_BUF_INIT;
-	char name[32], ip[32], eps_s[10][64];
+	char name[32], ip[32], eps_s[10][64] = {{0}};
 	const char *eps[10];
 	double t0;
 

@@ -394,15 +394,15 @@ int main(int argc, char **argv)
 	snprintf(rate_s, sizeof(rate_s), "%.0f", b.rate);
 	qsort(lat, (size_t)n_lat, sizeof(*lat), cmp_u64);
 	qsort(b.create_rtt, (size_t)b.n_pods, sizeof(*b.create_rtt), cmp_u64);
-	size_t mid = (size_t)n_lat / 2;
+	size_t mid = (size_t)n_lat / 2, pmid = (size_t)b.n_pods / 2;
 	/* the create's own round trip, part of every pod's create -> bound time */
 	printf("sched-bench nodes=%ld pods=%ld rate=%s bound=%ld create_errors=%ld "
 	       "create_p50_ms=%.2f create_p99_ms=%.2f visible_p50_ms=%.2f visible_p99_ms=%.2f "
 	       "late_p99_ms=%.2f created_per_s=%.0f ",
 	       nodes, b.n_pods, b.rate > 0 ? rate_s : "max", n_lat, atomic_load(&b.errors),
-	       (double)b.create_rtt[b.n_pods / 2] / 1000.0,
+	       (double)b.create_rtt[pmid] / 1000.0,
 	       (double)b.create_rtt[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
-	       (double)vis[b.n_pods / 2] / 1000.0,
+	       (double)vis[pmid] / 1000.0,
 	       (double)vis[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
 	       (double)b.late[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
 	       (double)b.n_pods * 1e6 / (double)(t_created - t0));
