@@ -899,10 +899,16 @@ static void client_report_errors(const struct client *cl)
 static void client_print(const char *mode, struct client *cl, double secs, const char *tag,
 			 const char *extra)
 {
-	printf("%s proto=%s tag=%s targets=%d sources=%d %s rate=%.1f p50_ms=%.3f p90_ms=%.3f "
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	printf("%s cpu_s=%.3f proto=%s tag=%s targets=%d sources=%d %s rate=%.1f p50_ms=%.3f p90_ms=%.3f "
 	       "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f conn_p50_ms=%.3f conn_p99_ms=%.3f "
 	       "conn_p999_ms=%.3f samples=%llu errors=%llu\n",
-	       mode, proto_names[cl->proto], tag, cl->n_targets, cl->n_sources, extra,
+	       mode,
+	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+	       proto_names[cl->proto], tag, cl->n_targets, cl->n_sources, extra,
 	       (double)cl->done_in_window / secs, hist_pct_ms(&cl->lat, 50),
 	       hist_pct_ms(&cl->lat, 90), hist_pct_ms(&cl->lat, 99), hist_pct_ms(&cl->lat, 99.9),
 	       hist_pct_ms(&cl->lat, 100), hist_pct_ms(&cl->conn, 50), hist_pct_ms(&cl->conn, 99),
@@ -1693,7 +1699,8 @@ static int cmd_load(const struct load_opts *o)
 	return failed ? 1 : 0;
 }
 
-/* One CRR exchange with a 50 ms cap on each step; 0 on success. */
+/* One CRR exchange with a 50 ms cap on each step; 0 on success, else the
+ * errno of the step that failed (EPROTO: a short answer). */
 static int probe_once(const struct sockaddr_in *sa)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
@@ -1702,23 +1709,137 @@ static int probe_once(const struct sockaddr_in *sa)
 	size_t got = 0;
 
 	if (fd < 0)
-		return -1;
+		return errno;
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
-	    write(fd, req_bytes, REQ_LEN) != REQ_LEN)
+	    write(fd, req_bytes, REQ_LEN) != REQ_LEN) {
+		rc = errno ? errno : EIO;
 		goto out;
+	}
 	for (;;) {
 		ssize_t r = read(fd, buf, sizeof(buf));
 
+		if (r < 0)
+			rc = errno;
 		if (r <= 0)
 			break;
 		got += (size_t)r;
 	}
-	rc = got == RESP_LEN ? 0 : -1;
+	if (got == RESP_LEN)
+		rc = 0;
+	else if (rc <= 0)
+		rc = EPROTO;
 out:
 	close(fd);
 	return rc;
+}
+
+/*
+ * Probes sa until one whole exchange succeeds or the deadline passes: a new
+ * non-blocking connection every interval_ns, each left pending for up to
+ * 200 ms, the first to finish wins. A probe of a ClusterIP that is not yet
+ * programmed may neither succeed nor fail fast (the ICMP error can reach the
+ * socket while connect() holds it and only count as a soft error), so one
+ * probe at a time would add its timeout to the figure; with a probe started
+ * every interval the answer is late by at most one interval. Returns the
+ * time of the success or 0.
+ */
+#define PROBE_SLOTS 256
+
+static int64_t probe_until(const struct sockaddr_in *sa, int64_t deadline, int64_t interval_ns,
+			   unsigned long long *probes)
+{
+	struct {
+		int fd;
+		int64_t t;
+		uint32_t got;
+		bool sent;
+	} p[PROBE_SLOTS];
+	int epfd = epoll_create1(EPOLL_CLOEXEC), next = 0;
+	int64_t next_start = now_ns(), t_ok = 0;
+
+	if (epfd < 0)
+		return 0;
+	for (int i = 0; i < PROBE_SLOTS; i++)
+		p[i].fd = -1;
+	while (!t_ok) {
+		struct epoll_event evs[64];
+		int64_t t = now_ns(), wait_ns;
+		struct timespec ts;
+		int k;
+
+		if (t >= deadline)
+			break;
+		if (t >= next_start) {
+			int i = next, fd;
+
+			next = (next + 1) % PROBE_SLOTS;
+			fd_close(p[i].fd); /* 256 intervals old: given up */
+			p[i].fd = -1;
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (fd >= 0) {
+				struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+
+				(*probes)++;
+				if ((connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) &&
+				     errno != EINPROGRESS) ||
+				    epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)) {
+					close(fd);
+				} else {
+					p[i] = (typeof(p[i])){.fd = fd, .t = t};
+				}
+			}
+			next_start += interval_ns;
+			if (next_start < t)
+				next_start = t + interval_ns;
+		}
+		for (int i = 0; i < PROBE_SLOTS; i++)
+			if (p[i].fd >= 0 && t - p[i].t > 200000000) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			}
+		wait_ns = next_start - now_ns();
+		if (wait_ns < 0)
+			wait_ns = 0;
+		ts.tv_sec = wait_ns / 1000000000LL;
+		ts.tv_nsec = wait_ns % 1000000000LL;
+		k = epoll_pwait2(epfd, evs, 64, &ts, NULL);
+		for (int e = 0; e < k && !t_ok; e++) {
+			int i = (int)evs[e].data.u32, err = 0;
+			socklen_t len = sizeof(err);
+			char buf[256];
+			ssize_t r;
+
+			if (p[i].fd < 0)
+				continue;
+			if (!p[i].sent) {
+				struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+
+				if (getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) || err ||
+				    write(p[i].fd, req_bytes, REQ_LEN) != REQ_LEN ||
+				    epoll_ctl(epfd, EPOLL_CTL_MOD, p[i].fd, &ev)) {
+					close(p[i].fd);
+					p[i].fd = -1;
+					continue;
+				}
+				p[i].sent = true;
+				continue;
+			}
+			while ((r = read(p[i].fd, buf, sizeof(buf))) > 0)
+				p[i].got += (uint32_t)r;
+			if (r < 0 && errno == EAGAIN)
+				continue;
+			if (r == 0 && p[i].got == RESP_LEN)
+				t_ok = now_ns();
+			close(p[i].fd);
+			p[i].fd = -1;
+		}
+	}
+	for (int i = 0; i < PROBE_SLOTS; i++)
+		fd_close(p[i].fd);
+	close(epfd);
+	return t_ok;
 }
 
 /*
@@ -1731,7 +1852,7 @@ out:
 static int cmd_update(const struct load_opts *o, const char *netns_path, double timeout)
 {
 	struct sockaddr_in vip = {.sin_family = AF_INET, .sin_port = htons(80)};
-	int64_t t0, t_api, t_ok = 0, deadline;
+	int64_t t0, t_api, t_ok;
 	unsigned long long probes = 0;
 	struct http h;
 	int nsfd;
@@ -1765,20 +1886,101 @@ static int cmd_update(const struct load_opts *o, const char *netns_path, double 
 		return 1;
 	}
 	t_api = now_ns();
-	deadline = t0 + (int64_t)(timeout * 1e9);
-	while (now_ns() < deadline) {
-		probes++;
-		if (!probe_once(&vip)) {
-			t_ok = now_ns();
-			break;
-		}
-		sleep_ns(1000000);
-	}
+	t_ok = probe_until(&vip, t0 + (int64_t)(timeout * 1e9), 1000000, &probes);
 	printf("update index=%d api_ms=%.3f e2e_ms=%.3f probes=%llu timeout=%d errors=%d\n",
 	       o->first, (double)(t_api - t0) / 1e6, t_ok ? (double)(t_ok - t0) / 1e6 : -1.0,
 	       probes, !t_ok, !t_ok);
 	http_fini(&h);
 	return t_ok ? 0 : 1;
+}
+
+/*
+ * Programming from empty, the same way for every dataplane: starts CMD (the
+ * agent, with the Services already in the API) and probes each target in
+ * order from netns_path every 2 ms until a whole exchange succeeds; prints
+ * the times from CMD's start to the first and to the last target answering.
+ * The child moves itself to child_cgroup first, so the agent does not run in
+ * the client's cgroup (where the socket LB applies).
+ */
+static int cmd_wait(const char *targets, const char *netns_path, double timeout,
+		    const char *pidfile, const char *child_log, const char *child_cgroup,
+		    char **argv)
+{
+	struct sockaddr_in t[MAX_ADDRS];
+	int n = addrs_parse("--targets", targets, 0, t), nsfd, st, next = 0;
+	int64_t t0, t_first = 0, deadline;
+	unsigned long long probes = 0;
+	pid_t pid;
+
+	if (n < 0)
+		return 2;
+	nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		fprintf(stderr, "connbench wait: --netns '%s': %s\n", netns_path, strerror(errno));
+		return 2;
+	}
+	t0 = now_ns();
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "connbench wait: fork failed: %s\n", strerror(errno));
+		close(nsfd);
+		return 1;
+	}
+	if (pid == 0) {
+		int lfd = open(child_log ? child_log : "/dev/null",
+			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (child_cgroup) {
+			char path[PATH_MAX];
+			FILE *f;
+
+			snprintf(path, sizeof(path), "%s/cgroup.procs", child_cgroup);
+			f = fopen(path, "we");
+			if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f)) {
+				fprintf(stderr, "connbench wait: joining %s failed\n", path);
+				_exit(127);
+			}
+		}
+		if (lfd < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		fprintf(stderr, "connbench wait: exec %s failed: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (pidfile) {
+		FILE *f = fopen(pidfile, "we");
+
+		if (f) {
+			fprintf(f, "%d\n", (int)pid);
+			fclose(f);
+		}
+	}
+	if (setns(nsfd, CLONE_NEWNET)) {
+		fprintf(stderr, "connbench wait: setns '%s': %s\n", netns_path, strerror(errno));
+		close(nsfd);
+		return 1;
+	}
+	close(nsfd);
+	deadline = t0 + (int64_t)(timeout * 1e9);
+	/* Probe for 100 ms at a time so that an agent that exits is noticed. */
+	while (next < n && now_ns() < deadline) {
+		int64_t until = now_ns() + 100000000, ok;
+
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "connbench wait: %s exited (status %d)\n", argv[0], st);
+			return 1;
+		}
+		ok = probe_until(&t[next], until < deadline ? until : deadline, 2000000, &probes);
+		if (ok) {
+			if (!t_first)
+				t_first = ok;
+			next++;
+		}
+	}
+	printf("wait targets=%d first_ok_s=%.3f all_ok_s=%.3f probes=%llu timeout=%d errors=%d\n",
+	       n, t_first ? (double)(t_first - t0) / 1e9 : -1.0,
+	       next == n ? (double)(now_ns() - t0) / 1e9 : -1.0, probes, next < n, next < n);
+	return next == n ? 0 : 1;
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -1803,6 +2005,8 @@ static void usage(FILE *f)
 		"                         [--udp-services I,J,...] [--node NAME] [--clients 4]\n"
 		"       connbench update  --url URL --svc-base IP --be-base IP --first I\n"
 		"                         --netns PATH [--endpoints 10] [--be-span K] [--timeout S]\n"
+		"       connbench wait    --targets A:P,... --netns PATH [--timeout 60] [--pidfile F]\n"
+		"                         [--child-log F] [--child-cgroup DIR] -- CMD...\n"
 		"closed and open also take [--proto crr|rr|udp] [--sources A-B|A,B,...]\n"
 		"[--req-timeout 2]; serve takes --any (0.0.0.0) and --udp (UDP on the same port).\n"
 		"\n"
@@ -1867,6 +2071,7 @@ int main(int argc, char **argv)
 		{"affinity", no_argument, NULL, 1007},
 		{"udp-services", required_argument, NULL, 1008},
 		{"netns", required_argument, NULL, 1009},
+		{"child-cgroup", required_argument, NULL, 1010},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -1875,7 +2080,7 @@ int main(int argc, char **argv)
 	struct change_opts co = {.node = "node-a", .be_port = 8080, .samples = 200, .gap_ms = 10};
 	double port = 8080, conns = 64, secs = 2, warmup = 0.5, rate = 0, inflight = 20000;
 	double timeout = 60, d;
-	const char *cmd, *netns = NULL;
+	const char *cmd, *netns = NULL, *child_cg = NULL;
 	struct client_opts clo = {.tag = "-", .proto = P_CRR, .timeout_s = 2};
 	struct load_opts lo = {.node = "node-a", .endpoints = 10, .be_span = 1, .clients = 4};
 	bool any = false, udp = false, have_svc = false, have_be = false;
@@ -2039,6 +2244,9 @@ int main(int argc, char **argv)
 		case 1009:
 			netns = optarg;
 			break;
+		case 1010:
+			child_cg = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -2070,6 +2278,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return cmd_open(&clo, rate, (int)inflight);
+	}
+	if (!strcmp(cmd, "wait")) {
+		if (!targets || !netns || optind >= argc) {
+			fprintf(stderr, "connbench wait: --targets, --netns and -- CMD are required\n");
+			return 2;
+		}
+		return cmd_wait(targets, netns, timeout, pidfile, child_log, child_cg, argv + optind);
 	}
 	if (!strcmp(cmd, "load") || !strcmp(cmd, "update")) {
 		lo.url = co.url;
@@ -2104,7 +2319,7 @@ int main(int argc, char **argv)
 		return cmd_change(&co);
 	}
 	fprintf(stderr, "connbench: unknown command '%s' (serve, closed, open, mapwait, change, "
-		"load, update)\n",
+		"load, update, wait)\n",
 		cmd);
 	return 2;
 }
