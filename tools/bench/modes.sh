@@ -168,12 +168,13 @@ m_virt=$(systemd-detect-virt 2>/dev/null || echo unknown)
 v_ipt=$(iptables --version 2>/dev/null || echo "not installed")
 v_iptl=$(iptables-legacy --version 2>/dev/null || echo "not installed")
 v_nft=$(nft --version 2>/dev/null || echo "not installed")
-v_ct=$(conntrack --version 2>&1 | head -1)
-v_bpftool=$(bpftool version 2>/dev/null | head -1)
+v_ct=$(conntrack --version 2>&1 | sed -n 1p)
+v_bpftool=$(bpftool version 2>/dev/null | sed -n 1p)
 v_ipvs=$(grep -qw ip_vs /proc/modules 2>/dev/null && echo "ip_vs loaded" ||
 	{ [[ -d /proc/sys/net/ipv4/vs ]] && echo "ip_vs built in" || echo "no ip_vs in this kernel (no /proc/sys/net/ipv4/vs, no module)"; })
 perf_ok=no
-if command -v perf >/dev/null && perf stat -e instructions -x, -- true 2>&1 | grep -q '^[0-9]'; then
+# perf prints "<not supported>" where the PMU is not exposed (most VMs).
+if command -v perf >/dev/null && perf stat -x, -e instructions -- true 2>&1 | awk -F, '$1 ~ /^[0-9]+$/ { ok = 1 } END { exit !ok }'; then
 	perf_ok=yes
 fi
 log "machine: $m_nproc x $m_cpu, $m_mem, kernel $m_kernel ($m_virt), load $m_load; profile $PROFILE"
@@ -389,9 +390,10 @@ run_mode() { # run_mode REP CFG N E MODE
 			# The agent refused the mode: a row "unavailable" with its reason.
 			local why
 			why=$(grep -m1 -E 'not built|cannot start|error|unavailable|IP_VS|ipvs' "$tmp/agent.log" |
-				sed 's/^[^]]*] *//' | tr -d '|' | head -c 300)
-			[[ -n $why ]] || why=$(tail -1 "$tmp/agent.log" | head -c 300)
+				sed -E 's/^[0-9TZ:.-]+ +[A-Z]+ +[a-z]+: *//' | tr -d '|' | cut -c1-300)
+			[[ -n $why ]] || why=$(tail -1 "$tmp/agent.log" | cut -c1-300)
 			UNAVAILABLE[$mode]=${why:-the agent exited without a message}
+			emit "$tags kind=unavailable reason=${UNAVAILABLE[$mode]// /\~}"
 			log "$mode unavailable: ${UNAVAILABLE[$mode]}"
 			# Not a benchmark failure: the row says why.
 			if ((${#failures[@]})); then unset 'failures[${#failures[@]}-1]'; fi
@@ -422,8 +424,9 @@ run_mode() { # run_mode REP CFG N E MODE
 		local memlock
 		memlock=$(for f in "$BPFFS"/sluice/$NODE/*; do bpftool map show pinned "$f" 2>/dev/null; done |
 			awk '{ for (i = 1; i <= NF; i++) if ($i == "memlock") { v = $(i + 1); sub(/B$/, "", v); s += v } } END { print s + 0 }')
-		emit "$tags kind=mem0 $mem0"
-		emit "$tags kind=mem1 $(meminfo) rss_kb=$(awk '/^VmRSS/ { print $2 }' /proc/$AGENT_PID/status 2>/dev/null) bpf_memlock=$memlock"
+		# Kernel memory the mode added (other tenants' churn included: noisy).
+		emit "$tags kind=mem $(printf '%s\n%s\n' "$mem0" "$(meminfo)" | awk 'NR == 1 { for (i = 1; i <= NF; i++) { split($i, kv, "="); a[kv[1]] = kv[2] } }
+			NR == 2 { for (i = 1; i <= NF; i++) { split($i, kv, "="); printf "%s=%d ", kv[1], kv[2] - a[kv[1]] } }') rss_kb=$(awk '/^VmRSS/ { print $2 }' /proc/$AGENT_PID/status 2>/dev/null) bpf_memlock=$memlock"
 		# Where the targets sit in iptables' KUBE-SERVICES (its cost is linear in it).
 		if [[ $mode == iptables ]]; then
 			in_ns iptables-save -t nat 2>/dev/null | awk '$1 == "-A" && $2 == "KUBE-SERVICES"' >"$tmp/kubesvc.txt"
@@ -501,7 +504,9 @@ run_mode() { # run_mode REP CFG N E MODE
 }
 
 # --- measurements ------------------------------------------------------------------
-for cfg in $CONFIGS; do
+# REPORT_FROM=raw.txt (development): no measurements, the report from those lines.
+[[ -z ${REPORT_FROM:-} ]] || { cp "$REPORT_FROM" "$raw"; CONFIGS_RUN=""; }
+for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 	IFS=: read -r n e aff <<<"$cfg"
 	AFF=${aff:+1}
 	log "configuration $cfg: $n Services x $e endpoints${AFF:+, ClientIP affinity}; fresh API server"
@@ -530,4 +535,305 @@ for cfg in $CONFIGS; do
 done
 elapsed=$(($(date +%s) - t_start))
 log "measurements done in ${elapsed}s"
-cp "$raw" "$OUT/raw.txt"
+[[ -z ${REPORT_FROM:-} ]] || elapsed="(report regenerated from $REPORT_FROM)"
+cp "$raw" "$OUT/raw.txt.new" && mv "$OUT/raw.txt.new" "$OUT/raw.txt"
+# What the agent refused and where programming timed out, from the lines.
+while read -r m r; do UNAVAILABLE[$m]=${r//\~/ }; done < <(awk '/ kind=unavailable / { for (i = 1; i <= NF; i++) { if ($i ~ /^mode=/) m = substr($i, 6); if ($i ~ /^reason=/) r = substr($i, 8) } print m, r }' "$raw")
+while read -r m c; do TIMEDOUT[$m]=$c; done < <(awk '/ kind=timeout / { for (i = 1; i <= NF; i++) { if ($i ~ /^mode=/) m = substr($i, 6); if ($i ~ /^cfg=/) c = substr($i, 5) } if (!(m in seen)) print m, c; seen[m] = 1 }' "$raw")
+
+# --- report --------------------------------------------------------------------------
+# Every statistic in one awk pass (a few thousand awk runs would take minutes
+# on a loaded 2-core VM): per (cfg, mode, kind, run) and per (cfg, mode,
+# kind, all runs) and field: median min max q1 q3 n sum runs. Values "",
+# "nan" and -1 (connbench's "none") are left out.
+awk '
+	function q(p,   h, l) { h = (m - 1) * p + 1; l = int(h); return l >= m ? v[m] : v[l] + (h - l) * (v[l + 1] - v[l]) }
+	{
+		delete kv
+		for (i = 1; i <= NF; i++) { p = index($i, "="); if (p) kv[substr($i, 1, p - 1)] = substr($i, p + 1) }
+		run = ("run" in kv) ? kv["run"] : "-"
+		for (f in kv) {
+			if (f == "rep" || f == "cfg" || f == "mode" || f == "kind" || f == "run" || f == "tag" || f == "proto") continue
+			x = kv[f]
+			if (x == "" || x == "nan" || x == "-1.000" || x == "-1") continue
+			k1 = kv["cfg"] "|" kv["mode"] "|" kv["kind"] "|" run "|" f
+			k2 = kv["cfg"] "|" kv["mode"] "|" kv["kind"] "|*|" f
+			L[k1] = (k1 in L) ? L[k1] " " x : x
+			if (run != "-") L[k2] = (k2 in L) ? L[k2] " " x : x
+		}
+	}
+	END {
+		for (k in L) {
+			m = split(L[k], v, " ")
+			for (i = 2; i <= m; i++) { t = v[i]; j = i - 1; while (j > 0 && v[j] + 0 > t + 0) { v[j + 1] = v[j]; j-- } v[j + 1] = t }
+			s = 0; runs = v[1]; for (i = 1; i <= m; i++) { s += v[i]; if (i > 1) runs = runs ";" v[i] }
+			print k, q(0.5), v[1], v[m], q(0.25), q(0.75), m, s, runs
+		}
+	}' "$raw" >"$tmp/stats.txt"
+declare -A S=()
+while read -r k rest; do S[$k]=$rest; done <"$tmp/stats.txt"
+# stat FIELD SELECTORS...: "median min max q1 q3 n sum runs"; selectors cfg=, mode=, kind=, run=
+# (run=* = all runs together; no run= = lines without one).
+stat() {
+	local f=$1 c="" m="" k="" r="-" a
+	shift
+	for a in "$@"; do
+		case $a in cfg=*) c=${a#cfg=} ;; mode=*) m=${a#mode=} ;; kind=*) k=${a#kind=} ;; run=*) r=${a#run=} ;; esac
+	done
+	echo "${S["$c|$m|$k|$r|$f"]:-nan nan nan nan nan 0 0 -}"
+}
+med() { local x; x=$(stat "$@"); echo "${x%% *}"; }
+medq() { # medq FIELD SELECTORS...: the median into REPLY, without a subshell
+	local f=$1 c="" m="" k="" r="-" a x
+	shift
+	for a in "$@"; do
+		case $a in cfg=*) c=${a#cfg=} ;; mode=*) m=${a#mode=} ;; kind=*) k=${a#kind=} ;; run=*) r=${a#run=} ;; esac
+	done
+	x=${S["$c|$m|$k|$r|$f"]:-nan}
+	REPLY=${x%% *}
+}
+fmt() { # fmt VALUE [FORMAT]
+	if [[ -z $1 || $1 == nan ]]; then echo "n/a"; else LC_ALL=C printf "${2:-%.1f}\n" "$1"; fi
+}
+# cell FORMAT FIELD SELECTORS...: "median (min-max)" or n/a
+cell() {
+	local f=$1 md mn mx q1 q3 n rest
+	shift
+	read -r md mn mx q1 q3 n rest < <(stat "$@")
+	if ((n == 0)); then echo "n/a"; elif ((n == 1)); then LC_ALL=C printf "$f\n" "$md"; else LC_ALL=C printf "$f ($f-$f)\n" "$md" "$mn" "$mx"; fi
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b == 0) print "nan"; else printf "%.3f\n", a / b }'; }
+yes_no() { case $1 in 1) echo "**met**" ;; 0) echo "**missed**" ;; *) echo "not measured" ;; esac; }
+
+ALL_MODES="direct bpf-sock bpf-pkt iptables nftables ipvs"
+mode_label() {
+	case $1 in
+	direct) echo "direct (no service translation)" ;;
+	bpf-sock) echo "bpf, socket LB" ;;
+	bpf-pkt) echo "bpf, per-packet only (socket LB off)" ;;
+	*) echo "$1" ;;
+	esac
+}
+# mode_state MODE CFG: "" if measured, else why not
+mode_state() {
+	local m=$1 c=$2
+	[[ " $MODES " == *" $m "* ]] || { echo "not in MODES"; return; }
+	if [[ -n ${UNAVAILABLE[$m]:-} ]]; then
+		if [[ ${UNAVAILABLE[$m]} == *"not built"* ]]; then echo "not built: ${UNAVAILABLE[$m]}"; else echo "unavailable: ${UNAVAILABLE[$m]}"; fi
+		return
+	fi
+	if [[ $(stat reason cfg="$c" mode="$m" kind=skipped | cut -d' ' -f6) != 0 ]]; then echo "skipped: programming timed out at ${TIMEDOUT[$m]}"; return; fi
+	if [[ $(stat limit_s cfg="$c" mode="$m" kind=timeout | cut -d' ' -f6) != 0 ]]; then echo "timeout: programming took more than ${STEP_TIMEOUT}s"; return; fi
+	echo ""
+}
+# The scaling series: E=10 without affinity, by N.
+SERIES=$(for c in $CONFIGS; do [[ $c =~ ^[0-9]+:10$ ]] && echo "${c%%:*}"; done | sort -n | paste -sd' ')
+top_n=${SERIES##* }
+first_n=${SERIES%% *}
+
+csv=$OUT/modes.csv
+# States: why a mode has no figures at a configuration ("" = measured).
+: >"$tmp/states.txt"
+for c in $CONFIGS; do
+	for m in $ALL_MODES; do printf '%s\t%s\t%s\n' "$c" "$m" "$(mode_state "$m" "$c")" >>"$tmp/states.txt"; done
+done
+{
+	echo "config,services,endpoints,affinity,mode,kind,run,metric,median,min,max,q1,q3,n,runs"
+	awk -F'\t' '$3 != "" { split($1, p, ":"); gsub(/,/, ";", $3); printf "%s,%s,%s,%s,%s,status,-,%s,,,,,,0,\n", $1, p[1], p[2], p[3] == "aff" ? "clientip" : "", $2, $3 }' "$tmp/states.txt"
+	awk '{ split($1, k, "|"); if (k[4] == "*" || k[3] == "unavailable" || k[3] == "skipped") next
+		split(k[1], p, ":")
+		printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", k[1], p[1], p[2], p[3] == "aff" ? "clientip" : "", k[2], k[3], k[4], k[5], $2, $3, $4, $5, $6, $7, $9 }' "$tmp/stats.txt" | sort -t, -k2,2n -k3,3n -k4,4 -k5,5 -k6,6 -k7,7 -k8,8
+} >"$csv"
+
+# --- plots ---------------------------------------------------------------------------
+pd=$tmp/plot
+mkdir -p "$pd"
+series_dat() { # series_dat FILE FIELD SELECTORS...: one row per N, one column per mode
+	local f=$1 n m
+	shift
+	{
+		echo "# services $ALL_MODES"
+		for n in $SERIES; do
+			printf '%s' "$n"
+			for m in $ALL_MODES; do medq "$@" cfg="$n:10" mode="$m"; printf ' %s' "$REPLY"; done
+			echo
+		done
+	} >"$pd/$f"
+}
+series_dat rate.dat rate kind=run run=crr-closed-random
+series_dat rate_rr.dat rate kind=run run=rr-closed-random
+series_dat rate_udp.dat rate kind=run run=udp-closed-random
+series_dat sync.dat all_ok_s kind=program
+series_dat upd.dat e2e_ms kind=update
+series_dat memlock.dat bpf_memlock kind=mem
+series_dat slab.dat Slab_kb kind=mem
+series_dat vmalloc.dat VmallocUsed_kb kind=mem
+series_dat cpu.dat proc_us_per_req kind=cpu run=crr-open-random
+{
+	echo "# mode p50 p99 p999 conn_p50 conn_p99 conn_p999 (open loop, $top_n Services)"
+	i=0
+	for m in $ALL_MODES; do
+		echo "$i \"$m\" $(med p50_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med p99_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med p999_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p50_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p99_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p999_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random)"
+		i=$((i + 1))
+	done
+} >"$pd/lat.dat"
+png_note=""
+if command -v gnuplot >/dev/null; then
+	if ! gnuplot -e "dir='$pd'; out='$OUT'; xmin=$(awk -v n="$first_n" 'BEGIN { print n / 2 }'); xmax=$((top_n * 2)); title='$m_nproc x $m_cpu (shared VM, load $m_load), $m_date, medians of $REPS'" \
+		tools/bench/modes.gnuplot 2>"$tmp/gnuplot.log"; then
+		png_note="(plots failed: $(tail -2 "$tmp/gnuplot.log" | tr '\n' ' '))"
+		log "$png_note"
+	fi
+else
+	png_note="(no plots: gnuplot not installed; the Debian package is gnuplot-nox)"
+fi
+
+# --- goals ---------------------------------------------------------------------------
+RATE() { med rate cfg="$1" mode="$2" kind=run run="${3:-crr-closed-random}"; }
+CPUR() { med proc_us_per_req cfg="$1" mode="$2" kind=cpu run="${3:-crr-open-random}"; }
+within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "") print "x"; else { d = a / b - 1; if (d < 0) d = -d; print (d <= t) ? 1 : 0 } }'; }
+atleast() { awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "") print "x"; else print (a >= k * b) ? 1 : 0 }'; }
+below() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || a == "") print "x"; else print (a < b) ? 1 : 0 }'; }
+
+goal_flat() { # goal_flat MODE: "met figure"
+	local m=$1 ok=1 fig="" r0 r n
+	r0=$(RATE "$first_n:10" "$m")
+	for n in $SERIES; do
+		r=$(RATE "$n:10" "$m")
+		fig+="${fig:+, }$n: $(fmt "$r" %.0f)"
+		case $(within "$r" "$r0" 0.05) in 1) ;; 0) ok=0 ;; *) ok=x ;; esac
+		[[ $ok == x ]] && break
+	done
+	[[ $top_n -ge 50000 ]] || fig+=" (this profile stops at $top_n)"
+	echo "$ok|$fig"
+}
+g_flat_sock=$(goal_flat bpf-sock)
+g_flat_pkt=$(goal_flat bpf-pkt)
+one_ipt=$(RATE "$first_n:10" iptables)
+g_small_sock=$(within "$(RATE "$first_n:10" bpf-sock)" "$one_ipt" 0.05)
+g_small_pkt=$(within "$(RATE "$first_n:10" bpf-pkt)" "$one_ipt" 0.05)
+# Beating iptables is not a miss of "within 5%".
+[[ $(atleast "$(RATE "$first_n:10" bpf-sock)" "$one_ipt" 1) == 1 ]] && g_small_sock=1
+[[ $(atleast "$(RATE "$first_n:10" bpf-pkt)" "$one_ipt" 1) == 1 ]] && g_small_pkt=1
+TEN=10000
+[[ " $SERIES " == *" 10000 "* ]] || TEN=$top_n
+# connections per CPU-second = 1e6 / us per request (client + server CPU, fixed offered rate)
+cps() { awk -v u="$1" 'BEGIN { if (u == "nan" || u == "" || u <= 0) print "nan"; else printf "%.0f", 1e6 / u }'; }
+c_ipt=$(cps "$(CPUR "$TEN:10" iptables)")
+c_nft=$(cps "$(CPUR "$TEN:10" nftables)")
+c_sock=$(cps "$(CPUR "$TEN:10" bpf-sock)")
+c_pkt=$(cps "$(CPUR "$TEN:10" bpf-pkt)")
+g_big_pkt=$(atleast "$c_pkt" "$c_ipt" 3)
+g_big_sock=$(atleast "$c_sock" "$c_ipt" 3)
+g_nft_pkt=$(atleast "$c_pkt" "$c_nft" 1)
+g_nft_sock=$(atleast "$c_sock" "$c_nft" 1)
+upd_sock=$(med e2e_ms cfg="$top_n:10" mode=bpf-sock kind=update)
+upd_pkt=$(med e2e_ms cfg="$top_n:10" mode=bpf-pkt kind=update)
+g_upd_sock=$(below "$upd_sock" 10)
+g_upd_pkt=$(below "$upd_pkt" 10)
+if [[ " $CONFIGS " == *" 50000:10 "* ]]; then FULLC=50000:10; else FULLC=$top_n:10; fi
+full_sock=$(med all_ok_s cfg="$FULLC" mode=bpf-sock kind=program)
+full_sync=$(med sync_sum_s cfg="$FULLC" mode=bpf-sock kind=agent)
+g_full=$(below "$full_sock" 2)
+[[ $FULLC == 50000:10 ]] || g_full="x$g_full"
+gfmt() { case $1 in 1) echo "**met**" ;; 0) echo "**missed**" ;; x1) echo "met at $top_n (50k not in this profile)" ;; x0) echo "**missed** at $top_n (50k not in this profile)" ;; *) echo "not measured" ;; esac; }
+
+status="all runs completed without errors"
+((${#failures[@]})) && status="**${#failures[@]} run(s) had errors** (listed at the end); their figures are not valid"
+md=$OUT/README.md
+T() { cell "$@"; } # shorthand in tables
+{
+	echo "# Service dataplanes compared: bpf (socket LB, per-packet), iptables, nftables, IPVS"
+	echo
+	echo "Measured $m_date on commit \`$m_commit\` in $elapsed s, profile **$PROFILE**. Status: $status."
+	echo
+	echo "Command: \`$CMDLINE\` (\`make bench-modes\` runs the full profile, \`make bench\` the quick one);"
+	echo "CONFIGS=\"$CONFIGS\" MODES=\"$MODES\" REPS=$REPS RUN_SECONDS=$RUN_SECONDS CONNS=$CONNS"
+	echo "OPEN_RATE=$OPEN_RATE UPDATE_SAMPLES=$UPDATE_SAMPLES STEP_TIMEOUT=$STEP_TIMEOUT."
+	echo
+	echo "**Machine:** $m_nproc x $m_cpu, $m_mem, Linux $m_kernel (virtualization: $m_virt)."
+	echo "Load average at the start **$m_load**, at the end $(cut -d' ' -f1-3 /proc/loadavg): this $m_nproc-core VM"
+	echo "is shared with other jobs (other build and test sessions ran during this measurement), so"
+	echo "absolute figures are low and noisy; modes ran interleaved in a random order each round, so"
+	echo "compare modes within a configuration, and read differences under ~10% as noise."
+	echo
+	echo "**Versions:** $v_ipt; $v_iptl; $v_nft; $v_ct; $v_bpftool; IPVS: $v_ipvs;"
+	echo "nf_conntrack_max $CT_MAX. \`perf stat -e instructions\`: $([[ $perf_ok == yes ]] && echo "works here (not used yet)" || echo "not supported on this VM"), so CPU per request is"
+	echo "measured as CPU time (below), not instructions."
+	echo
+	echo "## Goals"
+	echo
+	echo "| goal | figure (medians) | verdict |"
+	echo "|---|---|---|"
+	echo "| bpf flat within 5% from 1 to 50k Services (crr conn/s, closed loop, 16 random Services) | socket LB: ${g_flat_sock#*|}; per-packet: ${g_flat_pkt#*|} | socket LB $(gfmt "${g_flat_sock%%|*}"), per-packet $(gfmt "${g_flat_pkt%%|*}") |"
+	echo "| at $first_n Service within 5% of iptables (or better) | iptables $(fmt "$one_ipt" %.0f), socket LB $(fmt "$(RATE "$first_n:10" bpf-sock)" %.0f), per-packet $(fmt "$(RATE "$first_n:10" bpf-pkt)" %.0f) conn/s | socket LB $(gfmt "$g_small_sock"), per-packet $(gfmt "$g_small_pkt") |"
+	echo "| at $TEN Services >= 3x iptables' connections per CPU-second, and >= nftables' | per CPU-second (client + server CPU at $OPEN_RATE req/s): iptables $(fmt "$c_ipt" %.0f), nftables $(fmt "$c_nft" %.0f), socket LB $(fmt "$c_sock" %.0f), per-packet $(fmt "$c_pkt" %.0f) | 3x iptables: socket LB $(gfmt "$g_big_sock"), per-packet $(gfmt "$g_big_pkt"); >= nftables: socket LB $(gfmt "$g_nft_sock"), per-packet $(gfmt "$g_nft_pkt") |"
+	echo "| one Service added at $top_n Services, end to end < 10 ms (iptables, nftables beside) | socket LB $(fmt "$upd_sock" %.1f) ms, per-packet $(fmt "$upd_pkt" %.1f) ms; iptables $(fmt "$(med e2e_ms cfg="$top_n:10" mode=iptables kind=update)" %.1f) ms, nftables $(fmt "$(med e2e_ms cfg="$top_n:10" mode=nftables kind=update)" %.1f) ms | socket LB $(gfmt "$g_upd_sock"), per-packet $(gfmt "$g_upd_pkt")$([[ $top_n -ge 50000 ]] || echo " (at $top_n: 50k not in this profile)") |"
+	echo "| ${FULLC%%:*} Services x 10 endpoints programmed from empty < 2 s | agent start to the first and last Service answering: $(fmt "$full_sock" %.2f) s (the agent's own first sync: $(fmt "$full_sync" %.2f) s) | $(gfmt "$g_full") |"
+	echo "| ipvs | $(mode_state ipvs "$first_n:10" | sed 's/^$/measured/') | - |"
+	echo
+	echo "Modes not measured: $(for m in $ALL_MODES; do s=$(mode_state "$m" "$first_n:10"); [[ -n $s && $s != "not in MODES" ]] && printf '%s: %s; ' "$m" "$s"; done)"
+	for m in "${!TIMEDOUT[@]}"; do echo "$m: programming timed out (> ${STEP_TIMEOUT}s) at ${TIMEDOUT[$m]}; larger configurations skipped for it."; done
+	echo
+	echo "## Topology and method"
+	echo
+	echo "Three network namespaces (everything created and removed by the script):"
+	echo "client \`c0\` 198.18.250.2 plus 64 source addresses 198.18.200.1-64 <-> node (\`nc0\`, \`ns0\`,"
+	echo "ip_forward, the dataplane under test, \`sluice-agent\` inside it) <-> server, whose netns routes"
+	echo "198.18.0.0/17 to lo so one \`connbench serve\` (epoll, TCP and UDP on :8080) answers for all $BE_SPAN"
+	echo "backend addresses. Client on CPU $CLIENT_CPU, server on CPU $SERVER_CPU. Services come from"
+	echo "\`connbench load\` through \`sluice-control --store memory --controllers none\` (served into the node"
+	echo "netns with \`--listen-netns\`): Service i = ClusterIP 198.19.0.10+i, one TCP port 80 -> 8080,"
+	echo "E ready endpoints on this node from the shared span (Services share pods); the targeted"
+	echo "Services also have UDP 53 -> 8080. Client addresses are inside \`--cluster-cidr $CLUSTER_CIDR\`,"
+	echo "so no mode masquerades (pod -> ClusterIP). All modes get the same sysctls (port range,"
+	echo "tcp_tw_reuse) and \`conntrack -F\` before each mode."
+	echo
+	echo "- **direct**: no agent, the client connects straight to the same Services' backend addresses"
+	echo "  (no conntrack is even loaded in the node netns): the cost of the topology itself."
+	echo "- **bpf, socket LB**: \`--dataplane bpf\`; the client runs in the agent's cgroup, so"
+	echo "  \`connect()\`/\`sendmsg()\` are translated before a packet exists; no per-packet NAT."
+	echo "- **bpf, per-packet only**: the honest like-for-like row for kube-proxy's pod -> ClusterIP path."
+	echo "  The client netns is registered with the agent (\`--run-pods\`, the CNI ADD request on"
+	echo "  agent.sock with \`SLUICE_SOCKET_LB=off\`, as for a pod annotated \`sluice.io/socket-lb: \"off\"\`),"
+	echo "  so \`tc_pod\` on its host-side veth \`nc0\` does service DNAT + conntrack per packet and the"
+	echo "  reverse NAT on replies; the client runs outside the agent's cgroup. (The uplink tc path"
+	echo "  serves NodePort/LoadBalancer/externalIPs only, not ClusterIPs, so it is not used.) Its"
+	echo "  programming-from-empty wall time also contains that registration and the tc program load."
+	echo "- **iptables / nftables / ipvs**: \`--dataplane iptables|nftables|ipvs --cluster-cidr $CLUSTER_CIDR\`,"
+	echo "  the kube-proxy rule sets, programmed in the node netns (PREROUTING DNAT, conntrack)."
+	echo
+	echo "Requests (connbench): **crr** = TCP connect + 32 B request + 64 B response + close (server"
+	echo "closes first); **rr** = the same request on kept-alive connections; **udp** = a fresh UDP socket"
+	echo "(new source port, new flow) per request. Sources round-robin over 64 addresses. Closed loop:"
+	echo "$CONNS in flight; open loop: $OPEN_RATE req/s from a schedule, latency from each request's"
+	echo "*intended* start (no coordinated omission). Histograms: log buckets with 64 linear"
+	echo "sub-buckets (values within 1.6%). Each run ${RUN_SECONDS} s after ${WARMUP} s warm-up. Targets: the"
+	echo "first Service (index 0), the last (index N-1) and 16 random ones (round-robin); for iptables"
+	echo "the actual rule positions in KUBE-SERVICES are read back from \`iptables-save\` (section 6)."
+	echo
+	echo "CPU per request: **proc** = the client's and the server's own user+system time over the"
+	echo "run divided by the requests (softirq work done in their context included, other tenants"
+	echo "excluded; the dataplane's share is the difference to *direct*); **host** = system+irq+softirq"
+	echo "of all CPUs from /proc/stat, which on this shared VM includes other tenants (reported in the"
+	echo "CSV only). Conntrack: \`conntrack -S\` deltas in the node netns (insert_failed, drop, early_drop)."
+	echo
+	awk -v configs="$CONFIGS" -v modes="$ALL_MODES" -v conns="$CONNS" -v reps="$REPS" -v rate="$OPEN_RATE" \
+		-v step="$STEP_TIMEOUT" -v samples="$UPDATE_SAMPLES" -f tools/bench/modes-tables.awk \
+		"$tmp/states.txt" "$tmp/stats.txt"
+	echo "## Plots"
+	echo
+	echo "![conn/s vs Services](rate.png) ![latency](latency.png)"
+	echo
+	echo "![sync time](sync.png) ![memory](memory.png) $png_note"
+	echo
+	if ((${#failures[@]})); then
+		echo "## Runs with errors"
+		echo
+		for f in "${failures[@]}"; do echo "- ${f//|/\\|}"; done
+		echo
+	fi
+	echo "Per-run figures: [modes.csv](modes.csv) (median, min, max, quartiles, every run); raw lines: [raw.txt](raw.txt)."
+} >"$md"
+log "wrote $md, $csv and the plots in $OUT"
+((${#failures[@]} == 0))

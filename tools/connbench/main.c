@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * connbench: the datapath load generator behind tools/bench/datapath.sh. It
+ * connbench: the datapath load generator behind tools/bench/datapath.sh and
+ * tools/bench/modes.sh. It
  * measures what the socket-level service load balancer (bpf/cgroup_sock_lb)
  * costs a client and how fast the agent turns API writes into map entries:
  *
@@ -29,6 +30,21 @@
  *       the last one), timestamps each PUT just before it is sent and polls
  *       the pinned svc4 entry of the VIP until the new backend count is there;
  *       a watch on the slice times when the API server delivered each change.
+ *
+ *   connbench load --url URL --svc-base IP --be-base IP [--services N] ...
+ *       Creates Services s-NNNNN (ClusterIP svc-base + i, one TCP port, E
+ *       endpoints from a shared span) for tools/bench/modes.sh.
+ *   connbench update ... --first I --netns PATH
+ *       Adds Service I and times the first successful connection through its
+ *       ClusterIP from PATH (one new probe every 1 ms).
+ *   connbench wait --targets A:P,... --netns PATH -- CMD...
+ *       Starts CMD (an agent) and times until each target answers from PATH.
+ *
+ * closed and open take --proto crr (connect, request, response, close; the
+ * default), rr (keepalive) or udp (a fresh socket, so a fresh source port, per
+ * request) and --sources (bind round-robin to a pool of addresses); latency is
+ * kept in log-bucket histograms (within 1.6%), with the TCP connect time
+ * apart. serve --any listens on 0.0.0.0 and --udp answers UDP too.
  *
  * Output: one line of key=value pairs on stdout, first word = subcommand.
  * Every error counts and makes the run fail (exit 1): a benchmark with errors
@@ -579,8 +595,8 @@ struct client {
 	int64_t t_measure, t_end; /* recorded: connections intended in [t_measure, t_end) */
 	int64_t timeout_ns;	  /* a request not answered by then failed (lost UDP) */
 	int64_t last_sweep;
-	struct hist lat;	  /* request: from the intended start to the last byte */
-	struct hist conn;	  /* TCP handshake: from the intended start to connected */
+	struct hist lat;  /* request: from the intended start to the last byte */
+	struct hist conn; /* TCP handshake: from the intended start to connected */
 	unsigned long long done_in_window, errors, started, reconnects;
 	unsigned long long err_by_errno[160];
 	bool closed_loop;
@@ -677,9 +693,9 @@ static int client_start(struct client *cl, int64_t t)
 	c->state = C_CONNECTING;
 	sa = &cl->targets[cl->next_target];
 	cl->next_target = (cl->next_target + 1) % cl->n_targets;
-	c->fd = socket(AF_INET, (cl->proto == P_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK |
-					SOCK_CLOEXEC,
-		       0);
+	c->fd = socket(
+		AF_INET,
+		(cl->proto == P_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		client_fail(cl, i, errno);
 		return i;
@@ -820,9 +836,8 @@ static int sources_parse(const char *s, struct sockaddr_in *out)
 	if (sscanf(s, "%15[0-9.]-%15[0-9.]", lo, hi) != 2)
 		return addrs_parse("--sources", s, 1, out); /* port 1: overwritten below */
 	if (inet_pton(AF_INET, lo, &a) != 1 || inet_pton(AF_INET, hi, &b) != 1 ||
-	    ntohl(b.s_addr) < ntohl(a.s_addr) ||
-	    ntohl(b.s_addr) - ntohl(a.s_addr) >= MAX_ADDRS || !addr_allowed(a) ||
-	    !addr_allowed(b)) {
+	    ntohl(b.s_addr) < ntohl(a.s_addr) || ntohl(b.s_addr) - ntohl(a.s_addr) >= MAX_ADDRS ||
+	    !addr_allowed(a) || !addr_allowed(b)) {
 		fprintf(stderr,
 			"connbench: --sources '%s': expected A-B with at most %d addresses in "
 			"127/8 or 198.18.0.0/15\n",
@@ -902,7 +917,8 @@ static void client_print(const char *mode, struct client *cl, double secs, const
 	struct rusage ru;
 
 	getrusage(RUSAGE_SELF, &ru);
-	printf("%s cpu_s=%.3f proto=%s tag=%s targets=%d sources=%d %s rate=%.1f p50_ms=%.3f p90_ms=%.3f "
+	printf("%s cpu_s=%.3f proto=%s tag=%s targets=%d sources=%d %s rate=%.1f p50_ms=%.3f "
+	       "p90_ms=%.3f "
 	       "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f conn_p50_ms=%.3f conn_p99_ms=%.3f "
 	       "conn_p999_ms=%.3f samples=%llu errors=%llu\n",
 	       mode,
@@ -1779,7 +1795,8 @@ static int64_t probe_until(const struct sockaddr_in *sa, int64_t deadline, int64
 			p[i].fd = -1;
 			fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (fd >= 0) {
-				struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+				struct epoll_event ev = {.events = EPOLLOUT,
+							 .data.u32 = (uint32_t)i};
 
 				(*probes)++;
 				if ((connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) &&
@@ -1814,7 +1831,8 @@ static int64_t probe_until(const struct sockaddr_in *sa, int64_t deadline, int64
 			if (p[i].fd < 0)
 				continue;
 			if (!p[i].sent) {
-				struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+				struct epoll_event ev = {.events = EPOLLIN,
+							 .data.u32 = (uint32_t)i};
 
 				if (getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) || err ||
 				    write(p[i].fd, req_bytes, REQ_LEN) != REQ_LEN ||
@@ -2004,8 +2022,10 @@ static void usage(FILE *f)
 		"                         [--first I] [--endpoints 10] [--be-span K] [--affinity]\n"
 		"                         [--udp-services I,J,...] [--node NAME] [--clients 4]\n"
 		"       connbench update  --url URL --svc-base IP --be-base IP --first I\n"
-		"                         --netns PATH [--endpoints 10] [--be-span K] [--timeout S]\n"
-		"       connbench wait    --targets A:P,... --netns PATH [--timeout 60] [--pidfile F]\n"
+		"                         --netns PATH [--endpoints 10] [--be-span K] [--timeout "
+		"S]\n"
+		"       connbench wait    --targets A:P,... --netns PATH [--timeout 60] [--pidfile "
+		"F]\n"
 		"                         [--child-log F] [--child-cgroup DIR] -- CMD...\n"
 		"closed and open also take [--proto crr|rr|udp] [--sources A-B|A,B,...]\n"
 		"[--req-timeout 2]; serve takes --any (0.0.0.0) and --udp (UDP on the same port).\n"
@@ -2281,16 +2301,19 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "wait")) {
 		if (!targets || !netns || optind >= argc) {
-			fprintf(stderr, "connbench wait: --targets, --netns and -- CMD are required\n");
+			fprintf(stderr,
+				"connbench wait: --targets, --netns and -- CMD are required\n");
 			return 2;
 		}
-		return cmd_wait(targets, netns, timeout, pidfile, child_log, child_cg, argv + optind);
+		return cmd_wait(targets, netns, timeout, pidfile, child_log, child_cg,
+				argv + optind);
 	}
 	if (!strcmp(cmd, "load") || !strcmp(cmd, "update")) {
 		lo.url = co.url;
 		lo.node = co.node;
 		if (!lo.url || !have_svc || !have_be) {
-			fprintf(stderr, "connbench %s: --url, --svc-base and --be-base are required\n",
+			fprintf(stderr,
+				"connbench %s: --url, --svc-base and --be-base are required\n",
 				cmd);
 			return 2;
 		}
@@ -2318,7 +2341,8 @@ int main(int argc, char **argv)
 		}
 		return cmd_change(&co);
 	}
-	fprintf(stderr, "connbench: unknown command '%s' (serve, closed, open, mapwait, change, "
+	fprintf(stderr,
+		"connbench: unknown command '%s' (serve, closed, open, mapwait, change, "
 		"load, update, wait)\n",
 		cmd);
 	return 2;
