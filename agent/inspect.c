@@ -745,9 +745,9 @@ int insp_backend_list(struct insp *in, struct insp_out *o)
 			     ep_str(ep, sizeof(ep), e->addr, e->port, e->proto));
 		out_ep_json(o, e->addr, e->port, e->proto);
 		insp_out_str(o, INSP_ANY, "state", "%-13s", insp_backend_state_name(e->state));
+		/* The agent writes node_id 1 for every remote backend (the ABI only
+		 * tells local from remote), so a number here would name no node. */
 		insp_out_str(o, INSP_TEXT, NULL, "%s", e->node_id ? "remote" : "local");
-		if (e->node_id)
-			insp_out_text(o, " (node %u)", e->node_id);
 		insp_out_bool(o, INSP_JSON, "local", NULL, e->node_id == 0);
 		insp_out_u64(o, INSP_JSON, "node_id", NULL, e->node_id);
 		insp_out_text(o, "\n");

@@ -33,6 +33,10 @@ int agent_dataplane_parse(const char *s, enum agent_dataplane *out)
 const struct pxy_ops *pxy_ops_for(enum agent_dataplane d)
 {
 	switch (d) {
+	case AGENT_DP_NFTABLES:
+		return &pxy_nftables_ops;
+	case AGENT_DP_IPVS:
+		return &pxy_ipvs_ops;
 	default:
 		return NULL;
 	}

@@ -22,6 +22,8 @@ PKGS=(
   # podman --rootfs with the CNI backend), a static busybox as the containers' rootfs, and
   # the reference plugins chained after sluice-cni (prevResult handling).
   containerd runc podman busybox-static containernetworking-plugins
+  # --dataplane ipvs keeps kube-proxy's KUBE-* ipsets (tests/unit/test_px_ipvs.c loads them).
+  ipset
   # tools/bench/lab.sh: TCP throughput pod -> pod across lab nodes vs plain veth/bridge.
   iperf3
 )

@@ -22,6 +22,15 @@
 # bpffs as in agent_clusterip.sh. Every backend answers with its own
 # "addr:port", so each reply names the backend and the port it was reached on.
 #
+# DATAPLANE=iptables|nftables runs the same checks against a legacy dataplane
+# (agent/proxier.h): the agent then runs inside the netns (netfilter rules are
+# per netns; sluice-control also listens there, --listen-netns), its
+# health-check and metrics ports are there too, and "nothing programmed" is
+# read from iptables-save / nft instead of the svc4 map. One semantic differs
+# on purpose, as in kube-proxy: internalTrafficPolicy Local with endpoints
+# only on other nodes DROPs there (the client times out) where the socket LB
+# refuses at connect.
+#
 # Not covered here: a malformed object from the API (validation refuses to
 # store one; the model's unit tests feed malformed JSON instead), and what
 # eTP=Local does for clients outside the node (the per-packet path's job; the
@@ -31,6 +40,14 @@ if [[ -z ${SLUICE_IN_MNTNS:-} ]]; then
 fi
 source "$(dirname "$0")/lib.sh"
 
+DATAPLANE=${DATAPLANE:-bpf}
+case $DATAPLANE in
+bpf | iptables | nftables) ;;
+*)
+	echo "agent_semantics.sh: DATAPLANE must be bpf, iptables or nftables, not '$DATAPLANE'" >&2
+	exit 2
+	;;
+esac
 NS=sl-sem-$$
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 CG=$CGROOT/sluice-test-sem-$$
@@ -43,7 +60,8 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 
 sem_cleanup() {
 	[[ -n ${AGENT_PID:-} ]] && kill -9 "$AGENT_PID" 2>/dev/null
-	"$BIN/sluice-agent" --node-name "$NODE" --bpffs "$BPFFS" --cleanup >/dev/null 2>&1
+	ip netns exec "$NS" "$BIN/sluice-agent" --node-name "$NODE" --bpffs "$BPFFS" --cleanup \
+		>/dev/null 2>&1
 	if [[ -d $CG ]]; then
 		while read -r p; do kill -9 "$p" 2>/dev/null; done <"$CG/cgroup.procs"
 		sleep 0.1
@@ -197,12 +215,25 @@ poll() {
 # reply_matches HOST PORT REGEX: one request's reply matches.
 reply_matches() { [[ $(cl tcp "$1" "$2" 1) =~ $3 ]]; }
 
-start_control --store memory || { not_ok start-control; finish; }
+# in_agent_ns CMD...: where the agent runs (its HC ports live there). A prefix
+# array, not a function, so that $! below is the agent's own PID.
+IN_AGENT_NS=()
+in_agent_ns() { "${IN_AGENT_NS[@]}" "$@"; }
+if [[ $DATAPLANE == bpf ]]; then
+	start_control --store memory || { not_ok start-control; finish; }
+	AGENT_URL=$CONTROL_URL
+else
+	IN_AGENT_NS=(ip netns exec "$NS")
+	NSPORT=$(free_port)
+	start_control --store memory --listen-netns "/run/netns/$NS=127.0.0.1:$NSPORT" ||
+		{ not_ok start-control; finish; }
+	AGENT_URL=http://127.0.0.1:$NSPORT
+fi
 U=$CONTROL_URL
 MPORT=$(free_port)
-"$BIN/sluice-agent" --node-name "$NODE" --server "$U" --bpffs "$BPFFS" --cgroup-root "$CG" \
-	--metrics-listen "127.0.0.1:$MPORT" --hc-bind 127.0.0.1 --log-level info \
-	>>"$TMP/agent.log" 2>&1 &
+"${IN_AGENT_NS[@]}" "$BIN/sluice-agent" --node-name "$NODE" --server "$AGENT_URL" --bpffs "$BPFFS" \
+	--cgroup-root "$CG" --dataplane "$DATAPLANE" --metrics-listen "127.0.0.1:$MPORT" \
+	--hc-bind 127.0.0.1 --log-level info >>"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 PIDS+=("$AGENT_PID")
 
@@ -358,7 +389,11 @@ expect_eq terminating-not-serving-never "$(distinct 198.18.128.4 80 10)" "ERR EC
 expect_eq itp-local-only-local-endpoints "$(distinct 198.18.128.5 80 30)" "198.18.4.1:8080"
 slice itp-1 itp "[$(port http 8080)]" "[$(ep 198.18.4.2 node-b)]"
 poll 5 reply_matches 198.18.128.5 80 '^ERR'
-expect_eq itp-local-none-local-refused "$(distinct 198.18.128.5 80 10)" "ERR ECONNREFUSED"
+if [[ $DATAPLANE == bpf ]]; then
+	expect_eq itp-local-none-local-refused "$(distinct 198.18.128.5 80 10)" "ERR ECONNREFUSED"
+else
+	expect_eq itp-local-none-local-dropped "$(distinct 198.18.128.5 80 1)" "ERR timeout"
+fi
 
 # --- externalTrafficPolicy Local: healthCheckNodePort and the LB address ---
 code=$(edit "$SVCS/etp/status" '.status.loadBalancer.ingress = [{"ip": "198.18.20.1"}]')
@@ -366,7 +401,7 @@ code=$(edit "$SVCS/etp/status" '.status.loadBalancer.ingress = [{"ip": "198.18.2
 api GET "$SVCS/etp" >/dev/null
 HC=$(jq -r '.spec.healthCheckNodePort // empty' "$TMP/api.out")
 expect_match etp-hc-node-port-allocated "$HC" '^[0-9]+$'
-hc() { curl -s --max-time 2 -w ' %{http_code}' "http://127.0.0.1:$HC/"; }
+hc() { in_agent_ns curl -s --max-time 2 -w ' %{http_code}' "http://127.0.0.1:$HC/"; }
 hc_is() { [[ $(hc) =~ $1 ]]; }
 poll 5 hc_is '"localEndpoints":1,.* 200$'
 expect_match etp-hc-one-local-200 "$(hc)" '"localEndpoints":1,.* 200$'
@@ -404,10 +439,24 @@ expect_eq update-new-port-works "$(distinct 198.18.128.9 81 5)" "198.18.8.1:8080
 expect_match update-old-port-gone "$(distinct 198.18.128.9 80 3)" '^ERR E(CONNREFUSED|NETUNREACH|HOSTUNREACH)$'
 
 # --- headless and ExternalName: nothing programmed ---
-# svc4 key ports (bpftool prints the __be16 as a host-order integer).
-dump=$(bpftool -j map dump pinned "$BPFFS/sluice/$NODE/sl_svc4_v1" 2>&1)
-dump_ports=$(echo "$dump" | jq -r '.[].formatted.key.port' 2>/dev/null | sort -un | tr '\n' ' ')
-be16() { echo $((($1 >> 8) | (($1 & 255) << 8))); }
+if [[ $DATAPLANE == bpf ]]; then
+	# svc4 key ports (bpftool prints the __be16 as a host-order integer).
+	dump=$(bpftool -j map dump pinned "$BPFFS/sluice/$NODE/sl_svc4_v1" 2>&1)
+	dump_ports=$(echo "$dump" | jq -r '.[].formatted.key.port' 2>/dev/null | sort -un | tr '\n' ' ')
+	be16() { echo $((($1 >> 8) | (($1 & 255) << 8))); }
+else
+	# Every port number the rules mention as a destination port.
+	if [[ $DATAPLANE == iptables ]]; then
+		dump=$(ip netns exec "$NS" iptables-save 2>&1)
+		dump_ports=$(grep -oE -- '--dport [0-9]+' <<<"$dump" | awk '{ print $2 }')
+	else
+		dump=$(ip netns exec "$NS" nft list table ip kube-proxy 2>&1)
+		dump_ports=$(grep -oE '\. (tcp|udp|sctp) \. [0-9]+' <<<"$dump" | awk '{ print $4 }')
+	fi
+	dump_ports=$(sort -un <<<"$dump_ports" | tr '\n' ' ')
+	be16() { echo "$1"; }
+	expect_match legacy-rules-mention-cluster-ip "$dump" '198\.18\.128\.12'
+fi
 # The checks below can only pass if the dump was read and holds the services above.
 expect_match dump-readable " $dump_ports" " $(be16 81) "
 [[ " $dump_ports" != *" $(be16 5555) "* ]] && ok headless-not-programmed ||
