@@ -50,7 +50,9 @@
 if [[ -z ${SLUICE_MODES_MNTNS:-} ]]; then
 	exec env SLUICE_MODES_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
-set -euo pipefail
+set -Eeuo pipefail
+# A failing command ends the run; say which (set -e alone exits silently).
+trap 'echo "modes bench: line $LINENO: \"$BASH_COMMAND\" failed (status $?)" >&2' ERR
 cd "$(dirname "$0")/../.."
 CMDLINE="tools/bench/modes.sh $*"
 
@@ -65,7 +67,7 @@ done
 BIN=${BIN:-build/bin}
 OUT=${OUT:-docs/benchmarks/modes}
 if [[ $PROFILE == quick ]]; then
-	CONFIGS=${CONFIGS:-"1:10 1000:10 10000:10 1000:10:aff"}
+	CONFIGS=${CONFIGS:-"1:10 1000:10 10000:10"}
 	REPS=${REPS:-2}
 	RUN_SECONDS=${RUN_SECONDS:-1}
 	UPDATE_SAMPLES=${UPDATE_SAMPLES:-3}
@@ -319,6 +321,12 @@ agent_args() { # agent_args MODE
 # pod annotated sluice.io/socket-lb: "off"), so tc_pod on its host-side veth
 # (nc0) translates ClusterIP traffic per packet; the client runs outside the
 # node cgroup, so the socket hooks never see it.
+agent_sock() { # agent_sock JSON: one request on the agent's endpoint socket
+	printf '%s\n' "$1" | in_ns python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+print(s.recv(4000).decode().strip())' "$STATE/agent.sock"
+}
 register_pod() {
 	local i
 	for ((i = 0; i < 600; i++)); do [[ -S $STATE/agent.sock ]] && break; sleep 0.05; done
@@ -338,6 +346,11 @@ agent_stop() {
 	AGENT_PID=
 	agent_cleanup
 	rm -rf "${STATE:?}"/*
+}
+# The pod goes away as at CNI DEL: the agent detaches tc_pod from its veth
+# (--cleanup leaves pod veths to the CNI plugin, which deletes them).
+unregister_pod() {
+	agent_sock '{"op":"del","containerID":"modes-bench","ifname":"c0","netns":"/run/netns/'"$CLI"'"}' >>"$tmp/register.out" 2>&1 || true
 }
 
 # leftovers: what any dataplane left in the node netns (must be nothing).
@@ -422,7 +435,7 @@ run_mode() { # run_mode REP CFG N E MODE
 		emit "$tags kind=agent sync_count=$(metric sluice_agent_sync_duration_seconds_count "$tmp/m.txt") sync_sum_s=$(metric sluice_agent_sync_duration_seconds_sum "$tmp/m.txt") program_call_s=$(metric sluice_agent_dataplane_last_program_seconds "$tmp/m.txt") rules=$(metric sluice_agent_dataplane_rules "$tmp/m.txt")"
 		sleep 0.3
 		local memlock
-		memlock=$(for f in "$BPFFS"/sluice/$NODE/*; do bpftool map show pinned "$f" 2>/dev/null; done |
+		memlock=$(for f in "$BPFFS"/sluice/$NODE/*; do bpftool map show pinned "$f" 2>/dev/null || true; done |
 			awk '{ for (i = 1; i <= NF; i++) if ($i == "memlock") { v = $(i + 1); sub(/B$/, "", v); s += v } } END { print s + 0 }')
 		# Kernel memory the mode added (other tenants' churn included: noisy).
 		emit "$tags kind=mem $(printf '%s\n%s\n' "$mem0" "$(meminfo)" | awk 'NR == 1 { for (i = 1; i <= NF; i++) { split($i, kv, "="); a[kv[1]] = kv[2] } }
@@ -496,6 +509,7 @@ run_mode() { # run_mode REP CFG N E MODE
 			emit "$tags kind=updagent program_call_ms=$(awk -v v="$(metric sluice_agent_dataplane_last_program_seconds "$tmp/m1.txt")" 'BEGIN { if (v == "") print "nan"; else printf "%.3f", v * 1000 }') syncs=$(($(metric sluice_agent_sync_duration_seconds_count "$tmp/m1.txt" || echo 0) - $(metric sluice_agent_sync_duration_seconds_count "$tmp/m0.txt" || echo 0))) sync_ms=$(awk -v a="$(metric sluice_agent_sync_duration_seconds_sum "$tmp/m0.txt")" -v b="$(metric sluice_agent_sync_duration_seconds_sum "$tmp/m1.txt")" 'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.3f", (b - a) * 1000 }')"
 			if [[ $LAST == *timeout=1* ]]; then break; fi
 		done
+		if [[ $mode == bpf-pkt ]]; then unregister_pod; fi
 		agent_stop
 		local lo
 		lo=$(leftovers)
