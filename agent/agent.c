@@ -70,7 +70,7 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-#define AG "agent"
+#define AG	      "agent"
 #define AGENT_RUN_DIR "/run/sluice"
 
 enum { INF_SVC, INF_EPS, INF_NODE, INF_N };
@@ -186,13 +186,20 @@ int agent_cgroup2_root(char *out, size_t outlen)
 
 /*
  * The dataplane that last programmed this node, recorded in
- * /run/sluice/<node>/dataplane so a restart with another --dataplane removes
- * the old one's state first (proxier.h). /run: the rules and pins it
- * describes do not survive a reboot either.
+ * /run/sluice/<node>/dataplane.<netns inode> so a restart with another
+ * --dataplane removes the old one's state first (proxier.h). Netfilter state
+ * is per network namespace, hence the inode (agents of one name in two
+ * namespaces, as in tests, must not clean each other's rules); /run because
+ * the rules and pins it describes do not survive a reboot either.
  */
 static void dataplane_path(char *out, size_t len, const char *node_name)
 {
-	snprintf(out, len, "%s/%s/dataplane", AGENT_RUN_DIR, node_name);
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st))
+		st.st_ino = 0;
+	snprintf(out, len, "%s/%s/dataplane.%llu", AGENT_RUN_DIR, node_name,
+		 (unsigned long long)st.st_ino);
 }
 
 static int dataplane_recorded(const char *node_name, enum agent_dataplane *out)
@@ -752,7 +759,8 @@ static unsigned apply_plan_bpf(struct agent *a, const struct lbi_plan *plan)
 			}
 		}
 	}
-	a->ops_applied += plan->n_be_put + plan->n_fe_put + plan->n_fe_del + plan->n_be_del - errors;
+	a->ops_applied +=
+		plan->n_be_put + plan->n_fe_put + plan->n_fe_del + plan->n_be_del - errors;
 	if (plan->full && !errors) {
 		/* Adopted pinned state (or a failed write): drop what is no longer
 		 * wanted, now that everything wanted is in place. */
@@ -1215,15 +1223,15 @@ static int dataplane_switch(struct agent *a)
 		had = AGENT_DP_BPF;
 	if (had == want)
 		return 0;
-	pr_info(AG, "node '%s': switching the service dataplane from %s to %s",
-		a->cfg.node_name, agent_dataplane_name(had), name);
+	pr_info(AG, "node '%s': switching the service dataplane from %s to %s", a->cfg.node_name,
+		agent_dataplane_name(had), name);
 	old = pxy_ops_for(had);
 	if (old) {
 		int err = old->cleanup();
 
 		if (err < 0)
-			pr_warn(AG, "node '%s': removing the %s rules failed: %s",
-				a->cfg.node_name, old->name, sl_strerror(err));
+			pr_warn(AG, "node '%s': removing the %s rules failed: %s", a->cfg.node_name,
+				old->name, sl_strerror(err));
 	} else if (had == AGENT_DP_BPF) {
 		char root[PATH_MAX];
 
@@ -1434,7 +1442,7 @@ out:
 	np_close(a.np);	    /* before the base: it owns a timer on it */
 	if (a.px)
 		a.pxops->close(a.px);
-	npol_close(a.pol);  /* before the base: informer events and timers */
+	npol_close(a.pol); /* before the base: informer events and timers */
 	if (a.base)
 		event_base_free(a.base);
 	sockterm_close(a.st);

@@ -263,7 +263,8 @@ int main(int argc, char **argv)
 			if (strcmp(optarg, "auto") && strcmp(optarg, "legacy") &&
 			    strcmp(optarg, "nft")) {
 				fprintf(stderr,
-					"sluice-agent: --iptables-variant '%s': accepted values are "
+					"sluice-agent: --iptables-variant '%s': accepted values "
+					"are "
 					"auto, legacy, nft\n",
 					optarg);
 				return 2;
@@ -276,7 +277,8 @@ int main(int argc, char **argv)
 			size_t n = slash ? (size_t)(slash - optarg) : 0;
 
 			if (!slash || n >= sizeof(ip) || parse_uint(slash + 1, 32, &bits) ||
-			    (memcpy(ip, optarg, n), ip[n] = '\0', inet_pton(AF_INET, ip, &a4) != 1)) {
+			    (memcpy(ip, optarg, n), ip[n] = '\0',
+			     inet_pton(AF_INET, ip, &a4) != 1)) {
 				fprintf(stderr,
 					"sluice-agent: --cluster-cidr '%s': expected an IPv4 CIDR "
 					"such as 10.244.0.0/16\n",

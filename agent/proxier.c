@@ -33,6 +33,8 @@ int agent_dataplane_parse(const char *s, enum agent_dataplane *out)
 const struct pxy_ops *pxy_ops_for(enum agent_dataplane d)
 {
 	switch (d) {
+	case AGENT_DP_IPTABLES:
+		return &pxy_iptables_ops;
 	case AGENT_DP_NFTABLES:
 		return &pxy_nftables_ops;
 	case AGENT_DP_IPVS:

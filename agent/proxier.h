@@ -31,7 +31,7 @@
  * service traffic. NetworkPolicy and the pod datapath are unchanged.
  *
  * Switching: the agent records the active dataplane in
- * <run-dir>/<node>/dataplane; on start, a different recorded one is cleaned
+ * /run/sluice/<node>/dataplane.<netns inode>; on start, a different recorded one is cleaned
  * up first (its cleanup()), and `sluice-agent --cleanup` runs every
  * backend's cleanup. Each backend removes only what it created (kube-proxy's
  * chain and table names), in the calling netns.
@@ -77,11 +77,11 @@ struct pxy_cfg {
 struct pxy;
 
 struct pxy_stats {
-	uint64_t syncs;		/* successful syncs */
-	uint64_t sync_errors;	/* failed syncs (each logged) */
-	uint64_t rules;		/* rules (iptables) or elements+rules (nftables) last programmed */
-	double last_sync_s;	/* wall time of the last sync, rendering included */
-	double last_program_s;	/* of it, the kernel programming call (restore / batch) */
+	uint64_t syncs;	       /* successful syncs */
+	uint64_t sync_errors;  /* failed syncs (each logged) */
+	uint64_t rules;	       /* rules (iptables) or elements+rules (nftables) last programmed */
+	double last_sync_s;    /* wall time of the last sync, rendering included */
+	double last_program_s; /* of it, the kernel programming call (restore / batch) */
 	size_t services_rendered; /* Services re-rendered by the last sync */
 };
 
