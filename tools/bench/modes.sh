@@ -527,7 +527,9 @@ for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 	start_control
 	post /api/v1/nodes '{"metadata":{"name":"'$NODE'"},"status":{"addresses":[{"type":"InternalIP","address":"198.18.251.1"}]}}'
 	# Targets: the first, the last and NRANDOM random Services (UDP ports on those).
-	mapfile -t RANDOM_IDX < <(if ((n > NRANDOM)); then shuf -i 0-$((n - 1)) -n $NRANDOM --random-source=<(yes); else seq 0 $((n - 1)); fi)
+	# (a fixed seed: the same Services in every run of a configuration)
+	mapfile -t RANDOM_IDX < <(awk -v n="$n" -v k=$NRANDOM 'BEGIN { srand(42); if (k > n) k = n
+		while (c < k) { x = int(rand() * n); if (!(x in s)) { s[x] = 1; print x; c++ } } }')
 	udp_list=$(printf '%s\n' 0 $((n - 1)) "${RANDOM_IDX[@]}" | sort -un | paste -sd,)
 	record rep=1 cfg=$cfg mode=api kind=load -- "$BIN/connbench" load --url "$URL" --svc-base $SVC_BASE \
 		--be-base $BE_BASE --be-span $BE_SPAN --services "$n" --endpoints "$e" --node $NODE \
