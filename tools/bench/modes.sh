@@ -418,6 +418,8 @@ run_mode() { # run_mode REP CFG N E MODE
 		if [[ $LAST == *timeout=1* || -z $LAST ]]; then
 			TIMEDOUT[$mode]=$cfg
 			emit "$tags kind=timeout step=program limit_s=$STEP_TIMEOUT"
+			# A result (reported as a timeout), not a failed run.
+			if ((${#failures[@]})); then unset 'failures[${#failures[@]}-1]'; fi
 			log "$mode: programming $cfg did not finish within ${STEP_TIMEOUT}s; skipped from here on"
 			agent_stop
 			return 0
@@ -520,6 +522,8 @@ run_mode() { # run_mode REP CFG N E MODE
 # --- measurements ------------------------------------------------------------------
 # REPORT_FROM=raw.txt (development): no measurements, the report from those lines.
 [[ -z ${REPORT_FROM:-} ]] || { cp "$REPORT_FROM" "$raw"; CONFIGS_RUN=""; }
+# The run's own facts travel with its lines (a regenerated report keeps them).
+[[ -n ${REPORT_FROM:-} ]] || emit "rep=0 cfg=- mode=- kind=meta date=${m_date// /~} commit=$m_commit load=${m_load// /~} profile=$PROFILE"
 for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 	IFS=: read -r n e aff <<<"$cfg"
 	AFF=${aff:+1}
@@ -551,7 +555,18 @@ for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 done
 elapsed=$(($(date +%s) - t_start))
 log "measurements done in ${elapsed}s"
-[[ -z ${REPORT_FROM:-} ]] || elapsed="(report regenerated from $REPORT_FROM)"
+m_end_load=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ -z ${REPORT_FROM:-} ]]; then
+	emit "rep=0 cfg=- mode=- kind=metaend elapsed=$elapsed end_load=${m_end_load// /~}"
+else
+	meta() { awk -v k="$1" -v f="$2" '$0 ~ " kind=" k "( |$)" { for (i = 1; i <= NF; i++) if (index($i, f "=") == 1) { v = substr($i, length(f) + 2); gsub(/~/, " ", v); print v } }' "$raw" | sed -n 1p; }
+	m_date=$(meta meta date)
+	m_commit=$(meta meta commit)
+	m_load=$(meta meta load)
+	PROFILE=$(meta meta profile)
+	elapsed=$(meta metaend elapsed)
+	m_end_load=$(meta metaend end_load)
+fi
 cp "$raw" "$OUT/raw.txt.new" && mv "$OUT/raw.txt.new" "$OUT/raw.txt"
 # What the agent refused and where programming timed out, from the lines.
 while read -r m r; do UNAVAILABLE[$m]=${r//\~/ }; done < <(awk '/ kind=unavailable / { for (i = 1; i <= NF; i++) { if ($i ~ /^mode=/) m = substr($i, 6); if ($i ~ /^reason=/) r = substr($i, 8) } print m, r }' "$raw")
@@ -638,8 +653,8 @@ mode_state() {
 		if [[ ${UNAVAILABLE[$m]} == *"not built"* ]]; then echo "not built: ${UNAVAILABLE[$m]}"; else echo "unavailable: ${UNAVAILABLE[$m]}"; fi
 		return
 	fi
+	if [[ $(stat limit_s cfg="$c" mode="$m" kind=timeout | cut -d' ' -f6) != 0 ]]; then echo "timeout: programming took more than $(stat limit_s cfg="$c" mode="$m" kind=timeout | cut -d' ' -f1)s"; return; fi
 	if [[ $(stat reason cfg="$c" mode="$m" kind=skipped | cut -d' ' -f6) != 0 ]]; then echo "skipped: programming timed out at ${TIMEDOUT[$m]}"; return; fi
-	if [[ $(stat limit_s cfg="$c" mode="$m" kind=timeout | cut -d' ' -f6) != 0 ]]; then echo "timeout: programming took more than ${STEP_TIMEOUT}s"; return; fi
 	echo ""
 }
 # The scaling series: E=10 without affinity, by N.
@@ -768,7 +783,7 @@ T() { cell "$@"; } # shorthand in tables
 	echo "OPEN_RATE=$OPEN_RATE UPDATE_SAMPLES=$UPDATE_SAMPLES STEP_TIMEOUT=$STEP_TIMEOUT."
 	echo
 	echo "**Machine:** $m_nproc x $m_cpu, $m_mem, Linux $m_kernel (virtualization: $m_virt)."
-	echo "Load average at the start **$m_load**, at the end $(cut -d' ' -f1-3 /proc/loadavg): this $m_nproc-core VM"
+	echo "Load average at the start **$m_load**, at the end $m_end_load: this $m_nproc-core VM"
 	echo "is shared with other jobs (other build and test sessions ran during this measurement), so"
 	echo "absolute figures are low and noisy; modes ran interleaved in a random order each round, so"
 	echo "compare modes within a configuration, and read differences under ~10% as noise."
