@@ -523,7 +523,7 @@ run_mode() { # run_mode REP CFG N E MODE
 # REPORT_FROM=raw.txt (development): no measurements, the report from those lines.
 [[ -z ${REPORT_FROM:-} ]] || { cp "$REPORT_FROM" "$raw"; CONFIGS_RUN=""; }
 # The run's own facts travel with its lines (a regenerated report keeps them).
-[[ -n ${REPORT_FROM:-} ]] || emit "rep=0 cfg=- mode=- kind=meta date=${m_date// /~} commit=$m_commit load=${m_load// /~} profile=$PROFILE"
+[[ -n ${REPORT_FROM:-} ]] || emit "rep=0 cfg=- mode=- kind=meta date=${m_date// /\~} commit=$m_commit load=${m_load// /\~} profile=$PROFILE"
 for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 	IFS=: read -r n e aff <<<"$cfg"
 	AFF=${aff:+1}
@@ -557,7 +557,7 @@ elapsed=$(($(date +%s) - t_start))
 log "measurements done in ${elapsed}s"
 m_end_load=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ -z ${REPORT_FROM:-} ]]; then
-	emit "rep=0 cfg=- mode=- kind=metaend elapsed=$elapsed end_load=${m_end_load// /~}"
+	emit "rep=0 cfg=- mode=- kind=metaend elapsed=$elapsed end_load=${m_end_load// /\~}"
 else
 	meta() { awk -v k="$1" -v f="$2" '$0 ~ " kind=" k "( |$)" { for (i = 1; i <= NF; i++) if (index($i, f "=") == 1) { v = substr($i, length(f) + 2); gsub(/~/, " ", v); print v } }' "$raw" | sed -n 1p; }
 	m_date=$(meta meta date)
@@ -846,8 +846,8 @@ T() { cell "$@"; } # shorthand in tables
 	echo "CPU per request: **proc** = the client's and the server's own user+system time over the"
 	echo "run divided by the requests (softirq work done in their context included, other tenants"
 	echo "excluded; the dataplane's share is the difference to *direct*); **host** = system+irq+softirq"
-	echo "of all CPUs from /proc/stat, which on this shared VM includes other tenants (reported in the"
-	echo "CSV only). Conntrack: \`conntrack -S\` deltas in the node netns (insert_failed, drop, early_drop)."
+	echo "of all CPUs from /proc/stat over the run (the brief's method where perf cannot count), which on"
+	echo "this shared VM includes other tenants' kernel time. Conntrack: \`conntrack -S\` deltas in the node netns (insert_failed, drop, early_drop)."
 	echo
 	awk -v configs="$CONFIGS" -v modes="$ALL_MODES" -v conns="$CONNS" -v reps="$REPS" -v rate="$OPEN_RATE" \
 		-v step="$STEP_TIMEOUT" -v samples="$UPDATE_SAMPLES" -f tools/bench/modes-tables.awk \
@@ -858,6 +858,12 @@ T() { cell "$@"; } # shorthand in tables
 	echo
 	echo "![sync time](sync.png) ![memory](memory.png) $png_note"
 	echo
+	# A hand-written reading of one run, printed only with that run's report (a
+	# later run must not inherit a stale diagnosis).
+	if [[ -f tools/bench/modes-analysis.md && $(sed -n 1p tools/bench/modes-analysis.md) == "for-run: $m_date" ]]; then
+		sed 1d tools/bench/modes-analysis.md
+		echo
+	fi
 	if ((${#failures[@]})); then
 		echo "## Runs with errors"
 		echo
