@@ -193,7 +193,6 @@ ip -n "$NS" addr add 198.18.250.1/30 dev nc0
 ip -n "$NS" addr add 198.18.251.1/30 dev ns0
 ip -n "$SRV" addr add 198.18.251.2/30 dev s0
 for l in "$CLI c0" "$NS nc0" "$NS ns0" "$SRV s0"; do ip -n ${l% *} link set ${l#* } up; done
-read -r s_lo s_hi < <(echo "${SOURCES/-/ }")
 for ((i = 1; i <= 64; i++)); do ip -n "$CLI" addr add "198.18.200.$i/32" dev c0; done
 ip -n "$CLI" route add 198.18.0.0/17 via 198.18.250.1
 ip -n "$CLI" route add $SVC_CIDR via 198.18.250.1
@@ -369,8 +368,8 @@ declare -A TIMEDOUT=()    # mode -> config where programming timed out
 UPD_NEXT=0
 
 run_mode() { # run_mode REP CFG N E MODE
-	local rep=$1 cfg=$2 n=$3 e=$4 mode=$5 tags pos tg cg=cg j0 j1 c0 c1 out prog0 prog1
-	local first last rnd
+	local rep=$1 cfg=$2 n=$3 e=$4 mode=$5 tags pos cg=cg j0 j1 s0 s1
+	local first last
 	tags="rep=$rep cfg=$cfg mode=$mode"
 	first=$(svc_ip 0)
 	last=$(svc_ip $((n - 1)))
