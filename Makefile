@@ -5,6 +5,7 @@
 #   make test       deps + sanitizer build + every suite; ends with "N passed, N failed"
 #   make demo       deps + build + the main job on a local lab
 #   make bench      benchmarks; results under docs/benchmarks/
+#   make bench-modes  the full service-dataplane comparison (docs/benchmarks/modes/)
 #   make lint       clang-format check, cppcheck, clang-tidy
 #   make deps       install missing Debian packages (idempotent)
 #
@@ -107,7 +108,7 @@ FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BIN)/tests/replay_%,$(FUZZ_SRC))
 TOOL_SRC  := $(wildcard tools/*/main.c)
 TOOL_BINS := $(patsubst tools/%/main.c,$(BIN)/%,$(TOOL_SRC))
 
-.PHONY: all deps test test-build unit demo bench lint format clean fuzz
+.PHONY: all deps test test-build unit demo bench bench-modes lint format clean fuzz
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -219,6 +220,10 @@ demo: deps all
 
 bench: deps all
 	$(Q)tools/bench/run.sh
+
+# The service dataplane comparison, full profile (1 to 50k Services; hours on 2 cores).
+bench-modes: deps all
+	$(Q)tools/bench/modes.sh
 
 lint:
 	$(Q)scripts/lint.sh

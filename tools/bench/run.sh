@@ -30,6 +30,9 @@ tools/bench/sched.sh || rc=1
 echo "bench: NetworkPolicy compiler (1,000 pods x 1,000 policies and 5,000 x 2,000: compile time, changes, map size), under a minute"
 tools/bench/netpol.sh || rc=1
 
+echo "bench: service dataplanes, quick profile (bpf socket LB and per-packet, iptables, nftables, ipvs, direct at 1, 1k and 10k Services: conn/s, latency, sync, updates, memory), about 10 minutes on 2 cores, as root"
+tools/bench/modes.sh --quick || rc=1
+
 if ((rc)); then
 	echo "bench: FAILED (see the messages above and docs/benchmarks/)" >&2
 else

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * connbench: the datapath load generator behind tools/bench/datapath.sh. It
+ * connbench: the datapath load generator behind tools/bench/datapath.sh and
+ * tools/bench/modes.sh. It
  * measures what the socket-level service load balancer (bpf/cgroup_sock_lb)
  * costs a client and how fast the agent turns API writes into map entries:
  *
@@ -30,6 +31,21 @@
  *       the pinned svc4 entry of the VIP until the new backend count is there;
  *       a watch on the slice times when the API server delivered each change.
  *
+ *   connbench load --url URL --svc-base IP --be-base IP [--services N] ...
+ *       Creates Services s-NNNNN (ClusterIP svc-base + i, one TCP port, E
+ *       endpoints from a shared span) for tools/bench/modes.sh.
+ *   connbench update ... --first I --netns PATH
+ *       Adds Service I and times the first successful connection through its
+ *       ClusterIP from PATH (one new probe every 1 ms).
+ *   connbench wait --targets A:P,... --netns PATH -- CMD...
+ *       Starts CMD (an agent) and times until each target answers from PATH.
+ *
+ * closed and open take --proto crr (connect, request, response, close; the
+ * default), rr (keepalive) or udp (a fresh socket, so a fresh source port, per
+ * request) and --sources (bind round-robin to a pool of addresses); latency is
+ * kept in log-bucket histograms (within 1.6%), with the TCP connect time
+ * apart. serve --any listens on 0.0.0.0 and --udp answers UDP too.
+ *
  * Output: one line of key=value pairs on stdout, first word = subcommand.
  * Every error counts and makes the run fail (exit 1): a benchmark with errors
  * measures the wrong thing. Only loopback (127/8) and 198.18.0.0/15 are
@@ -41,6 +57,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -149,6 +166,82 @@ static void samples_fini(struct samples *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * Latency histogram, HDR style: values in ns, exact below 128 ns, then 64
+ * linear sub-buckets per power of two, so every recorded value is known to
+ * within 1/64 (1.6%) whatever the range (ns to hours), in fixed memory and
+ * O(1) per sample: a client doing 100k requests/s for minutes keeps no
+ * per-sample array. Percentiles are nearest-rank over the buckets and report
+ * the bucket's midpoint (the exact maximum is kept aside).
+ */
+#define HIST_SUB_BITS 6
+#define HIST_SUB      (1 << HIST_SUB_BITS)
+#define HIST_LINEAR   (2 * HIST_SUB) /* values below this have their own bucket */
+#define HIST_BUCKETS  (HIST_LINEAR + (63 - HIST_SUB_BITS) * HIST_SUB)
+
+struct hist {
+	uint64_t b[HIST_BUCKETS];
+	uint64_t n;
+	int64_t max;
+};
+
+static int hist_index(int64_t v)
+{
+	int e;
+
+	if (v < HIST_LINEAR)
+		return v < 0 ? 0 : (int)v;
+	e = 63 - __builtin_clzll((unsigned long long)v); /* >= HIST_SUB_BITS + 1 */
+	return HIST_LINEAR + (e - HIST_SUB_BITS - 1) * HIST_SUB +
+	       (int)((v >> (e - HIST_SUB_BITS)) - HIST_SUB);
+}
+
+/* The midpoint of bucket i. */
+static double hist_value(int i)
+{
+	int e, sub;
+	double lo, width;
+
+	if (i < HIST_LINEAR)
+		return i;
+	e = (i - HIST_LINEAR) / HIST_SUB + HIST_SUB_BITS + 1;
+	sub = (i - HIST_LINEAR) % HIST_SUB;
+	width = (double)(1ULL << (e - HIST_SUB_BITS));
+	lo = (double)(HIST_SUB + sub) * width;
+	return lo + width / 2;
+}
+
+static void hist_add(struct hist *h, int64_t ns)
+{
+	h->b[hist_index(ns)]++;
+	h->n++;
+	if (ns > h->max)
+		h->max = ns;
+}
+
+/* Percentile p (0-100] in ms; NAN when empty; p = 100 is the exact maximum. */
+static double hist_pct_ms(const struct hist *h, double p)
+{
+	uint64_t rank, seen = 0;
+
+	if (!h->n)
+		return __builtin_nan("");
+	if (p >= 100)
+		return (double)h->max / 1e6;
+	rank = (uint64_t)(p / 100.0 * (double)h->n + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	for (int i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= rank) {
+			double v = hist_value(i);
+
+			return (v > (double)h->max ? (double)h->max : v) / 1e6;
+		}
+	}
+	return (double)h->max / 1e6;
+}
+
 /* ---- addresses ---------------------------------------------------------- */
 
 static bool addr_allowed(struct in_addr a)
@@ -249,48 +342,135 @@ static void on_stop(int sig)
 	stop_flag = 1;
 }
 
-/* Reads what has arrived; once the whole request is in, answers and closes
- * (the server closes first). Returns true when fd was closed. */
+/* Reads what has arrived; once the whole request is in, answers. A request
+ * whose last byte is 'K' (keepalive) leaves the connection open for the next
+ * one; any other closes it, the server first. Returns true when fd was closed. */
 static bool srv_handle(int fd, struct srv_fd *st)
 {
 	char buf[256];
 
 	for (;;) {
 		ssize_t r = read(fd, buf, sizeof(buf));
+		bool keep;
 
 		if (r > 0) {
-			st->got = (uint8_t)((size_t)st->got + (size_t)r >= REQ_LEN
-						    ? REQ_LEN
-						    : (size_t)st->got + (size_t)r);
-			if (st->got < REQ_LEN)
+			size_t need = REQ_LEN - st->got;
+
+			if ((size_t)r < need) {
+				st->got = (uint8_t)(st->got + r);
 				continue;
-			/* A fresh socket always has room for 64 bytes. */
+			}
+			keep = buf[need - 1] == 'K';
+			st->got = 0;
+			/* A request is answered before the next is sent, so the
+			 * socket has room for 64 bytes. */
 			if (write(fd, resp_bytes, RESP_LEN) == RESP_LEN)
-				st->served = 1;
+				st->served++;
+			else
+				break;
+			if (keep)
+				continue;
 			break;
 		}
 		if (r < 0 && errno == EAGAIN)
-			return false; /* wait for the rest */
-		break;		      /* EOF or error before a whole request */
+			return false; /* wait for the rest or the next request */
+		break;		      /* EOF or error */
 	}
 	st->got = 0;
 	close(fd);
 	return true;
 }
 
-static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
+/* One datagram in, one out, from the address it was sent to (IP_PKTINFO): with
+ * --any the backend addresses are local only through a route, and a reply from
+ * another address would not match the client's flow. */
+static unsigned srv_udp(int fd)
+{
+	unsigned served = 0;
+
+	for (;;) {
+		char buf[256], cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct sockaddr_in peer;
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+		struct msghdr m = {.msg_name = &peer,
+				   .msg_namelen = sizeof(peer),
+				   .msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = cbuf,
+				   .msg_controllen = sizeof(cbuf)};
+		struct in_pktinfo pi = {0};
+		struct cmsghdr *cm;
+		ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT);
+
+		if (r < 0)
+			return served;
+		if (r != REQ_LEN)
+			continue; /* not ours: the client counts the loss */
+		for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+			if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+				memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+		iov.iov_base = (void *)resp_bytes;
+		iov.iov_len = RESP_LEN;
+		m.msg_namelen = sizeof(peer);
+		m.msg_controllen = 0;
+		m.msg_control = NULL;
+		if (pi.ipi_addr.s_addr) {
+			cm = (struct cmsghdr *)cbuf;
+			memset(cbuf, 0, sizeof(cbuf));
+			cm->cmsg_level = IPPROTO_IP;
+			cm->cmsg_type = IP_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			pi.ipi_spec_dst = pi.ipi_addr;
+			pi.ipi_ifindex = 0;
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+			m.msg_control = cbuf;
+			m.msg_controllen = sizeof(cbuf);
+		}
+		if (sendmsg(fd, &m, MSG_DONTWAIT) == RESP_LEN)
+			served++;
+	}
+}
+
+static int srv_listen(int type, const struct sockaddr_in *sa)
+{
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	char a[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &sa->sin_addr, a, sizeof(a));
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (type == SOCK_DGRAM && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))) ||
+	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
+	    (type == SOCK_STREAM && listen(fd, 4096))) {
+		fprintf(stderr, "connbench serve: %s on %s:%u failed: %s\n",
+			type == SOCK_STREAM ? "listen" : "UDP bind", a, ntohs(sa->sin_port),
+			strerror(errno));
+		fd_close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* addrs NULL = --any: 0.0.0.0 (the caller routes the backend range to lo). */
+static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file, bool udp)
 {
 	struct sockaddr_in sa[MAX_ADDRS];
 	struct epoll_event evs[256];
 	struct srv_fd *fds = NULL;
 	size_t nfds_cap;
 	struct rlimit rl;
-	int n, epfd, one = 1;
-	unsigned long long served = 0;
+	int n, epfd;
+	unsigned long long served = 0, served_udp = 0;
 
-	n = addrs_parse("--addrs", addrs, port, sa);
-	if (n < 0)
-		return 2;
+	if (addrs) {
+		n = addrs_parse("--addrs", addrs, port, sa);
+		if (n < 0)
+			return 2;
+	} else {
+		n = 1;
+		memset(sa, 0, sizeof(sa[0]));
+		sa[0].sin_family = AF_INET;
+		sa[0].sin_port = htons(port);
+	}
 	nofile_raise();
 	getrlimit(RLIMIT_NOFILE, &rl);
 	nfds_cap = rl.rlim_cur > 1 << 20 ? 1 << 20 : rl.rlim_cur;
@@ -302,23 +482,18 @@ static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
 		fd_close(epfd);
 		return 1;
 	}
-	for (int i = 0; i < n; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	for (int i = 0; i < n * (udp ? 2 : 1); i++) {
+		int type = i < n ? SOCK_STREAM : SOCK_DGRAM;
+		int fd = srv_listen(type, &sa[i % n]);
 		struct epoll_event ev = {.events = EPOLLIN};
-		char a[INET_ADDRSTRLEN];
 
-		inet_ntop(AF_INET, &sa[i].sin_addr, a, sizeof(a));
-		if (fd < 0 || (size_t)fd >= nfds_cap ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-		    bind(fd, (struct sockaddr *)&sa[i], sizeof(sa[i])) || listen(fd, 4096)) {
-			fprintf(stderr, "connbench serve: listen on %s:%u failed: %s\n", a,
-				ntohs(sa[i].sin_port), strerror(errno));
+		if (fd < 0 || (size_t)fd >= nfds_cap) {
 			fd_close(fd);
 			free(fds);
 			close(epfd);
 			return 1;
 		}
-		fds[fd].listener = 1;
+		fds[fd].listener = type == SOCK_STREAM ? 1 : 2;
 		ev.data.fd = fd;
 		epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 	}
@@ -339,10 +514,14 @@ static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
 		for (int i = 0; i < k; i++) {
 			int fd = evs[i].data.fd;
 
+			if (fds[fd].listener == 2) {
+				served_udp += srv_udp(fd);
+				continue;
+			}
 			if (!fds[fd].listener) {
 				fds[fd].served = 0;
-				if (srv_handle(fd, &fds[fd]))
-					served += fds[fd].served;
+				srv_handle(fd, &fds[fd]);
+				served += fds[fd].served;
 				continue;
 			}
 			for (;;) {
@@ -363,13 +542,15 @@ static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
 					served += fds[c].served;
 					continue;
 				}
+				served += fds[c].served;
 				ev.data.fd = c;
 				if (epoll_ctl(epfd, EPOLL_CTL_ADD, c, &ev))
 					close(c);
 			}
 		}
 	}
-	fprintf(stderr, "connbench serve: %llu connections answered\n", served);
+	fprintf(stderr, "connbench serve: %llu TCP requests and %llu UDP requests answered\n",
+		served, served_udp);
 	free(fds);
 	close(epfd);
 	return 0;
@@ -377,34 +558,63 @@ static int cmd_serve(const char *addrs, uint16_t port, const char *ready_file)
 
 /* ---- closed / open loop client ------------------------------------------ */
 
-enum cstate { C_FREE, C_CONNECTING, C_READING };
+/*
+ * Three kinds of request, each counted as one "connection" in the output:
+ *   crr: TCP connect + request + response + close (the server closes first),
+ *        a new flow per request: what a service datapath's first packet costs;
+ *   rr:  TCP keepalive: request + response on connections kept open (opened
+ *        once per slot, at the first use), so only conntrack's steady state
+ *        runs; the control case where every mode converges;
+ *   udp: a fresh UDP socket per request (a new source port, so a new flow):
+ *        connect + one datagram each way + close, DNS style.
+ * With --sources the sockets bind round-robin to those addresses (port chosen
+ * at connect, IP_BIND_ADDRESS_NO_PORT), so one client can open far more than
+ * one address's 64k flows to a target without reusing a 4-tuple.
+ */
+enum cproto { P_CRR, P_RR, P_UDP };
+enum cstate { C_FREE, C_CONNECTING, C_READING, C_IDLE };
+
+static const char req_ka_bytes[REQ_LEN] = "GET /connbench HTTP/1.1\r\n\r\n....K"; /* no NUL */
 
 struct cconn {
 	int fd;
 	enum cstate state;
 	int64_t t_intended; /* CLOCK_MONOTONIC ns: latency is measured from here */
-	int64_t t_start;    /* when connect() was called */
+	int64_t t_start;    /* when connect() (or the keepalive request) began */
 	uint32_t got;	    /* response bytes read */
 	int next_free;
 };
 
 struct client {
-	struct sockaddr_in targets[MAX_ADDRS];
-	int n_targets, next_target;
+	struct sockaddr_in targets[MAX_ADDRS], sources[MAX_ADDRS];
+	int n_targets, next_target, n_sources, next_source;
+	enum cproto proto;
 	int epfd;
 	struct cconn *c;
 	int n_slots, free_head, inflight;
 	int64_t t_measure, t_end; /* recorded: connections intended in [t_measure, t_end) */
-	struct samples lat;	  /* ms from the intended start */
-	unsigned long long done_in_window, errors, started;
+	int64_t timeout_ns;	  /* a request not answered by then failed (lost UDP) */
+	int64_t last_sweep;
+	struct hist lat;  /* request: from the intended start to the last byte */
+	struct hist conn; /* TCP handshake: from the intended start to connected */
+	unsigned long long done_in_window, errors, started, reconnects;
 	unsigned long long err_by_errno[160];
 	bool closed_loop;
 };
+
+static const char *const proto_names[] = {"crr", "rr", "udp"};
 
 static void client_error(struct client *cl, int err)
 {
 	cl->errors++;
 	cl->err_by_errno[err > 0 && err < 160 ? err : 0]++;
+}
+
+static void slot_free(struct client *cl, int i)
+{
+	cl->c[i].next_free = cl->free_head;
+	cl->free_head = i;
+	cl->inflight--;
 }
 
 static void client_release(struct client *cl, int i)
@@ -414,9 +624,7 @@ static void client_release(struct client *cl, int i)
 	fd_close(c->fd);
 	c->fd = -1;
 	c->state = C_FREE;
-	c->next_free = cl->free_head;
-	cl->free_head = i;
-	cl->inflight--;
+	slot_free(cl, i);
 }
 
 /* Every failure counts, warm-up included: a benchmark with errors is void. */
@@ -426,25 +634,43 @@ static void client_fail(struct client *cl, int i, int err)
 	client_release(cl, i);
 }
 
-static void client_send(struct client *cl, int i)
+static bool in_window(const struct client *cl, int64_t t_done, int64_t t_intended)
+{
+	/* Closed loop: what completes inside the window counts. Open loop: what
+	 * was scheduled inside it (each of those must complete). */
+	int64_t when = cl->closed_loop ? t_done : t_intended;
+
+	return when >= cl->t_measure && when < cl->t_end;
+}
+
+static void client_send(struct client *cl, int i, bool mod)
 {
 	struct cconn *c = &cl->c[i];
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-	ssize_t w = write(c->fd, req_bytes, REQ_LEN);
+	ssize_t w = write(c->fd, cl->proto == P_RR ? req_ka_bytes : req_bytes, REQ_LEN);
 
 	if (w != REQ_LEN) {
 		client_fail(cl, i, w < 0 ? errno : EIO);
 		return;
 	}
 	c->state = C_READING;
-	if (epoll_ctl(cl->epfd, EPOLL_CTL_MOD, c->fd, &ev))
+	if (mod && epoll_ctl(cl->epfd, EPOLL_CTL_MOD, c->fd, &ev))
 		client_fail(cl, i, errno);
 }
 
-/* Starts a connection intended at t. Returns the slot or -1 (none free). */
+static void client_connected(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	int64_t t = now_ns();
+
+	if (cl->proto != P_UDP && in_window(cl, t, c->t_intended))
+		hist_add(&cl->conn, t - c->t_intended);
+}
+
+/* Starts a request intended at t. Returns the slot or -1 (none free). */
 static int client_start(struct client *cl, int64_t t)
 {
-	int i = cl->free_head;
+	int i = cl->free_head, one = 1;
 	struct cconn *c;
 	struct epoll_event ev;
 	const struct sockaddr_in *sa;
@@ -458,14 +684,35 @@ static int client_start(struct client *cl, int64_t t)
 	c->t_intended = t;
 	c->t_start = now_ns();
 	c->got = 0;
+	if (c->state == C_IDLE) { /* keepalive: the connection is open */
+		client_send(cl, i, false);
+		return i;
+	}
+	if (cl->proto == P_RR && cl->started > (unsigned long long)cl->n_slots)
+		cl->reconnects++;
 	c->state = C_CONNECTING;
 	sa = &cl->targets[cl->next_target];
 	cl->next_target = (cl->next_target + 1) % cl->n_targets;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->fd = socket(
+		AF_INET,
+		(cl->proto == P_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		client_fail(cl, i, errno);
 		return i;
 	}
+	if (cl->n_sources) {
+		const struct sockaddr_in *src = &cl->sources[cl->next_source];
+
+		cl->next_source = (cl->next_source + 1) % cl->n_sources;
+		if ((cl->proto != P_UDP &&
+		     setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one))) ||
+		    bind(c->fd, (const struct sockaddr *)src, sizeof(*src))) {
+			client_fail(cl, i, errno);
+			return i;
+		}
+	}
+	if (cl->proto == P_RR)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ev.events = EPOLLOUT;
 	ev.data.u32 = (uint32_t)i;
 	if (connect(c->fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
@@ -474,8 +721,8 @@ static int client_start(struct client *cl, int64_t t)
 			client_fail(cl, i, errno);
 			return i;
 		}
-		c->state = C_CONNECTING;
-		client_send(cl, i);
+		client_connected(cl, i);
+		client_send(cl, i, false);
 		return i;
 	}
 	if (errno != EINPROGRESS) {
@@ -485,6 +732,23 @@ static int client_start(struct client *cl, int64_t t)
 	if (epoll_ctl(cl->epfd, EPOLL_CTL_ADD, c->fd, &ev))
 		client_fail(cl, i, errno);
 	return i;
+}
+
+static void client_done(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	int64_t t = now_ns();
+
+	if (in_window(cl, t, c->t_intended)) {
+		hist_add(&cl->lat, t - c->t_intended);
+		cl->done_in_window++;
+	}
+	if (cl->proto == P_RR) {
+		c->state = C_IDLE; /* keep the connection for the next request */
+		slot_free(cl, i);
+		return;
+	}
+	client_release(cl, i);
 }
 
 static void client_event(struct client *cl, int i, uint32_t events)
@@ -500,47 +764,115 @@ static void client_event(struct client *cl, int i, uint32_t events)
 			client_fail(cl, i, err ? err : errno);
 			return;
 		}
-		client_send(cl, i);
+		client_connected(cl, i);
+		client_send(cl, i, true);
 		return;
 	}
+	if (c->state == C_IDLE) {
+		/* The server closed a kept-alive connection: it never should. */
+		int err = (events & EPOLLERR) ? ECONNRESET : EPIPE;
+
+		fd_close(c->fd);
+		c->fd = -1;
+		c->state = C_FREE;
+		client_error(cl, err);
+		return;
+	}
+	if (c->state != C_READING)
+		return;
 	for (;;) {
 		ssize_t r = read(c->fd, buf, sizeof(buf));
 
 		if (r > 0) {
 			c->got += (uint32_t)r;
-			continue;
+			if (cl->proto == P_CRR)
+				continue;
+			break; /* a datagram, or the keepalive reply (checked below) */
 		}
 		if (r < 0 && errno == EAGAIN)
-			return;
+			return; /* the rest is on its way */
 		if (r < 0) {
 			client_fail(cl, i, errno);
 			return;
 		}
+		if (cl->proto == P_RR) {
+			client_fail(cl, i, EPIPE); /* closed mid-request */
+			return;
+		}
 		break; /* EOF: the server closed after its answer */
 	}
+	if (cl->proto == P_RR && c->got < RESP_LEN)
+		return; /* the rest is on its way */
 	if (c->got != RESP_LEN) {
 		client_fail(cl, i, EPROTO);
 		return;
 	}
-	/* Closed loop: what completes inside the window counts. Open loop:
-	 * what was scheduled inside it (each of those must complete). */
-	{
-		int64_t t = now_ns(), when = cl->closed_loop ? t : c->t_intended;
-
-		if (when >= cl->t_measure && when < cl->t_end) {
-			samples_add(&cl->lat, (double)(t - c->t_intended) / 1e6);
-			cl->done_in_window++;
-		}
-	}
-	client_release(cl, i);
+	client_done(cl, i);
 }
 
-static int client_init(struct client *cl, const char *targets, int slots)
+/* Fails requests older than the timeout (a lost datagram never answers),
+ * at most every 20 ms. */
+static void client_sweep(struct client *cl, int64_t t)
+{
+	if (t - cl->last_sweep < 20000000)
+		return;
+	cl->last_sweep = t;
+	for (int i = 0; i < cl->n_slots; i++) {
+		struct cconn *c = &cl->c[i];
+
+		if ((c->state == C_CONNECTING || c->state == C_READING) &&
+		    t - c->t_start > cl->timeout_ns)
+			client_fail(cl, i, ETIMEDOUT);
+	}
+}
+
+/* "A.B.C.D-E.F.G.H" (a range, at most MAX_ADDRS) or "A,B,...". */
+static int sources_parse(const char *s, struct sockaddr_in *out)
+{
+	char lo[INET_ADDRSTRLEN], hi[INET_ADDRSTRLEN];
+	struct in_addr a, b;
+	int n = 0;
+
+	if (sscanf(s, "%15[0-9.]-%15[0-9.]", lo, hi) != 2)
+		return addrs_parse("--sources", s, 1, out); /* port 1: overwritten below */
+	if (inet_pton(AF_INET, lo, &a) != 1 || inet_pton(AF_INET, hi, &b) != 1 ||
+	    ntohl(b.s_addr) < ntohl(a.s_addr) || ntohl(b.s_addr) - ntohl(a.s_addr) >= MAX_ADDRS ||
+	    !addr_allowed(a) || !addr_allowed(b)) {
+		fprintf(stderr,
+			"connbench: --sources '%s': expected A-B with at most %d addresses in "
+			"127/8 or 198.18.0.0/15\n",
+			s, MAX_ADDRS);
+		return -1;
+	}
+	for (uint32_t h = ntohl(a.s_addr); h <= ntohl(b.s_addr); h++) {
+		memset(&out[n], 0, sizeof(out[n]));
+		out[n].sin_family = AF_INET;
+		out[n++].sin_addr.s_addr = htonl(h);
+	}
+	return n;
+}
+
+struct client_opts {
+	const char *targets, *sources, *tag;
+	enum cproto proto;
+	double secs, warmup, timeout_s;
+};
+
+static int client_init(struct client *cl, const struct client_opts *o, int slots)
 {
 	memset(cl, 0, sizeof(*cl));
-	cl->n_targets = addrs_parse("--targets", targets, 0, cl->targets);
+	cl->proto = o->proto;
+	cl->timeout_ns = (int64_t)(o->timeout_s * 1e9);
+	cl->n_targets = addrs_parse("--targets", o->targets, 0, cl->targets);
 	if (cl->n_targets < 0)
 		return -1;
+	if (o->sources) {
+		cl->n_sources = sources_parse(o->sources, cl->sources);
+		if (cl->n_sources < 0)
+			return -1;
+		for (int i = 0; i < cl->n_sources; i++)
+			cl->sources[i].sin_port = 0;
+	}
 	nofile_raise();
 	signal(SIGPIPE, SIG_IGN);
 	cl->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -569,28 +901,37 @@ static void client_fini(struct client *cl)
 		fd_close(cl->c[i].fd);
 	free(cl->c);
 	fd_close(cl->epfd);
-	samples_fini(&cl->lat);
 }
 
 static void client_report_errors(const struct client *cl)
 {
 	for (int e = 0; e < 160; e++)
 		if (cl->err_by_errno[e])
-			fprintf(stderr, "connbench: %llu connections failed: %s\n",
+			fprintf(stderr, "connbench: %llu requests failed: %s\n",
 				cl->err_by_errno[e], e ? strerror(e) : "other");
 }
 
 static void client_print(const char *mode, struct client *cl, double secs, const char *tag,
 			 const char *extra)
 {
-	printf("%s tag=%s targets=%d %s rate=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
-	       "p999_ms=%.3f max_ms=%.3f samples=%zu errors=%llu\n",
-	       mode, tag, cl->n_targets, extra, (double)cl->done_in_window / secs,
-	       samples_pct(&cl->lat, 50), samples_pct(&cl->lat, 90), samples_pct(&cl->lat, 99),
-	       samples_pct(&cl->lat, 99.9), samples_pct(&cl->lat, 100), cl->lat.n, cl->errors);
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	printf("%s cpu_s=%.3f proto=%s tag=%s targets=%d sources=%d %s rate=%.1f p50_ms=%.3f "
+	       "p90_ms=%.3f "
+	       "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f conn_p50_ms=%.3f conn_p99_ms=%.3f "
+	       "conn_p999_ms=%.3f samples=%llu errors=%llu\n",
+	       mode,
+	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+	       proto_names[cl->proto], tag, cl->n_targets, cl->n_sources, extra,
+	       (double)cl->done_in_window / secs, hist_pct_ms(&cl->lat, 50),
+	       hist_pct_ms(&cl->lat, 90), hist_pct_ms(&cl->lat, 99), hist_pct_ms(&cl->lat, 99.9),
+	       hist_pct_ms(&cl->lat, 100), hist_pct_ms(&cl->conn, 50), hist_pct_ms(&cl->conn, 99),
+	       hist_pct_ms(&cl->conn, 99.9), (unsigned long long)cl->lat.n, cl->errors);
 }
 
-static int cmd_closed(const char *targets, int conns, double secs, double warmup, const char *tag)
+static int cmd_closed(const struct client_opts *o, int conns)
 {
 	struct client cl;
 	struct epoll_event evs[512];
@@ -598,12 +939,12 @@ static int cmd_closed(const char *targets, int conns, double secs, double warmup
 	int64_t t0;
 	int rc;
 
-	if (client_init(&cl, targets, conns))
+	if (client_init(&cl, o, conns))
 		return 2;
 	cl.closed_loop = true;
 	t0 = now_ns();
-	cl.t_measure = t0 + (int64_t)(warmup * 1e9);
-	cl.t_end = cl.t_measure + (int64_t)(secs * 1e9);
+	cl.t_measure = t0 + (int64_t)(o->warmup * 1e9);
+	cl.t_end = cl.t_measure + (int64_t)(o->secs * 1e9);
 	for (int i = 0; i < conns; i++)
 		client_start(&cl, now_ns());
 	for (;;) {
@@ -612,28 +953,28 @@ static int cmd_closed(const char *targets, int conns, double secs, double warmup
 
 		if (t >= cl.t_end)
 			break;
-		k = epoll_wait(cl.epfd, evs, 512, 50);
+		k = epoll_wait(cl.epfd, evs, 512, 20);
 		for (int i = 0; i < k; i++)
 			client_event(&cl, (int)evs[i].data.u32, evs[i].events);
-		/* Closed loop: keep exactly conns in flight. Connections started
+		client_sweep(&cl, now_ns());
+		/* Closed loop: keep exactly conns in flight. Requests started
 		 * after t_end are not measured, so stop refilling then. */
 		while (cl.inflight < conns && (t = now_ns()) < cl.t_end && cl.errors < 100)
 			client_start(&cl, t);
 		if (cl.errors >= 100)
 			break; /* failing fast (e.g. no route): stop, the run is void */
 	}
-	snprintf(extra, sizeof(extra), "conns=%d seconds=%.1f", conns, secs);
-	/* In a closed loop the latency is from connect(); the rate is what
-	 * completed inside the window. */
-	client_print("closed", &cl, secs, tag, extra);
+	snprintf(extra, sizeof(extra), "conns=%d seconds=%.1f", conns, o->secs);
+	/* In a closed loop the latency is from connect() (crr, udp) or from the
+	 * request (rr); the rate is what completed inside the window. */
+	client_print("closed", &cl, o->secs, o->tag, extra);
 	client_report_errors(&cl);
 	rc = cl.errors ? 1 : 0;
 	client_fini(&cl);
 	return rc;
 }
 
-static int cmd_open(const char *targets, double rate, double secs, double warmup, int max_inflight,
-		    const char *tag)
+static int cmd_open(const struct client_opts *o, double rate, int max_inflight)
 {
 	struct client cl;
 	struct epoll_event evs[512];
@@ -642,12 +983,12 @@ static int cmd_open(const char *targets, double rate, double secs, double warmup
 	unsigned long long late = 0, scheduled = 0;
 	int rc;
 
-	if (client_init(&cl, targets, max_inflight))
+	if (client_init(&cl, o, max_inflight))
 		return 2;
 	interval = (int64_t)(1e9 / rate);
 	t0 = now_ns() + 1000000;
-	cl.t_measure = t0 + (int64_t)(warmup * 1e9);
-	cl.t_end = cl.t_measure + (int64_t)(secs * 1e9);
+	cl.t_measure = t0 + (int64_t)(o->warmup * 1e9);
+	cl.t_end = cl.t_measure + (int64_t)(o->secs * 1e9);
 	next = t0;
 	while (next < cl.t_end) {
 		int64_t t = now_ns(), wait;
@@ -673,9 +1014,10 @@ static int cmd_open(const char *targets, double rate, double secs, double warmup
 		k = epoll_pwait2(cl.epfd, evs, 512, &ts, NULL);
 		for (int i = 0; i < k; i++)
 			client_event(&cl, (int)evs[i].data.u32, evs[i].events);
+		client_sweep(&cl, now_ns());
 	}
-	/* Drain: everything scheduled in the window must finish within 2 s. */
-	drain_end = now_ns() + 2000000000LL;
+	/* Drain: everything scheduled in the window must finish in time. */
+	drain_end = now_ns() + cl.timeout_ns;
 	while (cl.inflight > 0 && now_ns() < drain_end) {
 		int k = epoll_wait(cl.epfd, evs, 512, 20);
 
@@ -683,15 +1025,15 @@ static int cmd_open(const char *targets, double rate, double secs, double warmup
 			client_event(&cl, (int)evs[i].data.u32, evs[i].events);
 	}
 	for (int i = 0; i < cl.n_slots; i++)
-		if (cl.c[i].state != C_FREE)
+		if (cl.c[i].state == C_CONNECTING || cl.c[i].state == C_READING)
 			client_fail(&cl, i, ETIMEDOUT);
 	snprintf(extra, sizeof(extra), "target_rate=%.0f seconds=%.1f scheduled=%llu stalls=%llu",
-		 rate, secs, scheduled, late);
-	client_print("open", &cl, secs, tag, extra);
+		 rate, o->secs, scheduled, late);
+	client_print("open", &cl, o->secs, o->tag, extra);
 	client_report_errors(&cl);
 	if (cl.lat.n != scheduled) {
-		fprintf(stderr, "connbench open: %zu of %llu scheduled connections completed\n",
-			cl.lat.n, scheduled);
+		fprintf(stderr, "connbench open: %llu of %llu scheduled requests completed\n",
+			(unsigned long long)cl.lat.n, scheduled);
 		cl.errors++;
 	}
 	rc = cl.errors ? 1 : 0;
@@ -1228,6 +1570,437 @@ out:
 	return rc;
 }
 
+/* ---- load / update: Services for the mode comparison --------------------- */
+
+/*
+ * tools/bench/modes.sh needs Services whose ClusterIPs, backends and order it
+ * knows, with one port each (so "N Services" means N frontends in every
+ * dataplane), backends from a fixed address span that the server netns
+ * answers for, and a UDP port only on the few Services the client targets.
+ * Service i is default/s-NNNNN with ClusterIP svc_base + i and endpoints
+ * be_base + (i * E + e) % be_span: Services share pods, as Services selecting
+ * overlapping pods do.
+ */
+struct load_opts {
+	const char *url, *node, *udp_list;
+	struct in_addr svc_base, be_base;
+	int services, first, endpoints, be_span, clients;
+	bool affinity;
+};
+
+static bool udp_listed(const char *list, int i)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		char *end;
+		long v = strtol(p, &end, 10);
+
+		if (end == p)
+			return false;
+		if (v == i)
+			return true;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return false;
+}
+
+static void ip_at(struct in_addr base, uint32_t off, char out[INET_ADDRSTRLEN])
+{
+	struct in_addr a = {.s_addr = htonl(ntohl(base.s_addr) + off)};
+
+	inet_ntop(AF_INET, &a, out, INET_ADDRSTRLEN);
+}
+
+static char *load_service_body(const struct load_opts *o, int i)
+{
+	char ip[INET_ADDRSTRLEN], *b = xrealloc(NULL, 1024);
+
+	ip_at(o->svc_base, (uint32_t)i, ip);
+	snprintf(b, 1024,
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"s-%05d\","
+		 "\"namespace\":\"default\"},\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"%s\","
+		 "\"sessionAffinity\":\"%s\",\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\","
+		 "\"port\":80,\"targetPort\":8080}%s]}}",
+		 i, ip, o->affinity ? "ClientIP" : "None",
+		 udp_listed(o->udp_list, i) ? ",{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":53,"
+					      "\"targetPort\":8080}"
+					    : "");
+	return b;
+}
+
+static char *load_slice_body(const struct load_opts *o, int i)
+{
+	size_t cap = 1024 + (size_t)o->endpoints * 128, len;
+	char *b = xrealloc(NULL, cap);
+	bool udp = udp_listed(o->udp_list, i);
+
+	len = (size_t)snprintf(
+		b, cap,
+		"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{"
+		"\"name\":\"s-%05d-1\",\"namespace\":\"default\",\"labels\":{"
+		"\"kubernetes.io/service-name\":\"s-%05d\"}},\"addressType\":\"IPv4\",\"ports\":[{"
+		"\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}%s],\"endpoints\":[",
+		i, i, udp ? ",{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":8080}" : "");
+	for (int e = 0; e < o->endpoints; e++) {
+		char ip[INET_ADDRSTRLEN];
+
+		ip_at(o->be_base, (uint32_t)(((long)i * o->endpoints + e) % o->be_span), ip);
+		len += (size_t)snprintf(b + len, cap - len,
+					"%s{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true},"
+					"\"nodeName\":\"%s\"}",
+					e ? "," : "", ip, o->node);
+	}
+	snprintf(b + len, cap - len, "]}");
+	return b;
+}
+
+static int post(struct http *h, const char *path, char *body)
+{
+	int st = http_send(h, "POST", path, body, strlen(body)) ? -1 : http_recv(h);
+
+	if (st != 201 && st != 200) {
+		fprintf(stderr, "connbench: POST %s: %s %.300s\n", path,
+			st < 0 ? "failed" : "HTTP error", st < 0 ? "" : h->buf + h->body_off);
+		free(body);
+		return -1;
+	}
+	free(body);
+	return 0;
+}
+
+/* Slice first, then the Service: the Service arrives with its endpoints. */
+static int load_one(struct http *h, const struct load_opts *o, int i)
+{
+	if (post(h, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+		 load_slice_body(o, i)))
+		return -1;
+	return post(h, "/api/v1/namespaces/default/services", load_service_body(o, i));
+}
+
+static int cmd_load(const struct load_opts *o)
+{
+	pid_t pids[64];
+	int64_t t0 = now_ns();
+	int failed = 0;
+
+	for (int k = 0; k < o->clients; k++) {
+		pids[k] = fork();
+		if (pids[k] < 0) {
+			fprintf(stderr, "connbench load: fork: %s\n", strerror(errno));
+			return 1;
+		}
+		if (!pids[k]) {
+			struct http h;
+			int rc = 0;
+
+			if (http_parse_url(&h, o->url))
+				_exit(2);
+			for (int i = o->first + k; i < o->first + o->services && !rc;
+			     i += o->clients)
+				rc = load_one(&h, o, i);
+			http_fini(&h);
+			_exit(rc ? 1 : 0);
+		}
+	}
+	for (int k = 0; k < o->clients; k++) {
+		int st;
+
+		if (waitpid(pids[k], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+			failed++;
+	}
+	printf("load services=%d first=%d endpoints=%d affinity=%d seconds=%.3f errors=%d\n",
+	       o->services, o->first, o->endpoints, o->affinity, (double)(now_ns() - t0) / 1e9,
+	       failed);
+	return failed ? 1 : 0;
+}
+
+/* One CRR exchange with a 50 ms cap on each step; 0 on success, else the
+ * errno of the step that failed (EPROTO: a short answer). */
+static int probe_once(const struct sockaddr_in *sa)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+	struct timeval tv = {0, 50000};
+	char buf[256];
+	size_t got = 0;
+
+	if (fd < 0)
+		return errno;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
+	    write(fd, req_bytes, REQ_LEN) != REQ_LEN) {
+		rc = errno ? errno : EIO;
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+
+		if (r < 0)
+			rc = errno;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got == RESP_LEN)
+		rc = 0;
+	else if (rc <= 0)
+		rc = EPROTO;
+out:
+	close(fd);
+	return rc;
+}
+
+/*
+ * Probes sa until one whole exchange succeeds or the deadline passes: a new
+ * non-blocking connection every interval_ns, each left pending for up to
+ * 200 ms, the first to finish wins. A probe of a ClusterIP that is not yet
+ * programmed may neither succeed nor fail fast (the ICMP error can reach the
+ * socket while connect() holds it and only count as a soft error), so one
+ * probe at a time would add its timeout to the figure; with a probe started
+ * every interval the answer is late by at most one interval. Returns the
+ * time of the success or 0.
+ */
+#define PROBE_SLOTS 256
+
+static int64_t probe_until(const struct sockaddr_in *sa, int64_t deadline, int64_t interval_ns,
+			   unsigned long long *probes)
+{
+	struct {
+		int fd;
+		int64_t t;
+		uint32_t got;
+		bool sent;
+	} p[PROBE_SLOTS];
+	int epfd = epoll_create1(EPOLL_CLOEXEC), next = 0;
+	int64_t next_start = now_ns(), t_ok = 0;
+
+	if (epfd < 0)
+		return 0;
+	for (int i = 0; i < PROBE_SLOTS; i++)
+		p[i].fd = -1;
+	while (!t_ok) {
+		struct epoll_event evs[64];
+		int64_t t = now_ns(), wait_ns;
+		struct timespec ts;
+		int k;
+
+		if (t >= deadline)
+			break;
+		if (t >= next_start) {
+			int i = next, fd;
+
+			next = (next + 1) % PROBE_SLOTS;
+			fd_close(p[i].fd); /* 256 intervals old: given up */
+			p[i].fd = -1;
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (fd >= 0) {
+				struct epoll_event ev = {.events = EPOLLOUT,
+							 .data.u32 = (uint32_t)i};
+
+				(*probes)++;
+				if ((connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) &&
+				     errno != EINPROGRESS) ||
+				    epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)) {
+					close(fd);
+				} else {
+					p[i] = (typeof(p[i])){.fd = fd, .t = t};
+				}
+			}
+			next_start += interval_ns;
+			if (next_start < t)
+				next_start = t + interval_ns;
+		}
+		for (int i = 0; i < PROBE_SLOTS; i++)
+			if (p[i].fd >= 0 && t - p[i].t > 200000000) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			}
+		wait_ns = next_start - now_ns();
+		if (wait_ns < 0)
+			wait_ns = 0;
+		ts.tv_sec = wait_ns / 1000000000LL;
+		ts.tv_nsec = wait_ns % 1000000000LL;
+		k = epoll_pwait2(epfd, evs, 64, &ts, NULL);
+		for (int e = 0; e < k && !t_ok; e++) {
+			int i = (int)evs[e].data.u32, err = 0;
+			socklen_t len = sizeof(err);
+			char buf[256];
+			ssize_t r;
+
+			if (p[i].fd < 0)
+				continue;
+			if (!p[i].sent) {
+				struct epoll_event ev = {.events = EPOLLIN,
+							 .data.u32 = (uint32_t)i};
+
+				if (getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &err, &len) || err ||
+				    write(p[i].fd, req_bytes, REQ_LEN) != REQ_LEN ||
+				    epoll_ctl(epfd, EPOLL_CTL_MOD, p[i].fd, &ev)) {
+					close(p[i].fd);
+					p[i].fd = -1;
+					continue;
+				}
+				p[i].sent = true;
+				continue;
+			}
+			while ((r = read(p[i].fd, buf, sizeof(buf))) > 0)
+				p[i].got += (uint32_t)r;
+			if (r < 0 && errno == EAGAIN)
+				continue;
+			if (r == 0 && p[i].got == RESP_LEN)
+				t_ok = now_ns();
+			close(p[i].fd);
+			p[i].fd = -1;
+		}
+	}
+	for (int i = 0; i < PROBE_SLOTS; i++)
+		fd_close(p[i].fd);
+	close(epfd);
+	return t_ok;
+}
+
+/*
+ * One Service added with `services` already present: the clock starts before
+ * the first POST; "api" is when the API server had accepted both objects,
+ * "e2e" when the first connection through the new ClusterIP succeeded
+ * (probed every 1 ms from netns_path, where the client lives; the API
+ * connection is made before entering it).
+ */
+static int cmd_update(const struct load_opts *o, const char *netns_path, double timeout)
+{
+	struct sockaddr_in vip = {.sin_family = AF_INET, .sin_port = htons(80)};
+	int64_t t0, t_api, t_ok;
+	unsigned long long probes = 0;
+	struct http h;
+	int nsfd;
+
+	if (http_parse_url(&h, o->url) || http_connect(&h))
+		return 2;
+	nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		fprintf(stderr, "connbench update: --netns '%s': %s\n", netns_path,
+			strerror(errno));
+		http_fini(&h);
+		return 2;
+	}
+	vip.sin_addr.s_addr = htonl(ntohl(o->svc_base.s_addr) + (uint32_t)o->first);
+	/* Before the clock: a probe must fail now, or the address is taken. */
+	if (setns(nsfd, CLONE_NEWNET)) {
+		fprintf(stderr, "connbench update: setns '%s': %s\n", netns_path, strerror(errno));
+		close(nsfd);
+		http_fini(&h);
+		return 2;
+	}
+	close(nsfd);
+	if (!probe_once(&vip)) {
+		fprintf(stderr, "connbench update: the new ClusterIP answers before it exists\n");
+		http_fini(&h);
+		return 1;
+	}
+	t0 = now_ns();
+	if (load_one(&h, o, o->first)) {
+		http_fini(&h);
+		return 1;
+	}
+	t_api = now_ns();
+	t_ok = probe_until(&vip, t0 + (int64_t)(timeout * 1e9), 1000000, &probes);
+	printf("update index=%d api_ms=%.3f e2e_ms=%.3f probes=%llu timeout=%d errors=%d\n",
+	       o->first, (double)(t_api - t0) / 1e6, t_ok ? (double)(t_ok - t0) / 1e6 : -1.0,
+	       probes, !t_ok, !t_ok);
+	http_fini(&h);
+	return t_ok ? 0 : 1;
+}
+
+/*
+ * Programming from empty, the same way for every dataplane: starts CMD (the
+ * agent, with the Services already in the API) and probes each target in
+ * order from netns_path every 2 ms until a whole exchange succeeds; prints
+ * the times from CMD's start to the first and to the last target answering.
+ * The child moves itself to child_cgroup first, so the agent does not run in
+ * the client's cgroup (where the socket LB applies).
+ */
+static int cmd_wait(const char *targets, const char *netns_path, double timeout,
+		    const char *pidfile, const char *child_log, const char *child_cgroup,
+		    char **argv)
+{
+	struct sockaddr_in t[MAX_ADDRS];
+	int n = addrs_parse("--targets", targets, 0, t), nsfd, st, next = 0;
+	int64_t t0, t_first = 0, deadline;
+	unsigned long long probes = 0;
+	pid_t pid;
+
+	if (n < 0)
+		return 2;
+	nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		fprintf(stderr, "connbench wait: --netns '%s': %s\n", netns_path, strerror(errno));
+		return 2;
+	}
+	t0 = now_ns();
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "connbench wait: fork failed: %s\n", strerror(errno));
+		close(nsfd);
+		return 1;
+	}
+	if (pid == 0) {
+		int lfd = open(child_log ? child_log : "/dev/null",
+			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (child_cgroup) {
+			char path[PATH_MAX];
+			FILE *f;
+
+			snprintf(path, sizeof(path), "%s/cgroup.procs", child_cgroup);
+			f = fopen(path, "we");
+			if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f)) {
+				fprintf(stderr, "connbench wait: joining %s failed\n", path);
+				_exit(127);
+			}
+		}
+		if (lfd < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		fprintf(stderr, "connbench wait: exec %s failed: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (pidfile) {
+		FILE *f = fopen(pidfile, "we");
+
+		if (f) {
+			fprintf(f, "%d\n", (int)pid);
+			fclose(f);
+		}
+	}
+	if (setns(nsfd, CLONE_NEWNET)) {
+		fprintf(stderr, "connbench wait: setns '%s': %s\n", netns_path, strerror(errno));
+		close(nsfd);
+		return 1;
+	}
+	close(nsfd);
+	deadline = t0 + (int64_t)(timeout * 1e9);
+	/* Probe for 100 ms at a time so that an agent that exits is noticed. */
+	while (next < n && now_ns() < deadline) {
+		int64_t until = now_ns() + 100000000, ok;
+
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "connbench wait: %s exited (status %d)\n", argv[0], st);
+			return 1;
+		}
+		ok = probe_until(&t[next], until < deadline ? until : deadline, 2000000, &probes);
+		if (ok) {
+			if (!t_first)
+				t_first = ok;
+			next++;
+		}
+	}
+	printf("wait targets=%d first_ok_s=%.3f all_ok_s=%.3f probes=%llu timeout=%d errors=%d\n",
+	       n, t_first ? (double)(t_first - t0) / 1e9 : -1.0,
+	       next == n ? (double)(now_ns() - t0) / 1e9 : -1.0, probes, next < n, next < n);
+	return next == n ? 0 : 1;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1245,6 +2018,17 @@ static void usage(FILE *f)
 		"                         --vip IP:PORT --backends A,B,... [--backend-port 8080]\n"
 		"                         [--node NAME] [--samples 200] [--gap-ms 10] [--cdf F]\n"
 		"                         [--budget SECONDS]\n"
+		"       connbench load    --url URL --svc-base IP --be-base IP [--services N]\n"
+		"                         [--first I] [--endpoints 10] [--be-span K] [--affinity]\n"
+		"                         [--udp-services I,J,...] [--node NAME] [--clients 4]\n"
+		"       connbench update  --url URL --svc-base IP --be-base IP --first I\n"
+		"                         --netns PATH [--endpoints 10] [--be-span K] [--timeout "
+		"S]\n"
+		"       connbench wait    --targets A:P,... --netns PATH [--timeout 60] [--pidfile "
+		"F]\n"
+		"                         [--child-log F] [--child-cgroup DIR] -- CMD...\n"
+		"closed and open also take [--proto crr|rr|udp] [--sources A-B|A,B,...]\n"
+		"[--req-timeout 2]; serve takes --any (0.0.0.0) and --udp (UDP on the same port).\n"
 		"\n"
 		"Datapath load generator (tools/bench/datapath.sh). One line of key=value\n"
 		"results on stdout; any error fails the run (exit 1).\n");
@@ -1292,6 +2076,22 @@ int main(int argc, char **argv)
 		{"cdf", required_argument, NULL, 'C'},
 		{"child-log", required_argument, NULL, 'L'},
 		{"budget", required_argument, NULL, 'G'},
+		{"proto", required_argument, NULL, 'x'},
+		{"sources", required_argument, NULL, 'X'},
+		{"req-timeout", required_argument, NULL, 'q'},
+		{"any", no_argument, NULL, 'A'},
+		{"udp", no_argument, NULL, 'U'},
+		{"services", required_argument, NULL, 1000},
+		{"first", required_argument, NULL, 1001},
+		{"endpoints", required_argument, NULL, 1002},
+		{"svc-base", required_argument, NULL, 1003},
+		{"be-base", required_argument, NULL, 1004},
+		{"be-span", required_argument, NULL, 1005},
+		{"clients", required_argument, NULL, 1006},
+		{"affinity", no_argument, NULL, 1007},
+		{"udp-services", required_argument, NULL, 1008},
+		{"netns", required_argument, NULL, 1009},
+		{"child-cgroup", required_argument, NULL, 1010},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -1300,7 +2100,10 @@ int main(int argc, char **argv)
 	struct change_opts co = {.node = "node-a", .be_port = 8080, .samples = 200, .gap_ms = 10};
 	double port = 8080, conns = 64, secs = 2, warmup = 0.5, rate = 0, inflight = 20000;
 	double timeout = 60, d;
-	const char *cmd;
+	const char *cmd, *netns = NULL, *child_cg = NULL;
+	struct client_opts clo = {.tag = "-", .proto = P_CRR, .timeout_s = 2};
+	struct load_opts lo = {.node = "node-a", .endpoints = 10, .be_span = 1, .clients = 4};
+	bool any = false, udp = false, have_svc = false, have_be = false;
 	int c;
 
 	if (argc < 2 || argv[1][0] == '-') {
@@ -1399,6 +2202,71 @@ int main(int argc, char **argv)
 			if (num("--budget", optarg, 0, 3600, &co.budget_s))
 				return 2;
 			break;
+		case 'x':
+			if (!strcmp(optarg, "crr"))
+				clo.proto = P_CRR;
+			else if (!strcmp(optarg, "rr"))
+				clo.proto = P_RR;
+			else if (!strcmp(optarg, "udp"))
+				clo.proto = P_UDP;
+			else {
+				fprintf(stderr, "connbench: --proto '%s': crr, rr or udp\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'X':
+			clo.sources = optarg;
+			break;
+		case 'q':
+			if (num("--req-timeout", optarg, 0.01, 60, &clo.timeout_s))
+				return 2;
+			break;
+		case 'A':
+			any = true;
+			break;
+		case 'U':
+			udp = true;
+			break;
+		case 1000:
+		case 1001:
+		case 1002:
+		case 1005:
+		case 1006:
+			if (num("a count", optarg, c == 1002 || c == 1005 || c == 1006 ? 1 : 0,
+				c == 1006 ? 64 : 10000000, &d))
+				return 2;
+			*(c == 1000   ? &lo.services
+			  : c == 1001 ? &lo.first
+			  : c == 1002 ? &lo.endpoints
+			  : c == 1005 ? &lo.be_span
+				      : &lo.clients) = (int)d;
+			break;
+		case 1003:
+		case 1004: {
+			struct in_addr *a = c == 1003 ? &lo.svc_base : &lo.be_base;
+
+			if (inet_pton(AF_INET, optarg, a) != 1 || !addr_allowed(*a)) {
+				fprintf(stderr,
+					"connbench: '%s' is not an IPv4 address in 198.18.0.0/15\n",
+					optarg);
+				return 2;
+			}
+			*(c == 1003 ? &have_svc : &have_be) = true;
+			break;
+		}
+		case 1007:
+			lo.affinity = true;
+			break;
+		case 1008:
+			lo.udp_list = optarg;
+			break;
+		case 1009:
+			netns = optarg;
+			break;
+		case 1010:
+			child_cg = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1408,24 +2276,54 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!strcmp(cmd, "serve")) {
-		if (!addrs) {
-			fprintf(stderr, "connbench serve: --addrs is required\n");
+		if (!addrs == !any) {
+			fprintf(stderr, "connbench serve: --addrs or --any is required\n");
 			return 2;
 		}
-		return cmd_serve(addrs, (uint16_t)port, ready);
+		return cmd_serve(addrs, (uint16_t)port, ready, udp);
 	}
 	if (!strcmp(cmd, "closed") || !strcmp(cmd, "open")) {
 		if (!targets) {
 			fprintf(stderr, "connbench %s: --targets is required\n", cmd);
 			return 2;
 		}
+		clo.targets = targets;
+		clo.tag = tag;
+		clo.secs = secs;
+		clo.warmup = warmup;
 		if (!strcmp(cmd, "closed"))
-			return cmd_closed(targets, (int)conns, secs, warmup, tag);
+			return cmd_closed(&clo, (int)conns);
 		if (!rate) {
 			fprintf(stderr, "connbench open: --rate is required\n");
 			return 2;
 		}
-		return cmd_open(targets, rate, secs, warmup, (int)inflight, tag);
+		return cmd_open(&clo, rate, (int)inflight);
+	}
+	if (!strcmp(cmd, "wait")) {
+		if (!targets || !netns || optind >= argc) {
+			fprintf(stderr,
+				"connbench wait: --targets, --netns and -- CMD are required\n");
+			return 2;
+		}
+		return cmd_wait(targets, netns, timeout, pidfile, child_log, child_cg,
+				argv + optind);
+	}
+	if (!strcmp(cmd, "load") || !strcmp(cmd, "update")) {
+		lo.url = co.url;
+		lo.node = co.node;
+		if (!lo.url || !have_svc || !have_be) {
+			fprintf(stderr,
+				"connbench %s: --url, --svc-base and --be-base are required\n",
+				cmd);
+			return 2;
+		}
+		if (!strcmp(cmd, "load"))
+			return cmd_load(&lo);
+		if (!netns) {
+			fprintf(stderr, "connbench update: --netns is required\n");
+			return 2;
+		}
+		return cmd_update(&lo, netns, timeout);
 	}
 	if (!strcmp(cmd, "mapwait")) {
 		if (!co.url || !co.pin_dir || optind >= argc) {
@@ -1443,7 +2341,9 @@ int main(int argc, char **argv)
 		}
 		return cmd_change(&co);
 	}
-	fprintf(stderr, "connbench: unknown command '%s' (serve, closed, open, mapwait, change)\n",
+	fprintf(stderr,
+		"connbench: unknown command '%s' (serve, closed, open, mapwait, change, "
+		"load, update, wait)\n",
 		cmd);
 	return 2;
 }
