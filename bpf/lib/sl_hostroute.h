@@ -130,7 +130,9 @@ static __always_inline int sl_hr_fib_out(struct __sk_buff *skb, const struct iph
 	fib.family = SL_HR_AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
+	/* tot_len stays 0: with it the helper compares the IP length, which for a GSO packet
+	 * from the pod's TCP is the whole super-packet; without it it checks the skb against
+	 * the egress device as the stack would (segments for GSO). */
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = skb->ifindex;
