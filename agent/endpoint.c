@@ -501,7 +501,7 @@ static void hr_ep_del(struct endpoints *e, const struct ep_rec *r)
 		return;
 	if (bpf_map_lookup_elem(fd, &a.s_addr, &v))
 		return;
-	if (!idx || v.ifindex == (uint32_t)idx || v.ifindex == (uint32_t)r->host_ifindex)
+	if (v.ifindex == (uint32_t)r->host_ifindex || (idx && v.ifindex == (uint32_t)idx))
 		bpf_map_delete_elem(fd, &a.s_addr);
 }
 

@@ -359,9 +359,11 @@ int tc_pol_egress(struct __sk_buff *skb)
 	return sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
 }
 
-/* TCX ingress of the node's devices: packets from other nodes to local pods.
- * Everything else goes on to the next program (the uplink path) and the
- * stack. */
+/* TCX ingress of the node's devices: packets from pods of other nodes to
+ * local pods. Everything else goes on to the next program (the uplink path)
+ * and the stack: a flow from outside the podCIDRs must pass the node's
+ * conntrack both ways (its replies leave by the stack and the masquerade
+ * would take them for new flows). */
 SEC("tc")
 int tc_hr_fabric(struct __sk_buff *skb)
 {
@@ -371,7 +373,7 @@ int tc_hr_fabric(struct __sk_buff *skb)
 	if (!sl_hr_enabled || sl_hr_ip(skb, &ip))
 		return SL_HR_TCX_NEXT;
 	ep = bpf_map_lookup_elem(&sl_hr_ep_v1, &ip.daddr);
-	if (!ep)
+	if (!ep || !sl_hr_in_cluster(ip.saddr))
 		return SL_HR_TCX_NEXT;
 	return hr_deliver(skb, &ip, ep, SL_HR_C_PEER_NET, SL_HR_TCX_NEXT);
 }

@@ -7,7 +7,7 @@
  *     destination in a podCIDR        → FIB lookup, TTL - 1, MACs, redirect to the device
  *                                       (redirect_neigh when the neighbour is unresolved)
  *   from the fabric (TCX ingress of the node's devices):
- *     destination a pod of this node  → its ingress policy here, then redirect_peer into it
+ *     from a podCIDR to a pod of this node → its ingress policy here, then redirect_peer
  *
  * Anything else, and whatever the fast path cannot do as the stack would (TTL about to
  * expire, fragments — the stack's conntrack would reassemble them before policy —, a

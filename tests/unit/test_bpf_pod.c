@@ -694,6 +694,7 @@ TEST(hostroute_ingress_deny_before_redirect)
 	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)"))
 		goto out;
 	if (!ASSERT_OK(put_hr_ep(s, POD2, dev, 0), "hr ep") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs") ||
 	    !ASSERT_OK(put_np_ep(s, POD2, 100, SL_NP_RS_DENY), "np ep: ingress deny-all"))
 		goto out;
 	len = build(in, IPPROTO_TCP, POD, POD2, 43001, 80, 0x02);
@@ -731,8 +732,15 @@ TEST(hostroute_fabric_delivers_local_pods_only)
 		return;
 	s = pod_load_hr(true);
 	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
-	    !ASSERT_OK(put_hr_ep(s, POD2, dev, 0), "hr ep"))
+	    !ASSERT_OK(put_hr_ep(s, POD2, dev, 0), "hr ep") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
 		goto out;
+	/* From outside the podCIDRs: the stack both ways (conntrack, masquerade). */
+	len = build(in, IPPROTO_UDP, OUTSIDE, POD2, 5353, 53, 0);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run from outside"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "not from a pod: next program");
+	expect_rewrite(in, len, &r, NULL, NULL, 0, 0, "from outside untouched");
 	len = build(in, IPPROTO_UDP, BE2, POD2, 5353, 53, 0);
 	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run local"))
 		goto out;
