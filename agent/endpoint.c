@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,14 @@
 #include <event2/listener.h>
 
 #include "endpoint.h"
+#include "node.h"
 #include "policy.h"
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
 #include "sluice/json.h"
 #include "sluice/log.h"
+#include "abi/hostroute.h"
 #include "abi/lb.h"
 #include "tc_pod.skel.h"
 
@@ -67,6 +70,8 @@ struct endpoints {
 	size_t n_recs;
 	struct tc_pod *skel; /* loaded at the first opted-out endpoint */
 	int sockoff_fd;	     /* pinned sl_sockoff_v1, -1 until needed */
+	bool hr;	     /* BPF host routing on (and supported) */
+	char devices[256];   /* where the fabric program goes */
 };
 
 /* --- pure parts ------------------------------------------------------------------------ */
@@ -311,8 +316,63 @@ static void recs_load(struct endpoints *e)
 
 /* --- datapath state ------------------------------------------------------------------------ */
 
-/* SO_NETNS_COOKIE of the netns at path: a socket keeps the netns it was made in, so the
- * thread enters the netns just long enough to create one. */
+/* A datagram socket in the netns at path (NULL: ours). A socket keeps the netns it was
+ * made in, so the thread enters the netns just long enough to create one. */
+static int netns_socket(const char *path)
+{
+	int self, fd, s, err = 0;
+
+	if (!path) {
+		s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		return s < 0 ? -errno : s;
+	}
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	s = -1;
+	if (self < 0 || fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (setns(fd, CLONE_NEWNET)) {
+		err = -errno;
+		goto out;
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		err = -errno;
+	if (setns(self, CLONE_NEWNET)) {
+		/* Stuck in the pod's netns would be far worse than any failed ADD. */
+		pr_err(EL, "returning to the agent's netns failed: %s", strerror(errno));
+		abort();
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (self >= 0)
+		close(self);
+	if (err && s >= 0)
+		close(s);
+	return err ? err : s;
+}
+
+/* The hardware address of ifname in the netns at path (NULL: ours). */
+static int netns_if_mac(const char *path, const char *ifname, uint8_t mac[6])
+{
+	struct ifreq ifr = {0};
+	int s = netns_socket(path), err = 0;
+
+	if (s < 0)
+		return s;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(s, SIOCGIFHWADDR, &ifr))
+		err = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(s);
+	return err;
+}
+
+/* SO_NETNS_COOKIE of the netns at path. */
 static int netns_cookie(const char *path, unsigned long long *cookie)
 {
 	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -368,6 +428,7 @@ static int dp_ready(struct endpoints *e)
 	e->skel = tc_pod__open_opts(&oo);
 	if (!e->skel)
 		return -errno;
+	e->skel->rodata->sl_hr_enabled = e->hr;
 	err = tc_pod__load(e->skel);
 	if (err) {
 		pr_err(EL, "loading tc_pod failed: %s", strerror(-err));
@@ -376,6 +437,215 @@ static int dp_ready(struct endpoints *e)
 		return err;
 	}
 	return 0;
+}
+
+/* --- BPF host routing ------------------------------------------------------------------------ */
+
+static int rec_ifindex(const struct ep_rec *r);
+
+/* The helpers the fast path needs (kernel 5.12+); without them pods keep the kernel path. */
+static bool hr_supported(void)
+{
+	static const struct {
+		enum bpf_func_id id;
+		const char *name;
+	} need[] = {{BPF_FUNC_redirect_peer, "bpf_redirect_peer"},
+		    {BPF_FUNC_redirect_neigh, "bpf_redirect_neigh"},
+		    {BPF_FUNC_fib_lookup, "bpf_fib_lookup"},
+		    {BPF_FUNC_check_mtu, "bpf_check_mtu"}};
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, need[i].id, NULL) != 1) {
+			pr_warn(EL, "host routing: this kernel lacks %s; pod traffic takes the "
+				    "kernel path",
+				need[i].name);
+			return false;
+		}
+	return true;
+}
+
+static int hr_ep_fd(struct endpoints *e)
+{
+	return e->hr && e->skel ? bpf_map__fd(e->skel->maps.sl_hr_ep_v1) : -1;
+}
+
+/* r's entry in sl_hr_ep_v1, written once its policy entries and veth programs are in
+ * place. A pod without one is still reached, through the kernel path. */
+static void hr_ep_put(struct endpoints *e, const struct ep_rec *r)
+{
+	struct sl_hr_ep v = {.flags = r->sock_lb_off ? SL_HR_F_SVC : 0};
+	int fd = hr_ep_fd(e), err;
+	struct in_addr a;
+
+	if (fd < 0 || !r->ip || inet_pton(AF_INET, r->ip, &a) != 1)
+		return;
+	v.ifindex = (uint32_t)rec_ifindex(r);
+	err = v.ifindex ? netns_if_mac(NULL, r->host_ifname, v.host_mac) : -ENODEV;
+	if (!err)
+		err = netns_if_mac(r->netns, r->ifname, v.mac);
+	if (!err && bpf_map_update_elem(fd, &a.s_addr, &v, BPF_ANY))
+		err = -errno;
+	if (err)
+		pr_warn(EL, "endpoint %s: host routing entry: %s; its traffic takes the kernel path",
+			r->ip, sl_strerror(err));
+}
+
+/* Removes r's entry if it is still r's (a newer pod may hold the address by now). */
+static void hr_ep_del(struct endpoints *e, const struct ep_rec *r)
+{
+	int fd = hr_ep_fd(e), idx = rec_ifindex(r);
+	struct sl_hr_ep v;
+	struct in_addr a;
+
+	if (fd < 0 || !r->ip || inet_pton(AF_INET, r->ip, &a) != 1)
+		return;
+	if (bpf_map_lookup_elem(fd, &a.s_addr, &v))
+		return;
+	if (v.ifindex == (uint32_t)r->host_ifindex || (idx && v.ifindex == (uint32_t)idx))
+		bpf_map_delete_elem(fd, &a.s_addr);
+}
+
+/* After a restart: entries of pods no record knows (removed while the agent was down). */
+static void hr_ep_reconcile(struct endpoints *e)
+{
+	int fd = hr_ep_fd(e);
+	uint32_t key, next, *prev = NULL, stale[64];
+	size_t n = 0;
+
+	if (fd < 0)
+		return;
+	while (n < sizeof(stale) / sizeof(stale[0]) && !bpf_map_get_next_key(fd, prev, &next)) {
+		bool known = false;
+		struct in_addr a;
+
+		for (size_t i = 0; i < e->n_recs && !known; i++)
+			known = e->recs[i].ip && inet_pton(AF_INET, e->recs[i].ip, &a) == 1 &&
+				a.s_addr == next && rec_ifindex(&e->recs[i]);
+		if (!known)
+			stale[n++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &stale[i]);
+	if (n)
+		pr_info(EL, "host routing: %zu stale pod entr%s removed", n, n == 1 ? "y" : "ies");
+}
+
+void ep_hr_cidrs(struct endpoints *e, const struct node_route *r, size_t n)
+{
+	struct sl_hr_cidr_key key, next, *prev = NULL, stale[64];
+	uint8_t one = 1;
+	size_t n_stale = 0;
+	int fd;
+
+	if (!e || !e->hr || !e->skel)
+		return;
+	fd = bpf_map__fd(e->skel->maps.sl_hr_cidr_v1);
+	for (size_t i = 0; i < n; i++) {
+		struct sl_hr_cidr_key k = {.prefixlen = (uint32_t)r[i].prefix,
+					   .addr = htonl(r[i].dst)};
+
+		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
+			pr_warn(EL, "host routing: podCIDR entry: %s", strerror(errno));
+	}
+	while (n_stale < sizeof(stale) / sizeof(stale[0]) && !bpf_map_get_next_key(fd, prev, &next)) {
+		bool want = false;
+
+		for (size_t i = 0; i < n && !want; i++)
+			want = next.prefixlen == (uint32_t)r[i].prefix && next.addr == htonl(r[i].dst);
+		if (!want)
+			stale[n_stale++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < n_stale; i++)
+		bpf_map_delete_elem(fd, &stale[i]);
+}
+
+void ep_hr_unpin(const char *pin_root)
+{
+	DIR *d = opendir(pin_root);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX + 300];
+
+		if (strncmp(de->d_name, SL_HR_LINK_PREFIX, strlen(SL_HR_LINK_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_root, de->d_name);
+		if (unlink(path))
+			pr_warn(EL, "'%s': unpin failed: %s", path, strerror(errno));
+		else
+			pr_info(EL, "host routing: %s detached", de->d_name + strlen(SL_HR_LINK_PREFIX));
+	}
+	closedir(d);
+}
+
+/* TCX (kernel 6.6) through the raw link API: the libbpf this builds against predates it. */
+#define EP_TCX_INGRESS	 46 /* BPF_TCX_INGRESS */
+#define EP_LINK_TYPE_TCX 11 /* BPF_LINK_TYPE_TCX */
+
+struct ep_tcx_link_info { /* struct bpf_link_info with its tcx member */
+	uint32_t type, id, prog_id;
+	uint32_t ifindex, attach_type;
+	uint8_t rest[64];
+};
+
+/*
+ * The fabric program on each device, TCX ingress: it runs ahead of the uplink path's tc
+ * filter, to which it passes (TCX_NEXT) everything not for a local pod. The link is pinned
+ * so that packets keep their path while the agent is down; a restart swaps the program
+ * inside the same link.
+ */
+static void hr_fabric_attach(struct endpoints *e)
+{
+	int prog_fd = bpf_program__fd(e->skel->progs.tc_hr_fabric);
+	char list[sizeof(e->devices)], *save = NULL;
+
+	snprintf(list, sizeof(list), "%s", e->devices);
+	for (char *dev = strtok_r(list, ",", &save); dev; dev = strtok_r(NULL, ",", &save)) {
+		char pin[PATH_MAX + 64];
+		struct ep_tcx_link_info info;
+		uint32_t len = sizeof(info);
+		int idx = (int)if_nametoindex(dev), fd, err;
+
+		if (!idx) {
+			pr_warn(EL, "host routing: device '%s' does not exist", dev);
+			continue;
+		}
+		snprintf(pin, sizeof(pin), "%s/%s%s", e->pin_root, SL_HR_LINK_PREFIX, dev);
+		fd = bpf_obj_get(pin);
+		if (fd >= 0) {
+			memset(&info, 0, sizeof(info));
+			if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+			    info.type == EP_LINK_TYPE_TCX && info.ifindex == (uint32_t)idx &&
+			    !bpf_link_update(fd, prog_fd, NULL)) {
+				close(fd);
+				pr_info(EL, "host routing: device '%s': program replaced", dev);
+				continue;
+			}
+			close(fd);
+			unlink(pin); /* another device by that name, or a dead link */
+		}
+		fd = bpf_link_create(prog_fd, idx, (enum bpf_attach_type)EP_TCX_INGRESS, NULL);
+		if (fd < 0) {
+			pr_warn(EL, "host routing: device '%s': TCX attach failed: %s; packets from "
+				    "other nodes take the kernel path",
+				dev, strerror(errno));
+			continue;
+		}
+		err = bpf_obj_pin(fd, pin) ? -errno : 0;
+		close(fd); /* pinned: the pin keeps it attached; else this detaches it */
+		if (err)
+			pr_warn(EL, "host routing: device '%s': pinning '%s' failed: %s; detached",
+				dev, pin, sl_strerror(err));
+		else
+			pr_info(EL, "host routing: device '%s': packets to local pods delivered by BPF",
+				dev);
+	}
 }
 
 /* Attaches the pod programs to the host veth: service translation + policy (svc) or
@@ -465,11 +735,15 @@ static int policy_apply(struct endpoints *e, const struct ep_rec *r, char *why, 
  * (when the agent enforces policy), nothing otherwise. */
 static int veth_apply(struct endpoints *e, const struct ep_rec *r, char *why, size_t whylen)
 {
+	int err = 0;
+
 	if (r->sock_lb_off)
-		return optout_apply(e, r, why, whylen);
-	if (npol_self())
-		return policy_apply(e, r, why, whylen);
-	return 0;
+		err = optout_apply(e, r, why, whylen);
+	else if (npol_self())
+		err = policy_apply(e, r, why, whylen);
+	if (!err)
+		hr_ep_put(e, r);
+	return err;
 }
 
 static void optout_remove(struct endpoints *e, const struct ep_rec *r)
@@ -478,6 +752,7 @@ static void optout_remove(struct endpoints *e, const struct ep_rec *r)
 
 	if (e->sockoff_fd < 0)
 		dp_ready(e);
+	hr_ep_del(e, r);
 	if (r->sock_lb_off && e->sockoff_fd >= 0 && r->netns_cookie)
 		bpf_map_delete_elem(e->sockoff_fd, &r->netns_cookie);
 	/* The plugin deletes the veth (and with it the filters) before it tells us; a DEL
@@ -591,6 +866,8 @@ static int op_add(struct endpoints *e, const struct ep_req *q, char *why, size_t
 		if (old->sock_lb_off && e->sockoff_fd >= 0 &&
 		    (!r.sock_lb_off || old->netns_cookie != r.netns_cookie))
 			bpf_map_delete_elem(e->sockoff_fd, &old->netns_cookie);
+		if (old->ip && strcmp(old->ip, r.ip))
+			hr_ep_del(e, old);
 		rec_fini(old);
 		*old = r;
 	} else {
@@ -849,6 +1126,8 @@ struct endpoints *ep_open(const struct ep_opts *o)
 	e->base = o->base;
 	e->client = o->client;
 	e->sockoff_fd = -1;
+	e->hr = o->host_routing && hr_supported();
+	snprintf(e->devices, sizeof(e->devices), "%s", o->devices ? o->devices : "");
 	snprintf(e->state_dir, sizeof(e->state_dir), "%s", o->state_dir);
 	snprintf(e->pin_root, sizeof(e->pin_root), "%s", o->pin_root ? o->pin_root : "");
 	snprintf(e->sock_path, sizeof(e->sock_path), "%s/%s", o->state_dir, EP_SOCK_NAME);
@@ -860,6 +1139,18 @@ struct endpoints *ep_open(const struct ep_opts *o)
 		goto fail;
 	}
 	recs_load(e);
+	/* Host routing needs the programs before the first pod: the fabric program is
+	 * per device. Off (or after a failure): no link of a previous run may stay. */
+	if (e->hr && (err = dp_ready(e))) {
+		pr_warn(EL, "host routing: pod programs unavailable: %s; kernel path",
+			sl_strerror(err));
+		e->hr = false;
+	}
+	if (e->hr)
+		hr_fabric_attach(e);
+	else if (e->pin_root[0])
+		ep_hr_unpin(e->pin_root);
+	pr_info(EL, "host routing: %s", e->hr ? "bpf" : "kernel");
 	/* Pods of the previous run get this run's programs on their veth (the maps they
 	 * read are pinned and keep enforcing meanwhile). */
 	for (size_t i = 0; i < e->n_recs; i++) {
@@ -868,6 +1159,7 @@ struct endpoints *ep_open(const struct ep_opts *o)
 		if (rec_ifindex(&e->recs[i]) && veth_apply(e, &e->recs[i], why, sizeof(why)))
 			pr_warn(EL, "endpoint %s: %s", e->recs[i].ip ? e->recs[i].ip : "?", why);
 	}
+	hr_ep_reconcile(e);
 	queue_replay(e);
 	err = sock_listen(e);
 	if (err)

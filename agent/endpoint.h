@@ -37,6 +37,10 @@ struct ep_opts {
 	const char *state_dir;
 	const char *pin_root; /* the datapath's pin dir (opt-out map, shared maps) */
 	const char *node_name;
+	/* BPF host routing (docs/datapath.md): pod-to-pod packets skip the node's stack;
+	 * devices (comma list) get the fabric program that delivers into local pods. */
+	bool host_routing;
+	const char *devices;
 };
 
 struct endpoints;
@@ -46,6 +50,13 @@ struct endpoints *ep_open(const struct ep_opts *o);
 void ep_close(struct endpoints *e);
 /* Number of recorded endpoints. */
 size_t ep_count(const struct endpoints *e);
+
+struct node_route;
+/* The cluster's podCIDRs (the node's route set: dst/prefix of each) for host routing:
+ * traffic to them may skip the node's stack. Accepts e == NULL; no-op when off. */
+void ep_hr_cidrs(struct endpoints *e, const struct node_route *r, size_t n);
+/* Removes the fabric program's pinned TCX links under pin_root (detaching them). */
+void ep_hr_unpin(const char *pin_root);
 
 /* --- pure parts (unit-tested) ------------------------------------------------------------ */
 

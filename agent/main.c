@@ -55,6 +55,9 @@ static void usage(FILE *f)
 		"  --cni-bin-dir DIR       CNI plugins (default /opt/cni/bin)\n"
 		"  --cluster-dns IP        nameserver in pods' resolv.conf\n"
 		"  --cluster-domain D      cluster domain (default cluster.local)\n"
+		"  --host-routing MODE     bpf (default) | kernel: pod-to-pod packets skip the\n"
+		"                          node's stack (BPF FIB redirect out, redirect_peer in;\n"
+		"                          bpf dataplane only, kernel path without the helpers)\n"
 		"  --dataplane MODE        bpf (default) | iptables | nftables | ipvs: which\n"
 		"                          datapath translates service traffic; the legacy ones\n"
 		"                          program what kube-proxy programs (docs/dataplanes.md)\n"
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
 		{"cluster-dns", required_argument, NULL, 'N'},
 		{"cluster-domain", required_argument, NULL, 'z'},
 		{"dataplane", required_argument, NULL, 'X'},
+		{"host-routing", required_argument, NULL, 'O'},
 		{"iptables-variant", required_argument, NULL, 'V'},
 		{"cluster-cidr", required_argument, NULL, 'r'},
 		{"masquerade-all", no_argument, NULL, 'A'},
@@ -259,6 +263,16 @@ int main(int argc, char **argv)
 			cfg.dataplane = (int)d;
 			break;
 		}
+		case 'O':
+			if (strcmp(optarg, "bpf") && strcmp(optarg, "kernel")) {
+				fprintf(stderr,
+					"sluice-agent: --host-routing '%s': accepted values are bpf, "
+					"kernel\n",
+					optarg);
+				return 2;
+			}
+			cfg.kernel_routing = !strcmp(optarg, "kernel");
+			break;
 		case 'V':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "legacy") &&
 			    strcmp(optarg, "nft")) {

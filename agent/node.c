@@ -29,9 +29,11 @@
 
 #include "agent.h"
 #include "cni.h"
+#include "datapath.h"
 #include "endpoint.h"
 #include "masq.h"
 #include "node.h"
+#include "proxier.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
 #include "sluice/json.h"
@@ -635,6 +637,7 @@ static void routes_sync(struct node *n)
 	}
 	/* The cluster's extent changes with the same Node facts as the routes. */
 	masq_sync(n->pod_cidr, pv, n->n_peers, &n->masq);
+	ep_hr_cidrs(n->ep, want, n_want);
 out:
 	free(pv);
 	free(want);
@@ -861,7 +864,13 @@ struct node *node_open(const struct agent_config *cfg, struct event_base *base,
 					  .client = client,
 					  .state_dir = n->state_dir,
 					  .pin_root = pin_root,
-					  .node_name = cfg->node_name});
+					  .node_name = cfg->node_name,
+					  /* Legacy dataplanes DNAT in the node's netfilter: replies
+					   * to pods must pass its conntrack, so they keep the
+					   * kernel path. */
+					  .host_routing = !cfg->kernel_routing &&
+							  cfg->dataplane == AGENT_DP_BPF,
+					  .devices = cfg->devices});
 	if (!n->ep) {
 		err = -errno;
 		goto fail;
@@ -932,5 +941,8 @@ int node_cleanup(const struct agent_config *cfg)
 	if (err)
 		pr_warn(NL, "listing routes failed: %s", sl_strerror(err));
 	masq_remove();
+	snprintf(path, sizeof(path), "%s/sluice/%s", cfg->bpffs ? cfg->bpffs : DP_BPFFS_DEFAULT,
+		 cfg->node_name);
+	ep_hr_unpin(path);
 	return rc;
 }

@@ -20,6 +20,14 @@
  * NetworkPolicy is enforced on the same veth by the same programs (after
  * DNAT out of the pod, before reverse NAT into it); pods that keep the
  * socket LB get tc_pol_ingress/tc_pol_egress, policy only.
+ *
+ * BPF host routing (lib/sl_hostroute.h, --host-routing bpf): after the
+ * ingress programs passed a packet, pod-to-pod traffic leaves by redirect
+ * instead of the node's stack; tc_hr_fabric (TCX ingress of the node's
+ * devices) delivers packets from other nodes straight into local pods. A
+ * delivery into a pod skips that pod's tc egress, so hr_deliver runs what
+ * it would have run, in the same order: the pod's ingress policy, then the
+ * reverse NAT for opted-out pods.
  */
 #include "lib/sl_defs.h"
 #include "lib/sl_hash.h"
@@ -30,6 +38,7 @@
 #include "lib/sl_ct.h"
 #include "lib/sl_reject.h"
 #include "lib/sl_policy.h"
+#include "lib/sl_hostroute.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -255,6 +264,56 @@ static __always_inline int pod_revnat(struct __sk_buff *skb)
 }
 
 /*
+ * Into a pod of this node (ep) from the tc ingress of a pod veth or a node
+ * device: what tc_pod_egress / tc_pol_egress on ep's veth would do, then the
+ * forwarding stack's TTL and MAC rewrite, then redirect_peer into the pod's
+ * netns (no second pass through a backlog queue). stack: the verdict that
+ * leaves the packet to the kernel path.
+ */
+static __always_inline int hr_deliver(struct __sk_buff *skb, const struct iphdr *ip,
+				      const struct sl_hr_ep *ep, __u32 ctr, int stack)
+{
+	__u32 mtu = 0;
+	int ret;
+
+	if (!sl_hr_forwardable(ip) || bpf_check_mtu(skb, ep->ifindex, &mtu, 0, 0))
+		return sl_hr_count(skb, SL_HR_C_STACK, stack);
+	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ep->ifindex, false);
+	if (ret != TC_ACT_OK)
+		return ret;
+	if (ep->flags & SL_HR_F_SVC) {
+		ret = pod_revnat(skb);
+		if (ret != TC_ACT_OK)
+			return ret;
+	}
+	/* Past this point the pod's policy has counted the packet: a failure drops it. */
+	if (sl_hr_ttl_dec(skb, ip->ttl) || sl_hr_macs(skb, ep->mac, ep->host_mac))
+		return TC_ACT_SHOT;
+	return sl_hr_count(skb, ctr, bpf_redirect_peer(ep->ifindex, 0));
+}
+
+/* A packet the pod programs passed on the way out of a pod (see the top). */
+static __always_inline int hr_from_pod(struct __sk_buff *skb)
+{
+	const struct sl_hr_ep *ep;
+	struct iphdr ip;
+
+	if (!sl_hr_enabled || sl_hr_ip(skb, &ip))
+		return TC_ACT_OK;
+	ep = bpf_map_lookup_elem(&sl_hr_ep_v1, &ip.daddr);
+	if (ep) {
+		if (ep->ifindex == skb->ifindex)
+			return TC_ACT_OK; /* its own address via the gateway: the stack's */
+		return hr_deliver(skb, &ip, ep, SL_HR_C_PEER_POD, TC_ACT_OK);
+	}
+	if (!sl_hr_in_cluster(ip.daddr))
+		return TC_ACT_OK;
+	if (!sl_hr_forwardable(&ip))
+		return sl_hr_count(skb, SL_HR_C_STACK, TC_ACT_OK);
+	return sl_hr_fib_out(skb, &ip);
+}
+
+/*
  * The programs. Policy (lib/sl_policy.h) composes with translation so that
  * it always sees backends: on the way out of the pod it runs after DNAT, on
  * the way in before the reverse NAT (the cached tuple is the translated
@@ -268,7 +327,10 @@ int tc_pod_ingress(struct __sk_buff *skb)
 
 	if (ret != TC_ACT_OK)
 		return ret;
-	return sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+	ret = sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+	if (ret != TC_ACT_OK)
+		return ret;
+	return hr_from_pod(skb);
 }
 
 SEC("tc")
@@ -284,11 +346,34 @@ int tc_pod_egress(struct __sk_buff *skb)
 SEC("tc")
 int tc_pol_ingress(struct __sk_buff *skb)
 {
-	return sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+	int ret = sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+
+	if (ret != TC_ACT_OK)
+		return ret;
+	return hr_from_pod(skb);
 }
 
 SEC("tc")
 int tc_pol_egress(struct __sk_buff *skb)
 {
 	return sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
+}
+
+/* TCX ingress of the node's devices: packets from pods of other nodes to
+ * local pods. Everything else goes on to the next program (the uplink path)
+ * and the stack: a flow from outside the podCIDRs must pass the node's
+ * conntrack both ways (its replies leave by the stack and the masquerade
+ * would take them for new flows). */
+SEC("tc")
+int tc_hr_fabric(struct __sk_buff *skb)
+{
+	const struct sl_hr_ep *ep;
+	struct iphdr ip;
+
+	if (!sl_hr_enabled || sl_hr_ip(skb, &ip))
+		return SL_HR_TCX_NEXT;
+	ep = bpf_map_lookup_elem(&sl_hr_ep_v1, &ip.daddr);
+	if (!ep || !sl_hr_in_cluster(ip.saddr))
+		return SL_HR_TCX_NEXT;
+	return hr_deliver(skb, &ip, ep, SL_HR_C_PEER_NET, SL_HR_TCX_NEXT);
 }

@@ -256,9 +256,9 @@ static __always_inline __u8 sl_np_side(const struct sl_np_ep_val *subj, __u8 dir
 	return deny;
 }
 
-static __always_inline void sl_np_report(struct __sk_buff *skb, const struct sl_np_ct_key *k,
-					 __u8 verdict, __u8 reason, __u32 policy, __u32 src_id,
-					 __u32 dst_id, __u64 now)
+static __always_inline void sl_np_report(__u32 ifindex, const struct sl_np_ct_key *k, __u8 verdict,
+					 __u8 reason, __u32 policy, __u32 src_id, __u32 dst_id,
+					 __u64 now)
 {
 	struct sl_np_flow f = {
 		.ts_ns = now,
@@ -271,7 +271,7 @@ static __always_inline void sl_np_report(struct __sk_buff *skb, const struct sl_
 		.verdict = verdict,
 		.reason = reason,
 		.policy = policy,
-		.ifindex = skb->ifindex,
+		.ifindex = ifindex,
 		.src_id = src_id,
 		.dst_id = dst_id,
 	};
@@ -317,9 +317,9 @@ static __always_inline void sl_np_reverse(struct sl_np_ct_key *r, const struct s
  * its source is one of the node's addresses. BPF_PROG_TEST_RUN attaches a
  * dummy socket with no protocol, which does not count.
  */
-static __always_inline bool sl_np_from_node(struct __sk_buff *skb, __be32 saddr)
+static __always_inline bool sl_np_from_node(struct __sk_buff *skb, __be32 saddr, bool node_sk)
 {
-	struct bpf_sock *sk = skb->sk;
+	struct bpf_sock *sk = node_sk ? skb->sk : NULL;
 
 	if (sk) {
 		sk = bpf_sk_fullsock(sk);
@@ -329,8 +329,16 @@ static __always_inline bool sl_np_from_node(struct __sk_buff *skb, __be32 saddr)
 	return bpf_map_lookup_elem(&sl_local4_v1, &saddr) != NULL;
 }
 
-/* The verdict for one packet on a pod veth at hook (SL_NP_HOOK_*). */
-static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
+/*
+ * The verdict for one packet at hook (SL_NP_HOOK_*) of the pod whose host veth is ifindex
+ * (reported in flow records). node_sk: a socket on the skb means the node's stack sent it,
+ * true on the veth itself; BPF host routing (lib/sl_hostroute.h) decides TO_POD before the
+ * packet ever reached the node's stack, where the skb may still carry the sending pod's
+ * socket (veth and bridge keep skb->sk across netns, only ip_rcv orphans), so it passes
+ * false and only the node's addresses count as the node.
+ */
+static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __u32 ifindex,
+					    bool node_sk)
 {
 	__u8 other = hook == SL_NP_HOOK_TO_POD ? SL_NP_HOOK_FROM_POD : SL_NP_HOOK_TO_POD;
 	const struct sl_np_ep_val *src, *dst, *subj;
@@ -368,7 +376,7 @@ static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
 	if (p.k.saddr == p.k.daddr) {
 		cidx = SL_NP_C_SELF;
 		reason = 0;
-	} else if (hook == SL_NP_HOOK_TO_POD && sl_np_from_node(skb, p.k.saddr)) {
+	} else if (hook == SL_NP_HOOK_TO_POD && sl_np_from_node(skb, p.k.saddr, node_sk)) {
 		cidx = SL_NP_C_ALLOW_NODE;
 		reason = 0;
 	} else {
@@ -385,7 +393,7 @@ static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
 		nv.verdict = SL_NP_CT_ALLOW;
 		/* A full LRU evicts; a failed insert only costs a re-decision. */
 		bpf_map_update_elem(&sl_np_ct_v1, &p.k, &nv, BPF_ANY);
-		sl_np_report(skb, &p.k, SL_NP_CT_ALLOW, cidx, policy, src ? src->identity : 0,
+		sl_np_report(ifindex, &p.k, SL_NP_CT_ALLOW, cidx, policy, src ? src->identity : 0,
 			     dst ? dst->identity : 0, now);
 		return sl_np_count(skb, cidx, TC_ACT_OK);
 	}
@@ -396,10 +404,16 @@ static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
 		nv.verdict = SL_NP_CT_DENY;
 		nv.reason = reason;
 		bpf_map_update_elem(&sl_np_ct_v1, &p.k, &nv, BPF_ANY);
-		sl_np_report(skb, &p.k, SL_NP_CT_DENY, reason, 0, src ? src->identity : 0,
+		sl_np_report(ifindex, &p.k, SL_NP_CT_DENY, reason, 0, src ? src->identity : 0,
 			     dst ? dst->identity : 0, now);
 	}
 	return sl_np_count(skb, reason, TC_ACT_SHOT);
+}
+
+/* The verdict for one packet on a pod's host veth at hook (SL_NP_HOOK_*). */
+static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
+{
+	return sl_np_enforce_at(skb, hook, skb->ifindex, true);
 }
 
 #endif

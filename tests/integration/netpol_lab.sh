@@ -136,6 +136,27 @@ allowed open-http-dev-to-prod-cross-node http dev/client prod/web-1
 allowed open-udp-prod-to-prod-cross-node udp prod/client prod/web-2
 allowed open-tcp-dev-to-prod-same-node tcp dev/client prod/web-2
 
+# BPF host routing (the agent's default): the probes above skipped the nodes' stacks, so
+# the deny cases below are enforced by the redirecting programs (sl_hr_ctr_v1: 1 = into a
+# pod from a pod of the node, 2 = into a pod from the fabric). Skipped when the lab runs
+# the agents with LAB_AGENT_FLAGS="--host-routing kernel".
+hr_pkts() { # NODE INDEX: packets over all CPUs
+	bpftool -j map lookup pinned "$S/bpffs/sluice/$1/sl_hr_ctr_v1" key "$2" 0 0 0 2>/dev/null |
+		python3 -c 'import json, sys
+e = json.load(sys.stdin)
+print(sum(int.from_bytes(bytes(int(b, 16) for b in v["value"][:8]), "little")
+          if isinstance(v["value"], list) else int(v["value"]["packets"]) for v in e["values"]))'
+}
+if [[ ${LAB_AGENT_FLAGS:-} != *"--host-routing kernel"* ]]; then
+	hr="n1: $(hr_pkts n1 2) from the fabric; n2: $(hr_pkts n2 2) from the fabric, $(hr_pkts n2 1) same node"
+	if [[ $hr =~ ^n1:\ [1-9][0-9]*\ .*n2:\ [1-9][0-9]*\ .*,\ [1-9][0-9]*\ same ]]; then
+		ok host-routing-carried-the-probes
+		echo "# packets delivered by redirect_peer: $hr"
+	else
+		not_ok host-routing-carried-the-probes "$hr"
+	fi
+fi
+
 # --- deny-all ingress in prod ---------------------------------------------------------
 # Latency: a loop inside dev/client opens a new connection every ~10 ms (curl, 0.2 s limit)
 # and prints the time its first refused one started; kubectl apply runs meanwhile.

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,10 +17,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "abi/hostroute.h"
 #include "abi/lb.h"
+#include "abi/policy.h"
 #include "harness.h"
 #include "tc_pod.skel.h"
 
+#define TC_ACT_UNSPEC	(-1)
 #define TC_ACT_OK	0
 #define TC_ACT_SHOT	2
 #define TC_ACT_REDIRECT 7
@@ -178,17 +182,24 @@ static int print_libbpf(enum libbpf_print_level lvl, const char *fmt, va_list ap
 
 static bool in_netns;
 
-static struct tc_pod *pod_load(void)
+static bool netns_enter(void)
+{
+	if (!in_netns) {
+		if (unshare(CLONE_NEWNET) || system("ip link set lo up >/dev/null 2>&1"))
+			return false;
+		in_netns = true;
+	}
+	return true;
+}
+
+static struct tc_pod *pod_load_hr(bool hr)
 {
 	struct tc_pod *skel;
 	struct bpf_map *m;
 
 	libbpf_set_print(print_libbpf);
-	if (!in_netns) {
-		if (unshare(CLONE_NEWNET) || system("ip link set lo up >/dev/null 2>&1"))
-			return NULL;
-		in_netns = true;
-	}
+	if (!netns_enter())
+		return NULL;
 	skel = tc_pod__open();
 	if (!skel)
 		return NULL;
@@ -197,11 +208,17 @@ static struct tc_pod *pod_load(void)
 	bpf_map__set_max_entries(skel->maps.sl_ct4_any_v1, 1024);
 	bpf_map__set_max_entries(skel->maps.sl_slots_v1, 1024);
 	bpf_map__set_max_entries(skel->maps.sl_be4_v1, 256);
+	skel->rodata->sl_hr_enabled = hr;
 	if (tc_pod__load(skel)) {
 		tc_pod__destroy(skel);
 		return NULL;
 	}
 	return skel;
+}
+
+static struct tc_pod *pod_load(void)
+{
+	return pod_load_hr(false);
 }
 
 static int put_backend(struct tc_pod *s, uint32_t id, const char *addr, uint16_t port,
@@ -456,6 +473,406 @@ TEST(internal_traffic_policy_local)
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "run no int"))
 		goto out;
 	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "refused: no local endpoint");
+out:
+	tc_pod__destroy(s);
+}
+
+/* --- BPF host routing (lib/sl_hostroute.h) ------------------------------------------------- */
+
+#define PEER_NODE_POD "198.18.66.10" /* behind 198.18.1.2, neighbour known */
+#define COLD_POD      "198.18.67.10" /* behind 198.18.1.3, no neighbour entry */
+#define OWN_GONE_POD  "198.18.65.99" /* own podCIDR, no such pod: unreachable */
+#define OUTSIDE	      "198.18.1.50"  /* not a pod address */
+
+static const uint8_t POD2_MAC[6] = {2, 0, 0, 0, 0x22, 0x22};
+static const uint8_t HOST2_MAC[6] = {2, 0, 0, 0, 0x11, 0x11};
+static const uint8_t GW_MAC[6] = {2, 0, 0, 0, 0, 9};
+
+/* The test netns as a node: a device hr0 (a veth) toward the fabric, routes to two other nodes'
+ * podCIDRs, the own podCIDR unreachable, forwarding on. Once per process. */
+static int hr_net(void)
+{
+	static int idx;
+
+	if (idx)
+		return idx;
+	if (!netns_enter())
+		return 0;
+	if (system("ip link add hr0 type veth peer name hr0p && ip link set hr0p up && ip link set hr0 up && "
+		   "ip link set hr0 address 02:00:00:00:00:01 && "
+		   "ip addr add 198.18.1.1/24 dev hr0 && "
+		   "ip route add 198.18.66.0/24 via 198.18.1.2 && "
+		   "ip route add 198.18.67.0/24 via 198.18.1.3 && "
+		   "ip route add unreachable 198.18.65.0/24 && "
+		   "ip neigh replace 198.18.1.2 lladdr 02:00:00:00:00:09 dev hr0 nud permanent && "
+		   "sysctl -qw net.ipv4.ip_forward=1"))
+		return 0;
+	idx = (int)if_nametoindex("hr0");
+	return idx;
+}
+
+/* POD2 as a pod of this node behind ifindex (its host veth), flags SL_HR_F_*. */
+static int put_hr_ep(struct tc_pod *s, const char *ip, int ifindex, uint8_t flags)
+{
+	struct sl_hr_ep v = {.ifindex = (uint32_t)ifindex, .flags = flags};
+	uint32_t k = ip4(ip);
+
+	memcpy(v.mac, POD2_MAC, 6);
+	memcpy(v.host_mac, HOST2_MAC, 6);
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_hr_ep_v1), &k, &v, 0) ? -errno : 0;
+}
+
+static int put_hr_cidr(struct tc_pod *s, const char *net, uint32_t plen)
+{
+	struct sl_hr_cidr_key k = {.prefixlen = plen, .addr = ip4(net)};
+	uint8_t one = 1;
+
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_hr_cidr_v1), &k, &one, 0) ? -errno : 0;
+}
+
+static int put_np_ep(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_in)
+{
+	struct sl_np_ep_key k = {.family = SL_NP_AF_INET};
+	struct sl_np_ep_val v = {.identity = id, .ns = 0};
+	uint32_t a = ip4(ip);
+
+	memcpy(k.addr, &a, 4);
+	v.ruleset[SL_NP_INGRESS] = rs_in;
+	v.ruleset[SL_NP_EGRESS] = SL_NP_RS_NONE;
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_np_ep_v1), &k, &v, 0) ? -errno : 0;
+}
+
+static uint64_t pcpu_sum(int fd, uint32_t idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sl_counter *c = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*c)) : NULL;
+	uint64_t total = 0;
+
+	if (c && !bpf_map_lookup_elem(fd, &idx, c))
+		for (int i = 0; i < ncpu; i++)
+			total += c[i].packets;
+	free(c);
+	return total;
+}
+
+static uint64_t hr_ctr(struct tc_pod *s, uint32_t idx)
+{
+	return pcpu_sum(bpf_map__fd(s->maps.sl_hr_ctr_v1), idx);
+}
+
+static uint64_t np_ctr(struct tc_pod *s, uint32_t idx)
+{
+	return pcpu_sum(bpf_map__fd(s->maps.sl_np_ctr_v1), idx);
+}
+
+static bool np_ct_has(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp,
+		      uint8_t dir, uint8_t verdict)
+{
+	struct sl_np_ct_key k = {.saddr = ip4(sa),
+				 .daddr = ip4(da),
+				 .sport = htons(sp),
+				 .dport = htons(dp),
+				 .proto = IPPROTO_TCP,
+				 .dir = dir};
+	struct sl_np_ct_val v;
+
+	return !bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v) &&
+	       v.verdict == verdict;
+}
+
+struct flows {
+	struct sl_np_flow f[8];
+	int n;
+};
+
+static int flow_cb(void *ctx, void *data, size_t len)
+{
+	struct flows *fl = ctx;
+
+	if (len == sizeof(struct sl_np_flow) && fl->n < 8)
+		memcpy(&fl->f[fl->n++], data, len);
+	return 0;
+}
+
+static int flows_read(struct tc_pod *s, struct flows *fl)
+{
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(s->maps.sl_np_flow_v1), flow_cb, fl,
+						  NULL);
+	int n;
+
+	fl->n = 0;
+	if (!rb)
+		return -errno;
+	n = ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return n < 0 ? n : 0;
+}
+
+/* Output equals input with TTL - 1 (checksum valid) and the given MACs. */
+static bool expect_forwarded(const uint8_t *in, size_t len, const struct run *r,
+			     const uint8_t *dmac, const uint8_t *smac, const char *what)
+{
+	uint8_t exp[512];
+
+	if (!ASSERT_EQ(r->out_len, len, what))
+		return false;
+	memcpy(exp, in, len);
+	exp[ETH + 8]--;
+	memcpy(exp, dmac, 6);
+	memcpy(exp + 6, smac, 6);
+	fix_csums(exp);
+	if (!csums_ok(r->out))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (exp[i] != r->out[i])
+			return TEST_FAIL_AT("%s: byte %zu is %02x, expected %02x", what, i,
+					    r->out[i], exp[i]);
+	return true;
+}
+
+/* Same node: the destination's ingress policy runs in the source's program, then
+ * redirect_peer into the destination with the stack's TTL and MACs; the flow record names
+ * the destination's veth, as its own tc egress program would have. */
+TEST(hostroute_local_delivery_runs_ingress_policy)
+{
+	struct tc_pod *s = NULL;
+	struct flows fl;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)"))
+		goto out;
+	if (!ASSERT_OK(put_hr_ep(s, POD2, dev, 0), "hr ep") ||
+	    !ASSERT_OK(put_np_ep(s, POD2, 100, SL_NP_RS_NONE), "np ep"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, POD2, 43000, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected into the pod");
+	expect_forwarded(in, len, &r, POD2_MAC, HOST2_MAC, "local delivery bytes");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_PEER_POD), 1, "peer-pod counter");
+	ASSERT_TRUE(np_ct_has(s, POD, POD2, 43000, 80, SL_NP_EGRESS, SL_NP_CT_ALLOW),
+		    "egress side cached");
+	ASSERT_TRUE(np_ct_has(s, POD, POD2, 43000, 80, SL_NP_INGRESS, SL_NP_CT_ALLOW),
+		    "ingress side cached");
+	if (ASSERT_OK(flows_read(s, &fl), "ring") && ASSERT_EQ(fl.n, 2, "two decisions")) {
+		ASSERT_EQ(fl.f[0].dir, SL_NP_EGRESS, "first: the source's egress");
+		ASSERT_EQ(fl.f[0].ifindex, 1, "on the source veth");
+		ASSERT_EQ(fl.f[1].dir, SL_NP_INGRESS, "then the destination's ingress");
+		ASSERT_EQ(fl.f[1].ifindex, (uint32_t)dev, "reported on the destination veth");
+	}
+	/* The reply (SYN-ACK) from POD2's veth back to POD: cached in both directions. */
+	ASSERT_OK(put_hr_ep(s, POD, dev, 0), "hr ep of the client");
+	len = build(in, IPPROTO_TCP, POD2, POD, 80, 43000, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run reply"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "reply redirected");
+	ASSERT_EQ(np_ctr(s, SL_NP_C_CACHED), 2, "reply passed by the cache on both sides");
+out:
+	tc_pod__destroy(s);
+}
+
+/* The destination's ingress rules deny: dropped in the redirecting program (from a pod of
+ * the same node and from the fabric), counted and reported as on the veth. */
+TEST(hostroute_ingress_deny_before_redirect)
+{
+	struct tc_pod *s = NULL;
+	struct flows fl;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)"))
+		goto out;
+	if (!ASSERT_OK(put_hr_ep(s, POD2, dev, 0), "hr ep") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs") ||
+	    !ASSERT_OK(put_np_ep(s, POD2, 100, SL_NP_RS_DENY), "np ep: ingress deny-all"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, POD2, 43001, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run same node"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_SHOT, "same node: dropped");
+	len = build(in, IPPROTO_TCP, BE2, POD2, 43002, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run fabric"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_SHOT, "from another node: dropped");
+	ASSERT_EQ(np_ctr(s, SL_R_POLICY_INGRESS), 2, "ingress-policy drops");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_PEER_POD) + hr_ctr(s, SL_HR_C_PEER_NET), 0, "nothing delivered");
+	ASSERT_TRUE(np_ct_has(s, BE2, POD2, 43002, 80, SL_NP_INGRESS, SL_NP_CT_DENY),
+		    "deny cached for the report");
+	if (ASSERT_OK(flows_read(s, &fl), "ring") && ASSERT_TRUE(fl.n >= 2, "decisions")) {
+		ASSERT_EQ(fl.f[fl.n - 1].verdict, SL_NP_CT_DENY, "deny reported");
+		ASSERT_EQ(fl.f[fl.n - 1].reason, SL_R_POLICY_INGRESS, "ingress reason");
+		ASSERT_EQ(fl.f[fl.n - 1].ifindex, (uint32_t)dev, "on the destination veth");
+	}
+out:
+	tc_pod__destroy(s);
+}
+
+/* From the fabric: a local pod is delivered (allowed); anything else goes on to the next
+ * program untouched (TCX_NEXT), as does everything with host routing off. */
+TEST(hostroute_fabric_delivers_local_pods_only)
+{
+	struct tc_pod *s = NULL, *off = NULL;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
+	    !ASSERT_OK(put_hr_ep(s, POD2, dev, 0), "hr ep") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
+		goto out;
+	/* From outside the podCIDRs: the stack both ways (conntrack, masquerade). */
+	len = build(in, IPPROTO_UDP, OUTSIDE, POD2, 5353, 53, 0);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run from outside"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "not from a pod: next program");
+	expect_rewrite(in, len, &r, NULL, NULL, 0, 0, "from outside untouched");
+	len = build(in, IPPROTO_UDP, BE2, POD2, 5353, 53, 0);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run local"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "delivered");
+	expect_forwarded(in, len, &r, POD2_MAC, HOST2_MAC, "fabric delivery bytes");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_PEER_NET), 1, "peer-net counter");
+
+	len = build(in, IPPROTO_UDP, BE2, POD, 5353, 53, 0);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run not local"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "not ours: next program");
+	expect_rewrite(in, len, &r, NULL, NULL, 0, 0, "untouched");
+
+	/* TTL 1: the stack must answer with time exceeded. */
+	len = build(in, IPPROTO_UDP, BE2, POD2, 5353, 53, 0);
+	in[ETH + 8] = 1;
+	fix_csums(in);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run ttl 1"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "TTL 1: kernel path");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_STACK), 1, "stack counter");
+
+	off = pod_load_hr(false);
+	if (!ASSERT_NOT_NULL(off, "load tc_pod (kernel routing)") ||
+	    !ASSERT_OK(put_hr_ep(off, POD2, dev, 0), "hr ep"))
+		goto out;
+	len = build(in, IPPROTO_UDP, BE2, POD2, 5353, 53, 0);
+	if (!ASSERT_OK(run_prog(off->progs.tc_hr_fabric, in, len, &r), "run off"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "off: next program");
+	len = build(in, IPPROTO_TCP, POD, POD2, 43003, 80, 0x02);
+	if (!ASSERT_OK(run_prog(off->progs.tc_pol_ingress, in, len, &r), "run off from pod"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "off: into the stack");
+	expect_rewrite(in, len, &r, NULL, NULL, 0, 0, "off: untouched");
+out:
+	tc_pod__destroy(off);
+	tc_pod__destroy(s);
+}
+
+/* A pod of another node: FIB lookup, MACs of the next hop, TTL - 1, redirect; an
+ * unresolved neighbour uses redirect_neigh; outside the podCIDRs or unroutable: the stack. */
+TEST(hostroute_fib_to_other_nodes)
+{
+	struct tc_pod *s = NULL;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 44000, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run known neigh"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected to hr0");
+	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
+			 "next hop's MAC, hr0's MAC");
+
+	len = build(in, IPPROTO_TCP, POD, COLD_POD, 44001, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run cold neigh"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirect_neigh");
+	ASSERT_EQ(r.out[ETH + 8], 63, "TTL decremented");
+	csums_ok(r.out);
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_FIB), 2, "fib counter");
+
+	len = build(in, IPPROTO_TCP, POD, OWN_GONE_POD, 44002, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run unreachable"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "unreachable: the stack answers");
+	expect_rewrite(in, len, &r, NULL, NULL, 0, 0, "unreachable untouched");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_STACK), 1, "stack counter");
+
+	len = build(in, IPPROTO_TCP, POD, OUTSIDE, 44003, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run outside"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "outside the cluster: the stack (masquerade)");
+	expect_rewrite(in, len, &r, NULL, NULL, 0, 0, "outside untouched");
+
+	/* A fragment: the stack's conntrack would reassemble it before the policy. */
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 44004, 80, 0x02);
+	in[ETH + 6] = 0x20; /* MF */
+	fix_csums(in);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run fragment"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "fragment: the stack");
+out:
+	tc_pod__destroy(s);
+}
+
+/* An opted-out pod (per-packet service path) behind host routing: the reply from a backend
+ * is reverse-NATed before the redirect, as tc_pod_egress would on its veth. */
+TEST(hostroute_optout_reply_reverse_nat)
+{
+	struct tc_pod *s = NULL;
+	uint8_t in[256], exp[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)"))
+		goto out;
+	if (!ASSERT_OK(put_backend(s, 1, BE2, 8080, IPPROTO_TCP, SL_BE_ACTIVE), "be") ||
+	    !ASSERT_OK(put_slot(s, 0, 1), "slot") ||
+	    !ASSERT_OK(put_svc(s, VIP, 80, IPPROTO_TCP, SL_SCOPE_EXT, 0, 5, 0, 1), "svc") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs") ||
+	    !ASSERT_OK(put_hr_ep(s, POD, dev, SL_HR_F_SVC), "hr ep of the opted-out pod"))
+		goto out;
+	/* Out: DNAT to the backend on the other node, then the FIB redirect. */
+	len = build(in, IPPROTO_TCP, POD, VIP, 45000, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "run out"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "DNATed and redirected");
+	ASSERT_EQ(memcmp(r.out + ETH + 16, (uint32_t[]){ip4(BE2)}, 4), 0, "to the backend");
+	/* Back from the fabric: reverse NAT, then into the pod. */
+	len = build(in, IPPROTO_TCP, BE2, POD, 8080, 45000, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run reply"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "delivered");
+	memcpy(exp, in, len);
+	wr32(exp + ETH + 12, ip4(VIP));
+	wr16(exp + ETH + 20, htons(80));
+	fix_csums(exp);
+	expect_forwarded(exp, len, &r, POD2_MAC, HOST2_MAC, "reverse-NATed delivery");
 out:
 	tc_pod__destroy(s);
 }

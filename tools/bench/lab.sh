@@ -15,8 +15,9 @@
 #      program the endpoint) and without it, against Debian's reference
 #      ptp + host-local (containernetworking-plugins) doing the same work,
 #      interleaved call by call;
-#   3. pod → pod across nodes (n1 → n2: pod veth, node routing, host-gw route,
-#      the fabric bridge, node routing, pod veth): iperf3 TCP throughput and
+#   3. pod → pod across nodes (n1 → n2: pod veth, n1 (BPF host routing: FIB
+#      redirect; or the node's stack), the fabric bridge, n2 (redirect_peer; or
+#      the stack), pod veth): iperf3 TCP throughput and
 #      connbench request rate (connect + request + response + close, closed
 #      loop) against two namespaces joined by one veth pair (the limit) and two
 #      namespaces joined through a bridge in a third one (the lab fabric alone:
@@ -37,7 +38,9 @@
 # Knobs (environment): PODS (100), NODES (3), CNI_N (200), REPS (5),
 # SECONDS_PER_RUN (5: iperf3 -t and connbench --seconds), CONNS (connbench
 # connections in flight, 8), POD_TIMEOUT (seconds for all pods Ready, then
-# gone; 300), SCALE_N (100), SCALE_RUNS (3), STEPS (steps to run, "1 2 3 4").
+# gone; 300), SCALE_N (100), SCALE_RUNS (3), STEPS (steps to run, "1 2 3 4";
+# "3" alone for the pod → pod figures), HOST_ROUTING (the agents' --host-routing,
+# bpf or kernel; default bpf).
 if [[ -z ${SLUICE_IN_MNTNS:-} ]]; then
 	exec env SLUICE_IN_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
@@ -56,6 +59,7 @@ POD_TIMEOUT=${POD_TIMEOUT:-300}
 SCALE_N=${SCALE_N:-100}
 SCALE_RUNS=${SCALE_RUNS:-3}
 STEPS=" ${STEPS:-1 2 3 4} "
+HOST_ROUTING=${HOST_ROUTING:-bpf}
 step() { [[ $STEPS == *" $1 "* ]]; }
 PY=/usr/bin/python3
 KUBECTL=${KUBECTL:-$PWD/build/deps/kubectl-1.20/usr/bin/kubectl}
@@ -73,7 +77,8 @@ BIN=$(cd "$BIN" && pwd)
 
 L=bl$$
 S=/run/sluice-lab/$L
-LAB=(env SLUICE_LAB_BIN="$BIN" KUBECTL="$KUBECTL" bash tools/lab/lab.sh)
+LAB=(env SLUICE_LAB_BIN="$BIN" KUBECTL="$KUBECTL" LAB_AGENT_FLAGS="--host-routing $HOST_ROUTING"
+	bash tools/lab/lab.sh)
 mkdir -p "$OUT"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-lab.XXXXXX")
 pids=()
@@ -342,6 +347,24 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	esac
 	for p in $order; do run_tp "$p" "$rep"; done
 done
+# Which way the pod packets went: the host-routing counters (abi/hostroute.h) of both nodes.
+for n in n1 n2; do
+	if out=$(bpftool -j map dump pinned "$S/bpffs/sluice/$n/sl_hr_ctr_v1" 2>/dev/null); then
+		"$PY" -c 'import json, sys
+names = ["fib", "peer_pod", "peer_net", "stack"]
+tot = {}
+for e in json.loads(sys.argv[2]):
+    k = e["key"]
+    k = int(k[0], 16) if isinstance(k, list) else int(k)
+    tot[names[k]] = sum(int.from_bytes(bytes(int(b, 16) for b in v["value"][:8]), "little")
+                        if isinstance(v["value"], list) else int(v["value"]["packets"])
+                        for v in e["values"])
+print("test=hr node=%s %s" % (sys.argv[1], " ".join("%s=%d" % (n, tot.get(n, 0)) for n in names)))' \
+			"$n" "$out" | tee -a "$raw" >&2
+	else
+		echo "test=hr node=$n missing=1" >>"$raw"
+	fi
+done
 fi
 
 # --- 4. scale to datapath ------------------------------------------------------------------------
@@ -392,7 +415,7 @@ t_total=$(($(date +%s) - t_start))
 # --- report --------------------------------------------------------------------------------------
 log "report"
 export m_cpu m_nproc m_mem m_kernel m_commit m_date m_load v_iperf v_plugins t_total POD_MTU
-export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS
+export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS HOST_ROUTING
 export FAILURES="${failures[*]}"
 "$PY" - "$raw" "$tmp" "$OUT" <<'PY'
 import os, sys, statistics
@@ -447,6 +470,9 @@ with open(out + "/lab.csv", "w") as f:
             f.write("%s,%s,%s,%s,ms\n" % (t, r["node"], r["run"], r["ms"]))
         elif t == "scaleready":
             f.write("scaleready,deployment,%s,%s,ms\n" % (r["run"], r["ms"]))
+        elif t == "hr":
+            for k in ("fib", "peer_pod", "peer_net", "stack"):
+                f.write("hostrouting,%s,%s,%s,packets\n" % (r["node"], k, r.get(k, "")))
 
 md = []
 w = md.append
@@ -461,8 +487,8 @@ w("# Lab benchmark: pod start, CNI ADD/DEL, pod-to-pod across nodes, scale to da
 w("Measured %s on commit `%s`, %s s. Status: %s.\n" % (E["m_date"], E["m_commit"], E["t_total"],
   "all runs completed without errors" if not fails else "FAILED: " + fails))
 w("Repeat with `make && make bench` (this part alone: `sudo BIN=build/bin tools/bench/lab.sh`; knobs "
-  "PODS=%s NODES=%s CNI_N=%s REPS=%s SECONDS_PER_RUN=%s CONNS=%s).\n" %
-  (E["PODS"], E["NODES"], E["CNI_N"], E["REPS"], E["SECONDS_PER_RUN"], E["CONNS"]))
+  "PODS=%s NODES=%s CNI_N=%s REPS=%s SECONDS_PER_RUN=%s CONNS=%s HOST_ROUTING=%s).\n" %
+  (E["PODS"], E["NODES"], E["CNI_N"], E["REPS"], E["SECONDS_PER_RUN"], E["CONNS"], E["HOST_ROUTING"]))
 w("**Machine:** %s x %s, %s, Linux %s; load average at start %s. This is a shared, noisy VM: "
   "other engineers build and test on the same %s cores while this runs, and the whole lab (API "
   "server, %s agents, %s pods, the load generators) shares them too. Ratios measured in the same "
@@ -516,15 +542,32 @@ for v in ("agent", "noagent", "ptp"):
     w("| %s | %.2f | %.2f | %.2f | %.2f |" % (names[v], pct(a, .5), pct(a, .99), pct(d, .5), pct(d, .99)))
 w("")
 w("## 3. Pod → pod across nodes vs plain namespaces\n")
-w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: pod veth → n1 (routing, "
-  "the agent's programs) → host-gw route via 198.18.0.12 → n1's fabric veth → bridge br0 in "
-  "L-fabric → n2's fabric veth → n2 (routing) → pod veth; pod eth0 MTU %s. *veth* (the limit): two "
+hr = {r["node"]: r for r in rows if r["test"] == "hr"}
+def hrv(n, k):
+    return int(hr.get(n, {}).get(k, 0))
+if E["HOST_ROUTING"] == "bpf":
+    path = ("pod veth → n1's tc ingress on the pod veth (the agent's programs: policy, then BPF host "
+            "routing: FIB lookup, TTL and MAC rewrite, redirect to the fabric veth) → n1's fabric veth "
+            "→ bridge br0 in L-fabric → n2's fabric veth → n2's TCX ingress (the destination's ingress "
+            "policy, then `bpf_redirect_peer` into the pod's netns) — the nodes' IP stacks, netfilter "
+            "and the host veth's backlog queue on n2 are skipped (agents with `--host-routing bpf`, the "
+            "default; over the run n1 sent %d packets by FIB redirect and delivered %d by redirect_peer, "
+            "n2 %d and %d; %d + %d eligible packets fell back to the stack)" %
+            (hrv("n1", "fib"), hrv("n1", "peer_net"), hrv("n2", "fib"), hrv("n2", "peer_net"),
+             hrv("n1", "stack"), hrv("n2", "stack")))
+else:
+    path = ("pod veth → n1 (routing through the node's stack, the agent's programs on the pod veth) → "
+            "host-gw route via 198.18.0.12 → n1's fabric veth → bridge br0 in L-fabric → n2's fabric "
+            "veth → n2 (routing) → pod veth (agents with `--host-routing %s`)" % E["HOST_ROUTING"])
+w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: " + path + "; pod eth0 "
+  "MTU %s. *veth* (the limit): two "
   "namespaces joined by one veth pair, MTU 1500. *bridge* (the fair reference for the fabric): two "
   "namespaces each with a veth into a bridge in a third namespace, MTU 1500. So the pod path has two "
   "extra veth hops and two routing steps over the bridge reference. *routed* (the lab's topology without "
   "Sluice): client netns → veth → router netns → veth → bridge netns → veth → router netns → veth → "
-  "server netns, static routes, the pod MTU on the end veths — the same hops as *pod*, so *pod* vs "
-  "*routed* is what Sluice itself (its programs and the pod runtime) costs.\n" % E["POD_MTU"])
+  "server netns, static routes, the pod MTU on the end veths — the same devices as *pod* with the "
+  "kernel's routing in both routers, so *pod* vs *routed* is what Sluice does to that path (its "
+  "programs, host routing, the pod runtime).\n" % E["POD_MTU"])
 w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request rate: `connbench "
   "closed` (tools/connbench), %s connections in flight, each a new TCP connection carrying one "
   "request and response (HTTP/1.0 style) — so it measures connection setup + request/response "

@@ -46,6 +46,7 @@ STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-10}      # seconds between TERM and KILL
 NODE_TIMEOUT=${LAB_NODE_TIMEOUT:-60}      # seconds for nodes to become Ready
 REGISTER_TIMEOUT=${LAB_REGISTER_TIMEOUT:-10} # seconds for the first Node to appear
 # LAB_CONTROL_FLAGS: extra sluice-control flags (tests shorten grace periods)
+# LAB_AGENT_FLAGS: extra sluice-agent flags for every node (e.g. --host-routing kernel)
 # LAB_LOG_ARCHIVE: down copies the daemons' logs there before removing the state
 
 NET_PREFIX=198.18.0
@@ -250,6 +251,8 @@ KC
 
 # start_agent I: node nI's sluice-agent in its netns.
 start_agent() {
+	local extra=()
+	read -ra extra <<<"${LAB_AGENT_FLAGS:-}"
 	# nsenter --net rather than `ip netns exec`: the latter remounts /sys,
 	# which hides the cgroup2 tree the agent attaches to.
 	start_daemon "agent-n$1" "$S/logs/agent-n$1.log" \
@@ -259,7 +262,7 @@ start_agent() {
 		--node-ip "$(node_ip "$1")" --run-pods --state-dir "$S/n$1" \
 		--cni-conf-dir "$S/n$1/net.d" --cni-bin-dir "$S/cni-bin" \
 		--cluster-dns "$CLUSTER_DNS" --metrics-listen 127.0.0.1:10249 \
-		--log-level info
+		--log-level info "${extra[@]}"
 }
 
 # fabric_member NAME ADDR: netns $NAME-NAME wired to br0 with eth0 ADDR/24.

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * BPF host routing ABI (bpf/lib/sl_hostroute.h, agent/endpoint.c): the maps the pod
+ * programs and the fabric program read to move pod-to-pod packets without the node's
+ * IP stack (docs/datapath.md, "BPF host routing").
+ *
+ *   sl_hr_ep_v1    HASH  pod IPv4 (be32)          ──▶ struct sl_hr_ep (a pod of this node)
+ *   sl_hr_cidr_v1  LPM   {prefixlen, be32 addr}   ──▶ __u8 1 (the cluster's podCIDRs)
+ *   sl_hr_ctr_v1   PERCPU_ARRAY[SL_HR_C_MAX] of struct sl_counter (lb.h)
+ *
+ * Written by the agent: sl_hr_ep_v1 at CNI ADD/DEL (after the pod's policy entries),
+ * sl_hr_cidr_v1 from the Node objects (the same podCIDRs the routes and the masquerade
+ * exemption use). Traffic to anything else keeps the kernel path.
+ */
+#ifndef SLUICE_ABI_HOSTROUTE_H
+#define SLUICE_ABI_HOSTROUTE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SL_MAP_HR_EP   "sl_hr_ep_v1"
+#define SL_MAP_HR_CIDR "sl_hr_cidr_v1"
+#define SL_MAP_HR_CTR  "sl_hr_ctr_v1"
+/* Pin name prefix of the fabric program's TCX links: <pin_root>/sl_hr_link_<ifname>. */
+#define SL_HR_LINK_PREFIX "sl_hr_link_"
+
+#define SL_HR_MAX_EPS	4096
+#define SL_HR_MAX_CIDRS 1024
+
+#define SL_HR_F_SVC 0x01 /* per-packet service path (socket LB off): reverse NAT on the way in */
+
+struct sl_hr_ep {
+	__u32 ifindex;	  /* the pod's host-side veth */
+	__u8 flags;	  /* SL_HR_F_* */
+	__u8 pad;
+	__u8 mac[6];	  /* the pod's interface (the peer of ifindex) */
+	__u8 host_mac[6]; /* the host-side veth: the pod's gateway as it sees it */
+	__u8 pad2[2];
+};
+_Static_assert(sizeof(struct sl_hr_ep) == 20, "sl_hr_ep layout");
+
+struct sl_hr_cidr_key {
+	__u32 prefixlen;
+	__u32 addr; /* network byte order */
+};
+_Static_assert(sizeof(struct sl_hr_cidr_key) == 8, "sl_hr_cidr_key layout");
+
+/* Counter indices of sl_hr_ctr_v1. */
+#define SL_HR_C_FIB	   0 /* from a pod, sent to the next hop's device (bpf_redirect/_neigh) */
+#define SL_HR_C_PEER_POD   1 /* from a pod, delivered into a pod of this node (redirect_peer) */
+#define SL_HR_C_PEER_NET   2 /* from the fabric, delivered into a pod (redirect_peer) */
+#define SL_HR_C_STACK	   3 /* eligible, left to the kernel (TTL, fragment, MTU, FIB result) */
+#define SL_HR_C_MAX	   4
+
+#endif
