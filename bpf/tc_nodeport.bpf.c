@@ -118,7 +118,9 @@ static __always_inline int np_redirect_fib(struct __sk_buff *skb, const struct s
 	fib.l4_protocol = pkt->proto;
 	fib.sport = pkt->sport;
 	fib.dport = pkt->dport;
-	fib.tot_len = pkt->pkt_end - pkt->l3_off;
+	/* tot_len stays 0: the helper then checks the skb itself against the MTU
+	 * (is_skb_forwardable, GSO-aware); given a length, it compares a GRO'd
+	 * super-packet's IP length to the MTU and refuses it. */
 	fib.ipv4_src = pkt->saddr;
 	fib.ipv4_dst = pkt->daddr;
 	fib.ifindex = skb->ifindex;
