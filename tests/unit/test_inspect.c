@@ -412,7 +412,7 @@ TEST(backend_list_text_and_json)
 	char *s = run("n1", INSP_FMT_JSON, insp_backend_list, &err2);
 	const char *want = "ID     BACKEND                 STATE        NODE\n"
 			   "1      198.18.1.1:8080/TCP     active       local\n"
-			   "2      198.18.1.2:8080/TCP     terminating  remote (node 3)\n"
+			   "2      198.18.1.2:8080/TCP     terminating  remote\n"
 			   "3      198.18.1.3:53/UDP       gone         local\n";
 
 	if (ASSERT_OK(err, "backend list text"))
