@@ -63,6 +63,7 @@ static CURLcode client_global_rc;
  * top of the file); the key frees it when the thread exits. */
 static pthread_key_t client_tls_key;
 static __thread struct sl_cancel *client_tls_cancel;
+static __thread bool client_tls_busy; /* a transfer runs on it (a callback may nest one) */
 
 static void client_tls_free(void *k)
 {
@@ -404,14 +405,22 @@ static CURLcode client_xfer_run(struct client_xfer *x, struct sl_cancel *cancel,
 	*cancelled = false;
 	if (!cancel) {
 		/* Not curl_easy_perform(): its connection cache dies with the
-		 * handle, and the client no longer shares one between threads. */
+		 * handle, and the client no longer shares one between threads.
+		 * A request from a callback of a transfer already on this
+		 * thread's multi cannot drive that multi again: it gets a
+		 * handle of its own, as before. */
+		if (client_tls_busy)
+			return curl_easy_perform(x->h);
 		if (!client_tls_cancel) {
 			client_tls_cancel = sl_cancel_new();
 			if (!client_tls_cancel)
 				return CURLE_OUT_OF_MEMORY;
 			pthread_setspecific(client_tls_key, client_tls_cancel);
 		}
-		cancel = client_tls_cancel;
+		client_tls_busy = true;
+		cc = client_xfer_run(x, client_tls_cancel, cancelled);
+		client_tls_busy = false;
+		return cc;
 	}
 	if (curl_multi_add_handle(cancel->multi, x->h) != CURLM_OK)
 		return CURLE_OUT_OF_MEMORY;
