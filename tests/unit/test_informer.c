@@ -757,15 +757,16 @@ out:
 struct priv {
 	struct sl_informer *inf;
 	atomic_bool stop;
-	atomic_uint bad;		/* objects that were not a sole reference */
-	atomic_uint reads;		/* get/list calls done by readers */
+	atomic_uint bad;		    /* objects that were not a sole reference */
+	atomic_uint reads;		    /* get/list calls done by readers */
 	struct json_object *_Atomic handed; /* last object a handler got (identity only) */
 };
 
 static void priv_check_handler(struct priv *p, struct json_object *o)
 {
 	struct json_object *cached;
-	const char *name = json_object_get_string(sl_json_path(o, "metadata", "name", (char *)NULL));
+	const char *name =
+		json_object_get_string(sl_json_path(o, "metadata", "name", (char *)NULL));
 
 	/* The handler's object is its own: the cache hands out a different one. */
 	cached = sl_informer_get(p->inf, "default", name);
@@ -814,8 +815,8 @@ TEST(informer_objects_never_shared_between_threads)
 {
 	/* Nothing listens on port 1: the informer is never started; the cache
 	 * is filled through sl_informer_replace(), the relist step. */
-	struct sl_client *c = sl_client_new(&(struct sl_client_opts){.server = "http://127.0.0.1:1"},
-					    NULL, 0);
+	struct sl_client *c =
+		sl_client_new(&(struct sl_client_opts){.server = "http://127.0.0.1:1"}, NULL, 0);
 	struct priv p = {0};
 	pthread_t rd[2];
 	int started = 0, rounds = 0;
@@ -897,8 +898,8 @@ static void *hammer_thread(void *arg)
 
 	while (mono_ms() < h->until_ms) {
 		struct sl_client_resp resp;
-		int rc = sl_client_request(h->c, "GET", "/api/v1/namespaces/default/services",
-					   NULL, 0, NULL, k, &resp);
+		int rc = sl_client_request(h->c, "GET", "/api/v1/namespaces/default/services", NULL,
+					   0, NULL, k, &resp);
 
 		if (!rc && resp.status == 200 &&
 		    json_object_is_type(sl_json_get(resp.json, "items"), json_type_array))
@@ -924,9 +925,8 @@ TEST(client_shared_by_threads)
 	if (!server_setup(&s, "memory", &c))
 		goto out;
 	for (; started < HAMMER_THREADS; started++) {
-		h[started] = (struct hammer){.c = c,
-					     .own_token = started % 4 != 0,
-					     .until_ms = mono_ms() + 3000};
+		h[started] = (struct hammer){
+			.c = c, .own_token = started % 4 != 0, .until_ms = mono_ms() + 3000};
 		if (!ASSERT_OK(pthread_create(&t[started], NULL, hammer_thread, &h[started]),
 			       "thread"))
 			break;
