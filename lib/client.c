@@ -4,9 +4,18 @@
  * watch streams (with the newline-delimited event decoder), cancellation
  * tokens and back-off. See sluice/client.h for the contracts.
  *
- * Every request gets its own easy handle; connections, DNS and TLS sessions
- * are shared between them through one CURLSH per client, whose locks make it
- * safe to use the client from several threads at once.
+ * Every request gets its own easy handle; DNS and TLS sessions are shared
+ * between them through one CURLSH per client, whose locks make it safe to use
+ * the client from several threads at once. Connections are not shared between
+ * threads: libcurl documents a shared connection cache (CURL_LOCK_DATA_CONNECT)
+ * as unsupported across concurrent threads, and with it sluice-control (some
+ * 40 threads on one client) corrupted its heap about 3 runs in 100 of the
+ * scheduler bench (curl issues 4544, 13347, 13840: two threads picking the
+ * same cached connection, one freeing it under the other). Instead a request
+ * runs on its cancel token's multi handle, whose connection cache persists
+ * between requests; a request without a token runs on a per-thread token.
+ * So keep-alive holds per thread, and a token must not run requests on two
+ * threads at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -50,10 +59,22 @@ struct sl_cancel {
 
 static pthread_once_t client_once = PTHREAD_ONCE_INIT;
 static CURLcode client_global_rc;
+/* Requests without a cancel token run on this thread's own token (see the
+ * top of the file); the key frees it when the thread exits. */
+static pthread_key_t client_tls_key;
+static __thread struct sl_cancel *client_tls_cancel;
+static __thread bool client_tls_busy; /* a transfer runs on it (a callback may nest one) */
+
+static void client_tls_free(void *k)
+{
+	sl_cancel_free(k);
+}
 
 static void client_global_init(void)
 {
 	client_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (pthread_key_create(&client_tls_key, client_tls_free))
+		client_global_rc = CURLE_OUT_OF_MEMORY;
 }
 
 static void client_share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *arg)
@@ -142,7 +163,6 @@ struct sl_client *sl_client_new(const struct sl_client_opts *o, char *err, size_
 	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, client_share_lock);
 	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, client_share_unlock);
 	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	return c;
@@ -383,8 +403,25 @@ static CURLcode client_xfer_run(struct client_xfer *x, struct sl_cancel *cancel,
 	int running = 1, left;
 
 	*cancelled = false;
-	if (!cancel)
-		return curl_easy_perform(x->h);
+	if (!cancel) {
+		/* Not curl_easy_perform(): its connection cache dies with the
+		 * handle, and the client no longer shares one between threads.
+		 * A request from a callback of a transfer already on this
+		 * thread's multi cannot drive that multi again: it gets a
+		 * handle of its own, as before. */
+		if (client_tls_busy)
+			return curl_easy_perform(x->h);
+		if (!client_tls_cancel) {
+			client_tls_cancel = sl_cancel_new();
+			if (!client_tls_cancel)
+				return CURLE_OUT_OF_MEMORY;
+			pthread_setspecific(client_tls_key, client_tls_cancel);
+		}
+		client_tls_busy = true;
+		cc = client_xfer_run(x, client_tls_cancel, cancelled);
+		client_tls_busy = false;
+		return cc;
+	}
 	if (curl_multi_add_handle(cancel->multi, x->h) != CURLM_OK)
 		return CURLE_OUT_OF_MEMORY;
 	for (;;) {
