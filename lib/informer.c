@@ -43,7 +43,6 @@
  */
 #define INF_QUEUE_OBJS_MAX 1024
 
-
 /* One object as cached: immutable once built, shared by refcount. */
 struct inf_entry {
 	atomic_uint refs;
@@ -980,8 +979,10 @@ static int inf_list(struct sl_informer *inf)
 		pr_debug(INF_SUBSYS,
 			 "'%s': listed %zu objects in %d pages at rv %s%s (%zu queued as text)",
 			 inf->resource,
-			 keep ? json_object_array_length(items) : stream ? n_streamed : n_ents, pages,
-			 rv, stream ? ", streamed" : "", inf->text_fallbacks);
+			 keep	  ? json_object_array_length(items)
+			 : stream ? n_streamed
+				  : n_ents,
+			 pages, rv, stream ? ", streamed" : "", inf->text_fallbacks);
 		if (stream) {
 			inf_set_rv(inf, rv);
 		} else if (keep) {

@@ -530,18 +530,18 @@ TEST(informer_queue_streams_first_list)
 	/* Pages of 5 and room for 4 parsed objects: the first list streams
 	 * in three pages, and most of it must fall back to text because
 	 * nothing is dispatched until the list is over. */
-	inf = sl_informer_new(c,
-			      &(struct sl_informer_opts){
-				      .gvr = SL_GVR_SERVICES,
-				      .ns = "stream",
-				      .delivery = SL_INF_DELIVER_QUEUE,
-				      .cache = SL_INF_CACHE_METADATA,
-				      .page_limit = 5,
-				      .queue_objs_max = 4,
-				      .handlers = {whole_add, rec_update, rec_delete, rec_synced,
-						   &w},
-			      },
-			      err, sizeof(err));
+	inf = sl_informer_new(
+		c,
+		&(struct sl_informer_opts){
+			.gvr = SL_GVR_SERVICES,
+			.ns = "stream",
+			.delivery = SL_INF_DELIVER_QUEUE,
+			.cache = SL_INF_CACHE_METADATA,
+			.page_limit = 5,
+			.queue_objs_max = 4,
+			.handlers = {whole_add, rec_update, rec_delete, rec_synced, &w},
+		},
+		err, sizeof(err));
 	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "start"))
 		goto out;
 	ASSERT_OK(sl_informer_wait_synced(inf, 15000), "synced without dispatching");
@@ -583,19 +583,19 @@ TEST(informer_queue_streams_first_list)
 	sl_informer_free(inf);
 	rec_init(&w.r);
 	w.adds = w.whole = 0;
-	inf = sl_informer_new(c,
-			      &(struct sl_informer_opts){
-				      .gvr = SL_GVR_SERVICES,
-				      .ns = "stream",
-				      .delivery = SL_INF_DELIVER_QUEUE,
-				      .cache = SL_INF_CACHE_METADATA,
-				      .page_limit = 2,
-				      .queue_objs_max = 3,
-				      .queue_wait_ms = 20000,
-				      .handlers = {whole_add, rec_update, rec_delete, rec_synced,
-						   &w},
-			      },
-			      err, sizeof(err));
+	inf = sl_informer_new(
+		c,
+		&(struct sl_informer_opts){
+			.gvr = SL_GVR_SERVICES,
+			.ns = "stream",
+			.delivery = SL_INF_DELIVER_QUEUE,
+			.cache = SL_INF_CACHE_METADATA,
+			.page_limit = 2,
+			.queue_objs_max = 3,
+			.queue_wait_ms = 20000,
+			.handlers = {whole_add, rec_update, rec_delete, rec_synced, &w},
+		},
+		err, sizeof(err));
 	if (!ASSERT_NOT_NULL(inf, err) || !ASSERT_OK(sl_informer_start(inf), "restart"))
 		goto out;
 	deadline = mono_ms() + 15000;
