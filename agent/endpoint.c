@@ -456,8 +456,9 @@ static bool hr_supported(void)
 
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
 		if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, need[i].id, NULL) != 1) {
-			pr_warn(EL, "host routing: this kernel lacks %s; pod traffic takes the "
-				    "kernel path",
+			pr_warn(EL,
+				"host routing: this kernel lacks %s; pod traffic takes the "
+				"kernel path",
 				need[i].name);
 			return false;
 		}
@@ -486,7 +487,8 @@ static void hr_ep_put(struct endpoints *e, const struct ep_rec *r)
 	if (!err && bpf_map_update_elem(fd, &a.s_addr, &v, BPF_ANY))
 		err = -errno;
 	if (err)
-		pr_warn(EL, "endpoint %s: host routing entry: %s; its traffic takes the kernel path",
+		pr_warn(EL,
+			"endpoint %s: host routing entry: %s; its traffic takes the kernel path",
 			r->ip, sl_strerror(err));
 }
 
@@ -549,11 +551,13 @@ void ep_hr_cidrs(struct endpoints *e, const struct node_route *r, size_t n)
 		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
 			pr_warn(EL, "host routing: podCIDR entry: %s", strerror(errno));
 	}
-	while (n_stale < sizeof(stale) / sizeof(stale[0]) && !bpf_map_get_next_key(fd, prev, &next)) {
+	while (n_stale < sizeof(stale) / sizeof(stale[0]) &&
+	       !bpf_map_get_next_key(fd, prev, &next)) {
 		bool want = false;
 
 		for (size_t i = 0; i < n && !want; i++)
-			want = next.prefixlen == (uint32_t)r[i].prefix && next.addr == htonl(r[i].dst);
+			want = next.prefixlen == (uint32_t)r[i].prefix &&
+			       next.addr == htonl(r[i].dst);
 		if (!want)
 			stale[n_stale++] = next;
 		key = next;
@@ -579,7 +583,8 @@ void ep_hr_unpin(const char *pin_root)
 		if (unlink(path))
 			pr_warn(EL, "'%s': unpin failed: %s", path, strerror(errno));
 		else
-			pr_info(EL, "host routing: %s detached", de->d_name + strlen(SL_HR_LINK_PREFIX));
+			pr_info(EL, "host routing: %s detached",
+				de->d_name + strlen(SL_HR_LINK_PREFIX));
 	}
 	closedir(d);
 }
@@ -632,8 +637,9 @@ static void hr_fabric_attach(struct endpoints *e)
 		}
 		fd = bpf_link_create(prog_fd, idx, (enum bpf_attach_type)EP_TCX_INGRESS, NULL);
 		if (fd < 0) {
-			pr_warn(EL, "host routing: device '%s': TCX attach failed: %s; packets from "
-				    "other nodes take the kernel path",
+			pr_warn(EL,
+				"host routing: device '%s': TCX attach failed: %s; packets from "
+				"other nodes take the kernel path",
 				dev, strerror(errno));
 			continue;
 		}
@@ -643,7 +649,8 @@ static void hr_fabric_attach(struct endpoints *e)
 			pr_warn(EL, "host routing: device '%s': pinning '%s' failed: %s; detached",
 				dev, pin, sl_strerror(err));
 		else
-			pr_info(EL, "host routing: device '%s': packets to local pods delivered by BPF",
+			pr_info(EL,
+				"host routing: device '%s': packets to local pods delivered by BPF",
 				dev);
 	}
 }

@@ -266,7 +266,8 @@ int main(int argc, char **argv)
 		case 'O':
 			if (strcmp(optarg, "bpf") && strcmp(optarg, "kernel")) {
 				fprintf(stderr,
-					"sluice-agent: --host-routing '%s': accepted values are bpf, "
+					"sluice-agent: --host-routing '%s': accepted values are "
+					"bpf, "
 					"kernel\n",
 					optarg);
 				return 2;

@@ -37,7 +37,7 @@ struct agent_config {
 	const char *cni_bin_dir;    /* default /opt/cni/bin */
 	const char *cluster_dns;    /* nameserver for pods' resolv.conf, or NULL */
 	const char *cluster_domain; /* default cluster.local */
-	bool kernel_routing;	    /* --host-routing kernel: pod traffic through the node's stack */
+	bool kernel_routing; /* --host-routing kernel: pod traffic through the node's stack */
 	/* service dataplane (agent/proxier.h) */
 	int dataplane;		      /* enum agent_dataplane; 0 = bpf */
 	const char *iptables_variant; /* "auto" (NULL), "legacy", "nft" */

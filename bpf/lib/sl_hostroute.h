@@ -25,9 +25,9 @@
 #include "lib/sl_defs.h"
 #include "abi/hostroute.h"
 
-#define SL_HR_AF_INET	  2
-#define SL_HR_IP_MF_OFF	  0x3fff /* MF flag and fragment offset */
-#define SL_HR_TCX_NEXT	  TC_ACT_UNSPEC
+#define SL_HR_AF_INET	2
+#define SL_HR_IP_MF_OFF 0x3fff /* MF flag and fragment offset */
+#define SL_HR_TCX_NEXT	TC_ACT_UNSPEC
 
 const volatile __u32 sl_hr_enabled = 0;
 

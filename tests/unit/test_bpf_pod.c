@@ -498,7 +498,8 @@ static int hr_net(void)
 		return idx;
 	if (!netns_enter())
 		return 0;
-	if (system("ip link add hr0 type veth peer name hr0p && ip link set hr0p up && ip link set hr0 up && "
+	if (system("ip link add hr0 type veth peer name hr0p && ip link set hr0p up && ip link set "
+		   "hr0 up && "
 		   "ip link set hr0 address 02:00:00:00:00:01 && "
 		   "ip addr add 198.18.1.1/24 dev hr0 && "
 		   "ip route add 198.18.66.0/24 via 198.18.1.2 && "
@@ -596,8 +597,8 @@ static int flow_cb(void *ctx, void *data, size_t len)
 
 static int flows_read(struct tc_pod *s, struct flows *fl)
 {
-	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(s->maps.sl_np_flow_v1), flow_cb, fl,
-						  NULL);
+	struct ring_buffer *rb =
+		ring_buffer__new(bpf_map__fd(s->maps.sl_np_flow_v1), flow_cb, fl, NULL);
 	int n;
 
 	fl->n = 0;
@@ -706,7 +707,8 @@ TEST(hostroute_ingress_deny_before_redirect)
 		goto out;
 	ASSERT_EQ(r.retval, TC_ACT_SHOT, "from another node: dropped");
 	ASSERT_EQ(np_ctr(s, SL_R_POLICY_INGRESS), 2, "ingress-policy drops");
-	ASSERT_EQ(hr_ctr(s, SL_HR_C_PEER_POD) + hr_ctr(s, SL_HR_C_PEER_NET), 0, "nothing delivered");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_PEER_POD) + hr_ctr(s, SL_HR_C_PEER_NET), 0,
+		  "nothing delivered");
 	ASSERT_TRUE(np_ct_has(s, BE2, POD2, 43002, 80, SL_NP_INGRESS, SL_NP_CT_DENY),
 		    "deny cached for the report");
 	if (ASSERT_OK(flows_read(s, &fl), "ring") && ASSERT_TRUE(fl.n >= 2, "decisions")) {

@@ -402,8 +402,7 @@ int main(int argc, char **argv)
 	       nodes, b.n_pods, b.rate > 0 ? rate_s : "max", n_lat, atomic_load(&b.errors),
 	       (double)b.create_rtt[pmid] / 1000.0,
 	       (double)b.create_rtt[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
-	       (double)vis[pmid] / 1000.0,
-	       (double)vis[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
+	       (double)vis[pmid] / 1000.0, (double)vis[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
 	       (double)b.late[(size_t)((double)b.n_pods * 0.99)] / 1000.0,
 	       (double)b.n_pods * 1e6 / (double)(t_created - t0));
 	printf("scheduled_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",

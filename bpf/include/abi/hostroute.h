@@ -31,8 +31,8 @@
 #define SL_HR_F_SVC 0x01 /* per-packet service path (socket LB off): reverse NAT on the way in */
 
 struct sl_hr_ep {
-	__u32 ifindex;	  /* the pod's host-side veth */
-	__u8 flags;	  /* SL_HR_F_* */
+	__u32 ifindex; /* the pod's host-side veth */
+	__u8 flags;    /* SL_HR_F_* */
 	__u8 pad;
 	__u8 mac[6];	  /* the pod's interface (the peer of ifindex) */
 	__u8 host_mac[6]; /* the host-side veth: the pod's gateway as it sees it */
@@ -47,10 +47,10 @@ struct sl_hr_cidr_key {
 _Static_assert(sizeof(struct sl_hr_cidr_key) == 8, "sl_hr_cidr_key layout");
 
 /* Counter indices of sl_hr_ctr_v1. */
-#define SL_HR_C_FIB	   0 /* from a pod, sent to the next hop's device (bpf_redirect/_neigh) */
-#define SL_HR_C_PEER_POD   1 /* from a pod, delivered into a pod of this node (redirect_peer) */
-#define SL_HR_C_PEER_NET   2 /* from the fabric, delivered into a pod (redirect_peer) */
-#define SL_HR_C_STACK	   3 /* eligible, left to the kernel (TTL, fragment, MTU, FIB result) */
-#define SL_HR_C_MAX	   4
+#define SL_HR_C_FIB	 0 /* from a pod, sent to the next hop's device (bpf_redirect/_neigh) */
+#define SL_HR_C_PEER_POD 1 /* from a pod, delivered into a pod of this node (redirect_peer) */
+#define SL_HR_C_PEER_NET 2 /* from the fabric, delivered into a pod (redirect_peer) */
+#define SL_HR_C_STACK	 3 /* eligible, left to the kernel (TTL, fragment, MTU, FIB result) */
+#define SL_HR_C_MAX	 4
 
 #endif
