@@ -238,7 +238,8 @@ static void dataplane_record(const char *node_name, const char *d)
 	if (!d) {
 		unlink(path);
 		snprintf(dir, sizeof(dir), "%s/%s", AGENT_RUN_DIR, node_name);
-		rmdir(dir);
+		rmdir(dir);	      /* other namespaces' records may remain */
+		rmdir(AGENT_RUN_DIR); /* and other nodes' */
 		return;
 	}
 	mkdir(AGENT_RUN_DIR, 0755);
