@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +110,7 @@ enum {
 #define IPVS_DEST_ATTR_MAX     (__IPVS_DEST_ATTR_MAX - 1)
 #endif
 
+#include "exec.h"
 #include "lbinc.h"
 #include "model.h"
 #include "px_ipvs.h"
@@ -992,36 +992,20 @@ static const struct {
 	{"filter", "INPUT", "kubernetes ipvs access filter", "KUBE-IPVS-FILTER"},
 };
 
-/* Runs argv (argv[0] on PATH) with input on stdin (NULL = /dev/null); 0 when it exits 0. */
+/* Runs argv (argv[0] on PATH) with input on stdin; 0 when it exits 0. The
+ * tool's stderr goes to ours unless quiet (as its output always did). */
 static int run(char *const argv[], const char *input, size_t len, bool quiet)
 {
-	posix_spawn_file_actions_t fa;
-	int pfd[2], st = 0, err;
-	pid_t pid;
+	struct sl_buf err = SL_BUF_INIT;
+	int st = agent_exec((const char *const *)argv, input, input ? len : 0, NULL,
+			    quiet ? NULL : &err);
 
-	if (pipe2(pfd, O_CLOEXEC))
-		return -errno;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[0], 0);
-	if (quiet) {
-		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	}
-	err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[0]);
-	if (err) {
-		close(pfd[1]);
-		return -err;
-	}
-	if (input && len && write(pfd[1], input, len) != (ssize_t)len)
-		err = -EIO;
-	close(pfd[1]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (!err && (!WIFEXITED(st) || WEXITSTATUS(st)))
-		err = -EPROTO;
-	return err;
+	if (!quiet && err.len)
+		fwrite(err.data, 1, err.len, stderr);
+	sl_buf_fini(&err);
+	if (st < 0)
+		return st;
+	return st ? -EPROTO : 0;
 }
 
 /* "iptables" for "iptables-restore", "iptables-nft" for "iptables-nft-restore". */

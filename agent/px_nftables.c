@@ -66,7 +66,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +89,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
 
+#include "exec.h"
 #include "lbinc.h"
 #include "model.h"
 #include "proxier.h"
@@ -103,7 +103,6 @@
 #define KP_PREFIX_MAX 16  /* chainNamePrefixLengthMax */
 #define BASE_MAX      (NAME_MAX_NFT - KP_PREFIX_MAX)
 
-extern char **environ;
 
 /* --- names ------------------------------------------------------------------------------ */
 
@@ -1790,17 +1789,7 @@ static void udp_sort(struct udprec *v, size_t *n)
 
 static void run_conntrack(char *const argv[])
 {
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int st;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (!posix_spawnp(&pid, "conntrack", &fa, NULL, argv, environ)) {
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-	} else {
+	if (agent_exec((const char *const *)argv, NULL, 0, NULL, NULL) == -ENOENT) {
 		static bool warned;
 
 		if (!warned)
@@ -1808,7 +1797,6 @@ static void run_conntrack(char *const argv[])
 				    "endpoints are not cleared");
 		warned = true;
 	}
-	posix_spawn_file_actions_destroy(&fa);
 }
 
 /* conntrack.CleanStaleEntries for one Service: old records not in new. */
