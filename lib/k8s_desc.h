@@ -121,6 +121,18 @@ struct json_object *k8s_desc_encode(const struct k8s_type *t, const void *s);
 bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b);
 void k8s_desc_fini(const struct k8s_type *t, void *s);
 
+/* Releases member f of the struct at s and zeroes it (absent again). */
+void k8s_desc_member_fini(const struct k8s_field *f, void *s);
+
+/* The descriptor of a top-level kind and its apiVersion/kind strings; NULL
+ * for K8S_KIND_UNKNOWN or out of range. */
+const struct k8s_type *k8s_kind_desc(enum k8s_kind kind, const char **api_version,
+				     const char **kind_name);
+
+/* Field paths in messages; longer paths are cut (ending in "..."), never
+ * overflowed. */
+#define K8S_PATH_MAX 256
+
 /* Defines the per-kind wrappers declared by K8S_DECLARE_KIND in sluice/k8s.h. */
 #define K8S_DEFINE_KIND(p, t, K)                                                           \
 	int p##_decode(struct json_object *json, struct t **out, char *err, size_t errlen) \

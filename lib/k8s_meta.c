@@ -21,9 +21,6 @@
 #include "sluice/err.h"
 #include "sluice/json.h"
 
-/* Field paths in messages; longer paths are cut, never overflowed. */
-#define K8S_PATH_MAX 256
-
 /* --- shared nested types ------------------------------------------------------------------ */
 
 K8S_TYPE(k8s_owner_ref_type, k8s_owner_ref, F_STR("apiVersion", struct k8s_owner_ref, api_version),
@@ -737,7 +734,9 @@ static size_t k8s_unknown_count(const struct k8s_type *t, struct json_object *ra
 	return n;
 }
 
-bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b)
+/* typed_only: compare the typed members and ignore raw (unknown members). */
+static bool k8s_desc_equal_ex(const struct k8s_type *t, const void *a, const void *b,
+			      bool typed_only)
 {
 	struct json_object *ra = *k8s_rawp(a), *rb = *k8s_rawp(b);
 
@@ -745,7 +744,7 @@ bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b)
 		const void *pa = k8s_memb(a, f->off), *pb = k8s_memb(b, f->off);
 
 		if (f->type == K8S_F_OBJ) {
-			if (!k8s_desc_equal(f->sub, pa, pb))
+			if (!k8s_desc_equal_ex(f->sub, pa, pb, typed_only))
 				return false;
 		} else if (f->type == K8S_F_LIST) {
 			size_t n = *(const size_t *)k8s_memb(a, f->n_off);
@@ -754,13 +753,15 @@ bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b)
 			if (n != *(const size_t *)k8s_memb(b, f->n_off))
 				return false;
 			for (size_t i = 0; i < n; i++)
-				if (!k8s_desc_equal(f->sub, xa + i * f->sub->size,
-						    xb + i * f->sub->size))
+				if (!k8s_desc_equal_ex(f->sub, xa + i * f->sub->size,
+						       xb + i * f->sub->size, typed_only))
 					return false;
 		} else if (!k8s_scalar_equal(f->type, pa, pb)) {
 			return false;
 		}
 	}
+	if (typed_only)
+		return true;
 	if (k8s_unknown_count(t, ra) != k8s_unknown_count(t, rb))
 		return false;
 	if (!k8s_unknown_count(t, ra))
@@ -777,26 +778,58 @@ bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b)
 	return true;
 }
 
+bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b)
+{
+	return k8s_desc_equal_ex(t, a, b, false);
+}
+
+void k8s_desc_member_fini(const struct k8s_field *f, void *s)
+{
+	void *p = k8s_memb(s, f->off);
+
+	if (f->type == K8S_F_OBJ) {
+		k8s_desc_fini(f->sub, p);
+	} else if (f->type == K8S_F_LIST) {
+		size_t *n = (size_t *)k8s_memb(s, f->n_off);
+		char *arr = k8s_get_strp(p);
+
+		for (size_t i = 0; i < *n; i++)
+			k8s_desc_fini(f->sub, arr + i * f->sub->size);
+		free(arr);
+		memset(p, 0, sizeof(arr));
+		*n = 0;
+	} else {
+		k8s_scalar_fini(f->type, p);
+		/* Plain scalars too: a repeated member decoded as null is absent. */
+		switch (f->type) {
+		case K8S_F_I32:
+			*(int32_t *)p = 0;
+			break;
+		case K8S_F_I64:
+			*(int64_t *)p = 0;
+			break;
+		case K8S_F_BOOL:
+			*(bool *)p = false;
+			break;
+		case K8S_F_TRI:
+			*(enum k8s_tri *)p = K8S_TRI_UNSET;
+			break;
+		case K8S_F_TIME:
+		case K8S_F_MTIME:
+			memset(p, 0, sizeof(struct k8s_time));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
 void k8s_desc_fini(const struct k8s_type *t, void *s)
 {
 	if (!s)
 		return;
-	for (const struct k8s_field *f = t->fields; f->key; f++) {
-		void *p = k8s_memb(s, f->off);
-
-		if (f->type == K8S_F_OBJ) {
-			k8s_desc_fini(f->sub, p);
-		} else if (f->type == K8S_F_LIST) {
-			size_t n = *(size_t *)k8s_memb(s, f->n_off);
-			char *arr = k8s_get_strp(p);
-
-			for (size_t i = 0; i < n; i++)
-				k8s_desc_fini(f->sub, arr + i * f->sub->size);
-			free(arr);
-		} else {
-			k8s_scalar_fini(f->type, p);
-		}
-	}
+	for (const struct k8s_field *f = t->fields; f->key; f++)
+		k8s_desc_member_fini(f, s);
 	json_object_put(*k8s_rawp(s));
 	memset(s, 0, t->size);
 }
@@ -836,6 +869,18 @@ static const struct k8s_kind_info *k8s_kind_info(enum k8s_kind kind)
 	if (kind <= K8S_KIND_UNKNOWN || kind >= K8S_KIND_MAX)
 		return NULL;
 	return &k8s_kinds[kind];
+}
+
+const struct k8s_type *k8s_kind_desc(enum k8s_kind kind, const char **api_version,
+				     const char **kind_name)
+{
+	const struct k8s_kind_info *ki = k8s_kind_info(kind);
+
+	if (!ki)
+		return NULL;
+	*api_version = ki->api_version;
+	*kind_name = ki->kind;
+	return ki->type;
 }
 
 enum k8s_kind k8s_kind_from_json(const struct json_object *obj)
@@ -984,6 +1029,17 @@ bool k8s_obj_equal(enum k8s_kind kind, const void *a, const void *b)
 	if (!ki || !a || !b)
 		return false;
 	return k8s_desc_equal(ki->type, a, b);
+}
+
+bool k8s_obj_equal_typed(enum k8s_kind kind, const void *a, const void *b)
+{
+	const struct k8s_kind_info *ki = k8s_kind_info(kind);
+
+	if (a == b)
+		return true;
+	if (!ki || !a || !b)
+		return false;
+	return k8s_desc_equal_ex(ki->type, a, b, true);
 }
 
 void k8s_obj_free(enum k8s_kind kind, void *obj)

@@ -4,8 +4,10 @@
  * parsed as JSON and decoded as every kind. A decode either fails with
  * -SL_ERR_INVALID and a message, or the object must round-trip:
  * encode(decode(json)) == json, decode(encode(x)) == x, and the same after
- * editing typed metadata (which exercises the canonical-encoding path). Any
- * mismatch aborts so libFuzzer (and the corpus replay in make test) reports it.
+ * editing typed metadata (which exercises the canonical-encoding path). The
+ * text decoder (k8s_obj_decode_text) must accept only what the tree decoder
+ * accepts, with the same typed values. Any mismatch aborts so libFuzzer (and the corpus replay in
+ * make test) reports it.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -40,6 +42,25 @@ static void fuzz_redecode(enum k8s_kind kind, struct json_object *enc, const voi
 	k8s_obj_free(kind, again);
 }
 
+/* The text decoder on the same bytes: nothing the tree refused, the same values. */
+static void fuzz_text(enum k8s_kind kind, const uint8_t *data, size_t size, const void *tree)
+{
+	void *fast = NULL;
+	char err[256] = "";
+	int rc = k8s_obj_decode_text(kind, (const char *)data, size, &fast, err, sizeof(err));
+
+	if (rc == -ENOMEM)
+		return;
+	FUZZ_CHECK(rc == 0 || rc == -SL_ERR_INVALID, "text decode: unexpected error code");
+	FUZZ_CHECK(rc == 0 || err[0], "text decode: error without a message");
+	FUZZ_CHECK(rc || tree, "text decode accepts what the tree decoder refuses");
+	/* json-c also takes NaN and Infinity, which the text decoder does not. */
+	if (tree && !rc)
+		FUZZ_CHECK(k8s_obj_equal_typed(kind, tree, fast),
+			   "text decode: typed values differ");
+	k8s_obj_free(kind, fast);
+}
+
 /* Edits typed metadata the way controllers do and checks the round trip again. */
 static void fuzz_edit(enum k8s_kind kind, void *obj)
 {
@@ -72,8 +93,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Kind detection must cope with any document (or none); the loop
 	 * below decodes as every kind regardless of what it says. */
 	(void)k8s_kind_from_json(doc);
-	if (!doc)
+	if (!doc) {
+		for (kind = K8S_KIND_UNKNOWN + 1; kind < K8S_KIND_MAX; kind++)
+			fuzz_text(kind, data, size, NULL);
 		return 0;
+	}
 	/* json-c accepts NaN even in strict mode and NaN != NaN: such a document is
 	 * not equal to its own copy, so no round trip could be checked. */
 	copy = sl_json_clone(doc);
@@ -93,8 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(rc == -SL_ERR_INVALID || rc == -ENOMEM, "unexpected error code");
 			FUZZ_CHECK(obj == NULL, "failed decode returned an object");
 			FUZZ_CHECK(err[0] != '\0', "error without a message");
+			if (rc == -SL_ERR_INVALID)
+				fuzz_text(kind, data, size, NULL);
 			continue;
 		}
+		fuzz_text(kind, data, size, obj);
 		enc = k8s_obj_encode(kind, obj);
 		FUZZ_CHECK(enc || errno == ENOMEM, "decoded object does not encode");
 		if (enc) {

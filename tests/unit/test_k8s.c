@@ -73,6 +73,22 @@ static bool check_roundtrip(enum k8s_kind kind, struct json_object *doc, const c
 	clone = k8s_obj_clone(kind, obj);
 	if (!ASSERT_NOT_NULL(clone, name) || !ASSERT_TRUE(k8s_obj_equal(kind, obj, clone), name))
 		goto out;
+	/* The text decoder (no json-c tree) reads the same typed values. */
+	{
+		size_t len;
+		const char *txt = sl_json_str(doc, &len);
+		void *fast = NULL;
+
+		if (!ASSERT_OK(k8s_obj_decode_text(kind, txt, len, &fast, err, sizeof(err)),
+			       name)) {
+			fprintf(stderr, "  %s (text): %s\n", name, err);
+			goto out;
+		}
+		ok = ASSERT_TRUE(k8s_obj_equal_typed(kind, obj, fast), name);
+		k8s_obj_free(kind, fast);
+		if (!ok)
+			goto out;
+	}
 	ok = true;
 out:
 	json_object_put(enc);
@@ -99,6 +115,16 @@ static bool check_invalid(enum k8s_kind kind, const char *txt, const char *want)
 	     ASSERT_TRUE(strstr(err, want) != NULL, want);
 	if (!ok)
 		fprintf(stderr, "  message was \"%s\"\n", err);
+	/* The text decoder refuses it with the same message (these documents
+	 * have one problem each, so document order does not matter). */
+	if (ok) {
+		char err2[256] = "";
+
+		obj = (void *)1;
+		rc = k8s_obj_decode_text(kind, txt, strlen(txt), &obj, err2, sizeof(err2));
+		ok = ASSERT_EQ(rc, -SL_ERR_INVALID, want) && ASSERT_NULL(obj, want) &&
+		     ASSERT_STREQ(err2, err, want);
+	}
 	json_object_put(doc);
 	return ok;
 }

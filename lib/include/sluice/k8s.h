@@ -621,10 +621,23 @@ const char *k8s_kind_api_version(enum k8s_kind kind);
  */
 int k8s_obj_decode(enum k8s_kind kind, struct json_object *json, void **out, char *err,
 		   size_t errlen);
+/*
+ * The same decode straight from JSON text (len bytes), without building a
+ * json-c tree: several times faster, for consumers that only read the
+ * object (the node agent's first LIST). `raw` members stay NULL, so encoding
+ * the result drops every field without a typed member; of several problems
+ * in one object, the first in the text is reported. Syntax errors are
+ * -SL_ERR_INVALID with "invalid JSON: ..." in err.
+ */
+int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void **out, char *err,
+			size_t errlen);
 struct json_object *k8s_obj_encode(enum k8s_kind kind, const void *obj);
 void *k8s_obj_new(enum k8s_kind kind);
 void *k8s_obj_clone(enum k8s_kind kind, const void *obj);
 bool k8s_obj_equal(enum k8s_kind kind, const void *a, const void *b);
+/* Typed members only, unknown members ignored: for objects from
+ * k8s_obj_decode_text, which keeps no raw. */
+bool k8s_obj_equal_typed(enum k8s_kind kind, const void *a, const void *b);
 void k8s_obj_free(enum k8s_kind kind, void *obj);
 /* ObjectMeta of any kind's object (every kind struct has `meta`). */
 const struct k8s_meta *k8s_obj_meta(enum k8s_kind kind, const void *obj);

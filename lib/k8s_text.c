@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * k8s_obj_decode_text(): the typed decode of lib/k8s_meta.c, from JSON text
+ * straight into the struct, with no json-c tree in between. The descriptors
+ * (lib/k8s_desc.h) drive both; this one walks the text in document order
+ * with the scanner of lib/jtext.h.
+ *
+ * Why: a node agent's first LIST is every Service and EndpointSlice in the
+ * cluster. Parsing it into json-c (a malloc per value, a hash table per
+ * object) and then walking the tree into the typed structs was most of the
+ * agent's start at 10,000 Services; this path allocates only the strings and
+ * arrays the typed struct keeps.
+ *
+ * Same results as k8s_obj_decode() on the same text, with two differences:
+ * `raw` members stay NULL (there is no tree to refer to), so the object is
+ * for reading — encoding it drops the fields that have no typed member; and
+ * when an object has several problems, the first one *in the text* is the
+ * one reported. Duplicate member names: the last one wins, as in json-c,
+ * except that a bad value is refused where it stands even when a good one
+ * follows under the same name (json-c never looks at the first).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jtext.h"
+#include "k8s_desc.h"
+#include "sluice/err.h"
+#include "sluice/json.h"
+
+/* The path of the value being decoded, kept as frames and only rendered
+ * into a message when something is wrong (formatting a path per member was
+ * a visible share of the tree walker's time). */
+struct kt {
+	struct jt j;
+	const char *key[SL_JSON_MAX_DEPTH + 2];
+	size_t idx[SL_JSON_MAX_DEPTH + 2];
+	int n;
+	char *err;
+	size_t errlen;
+	const char *want_api, *want_kind; /* the kind's apiVersion and kind */
+};
+
+static void kt_push_key(struct kt *k, const char *key)
+{
+	k->key[k->n] = key;
+	k->n++;
+}
+
+static void kt_push_idx(struct kt *k, size_t i)
+{
+	k->key[k->n] = NULL;
+	k->idx[k->n] = i;
+	k->n++;
+}
+
+static int kt_bad(struct kt *k, const char *what)
+{
+	char path[K8S_PATH_MAX];
+	size_t o = 0;
+	int n = 0;
+
+	path[0] = '\0';
+	for (int i = 0; i < k->n && o < sizeof(path); i++) {
+		if (k->key[i])
+			n = snprintf(path + o, sizeof(path) - o, "%s%s", o ? "." : "", k->key[i]);
+		else
+			n = snprintf(path + o, sizeof(path) - o, "[%zu]", k->idx[i]);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+	/* Cut paths end in "..." so a message never pretends to name a shorter field. */
+	if (o >= sizeof(path))
+		memcpy(path + sizeof(path) - 4, "...", 4);
+	if (k->err && k->errlen) {
+		if (path[0])
+			snprintf(k->err, k->errlen, "%s: %s", path, what);
+		else
+			snprintf(k->err, k->errlen, "%s", what);
+	}
+	return -SL_ERR_INVALID;
+}
+
+/* A syntax error: the text is not JSON at all. */
+static int kt_syntax(struct kt *k, int rc)
+{
+	if (rc == -SL_ERR_PARSE) {
+		if (k->err && k->errlen)
+			snprintf(k->err, k->errlen, "invalid JSON: %s", k->j.err);
+		return -SL_ERR_INVALID;
+	}
+	return rc;
+}
+
+static int kt_str(struct kt *k, char **out)
+{
+	size_t len;
+	bool nul;
+	int rc;
+
+	if (jt_peek(&k->j) != JT_STRING)
+		return kt_bad(k, "expected string");
+	rc = jt_string(&k->j, out, &len, &nul);
+	if (rc)
+		return kt_syntax(k, rc);
+	if (nul) {
+		/* A \u0000 escape would be silently cut by a C string: refuse it. */
+		free(*out);
+		*out = NULL;
+		return kt_bad(k, "string contains a NUL character");
+	}
+	return 0;
+}
+
+static int kt_int(struct kt *k, int64_t lo, int64_t hi, int64_t *out, const char *not_int)
+{
+	bool is_int, in_range;
+	int64_t v;
+	int rc;
+
+	if (jt_peek(&k->j) != JT_NUMBER)
+		return kt_bad(k, not_int);
+	rc = jt_number(&k->j, &is_int, &v, &in_range);
+	if (rc)
+		return kt_syntax(k, rc);
+	if (!is_int)
+		return kt_bad(k, not_int);
+	if (!in_range || v < lo || v > hi)
+		return kt_bad(k, "integer out of range");
+	*out = v;
+	return 0;
+}
+
+static int kt_bool(struct kt *k, bool *out)
+{
+	enum jt_type t = jt_peek(&k->j);
+	int rc;
+
+	if (t != JT_TRUE && t != JT_FALSE)
+		return kt_bad(k, "expected boolean");
+	rc = jt_literal(&k->j, t);
+	if (rc)
+		return kt_syntax(k, rc);
+	*out = t == JT_TRUE;
+	return 0;
+}
+
+/* Grows a zeroed array of `size`-byte elements to hold one more. */
+static int kt_grow(void *arrp, size_t n, size_t *cap, size_t size)
+{
+	char *arr;
+
+	memcpy(&arr, arrp, sizeof(arr));
+	if (n < *cap)
+		return 0;
+	{
+		size_t nc = *cap ? *cap * 2 : 4;
+		char *v = realloc(arr, nc * size);
+
+		if (!v)
+			return -ENOMEM;
+		memset(v + *cap * size, 0, (nc - *cap) * size);
+		memcpy(arrp, &v, sizeof(v));
+		*cap = nc;
+	}
+	return 0;
+}
+
+static int kt_strlist(struct kt *k, struct k8s_strlist *l)
+{
+	size_t cap = 0;
+	int rc;
+
+	if (jt_peek(&k->j) != JT_ARRAY)
+		return kt_bad(k, "expected array of strings");
+	if ((rc = jt_arr_begin(&k->j)))
+		return kt_syntax(k, rc);
+	while ((rc = jt_arr_next(&k->j)) > 0) {
+		if ((rc = kt_grow(&l->v, l->n, &cap, sizeof(*l->v))))
+			return rc;
+		kt_push_idx(k, l->n);
+		rc = kt_str(k, &l->v[l->n]);
+		k->n--;
+		if (rc)
+			return rc;
+		l->n++;
+	}
+	return kt_syntax(k, rc);
+}
+
+static int kt_strmap(struct kt *k, struct k8s_strmap *m)
+{
+	const char *key;
+	size_t kl, cap = 0;
+	int rc;
+
+	if (jt_peek(&k->j) != JT_OBJECT)
+		return kt_bad(k, "expected object of strings");
+	if ((rc = jt_obj_begin(&k->j)))
+		return kt_syntax(k, rc);
+	while ((rc = jt_obj_next(&k->j, &key, &kl)) > 0) {
+		struct k8s_kv *kv = NULL;
+		char *name, *val = NULL;
+
+		if (memchr(key, '\0', kl))
+			return kt_bad(k, "member name contains a NUL character");
+		name = strndup(key, kl);
+		if (!name)
+			return -ENOMEM;
+		kt_push_key(k, name);
+		rc = kt_str(k, &val);
+		k->n--;
+		if (rc) {
+			free(name);
+			return rc;
+		}
+		/* A repeated key keeps its first place and its last value (json-c). */
+		for (size_t i = 0; i < m->n && !kv; i++)
+			if (!strcmp(m->v[i].key, name))
+				kv = &m->v[i];
+		if (kv) {
+			free(name);
+			free(kv->value);
+			kv->value = val;
+			continue;
+		}
+		if ((rc = kt_grow(&m->v, m->n, &cap, sizeof(*m->v)))) {
+			free(name);
+			free(val);
+			return rc;
+		}
+		m->v[m->n].key = name;
+		m->v[m->n].value = val;
+		m->n++;
+	}
+	return kt_syntax(k, rc);
+}
+
+static int kt_rawobj(struct kt *k, struct json_object **out)
+{
+	const char *start;
+	char jerr[128];
+	int rc;
+
+	if (jt_peek(&k->j) != JT_OBJECT)
+		return kt_bad(k, "expected object");
+	start = k->j.p;
+	if ((rc = jt_skip(&k->j)))
+		return kt_syntax(k, rc);
+	*out = sl_json_parse(start, (size_t)(k->j.p - start), jerr, sizeof(jerr));
+	if (!*out)
+		return errno == ENOMEM ? -ENOMEM : kt_bad(k, "invalid JSON object");
+	return 0;
+}
+
+static int kt_struct(struct kt *k, const struct k8s_type *t, void *out, bool top);
+
+static int kt_list(struct kt *k, const struct k8s_field *f, void *s)
+{
+	size_t *n = (size_t *)((char *)s + f->n_off), cap = 0;
+	void *arrp = (char *)s + f->off;
+	int rc;
+
+	if (jt_peek(&k->j) != JT_ARRAY)
+		return kt_bad(k, "expected array");
+	if ((rc = jt_arr_begin(&k->j)))
+		return kt_syntax(k, rc);
+	while ((rc = jt_arr_next(&k->j)) > 0) {
+		char *arr;
+
+		if ((rc = kt_grow(arrp, *n, &cap, f->sub->size)))
+			return rc;
+		memcpy(&arr, arrp, sizeof(arr));
+		/* Counted before it is filled: a zeroed element is valid for fini. */
+		(*n)++;
+		kt_push_idx(k, *n - 1);
+		rc = kt_struct(k, f->sub, arr + (*n - 1) * f->sub->size, false);
+		k->n--;
+		if (rc)
+			return rc;
+	}
+	return kt_syntax(k, rc);
+}
+
+static int kt_member(struct kt *k, const struct k8s_field *f, void *s)
+{
+	void *p = (char *)s + f->off;
+	int64_t i;
+	bool b;
+	int rc;
+
+	switch (f->type) {
+	case K8S_F_STR:
+		return kt_str(k, (char **)p);
+	case K8S_F_I32:
+		rc = kt_int(k, INT32_MIN, INT32_MAX, &i, "expected integer");
+		if (!rc)
+			*(int32_t *)p = (int32_t)i;
+		return rc;
+	case K8S_F_I64:
+		return kt_int(k, INT64_MIN, INT64_MAX, (int64_t *)p, "expected integer");
+	case K8S_F_BOOL:
+		return kt_bool(k, (bool *)p);
+	case K8S_F_TRI:
+		rc = kt_bool(k, &b);
+		if (!rc)
+			*(enum k8s_tri *)p = b ? K8S_TRI_TRUE : K8S_TRI_FALSE;
+		return rc;
+	case K8S_F_INTSTR: {
+		struct k8s_intstr *is = p;
+
+		if (jt_peek(&k->j) == JT_STRING) {
+			is->type = K8S_INTSTR_STR;
+			return kt_str(k, &is->sval);
+		}
+		rc = kt_int(k, INT32_MIN, INT32_MAX, &i, "expected integer or string");
+		if (!rc) {
+			is->type = K8S_INTSTR_INT;
+			is->ival = (int32_t)i;
+		}
+		return rc;
+	}
+	case K8S_F_TIME:
+	case K8S_F_MTIME: {
+		char *str = NULL;
+
+		if (jt_peek(&k->j) != JT_STRING)
+			return kt_bad(k, "expected string (RFC 3339 time)");
+		rc = kt_str(k, &str);
+		if (!rc && k8s_time_parse(str, p))
+			rc = kt_bad(k, "invalid RFC 3339 time");
+		free(str);
+		return rc;
+	}
+	case K8S_F_STRLIST:
+		return kt_strlist(k, p);
+	case K8S_F_STRMAP:
+		return kt_strmap(k, p);
+	case K8S_F_RAWOBJ:
+		return kt_rawobj(k, p);
+	case K8S_F_OBJ:
+		return kt_struct(k, f->sub, p, false);
+	case K8S_F_LIST:
+		return kt_list(k, f, s);
+	}
+	return kt_bad(k, "internal: unknown member type");
+}
+
+static const struct k8s_field *kt_field(const struct k8s_type *t, const char *key, size_t kl)
+{
+	for (const struct k8s_field *f = t->fields; f->key; f++)
+		if (f->key[0] == key[0] && !strncmp(f->key, key, kl) && !f->key[kl])
+			return f;
+	return NULL;
+}
+
+/* apiVersion / kind, when present at the top, must name this kind. */
+static int kt_typemeta(struct kt *k, const char *want)
+{
+	char *got = NULL, msg[160];
+	int rc = kt_str(k, &got);
+
+	if (rc)
+		return rc;
+	if (strcmp(got, want)) {
+		snprintf(msg, sizeof(msg), "expected \"%s\", got \"%.100s\"", want, got);
+		rc = kt_bad(k, msg);
+	}
+	free(got);
+	return rc;
+}
+
+static int kt_struct(struct kt *k, const struct k8s_type *t, void *out, bool top)
+{
+	const char *key;
+	size_t kl;
+	int rc;
+
+	if (jt_peek(&k->j) != JT_OBJECT)
+		return kt_bad(k, k->n ? "expected object" : "expected a JSON object");
+	if ((rc = jt_obj_begin(&k->j)))
+		return kt_syntax(k, rc);
+	while ((rc = jt_obj_next(&k->j, &key, &kl)) > 0) {
+		const struct k8s_field *f = kl ? kt_field(t, key, kl) : NULL;
+
+		if (!f && top && jt_peek(&k->j) != JT_NULL &&
+		    ((kl == 10 && !memcmp(key, "apiVersion", 10)) ||
+		     (kl == 4 && !memcmp(key, "kind", 4)))) {
+			bool api = kl == 10;
+
+			kt_push_key(k, api ? "apiVersion" : "kind");
+			rc = kt_typemeta(k, api ? k->want_api : k->want_kind);
+			k->n--;
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (!f) {
+			if ((rc = jt_skip(&k->j)))
+				return kt_syntax(k, rc);
+			continue;
+		}
+		/* A repeated member replaces the earlier one; null is absent. */
+		k8s_desc_member_fini(f, out);
+		if (jt_peek(&k->j) == JT_NULL) {
+			if ((rc = jt_literal(&k->j, JT_NULL)))
+				return kt_syntax(k, rc);
+			continue;
+		}
+		kt_push_key(k, f->key);
+		rc = kt_member(k, f, out);
+		k->n--;
+		if (rc)
+			return rc;
+	}
+	return kt_syntax(k, rc);
+}
+
+int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void **out, char *err,
+			size_t errlen)
+{
+	const struct k8s_type *t;
+	struct kt k = {.err = err, .errlen = errlen};
+	void *o;
+	int rc;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	t = k8s_kind_desc(kind, &k.want_api, &k.want_kind);
+	if (!t) {
+		if (err && errlen)
+			snprintf(err, errlen, "unknown kind %d", (int)kind);
+		return -EINVAL;
+	}
+	if (memchr(text, '\0', len)) {
+		if (err && errlen)
+			snprintf(err, errlen, "invalid JSON: NUL byte in JSON text");
+		return -SL_ERR_INVALID;
+	}
+	o = calloc(1, t->size);
+	if (!o)
+		return -ENOMEM;
+	jt_init(&k.j, text, len);
+	rc = kt_struct(&k, t, o, true);
+	if (!rc)
+		rc = kt_syntax(&k, jt_finish(&k.j));
+	if (rc) {
+		if (rc == -ENOMEM && err && errlen)
+			snprintf(err, errlen, "out of memory");
+		k8s_desc_fini(t, o);
+		free(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
