@@ -465,9 +465,10 @@ static void client_status_message(struct sl_client_resp *resp)
 			    resp->body.len ? resp->body.data : "(empty body)");
 }
 
-int sl_client_request(struct sl_client *c, const char *method, const char *path_and_query,
-		      const void *body, size_t body_len, const char *content_type,
-		      struct sl_cancel *cancel, struct sl_client_resp *resp)
+/* sl_client_request; parse_2xx false leaves a successful body as text. */
+static int client_request(struct sl_client *c, const char *method, const char *path_and_query,
+			  const void *body, size_t body_len, const char *content_type,
+			  struct sl_cancel *cancel, struct sl_client_resp *resp, bool parse_2xx)
 {
 	struct client_xfer x = {.body = &resp->body, .max_body = CLIENT_MAX_BODY};
 	struct curl_slist *hdrs = NULL;
@@ -507,7 +508,7 @@ int sl_client_request(struct sl_client *c, const char *method, const char *path_
 	}
 	if (rc)
 		goto out;
-	if (resp->body.len)
+	if (resp->body.len && (parse_2xx || resp->status < 200 || resp->status >= 300))
 		resp->json = sl_json_parse(resp->body.data, resp->body.len, NULL, 0);
 	else
 		sl_buf_cstr(&resp->body);
@@ -517,6 +518,20 @@ out:
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(x.h);
 	return rc;
+}
+
+int sl_client_request(struct sl_client *c, const char *method, const char *path_and_query,
+		      const void *body, size_t body_len, const char *content_type,
+		      struct sl_cancel *cancel, struct sl_client_resp *resp)
+{
+	return client_request(c, method, path_and_query, body, body_len, content_type, cancel, resp,
+			      true);
+}
+
+int sl_client_request_text(struct sl_client *c, const char *method, const char *path_and_query,
+			   struct sl_cancel *cancel, struct sl_client_resp *resp)
+{
+	return client_request(c, method, path_and_query, NULL, 0, NULL, cancel, resp, false);
 }
 
 void sl_client_resp_fini(struct sl_client_resp *resp)

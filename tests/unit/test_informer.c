@@ -26,6 +26,7 @@
 #include "sluice/err.h"
 #include "sluice/informer.h"
 #include "sluice/json.h"
+#include "sluice/k8s.h"
 
 struct server {
 	pid_t pid;	   /* -1 when not running */
@@ -620,6 +621,158 @@ out:
 	sl_client_free(c);
 	server_cleanup(&s);
 	pthread_mutex_destroy(&w.r.mu);
+}
+
+/* Typed streaming: what on_add_typed and on_synced saw. */
+struct typed_rec {
+	struct whole w;
+	struct sl_informer *inf;
+	int typed, bad_typed, ports_80;
+	bool synced_seen_true;
+	pthread_t thread;
+};
+
+static void typed_add(void *obj, void *arg)
+{
+	struct typed_rec *t = arg;
+	struct k8s_service *svc = obj;
+
+	t->typed++;
+	t->thread = pthread_self();
+	if (!svc->meta.name || !svc->meta.namespace || strcmp(svc->meta.namespace, "typed") ||
+	    !svc->meta.resource_version)
+		t->bad_typed++;
+	if (svc->spec.n_ports == 1 && svc->spec.ports[0].port == 80)
+		t->ports_80++;
+	k8s_obj_free(K8S_KIND_SERVICE, obj);
+}
+
+static void typed_whole_add(struct json_object *o, void *arg)
+{
+	whole_add(o, &((struct typed_rec *)arg)->w);
+}
+
+static void typed_synced(void *arg)
+{
+	struct typed_rec *t = arg;
+
+	/* The contract the agent's first sync relies on. */
+	t->synced_seen_true = sl_informer_has_synced(t->inf);
+	rec_synced(&t->w.r);
+}
+
+TEST(informer_queue_streams_first_list_typed)
+{
+	struct server s = {.pid = -1};
+	struct sl_client *c = NULL;
+	struct sl_informer_stats st;
+	struct typed_rec t = {0};
+	struct json_object *ns = ns_obj("typed"), *list = NULL;
+	struct sl_gvr nsr = SL_GVR_NAMESPACES;
+	char err[256], name[32];
+	uint64_t deadline;
+
+	rec_init(&t.w.r);
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	ASSERT_OK(sl_client_create(c, &nsr, NULL, ns, NULL, err, sizeof(err)), err);
+	for (int i = 0; i < 12 && !test_failed_current; i++) {
+		snprintf(name, sizeof(name), "t%02d", i);
+		ASSERT_OK(svc_create(c, "typed", name, NULL, 0), "create");
+	}
+	/* Options that cannot work are refused, not ignored. */
+	ASSERT_NULL(sl_informer_new(c,
+				    &(struct sl_informer_opts){
+					    .gvr = SL_GVR_SERVICES,
+					    .delivery = SL_INF_DELIVER_QUEUE,
+					    .cache = SL_INF_CACHE_OBJECTS,
+					    .typed_kind = K8S_KIND_SERVICE,
+					    .handlers = {.on_add_typed = typed_add},
+				    },
+				    err, sizeof(err)),
+		    "typed streaming with a full cache");
+	ASSERT_TRUE(strstr(err, "typed_kind needs") != NULL, err);
+
+	/* Pages of 5, room for 3 objects, a consumer that dispatches: every
+	 * item arrives typed, decoded on the informer thread. */
+	t.inf = sl_informer_new(c,
+				&(struct sl_informer_opts){
+					.gvr = SL_GVR_SERVICES,
+					.ns = "typed",
+					.delivery = SL_INF_DELIVER_QUEUE,
+					.cache = SL_INF_CACHE_METADATA,
+					.page_limit = 5,
+					.queue_objs_max = 3,
+					.queue_wait_ms = 20000,
+					.typed_kind = K8S_KIND_SERVICE,
+					.handlers = {typed_whole_add, rec_update, rec_delete,
+						     typed_synced, &t, typed_add},
+				},
+				err, sizeof(err));
+	if (!ASSERT_NOT_NULL(t.inf, err) || !ASSERT_OK(sl_informer_start(t.inf), "start"))
+		goto out;
+	deadline = mono_ms() + 15000;
+	while (!t.w.r.synced && mono_ms() < deadline) {
+		struct pollfd p = {.fd = sl_informer_fd(t.inf), .events = POLLIN};
+
+		if (poll(&p, 1, 1000) > 0)
+			sl_informer_dispatch(t.inf, 0);
+	}
+	ASSERT_EQ(t.typed, 12, "every item typed");
+	ASSERT_EQ(t.w.adds, 0, "none as JSON");
+	ASSERT_EQ(t.bad_typed, 0, "name, namespace and resourceVersion decoded");
+	ASSERT_EQ(t.ports_80, 12, "spec decoded");
+	ASSERT_TRUE(pthread_equal(t.thread, pthread_self()), "handlers ran on the caller");
+	ASSERT_TRUE(t.synced_seen_true, "has_synced is true inside on_synced");
+	sl_informer_stats(t.inf, &st);
+	ASSERT_EQ(st.objects, 12, "cached");
+	list = sl_informer_list(t.inf);
+	ASSERT_EQ(json_object_array_length(list), 12, "metadata stubs listed");
+	/* Later events come the usual way. */
+	ASSERT_OK(svc_create(c, "typed", "late", NULL, 0), "create after the list");
+	deadline = mono_ms() + 15000;
+	while (!rec_has(&t.w.r, "+typed/late@") && mono_ms() < deadline) {
+		struct pollfd p = {.fd = sl_informer_fd(t.inf), .events = POLLIN};
+
+		if (poll(&p, 1, 1000) > 0)
+			sl_informer_dispatch(t.inf, 0);
+	}
+	ASSERT_EQ(t.w.whole, 1, "the watch event arrives as a whole JSON object");
+	sl_informer_free(t.inf);
+
+	/* No room and no waiting: items past the bound are queued as text
+	 * and reach on_add whole; nothing is lost or doubled. */
+	memset(&t, 0, sizeof(t));
+	rec_init(&t.w.r);
+	t.inf = sl_informer_new(c,
+				&(struct sl_informer_opts){
+					.gvr = SL_GVR_SERVICES,
+					.ns = "typed",
+					.delivery = SL_INF_DELIVER_QUEUE,
+					.cache = SL_INF_CACHE_METADATA,
+					.page_limit = 4,
+					.queue_objs_max = 2,
+					.typed_kind = K8S_KIND_SERVICE,
+					.handlers = {typed_whole_add, rec_update, rec_delete,
+						     typed_synced, &t, typed_add},
+				},
+				err, sizeof(err));
+	if (!ASSERT_NOT_NULL(t.inf, err) || !ASSERT_OK(sl_informer_start(t.inf), "restart"))
+		goto out;
+	ASSERT_OK(sl_informer_wait_synced(t.inf, 15000), "synced without dispatching");
+	while (sl_informer_dispatch(t.inf, 0) > 0)
+		;
+	ASSERT_EQ(t.typed, 2, "as many typed as there was room for");
+	ASSERT_EQ(t.w.adds, 11, "the rest as JSON");
+	ASSERT_EQ(t.w.whole, 11, "whole, with kind");
+	ASSERT_EQ(t.w.r.synced, 1, "synced once, after them");
+out:
+	json_object_put(ns);
+	json_object_put(list);
+	sl_informer_free(t.inf);
+	sl_client_free(c);
+	server_cleanup(&s);
+	pthread_mutex_destroy(&t.w.r.mu);
 }
 
 TEST(informer_stop_interrupts_idle_watch)

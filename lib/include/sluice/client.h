@@ -137,6 +137,15 @@ int sl_client_request(struct sl_client *c, const char *method, const char *path_
 void sl_client_resp_fini(struct sl_client_resp *resp);
 
 /*
+ * The same without a request body, leaving a 2xx body as text (resp->json
+ * stays NULL; resp->body.data is NUL-terminated): for large replies the
+ * caller scans itself (the informer's first LIST). Error bodies are still
+ * parsed for their Status message.
+ */
+int sl_client_request_text(struct sl_client *c, const char *method, const char *path_and_query,
+			   struct sl_cancel *cancel, struct sl_client_resp *resp);
+
+/*
  * Maps an HTTP status (and the Status reason, which may be NULL) to 0 or a
  * negative error: 404 -SL_ERR_NOTFOUND, 409 AlreadyExists -SL_ERR_EXISTS,
  * other 409 -SL_ERR_CONFLICT, 410 -SL_ERR_COMPACTED, 400/422 -SL_ERR_INVALID,

@@ -48,7 +48,8 @@
  * and updates. A DELETED event for a key the cache does not hold is dropped.
  * In QUEUE mode a list into an empty cache (the first one) is streamed: each
  * page's items are cached and queued as soon as that page has been parsed,
- * handed over as parsed objects (up to queue_objs_max waiting at once; then
+ * handed over as parsed objects (or typed ones: opts.typed_kind below; up to
+ * queue_objs_max waiting at once; then
  * the list pauses for up to queue_wait_ms in all for the consumer to make
  * room, and the rest is queued as text), so the consumer decodes while the
  * rest of the list is on the wire; on_synced
@@ -70,6 +71,7 @@
 #include <json-c/json.h>
 
 #include "sluice/client.h"
+#include "sluice/k8s.h"
 
 struct sl_informer;
 
@@ -79,6 +81,9 @@ struct sl_informer_handlers {
 	void (*on_delete)(struct json_object *obj, void *arg);
 	void (*on_synced)(void *arg);
 	void *arg;
+	/* Typed streaming (opts.typed_kind): an object of the first list, added
+	 * or updated, already decoded; the handler owns it (k8s_obj_free). */
+	void (*on_add_typed)(void *obj, void *arg);
 };
 
 enum sl_inf_cache {
@@ -112,6 +117,17 @@ struct sl_informer_opts {
 					  * delays synced (and wait_synced) until the
 					  * consumer dispatches: only for consumers
 					  * that dispatch while they wait for it */
+	/*
+	 * QUEUE delivery with a metadata-only cache, and on_add_typed set: the
+	 * streamed first list is fetched as text and each item is decoded
+	 * straight into the typed struct of this kind (k8s_obj_decode_text) on
+	 * the informer's thread, so the consumer's thread neither parses nor
+	 * decodes it and no json-c tree is built. Items that do not decode (or
+	 * have no name) go to on_add as parsed objects, so the consumer reports
+	 * them as it does any malformed object. Later lists and watch events are
+	 * delivered as usual. K8S_KIND_UNKNOWN (0) = off.
+	 */
+	enum k8s_kind typed_kind;
 };
 
 /* Counters for /metrics; read with sl_informer_stats(). */
