@@ -31,6 +31,11 @@ static bool buf_reserve(struct sl_buf *b, size_t extra)
 	return true;
 }
 
+bool sl_buf_reserve(struct sl_buf *b, size_t extra)
+{
+	return buf_reserve(b, extra);
+}
+
 void sl_buf_append(struct sl_buf *b, const void *p, size_t n)
 {
 	if (!buf_reserve(b, n))

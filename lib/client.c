@@ -298,6 +298,15 @@ static size_t client_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		x->too_big = true;
 		return 0;
 	}
+	if (!x->body->len) {
+		/* The whole body at once when its length is known: a list page of
+		 * megabytes otherwise grows through a dozen reallocs and copies. */
+		curl_off_t cl = -1;
+
+		if (curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+		    cl > 0 && (uint64_t)cl <= x->max_body)
+			sl_buf_reserve(x->body, (size_t)cl);
+	}
 	sl_buf_append(x->body, ptr, n);
 	return x->body->oom ? 0 : n;
 }

@@ -22,6 +22,9 @@ struct sl_buf {
 		NULL, 0, 0, false \
 	}
 
+/* Makes room for extra more bytes (and the NUL) at once; false (and oom) on failure. */
+bool sl_buf_reserve(struct sl_buf *b, size_t extra);
+
 void sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 void sl_buf_puts(struct sl_buf *b, const char *s);
 void sl_buf_printf(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
