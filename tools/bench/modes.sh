@@ -571,9 +571,10 @@ run_mode() { # run_mode REP CFG N E MODE
 			failures+=("$tags: registering the client netns failed: $(head -c 200 "$tmp/register.out")")
 		fi
 		# The agent's view, once it is idle: its first sync and programming call.
-		# "All frontends programmed": the first sync done and, for bpf, every
-		# Service's frontend in the service map (the first and the last
-		# answering need not mean the ones between are in).
+		# "All frontends programmed": a sync done, none pending (the agent idle)
+		# and, for bpf, every Service's frontend in the service map (the first
+		# and the last answering need not mean the ones between are in).
+		# Polled every ~50 ms plus a /metrics scrape: an upper bound.
 		local i done_s=""
 		for ((i = 0; i < 1200; i++)); do
 			metrics >"$tmp/m.txt" 2>/dev/null || : >"$tmp/m.txt"
