@@ -53,7 +53,7 @@
 # Usage: tools/bench/modes.sh [--quick|--full]; knobs (environment): CONFIGS
 # ("N:E[:aff] ..."), MODES (direct bpf-sock bpf-pkt iptables-legacy iptables-nft
 # iptables nftables ipvs), REPS, SIDE_REPS, REPS_CONFIGS, RUN_SECONDS, CONNS, OPEN_RATE,
-# UPDATE_SAMPLES, STEP_TIMEOUT, PROGRAM_BUDGET, REPEAT_MAX, CLEANUP_TIMEOUT, BIN,
+# UPDATE_SAMPLES, STEP_TIMEOUT, PROGRAM_BUDGET, REPEAT_MAX, RUN_BUDGET, CLEANUP_TIMEOUT, BIN,
 # OUT. Needs root, iproute2, bpftool, curl, conntrack, iptables-legacy,
 # iptables-nft and nft for the legacy rows, gnuplot for the plots.
 if [[ -z ${SLUICE_MODES_MNTNS:-} ]]; then
@@ -90,6 +90,7 @@ if [[ $PROFILE == quick ]]; then
 	STEP_TIMEOUT=${STEP_TIMEOUT:-90}
 	PROGRAM_BUDGET=${PROGRAM_BUDGET:-60}
 	REPEAT_MAX=${REPEAT_MAX:-30}
+	RUN_BUDGET=${RUN_BUDGET:-900}
 else
 	# ~40 minutes on a quiet 2-core VM (the estimate is printed at the start).
 	CONFIGS=${CONFIGS:-"1:10 1000:10 10000:10 30000:10 50000:10 10000:100 1:10000 1000:10:aff"}
@@ -104,6 +105,9 @@ else
 	# one round at that configuration (its data-plane figures are not what
 	# is slow; repeating the programming would be most of the run).
 	REPEAT_MAX=${REPEAT_MAX:-45}
+	# A hard bound on the measurements: no new round or configuration starts
+	# after this many seconds (a mode already running finishes).
+	RUN_BUDGET=${RUN_BUDGET:-2400}
 fi
 # iptables-legacy / iptables-nft: --dataplane iptables with --iptables-variant
 # legacy (iptables-legacy-restore, what older distributions' kube-proxy runs)
@@ -255,6 +259,7 @@ estimate() {
 }
 log "estimated duration (rough; a loaded machine takes longer):"
 estimate >&2
+log "no round or configuration starts after RUN_BUDGET=$RUN_BUDGET s; CONFIGS in order: $CONFIGS"
 [[ -z ${ESTIMATE_ONLY:-} ]] || exit 0
 
 # --- topology ----------------------------------------------------------------------
@@ -683,6 +688,12 @@ run_mode() { # run_mode REP CFG N E MODE
 for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 	IFS=: read -r n e aff <<<"$cfg"
 	AFF=${aff:+1}
+	if (($(date +%s) - t_start >= RUN_BUDGET)); then
+		# Bounded run: what is left gets a row saying so (CONFIGS lists the goals' first).
+		log "configuration $cfg: not run, the run's time budget (RUN_BUDGET $RUN_BUDGET s) is used up"
+		for mode in $MODES; do emit "rep=1 cfg=$cfg mode=$mode kind=skipped reason=not~run:~the~run's~time~budget~(RUN_BUDGET~$RUN_BUDGET~s)~was~used~up"; done
+		continue
+	fi
 	log "configuration $cfg: $n Services x $e endpoints${AFF:+, ClientIP affinity}; fresh API server"
 	start_control
 	post /api/v1/nodes '{"metadata":{"name":"'$NODE'"},"status":{"addresses":[{"type":"InternalIP","address":"198.18.251.1"}]}}'
@@ -703,6 +714,11 @@ for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 	reps=$SIDE_REPS
 	[[ " $REPS_CONFIGS " == *" $cfg "* ]] && reps=$REPS
 	for ((rep = 1; rep <= reps; rep++)); do
+		if ((rep > 1 && $(date +%s) - t_start >= RUN_BUDGET)); then
+			log "$cfg: $((rep - 1)) of $reps rounds, the run's time budget (RUN_BUDGET $RUN_BUDGET s) is used up"
+			emit "rep=$rep cfg=$cfg mode=- kind=rounds done=$((rep - 1)) planned=$reps"
+			break
+		fi
 		order=$(printf '%s\n' $MODES | shuf | paste -sd' ')
 		log "$cfg round $rep: $order"
 		for mode in $order; do
@@ -868,11 +884,18 @@ series_dat memlock.dat bpf_memlock kind=mem
 series_dat slab.dat Slab_kb kind=mem
 series_dat vmalloc.dat VmallocUsed_kb kind=mem
 series_dat cpu.dat proc_us_per_req kind=cpu run=crr-open-random
+# The latency plot: the largest configuration of the series with open-loop figures.
+lat_n=$top_n
+for n in $(tr ' ' '\n' <<<"$SERIES" | sort -rn); do
+	medq p50_ms cfg="$n:10" mode=bpf-sock kind=run run=crr-open-random
+	[[ $REPLY != nan ]] || medq p50_ms cfg="$n:10" mode=direct kind=run run=crr-open-random
+	if [[ $REPLY != nan ]]; then lat_n=$n; break; fi
+done
 {
-	echo "# mode p50 p99 p999 conn_p50 conn_p99 conn_p999 (open loop, $top_n Services)"
+	echo "# mode p50 p99 p999 conn_p50 conn_p99 conn_p999 (open loop, $lat_n Services)"
 	i=0
 	for m in $ALL_MODES; do
-		echo "$i \"$m\" $(med p50_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med p99_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med p999_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p50_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p99_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p999_ms cfg="$top_n:10" mode="$m" kind=run run=crr-open-random)"
+		echo "$i \"$m\" $(med p50_ms cfg="$lat_n:10" mode="$m" kind=run run=crr-open-random) $(med p99_ms cfg="$lat_n:10" mode="$m" kind=run run=crr-open-random) $(med p999_ms cfg="$lat_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p50_ms cfg="$lat_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p99_ms cfg="$lat_n:10" mode="$m" kind=run run=crr-open-random) $(med conn_p999_ms cfg="$lat_n:10" mode="$m" kind=run run=crr-open-random)"
 		i=$((i + 1))
 	done
 } >"$pd/lat.dat"
@@ -1027,7 +1050,7 @@ T() { cell "$@"; } # shorthand in tables
 	echo "Command: \`$CMDLINE\` (\`make bench-modes\` runs the full profile, \`make bench\` the quick one);"
 	echo "CONFIGS=\"$CONFIGS\" MODES=\"$MODES\" REPS=$REPS RUN_SECONDS=$RUN_SECONDS CONNS=$CONNS"
 	echo "OPEN_RATE=$OPEN_RATE UPDATE_SAMPLES=$UPDATE_SAMPLES STEP_TIMEOUT=$STEP_TIMEOUT SIDE_REPS=$SIDE_REPS"
-	echo "REPS_CONFIGS=\"$REPS_CONFIGS\" PROGRAM_BUDGET=$PROGRAM_BUDGET REPEAT_MAX=$REPEAT_MAX (REPS rounds for"
+	echo "REPS_CONFIGS=\"$REPS_CONFIGS\" PROGRAM_BUDGET=$PROGRAM_BUDGET REPEAT_MAX=$REPEAT_MAX RUN_BUDGET=$RUN_BUDGET (REPS rounds for"
 	echo "REPS_CONFIGS, SIDE_REPS for the other configurations; a legacy mode whose programming took more than REPEAT_MAX s ran one"
 	echo "round there)."
 	echo
@@ -1060,7 +1083,8 @@ T() { cell "$@"; } # shorthand in tables
 	echo "shared machine read it with the spread in section 2."
 	echo
 	echo "Modes not measured: $(for m in $ALL_MODES; do s=$(mode_state "$m" "$first_n:10"); [[ -n $s && $s != "not in MODES" ]] && printf '%s: %s; ' "$m" "$s"; done)"
-	for c in $CONFIGS; do for m in $ALL_MODES; do s=$(mode_state "$m" "$c"); [[ $s == unavailable:\ programming* || $s == unavailable:\ not\ attempted* ]] && echo "- $c $m: ${s#unavailable: }"; done; done
+	for c in $CONFIGS; do for m in $ALL_MODES; do s=$(mode_state "$m" "$c"); [[ $s == unavailable:\ programming* || $s == unavailable:\ not\ * ]] && echo "- $c $m: ${s#unavailable: }"; done; done
+	awk '/ kind=rounds / { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } print "- " v["cfg"] ": " v["done"] " of " v["planned"] " rounds (the run'"'"'s time budget was used up)" }' "$raw"
 	echo
 	echo "## Topology and method"
 	echo
