@@ -947,7 +947,7 @@ goal_flat() {
 	w=$(why_not "$m" "$GOAL_N:10")
 	[[ -n $norm ]] && norm="; as a fraction of *direct* in the same configuration (the machine's own drift cancels): $norm"
 	if ! num "$r0"; then echo "$(lbl "$m"): $fig | not shown: no figure at $first_n Service ($(why_not "$m" "$first_n:10"))"
-	elif [[ -n $w ]]; then echo "$(lbl "$m"): $fig$norm | not shown at $GOAL_N:10 ($w; max deviation up to $top_n: $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }')))"
+	elif [[ -n $w ]]; then echo "$(lbl "$m"): $fig$norm | not shown at $GOAL_N:10 ($w; max deviation up to $top_n: $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }'))"
 	else echo "$(lbl "$m"): $fig$norm | $(lbl "$m") $(V "$(awk -v d="$dev" 'BEGIN { print (d <= 0.05) ? 1 : 0 }')") (max deviation $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }'))"
 	fi
 }
@@ -967,8 +967,8 @@ goal_small() {
 			fi
 		done
 	done
-	for b in $BPFS; do fig+="; $(lbl "$b") $(fmt "$(RATE "$first_n:10" "$b")" %.0f)"; done
-	echo "$fig conn/s | $ver"
+	for b in $BPFS; do fig+="${fig:+; }$(lbl "$b") $(fmt "$(RATE "$first_n:10" "$b")" %.0f)"; done
+	echo "$fig conn/s | ${ver:-not shown (no iptables mode in MODES)}"
 }
 # 3. CPU per connection: the dataplane's kernel CPU = host system+irq+softirq
 # per connection in the crr closed-loop run minus *direct*'s in the same
@@ -999,7 +999,7 @@ goal_cpu() {
 			fi
 		done
 	done
-	echo "$fig | $ver"
+	echo "$fig | ${ver:-not shown (no iptables or nftables mode in MODES)}"
 }
 # 4. one Service added at 50k, end to end.
 goal_update() {
