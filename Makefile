@@ -221,7 +221,8 @@ demo: deps all
 bench: deps all
 	$(Q)tools/bench/run.sh
 
-# The service dataplane comparison, full profile (1 to 50k Services; hours on 2 cores).
+# The service dataplane comparison, full profile (1 to 50k Services; ~40 min on a quiet 2-core
+# VM, the script prints its estimate at the start).
 bench-modes: deps all
 	$(Q)tools/bench/modes.sh
 

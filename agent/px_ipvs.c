@@ -469,7 +469,7 @@ int ipvs_dummy_ensure(struct nl_sock *rt, int *ifindex)
 		return 0;
 	}
 	if (rc != -ENODEV)
-		return rc;
+		return rc < 0 ? rc : -ENODEV; /* 0 is no ifindex: they start at 1 */
 	l = rtnl_link_alloc();
 	if (!l)
 		return -ENOMEM;
@@ -485,8 +485,8 @@ int ipvs_dummy_ensure(struct nl_sock *rt, int *ifindex)
 		return rc;
 	}
 	rc = link_index(rt, IPVS_DUMMY_DEV);
-	if (rc < 0)
-		return rc;
+	if (rc <= 0)
+		return rc < 0 ? rc : -ENODEV;
 	*ifindex = rc;
 	return 0;
 }
@@ -516,7 +516,14 @@ static int link_addrs(struct nl_sock *rt, int ifindex, __be32 **out, size_t *n)
 		}
 	}
 	nl_cache_free(c);
-	return rc < 0 ? rc : 0;
+	if (rc < 0) {
+		/* callers own *out only on success */
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	return 0;
 }
 
 static int addr_op(struct nl_sock *rt, int ifindex, __be32 v, bool add)
@@ -551,24 +558,25 @@ static int cmp_addr(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Sorts a[n] and drops duplicates (so lookups and merges are O(log n) / O(n)). */
-static void sort_addrs(__be32 *a, size_t *n)
+/* Sorts a[n] and drops duplicates (so lookups and merges are O(log n) / O(n));
+ * returns the new count (by value: the analyzer then keeps count and array together). */
+static size_t sort_addrs(__be32 *a, size_t n)
 {
 	size_t o = 0;
 
-	if (!*n)
-		return;
-	qsort(a, *n, sizeof(*a), cmp_addr);
-	for (size_t i = 0; i < *n; i++)
+	if (!a || !n)
+		return 0;
+	qsort(a, n, sizeof(*a), cmp_addr);
+	for (size_t i = 0; i < n; i++)
 		if (!o || a[o - 1] != a[i])
 			a[o++] = a[i];
-	*n = o;
+	return o;
 }
 
 /* In a sorted array. */
 static bool has_addr(const __be32 *a, size_t n, __be32 v)
 {
-	return n && bsearch(&v, a, n, sizeof(v), cmp_addr);
+	return a && n && bsearch(&v, a, n, sizeof(v), cmp_addr);
 }
 
 int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t n, size_t *changed)
@@ -579,6 +587,10 @@ int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t 
 	int rc, err = 0;
 
 	*changed = 0;
+	if (n && !want) {
+		free(w);
+		return -EINVAL;
+	}
 	if (n && !w)
 		return -ENOMEM;
 	rc = link_addrs(rt, ifindex, &have, &nh);
@@ -586,10 +598,10 @@ int ipvs_dummy_sync(struct nl_sock *rt, int ifindex, const __be32 *want, size_t 
 		free(w);
 		return rc;
 	}
-	if (n)
+	if (w)
 		memcpy(w, want, n * sizeof(*w));
-	sort_addrs(w, &nw);
-	sort_addrs(have, &nh);
+	nw = w ? sort_addrs(w, nw) : 0;
+	nh = have ? sort_addrs(have, nh) : 0;
 	/* both sorted: bind what only w has, unbind what only have has */
 	while (i < nw || j < nh) {
 		int c = i == nw ? 1 : j == nh ? -1 : cmp_addr(&w[i], &have[j]);
@@ -1436,7 +1448,7 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 	uint64_t n_dests = 0;
 	double t0 = now_s(), tp = 0, t;
 	char name[64];
-	int ifindex, err, rc;
+	int ifindex = 0, err, rc;
 
 	err = lbi_foreach_fragment(l, on_fragment, &c);
 	if (!err)
@@ -1464,14 +1476,19 @@ static int ipvs_sync(struct pxy *p, const struct lbi *l, bool full)
 	}
 	/* both sorted by (addr, port, proto): one merge finds new, changed and legacy */
 	qsort(c.w, c.n, sizeof(*c.w), cmp_want);
-	qsort(have.v, have.n, sizeof(struct ipvs_vs), cmp_vs);
-	sort_addrs(bound, &n_bound);
-	sort_addrs(c.bind, &c.n_bind);
+	if (have.v)
+		qsort(have.v, have.n, sizeof(struct ipvs_vs), cmp_vs);
+	else
+		have.n = 0;
+	n_bound = sort_addrs(bound, n_bound);
+	c.n_bind = sort_addrs(c.bind, c.n_bind);
 	for (size_t i = 0, j = 0; i < c.n || j < have.n;) {
 		const struct ipvs_vs *cur = j < have.n ? &((struct ipvs_vs *)have.v)[j] : NULL;
 		const struct ipvs_vs *vs = i < c.n ? &c.w[i].vs : NULL;
 		int cmp = !vs ? 1 : !cur ? -1 : cmp_vs(vs, cur);
 
+		if (!vs && !cur)
+			break; /* not reached (the loop condition); says so to the analyzer */
 		if (i && vs && !cmp_vs(vs, &c.w[i - 1].vs)) {
 			i++; /* an earlier frontend on the same address keeps it */
 			continue;
@@ -1628,7 +1645,7 @@ static int ipvs_set_node_addrs(struct pxy *p, const __be32 *addrs, size_t n)
 		return -ENOMEM;
 	if (n)
 		memcpy(a, addrs, n * sizeof(*a));
-	sort_addrs(a, &n);
+	n = sort_addrs(a, n);
 	free(p->node_addrs);
 	p->node_addrs = a;
 	p->n_node_addrs = n;
@@ -1661,7 +1678,7 @@ static int ipvs_cleanup(void)
 	};
 	struct nl_sock *rt = nl_socket_alloc(), *g = NULL;
 	struct pxy_cfg none = {0};
-	int family, rc, err = 0, did = 0;
+	int family = 0, rc, err = 0, did = 0;
 	char bin[64];
 
 	if (!rt)

@@ -1038,6 +1038,9 @@ static int bench_child(long n)
 	const char *eps[10];
 	double t0;
 
+	/* set before the loop: with n == 0 the partial sync below still reads them */
+	for (int e = 0; e < 10; e++)
+		eps[e] = eps_s[e];
 	if (unshare(CLONE_NEWNET) || !(p = pxy_iptables_ops.open(&cfg)))
 		return 1;
 	for (long i = 0; i < n; i++) {
@@ -1048,7 +1051,6 @@ static int bench_child(long n)
 
 			snprintf(eps_s[e], sizeof(eps_s[e]), "198.19.%ld.%ld,n2,true,true,false",
 				 k / 250, 1 + k % 250);
-			eps[e] = eps_s[e];
 		}
 		if (!svc(l, "bench", name, "ClusterIP", ip, ports_p80, NULL, NULL) ||
 		    !slice(l, "bench", name, name, eports_p80, eps, 10))

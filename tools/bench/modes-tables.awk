@@ -49,6 +49,26 @@ END {
 			med(c, m, "run", r, "conn_p999_ms", "%.2f"), cell(c, m, "cpu", r, "proc_us_per_req", "%.1f"), cell(c, m, "cpu", r, "host_us_per_req", "%.0f")
 	}
 	print ""
+	print "## 2b. The dataplane's CPU per connection (crr, closed loop, 16 random Services)"
+	print ""
+	print "Kernel CPU (system+irq+softirq of all CPUs from /proc/stat over the run) per connection,"
+	print "and that minus *direct*'s in the same configuration: the translation's own work. The"
+	print "last column is its inverse, connections per CPU-second of dataplane work (n/a when the"
+	print "difference is not above zero, i.e. within this machine's noise)."
+	print ""
+	print "| config | mode | kernel CPU us/conn | minus direct, us/conn | conn per dataplane CPU-s |"
+	print "|---|---|---|---|---|"
+	for (i = 1; i <= nc; i++) {
+		c = C[i]; d = g(c, "direct", "cpu", "crr-closed-random", "host_us_per_req", 1)
+		for (j = 1; j <= nm; j++) {
+			m = M[j]; if (!measured(c, m)) continue
+			h = g(c, m, "cpu", "crr-closed-random", "host_us_per_req", 1)
+			dp = (h == "" || d == "" || m == "direct") ? "" : h - d
+			printf "| %s | %s | %s | %s | %s |\n", c, m, cell(c, m, "cpu", "crr-closed-random", "host_us_per_req", "%.0f"),
+				dp == "" ? "n/a" : sprintf("%.1f", dp), (dp == "" || dp <= 0) ? "n/a" : sprintf("%.0f", 1e6 / dp)
+		}
+	}
+	print ""
 	print "## 3. Keepalive (rr) and UDP with a fresh source port per request, closed loop"
 	print ""
 	print "rr: only conntrack's steady state runs, where the modes converge; udp: the DNS-like case."
