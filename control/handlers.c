@@ -1133,8 +1133,12 @@ void handle_list(struct api_req *ar)
 		evbuffer_add(b, "},\"items\":[", 11);
 		for (size_t i = 0; i < lc.n; i++) {
 			struct cache_obj *o = cache_obj_ref(lc.objs[i]);
+			/* The comma is a reference too: evbuffer_add() after a
+			 * reference chain allocates a fresh chain of twice that
+			 * item's size, 4-8 KiB per item, which made malloc 40% of
+			 * the server's CPU serving a 10,000-Service list. */
 			if (i)
-				evbuffer_add(b, ",", 1);
+				evbuffer_add_reference(b, ",", 1, NULL, NULL);
 			if (evbuffer_add_reference(b, o->json, o->len, cache_obj_unref_cb, o))
 				cache_obj_unref(o);
 		}

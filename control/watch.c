@@ -202,7 +202,9 @@ static int ws_send_obj(struct watch_stream *ws, const char *type, struct cache_o
 	cache_obj_ref(o);
 	if (evbuffer_add_reference(b, o->json, o->len, cache_obj_unref_cb, o))
 		cache_obj_unref(o);
-	evbuffer_add(b, "}\n", 2);
+	/* By reference as well: evbuffer_add() after a reference chain
+	 * allocates a new chain twice the object's size (see handle_list). */
+	evbuffer_add_reference(b, "}\n", 2, NULL, NULL);
 	return ws_send_buf(ws, b);
 }
 
