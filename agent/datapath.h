@@ -95,6 +95,11 @@ int dp_backend_upsert(struct dp *dp, const struct sl_backend *be, __u32 *id);
  */
 int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n);
 
+/* Makes room for n more backends in the id index at once (a caller that
+ * writes a start's backends in chunks: one rehash, not one per doubling).
+ * 0 or -ENOMEM. */
+int dp_backend_reserve(struct dp *dp, size_t n);
+
 /* The id of a live backend: 0 or -SL_ERR_NOTFOUND. */
 int dp_backend_id(const struct dp *dp, __be32 addr, __be16 port, __u8 proto, __u32 *id);
 

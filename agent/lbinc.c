@@ -360,14 +360,16 @@ static void *hfind_u64(const struct htab *t, uint64_t key)
 	return pp ? *pp : NULL;
 }
 
-/* Room for one more entry (load factor 1). */
-static int hreserve(struct htab *t, bool str)
+/* Room for extra more entries (load factor 1), in one rehash. */
+static int hreserve_n(struct htab *t, bool str, size_t extra)
 {
 	size_t nb = t->nb ? t->nb * 2 : 64;
 	void **b;
 
-	if (t->n < t->nb)
+	if (t->n + extra <= t->nb)
 		return 0;
+	while (nb < t->n + extra)
+		nb *= 2;
 	b = calloc(nb, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -387,6 +389,12 @@ static int hreserve(struct htab *t, bool str)
 	t->b = b;
 	t->nb = nb;
 	return 0;
+}
+
+/* Room for one more entry. */
+static int hreserve(struct htab *t, bool str)
+{
+	return hreserve_n(t, str, 1);
 }
 
 /* Inserts e, whose key is not in the table; hreserve() first. */
@@ -1401,7 +1409,10 @@ static int plan_commit(struct lbi *l, struct svcent **ds, struct lbm_state **new
 	return 0;
 }
 
-static int plan_backends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c)
+/* full: plan_everything() pushes every wanted backend and frontend after
+ * this, so the touched ones are not pushed here too (at a start that was
+ * every one of them twice). Deletions and bookkeeping are the same. */
+static int plan_backends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c, bool full)
 {
 	for (size_t i = 0; i < l->n_tbe; i++) {
 		struct berec *r = l->tbe[i];
@@ -1419,14 +1430,14 @@ static int plan_backends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c)
 			l->tbe[i] = NULL;
 			continue;
 		}
-		if (!r->written || r->w_state != b.state || r->w_local != b.local)
+		if (!full && (!r->written || r->w_state != b.state || r->w_local != b.local))
 			if (be_put_push(p, c, r))
 				return -ENOMEM;
 	}
 	return 0;
 }
 
-static int plan_frontends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c)
+static int plan_frontends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c, bool full)
 {
 	for (size_t i = 0; i < l->n_tfe; i++) {
 		struct ferec *r = l->tfe[i];
@@ -1443,8 +1454,8 @@ static int plan_frontends(struct lbi *l, struct lbi_plan *p, struct plan_caps *c
 					return -ENOMEM;
 				continue;
 			}
-			if (r->written[scope] == w && !w->in_plan)
-				continue; /* same owner, fragment unchanged */
+			if (full || (r->written[scope] == w && !w->in_plan))
+				continue; /* plan_everything's, or same owner and fragment */
 			ofe = r->written[scope] == w ? fe_written(r, scope, &ost) : NULL;
 			if (ofe && fe_same(ost, ofe, w->frag, &w->frag->frontends[e->idx]))
 				continue;
@@ -1469,6 +1480,8 @@ static int plan_everything(struct lbi *l, struct lbi_plan *p, struct plan_caps *
 {
 	p->n_be_put = 0;
 	p->n_fe_put = 0;
+	if (VEC_GROW(p->be_put, l->bes.n, c->be_put) || VEC_GROW(p->fe_put, 2 * l->fes.n, c->fe_put))
+		return -ENOMEM;
 	HFOREACH(&l->bes, struct berec, r)
 	if (be_put_push(p, c, r))
 		return -ENOMEM;
@@ -1510,7 +1523,7 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 	struct plan_caps caps = {0};
 	struct svcent **ds = NULL, *s;
 	struct lbm_state **news = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, n_be = 0, n_fe = 0;
 	int err = -ENOMEM;
 
 	if (!l || !out)
@@ -1530,11 +1543,20 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 			goto out;
 	}
 	l->n_tbe = l->n_tfe = 0;
+	/* Size the backend and frontend tables once for what the fragments
+	 * can add (a start adds 200,000 backends: doubling rehashed them all
+	 * eleven times). Best effort: hreserve() still grows one at a time. */
+	for (i = 0; i < n; i++) {
+		n_be += news[i] ? news[i]->n_backends : 0;
+		n_fe += news[i] ? news[i]->n_frontends : 0;
+	}
+	hreserve_n(&l->bes, false, n_be);
+	hreserve_n(&l->fes, false, n_fe);
 	err = plan_commit(l, ds, news, n, out, &caps);
 	if (!err)
-		err = plan_backends(l, out, &caps);
+		err = plan_backends(l, out, &caps, full);
 	if (!err)
-		err = plan_frontends(l, out, &caps);
+		err = plan_frontends(l, out, &caps, full);
 	if (!err && full)
 		err = plan_everything(l, out, &caps);
 	if (err) {
