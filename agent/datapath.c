@@ -16,8 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -31,6 +29,7 @@
 #include "sluice/err.h"
 #include "sluice/log.h"
 
+#include "bigmem.h"
 #include "datapath.h"
 #include "cgroup_sock_lb.skel.h"
 
@@ -157,47 +156,6 @@ static __u32 dp_ids_alloc(struct dp_ids *ids)
 	return 0;
 }
 
-/* --- large zeroed tables ------------------------------------------------------------------ */
-
-#define DP_HUGE (2UL << 20)
-
-/*
- * calloc for tables of megabytes, on transparent huge pages where the kernel
- * allows it (THP "madvise" mode): the first touch of a fresh 4 KiB page costs
- * ~15 us on the VMs we measure on, so the 8 MiB backend index of a start at
- * 10,000 Services cost ~30 ms in page faults alone; with 2 MiB pages it is
- * four faults. Falls back to calloc. Free with dp_big_free(p, bytes).
- */
-static void *dp_big_calloc(size_t bytes)
-{
-	size_t len = (bytes + DP_HUGE - 1) & ~(DP_HUGE - 1);
-	char *p, *a;
-
-	if (bytes < DP_HUGE)
-		return calloc(1, bytes);
-	/* Over-map by one huge page and trim to a 2 MiB aligned range. */
-	p = mmap(NULL, len + DP_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return calloc(1, bytes);
-	a = (char *)(((uintptr_t)p + DP_HUGE - 1) & ~(uintptr_t)(DP_HUGE - 1));
-	if (a > p)
-		munmap(p, (size_t)(a - p));
-	if (a + len < p + len + DP_HUGE)
-		munmap(a + len, (size_t)(p + len + DP_HUGE - (a + len)));
-	madvise(a, len, MADV_HUGEPAGE); /* best effort: 4 KiB pages otherwise */
-	return a;
-}
-
-static void dp_big_free(void *p, size_t bytes)
-{
-	if (!p)
-		return;
-	if (bytes < DP_HUGE)
-		free(p);
-	else
-		munmap(p, (bytes + DP_HUGE - 1) & ~(DP_HUGE - 1));
-}
-
 /* --- backend identity index: open addressing, linear probing ---------------------------- */
 
 struct dp_be_ent {
@@ -259,7 +217,7 @@ static int dp_be_index_reserve(struct dp_be_index *ix, size_t n)
 		return 0;
 	for (big.cap = ix->cap ? ix->cap : 256; big.cap < need; big.cap *= 2)
 		;
-	big.v = dp_big_calloc(big.cap * sizeof(*big.v));
+	big.v = sl_big_calloc(big.cap * sizeof(*big.v));
 	if (!big.v)
 		return -ENOMEM;
 	for (size_t i = 0; i < ix->cap; i++) {
@@ -268,7 +226,7 @@ static int dp_be_index_reserve(struct dp_be_index *ix, size_t n)
 			big.n++;
 		}
 	}
-	dp_big_free(ix->v, ix->cap * sizeof(*ix->v));
+	sl_big_free(ix->v, ix->cap * sizeof(*ix->v));
 	*ix = big;
 	return 0;
 }
@@ -929,7 +887,7 @@ void dp_close(struct dp *dp)
 	dp_fd_close(dp->cgroup_fd);
 	free(dp->be_ids.bits);
 	free(dp->svc_ids.bits);
-	dp_big_free(dp->be_index.v, dp->be_index.cap * sizeof(*dp->be_index.v));
+	sl_big_free(dp->be_index.v, dp->be_index.cap * sizeof(*dp->be_index.v));
 	dp_slots_fini(&dp->slots);
 	free(dp);
 }
@@ -1482,24 +1440,74 @@ static bool dp_u64_set_add(struct dp_u64_set *s, __u64 x)
 	return true;
 }
 
-/* Adds the identity of every svc4 entry to set (batched reads). */
-static int dp_svc_idents(struct dp *dp, struct dp_u64_set *set, size_t room)
+/* The svc4 entries (batched reads), indexed by full key. */
+struct dp_exist {
+	struct sl_svc_key *keys;
+	struct sl_svc_val *vals;
+	size_t n, cap;
+	__u64 *tk; /* open addressing: full key (0 = empty) ... */
+	__u32 *ti; /* ... and its index in keys/vals */
+	size_t tcap;
+};
+
+static __u64 dp_fe_full(const struct sl_svc_key *k)
+{
+	return dp_fe_ident(k) | (__u64)(k->scope & 1) << 1;
+}
+
+static void dp_exist_fini(struct dp_exist *ex)
+{
+	free(ex->keys);
+	free(ex->vals);
+	free(ex->tk);
+	free(ex->ti);
+}
+
+static const struct sl_svc_val *dp_exist_get(const struct dp_exist *ex, const struct sl_svc_key *k)
+{
+	__u64 x = dp_fe_full(k);
+
+	if (!ex->tcap)
+		return NULL;
+	for (size_t i = dp_be_hash(x, ex->tcap); ex->tk[i]; i = (i + 1) & (ex->tcap - 1))
+		if (ex->tk[i] == x)
+			return &ex->vals[ex->ti[i]];
+	return NULL;
+}
+
+static bool dp_exist_add(struct dp_exist *ex, const struct sl_svc_key *k, const struct sl_svc_val *v)
+{
+	if (ex->n == ex->cap)
+		return false;
+	ex->keys[ex->n] = *k;
+	ex->vals[ex->n++] = *v;
+	return true;
+}
+
+/*
+ * Reads svc4 (batched where the kernel can): every entry into ex, indexed
+ * by key, and every frontend identity into set. -E2BIG when svc4 holds
+ * more than ex can take (more entries than two per id: not expected).
+ */
+static int dp_svc_existing(struct dp *dp, struct dp_u64_set *set, struct dp_exist *ex)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	struct sl_svc_key *keys = calloc(DP_BATCH, sizeof(*keys));
-	struct sl_svc_val *vals = calloc(DP_BATCH, sizeof(*vals));
+	struct sl_svc_val *vals = calloc(DP_BATCH, sizeof(*vals)), val;
 	struct sl_svc_key key, next, *prev = NULL;
 	__u64 in = 0, out = 0;
-	bool first = true, done = false;
-	size_t added = 0;
+	bool first = true, done = false, full = false;
 	__u32 n;
 	int err = 0;
 
-	if (!keys || !vals) {
+	ex->cap = 2 * (size_t)dp->svc_ids.used + 16;
+	ex->keys = calloc(ex->cap, sizeof(*ex->keys));
+	ex->vals = calloc(ex->cap, sizeof(*ex->vals));
+	if (!keys || !vals || !ex->keys || !ex->vals) {
 		err = -ENOMEM;
 		goto out;
 	}
-	while (!done) {
+	while (!done && !full) {
 		n = DP_BATCH;
 		if (bpf_map_lookup_batch(dp->svc_fd, first ? NULL : &in, &out, keys, vals, &n,
 					 &bo)) {
@@ -1516,20 +1524,74 @@ static int dp_svc_idents(struct dp *dp, struct dp_u64_set *set, size_t room)
 		}
 		first = false;
 		in = out;
-		for (__u32 i = 0; i < n && added < room; i++)
-			added += dp_u64_set_add(set, dp_fe_ident(&keys[i]));
+		for (__u32 i = 0; i < n && !full; i++)
+			full = !dp_exist_add(ex, &keys[i], &vals[i]);
 	}
-	while (first && added < room && !bpf_map_get_next_key(dp->svc_fd, prev, &next)) {
+	while (first && !full && !bpf_map_get_next_key(dp->svc_fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		added += dp_u64_set_add(set, dp_fe_ident(&key));
+		if (!bpf_map_lookup_elem(dp->svc_fd, &key, &val))
+			full = !dp_exist_add(ex, &key, &val);
 	}
-	if (added >= room)
-		err = -E2BIG; /* more entries than ids: cannot happen, stay safe */
+	if (full) {
+		err = -E2BIG;
+		goto out;
+	}
+	for (ex->tcap = 64; ex->tcap < 2 * ex->n; ex->tcap *= 2)
+		;
+	ex->tk = calloc(ex->tcap, sizeof(*ex->tk));
+	ex->ti = calloc(ex->tcap, sizeof(*ex->ti));
+	if (!ex->tk || !ex->ti) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < ex->n; k++) {
+		__u64 x = dp_fe_full(&ex->keys[k]);
+		size_t i;
+
+		dp_u64_set_add(set, dp_fe_ident(&ex->keys[k]));
+		for (i = dp_be_hash(x, ex->tcap); ex->tk[i] && ex->tk[i] != x;
+		     i = (i + 1) & (ex->tcap - 1))
+			;
+		ex->tk[i] = x;
+		ex->ti[i] = (__u32)k;
+	}
 out:
 	free(keys);
 	free(vals);
 	return err;
+}
+
+/* True when the block at base holds exactly ids[0..n) (one batched read). */
+static bool dp_block_same(struct dp *dp, __u32 base, const __u32 *ids, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	__u32 keys[SL_MAX_SLOTS_PER_SVC], vals[SL_MAX_SLOTS_PER_SVC];
+	__u32 prev = base - 1, next, cnt = n;
+	int rc;
+
+	if (!n)
+		return true;
+	/* Array batches continue after in_batch's key: start "after base - 1". */
+	rc = bpf_map_lookup_batch(dp->slots_fd, base ? &prev : NULL, &next, keys, vals, &cnt, &bo);
+	if ((rc && errno != ENOENT) || cnt != n) {
+		for (__u32 i = 0; i < n; i++) {
+			__u32 slot = base + i, v;
+
+			if (bpf_map_lookup_elem(dp->slots_fd, &slot, &v) || v != ids[i])
+				return false;
+		}
+		return true;
+	}
+	return keys[0] == base && !memcmp(vals, ids, n * sizeof(*ids));
+}
+
+/* An existing entry that already says what s says (nothing to write). */
+static bool dp_svc_unchanged(struct dp *dp, const struct sl_svc_val *v, const struct dp_svc *s)
+{
+	return v->count == s->count && v->flags == s->flags && v->affinity_s == s->affinity_s &&
+	       v->maglev_base == s->maglev_base &&
+	       dp_block_same(dp, v->slot_base, s->backend_ids, s->count);
 }
 
 /* One batch update of n entries; on failure logs the map, the entry it
@@ -1551,6 +1613,7 @@ static int dp_batch_put(int fd, const char *map, const void *keys, const void *v
 int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool *done)
 {
 	struct dp_u64_set set = {0};
+	struct dp_exist ex = {0};
 	struct sl_svc_key *fkeys = NULL;
 	struct sl_svc_val *fvals = NULL;
 	struct sl_svc_be_key *pairs = NULL;
@@ -1571,7 +1634,8 @@ int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool 
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		n_slots += svcs[i].count;
-	for (set.cap = 256; set.cap < (n + dp->svc_ids.used) * 2 + 2; set.cap *= 2)
+	/* Twice what it can hold: the new idents and svc4's (dp_svc_existing). */
+	for (set.cap = 256; set.cap < 2 * (n + 2 * (size_t)dp->svc_ids.used + 16); set.cap *= 2)
 		;
 	set.v = calloc(set.cap, sizeof(*set.v));
 	fkeys = calloc(n, sizeof(*fkeys));
@@ -1588,11 +1652,13 @@ int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool 
 		err = -ENOMEM;
 		goto out;
 	}
-	/* Frontends already in svc4 (either scope) keep the per-entry path: it
-	 * reuses their id, retires their old block and prunes memberships. A
-	 * start into maps this load created has none, and skips the read. */
+	/* Frontends already in svc4 (either scope) are skipped when their entry
+	 * and block already say the same (a restart), else left to the
+	 * per-entry path: it reuses their id, retires their old block and
+	 * prunes memberships. A start into maps this load created has none,
+	 * and skips the read. */
 	if (dp->svc_ids.used) {
-		err = dp_svc_idents(dp, &set, set.cap / 2);
+		err = dp_svc_existing(dp, &set, &ex);
 		if (err)
 			goto out;
 	}
@@ -1610,8 +1676,16 @@ int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool 
 		     s->count <= SL_MAX_SLOTS_PER_SVC && (!s->count || s->backend_ids);
 		for (__u32 k = 0; ok && k < s->count; k++)
 			ok = dp_ids_test(&dp->be_ids, s->backend_ids[k]);
-		if (!ok || !dp_u64_set_add(&set, dp_fe_ident(&s->key)))
+		if (!ok)
 			continue;
+		if (!dp_u64_set_add(&set, dp_fe_ident(&s->key))) {
+			/* Already in svc4 as wanted (a restart adopting the maps
+			 * of the same cluster): nothing to write. */
+			const struct sl_svc_val *ov = dp_exist_get(&ex, &s->key);
+
+			done[i] = ov && dp_svc_unchanged(dp, ov, s);
+			continue;
+		}
 		id = dp_ids_alloc(&dp->svc_ids);
 		if (!id)
 			break; /* exhausted: the per-entry path names every failure */
@@ -1682,6 +1756,7 @@ int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool 
 	 * which names what fails. */
 	err = 0;
 out:
+	dp_exist_fini(&ex);
 	free(set.v);
 	free(fkeys);
 	free(fvals);

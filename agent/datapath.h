@@ -136,10 +136,12 @@ int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id);
  * {addr, port, proto} is in neither scope of svc4 yet (and is not repeated
  * in svcs) is created with one batch per map, memberships, revnat4 and slot
  * blocks first and the svc4 entries last, so no entry is ever live before
- * what it points at. done[i] tells which were written; the caller writes
- * the others with dp_svc_upsert() (existing frontends, whose old block
- * must be retired; the second scope of a new frontend; invalid input or a
- * failed batch, which dp_svc_upsert names). With svc4 not empty, a small n
+ * what it points at. An entry already in svc4 exactly as wanted (flags,
+ * affinity, Maglev base and the same backend ids in its block: a restart
+ * adopting the maps) is left as it is. done[i] tells which are in place;
+ * the caller writes the others with dp_svc_upsert() (existing frontends
+ * that change, whose old block must be retired; the second scope of a new
+ * frontend; invalid input or a failed batch, which dp_svc_upsert names). With svc4 not empty, a small n
  * (a steady-state sync) writes nothing here: finding the existing frontends
  * reads the whole map. Returns 0, -EINVAL or -ENOMEM (nothing written).
  */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bigmem.h"
 #include "lbinc.h"
 #include "sluice/err.h"
 #include "sluice/log.h"
@@ -370,7 +371,7 @@ static int hreserve_n(struct htab *t, bool str, size_t extra)
 		return 0;
 	while (nb < t->n + extra)
 		nb *= 2;
-	b = calloc(nb, sizeof(*b));
+	b = sl_big_calloc(nb * sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->nb; i++) {
@@ -385,10 +386,18 @@ static int hreserve_n(struct htab *t, bool str, size_t extra)
 			b[h & (nb - 1)] = e;
 		}
 	}
-	free(t->b);
+	sl_big_free(t->b, t->nb * sizeof(*t->b));
 	t->b = b;
 	t->nb = nb;
 	return 0;
+}
+
+/* Frees the bucket array (not the entries). */
+static void htab_free(struct htab *t)
+{
+	sl_big_free(t->b, t->nb * sizeof(*t->b));
+	t->b = NULL;
+	t->nb = t->n = 0;
 }
 
 /* Room for one more entry. */
@@ -533,26 +542,40 @@ struct lbi {
 };
 
 /* Backend records come from slabs: 200,000 of them cost their 32 bytes
- * each instead of 48 with malloc's header and rounding. */
-#define BESLAB 1024
+ * each instead of 48 with malloc's header and rounding. Slabs grow with the
+ * records in use, up to 2 MiB (on huge pages: bigmem.h), so a start's
+ * 200,000 records are a few allocations and a few page faults. */
+#define BESLAB_MIN 1024
+#define BESLAB_MAX_BYTES (2UL << 20)
 
 struct beslab {
 	struct beslab *next;
-	struct berec r[BESLAB];
+	size_t n;
+	struct berec r[];
 };
+
+static size_t beslab_bytes(size_t n)
+{
+	return sizeof(struct beslab) + n * sizeof(struct berec);
+}
 
 static struct berec *berec_alloc(struct lbi *l)
 {
 	struct berec *r;
 
 	if (!l->be_free) {
-		struct beslab *sl = calloc(1, sizeof(*sl));
+		size_t n = l->bes.n > BESLAB_MIN ? l->bes.n : BESLAB_MIN;
+		struct beslab *sl;
 
+		if (beslab_bytes(n) > BESLAB_MAX_BYTES)
+			n = (BESLAB_MAX_BYTES - sizeof(*sl)) / sizeof(struct berec);
+		sl = sl_big_calloc(beslab_bytes(n));
 		if (!sl)
 			return NULL;
+		sl->n = n;
 		sl->next = l->slabs;
 		l->slabs = sl;
-		for (size_t i = BESLAB; i-- > 0;) {
+		for (size_t i = n; i-- > 0;) {
 			sl->r[i].hnext = l->be_free;
 			l->be_free = &sl->r[i];
 		}
@@ -575,11 +598,11 @@ static void slabs_free(struct lbi *l)
 	while (l->slabs) {
 		struct beslab *next = l->slabs->next;
 
-		free(l->slabs);
+		sl_big_free(l->slabs, beslab_bytes(l->slabs->n));
 		l->slabs = next;
 	}
 	l->be_free = NULL;
-	free(l->bes.b);
+	htab_free(&l->bes);
 	memset(&l->bes, 0, sizeof(l->bes));
 }
 
@@ -664,10 +687,10 @@ void lbi_free(struct lbi *l)
 		free(r->own);
 		free(r);
 	}
-	free(l->svcs.b);
-	free(l->slices.b);
-	free(l->bes.b);
-	free(l->fes.b);
+	htab_free(&l->svcs);
+	htab_free(&l->slices);
+	htab_free(&l->bes);
+	htab_free(&l->fes);
 	free(l->node_name);
 	free(l->node);
 	free(l->addrs);
@@ -1354,8 +1377,8 @@ static void books_reset(struct lbi *l)
 		free(r->own);
 		free(r);
 	}
-	free(l->bes.b);
-	free(l->fes.b);
+	htab_free(&l->bes);
+	htab_free(&l->fes);
 	memset(&l->bes, 0, sizeof(l->bes));
 	memset(&l->fes, 0, sizeof(l->fes));
 	l->n_fe_wanted = 0;

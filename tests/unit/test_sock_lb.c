@@ -1084,6 +1084,39 @@ static void sc_many(struct env *e)
 		ASSERT_EQ(fill.svc_ids, 1 + 2 * MANY_N, "svc ids");
 		ASSERT_EQ(fill.svc_be, want_pairs, "pairs for affinity frontends only");
 	}
+	/* A restart: reopen (adopting the pinned maps) and ask for the same
+	 * frontends. Entries that already say it are left alone (same block),
+	 * a changed one is left to dp_svc_upsert. */
+	{
+		static struct sl_svc_val before[MANY_N], after[MANY_N];
+		int moved = 0, skipped = 0;
+
+		for (int i = 0; i < MANY_N; i++)
+			bpf_map_lookup_elem(m.svc, &svcs[i].key, &before[i]);
+		dp_close(e->dp);
+		e->dp = dp_open(&e->opts);
+		if (!ASSERT_NOT_NULL(e->dp, "reopen"))
+			goto out;
+		svcs[2].count = 1; /* changed: 3 backends -> 1 */
+		if (!ASSERT_OK(dp_svc_upsert_many(e->dp, svcs, MANY_N + 3, done), "again"))
+			goto out;
+		for (int i = 0; i < MANY_N; i++) {
+			bpf_map_lookup_elem(m.svc, &svcs[i].key, &after[i]);
+			if (i != 2) {
+				skipped += !done[i];
+				moved += memcmp(&before[i], &after[i], sizeof(before[i])) != 0;
+			}
+		}
+		ASSERT_EQ(skipped, 0, "unchanged entries in place");
+		ASSERT_EQ(moved, 0, "unchanged entries not rewritten");
+		ASSERT_FALSE(done[2], "changed entry left to dp_svc_upsert");
+		ASSERT_FALSE(done[MANY_N], "existing frontend that differs left to dp_svc_upsert");
+		ASSERT_FALSE(done[MANY_N + 1], "new second scope left to dp_svc_upsert");
+		if (!ASSERT_OK(dp_svc_upsert(e->dp, &svcs[2], NULL), "changed entry"))
+			goto out;
+		bpf_map_lookup_elem(m.svc, &svcs[2].key, &after[2]);
+		ASSERT_EQ(after[2].count, 1, "changed entry written");
+	}
 	for (int i = 0; i < MANY_N; i++) {
 		__u32 rids[NBE];
 		struct dp_svc s = many_svc(e, 1, i, rids);
