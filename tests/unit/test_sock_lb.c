@@ -857,6 +857,9 @@ static void sc_restart(struct env *e)
 	struct sockaddr_in a = sin_of(be_ip[1], BE_PORT);
 	__u32 id = 0;
 
+	/* A fresh pin root: the load created the maps (the agent skips the
+	 * reconciliation walk after a clean first sync only then). */
+	ASSERT_TRUE(dp_maps_created(e->dp), "first open created the maps");
 	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0,
 			       all3, NBE),
 		       "svc upsert"))
@@ -868,6 +871,7 @@ static void sc_restart(struct env *e)
 	e->dp = dp_open(&e->opts);
 	if (!ASSERT_NOT_NULL(e->dp, "dp_open again"))
 		return;
+	ASSERT_FALSE(dp_maps_created(e->dp), "second open adopted the maps");
 	ASSERT_EQ(cg_prog_count(e->fx->cg, BPF_CGROUP_INET4_CONNECT), 1,
 		  "pinned link adopted, not duplicated");
 	ASSERT_TRUE(tcp_ask(VIP, VPORT, NULL) >= 0, "traffic flows after restart");
