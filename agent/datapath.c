@@ -29,6 +29,7 @@
 #include "sluice/err.h"
 #include "sluice/log.h"
 
+#include "bigmem.h"
 #include "datapath.h"
 #include "cgroup_sock_lb.skel.h"
 
@@ -181,53 +182,67 @@ static size_t dp_be_hash(__u64 k, size_t cap)
 	return (size_t)k & (cap - 1);
 }
 
-static __u32 dp_be_index_get(const struct dp_be_index *ix, __u64 key)
+/* The entry holding key, or the empty entry where it would go (cap != 0). */
+static struct dp_be_ent *dp_be_index_slot(const struct dp_be_index *ix, __u64 key)
 {
-	if (!ix->cap)
-		return 0;
-	for (size_t i = dp_be_hash(key, ix->cap);; i = (i + 1) & (ix->cap - 1)) {
-		if (!ix->v[i].key)
-			return 0;
-		if (ix->v[i].key == key)
-			return ix->v[i].id;
-	}
+	size_t i;
+
+	for (i = dp_be_hash(key, ix->cap); ix->v[i].key && ix->v[i].key != key;
+	     i = (i + 1) & (ix->cap - 1))
+		;
+	return &ix->v[i];
 }
 
-static int dp_be_index_put(struct dp_be_index *ix, __u64 key, __u32 id);
-
-static int dp_be_index_grow(struct dp_be_index *ix)
+/* Where be's probe starts (for prefetching; cap != 0). */
+static const void *dp_be_index_home(const struct dp_be_index *ix, const struct sl_backend *be)
 {
-	struct dp_be_index big = {.cap = ix->cap ? ix->cap * 2 : 256};
+	return &ix->v[dp_be_hash(dp_be_key(be->addr, be->port, be->proto), ix->cap)];
+}
 
-	big.v = calloc(big.cap, sizeof(*big.v));
+#define DP_PREFETCH 8
+
+static __u32 dp_be_index_get(const struct dp_be_index *ix, __u64 key)
+{
+	return ix->cap ? dp_be_index_slot(ix, key)->id : 0;
+}
+
+/* Room for n more keys at load factor <= 1/2, in one rehash: a start adds
+ * 200,000 backends, and doubling from 256 rehashed them ten times. */
+static int dp_be_index_reserve(struct dp_be_index *ix, size_t n)
+{
+	struct dp_be_index big = {0};
+	size_t need = (ix->n + n) * 2;
+
+	if (need <= ix->cap)
+		return 0;
+	for (big.cap = ix->cap ? ix->cap : 256; big.cap < need; big.cap *= 2)
+		;
+	big.v = sl_big_calloc(big.cap * sizeof(*big.v));
 	if (!big.v)
 		return -ENOMEM;
-	for (size_t i = 0; i < ix->cap; i++)
-		if (ix->v[i].key)
-			dp_be_index_put(&big, ix->v[i].key, ix->v[i].id);
-	free(ix->v);
+	for (size_t i = 0; i < ix->cap; i++) {
+		if (ix->v[i].key) {
+			*dp_be_index_slot(&big, ix->v[i].key) = ix->v[i];
+			big.n++;
+		}
+	}
+	sl_big_free(ix->v, ix->cap * sizeof(*ix->v));
 	*ix = big;
 	return 0;
 }
 
 static int dp_be_index_put(struct dp_be_index *ix, __u64 key, __u32 id)
 {
-	size_t i;
+	struct dp_be_ent *e;
+	int err = dp_be_index_reserve(ix, 1);
 
-	/* Load factor <= 1/2 keeps probes short. */
-	if ((ix->n + 1) * 2 > ix->cap) {
-		int err = dp_be_index_grow(ix);
-
-		if (err)
-			return err;
-	}
-	for (i = dp_be_hash(key, ix->cap); ix->v[i].key && ix->v[i].key != key;
-	     i = (i + 1) & (ix->cap - 1))
-		;
-	if (!ix->v[i].key)
+	if (err)
+		return err;
+	e = dp_be_index_slot(ix, key);
+	if (!e->key)
 		ix->n++;
-	ix->v[i].key = key;
-	ix->v[i].id = id;
+	e->key = key;
+	e->id = id;
 	return 0;
 }
 
@@ -450,6 +465,7 @@ struct dp {
 	struct dp_ids svc_ids;
 	struct dp_be_index be_index;
 	struct dp_slots slots;
+	bool created; /* the load created every service map (nothing adopted) */
 };
 
 const char *dp_pin_root(const struct dp *dp)
@@ -659,17 +675,35 @@ static int dp_restore_be(struct dp *dp, __u32 id, const struct sl_backend *be, v
 	return dp_be_index_put(&dp->be_index, dp_be_key(be->addr, be->port, be->proto), id);
 }
 
-/* True when root holds no backends map pin yet. */
-static bool dp_pin_absent(const char *root)
+/* True when root holds no pin of the map name yet. */
+static bool dp_pin_absent(const char *root, const char *name)
 {
 	int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	bool absent;
 
 	if (dfd < 0)
 		return false; /* unknown: walk */
-	absent = faccessat(dfd, SL_MAP_BACKENDS4, F_OK, 0) != 0 && errno == ENOENT;
+	absent = faccessat(dfd, name, F_OK, 0) != 0 && errno == ENOENT;
 	close(dfd);
 	return absent;
+}
+
+/* True when none of the maps dp writes service state into is pinned yet:
+ * the load creates them all, empty. */
+static bool dp_pins_absent(const char *root)
+{
+	static const char *const names[] = {SL_MAP_SVC4, SL_MAP_SLOTS, SL_MAP_BACKENDS4,
+					     SL_MAP_REVNAT4, SL_MAP_SVC_BE4};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!dp_pin_absent(root, names[i]))
+			return false;
+	return true;
+}
+
+bool dp_maps_created(const struct dp *dp)
+{
+	return dp && dp->created;
 }
 
 /* Restores the allocators from the (possibly adopted) maps. fresh: the maps
@@ -776,7 +810,8 @@ struct dp *dp_open(const struct dp_opts *o)
 
 	/* No backends pin yet: the load creates every map (a cleaned or new
 	 * node) and the restore walk has nothing to find. */
-	fresh = dp_pin_absent(dp->root);
+	fresh = dp_pin_absent(dp->root, SL_MAP_BACKENDS4);
+	dp->created = fresh && dp_pins_absent(dp->root);
 	libbpf_set_print(dp_libbpf_print);
 	oo.pin_root_path = dp->root;
 	dp->skel = cgroup_sock_lb__open_opts(&oo);
@@ -852,7 +887,7 @@ void dp_close(struct dp *dp)
 	dp_fd_close(dp->cgroup_fd);
 	free(dp->be_ids.bits);
 	free(dp->svc_ids.bits);
-	free(dp->be_index.v);
+	sl_big_free(dp->be_index.v, dp->be_index.cap * sizeof(*dp->be_index.v));
 	dp_slots_fini(&dp->slots);
 	free(dp);
 }
@@ -918,36 +953,38 @@ int dp_backend_id(const struct dp *dp, __be32 addr, __be16 port, __u8 proto, __u
 /* Validates be and finds or allocates its id. 0 or a negative error (logged). */
 static int dp_backend_prepare(struct dp *dp, const struct sl_backend *be, __u32 *id)
 {
-	__u64 key;
+	struct dp_be_ent *e;
 	char s[64];
 	__u32 v;
 	int err;
 
-	dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
 	if (!be->addr || !be->port || !dp_proto_ok(be->proto) ||
 	    (be->state != SL_BE_ACTIVE && be->state != SL_BE_TERMINATING)) {
+		dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
 		pr_err(DP_LOG,
 		       "map '%s' backend %s state %u: invalid (need an address, a port, "
 		       "TCP/UDP/SCTP, state ACTIVE or TERMINATING)",
 		       SL_MAP_BACKENDS4, s, be->state);
 		return -EINVAL;
 	}
-	key = dp_be_key(be->addr, be->port, be->proto);
-	v = dp_be_index_get(&dp->be_index, key);
-	if (!v) {
+	err = dp_be_index_reserve(&dp->be_index, 1);
+	if (err)
+		return err;
+	/* One probe finds the id or the place for a new one. */
+	e = dp_be_index_slot(&dp->be_index, dp_be_key(be->addr, be->port, be->proto));
+	if (!e->key) {
 		v = dp_ids_alloc(&dp->be_ids);
 		if (!v) {
+			dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
 			pr_err(DP_LOG, "map '%s' backend %s: no free backend id (%u in use)",
 			       SL_MAP_BACKENDS4, s, dp->be_ids.used);
 			return -SL_ERR_EXHAUSTED;
 		}
-		err = dp_be_index_put(&dp->be_index, key, v);
-		if (err) {
-			dp_ids_clear(&dp->be_ids, v);
-			return err;
-		}
+		e->key = dp_be_key(be->addr, be->port, be->proto);
+		e->id = v;
+		dp->be_index.n++;
 	}
-	*id = v;
+	*id = e->id;
 	return 0;
 }
 
@@ -962,9 +999,9 @@ int dp_backend_upsert(struct dp *dp, const struct sl_backend *be, __u32 *id)
 	err = dp_backend_prepare(dp, be, &v);
 	if (err)
 		return err;
-	dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
 	if (bpf_map_update_elem(dp->be_fd, &v, be, BPF_ANY)) {
 		err = -errno;
+		dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
 		pr_err(DP_LOG, "map '%s' key %u (%s): update failed: %s", SL_MAP_BACKENDS4, v, s,
 		       strerror(-err));
 		return err;
@@ -972,6 +1009,11 @@ int dp_backend_upsert(struct dp *dp, const struct sl_backend *be, __u32 *id)
 	if (id)
 		*id = v;
 	return 0;
+}
+
+int dp_backend_reserve(struct dp *dp, size_t n)
+{
+	return dp ? dp_be_index_reserve(&dp->be_index, n) : -EINVAL;
 }
 
 int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n)
@@ -986,6 +1028,9 @@ int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n
 		return -EINVAL;
 	if (!n)
 		return 0;
+	/* Size the identity index once for the worst case (all new). */
+	if (dp_be_index_reserve(&dp->be_index, n))
+		return -ENOMEM;
 	keys = calloc(cap, sizeof(*keys));
 	vals = calloc(cap, sizeof(*vals));
 	if (!keys || !vals) {
@@ -997,7 +1042,15 @@ int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n
 		__u32 m = 0;
 
 		for (; i < n && m < cap; i++) {
-			int err = dp_backend_prepare(dp, &bes[i], &keys[m]);
+			int err;
+
+			/* The index is megabytes and probed at random: fetch a few
+			 * entries ahead so the misses overlap. */
+			if (i + DP_PREFETCH < n)
+				__builtin_prefetch(dp_be_index_home(&dp->be_index,
+								    &bes[i + DP_PREFETCH]),
+						   1);
+			err = dp_backend_prepare(dp, &bes[i], &keys[m]);
 
 			if (err) {
 				first_err = first_err ? first_err : err;
@@ -1118,7 +1171,8 @@ static int dp_block_write(struct dp *dp, __u32 base, const __u32 *ids, __u32 len
 }
 
 /* Ids of the other scope's block of the same frontend (sorted), for
- * membership bookkeeping; absent other scope = empty. */
+ * membership bookkeeping; empty when that scope is absent or has no
+ * affinity (then none of its backends needs a membership pair). */
 static int dp_other_scope(struct dp *dp, const struct sl_svc_key *key, struct sl_svc_val *oval,
 			  bool *exists, __u32 **ids)
 {
@@ -1127,9 +1181,23 @@ static int dp_other_scope(struct dp *dp, const struct sl_svc_key *key, struct sl
 	ok.scope = key->scope == SL_SCOPE_INT ? SL_SCOPE_EXT : SL_SCOPE_INT;
 	*exists = !bpf_map_lookup_elem(dp->svc_fd, &ok, oval);
 	*ids = NULL;
-	if (!*exists)
+	if (!*exists || !(oval->flags & SL_SVC_F_AFFINITY))
 		return 0;
 	return dp_block_read(dp, oval->slot_base, oval->count, ids);
+}
+
+/*
+ * svcbe4 holds {svc_id, backend_id} for the frontends with ClientIP affinity
+ * only: the programs consult it for nothing but validating an affinity hit,
+ * and only under SL_SVC_F_AFFINITY. Writing it for every frontend cost more
+ * than all other map writes of a start together (a no-prealloc hash update
+ * is ~1 us here; 200,000 pairs at 10,000 Services). Pairs of frontends
+ * without affinity are still pruned on update and delete (maps written by an
+ * agent that kept them for everyone shed them as Services change).
+ */
+static bool dp_members_want(__u16 flags)
+{
+	return flags & SL_SVC_F_AFFINITY;
 }
 
 /* Deletes svcbe4 pairs of old ids that neither keep list still uses. */
@@ -1232,8 +1300,10 @@ int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id)
 		goto out;
 	}
 
-	/* 1. membership of every new backend, before any slot points at it */
-	err = dp_members_add(dp, id, svc->backend_ids, svc->count);
+	/* 1. membership of every new backend, before any slot points at it
+	 * (only affinity hits consult it: see dp_members_want) */
+	if (dp_members_want(svc->flags))
+		err = dp_members_add(dp, id, svc->backend_ids, svc->count);
 	if (err)
 		goto fail_id;
 	/* 2. reverse translation for the per-packet path */
@@ -1279,8 +1349,9 @@ int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id)
 			if (new_sorted) {
 				memcpy(new_sorted, svc->backend_ids, svc->count * sizeof(__u32));
 				qsort(new_sorted, svc->count, sizeof(__u32), dp_u32_cmp);
-				dp_members_prune(dp, id, old_ids, old.count, new_sorted, svc->count,
-						 other_ids, other ? oval.count : 0);
+				dp_members_prune(dp, id, old_ids, old.count, new_sorted,
+						 dp_members_want(svc->flags) ? svc->count : 0,
+						 other_ids, other_ids ? oval.count : 0);
 			}
 		}
 		dp_slots_release(&dp->slots, old.slot_base, old.count);
@@ -1329,7 +1400,7 @@ int dp_svc_delete(struct dp *dp, const struct sl_svc_key *key)
 	err = dp_other_scope(dp, key, &oval, &other, &other_ids);
 	if (!err && !dp_block_read(dp, old.slot_base, old.count, &old_ids))
 		dp_members_prune(dp, old.svc_id, old_ids, old.count, other_ids,
-				 other ? oval.count : 0, NULL, 0);
+				 other_ids ? oval.count : 0, NULL, 0);
 	dp_slots_release(&dp->slots, old.slot_base, old.count);
 	/* The id outlives neither scope; revnat4 keeps its entry until the id is
 	 * reused (per-packet flows may still translate replies with it). */
@@ -1338,6 +1409,365 @@ int dp_svc_delete(struct dp *dp, const struct sl_svc_key *key)
 	free(old_ids);
 	free(other_ids);
 	return 0;
+}
+
+/* --- many new frontends at once (a start) ------------------------------------------- */
+
+/* Below this many frontends (plus 1/16 of those in svc4) dp_svc_upsert_many
+ * leaves everything to dp_svc_upsert. */
+#define DP_MANY_MIN 64
+
+/* Frontend identity without the scope: both scopes share one svc id. */
+static __u64 dp_fe_ident(const struct sl_svc_key *k)
+{
+	return (__u64)k->addr << 32 | (__u64)k->port << 16 | (__u64)k->proto << 8 | 1;
+}
+
+struct dp_u64_set {
+	__u64 *v; /* 0 = empty (every ident has bit 0 set) */
+	size_t cap;
+};
+
+/* Inserts x; false when it was already there. */
+static bool dp_u64_set_add(struct dp_u64_set *s, __u64 x)
+{
+	size_t i;
+
+	for (i = dp_be_hash(x, s->cap); s->v[i]; i = (i + 1) & (s->cap - 1))
+		if (s->v[i] == x)
+			return false;
+	s->v[i] = x;
+	return true;
+}
+
+/* The svc4 entries (batched reads), indexed by full key. */
+struct dp_exist {
+	struct sl_svc_key *keys;
+	struct sl_svc_val *vals;
+	size_t n, cap;
+	__u64 *tk; /* open addressing: full key (0 = empty) ... */
+	__u32 *ti; /* ... and its index in keys/vals */
+	size_t tcap;
+};
+
+static __u64 dp_fe_full(const struct sl_svc_key *k)
+{
+	return dp_fe_ident(k) | (__u64)(k->scope & 1) << 1;
+}
+
+static void dp_exist_fini(struct dp_exist *ex)
+{
+	free(ex->keys);
+	free(ex->vals);
+	free(ex->tk);
+	free(ex->ti);
+}
+
+static const struct sl_svc_val *dp_exist_get(const struct dp_exist *ex, const struct sl_svc_key *k)
+{
+	__u64 x = dp_fe_full(k);
+
+	if (!ex->tcap)
+		return NULL;
+	for (size_t i = dp_be_hash(x, ex->tcap); ex->tk[i]; i = (i + 1) & (ex->tcap - 1))
+		if (ex->tk[i] == x)
+			return &ex->vals[ex->ti[i]];
+	return NULL;
+}
+
+static bool dp_exist_add(struct dp_exist *ex, const struct sl_svc_key *k, const struct sl_svc_val *v)
+{
+	if (ex->n == ex->cap)
+		return false;
+	ex->keys[ex->n] = *k;
+	ex->vals[ex->n++] = *v;
+	return true;
+}
+
+/*
+ * Reads svc4 (batched where the kernel can): every entry into ex, indexed
+ * by key, and every frontend identity into set. -E2BIG when svc4 holds
+ * more than ex can take (more entries than two per id: not expected).
+ */
+static int dp_svc_existing(struct dp *dp, struct dp_u64_set *set, struct dp_exist *ex)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	struct sl_svc_key *keys = calloc(DP_BATCH, sizeof(*keys));
+	struct sl_svc_val *vals = calloc(DP_BATCH, sizeof(*vals)), val;
+	struct sl_svc_key key, next, *prev = NULL;
+	__u64 in = 0, out = 0;
+	bool first = true, done = false, full = false;
+	__u32 n;
+	int err = 0;
+
+	ex->cap = 2 * (size_t)dp->svc_ids.used + 16;
+	ex->keys = calloc(ex->cap, sizeof(*ex->keys));
+	ex->vals = calloc(ex->cap, sizeof(*ex->vals));
+	if (!keys || !vals || !ex->keys || !ex->vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (!done && !full) {
+		n = DP_BATCH;
+		if (bpf_map_lookup_batch(dp->svc_fd, first ? NULL : &in, &out, keys, vals, &n,
+					 &bo)) {
+			if (errno != ENOENT) {
+				if (!first) {
+					err = -errno;
+					pr_err(DP_LOG, "map '%s': batch lookup failed: %s",
+					       SL_MAP_SVC4, strerror(-err));
+					goto out;
+				}
+				break; /* no hash batch ops (< 5.6): key by key below */
+			}
+			done = true;
+		}
+		first = false;
+		in = out;
+		for (__u32 i = 0; i < n && !full; i++)
+			full = !dp_exist_add(ex, &keys[i], &vals[i]);
+	}
+	while (first && !full && !bpf_map_get_next_key(dp->svc_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(dp->svc_fd, &key, &val))
+			full = !dp_exist_add(ex, &key, &val);
+	}
+	if (full) {
+		err = -E2BIG;
+		goto out;
+	}
+	for (ex->tcap = 64; ex->tcap < 2 * ex->n; ex->tcap *= 2)
+		;
+	ex->tk = calloc(ex->tcap, sizeof(*ex->tk));
+	ex->ti = calloc(ex->tcap, sizeof(*ex->ti));
+	if (!ex->tk || !ex->ti) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < ex->n; k++) {
+		__u64 x = dp_fe_full(&ex->keys[k]);
+		size_t i;
+
+		dp_u64_set_add(set, dp_fe_ident(&ex->keys[k]));
+		for (i = dp_be_hash(x, ex->tcap); ex->tk[i] && ex->tk[i] != x;
+		     i = (i + 1) & (ex->tcap - 1))
+			;
+		ex->tk[i] = x;
+		ex->ti[i] = (__u32)k;
+	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+/* True when the block at base holds exactly ids[0..n) (one batched read). */
+static bool dp_block_same(struct dp *dp, __u32 base, const __u32 *ids, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	__u32 keys[SL_MAX_SLOTS_PER_SVC], vals[SL_MAX_SLOTS_PER_SVC];
+	__u32 prev = base - 1, next, cnt = n;
+	int rc;
+
+	if (!n)
+		return true;
+	/* Array batches continue after in_batch's key: start "after base - 1". */
+	rc = bpf_map_lookup_batch(dp->slots_fd, base ? &prev : NULL, &next, keys, vals, &cnt, &bo);
+	if ((rc && errno != ENOENT) || cnt != n) {
+		for (__u32 i = 0; i < n; i++) {
+			__u32 slot = base + i, v;
+
+			if (bpf_map_lookup_elem(dp->slots_fd, &slot, &v) || v != ids[i])
+				return false;
+		}
+		return true;
+	}
+	return keys[0] == base && !memcmp(vals, ids, n * sizeof(*ids));
+}
+
+/* An existing entry that already says what s says (nothing to write). */
+static bool dp_svc_unchanged(struct dp *dp, const struct sl_svc_val *v, const struct dp_svc *s)
+{
+	return v->count == s->count && v->flags == s->flags && v->affinity_s == s->affinity_s &&
+	       v->maglev_base == s->maglev_base &&
+	       dp_block_same(dp, v->slot_base, s->backend_ids, s->count);
+}
+
+/* One batch update of n entries; on failure logs the map, the entry it
+ * stopped at and the error. */
+static int dp_batch_put(int fd, const char *map, const void *keys, const void *vals, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	__u32 cnt = n;
+	int err;
+
+	if (!n || !bpf_map_update_batch(fd, keys, vals, &cnt, &bo))
+		return 0;
+	err = -errno;
+	pr_err(DP_LOG, "map '%s': batch update of %u entries failed at entry %u: %s", map, n,
+	       cnt, strerror(-err));
+	return err;
+}
+
+int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool *done)
+{
+	struct dp_u64_set set = {0};
+	struct dp_exist ex = {0};
+	struct sl_svc_key *fkeys = NULL;
+	struct sl_svc_val *fvals = NULL;
+	struct sl_svc_be_key *pairs = NULL;
+	struct sl_revnat *rvals = NULL;
+	__u32 *rkeys = NULL, *skeys = NULL, *svals = NULL, *zeros = NULL;
+	size_t *which = NULL, n_slots = 0, n_fe = 0, n_pairs = 0;
+	__u32 fcnt;
+	int err = 0;
+
+	if (!dp || (n && (!svcs || !done)))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	memset(done, 0, n * sizeof(*done));
+	/* Finding which frontends exist reads all of svc4: worth it for a start
+	 * or a large change, not for the few writes of a steady-state sync. */
+	if (dp->svc_ids.used && n < DP_MANY_MIN + dp->svc_ids.used / 16)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		n_slots += svcs[i].count;
+	/* Twice what it can hold: the new idents and svc4's (dp_svc_existing). */
+	for (set.cap = 256; set.cap < 2 * (n + 2 * (size_t)dp->svc_ids.used + 16); set.cap *= 2)
+		;
+	set.v = calloc(set.cap, sizeof(*set.v));
+	fkeys = calloc(n, sizeof(*fkeys));
+	fvals = calloc(n, sizeof(*fvals));
+	rkeys = calloc(n, sizeof(*rkeys));
+	rvals = calloc(n, sizeof(*rvals));
+	which = calloc(n, sizeof(*which));
+	pairs = calloc(n_slots + 1, sizeof(*pairs));
+	skeys = calloc(n_slots + 1, sizeof(*skeys));
+	svals = calloc(n_slots + 1, sizeof(*svals));
+	zeros = calloc(n_slots + 1, sizeof(*zeros));
+	if (!set.v || !fkeys || !fvals || !rkeys || !rvals || !which || !pairs || !skeys ||
+	    !svals || !zeros) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Frontends already in svc4 (either scope) are skipped when their entry
+	 * and block already say the same (a restart), else left to the
+	 * per-entry path: it reuses their id, retires their old block and
+	 * prunes memberships. A start into maps this load created has none,
+	 * and skips the read. */
+	if (dp->svc_ids.used) {
+		err = dp_svc_existing(dp, &set, &ex);
+		if (err)
+			goto out;
+	}
+	n_slots = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct dp_svc *s = &svcs[i];
+		struct sl_svc_val *v = &fvals[n_fe];
+		bool ok;
+		__u32 id, base = 0;
+
+		/* Invalid input, an existing frontend, or the second scope of a
+		 * new one (it shares the first one's id): per entry. */
+		ok = s->key.port && dp_proto_ok(s->key.proto) && s->key.scope <= SL_SCOPE_INT &&
+		     (s->key.addr || (s->flags & SL_SVC_F_NODEPORT)) &&
+		     s->count <= SL_MAX_SLOTS_PER_SVC && (!s->count || s->backend_ids);
+		for (__u32 k = 0; ok && k < s->count; k++)
+			ok = dp_ids_test(&dp->be_ids, s->backend_ids[k]);
+		if (!ok)
+			continue;
+		if (!dp_u64_set_add(&set, dp_fe_ident(&s->key))) {
+			/* Already in svc4 as wanted (a restart adopting the maps
+			 * of the same cluster): nothing to write. */
+			const struct sl_svc_val *ov = dp_exist_get(&ex, &s->key);
+
+			done[i] = ov && dp_svc_unchanged(dp, ov, s);
+			continue;
+		}
+		id = dp_ids_alloc(&dp->svc_ids);
+		if (!id)
+			break; /* exhausted: the per-entry path names every failure */
+		if (s->count && !(base = dp_slots_alloc(&dp->slots, s->count))) {
+			dp_ids_clear(&dp->svc_ids, id);
+			break;
+		}
+		for (__u32 k = 0; k < s->count; k++) {
+			if (dp_members_want(s->flags))
+				pairs[n_pairs++] = (struct sl_svc_be_key){
+					.svc_id = id, .backend_id = s->backend_ids[k]};
+			skeys[n_slots] = base + k;
+			svals[n_slots++] = s->backend_ids[k];
+		}
+		rkeys[n_fe] = id;
+		rvals[n_fe] = (struct sl_revnat){
+			.addr = s->key.addr, .port = s->key.port, .proto = s->key.proto};
+		fkeys[n_fe] = s->key;
+		*v = (struct sl_svc_val){.svc_id = id,
+					 .slot_base = base,
+					 .count = s->count,
+					 .flags = s->flags,
+					 .affinity_s = s->affinity_s,
+					 .maglev_base = s->maglev_base};
+		which[n_fe++] = i;
+	}
+	/* dp_svc_upsert's order, one batch per map: memberships, reverse
+	 * translation and slot blocks, and only then the svc4 entries that
+	 * make them live. */
+	err = dp_batch_put(dp->svcbe_fd, SL_MAP_SVC_BE4, pairs, zeros, (__u32)n_pairs);
+	if (!err)
+		err = dp_batch_put(dp->revnat_fd, SL_MAP_REVNAT4, rkeys, rvals, (__u32)n_fe);
+	if (!err)
+		err = dp_batch_put(dp->slots_fd, SL_MAP_SLOTS, skeys, svals, (__u32)n_slots);
+	fcnt = 0;
+	if (!err && n_fe) {
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+
+		fcnt = (__u32)n_fe;
+		if (bpf_map_update_batch(dp->svc_fd, fkeys, fvals, &fcnt, &bo)) {
+			err = -errno;
+			if (fcnt > n_fe)
+				fcnt = 0;
+			pr_err(DP_LOG,
+			       "map '%s': batch update of %zu entries failed at entry %u: %s",
+			       SL_MAP_SVC4, n_fe, fcnt, strerror(-err));
+		}
+	}
+	for (size_t f = 0; f < n_fe; f++) {
+		if (f < fcnt) {
+			done[which[f]] = true;
+			continue;
+		}
+		/* Not live: give back the block and the id, drop the memberships
+		 * (the per-entry retry writes its own). */
+		if (fvals[f].count && !dp_slots_free_insert(&dp->slots, fvals[f].slot_base,
+							    fvals[f].count))
+			dp->slots.used -= fvals[f].count;
+		dp_ids_clear(&dp->svc_ids, fvals[f].svc_id);
+		for (__u32 k = 0; dp_members_want(fvals[f].flags) && k < fvals[f].count; k++) {
+			struct sl_svc_be_key mk = {.svc_id = fvals[f].svc_id,
+						   .backend_id = svcs[which[f]].backend_ids[k]};
+
+			bpf_map_delete_elem(dp->svcbe_fd, &mk);
+		}
+	}
+	/* A failed batch is retried entry by entry by the caller (done[] false),
+	 * which names what fails. */
+	err = 0;
+out:
+	dp_exist_fini(&ex);
+	free(set.v);
+	free(fkeys);
+	free(fvals);
+	free(rkeys);
+	free(rvals);
+	free(which);
+	free(pairs);
+	free(skeys);
+	free(svals);
+	free(zeros);
+	return err;
 }
 
 /* --- node settings ------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #ifndef SLUICE_AGENT_DATAPATH_H
 #define SLUICE_AGENT_DATAPATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -66,6 +67,14 @@ void dp_close(struct dp *dp);
  */
 int dp_cleanup(const char *bpffs, const char *node);
 
+/*
+ * True when dp_open() found none of the service maps pinned, so it created
+ * them empty and every entry in them since was written through this handle.
+ * (A first sync that wrote everything it wanted without an error then has
+ * nothing stale to reconcile.)
+ */
+bool dp_maps_created(const struct dp *dp);
+
 /* "<bpffs>/sluice/<node>"; owned by dp. */
 const char *dp_pin_root(const struct dp *dp);
 
@@ -85,6 +94,11 @@ int dp_backend_upsert(struct dp *dp, const struct sl_backend *be, __u32 *id);
  * entry is written; returns 0 or the first error (each one logged).
  */
 int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n);
+
+/* Makes room for n more backends in the id index at once (a caller that
+ * writes a start's backends in chunks: one rehash, not one per doubling).
+ * 0 or -ENOMEM. */
+int dp_backend_reserve(struct dp *dp, size_t n);
 
 /* The id of a live backend: 0 or -SL_ERR_NOTFOUND. */
 int dp_backend_id(const struct dp *dp, __be32 addr, __be16 port, __u8 proto, __u32 *id);
@@ -116,6 +130,22 @@ struct dp_svc {
  * error; on failure the previous entry is untouched.
  */
 int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id);
+
+/*
+ * dp_svc_upsert for many frontends, batched: every entry whose frontend
+ * {addr, port, proto} is in neither scope of svc4 yet (and is not repeated
+ * in svcs) is created with one batch per map, memberships, revnat4 and slot
+ * blocks first and the svc4 entries last, so no entry is ever live before
+ * what it points at. An entry already in svc4 exactly as wanted (flags,
+ * affinity, Maglev base and the same backend ids in its block: a restart
+ * adopting the maps) is left as it is. done[i] tells which are in place;
+ * the caller writes the others with dp_svc_upsert() (existing frontends
+ * that change, whose old block must be retired; the second scope of a new
+ * frontend; invalid input or a failed batch, which dp_svc_upsert names). With svc4 not empty, a small n
+ * (a steady-state sync) writes nothing here: finding the existing frontends
+ * reads the whole map. Returns 0, -EINVAL or -ENOMEM (nothing written).
+ */
+int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool *done);
 
 /* Deletes a frontend entry (one scope). 0 or -SL_ERR_NOTFOUND or the map error. */
 int dp_svc_delete(struct dp *dp, const struct sl_svc_key *key);

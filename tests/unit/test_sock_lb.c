@@ -753,8 +753,14 @@ static void sc_slot_flip(struct env *e)
 		ASSERT_EQ(fill.svc_ids, 1, "one svc id");
 		ASSERT_EQ(fill.backends, 2 * NBE, "backends (TCP+UDP)");
 		ASSERT_EQ(fill.slots, 3 + 1, "live block + block in grace");
-		ASSERT_EQ(fill.svc_be, NBE, "membership pairs");
+		ASSERT_EQ(fill.svc_be, 0, "no membership pairs without affinity");
 	}
+	/* Affinity hits are validated against svcbe4: pairs for its backends. */
+	if (ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT,
+			      SL_SVC_F_CLUSTERIP | SL_SVC_F_AFFINITY, 10, all3, NBE),
+		      "svc upsert with affinity") &&
+	    ASSERT_OK(dp_fill_read(e->dp, &fill), "fill with affinity"))
+		ASSERT_EQ(fill.svc_be, NBE, "membership pairs with affinity");
 	ASSERT_OK(dp_svc_delete(e->dp, &k), "svc delete");
 	ASSERT_EQ(tcp_ask(VIP, VPORT, NULL), -ENETUNREACH, "deleted service no longer translated");
 	ASSERT_EQ(dp_svc_delete(e->dp, &k), -SL_ERR_NOTFOUND, "double delete");
@@ -851,6 +857,9 @@ static void sc_restart(struct env *e)
 	struct sockaddr_in a = sin_of(be_ip[1], BE_PORT);
 	__u32 id = 0;
 
+	/* A fresh pin root: the load created the maps (the agent skips the
+	 * reconciliation walk after a clean first sync only then). */
+	ASSERT_TRUE(dp_maps_created(e->dp), "first open created the maps");
 	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0,
 			       all3, NBE),
 		       "svc upsert"))
@@ -862,6 +871,7 @@ static void sc_restart(struct env *e)
 	e->dp = dp_open(&e->opts);
 	if (!ASSERT_NOT_NULL(e->dp, "dp_open again"))
 		return;
+	ASSERT_FALSE(dp_maps_created(e->dp), "second open adopted the maps");
 	ASSERT_EQ(cg_prog_count(e->fx->cg, BPF_CGROUP_INET4_CONNECT), 1,
 		  "pinned link adopted, not duplicated");
 	ASSERT_TRUE(tcp_ask(VIP, VPORT, NULL) >= 0, "traffic flows after restart");
@@ -938,6 +948,199 @@ static void sc_bad_input(struct env *e)
 	dp_close(NULL);
 }
 
+/* --- batched creation (dp_svc_upsert_many) ----------------------------------------- */
+
+#define MANY_N 150 /* above the size dp_svc_upsert_many batches at */
+
+/* Frontend i of set s: 198.18.(64 + s).(i + 1):80/TCP; odd i have affinity;
+ * 1-3 backends, rotating, so blocks differ in size and content. */
+static struct dp_svc many_svc(struct env *e, int s, int i, __u32 *ids)
+{
+	char ip[32];
+	int n = 1 + i % 3;
+
+	snprintf(ip, sizeof(ip), "198.18.%d.%d", 64 + s, i + 1);
+	for (int k = 0; k < n; k++)
+		ids[k] = e->tcp_id[(i + k) % NBE];
+	return (struct dp_svc){.key = svc_key(ip, VPORT, IPPROTO_TCP, SL_SCOPE_EXT),
+			       .flags = (__u16)(SL_SVC_F_CLUSTERIP |
+						(i % 2 ? SL_SVC_F_AFFINITY : 0)),
+			       .affinity_s = i % 2 ? 30 : 0,
+			       .backend_ids = ids,
+			       .count = (__u16)n};
+}
+
+struct many_fds {
+	int svc, slots, revnat, svcbe;
+};
+
+static int many_fd(struct env *e, const char *name)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/%s", dp_pin_root(e->dp), name);
+	return bpf_obj_get(path);
+}
+
+/* What a frontend's entry programs, whatever ids and block it was given:
+ * count, flags, affinity, the block's backends in order, whether revnat4
+ * names the frontend, and how many of its backends have a membership pair. */
+struct fe_shape {
+	__u16 count, flags;
+	__u32 aff_s;
+	__u32 ids[NBE];
+	bool revnat_ok;
+	int pairs;
+};
+
+static int fe_shape_read(const struct many_fds *m, const struct sl_svc_key *k,
+			 struct fe_shape *out)
+{
+	struct sl_svc_val v;
+	struct sl_revnat rn;
+	__u32 zero;
+
+	memset(out, 0, sizeof(*out));
+	if (bpf_map_lookup_elem(m->svc, k, &v))
+		return -errno;
+	if (v.count > NBE)
+		return -E2BIG;
+	out->count = v.count;
+	out->flags = v.flags;
+	out->aff_s = v.affinity_s;
+	for (__u32 i = 0; i < v.count; i++) {
+		__u32 slot = v.slot_base + i;
+		struct sl_svc_be_key mk = {.svc_id = v.svc_id};
+
+		if (bpf_map_lookup_elem(m->slots, &slot, &out->ids[i]))
+			return -errno;
+		mk.backend_id = out->ids[i];
+		out->pairs += !bpf_map_lookup_elem(m->svcbe, &mk, &zero);
+	}
+	out->revnat_ok = !bpf_map_lookup_elem(m->revnat, &v.svc_id, &rn) && rn.addr == k->addr &&
+			 rn.port == k->port && rn.proto == k->proto;
+	return 0;
+}
+
+/* A batch of new frontends programs the maps exactly as one dp_svc_upsert
+ * each would; frontends that exist, repeat a new one in the other scope or
+ * are invalid are left to the per-entry path; the batch serves traffic and
+ * deletes like any entry. */
+static void sc_many(struct env *e)
+{
+	static struct dp_svc svcs[MANY_N + 3];
+	static __u32 ids[MANY_N + 3][NBE];
+	static bool done[MANY_N + 3];
+	struct many_fds m = {many_fd(e, SL_MAP_SVC4), many_fd(e, SL_MAP_SLOTS),
+			     many_fd(e, SL_MAP_REVNAT4), many_fd(e, SL_MAP_SVC_BE4)};
+	int bad_shape = 0, not_done = 0, want_pairs = 0;
+	struct dp_fill fill;
+
+	if (!ASSERT_TRUE(m.svc >= 0 && m.slots >= 0 && m.revnat >= 0 && m.svcbe >= 0,
+			 "open pinned maps"))
+		goto out;
+	/* One existing frontend: the batch must read svc4 to find it. */
+	if (!ASSERT_OK(svc_set(e, VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT, SL_SVC_F_CLUSTERIP, 0,
+			       all3, NBE),
+		       "existing frontend"))
+		goto out;
+	for (int i = 0; i < MANY_N; i++)
+		svcs[i] = many_svc(e, 0, i, ids[i]);
+	svcs[MANY_N] = many_svc(e, 0, 0, ids[MANY_N]);
+	svcs[MANY_N].key = svc_key(VIP, VPORT, IPPROTO_TCP, SL_SCOPE_EXT); /* exists */
+	svcs[MANY_N + 1] = many_svc(e, 0, 1, ids[MANY_N + 1]);
+	svcs[MANY_N + 1].key.scope = SL_SCOPE_INT; /* second scope of a new one */
+	svcs[MANY_N + 2] = many_svc(e, 0, 2, ids[MANY_N + 2]);
+	svcs[MANY_N + 2].key.port = 0; /* invalid */
+	if (!ASSERT_OK(dp_svc_upsert_many(e->dp, svcs, MANY_N + 3, done), "upsert_many"))
+		goto out;
+	for (int i = 0; i < MANY_N; i++)
+		not_done += !done[i];
+	ASSERT_EQ(not_done, 0, "every new frontend written by the batch");
+	ASSERT_FALSE(done[MANY_N], "existing frontend left to dp_svc_upsert");
+	ASSERT_FALSE(done[MANY_N + 1], "second scope left to dp_svc_upsert");
+	ASSERT_FALSE(done[MANY_N + 2], "invalid frontend left to dp_svc_upsert");
+	/* The same frontends one by one, on other addresses. */
+	for (int i = 0; i < MANY_N; i++) {
+		__u32 rids[NBE];
+		struct dp_svc s = many_svc(e, 1, i, rids);
+
+		if (!ASSERT_OK(dp_svc_upsert(e->dp, &s, NULL), "per-entry upsert"))
+			goto out;
+	}
+	for (int i = 0; i < MANY_N; i++) {
+		__u32 rids[NBE];
+		struct dp_svc s = many_svc(e, 1, i, rids);
+		struct fe_shape a, b;
+
+		if (fe_shape_read(&m, &svcs[i].key, &a) || fe_shape_read(&m, &s.key, &b) ||
+		    memcmp(&a, &b, sizeof(a)) || !a.revnat_ok || a.count != s.count ||
+		    memcmp(a.ids, rids, s.count * sizeof(__u32)) ||
+		    a.pairs != (i % 2 ? a.count : 0))
+			bad_shape++;
+		want_pairs += i % 2 ? 2 * s.count : 0;
+	}
+	ASSERT_EQ(bad_shape, 0, "batched entries equal per-entry ones (block, revnat, pairs)");
+	/* Traffic: frontend 0 has one backend, tcp_id[0]. */
+	ASSERT_EQ(tcp_ask("198.18.64.1", VPORT, NULL), 0, "batched frontend translated");
+	if (ASSERT_OK(dp_fill_read(e->dp, &fill), "fill")) {
+		ASSERT_EQ(fill.services, 1 + 2 * MANY_N, "svc4 entries");
+		ASSERT_EQ(fill.svc_ids, 1 + 2 * MANY_N, "svc ids");
+		ASSERT_EQ(fill.svc_be, want_pairs, "pairs for affinity frontends only");
+	}
+	/* A restart: reopen (adopting the pinned maps) and ask for the same
+	 * frontends. Entries that already say it are left alone (same block),
+	 * a changed one is left to dp_svc_upsert. */
+	{
+		static struct sl_svc_val before[MANY_N], after[MANY_N];
+		int moved = 0, skipped = 0;
+
+		for (int i = 0; i < MANY_N; i++)
+			bpf_map_lookup_elem(m.svc, &svcs[i].key, &before[i]);
+		dp_close(e->dp);
+		e->dp = dp_open(&e->opts);
+		if (!ASSERT_NOT_NULL(e->dp, "reopen"))
+			goto out;
+		svcs[2].count = 1; /* changed: 3 backends -> 1 */
+		if (!ASSERT_OK(dp_svc_upsert_many(e->dp, svcs, MANY_N + 3, done), "again"))
+			goto out;
+		for (int i = 0; i < MANY_N; i++) {
+			bpf_map_lookup_elem(m.svc, &svcs[i].key, &after[i]);
+			if (i != 2) {
+				skipped += !done[i];
+				moved += memcmp(&before[i], &after[i], sizeof(before[i])) != 0;
+			}
+		}
+		ASSERT_EQ(skipped, 0, "unchanged entries in place");
+		ASSERT_EQ(moved, 0, "unchanged entries not rewritten");
+		ASSERT_FALSE(done[2], "changed entry left to dp_svc_upsert");
+		ASSERT_FALSE(done[MANY_N], "existing frontend that differs left to dp_svc_upsert");
+		ASSERT_FALSE(done[MANY_N + 1], "new second scope left to dp_svc_upsert");
+		if (!ASSERT_OK(dp_svc_upsert(e->dp, &svcs[2], NULL), "changed entry"))
+			goto out;
+		bpf_map_lookup_elem(m.svc, &svcs[2].key, &after[2]);
+		ASSERT_EQ(after[2].count, 1, "changed entry written");
+	}
+	for (int i = 0; i < MANY_N; i++) {
+		__u32 rids[NBE];
+		struct dp_svc s = many_svc(e, 1, i, rids);
+
+		if (!ASSERT_OK(dp_svc_delete(e->dp, &svcs[i].key), "delete batched") ||
+		    !ASSERT_OK(dp_svc_delete(e->dp, &s.key), "delete per-entry"))
+			goto out;
+	}
+	if (ASSERT_OK(dp_fill_read(e->dp, &fill), "fill after delete")) {
+		ASSERT_EQ(fill.services, 1, "only the first frontend left");
+		ASSERT_EQ(fill.svc_ids, 1, "ids released");
+		ASSERT_EQ(fill.svc_be, 0, "pairs removed");
+	}
+out:
+	close(m.svc);
+	close(m.slots);
+	close(m.revnat);
+	close(m.svcbe);
+}
+
 /* --- tests (one fixture each) --------------------------------------------------------- */
 
 TEST(connect_via_vip_reaches_backend)
@@ -983,6 +1186,11 @@ TEST(removed_backend_gets_no_new_connections)
 TEST(slot_block_flip_and_delete)
 {
 	fx_run(sc_slot_flip);
+}
+
+TEST(batched_frontends_equal_per_entry)
+{
+	fx_run(sc_many);
 }
 
 TEST(nodeport_on_local_addresses)

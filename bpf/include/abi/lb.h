@@ -306,10 +306,12 @@ _Static_assert(sizeof(struct sl_node4_cfg) == 16, "sl_node4_cfg layout");
  * Additions for the socket load balancer (cgroup_sock_lb.bpf.c).
  *
  * svcbe4 {svc_id, backend_id} -> u32: membership of a backend in a service
- * (either scope). The agent writes it for every service, before the slot
- * block that uses the backend, and deletes it after the last block using it
- * is gone. The socket LB validates an affinity hit against it, so a client
- * never sticks to a backend that left the service (Cilium's "affinity match").
+ * (either scope). The agent writes it for every service with ClientIP
+ * affinity (SL_SVC_F_AFFINITY), before the slot block that uses the backend,
+ * and deletes it after the last block using it is gone. The programs read it
+ * only to validate an affinity hit (so only under SL_SVC_F_AFFINITY): a
+ * client never sticks to a backend that left the service (Cilium's
+ * "affinity match"). Services without affinity have no pairs.
  */
 struct sl_svc_be_key {
 	__u32 svc_id;
