@@ -4,6 +4,9 @@
 # the commands and their output:
 #   1. compiler: compile time, incremental change cost and map size for N pods x M policies,
 #      with tools/netpol-bench (no kernel, no network);
+#   1b. (root) the policy hooks' cost per packet with no policy and with the lab's 100-rule
+#      policies, timed by the kernel with BPF_PROG_TEST_RUN (tools/netpol-dpbench): the
+#      figure a busy machine cannot move much (the least of several runs);
 #   2. lab (root; skipped with NETPOL_LAB=0): a 2-node `sluicectl lab` (no DNS addon), client
 #      pod on n1, server pod on n2 (echo-server TCP echo 9000, connbench serve 8090):
 #      a. policy update to enforcement: with deny-all ingress on the server's namespace, an
@@ -52,6 +55,13 @@ run() {
 }
 run --pods 1000 --policies 1000 --namespaces 10 --replicas 4 --nodes 10 --runs 5
 run --pods 5000 --policies 2000 --namespaces 20 --replicas 4 --nodes 10 --runs 3
+
+# --- 1b. the hooks per packet ------------------------------------------------------------------
+dp=""
+if [[ $EUID == 0 && -x $BIN/netpol-dpbench ]]; then
+	log "netpol-dpbench"
+	dp=$("$BIN/netpol-dpbench")
+fi
 
 # --- 2. the lab ----------------------------------------------------------------------------
 lab_md=""
@@ -376,6 +386,22 @@ fi
 	echo '```'
 	printf '%s\n' "${runs[@]}"
 	echo '```'
+	if [[ -n $dp ]]; then
+		echo
+		echo "## Datapath: the policy hooks per packet"
+		echo
+		echo "The programs the pod veths run, loaded unpinned in a private netns with the maps"
+		echo "libnetpol computes for the lab's two pods, timed by the kernel (BPF_PROG_TEST_RUN,"
+		echo "the least of 7 runs of 200000 packets: load on the machine only ever adds). A SYN is"
+		echo "decided every time (never passed by the cache); an established flow's packets and"
+		echo "replies are one or two hash lookups. What the 100-rule policy adds is the rule"
+		echo "lookups of a SYN; the lab below shows the same in situ (\`bpf_stats_enabled\`)."
+		echo
+		echo '```'
+		echo "\$ netpol-dpbench"
+		echo "$dp"
+		echo '```'
+	fi
 	if [[ -n $lab_md ]]; then
 		echo
 		echo "$lab_md"
