@@ -75,6 +75,9 @@ struct npol {
 	char **reported; /* "ns/name\nmessage" already posted as Events */
 	size_t n_reported;
 	struct timespec dirty_since;
+	/* Wall clock of the last change the loop took in and of its maps being written, for
+	 * `netpol-lab.py latency` to split an update's latency into API, agent and datapath. */
+	double last_seen_unix, last_applied_unix;
 	bool dirty;
 	/* metrics */
 	unsigned long long compiles, compile_errors, map_errors, entries_written;
@@ -86,6 +89,14 @@ static struct npol *self_inst;
 struct npol *npol_self(void)
 {
 	return self_inst;
+}
+
+static double unix_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 static double elapsed_s(const struct timespec *t0)
@@ -410,6 +421,7 @@ static int compile_apply(struct npol *p)
 	p->reconciled = true;
 	if (p->dirty) {
 		p->last_apply_s = elapsed_s(&p->dirty_since);
+		p->last_applied_unix = unix_now();
 		p->dirty = false;
 	}
 	return 0;
@@ -428,6 +440,7 @@ static void mark_dirty(struct npol *p)
 	if (!p->dirty) {
 		p->dirty = true;
 		clock_gettime(CLOCK_MONOTONIC, &p->dirty_since);
+		p->last_seen_unix = unix_now();
 	}
 	if (!evtimer_pending(p->compile_ev, NULL))
 		event_active(p->compile_ev, EV_TIMEOUT, 0);
@@ -658,6 +671,10 @@ void npol_metrics_write(struct npol *p, struct evbuffer *out)
 		"sluice_policy_last_compile_seconds %.6f\n"
 		"# TYPE sluice_policy_last_apply_seconds gauge\n"
 		"sluice_policy_last_apply_seconds %.6f\n"
+		"# TYPE sluice_policy_last_change_seen_timestamp_seconds gauge\n"
+		"sluice_policy_last_change_seen_timestamp_seconds %.6f\n"
+		"# TYPE sluice_policy_last_applied_timestamp_seconds gauge\n"
+		"sluice_policy_last_applied_timestamp_seconds %.6f\n"
 		"# TYPE sluice_policy_objects gauge\n"
 		"sluice_policy_objects{kind=\"policies\"} %zu\n"
 		"sluice_policy_objects{kind=\"pods\"} %zu\n"
@@ -668,8 +685,8 @@ void npol_metrics_write(struct npol *p, struct evbuffer *out)
 		"sluice_policy_map_entries{map=\"rules\"} %zu\n"
 		"sluice_policy_map_entries{map=\"cidrs\"} %zu\n",
 		p->compiles, p->compile_errors, p->map_errors, p->last_compile_s, p->last_apply_s,
-		st.policies, st.pods, st.identities, st.rulesets, st.ep_entries, st.rule_entries,
-		st.cidr_entries);
+		p->last_seen_unix, p->last_applied_unix, st.policies, st.pods, st.identities,
+		st.rulesets, st.ep_entries, st.rule_entries, st.cidr_entries);
 }
 
 /* --- lifecycle ------------------------------------------------------------------------------- */

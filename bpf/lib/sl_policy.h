@@ -11,7 +11,8 @@
  *                        ingress rule set against the source
  *
  * Per packet: a cached ALLOW for the tuple (this direction) or for the
- * reversed tuple (the other direction: a reply) passes; an ICMP error whose
+ * reversed tuple (the other direction: a reply) passes, unless the packet is
+ * a TCP SYN (a new connection, maybe on a reused tuple); an ICMP error whose
  * quoted packet belongs to an allowed flow passes (related); otherwise the
  * first packet of the flow is decided, cached, counted and reported on the
  * ring buffer. Runs after service translation (tc_pod DNATs first on the
@@ -30,6 +31,7 @@
 #define SLUICE_BPF_SL_POLICY_H
 
 #include "lib/sl_defs.h"
+#include "lib/sl_parse.h"
 #include "lib/sl_svc_maps.h"
 #include "abi/policy.h"
 
@@ -101,6 +103,7 @@ struct {
  * fragments have ports 0 (only rules without ports can admit them). */
 struct sl_np_pkt {
 	struct sl_np_ct_key k;
+	bool syn;		   /* TCP SYN without ACK: a new connection, never cached */
 	bool icmp_err;		   /* an ICMP error: inner is the quoted flow */
 	struct sl_np_ct_key inner; /* the quoted packet's tuple, as it was sent */
 };
@@ -151,7 +154,17 @@ static __always_inline int sl_np_parse(struct __sk_buff *skb, struct sl_np_pkt *
 		return 0;
 	off = SL_ETH_HLEN + ip.ihl * 4;
 	switch (ip.protocol) {
-	case IPPROTO_TCP:
+	case IPPROTO_TCP: {
+		/* ports, seq, ack, data offset, flags */
+		__u8 th[14];
+
+		if (bpf_skb_load_bytes(skb, off, th, sizeof(th)))
+			return -1;
+		__builtin_memcpy(&p->k.sport, &th[0], 2);
+		__builtin_memcpy(&p->k.dport, &th[2], 2);
+		p->syn = (th[13] & (SL_TCP_SYN | SL_TCP_ACK)) == SL_TCP_SYN;
+		return 0;
+	}
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP:
 		if (sl_np_ports(skb, off, &p->k.sport, &p->k.dport))
@@ -358,11 +371,20 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 	now = bpf_ktime_get_ns();
 	p.k.dir = hook;
 
-	if (sl_np_ct_hit(&p.k, now))
-		return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
-	sl_np_reverse(&r, &p.k, other);
-	if (sl_np_ct_hit(&r, now))
-		return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+	/*
+	 * A SYN opens a new connection, even on a tuple a closed one used (the client reuses
+	 * its ephemeral ports, connection after connection): the cache would admit it by the
+	 * old connection's verdict for as long as the entry lives (SL_NP_CT_TCP_NS), after a
+	 * policy that denies it now. So it is decided, and its verdict replaces the entry.
+	 * A retransmitted SYN is decided again: current policy, one more lookup.
+	 */
+	if (!p.syn) {
+		if (sl_np_ct_hit(&p.k, now))
+			return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+		sl_np_reverse(&r, &p.k, other);
+		if (sl_np_ct_hit(&r, now))
+			return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+	}
 	if (p.icmp_err) {
 		/* Related: the quoted packet was sent in the other direction of
 		 * a flow this hook's pod is part of. */

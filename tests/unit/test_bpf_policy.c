@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -224,6 +225,113 @@ static int verdict(struct tc_pod *s, bool to_pod, uint8_t proto, const char *src
 	if (run_prog(to_pod ? s->progs.tc_pol_egress : s->progs.tc_pol_ingress, in, len, &r))
 		return -1;
 	return r.retval;
+}
+
+/* As verdict() for TCP, with the TCP flag byte set to flags. */
+static int verdict_tcp(struct tc_pod *s, bool to_pod, const char *src, const char *dst,
+		       uint16_t sport, uint16_t dport, uint8_t flags)
+{
+	uint8_t in[256];
+	struct run r;
+	size_t len = build(in, IPPROTO_TCP, src, dst, sport, dport);
+
+	in[ETH + 20 + 13] = flags;
+	if (run_prog(to_pod ? s->progs.tc_pol_egress : s->progs.tc_pol_ingress, in, len, &r))
+		return -1;
+	return r.retval;
+}
+
+/* Writes a cached verdict for the tuple as it crossed the hook dir. */
+static bool put_np_ct(struct tc_pod *s, const char *src, const char *dst, uint16_t sport,
+		      uint16_t dport, uint8_t dir, uint8_t verdict)
+{
+	struct sl_np_ct_key k = {.saddr = ip4(src),
+				 .daddr = ip4(dst),
+				 .sport = htons(sport),
+				 .dport = htons(dport),
+				 .proto = IPPROTO_TCP,
+				 .dir = dir};
+	struct timespec t;
+	struct sl_np_ct_val v = {.verdict = verdict};
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	v.last_seen_ns = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+	return !bpf_map_update_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v, BPF_ANY);
+}
+
+static uint8_t np_ct_verdict(struct tc_pod *s, const char *src, const char *dst, uint16_t sport,
+			     uint16_t dport, uint8_t dir)
+{
+	struct sl_np_ct_key k = {.saddr = ip4(src),
+				 .daddr = ip4(dst),
+				 .sport = htons(sport),
+				 .dport = htons(dport),
+				 .proto = IPPROTO_TCP,
+				 .dir = dir};
+	struct sl_np_ct_val v;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v))
+		return 0;
+	return v.verdict;
+}
+
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
+
+/*
+ * A TCP SYN is a new connection even on a tuple with a cached ALLOW (clients reuse their
+ * ephemeral ports; the entry of a closed connection lives for an hour): it is decided
+ * against current policy, in either orientation of the cached flow, while the packets of
+ * an established connection keep passing from the cache. An allowed SYN is decided (and
+ * reported) each time, retransmissions too.
+ */
+TEST(syn_on_reused_tuple_is_decided_again)
+{
+	struct tc_pod *s = NULL;
+	struct np_ctx *c = NULL;
+	struct flows fl;
+
+	SETUP(s, c);
+	np_fx_policy(c, "x", "from-y",
+		     "{'podSelector':{},'ingress':[{'from':[{'namespaceSelector':{'matchLabels':"
+		     "{'ns':'y'}}}],'ports':[{'port':80}]}]}");
+	if (!load_policy(s, c))
+		goto out;
+	/* z/b -> x/a:80 was allowed before this policy; its entry is still cached. */
+	if (!ASSERT_TRUE(put_np_ct(s, ZB, XA, 42000, 80, SL_NP_INGRESS, SL_NP_CT_ALLOW),
+			 "cached allow"))
+		goto out;
+	ASSERT_EQ(verdict_tcp(s, true, ZB, XA, 42000, 80, TCP_ACK), TC_ACT_OK,
+		  "the established connection goes on");
+	ASSERT_EQ(counter(s, SL_NP_C_CACHED), 1, "from the cache");
+	ASSERT_EQ(verdict_tcp(s, true, ZB, XA, 42000, 80, TCP_SYN), TC_ACT_SHOT,
+		  "a new connection on the same tuple is dropped");
+	ASSERT_EQ(counter(s, SL_R_POLICY_INGRESS), 1, "by the ingress policy");
+	ASSERT_EQ(np_ct_verdict(s, ZB, XA, 42000, 80, SL_NP_INGRESS), SL_NP_CT_DENY,
+		  "the entry now says deny");
+	ASSERT_EQ(verdict_tcp(s, true, ZB, XA, 42000, 80, TCP_ACK), TC_ACT_SHOT,
+		  "and the old connection's packets with it");
+	/* The reverse orientation: x/a had connected to z/b:80 from port 80 (reply entry
+	 * seen from x/a's ingress); z/b's SYN on the reversed tuple is a new connection. */
+	if (!ASSERT_TRUE(put_np_ct(s, XA, ZB, 80, 42001, SL_NP_EGRESS, SL_NP_CT_ALLOW),
+			 "cached allow, other orientation"))
+		goto out;
+	ASSERT_EQ(verdict_tcp(s, true, ZB, XA, 42001, 80, TCP_SYN | TCP_ACK), TC_ACT_OK,
+		  "a SYN-ACK is a reply: cached");
+	ASSERT_EQ(verdict_tcp(s, true, ZB, XA, 42001, 80, TCP_SYN), TC_ACT_SHOT,
+		  "a SYN on the reversed tuple is decided");
+	/* Allowed SYNs: decided every time, reported every time. */
+	flows_read(s, &fl);
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42002, 80, TCP_SYN), TC_ACT_OK, "y/a allowed");
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42002, 80, TCP_SYN), TC_ACT_OK, "retransmitted");
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42002, 80, TCP_ACK), TC_ACT_OK, "then cached");
+	ASSERT_EQ(counter(s, SL_NP_C_ALLOW), 2, "both SYNs decided");
+	ASSERT_EQ(counter(s, SL_NP_C_CACHED), 3, "the ACKs from the cache");
+	flows_read(s, &fl);
+	ASSERT_EQ(fl.n, 2, "one record per decision");
+out:
+	np_free(c);
+	tc_pod__destroy(s);
 }
 
 /* Ingress allow-from-namespace with a port: the allowed flow passes with an allow record

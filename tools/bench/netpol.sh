@@ -4,6 +4,9 @@
 # the commands and their output:
 #   1. compiler: compile time, incremental change cost and map size for N pods x M policies,
 #      with tools/netpol-bench (no kernel, no network);
+#   1b. (root) the policy hooks' cost per packet with no policy and with the lab's 100-rule
+#      policies, timed by the kernel with BPF_PROG_TEST_RUN (tools/netpol-dpbench): the
+#      figure a busy machine cannot move much (the least of several runs);
 #   2. lab (root; skipped with NETPOL_LAB=0): a 2-node `sluicectl lab` (no DNS addon), client
 #      pod on n1, server pod on n2 (echo-server TCP echo 9000, connbench serve 8090):
 #      a. policy update to enforcement: with deny-all ingress on the server's namespace, an
@@ -16,7 +19,15 @@
 #         connection rate (connbench closed: new connection + request + response + close,
 #         CONNS in flight, each one a first packet the policy decides) and request/response
 #         rate on CONNS persistent connections (netpol-lab.py rr); medians and policy/none.
-# Knobs: NETPOL_LAB (1), REPS (5), SECONDS_PER_RUN (5), CONNS (8), LAT_RUNS (30).
+#      Cost measures that survive a busy machine, per arm: the BPF programs attached in the
+#      two nodes' netns (kernel.bpf_stats_enabled for the run, restored after; run_time_ns and
+#      run_cnt deltas): ns per program run, runs and ns per connection / per request; and the
+#      machine's system + softirq CPU per connection (/proc/stat; every job on the machine
+#      is in it, so it is only as good as the machine is quiet).
+# Knobs: NETPOL_LAB (1), REPS (5), SECONDS_PER_RUN (5), CONNS (8), LAT_RUNS (200),
+# BPF_STATS (1: the BPF run-time figures; 0: leave kernel.bpf_stats_enabled alone),
+# PERF_DIR (unset: a directory for `perf record -a -g` of each arm's first connection run,
+# perf-none.data and perf-policy.data).
 if [[ ${NETPOL_LAB:-1} == 1 && -z ${SLUICE_IN_MNTNS:-} ]]; then
 	# A private mount namespace: the lab's bpffs and netns mounts exist only here.
 	exec env SLUICE_IN_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
@@ -29,7 +40,8 @@ OUT=${OUT:-docs/benchmarks}/netpol.md
 REPS=${REPS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-8}
-LAT_RUNS=${LAT_RUNS:-30}
+LAT_RUNS=${LAT_RUNS:-200}
+BPF_STATS=${BPF_STATS:-1}
 PY=/usr/bin/python3
 KUBECTL=${KUBECTL:-$PWD/build/deps/kubectl-1.20/usr/bin/kubectl}
 [[ -x $BIN/netpol-bench ]] || { echo "netpol bench: $BIN/netpol-bench missing (run make)" >&2; exit 1; }
@@ -44,6 +56,13 @@ run() {
 run --pods 1000 --policies 1000 --namespaces 10 --replicas 4 --nodes 10 --runs 5
 run --pods 5000 --policies 2000 --namespaces 20 --replicas 4 --nodes 10 --runs 3
 
+# --- 1b. the hooks per packet ------------------------------------------------------------------
+dp=""
+if [[ $EUID == 0 && -x $BIN/netpol-dpbench ]]; then
+	log "netpol-dpbench"
+	dp=$("$BIN/netpol-dpbench")
+fi
+
 # --- 2. the lab ----------------------------------------------------------------------------
 lab_md=""
 if [[ ${NETPOL_LAB:-1} == 1 ]]; then
@@ -54,7 +73,9 @@ if [[ ${NETPOL_LAB:-1} == 1 ]]; then
 	S=/run/sluice-lab/$L
 	LAB=(env SLUICE_LAB_BIN="$BIN" KUBECTL="$KUBECTL" bash tools/lab/lab.sh)
 	tmp=$(mktemp -d /tmp/sluice-netpol-bench.XXXXXX)
+	stats_was=""
 	lab_down() {
+		[[ -z $stats_was ]] || sysctl -qw kernel.bpf_stats_enabled="$stats_was" || true
 		LAB_QUIET=1 LAB_STOP_TIMEOUT=3 "${LAB[@]}" down --name "$L" >/dev/null 2>&1 || true
 		rm -rf "$tmp"
 	}
@@ -113,6 +134,66 @@ Y
 	until_ok 20 bash -c "[[ \$(nsenter --net=$CLI_NS $PY tests/netpol-recipes/probe.py tcp $SRV 9000 1) == ok* ]]" ||
 		{ log "cli cannot reach srv:9000"; exit 1; }
 
+	# The programs attached in the lab's node netns (bpftool sees every program of the
+	# machine; other labs run the same ones).
+	prog_ids() {
+		local n
+		for n in n1 n2; do
+			nsenter --net="/run/netns/$L-$n" bpftool -j net show
+		done | "$PY" -c '
+import json, sys
+ids = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k in ("prog_id", "id") and isinstance(v, int):
+                ids.add(v)
+            else:
+                walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+for line in sys.stdin:
+    line = line.strip()
+    if line:
+        walk(json.loads(line))
+print(" ".join(str(i) for i in sorted(ids)))'
+	}
+	# "run_time_ns run_cnt sys_softirq_ticks" now
+	snap() {
+		local ns=0 cnt=0
+		if [[ $BPF_STATS == 1 ]]; then
+			read -r ns cnt < <(bpftool -j prog show | "$PY" -c '
+import json, sys
+ids = set(int(x) for x in sys.argv[1:])
+ns = cnt = 0
+for p in json.load(sys.stdin):
+    if p["id"] in ids:
+        ns += p.get("run_time_ns", 0)
+        cnt += p.get("run_cnt", 0)
+print(ns, cnt)' $PROGS)
+		fi
+		echo "$ns $cnt $(awk '/^cpu / { print $4 + $8; exit }' /proc/stat)"
+	}
+	HZ=$(getconf CLK_TCK)
+	# costs BEFORE AFTER N: "bpf_ns_per_run= bpf_runs= bpf_ns= cpu_us=" per one of N
+	costs() {
+		local b=($1) a=($2)
+		"$PY" -c '
+import sys
+b, a, n, hz = [float(x) for x in sys.argv[1:4]], [float(x) for x in sys.argv[4:7]], float(sys.argv[7]), float(sys.argv[8])
+ns, cnt, tk = a[0] - b[0], a[1] - b[1], a[2] - b[2]
+print("bpf_ns_per_run=%.0f bpf_runs=%.2f bpf_ns=%.0f cpu_us=%.1f" % (ns / cnt if cnt else 0,
+      cnt / n, ns / n, tk / hz * 1e6 / n))' "${b[@]}" "${a[@]}" "$3" "$HZ"
+	}
+	PROGS=$(prog_ids)
+	if [[ $BPF_STATS == 1 ]]; then
+		[[ -n $PROGS ]] || { log "no BPF programs attached in $L-n1/$L-n2"; exit 1; }
+		stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+		sysctl -qw kernel.bpf_stats_enabled=1
+		log "bpf stats on for programs $PROGS"
+	fi
+
 	# a. update -> enforcement
 	k apply --validate=false -f - >/dev/null <<'Y'
 apiVersion: networking.k8s.io/v1
@@ -122,9 +203,11 @@ spec: {podSelector: {}, policyTypes: [Ingress]}
 Y
 	until_ok 10 bash -c "[[ \$(nsenter --net=$CLI_NS $PY tests/netpol-recipes/probe.py tcp $SRV 9000 0.5) == dropped ]]" ||
 		{ log "deny-all not enforced"; exit 1; }
-	lcmd=(netpol-lab.py latency --api "$API" --ns bench --netns "$CLI_NS" --target "$SRV:9000" --runs "$LAT_RUNS")
+	lcmd=(netpol-lab.py latency --api "$API" --ns bench --netns "$CLI_NS" --target "$SRV:9000" --runs "$LAT_RUNS"
+		--agent-netns "/run/netns/$L-n2")
 	log "${lcmd[*]}"
-	lat=$("$PY" tools/bench/"${lcmd[@]}")
+	lat=$("$PY" tools/bench/"${lcmd[@]}" 2>"$tmp/lat.err")
+	cat "$tmp/lat.err" >&2
 	log "$lat"
 	k -n bench delete networkpolicy deny-all >/dev/null
 
@@ -171,16 +254,30 @@ Y
 				{ log "policy not removed"; exit 1; }
 		fi
 		sleep 1
+		s0=$(snap)
+		local perf_pid=""
+		if [[ -n ${PERF_DIR:-} && $2 == 1 ]]; then
+			perf record -a -g -q -o "$PERF_DIR/perf-$1.data" -- sleep "$SECONDS_PER_RUN" \
+				>/dev/null 2>&1 &
+			perf_pid=$!
+		fi
 		out=$(nsenter --net="$CLI_NS" "$BIN/connbench" closed --targets "$SRV:8090" --conns "$CONNS" \
 			--seconds "$SECONDS_PER_RUN" --warmup 0.5 --tag "$1$2")
-		[[ $out =~ rate=([0-9.]+).*p50_ms=([0-9.]+).*p99_ms=([0-9.]+).*errors=([0-9]+) &&
-			${BASH_REMATCH[4]} == 0 ]] || { log "connbench $1 rep $2: $out"; exit 1; }
-		raw+=("arm=$1 rep=$2 test=conn rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]} p99_ms=${BASH_REMATCH[3]}")
+		[[ -z $perf_pid ]] || wait "$perf_pid" || true
+		# (the spaces: connbench also prints conn_p50_ms... for the connect() alone)
+		[[ $out =~ \ rate=([0-9.]+).*\ p50_ms=([0-9.]+).*\ p99_ms=([0-9.]+).*\ max_ms=([0-9.]+).*errors=([0-9]+) &&
+			${BASH_REMATCH[5]} == 0 ]] || { log "connbench $1 rep $2: $out"; exit 1; }
+		raw+=("arm=$1 rep=$2 test=conn rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]} p99_ms=${BASH_REMATCH[3]} max_ms=${BASH_REMATCH[4]}")
+		# per connection: connbench counts those of the measured seconds, after warmup;
+		# the counters include the warmup's: rate x (seconds + warmup) approximates both
+		raw[-1]+=" $(costs "$s0" "$(snap)" "$("$PY" -c "print(max(1.0, ${BASH_REMATCH[1]} * ($SECONDS_PER_RUN + 0.5)))")")"
+		s0=$(snap)
 		out=$(nsenter --net="$CLI_NS" "$PY" tools/bench/netpol-lab.py rr --target "$SRV:9000" \
 			--conns "$CONNS" --seconds "$SECONDS_PER_RUN")
 		[[ $out =~ rate=([0-9.]+).*p50_ms=([0-9.]+).*p99_ms=([0-9.]+).*errors=([0-9]+) &&
 			${BASH_REMATCH[4]} == 0 ]] || { log "rr $1 rep $2: $out"; exit 1; }
 		raw+=("arm=$1 rep=$2 test=rr rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]} p99_ms=${BASH_REMATCH[3]}")
+		raw[-1]+=" $(costs "$s0" "$(snap)" "$("$PY" -c "print(max(1.0, ${BASH_REMATCH[1]} * ($SECONDS_PER_RUN + 0.5)))")")"
 		log "${raw[-2]}; ${raw[-1]}"
 	}
 	for ((rep = 1; rep <= REPS; rep++)); do
@@ -202,6 +299,20 @@ for t, what in (("conn", "connections/s (new connection, request, response, clos
     print("| %s | %.0f | %.0f | %.3f | %.3f (%s) |" % (what, n, p, p / n,
           statistics.median(pairs), " ".join("%.2f" % x for x in pairs)))
 ')
+	costs_md=$(printf '%s\n' "${raw[@]}" | "$PY" -c '
+import statistics, sys
+c = {}
+for l in sys.stdin:
+    d = dict(w.split("=", 1) for w in l.split())
+    for f in ("bpf_ns_per_run", "bpf_runs", "bpf_ns", "cpu_us"):
+        c.setdefault((d["test"], d["arm"], f), []).append(float(d[f]))
+for t, what in (("conn", "per connection"), ("rr", "per request")):
+    m = lambda a, f: statistics.median(c[(t, a, f)])
+    print("| %s | %.0f / %.0f | %.2f / %.2f | %.0f / %.0f | %.1f / %.1f |" % (what,
+          m("none", "bpf_ns_per_run"), m("policy", "bpf_ns_per_run"), m("none", "bpf_runs"),
+          m("policy", "bpf_runs"), m("none", "bpf_ns"), m("policy", "bpf_ns"),
+          m("none", "cpu_us"), m("policy", "cpu_us")))
+')
 	lab_md=$(
 		echo "## Lab: update latency and the cost of a 100-rule policy"
 		echo
@@ -213,12 +324,16 @@ for t, what in (("conn", "connections/s (new connection, request, response, clos
 		echo "from the API's answer to the first new connection that gets through; then it is"
 		echo "DELETEd; deny = to the first of three new connections that do not. A new connection"
 		echo "starts every 5 ms (60 ms timeout each), so figures below ~5 ms are at the resolution"
-		echo "limit. The agent's own share is \`sluice_policy_last_apply_seconds\` on its /metrics (tens"
-		echo "to hundreds of µs here); the rest is the API server's watch and the probe."
+		echo "limit; p99 is the nearest rank ($LAT_RUNS runs: not a single maximum). Where the time"
+		echo "goes, from the same instant: watch_* = the tool's own watch on the policies got the"
+		echo "event (the API server's share); agent_* = the server node's agent had written its"
+		echo "maps (\`sluice_policy_last_applied_timestamp_seconds\` on its /metrics, read after"
+		echo "each run); the rest is the prober. The three slowest runs of each kind, taken apart:"
 		echo
 		echo '```'
 		echo "\$ ${lcmd[*]}"
 		echo "$lat"
+		cat "$tmp/lat.err"
 		echo '```'
 		echo
 		echo "**No policy vs a 100-rule policy on each side**, same pods and path, alternating order,"
@@ -236,6 +351,17 @@ for t, what in (("conn", "connections/s (new connection, request, response, clos
 		echo "| test | no policy | 100-rule policy | policy / none | median of per-run pairs (each run) |"
 		echo "|---|---|---|---|---|"
 		echo "$summary"
+		echo
+		echo "What the path costs, medians of the same runs (no policy / 100-rule policy): the BPF"
+		echo "programs attached in the two nodes' netns, from \`kernel.bpf_stats_enabled\`"
+		echo "(run_time_ns and run_cnt of each program; bpftool prog show): ns per program run, program"
+		echo "runs and BPF ns per connection or request (all hooks of both nodes, both directions);"
+		echo "and the whole machine's system + softirq CPU per connection or request from /proc/stat"
+		echo "(every job on the machine is in it: only as good as the machine is quiet)."
+		echo
+		echo "| | BPF ns per program run | program runs | BPF ns | system + softirq CPU, µs |"
+		echo "|---|---|---|---|---|"
+		echo "$costs_md"
 		echo
 		echo "Runs:"
 		echo
@@ -260,6 +386,22 @@ fi
 	echo '```'
 	printf '%s\n' "${runs[@]}"
 	echo '```'
+	if [[ -n $dp ]]; then
+		echo
+		echo "## Datapath: the policy hooks per packet"
+		echo
+		echo "The programs the pod veths run, loaded unpinned in a private netns with the maps"
+		echo "libnetpol computes for the lab's two pods, timed by the kernel (BPF_PROG_TEST_RUN,"
+		echo "the least of 7 runs of 200000 packets: load on the machine only ever adds). A SYN is"
+		echo "decided every time (never passed by the cache); an established flow's packets and"
+		echo "replies are one or two hash lookups. What the 100-rule policy adds is the rule"
+		echo "lookups of a SYN; the lab below shows the same in situ (\`bpf_stats_enabled\`)."
+		echo
+		echo '```'
+		echo "\$ netpol-dpbench"
+		echo "$dp"
+		echo '```'
+	fi
 	if [[ -n $lab_md ]]; then
 		echo
 		echo "$lab_md"
