@@ -338,7 +338,7 @@ sleep 1
 
 # cpu_per_req RATE: the machine's CPU microseconds per request between st0 and st1 (the
 # /proc/stat "cpu" lines around a connbench run), by kind. The requests counted are the
-# window's (RATE x SECONDS_PER_RUN); the 0.5 s warm-up and the process start are in the CPU
+# window's (RATE x SECONDS_PER_RUN); the 0.5 s warm-up and connbench's start are in the CPU
 # time too, the same for every path.
 cpu_per_req() {
 	local hz n
@@ -447,11 +447,14 @@ run_tp() {
 		fail "iperf3 $path rep $rep: $(tail -c 300 <<<"$out")"
 	fi
 	[[ $path == pod ]] && bpf_snap "$tmp/bpf0.json"
-	read -ra st0 < <(grep '^cpu ' /proc/stat)
-	if out=$("${cli[@]}" "$BIN/connbench" closed --targets "$dst:8090" --conns "$CONNS" \
+	# The /proc/stat samples are taken next to connbench, where it runs (for the pod: after
+	# `lab exec` has found and entered it, whose own start is not the path's cost).
+	if out=$("${cli[@]}" sh -c 'grep "^cpu " /proc/stat; "$@"; r=$?; grep "^cpu " /proc/stat
+		exit $r' sh "$BIN/connbench" closed --targets "$dst:8090" --conns "$CONNS" \
 		--seconds "$SECONDS_PER_RUN" --warmup 0.5 --tag "$path$rep" 2>&1) &&
 		[[ $out =~ rate=([0-9.]+).*p50_ms=([0-9.]+).*p99_ms=([0-9.]+).*errors=([0-9]+) ]]; then
-		read -ra st1 < <(grep '^cpu ' /proc/stat)
+		read -ra st0 < <(grep '^cpu ' <<<"$out" | head -1)
+		read -ra st1 < <(grep '^cpu ' <<<"$out" | tail -1)
 		echo "test=rr path=$path rep=$rep rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]}" \
 			"p99_ms=${BASH_REMATCH[3]} errors=${BASH_REMATCH[4]}" \
 			"$(cpu_per_req "${BASH_REMATCH[1]}")" | tee -a "$raw" >&2
