@@ -365,7 +365,8 @@ bpf_snap() {
 				2>/dev/null))
 		# TCX links (tc_hr_fabric) by their pins: this bpftool's `net show` may not list them
 		ids+=($(for f in "$S/bpffs/sluice/$n"/sl_hr_link_*; do
-			bpftool -j link show pinned "$f" 2>/dev/null | jq -r '.prog_id // empty'
+			[[ -e $f ]] || continue
+			bpftool -j link show pinned "$f" 2>/dev/null | jq -r '.prog_id // empty' || true
 		done))
 		ids+=($(bpftool -j cgroup tree "$CG/$n" 2>/dev/null |
 			jq -r '.. | objects | select(has("id")) | .id' 2>/dev/null))
@@ -424,9 +425,17 @@ hr_peer() {
 	done
 }
 
+# hr_peer_sent NODE: packets the node sent to an uplink's peer (sl_hr_dev_v1, all CPUs);
+# read around each pod run (hr_peer on rewrites the entries, counters included).
+hr_peer_sent() {
+	bpftool -j map dump pinned "$S/bpffs/sluice/$1/sl_hr_dev_v1" 2>/dev/null |
+		jq '[.[] | (.formatted.values // .values)[] | .value |
+			if type == "object" then .peer_packets else 0 end] | add // 0' 2>/dev/null || echo 0
+}
+
 # run_tp PATH REP: one iperf3 run and one connbench run over PATH.
 run_tp() {
-	local path=$1 rep=$2 dst cli out bps
+	local path=$1 rep=$2 dst cli out bps p1= p2=
 	case $path in
 	pod) dst=$POD_IP cli=(in_pod) ;;
 	podfwd)
@@ -437,6 +446,9 @@ run_tp() {
 	bridge) dst=198.19.241.2 cli=(nsenter --net="/run/netns/$L-ba") ;;
 	routed) dst=198.19.244.2 cli=(nsenter --net="/run/netns/$L-ra") ;;
 	esac
+	if [[ $path == pod* && $HOST_ROUTING == bpf ]]; then
+		p1=$(hr_peer_sent n1) p2=$(hr_peer_sent n2)
+	fi
 	if ((!TCP)); then
 		:
 	elif out=$("${cli[@]}" timeout $((SECONDS_PER_RUN + 20)) iperf3 -c "$dst" -p 5201 -t "$SECONDS_PER_RUN" -J 2>&1) &&
@@ -463,6 +475,10 @@ run_tp() {
 		((BASH_REMATCH[4] == 0)) || fail "connbench $path rep $rep: ${BASH_REMATCH[4]} errors"
 	else
 		fail "connbench $path rep $rep: $(tail -c 300 <<<"$out")"
+	fi
+	if [[ -n $p1 ]]; then
+		echo "test=hrdev path=$path rep=$rep n1=$(($(hr_peer_sent n1) - p1))" \
+			"n2=$(($(hr_peer_sent n2) - p2))" >>"$raw"
 	fi
 	[[ $path == podfwd ]] && hr_peer on
 	return 0
@@ -491,13 +507,6 @@ print("test=hr node=%s %s" % (sys.argv[1], " ".join("%s=%d" % (n, tot.get(n, 0))
 			"$n" "$out" | tee -a "$raw" >&2
 	else
 		echo "test=hr node=$n missing=1" >>"$raw"
-	fi
-	# Of the fib packets, those handed to the uplink veth's peer (sl_hr_dev_v1).
-	if out=$(bpftool -j map dump pinned "$S/bpffs/sluice/$n/sl_hr_dev_v1" 2>/dev/null); then
-		echo "test=hrdev node=$n peer=$(jq '[.[] | (.formatted.values // .values)[] | .value |
-			if type == "object" then .peer_packets else 0 end] | add // 0' <<<"$out" \
-			2>/dev/null || echo 0)" |
-			tee -a "$raw" >&2
 	fi
 done
 fi
@@ -695,7 +704,10 @@ def hrv(n, k):
     return int(hr.get(n, {}).get(k, 0))
 if E["HOST_ROUTING"] == "bpf":
     path = ("pod veth → n1's tc ingress on the pod veth (the agent's programs: policy, then BPF host "
-            "routing: FIB lookup, TTL and MAC rewrite, redirect to the fabric veth) → n1's fabric veth "
+            "routing: FIB lookup, TTL and MAC rewrite, `bpf_redirect_peer` to the fabric veth's peer in "
+            "L-fabric — n1's fabric veth is a veth into another netns, so its transmit and its peer's "
+            "backlog queue are skipped; packets the uplink's egress program would reverse-NAT keep "
+            "`bpf_redirect` to the fabric veth) "
             "→ bridge br0 in L-fabric → n2's fabric veth → n2's TCX ingress (the destination's ingress "
             "policy, then `bpf_redirect_peer` into the pod's netns) — the nodes' IP stacks, netfilter "
             "and the host veth's backlog queue on n2 are skipped (agents with `--host-routing bpf`, the "
@@ -703,11 +715,16 @@ if E["HOST_ROUTING"] == "bpf":
             "n2 %d and %d; %d + %d eligible packets fell back to the stack)" %
             (hrv("n1", "fib"), hrv("n1", "peer_net"), hrv("n2", "fib"), hrv("n2", "peer_net"),
              hrv("n1", "stack"), hrv("n2", "stack")))
-    hrdev = {r["node"]: int(r.get("peer", 0)) for r in rows if r["test"] == "hrdev"}
-    if hrdev:
-        path += ("; of the FIB-redirected packets n1 sent %d and n2 %d to the peer of their fabric "
-                 "veth by `bpf_redirect_peer`, skipping the fabric veth's transmit and backlog "
-                 "queue" % (hrdev.get("n1", 0), hrdev.get("n2", 0)))
+    hrdev = {}
+    for r in rows:
+        if r["test"] == "hrdev":
+            d = hrdev.setdefault(r["path"], [0, 0])
+            d[0] += int(r["n1"])
+            d[1] += int(r["n2"])
+    if "pod" in hrdev:
+        path += ("; during the *pod* runs n1 sent %d packets and n2 %d to the peer of their fabric "
+                 "veth by `bpf_redirect_peer`%s" % (hrdev["pod"][0], hrdev["pod"][1],
+                 " (during *podfwd* %d and %d)" % tuple(hrdev["podfwd"]) if "podfwd" in hrdev else ""))
 else:
     path = ("pod veth → n1 (routing through the node's stack, the agent's programs on the pod veth) → "
             "host-gw route via 198.18.0.12 → n1's fabric veth → bridge br0 in L-fabric → n2's fabric "
@@ -715,12 +732,16 @@ else:
 w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: " + path + "; pod eth0 "
   "MTU %s. *veth* (the limit): two "
   "namespaces joined by one veth pair, MTU 1500. *bridge* (the fair reference for the fabric): two "
-  "namespaces each with a veth into a bridge in a third namespace, MTU 1500. So the pod path has two "
-  "extra veth hops and two routing steps over the bridge reference. *routed* (the lab's topology without "
+  "namespaces each with a veth into a bridge in a third namespace, MTU 1500. %s *routed* (the lab's topology without "
   "Sluice): client netns → veth → router netns → veth → bridge netns → veth → router netns → veth → "
   "server netns, static routes, the pod MTU on the end veths — the same devices as *pod* with the "
   "kernel's routing in both routers, so *pod* vs *routed* is what Sluice does to that path (its "
-  "programs, host routing, the pod runtime).%s\n" % (E["POD_MTU"], " *podfwd*: the pod path with "
+  "programs, host routing, the pod runtime).%s\n" % (E["POD_MTU"], ("So the pod path crosses two "
+  "veth pairs more than the bridge reference and routes twice (in BPF), but like *bridge* it passes "
+  "a backlog queue twice (the client pod's veth, n2's fabric veth): n1 hands packets to its fabric "
+  "veth's peer and n2 into the server pod by `bpf_redirect_peer`." if E["HOST_ROUTING"] == "bpf" else
+  "So the pod path has two extra veth hops and two routing steps over the bridge reference."),
+  " *podfwd*: the pod path with "
   "the fabric veth's transmit put back: the nodes' `sl_hr_dev_v1` entries are removed for these "
   "runs, so n1 and n2 send by `bpf_redirect` to the fabric veth (its tc egress, its transmit, its "
   "peer's backlog queue) instead of `bpf_redirect_peer` to its peer; *pod* vs *podfwd* is what "
