@@ -600,6 +600,49 @@ struct ep_tcx_link_info { /* struct bpf_link_info with its tcx member */
 };
 
 /*
+ * sl_hr_dev_v1 for device idx (abi/hostroute.h): a veth whose peer is in another netns gets
+ * pod-to-pod packets by redirect_peer. Rewritten whole at each attach (an ifindex may have
+ * been reused by another device since).
+ */
+static void hr_dev_set(struct endpoints *e, const char *dev, int idx)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(e->skel->maps.sl_hr_dev_v1);
+	int peer = node_link_veth_peer_remote(idx);
+	struct sl_hr_dev *v;
+	uint32_t key = (uint32_t)idx;
+
+	if (peer < 0)
+		pr_warn(EL, "host routing: device '%s': link query failed: %s; sent by redirect",
+			dev, sl_strerror(peer));
+	if (peer <= 0 || ncpu <= 0)
+		return;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return;
+	for (int c = 0; c < ncpu; c++)
+		v[c].flags = SL_HR_DEV_F_PEER;
+	if (bpf_map_update_elem(fd, &key, v, BPF_ANY))
+		pr_warn(EL, "host routing: device '%s': %s update failed: %s", dev, SL_MAP_HR_DEV,
+			strerror(errno));
+	else
+		pr_info(EL,
+			"host routing: device '%s' is a veth into another netns: pod packets to "
+			"other nodes go to its peer by redirect_peer",
+			dev);
+	free(v);
+}
+
+static void hr_dev_clear(struct endpoints *e)
+{
+	int fd = bpf_map__fd(e->skel->maps.sl_hr_dev_v1);
+	uint32_t key;
+
+	while (!bpf_map_get_next_key(fd, NULL, &key))
+		if (bpf_map_delete_elem(fd, &key))
+			break;
+}
+
+/*
  * The fabric program on each device, TCX ingress: it runs ahead of the uplink path's tc
  * filter, to which it passes (TCX_NEXT) everything not for a local pod. The link is pinned
  * so that packets keep their path while the agent is down; a restart swaps the program
@@ -610,6 +653,7 @@ static void hr_fabric_attach(struct endpoints *e)
 	int prog_fd = bpf_program__fd(e->skel->progs.tc_hr_fabric);
 	char list[sizeof(e->devices)], *save = NULL;
 
+	hr_dev_clear(e);
 	snprintf(list, sizeof(list), "%s", e->devices);
 	for (char *dev = strtok_r(list, ",", &save); dev; dev = strtok_r(NULL, ",", &save)) {
 		char pin[PATH_MAX + 64];
@@ -621,6 +665,7 @@ static void hr_fabric_attach(struct endpoints *e)
 			pr_warn(EL, "host routing: device '%s' does not exist", dev);
 			continue;
 		}
+		hr_dev_set(e, dev, idx);
 		snprintf(pin, sizeof(pin), "%s/%s%s", e->pin_root, SL_HR_LINK_PREFIX, dev);
 		fd = bpf_obj_get(pin);
 		if (fd >= 0) {

@@ -115,5 +115,8 @@ int node_route_replace(const struct node_route *r);
 int node_route_delete(const struct node_route *r);
 /* Our routes (rtm_protocol NODE_RTPROT) in the main table; caller frees *out. */
 int node_route_dump(struct node_route **out, size_t *n);
+/* 1 when ifindex is a veth whose peer lives in another netns (IFLA_LINK_NETNSID), 0 when
+ * not, or a negative errno. */
+int node_link_veth_peer_remote(int ifindex);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
+#include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 
 #include "node.h"
@@ -194,4 +195,62 @@ int node_route_dump(struct node_route **out, size_t *n)
 	*out = d.v;
 	*n = d.n;
 	return 0;
+}
+
+struct nr_link {
+	bool veth, remote_peer;
+};
+
+static int nr_linkinfo_cb(const struct nlattr *a, void *data)
+{
+	struct nr_link *l = data;
+
+	if (mnl_attr_get_type(a) == IFLA_INFO_KIND && !mnl_attr_validate(a, MNL_TYPE_STRING))
+		l->veth = !strcmp(mnl_attr_get_str(a), "veth");
+	return MNL_CB_OK;
+}
+
+static int nr_link_attr_cb(const struct nlattr *a, void *data)
+{
+	struct nr_link *l = data;
+
+	switch (mnl_attr_get_type(a)) {
+	case IFLA_LINKINFO:
+		mnl_attr_parse_nested(a, nr_linkinfo_cb, l);
+		break;
+	case IFLA_LINK_NETNSID: /* the link's peer is in another netns */
+		l->remote_peer = true;
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+static int nr_link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	mnl_attr_parse(nlh, sizeof(struct ifinfomsg), nr_link_attr_cb, data);
+	return MNL_CB_OK;
+}
+
+int node_link_veth_peer_remote(int ifindex)
+{
+	char buf[NR_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nr_link l = {0};
+	struct nr_sock s = {0};
+	struct ifinfomsg *ifm;
+	int err;
+
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = ifindex;
+	err = nr_open(&s);
+	if (err)
+		return err;
+	err = nr_talk(&s, nlh, nr_link_cb, &l);
+	nr_close(&s);
+	if (err)
+		return err;
+	return l.veth && l.remote_peer;
 }

@@ -5,7 +5,9 @@
  *   from a pod (tc ingress of its host veth, after translation and its egress policy):
  *     destination a pod of this node  → its ingress policy here, then redirect_peer into it
  *     destination in a podCIDR        → FIB lookup, TTL - 1, MACs, redirect to the device
- *                                       (redirect_neigh when the neighbour is unresolved)
+ *                                       (redirect_neigh when the neighbour is unresolved;
+ *                                       redirect_peer to its peer when the device is a veth
+ *                                       into another netns, sl_hr_dev_v1)
  *   from the fabric (TCX ingress of the node's devices):
  *     from a podCIDR to a pod of this node → its ingress policy here, then redirect_peer
  *
@@ -23,6 +25,8 @@
 #define SLUICE_BPF_SL_HOSTROUTE_H
 
 #include "lib/sl_defs.h"
+#include "lib/sl_parse.h"
+#include "lib/sl_ct.h"
 #include "abi/hostroute.h"
 
 #define SL_HR_AF_INET	2
@@ -55,6 +59,14 @@ struct {
 	__type(value, struct sl_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_hr_ctr_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, SL_HR_MAX_DEVS);
+	__type(key, __u32);
+	__type(value, struct sl_hr_dev);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_hr_dev_v1 SEC(".maps");
 
 static __always_inline int sl_hr_count(struct __sk_buff *skb, __u32 idx, int verdict)
 {
@@ -116,10 +128,45 @@ static __always_inline bool sl_hr_in_cluster(__be32 daddr)
 }
 
 /*
+ * Would the egress program of a --devices uplink (tc_nodeport_egress) change this packet?
+ * It does the reverse NAT of replies from local backends (a REPLY conntrack entry; e.g. a
+ * pod of another node that reached this node's NodePort without the socket LB). Such a
+ * packet must go through the device's transmit, where that program runs.
+ */
+static __always_inline bool sl_hr_uplink_egress_nat(struct __sk_buff *skb)
+{
+	struct sl_ct4_key rk;
+	struct sl_pkt4 pkt = {};
+
+	if (sl_parse4(skb, &pkt))
+		return false; /* the egress program passes what it cannot parse */
+	sl_ct_key_from_pkt(&rk, &pkt, SL_CT_DIR_REPLY);
+	return bpf_map_lookup_elem(sl_ct_map(pkt.proto), &rk) != NULL;
+}
+
+/*
+ * To the device of a usable FIB result: a veth into another netns (sl_hr_dev_v1) gets the
+ * packet by redirect_peer, received by its peer as its transmit would deliver it, minus
+ * the transmit path and one pass through a backlog queue; anything else by redirect to the
+ * device's egress, whose tc programs then run.
+ */
+static __always_inline int sl_hr_xmit(struct __sk_buff *skb, __u32 ifindex)
+{
+	struct sl_hr_dev *dev = bpf_map_lookup_elem(&sl_hr_dev_v1, &ifindex);
+
+	if (dev && (dev->flags & SL_HR_DEV_F_PEER) && !sl_hr_uplink_egress_nat(skb)) {
+		dev->peer_packets++;
+		dev->peer_bytes += skb->len;
+		return bpf_redirect_peer(ifindex, 0);
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
+/*
  * A packet from a pod to a pod of another node: routed here as the node's stack would
- * route it (FIB lookup from the pod's veth), straight to the egress device; the device's
- * own tc egress programs still run. TC_ACT_OK (the kernel path) when the FIB says
- * anything but "forward": unreachable, MTU, forwarding off, ...
+ * route it (FIB lookup from the pod's veth), straight to the egress device (sl_hr_xmit).
+ * TC_ACT_OK (the kernel path) when the FIB says anything but "forward": unreachable, MTU,
+ * forwarding off, ...
  */
 static __always_inline int sl_hr_fib_out(struct __sk_buff *skb, const struct iphdr *ip)
 {
@@ -147,7 +194,7 @@ static __always_inline int sl_hr_fib_out(struct __sk_buff *skb, const struct iph
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		if (sl_hr_macs(skb, fib.dmac, fib.smac))
 			return TC_ACT_SHOT; /* TTL already written: cannot hand back */
-		return sl_hr_count(skb, SL_HR_C_FIB, bpf_redirect(fib.ifindex, 0));
+		return sl_hr_count(skb, SL_HR_C_FIB, sl_hr_xmit(skb, fib.ifindex));
 	}
 	/* No neighbour entry yet: the kernel resolves it for the next hop the FIB chose. */
 	nh.nh_family = SL_HR_AF_INET;

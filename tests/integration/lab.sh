@@ -244,6 +244,20 @@ t_nodeport() {
 		expect_match "nodeport-from-ext-to-n$n" \
 			"$(in_lab ext -- curl -s --max-time 2 "http://$ip:$NP/")" "^pod=web-[12] client="
 	done
+	# From a pod of n1 to n2's NodePort: when n2 picks its own web-2 the reply goes from a
+	# pod of n2 to a pod of n1 and needs the uplink's reverse NAT (tc_nodeport_egress), so
+	# host routing must not hand it to the uplink's peer (sl_hr_dev_v1); when it picks
+	# web-1, SNAT and FIB redirect. Every request must be answered.
+	local i out got=0 by=""
+	for ((i = 0; i < 12; i++)); do
+		out=$(get "http://198.18.0.12:$NP/")
+		[[ $out =~ ^pod=(web-[12])\ client=([0-9.]+) ]] || continue
+		got=$((got + 1))
+		by+=" ${BASH_REMATCH[1]}<-${BASH_REMATCH[2]}"
+	done
+	expect_eq nodeport-from-pod-of-other-node "$got of 12 answered" "12 of 12 answered"
+	echo "# answers (backend<-client seen):$by"
+	expect_match nodeport-from-pod-of-other-node-local-backend "$by" "web-2<-"
 }
 t_readiness() {
 	in_lab default/probe -- curl -s --max-time 2 -X POST "http://$W2:8080/ready/fail" >/dev/null

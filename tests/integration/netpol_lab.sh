@@ -147,6 +147,11 @@ e = json.load(sys.stdin)
 print(sum(int.from_bytes(bytes(int(b, 16) for b in v["value"][:8]), "little")
           if isinstance(v["value"], list) else int(v["value"]["packets"]) for v in e["values"]))'
 }
+hr_dev_peer() { # NODE: packets sl_hr_dev_v1 counts as sent by redirect_peer, all devices
+	bpftool -j map dump pinned "$S/bpffs/sluice/$1/sl_hr_dev_v1" 2>/dev/null |
+		jq '[.[] | (.formatted.values // .values)[] | .value |
+			if type == "object" then .peer_packets else 0 end] | add // 0'
+}
 if [[ ${LAB_AGENT_FLAGS:-} != *"--host-routing kernel"* ]]; then
 	hr="n1: $(hr_pkts n1 2) from the fabric; n2: $(hr_pkts n2 2) from the fabric, $(hr_pkts n2 1) same node"
 	if [[ $hr =~ ^n1:\ [1-9][0-9]*\ .*n2:\ [1-9][0-9]*\ .*,\ [1-9][0-9]*\ same ]]; then
@@ -154,6 +159,15 @@ if [[ ${LAB_AGENT_FLAGS:-} != *"--host-routing kernel"* ]]; then
 		echo "# packets delivered by redirect_peer: $hr"
 	else
 		not_ok host-routing-carried-the-probes "$hr"
+	fi
+	# The lab's uplinks are veths into L-fabric: the nodes hand cross-node packets to the
+	# uplink's peer (sl_hr_dev_v1 counts them), both ways of the cross-node probes.
+	peer="n1: $(hr_dev_peer n1), n2: $(hr_dev_peer n2)"
+	if [[ $peer =~ ^n1:\ [1-9][0-9]*,\ n2:\ [1-9][0-9]*$ ]]; then
+		ok host-routing-uplink-redirect-peer
+		echo "# packets sent to the uplink's peer by redirect_peer: $peer"
+	else
+		not_ok host-routing-uplink-redirect-peer "$peer"
 	fi
 fi
 

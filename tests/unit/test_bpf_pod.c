@@ -838,6 +838,99 @@ out:
 	tc_pod__destroy(s);
 }
 
+/* Packets sl_hr_dev_v1 counts as sent by redirect_peer through ifindex, over all CPUs. */
+static uint64_t hr_dev_peer(struct tc_pod *s, int ifindex)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sl_hr_dev *v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
+	uint32_t k = (uint32_t)ifindex;
+	uint64_t total = 0;
+
+	if (v && !bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_hr_dev_v1), &k, v))
+		for (int i = 0; i < ncpu; i++)
+			total += v[i].peer_packets;
+	free(v);
+	return total;
+}
+
+static int put_hr_dev(struct tc_pod *s, int ifindex, uint32_t flags)
+{
+	int ncpu = libbpf_num_possible_cpus(), err;
+	struct sl_hr_dev *v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
+	uint32_t k = (uint32_t)ifindex;
+
+	if (!v)
+		return -ENOMEM;
+	for (int i = 0; i < ncpu; i++)
+		v[i].flags = flags;
+	err = bpf_map_update_elem(bpf_map__fd(s->maps.sl_hr_dev_v1), &k, v, 0) ? -errno : 0;
+	free(v);
+	return err;
+}
+
+/* An uplink veth into another netns (sl_hr_dev_v1): the same forwarding, then redirect_peer
+ * (counted per device); a packet the uplink's egress program would reverse-NAT (a REPLY
+ * conntrack entry of the uplink path) still goes through the device's transmit; a device
+ * without the flag gets the plain redirect. */
+TEST(hostroute_fib_veth_uplink_redirect_peer)
+{
+	struct sl_ct4_val ct = {.fe_addr = 0, .backend_id = 1};
+	struct sl_ct4_key rk = {.saddr = ip4(POD),
+				.daddr = ip4(PEER_NODE_POD),
+				.sport = htons(8080),
+				.dport = htons(45001),
+				.proto = IPPROTO_TCP,
+				.dir = SL_CT_DIR_REPLY};
+	struct tc_pod *s = NULL;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
+		goto out;
+
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 45000, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, no device entry"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirect");
+	ASSERT_EQ(hr_dev_peer(s, dev), 0, "no device entry: not by redirect_peer");
+
+	if (!ASSERT_OK(put_hr_dev(s, dev, SL_HR_DEV_F_PEER), "hr0 as a veth uplink"))
+		goto out;
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, veth uplink"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirect_peer");
+	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
+			 "next hop's MAC, hr0's MAC, TTL - 1");
+	ASSERT_EQ(hr_dev_peer(s, dev), 1, "counted as sent by redirect_peer");
+	ASSERT_EQ(hr_ctr(s, SL_HR_C_FIB), 2, "both in the fib counter");
+
+	/* A reply of a NodePort flow to a local backend: the uplink's egress program owns it. */
+	ct.fe_addr = ip4("198.18.0.11");
+	ct.fe_port = htons(30080);
+	ct.client_addr = ip4(PEER_NODE_POD);
+	ct.client_port = htons(45001);
+	ct.backend_addr = ip4(POD);
+	ct.backend_port = htons(8080);
+	if (!ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.sl_ct4_tcp_v1), &rk, &ct, 0),
+		       "uplink REPLY entry"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 8080, 45001, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, NodePort reply"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected to the device");
+	ASSERT_EQ(hr_dev_peer(s, dev), 1, "not by redirect_peer: the egress program must see it");
+	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
+			 "untranslated here");
+out:
+	tc_pod__destroy(s);
+}
+
 /* An opted-out pod (per-packet service path) behind host routing: the reply from a backend
  * is reverse-NATed before the redirect, as tc_pod_egress would on its veth. */
 TEST(hostroute_optout_reply_reverse_nat)

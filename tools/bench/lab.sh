@@ -40,7 +40,19 @@
 # connections in flight, 8), POD_TIMEOUT (seconds for all pods Ready, then
 # gone; 300), SCALE_N (100), SCALE_RUNS (3), STEPS (steps to run, "1 2 3 4";
 # "3" alone for the pod → pod figures), HOST_ROUTING (the agents' --host-routing,
-# bpf or kernel; default bpf).
+# bpf or kernel; default bpf), PODFWD (1: with HOST_ROUTING=bpf also the path
+# "podfwd": the pod path with the nodes' sl_hr_dev_v1 entries removed for the
+# run, so n1 and n2 send by bpf_redirect to the fabric veth's transmit instead
+# of bpf_redirect_peer to its peer — what redirect_peer is worth, same lab,
+# same run; default 1), TCP (0: no iperf3 runs, request rate only; default 1),
+# BPF_STATS (1: kernel.bpf_stats_enabled during step
+# 3, restored on exit, and the run time of n1's and n2's programs per request of
+# the pod runs; it adds two clock reads per program run to the pod path; default 0).
+#
+# Every connbench run also records the machine's CPU time per request (/proc/stat
+# deltas: user, system, softirq; idle): machine-wide, so other work on the machine
+# lands in it too — meaningful when the run leaves little idle time and the load
+# from others is low (m_load), and comparable between paths of the same run.
 if [[ -z ${SLUICE_IN_MNTNS:-} ]]; then
 	exec env SLUICE_IN_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
@@ -60,6 +72,10 @@ SCALE_N=${SCALE_N:-100}
 SCALE_RUNS=${SCALE_RUNS:-3}
 STEPS=" ${STEPS:-1 2 3 4} "
 HOST_ROUTING=${HOST_ROUTING:-bpf}
+BPF_STATS=${BPF_STATS:-0}
+PODFWD=${PODFWD:-1}
+TCP=${TCP:-1}
+[[ $HOST_ROUTING == bpf ]] || PODFWD=0
 step() { [[ $STEPS == *" $1 "* ]]; }
 PY=/usr/bin/python3
 KUBECTL=${KUBECTL:-$PWD/build/deps/kubectl-1.20/usr/bin/kubectl}
@@ -92,6 +108,7 @@ cleanup() {
 	# CNI namespaces left by an interrupted call loop
 	for n in /run/netns/"$L"-c*; do [[ -e $n ]] && ip netns del "${n##*/}" 2>/dev/null; done
 	LAB_QUIET=1 LAB_STOP_TIMEOUT=3 "${LAB[@]}" down --name "$L" >/dev/null 2>&1 || true
+	[[ -n ${bpf_stats_was:-} ]] && sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_was"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -256,6 +273,11 @@ POD_IP=$("${KC[@]}" get pod tp-server -o jsonpath='{.status.podIP}')
 POD_MTU=$("${LAB[@]}" exec --name "$L" default/tp-client -- cat /sys/class/net/eth0/mtu 2>/dev/null || echo "?")
 in_pod() { timeout $((SECONDS_PER_RUN + 30)) "${LAB[@]}" exec --name "$L" default/tp-client -- "$@"; }
 
+if [[ $BPF_STATS == 1 ]]; then
+	bpf_stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+	sysctl -qw kernel.bpf_stats_enabled=1
+fi
+
 # References: A <veth> B, and A <veth> [br0 in BR] <veth> B.
 mkns "$L-va"
 mkns "$L-vb"
@@ -314,37 +336,159 @@ for s in v:198.19.240.2 b:198.19.241.2 r:198.19.244.2; do
 done
 sleep 1
 
+# cpu_per_req RATE: the machine's CPU microseconds per request between st0 and st1 (the
+# /proc/stat "cpu" lines around a connbench run), by kind. The requests counted are the
+# window's (RATE x SECONDS_PER_RUN); the 0.5 s warm-up and connbench's start are in the CPU
+# time too, the same for every path.
+cpu_per_req() {
+	local hz n
+	hz=$(getconf CLK_TCK)
+	n=$(awk -v r="$1" -v s="$SECONDS_PER_RUN" 'BEGIN { printf "%d", r * s }')
+	awk -v hz="$hz" -v n="$n" -v a="${st0[*]}" -v b="${st1[*]}" 'BEGIN {
+		split(a, x); split(b, y)
+		for (i = 2; i <= 9; i++) d[i] = y[i] - x[i]
+		tot = 0; for (i = 2; i <= 9; i++) tot += d[i]
+		us = 1e6 / hz / (n ? n : 1)
+		printf "cpu_us=%.1f usr_us=%.1f sys_us=%.1f sirq_us=%.1f idle_pct=%.0f",
+			(tot - d[5] - d[6]) * us, (d[2] + d[3]) * us, d[4] * us, (d[7] + d[8]) * us,
+			tot ? 100 * (d[5] + d[6]) / tot : 0 }'
+}
+
+# bpf_snap FILE: run_time_ns / run_cnt of the programs attached in n1 and n2 (tc, TCX, and
+# the cgroup hooks of their agents), with BPF_STATS=1.
+bpf_snap() {
+	[[ $BPF_STATS == 1 ]] || return 1
+	local n ids=()
+	for n in n1 n2; do
+		ids+=($(nsenter --net="/run/netns/$L-$n" bpftool -j net show 2>/dev/null |
+			jq -r '.. | objects | select(has("devname")) | (.prog_id // .id // empty)' \
+				2>/dev/null))
+		# TCX links (tc_hr_fabric) by their pins: this bpftool's `net show` may not list them
+		ids+=($(for f in "$S/bpffs/sluice/$n"/sl_hr_link_*; do
+			[[ -e $f ]] || continue
+			bpftool -j link show pinned "$f" 2>/dev/null | jq -r '.prog_id // empty' || true
+		done))
+		ids+=($(bpftool -j cgroup tree "$CG/$n" 2>/dev/null |
+			jq -r '.. | objects | select(has("id")) | .id' 2>/dev/null))
+	done
+	# Programs of others come and go while bpftool walks the list (it then fails): retry.
+	for _ in 1 2 3 4 5; do
+		bpftool -j prog show 2>/dev/null | jq -ec --argjson ids "$(printf '%s\n' "${ids[@]}" |
+			sort -un | jq -s .)" '[.[] | select(.id as $i | $ids | index($i)) |
+			{id, name, ns: (.run_time_ns // 0), cnt: (.run_cnt // 0)}] |
+			select(length > 0)' >"$1" 2>/dev/null && return 0
+	done
+	echo '[]' >"$1"
+}
+
+# bpf_per_req REP RATE: per program (by name, summed over both nodes) the runs and ns per
+# request of the pod run between bpf0.json and bpf1.json.
+bpf_per_req() {
+	"$PY" - "$tmp/bpf0.json" "$tmp/bpf1.json" "$1" "$2" "$SECONDS_PER_RUN" <<'PYB'
+import json, sys
+a = {p["id"]: p for p in json.load(open(sys.argv[1]))}
+b = json.load(open(sys.argv[2]))
+n = float(sys.argv[4]) * float(sys.argv[5]) or 1
+by = {}
+for p in b:
+    o = a.get(p["id"], {"ns": 0, "cnt": 0})
+    s = by.setdefault(p["name"], [0, 0])
+    s[0] += p["ns"] - o["ns"]
+    s[1] += p["cnt"] - o["cnt"]
+tot = sum(v[0] for v in by.values())
+print("test=bpf rep=%s total_ns_per_req=%.0f %s" % (sys.argv[3], tot / n, " ".join(
+    "%s=%.1f/%.0f" % (k, v[1] / n, v[0] / v[1] if v[1] else 0) for k, v in sorted(by.items()) if v[1])))
+PYB
+}
+
+# hr_peer off|on: remove n1's and n2's sl_hr_dev_v1 entries (kept in $tmp), or put
+# them back; the agents write them only when they attach, so they stay as set here.
+hr_peer() {
+	local n m k
+	for n in n1 n2; do
+		m=$S/bpffs/sluice/$n/sl_hr_dev_v1
+		if [[ $1 == off ]]; then
+			bpftool -j map dump pinned "$m" 2>/dev/null |
+				jq -r '.[] | .key | if type == "array" then join(" ") else . end' \
+					>"$tmp/hrdev-$n" || : >"$tmp/hrdev-$n"
+			while read -r k; do
+				# shellcheck disable=SC2086
+				bpftool map delete pinned "$m" key $k
+			done <"$tmp/hrdev-$n"
+		else
+			while read -r k; do
+				# shellcheck disable=SC2086
+				bpftool map update pinned "$m" key $k value 1 0 0 0 0 0 0 0 \
+					0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+			done <"$tmp/hrdev-$n"
+		fi
+	done
+}
+
+# hr_peer_sent NODE: packets the node sent to an uplink's peer (sl_hr_dev_v1, all CPUs);
+# read around each pod run (hr_peer on rewrites the entries, counters included).
+hr_peer_sent() {
+	bpftool -j map dump pinned "$S/bpffs/sluice/$1/sl_hr_dev_v1" 2>/dev/null |
+		jq '[.[] | (.formatted.values // .values)[] | .value |
+			if type == "object" then .peer_packets else 0 end] | add // 0' 2>/dev/null || echo 0
+}
+
 # run_tp PATH REP: one iperf3 run and one connbench run over PATH.
 run_tp() {
-	local path=$1 rep=$2 dst cli out bps
+	local path=$1 rep=$2 dst cli out bps p1= p2=
 	case $path in
 	pod) dst=$POD_IP cli=(in_pod) ;;
+	podfwd)
+		dst=$POD_IP cli=(in_pod)
+		hr_peer off
+		;;
 	veth) dst=198.19.240.2 cli=(nsenter --net="/run/netns/$L-va") ;;
 	bridge) dst=198.19.241.2 cli=(nsenter --net="/run/netns/$L-ba") ;;
 	routed) dst=198.19.244.2 cli=(nsenter --net="/run/netns/$L-ra") ;;
 	esac
-	if out=$("${cli[@]}" timeout $((SECONDS_PER_RUN + 20)) iperf3 -c "$dst" -p 5201 -t "$SECONDS_PER_RUN" -J 2>&1) &&
+	if [[ $path == pod* && $HOST_ROUTING == bpf ]]; then
+		p1=$(hr_peer_sent n1) p2=$(hr_peer_sent n2)
+	fi
+	if ((!TCP)); then
+		:
+	elif out=$("${cli[@]}" timeout $((SECONDS_PER_RUN + 20)) iperf3 -c "$dst" -p 5201 -t "$SECONDS_PER_RUN" -J 2>&1) &&
 		bps=$(jq -er '.end.sum_received.bits_per_second' <<<"$out" 2>/dev/null); then
 		echo "test=tcp path=$path rep=$rep gbps=$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')" \
 			"retrans=$(jq -r '.end.sum_sent.retransmits // 0' <<<"$out")" | tee -a "$raw" >&2
 	else
 		fail "iperf3 $path rep $rep: $(tail -c 300 <<<"$out")"
 	fi
-	if out=$("${cli[@]}" "$BIN/connbench" closed --targets "$dst:8090" --conns "$CONNS" \
+	[[ $path == pod ]] && bpf_snap "$tmp/bpf0.json"
+	# The /proc/stat samples are taken next to connbench, where it runs (for the pod: after
+	# `lab exec` has found and entered it, whose own start is not the path's cost).
+	if out=$("${cli[@]}" sh -c 'grep "^cpu " /proc/stat; "$@"; r=$?; grep "^cpu " /proc/stat
+		exit $r' sh "$BIN/connbench" closed --targets "$dst:8090" --conns "$CONNS" \
 		--seconds "$SECONDS_PER_RUN" --warmup 0.5 --tag "$path$rep" 2>&1) &&
 		[[ $out =~ rate=([0-9.]+).*p50_ms=([0-9.]+).*p99_ms=([0-9.]+).*errors=([0-9]+) ]]; then
+		read -ra st0 < <(grep '^cpu ' <<<"$out" | head -1)
+		read -ra st1 < <(grep '^cpu ' <<<"$out" | tail -1)
 		echo "test=rr path=$path rep=$rep rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]}" \
-			"p99_ms=${BASH_REMATCH[3]} errors=${BASH_REMATCH[4]}" | tee -a "$raw" >&2
+			"p99_ms=${BASH_REMATCH[3]} errors=${BASH_REMATCH[4]}" \
+			"$(cpu_per_req "${BASH_REMATCH[1]}")" | tee -a "$raw" >&2
+		[[ $path == pod ]] && bpf_snap "$tmp/bpf1.json" &&
+			bpf_per_req "$rep" "${BASH_REMATCH[1]}" | tee -a "$raw" >&2
 		((BASH_REMATCH[4] == 0)) || fail "connbench $path rep $rep: ${BASH_REMATCH[4]} errors"
 	else
 		fail "connbench $path rep $rep: $(tail -c 300 <<<"$out")"
 	fi
+	if [[ -n $p1 ]]; then
+		echo "test=hrdev path=$path rep=$rep n1=$(($(hr_peer_sent n1) - p1))" \
+			"n2=$(($(hr_peer_sent n2) - p2))" >>"$raw"
+	fi
+	[[ $path == podfwd ]] && hr_peer on
+	return 0
 }
 for ((rep = 1; rep <= REPS; rep++)); do
 	case $((rep % 4)) in
 	1) order="pod veth bridge routed" ;; 2) order="veth bridge routed pod" ;;
 	3) order="bridge routed pod veth" ;; *) order="routed pod veth bridge" ;;
 	esac
+	((PODFWD)) && order=${order/pod/pod podfwd}
 	for p in $order; do run_tp "$p" "$rep"; done
 done
 # Which way the pod packets went: the host-routing counters (abi/hostroute.h) of both nodes.
@@ -415,7 +559,7 @@ t_total=$(($(date +%s) - t_start))
 # --- report --------------------------------------------------------------------------------------
 log "report"
 export m_cpu m_nproc m_mem m_kernel m_commit m_date m_load v_iperf v_plugins t_total POD_MTU
-export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS HOST_ROUTING
+export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS HOST_ROUTING TCP
 export FAILURES="${failures[*]}"
 "$PY" - "$raw" "$tmp" "$OUT" <<'PY'
 import os, sys, statistics
@@ -445,13 +589,16 @@ for r in rows:
     if r["test"] == "cni" and r["rc"] == "0":
         cni.setdefault((r["variant"], r["op"]), []).append(float(r["ms"]))
 cni_err = sum(1 for r in rows if r["test"] == "cni" and r["rc"] != "0")
-tcp, rr, retr = {}, {}, {}
+tcp, rr, retr, cpu, rrrep = {}, {}, {}, {}, {}
 for r in rows:
     if r["test"] == "tcp":
         tcp.setdefault(r["path"], []).append(float(r["gbps"]))
         retr.setdefault(r["path"], []).append(float(r["retrans"]))
     if r["test"] == "rr":
         rr.setdefault(r["path"], []).append((float(r["rate"]), float(r["p50_ms"]), float(r["p99_ms"])))
+        rrrep[(r["path"], r["rep"])] = float(r["rate"])
+        if "cpu_us" in r:
+            cpu.setdefault(r["path"], []).append(r)
 
 # CSV: every measurement, one row each.
 with open(out + "/lab.csv", "w") as f:
@@ -504,8 +651,18 @@ def goal(what, m, unit, fmt):
     w(("| cross-node pod → pod %s ≥ 0.9 × plain veth | " + fmt + " vs " + fmt + " %s (x%.2f); vs bridge x%.2f, "
        "vs routed (same hops, no Sluice) x%.2f | %s |") % (what, m["pod"], m["veth"], unit, r,
       ratio(m["pod"], m.get("bridge", 0)), ratio(m["pod"], m.get("routed", 0)), yes(r >= 0.9)))
-goal("TCP throughput", tcp_m, "Gbit/s", "%.2f")
+# Per rotation: each pod run against the other paths' runs of the same rotation (seconds
+# apart, so slow drifts of the machine's load cancel); the median over rotations.
+def paired(a, b):
+    v = [rrrep[(a, k)] / rrrep[(b, k)] for (p, k) in rrrep if p == a and (b, k) in rrrep and rrrep[(b, k)]]
+    return med(v) if v else float("nan")
+if E["TCP"] != "0":
+    goal("TCP throughput", tcp_m, "Gbit/s", "%.2f")
 goal("request rate", rr_m, "/s", "%.0f")
+w("| (request rate, paired) pod → pod / plain veth, median of the per-rotation ratios | x%.2f; vs "
+  "bridge x%.2f, vs routed x%.2f%s | %s |" % (paired("pod", "veth"), paired("pod", "bridge"),
+  paired("pod", "routed"), ", vs podfwd x%.2f" % paired("pod", "podfwd") if "podfwd" in rr else "",
+  yes(paired("pod", "veth") >= 0.9)))
 w("")
 w("## 1. Pod start and delete (%s pods, %s nodes)\n" % (E["PODS"], E["NODES"]))
 w("`sluicectl lab up --nodes %s --no-dns`; %s echo-server pods (readiness `httpGet /ready`, "
@@ -547,7 +704,10 @@ def hrv(n, k):
     return int(hr.get(n, {}).get(k, 0))
 if E["HOST_ROUTING"] == "bpf":
     path = ("pod veth → n1's tc ingress on the pod veth (the agent's programs: policy, then BPF host "
-            "routing: FIB lookup, TTL and MAC rewrite, redirect to the fabric veth) → n1's fabric veth "
+            "routing: FIB lookup, TTL and MAC rewrite, `bpf_redirect_peer` to the fabric veth's peer in "
+            "L-fabric — n1's fabric veth is a veth into another netns, so its transmit and its peer's "
+            "backlog queue are skipped; packets the uplink's egress program would reverse-NAT keep "
+            "`bpf_redirect` to the fabric veth) "
             "→ bridge br0 in L-fabric → n2's fabric veth → n2's TCX ingress (the destination's ingress "
             "policy, then `bpf_redirect_peer` into the pod's netns) — the nodes' IP stacks, netfilter "
             "and the host veth's backlog queue on n2 are skipped (agents with `--host-routing bpf`, the "
@@ -555,6 +715,16 @@ if E["HOST_ROUTING"] == "bpf":
             "n2 %d and %d; %d + %d eligible packets fell back to the stack)" %
             (hrv("n1", "fib"), hrv("n1", "peer_net"), hrv("n2", "fib"), hrv("n2", "peer_net"),
              hrv("n1", "stack"), hrv("n2", "stack")))
+    hrdev = {}
+    for r in rows:
+        if r["test"] == "hrdev":
+            d = hrdev.setdefault(r["path"], [0, 0])
+            d[0] += int(r["n1"])
+            d[1] += int(r["n2"])
+    if "pod" in hrdev:
+        path += ("; during the *pod* runs n1 sent %d packets and n2 %d to the peer of their fabric "
+                 "veth by `bpf_redirect_peer`%s" % (hrdev["pod"][0], hrdev["pod"][1],
+                 " (during *podfwd* %d and %d)" % tuple(hrdev["podfwd"]) if "podfwd" in hrdev else ""))
 else:
     path = ("pod veth → n1 (routing through the node's stack, the agent's programs on the pod veth) → "
             "host-gw route via 198.18.0.12 → n1's fabric veth → bridge br0 in L-fabric → n2's fabric "
@@ -562,12 +732,20 @@ else:
 w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: " + path + "; pod eth0 "
   "MTU %s. *veth* (the limit): two "
   "namespaces joined by one veth pair, MTU 1500. *bridge* (the fair reference for the fabric): two "
-  "namespaces each with a veth into a bridge in a third namespace, MTU 1500. So the pod path has two "
-  "extra veth hops and two routing steps over the bridge reference. *routed* (the lab's topology without "
+  "namespaces each with a veth into a bridge in a third namespace, MTU 1500. %s *routed* (the lab's topology without "
   "Sluice): client netns → veth → router netns → veth → bridge netns → veth → router netns → veth → "
   "server netns, static routes, the pod MTU on the end veths — the same devices as *pod* with the "
   "kernel's routing in both routers, so *pod* vs *routed* is what Sluice does to that path (its "
-  "programs, host routing, the pod runtime).\n" % E["POD_MTU"])
+  "programs, host routing, the pod runtime).%s\n" % (E["POD_MTU"], ("So the pod path crosses two "
+  "veth pairs more than the bridge reference and routes twice (in BPF), but like *bridge* it passes "
+  "a backlog queue twice (the client pod's veth, n2's fabric veth): n1 hands packets to its fabric "
+  "veth's peer and n2 into the server pod by `bpf_redirect_peer`." if E["HOST_ROUTING"] == "bpf" else
+  "So the pod path has two extra veth hops and two routing steps over the bridge reference."),
+  " *podfwd*: the pod path with "
+  "the fabric veth's transmit put back: the nodes' `sl_hr_dev_v1` entries are removed for these "
+  "runs, so n1 and n2 send by `bpf_redirect` to the fabric veth (its tc egress, its transmit, its "
+  "peer's backlog queue) instead of `bpf_redirect_peer` to its peer; *pod* vs *podfwd* is what "
+  "redirect_peer is worth, in the same lab and run." if "podfwd" in rr else ""))
 w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request rate: `connbench "
   "closed` (tools/connbench), %s connections in flight, each a new TCP connection carrying one "
   "request and response (HTTP/1.0 style) — so it measures connection setup + request/response "
@@ -576,13 +754,39 @@ w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request
   "in rotating order.\n" % (E["v_iperf"], E["SECONDS_PER_RUN"], E["CONNS"], E["SECONDS_PER_RUN"], E["REPS"]))
 w("| path | TCP Gbit/s (median) | runs | vs veth | TCP retransmits (median) | requests/s (median) | p50 / p99 ms | vs veth |")
 w("|---|---|---|---|---|---|---|---|")
-for p in ("pod", "veth", "bridge", "routed"):
+for p in ("pod", "podfwd", "veth", "bridge", "routed"):
+    if p not in tcp and p not in rr:
+        continue
     t = tcp.get(p, [])
     q = rr.get(p, [])
     w("| %s | %.2f | %s | x%.2f | %.0f | %.0f | %.2f / %.2f | x%.2f |" % (p, med(t), " ".join("%.2f" % x for x in t),
       ratio(med(t), tcp_m.get("veth", 0)), med(retr.get(p, [])), med([x[0] for x in q]), med([x[1] for x in q]),
       med([x[2] for x in q]), ratio(med([x[0] for x in q]), rr_m.get("veth", 0))))
 w("")
+if cpu:
+    w("CPU time per request of the connbench runs: the machine's `/proc/stat` deltas over the run "
+      "divided by the window's requests (rate × %s s), medians over the runs; machine-wide, so the "
+      "load of others on the machine is in it (load average at start %s). When a run leaves no idle "
+      "time, request rate and CPU per request are one figure; the split says where it goes "
+      "(softirq: the packet path; system: the sockets, connect/accept/close; user: connbench).\n"
+      % (E["SECONDS_PER_RUN"], E["m_load"]))
+    w("| path | CPU µs/request | user | system | softirq | idle % | vs veth (CPU) |")
+    w("|---|---|---|---|---|---|---|")
+    cm = lambda p, k: med([float(r[k]) for r in cpu.get(p, [])])
+    for p in ("pod", "podfwd", "veth", "bridge", "routed"):
+        if p in cpu:
+            w("| %s | %.1f | %.1f | %.1f | %.1f | %.0f | x%.2f |" % (p, cm(p, "cpu_us"), cm(p, "usr_us"),
+              cm(p, "sys_us"), cm(p, "sirq_us"), cm(p, "idle_pct"), ratio(cm(p, "cpu_us"), cm("veth", "cpu_us"))))
+    w("")
+bpfr = [r for r in rows if r["test"] == "bpf"]
+if bpfr:
+    w("BPF programs of n1 and n2 per request of the pod runs (`BPF_STATS=1`: "
+      "`kernel.bpf_stats_enabled`, run_time_ns / run_cnt deltas of the programs attached in the two "
+      "nodes): total ns per request, then per program runs per request / ns per run:\n")
+    for r in bpfr:
+        w("- run %s: %s ns; %s" % (r["rep"], r["total_ns_per_req"], ", ".join(
+          "`%s` %s" % (k, v) for k, v in r.items() if k not in ("test", "rep", "total_ns_per_req"))))
+    w("")
 sdp = [r for r in rows if r["test"] == "scaledp"]
 sdn = [r for r in rows if r["test"] == "scaledown"]
 srd = [float(r["ms"]) for r in rows if r["test"] == "scaleready"]

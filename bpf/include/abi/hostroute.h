@@ -7,10 +7,14 @@
  *   sl_hr_ep_v1    HASH  pod IPv4 (be32)          ──▶ struct sl_hr_ep (a pod of this node)
  *   sl_hr_cidr_v1  LPM   {prefixlen, be32 addr}   ──▶ __u8 1 (the cluster's podCIDRs)
  *   sl_hr_ctr_v1   PERCPU_ARRAY[SL_HR_C_MAX] of struct sl_counter (lb.h)
+ *   sl_hr_dev_v1   PERCPU_HASH ifindex (u32)  ──▶ struct sl_hr_dev (the node's devices, e.g.
+ *                                               a veth uplink whose peer is in another netns)
  *
  * Written by the agent: sl_hr_ep_v1 at CNI ADD/DEL (after the pod's policy entries),
  * sl_hr_cidr_v1 from the Node objects (the same podCIDRs the routes and the masquerade
- * exemption use). Traffic to anything else keeps the kernel path.
+ * exemption use), sl_hr_dev_v1 when the fabric program is attached to --devices (the same
+ * value on every CPU; the counters are per CPU). Traffic to anything else keeps the
+ * kernel path.
  */
 #ifndef SLUICE_ABI_HOSTROUTE_H
 #define SLUICE_ABI_HOSTROUTE_H
@@ -22,11 +26,13 @@
 #define SL_MAP_HR_EP   "sl_hr_ep_v1"
 #define SL_MAP_HR_CIDR "sl_hr_cidr_v1"
 #define SL_MAP_HR_CTR  "sl_hr_ctr_v1"
+#define SL_MAP_HR_DEV  "sl_hr_dev_v1"
 /* Pin name prefix of the fabric program's TCX links: <pin_root>/sl_hr_link_<ifname>. */
 #define SL_HR_LINK_PREFIX "sl_hr_link_"
 
 #define SL_HR_MAX_EPS	4096
 #define SL_HR_MAX_CIDRS 1024
+#define SL_HR_MAX_DEVS	64
 
 #define SL_HR_F_SVC 0x01 /* per-packet service path (socket LB off): reverse NAT on the way in */
 
@@ -46,7 +52,26 @@ struct sl_hr_cidr_key {
 };
 _Static_assert(sizeof(struct sl_hr_cidr_key) == 8, "sl_hr_cidr_key layout");
 
-/* Counter indices of sl_hr_ctr_v1. */
+/*
+ * A veth (kind "veth") whose peer lives in another netns: the node's uplink in kind-style
+ * clusters and in the lab. A packet routed out of it is handed by bpf_redirect_peer to the
+ * peer's receive path (what the veth's transmit would do after its backlog queue), from tc
+ * ingress only. The device's own tc egress and qdisc are skipped with it: this flag also
+ * says the agent knows what runs there (the uplink path's egress program, whose reverse
+ * NAT case the fast path leaves to it).
+ */
+#define SL_HR_DEV_F_PEER 0x01
+
+struct sl_hr_dev {
+	__u32 flags; /* SL_HR_DEV_F_* */
+	__u32 pad;
+	__u64 peer_packets; /* sent by redirect_peer (this CPU's count) */
+	__u64 peer_bytes;
+};
+_Static_assert(sizeof(struct sl_hr_dev) == 24, "sl_hr_dev layout");
+
+/* Counter indices of sl_hr_ctr_v1 (SL_HR_C_FIB includes the packets sl_hr_dev_v1 counts
+ * as sent by redirect_peer). */
 #define SL_HR_C_FIB	 0 /* from a pod, sent to the next hop's device (bpf_redirect/_neigh) */
 #define SL_HR_C_PEER_POD 1 /* from a pod, delivered into a pod of this node (redirect_peer) */
 #define SL_HR_C_PEER_NET 2 /* from the fabric, delivered into a pod (redirect_peer) */
