@@ -22,8 +22,7 @@ void *sl_big_calloc(size_t bytes)
 		return calloc(1, bytes);
 	/* Over-map by one huge page and trim to a 2 MiB aligned range: THP
 	 * only backs aligned 2 MiB extents. */
-	p = mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		 0);
+	p = mmap(NULL, len + BIG_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return calloc(1, bytes);
 	a = (char *)(((uintptr_t)p + BIG_PAGE - 1) & ~(uintptr_t)(BIG_PAGE - 1));

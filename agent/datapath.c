@@ -693,7 +693,7 @@ static bool dp_pin_absent(const char *root, const char *name)
 static bool dp_pins_absent(const char *root)
 {
 	static const char *const names[] = {SL_MAP_SVC4, SL_MAP_SLOTS, SL_MAP_BACKENDS4,
-					     SL_MAP_REVNAT4, SL_MAP_SVC_BE4};
+					    SL_MAP_REVNAT4, SL_MAP_SVC_BE4};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!dp_pin_absent(root, names[i]))
@@ -1047,9 +1047,8 @@ int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n
 			/* The index is megabytes and probed at random: fetch a few
 			 * entries ahead so the misses overlap. */
 			if (i + DP_PREFETCH < n)
-				__builtin_prefetch(dp_be_index_home(&dp->be_index,
-								    &bes[i + DP_PREFETCH]),
-						   1);
+				__builtin_prefetch(
+					dp_be_index_home(&dp->be_index, &bes[i + DP_PREFETCH]), 1);
 			err = dp_backend_prepare(dp, &bes[i], &keys[m]);
 
 			if (err) {
@@ -1475,7 +1474,8 @@ static const struct sl_svc_val *dp_exist_get(const struct dp_exist *ex, const st
 	return NULL;
 }
 
-static bool dp_exist_add(struct dp_exist *ex, const struct sl_svc_key *k, const struct sl_svc_val *v)
+static bool dp_exist_add(struct dp_exist *ex, const struct sl_svc_key *k,
+			 const struct sl_svc_val *v)
 {
 	if (ex->n == ex->cap)
 		return false;
@@ -1605,8 +1605,8 @@ static int dp_batch_put(int fd, const char *map, const void *keys, const void *v
 	if (!n || !bpf_map_update_batch(fd, keys, vals, &cnt, &bo))
 		return 0;
 	err = -errno;
-	pr_err(DP_LOG, "map '%s': batch update of %u entries failed at entry %u: %s", map, n,
-	       cnt, strerror(-err));
+	pr_err(DP_LOG, "map '%s': batch update of %u entries failed at entry %u: %s", map, n, cnt,
+	       strerror(-err));
 	return err;
 }
 
@@ -1741,8 +1741,8 @@ int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool 
 		}
 		/* Not live: give back the block and the id, drop the memberships
 		 * (the per-entry retry writes its own). */
-		if (fvals[f].count && !dp_slots_free_insert(&dp->slots, fvals[f].slot_base,
-							    fvals[f].count))
+		if (fvals[f].count &&
+		    !dp_slots_free_insert(&dp->slots, fvals[f].slot_base, fvals[f].count))
 			dp->slots.used -= fvals[f].count;
 		dp_ids_clear(&dp->svc_ids, fvals[f].svc_id);
 		for (__u32 k = 0; dp_members_want(fvals[f].flags) && k < fvals[f].count; k++) {

@@ -141,9 +141,9 @@ int dp_svc_upsert(struct dp *dp, const struct dp_svc *svc, __u32 *svc_id);
  * adopting the maps) is left as it is. done[i] tells which are in place;
  * the caller writes the others with dp_svc_upsert() (existing frontends
  * that change, whose old block must be retired; the second scope of a new
- * frontend; invalid input or a failed batch, which dp_svc_upsert names). With svc4 not empty, a small n
- * (a steady-state sync) writes nothing here: finding the existing frontends
- * reads the whole map. Returns 0, -EINVAL or -ENOMEM (nothing written).
+ * frontend; invalid input or a failed batch, which dp_svc_upsert names). With svc4 not empty, a
+ * small n (a steady-state sync) writes nothing here: finding the existing frontends reads the whole
+ * map. Returns 0, -EINVAL or -ENOMEM (nothing written).
  */
 int dp_svc_upsert_many(struct dp *dp, const struct dp_svc *svcs, size_t n, bool *done);
 

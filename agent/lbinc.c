@@ -546,7 +546,7 @@ struct lbi {
  * records in use, up to 2 MiB, so a start's 200,000 records are ten
  * allocations, not two hundred. (Just under 2 MiB: sl_big_calloc keeps them
  * on 4 KiB pages, so a mostly empty last slab stays mostly unresident.) */
-#define BESLAB_MIN 1024
+#define BESLAB_MIN	 1024
 #define BESLAB_MAX_BYTES (2UL << 20)
 
 struct beslab {
@@ -1504,7 +1504,8 @@ static int plan_everything(struct lbi *l, struct lbi_plan *p, struct plan_caps *
 {
 	p->n_be_put = 0;
 	p->n_fe_put = 0;
-	if (VEC_GROW(p->be_put, l->bes.n, c->be_put) || VEC_GROW(p->fe_put, 2 * l->fes.n, c->fe_put))
+	if (VEC_GROW(p->be_put, l->bes.n, c->be_put) ||
+	    VEC_GROW(p->fe_put, 2 * l->fes.n, c->fe_put))
 		return -ENOMEM;
 	HFOREACH(&l->bes, struct berec, r)
 	if (be_put_push(p, c, r))

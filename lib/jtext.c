@@ -62,10 +62,12 @@ int jt_literal(struct jt *j, enum jt_type t)
 {
 	static const char *const words[] = {
 		[JT_TRUE] = "true", [JT_FALSE] = "false", [JT_NULL] = "null"};
-	const char *w = words[t];
-	size_t n = strlen(w);
+	const char *w = t == JT_TRUE || t == JT_FALSE || t == JT_NULL ? words[t] : NULL;
+	size_t n = w ? strlen(w) : 0;
 
 	jt_ws(j);
+	if (!w)
+		return jt_bad(j, "expected a literal");
 	if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n))
 		return jt_bad(j, "invalid literal");
 	j->p += n;
@@ -310,7 +312,11 @@ int jt_string(struct jt *j, char **out, size_t *len, bool *has_nul)
 	if (!buf)
 		return -ENOMEM;
 	j->p = start;
-	jt_str_scan(j, buf, &n, &nul);
+	n = 0;
+	if (jt_str_scan(j, buf, &n, &nul)) { /* cannot fail: it passed once */
+		free(buf);
+		return -SL_ERR_PARSE;
+	}
 	buf[n] = '\0';
 	*out = buf;
 	*len = n;
@@ -398,14 +404,15 @@ int jt_obj_next(struct jt *j, const char **key, size_t *keylen)
 			j->p = q + 1;
 		} else {
 			const char *start = j->p;
-			size_t n;
+			size_t n = 0;
 
 			if (jt_str_scan(j, NULL, NULL, &nul))
 				return -SL_ERR_PARSE;
 			if ((size_t)(j->p - start) >= sizeof(j->key))
 				return jt_bad(j, "member name too long");
 			j->p = start;
-			jt_str_scan(j, j->key, &n, &nul);
+			if (jt_str_scan(j, j->key, &n, &nul))
+				return -SL_ERR_PARSE;
 			j->key[n] = '\0';
 			*key = j->key;
 			*keylen = n;

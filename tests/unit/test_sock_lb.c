@@ -962,12 +962,12 @@ static struct dp_svc many_svc(struct env *e, int s, int i, __u32 *ids)
 	snprintf(ip, sizeof(ip), "198.18.%d.%d", 64 + s, i + 1);
 	for (int k = 0; k < n; k++)
 		ids[k] = e->tcp_id[(i + k) % NBE];
-	return (struct dp_svc){.key = svc_key(ip, VPORT, IPPROTO_TCP, SL_SCOPE_EXT),
-			       .flags = (__u16)(SL_SVC_F_CLUSTERIP |
-						(i % 2 ? SL_SVC_F_AFFINITY : 0)),
-			       .affinity_s = i % 2 ? 30 : 0,
-			       .backend_ids = ids,
-			       .count = (__u16)n};
+	return (struct dp_svc){
+		.key = svc_key(ip, VPORT, IPPROTO_TCP, SL_SCOPE_EXT),
+		.flags = (__u16)(SL_SVC_F_CLUSTERIP | (i % 2 ? SL_SVC_F_AFFINITY : 0)),
+		.affinity_s = i % 2 ? 30 : 0,
+		.backend_ids = ids,
+		.count = (__u16)n};
 }
 
 struct many_fds {
@@ -989,12 +989,11 @@ struct fe_shape {
 	__u16 count, flags;
 	__u32 aff_s;
 	__u32 ids[NBE];
-	bool revnat_ok;
+	int revnat_ok; /* not bool: no padding, so memcmp compares values */
 	int pairs;
 };
 
-static int fe_shape_read(const struct many_fds *m, const struct sl_svc_key *k,
-			 struct fe_shape *out)
+static int fe_shape_read(const struct many_fds *m, const struct sl_svc_key *k, struct fe_shape *out)
 {
 	struct sl_svc_val v;
 	struct sl_revnat rn;
