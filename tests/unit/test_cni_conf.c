@@ -374,7 +374,7 @@ TEST(run_status_gc_del)
 	ic.start = ic.net + 1;
 	ic.end = ic.net + 6;
 	for (i = 0; i < 5; i++) {
-		char id[8];
+		char id[16];
 
 		snprintf(id, sizeof(id), "x%d", i);
 		ASSERT_OK(cni_ipam_alloc(&ic, "sl", id, "eth0", &ip), "fill");
