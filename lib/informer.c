@@ -560,33 +560,36 @@ static int inf_deliver_owned(struct sl_informer *inf, enum inf_kind kind, struct
 	return 0;
 }
 
+static void inf_fill_kind(struct json_object *item, const char *list_kind, const char *api);
+
 /*
  * The typed counterpart (QUEUE mode only): takes over typed, decoded from
  * txt (len bytes), the item's text, which becomes the event's text when
- * the queue has no room for another object. Borrows old/cur.
+ * the queue has no room for another object (list_kind and api: the list's
+ * kind and apiVersion, for it). Borrows old/cur.
  */
 static int inf_deliver_typed(struct sl_informer *inf, enum inf_kind kind, struct inf_entry *old,
-			     struct inf_entry *cur, void *typed, const char *txt, size_t len)
+			     struct inf_entry *cur, void *typed, const char *txt, size_t len,
+			     const char *list_kind, const char *api)
 {
 	struct inf_event *ev;
 	int rc;
 
 	if (!inf_reserve_room(inf)) {
-		struct inf_entry *text = calloc(1, sizeof(*text));
+		/* As text, with the list's kind and apiVersion like any list item
+		 * (inf_fill_kind): the rare path, so it may parse. */
+		struct json_object *it = sl_json_parse(txt, len, NULL, 0);
+		struct inf_entry *text;
 
 		inf->text_fallbacks++;
 		k8s_obj_free(inf->typed_kind, typed);
-		if (text) {
-			atomic_init(&text->refs, 1);
-			text->key = strdup(cur->key);
-			text->rv = strdup(cur->rv);
-			text->json = strndup(txt, len);
-			text->len = len;
-		}
-		if (!text || !text->key || !text->rv || !text->json) {
-			inf_entry_put(text);
+		if (!it)
+			return -ENOMEM; /* the page scanned as JSON: only memory is left */
+		inf_fill_kind(it, list_kind, api);
+		text = inf_entry_new(it);
+		json_object_put(it);
+		if (!text)
 			return -ENOMEM;
-		}
 		rc = inf_deliver(inf, kind, old, text, NULL);
 		inf_entry_put(text);
 		return rc;
@@ -767,8 +770,6 @@ static int inf_stream_item(struct sl_informer *inf, struct json_object *it, size
 	return rc;
 }
 
-static void inf_fill_kind(struct json_object *item, const char *list_kind, const char *api);
-
 /*
  * Typed streaming: item i of a list page, as text. Decoded straight into
  * the typed struct, cached as key + rv and queued for on_add_typed; an item
@@ -812,7 +813,8 @@ static int inf_stream_text_item(struct sl_informer *inf, const char *txt, size_t
 	pthread_rwlock_unlock(&inf->lock);
 	if (!rc) {
 		inf_set_objects(inf, n);
-		rc = inf_deliver_typed(inf, old ? INF_UPDATE : INF_ADD, old, e, typed, txt, len);
+		rc = inf_deliver_typed(inf, old ? INF_UPDATE : INF_ADD, old, e, typed, txt, len,
+				       list_kind, api);
 	} else {
 		k8s_obj_free(inf->typed_kind, typed);
 	}
