@@ -1038,6 +1038,23 @@ static int lbi_put(struct inf_ctx *c, const char *key, const void *typed)
 	}
 }
 
+/*
+ * The common end of on_add and on_add_typed: the typed object (NULL = forget
+ * key) into the model, freed after; t0 is when the handler started (the
+ * first sync's split counts the objects taken in and the loop's time).
+ */
+static void take_typed(struct inf_ctx *c, const char *key, void *typed, const struct timespec *t0)
+{
+	if (lbi_put(c, key, typed) && typed)
+		pr_err(AG, "%s '%s': out of memory", c->resource, key);
+	k8s_obj_free(c->kind, typed);
+	mark_dirty(c->a);
+	if (!c->a->syncs) {
+		c->a->start.decode_s += since(t0);
+		c->a->start.objects++;
+	}
+}
+
 static void on_add(struct json_object *obj, void *arg)
 {
 	struct inf_ctx *c = arg;
@@ -1058,16 +1075,9 @@ static void on_add(struct json_object *obj, void *arg)
 		/* The latest version is unusable: forget the previous one too, so
 		 * the datapath does not keep serving a state the API abandoned. */
 		pr_warn(AG, "%s '%s': malformed object skipped: %s", c->resource, key, err);
-		lbi_put(c, key, NULL);
-	} else if (lbi_put(c, key, typed)) {
-		pr_err(AG, "%s '%s': out of memory", c->resource, key);
+		typed = NULL;
 	}
-	k8s_obj_free(c->kind, typed);
-	mark_dirty(c->a);
-	if (!c->a->syncs) {
-		c->a->start.decode_s += since(&t0);
-		c->a->start.objects++;
-	}
+	take_typed(c, key, typed, &t0);
 }
 
 /*
@@ -1088,16 +1098,12 @@ static void on_add_typed(void *typed, void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* The informer hands over only objects with a name. */
 	n = snprintf(key, sizeof(key), "%s/%s", m->namespace ? m->namespace : "", m->name);
-	if (n < 0 || (size_t)n >= sizeof(key))
+	if (n < 0 || (size_t)n >= sizeof(key)) {
 		pr_warn(AG, "%s '%s': name too long, skipped", c->resource, m->name);
-	else if (lbi_put(c, key, typed))
-		pr_err(AG, "%s '%s': out of memory", c->resource, key);
-	k8s_obj_free(c->kind, typed);
-	mark_dirty(c->a);
-	if (!c->a->syncs) {
-		c->a->start.decode_s += since(&t0);
-		c->a->start.objects++;
+		k8s_obj_free(c->kind, typed);
+		return;
 	}
+	take_typed(c, key, typed, &t0);
 }
 
 static void on_update(struct json_object *o, struct json_object *n, void *arg)

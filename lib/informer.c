@@ -513,6 +513,30 @@ static void inf_release_room(struct sl_informer *inf)
 }
 
 /*
+ * Queues an ADD/UPDATE carrying obj or typed (one of them; taken over) in
+ * the room inf_reserve_room() made; gives the room back on ENOMEM.
+ */
+static int inf_enqueue_decoded(struct sl_informer *inf, enum inf_kind kind, struct inf_entry *old,
+			       struct inf_entry *cur, struct json_object *obj, void *typed)
+{
+	struct inf_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev) {
+		inf_release_room(inf);
+		json_object_put(obj);
+		k8s_obj_free(inf->typed_kind, typed);
+		return -ENOMEM;
+	}
+	ev->kind = kind;
+	ev->old = inf_entry_get(old);
+	ev->cur = inf_entry_get(cur);
+	ev->obj = obj;
+	ev->typed = typed;
+	inf_enqueue(inf, ev);
+	return 0;
+}
+
+/*
  * Delivers a parsed new state, taking over the caller's reference to obj,
  * which must be the only one. QUEUE mode queues obj itself (no text, no
  * second parse on the dispatching thread) while fewer than
@@ -523,7 +547,6 @@ static int inf_deliver_owned(struct sl_informer *inf, enum inf_kind kind, struct
 			     struct inf_entry *cur, struct json_object *obj)
 {
 	struct inf_entry *text = NULL;
-	struct inf_event *ev;
 	int rc;
 
 	if (inf->delivery == SL_INF_DELIVER_THREAD) {
@@ -546,18 +569,7 @@ static int inf_deliver_owned(struct sl_informer *inf, enum inf_kind kind, struct
 		inf_entry_put(text);
 		return rc;
 	}
-	ev = calloc(1, sizeof(*ev));
-	if (!ev) {
-		inf_release_room(inf);
-		json_object_put(obj);
-		return -ENOMEM;
-	}
-	ev->kind = kind;
-	ev->old = inf_entry_get(old);
-	ev->cur = inf_entry_get(cur);
-	ev->obj = obj;
-	inf_enqueue(inf, ev);
-	return 0;
+	return inf_enqueue_decoded(inf, kind, old, cur, obj, NULL);
 }
 
 static void inf_fill_kind(struct json_object *item, const char *list_kind, const char *api);
@@ -572,7 +584,6 @@ static int inf_deliver_typed(struct sl_informer *inf, enum inf_kind kind, struct
 			     struct inf_entry *cur, void *typed, const char *txt, size_t len,
 			     const char *list_kind, const char *api)
 {
-	struct inf_event *ev;
 	int rc;
 
 	if (!inf_reserve_room(inf)) {
@@ -594,18 +605,7 @@ static int inf_deliver_typed(struct sl_informer *inf, enum inf_kind kind, struct
 		inf_entry_put(text);
 		return rc;
 	}
-	ev = calloc(1, sizeof(*ev));
-	if (!ev) {
-		inf_release_room(inf);
-		k8s_obj_free(inf->typed_kind, typed);
-		return -ENOMEM;
-	}
-	ev->kind = kind;
-	ev->old = inf_entry_get(old);
-	ev->cur = inf_entry_get(cur);
-	ev->typed = typed;
-	inf_enqueue(inf, ev);
-	return 0;
+	return inf_enqueue_decoded(inf, kind, old, cur, NULL, typed);
 }
 
 int sl_informer_fd(struct sl_informer *inf)
