@@ -110,6 +110,12 @@ struct agent {
 			   * (at start, and after a failed write) */
 	bool healthy;	  /* the last sync applied cleanly */
 	struct npol *pol; /* NetworkPolicy loop (policy.h) */
+	/* The policy loop, the kubelet side and the socket iterator open after
+	 * the first sync (open_rest): services first. rest_ev is the fallback
+	 * for a first sync that does not come. */
+	bool rest_open;
+	struct event *rest_ev;
+	int exit_rc; /* a failure after the loop started (open_rest) */
 	/* a legacy dataplane (proxier.h) in place of the socket LB; NULL = bpf */
 	const struct pxy_ops *pxops;
 	struct pxy *px;
@@ -986,12 +992,95 @@ static void agent_sync(struct agent *a)
 		malloc_trim(0);
 }
 
+static void sockterm_start(struct agent *a)
+{
+	a->st = sockterm_open(dp_pin_root(a->dp));
+	if (!a->st)
+		pr_warn(AG,
+			"node '%s': socket termination unavailable (%s): connected UDP clients "
+			"of removed backends recover only when they reconnect",
+			a->cfg.node_name, strerror(errno));
+}
+
+/*
+ * Opens what the services do not need, once they are programmed: the socket
+ * iterator (unless the start adopted maps), the NetworkPolicy loop (its
+ * tc_pod object: a verification and the conntrack maps' preallocation, about
+ * 0.3 s of CPU) and then the kubelet side. The policy loop opens before the
+ * endpoint socket, because CNI ADD writes a pod's policy entries; until then
+ * an ADD finds no socket and fails with the plugin's "agent not running"
+ * error, which the runtime retries. Pinned programs and maps keep enforcing
+ * policy for the pods already running in the meantime (fail-static).
+ */
+static int open_rest(struct agent *a)
+{
+	if (a->rest_open)
+		return 0;
+	a->rest_open = true;
+	evtimer_del(a->rest_ev);
+	if (!a->st)
+		sockterm_start(a);
+	a->pol = npol_open(&(struct npol_opts){.base = a->base,
+					       .client = a->client,
+					       .pin_root = dp_pin_root(a->dp),
+					       .node_name = a->cfg.node_name});
+	if (!a->pol) {
+		int rc = -errno;
+		pr_err(AG, "node '%s': NetworkPolicy enforcement: %s", a->cfg.node_name,
+		       sl_strerror(rc));
+		return rc;
+	}
+	if (a->cfg.run_pods) {
+		struct json_object *nodes;
+
+		a->node = node_open(&a->cfg, a->base, a->client, dp_pin_root(a->dp));
+		if (!a->node)
+			return -errno;
+		/* The Node informer ran before the kubelet side existed: hand it
+		 * what it missed (later events and the synced marker, should they
+		 * still be queued, repeat harmlessly). */
+		nodes = sl_informer_list(a->inf[INF_NODE]);
+		for (size_t i = 0; nodes && i < json_object_array_length(nodes); i++)
+			node_observe(a->node, json_object_array_get_idx(nodes, i), false);
+		json_object_put(nodes);
+		if (sl_informer_has_synced(a->inf[INF_NODE]))
+			node_synced(a->node);
+		a->pods = pods_open(a->base, a->client, &a->cfg);
+		if (!a->pods)
+			return -errno;
+	}
+	return 0;
+}
+
+/* open_rest failed: the agent stops, as it did when this ran before the loop. */
+static void open_rest_or_stop(struct agent *a)
+{
+	int rc = open_rest(a);
+
+	if (rc) {
+		a->exit_rc = rc;
+		event_base_loopbreak(a->base);
+	}
+}
+
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct agent *a = arg;
 
 	a->sync_pending = false;
 	agent_sync(a);
+	if (a->syncs && !a->rest_open)
+		open_rest_or_stop(a);
+}
+
+static void rest_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	if (!a->rest_open)
+		pr_warn(AG, "node '%s': no first sync after 5 s: opening the policy loop anyway",
+			a->cfg.node_name);
+	open_rest_or_stop(a);
 }
 
 /*
@@ -1139,7 +1228,7 @@ static void on_synced(void *arg)
  * that run before the event loop does: their lists are streaming in as parsed
  * objects, and a queue left alone falls back to text past its bound (see
  * sluice/informer.h). Their handlers need only the model and the sync timer.
- * Nodes wait for the loop: node_observe needs the kubelet side open.
+ * Nodes wait for the loop (open_rest replays them to the kubelet side).
  */
 static void take_in_lists(struct agent *a)
 {
@@ -1519,12 +1608,12 @@ int agent_run(const struct agent_config *cfg)
 	/* No record means bpf: only a legacy dataplane leaves one behind. */
 	dataplane_record(cfg->node_name,
 			 a.px ? agent_dataplane_name((enum agent_dataplane)cfg->dataplane) : NULL);
-	a.st = sockterm_open(dp_pin_root(a.dp));
-	if (!a.st)
-		pr_warn(AG,
-			"node '%s': socket termination unavailable (%s): connected UDP clients "
-			"of removed backends recover only when they reconnect",
-			cfg->node_name, strerror(errno));
+	/* Adopted maps may hold backends removed while the agent was down: the
+	 * first sync destroys their UDP sockets, so the iterator must be there.
+	 * Maps this start created have none, and its load (the kernel's BTF
+	 * parsed, a verification) can wait until the services are in. */
+	if (!dp_maps_created(a.dp))
+		sockterm_start(&a);
 
 	a.lbi = lbi_new(cfg->node_name);
 	if (!a.lbi) {
@@ -1579,25 +1668,6 @@ int agent_run(const struct agent_config *cfg)
 		evhttp_set_gencb(a.metrics_http, metrics_cb, &a);
 	}
 
-	/* Before the endpoint socket: CNI ADD writes a pod's policy entries. */
-	a.pol = npol_open(&(struct npol_opts){.base = a.base,
-					      .client = a.client,
-					      .pin_root = dp_pin_root(a.dp),
-					      .node_name = cfg->node_name});
-	if (!a.pol) {
-		rc = -errno;
-		pr_err(AG, "node '%s': NetworkPolicy enforcement: %s", cfg->node_name,
-		       sl_strerror(rc));
-		goto out;
-	}
-	take_in_lists(&a);
-	if (cfg->run_pods) {
-		a.node = node_open(&a.cfg, a.base, a.client, dp_pin_root(a.dp));
-		if (!a.node) {
-			rc = -errno;
-			goto out;
-		}
-	}
 	/* The informers have been listing since the start: their queues fill
 	 * until the loop dispatches them. */
 	for (int i = 0; i < INF_N; i++) {
@@ -1608,17 +1678,17 @@ int agent_run(const struct agent_config *cfg)
 			goto out;
 		}
 	}
-	if (cfg->run_pods) {
-		a.pods = pods_open(a.base, a.client, &a.cfg);
-		if (!a.pods) {
-			rc = -errno;
-			goto out;
-		}
+	/* Should the first sync not come (an API that lists Services but not
+	 * Nodes, say), the rest opens anyway after a while. */
+	a.rest_ev = evtimer_new(a.base, rest_cb, &a);
+	if (!a.rest_ev || event_add(a.rest_ev, &(struct timeval){5, 0})) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	pr_info(AG, "node '%s': running (pins %s, cgroup %s, API %s)", cfg->node_name,
 		dp_pin_root(a.dp), a.cfg.cgroup_root, sl_client_server(a.client));
 	event_base_dispatch(a.base);
-	rc = 0;
+	rc = a.exit_rc;
 out:
 	for (int i = 0; i < INF_N; i++) {
 		sl_informer_free(a.inf[i]);
@@ -1631,6 +1701,8 @@ out:
 		evhttp_free(a.metrics_http);
 	if (a.sync_ev)
 		event_free(a.sync_ev);
+	if (a.rest_ev)
+		event_free(a.rest_ev);
 	if (a.sig_term)
 		event_free(a.sig_term);
 	if (a.sig_int)
