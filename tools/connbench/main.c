@@ -1647,7 +1647,8 @@ static int load_slices(const struct load_opts *o)
 /* Slice `part` (0-based) of Service i: endpoints part * SLICE_MAX onwards. */
 static char *load_slice_body(const struct load_opts *o, int i, int part)
 {
-	int e0 = part * SLICE_MAX, e1 = e0 + SLICE_MAX < o->endpoints ? e0 + SLICE_MAX : o->endpoints;
+	int e0 = part * SLICE_MAX,
+	    e1 = e0 + SLICE_MAX < o->endpoints ? e0 + SLICE_MAX : o->endpoints;
 	size_t cap = 1024 + (size_t)(e1 > e0 ? e1 - e0 : 0) * 128, len;
 	char *b = xrealloc(NULL, cap);
 	bool udp = udp_listed(o->udp_list, i);
@@ -1658,7 +1659,8 @@ static char *load_slice_body(const struct load_opts *o, int i, int part)
 		"\"name\":\"s-%05d-%d\",\"namespace\":\"default\",\"labels\":{"
 		"\"kubernetes.io/service-name\":\"s-%05d\"}},\"addressType\":\"IPv4\",\"ports\":[{"
 		"\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}%s],\"endpoints\":[",
-		i, part + 1, i, udp ? ",{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":8080}" : "");
+		i, part + 1, i,
+		udp ? ",{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":8080}" : "");
 	for (int e = e0; e < e1; e++) {
 		char ip[INET_ADDRSTRLEN];
 
