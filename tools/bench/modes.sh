@@ -978,7 +978,7 @@ lbl() { case $1 in bpf-sock) echo "socket LB" ;; bpf-pkt) echo "per-packet" ;; *
 LEGACY_IPT=$(for m in $ALL_MODES; do if [[ $m == iptables* ]]; then echo $m; fi; done | paste -sd' ')
 BPFS=$(for m in bpf-sock bpf-pkt; do if [[ " $ALL_MODES " == *" $m "* ]]; then echo $m; fi; done | paste -sd' ')
 GOAL_N=50000
-[[ " $SERIES " == *" 10000 "* ]] && TEN=10000 || TEN=$top_n
+[[ " $SERIES " == *" 10000 "* || -z $SERIES ]] && TEN=10000 || TEN=$top_n
 # why_not MODE CFG: "" when measured there, else the reason (the configuration
 # not in this run counts as a reason too).
 why_not() {
