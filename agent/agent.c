@@ -51,6 +51,7 @@
 #include "model.h"
 #include "node.h"
 #include "sockterm.h"
+#include "sync_pace.h"
 #include "nodeport.h"
 #include "pods.h"
 #include "policy.h"
@@ -1084,18 +1085,23 @@ static void rest_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Schedules a sync. sync_delay_ms is the least time between the end of one
- * sync and the start of the next: after a quiet period the sync runs at once
- * (on the next loop turn, after the events already queued), so a lone
- * endpoint change does not wait out a debounce, while a stream of events
- * still gets batched into syncs at most every sync_delay_ms.
+ * Schedules a sync. After a quiet period the sync runs at once (on the next
+ * loop turn, after the events already queued), so a lone endpoint change does
+ * not wait out a debounce; right after a sync it waits a pause proportional
+ * to that sync's cost, at most sync_delay_ms (sync_pace.h), so a stream of
+ * events is still batched while cheap syncs do not hold a change back.
  */
 static void mark_dirty(struct agent *a)
 {
 	struct timeval tv = {0, 0};
 
-	if (a->syncs && since(&a->last_sync_end) * 1e3 < a->cfg.sync_delay_ms)
-		tv.tv_usec = a->cfg.sync_delay_ms * 1000;
+	if (a->syncs) {
+		long us = sync_pace_wait_us(since(&a->last_sync_end), a->last_sync_s,
+					    a->cfg.sync_delay_ms);
+
+		tv.tv_sec = us / 1000000;
+		tv.tv_usec = us % 1000000;
+	}
 	if (!a->dirty)
 		clock_gettime(CLOCK_MONOTONIC, &a->dirty_since);
 	a->dirty = true;

@@ -33,7 +33,8 @@
  *
  *   connbench load --url URL --svc-base IP --be-base IP [--services N] ...
  *       Creates Services s-NNNNN (ClusterIP svc-base + i, one TCP port, E
- *       endpoints from a shared span) for tools/bench/modes.sh.
+ *       endpoints from a shared span, in EndpointSlices of at most 100 as the
+ *       EndpointSlice controller writes them) for tools/bench/modes.sh.
  *   connbench update ... --first I --netns PATH
  *       Adds Service I and times the first successful connection through its
  *       ClusterIP from PATH (one new probe every 1 ms).
@@ -1629,27 +1630,45 @@ static char *load_service_body(const struct load_opts *o, int i)
 	return b;
 }
 
-static char *load_slice_body(const struct load_opts *o, int i)
+/*
+ * The EndpointSlice controller's split: at most SLICE_MAX endpoints per slice
+ * (its --max-endpoints-per-slice default; the API server refuses more than
+ * 1000), slices named <service>-<n> with the kubernetes.io/service-name label.
+ * A Service with E endpoints (E >= 1: --endpoints) gets ceil(E / SLICE_MAX)
+ * slices, s-NNNNN-1 onwards.
+ */
+#define SLICE_MAX 100
+
+static int load_slices(const struct load_opts *o)
 {
-	size_t cap = 1024 + (size_t)o->endpoints * 128, len;
+	return (o->endpoints + SLICE_MAX - 1) / SLICE_MAX;
+}
+
+/* Slice `part` (0-based) of Service i: endpoints part * SLICE_MAX onwards. */
+static char *load_slice_body(const struct load_opts *o, int i, int part)
+{
+	int e0 = part * SLICE_MAX,
+	    e1 = e0 + SLICE_MAX < o->endpoints ? e0 + SLICE_MAX : o->endpoints;
+	size_t cap = 1024 + (size_t)(e1 > e0 ? e1 - e0 : 0) * 128, len;
 	char *b = xrealloc(NULL, cap);
 	bool udp = udp_listed(o->udp_list, i);
 
 	len = (size_t)snprintf(
 		b, cap,
 		"{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{"
-		"\"name\":\"s-%05d-1\",\"namespace\":\"default\",\"labels\":{"
+		"\"name\":\"s-%05d-%d\",\"namespace\":\"default\",\"labels\":{"
 		"\"kubernetes.io/service-name\":\"s-%05d\"}},\"addressType\":\"IPv4\",\"ports\":[{"
 		"\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}%s],\"endpoints\":[",
-		i, i, udp ? ",{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":8080}" : "");
-	for (int e = 0; e < o->endpoints; e++) {
+		i, part + 1, i,
+		udp ? ",{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":8080}" : "");
+	for (int e = e0; e < e1; e++) {
 		char ip[INET_ADDRSTRLEN];
 
 		ip_at(o->be_base, (uint32_t)(((long)i * o->endpoints + e) % o->be_span), ip);
 		len += (size_t)snprintf(b + len, cap - len,
 					"%s{\"addresses\":[\"%s\"],\"conditions\":{\"ready\":true},"
 					"\"nodeName\":\"%s\"}",
-					e ? "," : "", ip, o->node);
+					e > e0 ? "," : "", ip, o->node);
 	}
 	snprintf(b + len, cap - len, "]}");
 	return b;
@@ -1669,12 +1688,13 @@ static int post(struct http *h, const char *path, char *body)
 	return 0;
 }
 
-/* Slice first, then the Service: the Service arrives with its endpoints. */
+/* Slices first, then the Service: the Service arrives with its endpoints. */
 static int load_one(struct http *h, const struct load_opts *o, int i)
 {
-	if (post(h, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-		 load_slice_body(o, i)))
-		return -1;
+	for (int part = 0; part < load_slices(o); part++)
+		if (post(h, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+			 load_slice_body(o, i, part)))
+			return -1;
 	return post(h, "/api/v1/namespaces/default/services", load_service_body(o, i));
 }
 
