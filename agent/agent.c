@@ -1079,7 +1079,7 @@ static void rest_cb(evutil_socket_t fd, short what, void *arg)
 	struct agent *a = arg;
 
 	if (!a->rest_open)
-		pr_warn(AG, "node '%s': no first sync after 5 s: opening the policy loop anyway",
+		pr_warn(AG, "node '%s': no first sync after 30 s: opening the policy loop anyway",
 			a->cfg.node_name);
 	open_rest_or_stop(a);
 }
@@ -1687,7 +1687,7 @@ int agent_run(const struct agent_config *cfg)
 	/* Should the first sync not come (an API that lists Services but not
 	 * Nodes, say), the rest opens anyway after a while. */
 	a.rest_ev = evtimer_new(a.base, rest_cb, &a);
-	if (!a.rest_ev || event_add(a.rest_ev, &(struct timeval){5, 0})) {
+	if (!a.rest_ev || event_add(a.rest_ev, &(struct timeval){30, 0})) {
 		rc = -ENOMEM;
 		goto out;
 	}
