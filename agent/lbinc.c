@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,33 @@ struct ferec {
 	bool touched;
 };
 
+/* Build scratch: a Service and its slices materialised as k8s structs that
+ * point into the compact copies. One per building thread. */
+struct bscratch {
+	struct k8s_endpointslice *es;
+	const struct k8s_endpointslice **esp;
+	size_t cap_es, cap_esp;
+	struct k8s_slice_endpoint *eps;
+	size_t cap_eps;
+	struct k8s_slice_port *ports;
+	size_t cap_ports;
+	struct k8s_service_port *sports;
+	size_t cap_sports;
+	struct k8s_lb_ingress *sing;
+	size_t cap_sing;
+};
+
+static void bscratch_fini(struct bscratch *b)
+{
+	free(b->es);
+	free(b->esp);
+	free(b->eps);
+	free(b->ports);
+	free(b->sports);
+	free(b->sing);
+	memset(b, 0, sizeof(*b));
+}
+
 struct lbi {
 	char *node_name;
 	struct k8s_node *node; /* compact; NULL = unknown */
@@ -522,18 +550,7 @@ struct lbi {
 	size_t n_fe_wanted; /* frontends with a winner */
 	uint64_t gen;	    /* last fragment generation handed out */
 	bool need_full;	    /* bookkeeping was lost (ENOMEM): rebuild everything */
-	/* build scratch: a Service's slices materialised as k8s structs */
-	struct k8s_endpointslice *es;
-	const struct k8s_endpointslice **esp;
-	size_t cap_es, cap_esp;
-	struct k8s_slice_endpoint *eps;
-	size_t cap_eps;
-	struct k8s_slice_port *ports;
-	size_t cap_ports;
-	struct k8s_service_port *sports;
-	size_t cap_sports;
-	struct k8s_lb_ingress *sing;
-	size_t cap_sing;
+	struct bscratch bs; /* the build's, on this thread */
 	/* plan scratch */
 	struct berec **tbe;
 	size_t n_tbe, cap_tbe;
@@ -695,12 +712,7 @@ void lbi_free(struct lbi *l)
 	free(l->node_name);
 	free(l->node);
 	free(l->addrs);
-	free(l->es);
-	free(l->esp);
-	free(l->eps);
-	free(l->ports);
-	free(l->sports);
-	free(l->sing);
+	bscratch_fini(&l->bs);
 	free(l->tbe);
 	free(l->tfe);
 	free(l);
@@ -903,7 +915,7 @@ bool lbi_dirty(const struct lbi *l)
 
 /* The compact Service as a struct k8s_service pointing into it (and into
  * l's scratch for the arrays whose element types differ). */
-static int svc_materialise(struct lbi *l, const struct csvc *c, struct k8s_service *o,
+static int svc_materialise(struct bscratch *l, const struct csvc *c, struct k8s_service *o,
 			   struct k8s_kv *label)
 {
 	if (VEC_GROW(l->sports, c->n_ports, l->cap_sports) ||
@@ -945,11 +957,14 @@ static int svc_materialise(struct lbi *l, const struct csvc *c, struct k8s_servi
 	return 0;
 }
 
-static int frag_build(struct lbi *l, struct svcent *s, struct lbm_state **out)
+/* Reads only the Service's entries and the node: fragments build in parallel
+ * (build_all), each thread with its own scratch. */
+static int frag_build(const struct lbi *lb, struct bscratch *l, struct svcent *s,
+		      struct lbm_state **out)
 {
 	struct k8s_service svc;
 	const struct k8s_service *svcp = &svc;
-	const struct k8s_node *np = l->node;
+	const struct k8s_node *np = lb->node;
 	size_t n_eps = 0, n_ports = 0, ie = 0, ip = 0;
 	struct k8s_kv label, plabel;
 	struct lbm_input in;
@@ -1008,7 +1023,7 @@ static int frag_build(struct lbi *l, struct svcent *s, struct lbm_state **out)
 		l->esp[i] = es;
 	}
 	in = (struct lbm_input){
-		.node_name = l->node_name,
+		.node_name = lb->node_name,
 		.services = &svcp,
 		.n_services = 1,
 		.slices = l->esp,
@@ -1543,6 +1558,59 @@ static void scratch_trim(struct lbi *l)
 	}
 }
 
+struct build_part {
+	const struct lbi *l;
+	struct svcent **ds;
+	struct lbm_state **news;
+	size_t n;
+	struct bscratch bs;
+	int err;
+};
+
+static void *build_part_run(void *arg)
+{
+	struct build_part *p = arg;
+
+	for (size_t i = 0; i < p->n && !p->err; i++)
+		p->err = frag_build(p->l, &p->bs, p->ds[i], &p->news[i]);
+	bscratch_fini(&p->bs);
+	return NULL;
+}
+
+/*
+ * Builds the fragments of n dirty Services into news[]. A start builds every
+ * Service (50,000: ~0.3 s of the plan's ~0.45 s) while the informer threads
+ * have finished their lists, so a second thread takes the second half of a
+ * large batch; the builds only read the Services' entries and the node.
+ */
+#define BUILD_PARALLEL_MIN 2048
+static int build_all(struct lbi *l, struct svcent **ds, struct lbm_state **news, size_t n)
+{
+	struct build_part half = {.l = l};
+	pthread_t th;
+	bool threaded = false;
+	size_t mine = n;
+	int err = 0;
+
+	if (n >= BUILD_PARALLEL_MIN) {
+		mine = n / 2;
+		half.ds = ds + mine;
+		half.news = news + mine;
+		half.n = n - mine;
+		threaded = !pthread_create(&th, NULL, build_part_run, &half);
+		if (!threaded)
+			mine = n; /* no thread: all of it here */
+	}
+	for (size_t i = 0; i < mine && !err; i++)
+		err = frag_build(l, &l->bs, ds[i], &news[i]);
+	if (threaded) {
+		pthread_join(th, NULL);
+		if (!err)
+			err = half.err;
+	}
+	return err;
+}
+
 int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 {
 	struct plan_caps caps = {0};
@@ -1562,11 +1630,9 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 	for (s = l->dirty; s; s = s->dnext)
 		ds[n++] = s;
 	/* Build everything first: a failure here changes nothing. */
-	for (i = 0; i < n; i++) {
-		err = frag_build(l, ds[i], &news[i]);
-		if (err)
-			goto out;
-	}
+	err = build_all(l, ds, news, n);
+	if (err)
+		goto out;
 	l->n_tbe = l->n_tfe = 0;
 	/* Size the backend and frontend tables once for what the fragments
 	 * can add (a start adds 200,000 backends: doubling rehashed them all
