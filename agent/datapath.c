@@ -453,6 +453,10 @@ struct dp_link {
 
 struct dp {
 	struct dp_fill fill; /* last walk's figures */
+	/* backends refused for want of an id since the last summary: the first
+	 * few are named, the rest counted (a sync past the map's size would
+	 * otherwise log one line per backend, every retry) */
+	unsigned be_full_n;
 	time_t fill_at;	     /* CLOCK_MONOTONIC seconds of that walk, 0 = never */
 	struct cgroup_sock_lb *skel;
 	char root[PATH_MAX];
@@ -951,6 +955,18 @@ int dp_backend_id(const struct dp *dp, __be32 addr, __be16 port, __u8 proto, __u
 }
 
 /* Validates be and finds or allocates its id. 0 or a negative error (logged). */
+#define DP_FULL_NAMED 5
+
+/* Logs how many backends found the map full beyond those named. */
+static void dp_be_full_summary(struct dp *dp)
+{
+	if (dp->be_full_n > DP_FULL_NAMED)
+		pr_err(DP_LOG, "map '%s': %u more backends not programmed: no free backend id (%u "
+			       "in use, the map's size)",
+		       SL_MAP_BACKENDS4, dp->be_full_n - DP_FULL_NAMED, dp->be_ids.used);
+	dp->be_full_n = 0;
+}
+
 static int dp_backend_prepare(struct dp *dp, const struct sl_backend *be, __u32 *id)
 {
 	struct dp_be_ent *e;
@@ -975,9 +991,11 @@ static int dp_backend_prepare(struct dp *dp, const struct sl_backend *be, __u32 
 	if (!e->key) {
 		v = dp_ids_alloc(&dp->be_ids);
 		if (!v) {
-			dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
-			pr_err(DP_LOG, "map '%s' backend %s: no free backend id (%u in use)",
-			       SL_MAP_BACKENDS4, s, dp->be_ids.used);
+			if (dp->be_full_n++ < DP_FULL_NAMED) {
+				dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
+				pr_err(DP_LOG, "map '%s' backend %s: no free backend id (%u in use)",
+				       SL_MAP_BACKENDS4, s, dp->be_ids.used);
+			}
 			return -SL_ERR_EXHAUSTED;
 		}
 		e->key = dp_be_key(be->addr, be->port, be->proto);
@@ -1075,6 +1093,7 @@ int dp_backend_upsert_many(struct dp *dp, const struct sl_backend *bes, size_t n
 	}
 	free(keys);
 	free(vals);
+	dp_be_full_summary(dp);
 	return first_err;
 }
 
