@@ -47,7 +47,12 @@
 # same run; default 1), TCP (0: no iperf3 runs, request rate only; default 1),
 # BPF_STATS (1: kernel.bpf_stats_enabled during step
 # 3, restored on exit, and the run time of n1's and n2's programs per request of
-# the pod runs; it adds two clock reads per program run to the pod path; default 0).
+# the pod runs; it adds two clock reads per program run to the pod path; default 0),
+# FABRIC (the lab's `--fabric`: bridge, the nodes on one bridge; or mesh, the nodes also on
+# direct links, a veth pair per pair of nodes, which carry the pod traffic; default bridge;
+# with mesh also the path "podbr": the pod path of the same lab sent over the bridge for the
+# run, n1's and n2's /32 routes to each other's IP over their link removed and their
+# podCIDR routes re-resolved to eth0 — the two fabrics in the same lab and run).
 #
 # Every connbench run also records the machine's CPU time per request (/proc/stat
 # deltas: user, system, softirq; idle): machine-wide, so other work on the machine
@@ -75,6 +80,9 @@ HOST_ROUTING=${HOST_ROUTING:-bpf}
 BPF_STATS=${BPF_STATS:-0}
 PODFWD=${PODFWD:-1}
 TCP=${TCP:-1}
+FABRIC=${FABRIC:-bridge}
+[[ $FABRIC == bridge || $FABRIC == mesh ]] ||
+	{ echo "lab bench: FABRIC must be bridge or mesh" >&2; exit 2; }
 [[ $HOST_ROUTING == bpf ]] || PODFWD=0
 step() { [[ $STEPS == *" $1 "* ]]; }
 PY=/usr/bin/python3
@@ -139,8 +147,8 @@ v_plugins=$(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/nul
 log "machine: $m_nproc x $m_cpu, $m_mem, kernel $m_kernel, load $m_load"
 
 # --- the lab -------------------------------------------------------------------------------------
-log "lab up --name $L --nodes $NODES --no-dns"
-if ! "${LAB[@]}" up --name "$L" --nodes "$NODES" --no-dns >"$tmp/up.out" 2>&1; then
+log "lab up --name $L --nodes $NODES --no-dns --fabric $FABRIC"
+if ! "${LAB[@]}" up --name "$L" --nodes "$NODES" --no-dns --fabric "$FABRIC" >"$tmp/up.out" 2>&1; then
 	cat "$tmp/up.out" >&2
 	echo "lab bench: lab up failed" >&2
 	exit 1
@@ -425,6 +433,24 @@ hr_peer() {
 	done
 }
 
+# pod_fabric bridge|mesh (FABRIC=mesh): n1 and n2 reach each other's IP, and through it
+# each other's podCIDR, over the bridge (eth0) or over their direct link. The podCIDR routes
+# are the agents' (protocol 83, via the node IP); a replace re-resolves their device and
+# leaves them as the agents want them (same destination and gateway).
+pod_fabric() {
+	local a b ip cidr
+	for a in 1 2; do
+		b=$((3 - a)) ip=198.18.0.$((10 + 3 - a))
+		cidr=$("${KC[@]}" get node "n$b" -o jsonpath='{.spec.podCIDR}')
+		if [[ $1 == bridge ]]; then
+			ip -n "$L-n$a" route del "$ip/32" dev "mesh-n$b"
+		else
+			ip -n "$L-n$a" route add "$ip/32" dev "mesh-n$b"
+		fi
+		ip -n "$L-n$a" route replace "$cidr" via "$ip" proto 83
+	done
+}
+
 # hr_peer_sent NODE: packets the node sent to an uplink's peer (sl_hr_dev_v1, all CPUs);
 # read around each pod run (hr_peer on rewrites the entries, counters included).
 hr_peer_sent() {
@@ -442,6 +468,10 @@ run_tp() {
 		dst=$POD_IP cli=(in_pod)
 		hr_peer off
 		;;
+	podbr)
+		dst=$POD_IP cli=(in_pod)
+		pod_fabric bridge
+		;;
 	veth) dst=198.19.240.2 cli=(nsenter --net="/run/netns/$L-va") ;;
 	bridge) dst=198.19.241.2 cli=(nsenter --net="/run/netns/$L-ba") ;;
 	routed) dst=198.19.244.2 cli=(nsenter --net="/run/netns/$L-ra") ;;
@@ -458,7 +488,9 @@ run_tp() {
 	else
 		fail "iperf3 $path rep $rep: $(tail -c 300 <<<"$out")"
 	fi
-	[[ $path == pod ]] && bpf_snap "$tmp/bpf0.json"
+	# (without BPF_STATS=1 bpf_snap fails: under set -e a failed last command of an && list ends
+	# the script, so the lists are closed by || :)
+	[[ $path == pod ]] && bpf_snap "$tmp/bpf0.json" || :
 	# The /proc/stat samples are taken next to connbench, where it runs (for the pod: after
 	# `lab exec` has found and entered it, whose own start is not the path's cost).
 	if out=$("${cli[@]}" sh -c 'grep "^cpu " /proc/stat; "$@"; r=$?; grep "^cpu " /proc/stat
@@ -470,8 +502,8 @@ run_tp() {
 		echo "test=rr path=$path rep=$rep rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]}" \
 			"p99_ms=${BASH_REMATCH[3]} errors=${BASH_REMATCH[4]}" \
 			"$(cpu_per_req "${BASH_REMATCH[1]}")" | tee -a "$raw" >&2
-		[[ $path == pod ]] && bpf_snap "$tmp/bpf1.json" &&
-			bpf_per_req "$rep" "${BASH_REMATCH[1]}" | tee -a "$raw" >&2
+		{ [[ $path == pod ]] && bpf_snap "$tmp/bpf1.json" &&
+			bpf_per_req "$rep" "${BASH_REMATCH[1]}" | tee -a "$raw" >&2; } || :
 		((BASH_REMATCH[4] == 0)) || fail "connbench $path rep $rep: ${BASH_REMATCH[4]} errors"
 	else
 		fail "connbench $path rep $rep: $(tail -c 300 <<<"$out")"
@@ -481,6 +513,7 @@ run_tp() {
 			"n2=$(($(hr_peer_sent n2) - p2))" >>"$raw"
 	fi
 	[[ $path == podfwd ]] && hr_peer on
+	[[ $path == podbr ]] && pod_fabric mesh
 	return 0
 }
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -489,6 +522,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	3) order="bridge routed pod veth" ;; *) order="routed pod veth bridge" ;;
 	esac
 	((PODFWD)) && order=${order/pod/pod podfwd}
+	[[ $FABRIC == mesh ]] && order=${order/pod/pod podbr}
 	for p in $order; do run_tp "$p" "$rep"; done
 done
 # Which way the pod packets went: the host-routing counters (abi/hostroute.h) of both nodes.
@@ -559,7 +593,7 @@ t_total=$(($(date +%s) - t_start))
 # --- report --------------------------------------------------------------------------------------
 log "report"
 export m_cpu m_nproc m_mem m_kernel m_commit m_date m_load v_iperf v_plugins t_total POD_MTU
-export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS HOST_ROUTING TCP
+export PODS NODES CNI_N REPS SECONDS_PER_RUN CONNS SCALE_N SCALE_RUNS HOST_ROUTING TCP FABRIC
 export FAILURES="${failures[*]}"
 "$PY" - "$raw" "$tmp" "$OUT" <<'PY'
 import os, sys, statistics
@@ -634,8 +668,9 @@ w("# Lab benchmark: pod start, CNI ADD/DEL, pod-to-pod across nodes, scale to da
 w("Measured %s on commit `%s`, %s s. Status: %s.\n" % (E["m_date"], E["m_commit"], E["t_total"],
   "all runs completed without errors" if not fails else "FAILED: " + fails))
 w("Repeat with `make && make bench` (this part alone: `sudo BIN=build/bin tools/bench/lab.sh`; knobs "
-  "PODS=%s NODES=%s CNI_N=%s REPS=%s SECONDS_PER_RUN=%s CONNS=%s HOST_ROUTING=%s).\n" %
-  (E["PODS"], E["NODES"], E["CNI_N"], E["REPS"], E["SECONDS_PER_RUN"], E["CONNS"], E["HOST_ROUTING"]))
+  "PODS=%s NODES=%s CNI_N=%s REPS=%s SECONDS_PER_RUN=%s CONNS=%s HOST_ROUTING=%s FABRIC=%s).\n" %
+  (E["PODS"], E["NODES"], E["CNI_N"], E["REPS"], E["SECONDS_PER_RUN"], E["CONNS"], E["HOST_ROUTING"],
+   E["FABRIC"]))
 w("**Machine:** %s x %s, %s, Linux %s; load average at start %s. This is a shared, noisy VM: "
   "other engineers build and test on the same %s cores while this runs, and the whole lab (API "
   "server, %s agents, %s pods, the load generators) shares them too. Ratios measured in the same "
@@ -661,8 +696,11 @@ if E["TCP"] != "0":
 goal("request rate", rr_m, "/s", "%.0f")
 w("| (request rate, paired) pod → pod / plain veth, median of the per-rotation ratios | x%.2f; vs "
   "bridge x%.2f, vs routed x%.2f%s | %s |" % (paired("pod", "veth"), paired("pod", "bridge"),
-  paired("pod", "routed"), ", vs podfwd x%.2f" % paired("pod", "podfwd") if "podfwd" in rr else "",
-  yes(paired("pod", "veth") >= 0.9)))
+  paired("pod", "routed"), ("".join(", vs %s x%.2f" % (p, paired("pod", p))
+  for p in ("podbr", "podfwd") if p in rr)), yes(paired("pod", "veth") >= 0.9)))
+if "podbr" in rr:
+    w("| (request rate, paired) pod → pod over the bridge fabric (*podbr*) / plain veth | x%.2f | %s |"
+      % (paired("podbr", "veth"), yes(paired("podbr", "veth") >= 0.9)))
 w("")
 w("## 1. Pod start and delete (%s pods, %s nodes)\n" % (E["PODS"], E["NODES"]))
 w("`sluicectl lab up --nodes %s --no-dns`; %s echo-server pods (readiness `httpGet /ready`, "
@@ -702,6 +740,7 @@ w("## 3. Pod → pod across nodes vs plain namespaces\n")
 hr = {r["node"]: r for r in rows if r["test"] == "hr"}
 def hrv(n, k):
     return int(hr.get(n, {}).get(k, 0))
+hrdev = {}
 if E["HOST_ROUTING"] == "bpf":
     path = ("pod veth → n1's tc ingress on the pod veth (the agent's programs: policy, then BPF host "
             "routing: FIB lookup, TTL and MAC rewrite, `bpf_redirect_peer` to the fabric veth's peer in "
@@ -715,7 +754,6 @@ if E["HOST_ROUTING"] == "bpf":
             "n2 %d and %d; %d + %d eligible packets fell back to the stack)" %
             (hrv("n1", "fib"), hrv("n1", "peer_net"), hrv("n2", "fib"), hrv("n2", "peer_net"),
              hrv("n1", "stack"), hrv("n2", "stack")))
-    hrdev = {}
     for r in rows:
         if r["test"] == "hrdev":
             d = hrdev.setdefault(r["path"], [0, 0])
@@ -746,6 +784,21 @@ w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: " + 
   "runs, so n1 and n2 send by `bpf_redirect` to the fabric veth (its tc egress, its transmit, its "
   "peer's backlog queue) instead of `bpf_redirect_peer` to its peer; *pod* vs *podfwd* is what "
   "redirect_peer is worth, in the same lab and run." if "podfwd" in rr else ""))
+if E["FABRIC"] == "mesh":
+    w("**Fabric: mesh** (`lab up --fabric mesh`): the nodes are also joined by direct links, a veth "
+      "pair per pair of nodes (n1's `mesh-n2` ↔ n2's `mesh-n1`, no addresses), with a /32 route in "
+      "each node to the other's IP over the link, so the agents' host-gw routes (podCIDR via the "
+      "node IP) resolve to it; the links are in the agents' `--devices` (the fabric program on "
+      "their TCX ingress). The bridge carries only cp, ext and node-address traffic. So in the "
+      "*pod* runs above the step \"bridge br0 in L-fabric\" is replaced by the link: n1's host "
+      "routing hands the packet by `bpf_redirect_peer` to the link's peer, n2's `mesh-n1`, whose "
+      "TCX ingress delivers it by `bpf_redirect_peer` into the server pod — one backlog queue "
+      "(the client pod's veth) per direction, as *veth*. *podbr*: the same lab and pods with n1's "
+      "and n2's /32 routes over the link removed for the run and their podCIDR routes "
+      "re-resolved, so the packets take the bridge as in a `--fabric bridge` lab (two backlog "
+      "queues).%s\n" % ("" if "pod" not in hrdev else " Sent to an uplink's peer by "
+      "`bpf_redirect_peer` (n1 + n2): %d during *pod*%s." % (sum(hrdev["pod"]),
+      ", %d during *podbr*" % sum(hrdev["podbr"]) if "podbr" in hrdev else "")))
 w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request rate: `connbench "
   "closed` (tools/connbench), %s connections in flight, each a new TCP connection carrying one "
   "request and response (HTTP/1.0 style) — so it measures connection setup + request/response "
@@ -754,7 +807,7 @@ w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request
   "in rotating order.\n" % (E["v_iperf"], E["SECONDS_PER_RUN"], E["CONNS"], E["SECONDS_PER_RUN"], E["REPS"]))
 w("| path | TCP Gbit/s (median) | runs | vs veth | TCP retransmits (median) | requests/s (median) | p50 / p99 ms | vs veth |")
 w("|---|---|---|---|---|---|---|---|")
-for p in ("pod", "podfwd", "veth", "bridge", "routed"):
+for p in ("pod", "podbr", "podfwd", "veth", "bridge", "routed"):
     if p not in tcp and p not in rr:
         continue
     t = tcp.get(p, [])
@@ -773,7 +826,7 @@ if cpu:
     w("| path | CPU µs/request | user | system | softirq | idle % | vs veth (CPU) |")
     w("|---|---|---|---|---|---|---|")
     cm = lambda p, k: med([float(r[k]) for r in cpu.get(p, [])])
-    for p in ("pod", "podfwd", "veth", "bridge", "routed"):
+    for p in ("pod", "podbr", "podfwd", "veth", "bridge", "routed"):
         if p in cpu:
             w("| %s | %.1f | %.1f | %.1f | %.1f | %.0f | x%.2f |" % (p, cm(p, "cpu_us"), cm(p, "usr_us"),
               cm(p, "sys_us"), cm(p, "sirq_us"), cm(p, "idle_pct"), ratio(cm(p, "cpu_us"), cm("veth", "cpu_us"))))

@@ -14,15 +14,24 @@
 #  L-nN   ... 198.18.0.(10+N) ──┤
 #  L-ext  eth0 198.18.0.250/24 ─┘   "external client", upstream DNS (knotd :53)
 #
+# --fabric mesh adds nodes on direct links: one veth pair per pair of nodes
+# (n1's "mesh-n2" <-> n2's "mesh-n1", no addresses) and in each node a /32
+# route to every other node's IP over its link, so the agents' host-gw routes
+# (podCIDR via the node IP) resolve to the links; the bridge stays for cp, ext
+# and node addresses. The agents get every link in --devices (the fabric
+# ingress program, host routing's redirect_peer to the link's peer): a pod
+# packet to another node then passes one backlog queue, as over one veth pair.
+#
 # Cluster DNS (like kubeadm's CoreDNS addon, as API objects): Service
 # kube-system/kube-dns 198.18.128.10 (dns 53/UDP, dns-tcp 53/TCP, metrics
 # 9153) and Deployment kube-system/kube-dns (2 replicas spread by the
 # scheduler) running the host's sluice-dns, forwarding to knotd in L-ext,
 # which serves example.test.
 #
-#   lab up [--name L] [--nodes N] [--no-dns]
+#   lab up [--name L] [--nodes N] [--no-dns] [--fabric bridge|mesh]
 #                                     build it (default name "lab", 2 nodes) with
-#                                     cluster DNS (kube-dns, upstream in L-ext)
+#                                     cluster DNS (kube-dns, upstream in L-ext);
+#                                     mesh: node-to-node links (see above)
 #   lab add-node [--name L]           one more node (n(N+1)) joins the running lab
 #   lab down [--name L]               remove everything it made (also a half-built lab)
 #   lab status [--name L]             daemons, nodes, pods, services
@@ -78,6 +87,7 @@ NAME=${SLUICE_LAB_NAME:-lab}
 NODES=2
 NODES_SET=
 NO_DNS=
+FABRIC=
 LAB_KUBECONFIG=
 EXEC_ARGS=()
 while (($#)); do
@@ -88,6 +98,8 @@ while (($#)); do
 	--nodes=*) NODES=${1#*=} NODES_SET=1 && shift ;;
 	--lab) LAB_KUBECONFIG=1 && shift ;;
 	--no-dns) NO_DNS=1 && shift ;;
+	--fabric) FABRIC=${2:-} && shift 2 || die "--fabric needs a value" ;;
+	--fabric=*) FABRIC=${1#*=} && shift ;;
 	-h | --help)
 		usage
 		exit 0
@@ -99,7 +111,7 @@ while (($#)); do
 		EXEC_ARGS+=("$@")
 		break
 		;;
-	-*) die "$CMD: unknown flag '$1' (accepted: --name L$([[ $CMD == up ]] && echo ', --nodes N, --no-dns')$([[ $CMD == kubeconfig ]] && echo ', --lab'))" ;;
+	-*) die "$CMD: unknown flag '$1' (accepted: --name L$([[ $CMD == up ]] && echo ', --nodes N, --no-dns, --fabric bridge|mesh')$([[ $CMD == kubeconfig ]] && echo ', --lab'))" ;;
 	*)
 		[[ $CMD == exec ]] || die "$CMD: unexpected argument '$1'"
 		EXEC_ARGS+=("$1")
@@ -114,6 +126,10 @@ done
 	die "--nodes '$NODES': expected a number 1-20"
 [[ $CMD != up && -n $NODES_SET ]] && die "$CMD: --nodes is a flag of up only"
 [[ $CMD != up && -n $NO_DNS ]] && die "$CMD: --no-dns is a flag of up only"
+[[ $CMD != up && -n $FABRIC ]] && die "$CMD: --fabric is a flag of up only"
+[[ -z $FABRIC || $FABRIC == bridge || $FABRIC == mesh ]] ||
+	die "--fabric '$FABRIC': expected bridge or mesh"
+FABRIC=${FABRIC:-bridge}
 
 S=$RUN_ROOT/$NAME
 CG=${CGROOT:+$CGROOT/sluice-lab-$NAME}
@@ -249,6 +265,33 @@ KC
 	chmod 600 "$1"
 }
 
+# node_devices I: node nI's --devices: eth0, and with the mesh fabric its links to every
+# other node (a pod packet from another node arrives on its link).
+node_devices() {
+	local j devs=eth0
+	if [[ $FABRIC == mesh ]]; then
+		for ((j = 1; j <= NODES; j++)); do
+			((j != $1)) && devs+=",mesh-n$j"
+		done
+	fi
+	echo "$devs"
+}
+
+# mesh_link I J: the direct link between nodes nI and nJ, and each node's /32 route to the
+# other's IP over it. Before the agents install their host-gw routes (podCIDR via the node
+# IP): the kernel binds a gateway route to the device it resolves to when it is installed.
+mesh_link() {
+	local a=$NAME-n$1 b=$NAME-n$2
+	ip -n "$a" link add "mesh-n$2" type veth peer name "mesh-n$1" netns "$b" ||
+		die "veth $a/mesh-n$2 <-> $b/mesh-n$1 failed"
+	ip -n "$a" link set "mesh-n$2" up
+	ip -n "$b" link set "mesh-n$1" up
+	ip -n "$a" route add "$(node_ip "$2")/32" dev "mesh-n$2" ||
+		die "route $(node_ip "$2")/32 dev mesh-n$2 in $a failed"
+	ip -n "$b" route add "$(node_ip "$1")/32" dev "mesh-n$1" ||
+		die "route $(node_ip "$1")/32 dev mesh-n$1 in $b failed"
+}
+
 # start_agent I: node nI's sluice-agent in its netns.
 start_agent() {
 	local extra=()
@@ -258,7 +301,7 @@ start_agent() {
 	start_daemon "agent-n$1" "$S/logs/agent-n$1.log" \
 		nsenter --net="/run/netns/$NAME-n$1" "$BIN/sluice-agent" \
 		--node-name "n$1" --kubeconfig "$S/kubeconfig-lab" \
-		--bpffs "$S/bpffs" --cgroup-root "$CG/n$1" --devices eth0 \
+		--bpffs "$S/bpffs" --cgroup-root "$CG/n$1" --devices "$(node_devices "$1")" \
 		--node-ip "$(node_ip "$1")" --run-pods --state-dir "$S/n$1" \
 		--cni-conf-dir "$S/n$1/net.d" --cni-bin-dir "$S/cni-bin" \
 		--cluster-dns "$CLUSTER_DNS" --metrics-listen 127.0.0.1:10249 \
@@ -283,6 +326,10 @@ cmd_add_node() {
 	[[ $(id -u) == 0 ]] || die "add-node needs root"
 	load_config || die "lab '$NAME' is not up (no $S/config)"
 	pid_alive "$S/pids/control.pid" >/dev/null || die "lab '$NAME': sluice-control is not running"
+	# The running agents' --devices are fixed at their start: a link to a new node would
+	# carry pod packets past their fabric program.
+	[[ ${FABRIC:-bridge} == bridge ]] ||
+		die "add-node: lab '$NAME' has --fabric $FABRIC; add-node works with the bridge fabric only"
 	n=$((NODES + 1))
 	((n <= 20)) || die "add-node: the lab has $NODES nodes, at most 20"
 	[[ -e /run/netns/$NAME-n$n ]] &&
@@ -310,7 +357,7 @@ cmd_add_node() {
 }
 
 cmd_up() {
-	local n i port ctl_flags=() agent_regs=0
+	local n i j port ctl_flags=() agent_regs=0
 	[[ $(id -u) == 0 ]] || die "up needs root (network namespaces, bpffs, cgroups)"
 	[[ -n $CGROOT ]] || die "no cgroup2 mount in /proc/self/mounts: the agents need one"
 	need_bin sluice-control sluice-agent sluice-cni
@@ -340,6 +387,7 @@ NODES=$NODES
 BIN=$BIN
 CG=$CG
 TOKEN=$TOKEN
+FABRIC=$FABRIC
 CFG
 
 	log "network: $NAME-fabric (bridge), $NAME-cp, $NAME-n1..n$NODES, $NAME-ext"
@@ -357,6 +405,12 @@ CFG
 		# Nodes route their pods' traffic; nothing else forwards.
 		in_ns "$NAME-n$i" sysctl -qw net.ipv4.ip_forward=1
 	done
+	if [[ $FABRIC == mesh ]]; then
+		log "fabric mesh: a link per pair of nodes (mesh-nJ in nI), node IPs routed over them"
+		for ((i = 1; i <= NODES; i++)); do
+			for ((j = i + 1; j <= NODES; j++)); do mesh_link "$i" "$j"; done
+		done
+	fi
 
 	mount -t bpf bpf "$S/bpffs" || die "mounting bpffs at $S/bpffs failed"
 	echo "$S/bpffs" >"$S/mounts"
@@ -451,7 +505,7 @@ CFG
 	fi
 
 	cat <<EOF
-lab '$NAME' is up: $NODES nodes, API $API_URL (host) and http://$API_LAB (lab network)
+lab '$NAME' is up: $NODES nodes (fabric $FABRIC), API $API_URL (host) and http://$API_LAB (lab network)
   export KUBECONFIG=$S/kubeconfig
   kubectl get nodes -o wide
   sluicectl lab status --name $NAME
@@ -765,7 +819,7 @@ kubectl_bin() {
 cmd_status() {
 	local f k name pid
 	load_config || die "lab '$NAME' is not up (no $S/config)"
-	echo "lab $NAME: $NODES nodes, API $API_URL (host) and http://$API_LAB (lab), state $S"
+	echo "lab $NAME: $NODES nodes, fabric ${FABRIC:-bridge}, API $API_URL (host) and http://$API_LAB (lab), state $S"
 	for f in "$S"/pids/*.pid; do
 		[[ -e $f ]] || continue
 		name=$(basename "$f" .pid)
