@@ -457,7 +457,7 @@ struct dp {
 	 * few are named, the rest counted (a sync past the map's size would
 	 * otherwise log one line per backend, every retry) */
 	unsigned be_full_n;
-	time_t fill_at;	     /* CLOCK_MONOTONIC seconds of that walk, 0 = never */
+	time_t fill_at; /* CLOCK_MONOTONIC seconds of that walk, 0 = never */
 	struct cgroup_sock_lb *skel;
 	char root[PATH_MAX];
 	int cgroup_fd;
@@ -961,8 +961,9 @@ int dp_backend_id(const struct dp *dp, __be32 addr, __be16 port, __u8 proto, __u
 static void dp_be_full_summary(struct dp *dp)
 {
 	if (dp->be_full_n > DP_FULL_NAMED)
-		pr_err(DP_LOG, "map '%s': %u more backends not programmed: no free backend id (%u "
-			       "in use, the map's size)",
+		pr_err(DP_LOG,
+		       "map '%s': %u more backends not programmed: no free backend id (%u "
+		       "in use, the map's size)",
 		       SL_MAP_BACKENDS4, dp->be_full_n - DP_FULL_NAMED, dp->be_ids.used);
 	dp->be_full_n = 0;
 }
@@ -993,7 +994,8 @@ static int dp_backend_prepare(struct dp *dp, const struct sl_backend *be, __u32 
 		if (!v) {
 			if (dp->be_full_n++ < DP_FULL_NAMED) {
 				dp_addr_str(s, sizeof(s), be->addr, be->port, be->proto);
-				pr_err(DP_LOG, "map '%s' backend %s: no free backend id (%u in use)",
+				pr_err(DP_LOG,
+				       "map '%s' backend %s: no free backend id (%u in use)",
 				       SL_MAP_BACKENDS4, s, dp->be_ids.used);
 			}
 			return -SL_ERR_EXHAUSTED;

@@ -83,7 +83,6 @@
 #define LARGE_CLUSTER_ENDPOINTS 1000
 #define CHAIN_LEN		32 /* "KUBE-SEP-" + 16 + NUL, with room */
 
-
 /* One UDP frontend or endpoint as last programmed, for conntrack cleanup. */
 struct ct_ent {
 	uint64_t port_id; /* first 8 bytes of the service port's hash */

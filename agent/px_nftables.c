@@ -103,7 +103,6 @@
 #define KP_PREFIX_MAX 16  /* chainNamePrefixLengthMax */
 #define BASE_MAX      (NAME_MAX_NFT - KP_PREFIX_MAX)
 
-
 /* --- names ------------------------------------------------------------------------------ */
 
 /* prefix + hashAndTruncate(name): base32(sha256(name))[:8] + "-" + name, cut to

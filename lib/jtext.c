@@ -25,6 +25,13 @@ void jt_init(struct jt *j, const char *text, size_t len)
 	j->end = text + len;
 	j->depth = 0;
 	j->err[0] = '\0';
+	j->alloc = NULL;
+	j->alloc_ctx = NULL;
+}
+
+static char *jt_alloc(struct jt *j, size_t n)
+{
+	return j->alloc ? j->alloc(j->alloc_ctx, n) : malloc(n);
 }
 
 static void jt_ws(struct jt *j)
@@ -292,7 +299,7 @@ int jt_string(struct jt *j, char **out, size_t *len, bool *has_nul)
 	while (start + 1 + raw < j->end && start[1 + raw] != '"' && start[1 + raw] != '\\')
 		raw++;
 	if (start + 1 + raw < j->end && start[1 + raw] == '"') {
-		buf = malloc(raw + 1);
+		buf = jt_alloc(j, raw + 1);
 		if (!buf)
 			return -ENOMEM;
 		memcpy(buf, start + 1, raw);
@@ -308,13 +315,14 @@ int jt_string(struct jt *j, char **out, size_t *len, bool *has_nul)
 	if (jt_str_scan(j, NULL, NULL, &nul))
 		return -SL_ERR_PARSE;
 	raw = (size_t)(j->p - start);
-	buf = malloc(raw + 1);
+	buf = jt_alloc(j, raw + 1);
 	if (!buf)
 		return -ENOMEM;
 	j->p = start;
 	n = 0;
 	if (jt_str_scan(j, buf, &n, &nul)) { /* cannot fail: it passed once */
-		free(buf);
+		if (!j->alloc)
+			free(buf);
 		return -SL_ERR_PARSE;
 	}
 	buf[n] = '\0';

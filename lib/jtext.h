@@ -30,6 +30,10 @@ struct jt {
 	unsigned depth;	  /* open objects and arrays */
 	char err[128];	  /* what was wrong with the text, and where */
 	char key[256];	  /* an escaped key, unescaped */
+	/* Where jt_string's results are allocated: NULL = malloc (the caller
+	 * frees them); otherwise alloc(alloc_ctx, n), which owns them. */
+	void *(*alloc)(void *ctx, size_t n);
+	void *alloc_ctx;
 };
 
 enum jt_type {

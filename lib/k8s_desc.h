@@ -123,6 +123,8 @@ void k8s_desc_fini(const struct k8s_type *t, void *s);
 
 /* Releases member f of the struct at s and zeroes it (absent again). */
 void k8s_desc_member_fini(const struct k8s_field *f, void *s);
+/* Releases the blocks of a k8s_obj_decode_text object (meta.arena). */
+void k8s_text_arena_free(void *arena);
 
 /* The descriptor of a top-level kind and its apiVersion/kind strings; NULL
  * for K8S_KIND_UNKNOWN or out of range. */

@@ -1046,8 +1046,15 @@ void k8s_obj_free(enum k8s_kind kind, void *obj)
 {
 	const struct k8s_kind_info *ki = k8s_kind_info(kind);
 
+	void *arena;
+
 	if (!ki || !obj)
 		return;
+	arena = ((struct k8s_meta *)((char *)obj + ki->meta_off))->arena;
+	if (arena) {
+		k8s_text_arena_free(arena); /* the object and all it holds */
+		return;
+	}
 	k8s_desc_fini(ki->type, obj);
 	free(obj);
 }

@@ -127,6 +127,10 @@ struct k8s_meta {
 	struct k8s_owner_ref *owner_references;
 	size_t n_owner_references;
 	struct k8s_strlist finalizers;
+	/* Not an API field: set on objects k8s_obj_decode_text put in one
+	 * block of memory (every member inside it), which k8s_obj_free
+	 * releases at once. NULL for every other object. */
+	void *arena;
 };
 
 /* corev1.ObjectReference (targetRef, involvedObject). */
@@ -628,6 +632,10 @@ int k8s_obj_decode(enum k8s_kind kind, struct json_object *json, void **out, cha
  * the result drops every field without a typed member; of several problems
  * in one object, the first in the text is reported. Syntax errors are
  * -SL_ERR_INVALID with "invalid JSON: ..." in err.
+ *
+ * The object and its members are carved out of a few large blocks
+ * (meta.arena) for kinds without free-form JSON members: read it, then
+ * k8s_obj_free it; never free or replace its members one by one.
  */
 int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void **out, char *err,
 			size_t errlen);
