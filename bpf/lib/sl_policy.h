@@ -12,7 +12,9 @@
  *
  * Per packet: a cached ALLOW for the tuple (this direction) or for the
  * reversed tuple (the other direction: a reply) passes, unless the packet is
- * a TCP SYN (a new connection, maybe on a reused tuple); an ICMP error whose
+ * a TCP SYN (a new connection, maybe on a reused tuple); the two are one
+ * entry, found in one lookup (the key is normalised: sl_np_ct_key_norm in
+ * abi/policy.h); an ICMP error whose
  * quoted packet belongs to an allowed flow passes (related); otherwise the
  * first packet of the flow is decided, cached, counted and reported on the
  * ring buffer. Runs after service translation (tc_pod DNATs first on the
@@ -300,8 +302,8 @@ static __always_inline bool sl_np_ct_alive(const struct sl_np_ct_val *v, __u8 pr
 	return v->verdict == SL_NP_CT_ALLOW && now - v->last_seen_ns < life;
 }
 
-/* A cached ALLOW for key k (refreshed); false when none. */
-static __always_inline bool sl_np_ct_hit(const struct sl_np_ct_key *k, __u64 now)
+/* A cached ALLOW under exactly key k (refreshed); false when none. */
+static __always_inline bool sl_np_ct_hit_key(const struct sl_np_ct_key *k, __u64 now)
 {
 	struct sl_np_ct_val *v = bpf_map_lookup_elem(&sl_np_ct_v1, k);
 
@@ -321,6 +323,24 @@ static __always_inline void sl_np_reverse(struct sl_np_ct_key *r, const struct s
 	r->dport = k->sport;
 	r->proto = k->proto;
 	r->dir = dir;
+}
+
+/*
+ * A cached ALLOW for the flow (k, k->dir) or its reply: the normalised key, then, when that
+ * misses and k is not its own normalised form, k itself: entries written before the key was
+ * normalised (pinned map kept across an agent upgrade) are under the tuple as it was checked,
+ * and established connections must survive the upgrade. That extra lookup is paid only on a
+ * miss, i.e. by packets that are decided anyway, until the old entries idle out.
+ */
+static __always_inline bool sl_np_ct_hit(const struct sl_np_ct_key *k, __u64 now)
+{
+	struct sl_np_ct_key n = {};
+
+	if (sl_np_ct_key_ordered(k))
+		return sl_np_ct_hit_key(k, now);
+	/* sl_np_ct_key_norm(), written field by field: cheaper than copy and swap. */
+	sl_np_reverse(&n, k, k->dir == SL_NP_INGRESS ? SL_NP_EGRESS : SL_NP_INGRESS);
+	return sl_np_ct_hit_key(&n, now) || sl_np_ct_hit_key(k, now);
 }
 
 /*
@@ -357,7 +377,7 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 	const struct sl_np_ep_val *src, *dst, *subj;
 	struct sl_np_ct_val nv = {}, *dv;
 	struct sl_np_pkt p = {};
-	struct sl_np_ct_key r = {};
+	struct sl_np_ct_key r = {}, nk;
 	__u32 policy = 0, cidx;
 	__u8 reason;
 	__u64 now;
@@ -379,10 +399,14 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 	 * A retransmitted SYN is decided again: current policy, one more lookup.
 	 */
 	if (!p.syn) {
+		/* Both directions of the flow: one lookup. */
 		if (sl_np_ct_hit(&p.k, now))
 			return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+		/* An old entry (sl_np_ct_hit) of the reply direction: under the reversed
+		 * tuple, unless that is the normalised key just looked up (one of the two
+		 * orientations is, except for a tuple that is its own reverse). */
 		sl_np_reverse(&r, &p.k, other);
-		if (sl_np_ct_hit(&r, now))
+		if (sl_np_ct_key_ordered(&p.k) && sl_np_ct_hit_key(&r, now))
 			return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
 	}
 	if (p.icmp_err) {
@@ -409,23 +433,25 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 		cidx = reason ? reason : SL_NP_C_ALLOW;
 	}
 
+	nk = p.k;
+	sl_np_ct_key_norm(&nk);
 	if (!reason) {
 		nv.last_seen_ns = now;
 		nv.policy = policy;
 		nv.verdict = SL_NP_CT_ALLOW;
 		/* A full LRU evicts; a failed insert only costs a re-decision. */
-		bpf_map_update_elem(&sl_np_ct_v1, &p.k, &nv, BPF_ANY);
+		bpf_map_update_elem(&sl_np_ct_v1, &nk, &nv, BPF_ANY);
 		sl_np_report(ifindex, &p.k, SL_NP_CT_ALLOW, cidx, policy, src ? src->identity : 0,
 			     dst ? dst->identity : 0, now);
 		return sl_np_count(skb, cidx, TC_ACT_OK);
 	}
 	/* Denied: report once per flow (per SL_NP_DENY_REPORT_NS). */
-	dv = bpf_map_lookup_elem(&sl_np_ct_v1, &p.k);
+	dv = bpf_map_lookup_elem(&sl_np_ct_v1, &nk);
 	if (!dv || dv->verdict != SL_NP_CT_DENY || now - dv->last_seen_ns > SL_NP_DENY_REPORT_NS) {
 		nv.last_seen_ns = now;
 		nv.verdict = SL_NP_CT_DENY;
 		nv.reason = reason;
-		bpf_map_update_elem(&sl_np_ct_v1, &p.k, &nv, BPF_ANY);
+		bpf_map_update_elem(&sl_np_ct_v1, &nk, &nv, BPF_ANY);
 		sl_np_report(ifindex, &p.k, SL_NP_CT_DENY, reason, 0, src ? src->identity : 0,
 			     dst ? dst->identity : 0, now);
 	}

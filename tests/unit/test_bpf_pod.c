@@ -577,6 +577,7 @@ static bool np_ct_has(struct tc_pod *s, const char *sa, const char *da, uint16_t
 				 .dir = dir};
 	struct sl_np_ct_val v;
 
+	sl_np_ct_key_norm(&k);
 	return !bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v) &&
 	       v.verdict == verdict;
 }

@@ -241,9 +241,10 @@ static int verdict_tcp(struct tc_pod *s, bool to_pod, const char *src, const cha
 	return r.retval;
 }
 
-/* Writes a cached verdict for the tuple as it crossed the hook dir. */
-static bool put_np_ct(struct tc_pod *s, const char *src, const char *dst, uint16_t sport,
-		      uint16_t dport, uint8_t dir, uint8_t verdict)
+/* Writes a cached verdict for the tuple as it crossed the hook dir, under the normalised key
+ * (or, raw, as programs before the normalisation wrote it). */
+static bool put_np_ct_as(struct tc_pod *s, const char *src, const char *dst, uint16_t sport,
+			 uint16_t dport, uint8_t dir, uint8_t verdict, bool raw)
 {
 	struct sl_np_ct_key k = {.saddr = ip4(src),
 				 .daddr = ip4(dst),
@@ -254,9 +255,30 @@ static bool put_np_ct(struct tc_pod *s, const char *src, const char *dst, uint16
 	struct timespec t;
 	struct sl_np_ct_val v = {.verdict = verdict};
 
+	if (!raw)
+		sl_np_ct_key_norm(&k);
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	v.last_seen_ns = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 	return !bpf_map_update_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v, BPF_ANY);
+}
+
+static bool put_np_ct(struct tc_pod *s, const char *src, const char *dst, uint16_t sport,
+		      uint16_t dport, uint8_t dir, uint8_t verdict)
+{
+	return put_np_ct_as(s, src, dst, sport, dport, dir, verdict, false);
+}
+
+static unsigned np_ct_count(struct tc_pod *s)
+{
+	int fd = bpf_map__fd(s->maps.sl_np_ct_v1);
+	struct sl_np_ct_key k, *prev = NULL;
+	unsigned n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &k)) {
+		n++;
+		prev = &k;
+	}
+	return n;
 }
 
 static uint8_t np_ct_verdict(struct tc_pod *s, const char *src, const char *dst, uint16_t sport,
@@ -270,6 +292,7 @@ static uint8_t np_ct_verdict(struct tc_pod *s, const char *src, const char *dst,
 				 .dir = dir};
 	struct sl_np_ct_val v;
 
+	sl_np_ct_key_norm(&k);
 	if (bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v))
 		return 0;
 	return v.verdict;
@@ -329,6 +352,61 @@ TEST(syn_on_reused_tuple_is_decided_again)
 	ASSERT_EQ(counter(s, SL_NP_C_CACHED), 3, "the ACKs from the cache");
 	flows_read(s, &fl);
 	ASSERT_EQ(fl.n, 2, "one record per decision");
+out:
+	np_free(c);
+	tc_pod__destroy(s);
+}
+
+/*
+ * A flow and its replies are one cache entry (normalised key), found in one lookup from
+ * either direction; the established connection survives a policy change in both directions,
+ * a SYN on its tuple is decided and its DENY replaces that one entry. Entries written under
+ * the raw tuple by earlier programs (a pinned map kept across an upgrade) are still found.
+ */
+TEST(one_entry_per_flow_both_directions)
+{
+	struct tc_pod *s = NULL;
+	struct np_ctx *c = NULL;
+
+	SETUP(s, c);
+	if (!load_policy(s, c))
+		goto out;
+	/* No policy: y/a -> x/a:80 allowed (x/a not isolated), decided on x/a's veth. */
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42010, 80, TCP_SYN), TC_ACT_OK, "SYN allowed");
+	ASSERT_EQ(np_ct_count(s), 1, "one entry");
+	ASSERT_TRUE(put_np_ct_as(s, XA, YA, 80, 42010, SL_NP_EGRESS, SL_NP_CT_ALLOW, true) &&
+			    np_ct_count(s) == 1,
+		    "under the normalised key: x/a's lower address first, the direction flipped");
+	ASSERT_EQ(verdict_tcp(s, false, XA, YA, 80, 42010, TCP_SYN | TCP_ACK), TC_ACT_OK,
+		  "the SYN-ACK passes");
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42010, 80, TCP_ACK), TC_ACT_OK, "the ACK passes");
+	ASSERT_EQ(counter(s, SL_NP_C_CACHED), 2, "both from the cache");
+	ASSERT_EQ(counter(s, SL_NP_C_ALLOW), 1, "only the SYN was decided");
+	ASSERT_EQ(np_ct_count(s), 1, "still one entry");
+	/* Now only z may reach x/a:80; x/a egress-isolated too, to nobody. */
+	np_fx_policy(c, "x", "from-z",
+		     "{'podSelector':{},'policyTypes':['Ingress','Egress'],'ingress':[{'from':"
+		     "[{'namespaceSelector':{'matchLabels':{'ns':'z'}}}],'ports':[{'port':80}]}]}");
+	if (!load_policy(s, c))
+		goto out;
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42010, 80, TCP_ACK), TC_ACT_OK,
+		  "the established connection survives the policy");
+	ASSERT_EQ(verdict_tcp(s, false, XA, YA, 80, 42010, TCP_ACK), TC_ACT_OK, "its replies too");
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42010, 80, TCP_SYN), TC_ACT_SHOT,
+		  "a new connection on the tuple is dropped");
+	ASSERT_EQ(verdict_tcp(s, true, YA, XA, 42010, 80, TCP_ACK), TC_ACT_SHOT,
+		  "the old connection's packets with it");
+	ASSERT_EQ(verdict_tcp(s, false, XA, YA, 80, 42010, TCP_ACK), TC_ACT_SHOT,
+		  "in both directions");
+	/* Entries of earlier programs, under the raw tuple as it was checked, in the
+	 * orientation that is not the normalised one (z/b's address is above x/a's). */
+	if (!ASSERT_TRUE(put_np_ct_as(s, ZB, XA, 42020, 80, SL_NP_INGRESS, SL_NP_CT_ALLOW, true),
+			 "old entry"))
+		goto out;
+	ASSERT_EQ(verdict_tcp(s, true, ZB, XA, 42020, 80, TCP_ACK), TC_ACT_OK,
+		  "old entry: this direction");
+	ASSERT_EQ(verdict_tcp(s, false, XA, ZB, 80, 42020, TCP_ACK), TC_ACT_OK,
+		  "old entry: the replies");
 out:
 	np_free(c);
 	tc_pod__destroy(s);

@@ -11,10 +11,10 @@
  * (repeat times in the kernel; the least of runs runs): the SYN a new connection starts with
  * (decided every time: SYNs are never passed by the cache), on the client's veth (its egress
  * rules) and on the server's (its ingress rules), then an ACK of an established flow (the
- * cache, forward tuple) and a reply (the cache, reversed tuple). Once with no policy, once
- * with the 100-rule policy on each side: server ingress 99 rules for other namespaces and
- * ports, then `from: app=cli` on 8090 and 9000; client egress 99 ipBlock rules, then
- * `to: app=srv` on the same ports.
+ * cache, forward tuple) and a reply (the cache, reversed tuple: the same entry, the key is
+ * normalised). Once with no policy, once with the 100-rule policy on each side: server
+ * ingress 99 rules for other namespaces and ports, then `from: app=cli` on 8090 and 9000;
+ * client egress 99 ipBlock rules, then `to: app=srv` on the same ports.
  *
  * A loaded machine slows a run down, it does not make one faster: the least of several runs
  * is the figure, close to what a quiet machine gives. The last line is key=value pairs.

@@ -189,7 +189,10 @@ _Static_assert(sizeof(struct sl_np_cidr_val) == 4, "sl_np_cidr_val layout");
  *          DNAT) and the direction it was checked in (SL_NP_EGRESS on the
  *          source pod's veth, SL_NP_INGRESS on the destination's), so both
  *          ends of a same-node flow keep separate verdicts. Replies and
- *          related ICMP errors match the reversed tuple of an ALLOW entry.
+ *          related ICMP errors match the reversed tuple of an ALLOW entry
+ *          at the other direction: the key is normalised
+ *          (sl_np_ct_key_norm) so that both are the same entry, one lookup
+ *          for a packet in either direction.
  *          DENY entries only rate-limit flow events (a denied flow is
  *          re-evaluated on every packet, so a new allow takes effect on the
  *          next retransmission).
@@ -215,6 +218,34 @@ struct sl_np_ct_key {
 	__u8 dir; /* enum sl_np_dir the flow was checked in */
 	__u8 pad[2];
 };
+
+/*
+ * A flow's tuple and direction (T, dir) and its reply's (reversed T, the other dir) are one
+ * connection at one end: the key is written in the orientation with the lower (address,
+ * port) as source, the direction flipped with the tuple, so both name the same entry.
+ * Any fixed order works; raw network-order values are compared. Entries of programs before
+ * this normalisation are stored in the tuple's orientation as it crossed the hook.
+ */
+static inline int sl_np_ct_key_ordered(const struct sl_np_ct_key *k)
+{
+	return k->saddr < k->daddr || (k->saddr == k->daddr && k->sport <= k->dport);
+}
+
+static inline void sl_np_ct_key_norm(struct sl_np_ct_key *k)
+{
+	__be32 a;
+	__be16 p;
+
+	if (sl_np_ct_key_ordered(k))
+		return;
+	a = k->saddr;
+	k->saddr = k->daddr;
+	k->daddr = a;
+	p = k->sport;
+	k->sport = k->dport;
+	k->dport = p;
+	k->dir = k->dir == SL_NP_INGRESS ? SL_NP_EGRESS : SL_NP_INGRESS;
+}
 
 struct sl_np_ct_val {
 	__u64 last_seen_ns;
