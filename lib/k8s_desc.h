@@ -123,6 +123,9 @@ void k8s_desc_fini(const struct k8s_type *t, void *s);
 
 /* Releases member f of the struct at s and zeroes it (absent again). */
 void k8s_desc_member_fini(const struct k8s_field *f, void *s);
+/* Zeroes a member (absent) without releasing what it held: for members whose
+ * memory belongs to something else (k8s_obj_decode_text's arena). */
+void k8s_desc_member_reset(const struct k8s_field *f, void *s);
 /* Releases the blocks of a k8s_obj_decode_text object (meta.arena). */
 void k8s_text_arena_free(void *arena);
 

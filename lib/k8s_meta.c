@@ -783,6 +783,50 @@ bool k8s_desc_equal(const struct k8s_type *t, const void *a, const void *b)
 	return k8s_desc_equal_ex(t, a, b, false);
 }
 
+void k8s_desc_member_reset(const struct k8s_field *f, void *s)
+{
+	void *p = k8s_memb(s, f->off);
+
+	switch (f->type) {
+	case K8S_F_STR:
+	case K8S_F_RAWOBJ:
+		memset(p, 0, sizeof(void *));
+		break;
+	case K8S_F_I32:
+		*(int32_t *)p = 0;
+		break;
+	case K8S_F_I64:
+		*(int64_t *)p = 0;
+		break;
+	case K8S_F_BOOL:
+		*(bool *)p = false;
+		break;
+	case K8S_F_TRI:
+		*(enum k8s_tri *)p = K8S_TRI_UNSET;
+		break;
+	case K8S_F_INTSTR:
+		memset(p, 0, sizeof(struct k8s_intstr));
+		break;
+	case K8S_F_TIME:
+	case K8S_F_MTIME:
+		memset(p, 0, sizeof(struct k8s_time));
+		break;
+	case K8S_F_STRLIST:
+		memset(p, 0, sizeof(struct k8s_strlist));
+		break;
+	case K8S_F_STRMAP:
+		memset(p, 0, sizeof(struct k8s_strmap));
+		break;
+	case K8S_F_OBJ:
+		memset(p, 0, f->sub->size);
+		break;
+	case K8S_F_LIST:
+		memset(p, 0, sizeof(void *));
+		*(size_t *)k8s_memb(s, f->n_off) = 0;
+		break;
+	}
+}
+
 void k8s_desc_member_fini(const struct k8s_field *f, void *s)
 {
 	void *p = k8s_memb(s, f->off);
@@ -790,38 +834,17 @@ void k8s_desc_member_fini(const struct k8s_field *f, void *s)
 	if (f->type == K8S_F_OBJ) {
 		k8s_desc_fini(f->sub, p);
 	} else if (f->type == K8S_F_LIST) {
-		size_t *n = (size_t *)k8s_memb(s, f->n_off);
+		size_t n = *(size_t *)k8s_memb(s, f->n_off);
 		char *arr = k8s_get_strp(p);
 
-		for (size_t i = 0; i < *n; i++)
+		for (size_t i = 0; i < n; i++)
 			k8s_desc_fini(f->sub, arr + i * f->sub->size);
 		free(arr);
-		memset(p, 0, sizeof(arr));
-		*n = 0;
 	} else {
 		k8s_scalar_fini(f->type, p);
-		/* Plain scalars too: a repeated member decoded as null is absent. */
-		switch (f->type) {
-		case K8S_F_I32:
-			*(int32_t *)p = 0;
-			break;
-		case K8S_F_I64:
-			*(int64_t *)p = 0;
-			break;
-		case K8S_F_BOOL:
-			*(bool *)p = false;
-			break;
-		case K8S_F_TRI:
-			*(enum k8s_tri *)p = K8S_TRI_UNSET;
-			break;
-		case K8S_F_TIME:
-		case K8S_F_MTIME:
-			memset(p, 0, sizeof(struct k8s_time));
-			break;
-		default:
-			break;
-		}
 	}
+	/* Plain scalars too: a repeated member decoded as null is absent. */
+	k8s_desc_member_reset(f, s);
 }
 
 void k8s_desc_fini(const struct k8s_type *t, void *s)

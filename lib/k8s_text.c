@@ -140,55 +140,6 @@ static bool kt_arena_ok(const struct k8s_type *t, int depth)
 	return true;
 }
 
-/*
- * A repeated member in the arena: the earlier value is left where it is
- * (the arena releases it with the rest) and the member reads as absent.
- */
-static void kt_member_forget(const struct k8s_field *f, void *s)
-{
-	char *p = (char *)s + f->off;
-
-	switch (f->type) {
-	case K8S_F_STR:
-		*(char **)(void *)p = NULL;
-		break;
-	case K8S_F_I32:
-		*(int32_t *)(void *)p = 0;
-		break;
-	case K8S_F_I64:
-		*(int64_t *)(void *)p = 0;
-		break;
-	case K8S_F_BOOL:
-		*(bool *)(void *)p = false;
-		break;
-	case K8S_F_TRI:
-		*(enum k8s_tri *)(void *)p = K8S_TRI_UNSET;
-		break;
-	case K8S_F_INTSTR:
-		memset(p, 0, sizeof(struct k8s_intstr));
-		break;
-	case K8S_F_TIME:
-	case K8S_F_MTIME:
-		memset(p, 0, sizeof(struct k8s_time));
-		break;
-	case K8S_F_STRLIST:
-		memset(p, 0, sizeof(struct k8s_strlist));
-		break;
-	case K8S_F_STRMAP:
-		memset(p, 0, sizeof(struct k8s_strmap));
-		break;
-	case K8S_F_RAWOBJ: /* never in an arena (kt_arena_ok) */
-		break;
-	case K8S_F_OBJ:
-		memset(p, 0, f->sub->size);
-		break;
-	case K8S_F_LIST:
-		*(void **)(void *)p = NULL;
-		*(size_t *)(void *)((char *)s + f->n_off) = 0;
-		break;
-	}
-}
-
 static void kt_push_key(struct kt *k, const char *key)
 {
 	k->key[k->n] = key;
@@ -591,8 +542,10 @@ static int kt_struct(struct kt *k, const struct k8s_type *t, void *out, bool top
 			continue;
 		}
 		/* A repeated member replaces the earlier one; null is absent. */
+		/* (In the arena the earlier value stays where it is, released
+		 * with the rest.) */
 		if (k->first)
-			kt_member_forget(f, out);
+			k8s_desc_member_reset(f, out);
 		else
 			k8s_desc_member_fini(f, out);
 		if (jt_peek(&k->j) == JT_NULL) {
