@@ -577,26 +577,23 @@ run_mode() { # run_mode REP CFG N E MODE
 			agent_cleanup
 			return 0
 		fi
-		if [[ $LAST == *timeout=1* || -z $LAST ]] && ((cut)); then
-			# Cut short by the run's limit: no verdict on this mode's speed.
-			emit "$tags kind=skipped reason=programming~cut~after~${limit}~s~at~the~run's~hard~time~limit~(HARD_BUDGET~$HARD_BUDGET~s)"
-			if ((${#failures[@]})); then unset 'failures[${#failures[@]}-1]'; fi
-			log "$mode: programming $cfg cut after ${limit}s by HARD_BUDGET"
-			kill_tree "$AGENT_PID"
-			agent_stop
-			return 0
-		fi
 		if [[ $LAST == *timeout=1* || -z $LAST ]]; then
-			local cost
-			cost=$(cfg_cost "$cfg")
-			if [[ -z ${TIMEDOUT[$mode]:-} ]] || ((cost < TIMEDOUT[$mode])); then
-				TIMEDOUT[$mode]=$cost
-				TIMEDOUT_CFG[$mode]=$cfg
+			if ((cut)); then
+				# Cut short by the run's limit: no verdict on this mode's speed.
+				emit "$tags kind=skipped reason=programming~cut~after~${limit}~s~at~the~run's~hard~time~limit~(HARD_BUDGET~$HARD_BUDGET~s)"
+				log "$mode: programming $cfg cut after ${limit}s by HARD_BUDGET"
+			else
+				local cost
+				cost=$(cfg_cost "$cfg")
+				if [[ -z ${TIMEDOUT[$mode]:-} ]] || ((cost < TIMEDOUT[$mode])); then
+					TIMEDOUT[$mode]=$cost
+					TIMEDOUT_CFG[$mode]=$cfg
+				fi
+				# A result (reported as "unavailable"), not a failed run.
+				emit "$tags kind=timeout step=program limit_s=$limit"
+				log "$mode: programming $cfg did not finish within ${limit}s; skipped from here on at this much work or more"
 			fi
-			emit "$tags kind=timeout step=program limit_s=$limit"
-			# A result (reported as "unavailable"), not a failed run.
 			if ((${#failures[@]})); then unset 'failures[${#failures[@]}-1]'; fi
-			log "$mode: programming $cfg did not finish within ${limit}s; skipped from here on at this much work or more"
 			# Its iptables-restore may still run: it goes with the agent.
 			kill_tree "$AGENT_PID"
 			agent_stop
