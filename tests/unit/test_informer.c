@@ -775,6 +775,57 @@ out:
 	pthread_mutex_destroy(&t.w.r.mu);
 }
 
+/* A typed list whose consumer never makes room: the decoder waits for it
+ * while the page fetcher (one page ahead) waits for the decoder. Stopping
+ * must end both at once, not after queue_wait_ms, and leak nothing. */
+TEST(informer_stop_during_typed_list)
+{
+	struct server s = {.pid = -1};
+	struct sl_client *c = NULL;
+	struct typed_rec t = {0};
+	struct json_object *ns = ns_obj("stuck");
+	struct sl_gvr nsr = SL_GVR_NAMESPACES;
+	char err[256], name[32];
+	uint64_t t0;
+
+	rec_init(&t.w.r);
+	if (!server_setup(&s, "memory", &c))
+		goto out;
+	ASSERT_OK(sl_client_create(c, &nsr, NULL, ns, NULL, err, sizeof(err)), err);
+	for (int i = 0; i < 20 && !test_failed_current; i++) {
+		snprintf(name, sizeof(name), "s%02d", i);
+		ASSERT_OK(svc_create(c, "stuck", name, NULL, 0), "create");
+	}
+	t.inf = sl_informer_new(c,
+				&(struct sl_informer_opts){
+					.gvr = SL_GVR_SERVICES,
+					.ns = "stuck",
+					.delivery = SL_INF_DELIVER_QUEUE,
+					.cache = SL_INF_CACHE_METADATA,
+					.page_limit = 2,
+					.queue_objs_max = 1,
+					.queue_wait_ms = 60000,
+					.typed_kind = K8S_KIND_SERVICE,
+					.handlers = {typed_whole_add, rec_update, rec_delete,
+						     typed_synced, &t, typed_add},
+				},
+				err, sizeof(err));
+	if (!ASSERT_NOT_NULL(t.inf, err) || !ASSERT_OK(sl_informer_start(t.inf), "start"))
+		goto out;
+	usleep(300 * 1000); /* one object queued, the decoder and fetcher waiting */
+	ASSERT_FALSE(sl_informer_has_synced(t.inf), "the list cannot finish without room");
+	t0 = mono_ms();
+	sl_informer_free(t.inf);
+	t.inf = NULL;
+	ASSERT_TRUE(mono_ms() - t0 < 5000, "free returns long before queue_wait_ms");
+out:
+	json_object_put(ns);
+	sl_informer_free(t.inf);
+	sl_client_free(c);
+	server_cleanup(&s);
+	pthread_mutex_destroy(&t.w.r.mu);
+}
+
 TEST(informer_stop_interrupts_idle_watch)
 {
 	struct server s = {.pid = -1};
