@@ -469,6 +469,14 @@ struct svcent {
 	struct lbm_state *old;	/* during a plan: the fragment it replaces */
 	struct svcent *dnext;	/* dirty list */
 	uint64_t gen;		/* bumped whenever frag is replaced (lbi_foreach_fragment) */
+	/* lbi_prebuild: a fragment built ahead of the plan from the inputs as
+	 * they were at in_gen (and the node at node_gen); used by the plan
+	 * only if neither has moved since. */
+	struct lbm_state *pre;
+	uint64_t in_gen, pre_gen, pre_node_gen;
+	uint32_t touch_round; /* lbi.round when the inputs last changed */
+	bool pre_ok;	      /* pre is a build (NULL = nothing wanted) */
+	bool pq;	      /* in lbi.pq */
 	bool dirty;
 	bool in_plan;
 };
@@ -551,6 +559,13 @@ struct lbi {
 	uint64_t gen;	    /* last fragment generation handed out */
 	bool need_full;	    /* bookkeeping was lost (ENOMEM): rebuild everything */
 	struct bscratch bs; /* the build's, on this thread */
+	/* lbi_prebuild, until the first plan: Services whose inputs changed, in
+	 * the order they did (entries may repeat a Service only once). */
+	bool prebuilding;
+	uint32_t round;
+	uint64_t node_gen;
+	struct svcent **pq;
+	size_t pq_n, pq_cap;
 	/* plan scratch */
 	struct berec **tbe;
 	size_t n_tbe, cap_tbe;
@@ -671,6 +686,7 @@ struct lbi *lbi_new(const char *node_name)
 		if (!l->node_name)
 			goto oom;
 	}
+	l->prebuilding = true;
 	return l;
 oom:
 	free(l);
@@ -684,6 +700,7 @@ static void svcent_free(struct svcent *s)
 	free(s->svc);
 	free(s->slices);
 	lbm_state_free(s->frag);
+	lbm_state_free(s->pre);
 	free(s);
 }
 
@@ -715,14 +732,29 @@ void lbi_free(struct lbi *l)
 	bscratch_fini(&l->bs);
 	free(l->tbe);
 	free(l->tfe);
+	free(l->pq);
 	free(l);
 }
 
 /* --- inputs ----------------------------------------------------------------------------- */
 
+/* Queued for lbi_prebuild; a failed push only means it builds in the plan. */
+static void pq_push(struct lbi *l, struct svcent *s)
+{
+	s->touch_round = l->round;
+	if (s->pq || !l->prebuilding || VEC_GROW(l->pq, l->pq_n + 1, l->pq_cap))
+		return;
+	l->pq[l->pq_n++] = s;
+	s->pq = true;
+}
+
 static void mark_dirty(struct lbi *l, struct svcent *s)
 {
-	if (!s || s->dirty)
+	if (!s)
+		return;
+	s->in_gen++;
+	pq_push(l, s);
+	if (s->dirty)
 		return;
 	s->dirty = true;
 	s->dnext = l->dirty;
@@ -884,6 +916,7 @@ int lbi_node_set(struct lbi *l, const struct k8s_node *node)
 	}
 	free(l->node);
 	l->node = c;
+	l->node_gen++; /* fragments built before read the old one */
 	if (st->n_node_addrs != l->n_addrs ||
 	    (st->n_node_addrs &&
 	     memcmp(st->node_addrs, l->addrs, st->n_node_addrs * sizeof(*st->node_addrs)))) {
@@ -1611,12 +1644,61 @@ static int build_all(struct lbi *l, struct svcent **ds, struct lbm_state **news,
 	return err;
 }
 
+/* A prebuilt fragment still matches its Service's inputs and the node. */
+static bool pre_valid(const struct lbi *l, const struct svcent *s)
+{
+	return s->pre_ok && s->pre_gen == s->in_gen && s->pre_node_gen == l->node_gen;
+}
+
+static void pre_drop(struct svcent *s)
+{
+	lbm_state_free(s->pre);
+	s->pre = NULL;
+	s->pre_ok = false;
+}
+
+int lbi_prebuild(struct lbi *l)
+{
+	size_t n = l ? l->pq_n : 0, kept = 0;
+	int err = 0;
+
+	/* Without this node's object every build would be redone. */
+	if (!l || !l->prebuilding || !l->node)
+		return 0;
+	/* Entries are in the order their Services were first queued; one whose
+	 * inputs changed since the last call waits for the next (its other
+	 * slices are likely still arriving), the rest are built now. */
+	for (size_t i = 0; i < n; i++) {
+		struct svcent *s = l->pq[i];
+
+		if (s->touch_round == l->round || err) {
+			l->pq[kept++] = s;
+			continue;
+		}
+		s->pq = false;
+		if (!s->svc || !s->n_slices || pre_valid(l, s))
+			continue; /* the plan builds it (or has it) */
+		pre_drop(s);
+		err = frag_build(l, &l->bs, s, &s->pre);
+		if (err) {
+			s->pre = NULL;
+			continue;
+		}
+		s->pre_ok = true;
+		s->pre_gen = s->in_gen;
+		s->pre_node_gen = l->node_gen;
+	}
+	l->pq_n = kept;
+	l->round++;
+	return err;
+}
+
 int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 {
 	struct plan_caps caps = {0};
 	struct svcent **ds = NULL, *s;
 	struct lbm_state **news = NULL;
-	size_t n = 0, i, n_be = 0, n_fe = 0;
+	size_t n = 0, i, n_be = 0, n_fe = 0, n_pre = 0;
 	int err = -ENOMEM;
 
 	if (!l || !out)
@@ -1627,10 +1709,28 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 	news = calloc(l->n_dirty + 1, sizeof(*news));
 	if (!ds || !news)
 		goto out;
-	for (s = l->dirty; s; s = s->dnext)
-		ds[n++] = s;
+	/* Prebuilt fragments still valid go first, the rest are built. */
+	for (s = l->dirty; s; s = s->dnext) {
+		if (pre_valid(l, s)) {
+			news[n_pre] = s->pre;
+			s->pre = NULL;
+			s->pre_ok = false;
+			ds[n++] = ds[n_pre];
+			ds[n_pre++] = s;
+		} else {
+			pre_drop(s);
+			ds[n++] = s;
+		}
+	}
+	/* Prebuilding ends with the first plan: later changes are few. */
+	l->prebuilding = false;
+	for (i = 0; i < l->pq_n; i++)
+		l->pq[i]->pq = false;
+	free(l->pq);
+	l->pq = NULL;
+	l->pq_n = l->pq_cap = 0;
 	/* Build everything first: a failure here changes nothing. */
-	err = build_all(l, ds, news, n);
+	err = build_all(l, ds + n_pre, news + n_pre, n - n_pre);
 	if (err)
 		goto out;
 	l->n_tbe = l->n_tfe = 0;
@@ -1644,6 +1744,7 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 	hreserve_n(&l->bes, false, n_be);
 	hreserve_n(&l->fes, false, n_fe);
 	err = plan_commit(l, ds, news, n, out, &caps);
+	out->services_prebuilt = n_pre;
 	if (!err)
 		err = plan_backends(l, out, &caps, full);
 	if (!err)

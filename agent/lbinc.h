@@ -69,9 +69,10 @@ struct lbi_plan {
 	size_t n_be_del;
 	struct lbm_problem *problems; /* of the rebuilt Services, conflicts included (owned) */
 	size_t n_problems;
-	size_t services_built; /* fragments rebuilt */
-	bool hc_changed;       /* some healthCheckNodePort appeared, moved or went away */
-	bool full;	       /* a full plan: the caller reconciles the maps afterwards */
+	size_t services_built;	  /* fragments rebuilt */
+	size_t services_prebuilt; /* of those, built ahead by lbi_prebuild */
+	bool hc_changed;	  /* some healthCheckNodePort appeared, moved or went away */
+	bool full;		  /* a full plan: the caller reconciles the maps afterwards */
 };
 
 /* node_name is copied; NULL = no local endpoints. NULL with errno ENOMEM. */
@@ -102,6 +103,16 @@ bool lbi_dirty(const struct lbi *l);
  * The plan borrows fragments owned by l: apply it before the next call.
  */
 int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out);
+
+/*
+ * Before the first plan only (a start): builds the fragments of Services
+ * whose inputs have not changed since the previous call, so the first plan
+ * finds most of them built while the lists are still arriving. A Service
+ * whose inputs change afterwards, or a node change, only wastes the build:
+ * the plan checks each prebuilt fragment against its inputs' generation.
+ * Returns 0 or -ENOMEM (those Services are then built by the plan).
+ */
+int lbi_prebuild(struct lbi *l);
 void lbi_plan_fini(struct lbi_plan *p);
 
 /* What the last plan wants in the maps (for reconciliation). */

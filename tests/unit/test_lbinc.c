@@ -330,6 +330,80 @@ static bool has_conflict(const struct lbm_state *st)
 	return false;
 }
 
+/* One random input change (a Service, a slice or the node) fed to l. */
+static bool random_change(struct world *w, struct lbi *l, int *moved)
+{
+	uint32_t what = rnd(w, 10);
+	char key[32];
+
+	if (what < 4) {
+		int i = (int)rnd(w, NSVC);
+
+		free(w->svc[i]);
+		w->svc[i] = rnd(w, 5) ? gen_service(w, i) : NULL;
+		snprintf(key, sizeof(key), "%s/s%d", svc_ns(i), i);
+		return feed(l, K8S_KIND_SERVICE, key, w->svc[i]);
+	}
+	if (what < 9) {
+		int i = (int)rnd(w, NSLICE);
+
+		*moved += w->slice[i] != NULL;
+		free(w->slice[i]);
+		w->slice[i] = rnd(w, 6) ? gen_slice(w, i) : NULL;
+		snprintf(key, sizeof(key), "a/e%d", i);
+		return feed(l, K8S_KIND_ENDPOINTSLICE, key, w->slice[i]);
+	}
+	free(w->node);
+	w->node = rnd(w, 4) ? gen_node(w) : NULL;
+	return feed(l, K8S_KIND_NODE, "n1", w->node);
+}
+
+/* The picture of the maps after the plans so far against a full build of
+ * the world; *conflicts counts worlds with a FrontendConflict. */
+static bool matches_full(struct world *w, struct lbi *l, struct picture *pic, int step,
+			 int *conflicts)
+{
+	struct json_object *js = arr_of(w->svc, NSVC), *jl = arr_of(w->slice, NSLICE),
+			   *jn = arr_of(&w->node, 1);
+	struct lbm_state *full = NULL;
+	char why[200] = "";
+	bool ok = ASSERT_OK(lbm_state_build_json("n1", js, jl, jn, &full), "full build");
+
+	if (ok) {
+		*conflicts += has_conflict(full);
+		ok = pic_matches(pic, full, !has_conflict(full), why, sizeof(why));
+		if (!ok)
+			(void)TEST_FAIL_AT("step %d: %s", step, why);
+	}
+	for (size_t i = 0; ok && i < full->n_frontends; i++)
+		ok = ASSERT_TRUE(lbi_want_frontend(l, &full->frontends[i].key), "wanted fe");
+	for (size_t i = 0; ok && i < full->n_backends; i++)
+		ok = ASSERT_TRUE(lbi_want_backend(l, full->backends[i].addr, full->backends[i].port,
+						  full->backends[i].proto),
+				 "wanted be");
+	if (ok) {
+		size_t nfe, nbe;
+
+		lbi_counts(l, &nfe, &nbe);
+		ok = ASSERT_EQ(nfe, full->n_frontends, "frontend count") &&
+		     ASSERT_EQ(nbe, pic->n_be, "backend count");
+	}
+	lbm_state_free(full);
+	json_object_put(js);
+	json_object_put(jl);
+	json_object_put(jn);
+	return ok;
+}
+
+static void world_fini(struct world *w)
+{
+	for (int i = 0; i < NSVC; i++)
+		free(w->svc[i]);
+	for (int i = 0; i < NSLICE; i++)
+		free(w->slice[i]);
+	free(w->node);
+}
+
 TEST(lbinc_matches_the_full_build)
 {
 	struct world w = {.rng = 42};
@@ -340,36 +414,10 @@ TEST(lbinc_matches_the_full_build)
 	if (!ASSERT_NOT_NULL(pic, "picture") || !ASSERT_NOT_NULL(l, "lbi_new"))
 		goto out;
 	for (int step = 0; step < 1500; step++) {
-		uint32_t what = rnd(&w, 10);
-		char key[32], why[200] = "";
 		struct lbi_plan plan;
-		struct json_object *js, *jl, *jn;
-		struct lbm_state *full = NULL;
-		bool ok;
 
-		if (what < 4) {
-			int i = (int)rnd(&w, NSVC);
-
-			free(w.svc[i]);
-			w.svc[i] = rnd(&w, 5) ? gen_service(&w, i) : NULL;
-			snprintf(key, sizeof(key), "%s/s%d", svc_ns(i), i);
-			if (!feed(l, K8S_KIND_SERVICE, key, w.svc[i]))
-				goto out;
-		} else if (what < 9) {
-			int i = (int)rnd(&w, NSLICE);
-
-			moved += w.slice[i] != NULL;
-			free(w.slice[i]);
-			w.slice[i] = rnd(&w, 6) ? gen_slice(&w, i) : NULL;
-			snprintf(key, sizeof(key), "a/e%d", i);
-			if (!feed(l, K8S_KIND_ENDPOINTSLICE, key, w.slice[i]))
-				goto out;
-		} else {
-			free(w.node);
-			w.node = rnd(&w, 4) ? gen_node(&w) : NULL;
-			if (!feed(l, K8S_KIND_NODE, "n1", w.node))
-				goto out;
-		}
+		if (!random_change(&w, l, &moved))
+			goto out;
 		if (rnd(&w, 3) == 0)
 			continue; /* let changes pile up between plans */
 		if (!ASSERT_OK(lbi_plan(l, rnd(&w, 20) == 0, &plan), "plan"))
@@ -379,50 +427,75 @@ TEST(lbinc_matches_the_full_build)
 		ASSERT_FALSE(lbi_dirty(l), "clean after a plan");
 		if (!ASSERT_STREQ(pic->err, "", "ordering"))
 			goto out;
-		js = arr_of(w.svc, NSVC);
-		jl = arr_of(w.slice, NSLICE);
-		jn = arr_of(&w.node, 1);
-		if (!ASSERT_OK(lbm_state_build_json("n1", js, jl, jn, &full), "full build"))
+		if (!matches_full(&w, l, pic, step, &conflicts))
 			goto out;
-		conflicts += has_conflict(full);
-		ok = pic_matches(pic, full, !has_conflict(full), why, sizeof(why));
-		if (!ok)
-			(void)TEST_FAIL_AT("step %d: %s", step, why);
-		for (size_t i = 0; ok && i < full->n_frontends; i++)
-			ok = ASSERT_TRUE(lbi_want_frontend(l, &full->frontends[i].key),
-					 "wanted fe");
-		for (size_t i = 0; ok && i < full->n_backends; i++)
-			ok = ASSERT_TRUE(lbi_want_backend(l, full->backends[i].addr,
-							  full->backends[i].port,
-							  full->backends[i].proto),
-					 "wanted be");
-		if (ok) {
-			size_t nfe, nbe;
-
-			lbi_counts(l, &nfe, &nbe);
-			ok = ASSERT_EQ(nfe, full->n_frontends, "frontend count") &&
-			     ASSERT_EQ(nbe, pic->n_be, "backend count");
-		}
-		lbm_state_free(full);
-		json_object_put(js);
-		json_object_put(jl);
-		json_object_put(jn);
 		plans++;
-		if (!ok)
-			goto out;
 	}
 	/* The pools must really produce the hard cases. */
 	ASSERT_TRUE(plans > 500, "plans");
 	ASSERT_TRUE(conflicts > 20, "frontend conflicts occurred");
 	ASSERT_TRUE(moved > 100, "slices replaced");
 out:
-	for (int i = 0; i < NSVC; i++)
-		free(w.svc[i]);
-	for (int i = 0; i < NSLICE; i++)
-		free(w.slice[i]);
-	free(w.node);
+	world_fini(&w);
 	free(pic);
 	lbi_free(l);
+}
+
+/*
+ * A start: inputs stream in with lbi_prebuild between them (some Services
+ * built, then changed again, the node replaced under them), then the first
+ * plan. It must use the prebuilt fragments that still hold and rebuild the
+ * rest: the maps equal a full build of the final inputs, and later plans
+ * (prebuilding over) stay right.
+ */
+TEST(lbinc_prebuild_then_first_plan)
+{
+	int conflicts = 0, moved = 0;
+	size_t prebuilt = 0;
+
+	for (int trial = 0; trial < 150; trial++) {
+		struct world w = {.rng = 1000 + (uint32_t)trial};
+		struct picture *pic = calloc(1, sizeof(*pic));
+		struct lbi *l = lbi_new("n1");
+		struct lbi_plan plan;
+		bool ok = ASSERT_NOT_NULL(pic, "picture") && ASSERT_NOT_NULL(l, "lbi_new");
+
+		/* The node first, as at a start (its list is small). */
+		free(w.node);
+		w.node = gen_node(&w);
+		ok = ok && feed(l, K8S_KIND_NODE, "n1", w.node);
+		for (int step = 0, n = 5 + (int)rnd(&w, 30); ok && step < n; step++) {
+			ok = random_change(&w, l, &moved);
+			if (ok && rnd(&w, 2) == 0)
+				ok = ASSERT_OK(lbi_prebuild(l), "prebuild");
+		}
+		ok = ok && ASSERT_OK(lbi_plan(l, true, &plan), "first plan");
+		if (ok) {
+			prebuilt += plan.services_prebuilt;
+			pic_apply(pic, &plan);
+			lbi_plan_fini(&plan);
+			ok = matches_full(&w, l, pic, trial, &conflicts);
+		}
+		/* Prebuilding is over: a change and a prebuild change nothing. */
+		for (int step = 0; ok && step < 20; step++) {
+			ok = random_change(&w, l, &moved) && ASSERT_OK(lbi_prebuild(l), "late");
+			ok = ok && ASSERT_OK(lbi_plan(l, false, &plan), "plan");
+			if (ok) {
+				ok = ASSERT_EQ(plan.services_prebuilt, 0, "none prebuilt late");
+				pic_apply(pic, &plan);
+				lbi_plan_fini(&plan);
+				ok = ok && matches_full(&w, l, pic, 1000 + step, &conflicts);
+			}
+		}
+		world_fini(&w);
+		free(pic);
+		lbi_free(l);
+		if (!ok)
+			return;
+	}
+	printf("# %zu prebuilt fragments used\n", prebuilt);
+	ASSERT_TRUE(prebuilt > 10, "prebuilt fragments were used");
+	ASSERT_TRUE(conflicts > 5, "frontend conflicts occurred");
 }
 
 /* One event, one Service: a slice update rebuilds its Service only and
