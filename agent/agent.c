@@ -27,11 +27,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <mntent.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -97,6 +100,11 @@ struct agent {
 	struct event *inf_ev[INF_N];
 	struct event *sync_ev, *sig_term, *sig_int;
 	bool sync_pending;
+	/* The last retry's delay after failed syncs in a row, 0 after a sync
+	 * that succeeded (sync_retry_delay_s). retry_pending: sync_ev is that
+	 * retry's timer. */
+	unsigned retry_s;
+	bool retry_pending;
 	bool dirty;
 	struct dp *dp;
 	struct sockterm *st; /* destroys sockets translated to removed backends; NULL if
@@ -804,15 +812,20 @@ static bool obj_key(struct json_object *obj, char *key, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
-static void sync_retry(struct agent *a)
+/* A sync failed: the next one, a full resync, after a back-off (sync_pace.h). */
+static unsigned sync_retry(struct agent *a)
 {
-	struct timeval tv = {1, 0};
+	struct timeval tv = {0, 0};
 
+	a->retry_s = sync_retry_delay_s(a->retry_s);
+	tv.tv_sec = a->retry_s;
 	a->dirty = true;
 	if (!a->sync_pending) {
 		a->sync_pending = true;
+		a->retry_pending = true;
 		event_add(a->sync_ev, &tv);
 	}
+	return (unsigned)tv.tv_sec;
 }
 
 /* Writes a plan into the eBPF maps; returns the number of failed writes. */
@@ -910,8 +923,13 @@ static void agent_sync(struct agent *a)
 	int err;
 
 	for (int i = 0; i < INF_N; i++)
-		if (!sl_informer_has_synced(a->inf[i]))
-			return; /* the first sync waits for complete caches */
+		if (!sl_informer_has_synced(a->inf[i])) {
+			/* The first sync waits for complete caches; meanwhile the
+			 * Services already in are built (lbi_prebuild). */
+			if (!a->syncs && lbi_prebuild(a->lbi))
+				pr_debug(AG, "prebuild: out of memory, left to the plan");
+			return;
+		}
 	/* Take in whatever is queued first, so a sync never sees half a burst
 	 * (at start: Services without their slices, written twice). */
 	for (int i = 0; i < INF_N; i++)
@@ -957,12 +975,12 @@ static void agent_sync(struct agent *a)
 		pr_info(AG,
 			"node '%s': first sync: BPF loaded at %.3f s; lists taken in at %.3f s "
 			"(Services), %.3f s (EndpointSlices), %.3f s (Nodes); %lu objects decoded "
-			"in %.3f s of loop time; plan %.3f s; map writes %.3f s (%zu frontends, "
-			"%zu backends); done at %.3f s",
+			"in %.3f s of loop time; plan %.3f s (%zu of %zu fragments built ahead); "
+			"map writes %.3f s (%zu frontends, %zu backends); done at %.3f s",
 			a->cfg.node_name, a->start.at_dp_open, a->start.at_listed[INF_SVC],
 			a->start.at_listed[INF_EPS], a->start.at_listed[INF_NODE], a->start.objects,
-			a->start.decode_s, t_plan, t_apply, plan.n_fe_put, plan.n_be_put,
-			since(&a->start.t0));
+			a->start.decode_s, t_plan, plan.services_prebuilt, plan.services_built,
+			t_apply, plan.n_fe_put, plan.n_be_put, since(&a->start.t0));
 	n_ops = plan.n_be_put + plan.n_fe_put + plan.n_fe_del + plan.n_be_del;
 	if (plan.hc_changed)
 		hc_update(a);
@@ -972,10 +990,10 @@ static void agent_sync(struct agent *a)
 		a->want_full = true;
 		a->healthy = false;
 		a->sync_errors++;
-		sync_retry(a);
-		pr_warn(AG, "node '%s': sync had %u failed operations; full resync in 1 s",
-			a->cfg.node_name, errors);
+		pr_warn(AG, "node '%s': sync had %u failed operations; full resync in %u s",
+			a->cfg.node_name, errors, sync_retry(a));
 	} else {
+		a->retry_s = 0;
 		a->want_full = false;
 		a->healthy = true;
 		report_problems(a, plan.problems, plan.n_problems);
@@ -1069,6 +1087,7 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
 	struct agent *a = arg;
 
 	a->sync_pending = false;
+	a->retry_pending = false;
 	agent_sync(a);
 	if (a->syncs && !a->rest_open)
 		open_rest_or_stop(a);
@@ -1106,8 +1125,10 @@ static void mark_dirty(struct agent *a)
 		clock_gettime(CLOCK_MONOTONIC, &a->dirty_since);
 	a->dirty = true;
 	a->last_event = time(NULL);
-	if (!a->sync_pending) {
+	if (!a->sync_pending || a->retry_pending) {
+		/* A pending retry's timer is moved up to the event's pace. */
 		a->sync_pending = true;
+		a->retry_pending = false;
 		event_add(a->sync_ev, &tv);
 	}
 }
@@ -1234,12 +1255,14 @@ static void on_synced(void *arg)
  * that run before the event loop does: their lists are streaming in as parsed
  * objects, and a queue left alone falls back to text past its bound (see
  * sluice/informer.h). Their handlers need only the model and the sync timer.
- * Nodes wait for the loop (open_rest replays them to the kubelet side).
+ * Nodes too: the model needs this node's object before it can build a
+ * Service ahead (lbi_prebuild); the kubelet side, not open yet, ignores them
+ * and gets them replayed when it opens (open_rest).
  */
 static void take_in_lists(struct agent *a)
 {
-	sl_informer_dispatch(a->inf[INF_SVC], 0);
-	sl_informer_dispatch(a->inf[INF_EPS], 0);
+	for (int i = 0; i < INF_N; i++)
+		sl_informer_dispatch(a->inf[i], 0);
 }
 
 static void inf_cb(evutil_socket_t fd, short what, void *arg)
@@ -1390,7 +1413,7 @@ static int nodeport_open(struct agent *a)
 		.nat_port_max = (__u16)a->cfg.nat_port_max,
 		.maglev_tables = a->cfg.maglev_tables,
 		.gc_interval_s = a->cfg.ct_gc_interval_s,
-		.base = a->base,
+		/* the GC timer: np_start_gc, on the loop's thread */
 	};
 	char *list, *save = NULL, *tok;
 	const char **devs = NULL;
@@ -1422,6 +1445,79 @@ out:
 	free(list);
 	free(devs);
 	return rc;
+}
+
+/*
+ * The BPF side of the start on a thread of its own: the service datapath
+ * (dp_open: ~0.2 s of map creation and verification) and, with --devices,
+ * the uplinks'. Meanwhile the caller takes in the lists: before, the
+ * informers filled their bounded queues in the first ~40 ms of the load and
+ * then waited for it, idle, on the critical path of a start. The thread
+ * touches only a->dp and a->np (the handlers only the model and the sync
+ * timer); the uplinks' GC timer is added on the loop's thread afterwards
+ * (np_start_gc), as libevent wants.
+ */
+struct setup_job {
+	struct agent *a;
+	const struct dp_opts *dpo;
+	int done_fd; /* eventfd, written when the job ends */
+	int rc;
+};
+
+static void *setup_run(void *arg)
+{
+	struct setup_job *j = arg;
+	struct agent *a = j->a;
+
+	a->dp = dp_open(j->dpo);
+	if (!a->dp) {
+		j->rc = -errno;
+		pr_err(AG, "node '%s': opening the datapath failed: %s", a->cfg.node_name,
+		       sl_strerror(j->rc));
+	} else {
+		a->start.at_dp_open = since(&a->start.t0);
+		j->rc = nodeport_open(a);
+	}
+	if (j->done_fd >= 0 && eventfd_write(j->done_fd, 1))
+		pr_warn(AG, "setup: eventfd: %s", strerror(errno));
+	return NULL;
+}
+
+/* Runs setup_run on a thread, taking in the lists until it ends (inline
+ * when no thread can be had). 0 or what the job failed with. */
+static int setup_bpf(struct agent *a, const struct dp_opts *dpo)
+{
+	struct setup_job j = {.a = a, .dpo = dpo};
+	struct pollfd p[INF_N + 1] = {{.fd = -1}};
+	pthread_t th;
+
+	j.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (j.done_fd < 0 || pthread_create(&th, NULL, setup_run, &j)) {
+		if (j.done_fd >= 0)
+			close(j.done_fd);
+		j.done_fd = -1;
+		setup_run(&j);
+		take_in_lists(a);
+		return j.rc;
+	}
+	for (int i = 0; i < INF_N; i++)
+		p[i] = (struct pollfd){.fd = sl_informer_fd(a->inf[i]), .events = POLLIN};
+	p[INF_N] = (struct pollfd){.fd = j.done_fd, .events = POLLIN};
+	for (;;) {
+		take_in_lists(a);
+		if (lbi_prebuild(a->lbi))
+			pr_debug(AG, "prebuild: out of memory, left to the plan");
+		if (poll(p, INF_N + 1, -1) < 0 && errno != EINTR) {
+			pr_warn(AG, "setup: poll: %s", strerror(errno));
+			break; /* join below: the load goes on alone */
+		}
+		if (p[INF_N].revents)
+			break;
+	}
+	pthread_join(th, NULL);
+	close(j.done_fd);
+	take_in_lists(a);
+	return j.rc;
 }
 
 /*
@@ -1598,45 +1694,8 @@ int agent_run(const struct agent_config *cfg)
 	rc = dataplane_switch(&a);
 	if (rc)
 		goto out;
-	dpo.bpffs = cfg->bpffs;
-	dpo.node = cfg->node_name;
-	dpo.cgroup = a.cfg.cgroup_root;
-	dpo.no_attach = a.px != NULL;
-	a.dp = dp_open(&dpo);
-	if (!a.dp) {
-		rc = -errno;
-		pr_err(AG, "node '%s': opening the datapath failed: %s", cfg->node_name,
-		       sl_strerror(rc));
-		goto out;
-	}
-	a.start.at_dp_open = since(&a.start.t0);
-	dp_host_netns_set(a.dp, host_netns_cookie());
-	/* No record means bpf: only a legacy dataplane leaves one behind. */
-	dataplane_record(cfg->node_name,
-			 a.px ? agent_dataplane_name((enum agent_dataplane)cfg->dataplane) : NULL);
-	/* Adopted maps may hold backends removed while the agent was down: the
-	 * first sync destroys their UDP sockets, so the iterator must be there.
-	 * Maps this start created have none, and its load (the kernel's BTF
-	 * parsed, a verification) can wait until the services are in. */
-	if (!dp_maps_created(a.dp))
-		sockterm_start(&a);
-
 	a.lbi = lbi_new(cfg->node_name);
-	if (!a.lbi) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (a.px) {
-		/* The pod datapath still reads the service maps: with them empty
-		 * it leaves service traffic to netfilter. (The model is empty yet,
-		 * so nothing is wanted.) */
-		struct reconcile r = {.a = &a};
-
-		dp_svc_foreach(a.dp, stale_frontend, &r);
-		dp_backend_foreach(a.dp, stale_backend, &r);
-	}
-	a.want_full = true; /* adopt and reconcile whatever is pinned */
-	a.base = event_base_new();
+	a.base = a.lbi ? event_base_new() : NULL;
 	a.sync_ev = a.base ? evtimer_new(a.base, sync_cb, &a) : NULL;
 	a.sig_term = a.base ? evsignal_new(a.base, SIGTERM, signal_cb, &a) : NULL;
 	a.sig_int = a.base ? evsignal_new(a.base, SIGINT, signal_cb, &a) : NULL;
@@ -1647,10 +1706,37 @@ int agent_run(const struct agent_config *cfg)
 	}
 	evhttp_set_gencb(a.hc_http, hc_cb, &a);
 	event_add(a.sig_term, NULL);
-	take_in_lists(&a);
-	rc = nodeport_open(&a);
+	dpo.bpffs = cfg->bpffs;
+	dpo.node = cfg->node_name;
+	dpo.cgroup = a.cfg.cgroup_root;
+	dpo.no_attach = a.px != NULL;
+	rc = setup_bpf(&a, &dpo);
 	if (rc)
 		goto out;
+	dp_host_netns_set(a.dp, host_netns_cookie());
+	/* No record means bpf: only a legacy dataplane leaves one behind. */
+	dataplane_record(cfg->node_name,
+			 a.px ? agent_dataplane_name((enum agent_dataplane)cfg->dataplane) : NULL);
+	/* Adopted maps may hold backends removed while the agent was down: the
+	 * first sync destroys their UDP sockets, so the iterator must be there.
+	 * Maps this start created have none, and its load (the kernel's BTF
+	 * parsed, a verification) can wait until the services are in. */
+	if (!dp_maps_created(a.dp))
+		sockterm_start(&a);
+	if (a.px) {
+		/* The pod datapath still reads the service maps: with them empty
+		 * it leaves service traffic to netfilter. (No plan has run, so
+		 * the model wants nothing yet, whatever it has taken in.) */
+		struct reconcile r = {.a = &a};
+
+		dp_svc_foreach(a.dp, stale_frontend, &r);
+		dp_backend_foreach(a.dp, stale_backend, &r);
+	}
+	a.want_full = true; /* adopt and reconcile whatever is pinned */
+	if (a.np && np_start_gc(a.np, a.base)) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	take_in_lists(&a);
 	event_add(a.sig_int, NULL);
 

@@ -56,6 +56,7 @@ struct np {
 	__u32 n_tables;
 	struct sl_node4_cfg cfg; /* what node4[0] holds */
 	struct event *gc_ev;
+	unsigned gc_interval_s; /* np_opts.gc_interval_s, defaulted */
 	/* observability */
 	unsigned long long gc_runs, gc_deleted[NP_GC_N], maglev_builds, maglev_fallbacks;
 	__u32 gc_live[NP_GC_N]; /* entries left after the last sweep */
@@ -980,15 +981,10 @@ struct np *np_open(const struct np_opts *o)
 	/* Devices dropped from --devices since the last run. */
 	np_detach_except(np_pinned_map_id(o->pin_root, SL_MAP_CT4_TCP), ifx, o->n_devices);
 
-	if (o->base) {
-		struct timeval tv = {o->gc_interval_s ? o->gc_interval_s : NP_GC_INTERVAL_DEFAULT_S,
-				     0};
-
-		np->gc_ev = event_new(o->base, -1, EV_PERSIST, np_gc_cb, np);
-		if (!np->gc_ev || event_add(np->gc_ev, &tv)) {
-			err = -ENOMEM;
-			goto fail;
-		}
+	np->gc_interval_s = o->gc_interval_s ? o->gc_interval_s : NP_GC_INTERVAL_DEFAULT_S;
+	if (o->base && np_start_gc(np, o->base)) {
+		err = -ENOMEM;
+		goto fail;
 	}
 	free(ifx);
 	return np;
@@ -997,6 +993,22 @@ fail:
 	np_close(np);
 	errno = -err;
 	return NULL;
+}
+
+int np_start_gc(struct np *np, struct event_base *base)
+{
+	struct timeval tv = {np->gc_interval_s, 0};
+
+	if (np->gc_ev)
+		return 0;
+	np->gc_ev = event_new(base, -1, EV_PERSIST, np_gc_cb, np);
+	if (!np->gc_ev || event_add(np->gc_ev, &tv)) {
+		if (np->gc_ev)
+			event_free(np->gc_ev);
+		np->gc_ev = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void np_close(struct np *np)

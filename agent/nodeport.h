@@ -89,6 +89,14 @@ struct np;
  */
 struct np *np_open(const struct np_opts *o);
 
+/*
+ * Starts the conntrack GC timer on base (every gc_interval_s of the open's
+ * options), for a handle opened with base NULL: the agent opens the uplink
+ * datapath on a setup thread and adds the timer on its loop's thread, as
+ * libevent wants. 0 or -ENOMEM; a second call is a no-op.
+ */
+int np_start_gc(struct np *np, struct event_base *base);
+
 /* Frees the handle; the tc filters stay attached (fail static). Accepts NULL. */
 void np_close(struct np *np);
 

@@ -243,8 +243,8 @@ split() {
 	line=$(grep 'first sync:' "$tmp/agent.log" 2>/dev/null | sed -n "$((n0 + 1))p")
 	[[ -n $line ]] || { log "no 'first sync' line from the agent"; return 0; }
 	# "BPF loaded at A s; lists taken in at B s (Services), C s (EndpointSlices),
-	# D s (Nodes); N objects decoded in E s of loop time; plan F s; map writes G s
-	# (...); done at H s"
+	# D s (Nodes); N objects decoded in E s of loop time; plan F s (P of Q fragments
+	# built ahead); map writes G s (...); done at H s"
 	echo "$line" | sed 's/.*first sync: //' | awk -v r="$rep" -v sc="$scale" '{
 		gsub(/[;,()]/, " "); n = split($0, w, " ")
 		for (i = 1; i < n; i++) {
@@ -253,11 +253,12 @@ split() {
 			if (w[i] == "Services") eps = w[i + 1]
 			if (w[i] == "objects" && w[i + 1] == "decoded") dec = w[i + 3]
 			if (w[i] == "plan") plan = w[i + 1]
+			if (w[i] == "fragments" && w[i + 1] == "built") ahead = w[i - 3]
 			if (w[i] == "writes") wr = w[i + 1]
 			if (w[i] == "done" && w[i + 1] == "at") done = w[i + 2]
 		}
-		printf "rep=%s split scale=%s mode=cold bpf_s=%s svc_s=%s eps_s=%s decode_s=%s plan_s=%s write_s=%s done_s=%s\n",
-			r, sc, bpf, svc, eps, dec, plan, wr, done }' >>"$raw"
+		printf "rep=%s split scale=%s mode=cold bpf_s=%s svc_s=%s eps_s=%s decode_s=%s plan_s=%s ahead=%s write_s=%s done_s=%s\n",
+			r, sc, bpf, svc, eps, dec, plan, ahead, wr, done }' >>"$raw"
 }
 
 # cold_start REP SCALE [PREFIX...]: agent start to every frontend programmed.
