@@ -910,6 +910,22 @@ static unsigned apply_plan_legacy(struct agent *a, const struct lbi_plan *plan)
 	return 0;
 }
 
+/*
+ * Builds a chunk of the Services already taken in, before the first sync
+ * (lbi_prebuild): small, so the loop goes back to draining the informers'
+ * bounded queues within a millisecond or two; a long build there let them
+ * fill and wait. 1 = more are ready, 0 = none, <0 = left to the plan.
+ */
+#define PREBUILD_CHUNK 64
+static int prebuild_chunk(struct agent *a)
+{
+	int rc = lbi_prebuild(a->lbi, PREBUILD_CHUNK);
+
+	if (rc < 0)
+		pr_debug(AG, "prebuild: %s; the first plan builds the rest", sl_strerror(rc));
+	return rc;
+}
+
 static void agent_sync(struct agent *a)
 {
 	struct json_object *nodes;
@@ -925,9 +941,12 @@ static void agent_sync(struct agent *a)
 	for (int i = 0; i < INF_N; i++)
 		if (!sl_informer_has_synced(a->inf[i])) {
 			/* The first sync waits for complete caches; meanwhile the
-			 * Services already in are built (lbi_prebuild). */
-			if (!a->syncs && lbi_prebuild(a->lbi))
-				pr_debug(AG, "prebuild: out of memory, left to the plan");
+			 * Services already in are built, a chunk per loop turn
+			 * (lbi_prebuild), and this comes back for the next. */
+			if (!a->syncs && prebuild_chunk(a) > 0 && !a->sync_pending) {
+				a->sync_pending = true;
+				event_add(a->sync_ev, &(struct timeval){0, 0});
+			}
 			return;
 		}
 	/* Take in whatever is queued first, so a sync never sees half a burst
@@ -1504,10 +1523,11 @@ static int setup_bpf(struct agent *a, const struct dp_opts *dpo)
 		p[i] = (struct pollfd){.fd = sl_informer_fd(a->inf[i]), .events = POLLIN};
 	p[INF_N] = (struct pollfd){.fd = j.done_fd, .events = POLLIN};
 	for (;;) {
+		int more;
+
 		take_in_lists(a);
-		if (lbi_prebuild(a->lbi))
-			pr_debug(AG, "prebuild: out of memory, left to the plan");
-		if (poll(p, INF_N + 1, -1) < 0 && errno != EINTR) {
+		more = prebuild_chunk(a);
+		if (poll(p, INF_N + 1, more > 0 ? 0 : -1) < 0 && errno != EINTR) {
 			pr_warn(AG, "setup: poll: %s", strerror(errno));
 			break; /* join below: the load goes on alone */
 		}

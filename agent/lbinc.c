@@ -565,7 +565,7 @@ struct lbi {
 	uint32_t round;
 	uint64_t node_gen;
 	struct svcent **pq;
-	size_t pq_n, pq_cap;
+	size_t pq_head, pq_n, pq_cap;
 	/* plan scratch */
 	struct berec **tbe;
 	size_t n_tbe, cap_tbe;
@@ -1657,22 +1657,27 @@ static void pre_drop(struct svcent *s)
 	s->pre_ok = false;
 }
 
-int lbi_prebuild(struct lbi *l)
+int lbi_prebuild(struct lbi *l, size_t max)
 {
-	size_t n = l ? l->pq_n : 0, kept = 0;
+	size_t end, built = 0;
+	bool more;
 	int err = 0;
 
 	/* Without this node's object every build would be redone. */
 	if (!l || !l->prebuilding || !l->node)
 		return 0;
-	/* Entries are in the order their Services were first queued; one whose
-	 * inputs changed since the last call waits for the next (its other
-	 * slices are likely still arriving), the rest are built now. */
-	for (size_t i = 0; i < n; i++) {
-		struct svcent *s = l->pq[i];
+	/* A FIFO in the order Services were queued. One whose inputs changed
+	 * since the previous call goes to the back (its other slices are
+	 * likely still arriving); the others are built, up to max. */
+	end = l->pq_n;
+	while (l->pq_head < end && built < max && !err) {
+		struct svcent *s = l->pq[l->pq_head++];
 
-		if (s->touch_round == l->round || err) {
-			l->pq[kept++] = s;
+		if (s->touch_round == l->round) {
+			if (VEC_GROW(l->pq, l->pq_n + 1, l->pq_cap))
+				s->pq = false; /* the plan builds it */
+			else
+				l->pq[l->pq_n++] = s;
 			continue;
 		}
 		s->pq = false;
@@ -1682,15 +1687,24 @@ int lbi_prebuild(struct lbi *l)
 		err = frag_build(l, &l->bs, s, &s->pre);
 		if (err) {
 			s->pre = NULL;
-			continue;
+			break;
 		}
 		s->pre_ok = true;
 		s->pre_gen = s->in_gen;
 		s->pre_node_gen = l->node_gen;
+		built++;
 	}
-	l->pq_n = kept;
+	more = l->pq_head < end;
+	/* The front is consumed: slide the rest down once it is most of it. */
+	if (l->pq_head == l->pq_n) {
+		l->pq_head = l->pq_n = 0;
+	} else if (l->pq_head > 1024 && l->pq_head > l->pq_n / 2) {
+		memmove(l->pq, l->pq + l->pq_head, (l->pq_n - l->pq_head) * sizeof(*l->pq));
+		l->pq_n -= l->pq_head;
+		l->pq_head = 0;
+	}
 	l->round++;
-	return err;
+	return err ? err : more;
 }
 
 int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
@@ -1724,11 +1738,11 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 	}
 	/* Prebuilding ends with the first plan: later changes are few. */
 	l->prebuilding = false;
-	for (i = 0; i < l->pq_n; i++)
+	for (i = l->pq_head; i < l->pq_n; i++)
 		l->pq[i]->pq = false;
 	free(l->pq);
 	l->pq = NULL;
-	l->pq_n = l->pq_cap = 0;
+	l->pq_head = l->pq_n = l->pq_cap = 0;
 	/* Build everything first: a failure here changes nothing. */
 	err = build_all(l, ds + n_pre, news + n_pre, n - n_pre);
 	if (err)

@@ -105,14 +105,15 @@ bool lbi_dirty(const struct lbi *l);
 int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out);
 
 /*
- * Before the first plan only (a start): builds the fragments of Services
- * whose inputs have not changed since the previous call, so the first plan
- * finds most of them built while the lists are still arriving. A Service
- * whose inputs change afterwards, or a node change, only wastes the build:
- * the plan checks each prebuilt fragment against its inputs' generation.
- * Returns 0 or -ENOMEM (those Services are then built by the plan).
+ * Before the first plan only (a start): builds the fragments of up to max
+ * Services whose inputs have not changed since the previous call, so the
+ * first plan finds most of them built while the lists are still arriving. A
+ * Service whose inputs change afterwards, or a node change, only wastes the
+ * build: the plan checks each prebuilt fragment against its inputs'
+ * generation. Returns 1 when more Services are ready to build, 0 when none
+ * is, or -ENOMEM (those Services are then built by the plan).
  */
-int lbi_prebuild(struct lbi *l);
+int lbi_prebuild(struct lbi *l, size_t max);
 void lbi_plan_fini(struct lbi_plan *p);
 
 /* What the last plan wants in the maps (for reconciliation). */

@@ -467,7 +467,7 @@ TEST(lbinc_prebuild_then_first_plan)
 		for (int step = 0, n = 5 + (int)rnd(&w, 30); ok && step < n; step++) {
 			ok = random_change(&w, l, &moved);
 			if (ok && rnd(&w, 2) == 0)
-				ok = ASSERT_OK(lbi_prebuild(l), "prebuild");
+				ok = ASSERT_TRUE(lbi_prebuild(l, 1 + rnd(&w, 3)) >= 0, "prebuild");
 		}
 		ok = ok && ASSERT_OK(lbi_plan(l, true, &plan), "first plan");
 		if (ok) {
@@ -478,7 +478,8 @@ TEST(lbinc_prebuild_then_first_plan)
 		}
 		/* Prebuilding is over: a change and a prebuild change nothing. */
 		for (int step = 0; ok && step < 20; step++) {
-			ok = random_change(&w, l, &moved) && ASSERT_OK(lbi_prebuild(l), "late");
+			ok = random_change(&w, l, &moved) &&
+			     ASSERT_OK(lbi_prebuild(l, SIZE_MAX), "late: nothing to build");
 			ok = ok && ASSERT_OK(lbi_plan(l, false, &plan), "plan");
 			if (ok) {
 				ok = ASSERT_EQ(plan.services_prebuilt, 0, "none prebuilt late");
