@@ -1626,6 +1626,8 @@ int agent_run(const struct agent_config *cfg)
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Only the eBPF maps bound a frontend's backends (a slot block). */
+	lbi_max_backends_set(a.lbi, a.px ? LBM_MAX_BACKENDS : LBM_MAX_BACKENDS_BPF);
 	if (a.px) {
 		/* The pod datapath still reads the service maps: with them empty
 		 * it leaves service traffic to netfilter. (The model is empty yet,
