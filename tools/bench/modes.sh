@@ -57,8 +57,8 @@
 # ("N:E[:aff] ..."), MODES (direct bpf-sock bpf-pkt iptables-legacy iptables-nft
 # iptables nftables ipvs), REPS, SIDE_REPS, REPS_CONFIGS, FLAT_CONFIGS, RUN_SECONDS, CONNS,
 # OPEN_RATE, UPDATE_SAMPLES, UPDATE_BUDGET, STEP_TIMEOUT, PROGRAM_BUDGET, REPEAT_MAX, RUN_BUDGET,
-# HARD_BUDGET, CLEANUP_TIMEOUT, BIN, OUT. Needs root, iproute2, bpftool, curl, conntrack, iptables-legacy,
-# iptables-nft and nft for the legacy rows, gnuplot for the plots.
+# HARD_BUDGET, CLEANUP_TIMEOUT, BIN, OUT. Needs root, iproute2, bpftool, curl, conntrack,
+# iptables-legacy, iptables-nft and nft for the legacy rows, gnuplot for the plots.
 if [[ -z ${SLUICE_MODES_MNTNS:-} ]]; then
 	exec env SLUICE_MODES_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
@@ -85,8 +85,8 @@ OUT=${OUT:-docs/benchmarks/modes}
 # extra rounds skip the other runs and the updates): the goal compares those
 # points with one another, and a point measured once against points measured
 # three times compares a single draw with medians (the run of 2026-11-22
-# missed 5% on its one-round 1000:10 point). PROGRAM_BUDGET caps one legacy mode's programming
-# from empty (iptables-restore of 10k Services takes minutes): past it, or when
+# missed 5% on its one-round 1000:10 point). PROGRAM_BUDGET caps one legacy
+# mode's programming from empty (iptables-restore of 10k Services takes minutes): past it, or when
 # the programming times seen so far predict more than it, the mode's row at
 # that and every costlier configuration says "unavailable" with the reason.
 if [[ $PROFILE == quick ]]; then
