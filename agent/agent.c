@@ -1715,6 +1715,9 @@ int agent_run(const struct agent_config *cfg)
 	if (rc)
 		goto out;
 	a.lbi = lbi_new(cfg->node_name);
+	/* Only the eBPF maps bound a frontend's backends (a slot block). */
+	if (a.lbi)
+		lbi_max_backends_set(a.lbi, a.px ? LBM_MAX_BACKENDS : LBM_MAX_BACKENDS_BPF);
 	a.base = a.lbi ? event_base_new() : NULL;
 	a.sync_ev = a.base ? evtimer_new(a.base, sync_cb, &a) : NULL;
 	a.sig_term = a.base ? evsignal_new(a.base, SIGTERM, signal_cb, &a) : NULL;

@@ -571,6 +571,8 @@ struct lbi {
 	size_t n_tbe, cap_tbe;
 	struct ferec **tfe;
 	size_t n_tfe, cap_tfe;
+	/* backends per frontend of the dataplane fed: lbm_input.max_backends */
+	uint32_t max_backends;
 };
 
 /* Backend records come from slabs: 200,000 of them cost their 32 bytes
@@ -933,6 +935,16 @@ int lbi_node_set(struct lbi *l, const struct k8s_node *node)
 	return 0;
 }
 
+void lbi_max_backends_set(struct lbi *l, uint32_t n)
+{
+	if (n == l->max_backends)
+		return;
+	l->max_backends = n;
+	HFOREACH(&l->svcs, struct svcent, s)
+	if (s->svc)
+		mark_dirty(l, s);
+}
+
 const __be32 *lbi_node_addrs(const struct lbi *l, size_t *n)
 {
 	*n = l->n_addrs;
@@ -1063,6 +1075,7 @@ static int frag_build(const struct lbi *lb, struct bscratch *l, struct svcent *s
 		.n_slices = s->n_slices,
 		.nodes = np ? &np : NULL,
 		.n_nodes = np ? 1 : 0,
+		.max_backends = lb->max_backends,
 	};
 	err = lbm_state_build(&in, &st);
 	if (err)

@@ -90,6 +90,13 @@ int lbi_slice_set(struct lbi *l, const char *key, const struct k8s_endpointslice
 /* This node's object (NULL = not known): only its addresses are used. */
 int lbi_node_set(struct lbi *l, const struct k8s_node *node);
 
+/*
+ * Backends per frontend of the dataplane the plans feed (lbm_input.max_backends:
+ * 0 = LBM_MAX_BACKENDS_BPF, the default; the netfilter and IPVS dataplanes pass
+ * LBM_MAX_BACKENDS). Set it before the first plan; a change rebuilds every Service.
+ */
+void lbi_max_backends_set(struct lbi *l, uint32_t n);
+
 /* This node's IPv4 InternalIP/ExternalIP addresses, sorted (borrowed). */
 const __be32 *lbi_node_addrs(const struct lbi *l, size_t *n);
 

@@ -126,6 +126,7 @@ struct slice_ref {
 
 struct build {
 	const struct lbm_input *in;
+	uint32_t max_be; /* backends per frontend (lbm_input.max_backends, resolved) */
 	struct lbm_state *st;
 	struct slice_ref *slices;
 	size_t n_slices;
@@ -476,7 +477,7 @@ static int set_push(struct build *b, struct port_ctx *pc, enum set_kind kind, st
 		return 0;
 	s->pushed = true;
 	s->off = (uint32_t)b->n_pool;
-	for (i = 0; i < b->n_eps && n < SL_MAX_SLOTS_PER_SVC; i++) {
+	for (i = 0; i < b->n_eps && n < b->max_be; i++) {
 		const struct ep *e = &b->eps[i];
 		struct pkey *k;
 
@@ -495,10 +496,9 @@ static int set_push(struct build *b, struct port_ctx *pc, enum set_kind kind, st
 	if (s->count > n && !pc->truncated_reported) {
 		pc->truncated_reported = true;
 		if (problem_add(b, pc->s, "TooManyEndpoints",
-				"port '%s' has %u endpoints; the datapath holds %d per "
-				"frontend, so only the first %d by address are used",
-				pc->port_name, s->count, SL_MAX_SLOTS_PER_SVC,
-				SL_MAX_SLOTS_PER_SVC))
+				"port '%s' has %u endpoints; the datapath holds %u per "
+				"frontend, so only the first %u by address are used",
+				pc->port_name, s->count, b->max_be, b->max_be))
 			return -ENOMEM;
 	}
 	s->count = n;
@@ -1243,6 +1243,9 @@ int lbm_state_build(const struct lbm_input *in, struct lbm_state **out)
 	if (!in || !out)
 		return -EINVAL;
 	*out = NULL;
+	b.max_be = !in->max_backends			 ? LBM_MAX_BACKENDS_BPF
+		   : in->max_backends > LBM_MAX_BACKENDS ? LBM_MAX_BACKENDS
+							 : in->max_backends;
 	b.st = calloc(1, sizeof(*b.st));
 	if (!b.st)
 		return -ENOMEM;

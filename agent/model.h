@@ -88,10 +88,11 @@
  * logical backend in every state, so the agent keeps its id.
  *
  * Problems the datapath cannot express are reported per service (the agent
- * turns them into Events) while everything else stays correct: more than
- * SL_MAX_SLOTS_PER_SVC backends (the list is cut to the first ones in address
- * order), and two frontends on the same {addr, port, proto} (the older
- * service by creationTimestamp, then namespace/name, keeps it). Malformed
+ * turns them into Events) while everything else stays correct: more backends
+ * per frontend than the dataplane the state feeds holds (lbm_input.max_backends:
+ * the list is cut to the first ones in address order, TooManyEndpoints), and
+ * two frontends on the same {addr, port, proto} (the older service by
+ * creationTimestamp, then namespace/name, keeps it). Malformed
  * objects (bad IPs, ports, protocols, unknown enum values, missing names) are
  * skipped with a warning naming them; the build never fails on bad input.
  *
@@ -117,6 +118,22 @@
 
 #define LBM_AFFINITY_DEFAULT_S 10800 /* sessionAffinityConfig.clientIP.timeoutSeconds default */
 
+/*
+ * Backends per frontend, by the dataplane the state feeds (lbm_input.max_backends).
+ * The bound belongs to the dataplane, not to kube-proxy's semantics:
+ *  - bpf: a frontend's slots are one slot block of the service maps, at most
+ *    SL_MAX_SLOTS_PER_SVC (bpf/include/abi/lb.h);
+ *  - iptables, nftables, ipvs: kube-proxy programs every endpoint (a KUBE-SEP
+ *    chain, a numgen vmap element, a real server each) and has no bound; the
+ *    model's own limit is lbm_frontend.count, 16 bits like the ABI's
+ *    sl_svc_val.count, so these dataplanes hold up to 65,535 endpoints per
+ *    Service port. (The EndpointSlice controller writes 100 per slice; a
+ *    Service port with more than 65,535 ready endpoints is reported as
+ *    TooManyEndpoints like a bpf one with more than a slot block.)
+ */
+#define LBM_MAX_BACKENDS_BPF SL_MAX_SLOTS_PER_SVC
+#define LBM_MAX_BACKENDS     UINT16_MAX
+
 /* One backend: the value of backends4[id], minus the id. */
 struct lbm_backend {
 	__be32 addr; /* network order */
@@ -130,7 +147,8 @@ struct lbm_backend {
 struct lbm_frontend {
 	struct sl_svc_key key; /* exactly the map key */
 	__u16 flags;	       /* enum sl_svc_flags */
-	__u16 count;	       /* slots (== sl_svc_val.count); 0 = refuse */
+	__u16 count;	       /* slots (== sl_svc_val.count), <= the build's max_backends;
+				* 0 = refuse */
 	__u32 affinity_s;      /* seconds, when SL_SVC_F_AFFINITY */
 	bool drop;	       /* count 0 because a Local policy has no local endpoint while
 				* the service has endpoints elsewhere: kube-proxy drops
@@ -196,6 +214,10 @@ struct lbm_input {
 	size_t n_slices;
 	const struct k8s_node *const *nodes; /* only this node's entry is read */
 	size_t n_nodes;
+	/* backends per frontend the dataplane holds: 0 = LBM_MAX_BACKENDS_BPF (the
+	 * default, so every caller that feeds the eBPF maps gets their bound);
+	 * larger than LBM_MAX_BACKENDS counts as LBM_MAX_BACKENDS */
+	uint32_t max_backends;
 };
 
 /*

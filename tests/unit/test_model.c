@@ -13,7 +13,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent/model.h"
 #include "harness.h"
@@ -904,6 +906,118 @@ TEST(model_too_many_endpoints)
 	ASSERT_EQ(st->backends[st->frontends[0].be[0]].addr, htonl(0xc6124001), "first kept");
 out:
 	sl_buf_fini(&b);
+	lbm_state_free(st);
+}
+
+/*
+ * One Service "big" (ClusterIP 198.18.128.10, port http) with n ready endpoints
+ * 198.18.64.1 upwards in slices of 100, as the EndpointSlice controller writes
+ * them, built through lbm_state_build for a dataplane holding max_backends.
+ */
+static struct lbm_state *build_big(uint32_t n, uint32_t max_backends)
+{
+	const char *svc_txt = "{\"metadata\":{\"namespace\":\"default\",\"name\":\"big\"},"
+			      "\"spec\":{\"clusterIP\":\"198.18.128.10\",\"ports\":[{\"name\":"
+			      "\"http\",\"port\":80}]}}";
+	uint32_t n_slices = (n + 99) / 100;
+	struct k8s_endpointslice **slices = calloc(n_slices ? n_slices : 1, sizeof(*slices));
+	struct k8s_service *svc = NULL;
+	struct lbm_state *st = NULL;
+	struct sl_buf b = SL_BUF_INIT;
+	struct lbm_input in = {.node_name = "n1", .max_backends = max_backends};
+	char err[256] = "";
+	uint32_t k;
+
+	if (!ASSERT_NOT_NULL(slices, "calloc") ||
+	    !ASSERT_OK(k8s_obj_decode_text(K8S_KIND_SERVICE, svc_txt, strlen(svc_txt),
+					   (void **)&svc, err, sizeof(err)),
+		       err))
+		goto out;
+	for (k = 0; k < n_slices; k++) {
+		sl_buf_reset(&b);
+		sl_buf_printf(&b,
+			      "{\"metadata\":{\"namespace\":\"default\",\"name\":\"big-%05u\","
+			      "\"labels\":{\"kubernetes.io/service-name\":\"big\"}},"
+			      "\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\","
+			      "\"protocol\":\"TCP\",\"port\":8080}],\"endpoints\":[",
+			      k);
+		for (uint32_t i = k * 100; i < n && i < (k + 1) * 100; i++) {
+			uint32_t a = 0xc6124001u + i; /* 198.18.64.1 + i, inside 198.18.0.0/15 */
+
+			sl_buf_printf(&b, "%s{\"addresses\":[\"%u.%u.%u.%u\"]}", i % 100 ? "," : "",
+				      a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+		}
+		sl_buf_puts(&b, "]}");
+		if (!ASSERT_OK(k8s_obj_decode_text(K8S_KIND_ENDPOINTSLICE, b.data, b.len,
+						   (void **)&slices[k], err, sizeof(err)),
+			       err))
+			goto out;
+	}
+	in.services = (const struct k8s_service *const *)&svc;
+	in.n_services = 1;
+	in.slices = (const struct k8s_endpointslice *const *)slices;
+	in.n_slices = n_slices;
+	ASSERT_OK(lbm_state_build(&in, &st), "lbm_state_build");
+out:
+	for (k = 0; slices && k < n_slices; k++)
+		k8s_obj_free(K8S_KIND_ENDPOINTSLICE, slices[k]);
+	free(slices);
+	k8s_obj_free(K8S_KIND_SERVICE, svc);
+	sl_buf_fini(&b);
+	return st;
+}
+
+/* Checks one frontend holding want of n endpoints, and a TooManyEndpoints
+ * problem naming the bound exactly when endpoints were left out. */
+static void expect_big(const struct lbm_state *st, uint32_t n, uint32_t want, const char *what)
+{
+	char msg[160];
+
+	if (!ASSERT_NOT_NULL(st, what) || !ASSERT_EQ(st->n_frontends, 1, what))
+		return;
+	ASSERT_EQ(st->frontends[0].count, want, what);
+	ASSERT_EQ(st->n_backends, want, what);
+	/* the first by address are kept: the last kept is 198.18.64.1 + want - 1 */
+	ASSERT_EQ(st->backends[st->frontends[0].be[want - 1]].addr, htonl(0xc6124001u + want - 1),
+		  what);
+	if (want == n) {
+		ASSERT_EQ(st->n_problems, 0, what);
+		return;
+	}
+	if (!ASSERT_EQ(st->n_problems, 1, what))
+		return;
+	ASSERT_STREQ(st->problems[0].reason, "TooManyEndpoints", what);
+	snprintf(msg, sizeof(msg),
+		 "port 'http' has %u endpoints; the datapath holds %u per frontend", n, want);
+	if (!strstr(st->problems[0].message, msg))
+		(void)TEST_FAIL_AT("%s: message \"%s\" lacks \"%s\"", what, st->problems[0].message,
+				   msg);
+}
+
+/*
+ * The bound on a frontend's backends belongs to the dataplane: the eBPF slot
+ * block (the default) cuts a 10,000-endpoint Service to 4,096 and says so;
+ * the netfilter dataplanes, which program every endpoint like kube-proxy,
+ * get all 10,000; the model's own 16-bit count bounds those at 65,535.
+ */
+TEST(model_max_backends_by_dataplane)
+{
+	struct lbm_state *st;
+
+	st = build_big(10000, 0);
+	expect_big(st, 10000, SL_MAX_SLOTS_PER_SVC, "default = bpf slot block");
+	lbm_state_free(st);
+	st = build_big(10000, LBM_MAX_BACKENDS_BPF);
+	expect_big(st, 10000, SL_MAX_SLOTS_PER_SVC, "bpf");
+	lbm_state_free(st);
+	st = build_big(10000, LBM_MAX_BACKENDS);
+	expect_big(st, 10000, 10000, "netfilter: every endpoint");
+	lbm_state_free(st);
+	st = build_big(100, 10);
+	expect_big(st, 100, 10, "any bound in between");
+	lbm_state_free(st);
+	st = build_big(LBM_MAX_BACKENDS + 5, UINT32_MAX);
+	expect_big(st, LBM_MAX_BACKENDS + 5, LBM_MAX_BACKENDS, "larger than the count holds");
 	lbm_state_free(st);
 }
 

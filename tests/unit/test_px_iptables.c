@@ -1110,6 +1110,97 @@ TEST(kernel_sync_scale)
 	ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bench");
 }
 
+/* Service a/big (ClusterIP 198.18.128.50, port p80) with n ready endpoints
+ * 198.18.64.1 upwards, in slices of 100 as the EndpointSlice controller writes. */
+static bool big_service(struct lbi *l, uint32_t n)
+{
+	struct sl_buf b = SL_BUF_INIT;
+	char key[64];
+	bool ok = svc(l, "a", "big", "ClusterIP", "198.18.128.50", ports_p80, NULL, NULL);
+
+	for (uint32_t k = 0; ok && k * 100 < n; k++) {
+		sl_buf_reset(&b);
+		snprintf(key, sizeof(key), "a/big-%05u", k);
+		sl_buf_printf(&b,
+			      "{\"metadata\":{\"namespace\":\"a\",\"name\":\"big-%05u\",\"labels\""
+			      ":{\"kubernetes.io/service-name\":\"big\"}},\"addressType\":\"IPv4\","
+			      "\"ports\":[%s],\"endpoints\":[",
+			      k, eports_p80);
+		for (uint32_t i = k * 100; i < n && i < (k + 1) * 100; i++) {
+			uint32_t a = 0xc6124001u + i; /* 198.18.64.1 + i */
+
+			sl_buf_printf(&b, "%s{\"addresses\":[\"%u.%u.%u.%u\"],\"nodeName\":\"n2\"}",
+				      i % 100 ? "," : "", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+				      a & 255);
+		}
+		sl_buf_puts(&b, "]}");
+		ok = feed(l, K8S_KIND_ENDPOINTSLICE, key, sl_buf_cstr(&b));
+	}
+	sl_buf_fini(&b);
+	return ok;
+}
+
+/* Plans l and checks the plan's problems: one TooManyEndpoints for a/big, or none. */
+static bool plan_problems(struct lbi *l, bool too_many, const char *what)
+{
+	struct lbi_plan plan;
+	bool ok;
+
+	if (!ASSERT_OK(lbi_plan(l, false, &plan), "lbi_plan"))
+		return false;
+	ok = ASSERT_EQ(plan.n_problems, too_many ? 1 : 0, what);
+	if (ok && too_many)
+		ok = ASSERT_STREQ(plan.problems[0].reason, "TooManyEndpoints", what) &&
+		     ASSERT_STREQ(plan.problems[0].name, "big", what);
+	lbi_plan_fini(&plan);
+	return ok;
+}
+
+/*
+ * kube-proxy's iptables mode programs every endpoint of a Service, 10,000 of
+ * them as 10,000 KUBE-SEP chains and a 9,999-step probability cascade. The
+ * model's default bound is the eBPF slot block (4,096, with a
+ * TooManyEndpoints problem); the agent gives a netfilter dataplane
+ * LBM_MAX_BACKENDS, and the switch rebuilds the Service.
+ */
+TEST(render_ten_thousand_endpoints)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = new_pxy();
+	struct sl_buf b = SL_BUF_INIT;
+	char h[32], line[256];
+
+	if (!ASSERT_NOT_NULL(l, "lbi") || !ASSERT_NOT_NULL(p, "pxy") || !big_service(l, 10000))
+		goto out;
+	/* the default: what the bpf datapath holds */
+	if (!plan_problems(l, true, "bpf bound: TooManyEndpoints") ||
+	    !ASSERT_OK(pxy_ipt_render(p, l, true, NULL, &b), "render"))
+		goto out;
+	ASSERT_EQ(count(&b, " -j DNAT --to-destination "), SL_MAX_SLOTS_PER_SVC,
+		  "bpf bound: DNATs");
+
+	lbi_max_backends_set(l, LBM_MAX_BACKENDS);
+	sl_buf_reset(&b);
+	if (!plan_problems(l, false, "netfilter bound: no problem") ||
+	    !ASSERT_OK(pxy_ipt_render(p, l, true, NULL, &b), "render"))
+		goto out;
+	ASSERT_EQ(count(&b, ":KUBE-SEP-"), 10000, "one KUBE-SEP chain per endpoint");
+	ASSERT_EQ(count(&b, " -j DNAT --to-destination "), 10000, "one DNAT per endpoint");
+	ASSERT_EQ(count(&b, "--probability"), 9999, "n-1 statistic rules");
+	svc_chain(h, "KUBE-SVC-", "a/big:p80", "tcp");
+	/* the first step of the cascade is 1/10000; the last endpoint (highest
+	 * address, 198.18.103.16) is reached without one */
+	snprintf(line, sizeof(line),
+		 "-A %s -m statistic --mode random --probability 0.0001000000 -j ", h);
+	ASSERT_TRUE(strstr(b.data, line) != NULL, "1/10000 first");
+	ASSERT_TRUE(strstr(b.data, "--to-destination 198.18.103.16:8080") != NULL,
+		    "the 10,000th endpoint");
+out:
+	sl_buf_fini(&b);
+	pxy_iptables_ops.close(p);
+	lbi_free(l);
+}
+
 /* Above 1000 endpoints kube-proxy drops the per-endpoint comments; crossing
  * the threshold either way rewrites every Service. */
 TEST(render_large_cluster_mode)

@@ -626,6 +626,97 @@ TEST(scale)
 	in_netns(scale_body);
 }
 
+/* Plans l and checks the plan's problems: one TooManyEndpoints for ns1/big, or none. */
+static bool plan_problems(struct lbi *l, bool too_many, const char *what)
+{
+	struct lbi_plan pl;
+	bool ok;
+
+	if (!ASSERT_OK(lbi_plan(l, false, &pl), "lbi_plan"))
+		return false;
+	ok = ASSERT_EQ(pl.n_problems, too_many ? 1 : 0, what);
+	if (ok && too_many)
+		ok = ASSERT_STREQ(pl.problems[0].reason, "TooManyEndpoints", what) &&
+		     ASSERT_STREQ(pl.problems[0].name, "big", what);
+	lbi_plan_fini(&pl);
+	return ok;
+}
+
+/*
+ * kube-proxy's nftables mode dispatches over every endpoint of a Service:
+ * 10,000 endpoints are a numgen mod 10000 vmap and 10,000 endpoint chains.
+ * The model's default bound is the eBPF slot block (4,096 and a
+ * TooManyEndpoints problem); the agent gives this dataplane LBM_MAX_BACKENDS.
+ */
+static void ten_thousand_body(void)
+{
+	struct lbi *l = lbi_new("n1");
+	struct pxy *p = NULL;
+	struct sl_buf b = SL_BUF_INIT;
+	char key[64], *out = NULL;
+	const char *chain_cmd =
+		"nft list chain ip kube-proxy service-$(nft list map ip kube-proxy service-ips "
+		"| grep -o 'service-[A-Z0-9]*-ns1/big/tcp/http' | head -1 | cut -d- -f2-)";
+	const char *n_chains_cmd = "nft list table ip kube-proxy | grep -c 'chain endpoint-'";
+
+	if (!ASSERT_NOT_NULL(l, "lbi") || !feed(l, K8S_KIND_NODE, "n1", node_json) ||
+	    !set_svc(l, "ns1/big",
+		     svc_json("ns1", "big", "ClusterIP", "198.18.128.50", "http", 80, "TCP", 0, "",
+			      NULL)))
+		goto done;
+	/* slices of 100, as the EndpointSlice controller writes them */
+	for (uint32_t k = 0; k < 100; k++) {
+		sl_buf_reset(&b);
+		sl_buf_printf(&b,
+			      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"big-%05u\","
+			      "\"labels\":{\"kubernetes.io/service-name\":\"big\"}},"
+			      "\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"port\":"
+			      "8080,\"protocol\":\"TCP\"}],\"endpoints\":[",
+			      k);
+		for (uint32_t i = k * 100; i < (k + 1) * 100; i++) {
+			uint32_t a = 0xc6124001u + i; /* 198.18.64.1 + i */
+
+			sl_buf_printf(&b, "%s{\"addresses\":[\"%u.%u.%u.%u\"],\"nodeName\":\"n2\"}",
+				      i % 100 ? "," : "", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+				      a & 255);
+		}
+		sl_buf_puts(&b, "]}");
+		snprintf(key, sizeof(key), "ns1/big-%05u", k);
+		if (!feed(l, K8S_KIND_ENDPOINTSLICE, key, sl_buf_cstr(&b)))
+			goto done;
+	}
+	p = open_px();
+	if (!ASSERT_NOT_NULL(p, "open") || !plan_problems(l, true, "bpf bound: TooManyEndpoints") ||
+	    !ASSERT_OK(pxy_nftables_ops.sync(p, l, true), "sync, bpf bound"))
+		goto done;
+	out = run(chain_cmd);
+	HAS(out, "numgen random mod 4096 vmap", "bpf bound");
+	free(out);
+	out = NULL;
+
+	lbi_max_backends_set(l, LBM_MAX_BACKENDS);
+	if (!plan_problems(l, false, "netfilter bound: no problem") ||
+	    !ASSERT_OK(pxy_nftables_ops.sync(p, l, false), "sync, netfilter bound"))
+		goto done;
+	out = run(chain_cmd);
+	HAS(out, "numgen random mod 10000 vmap", "every endpoint");
+	HAS(out, " 9999 : goto endpoint-", "the last vmap element");
+	free(out);
+	out = NULL;
+	out = run(n_chains_cmd);
+	ASSERT_EQ(atoi(out), 10000, "one endpoint chain per endpoint");
+done:
+	free(out);
+	sl_buf_fini(&b);
+	pxy_nftables_ops.close(p);
+	lbi_free(l);
+}
+
+TEST(ten_thousand_endpoints)
+{
+	in_netns(ten_thousand_body);
+}
+
 /* UDP: removing an endpoint deletes the conntrack entries DNATed to it (and
  * only those), as kube-proxy's conntrack cleanup does; otherwise a client that
  * keeps its source port keeps hitting the dead endpoint. */

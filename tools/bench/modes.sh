@@ -55,10 +55,10 @@
 #
 # Usage: tools/bench/modes.sh [--quick|--full]; knobs (environment): CONFIGS
 # ("N:E[:aff] ..."), MODES (direct bpf-sock bpf-pkt iptables-legacy iptables-nft
-# iptables nftables ipvs), REPS, SIDE_REPS, REPS_CONFIGS, RUN_SECONDS, CONNS, OPEN_RATE,
-# UPDATE_SAMPLES, STEP_TIMEOUT, PROGRAM_BUDGET, REPEAT_MAX, RUN_BUDGET, HARD_BUDGET, CLEANUP_TIMEOUT, BIN,
-# OUT. Needs root, iproute2, bpftool, curl, conntrack, iptables-legacy,
-# iptables-nft and nft for the legacy rows, gnuplot for the plots.
+# iptables nftables ipvs), REPS, SIDE_REPS, REPS_CONFIGS, FLAT_CONFIGS, RUN_SECONDS, CONNS,
+# OPEN_RATE, UPDATE_SAMPLES, UPDATE_BUDGET, STEP_TIMEOUT, PROGRAM_BUDGET, REPEAT_MAX, RUN_BUDGET,
+# HARD_BUDGET, CLEANUP_TIMEOUT, BIN, OUT. Needs root, iproute2, bpftool, curl, conntrack,
+# iptables-legacy, iptables-nft and nft for the legacy rows, gnuplot for the plots.
 if [[ -z ${SLUICE_MODES_MNTNS:-} ]]; then
 	exec env SLUICE_MODES_MNTNS=1 unshare --mount --propagation private bash "$0" "$@"
 fi
@@ -79,8 +79,14 @@ done
 BIN=${BIN:-build/bin}
 OUT=${OUT:-docs/benchmarks/modes}
 # REPS rounds for the configurations the goals read (REPS_CONFIGS), SIDE_REPS
-# for the others. PROGRAM_BUDGET caps one legacy mode's programming
-# from empty (iptables-restore of 10k Services takes minutes): past it, or when
+# for the others, except that the direct and bpf rows of every point of the
+# flatness goal (FLAT_CONFIGS, by default every N:10 configuration) run REPS
+# rounds of the run the goal reads (crr closed loop, random Services; those
+# extra rounds skip the other runs and the updates): the goal compares those
+# points with one another, and a point measured once against points measured
+# three times compares a single draw with medians (the run of 2026-11-22
+# missed 5% on its one-round 1000:10 point). PROGRAM_BUDGET caps one legacy
+# mode's programming from empty (iptables-restore of 10k Services takes minutes): past it, or when
 # the programming times seen so far predict more than it, the mode's row at
 # that and every costlier configuration says "unavailable" with the reason.
 if [[ $PROFILE == quick ]]; then
@@ -93,12 +99,16 @@ if [[ $PROFILE == quick ]]; then
 	STEP_TIMEOUT=${STEP_TIMEOUT:-90}
 	PROGRAM_BUDGET=${PROGRAM_BUDGET:-60}
 	REPEAT_MAX=${REPEAT_MAX:-30}
+	UPDATE_BUDGET=${UPDATE_BUDGET:-30}
 	RUN_BUDGET=${RUN_BUDGET:-480} # make bench: <= 10 minutes
 	HARD_BUDGET=${HARD_BUDGET:-540}
 else
-	# ~40 minutes on a quiet 2-core VM (the estimate is printed at the start;
-	# the run of 2026-11-22 took ~31 minutes up to 1:10000).
-	CONFIGS=${CONFIGS:-"1:10 1000:10 10000:10 30000:10 50000:10 10000:100 1:10000 1000:10:aff"}
+	# ~45 minutes on a quiet 2-core VM (the estimate is printed at the start;
+	# the run of 2026-11-22 22:10 reached RUN_BUDGET after 1:10000). The goals'
+	# configurations first; then 1:10000 (every mode, one Service with 10,000
+	# endpoints) before 10000:100 (the bpf rows only: the legacy modes are
+	# predicted past PROGRAM_BUDGET there), which RUN_BUDGET may leave out.
+	CONFIGS=${CONFIGS:-"1:10 1000:10 10000:10 30000:10 50000:10 1:10000 10000:100 1000:10:aff"}
 	REPS=${REPS:-3}
 	SIDE_REPS=${SIDE_REPS:-1}
 	REPS_CONFIGS=${REPS_CONFIGS:-"1:10 10000:10 50000:10"}
@@ -112,6 +122,10 @@ else
 	# one round at that configuration (its data-plane figures are not what
 	# is slow; repeating the programming would be most of the run).
 	REPEAT_MAX=${REPEAT_MAX:-45}
+	# Update samples of one mode in one round stop once they took this long
+	# (at least one is taken): iptables-legacy rewrites its whole table per
+	# update, 32 s each at 50k Services, 160 s for five samples.
+	UPDATE_BUDGET=${UPDATE_BUDGET:-45}
 	# A hard bound on the measurements: no new round or configuration starts
 	# after this many seconds (a mode already running finishes).
 	RUN_BUDGET=${RUN_BUDGET:-2400}
@@ -130,6 +144,11 @@ for m in $MODES; do
 	*) echo "modes bench: unknown mode '$m' in MODES" >&2; exit 2 ;;
 	esac
 done
+# The flatness goal's points: every N:10 configuration (the goal reads the
+# direct and bpf rows there; see REPS above).
+FLAT_CONFIGS=${FLAT_CONFIGS-$(for c in $CONFIGS; do if [[ $c =~ ^[0-9]+:10$ ]]; then echo "$c"; fi; done | paste -sd' ')}
+# flat_mode MODE: the rows the flatness figure reads
+flat_mode() { [[ $1 == direct || $1 == bpf-* ]]; }
 CONNS=${CONNS:-32}
 OPEN_RATE=${OPEN_RATE:-1000}
 WARMUP=0.3
@@ -243,16 +262,21 @@ log "machine: $m_nproc x $m_cpu, $m_mem, kernel $m_kernel ($m_virt), load $m_loa
 # updates, API load, and programming from empty per mode (legacy ones capped at
 # PROGRAM_BUDGET, and not attempted past a predicted timeout, as run_mode does).
 estimate() {
-	awk -v configs="$CONFIGS" -v rc=" $REPS_CONFIGS " -v modes="$MODES" -v reps="$REPS" -v sreps="$SIDE_REPS" -v rs="$RUN_SECONDS" \
+	awk -v configs="$CONFIGS" -v rc=" $REPS_CONFIGS " -v fc=" $FLAT_CONFIGS " -v modes="$MODES" -v reps="$REPS" -v sreps="$SIDE_REPS" -v rs="$RUN_SECONDS" \
 		-v w="$WARMUP" -v us="$UPDATE_SAMPLES" -v b="$PROGRAM_BUDGET" -v rmax="$REPEAT_MAX" 'BEGIN {
 		nc = split(configs, C, " "); nm = split(modes, M, " "); tot = 0
 		for (i = 1; i <= nc; i++) {
 			split(C[i], p, ":"); n = p[1]; e = p[2]; cost = n * (e + 2)
 			r = index(rc, " " C[i] " ") ? reps : sreps
+			rf = index(fc, " " C[i] " ") && reps > r ? reps : r
 			t = 3 + n / 1500
 			for (j = 1; j <= nm; j++) {
-				m = M[j]; per = (6 + 4 * (r - 1)) / r * (rs + w + 1.2); rr = r
+				m = M[j]; rr = r
+				per = (6 + 4 * (rr - 1)) / rr * (rs + w + 1.2)
 				if (m == "ipvs") { if (i == 1) t += 2; continue }
+				# a flatness point: rounds past r run the one crr run the goal reads
+				if (rf > r && (m == "direct" || m ~ /^bpf/))
+					t += (rf - r) * (rs + w + 1.2 + (m == "direct" ? 0 : 2.5 + cost / 25000 + (m == "bpf-pkt" ? 3 : 0)))
 				if (m != "direct") per += us * 0.5 + 1 + cost / 100000
 				if (m ~ /^bpf/) per += 1.5 + cost / 25000 + (m == "bpf-pkt" ? 3 : 0)
 				else if (m != "direct") {
@@ -269,7 +293,7 @@ estimate() {
 				}
 				t += rr * per
 			}
-			printf "  %-12s x%d rounds: ~%.0f s\n", C[i], r, t
+			printf "  %-12s x%d rounds%s: ~%.0f s\n", C[i], r, (rf > r ? " (x" rf " of the crr run the flatness goal reads, direct and bpf)" : ""), t
 			tot += t
 		}
 		printf "  total ~%.0f min\n", tot / 60 }'
@@ -669,6 +693,8 @@ run_mode() { # run_mode REP CFG N E MODE
 		IFS=- read -r proto loop pos <<<"$run"
 		# The first/last Service runs (target position) only in round 1.
 		[[ $pos == random || $rep == 1 ]] || continue
+		# A round for the flatness goal alone: only the run it reads.
+		((!FLAT_ROUND)) || [[ $run == crr-closed-random ]] || continue
 		case $pos in first) target=$T_first ;; last) target=$T_last ;; *) target=$T_rnd ;; esac
 		[[ $proto == udp ]] && target=$U_rnd
 		if [[ $loop == closed ]]; then extra=(--conns "$CONNS"); else extra=(--rate "$OPEN_RATE" --max-inflight 4000); fi
@@ -695,11 +721,17 @@ run_mode() { # run_mode REP CFG N E MODE
 
 	# Single update: one new Service with the others present.
 	if [[ $mode != direct ]]; then
-		local s
-		for ((s = 0; s < UPDATE_SAMPLES; s++)); do
+		local s u0 samples=$UPDATE_SAMPLES upd0=$UPD_NEXT
+		((!FLAT_ROUND)) || samples=0
+		u0=$(date +%s)
+		for ((s = 0; s < samples; s++)); do
 			local idx=$((UPD_BASE + UPD_NEXT)) ut=$STEP_TIMEOUT
 			left=$((HARD_BUDGET - ($(date +%s) - t_start)))
 			((left >= 5)) || break
+			if ((s > 0 && $(date +%s) - u0 >= UPDATE_BUDGET)); then
+				log "$mode at $cfg round $rep: $s of $UPDATE_SAMPLES update samples (they took $(($(date +%s) - u0)) s >= UPDATE_BUDGET $UPDATE_BUDGET s)"
+				break
+			fi
 			((ut <= left)) || ut=$left
 			UPD_NEXT=$((UPD_NEXT + 1))
 			metrics >"$tmp/m0.txt" 2>/dev/null || : >"$tmp/m0.txt"
@@ -717,7 +749,26 @@ run_mode() { # run_mode REP CFG N E MODE
 		local lo
 		lo=$(leftovers)
 		((lo == 0)) || failures+=("$tags: $lo rules/filters left in the node netns after --cleanup")
+		# Every mode programs the configuration's own Services from empty: the
+		# ones its update samples added go before the next mode starts (at
+		# 1:10000 each has 10,000 endpoints, and the fifth mode of a round
+		# would otherwise program 21 such Services instead of one).
+		upd_delete $((UPD_BASE + upd0)) $((UPD_BASE + UPD_NEXT)) "$tags"
 	fi
+}
+
+# upd_delete FIRST END TAGS: deletes the Services FIRST..END-1 that connbench
+# update created (s-%05d) and their EndpointSlices (labelled with the name).
+upd_delete() {
+	local i name c1 c2
+	for ((i = $1; i < $2; i++)); do
+		name=$(printf 's-%05d' "$i")
+		c1=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$URL/api/v1/namespaces/default/services/$name")
+		c2=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE \
+			"$URL/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D$name")
+		[[ $c1 == 200 || $c1 == 404 ]] && [[ $c2 == 200 ]] ||
+			failures+=("$3: deleting the update sample $name failed (HTTP $c1 for the Service, $c2 for its slices): later modes program more than the configuration")
+	done
 }
 
 # --- measurements ------------------------------------------------------------------
@@ -761,7 +812,15 @@ for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 		sleep "$HOLD"
 	fi
 	reps=$SIDE_REPS
-	[[ " $REPS_CONFIGS " == *" $cfg "* ]] && reps=$REPS
+	flat_only=0
+	FLAT_ROUND=0
+	if [[ " $REPS_CONFIGS " == *" $cfg "* ]]; then
+		reps=$REPS
+	elif [[ " $FLAT_CONFIGS " == *" $cfg "* ]] && ((REPS > SIDE_REPS)); then
+		# A flatness point: the rounds past SIDE_REPS run the rows the goal reads.
+		reps=$REPS
+		flat_only=1
+	fi
 	for ((rep = 1; rep <= reps; rep++)); do
 		if ((rep > 1 && $(date +%s) - t_start >= RUN_BUDGET)); then
 			log "$cfg: $((rep - 1)) of $reps rounds, the run's time budget (RUN_BUDGET $RUN_BUDGET s) is used up"
@@ -769,7 +828,12 @@ for cfg in ${CONFIGS_RUN-$CONFIGS}; do
 			break
 		fi
 		order=$(printf '%s\n' $MODES | shuf | paste -sd' ')
-		log "$cfg round $rep: $order"
+		FLAT_ROUND=0
+		if ((flat_only && rep > SIDE_REPS)); then
+			order=$(for mode in $order; do if flat_mode "$mode"; then echo "$mode"; fi; done | paste -sd' ')
+			FLAT_ROUND=1
+		fi
+		log "$cfg round $rep: $order$( ((FLAT_ROUND)) && echo " (the flatness goal's crr run only)")"
 		for mode in $order; do
 			run_mode "$rep" "$cfg" "$n" "$e" "$mode"
 		done
@@ -986,23 +1050,36 @@ why_not() {
 }
 V() { case $1 in 1) echo "**met**" ;; 0) echo "**missed**" ;; esac; }
 
+# rounds CFG MODE: how many rounds gave a crr closed-loop rate (random Services)
+rounds() { local x; x=$(stat rate cfg="$1" mode="$2" kind=run run=crr-closed-random); x=${x#* * * * * }; echo "${x%% *}"; }
 # 1. flat: max deviation of crr conn/s from the first point of the series, to 50k.
+# Every point should be a median of as many rounds as the others (FLAT_CONFIGS):
+# the row says how many, and names the points that differ.
 goal_flat() {
-	local m=$1 r0 r n fig="" dev=0 norm="" w d0 dn
+	local m=$1 r0 r n fig="" dev=0 norm="" w d0 dn k k0="" uneq="" rnote
 	r0=$(RATE "$first_n:10" "$m")
 	d0=$(RATE "$first_n:10" direct)
 	for n in $SERIES; do
 		r=$(RATE "$n:10" "$m")
 		fig+="${fig:+, }$n: $(fmt "$r" %.0f)"
+		k=$(rounds "$n:10" "$m")
+		if ((k > 0)); then
+			[[ -n $k0 ]] || k0=$k
+			((k == k0)) || uneq+="${uneq:+, }$n: $k"
+		fi
 		dn=$(RATE "$n:10" direct)
 		if num "$r" && num "$dn" && num "$d0" && num "$r0"; then norm+="${norm:+, }$n: $(awk -v a="$r" -v b="$dn" 'BEGIN { printf "%.2f", a / b }')"; fi
 		num "$r" && num "$r0" && dev=$(awk -v a="$r" -v b="$r0" -v d="$dev" 'BEGIN { x = a / b - 1; if (x < 0) x = -x; print (x > d) ? x : d }')
 	done
 	w=$(why_not "$m" "$GOAL_N:10")
 	[[ -n $norm ]] && norm="; as a fraction of *direct* in the same configuration (the machine's own drift cancels): $norm"
-	if ! num "$r0"; then echo "$(lbl "$m"): $fig | not shown: no figure at $first_n Service ($(why_not "$m" "$first_n:10"))"
-	elif [[ -n $w ]]; then echo "$(lbl "$m"): $fig$norm | not shown at $GOAL_N:10 ($w; max deviation up to $top_n: $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }'))"
-	else echo "$(lbl "$m"): $fig$norm | $(lbl "$m") $(V "$(awk -v d="$dev" 'BEGIN { print (d <= 0.05) ? 1 : 0 }')") (max deviation $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }'))"
+	if [[ -z $k0 ]]; then rnote=""
+	elif [[ -z $uneq ]]; then rnote=" (medians of $k0 round$( ((k0 == 1)) || echo s) at every point)"
+	else rnote=" (medians of $k0 rounds at $first_n; other counts at $uneq)"; fi
+	[[ -z $uneq ]] || uneq="; the points had unequal rounds ($uneq against $k0 at $first_n): not like for like"
+	if ! num "$r0"; then echo "$(lbl "$m"): $fig$rnote | not shown: no figure at $first_n Service ($(why_not "$m" "$first_n:10"))"
+	elif [[ -n $w ]]; then echo "$(lbl "$m"): $fig$rnote$norm | not shown at $GOAL_N:10 ($w; max deviation up to $top_n: $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }'))"
+	else echo "$(lbl "$m"): $fig$rnote$norm | $(lbl "$m") $(V "$(awk -v d="$dev" 'BEGIN { print (d <= 0.05) ? 1 : 0 }')") (max deviation $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }')$uneq)"
 	fi
 }
 # 2. at the first point: bpf within 5% of each iptables variant (or faster).
@@ -1132,10 +1209,11 @@ T() { cell "$@"; } # shorthand in tables
 	echo
 	echo "Command: \`$CMDLINE\` (\`make bench-modes\` runs the full profile, \`make bench\` the quick one);"
 	echo "CONFIGS=\"$CONFIGS\" MODES=\"$MODES\" REPS=$REPS RUN_SECONDS=$RUN_SECONDS CONNS=$CONNS"
-	echo "OPEN_RATE=$OPEN_RATE UPDATE_SAMPLES=$UPDATE_SAMPLES STEP_TIMEOUT=$STEP_TIMEOUT SIDE_REPS=$SIDE_REPS"
-	echo "REPS_CONFIGS=\"$REPS_CONFIGS\" PROGRAM_BUDGET=$PROGRAM_BUDGET REPEAT_MAX=$REPEAT_MAX RUN_BUDGET=$RUN_BUDGET (REPS rounds for"
-	echo "REPS_CONFIGS, SIDE_REPS for the other configurations; a legacy mode whose programming took more than REPEAT_MAX s ran one"
-	echo "round there)."
+	echo "OPEN_RATE=$OPEN_RATE UPDATE_SAMPLES=$UPDATE_SAMPLES UPDATE_BUDGET=$UPDATE_BUDGET STEP_TIMEOUT=$STEP_TIMEOUT SIDE_REPS=$SIDE_REPS"
+	echo "REPS_CONFIGS=\"$REPS_CONFIGS\" FLAT_CONFIGS=\"$FLAT_CONFIGS\" PROGRAM_BUDGET=$PROGRAM_BUDGET REPEAT_MAX=$REPEAT_MAX RUN_BUDGET=$RUN_BUDGET"
+	echo "(REPS rounds for REPS_CONFIGS, and for the direct and bpf crr closed-loop run of FLAT_CONFIGS, the flatness goal's"
+	echo "points; SIDE_REPS for the rest; a legacy mode whose programming took more than REPEAT_MAX s ran one round there; a"
+	echo "mode's update samples in a round stopped once they took UPDATE_BUDGET s)."
 	echo
 	echo "**Machine:** $m_nproc x $m_cpu, $m_mem, Linux $m_kernel (virtualization: $m_virt)."
 	echo "Load average at the start **$m_load**, at the end $m_end_load: this $m_nproc-core VM"
