@@ -812,7 +812,8 @@ static bool obj_key(struct json_object *obj, char *key, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
-/* A sync failed: the next one, a full resync, after a back-off (sync_pace.h). */
+/* A sync failed: the next one, a full resync, after a back-off (sync_pace.h),
+ * even if this sync's own take-in already asked for one sooner. */
 static unsigned sync_retry(struct agent *a)
 {
 	struct timeval tv = {0, 0};
@@ -820,11 +821,9 @@ static unsigned sync_retry(struct agent *a)
 	a->retry_s = sync_retry_delay_s(a->retry_s);
 	tv.tv_sec = a->retry_s;
 	a->dirty = true;
-	if (!a->sync_pending) {
-		a->sync_pending = true;
-		a->retry_pending = true;
-		event_add(a->sync_ev, &tv);
-	}
+	a->sync_pending = true;
+	a->retry_pending = true;
+	event_add(a->sync_ev, &tv);
 	return (unsigned)tv.tv_sec;
 }
 
@@ -914,7 +913,8 @@ static unsigned apply_plan_legacy(struct agent *a, const struct lbi_plan *plan)
  * Builds a chunk of the Services already taken in, before the first sync
  * (lbi_prebuild): small, so the loop goes back to draining the informers'
  * bounded queues within a millisecond or two; a long build there let them
- * fill and wait. 1 = more are ready, 0 = none, <0 = left to the plan.
+ * fill and wait. lbi_prebuild's result: 1 = more are ready, 2 = more in a
+ * moment, 0 = none, <0 = left to the plan.
  */
 #define PREBUILD_CHUNK 64
 static int prebuild_chunk(struct agent *a)
@@ -943,9 +943,11 @@ static void agent_sync(struct agent *a)
 			/* The first sync waits for complete caches; meanwhile the
 			 * Services already in are built, a chunk per loop turn
 			 * (lbi_prebuild), and this comes back for the next. */
-			if (!a->syncs && prebuild_chunk(a) > 0 && !a->sync_pending) {
+			int more = a->syncs ? 0 : prebuild_chunk(a);
+
+			if (more > 0 && !a->sync_pending) {
 				a->sync_pending = true;
-				event_add(a->sync_ev, &(struct timeval){0, 0});
+				event_add(a->sync_ev, &(struct timeval){0, more == 1 ? 0 : 2000});
 			}
 			return;
 		}
@@ -1144,10 +1146,22 @@ static void mark_dirty(struct agent *a)
 		clock_gettime(CLOCK_MONOTONIC, &a->dirty_since);
 	a->dirty = true;
 	a->last_event = time(NULL);
-	if (!a->sync_pending || a->retry_pending) {
-		/* A pending retry's timer is moved up to the event's pace. */
-		a->sync_pending = true;
+	if (a->retry_pending) {
+		/* An event during a back-off brings the (full) resync forward, once,
+		 * but to no sooner than SYNC_RETRY_MIN_S after the failed sync: a
+		 * change that frees room waits at most that, and steady churn
+		 * against a full map costs a full resync a second, not one per
+		 * event. */
+		long min_us = (long)((SYNC_RETRY_MIN_S - since(&a->last_sync_end)) * 1e6);
+
+		if (min_us > tv.tv_sec * 1000000L + tv.tv_usec) {
+			tv.tv_sec = min_us / 1000000;
+			tv.tv_usec = min_us % 1000000;
+		}
 		a->retry_pending = false;
+		event_add(a->sync_ev, &tv);
+	} else if (!a->sync_pending) {
+		a->sync_pending = true;
 		event_add(a->sync_ev, &tv);
 	}
 }
@@ -1527,7 +1541,7 @@ static int setup_bpf(struct agent *a, const struct dp_opts *dpo)
 
 		take_in_lists(a);
 		more = prebuild_chunk(a);
-		if (poll(p, INF_N + 1, more > 0 ? 0 : -1) < 0 && errno != EINTR) {
+		if (poll(p, INF_N + 1, more == 1 ? 0 : more == 2 ? 2 : -1) < 0 && errno != EINTR) {
 			pr_warn(AG, "setup: poll: %s", strerror(errno));
 			break; /* join below: the load goes on alone */
 		}

@@ -918,7 +918,6 @@ int lbi_node_set(struct lbi *l, const struct k8s_node *node)
 	}
 	free(l->node);
 	l->node = c;
-	l->node_gen++; /* fragments built before read the old one */
 	if (st->n_node_addrs != l->n_addrs ||
 	    (st->n_node_addrs &&
 	     memcmp(st->node_addrs, l->addrs, st->n_node_addrs * sizeof(*st->node_addrs)))) {
@@ -926,6 +925,7 @@ int lbi_node_set(struct lbi *l, const struct k8s_node *node)
 		HFOREACH(&l->svcs, struct svcent, s)
 		if (s->svc)
 			mark_dirty(l, s);
+		l->node_gen++; /* what a fragment reads of the node (node_compact) */
 		free(l->addrs);
 		l->addrs = st->node_addrs;
 		l->n_addrs = st->n_node_addrs;
@@ -1673,8 +1673,7 @@ static void pre_drop(struct svcent *s)
 int lbi_prebuild(struct lbi *l, size_t max)
 {
 	size_t end, built = 0;
-	bool more;
-	int err = 0;
+	int err = 0, more;
 
 	/* Without this node's object every build would be redone. */
 	if (!l || !l->prebuilding || !l->node)
@@ -1707,7 +1706,9 @@ int lbi_prebuild(struct lbi *l, size_t max)
 		s->pre_node_gen = l->node_gen;
 		built++;
 	}
-	more = l->pq_head < end;
+	/* 1: more are ready now; 2: only Services changed since this call's
+	 * start wait (ready at the next call). */
+	more = l->pq_head < end ? 1 : l->pq_head < l->pq_n ? 2 : 0;
 	/* The front is consumed: slide the rest down once it is most of it. */
 	if (l->pq_head == l->pq_n) {
 		l->pq_head = l->pq_n = 0;

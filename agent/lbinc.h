@@ -117,8 +117,10 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out);
  * first plan finds most of them built while the lists are still arriving. A
  * Service whose inputs change afterwards, or a node change, only wastes the
  * build: the plan checks each prebuilt fragment against its inputs'
- * generation. Returns 1 when more Services are ready to build, 0 when none
- * is, or -ENOMEM (those Services are then built by the plan).
+ * generation. Returns 1 when more Services are ready to build, 2 when only
+ * Services that changed during this call wait (ready at the next call: call
+ * again after a short pause), 0 when none is queued, or -ENOMEM (those
+ * Services are then built by the plan).
  */
 int lbi_prebuild(struct lbi *l, size_t max);
 void lbi_plan_fini(struct lbi_plan *p);

@@ -42,10 +42,12 @@ static inline long sync_pace_wait_us(double since_end_s, double last_sync_s, int
  * After failed syncs the next (full) resync waits a back-off that doubles
  * per failure in a row, from SYNC_RETRY_MIN_S to SYNC_RETRY_MAX_S: a map
  * that stays full (more backends than it holds) was resynced in full every
- * second, forever, ~22% of a core at 500,000 backends. Events still sync at
- * their pace (the agent moves a pending retry up to it), so a change that
- * frees room is not held back. prev_s is the last retry's delay, 0 after a
- * sync that succeeded; returns the delay for this one.
+ * second, forever, ~22% of a core at 500,000 backends. An event brings a
+ * pending retry forward, but to no sooner than SYNC_RETRY_MIN_S after the
+ * failed sync (agent.c, mark_dirty): a change that frees room waits at most
+ * that, and churn against a full map costs one full resync a second, as
+ * before. prev_s is the last retry's delay, 0 after a sync that succeeded;
+ * returns the delay for this one.
  */
 #define SYNC_RETRY_MIN_S 1
 #define SYNC_RETRY_MAX_S 30

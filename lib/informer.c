@@ -1191,6 +1191,8 @@ static int inf_list_typed(struct sl_informer *inf)
 	pthread_mutex_init(&f.mu, NULL);
 	pthread_cond_init(&f.cv, NULL);
 	if (pthread_create(&th, NULL, inf_fetch_run, &f)) {
+		pr_warn(INF_SUBSYS, "'%s': list: cannot start the page fetcher thread; retrying",
+			inf->resource);
 		pthread_cond_destroy(&f.cv);
 		pthread_mutex_destroy(&f.mu);
 		return -EAGAIN;

@@ -586,3 +586,41 @@ TEST(lbinc_slices_without_service)
 	ASSERT_EQ(lbi_service_set(l, NULL, NULL), -EINVAL, "NULL key");
 	lbi_free(l);
 }
+
+/* What lbi_prebuild tells its caller: Services just taken in wait one call
+ * (2: "again in a moment"), then build (0: the queue is empty); a Node
+ * update that leaves the addresses alone keeps what was built. */
+TEST(lbinc_prebuild_reports_what_waits)
+{
+	struct world w = {.rng = 7};
+	struct lbi *l = lbi_new("n1");
+	struct lbi_plan plan;
+	char key[32];
+
+	if (!ASSERT_NOT_NULL(l, "lbi_new"))
+		return;
+	w.node = gen_node(&w);
+	ASSERT_TRUE(feed(l, K8S_KIND_NODE, "n1", w.node), "node");
+	ASSERT_EQ(lbi_prebuild(l, 100), 0, "nothing queued");
+	for (int i = 0; i < 4; i++) {
+		/* Services 0-3 in namespace "a" get the slices (gen_slice). */
+		w.svc[i] = gen_service(&w, i);
+		snprintf(key, sizeof(key), "%s/s%d", svc_ns(i), i);
+		ASSERT_TRUE(feed(l, K8S_KIND_SERVICE, key, w.svc[i]), "service");
+	}
+	for (int i = 0; i < NSLICE; i++) {
+		w.slice[i] = gen_slice(&w, i);
+		snprintf(key, sizeof(key), "a/e%d", i);
+		ASSERT_TRUE(feed(l, K8S_KIND_ENDPOINTSLICE, key, w.slice[i]), "slice");
+	}
+	ASSERT_EQ(lbi_prebuild(l, 100), 2, "just taken in: again in a moment");
+	ASSERT_EQ(lbi_prebuild(l, 100), 0, "built: the queue is empty");
+	/* The same Node again (a status update, say): nothing to rebuild. */
+	ASSERT_TRUE(feed(l, K8S_KIND_NODE, "n1", w.node), "node again");
+	ASSERT_OK(lbi_plan(l, true, &plan), "first plan");
+	ASSERT_TRUE(plan.services_prebuilt > 0, "the prebuilt fragments were used");
+	lbi_plan_fini(&plan);
+	ASSERT_EQ(lbi_prebuild(l, 100), 0, "over after the first plan");
+	world_fini(&w);
+	lbi_free(l);
+}
