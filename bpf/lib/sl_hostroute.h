@@ -28,6 +28,7 @@
 #include "lib/sl_parse.h"
 #include "lib/sl_ct.h"
 #include "abi/hostroute.h"
+#include "lib/sl_hr_maps.h"
 
 #define SL_HR_AF_INET	2
 #define SL_HR_IP_MF_OFF 0x3fff /* MF flag and fragment offset */
@@ -42,15 +43,6 @@ struct {
 	__type(value, struct sl_hr_ep);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_hr_ep_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SL_HR_MAX_CIDRS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sl_hr_cidr_key);
-	__type(value, __u8);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_hr_cidr_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -120,13 +112,6 @@ static __always_inline int sl_hr_macs(struct __sk_buff *skb, const __u8 *dst, co
 	return 0;
 }
 
-static __always_inline bool sl_hr_in_cluster(__be32 daddr)
-{
-	struct sl_hr_cidr_key k = {.prefixlen = 32, .addr = daddr};
-
-	return bpf_map_lookup_elem(&sl_hr_cidr_v1, &k) != NULL;
-}
-
 /*
  * Would the egress program of a --devices uplink (tc_nodeport_egress) change this packet?
  * It does the reverse NAT of replies from local backends (a REPLY conntrack entry; e.g. a
@@ -154,7 +139,10 @@ static __always_inline int sl_hr_xmit(struct __sk_buff *skb, __u32 ifindex)
 {
 	struct sl_hr_dev *dev = bpf_map_lookup_elem(&sl_hr_dev_v1, &ifindex);
 
-	if (dev && (dev->flags & SL_HR_DEV_F_PEER) && !sl_hr_uplink_egress_nat(skb)) {
+	/* sl_hr_npc_possible first: on a node that never tracked a NodePort flow of a pod client
+	 * (lib/sl_hr_maps.h) the conntrack lookup is a certain miss into a big, cold map. */
+	if (dev && (dev->flags & SL_HR_DEV_F_PEER) &&
+	    !(sl_hr_npc_possible() && sl_hr_uplink_egress_nat(skb))) {
 		dev->peer_packets++;
 		dev->peer_bytes += skb->len;
 		return bpf_redirect_peer(ifindex, 0);

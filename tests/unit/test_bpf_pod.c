@@ -869,6 +869,16 @@ static int put_hr_dev(struct tc_pod *s, int ifindex, uint32_t flags)
 	return err;
 }
 
+/* sl_hr_npc_v1 (lib/sl_hr_maps.h): the uplink path's mark that a NodePort reply to a pod
+ * client may exist. */
+static int put_npc(struct tc_pod *s, uint64_t v)
+{
+	struct sl_hr_npc m = {.pod_client_flows = v};
+	uint32_t zero = 0;
+
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_hr_npc_v1), &zero, &m, 0) ? -errno : 0;
+}
+
 /* An uplink veth into another netns (sl_hr_dev_v1): the same forwarding, then redirect_peer
  * (counted per device); a packet the uplink's egress program would reverse-NAT (a REPLY
  * conntrack entry of the uplink path) still goes through the device's transmit; a device
@@ -911,7 +921,10 @@ TEST(hostroute_fib_veth_uplink_redirect_peer)
 	ASSERT_EQ(hr_dev_peer(s, dev), 1, "counted as sent by redirect_peer");
 	ASSERT_EQ(hr_ctr(s, SL_HR_C_FIB), 2, "both in the fib counter");
 
-	/* A reply of a NodePort flow to a local backend: the uplink's egress program owns it. */
+	/* A reply of a NodePort flow to a local backend: the uplink's egress program owns it
+	 * (the uplink ingress raised the mark before it made the entry). */
+	if (!ASSERT_OK(put_npc(s, 1), "NodePort flows of pod clients tracked"))
+		goto out;
 	ct.fe_addr = ip4("198.18.0.11");
 	ct.fe_port = htons(30080);
 	ct.client_addr = ip4(PEER_NODE_POD);
@@ -928,6 +941,59 @@ TEST(hostroute_fib_veth_uplink_redirect_peer)
 	ASSERT_EQ(hr_dev_peer(s, dev), 1, "not by redirect_peer: the egress program must see it");
 	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
 			 "untranslated here");
+out:
+	tc_pod__destroy(s);
+}
+
+/* With the mark clear the conntrack is not consulted before redirect_peer: an entry that only
+ * a program older than the mark could have made (the agent raises the mark at start when the
+ * pinned conntrack holds one) does not stop it; raising the mark makes the same packet go
+ * through the device again. This is the test that fails if the check is skipped
+ * unconditionally or never. */
+TEST(hostroute_npc_mark_gates_uplink_ct_check)
+{
+	struct sl_ct4_val ct = {.backend_id = 1};
+	struct sl_ct4_key rk = {.saddr = ip4(POD),
+				.daddr = ip4(PEER_NODE_POD),
+				.sport = htons(8080),
+				.dport = htons(45101),
+				.proto = IPPROTO_TCP,
+				.dir = SL_CT_DIR_REPLY};
+	struct tc_pod *s = NULL;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs") ||
+	    !ASSERT_OK(put_hr_dev(s, dev, SL_HR_DEV_F_PEER), "hr0 as a veth uplink") ||
+	    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.sl_ct4_tcp_v1), &rk, &ct, 0),
+		       "uplink REPLY entry"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 8080, 45101, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, mark clear"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected");
+	ASSERT_EQ(hr_dev_peer(s, dev), 1, "mark clear: by redirect_peer, conntrack not consulted");
+
+	if (!ASSERT_OK(put_npc(s, 3), "mark raised"))
+		goto out;
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, mark raised"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected to the device");
+	ASSERT_EQ(hr_dev_peer(s, dev), 1, "mark raised: the egress program gets the reply");
+	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
+			 "forwarded, untranslated here");
+
+	/* Mark raised, no entry for this tuple: still by redirect_peer. */
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 8080, 45102, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, other tuple"))
+		goto out;
+	ASSERT_EQ(hr_dev_peer(s, dev), 2, "no entry: by redirect_peer");
 out:
 	tc_pod__destroy(s);
 }

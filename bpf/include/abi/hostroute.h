@@ -9,11 +9,13 @@
  *   sl_hr_ctr_v1   PERCPU_ARRAY[SL_HR_C_MAX] of struct sl_counter (lb.h)
  *   sl_hr_dev_v1   PERCPU_HASH ifindex (u32)  ──▶ struct sl_hr_dev (the node's devices, e.g.
  *                                               a veth uplink whose peer is in another netns)
+ *   sl_hr_npc_v1   ARRAY[1] of struct sl_hr_npc: NodePort flows of pod clients tracked here
  *
  * Written by the agent: sl_hr_ep_v1 at CNI ADD/DEL (after the pod's policy entries),
  * sl_hr_cidr_v1 from the Node objects (the same podCIDRs the routes and the masquerade
  * exemption use), sl_hr_dev_v1 when the fabric program is attached to --devices (the same
- * value on every CPU; the counters are per CPU). Traffic to anything else keeps the
+ * value on every CPU; the counters are per CPU); sl_hr_npc_v1 by tc_nodeport_ingress (and by
+ * the agent at start, lib/sl_hr_maps.h). Traffic to anything else keeps the
  * kernel path.
  */
 #ifndef SLUICE_ABI_HOSTROUTE_H
@@ -27,6 +29,7 @@
 #define SL_MAP_HR_CIDR "sl_hr_cidr_v1"
 #define SL_MAP_HR_CTR  "sl_hr_ctr_v1"
 #define SL_MAP_HR_DEV  "sl_hr_dev_v1"
+#define SL_MAP_HR_NPC  "sl_hr_npc_v1"
 /* Pin name prefix of the fabric program's TCX links: <pin_root>/sl_hr_link_<ifname>. */
 #define SL_HR_LINK_PREFIX "sl_hr_link_"
 
@@ -69,6 +72,18 @@ struct sl_hr_dev {
 	__u64 peer_bytes;
 };
 _Static_assert(sizeof(struct sl_hr_dev) == 24, "sl_hr_dev layout");
+
+/*
+ * Raised (never lowered by the programs) before the uplink path inserts a REPLY conntrack
+ * entry whose client is in a podCIDR, i.e. a NodePort connection from a pod to a local
+ * backend. While it is 0 the pod path knows no reply of such a connection can exist and skips
+ * the conntrack lookup before redirect_peer (lib/sl_hr_maps.h).
+ */
+struct sl_hr_npc {
+	__u64 pod_client_flows; /* REPLY entries made for pod clients since the map was pinned;
+				 * the agent writes 1 at start when it finds older ones */
+};
+_Static_assert(sizeof(struct sl_hr_npc) == 8, "sl_hr_npc layout");
 
 /* Counter indices of sl_hr_ctr_v1 (SL_HR_C_FIB includes the packets sl_hr_dev_v1 counts
  * as sent by redirect_peer). */
