@@ -892,8 +892,8 @@ static void np_npc_adopt(struct np *np)
 			if (next.dir == SL_CT_DIR_REPLY) {
 				m.pod_client_flows = 1;
 				if (bpf_map_update_elem(fd, &zero, &m, BPF_ANY))
-					pr_warn(NP_LOG, "map '%s': update failed: %s", SL_MAP_HR_NPC,
-						strerror(errno));
+					pr_warn(NP_LOG, "map '%s': update failed: %s",
+						SL_MAP_HR_NPC, strerror(errno));
 				else
 					pr_info(NP_LOG,
 						"map '%s': pinned conntrack has reply entries: the "

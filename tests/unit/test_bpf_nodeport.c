@@ -1090,7 +1090,8 @@ TEST(nodeport_pod_client_raises_npc_mark)
 	if (!ASSERT_OK(put_backend(s, 1, LOCAL_BE, 8080, IPPROTO_TCP, 0, SL_BE_ACTIVE), "be") ||
 	    !ASSERT_OK(put_slot(s, 0, 1), "slot") ||
 	    !ASSERT_OK(put_svc(s, NULL, 30080, IPPROTO_TCP, SL_SVC_F_NODEPORT, 7, 0, 1), "svc") ||
-	    !ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_hr_cidr_v1), &ck, &one, 0), "podCIDRs"))
+	    !ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_hr_cidr_v1), &ck, &one, 0),
+		       "podCIDRs"))
 		goto out;
 	ASSERT_EQ(npc_get(s), 0, "mark clear after load");
 
@@ -1105,8 +1106,9 @@ TEST(nodeport_pod_client_raises_npc_mark)
 	if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run, pod client"))
 		goto out;
 	ASSERT_EQ(r.retval, TC_ACT_OK, "pod client: DNAT into the stack");
-	ASSERT_OK(ct_get(s, IPPROTO_TCP, LOCAL_BE, "198.18.66.10", 8080, 41000, SL_CT_DIR_REPLY, &v),
-		  "REPLY entry for the pod client");
+	ASSERT_OK(
+		ct_get(s, IPPROTO_TCP, LOCAL_BE, "198.18.66.10", 8080, 41000, SL_CT_DIR_REPLY, &v),
+		"REPLY entry for the pod client");
 	ASSERT_EQ(npc_get(s), 1, "mark raised with it");
 
 	/* The same flow's next packet is a CT hit: no second count. */

@@ -105,8 +105,8 @@ _Static_assert(sizeof(struct sl_hr_npc) == 8, "sl_hr_npc layout");
 #define SL_HR_NH_TTL_NS 50000000ULL /* 50 ms */
 
 struct sl_hr_nh_key {
-	__u32 daddr; /* network byte order */
-	__u32 saddr; /* network byte order */
+	__u32 daddr;   /* network byte order */
+	__u32 saddr;   /* network byte order */
 	__u32 ifindex; /* the pod's host veth the packet came in on */
 	__u8 tos;
 	__u8 pad[3];
