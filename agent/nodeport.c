@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "abi/hostroute.h"
 #include "maglev.h"
 #include "nodeport.h"
 #include "sluice/log.h"
@@ -869,6 +870,44 @@ static int np_fd(struct np *np, struct bpf_map *m, const char *name)
 	return fd;
 }
 
+/*
+ * Raises sl_hr_npc_v1 (abi/hostroute.h) when the pinned conntrack already holds a REPLY entry:
+ * entries made by a tc_nodeport_ingress older than the mark, or kept across a restart that
+ * recreated the mark's map. Run after the new programs are attached, so an entry made after
+ * the scan started was made by a program that raises the mark itself. Any REPLY entry counts,
+ * whatever its client: the podCIDRs are not known yet at start, and the cost of a false mark
+ * is only the lookup the pod path made before the mark existed. Stops at the first one.
+ */
+static void np_npc_adopt(struct np *np)
+{
+	struct sl_hr_npc m = {0};
+	struct sl_ct4_key key, next, *prev;
+	__u32 zero = 0;
+	int fd = bpf_map__fd(np->skel->maps.sl_hr_npc_v1);
+
+	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, &m) || m.pod_client_flows)
+		return;
+	for (int i = 0; i < 2; i++) {
+		prev = NULL;
+		while (!bpf_map_get_next_key(np->ct_fd[i], prev, &next)) {
+			if (next.dir == SL_CT_DIR_REPLY) {
+				m.pod_client_flows = 1;
+				if (bpf_map_update_elem(fd, &zero, &m, BPF_ANY))
+					pr_warn(NP_LOG, "map '%s': update failed: %s",
+						SL_MAP_HR_NPC, strerror(errno));
+				else
+					pr_info(NP_LOG,
+						"map '%s': pinned conntrack has reply entries: the "
+						"pod path checks it before redirect_peer",
+						SL_MAP_HR_NPC);
+				return;
+			}
+			key = next;
+			prev = &key;
+		}
+	}
+}
+
 struct np *np_open(const struct np_opts *o)
 {
 	struct bpf_object_open_opts oo = {.sz = sizeof(oo)};
@@ -980,6 +1019,7 @@ struct np *np_open(const struct np_opts *o)
 	np->n_devices = (unsigned)o->n_devices;
 	/* Devices dropped from --devices since the last run. */
 	np_detach_except(np_pinned_map_id(o->pin_root, SL_MAP_CT4_TCP), ifx, o->n_devices);
+	np_npc_adopt(np);
 
 	np->gc_interval_s = o->gc_interval_s ? o->gc_interval_s : NP_GC_INTERVAL_DEFAULT_S;
 	if (o->base && np_start_gc(np, o->base)) {

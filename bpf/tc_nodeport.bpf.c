@@ -27,6 +27,7 @@
 #include "lib/sl_nat.h"
 #include "lib/sl_maglev.h"
 #include "lib/sl_reject.h"
+#include "lib/sl_hr_maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -316,6 +317,9 @@ static __always_inline int np_service(struct __sk_buff *skb, struct sl_pkt4 *pkt
 		rk.dport = pkt->sport;
 		rk.proto = pkt->proto;
 		rk.dir = SL_CT_DIR_REPLY;
+		/* Before the insert: the pod path may skip its check of this map only while no
+		 * entry for a pod client can be there (lib/sl_hr_maps.h). */
+		sl_hr_npc_mark(pkt->saddr);
 		if (bpf_map_update_elem(sl_ct_map(pkt->proto), &rk, &nct, BPF_ANY))
 			return np_verdict(skb, SL_R_CT_FULL, TC_ACT_SHOT);
 	}

@@ -270,7 +270,7 @@ static __always_inline int pod_revnat(struct __sk_buff *skb)
  * netns (no second pass through a backlog queue). stack: the verdict that
  * leaves the packet to the kernel path.
  */
-static __always_inline int hr_deliver(struct __sk_buff *skb, const struct iphdr *ip,
+static __always_inline int hr_deliver(struct __sk_buff *skb, struct iphdr *ip,
 				      const struct sl_hr_ep *ep, __u32 ctr, int stack)
 {
 	__u32 mtu = 0;
@@ -278,7 +278,8 @@ static __always_inline int hr_deliver(struct __sk_buff *skb, const struct iphdr 
 
 	if (!sl_hr_forwardable(ip) || bpf_check_mtu(skb, ep->ifindex, &mtu, 0, 0))
 		return sl_hr_count(skb, SL_HR_C_STACK, stack);
-	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ep->ifindex, false);
+	/* The caller's header (the packet is unchanged since): policy does not read it again. */
+	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ep->ifindex, false, ip, true);
 	if (ret != TC_ACT_OK)
 		return ret;
 	if (ep->flags & SL_HR_F_SVC) {
@@ -292,13 +293,14 @@ static __always_inline int hr_deliver(struct __sk_buff *skb, const struct iphdr 
 	return sl_hr_count(skb, ctr, bpf_redirect_peer(ep->ifindex, 0));
 }
 
-/* A packet the pod programs passed on the way out of a pod (see the top). */
-static __always_inline int hr_from_pod(struct __sk_buff *skb)
+/* A packet the pod programs passed on the way out of a pod (see the top); *ipp is its IPv4
+ * header as the policy step read it (version 0: not IPv4). */
+static __always_inline int hr_from_pod(struct __sk_buff *skb, const struct iphdr *ipp)
 {
 	const struct sl_hr_ep *ep;
-	struct iphdr ip;
+	struct iphdr ip = *ipp;
 
-	if (!sl_hr_enabled || sl_hr_ip(skb, &ip))
+	if (!sl_hr_enabled || ip.version != 4)
 		return TC_ACT_OK;
 	ep = bpf_map_lookup_elem(&sl_hr_ep_v1, &ip.daddr);
 	if (ep) {
@@ -324,13 +326,15 @@ SEC("tc")
 int tc_pod_ingress(struct __sk_buff *skb)
 {
 	int ret = pod_translate(skb);
+	struct iphdr ip = {};
 
 	if (ret != TC_ACT_OK)
 		return ret;
-	ret = sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+	/* After the translation: the header policy reads is the one host routing sends. */
+	ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip);
 	if (ret != TC_ACT_OK)
 		return ret;
-	return hr_from_pod(skb);
+	return hr_from_pod(skb, &ip);
 }
 
 SEC("tc")
@@ -346,11 +350,12 @@ int tc_pod_egress(struct __sk_buff *skb)
 SEC("tc")
 int tc_pol_ingress(struct __sk_buff *skb)
 {
-	int ret = sl_np_enforce(skb, SL_NP_HOOK_FROM_POD);
+	struct iphdr ip = {};
+	int ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip);
 
 	if (ret != TC_ACT_OK)
 		return ret;
-	return hr_from_pod(skb);
+	return hr_from_pod(skb, &ip);
 }
 
 SEC("tc")

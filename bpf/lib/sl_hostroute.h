@@ -28,6 +28,7 @@
 #include "lib/sl_parse.h"
 #include "lib/sl_ct.h"
 #include "abi/hostroute.h"
+#include "lib/sl_hr_maps.h"
 
 #define SL_HR_AF_INET	2
 #define SL_HR_IP_MF_OFF 0x3fff /* MF flag and fragment offset */
@@ -44,21 +45,21 @@ struct {
 } sl_hr_ep_v1 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SL_HR_MAX_CIDRS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sl_hr_cidr_key);
-	__type(value, __u8);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_hr_cidr_v1 SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SL_HR_C_MAX);
 	__type(key, __u32);
 	__type(value, struct sl_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_hr_ctr_v1 SEC(".maps");
+
+/* abi/hostroute.h "next-hop cache"; unused entries age out of the LRU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, SL_HR_MAX_NH);
+	__type(key, struct sl_hr_nh_key);
+	__type(value, struct sl_hr_nh);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_hr_nh_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -120,13 +121,6 @@ static __always_inline int sl_hr_macs(struct __sk_buff *skb, const __u8 *dst, co
 	return 0;
 }
 
-static __always_inline bool sl_hr_in_cluster(__be32 daddr)
-{
-	struct sl_hr_cidr_key k = {.prefixlen = 32, .addr = daddr};
-
-	return bpf_map_lookup_elem(&sl_hr_cidr_v1, &k) != NULL;
-}
-
 /*
  * Would the egress program of a --devices uplink (tc_nodeport_egress) change this packet?
  * It does the reverse NAT of replies from local backends (a REPLY conntrack entry; e.g. a
@@ -154,7 +148,10 @@ static __always_inline int sl_hr_xmit(struct __sk_buff *skb, __u32 ifindex)
 {
 	struct sl_hr_dev *dev = bpf_map_lookup_elem(&sl_hr_dev_v1, &ifindex);
 
-	if (dev && (dev->flags & SL_HR_DEV_F_PEER) && !sl_hr_uplink_egress_nat(skb)) {
+	/* sl_hr_npc_possible first: on a node that never tracked a NodePort flow of a pod client
+	 * (lib/sl_hr_maps.h) the conntrack lookup is a certain miss into a big, cold map. */
+	if (dev && (dev->flags & SL_HR_DEV_F_PEER) &&
+	    !(sl_hr_npc_possible() && sl_hr_uplink_egress_nat(skb))) {
 		dev->peer_packets++;
 		dev->peer_bytes += skb->len;
 		return bpf_redirect_peer(ifindex, 0);
@@ -162,17 +159,47 @@ static __always_inline int sl_hr_xmit(struct __sk_buff *skb, __u32 ifindex)
 	return bpf_redirect(ifindex, 0);
 }
 
+/* TTL - 1, the next hop's MACs, out of ifindex: the forwarding of a routed packet. */
+static __always_inline int sl_hr_fwd(struct __sk_buff *skb, const struct iphdr *ip, __u32 ifindex,
+				     const __u8 *dmac, const __u8 *smac)
+{
+	if (sl_hr_ttl_dec(skb, ip->ttl))
+		return sl_hr_count(skb, SL_HR_C_STACK, TC_ACT_OK);
+	if (sl_hr_macs(skb, dmac, smac))
+		return TC_ACT_SHOT; /* TTL already written: cannot hand back */
+	return sl_hr_count(skb, SL_HR_C_FIB, sl_hr_xmit(skb, ifindex));
+}
+
 /*
  * A packet from a pod to a pod of another node: routed here as the node's stack would
  * route it (FIB lookup from the pod's veth), straight to the egress device (sl_hr_xmit).
  * TC_ACT_OK (the kernel path) when the FIB says anything but "forward": unreachable, MTU,
- * forwarding off, ...
+ * forwarding off, ... A usable answer is kept in sl_hr_nh_v1 for SL_HR_NH_TTL_NS (the bound
+ * on how long a route or neighbour change can go unseen, abi/hostroute.h): the FIB and
+ * neighbour lookups were the largest single cost of this path (~0.4 µs per packet in the
+ * lab's perf profile), the cache is one lookup in a small per-CPU map.
  */
 static __always_inline int sl_hr_fib_out(struct __sk_buff *skb, const struct iphdr *ip)
 {
+	struct sl_hr_nh_key nk = {
+		.daddr = ip->daddr, .saddr = ip->saddr, .ifindex = skb->ifindex, .tos = ip->tos};
 	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
+	struct sl_hr_nh *c, nv = {};
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 mtu = 0;
 	long rc;
+
+	c = bpf_map_lookup_elem(&sl_hr_nh_v1, &nk);
+	if (c && now - c->filled_ns < SL_HR_NH_TTL_NS) {
+		nv = *c;
+		/* What the lookup checked per packet and the cache cannot hold: the skb against the
+		 * egress device's MTU (GSO-aware, as bpf_fib_lookup with tot_len 0). Too big: the
+		 * stack, which answers with ICMP as it would have after the lookup. */
+		if (bpf_check_mtu(skb, nv.ifindex, &mtu, 0, 0))
+			return sl_hr_count(skb, SL_HR_C_STACK, TC_ACT_OK);
+		return sl_hr_fwd(skb, ip, nv.ifindex, nv.dmac, nv.smac);
+	}
 
 	fib.family = SL_HR_AF_INET;
 	fib.tos = ip->tos;
@@ -189,13 +216,17 @@ static __always_inline int sl_hr_fib_out(struct __sk_buff *skb, const struct iph
 		return sl_hr_count(skb, SL_HR_C_STACK, TC_ACT_OK);
 	if (fib.ifindex == skb->ifindex)
 		return sl_hr_count(skb, SL_HR_C_STACK, TC_ACT_OK); /* back out: the stack's case */
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		/* A failed insert only costs the next packet a lookup. */
+		nv.filled_ns = now;
+		nv.ifindex = fib.ifindex;
+		__builtin_memcpy(nv.dmac, fib.dmac, SL_ETH_ALEN);
+		__builtin_memcpy(nv.smac, fib.smac, SL_ETH_ALEN);
+		bpf_map_update_elem(&sl_hr_nh_v1, &nk, &nv, BPF_ANY);
+		return sl_hr_fwd(skb, ip, fib.ifindex, fib.dmac, fib.smac);
+	}
 	if (sl_hr_ttl_dec(skb, ip->ttl))
 		return sl_hr_count(skb, SL_HR_C_STACK, TC_ACT_OK);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (sl_hr_macs(skb, fib.dmac, fib.smac))
-			return TC_ACT_SHOT; /* TTL already written: cannot hand back */
-		return sl_hr_count(skb, SL_HR_C_FIB, sl_hr_xmit(skb, fib.ifindex));
-	}
 	/* No neighbour entry yet: the kernel resolves it for the next hop the FIB chose. */
 	nh.nh_family = SL_HR_AF_INET;
 	nh.ipv4_nh = fib.ipv4_dst;

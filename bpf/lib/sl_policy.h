@@ -134,20 +134,32 @@ static __always_inline int sl_np_ports(struct __sk_buff *skb, __u32 off, __be16 
 	return 0;
 }
 
-/* 0 = parsed, 1 = not IPv4 (pass), -1 = malformed. */
-static __always_inline int sl_np_parse(struct __sk_buff *skb, struct sl_np_pkt *p)
+/*
+ * 0 = parsed, 1 = not IPv4 (pass), -1 = malformed. *ipp is the IPv4 header after the Ethernet
+ * header: read here (left untouched when the frame is not IPv4) unless ip_known says the caller
+ * read it already (an IPv4 header with version 4 and ihl >= 5), so BPF host routing and policy
+ * share one parse of the packet.
+ */
+static __always_inline int sl_np_parse(struct __sk_buff *skb, struct sl_np_pkt *p,
+				       struct iphdr *ipp, bool ip_known)
 {
 	struct ethhdr eth;
 	struct iphdr ip, in;
 	__u32 off;
 	__u8 icmp[8];
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
-		return -1;
-	if (eth.h_proto != bpf_htons(SL_ETH_P_IP))
-		return 1;
-	if (bpf_skb_load_bytes(skb, SL_ETH_HLEN, &ip, sizeof(ip)) || ip.version != 4 || ip.ihl < 5)
-		return -1;
+	if (ip_known) {
+		ip = *ipp;
+	} else {
+		if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
+			return -1;
+		if (eth.h_proto != bpf_htons(SL_ETH_P_IP))
+			return 1;
+		if (bpf_skb_load_bytes(skb, SL_ETH_HLEN, &ip, sizeof(ip)) || ip.version != 4 ||
+		    ip.ihl < 5)
+			return -1;
+		*ipp = ip;
+	}
 	p->k.saddr = ip.saddr;
 	p->k.daddr = ip.daddr;
 	p->k.proto = ip.protocol;
@@ -371,7 +383,7 @@ static __always_inline bool sl_np_from_node(struct __sk_buff *skb, __be32 saddr,
  * false and only the node's addresses count as the node.
  */
 static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __u32 ifindex,
-					    bool node_sk)
+					    bool node_sk, struct iphdr *ip, bool ip_known)
 {
 	__u8 other = hook == SL_NP_HOOK_TO_POD ? SL_NP_HOOK_FROM_POD : SL_NP_HOOK_TO_POD;
 	const struct sl_np_ep_val *src, *dst, *subj;
@@ -383,7 +395,7 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 	__u64 now;
 	int ret;
 
-	ret = sl_np_parse(skb, &p);
+	ret = sl_np_parse(skb, &p, ip, ip_known);
 	if (ret > 0)
 		return TC_ACT_OK;
 	if (ret < 0)
@@ -461,7 +473,18 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 /* The verdict for one packet on a pod's host veth at hook (SL_NP_HOOK_*). */
 static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
 {
-	return sl_np_enforce_at(skb, hook, skb->ifindex, true);
+	struct iphdr ip;
+
+	return sl_np_enforce_at(skb, hook, skb->ifindex, true, &ip, false);
+}
+
+/* sl_np_enforce, and the IPv4 header it read in *ip for what runs next on the packet
+ * (ip->version is 0 when the frame is not IPv4; with TC_ACT_OK it is otherwise the header as
+ * parsed: version 4, ihl >= 5). */
+static __always_inline int sl_np_enforce_ip(struct __sk_buff *skb, __u8 hook, struct iphdr *ip)
+{
+	ip->version = 0;
+	return sl_np_enforce_at(skb, hook, skb->ifindex, true, ip, false);
 }
 
 #endif

@@ -270,6 +270,15 @@ expect_match metrics-nodeport-rejected "$m" 'sluice_nodeport_packets_total\{reas
 expect_match metrics-maglev-tables-used "$m" 'sluice_nodeport_maglev_tables\{state="used"\} [1-9]'
 expect_match metrics-ct-gc-runs "$m" 'sluice_nodeport_ct_gc_runs_total [1-9]'
 
+# sl_hr_npc_v1 (abi/hostroute.h): NodePort flows of pod clients tracked on this node.
+npc() {
+	bpftool -j map lookup pinned "$PIN/sl_hr_npc_v1" key 0 0 0 0 2>&1 |
+		jq -r '.formatted.value.pod_client_flows // "unreadable"' 2>&1
+}
+# The clients above are not pods (no podCIDR here): the mark stays clear, though the
+# conntrack holds REPLY entries of local backends.
+expect_eq npc-mark-clear-for-non-pod-clients "$(npc)" 0
+
 # --- fail static: SIGKILL, traffic continues, a restart replaces (not stacks) ---------
 builds=$(metric sluice_nodeport_maglev_builds_total)
 kill -9 "$AGENT_PID"
@@ -288,6 +297,9 @@ for _ in $(seq 20); do
 	sleep 0.02
 done
 expect_eq agent-restart-no-failed-requests "$fails" 0
+# The restarted agent found REPLY entries in the pinned conntrack (the requests above) and,
+# not knowing whose clients they are before its first sync, raised the mark.
+expect_eq restart-raises-npc-mark-for-pinned-replies "$(npc)" 1
 # After the restarted agent's first sync (its metrics say so), nothing was rebuilt.
 for _ in $(seq 50); do [[ $(metric sluice_agent_sync_duration_seconds_count) -ge 1 ]] 2>/dev/null && break; sleep 0.1; done
 expect_eq restart-adopts-maglev-tables "$(metric sluice_nodeport_maglev_builds_total)" 0

@@ -289,6 +289,12 @@ t_nodeport() {
 	expect_eq nodeport-from-pod-of-other-node "$got of 12 answered" "12 of 12 answered"
 	echo "# answers (backend<-client seen):$by"
 	expect_match nodeport-from-pod-of-other-node-local-backend "$by" "web-2<-"
+	# n2 tracked a NodePort flow of a pod client to a local backend: its pod path must now
+	# look up the uplink conntrack before redirect_peer (sl_hr_npc_v1, abi/hostroute.h); the
+	# answers above are the proof it did, this names the mechanism if they fail.
+	expect_match nodeport-from-pod-raises-npc-mark-on-n2 \
+		"$(bpftool -j map lookup pinned "$S/bpffs/sluice/n2/sl_hr_npc_v1" key 0 0 0 0 2>&1 |
+			jq -r '(.formatted.value.pod_client_flows // .value) | tostring' 2>&1)" '^[1-9]|^\["0x0[1-9]'
 }
 t_readiness() {
 	in_lab default/probe -- curl -s --max-time 2 -X POST "http://$W2:8080/ready/fail" >/dev/null

@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "abi/hostroute.h"
 #include "abi/lb.h"
 #include "agent/maglev.h"
 #include "bpf/lib/sl_hash.h"
@@ -1057,6 +1058,69 @@ out:
 }
 
 /* Truncated and bogus headers, fragments: pass untouched with a reason, never crash. */
+/* sl_hr_npc_v1 (lib/sl_hr_maps.h): raised when a REPLY entry is made for a client in a podCIDR
+ * (a NodePort connection from a pod to a local backend), and only then: a client outside the
+ * podCIDRs and a remote backend (SNAT: its replies come back through the ingress) leave it. */
+static uint64_t npc_get(struct tc_nodeport *s)
+{
+	struct sl_hr_npc m = {0};
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(map_fd(s->maps.sl_hr_npc_v1), &zero, &m))
+		return UINT64_MAX;
+	return m.pod_client_flows;
+}
+
+TEST(nodeport_pod_client_raises_npc_mark)
+{
+	struct tc_nodeport *s = NULL;
+	struct spec sp = {.proto = IPPROTO_TCP,
+			  .src = CLIENT,
+			  .dst = NODE,
+			  .sport = 41000,
+			  .dport = 30080,
+			  .tcp_flags = 0x02};
+	struct sl_hr_cidr_key ck = {.prefixlen = 18, .addr = ip4("198.18.64.0")};
+	struct sl_ct4_val v;
+	uint8_t in[256], one = 1;
+	struct run r;
+	size_t len;
+
+	LOAD_OR_OUT(s);
+	if (!ASSERT_OK(put_backend(s, 1, LOCAL_BE, 8080, IPPROTO_TCP, 0, SL_BE_ACTIVE), "be") ||
+	    !ASSERT_OK(put_slot(s, 0, 1), "slot") ||
+	    !ASSERT_OK(put_svc(s, NULL, 30080, IPPROTO_TCP, SL_SVC_F_NODEPORT, 7, 0, 1), "svc") ||
+	    !ASSERT_OK(bpf_map_update_elem(map_fd(s->maps.sl_hr_cidr_v1), &ck, &one, 0),
+		       "podCIDRs"))
+		goto out;
+	ASSERT_EQ(npc_get(s), 0, "mark clear after load");
+
+	len = build(in, &sp);
+	if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run, outside client"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "outside client: DNAT into the stack");
+	ASSERT_EQ(npc_get(s), 0, "a client outside the podCIDRs leaves the mark");
+
+	sp.src = "198.18.66.10";
+	len = build(in, &sp);
+	if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run, pod client"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "pod client: DNAT into the stack");
+	ASSERT_OK(
+		ct_get(s, IPPROTO_TCP, LOCAL_BE, "198.18.66.10", 8080, 41000, SL_CT_DIR_REPLY, &v),
+		"REPLY entry for the pod client");
+	ASSERT_EQ(npc_get(s), 1, "mark raised with it");
+
+	/* The same flow's next packet is a CT hit: no second count. */
+	sp.tcp_flags = 0x10;
+	len = build(in, &sp);
+	if (!ASSERT_OK(run_prog(s->progs.tc_nodeport_ingress, in, len, &r), "run, ACK"))
+		goto out;
+	ASSERT_EQ(npc_get(s), 1, "an established flow does not count again");
+out:
+	tc_nodeport__destroy(s);
+}
+
 TEST(malformed_packets_pass_with_reason)
 {
 	struct tc_nodeport *s = NULL;

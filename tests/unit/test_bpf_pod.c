@@ -869,6 +869,16 @@ static int put_hr_dev(struct tc_pod *s, int ifindex, uint32_t flags)
 	return err;
 }
 
+/* sl_hr_npc_v1 (lib/sl_hr_maps.h): the uplink path's mark that a NodePort reply to a pod
+ * client may exist. */
+static int put_npc(struct tc_pod *s, uint64_t v)
+{
+	struct sl_hr_npc m = {.pod_client_flows = v};
+	uint32_t zero = 0;
+
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_hr_npc_v1), &zero, &m, 0) ? -errno : 0;
+}
+
 /* An uplink veth into another netns (sl_hr_dev_v1): the same forwarding, then redirect_peer
  * (counted per device); a packet the uplink's egress program would reverse-NAT (a REPLY
  * conntrack entry of the uplink path) still goes through the device's transmit; a device
@@ -911,7 +921,10 @@ TEST(hostroute_fib_veth_uplink_redirect_peer)
 	ASSERT_EQ(hr_dev_peer(s, dev), 1, "counted as sent by redirect_peer");
 	ASSERT_EQ(hr_ctr(s, SL_HR_C_FIB), 2, "both in the fib counter");
 
-	/* A reply of a NodePort flow to a local backend: the uplink's egress program owns it. */
+	/* A reply of a NodePort flow to a local backend: the uplink's egress program owns it
+	 * (the uplink ingress raised the mark before it made the entry). */
+	if (!ASSERT_OK(put_npc(s, 1), "NodePort flows of pod clients tracked"))
+		goto out;
 	ct.fe_addr = ip4("198.18.0.11");
 	ct.fe_port = htons(30080);
 	ct.client_addr = ip4(PEER_NODE_POD);
@@ -929,6 +942,153 @@ TEST(hostroute_fib_veth_uplink_redirect_peer)
 	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
 			 "untranslated here");
 out:
+	tc_pod__destroy(s);
+}
+
+/* With the mark clear the conntrack is not consulted before redirect_peer: an entry that only
+ * a program older than the mark could have made (the agent raises the mark at start when the
+ * pinned conntrack holds one) does not stop it; raising the mark makes the same packet go
+ * through the device again. This is the test that fails if the check is skipped
+ * unconditionally or never. */
+TEST(hostroute_npc_mark_gates_uplink_ct_check)
+{
+	struct sl_ct4_val ct = {.backend_id = 1};
+	struct sl_ct4_key rk = {.saddr = ip4(POD),
+				.daddr = ip4(PEER_NODE_POD),
+				.sport = htons(8080),
+				.dport = htons(45101),
+				.proto = IPPROTO_TCP,
+				.dir = SL_CT_DIR_REPLY};
+	struct tc_pod *s = NULL;
+	uint8_t in[256];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs") ||
+	    !ASSERT_OK(put_hr_dev(s, dev, SL_HR_DEV_F_PEER), "hr0 as a veth uplink") ||
+	    !ASSERT_OK(bpf_map_update_elem(bpf_map__fd(s->maps.sl_ct4_tcp_v1), &rk, &ct, 0),
+		       "uplink REPLY entry"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 8080, 45101, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, mark clear"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected");
+	ASSERT_EQ(hr_dev_peer(s, dev), 1, "mark clear: by redirect_peer, conntrack not consulted");
+
+	if (!ASSERT_OK(put_npc(s, 3), "mark raised"))
+		goto out;
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, mark raised"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected to the device");
+	ASSERT_EQ(hr_dev_peer(s, dev), 1, "mark raised: the egress program gets the reply");
+	expect_forwarded(in, len, &r, GW_MAC, (const uint8_t[]){2, 0, 0, 0, 0, 1},
+			 "forwarded, untranslated here");
+
+	/* Mark raised, no entry for this tuple: still by redirect_peer. */
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 8080, 45102, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, other tuple"))
+		goto out;
+	ASSERT_EQ(hr_dev_peer(s, dev), 2, "no entry: by redirect_peer");
+out:
+	tc_pod__destroy(s);
+}
+
+/* Every CPU's sl_hr_nh_v1 entry for a pod's packets to dst: filled_ns set to
+ * "long ago", as if SL_HR_NH_TTL_NS had passed. Returns the number of CPUs whose entry held
+ * dmac (the next hop the program cached), or < 0. */
+static int nh_expire(struct tc_pod *s, const char *src, const char *dst, const uint8_t *dmac)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(s->maps.sl_hr_nh_v1), held = 0;
+	struct sl_hr_nh_key k = {.daddr = ip4(dst), .saddr = ip4(src), .ifindex = 1};
+	struct sl_hr_nh *v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
+
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &k, v)) {
+		free(v);
+		return -errno;
+	}
+	for (int i = 0; i < ncpu; i++) {
+		held += v[i].filled_ns && !memcmp(v[i].dmac, dmac, 6);
+		v[i].filled_ns = 1;
+	}
+	if (bpf_map_update_elem(fd, &k, v, BPF_EXIST))
+		held = -errno;
+	free(v);
+	return held;
+}
+
+/* The next-hop cache (abi/hostroute.h): a FIB answer is reused for SL_HR_NH_TTL_NS, so a
+ * neighbour's new MAC or a route's removal is seen after the entry ages (forced here) and not
+ * before; the MTU is checked per packet; an unresolved neighbour is never cached. */
+TEST(hostroute_nexthop_cache_bounded)
+{
+	static const uint8_t NEW_GW[6] = {2, 0, 0, 0, 0, 0x0a};
+	static const uint8_t HR0[6] = {2, 0, 0, 0, 0, 1};
+	struct sl_hr_nh_key ck = {.daddr = ip4(COLD_POD), .saddr = ip4(POD), .ifindex = 1};
+	struct tc_pod *s = NULL;
+	uint8_t in[256], out1[8 * 64];
+	struct run r;
+	size_t len;
+	int dev = hr_net();
+
+	if (!ASSERT_TRUE(dev > 0, "test node network"))
+		return;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
+	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 46000, 80, 0x10);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, fills the cache"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirected");
+	expect_forwarded(in, len, &r, GW_MAC, HR0, "the FIB's next hop");
+
+	/* The neighbour changes its MAC: within the TTL the cached one is used (the bound)... */
+	if (!ASSERT_OK(system("ip neigh replace 198.18.1.2 lladdr 02:00:00:00:00:0a dev hr0 nud "
+			      "permanent"),
+		       "new neighbour MAC"))
+		goto out;
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, cached"))
+		goto out;
+	expect_forwarded(in, len, &r, GW_MAC, HR0, "cached next hop within the TTL");
+	/* ...and once the entry has aged, the new one. */
+	ASSERT_TRUE(nh_expire(s, POD, PEER_NODE_POD, GW_MAC) >= 1, "the cache held the old MAC");
+	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, aged"))
+		goto out;
+	expect_forwarded(in, len, &r, NEW_GW, HR0, "aged entry: the neighbour's new MAC");
+
+	/* Too big for the egress device: the stack, cached or not. */
+	if (!ASSERT_OK(system("ip link set hr0 mtu 68"), "small MTU"))
+		goto out;
+	memset(out1, 0, sizeof(out1));
+	memcpy(out1, in, len); /* 120 bytes on the wire: over 68 + the Ethernet header */
+	if (ASSERT_OK(run_prog(s->progs.tc_pol_ingress, out1, 120, &r), "run, too big"))
+		ASSERT_EQ(r.retval, TC_ACT_OK, "over the MTU with a cached next hop: the stack");
+	system("ip link set hr0 mtu 1500");
+
+	/* The route goes: seen once the entry has aged. */
+	if (!ASSERT_OK(system("ip route replace unreachable 198.18.66.0/24"), "route removed"))
+		goto out;
+	ASSERT_TRUE(nh_expire(s, POD, PEER_NODE_POD, NEW_GW) >= 1, "the cache held the new MAC");
+	if (ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, no route"))
+		ASSERT_EQ(r.retval, TC_ACT_OK, "aged entry, no route: the stack");
+
+	/* An unresolved neighbour (redirect_neigh) is not cached. */
+	len = build(in, IPPROTO_TCP, POD, COLD_POD, 46001, 80, 0x10);
+	if (ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, cold neighbour"))
+		ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "redirect_neigh");
+	ASSERT_TRUE(bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_hr_nh_v1), &ck, out1) != 0,
+		    "no cache entry for an unresolved neighbour");
+out:
+	/* The network the other tests share: as hr_net made it. */
+	system("ip link set hr0 mtu 1500; ip route replace 198.18.66.0/24 via 198.18.1.2; "
+	       "ip neigh replace 198.18.1.2 lladdr 02:00:00:00:00:09 dev hr0 nud permanent");
 	tc_pod__destroy(s);
 }
 

@@ -52,7 +52,11 @@
 # direct links, a veth pair per pair of nodes, which carry the pod traffic; default bridge;
 # with mesh also the path "podbr": the pod path of the same lab sent over the bridge for the
 # run, n1's and n2's /32 routes to each other's IP over their link removed and their
-# podCIDR routes re-resolved to eth0 — the two fabrics in the same lab and run).
+# podCIDR routes re-resolved to eth0 — the two fabrics in the same lab and run),
+# NPC (1: with HOST_ROUTING=bpf also the path "podct": the pod path with n1's and n2's
+# sl_hr_npc_v1 raised for the run, so their pod programs look up the uplink conntrack before
+# every redirect_peer, as they did before that mark existed — what skipping it is worth, same
+# lab, same run; BPF_STATS=1 then also measures the podct runs; default 0).
 #
 # Every connbench run also records the machine's CPU time per request (/proc/stat
 # deltas: user, system, softirq; idle): machine-wide, so other work on the machine
@@ -79,11 +83,13 @@ STEPS=" ${STEPS:-1 2 3 4} "
 HOST_ROUTING=${HOST_ROUTING:-bpf}
 BPF_STATS=${BPF_STATS:-0}
 PODFWD=${PODFWD:-1}
+NPC=${NPC:-0}
 TCP=${TCP:-1}
 FABRIC=${FABRIC:-bridge}
 [[ $FABRIC == bridge || $FABRIC == mesh ]] ||
 	{ echo "lab bench: FABRIC must be bridge or mesh" >&2; exit 2; }
 [[ $HOST_ROUTING == bpf ]] || PODFWD=0
+[[ $HOST_ROUTING == bpf ]] || NPC=0
 step() { [[ $STEPS == *" $1 "* ]]; }
 PY=/usr/bin/python3
 KUBECTL=${KUBECTL:-$PWD/build/deps/kubectl-1.20/usr/bin/kubectl}
@@ -389,10 +395,10 @@ bpf_snap() {
 	echo '[]' >"$1"
 }
 
-# bpf_per_req REP RATE: per program (by name, summed over both nodes) the runs and ns per
+# bpf_per_req REP RATE PATH: per program (by name, summed over both nodes) the runs and ns per
 # request of the pod run between bpf0.json and bpf1.json.
 bpf_per_req() {
-	"$PY" - "$tmp/bpf0.json" "$tmp/bpf1.json" "$1" "$2" "$SECONDS_PER_RUN" <<'PYB'
+	"$PY" - "$tmp/bpf0.json" "$tmp/bpf1.json" "$1" "$2" "$SECONDS_PER_RUN" "$3" <<'PYB'
 import json, sys
 a = {p["id"]: p for p in json.load(open(sys.argv[1]))}
 b = json.load(open(sys.argv[2]))
@@ -404,7 +410,7 @@ for p in b:
     s[0] += p["ns"] - o["ns"]
     s[1] += p["cnt"] - o["cnt"]
 tot = sum(v[0] for v in by.values())
-print("test=bpf rep=%s total_ns_per_req=%.0f %s" % (sys.argv[3], tot / n, " ".join(
+print("test=bpf path=%s rep=%s total_ns_per_req=%.0f %s" % (sys.argv[6], sys.argv[3], tot / n, " ".join(
     "%s=%.1f/%.0f" % (k, v[1] / n, v[0] / v[1] if v[1] else 0) for k, v in sorted(by.items()) if v[1])))
 PYB
 }
@@ -429,6 +435,25 @@ hr_peer() {
 				bpftool map update pinned "$m" key $k value 1 0 0 0 0 0 0 0 \
 					0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 			done <"$tmp/hrdev-$n"
+		fi
+	done
+}
+
+# hr_npc raise|restore (NPC=1): n1's and n2's sl_hr_npc_v1 (abi/hostroute.h) set to 1 for a
+# podct run, or back to what it held before (kept in $tmp). Nothing in the bench makes a
+# NodePort connection from a pod, so the programs leave it as set here.
+hr_npc() {
+	local n m
+	for n in n1 n2; do
+		m=$S/bpffs/sluice/$n/sl_hr_npc_v1
+		if [[ $1 == raise ]]; then
+			bpftool -j map lookup pinned "$m" key 0 0 0 0 |
+				jq -r '.value | if type == "array" then join(" ") else empty end' \
+					>"$tmp/npc-$n" || :
+			bpftool map update pinned "$m" key 0 0 0 0 value 1 0 0 0 0 0 0 0
+		elif [[ -s $tmp/npc-$n ]]; then
+			# shellcheck disable=SC2046
+			bpftool map update pinned "$m" key 0 0 0 0 value $(sed 's/0x//g' "$tmp/npc-$n")
 		fi
 	done
 }
@@ -472,6 +497,10 @@ run_tp() {
 		dst=$POD_IP cli=(in_pod)
 		pod_fabric bridge
 		;;
+	podct)
+		dst=$POD_IP cli=(in_pod)
+		hr_npc raise
+		;;
 	veth) dst=198.19.240.2 cli=(nsenter --net="/run/netns/$L-va") ;;
 	bridge) dst=198.19.241.2 cli=(nsenter --net="/run/netns/$L-ba") ;;
 	routed) dst=198.19.244.2 cli=(nsenter --net="/run/netns/$L-ra") ;;
@@ -490,7 +519,7 @@ run_tp() {
 	fi
 	# (without BPF_STATS=1 bpf_snap fails: under set -e a failed last command of an && list ends
 	# the script, so the lists are closed by || :)
-	[[ $path == pod ]] && bpf_snap "$tmp/bpf0.json" || :
+	[[ $path == pod || $path == podct ]] && bpf_snap "$tmp/bpf0.json" || :
 	# The /proc/stat samples are taken next to connbench, where it runs (for the pod: after
 	# `lab exec` has found and entered it, whose own start is not the path's cost).
 	if out=$("${cli[@]}" sh -c 'grep "^cpu " /proc/stat; "$@"; r=$?; grep "^cpu " /proc/stat
@@ -502,8 +531,8 @@ run_tp() {
 		echo "test=rr path=$path rep=$rep rate=${BASH_REMATCH[1]} p50_ms=${BASH_REMATCH[2]}" \
 			"p99_ms=${BASH_REMATCH[3]} errors=${BASH_REMATCH[4]}" \
 			"$(cpu_per_req "${BASH_REMATCH[1]}")" | tee -a "$raw" >&2
-		{ [[ $path == pod ]] && bpf_snap "$tmp/bpf1.json" &&
-			bpf_per_req "$rep" "${BASH_REMATCH[1]}" | tee -a "$raw" >&2; } || :
+		{ [[ $path == pod || $path == podct ]] && bpf_snap "$tmp/bpf1.json" &&
+			bpf_per_req "$rep" "${BASH_REMATCH[1]}" "$path" | tee -a "$raw" >&2; } || :
 		((BASH_REMATCH[4] == 0)) || fail "connbench $path rep $rep: ${BASH_REMATCH[4]} errors"
 	else
 		fail "connbench $path rep $rep: $(tail -c 300 <<<"$out")"
@@ -514,6 +543,7 @@ run_tp() {
 	fi
 	[[ $path == podfwd ]] && hr_peer on
 	[[ $path == podbr ]] && pod_fabric mesh
+	[[ $path == podct ]] && hr_npc restore
 	return 0
 }
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -522,6 +552,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	3) order="bridge routed pod veth" ;; *) order="routed pod veth bridge" ;;
 	esac
 	((PODFWD)) && order=${order/pod/pod podfwd}
+	((NPC)) && order=${order/pod/pod podct}
 	[[ $FABRIC == mesh ]] && order=${order/pod/pod podbr}
 	for p in $order; do run_tp "$p" "$rep"; done
 done
@@ -697,7 +728,7 @@ goal("request rate", rr_m, "/s", "%.0f")
 w("| (request rate, paired) pod → pod / plain veth, median of the per-rotation ratios | x%.2f; vs "
   "bridge x%.2f, vs routed x%.2f%s | %s |" % (paired("pod", "veth"), paired("pod", "bridge"),
   paired("pod", "routed"), ("".join(", vs %s x%.2f" % (p, paired("pod", p))
-  for p in ("podbr", "podfwd") if p in rr)), yes(paired("pod", "veth") >= 0.9)))
+  for p in ("podbr", "podfwd", "podct") if p in rr)), yes(paired("pod", "veth") >= 0.9)))
 if "podbr" in rr:
     w("| (request rate, paired) pod → pod over the bridge fabric (*podbr*) / plain veth | x%.2f | %s |"
       % (paired("podbr", "veth"), yes(paired("podbr", "veth") >= 0.9)))
@@ -779,11 +810,14 @@ w("*pod*: `tp-client` on n1 → `tp-server` on n2 (pod IP), the lab's path: " + 
   "a backlog queue twice (the client pod's veth, n2's fabric veth): n1 hands packets to its fabric "
   "veth's peer and n2 into the server pod by `bpf_redirect_peer`." if E["HOST_ROUTING"] == "bpf" else
   "So the pod path has two extra veth hops and two routing steps over the bridge reference."),
-  " *podfwd*: the pod path with "
+  (" *podfwd*: the pod path with "
   "the fabric veth's transmit put back: the nodes' `sl_hr_dev_v1` entries are removed for these "
   "runs, so n1 and n2 send by `bpf_redirect` to the fabric veth (its tc egress, its transmit, its "
   "peer's backlog queue) instead of `bpf_redirect_peer` to its peer; *pod* vs *podfwd* is what "
-  "redirect_peer is worth, in the same lab and run." if "podfwd" in rr else ""))
+  "redirect_peer is worth, in the same lab and run." if "podfwd" in rr else "") + (" *podct*: the "
+  "pod path with n1's and n2's `sl_hr_npc_v1` raised for these runs, so their pod programs look up "
+  "the uplink conntrack before every `bpf_redirect_peer`, as before that mark existed; *pod* vs "
+  "*podct* is what skipping the lookup is worth, in the same lab and run." if "podct" in rr else "")))
 if E["FABRIC"] == "mesh":
     w("**Fabric: mesh** (`lab up --fabric mesh`): the nodes are also joined by direct links, a veth "
       "pair per pair of nodes (n1's `mesh-n2` ↔ n2's `mesh-n1`, no addresses), with a /32 route in "
@@ -807,7 +841,7 @@ w("Throughput: iperf3 %s, one TCP stream, %s s per run, received bits/s. Request
   "in rotating order.\n" % (E["v_iperf"], E["SECONDS_PER_RUN"], E["CONNS"], E["SECONDS_PER_RUN"], E["REPS"]))
 w("| path | TCP Gbit/s (median) | runs | vs veth | TCP retransmits (median) | requests/s (median) | p50 / p99 ms | vs veth |")
 w("|---|---|---|---|---|---|---|---|")
-for p in ("pod", "podbr", "podfwd", "veth", "bridge", "routed"):
+for p in ("pod", "podbr", "podfwd", "podct", "veth", "bridge", "routed"):
     if p not in tcp and p not in rr:
         continue
     t = tcp.get(p, [])
@@ -826,7 +860,7 @@ if cpu:
     w("| path | CPU µs/request | user | system | softirq | idle % | vs veth (CPU) |")
     w("|---|---|---|---|---|---|---|")
     cm = lambda p, k: med([float(r[k]) for r in cpu.get(p, [])])
-    for p in ("pod", "podbr", "podfwd", "veth", "bridge", "routed"):
+    for p in ("pod", "podbr", "podfwd", "podct", "veth", "bridge", "routed"):
         if p in cpu:
             w("| %s | %.1f | %.1f | %.1f | %.1f | %.0f | x%.2f |" % (p, cm(p, "cpu_us"), cm(p, "usr_us"),
               cm(p, "sys_us"), cm(p, "sirq_us"), cm(p, "idle_pct"), ratio(cm(p, "cpu_us"), cm("veth", "cpu_us"))))
@@ -837,8 +871,9 @@ if bpfr:
       "`kernel.bpf_stats_enabled`, run_time_ns / run_cnt deltas of the programs attached in the two "
       "nodes): total ns per request, then per program runs per request / ns per run:\n")
     for r in bpfr:
-        w("- run %s: %s ns; %s" % (r["rep"], r["total_ns_per_req"], ", ".join(
-          "`%s` %s" % (k, v) for k, v in r.items() if k not in ("test", "rep", "total_ns_per_req"))))
+        w("- run %s%s: %s ns; %s" % (r["rep"], "" if r.get("path", "pod") == "pod" else " (%s)" % r["path"],
+          r["total_ns_per_req"], ", ".join("`%s` %s" % (k, v) for k, v in r.items()
+                                            if k not in ("test", "path", "rep", "total_ns_per_req"))))
     w("")
 sdp = [r for r in rows if r["test"] == "scaledp"]
 sdn = [r for r in rows if r["test"] == "scaledown"]
