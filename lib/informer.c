@@ -1070,6 +1070,23 @@ static void inf_selectors(struct sl_informer *inf, struct sl_buf *q)
 		sl_client_query_add(q, "fieldSelector", inf->fsel);
 }
 
+/* The path of one list page (cont: the previous page's continue token, or
+ * NULL for the first); NULL on ENOMEM. */
+static char *inf_page_path(struct sl_informer *inf, const char *cont)
+{
+	struct sl_buf q = SL_BUF_INIT;
+	char lim[16], *path;
+
+	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
+	sl_client_query_add(&q, "limit", lim);
+	if (cont)
+		sl_client_query_add(&q, "continue", cont);
+	inf_selectors(inf, &q);
+	path = q.oom ? NULL : sl_client_path(&inf->gvr, inf->ns, NULL, q.data);
+	sl_buf_fini(&q);
+	return path;
+}
+
 /* List items lack kind/apiVersion; give them the list's, as client-go's
  * UnstructuredList does, so list and watch objects look the same. */
 static void inf_fill_kind(struct json_object *item, const char *list_kind, const char *api)
@@ -1112,22 +1129,14 @@ static void *inf_fetch_run(void *arg)
 {
 	struct inf_fetch *f = arg;
 	struct sl_informer *inf = f->inf;
-	char *cont = NULL, lim[16];
+	char *cont = NULL;
 	int rc = 0;
 
-	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
 	for (;;) {
 		struct sl_client_resp resp;
 		struct inf_page pg = {0};
-		struct sl_buf q = SL_BUF_INIT;
-		char *path;
+		char *path = inf_page_path(inf, cont);
 
-		sl_client_query_add(&q, "limit", lim);
-		if (cont)
-			sl_client_query_add(&q, "continue", cont);
-		inf_selectors(inf, &q);
-		path = q.oom ? NULL : sl_client_path(&inf->gvr, inf->ns, NULL, q.data);
-		sl_buf_fini(&q);
 		if (!path) {
 			rc = -ENOMEM;
 			break;
@@ -1278,7 +1287,7 @@ static int inf_list(struct sl_informer *inf)
 	struct json_object **held = NULL;
 	struct inf_entry **ents = NULL;
 	size_t n_ents = 0, cap_ents = 0, n_held = 0, cap_held = 0, n_streamed = 0;
-	char *cont = NULL, *rv = NULL, lim[16];
+	char *cont = NULL, *rv = NULL;
 	int rc = 0, pages = 0;
 
 	if (keep && !items)
@@ -1295,20 +1304,12 @@ static int inf_list(struct sl_informer *inf)
 		json_object_put(items); /* NULL: keep is false when stream is true */
 		return inf_list_typed(inf);
 	}
-	snprintf(lim, sizeof(lim), "%u", inf->page_limit);
 	do {
-		struct sl_buf q = SL_BUF_INIT;
 		struct sl_client_resp resp;
 		struct json_object *its;
 		const char *next, *lrv;
-		char *path;
+		char *path = inf_page_path(inf, cont);
 
-		sl_client_query_add(&q, "limit", lim);
-		if (cont)
-			sl_client_query_add(&q, "continue", cont);
-		inf_selectors(inf, &q);
-		path = q.oom ? NULL : sl_client_path(&inf->gvr, inf->ns, NULL, q.data);
-		sl_buf_fini(&q);
 		if (!path) {
 			rc = -ENOMEM;
 			break;
