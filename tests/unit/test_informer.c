@@ -661,6 +661,28 @@ static void typed_synced(void *arg)
 	rec_synced(&t->w.r);
 }
 
+/* A QUEUE informer of ns's Services streaming its first list typed into t:
+ * pages of page_limit, room for qmax objects, waiting up to wait_ms for it. */
+static struct sl_informer *typed_informer(struct sl_client *c, struct typed_rec *t, const char *ns,
+					  unsigned page_limit, unsigned qmax, unsigned wait_ms,
+					  char *err, size_t errlen)
+{
+	return sl_informer_new(c,
+			       &(struct sl_informer_opts){
+				       .gvr = SL_GVR_SERVICES,
+				       .ns = ns,
+				       .delivery = SL_INF_DELIVER_QUEUE,
+				       .cache = SL_INF_CACHE_METADATA,
+				       .page_limit = page_limit,
+				       .queue_objs_max = qmax,
+				       .queue_wait_ms = wait_ms,
+				       .typed_kind = K8S_KIND_SERVICE,
+				       .handlers = {typed_whole_add, rec_update, rec_delete,
+						    typed_synced, t, typed_add},
+			       },
+			       err, errlen);
+}
+
 TEST(informer_queue_streams_first_list_typed)
 {
 	struct server s = {.pid = -1};
@@ -695,20 +717,7 @@ TEST(informer_queue_streams_first_list_typed)
 
 	/* Pages of 5, room for 3 objects, a consumer that dispatches: every
 	 * item arrives typed, decoded on the informer thread. */
-	t.inf = sl_informer_new(c,
-				&(struct sl_informer_opts){
-					.gvr = SL_GVR_SERVICES,
-					.ns = "typed",
-					.delivery = SL_INF_DELIVER_QUEUE,
-					.cache = SL_INF_CACHE_METADATA,
-					.page_limit = 5,
-					.queue_objs_max = 3,
-					.queue_wait_ms = 20000,
-					.typed_kind = K8S_KIND_SERVICE,
-					.handlers = {typed_whole_add, rec_update, rec_delete,
-						     typed_synced, &t, typed_add},
-				},
-				err, sizeof(err));
+	t.inf = typed_informer(c, &t, "typed", 5, 3, 20000, err, sizeof(err));
 	if (!ASSERT_NOT_NULL(t.inf, err) || !ASSERT_OK(sl_informer_start(t.inf), "start"))
 		goto out;
 	deadline = mono_ms() + 15000;
@@ -744,19 +753,7 @@ TEST(informer_queue_streams_first_list_typed)
 	 * and reach on_add whole; nothing is lost or doubled. */
 	memset(&t, 0, sizeof(t));
 	rec_init(&t.w.r);
-	t.inf = sl_informer_new(c,
-				&(struct sl_informer_opts){
-					.gvr = SL_GVR_SERVICES,
-					.ns = "typed",
-					.delivery = SL_INF_DELIVER_QUEUE,
-					.cache = SL_INF_CACHE_METADATA,
-					.page_limit = 4,
-					.queue_objs_max = 2,
-					.typed_kind = K8S_KIND_SERVICE,
-					.handlers = {typed_whole_add, rec_update, rec_delete,
-						     typed_synced, &t, typed_add},
-				},
-				err, sizeof(err));
+	t.inf = typed_informer(c, &t, "typed", 4, 2, 0, err, sizeof(err));
 	if (!ASSERT_NOT_NULL(t.inf, err) || !ASSERT_OK(sl_informer_start(t.inf), "restart"))
 		goto out;
 	ASSERT_OK(sl_informer_wait_synced(t.inf, 15000), "synced without dispatching");
@@ -796,20 +793,7 @@ TEST(informer_stop_during_typed_list)
 		snprintf(name, sizeof(name), "s%02d", i);
 		ASSERT_OK(svc_create(c, "stuck", name, NULL, 0), "create");
 	}
-	t.inf = sl_informer_new(c,
-				&(struct sl_informer_opts){
-					.gvr = SL_GVR_SERVICES,
-					.ns = "stuck",
-					.delivery = SL_INF_DELIVER_QUEUE,
-					.cache = SL_INF_CACHE_METADATA,
-					.page_limit = 2,
-					.queue_objs_max = 1,
-					.queue_wait_ms = 60000,
-					.typed_kind = K8S_KIND_SERVICE,
-					.handlers = {typed_whole_add, rec_update, rec_delete,
-						     typed_synced, &t, typed_add},
-				},
-				err, sizeof(err));
+	t.inf = typed_informer(c, &t, "stuck", 2, 1, 60000, err, sizeof(err));
 	if (!ASSERT_NOT_NULL(t.inf, err) || !ASSERT_OK(sl_informer_start(t.inf), "start"))
 		goto out;
 	usleep(300 * 1000); /* one object queued, the decoder and fetcher waiting */
