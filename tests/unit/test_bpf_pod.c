@@ -784,6 +784,24 @@ out:
 	tc_pod__destroy(s);
 }
 
+/* The test node network (hr_net) and tc_pod with host routing and the
+ * podCIDR 198.18.64.0/18; NULL, the failure asserted, when any of it fails. */
+static struct tc_pod *hr_pod_with_cidr(void)
+{
+	struct tc_pod *s;
+
+	if (!ASSERT_TRUE(hr_net() > 0, "test node network"))
+		return NULL;
+	s = pod_load_hr(true);
+	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)"))
+		return NULL;
+	if (!ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs")) {
+		tc_pod__destroy(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* A pod of another node: FIB lookup, MACs of the next hop, TTL - 1, redirect; an
  * unresolved neighbour uses redirect_neigh; outside the podCIDRs or unroutable: the stack. */
 TEST(hostroute_fib_to_other_nodes)
@@ -792,14 +810,10 @@ TEST(hostroute_fib_to_other_nodes)
 	uint8_t in[256];
 	struct run r;
 	size_t len;
-	int dev = hr_net();
 
-	if (!ASSERT_TRUE(dev > 0, "test node network"))
+	s = hr_pod_with_cidr();
+	if (!s)
 		return;
-	s = pod_load_hr(true);
-	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
-	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
-		goto out;
 	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 44000, 80, 0x02);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run known neigh"))
 		goto out;
@@ -896,14 +910,12 @@ TEST(hostroute_fib_veth_uplink_redirect_peer)
 	uint8_t in[256];
 	struct run r;
 	size_t len;
-	int dev = hr_net();
+	int dev;
 
-	if (!ASSERT_TRUE(dev > 0, "test node network"))
+	s = hr_pod_with_cidr();
+	if (!s)
 		return;
-	s = pod_load_hr(true);
-	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
-	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
-		goto out;
+	dev = hr_net(); /* hr0, set up by the call above */
 
 	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 45000, 80, 0x02);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, no device entry"))
@@ -1035,14 +1047,10 @@ TEST(hostroute_nexthop_cache_bounded)
 	uint8_t in[256], out1[8 * 64];
 	struct run r;
 	size_t len;
-	int dev = hr_net();
 
-	if (!ASSERT_TRUE(dev > 0, "test node network"))
+	s = hr_pod_with_cidr();
+	if (!s)
 		return;
-	s = pod_load_hr(true);
-	if (!ASSERT_NOT_NULL(s, "load tc_pod (host routing)") ||
-	    !ASSERT_OK(put_hr_cidr(s, "198.18.64.0", 18), "podCIDRs"))
-		goto out;
 	len = build(in, IPPROTO_TCP, POD, PEER_NODE_POD, 46000, 80, 0x10);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pol_ingress, in, len, &r), "run, fills the cache"))
 		goto out;
