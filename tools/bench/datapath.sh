@@ -545,6 +545,7 @@ for sc in $SCALES; do
 	for f in bpf_s svc_s eps_s decode_s plan_s write_s done_s; do
 		row program "$sc" split "$f" s split "$f" scale="$sc"
 	done
+	row program "$sc" split ahead count split ahead scale="$sc"
 	for f in samples:count p50_ms:ms p90_ms:ms p99_ms:ms max_ms:ms ack_p50_ms:ms ack_p99_ms:ms \
 		watch_p50_ms:ms watch_p99_ms:ms errors:count; do
 		row change "$sc" put-to-map "${f%%:*}" "${f#*:}" change "${f%%:*}" scale="$sc"
@@ -746,12 +747,13 @@ md=$OUT/datapath.md
 	echo "the transfer, the parse and the decode. *Decode* is the loop's time in the handlers"
 	echo "(typed decode and compact copy of every object, overlapping the transfer); *plan* is"
 	echo "building the model (\`lbi_plan\`) and *map writes* writing it, both in the first sync;"
-	echo "*done* is the end of the writes, reconciliation included."
+	echo "*built ahead* is how many Services' fragments the plan found already built while the"
+	echo "lists arrived (\`lbi_prebuild\`); *done* is the end of the writes, reconciliation included."
 	echo
-	echo "| Services | BPF loaded s | Services list in s | EndpointSlices list in s | decode s | plan s | map writes s | done s |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| Services | BPF loaded s | Services list in s | EndpointSlices list in s | decode s | plan s | built ahead | map writes s | done s |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	for sc in $SCALES; do
-		echo "| $sc | $(F3 split bpf_s scale=$sc) | $(F3 split svc_s scale=$sc) | $(F3 split eps_s scale=$sc) | $(F3 split decode_s scale=$sc) | $(F3 split plan_s scale=$sc) | $(F3 split write_s scale=$sc) | $(F3 split done_s scale=$sc) |"
+		echo "| $sc | $(F3 split bpf_s scale=$sc) | $(F3 split svc_s scale=$sc) | $(F3 split eps_s scale=$sc) | $(F3 split decode_s scale=$sc) | $(F3 split plan_s scale=$sc) | $(F0 split ahead scale=$sc) | $(F3 split write_s scale=$sc) | $(F3 split done_s scale=$sc) |"
 	done
 	echo
 	echo "## 3. One endpoint change, API write to datapath"
