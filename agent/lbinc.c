@@ -470,10 +470,11 @@ struct svcent {
 	struct svcent *dnext;	/* dirty list */
 	uint64_t gen;		/* bumped whenever frag is replaced (lbi_foreach_fragment) */
 	/* lbi_prebuild: a fragment built ahead of the plan from the inputs as
-	 * they were at in_gen (and the node at node_gen); used by the plan
-	 * only if neither has moved since. */
+	 * they were at in_gen; used by the plan only if it has not moved since.
+	 * in_gen moves with every change that marks the Service dirty: its own
+	 * object, its slices, this node's addresses, the backend bound. */
 	struct lbm_state *pre;
-	uint64_t in_gen, pre_gen, pre_node_gen;
+	uint64_t in_gen, pre_gen;
 	uint32_t touch_round; /* lbi.round when the inputs last changed */
 	bool pre_ok;	      /* pre is a build (NULL = nothing wanted) */
 	bool pq;	      /* in lbi.pq */
@@ -560,10 +561,9 @@ struct lbi {
 	bool need_full;	    /* bookkeeping was lost (ENOMEM): rebuild everything */
 	struct bscratch bs; /* the build's, on this thread */
 	/* lbi_prebuild, until the first plan: Services whose inputs changed, in
-	 * the order they did (entries may repeat a Service only once). */
+	 * the order they first did, each at most once (svcent.pq). */
 	bool prebuilding;
 	uint32_t round;
-	uint64_t node_gen;
 	struct svcent **pq;
 	size_t pq_head, pq_n, pq_cap;
 	/* plan scratch */
@@ -925,7 +925,6 @@ int lbi_node_set(struct lbi *l, const struct k8s_node *node)
 		HFOREACH(&l->svcs, struct svcent, s)
 		if (s->svc)
 			mark_dirty(l, s);
-		l->node_gen++; /* what a fragment reads of the node (node_compact) */
 		free(l->addrs);
 		l->addrs = st->node_addrs;
 		l->n_addrs = st->n_node_addrs;
@@ -1657,10 +1656,10 @@ static int build_all(struct lbi *l, struct svcent **ds, struct lbm_state **news,
 	return err;
 }
 
-/* A prebuilt fragment still matches its Service's inputs and the node. */
-static bool pre_valid(const struct lbi *l, const struct svcent *s)
+/* A prebuilt fragment still matches its Service's inputs. */
+static bool pre_valid(const struct svcent *s)
 {
-	return s->pre_ok && s->pre_gen == s->in_gen && s->pre_node_gen == l->node_gen;
+	return s->pre_ok && s->pre_gen == s->in_gen;
 }
 
 static void pre_drop(struct svcent *s)
@@ -1693,7 +1692,7 @@ int lbi_prebuild(struct lbi *l, size_t max)
 			continue;
 		}
 		s->pq = false;
-		if (!s->svc || !s->n_slices || pre_valid(l, s))
+		if (!s->svc || !s->n_slices || pre_valid(s))
 			continue; /* the plan builds it (or has it) */
 		pre_drop(s);
 		err = frag_build(l, &l->bs, s, &s->pre);
@@ -1703,7 +1702,6 @@ int lbi_prebuild(struct lbi *l, size_t max)
 		}
 		s->pre_ok = true;
 		s->pre_gen = s->in_gen;
-		s->pre_node_gen = l->node_gen;
 		built++;
 	}
 	/* 1: more are ready now; 2: only Services changed since this call's
@@ -1739,7 +1737,7 @@ int lbi_plan(struct lbi *l, bool full, struct lbi_plan *out)
 		goto out;
 	/* Prebuilt fragments still valid go first, the rest are built. */
 	for (s = l->dirty; s; s = s->dnext) {
-		if (pre_valid(l, s)) {
+		if (pre_valid(s)) {
 			news[n_pre] = s->pre;
 			s->pre = NULL;
 			s->pre_ok = false;
