@@ -1774,7 +1774,6 @@ int agent_run(const struct agent_config *cfg)
 		rc = -ENOMEM;
 		goto out;
 	}
-	take_in_lists(&a);
 	event_add(a.sig_int, NULL);
 
 	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
