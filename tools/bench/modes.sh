@@ -55,7 +55,7 @@
 #
 # Usage: tools/bench/modes.sh [--quick|--full]; knobs (environment): CONFIGS
 # ("N:E[:aff] ..."), MODES (direct bpf-sock bpf-pkt iptables-legacy iptables-nft
-# iptables nftables ipvs), REPS, SIDE_REPS, REPS_CONFIGS, FLAT_CONFIGS, RUN_SECONDS, CONNS,
+# iptables nftables ipvs), REPS, SIDE_REPS, REPS_CONFIGS, FLAT_CONFIGS, PAIRS, PAIR_SECONDS, RUN_SECONDS, CONNS,
 # OPEN_RATE, UPDATE_SAMPLES, UPDATE_BUDGET, STEP_TIMEOUT, PROGRAM_BUDGET, REPEAT_MAX, RUN_BUDGET,
 # HARD_BUDGET, CLEANUP_TIMEOUT, BIN, OUT. Needs root, iproute2, bpftool, curl, conntrack,
 # iptables-legacy, iptables-nft and nft for the legacy rows, gnuplot for the plots.
@@ -96,6 +96,7 @@ if [[ $PROFILE == quick ]]; then
 	REPS_CONFIGS=${REPS_CONFIGS:-"1:10 10000:10"}
 	RUN_SECONDS=${RUN_SECONDS:-1}
 	UPDATE_SAMPLES=${UPDATE_SAMPLES:-3}
+	PAIRS=${PAIRS:-2}
 	STEP_TIMEOUT=${STEP_TIMEOUT:-90}
 	PROGRAM_BUDGET=${PROGRAM_BUDGET:-60}
 	REPEAT_MAX=${REPEAT_MAX:-30}
@@ -114,6 +115,7 @@ else
 	REPS_CONFIGS=${REPS_CONFIGS:-"1:10 10000:10 50000:10"}
 	RUN_SECONDS=${RUN_SECONDS:-2}
 	UPDATE_SAMPLES=${UPDATE_SAMPLES:-5}
+	PAIRS=${PAIRS:-3}
 	STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 	# nftables programmed 10000:10 in 137 s on a quiet machine: 240 s keeps
 	# that row (the CPU goal at 10k reads it) on a less quiet one.
@@ -149,6 +151,10 @@ done
 FLAT_CONFIGS=${FLAT_CONFIGS-$(for c in $CONFIGS; do if [[ $c =~ ^[0-9]+:10$ ]]; then echo "$c"; fi; done | paste -sd' ')}
 # flat_mode MODE: the rows the flatness figure reads
 flat_mode() { [[ $1 == direct || $1 == bpf-* ]]; }
+# PAIRS per bpf mode and round at a flatness point: the goal's crr run and the
+# same backends straight from an unhooked reference client, back to back,
+# PAIR_SECONDS each (run_mode, "Paired flatness runs"); 0: none.
+PAIR_SECONDS=${PAIR_SECONDS:-1}
 CONNS=${CONNS:-32}
 OPEN_RATE=${OPEN_RATE:-1000}
 WARMUP=0.3
@@ -161,6 +167,7 @@ BE_BASE=198.18.1.0
 BE_SPAN=30000 # backends 198.18.1.0 - 198.18.118.47, all inside the srv netns' local /17
 CLUSTER_CIDR=198.18.0.0/16
 SOURCES=198.18.200.1-198.18.200.64
+REF_SOURCES=198.18.201.1-198.18.201.64
 NRANDOM=16
 
 for b in sluice-control sluice-agent connbench; do
@@ -174,6 +181,7 @@ done
 mkdir -p "$OUT"
 tmp=$(mktemp -d /tmp/sluice-modes.XXXXXX)
 CLI=sl-modes-cli-$$
+REF=sl-modes-ref-$$ # the paired flatness runs' reference client (see PAIRS)
 NS=sl-modes-node-$$
 SRV=sl-modes-srv-$$
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
@@ -222,7 +230,7 @@ cleanup() {
 			sleep 0.1
 		done
 	fi
-	for n in "$CLI" "$NS" "$SRV"; do ip netns del "$n" 2>/dev/null || true; done
+	for n in "$CLI" "$REF" "$NS" "$SRV"; do ip netns del "$n" 2>/dev/null || true; done
 	umount "$BPFFS" 2>/dev/null || true
 	rm -rf "$tmp"
 }
@@ -263,7 +271,7 @@ log "machine: $m_nproc x $m_cpu, $m_mem, kernel $m_kernel ($m_virt), load $m_loa
 # PROGRAM_BUDGET, and not attempted past a predicted timeout, as run_mode does).
 estimate() {
 	awk -v configs="$CONFIGS" -v rc=" $REPS_CONFIGS " -v fc=" $FLAT_CONFIGS " -v modes="$MODES" -v reps="$REPS" -v sreps="$SIDE_REPS" -v rs="$RUN_SECONDS" \
-		-v w="$WARMUP" -v us="$UPDATE_SAMPLES" -v b="$PROGRAM_BUDGET" -v rmax="$REPEAT_MAX" 'BEGIN {
+		-v w="$WARMUP" -v us="$UPDATE_SAMPLES" -v b="$PROGRAM_BUDGET" -v rmax="$REPEAT_MAX" -v pairs="$PAIRS" -v ps="$PAIR_SECONDS" 'BEGIN {
 		nc = split(configs, C, " "); nm = split(modes, M, " "); tot = 0
 		for (i = 1; i <= nc; i++) {
 			split(C[i], p, ":"); n = p[1]; e = p[2]; cost = n * (e + 2)
@@ -277,6 +285,8 @@ estimate() {
 				# a flatness point: rounds past r run the one crr run the goal reads
 				if (rf > r && (m == "direct" || m ~ /^bpf/))
 					t += (rf - r) * (rs + w + 1.2 + (m == "direct" ? 0 : 2.5 + cost / 25000 + (m == "bpf-pkt" ? 3 : 0)))
+				# the paired flatness runs, every round of a flatness point
+				if (index(fc, " " C[i] " ") && m ~ /^bpf/) t += rf * pairs * 2 * (ps + w + 0.5)
 				if (m != "direct") per += us * 0.5 + 1 + cost / 100000
 				if (m ~ /^bpf/) per += 1.5 + cost / 25000 + (m == "bpf-pkt" ? 3 : 0)
 				else if (m != "direct") {
@@ -307,15 +317,26 @@ log "no round or configuration starts after RUN_BUDGET=$RUN_BUDGET s, no mode af
 mkdir -p "$BPFFS" "$STATE" "$tmp/net.d"
 mount -t bpf bpf "$BPFFS"
 mkdir "$CG"
-for n in "$CLI" "$NS" "$SRV"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+for n in "$CLI" "$REF" "$NS" "$SRV"; do ip netns add "$n"; ip -n "$n" link set lo up; done
 ip -n "$CLI" link add c0 type veth peer name nc0 netns "$NS"
+# The reference client of the paired flatness runs (PAIRS): a second client
+# netns on its own veth into the node, which no mode registers or hooks, so
+# its connections straight to the backends are *direct* while an agent runs.
+ip -n "$REF" link add r0 type veth peer name nr0 netns "$NS"
+ip -n "$REF" addr add 198.18.250.6/30 dev r0
+ip -n "$NS" addr add 198.18.250.5/30 dev nr0
 ip -n "$NS" link add ns0 type veth peer name s0 netns "$SRV"
 ip -n "$CLI" addr add 198.18.250.2/30 dev c0
 ip -n "$NS" addr add 198.18.250.1/30 dev nc0
 ip -n "$NS" addr add 198.18.251.1/30 dev ns0
 ip -n "$SRV" addr add 198.18.251.2/30 dev s0
-for l in "$CLI c0" "$NS nc0" "$NS ns0" "$SRV s0"; do ip -n ${l% *} link set ${l#* } up; done
-for ((i = 1; i <= 64; i++)); do ip -n "$CLI" addr add "198.18.200.$i/32" dev c0; done
+for l in "$CLI c0" "$NS nc0" "$NS ns0" "$SRV s0" "$REF r0" "$NS nr0"; do ip -n ${l% *} link set ${l#* } up; done
+for ((i = 1; i <= 64; i++)); do
+	ip -n "$CLI" addr add "198.18.200.$i/32" dev c0
+	ip -n "$REF" addr add "198.18.201.$i/32" dev r0
+done
+ip -n "$REF" route add 198.18.0.0/17 via 198.18.250.5
+ip -n "$NS" route add 198.18.201.0/24 via 198.18.250.6
 ip -n "$CLI" route add 198.18.0.0/17 via 198.18.250.1
 ip -n "$CLI" route add $SVC_CIDR via 198.18.250.1
 ip -n "$NS" route add 198.18.200.0/24 via 198.18.250.2
@@ -326,7 +347,7 @@ ip -n "$SRV" route add 198.18.192.0/18 via 198.18.251.1
 # ClusterIP not yet programmed fails at once instead of timing out.
 in_ns sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=1000000 net.ipv4.icmp_msgs_burst=100000
 # Same sysctls for every mode (fairness rules §6.5).
-for n in "$CLI" "$SRV"; do
+for n in "$CLI" "$REF" "$SRV"; do
 	ip netns exec "$n" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
 done
 CT_MAX=$(cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || echo n/a)
@@ -396,6 +417,16 @@ be_ips() { # be_ips SERVICE E: that Service's endpoint addresses, comma-separate
 	awk -v b="$BE_BASE" -v i="$1" -v e="$2" -v span="$BE_SPAN" 'BEGIN { split(b, o, "."); base = ((o[1] * 256 + o[2]) * 256 + o[3]) * 256 + o[4]
 		for (k = 0; k < e && k < 256; k++) { n = base + (i * e + k) % span
 			printf "%s%d.%d.%d.%d", k ? "," : "", int(n / 16777216) % 256, int(n / 65536) % 256, int(n / 256) % 256, n % 256 } print "" }'
+}
+be_targets() { # be_targets E SERVICE...: those Services' backends as connbench targets (at most 256)
+	local e=$1 s="" x
+	shift
+	for x in "$@"; do s+="${s:+,}$(be_ips "$x" "$e" | sed 's/,/:8080,/g'):8080"; done
+	echo "$s" | cut -d, -f1-256
+}
+kv() { # kv KEY LINE: the value of KEY=... in a connbench output line
+	local w
+	for w in $2; do [[ $w != "$1="* ]] || { echo "${w#*=}"; return; }; done
 }
 cpu_jiffies() { awk '$1 == "cpu" { print $4 + $7 + $8 }' /proc/stat; } # system + irq + softirq
 srv_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }      # server utime + stime
@@ -677,10 +708,9 @@ run_mode() { # run_mode REP CFG N E MODE
 	done
 	if [[ $mode == direct ]]; then
 		# Straight to the backends of the same Services.
-		be() { local s="" x; for x in "$@"; do s+="${s:+,}$(be_ips "$x" "$e" | sed 's/,/:8080,/g'):8080"; done; echo "$s" | cut -d, -f1-256; }
-		T_first=$(be 0)
-		T_last=$(be $((n - 1)))
-		T_rnd=$(be "${RANDOM_IDX[@]}")
+		T_first=$(be_targets "$e" 0)
+		T_last=$(be_targets "$e" $((n - 1)))
+		T_rnd=$(be_targets "$e" "${RANDOM_IDX[@]}")
 		U_rnd=$T_rnd
 	else
 		T_first=$first:80
@@ -718,6 +748,35 @@ run_mode() { # run_mode REP CFG N E MODE
 		read -r done_n ccpu < <(awk -v l="$LAST" -v s="$RUN_SECONDS" -v w="$WARMUP" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) { split(a[i], kv, "="); if (kv[1] == "rate") r = kv[2]; if (kv[1] == "cpu_s") c = kv[2] } print r * (s + w), c + 0 }')
 		emit "$tags kind=cpu run=$run jiffies=$((j1 - j0)) hz=$hz requests=$done_n host_us_per_req=$(awk -v j=$((j1 - j0)) -v hz="$hz" -v n="$done_n" 'BEGIN { if (n > 0) printf "%.2f", j / hz * 1e6 / n; else print "nan" }') proc_us_per_req=$(awk -v c="$ccpu" -v s=$((s1 - s0)) -v hz="$hz" -v n="$done_n" 'BEGIN { if (n > 0) printf "%.2f", (c + s / hz) * 1e6 / n; else print "nan" }') ct_insert_failed=$((ctA1 - ctA)) ct_drop=$((ctB1 - ctB)) ct_early_drop=$((ctC1 - ctC))"
 	done
+
+	# Paired flatness runs: PAIRS times, in a random order each time, the
+	# goal's crr run through this mode and the same Services' backends
+	# straight from the reference client (its own veth, hooked by no mode),
+	# PAIR_SECONDS each, back to back. The ratio of a pair is free of the
+	# machine's drift between rounds and configurations (other tenants, CPU
+	# frequency), which swung even *direct* by 30% between the rounds of one
+	# configuration; the flatness goal reads the median ratio per point.
+	if [[ $mode == bpf-* ]] && ((PAIRS > 0)) && [[ " $FLAT_CONFIGS " == *" $cfg "* ]]; then
+		local p x r_ref r_svc d_rnd
+		d_rnd=$(be_targets "$e" "${RANDOM_IDX[@]}")
+		for ((p = 1; p <= PAIRS; p++)); do
+			r_ref="" r_svc=""
+			for x in $(shuf -e ref svc); do
+				if [[ $x == ref ]]; then
+					record $tags kind=pairref run=crr pair=$p -- nsenter --net="/run/netns/$REF" taskset -c "$CLIENT_CPU" \
+						"$BIN/connbench" closed --proto crr --targets "$d_rnd" --sources "$REF_SOURCES" --conns "$CONNS" \
+						--seconds "$PAIR_SECONDS" --warmup $WARMUP --tag "$cfg-$mode-r$rep-ref$p"
+					r_ref=$(kv rate "$LAST")
+				else
+					record $tags kind=pairsvc run=crr pair=$p -- in_cli $cg taskset -c "$CLIENT_CPU" "$BIN/connbench" closed \
+						--proto crr --targets "$T_rnd" --sources "$SOURCES" --conns "$CONNS" \
+						--seconds "$PAIR_SECONDS" --warmup $WARMUP --tag "$cfg-$mode-r$rep-svc$p"
+					r_svc=$(kv rate "$LAST")
+				fi
+			done
+			emit "$tags kind=pair pair=$p ratio=$(awk -v a="$r_svc" -v b="$r_ref" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.4f", a / b; else print "nan" }')"
+		done
+	fi
 
 	# Single update: one new Service with the others present.
 	if [[ $mode != direct ]]; then
@@ -1054,9 +1113,13 @@ V() { case $1 in 1) echo "**met**" ;; 0) echo "**missed**" ;; esac; }
 rounds() { local x; x=$(stat rate cfg="$1" mode="$2" kind=run run=crr-closed-random); x=${x#* * * * * }; echo "${x%% *}"; }
 # 1. flat: max deviation of crr conn/s from the first point of the series, to 50k.
 # Every point should be a median of as many rounds as the others (FLAT_CONFIGS):
-# the row says how many, and names the points that differ.
+# the row says how many, and names the points that differ. With the paired
+# runs (PAIRS) at every point, the verdict reads their median ratio to the
+# reference client instead: the raw medians carry the machine's drift between
+# configurations minutes apart, a pair only what differs within seconds.
 goal_flat() {
 	local m=$1 r0 r n fig="" dev=0 norm="" w d0 dn k k0="" uneq="" rnote
+	local q0 q qn pfig="" pdev=0 pall=1
 	r0=$(RATE "$first_n:10" "$m")
 	d0=$(RATE "$first_n:10" direct)
 	for n in $SERIES; do
@@ -1070,15 +1133,26 @@ goal_flat() {
 		dn=$(RATE "$n:10" direct)
 		if num "$r" && num "$dn" && num "$d0" && num "$r0"; then norm+="${norm:+, }$n: $(awk -v a="$r" -v b="$dn" 'BEGIN { printf "%.2f", a / b }')"; fi
 		num "$r" && num "$r0" && dev=$(awk -v a="$r" -v b="$r0" -v d="$dev" 'BEGIN { x = a / b - 1; if (x < 0) x = -x; print (x > d) ? x : d }')
+		q0=$(med ratio cfg="$first_n:10" mode="$m" kind=pair)
+		q=$(stat ratio cfg="$n:10" mode="$m" kind=pair)
+		qn=$(echo "$q" | cut -d' ' -f6)
+		q=${q%% *}
+		if num "$q"; then pfig+="${pfig:+, }$n: $(fmt "$q" %.3f) (n=$qn)"; else pall=0; fi
+		num "$q" && num "$q0" && pdev=$(awk -v a="$q" -v b="$q0" -v d="$pdev" 'BEGIN { x = a / b - 1; if (x < 0) x = -x; print (x > d) ? x : d }')
 	done
 	w=$(why_not "$m" "$GOAL_N:10")
-	[[ -n $norm ]] && norm="; as a fraction of *direct* in the same configuration (the machine's own drift cancels): $norm"
+	[[ -n $norm ]] && norm="; as a fraction of *direct*'s median in the same configuration: $norm"
+	if [[ -n $pfig ]]; then
+		norm+="; **paired** (median of the pairs' ratios to the reference client straight to the same backends, seconds apart): $pfig"
+	fi
+	((pall)) && [[ -n $pfig && " $SERIES " == *" $GOAL_N "* ]] || pall=0
 	if [[ -z $k0 ]]; then rnote=""
 	elif [[ -z $uneq ]]; then rnote=" (medians of $k0 round$( ((k0 == 1)) || echo s) at every point)"
 	else rnote=" (medians of $k0 rounds at $first_n; other counts at $uneq)"; fi
 	[[ -z $uneq ]] || uneq="; the points had unequal rounds ($uneq against $k0 at $first_n): not like for like"
 	if ! num "$r0"; then echo "$(lbl "$m"): $fig$rnote | not shown: no figure at $first_n Service ($(why_not "$m" "$first_n:10"))"
 	elif [[ -n $w ]]; then echo "$(lbl "$m"): $fig$rnote$norm | not shown at $GOAL_N:10 ($w; max deviation up to $top_n: $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }'))"
+	elif ((pall)); then echo "$(lbl "$m"): $fig$rnote$norm | $(lbl "$m") $(V "$(awk -v d="$pdev" 'BEGIN { print (d <= 0.05) ? 1 : 0 }')") (paired: max deviation $(awk -v d="$pdev" 'BEGIN { printf "%.1f%%", d * 100 }') from $first_n Service; the raw medians' $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }')$uneq)"
 	else echo "$(lbl "$m"): $fig$rnote$norm | $(lbl "$m") $(V "$(awk -v d="$dev" 'BEGIN { print (d <= 0.05) ? 1 : 0 }')") (max deviation $(awk -v d="$dev" 'BEGIN { printf "%.1f%%", d * 100 }')$uneq)"
 	fi
 }
@@ -1264,6 +1338,11 @@ T() { cell "$@"; } # shorthand in tables
 	echo
 	echo "- **direct**: no agent, the client connects straight to the same Services' backend addresses"
 	echo "  (no conntrack is even loaded in the node netns): the cost of the topology itself."
+	echo "- **paired flatness runs** ($PAIRS per bpf mode and round at each N:10 point, $PAIR_SECONDS s each): the goal's crr"
+	echo "  run through the mode and, back to back in a random order, the same Services' backends straight"
+	echo "  from a reference client (a second client netns on its own veth into the node, sources"
+	echo "  $REF_SOURCES, hooked by no mode); the flatness goal reads the median ratio per point, which"
+	echo "  the machine's drift between rounds and configurations (minutes apart) does not move."
 	echo "- **bpf, socket LB**: \`--dataplane bpf\`; the client runs in the agent's cgroup, so"
 	echo "  \`connect()\`/\`sendmsg()\` are translated before a packet exists; no per-packet NAT."
 	echo "- **bpf, per-packet only**: the honest like-for-like row for kube-proxy's pod -> ClusterIP path."
