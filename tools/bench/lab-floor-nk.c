@@ -102,8 +102,10 @@ static int nk_hold(int argc, char **argv)
 		if (!p || !idx ||
 		    bpf_link_create(bpf_program__fd(p), idx, (enum bpf_attach_type)at, NULL) < 0) {
 			fprintf(stderr, "lab-floor-nk: %s on %s (%s): %s\n", argv[i], argv[i + 1],
-				argv[i + 2], !p ? "no such program" : !idx ? "no such device" :
-				strerror(errno));
+				argv[i + 2],
+				!p     ? "no such program"
+				: !idx ? "no such device"
+				       : strerror(errno));
 			return 1;
 		}
 	}

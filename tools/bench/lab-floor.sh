@@ -8,11 +8,11 @@
 #   floor:  C eth0 <veth> N1 "c" ──(tc: TTL - 1, MACs, bpf_redirect_peer)──▶ N1 "mesh"
 #           <veth> N2 "mesh" ──(the same)──▶ into S; replies the same way back
 #   veth:   A eth0 <veth> B eth0
-#   nkfloor: (NETKIT=1) floor with netkit pod devices: C eth0 is the netkit peer of N1 "c";
+#   nkfloor: (NETKIT) floor with netkit pod devices: C eth0 is the netkit peer of N1 "c";
 #           a program on "c" attached as BPF_NETKIT_PEER runs in eth0's transmit (TTL - 1,
 #           MACs, bpf_redirect: redirect_peer is refused outside tc ingress) out of N1 "mesh"
 #           <veth> N2 "mesh" ──(tc: the same, bpf_redirect_peer into the netkit peer)──▶ S eth0
-#   nkveth: (NETKIT=1) A eth0 <netkit, L2, no program> B eth0
+#   nkveth: (NETKIT) A eth0 <netkit, L2, no program> B eth0
 #   hop1:   C eth0 <veth> N "c" ──(tc: the same, bpf_redirect_peer)──▶ into S, N "s" <veth>
 #           S eth0: one node, one forwarding step. What netkit pods could at best make of
 #           floor: nkfloor does hop1's work (one backlog pass, one tc step with its redirect
@@ -274,7 +274,8 @@ pids+=($!)
 sleep 1
 nsenter --net="/run/netns/$P-c" ping -c1 -W2 198.19.247.2 >/dev/null || die "the floor path does not answer"
 
-nsenter --net="/run/netns/$P-hc" ping -c1 -W2 198.19.243.2 >/dev/null || die "the hop1 path does not answer"
+nsenter --net="/run/netns/$P-hc" ping -c1 -W2 198.19.243.2 >/dev/null ||
+	die "the hop1 path does not answer"
 # The reply's TTL says the transmit program ran too (64 - 2: S's eth0, then N)
 nsenter --net="/run/netns/$P-xc" ping -c1 -W2 198.19.245.2 | grep -q "ttl=62 " ||
 	die "the hop1tx path does not answer, or not through its programs"
