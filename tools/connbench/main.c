@@ -38,8 +38,10 @@
  *   connbench update ... --first I --netns PATH
  *       Adds Service I and times the first successful connection through its
  *       ClusterIP from PATH (one new probe every 1 ms).
- *   connbench wait --targets A:P,... --netns PATH -- CMD...
- *       Starts CMD (an agent) and times until each target answers from PATH.
+ *   connbench wait --targets A:P,... --netns PATH [--url URL --pin DIR] -- CMD...
+ *       Starts CMD (an agent) and times until each target answers from PATH;
+ *       with --url/--pin also until every ClusterIP frontend of the API's
+ *       Services is in the service map (as mapwait, on a thread of its own).
  *
  * closed and open take --proto crr (connect, request, response, close; the
  * default), rr (keepalive) or udp (a fresh socket, so a fresh source port, per
@@ -62,6 +64,7 @@
 #include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1232,31 +1235,43 @@ static int svc_keys_from_list(const char *json, struct sl_svc_key **out, size_t 
 
 /* ---- mapwait ------------------------------------------------------------- */
 
-static int cmd_mapwait(const char *url, const char *pin_dir, double timeout, const char *pidfile,
-		       const char *child_log, char **argv)
+/* Watching the service map fill: every ClusterIP port of the API's Service
+ * list, looked up in list order until present. */
+struct mapwatch {
+	const char *pin_dir;
+	struct sl_svc_key *keys;
+	size_t n_keys, next;
+	int fd;
+	int64_t t_pin, t_first, t_all;
+	unsigned long long polls, lookups;
+};
+
+/* Lists the Services (before the agent starts: the time is not the
+ * agent's). 0, or 1 with a message naming what failed (cmd: the caller). */
+static int mapwatch_init(struct mapwatch *w, const char *cmd, const char *url, const char *pin_dir)
 {
 	struct http h;
-	struct sl_svc_key *keys = NULL;
-	size_t n_keys = 0, next = 0;
-	int64_t t0, t_pin = 0, t_first = 0, t_all = 0, deadline;
-	unsigned long long polls = 0, lookups = 0;
-	int st, fd = -1, rc = 1;
-	pid_t pid;
+	int st;
 
+	memset(w, 0, sizeof(*w));
+	w->pin_dir = pin_dir;
+	w->fd = -1;
 	if (http_parse_url(&h, url))
-		return 2;
-	if (http_send(&h, "GET", "/api/v1/services", NULL, 0) || (st = http_recv(&h)) != 200) {
-		fprintf(stderr, "connbench mapwait: listing Services failed\n");
+		return 1;
+	st = http_send(&h, "GET", "/api/v1/services", NULL, 0) ? -1 : http_recv(&h);
+	if (st != 200) {
+		fprintf(stderr, "connbench %s: listing Services failed (%s %d)\n", cmd,
+			st < 0 ? "error" : "HTTP", st);
 		http_fini(&h);
 		return 1;
 	}
-	if (svc_keys_from_list(h.buf + h.body_off, &keys, &n_keys)) {
+	if (svc_keys_from_list(h.buf + h.body_off, &w->keys, &w->n_keys)) {
 		http_fini(&h);
 		return 1;
 	}
 	http_fini(&h);
-	if (!n_keys) {
-		fprintf(stderr, "connbench mapwait: no ClusterIP Service ports to wait for\n");
+	if (!w->n_keys) {
+		fprintf(stderr, "connbench %s: no ClusterIP Service ports to wait for\n", cmd);
 		return 1;
 	}
 	/* The parsed list (json-c: a million small chunks at 10,000 Services)
@@ -1265,6 +1280,53 @@ static int cmd_mapwait(const char *url, const char *pin_dir, double timeout, con
 	 * process then took 0.3-1 s to make its first poll, and a start whose
 	 * frontends were all in the map after 0.85 s was measured at 1.03 s. */
 	malloc_trim(0);
+	return 0;
+}
+
+/* One poll: each key is looked up until one is missing, in list order, so
+ * a whole wait costs about one lookup per key plus one per poll. The agent
+ * writes a frontend once, with its final backend list (count 0 = a Service
+ * without endpoints, e.g. the built-in kubernetes): present is programmed.
+ * True once every key was seen. */
+static bool mapwatch_poll(struct mapwatch *w)
+{
+	if (w->fd < 0) {
+		w->fd = svc4_open(w->pin_dir);
+		if (w->fd < 0)
+			return false;
+		w->t_pin = now_ns();
+	}
+	w->polls++;
+	while (w->next < w->n_keys) {
+		struct sl_svc_val v;
+
+		w->lookups++;
+		if (bpf_map_lookup_elem(w->fd, &w->keys[w->next], &v))
+			return false;
+		if (!w->t_first)
+			w->t_first = now_ns();
+		w->next++;
+	}
+	w->t_all = now_ns();
+	return true;
+}
+
+static void mapwatch_fini(struct mapwatch *w)
+{
+	fd_close(w->fd);
+	free(w->keys);
+}
+
+static int cmd_mapwait(const char *url, const char *pin_dir, double timeout, const char *pidfile,
+		       const char *child_log, char **argv)
+{
+	struct mapwatch w;
+	int64_t t0, deadline;
+	int st, rc = 1;
+	pid_t pid;
+
+	if (mapwatch_init(&w, "mapwait", url, pin_dir))
+		return 1;
 	t0 = now_ns();
 	pid = fork();
 	if (pid < 0) {
@@ -1294,57 +1356,31 @@ static int cmd_mapwait(const char *url, const char *pin_dir, double timeout, con
 		}
 	}
 	deadline = t0 + (int64_t)(timeout * 1e9);
-	/* Poll every 0.5 ms: each key is looked up until it is present, in list
-	 * order, so the whole wait costs about one lookup per key plus one per
-	 * poll. The agent applies everything in one sync, so the last key seen
-	 * is the end of that sync to within one poll interval. */
+	/* Every 0.5 ms. The agent applies everything in one sync, so the last
+	 * key seen is the end of that sync to within one poll interval. */
 	while (now_ns() < deadline) {
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			fprintf(stderr, "connbench mapwait: the agent exited (status %d)\n", st);
 			goto out;
 		}
-		if (fd < 0) {
-			fd = svc4_open(pin_dir);
-			if (fd >= 0)
-				t_pin = now_ns();
-		}
-		if (fd >= 0) {
-			polls++;
-			while (next < n_keys) {
-				struct sl_svc_val v;
-
-				lookups++;
-				/* Present is programmed: the entry is written once
-				 * with its final backend list (count 0 = a Service
-				 * without endpoints, e.g. the built-in kubernetes). */
-				if (bpf_map_lookup_elem(fd, &keys[next], &v))
-					break;
-				if (!t_first)
-					t_first = now_ns();
-				next++;
-			}
-			if (next == n_keys) {
-				t_all = now_ns();
-				break;
-			}
-		}
+		if (mapwatch_poll(&w))
+			break;
 		sleep_ns(500000);
 	}
-	if (!t_all) {
+	if (!w.t_all) {
 		fprintf(stderr,
 			"connbench mapwait: %zu of %zu frontends programmed after %.1f s "
 			"(pin %s)\n",
-			next, n_keys, timeout, fd >= 0 ? "present" : "missing");
+			w.next, w.n_keys, timeout, w.fd >= 0 ? "present" : "missing");
 		goto out;
 	}
 	printf("mapwait frontends=%zu pin_s=%.4f first_s=%.4f all_s=%.4f polls=%llu "
 	       "lookups=%llu\n",
-	       n_keys, (double)(t_pin - t0) / 1e9, (double)(t_first - t0) / 1e9,
-	       (double)(t_all - t0) / 1e9, polls, lookups);
+	       w.n_keys, (double)(w.t_pin - t0) / 1e9, (double)(w.t_first - t0) / 1e9,
+	       (double)(w.t_all - t0) / 1e9, w.polls, w.lookups);
 	rc = 0;
 out:
-	fd_close(fd);
-	free(keys);
+	mapwatch_fini(&w);
 	return rc;
 }
 
@@ -1947,22 +1983,51 @@ static int cmd_update(const struct load_opts *o, const char *netns_path, double 
  * The child moves itself to child_cgroup first, so the agent does not run in
  * the client's cgroup (where the socket LB applies).
  */
+/* wait --url --pin: the service map watched on a thread of its own while
+ * the main thread probes connections (its 100 ms probe rounds would make
+ * the map's time as coarse). */
+struct mapthread {
+	struct mapwatch w;
+	int64_t deadline;
+	volatile bool stop;
+};
+
+static void *mapthread_run(void *arg)
+{
+	struct mapthread *m = arg;
+
+	while (!m->stop && now_ns() < m->deadline && !mapwatch_poll(&m->w))
+		sleep_ns(500000);
+	return NULL;
+}
+
 static int cmd_wait(const char *targets, const char *netns_path, double timeout,
 		    const char *pidfile, const char *child_log, const char *child_cgroup,
-		    char **argv)
+		    const char *url, const char *pin_dir, char **argv)
 {
 	struct sockaddr_in t[MAX_ADDRS];
-	int n = addrs_parse("--targets", targets, 0, t), nsfd, st, next = 0;
-	int64_t t0, t_first = 0, deadline;
+	int n = addrs_parse("--targets", targets, 0, t), nsfd, st, next = 0, rc = 1;
+	int64_t t0, t_first = 0, t_all = 0, deadline;
 	unsigned long long probes = 0;
+	struct mapthread mt = {.w.fd = -1};
+	bool watching = false;
+	pthread_t th;
 	pid_t pid;
 
 	if (n < 0)
 		return 2;
+	if (!url != !pin_dir) {
+		fprintf(stderr, "connbench wait: --url and --pin go together\n");
+		return 2;
+	}
 	nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
 	if (nsfd < 0) {
 		fprintf(stderr, "connbench wait: --netns '%s': %s\n", netns_path, strerror(errno));
 		return 2;
+	}
+	if (url && mapwatch_init(&mt.w, "wait", url, pin_dir)) {
+		close(nsfd);
+		return 1;
 	}
 	t0 = now_ns();
 	pid = fork();
@@ -2000,20 +2065,31 @@ static int cmd_wait(const char *targets, const char *netns_path, double timeout,
 			fclose(f);
 		}
 	}
+	deadline = t0 + (int64_t)(timeout * 1e9);
+	mt.deadline = deadline;
+	/* Before setns: the thread stays in this netns (it needs only bpffs). */
+	if (url) {
+		errno = pthread_create(&th, NULL, mapthread_run, &mt);
+		if (errno) {
+			fprintf(stderr, "connbench wait: thread: %s\n", strerror(errno));
+			close(nsfd);
+			goto out;
+		}
+		watching = true;
+	}
 	if (setns(nsfd, CLONE_NEWNET)) {
 		fprintf(stderr, "connbench wait: setns '%s': %s\n", netns_path, strerror(errno));
 		close(nsfd);
-		return 1;
+		goto out;
 	}
 	close(nsfd);
-	deadline = t0 + (int64_t)(timeout * 1e9);
 	/* Probe for 100 ms at a time so that an agent that exits is noticed. */
 	while (next < n && now_ns() < deadline) {
 		int64_t until = now_ns() + 100000000, ok;
 
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			fprintf(stderr, "connbench wait: %s exited (status %d)\n", argv[0], st);
-			return 1;
+			goto out;
 		}
 		ok = probe_until(&t[next], until < deadline ? until : deadline, 2000000, &probes);
 		if (ok) {
@@ -2022,10 +2098,33 @@ static int cmd_wait(const char *targets, const char *netns_path, double timeout,
 			next++;
 		}
 	}
-	printf("wait targets=%d first_ok_s=%.3f all_ok_s=%.3f probes=%llu timeout=%d errors=%d\n",
-	       n, t_first ? (double)(t_first - t0) / 1e9 : -1.0,
-	       next == n ? (double)(now_ns() - t0) / 1e9 : -1.0, probes, next < n, next < n);
-	return next == n ? 0 : 1;
+	if (next == n)
+		t_all = now_ns();
+	else
+		mt.stop = true; /* a timeout: no verdict on the map either */
+	if (watching) {
+		/* The map may fill after the probed Services answer: it has
+		 * until the deadline. */
+		pthread_join(th, NULL);
+		watching = false;
+	}
+	printf("wait targets=%d first_ok_s=%.3f all_ok_s=%.3f probes=%llu timeout=%d errors=%d", n,
+	       t_first ? (double)(t_first - t0) / 1e9 : -1.0,
+	       t_all ? (double)(t_all - t0) / 1e9 : -1.0, probes, next < n, next < n);
+	if (url)
+		printf(" frontends=%zu map_first_s=%.4f map_all_s=%.4f", mt.w.n_keys,
+		       mt.w.t_first ? (double)(mt.w.t_first - t0) / 1e9 : -1.0,
+		       mt.w.t_all ? (double)(mt.w.t_all - t0) / 1e9 : -1.0);
+	printf("\n");
+	rc = next == n ? 0 : 1;
+out:
+	if (watching) {
+		mt.stop = true;
+		pthread_join(th, NULL);
+	}
+	if (url)
+		mapwatch_fini(&mt.w);
+	return rc;
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -2053,7 +2152,9 @@ static void usage(FILE *f)
 		"S]\n"
 		"       connbench wait    --targets A:P,... --netns PATH [--timeout 60] [--pidfile "
 		"F]\n"
-		"                         [--child-log F] [--child-cgroup DIR] -- CMD...\n"
+		"                         [--child-log F] [--child-cgroup DIR]\n"
+		"                         [--url URL --pin DIR (also: every frontend in the map)]\n"
+		"                         -- CMD...\n"
 		"closed and open also take [--proto crr|rr|udp] [--sources A-B|A,B,...]\n"
 		"[--req-timeout 2]; serve takes --any (0.0.0.0) and --udp (UDP on the same port).\n"
 		"\n"
@@ -2332,8 +2433,8 @@ int main(int argc, char **argv)
 				"connbench wait: --targets, --netns and -- CMD are required\n");
 			return 2;
 		}
-		return cmd_wait(targets, netns, timeout, pidfile, child_log, child_cg,
-				argv + optind);
+		return cmd_wait(targets, netns, timeout, pidfile, child_log, child_cg, co.url,
+				co.pin_dir, argv + optind);
 	}
 	if (!strcmp(cmd, "load") || !strcmp(cmd, "update")) {
 		lo.url = co.url;
