@@ -1216,7 +1216,8 @@ TEST(established_flow_policy_stamp)
 	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
 		goto out;
 	ASSERT_EQ(fv.np_ok, 0, "a new flow's entry is not stamped");
-	ASSERT_TRUE(np_ct_has(s, POD, BE1, 41000, 8080, SL_NP_EGRESS, SL_NP_CT_ALLOW), "allow cached");
+	ASSERT_TRUE(np_ct_has(s, POD, BE1, 41000, 8080, SL_NP_EGRESS, SL_NP_CT_ALLOW),
+		    "allow cached");
 	len = build(in, IPPROTO_TCP, BE1, POD, 8080, 41000, 0x12);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_egress, in, len, &r), "syn-ack") ||
 	    !ASSERT_EQ(r.retval, TC_ACT_OK, "syn-ack passes"))
@@ -1227,7 +1228,8 @@ TEST(established_flow_policy_stamp)
 	    !ASSERT_EQ(r.retval, TC_ACT_OK, "ack passes"))
 		goto out;
 	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct") ||
-	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 41000, SL_CT_DIR_REPLY, &rv), "rep ct"))
+	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 41000, SL_CT_DIR_REPLY, &rv),
+		       "rep ct"))
 		goto out;
 	ASSERT_TRUE(fv.np_ok != 0, "FWD entry stamped by the ACK");
 	ASSERT_TRUE(rv.np_ok != 0, "REPLY entry stamped by the SYN-ACK");
