@@ -19,7 +19,10 @@
  *
  * NetworkPolicy is enforced on the same veth by the same programs (after
  * DNAT out of the pod, before reverse NAT into it); pods that keep the
- * socket LB get tc_pol_ingress/tc_pol_egress, policy only.
+ * socket LB get tc_pol_ingress/tc_pol_egress, policy only. A packet of an
+ * established translated flow whose direction policy passed within the last
+ * second, by the cached ALLOW, is passed again without the policy cache lookup
+ * (the CT entry remembers it: lib/sl_ct.h sl_ct_np_*); SYNs are always decided.
  *
  * BPF host routing (lib/sl_hostroute.h, --host-routing bpf): after the
  * ingress programs passed a packet, pod-to-pod traffic leaves by redirect
@@ -135,8 +138,26 @@ static __always_inline int pod_dnat(struct __sk_buff *skb, struct sl_pkt4 *pkt,
 	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
 }
 
-/* Service translation of a packet from the pod (see the top). */
-static __always_inline int pod_translate(struct __sk_buff *skb)
+/* An established translated flow, as the translation leaves it for the policy step. */
+struct pod_flow {
+	struct sl_ct4_val *ct; /* its CT entry for this direction; NULL: not one */
+	__u64 now;
+	bool np_fresh; /* not a TCP SYN, and policy passed this direction lately (sl_ct_np_fresh) */
+};
+
+static __always_inline void pod_flow_set(struct pod_flow *pf, struct sl_ct4_val *ct,
+					 const struct sl_pkt4 *pkt, __u64 now)
+{
+	pf->ct = ct;
+	pf->now = now;
+	/* A SYN is always decided by policy (a new connection, maybe on a reused tuple). */
+	pf->np_fresh = (pkt->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) != SL_TCP_SYN &&
+		       sl_ct_np_fresh(ct, now);
+}
+
+/* Service translation of a packet from the pod (see the top); *pf is filled for a packet of
+ * an established flow. */
+static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow *pf)
 {
 	struct sl_ct4_key fk, rk = {};
 	struct sl_ct4_val *ct, nct = {};
@@ -170,6 +191,7 @@ static __always_inline int pod_translate(struct __sk_buff *skb)
 		if (sl_ct_alive(ct, pkt.proto, now) && !reopen && be && be->state != SL_BE_GONE &&
 		    be->addr == ct->backend_addr && be->port == ct->backend_port) {
 			sl_ct_touch(ct, &pkt, now);
+			pod_flow_set(pf, ct, &pkt, now);
 			return pod_dnat(skb, &pkt, ct);
 		}
 		rk.saddr = ct->backend_addr;
@@ -235,32 +257,52 @@ static __always_inline int pod_translate(struct __sk_buff *skb)
 	return pod_dnat(skb, &pkt, &nct);
 }
 
-/* Reverse NAT of a reply to the pod. */
-static __always_inline int pod_revnat(struct __sk_buff *skb)
+/* The live REPLY CT entry of a packet to the pod (pf->ct NULL: none; the packet is left
+ * as it is). Reads only: the caller's policy step may still drop the packet. */
+static __always_inline void pod_reply_ct(struct __sk_buff *skb, struct sl_pkt4 *pkt,
+					 struct pod_flow *pf)
 {
 	struct sl_ct4_key rk;
-	struct sl_pkt4 pkt = {};
 	struct sl_ct4_val *ct;
 	__u64 now;
+
+	if (sl_parse4(skb, pkt))
+		return;
+	sl_ct_key_from_pkt(&rk, pkt, SL_CT_DIR_REPLY);
+	ct = bpf_map_lookup_elem(sl_ct_map(pkt->proto), &rk);
+	if (!ct)
+		return;
+	now = bpf_ktime_get_ns();
+	if (sl_ct_alive(ct, pkt->proto, now))
+		pod_flow_set(pf, ct, pkt, now);
+}
+
+/* Reverse NAT of a reply to the pod whose REPLY CT entry pod_reply_ct found. */
+static __always_inline int pod_revnat_ct(struct __sk_buff *skb, struct sl_pkt4 *pkt,
+					 const struct pod_flow *pf)
+{
+	struct sl_ct4_val *ct = pf->ct;
 	int ret;
 
-	ret = sl_parse4(skb, &pkt);
-	if (ret)
-		return TC_ACT_OK;
-	sl_ct_key_from_pkt(&rk, &pkt, SL_CT_DIR_REPLY);
-	ct = bpf_map_lookup_elem(sl_ct_map(pkt.proto), &rk);
-	if (!ct)
-		return TC_ACT_OK;
-	now = bpf_ktime_get_ns();
-	if (!sl_ct_alive(ct, pkt.proto, now))
-		return TC_ACT_OK;
-	sl_ct_touch(ct, &pkt, now);
-	ret = sl_csum_nat(skb, &pkt, true, ct->fe_addr, ct->fe_port);
+	sl_ct_touch(ct, pkt, pf->now);
+	ret = sl_csum_nat(skb, pkt, true, ct->fe_addr, ct->fe_port);
 	if (!ret)
-		ret = pod_l4_fixup(skb, &pkt);
+		ret = pod_l4_fixup(skb, pkt);
 	if (ret)
 		return pod_verdict(skb, -ret, TC_ACT_SHOT);
 	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
+}
+
+/* Reverse NAT of a reply to the pod. */
+static __always_inline int pod_revnat(struct __sk_buff *skb)
+{
+	struct pod_flow pf = {};
+	struct sl_pkt4 pkt = {};
+
+	pod_reply_ct(skb, &pkt, &pf);
+	if (!pf.ct)
+		return TC_ACT_OK;
+	return pod_revnat_ct(skb, &pkt, &pf);
 }
 
 /*
@@ -325,26 +367,49 @@ static __always_inline int hr_from_pod(struct __sk_buff *skb, const struct iphdr
 SEC("tc")
 int tc_pod_ingress(struct __sk_buff *skb)
 {
-	int ret = pod_translate(skb);
+	struct pod_flow pf = {};
 	struct iphdr ip = {};
+	int ret = pod_translate(skb, &pf);
 
 	if (ret != TC_ACT_OK)
 		return ret;
+	if (pf.np_fresh) {
+		/* Policy's cached ALLOW passed this flow lately (lib/sl_ct.h): counted as one. */
+		sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+		if (sl_hr_enabled && bpf_skb_load_bytes(skb, SL_ETH_HLEN, &ip, sizeof(ip)))
+			return TC_ACT_OK;
+		return hr_from_pod(skb, &ip);
+	}
 	/* After the translation: the header policy reads is the one host routing sends. */
 	ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip);
 	if (ret != TC_ACT_OK)
 		return ret;
+	if (pf.ct)
+		sl_ct_np_mark(pf.ct, pf.now);
 	return hr_from_pod(skb, &ip);
 }
 
 SEC("tc")
 int tc_pod_egress(struct __sk_buff *skb)
 {
-	int ret = sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
+	struct pod_flow pf = {};
+	struct sl_pkt4 pkt = {};
+	int ret;
 
-	if (ret != TC_ACT_OK)
-		return ret;
-	return pod_revnat(skb);
+	/* The CT entry first (read only), so a flow policy passed lately skips its cache. */
+	pod_reply_ct(skb, &pkt, &pf);
+	if (pf.np_fresh) {
+		sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+	} else {
+		ret = sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
+		if (ret != TC_ACT_OK)
+			return ret;
+		if (pf.ct)
+			sl_ct_np_mark(pf.ct, pf.now);
+	}
+	if (!pf.ct)
+		return TC_ACT_OK;
+	return pod_revnat_ct(skb, &pkt, &pf);
 }
 
 SEC("tc")

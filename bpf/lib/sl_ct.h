@@ -81,4 +81,37 @@ static __always_inline void sl_ct_touch(struct sl_ct4_val *v, const struct sl_pk
 		v->last_seen_ns = now;
 }
 
+/*
+ * The policy step of a translated flow (tc_pod), remembered in its CT entry: np_ok holds
+ * the time (now >> SL_CT_NP_SHIFT, ~1 ms units, low bit set so it is never 0) at which the
+ * policy cache (lib/sl_policy.h) last passed a packet of this direction of the flow. Within
+ * SL_CT_NP_FRESH of that, a packet that is not a TCP SYN would be passed by that same
+ * cached ALLOW (an established flow is never re-decided; a SYN always is), so tc_pod skips
+ * the policy cache lookup, a second LRU lookup per packet. Past it, the next packet looks
+ * the cache up again, which refreshes the policy entry's own idle time as before (at most
+ * once a second there too). The cost: a policy entry deleted or evicted meanwhile is missed
+ * for at most that long; nothing else in the verdict changes (SYNs are always decided).
+ */
+#define SL_CT_NP_SHIFT 20
+#define SL_CT_NP_FRESH ((__u32)(SL_NSEC_PER_SEC >> SL_CT_NP_SHIFT))
+
+static __always_inline __u32 sl_ct_np_stamp(__u64 now)
+{
+	return (__u32)(now >> SL_CT_NP_SHIFT) | 1;
+}
+
+/* Did policy pass this direction of the flow within SL_CT_NP_FRESH? (u32 arithmetic: an
+ * entry idles out, SL_CT_LIFETIME_*, long before the ~52 days the stamp takes to wrap.) */
+static __always_inline bool sl_ct_np_fresh(const struct sl_ct4_val *v, __u64 now)
+{
+	return v->np_ok && sl_ct_np_stamp(now) - v->np_ok < SL_CT_NP_FRESH;
+}
+
+/* Policy passed a packet of this direction now. Called only when the stamp was not fresh
+ * (one write per flow direction per SL_CT_NP_FRESH at most, as sl_ct_touch's). */
+static __always_inline void sl_ct_np_mark(struct sl_ct4_val *v, __u64 now)
+{
+	v->np_ok = sl_ct_np_stamp(now);
+}
+
 #endif

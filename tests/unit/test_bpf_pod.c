@@ -1140,3 +1140,138 @@ TEST(hostroute_optout_reply_reverse_nat)
 out:
 	tc_pod__destroy(s);
 }
+
+static int ct_put(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp,
+		  uint8_t dir, const struct sl_ct4_val *v)
+{
+	struct sl_ct4_key k = {.saddr = ip4(sa),
+			       .daddr = ip4(da),
+			       .sport = htons(sp),
+			       .dport = htons(dp),
+			       .proto = IPPROTO_TCP,
+			       .dir = dir};
+
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_ct4_tcp_v1), &k, v, 0) ? -errno : 0;
+}
+
+/* Policy state of pod ip: egress rule set rs_eg, ingress not isolated. */
+static int put_np_ep_eg(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_eg)
+{
+	struct sl_np_ep_key k = {.family = SL_NP_AF_INET};
+	struct sl_np_ep_val v = {.identity = id, .ns = 0};
+	uint32_t a = ip4(ip);
+
+	memcpy(k.addr, &a, 4);
+	v.ruleset[SL_NP_INGRESS] = SL_NP_RS_NONE;
+	v.ruleset[SL_NP_EGRESS] = rs_eg;
+	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_np_ep_v1), &k, &v, 0) ? -errno : 0;
+}
+
+/* Drops the policy cache entry of a TCP flow (either direction's tuple); false if none. */
+static bool np_ct_del(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp)
+{
+	struct sl_np_ct_key k = {.saddr = ip4(sa),
+				 .daddr = ip4(da),
+				 .sport = htons(sp),
+				 .dport = htons(dp),
+				 .proto = IPPROTO_TCP,
+				 .dir = SL_NP_EGRESS};
+
+	sl_np_ct_key_norm(&k);
+	return !bpf_map_delete_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k);
+}
+
+static bool np_ct_any(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp)
+{
+	return np_ct_has(s, sa, da, sp, dp, SL_NP_EGRESS, SL_NP_CT_ALLOW) ||
+	       np_ct_has(s, sa, da, sp, dp, SL_NP_EGRESS, SL_NP_CT_DENY);
+}
+
+/*
+ * An established translated flow remembers in its CT entries (np_ok) that policy passed it:
+ * for a second after that, its packets skip the policy cache lookup (still counted as passed
+ * by the cache); a SYN on the tuple is decided all the same, and once the stamp is stale the
+ * cache is consulted again (here: missing, so the packet is decided under current policy).
+ */
+TEST(established_flow_policy_stamp)
+{
+	struct tc_pod *s = NULL;
+	struct sl_ct4_val fv, rv;
+	uint8_t in[256];
+	struct run r;
+	uint64_t cached;
+	size_t len;
+
+	LOAD_OR_OUT(s);
+	if (!ASSERT_OK(put_backend(s, 1, BE1, 8080, IPPROTO_TCP, SL_BE_ACTIVE), "be") ||
+	    !ASSERT_OK(put_slot(s, 0, 1), "slot") ||
+	    !ASSERT_OK(put_svc(s, VIP, 80, IPPROTO_TCP, SL_SCOPE_EXT, 0, 5, 0, 1), "svc") ||
+	    !ASSERT_OK(put_np_ep_eg(s, POD, 7, SL_NP_RS_NONE), "np ep"))
+		goto out;
+	/* Handshake: SYN (decided), SYN-ACK and ACK (the cache), each stamping its entry. */
+	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "syn") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "syn passes"))
+		goto out;
+	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
+		goto out;
+	ASSERT_EQ(fv.np_ok, 0, "a new flow's entry is not stamped");
+	ASSERT_TRUE(np_ct_has(s, POD, BE1, 41000, 8080, SL_NP_EGRESS, SL_NP_CT_ALLOW),
+		    "allow cached");
+	len = build(in, IPPROTO_TCP, BE1, POD, 8080, 41000, 0x12);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_egress, in, len, &r), "syn-ack") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "syn-ack passes"))
+		goto out;
+	expect_rewrite(in, len, &r, VIP, NULL, 80, 0, "syn-ack reverse NAT");
+	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x10);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "ack") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "ack passes"))
+		goto out;
+	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct") ||
+	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 41000, SL_CT_DIR_REPLY, &rv),
+		       "rep ct"))
+		goto out;
+	ASSERT_TRUE(fv.np_ok != 0, "FWD entry stamped by the ACK");
+	ASSERT_TRUE(rv.np_ok != 0, "REPLY entry stamped by the SYN-ACK");
+
+	/* Stamped: data both ways passes without the cache (the entry is gone, and no
+	 * decision writes it back), counted as cached, still translated. */
+	ASSERT_TRUE(np_ct_del(s, POD, BE1, 41000, 8080), "drop the cache entry");
+	cached = np_ctr(s, SL_NP_C_CACHED);
+	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x18);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data out"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "data out passes");
+	expect_rewrite(in, len, &r, NULL, BE1, 0, 8080, "data out DNAT");
+	len = build(in, IPPROTO_TCP, BE1, POD, 8080, 41000, 0x18);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_egress, in, len, &r), "data in"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_OK, "data in passes");
+	expect_rewrite(in, len, &r, VIP, NULL, 80, 0, "data in reverse NAT");
+	ASSERT_EQ(np_ctr(s, SL_NP_C_CACHED), cached + 2, "both counted as cached");
+	ASSERT_TRUE(!np_ct_any(s, POD, BE1, 41000, 8080), "no decision was made");
+
+	/* Egress deny-all now. A SYN on the tuple is decided whatever the stamp says. */
+	if (!ASSERT_OK(put_np_ep_eg(s, POD, 7, SL_NP_RS_DENY), "np ep: egress deny-all"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "syn again"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_SHOT, "SYN decided: denied");
+	ASSERT_EQ(np_ctr(s, SL_R_POLICY_EGRESS), 1, "egress-policy drop");
+
+	/* A stale stamp: the cache is looked up again, misses, and the packet is decided. */
+	ASSERT_TRUE(np_ct_del(s, POD, BE1, 41000, 8080), "drop the deny entry");
+	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
+		goto out;
+	fv.np_ok = 1;
+	if (!ASSERT_OK(ct_put(s, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "age the stamp"))
+		goto out;
+	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x18);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data, stale"))
+		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_SHOT, "stale stamp: decided, denied");
+	ASSERT_EQ(np_ctr(s, SL_R_POLICY_EGRESS), 2, "second egress-policy drop");
+out:
+	tc_pod__destroy(s);
+}

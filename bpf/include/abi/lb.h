@@ -240,7 +240,9 @@ struct sl_ct4_val {
 	__u32 svc_id;
 	__u16 flags; /* enum sl_ct_flags */
 	__u16 pad;
-	__u32 pad2;
+	/* tc_pod only: when NetworkPolicy last passed this direction of the flow by its cached
+	 * ALLOW (bpf/lib/sl_ct.h sl_ct_np_*); 0 = not yet. Other writers leave it 0. */
+	__u32 np_ok;
 };
 
 /* nat4: reverse SNAT mapping, keyed as the backend's reply arrives
