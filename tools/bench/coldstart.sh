@@ -18,7 +18,8 @@
 # around every round. Between starts the agent is killed and its maps
 # unpinned (as datapath.sh does). Printed per start: all_s (mapwait: exec to
 # the last frontend), the agent's CPU until then (user + system, all
-# threads) and its own "first sync:" line; then the median per build.
+# threads), the API server's CPU over the same start (mapwait's own list of
+# the Services included) and its own "first sync:" line; then the median per build.
 # The logs (agent, API servers) are copied to $KEEP at the end. PERF=1 records `perf record -e cpu-clock -g` of the agent (its whole first
 # sync) and of the API server (for as long as the agent runs to its last
 # frontend) in the first round, kept in $KEEP (default /tmp/coldstart-perf).
@@ -125,25 +126,29 @@ done
 MPORT=$("${bins[0]}/apibench" freeport)
 res=$tmp/res.txt
 : >"$res"
+ctl_cpu() { awk '{ print $14 + $15 }' "/proc/${controls[$1]}/stat"; } # in ticks
 # start B REP [PREFIX...]: one agent start of build B against its server.
 start() {
-	local b=$1 rep=$2 bin=${bins[$1]} line cpu sync n0
+	local b=$1 rep=$2 bin=${bins[$1]} line cpu sync n0 c0 c1
 	shift 2
 	n0=$(grep -c 'first sync:' "$tmp/agent.log" 2>/dev/null || true)
+	c0=$(ctl_cpu "$b")
 	line=$("$bin/connbench" mapwait --url "${urls[b]}" --pin "$PIN" --timeout 120 \
 		--pidfile "$tmp/agent.pid" --child-log "$tmp/agent.log" -- "$@" "$bin/sluice-agent" \
 		--node-name $NODE --server "${urls[b]}" --bpffs "$BPFFS" --cgroup-root "$CG" \
 		--metrics-listen "127.0.0.1:$MPORT" --log-level info)
 	AGENT_PID=$(cat "$tmp/agent.pid")
+	c1=$(ctl_cpu "$b")
 	cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$AGENT_PID/stat" 2>/dev/null || echo -)
 	for ((i = 0; i < 300; i++)); do
 		(($(grep -c 'first sync:' "$tmp/agent.log" 2>/dev/null || true) > ${n0:-0})) && break
 		sleep 0.1
 	done
 	sync=$(grep 'first sync:' "$tmp/agent.log" | sed -n "$((${n0:-0} + 1))p" | sed 's/.*first sync: //')
-	echo "$b $rep $(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/') $cpu" >>"$res"
-	printf 'rep %d %-16s all_s=%s cpu_s=%s load=%s | %s\n' "$rep" "$bin" \
-		"$(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/')" "$cpu" \
+	ctl=$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
+	echo "$b $rep $(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/') $cpu $ctl" >>"$res"
+	printf 'rep %d %-16s all_s=%s cpu_s=%s ctl_cpu_s=%s load=%s | %s\n' "$rep" "$bin" \
+		"$(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/')" "$cpu" "$ctl" \
 		"$(cut -d' ' -f1 /proc/loadavg)" "$sync"
 }
 
@@ -187,8 +192,8 @@ echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((b = 0; b < ${#bins[@]}; b++)); do
 	med() { awk -v b="$b" -v c="$1" '$1 == b { print $c }' "$res" | sort -n |
 		awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-	printf '%-16s N=%d starts=%d median all_s=%s (min %s max %s) median cpu_s=%s\n' "${bins[b]}" "$N" \
+	printf '%-16s N=%d starts=%d median all_s=%s (min %s max %s) median cpu_s=%s ctl_cpu_s=%s\n' "${bins[b]}" "$N" \
 		"$(awk -v b="$b" '$1 == b' "$res" | wc -l)" "$(med 3)" \
 		"$(awk -v b="$b" '$1 == b { print $3 }' "$res" | sort -n | head -1)" \
-		"$(awk -v b="$b" '$1 == b { print $3 }' "$res" | sort -n | tail -1)" "$(med 4)"
+		"$(awk -v b="$b" '$1 == b { print $3 }' "$res" | sort -n | tail -1)" "$(med 4)" "$(med 5)"
 done
