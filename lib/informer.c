@@ -776,9 +776,8 @@ static int inf_stream_item(struct sl_informer *inf, struct json_object *it, size
  * that does not decode (or has no name) goes the json way instead, so the
  * consumer's on_add reports it as it would any malformed object.
  */
-static int inf_stream_text_item(struct sl_informer *inf, struct k8s_text_run *run,
-				const char *txt, size_t len, const char *list_kind, const char *api,
-				size_t i)
+static int inf_stream_text_item(struct sl_informer *inf, struct k8s_text_run *run, const char *txt,
+				size_t len, const char *list_kind, const char *api, size_t i)
 {
 	struct inf_entry tmp = {0}, *e, *cached, *old;
 	const struct k8s_meta *m = NULL;

@@ -285,18 +285,20 @@ TEST(nesting_limit_and_messages)
 /* An EndpointSlice of n endpoints named name, as the API serves it. */
 static size_t slice_text(char *buf, size_t cap, const char *name, int n)
 {
-	size_t o = (size_t)snprintf(buf, cap,
-				    "{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\","
-				    "\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"labels\":"
-				    "{\"kubernetes.io/service-name\":\"%s\"},\"unknownField\":[1,{}]},"
-				    "\"addressType\":\"IPv4\",\"endpoints\":[",
-				    name, name);
+	size_t o = (size_t)snprintf(
+		buf, cap,
+		"{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\","
+		"\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"labels\":"
+		"{\"kubernetes.io/service-name\":\"%s\"},\"unknownField\":[1,{}]},"
+		"\"addressType\":\"IPv4\",\"endpoints\":[",
+		name, name);
 
 	for (int i = 0; i < n && o < cap; i++)
-		o += (size_t)snprintf(buf + o, cap - o,
-				      "%s{\"addresses\":[\"198.18.%d.%d\"],\"conditions\":{\"ready\":"
-				      "true},\"nodeName\":\"node-a\"}",
-				      i ? "," : "", (i >> 8) & 255, i & 255);
+		o += (size_t)snprintf(
+			buf + o, cap - o,
+			"%s{\"addresses\":[\"198.18.%d.%d\"],\"conditions\":{\"ready\":"
+			"true},\"nodeName\":\"node-a\"}",
+			i ? "," : "", (i >> 8) & 255, i & 255);
 	if (o < cap)
 		o += (size_t)snprintf(buf + o, cap - o,
 				      "],\"ports\":[{\"name\":\"http\",\"port\":8080,"
@@ -344,16 +346,20 @@ TEST(run_decodes_as_alone)
 				int r1 = k8s_obj_decode_text(k, t, ml, &a, e1, sizeof(e1));
 				int r2 = k8s_obj_decode_text_run(run, k, t, ml, &b, e2, sizeof(e2));
 
-				if (r1 != r2 || strcmp(e1, e2) || (!r1 && !k8s_obj_equal_typed(k, a, b))) {
+				if (r1 != r2 || strcmp(e1, e2) ||
+				    (!r1 && !k8s_obj_equal_typed(k, a, b))) {
 					if (bad++ < 5)
-						fprintf(stderr, "  %s: kind %d: %d \"%s\" vs run %d \"%s\"\n",
+						fprintf(stderr,
+							"  %s: kind %d: %d \"%s\" vs run %d "
+							"\"%s\"\n",
 							e->d_name, (int)k, r1, e1, r2, e2);
 				}
 				if (r2)
 					refused++;
 				k8s_obj_free(k, a);
 				if (b && n_kept == cap) {
-					void *v = realloc(kept, (cap = cap ? cap * 2 : 256) * sizeof(*kept));
+					void *v = realloc(kept, (cap = cap ? cap * 2 : 256) *
+									sizeof(*kept));
 
 					if (!v) {
 						k8s_obj_free(k, b);
@@ -442,8 +448,8 @@ TEST(run_packs_and_survives_bad_and_large_objects)
 		 * ones' room given back, put b closer than that after a. */
 		if (!ASSERT_TRUE(pb > pa && pb - pa < sizeof(*a) + 2 * n_one + 512,
 				 "b packed right after a"))
-			fprintf(stderr, "  a at %#lx, b at %#lx, text %zu bytes\n", (unsigned long)pa,
-				(unsigned long)pb, n_one);
+			fprintf(stderr, "  a at %#lx, b at %#lx, text %zu bytes\n",
+				(unsigned long)pa, (unsigned long)pb, n_one);
 		ASSERT_STREQ(a->meta.name, "one", "a's name");
 		ASSERT_STREQ(b->meta.name, "two", "b's name");
 		ASSERT_STREQ(c->meta.name, "three", "c's name");

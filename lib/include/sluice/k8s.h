@@ -650,7 +650,7 @@ int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void *
  * allocated as k8s_obj_decode_text allocates them.
  */
 struct k8s_text_run;
-struct k8s_text_run *k8s_text_run_new(void); /* NULL: out of memory */
+struct k8s_text_run *k8s_text_run_new(void);	 /* NULL: out of memory */
 void k8s_text_run_end(struct k8s_text_run *run); /* accepts NULL */
 /* k8s_obj_decode_text into run (NULL: as k8s_obj_decode_text). */
 int k8s_obj_decode_text_run(struct k8s_text_run *run, enum k8s_kind kind, const char *text,
