@@ -136,8 +136,11 @@ start() {
 	line=$("$bin/connbench" mapwait --url "${urls[b]}" --pin "$PIN" --timeout 120 \
 		--pidfile "$tmp/agent.pid" --child-log "$tmp/agent.log" -- "$@" "$bin/sluice-agent" \
 		--node-name $NODE --server "${urls[b]}" --bpffs "$BPFFS" --cgroup-root "$CG" \
-		--metrics-listen "127.0.0.1:$MPORT" --log-level info)
-	AGENT_PID=$(cat "$tmp/agent.pid")
+		--metrics-listen "127.0.0.1:$MPORT" --log-level info) || true
+	# Even when mapwait gave up: the agent it started is ours to stop.
+	AGENT_PID=$(cat "$tmp/agent.pid" 2>/dev/null || true)
+	rm -f "$tmp/agent.pid"
+	[[ -n $line ]] || { echo "coldstart: $bin: start $rep failed (mapwait above)" >&2; return 0; }
 	c1=$(ctl_cpu "$b")
 	cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$AGENT_PID/stat" 2>/dev/null || echo -)
 	for ((i = 0; i < 300; i++)); do
