@@ -652,9 +652,9 @@ static int kt_struct(struct kt *k, const struct k8s_type *t, void *out, bool top
  * the run's slab (always the last carved) gives its room back. */
 static void kt_unwind(struct k8s_text_run *run, struct kt_block *first)
 {
-	if (first->slab && first->slab == run->cur)
+	if (run && first && first->slab && first->slab == run->cur)
 		run->cur->used = (size_t)((char *)first - run->cur->data);
-	k8s_text_arena_free(first);
+	k8s_text_arena_free(first); /* accepts NULL */
 }
 
 int k8s_obj_decode_text_run(struct k8s_text_run *run, enum k8s_kind kind, const char *text,

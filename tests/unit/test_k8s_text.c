@@ -358,14 +358,15 @@ TEST(run_decodes_as_alone)
 					refused++;
 				k8s_obj_free(k, a);
 				if (b && n_kept == cap) {
-					void *v = realloc(kept, (cap = cap ? cap * 2 : 256) *
-									sizeof(*kept));
+					size_t nc = cap ? cap * 2 : 256;
+					void *v = realloc(kept, nc * sizeof(*kept));
 
 					if (!v) {
 						k8s_obj_free(k, b);
 						b = NULL;
 					} else {
 						kept = v;
+						cap = nc;
 					}
 				}
 				if (b) {
