@@ -1117,10 +1117,27 @@ void handle_list(struct api_req *ar)
 	if (ar->table) {
 		api_reply_obj(ar, 200, table_build(ar, lc.objs, lc.n, rvbuf, next));
 	} else {
-		/* Items are already serialised: the list is a concatenation, and
-		 * each item is referenced rather than copied into the reply. */
-		struct evbuffer *b = evbuffer_new();
-		if (!b) {
+		/*
+		 * Items are already serialised: the list is a concatenation, copied
+		 * into one buffer sized for the whole page. Referencing each item
+		 * instead (evbuffer_add_reference) costs a 512-byte chain per item
+		 * and per comma: serving a 500-item page was a thousand mallocs,
+		 * and a start of an agent at 50,000 Services (two lists of 100
+		 * pages) spent 0.5 s of the server's 0.9 s of CPU in malloc and
+		 * the page faults of those chains. Copying ~1 KiB per item into a
+		 * buffer allocated once costs a fraction of that.
+		 */
+		size_t total = 128 + strlen(ar->res->kind) +
+			       strlen(api_resource_api_version(ar->res)) + strlen(rvbuf) +
+			       (next ? strlen(next) + 16 : 0) + lc.n;
+		struct evbuffer *b;
+
+		for (size_t i = 0; i < lc.n; i++)
+			total += lc.objs[i]->len;
+		b = evbuffer_new();
+		if (!b || evbuffer_expand(b, total)) {
+			if (b)
+				evbuffer_free(b);
 			api_reply_status(ar, 500, "InternalError", "out of memory", NULL);
 			goto out;
 		}
@@ -1132,15 +1149,9 @@ void handle_list(struct api_req *ar)
 			evbuffer_add_printf(b, ",\"continue\":\"%s\"", next);
 		evbuffer_add(b, "},\"items\":[", 11);
 		for (size_t i = 0; i < lc.n; i++) {
-			struct cache_obj *o = cache_obj_ref(lc.objs[i]);
-			/* The comma is a reference too: evbuffer_add() after a
-			 * reference chain allocates a fresh chain of twice that
-			 * item's size, 4-8 KiB per item, which made malloc 40% of
-			 * the server's CPU serving a 10,000-Service list. */
 			if (i)
-				evbuffer_add_reference(b, ",", 1, NULL, NULL);
-			if (evbuffer_add_reference(b, o->json, o->len, cache_obj_unref_cb, o))
-				cache_obj_unref(o);
+				evbuffer_add(b, ",", 1);
+			evbuffer_add(b, lc.objs[i]->json, lc.objs[i]->len);
 		}
 		evbuffer_add(b, "]}", 2);
 		api_reply_evbuf(ar, 200, b);

@@ -776,8 +776,8 @@ static int inf_stream_item(struct sl_informer *inf, struct json_object *it, size
  * that does not decode (or has no name) goes the json way instead, so the
  * consumer's on_add reports it as it would any malformed object.
  */
-static int inf_stream_text_item(struct sl_informer *inf, const char *txt, size_t len,
-				const char *list_kind, const char *api, size_t i)
+static int inf_stream_text_item(struct sl_informer *inf, struct k8s_text_run *run, const char *txt,
+				size_t len, const char *list_kind, const char *api, size_t i)
 {
 	struct inf_entry tmp = {0}, *e, *cached, *old;
 	const struct k8s_meta *m = NULL;
@@ -786,7 +786,7 @@ static int inf_stream_text_item(struct sl_informer *inf, const char *txt, size_t
 	size_t n;
 	int rc;
 
-	if (!k8s_obj_decode_text(inf->typed_kind, txt, len, &typed, NULL, 0))
+	if (!k8s_obj_decode_text_run(run, inf->typed_kind, txt, len, &typed, NULL, 0))
 		m = k8s_obj_meta(inf->typed_kind, typed);
 	if (!m || !m->name || !*m->name ||
 	    (size_t)snprintf(kbuf, sizeof(kbuf), "%s%s%s", m->namespace ? m->namespace : "",
@@ -1192,14 +1192,21 @@ static void *inf_fetch_run(void *arg)
 static int inf_list_typed(struct sl_informer *inf)
 {
 	struct inf_fetch f = {.inf = inf};
+	/* The list's objects share slabs (k8s_text_run): a malloc of a few KiB
+	 * per object here, freed on the consumer's thread, was a third of the
+	 * decode's time at 50,000 EndpointSlices. */
+	struct k8s_text_run *run = k8s_text_run_new();
 	char *rv = NULL;
 	size_t n_streamed = 0;
 	pthread_t th;
 	int rc = 0, pages = 0;
 
+	if (!run)
+		return -ENOMEM;
 	pthread_mutex_init(&f.mu, NULL);
 	pthread_cond_init(&f.cv, NULL);
 	if (pthread_create(&th, NULL, inf_fetch_run, &f)) {
+		k8s_text_run_end(run);
 		pr_warn(INF_SUBSYS, "'%s': list: cannot start the page fetcher thread; retrying",
 			inf->resource);
 		pthread_cond_destroy(&f.cv);
@@ -1225,8 +1232,8 @@ static int inf_list_typed(struct sl_informer *inf)
 		pthread_mutex_unlock(&f.mu);
 
 		for (size_t i = 0; i < pg.n && !rc; i++)
-			rc = inf_stream_text_item(inf, pg.item[i], pg.item_len[i], pg.kind, pg.api,
-						  n_streamed++);
+			rc = inf_stream_text_item(inf, run, pg.item[i], pg.item_len[i], pg.kind,
+						  pg.api, n_streamed++);
 		free(rv);
 		rv = pg.rv ? strdup(pg.rv) : NULL;
 		if (pg.rv && !rv)
@@ -1248,6 +1255,7 @@ static int inf_list_typed(struct sl_informer *inf)
 	}
 	pthread_cond_destroy(&f.cv);
 	pthread_mutex_destroy(&f.mu);
+	k8s_text_run_end(run);
 	if (!rc && (!rv || !*rv)) {
 		pr_warn(INF_SUBSYS, "'%s': list reply has no metadata.resourceVersion",
 			inf->resource);

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,11 +54,35 @@ struct kt {
 
 /* --- arena ------------------------------------------------------------------------------- */
 
+/* An object's blocks: the first of a k8s_text_run's object may be carved out
+ * of a shared slab; every other block is a malloc of its own. */
 struct kt_block {
 	struct kt_block *next;
+	struct kt_slab *slab; /* the slab this block is carved out of, or NULL */
 	size_t used, cap;
 	alignas(max_align_t) char data[];
 };
+
+/*
+ * A slab of a run: first blocks of consecutive objects, one after the other,
+ * each trimmed to what its object used. Freed when the run has moved on to
+ * another slab (or ended) and the last object in it is freed, on whichever
+ * thread that happens: refs is the only member touched by more than one.
+ */
+struct kt_slab {
+	atomic_size_t refs; /* the run's, while it is current, + one per object */
+	size_t used, cap;
+	alignas(max_align_t) char data[];
+};
+
+struct k8s_text_run {
+	struct kt_slab *cur;
+};
+
+/* 256 KiB: ~100-150 EndpointSlices of 10 endpoints, a few slabs per list page;
+ * an object whose block would take more than an eighth of one gets a block of
+ * its own (a slab is released only with the last object in it). */
+#define KT_SLAB_SIZE (256 * 1024)
 
 static struct kt_block *kt_block_new(size_t cap)
 {
@@ -65,17 +90,78 @@ static struct kt_block *kt_block_new(size_t cap)
 
 	if (b) {
 		b->next = NULL;
+		b->slab = NULL;
 		b->used = 0;
 		b->cap = cap;
 	}
 	return b;
 }
 
+static void kt_slab_put(struct kt_slab *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		free(s);
+}
+
+static size_t kt_align(size_t n)
+{
+	return (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+}
+
+/* A first block of cap bytes from run's current slab (a new slab when it has
+ * no room left); NULL for a block too large for a slab, or out of memory. */
+static struct kt_block *kt_run_block(struct k8s_text_run *run, size_t cap)
+{
+	size_t need = kt_align(sizeof(struct kt_block) + cap);
+	struct kt_slab *s = run->cur;
+	struct kt_block *b;
+
+	if (need > KT_SLAB_SIZE / 8)
+		return NULL;
+	if (!s || s->cap - s->used < need) {
+		struct kt_slab *ns = malloc(sizeof(*ns) + KT_SLAB_SIZE);
+
+		if (!ns)
+			return NULL;
+		atomic_init(&ns->refs, 1);
+		ns->used = 0;
+		ns->cap = KT_SLAB_SIZE;
+		if (s)
+			kt_slab_put(s);
+		run->cur = s = ns;
+	}
+	b = (struct kt_block *)(void *)(s->data + s->used);
+	s->used += need;
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	b->next = NULL;
+	b->slab = s;
+	b->used = 0;
+	b->cap = cap;
+	return b;
+}
+
+struct k8s_text_run *k8s_text_run_new(void)
+{
+	return calloc(1, sizeof(struct k8s_text_run));
+}
+
+void k8s_text_run_end(struct k8s_text_run *run)
+{
+	if (!run)
+		return;
+	if (run->cur)
+		kt_slab_put(run->cur);
+	free(run);
+}
+
 void k8s_text_arena_free(void *arena)
 {
 	for (struct kt_block *b = arena, *next; b; b = next) {
 		next = b->next;
-		free(b);
+		if (b->slab)
+			kt_slab_put(b->slab); /* b is in it: next is read first */
+		else
+			free(b);
 	}
 }
 
@@ -562,8 +648,17 @@ static int kt_struct(struct kt *k, const struct k8s_type *t, void *out, bool top
 	return kt_syntax(k, rc);
 }
 
-int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void **out, char *err,
-			size_t errlen)
+/* Releases the blocks of an object that failed to decode; one carved out of
+ * the run's slab (always the last carved) gives its room back. */
+static void kt_unwind(struct k8s_text_run *run, struct kt_block *first)
+{
+	if (run && first && first->slab && first->slab == run->cur)
+		run->cur->used = (size_t)((char *)first - run->cur->data);
+	k8s_text_arena_free(first); /* accepts NULL */
+}
+
+int k8s_obj_decode_text_run(struct k8s_text_run *run, enum k8s_kind kind, const char *text,
+			    size_t len, void **out, char *err, size_t errlen)
 {
 	const struct k8s_type *t;
 	struct kt k = {.err = err, .errlen = errlen};
@@ -592,7 +687,9 @@ int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void *
 		 * of structs can be larger). */
 		size_t cap = t->size + 2 * len + 512;
 
-		k.first = k.cur = cap > len ? kt_block_new(cap) : NULL;
+		k.first = k.cur = cap > len && run ? kt_run_block(run, cap) : NULL;
+		if (!k.first)
+			k.first = k.cur = cap > len ? kt_block_new(cap) : NULL;
 		if (!k.first)
 			return -ENOMEM;
 		k.j.alloc = kt_jt_alloc;
@@ -603,7 +700,7 @@ int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void *
 	first = k.first;
 	o = first ? kt_alloc(&k, t->size, true) : calloc(1, t->size);
 	if (!o) {
-		k8s_text_arena_free(first);
+		kt_unwind(run, first);
 		return -ENOMEM;
 	}
 	rc = kt_struct(&k, t, o, true);
@@ -613,15 +710,28 @@ int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void *
 		if (rc == -ENOMEM && err && errlen)
 			snprintf(err, errlen, "out of memory");
 		if (first) {
-			k8s_text_arena_free(first);
+			kt_unwind(run, first);
 		} else {
 			k8s_desc_fini(t, o);
 			free(o);
 		}
 		return rc;
 	}
-	if (first)
+	if (first) {
 		((struct k8s_meta *)k8s_obj_meta(kind, o))->arena = first;
+		if (first->slab) {
+			/* The slab's next object starts where this one ended:
+			 * the block was sized for the worst case. */
+			first->cap = kt_align(first->used);
+			first->slab->used = (size_t)(first->data - first->slab->data) + first->cap;
+		}
+	}
 	*out = o;
 	return 0;
+}
+
+int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void **out, char *err,
+			size_t errlen)
+{
+	return k8s_obj_decode_text_run(NULL, kind, text, len, out, err, errlen);
 }

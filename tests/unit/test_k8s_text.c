@@ -9,6 +9,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,4 +278,270 @@ TEST(nesting_limit_and_messages)
 	ASSERT_EQ(rc, -SL_ERR_INVALID, "NUL byte refused");
 	rc = k8s_obj_decode_text(K8S_KIND_UNKNOWN, "{}", 2, &obj, err, sizeof(err));
 	ASSERT_EQ(rc, -EINVAL, "unknown kind");
+}
+
+/* --- runs (k8s_text_run: objects of a list sharing slabs) ------------------------------ */
+
+/* An EndpointSlice of n endpoints named name, as the API serves it. */
+static size_t slice_text(char *buf, size_t cap, const char *name, int n)
+{
+	size_t o = (size_t)snprintf(
+		buf, cap,
+		"{\"kind\":\"EndpointSlice\",\"apiVersion\":\"discovery.k8s.io/v1\","
+		"\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"labels\":"
+		"{\"kubernetes.io/service-name\":\"%s\"},\"unknownField\":[1,{}]},"
+		"\"addressType\":\"IPv4\",\"endpoints\":[",
+		name, name);
+
+	for (int i = 0; i < n && o < cap; i++)
+		o += (size_t)snprintf(
+			buf + o, cap - o,
+			"%s{\"addresses\":[\"198.18.%d.%d\"],\"conditions\":{\"ready\":"
+			"true},\"nodeName\":\"node-a\"}",
+			i ? "," : "", (i >> 8) & 255, i & 255);
+	if (o < cap)
+		o += (size_t)snprintf(buf + o, cap - o,
+				      "],\"ports\":[{\"name\":\"http\",\"port\":8080,"
+				      "\"protocol\":\"TCP\"}]}");
+	return o < cap ? o : 0;
+}
+
+/* Every corpus document and a few hundred mutations of each, decoded in one
+ * run and alone: same verdict, same message, same values; the run's objects
+ * are all kept until the end, then freed in an order unrelated to the slabs. */
+TEST(run_decodes_as_alone)
+{
+	struct k8s_text_run *run = k8s_text_run_new();
+	uint64_t rng_saved = rng_state; /* the other tests' mutations stay as they were */
+	DIR *d = opendir(CORPUS_DIR);
+	struct dirent *e;
+	struct {
+		enum k8s_kind kind;
+		void *obj;
+	} *kept = NULL;
+	size_t n_kept = 0, cap = 0;
+	int bad = 0, refused = 0;
+
+	if (!ASSERT_NOT_NULL(run, "run") || !ASSERT_NOT_NULL(d, "corpus directory")) {
+		k8s_text_run_end(run);
+		if (d)
+			closedir(d);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char path[512], *txt, *m;
+		size_t len = 0;
+
+		if (!strstr(e->d_name, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", CORPUS_DIR, e->d_name);
+		txt = slurp(path, &len);
+		m = txt ? malloc(len + 16) : NULL;
+		for (enum k8s_kind k = K8S_KIND_UNKNOWN + 1; k < K8S_KIND_MAX && m; k++) {
+			for (int i = 0; i < 60; i++) {
+				size_t ml = i ? mutate(txt, len, m) : len;
+				const char *t = i ? m : txt;
+				char e1[256] = "", e2[256] = "";
+				void *a = NULL, *b = NULL;
+				int r1 = k8s_obj_decode_text(k, t, ml, &a, e1, sizeof(e1));
+				int r2 = k8s_obj_decode_text_run(run, k, t, ml, &b, e2, sizeof(e2));
+
+				if (r1 != r2 || strcmp(e1, e2) ||
+				    (!r1 && !k8s_obj_equal_typed(k, a, b))) {
+					if (bad++ < 5)
+						fprintf(stderr,
+							"  %s: kind %d: %d \"%s\" vs run %d "
+							"\"%s\"\n",
+							e->d_name, (int)k, r1, e1, r2, e2);
+				}
+				if (r2)
+					refused++;
+				k8s_obj_free(k, a);
+				if (b && n_kept == cap) {
+					size_t nc = cap ? cap * 2 : 256;
+					void *v = realloc(kept, nc * sizeof(*kept));
+
+					if (!v) {
+						k8s_obj_free(k, b);
+						b = NULL;
+					} else {
+						kept = v;
+						cap = nc;
+					}
+				}
+				if (b) {
+					kept[n_kept].kind = k;
+					kept[n_kept++].obj = b;
+				}
+			}
+		}
+		free(m);
+		free(txt);
+	}
+	closedir(d);
+	k8s_text_run_end(run); /* before the objects: they keep their slabs */
+	for (size_t step = 7, i = 0; i < n_kept; i++) {
+		size_t j = (i * step) % n_kept; /* a permutation when gcd(step, n) = 1 */
+
+		if (n_kept % step == 0)
+			j = n_kept - 1 - i;
+		k8s_obj_free(kept[j].kind, kept[j].obj);
+	}
+	free(kept);
+	rng_state = rng_saved;
+	ASSERT_TRUE(n_kept > 500, "objects decoded in the run");
+	ASSERT_TRUE(refused > 500, "bad inputs refused in the run");
+	ASSERT_EQ(bad, 0, "documents where the run and a lone decode differ");
+}
+
+/* Consecutive small objects of a run are packed (each block trimmed to what
+ * it used); a bad one in between gives its room back with a message; one too
+ * large for a slab gets a block of its own; all decode correctly. */
+TEST(run_packs_and_survives_bad_and_large_objects)
+{
+	struct k8s_text_run *run = k8s_text_run_new();
+	static char big[256 * 1024];
+	char txt[4096], err[256];
+	struct k8s_endpointslice *a = NULL, *b = NULL, *c = NULL, *l = NULL;
+	void *x = NULL;
+	size_t n, n_one;
+	int rc;
+
+	if (!ASSERT_NOT_NULL(run, "run"))
+		return;
+	n = n_one = slice_text(txt, sizeof(txt), "one", 10);
+	ASSERT_OK(k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, txt, n, (void **)&a, err,
+					  sizeof(err)),
+		  err);
+	/* Missing fields, unknown fields, then a type error deep inside. */
+	{
+		static const char bad[] = "{\"metadata\":{\"name\":\"x\"},\"zzz\":1,\"endpoints\":"
+					  "[{\"addresses\":[\"1.2.3.4\"]},{\"addresses\":[7]}]}";
+
+		rc = k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, bad, sizeof(bad) - 1, &x,
+					     err, sizeof(err));
+	}
+	ASSERT_EQ(rc, -SL_ERR_INVALID, "bad object refused");
+	ASSERT_STREQ(err, "endpoints[1].addresses[0]: expected string", "message names the field");
+	ASSERT_NULL(x, "no object on failure");
+	rc = k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, "{\"metadata\":", 12, &x, err,
+				     sizeof(err));
+	ASSERT_EQ(rc, -SL_ERR_INVALID, "cut short refused");
+	ASSERT_STREQ(err, "metadata: expected object", "cut short: the message");
+	n = slice_text(txt, sizeof(txt), "two", 10);
+	ASSERT_OK(k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, txt, n, (void **)&b, err,
+					  sizeof(err)),
+		  err);
+	n = slice_text(big, sizeof(big), "large", 2000);
+	ASSERT_TRUE(n > 0, "large text built");
+	ASSERT_OK(k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, big, n, (void **)&l, err,
+					  sizeof(err)),
+		  err);
+	n = slice_text(txt, sizeof(txt), "three", 0);
+	ASSERT_OK(k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, txt, n, (void **)&c, err,
+					  sizeof(err)),
+		  err);
+	if (a && b && c && l) {
+		uintptr_t pa = (uintptr_t)a->meta.arena, pb = (uintptr_t)b->meta.arena;
+
+		/* A block is sized for the worst case (the struct + 2 x the
+		 * text + 512); a's trimmed to what it used, and the failed
+		 * ones' room given back, put b closer than that after a. */
+		if (!ASSERT_TRUE(pb > pa && pb - pa < sizeof(*a) + 2 * n_one + 512,
+				 "b packed right after a"))
+			fprintf(stderr, "  a at %#lx, b at %#lx, text %zu bytes\n",
+				(unsigned long)pa, (unsigned long)pb, n_one);
+		ASSERT_STREQ(a->meta.name, "one", "a's name");
+		ASSERT_STREQ(b->meta.name, "two", "b's name");
+		ASSERT_STREQ(c->meta.name, "three", "c's name");
+		ASSERT_EQ(a->n_endpoints, 10, "a's endpoints");
+		ASSERT_EQ(l->n_endpoints, 2000, "the large object's endpoints");
+		ASSERT_STREQ(l->endpoints[1999].addresses.v[0], "198.18.7.207", "its last address");
+		ASSERT_EQ(c->n_endpoints, 0, "no endpoints: none");
+	}
+	k8s_obj_free(K8S_KIND_ENDPOINTSLICE, b);
+	k8s_text_run_end(run);
+	k8s_obj_free(K8S_KIND_ENDPOINTSLICE, l);
+	k8s_obj_free(K8S_KIND_ENDPOINTSLICE, a);
+	k8s_obj_free(K8S_KIND_ENDPOINTSLICE, c);
+	k8s_text_run_end(NULL);
+	ASSERT_EQ(k8s_obj_decode_text_run(NULL, K8S_KIND_UNKNOWN, "{}", 2, &x, err, sizeof(err)),
+		  -EINVAL, "no run: as k8s_obj_decode_text");
+}
+
+/* The informer's case: one thread decodes, another frees, at the same time
+ * (the slabs' reference counts; run under the sanitizers). */
+#define RUN_OBJS 4000
+struct run_handoff {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	void *obj[RUN_OBJS];
+	size_t n, taken;
+	bool done;
+};
+
+static void *run_consumer(void *arg)
+{
+	struct run_handoff *h = arg;
+	size_t freed = 0;
+
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (h->taken == h->n && !h->done)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->taken == h->n)
+			break;
+		{
+			void *o = h->obj[h->taken++];
+
+			pthread_mutex_unlock(&h->mu);
+			k8s_obj_free(K8S_KIND_ENDPOINTSLICE, o);
+			freed++;
+			pthread_mutex_lock(&h->mu);
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return (void *)(uintptr_t)freed;
+}
+
+TEST(run_objects_freed_on_another_thread)
+{
+	static struct run_handoff h = {.mu = PTHREAD_MUTEX_INITIALIZER,
+				       .cv = PTHREAD_COND_INITIALIZER};
+	struct k8s_text_run *run = k8s_text_run_new();
+	pthread_t th;
+	void *freed = NULL;
+	int failed = 0;
+
+	if (!ASSERT_NOT_NULL(run, "run") ||
+	    !ASSERT_EQ(pthread_create(&th, NULL, run_consumer, &h), 0, "consumer thread")) {
+		k8s_text_run_end(run);
+		return;
+	}
+	for (size_t i = 0; i < RUN_OBJS; i++) {
+		char txt[4096], name[32];
+		void *o = NULL;
+		size_t n;
+
+		snprintf(name, sizeof(name), "s-%zu", i);
+		n = slice_text(txt, sizeof(txt), name, (int)(i % 17));
+		if (k8s_obj_decode_text_run(run, K8S_KIND_ENDPOINTSLICE, txt, n, &o, NULL, 0) ||
+		    strcmp(((struct k8s_endpointslice *)o)->meta.name, name)) {
+			failed++;
+			k8s_obj_free(K8S_KIND_ENDPOINTSLICE, o);
+			continue;
+		}
+		pthread_mutex_lock(&h.mu);
+		h.obj[h.n++] = o;
+		pthread_cond_signal(&h.cv);
+		pthread_mutex_unlock(&h.mu);
+	}
+	k8s_text_run_end(run);
+	pthread_mutex_lock(&h.mu);
+	h.done = true;
+	pthread_cond_signal(&h.cv);
+	pthread_mutex_unlock(&h.mu);
+	pthread_join(th, &freed);
+	ASSERT_EQ(failed, 0, "objects that did not decode");
+	ASSERT_EQ((size_t)(uintptr_t)freed, (size_t)RUN_OBJS, "objects freed by the consumer");
 }

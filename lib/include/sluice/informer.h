@@ -125,7 +125,9 @@ struct sl_informer_opts {
 	 * decodes it and no json-c tree is built. Items that do not decode (or
 	 * have no name) go to on_add as parsed objects, so the consumer reports
 	 * them as it does any malformed object. Later lists and watch events are
-	 * delivered as usual. K8S_KIND_UNKNOWN (0) = off.
+	 * delivered as usual. K8S_KIND_UNKNOWN (0) = off. The list's objects
+	 * share slabs (k8s_text_run): free them (k8s_obj_free, any thread) once
+	 * read, as the agent does; one kept keeps its 256 KiB slab.
 	 */
 	enum k8s_kind typed_kind;
 };

@@ -639,6 +639,22 @@ int k8s_obj_decode(enum k8s_kind kind, struct json_object *json, void **out, cha
  */
 int k8s_obj_decode_text(enum k8s_kind kind, const char *text, size_t len, void **out, char *err,
 			size_t errlen);
+/*
+ * A run of k8s_obj_decode_text objects carved out of shared slabs: for a
+ * list, where each object of the arena kinds was a malloc of a few KiB on the
+ * decoding thread and a free on the consumer's, and malloc took those blocks
+ * back at a third of the decode's cost. An object in a slab is freed as any
+ * other (k8s_obj_free, on any thread); a slab is released with its last
+ * object and the run's end. One run is used by one thread at a time;
+ * objects of kinds that cannot live in an arena, and very large ones, are
+ * allocated as k8s_obj_decode_text allocates them.
+ */
+struct k8s_text_run;
+struct k8s_text_run *k8s_text_run_new(void);	 /* NULL: out of memory */
+void k8s_text_run_end(struct k8s_text_run *run); /* accepts NULL */
+/* k8s_obj_decode_text into run (NULL: as k8s_obj_decode_text). */
+int k8s_obj_decode_text_run(struct k8s_text_run *run, enum k8s_kind kind, const char *text,
+			    size_t len, void **out, char *err, size_t errlen);
 struct json_object *k8s_obj_encode(enum k8s_kind kind, const void *obj);
 void *k8s_obj_new(enum k8s_kind kind);
 void *k8s_obj_clone(enum k8s_kind kind, const void *obj);
