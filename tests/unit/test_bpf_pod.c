@@ -276,8 +276,8 @@ static uint64_t counter(struct tc_pod *s, uint32_t reason)
 	return total;
 }
 
-static int ct_get(struct tc_pod *s, uint8_t proto, const char *sa, const char *da, uint16_t sp,
-		  uint16_t dp, uint8_t dir, struct sl_ct4_val *v)
+static struct sl_ct4_key ct_key(uint8_t proto, const char *sa, const char *da, uint16_t sp,
+				uint16_t dp, uint8_t dir)
 {
 	struct sl_ct4_key k = {.saddr = ip4(sa),
 			       .daddr = ip4(da),
@@ -285,9 +285,30 @@ static int ct_get(struct tc_pod *s, uint8_t proto, const char *sa, const char *d
 			       .dport = htons(dp),
 			       .proto = proto,
 			       .dir = dir};
-	struct bpf_map *m = proto == IPPROTO_TCP ? s->maps.sl_ct4_tcp_v1 : s->maps.sl_ct4_any_v1;
 
-	return bpf_map_lookup_elem(bpf_map__fd(m), &k, v) ? -errno : 0;
+	return k;
+}
+
+static int ct_fd(struct tc_pod *s, uint8_t proto)
+{
+	return bpf_map__fd(proto == IPPROTO_TCP ? s->maps.sl_ct4_tcp_v1 : s->maps.sl_ct4_any_v1);
+}
+
+static int ct_get(struct tc_pod *s, uint8_t proto, const char *sa, const char *da, uint16_t sp,
+		  uint16_t dp, uint8_t dir, struct sl_ct4_val *v)
+{
+	struct sl_ct4_key k = ct_key(proto, sa, da, sp, dp, dir);
+
+	return bpf_map_lookup_elem(ct_fd(s, proto), &k, v) ? -errno : 0;
+}
+
+/* Writes a TCP flow's CT entry (an existing one: the test changes what it read). */
+static int ct_put(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp,
+		  uint8_t dir, const struct sl_ct4_val *v)
+{
+	struct sl_ct4_key k = ct_key(IPPROTO_TCP, sa, da, sp, dp, dir);
+
+	return bpf_map_update_elem(ct_fd(s, IPPROTO_TCP), &k, v, 0) ? -errno : 0;
 }
 
 #define LOAD_OR_OUT(s)                                  \
@@ -532,7 +553,9 @@ static int put_hr_cidr(struct tc_pod *s, const char *net, uint32_t plen)
 	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_hr_cidr_v1), &k, &one, 0) ? -errno : 0;
 }
 
-static int put_np_ep(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_in)
+/* Policy state of pod ip: its ingress and egress rule sets (SL_NP_RS_NONE: not isolated). */
+static int put_np_ep_rs(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_in,
+			uint32_t rs_eg)
 {
 	struct sl_np_ep_key k = {.family = SL_NP_AF_INET};
 	struct sl_np_ep_val v = {.identity = id, .ns = 0};
@@ -540,8 +563,13 @@ static int put_np_ep(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_
 
 	memcpy(k.addr, &a, 4);
 	v.ruleset[SL_NP_INGRESS] = rs_in;
-	v.ruleset[SL_NP_EGRESS] = SL_NP_RS_NONE;
+	v.ruleset[SL_NP_EGRESS] = rs_eg;
 	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_np_ep_v1), &k, &v, 0) ? -errno : 0;
+}
+
+static int put_np_ep(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_in)
+{
+	return put_np_ep_rs(s, ip, id, rs_in, SL_NP_RS_NONE);
 }
 
 static uint64_t pcpu_sum(int fd, uint32_t idx)
@@ -567,8 +595,9 @@ static uint64_t np_ctr(struct tc_pod *s, uint32_t idx)
 	return pcpu_sum(bpf_map__fd(s->maps.sl_np_ctr_v1), idx);
 }
 
-static bool np_ct_has(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp,
-		      uint8_t dir, uint8_t verdict)
+/* The policy cache's key of a TCP flow, as the programs normalise it. */
+static struct sl_np_ct_key np_ct_key(const char *sa, const char *da, uint16_t sp, uint16_t dp,
+				     uint8_t dir)
 {
 	struct sl_np_ct_key k = {.saddr = ip4(sa),
 				 .daddr = ip4(da),
@@ -576,9 +605,17 @@ static bool np_ct_has(struct tc_pod *s, const char *sa, const char *da, uint16_t
 				 .dport = htons(dp),
 				 .proto = IPPROTO_TCP,
 				 .dir = dir};
-	struct sl_np_ct_val v;
 
 	sl_np_ct_key_norm(&k);
+	return k;
+}
+
+static bool np_ct_has(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp,
+		      uint8_t dir, uint8_t verdict)
+{
+	struct sl_np_ct_key k = np_ct_key(sa, da, sp, dp, dir);
+	struct sl_np_ct_val v;
+
 	return !bpf_map_lookup_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k, &v) &&
 	       v.verdict == verdict;
 }
@@ -1163,43 +1200,11 @@ out:
 	tc_pod__destroy(s);
 }
 
-static int ct_put(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp,
-		  uint8_t dir, const struct sl_ct4_val *v)
-{
-	struct sl_ct4_key k = {.saddr = ip4(sa),
-			       .daddr = ip4(da),
-			       .sport = htons(sp),
-			       .dport = htons(dp),
-			       .proto = IPPROTO_TCP,
-			       .dir = dir};
-
-	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_ct4_tcp_v1), &k, v, 0) ? -errno : 0;
-}
-
-/* Policy state of pod ip: egress rule set rs_eg, ingress not isolated. */
-static int put_np_ep_eg(struct tc_pod *s, const char *ip, uint32_t id, uint32_t rs_eg)
-{
-	struct sl_np_ep_key k = {.family = SL_NP_AF_INET};
-	struct sl_np_ep_val v = {.identity = id, .ns = 0};
-	uint32_t a = ip4(ip);
-
-	memcpy(k.addr, &a, 4);
-	v.ruleset[SL_NP_INGRESS] = SL_NP_RS_NONE;
-	v.ruleset[SL_NP_EGRESS] = rs_eg;
-	return bpf_map_update_elem(bpf_map__fd(s->maps.sl_np_ep_v1), &k, &v, 0) ? -errno : 0;
-}
-
 /* Drops the policy cache entry of a TCP flow (either direction's tuple); false if none. */
 static bool np_ct_del(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp)
 {
-	struct sl_np_ct_key k = {.saddr = ip4(sa),
-				 .daddr = ip4(da),
-				 .sport = htons(sp),
-				 .dport = htons(dp),
-				 .proto = IPPROTO_TCP,
-				 .dir = SL_NP_EGRESS};
+	struct sl_np_ct_key k = np_ct_key(sa, da, sp, dp, SL_NP_EGRESS);
 
-	sl_np_ct_key_norm(&k);
 	return !bpf_map_delete_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k);
 }
 
@@ -1228,7 +1233,7 @@ TEST(established_flow_policy_stamp)
 	if (!ASSERT_OK(put_backend(s, 1, BE1, 8080, IPPROTO_TCP, SL_BE_ACTIVE), "be") ||
 	    !ASSERT_OK(put_slot(s, 0, 1), "slot") ||
 	    !ASSERT_OK(put_svc(s, VIP, 80, IPPROTO_TCP, SL_SCOPE_EXT, 0, 5, 0, 1), "svc") ||
-	    !ASSERT_OK(put_np_ep_eg(s, POD, 7, SL_NP_RS_NONE), "np ep"))
+	    !ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_NONE), "np ep"))
 		goto out;
 	/* Handshake: SYN (decided), SYN-ACK and ACK (the cache), each stamping its entry. */
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x02);
@@ -1274,7 +1279,8 @@ TEST(established_flow_policy_stamp)
 	ASSERT_TRUE(!np_ct_any(s, POD, BE1, 41000, 8080), "no decision was made");
 
 	/* Egress deny-all now. A SYN on the tuple is decided whatever the stamp says. */
-	if (!ASSERT_OK(put_np_ep_eg(s, POD, 7, SL_NP_RS_DENY), "np ep: egress deny-all"))
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_DENY),
+		       "np ep: egress deny-all"))
 		goto out;
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x02);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "syn again"))
