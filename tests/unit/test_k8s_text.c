@@ -143,14 +143,18 @@ static size_t mutate(const char *src, size_t len, char *dst)
 	}
 }
 
-TEST(corpus_and_mutations_agree_with_the_tree_decoder)
+/* fn(name, text, len, scratch, ctx) for every .json document of the corpus that could be
+ * read (scratch: len + 16 bytes for mutate); how many, or -1 without the directory. */
+static int corpus_each(void (*fn)(const char *name, const char *txt, size_t len, char *scratch,
+				  void *ctx),
+		       void *ctx)
 {
 	DIR *d = opendir(CORPUS_DIR);
 	struct dirent *e;
-	int files = 0, bad = 0, mutations = 0;
+	int files = 0;
 
-	if (!ASSERT_NOT_NULL(d, "corpus directory (run from the repo root)"))
-		return;
+	if (!d)
+		return -1;
 	while ((e = readdir(d))) {
 		char path[512], *txt, *m;
 		size_t len = 0;
@@ -159,25 +163,46 @@ TEST(corpus_and_mutations_agree_with_the_tree_decoder)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", CORPUS_DIR, e->d_name);
 		txt = slurp(path, &len);
-		if (!txt)
-			continue;
-		files++;
-		m = malloc(len + 16);
-		for (enum k8s_kind k = K8S_KIND_UNKNOWN + 1; k < K8S_KIND_MAX && m; k++) {
-			if (!agree(k, txt, len, e->d_name))
-				bad++;
-			for (int i = 0; i < 300 && bad < 5; i++) {
-				size_t ml = mutate(txt, len, m);
-
-				mutations++;
-				if (!agree(k, m, ml, e->d_name))
-					bad++;
-			}
+		m = txt ? malloc(len + 16) : NULL;
+		if (m) {
+			files++;
+			fn(e->d_name, txt, len, m, ctx);
 		}
 		free(m);
 		free(txt);
 	}
 	closedir(d);
+	return files;
+}
+
+struct agree_ctx {
+	int bad, mutations;
+};
+
+static void agree_doc(const char *name, const char *txt, size_t len, char *m, void *ctx)
+{
+	struct agree_ctx *c = ctx;
+
+	for (enum k8s_kind k = K8S_KIND_UNKNOWN + 1; k < K8S_KIND_MAX; k++) {
+		if (!agree(k, txt, len, name))
+			c->bad++;
+		for (int i = 0; i < 300 && c->bad < 5; i++) {
+			size_t ml = mutate(txt, len, m);
+
+			c->mutations++;
+			if (!agree(k, m, ml, name))
+				c->bad++;
+		}
+	}
+}
+
+TEST(corpus_and_mutations_agree_with_the_tree_decoder)
+{
+	struct agree_ctx c = {0};
+	int files = corpus_each(agree_doc, &c), bad = c.bad, mutations = c.mutations;
+
+	if (!ASSERT_TRUE(files >= 0, "corpus directory (run from the repo root)"))
+		return;
 	ASSERT_TRUE(files >= 20, "corpus files read");
 	ASSERT_TRUE(mutations > 10000, "mutations tried");
 	ASSERT_EQ(bad, 0, "documents where the two decoders disagree");
@@ -306,88 +331,88 @@ static size_t slice_text(char *buf, size_t cap, const char *name, int n)
 	return o < cap ? o : 0;
 }
 
+struct run_ctx {
+	struct k8s_text_run *run;
+	struct {
+		enum k8s_kind kind;
+		void *obj;
+	} * kept;
+	size_t n_kept, cap;
+	int bad, refused;
+};
+
+/* The document and 59 mutations of it, each decoded alone and in the run: the run's
+ * objects are kept (c->kept) until the test ends. */
+static void run_doc(const char *name, const char *txt, size_t len, char *m, void *ctx)
+{
+	struct run_ctx *c = ctx;
+
+	for (enum k8s_kind k = K8S_KIND_UNKNOWN + 1; k < K8S_KIND_MAX; k++) {
+		for (int i = 0; i < 60; i++) {
+			size_t ml = i ? mutate(txt, len, m) : len;
+			const char *t = i ? m : txt;
+			char e1[256] = "", e2[256] = "";
+			void *a = NULL, *b = NULL;
+			int r1 = k8s_obj_decode_text(k, t, ml, &a, e1, sizeof(e1));
+			int r2 = k8s_obj_decode_text_run(c->run, k, t, ml, &b, e2, sizeof(e2));
+
+			if (r1 != r2 || strcmp(e1, e2) || (!r1 && !k8s_obj_equal_typed(k, a, b))) {
+				if (c->bad++ < 5)
+					fprintf(stderr,
+						"  %s: kind %d: %d \"%s\" vs run %d \"%s\"\n", name,
+						(int)k, r1, e1, r2, e2);
+			}
+			if (r2)
+				c->refused++;
+			k8s_obj_free(k, a);
+			if (b && c->n_kept == c->cap) {
+				size_t nc = c->cap ? c->cap * 2 : 256;
+				void *v = realloc(c->kept, nc * sizeof(*c->kept));
+
+				if (!v) {
+					k8s_obj_free(k, b);
+					b = NULL;
+				} else {
+					c->kept = v;
+					c->cap = nc;
+				}
+			}
+			if (b) {
+				c->kept[c->n_kept].kind = k;
+				c->kept[c->n_kept++].obj = b;
+			}
+		}
+	}
+}
+
 /* Every corpus document and a few hundred mutations of each, decoded in one
  * run and alone: same verdict, same message, same values; the run's objects
  * are all kept until the end, then freed in an order unrelated to the slabs. */
 TEST(run_decodes_as_alone)
 {
-	struct k8s_text_run *run = k8s_text_run_new();
 	uint64_t rng_saved = rng_state; /* the other tests' mutations stay as they were */
-	DIR *d = opendir(CORPUS_DIR);
-	struct dirent *e;
-	struct {
-		enum k8s_kind kind;
-		void *obj;
-	} *kept = NULL;
-	size_t n_kept = 0, cap = 0;
-	int bad = 0, refused = 0;
+	struct run_ctx c = {.run = k8s_text_run_new()};
+	size_t n_kept;
+	int bad, refused;
 
-	if (!ASSERT_NOT_NULL(run, "run") || !ASSERT_NOT_NULL(d, "corpus directory")) {
-		k8s_text_run_end(run);
-		if (d)
-			closedir(d);
+	if (!ASSERT_NOT_NULL(c.run, "run"))
+		return;
+	if (!ASSERT_TRUE(corpus_each(run_doc, &c) >= 0, "corpus directory")) {
+		k8s_text_run_end(c.run);
 		return;
 	}
-	while ((e = readdir(d))) {
-		char path[512], *txt, *m;
-		size_t len = 0;
-
-		if (!strstr(e->d_name, ".json"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", CORPUS_DIR, e->d_name);
-		txt = slurp(path, &len);
-		m = txt ? malloc(len + 16) : NULL;
-		for (enum k8s_kind k = K8S_KIND_UNKNOWN + 1; k < K8S_KIND_MAX && m; k++) {
-			for (int i = 0; i < 60; i++) {
-				size_t ml = i ? mutate(txt, len, m) : len;
-				const char *t = i ? m : txt;
-				char e1[256] = "", e2[256] = "";
-				void *a = NULL, *b = NULL;
-				int r1 = k8s_obj_decode_text(k, t, ml, &a, e1, sizeof(e1));
-				int r2 = k8s_obj_decode_text_run(run, k, t, ml, &b, e2, sizeof(e2));
-
-				if (r1 != r2 || strcmp(e1, e2) ||
-				    (!r1 && !k8s_obj_equal_typed(k, a, b))) {
-					if (bad++ < 5)
-						fprintf(stderr,
-							"  %s: kind %d: %d \"%s\" vs run %d "
-							"\"%s\"\n",
-							e->d_name, (int)k, r1, e1, r2, e2);
-				}
-				if (r2)
-					refused++;
-				k8s_obj_free(k, a);
-				if (b && n_kept == cap) {
-					size_t nc = cap ? cap * 2 : 256;
-					void *v = realloc(kept, nc * sizeof(*kept));
-
-					if (!v) {
-						k8s_obj_free(k, b);
-						b = NULL;
-					} else {
-						kept = v;
-						cap = nc;
-					}
-				}
-				if (b) {
-					kept[n_kept].kind = k;
-					kept[n_kept++].obj = b;
-				}
-			}
-		}
-		free(m);
-		free(txt);
-	}
-	closedir(d);
-	k8s_text_run_end(run); /* before the objects: they keep their slabs */
+	n_kept = c.n_kept;
+	bad = c.bad;
+	refused = c.refused;
+	k8s_text_run_end(c.run); /* before the objects: they keep their slabs */
 	for (size_t step = 7, i = 0; i < n_kept; i++) {
 		size_t j = (i * step) % n_kept; /* a permutation when gcd(step, n) = 1 */
 
 		if (n_kept % step == 0)
 			j = n_kept - 1 - i;
-		k8s_obj_free(kept[j].kind, kept[j].obj);
+		k8s_obj_free(c.kept[j].kind, c.kept[j].obj);
 	}
-	free(kept);
+	free(c.kept);
 	rng_state = rng_saved;
 	ASSERT_TRUE(n_kept > 500, "objects decoded in the run");
 	ASSERT_TRUE(refused > 500, "bad inputs refused in the run");
