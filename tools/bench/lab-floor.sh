@@ -78,26 +78,32 @@ for x in "c eth0" "n1 c" "n1 mesh" "n2 mesh" "n2 s" "s eth0" "va eth0" "vb eth0"
 	set -- $x
 	ip -n "$P-$1" link set "$2" up
 done
-ip -n "$P-c" addr add 198.19.246.2/24 dev eth0
-ip -n "$P-c" route add 198.19.247.0/24 via 198.19.246.1
-ip -n "$P-n1" addr add 198.19.246.1/24 dev c
-ip -n "$P-s" addr add 198.19.247.2/24 dev eth0
-ip -n "$P-s" route add 198.19.246.0/24 via 198.19.247.1
-ip -n "$P-n2" addr add 198.19.247.1/24 dev s
-ip -n "$P-va" addr add 198.19.240.1/24 dev eth0
-ip -n "$P-vb" addr add 198.19.240.2/24 dev eth0
-ip -n "$P-hc" addr add 198.19.242.2/24 dev eth0
-ip -n "$P-hc" route add 198.19.243.0/24 via 198.19.242.1
-ip -n "$P-hn" addr add 198.19.242.1/24 dev c
-ip -n "$P-hs" addr add 198.19.243.2/24 dev eth0
-ip -n "$P-hs" route add 198.19.242.0/24 via 198.19.243.1
-ip -n "$P-hn" addr add 198.19.243.1/24 dev s
-ip -n "$P-xc" addr add 198.19.244.2/24 dev eth0
-ip -n "$P-xc" route add 198.19.245.0/24 via 198.19.244.1
-ip -n "$P-xn" addr add 198.19.244.1/24 dev c
-ip -n "$P-xs" addr add 198.19.245.2/24 dev eth0
-ip -n "$P-xs" route add 198.19.244.0/24 via 198.19.245.1
-ip -n "$P-xn" addr add 198.19.245.1/24 dev s
+# path_addrs C N1 N2 S A B: client C's eth0 198.19.A.2 behind N1's "c" (198.19.A.1), server
+# S's eth0 198.19.B.2 behind N2's "s" (198.19.B.1; N2 = N1 for a one-node path), each end
+# routing the other's /24 through its node.
+path_addrs() {
+	ip -n "$P-$1" addr add "198.19.$5.2/24" dev eth0 &&
+		ip -n "$P-$1" route add "198.19.$6.0/24" via "198.19.$5.1" &&
+		ip -n "$P-$2" addr add "198.19.$5.1/24" dev c &&
+		ip -n "$P-$4" addr add "198.19.$6.2/24" dev eth0 &&
+		ip -n "$P-$4" route add "198.19.$5.0/24" via "198.19.$6.1" &&
+		ip -n "$P-$3" addr add "198.19.$6.1/24" dev s || die "addresses of $1 -> $4 failed"
+}
+# pair_addrs A B N: the two ends of one pair, 198.19.N.1 and .2
+pair_addrs() {
+	ip -n "$P-$1" addr add "198.19.$3.1/24" dev eth0 &&
+		ip -n "$P-$2" addr add "198.19.$3.2/24" dev eth0 || die "addresses of $1 <-> $2 failed"
+}
+# serve NS ADDR: the path's server, connbench on ADDR:8090 in NS
+serve() {
+	nsenter --net="/run/netns/$P-$1" "$BIN/connbench" serve --addrs "$2" --port 8090 \
+		>/dev/null 2>&1 &
+	pids+=($!)
+}
+path_addrs c n1 n2 s 246 247
+pair_addrs va vb 240
+path_addrs hc hn hn hs 242 243
+path_addrs xc xn xn xs 244 245
 
 # link_json NS DEV FIELD
 link_json() {
@@ -209,14 +215,8 @@ if [[ $NETKIT != 0 ]]; then
 		set -- $x
 		ip -n "$P-$1" link set "$2" up
 	done
-	ip -n "$P-kc" addr add 198.19.248.2/24 dev eth0
-	ip -n "$P-kc" route add 198.19.249.0/24 via 198.19.248.1
-	ip -n "$P-kn1" addr add 198.19.248.1/24 dev c
-	ip -n "$P-ks" addr add 198.19.249.2/24 dev eth0
-	ip -n "$P-ks" route add 198.19.248.0/24 via 198.19.249.1
-	ip -n "$P-kn2" addr add 198.19.249.1/24 dev s
-	ip -n "$P-kva" addr add 198.19.241.1/24 dev eth0
-	ip -n "$P-kvb" addr add 198.19.241.2/24 dev eth0
+	path_addrs kc kn1 kn2 ks 248 249
+	pair_addrs kva kvb 241
 	# Out of a pod: the netkit program (in eth0's transmit) sends out of the node's mesh veth
 	# with the MACs of the link; into a pod: tc on the mesh veth, redirect_peer into eth0.
 	{
@@ -252,25 +252,13 @@ if [[ $NETKIT != 0 ]]; then
 		done
 		[[ $(cat "$tmp/hold-$n") == ready ]] || die "netkit programs in $n not attached"
 	done
-	nsenter --net="/run/netns/$P-ks" "$BIN/connbench" serve --addrs 198.19.249.2 --port 8090 \
-		>/dev/null 2>&1 &
-	pids+=($!)
-	nsenter --net="/run/netns/$P-kvb" "$BIN/connbench" serve --addrs 198.19.241.2 --port 8090 \
-		>/dev/null 2>&1 &
-	pids+=($!)
+	serve ks 198.19.249.2
+	serve kvb 198.19.241.2
 fi
-nsenter --net="/run/netns/$P-s" "$BIN/connbench" serve --addrs 198.19.247.2 --port 8090 \
-	>/dev/null 2>&1 &
-pids+=($!)
-nsenter --net="/run/netns/$P-vb" "$BIN/connbench" serve --addrs 198.19.240.2 --port 8090 \
-	>/dev/null 2>&1 &
-pids+=($!)
-nsenter --net="/run/netns/$P-hs" "$BIN/connbench" serve --addrs 198.19.243.2 --port 8090 \
-	>/dev/null 2>&1 &
-pids+=($!)
-nsenter --net="/run/netns/$P-xs" "$BIN/connbench" serve --addrs 198.19.245.2 --port 8090 \
-	>/dev/null 2>&1 &
-pids+=($!)
+serve s 198.19.247.2
+serve vb 198.19.240.2
+serve hs 198.19.243.2
+serve xs 198.19.245.2
 sleep 1
 nsenter --net="/run/netns/$P-c" ping -c1 -W2 198.19.247.2 >/dev/null || die "the floor path does not answer"
 
