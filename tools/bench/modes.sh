@@ -660,7 +660,7 @@ run_mode() { # run_mode REP CFG N E MODE
 		fi
 		# Programming time so far (first round): what predicts the next scale.
 		if [[ $rep == 1 ]] && is_legacy "$mode"; then
-			PROG_T["$cfg|$mode"]=$(awk -v l="$LAST" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) { split(a[i], kv, "="); if (kv[1] == "all_ok_s") print kv[2] } }')
+			PROG_T["$cfg|$mode"]=$(kv all_ok_s "$LAST")
 			PROG_PTS[$mode]+=" $(cfg_cost "$cfg"):${PROG_T["$cfg|$mode"]}:$cfg"
 		fi
 		if [[ $mode == bpf-pkt ]] && ! grep -q '"ok":true' "$tmp/register.out"; then
@@ -764,7 +764,7 @@ run_mode() { # run_mode REP CFG N E MODE
 		# other tenants excluded).
 		local done_n ccpu hz
 		hz=$(getconf CLK_TCK)
-		read -r done_n ccpu < <(awk -v l="$LAST" -v s="$RUN_SECONDS" -v w="$WARMUP" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) { split(a[i], kv, "="); if (kv[1] == "rate") r = kv[2]; if (kv[1] == "cpu_s") c = kv[2] } print r * (s + w), c + 0 }')
+		read -r done_n ccpu < <(awk -v r="$(kv rate "$LAST")" -v c="$(kv cpu_s "$LAST")" -v s="$RUN_SECONDS" -v w="$WARMUP" 'BEGIN { print r * (s + w), c + 0 }')
 		emit "$tags kind=cpu run=$run jiffies=$((j1 - j0)) hz=$hz requests=$done_n host_us_per_req=$(awk -v j=$((j1 - j0)) -v hz="$hz" -v n="$done_n" 'BEGIN { if (n > 0) printf "%.2f", j / hz * 1e6 / n; else print "nan" }') proc_us_per_req=$(awk -v c="$ccpu" -v s=$((s1 - s0)) -v hz="$hz" -v n="$done_n" 'BEGIN { if (n > 0) printf "%.2f", (c + s / hz) * 1e6 / n; else print "nan" }') ct_insert_failed=$((ctA1 - ctA)) ct_drop=$((ctB1 - ctB)) ct_early_drop=$((ctC1 - ctC))"
 	done
 
