@@ -1048,8 +1048,8 @@ out:
 	tc_pod__destroy(s);
 }
 
-/* Every CPU's sl_hr_nh_v1 entry for a pod's packets to dst: filled_ns set to
- * "long ago", as if SL_HR_NH_TTL_NS had passed. Returns the number of CPUs whose entry held
+/* Every CPU's sl_hr_nh_v1 entry for a pod's packets to dst stamped filled_ns (a CPU without
+ * one gets the cached answer of one that has it). Returns the number of CPUs whose entry held
  * dmac (the next hop the program cached), or < 0. */
 static int nh_stamp(struct tc_pod *s, const char *src, const char *dst, const uint8_t *dmac,
 		    uint64_t filled_ns)
@@ -1064,10 +1064,18 @@ static int nh_stamp(struct tc_pod *s, const char *src, const char *dst, const ui
 		free(v);
 		return -errno;
 	}
+	int filled = -1;
+
 	for (int i = 0; i < ncpu; i++) {
 		held += v[i].filled_ns && !memcmp(v[i].dmac, dmac, 6);
 		if (v[i].filled_ns)
-			v[i].filled_ns = filled_ns;
+			filled = i;
+	}
+	/* The map is per CPU and the next run may be on a CPU whose copy is empty: every CPU
+	 * gets the cached answer, stamped. */
+	for (int i = 0; filled >= 0 && i < ncpu; i++) {
+		v[i] = v[filled];
+		v[i].filled_ns = filled_ns;
 	}
 	if (bpf_map_update_elem(fd, &k, v, BPF_EXIST))
 		held = -errno;
