@@ -19,10 +19,13 @@
  *
  * NetworkPolicy is enforced on the same veth by the same programs (after
  * DNAT out of the pod, before reverse NAT into it); pods that keep the
- * socket LB get tc_pol_ingress/tc_pol_egress, policy only. A packet of an
- * established translated flow whose direction policy passed within the last
- * second, by the cached ALLOW, is passed again without the policy cache lookup
- * (the CT entry remembers it: lib/sl_ct.h sl_ct_np_*); SYNs are always decided.
+ * socket LB get tc_pol_ingress/tc_pol_egress, policy only. A translated
+ * flow's first packet is decided after the DNAT and only an ALLOW creates its
+ * CT entries, which then carry the verdict for both directions instead of the
+ * policy cache (lib/sl_ct.h sl_ct_np_*); SYNs are always decided.
+ *
+ * The clock is bpf_ktime_get_coarse_ns() (CT ages are seconds; the fine clock
+ * costs a paravirt clock read per packet), read through sl_since.
  *
  * BPF host routing (lib/sl_hostroute.h, --host-routing bpf): after the
  * ingress programs passed a packet, pod-to-pod traffic leaves by redirect
@@ -126,6 +129,7 @@ static __always_inline __u32 pod_slot_pick(const struct sl_svc_val *svc, __u32 h
 	return 0;
 }
 
+/* DNAT to the flow's backend: 0, or the verdict of a failed rewrite (counted). */
 static __always_inline int pod_dnat(struct __sk_buff *skb, struct sl_pkt4 *pkt,
 				    const struct sl_ct4_val *ct)
 {
@@ -133,16 +137,15 @@ static __always_inline int pod_dnat(struct __sk_buff *skb, struct sl_pkt4 *pkt,
 
 	if (!err)
 		err = pod_l4_fixup(skb, pkt);
-	if (err)
-		return pod_verdict(skb, -err, TC_ACT_SHOT);
-	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
+	return err ? pod_verdict(skb, -err, TC_ACT_SHOT) : 0;
 }
 
-/* An established translated flow, as the translation leaves it for the policy step. */
+/* A packet of a translated flow, as the translation leaves it for the policy step. */
 struct pod_flow {
-	struct sl_ct4_val *ct; /* its CT entry for this direction; NULL: not one */
+	struct sl_ct4_val *ct; /* established: its CT entry for this direction; NULL: none */
 	__u64 now;
-	bool np_fresh; /* not a TCP SYN, and policy passed this direction lately (sl_ct_np_fresh) */
+	bool np_passed; /* established, allowed by policy (sl_ct_np_passed), not a TCP SYN */
+	bool decided;	/* a new flow: policy already decided it (FROM_POD), *ip is its header */
 };
 
 static __always_inline void pod_flow_set(struct pod_flow *pf, struct sl_ct4_val *ct,
@@ -151,13 +154,15 @@ static __always_inline void pod_flow_set(struct pod_flow *pf, struct sl_ct4_val 
 	pf->ct = ct;
 	pf->now = now;
 	/* A SYN is always decided by policy (a new connection, maybe on a reused tuple). */
-	pf->np_fresh = (pkt->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) != SL_TCP_SYN &&
-		       sl_ct_np_fresh(ct, now);
+	pf->np_passed = (pkt->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) != SL_TCP_SYN &&
+			sl_ct_np_passed(ct);
 }
 
-/* Service translation of a packet from the pod (see the top); *pf is filled for a packet of
- * an established flow. */
-static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow *pf)
+/* Service translation of a packet from the pod (see the top). An established flow's packet
+ * is DNATed and *pf filled for the policy step; a new flow's is DNATed, decided by policy
+ * (its header left in *ip, pf->decided) and, allowed, given its CT entries. */
+static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow *pf,
+					 struct iphdr *ip)
 {
 	struct sl_ct4_key fk, rk = {};
 	struct sl_ct4_val *ct, nct = {};
@@ -178,7 +183,7 @@ static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow 
 	svc = pod_svc_lookup(&pkt, &refuse);
 	if (!svc && !refuse)
 		return TC_ACT_OK;
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 
 	sl_ct_key_from_pkt(&fk, &pkt, SL_CT_DIR_FWD);
 	ct = bpf_map_lookup_elem(sl_ct_map(pkt.proto), &fk);
@@ -192,7 +197,8 @@ static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow 
 		    be->addr == ct->backend_addr && be->port == ct->backend_port) {
 			sl_ct_touch(ct, &pkt, now);
 			pod_flow_set(pf, ct, &pkt, now);
-			return pod_dnat(skb, &pkt, ct);
+			ret = pod_dnat(skb, &pkt, ct);
+			return ret ? ret : pod_verdict(skb, SL_R_OK, TC_ACT_OK);
 		}
 		rk.saddr = ct->backend_addr;
 		rk.daddr = ct->client_addr;
@@ -248,13 +254,24 @@ static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow 
 	rk.dport = pkt.sport;
 	rk.proto = pkt.proto;
 	rk.dir = SL_CT_DIR_REPLY;
+
+	/* Policy decides the translated packet first: a denied flow leaves no CT entries, an
+	 * allowed one keeps its verdict in them (lib/sl_ct.h sl_ct_np_*), not in the cache. */
+	ret = pod_dnat(skb, &pkt, &nct);
+	if (ret)
+		return ret;
+	pf->decided = true;
+	ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, ip, false);
+	if (ret != TC_ACT_OK)
+		return ret;
+	sl_ct_np_pass(&nct);
 	if (bpf_map_update_elem(sl_ct_map(pkt.proto), &rk, &nct, BPF_ANY))
 		return pod_verdict(skb, SL_R_CT_FULL, TC_ACT_SHOT);
 	if (bpf_map_update_elem(sl_ct_map(pkt.proto), &fk, &nct, BPF_ANY)) {
 		bpf_map_delete_elem(sl_ct_map(pkt.proto), &rk);
 		return pod_verdict(skb, SL_R_CT_FULL, TC_ACT_SHOT);
 	}
-	return pod_dnat(skb, &pkt, &nct);
+	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
 }
 
 /* The live REPLY CT entry of a packet to the pod (pf->ct NULL: none; the packet is left
@@ -272,9 +289,26 @@ static __always_inline void pod_reply_ct(struct __sk_buff *skb, struct sl_pkt4 *
 	ct = bpf_map_lookup_elem(sl_ct_map(pkt->proto), &rk);
 	if (!ct)
 		return;
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	if (sl_ct_alive(ct, pkt->proto, now))
 		pod_flow_set(pf, ct, pkt, now);
+}
+
+/* The policy step of a packet to the pod whose REPLY CT entry (if any) pod_reply_ct found:
+ * a translated flow's packet passes by the verdict its entries keep, else policy decides
+ * (keeping an ALLOW of a translated flow in its entry, not in the cache). */
+static __always_inline int pod_reply_policy(struct __sk_buff *skb, const struct pod_flow *pf,
+					    __u32 ifindex, bool node_sk, struct iphdr *ip,
+					    bool ip_known)
+{
+	int ret;
+
+	if (pf->np_passed)
+		return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
+	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ifindex, node_sk, ip, ip_known, !pf->ct);
+	if (ret == TC_ACT_OK && pf->ct)
+		sl_ct_np_pass(pf->ct);
+	return ret;
 }
 
 /* Reverse NAT of a reply to the pod whose REPLY CT entry pod_reply_ct found. */
@@ -293,18 +327,6 @@ static __always_inline int pod_revnat_ct(struct __sk_buff *skb, struct sl_pkt4 *
 	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
 }
 
-/* Reverse NAT of a reply to the pod. */
-static __always_inline int pod_revnat(struct __sk_buff *skb)
-{
-	struct pod_flow pf = {};
-	struct sl_pkt4 pkt = {};
-
-	pod_reply_ct(skb, &pkt, &pf);
-	if (!pf.ct)
-		return TC_ACT_OK;
-	return pod_revnat_ct(skb, &pkt, &pf);
-}
-
 /*
  * Into a pod of this node (ep) from the tc ingress of a pod veth or a node
  * device: what tc_pod_egress / tc_pol_egress on ep's veth would do, then the
@@ -315,17 +337,21 @@ static __always_inline int pod_revnat(struct __sk_buff *skb)
 static __always_inline int hr_deliver(struct __sk_buff *skb, struct iphdr *ip,
 				      const struct sl_hr_ep *ep, __u32 ctr, int stack)
 {
+	struct pod_flow pf = {};
+	struct sl_pkt4 pkt = {};
 	__u32 mtu = 0;
 	int ret;
 
 	if (!sl_hr_forwardable(ip) || bpf_check_mtu(skb, ep->ifindex, &mtu, 0, 0))
 		return sl_hr_count(skb, SL_HR_C_STACK, stack);
+	if (ep->flags & SL_HR_F_SVC)
+		pod_reply_ct(skb, &pkt, &pf);
 	/* The caller's header (the packet is unchanged since): policy does not read it again. */
-	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ep->ifindex, false, ip, true);
+	ret = pod_reply_policy(skb, &pf, ep->ifindex, false, ip, true);
 	if (ret != TC_ACT_OK)
 		return ret;
-	if (ep->flags & SL_HR_F_SVC) {
-		ret = pod_revnat(skb);
+	if (pf.ct) {
+		ret = pod_revnat_ct(skb, &pkt, &pf);
 		if (ret != TC_ACT_OK)
 			return ret;
 	}
@@ -369,23 +395,23 @@ int tc_pod_ingress(struct __sk_buff *skb)
 {
 	struct pod_flow pf = {};
 	struct iphdr ip = {};
-	int ret = pod_translate(skb, &pf);
+	int ret = pod_translate(skb, &pf, &ip);
 
-	if (ret != TC_ACT_OK)
-		return ret;
-	if (pf.np_fresh) {
-		/* Policy's cached ALLOW passed this flow lately (lib/sl_ct.h): counted as one. */
+	if (ret != TC_ACT_OK || pf.decided)
+		return ret == TC_ACT_OK ? hr_from_pod(skb, &ip) : ret;
+	if (pf.np_passed) {
+		/* Policy allowed this flow (its CT entry says so): counted as a cached pass. */
 		sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
 		if (sl_hr_enabled && bpf_skb_load_bytes(skb, SL_ETH_HLEN, &ip, sizeof(ip)))
 			return TC_ACT_OK;
 		return hr_from_pod(skb, &ip);
 	}
 	/* After the translation: the header policy reads is the one host routing sends. */
-	ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip);
+	ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip, !pf.ct);
 	if (ret != TC_ACT_OK)
 		return ret;
 	if (pf.ct)
-		sl_ct_np_mark(pf.ct, pf.now);
+		sl_ct_np_pass(pf.ct);
 	return hr_from_pod(skb, &ip);
 }
 
@@ -394,21 +420,14 @@ int tc_pod_egress(struct __sk_buff *skb)
 {
 	struct pod_flow pf = {};
 	struct sl_pkt4 pkt = {};
+	struct iphdr ip;
 	int ret;
 
-	/* The CT entry first (read only), so a flow policy passed lately skips its cache. */
+	/* The CT entry first (read only): a translated flow's packet passes by its verdict. */
 	pod_reply_ct(skb, &pkt, &pf);
-	if (pf.np_fresh) {
-		sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
-	} else {
-		ret = sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
-		if (ret != TC_ACT_OK)
-			return ret;
-		if (pf.ct)
-			sl_ct_np_mark(pf.ct, pf.now);
-	}
-	if (!pf.ct)
-		return TC_ACT_OK;
+	ret = pod_reply_policy(skb, &pf, skb->ifindex, true, &ip, false);
+	if (ret != TC_ACT_OK || !pf.ct)
+		return ret;
 	return pod_revnat_ct(skb, &pkt, &pf);
 }
 
@@ -416,7 +435,7 @@ SEC("tc")
 int tc_pol_ingress(struct __sk_buff *skb)
 {
 	struct iphdr ip = {};
-	int ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip);
+	int ret = sl_np_enforce_ip(skb, SL_NP_HOOK_FROM_POD, &ip, true);
 
 	if (ret != TC_ACT_OK)
 		return ret;
@@ -426,7 +445,7 @@ int tc_pol_ingress(struct __sk_buff *skb)
 SEC("tc")
 int tc_pol_egress(struct __sk_buff *skb)
 {
-	return sl_np_enforce(skb, SL_NP_HOOK_TO_POD);
+	return sl_np_enforce(skb, SL_NP_HOOK_TO_POD, true);
 }
 
 /* TCX ingress of the node's devices: packets from pods of other nodes to

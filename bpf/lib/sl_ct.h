@@ -8,7 +8,8 @@
  *
  * Idle lifetimes (abi/lb.h SL_CT_LIFETIME_*) are enforced on lookup: an
  * expired entry is treated as absent and overwritten; the agent's GC deletes
- * them in the background. last_seen_ns is written through the looked-up
+ * them in the background. Ages read through sl_since: tc_pod stamps with the
+ * coarse clock, the uplink path with the fine one. last_seen_ns is written through the looked-up
  * pointer at most once a second (LRU updates cost ~150 ns; in-place stores
  * are free).
  */
@@ -63,7 +64,7 @@ static __always_inline __u64 sl_ct_lifetime_ns(__u8 proto, __u16 flags)
 
 static __always_inline bool sl_ct_alive(const struct sl_ct4_val *v, __u8 proto, __u64 now)
 {
-	return now - v->last_seen_ns <= sl_ct_lifetime_ns(proto, v->flags);
+	return sl_since(now, v->last_seen_ns) <= sl_ct_lifetime_ns(proto, v->flags);
 }
 
 /* Records FIN/RST and refreshes last_seen, writing only when something changed. */
@@ -77,41 +78,31 @@ static __always_inline void sl_ct_touch(struct sl_ct4_val *v, const struct sl_pk
 		fl |= SL_CT_F_SEEN_RST;
 	if ((v->flags | fl) != v->flags)
 		v->flags |= fl;
-	if (now - v->last_seen_ns > SL_NSEC_PER_SEC)
+	if (sl_since(now, v->last_seen_ns) > SL_NSEC_PER_SEC)
 		v->last_seen_ns = now;
 }
 
 /*
- * The policy step of a translated flow (tc_pod), remembered in its CT entry: np_ok holds
- * the time (now >> SL_CT_NP_SHIFT, ~1 ms units, low bit set so it is never 0) at which the
- * policy cache (lib/sl_policy.h) last passed a packet of this direction of the flow. Within
- * SL_CT_NP_FRESH of that, a packet that is not a TCP SYN would be passed by that same
- * cached ALLOW (an established flow is never re-decided; a SYN always is), so tc_pod skips
- * the policy cache lookup, a second LRU lookup per packet. Past it, the next packet looks
- * the cache up again, which refreshes the policy entry's own idle time as before (at most
- * once a second there too). The cost: a policy entry deleted or evicted meanwhile is missed
- * for at most that long; nothing else in the verdict changes (SYNs are always decided).
+ * NetworkPolicy's verdict on a service-translated flow (tc_pod) is kept in its CT entries,
+ * not in the policy cache (lib/sl_policy.h sl_np_ct_v1): the flow's first packet is decided
+ * after the DNAT, and only an ALLOW creates the two entries, both with np_ok set (replies of
+ * an allowed flow are allowed, as the cache's one entry for both directions would say). A
+ * later packet of the flow that is not a TCP SYN passes by it without a policy lookup; a SYN
+ * is always decided (a new connection, maybe on a reused tuple). The verdict lives as long as
+ * the entry: established connections survive policy changes, as documented for the cache.
+ * One LRU insert and one lookup fewer per connection than keeping it in the cache. An entry
+ * with np_ok 0 (written by another program, or before this field meant this) is decided by
+ * the cache as before and then marked.
  */
-#define SL_CT_NP_SHIFT 20
-#define SL_CT_NP_FRESH ((__u32)(SL_NSEC_PER_SEC >> SL_CT_NP_SHIFT))
-
-static __always_inline __u32 sl_ct_np_stamp(__u64 now)
+static __always_inline bool sl_ct_np_passed(const struct sl_ct4_val *v)
 {
-	return (__u32)(now >> SL_CT_NP_SHIFT) | 1;
+	return v->np_ok != 0;
 }
 
-/* Did policy pass this direction of the flow within SL_CT_NP_FRESH? (u32 arithmetic: an
- * entry idles out, SL_CT_LIFETIME_*, long before the ~52 days the stamp takes to wrap.) */
-static __always_inline bool sl_ct_np_fresh(const struct sl_ct4_val *v, __u64 now)
+static __always_inline void sl_ct_np_pass(struct sl_ct4_val *v)
 {
-	return v->np_ok && sl_ct_np_stamp(now) - v->np_ok < SL_CT_NP_FRESH;
-}
-
-/* Policy passed a packet of this direction now. Called only when the stamp was not fresh
- * (one write per flow direction per SL_CT_NP_FRESH at most, as sl_ct_touch's). */
-static __always_inline void sl_ct_np_mark(struct sl_ct4_val *v, __u64 now)
-{
-	v->np_ok = sl_ct_np_stamp(now);
+	if (!v->np_ok)
+		v->np_ok = 1;
 }
 
 #endif

@@ -26,4 +26,12 @@
 
 #define SL_NSEC_PER_SEC 1000000000ULL
 
+/* now - then, or 0 when then is ahead: stamps written with bpf_ktime_get_ns() and read
+ * against the coarse clock (bpf_ktime_get_coarse_ns(), the same CLOCK_MONOTONIC up to a
+ * tick behind) must read as "just now", never as a huge unsigned age. */
+static __always_inline __u64 sl_since(__u64 now, __u64 then)
+{
+	return now > then ? now - then : 0;
+}
+
 #endif

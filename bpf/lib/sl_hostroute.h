@@ -191,7 +191,7 @@ static __always_inline int sl_hr_fib_out(struct __sk_buff *skb, const struct iph
 	long rc;
 
 	c = bpf_map_lookup_elem(&sl_hr_nh_v1, &nk);
-	if (c && now - c->filled_ns < SL_HR_NH_TTL_NS) {
+	if (c && sl_since(now, c->filled_ns) < SL_HR_NH_TTL_NS) {
 		nv = *c;
 		/* What the lookup checked per packet and the cache cannot hold: the skb against the
 		 * egress device's MTU (GSO-aware, as bpf_fib_lookup with tot_len 0). Too big: the

@@ -380,10 +380,14 @@ static __always_inline bool sl_np_from_node(struct __sk_buff *skb, __be32 saddr,
  * true on the veth itself; BPF host routing (lib/sl_hostroute.h) decides TO_POD before the
  * packet ever reached the node's stack, where the skb may still carry the sending pod's
  * socket (veth and bridge keep skb->sk across netns, only ip_rcv orphans), so it passes
- * false and only the node's addresses count as the node.
+ * false and only the node's addresses count as the node. cache_allow: an ALLOW is cached in
+ * sl_np_ct_v1; false when the caller keeps it itself (tc_pod: a service-translated flow
+ * keeps it in its conntrack entries, lib/sl_ct.h sl_ct_np_*). A DENY is always cached (it
+ * only rate-limits the flow records).
  */
 static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __u32 ifindex,
-					    bool node_sk, struct iphdr *ip, bool ip_known)
+					    bool node_sk, struct iphdr *ip, bool ip_known,
+					    bool cache_allow)
 {
 	__u8 other = hook == SL_NP_HOOK_TO_POD ? SL_NP_HOOK_FROM_POD : SL_NP_HOOK_TO_POD;
 	const struct sl_np_ep_val *src, *dst, *subj;
@@ -452,7 +456,8 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 		nv.policy = policy;
 		nv.verdict = SL_NP_CT_ALLOW;
 		/* A full LRU evicts; a failed insert only costs a re-decision. */
-		bpf_map_update_elem(&sl_np_ct_v1, &nk, &nv, BPF_ANY);
+		if (cache_allow)
+			bpf_map_update_elem(&sl_np_ct_v1, &nk, &nv, BPF_ANY);
 		sl_np_report(ifindex, &p.k, SL_NP_CT_ALLOW, cidx, policy, src ? src->identity : 0,
 			     dst ? dst->identity : 0, now);
 		return sl_np_count(skb, cidx, TC_ACT_OK);
@@ -470,21 +475,23 @@ static __always_inline int sl_np_enforce_at(struct __sk_buff *skb, __u8 hook, __
 	return sl_np_count(skb, reason, TC_ACT_SHOT);
 }
 
-/* The verdict for one packet on a pod's host veth at hook (SL_NP_HOOK_*). */
-static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook)
+/* The verdict for one packet on a pod's host veth at hook (SL_NP_HOOK_*); cache_allow as
+ * sl_np_enforce_at's. */
+static __always_inline int sl_np_enforce(struct __sk_buff *skb, __u8 hook, bool cache_allow)
 {
 	struct iphdr ip;
 
-	return sl_np_enforce_at(skb, hook, skb->ifindex, true, &ip, false);
+	return sl_np_enforce_at(skb, hook, skb->ifindex, true, &ip, false, cache_allow);
 }
 
 /* sl_np_enforce, and the IPv4 header it read in *ip for what runs next on the packet
  * (ip->version is 0 when the frame is not IPv4; with TC_ACT_OK it is otherwise the header as
  * parsed: version 4, ihl >= 5). */
-static __always_inline int sl_np_enforce_ip(struct __sk_buff *skb, __u8 hook, struct iphdr *ip)
+static __always_inline int sl_np_enforce_ip(struct __sk_buff *skb, __u8 hook, struct iphdr *ip,
+					    bool cache_allow)
 {
 	ip->version = 0;
-	return sl_np_enforce_at(skb, hook, skb->ifindex, true, ip, false);
+	return sl_np_enforce_at(skb, hook, skb->ifindex, true, ip, false, cache_allow);
 }
 
 #endif

@@ -80,7 +80,7 @@ static __always_inline __u32 sl_affinity_get(const struct sl_svc_val *svc,
 	a = bpf_map_lookup_elem(&sl_aff4_v1, akey);
 	if (!a)
 		return 0;
-	if (now - a->last_used_ns > (__u64)svc->affinity_s * SL_NSEC_PER_SEC)
+	if (sl_since(now, a->last_used_ns) > (__u64)svc->affinity_s * SL_NSEC_PER_SEC)
 		return 0;
 	id = a->backend_id;
 	be = bpf_map_lookup_elem(&sl_be4_v1, &id);

@@ -1208,14 +1208,6 @@ out:
 	tc_pod__destroy(s);
 }
 
-/* Drops the policy cache entry of a TCP flow (either direction's tuple); false if none. */
-static bool np_ct_del(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp)
-{
-	struct sl_np_ct_key k = np_ct_key(sa, da, sp, dp, SL_NP_EGRESS);
-
-	return !bpf_map_delete_elem(bpf_map__fd(s->maps.sl_np_ct_v1), &k);
-}
-
 static bool np_ct_any(struct tc_pod *s, const char *sa, const char *da, uint16_t sp, uint16_t dp)
 {
 	return np_ct_has(s, sa, da, sp, dp, SL_NP_EGRESS, SL_NP_CT_ALLOW) ||
@@ -1223,12 +1215,12 @@ static bool np_ct_any(struct tc_pod *s, const char *sa, const char *da, uint16_t
 }
 
 /*
- * An established translated flow remembers in its CT entries (np_ok) that policy passed it:
- * for a second after that, its packets skip the policy cache lookup (still counted as passed
- * by the cache); a SYN on the tuple is decided all the same, and once the stamp is stale the
- * cache is consulted again (here: missing, so the packet is decided under current policy).
+ * A translated flow keeps policy's verdict in its CT entries (np_ok), not in the policy
+ * cache: its first packet is decided after the DNAT and only an ALLOW creates the entries,
+ * both marked; its later packets pass both ways by them (counted as cached) and survive a
+ * policy change; a SYN on the tuple is decided all the same; a denied flow leaves no entries.
  */
-TEST(established_flow_policy_stamp)
+TEST(translated_flow_policy_in_ct)
 {
 	struct tc_pod *s = NULL;
 	struct sl_ct4_val fv, rv;
@@ -1243,71 +1235,76 @@ TEST(established_flow_policy_stamp)
 	    !ASSERT_OK(put_svc(s, VIP, 80, IPPROTO_TCP, SL_SCOPE_EXT, 0, 5, 0, 1), "svc") ||
 	    !ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_NONE), "np ep"))
 		goto out;
-	/* Handshake: SYN (decided), SYN-ACK and ACK (the cache), each stamping its entry. */
+	/* SYN: decided once, the verdict in both entries, nothing in the cache. */
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x02);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "syn") ||
 	    !ASSERT_EQ(r.retval, TC_ACT_OK, "syn passes"))
 		goto out;
-	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
+	expect_rewrite(in, len, &r, NULL, BE1, 0, 8080, "syn DNAT");
+	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct") ||
+	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 41000, SL_CT_DIR_REPLY, &rv),
+		       "rep ct"))
 		goto out;
-	ASSERT_EQ(fv.np_ok, 0, "a new flow's entry is not stamped");
-	ASSERT_TRUE(np_ct_has(s, POD, BE1, 41000, 8080, SL_NP_EGRESS, SL_NP_CT_ALLOW),
-		    "allow cached");
+	ASSERT_TRUE(fv.np_ok != 0 && rv.np_ok != 0, "both entries carry the ALLOW");
+	ASSERT_EQ(np_ctr(s, SL_NP_C_ALLOW), 1, "one decision");
+	ASSERT_TRUE(!np_ct_any(s, POD, BE1, 41000, 8080), "not in the policy cache");
+
+	/* Egress deny-all now: the established connection survives, both ways, by its entries. */
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_DENY),
+		       "np ep: egress deny-all"))
+		goto out;
+	cached = np_ctr(s, SL_NP_C_CACHED);
 	len = build(in, IPPROTO_TCP, BE1, POD, 8080, 41000, 0x12);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_egress, in, len, &r), "syn-ack") ||
 	    !ASSERT_EQ(r.retval, TC_ACT_OK, "syn-ack passes"))
 		goto out;
 	expect_rewrite(in, len, &r, VIP, NULL, 80, 0, "syn-ack reverse NAT");
-	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x10);
-	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "ack") ||
-	    !ASSERT_EQ(r.retval, TC_ACT_OK, "ack passes"))
-		goto out;
-	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct") ||
-	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 41000, SL_CT_DIR_REPLY, &rv),
-		       "rep ct"))
-		goto out;
-	ASSERT_TRUE(fv.np_ok != 0, "FWD entry stamped by the ACK");
-	ASSERT_TRUE(rv.np_ok != 0, "REPLY entry stamped by the SYN-ACK");
-
-	/* Stamped: data both ways passes without the cache (the entry is gone, and no
-	 * decision writes it back), counted as cached, still translated. */
-	ASSERT_TRUE(np_ct_del(s, POD, BE1, 41000, 8080), "drop the cache entry");
-	cached = np_ctr(s, SL_NP_C_CACHED);
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x18);
-	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data out"))
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data out") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "data out passes"))
 		goto out;
-	ASSERT_EQ(r.retval, TC_ACT_OK, "data out passes");
 	expect_rewrite(in, len, &r, NULL, BE1, 0, 8080, "data out DNAT");
-	len = build(in, IPPROTO_TCP, BE1, POD, 8080, 41000, 0x18);
-	if (!ASSERT_OK(run_prog(s->progs.tc_pod_egress, in, len, &r), "data in"))
-		goto out;
-	ASSERT_EQ(r.retval, TC_ACT_OK, "data in passes");
-	expect_rewrite(in, len, &r, VIP, NULL, 80, 0, "data in reverse NAT");
 	ASSERT_EQ(np_ctr(s, SL_NP_C_CACHED), cached + 2, "both counted as cached");
-	ASSERT_TRUE(!np_ct_any(s, POD, BE1, 41000, 8080), "no decision was made");
+	ASSERT_EQ(np_ctr(s, SL_R_POLICY_EGRESS), 0, "no drop");
+	ASSERT_TRUE(!np_ct_any(s, POD, BE1, 41000, 8080), "still no cache entry");
 
-	/* Egress deny-all now. A SYN on the tuple is decided whatever the stamp says. */
-	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_DENY),
-		       "np ep: egress deny-all"))
-		goto out;
+	/* A SYN on the tuple is a new connection: decided whatever the entries say. */
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x02);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "syn again"))
 		goto out;
 	ASSERT_EQ(r.retval, TC_ACT_SHOT, "SYN decided: denied");
 	ASSERT_EQ(np_ctr(s, SL_R_POLICY_EGRESS), 1, "egress-policy drop");
 
-	/* A stale stamp: the cache is looked up again, misses, and the packet is decided. */
-	ASSERT_TRUE(np_ct_del(s, POD, BE1, 41000, 8080), "drop the deny entry");
-	if (!ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
+	/* A new flow that policy denies gets no CT entries (nothing to pass its next packet). */
+	len = build(in, IPPROTO_TCP, POD, VIP, 41001, 80, 0x02);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "denied syn"))
 		goto out;
-	fv.np_ok = 1;
-	if (!ASSERT_OK(ct_put(s, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "age the stamp"))
+	ASSERT_EQ(r.retval, TC_ACT_SHOT, "denied");
+	ASSERT_TRUE(ct_get(s, IPPROTO_TCP, POD, VIP, 41001, 80, SL_CT_DIR_FWD, &fv) != 0,
+		    "no FWD entry");
+	ASSERT_TRUE(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 41001, SL_CT_DIR_REPLY, &rv) != 0,
+		    "no REPLY entry");
+	len = build(in, IPPROTO_TCP, POD, VIP, 41001, 80, 0x10);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "denied flow's ack"))
 		goto out;
+	ASSERT_EQ(r.retval, TC_ACT_SHOT, "its next packet is decided again: denied");
+
+	/* An entry without the verdict (another writer's, or an older agent's) is decided by
+	 * policy and then marked. */
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_NONE), "np ep: open") ||
+	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
+		goto out;
+	fv.np_ok = 0;
+	if (!ASSERT_OK(ct_put(s, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "clear the verdict"))
+		goto out;
+	cached = np_ctr(s, SL_NP_C_ALLOW);
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x18);
-	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data, stale"))
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data, unmarked") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "allowed"))
 		goto out;
-	ASSERT_EQ(r.retval, TC_ACT_SHOT, "stale stamp: decided, denied");
-	ASSERT_EQ(np_ctr(s, SL_R_POLICY_EGRESS), 2, "second egress-policy drop");
+	ASSERT_EQ(np_ctr(s, SL_NP_C_ALLOW), cached + 1, "decided");
+	if (ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
+		ASSERT_TRUE(fv.np_ok != 0, "marked");
 out:
 	tc_pod__destroy(s);
 }

@@ -240,8 +240,8 @@ struct sl_ct4_val {
 	__u32 svc_id;
 	__u16 flags; /* enum sl_ct_flags */
 	__u16 pad;
-	/* tc_pod only: when NetworkPolicy last passed this direction of the flow by its cached
-	 * ALLOW (bpf/lib/sl_ct.h sl_ct_np_*); 0 = not yet. Other writers leave it 0. */
+	/* tc_pod only: non-zero once NetworkPolicy allowed the flow (bpf/lib/sl_ct.h
+	 * sl_ct_np_*); 0 = not decided here. Other writers leave it 0. */
 	__u32 np_ok;
 };
 
