@@ -303,7 +303,11 @@ static __always_inline void sl_np_report(__u32 ifindex, const struct sl_np_ct_ke
 		.dst_id = dst_id,
 	};
 
-	/* A full ring drops the record, never the packet. */
+	/* A full ring drops the record, never the packet. Nobody reading it (no `sluicectl
+	 * flows`) is the usual case: the unread bytes are read without the ring's lock, whose
+	 * irqsave/restore a failed reserve would pay per decided flow (8: the record header). */
+	if (bpf_ringbuf_query(&sl_np_flow_v1, BPF_RB_AVAIL_DATA) + sizeof(f) + 8 > SL_NP_FLOW_BYTES)
+		return;
 	bpf_ringbuf_output(&sl_np_flow_v1, &f, sizeof(f), 0);
 }
 

@@ -456,6 +456,44 @@ out:
 	tc_pod__destroy(s);
 }
 
+/* Nobody reads the flow ring (no `sluicectl flows`): once it is full, new flows are still
+ * decided, passed or dropped and counted; their records are dropped, and a reader that drains
+ * the ring gets them again. */
+TEST(full_flow_ring_drops_records_not_packets)
+{
+	struct tc_pod *s = NULL;
+	struct np_ctx *c = NULL;
+	struct flows fl;
+	int i, n;
+
+	SETUP(s, c);
+	np_fx_policy(c, "x", "from-y",
+		     "{'podSelector':{},'ingress':[{'from':[{'namespaceSelector':{'matchLabels':"
+		     "{'ns':'y'}}}],'ports':[{'port':80}]}]}");
+	if (!load_policy(s, c))
+		goto out;
+	/* More decided flows than the ring holds records (one per flow, header included). */
+	n = SL_NP_FLOW_BYTES / (int)(sizeof(struct sl_np_flow) + 8) + 16;
+	for (i = 0; i < n; i++)
+		if (!ASSERT_EQ(verdict(s, true, IPPROTO_TCP, YA, XA, (uint16_t)(1024 + i), 80),
+			       TC_ACT_OK, "allowed while filling"))
+			goto out;
+	ASSERT_EQ(counter(s, SL_NP_C_ALLOW), (uint64_t)n, "every flow decided and counted");
+	ASSERT_EQ(verdict(s, true, IPPROTO_TCP, ZB, XA, 40002, 80), TC_ACT_SHOT,
+		  "a denied flow with the ring full: dropped");
+	ASSERT_EQ(counter(s, SL_R_POLICY_INGRESS), 1, "and counted");
+	flows_read(s, &fl);
+	ASSERT_TRUE(fl.n > 0, "the ring held records");
+	/* Drained (flows_read consumed it all): the next decision is recorded again. */
+	ASSERT_EQ(verdict(s, true, IPPROTO_TCP, YA, XA, 40005, 80), TC_ACT_OK, "after the drain");
+	flows_read(s, &fl);
+	if (ASSERT_EQ(fl.n, 1, "recorded again"))
+		ASSERT_EQ(fl.f[0].sport, htons(40005), "the new flow's record");
+out:
+	np_free(c);
+	tc_pod__destroy(s);
+}
+
 /* Egress deny-all on x/a: replies of a connection it accepted pass (cached), a new
  * connection from it is dropped with reason EGRESS; a later packet of the allowed flow
  * passes from cache. */
