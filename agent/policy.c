@@ -733,7 +733,8 @@ struct npol *npol_open(const struct npol_opts *o)
 		ret = -errno;
 		goto fail;
 	}
-	bpf_object__for_each_program(prog, p->skel->obj)
+	for (prog = bpf_object__next_program(p->skel->obj, NULL); prog;
+	     prog = bpf_object__next_program(p->skel->obj, prog))
 		bpf_program__set_autoload(prog, false);
 	ret = tc_pod__load(p->skel);
 	if (ret) {

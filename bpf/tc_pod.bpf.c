@@ -154,8 +154,8 @@ static __always_inline void pod_flow_set(struct pod_flow *pf, struct sl_ct4_val 
 	pf->ct = ct;
 	pf->now = now;
 	/* A SYN is always decided by policy (a new connection, maybe on a reused tuple). */
-	pf->np_passed = (pkt->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) != SL_TCP_SYN &&
-			sl_ct_np_passed(ct);
+	pf->np_passed =
+		(pkt->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) != SL_TCP_SYN && sl_ct_np_passed(ct);
 }
 
 /* Service translation of a packet from the pod (see the top). An established flow's packet
