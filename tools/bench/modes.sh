@@ -475,20 +475,14 @@ agent_args() { # agent_args MODE
 # pod annotated sluice.io/socket-lb: "off"), so tc_pod on its host-side veth
 # (nc0) translates ClusterIP traffic per packet; the client runs outside the
 # node cgroup, so the socket hooks never see it.
-agent_sock() { # agent_sock JSON: one request on the agent's endpoint socket
-	printf '%s\n' "$1" | in_ns python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
-print(s.recv(4000).decode().strip())' "$STATE/agent.sock"
+# agent_sock JSON [TIMEOUT]: one request on the agent's endpoint socket (connbench waits for
+# the socket to appear: the agent opens it after its first sync; a C client: an interpreter's
+# start would be CPU taken from the agent it measures).
+agent_sock() {
+	printf '%s\n' "$1" | in_ns "$BIN/connbench" unixreq --socket "$STATE/agent.sock" --timeout "${2:-5}"
 }
 register_pod() {
-	local i
-	for ((i = 0; i < 600; i++)); do [[ -S $STATE/agent.sock ]] && break; sleep 0.05; done
-	printf '{"op":"add","containerID":"modes-bench","ifname":"c0","netns":"/run/netns/%s","ip":"198.18.250.2","hostIfname":"nc0","args":"SLUICE_SOCKET_LB=off"}\n' "$CLI" |
-		in_ns python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
-print(s.recv(4000).decode().strip())' "$STATE/agent.sock" >"$tmp/register.out" 2>&1
+	agent_sock '{"op":"add","containerID":"modes-bench","ifname":"c0","netns":"/run/netns/'"$CLI"'","ip":"198.18.250.2","hostIfname":"nc0","args":"SLUICE_SOCKET_LB=off"}' 30 >"$tmp/register.out" 2>&1
 }
 
 agent_stop() {

@@ -76,6 +76,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2034,6 +2035,8 @@ static int cmd_wait(const char *targets, const char *netns_path, double timeout,
 	if (pid < 0) {
 		fprintf(stderr, "connbench wait: fork failed: %s\n", strerror(errno));
 		close(nsfd);
+		if (url)
+			mapwatch_fini(&mt.w);
 		return 1;
 	}
 	if (pid == 0) {
@@ -2129,6 +2132,85 @@ out:
 
 /* ---- main ---------------------------------------------------------------- */
 
+/*
+ * One request on a Unix stream socket (the agent's endpoint socket, agent/endpoint.c): the
+ * first line of stdin is sent, the reply line printed; connecting is retried until the
+ * timeout while the socket does not exist yet. The bench registers its client netns
+ * as a pod with it, as the CNI plugin does after creating the veth; a C client instead of an
+ * interpreter, whose start (~0.4 s of CPU here) would count against the mode it measures.
+ */
+static int cmd_unixreq(const char *path, double timeout)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = (time_t)timeout,
+			     .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+	char req[4096], rep[4096];
+	int64_t deadline;
+	size_t len;
+	ssize_t n, got = 0;
+	int fd, err;
+
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		fprintf(stderr, "connbench unixreq: --socket '%s': path too long\n", path);
+		return 2;
+	}
+	if (!fgets(req, sizeof(req), stdin) || !(len = strlen(req)) || req[len - 1] != '\n') {
+		fprintf(stderr,
+			"connbench unixreq: expected one request line (< %zu bytes) on "
+			"stdin\n",
+			sizeof(req));
+		return 2;
+	}
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	/* The socket may not exist yet (the agent opens it after its first sync): retried every
+	 * 2 ms until the timeout, in this process rather than by a shell loop of sleeps. */
+	deadline = now_ns() + (int64_t)(timeout * 1e9);
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
+			fprintf(stderr, "connbench unixreq: socket: %s\n", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return 1;
+		}
+		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		err = errno;
+		close(fd);
+		if ((err != ENOENT && err != ECONNREFUSED) || now_ns() >= deadline) {
+			fprintf(stderr, "connbench unixreq: '%s': %s\n", path, strerror(err));
+			return 1;
+		}
+		nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+	}
+	for (size_t off = 0; off < len; off += (size_t)n) {
+		n = write(fd, req + off, len - off);
+		if (n <= 0) {
+			fprintf(stderr, "connbench unixreq: send: %s\n", strerror(errno));
+			close(fd);
+			return 1;
+		}
+	}
+	/* The reply is one line; the agent may keep the connection open after it. */
+	while (got < (ssize_t)sizeof(rep) - 1 && !memchr(rep, '\n', (size_t)got)) {
+		n = read(fd, rep + got, sizeof(rep) - 1 - (size_t)got);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	if (!got) {
+		fprintf(stderr, "connbench unixreq: no reply from '%s'%s%s\n", path,
+			n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+		return 1;
+	}
+	rep[got] = 0;
+	fputs(rep, stdout);
+	if (rep[got - 1] != '\n')
+		fputc('\n', stdout);
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -2150,6 +2232,7 @@ static void usage(FILE *f)
 		"       connbench update  --url URL --svc-base IP --be-base IP --first I\n"
 		"                         --netns PATH [--endpoints 10] [--be-span K] [--timeout "
 		"S]\n"
+		"       connbench unixreq --socket PATH [--timeout 5] < one request line\n"
 		"       connbench wait    --targets A:P,... --netns PATH [--timeout 60] [--pidfile "
 		"F]\n"
 		"                         [--child-log F] [--child-cgroup DIR]\n"
@@ -2220,6 +2303,7 @@ int main(int argc, char **argv)
 		{"udp-services", required_argument, NULL, 1008},
 		{"netns", required_argument, NULL, 1009},
 		{"child-cgroup", required_argument, NULL, 1010},
+		{"socket", required_argument, NULL, 1011},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -2228,10 +2312,10 @@ int main(int argc, char **argv)
 	struct change_opts co = {.node = "node-a", .be_port = 8080, .samples = 200, .gap_ms = 10};
 	double port = 8080, conns = 64, secs = 2, warmup = 0.5, rate = 0, inflight = 20000;
 	double timeout = 60, d;
-	const char *cmd, *netns = NULL, *child_cg = NULL;
+	const char *cmd, *netns = NULL, *child_cg = NULL, *sock = NULL;
 	struct client_opts clo = {.tag = "-", .proto = P_CRR, .timeout_s = 2};
 	struct load_opts lo = {.node = "node-a", .endpoints = 10, .be_span = 1, .clients = 4};
-	bool any = false, udp = false, have_svc = false, have_be = false;
+	bool any = false, udp = false, have_svc = false, have_be = false, have_timeout = false;
 	int c;
 
 	if (argc < 2 || argv[1][0] == '-') {
@@ -2287,6 +2371,7 @@ int main(int argc, char **argv)
 		case 'o':
 			if (num("--timeout", optarg, 0.1, 3600, &timeout))
 				return 2;
+			have_timeout = true;
 			break;
 		case 'f':
 			pidfile = optarg;
@@ -2395,6 +2480,9 @@ int main(int argc, char **argv)
 		case 1010:
 			child_cg = optarg;
 			break;
+		case 1011:
+			sock = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -2453,6 +2541,13 @@ int main(int argc, char **argv)
 		}
 		return cmd_update(&lo, netns, timeout);
 	}
+	if (!strcmp(cmd, "unixreq")) {
+		if (!sock) {
+			fprintf(stderr, "connbench unixreq: --socket is required\n");
+			return 2;
+		}
+		return cmd_unixreq(sock, have_timeout ? timeout : 5);
+	}
 	if (!strcmp(cmd, "mapwait")) {
 		if (!co.url || !co.pin_dir || optind >= argc) {
 			fprintf(stderr,
@@ -2471,7 +2566,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"connbench: unknown command '%s' (serve, closed, open, mapwait, change, "
-		"load, update, wait)\n",
+		"load, update, wait, unixreq)\n",
 		cmd);
 	return 2;
 }
