@@ -122,8 +122,11 @@ else
 	PROGRAM_BUDGET=${PROGRAM_BUDGET:-240}
 	# A legacy mode whose programming from empty took longer than this runs
 	# one round at that configuration (its data-plane figures are not what
-	# is slow; repeating the programming would be most of the run).
-	REPEAT_MAX=${REPEAT_MAX:-45}
+	# is slow; repeating the programming would be most of the run). 120 s
+	# keeps three rounds of nftables at 10000:10 (97 s each on a quiet
+	# machine): the CPU goal reads that row, and one round of it read 4.0
+	# us where three others read 9-16 (+7 min on the full profile).
+	REPEAT_MAX=${REPEAT_MAX:-120}
 	# Update samples of one mode in one round stop once they took this long
 	# (at least one is taken): iptables-legacy rewrites its whole table per
 	# update, 32 s each at 50k Services, 160 s for five samples.
