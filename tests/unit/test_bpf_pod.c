@@ -1168,7 +1168,9 @@ out:
 }
 
 /* An opted-out pod (per-packet service path) behind host routing: the reply from a backend
- * is reverse-NATed before the redirect, as tc_pod_egress would on its veth. */
+ * is reverse-NATed before the redirect, as tc_pod_egress would on its veth, and passes the
+ * pod's ingress policy by its flow's verdict (kept in the CT entries, not in the policy
+ * cache), as a reply does on the veth. */
 TEST(hostroute_optout_reply_reverse_nat)
 {
 	struct tc_pod *s = NULL;
@@ -1194,7 +1196,10 @@ TEST(hostroute_optout_reply_reverse_nat)
 		goto out;
 	ASSERT_EQ(r.retval, TC_ACT_REDIRECT, "DNATed and redirected");
 	ASSERT_EQ(memcmp(r.out + ETH + 16, (uint32_t[]){ip4(BE2)}, 4), 0, "to the backend");
-	/* Back from the fabric: reverse NAT, then into the pod. */
+	/* The pod is ingress-isolated now (deny-all): the reply of its allowed flow still
+	 * passes. Back from the fabric: reverse NAT, then into the pod. */
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_DENY, SL_NP_RS_NONE), "ingress deny-all"))
+		goto out;
 	len = build(in, IPPROTO_TCP, BE2, POD, 8080, 45000, 0x12);
 	if (!ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run reply"))
 		goto out;
@@ -1204,6 +1209,11 @@ TEST(hostroute_optout_reply_reverse_nat)
 	wr16(exp + ETH + 20, htons(80));
 	fix_csums(exp);
 	expect_forwarded(exp, len, &r, POD2_MAC, HOST2_MAC, "reverse-NATed delivery");
+	ASSERT_EQ(np_ctr(s, SL_R_POLICY_INGRESS), 0, "no ingress-policy drop");
+	/* A new connection from the backend to the pod is decided: denied. */
+	len = build(in, IPPROTO_TCP, BE2, POD, 8081, 45001, 0x02);
+	if (ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run new connection"))
+		ASSERT_EQ(r.retval, TC_ACT_SHOT, "denied by the pod's ingress policy");
 out:
 	tc_pod__destroy(s);
 }
