@@ -1307,7 +1307,7 @@ T() { cell "$@"; } # shorthand in tables
 	echo
 	echo "**Machine:** $m_nproc x $m_cpu, $m_mem, Linux $m_kernel (virtualization: $m_virt)."
 	echo "Load average at the start **$m_load**, at the end $m_end_load: this $m_nproc-core VM"
-	echo "is shared with other jobs (other build and test sessions ran during this measurement), so"
+	echo "may be shared with other jobs (the load averages say how busy it was; the bench itself adds ~2), so"
 	echo "absolute figures are low and noisy; modes ran interleaved in a random order each round, so"
 	echo "compare modes within a configuration, and read differences under ~10% as noise."
 	echo
