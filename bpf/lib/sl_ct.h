@@ -8,10 +8,10 @@
  *
  * Idle lifetimes (abi/lb.h SL_CT_LIFETIME_*) are enforced on lookup: an
  * expired entry is treated as absent and overwritten; the agent's GC deletes
- * them in the background. Ages read through sl_since: tc_pod stamps with the
- * coarse clock, the uplink path with the fine one. last_seen_ns is written through the looked-up
- * pointer at most once a second (LRU updates cost ~150 ns; in-place stores
- * are free).
+ * them in the background. Ages are read through sl_since: tc_pod stamps with
+ * the coarse clock, the uplink path with the fine one. last_seen_ns is written
+ * through the looked-up pointer at most once a second (LRU updates cost
+ * ~150 ns; in-place stores are free).
  */
 #ifndef SLUICE_BPF_SL_CT_H
 #define SLUICE_BPF_SL_CT_H
