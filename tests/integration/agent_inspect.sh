@@ -83,9 +83,22 @@ slice() { # slice SERVICE NAME ENDPOINTS_JSON
 ep() { echo "{\"addresses\":[\"198.18.1.$1\"],\"conditions\":{\"ready\":true},\"nodeName\":\"node-a\"}"; }
 slice web web-1 "[$(ep 1),$(ep 2),$(ep 3)]"
 
-# Wait for the agent to program the service (traffic flows = maps written).
-for _ in $(seq 100); do [[ $(get http://198.18.128.50/id) == b? ]] && break; sleep 0.1; done
-expect_match service-programmed "$(get http://198.18.128.50/id)" '^b[123]$'
+# Every backend listening first (three python3 servers: on a loaded machine one of them
+# may still be starting when another already answers, and a request the socket LB sends to
+# it is refused), then the agent's programming (traffic flows = maps written).
+for i in 1 2 3; do
+	for _ in $(seq 100); do
+		[[ $(ip netns exec "$NS" curl -s --max-time 1 "http://198.18.1.$i:8080/id") == "b$i" ]] && break
+		sleep 0.1
+	done
+done
+got=
+for _ in $(seq 100); do
+	got=$(get http://198.18.128.50/id)
+	[[ $got == b? ]] && break
+	sleep 0.1
+done
+expect_match service-programmed "$got" '^b[123]$'
 
 # --- service list, text ----------------------------------------------------------------
 out=$(ctl service list 2>&1)
