@@ -167,6 +167,15 @@ static bool load_policy(struct tc_pod *s, struct np_ctx *c)
 	return ok;
 }
 
+/* x's pods isolated for ingress, open to namespace y on port 80 ("from-y"), loaded. */
+static bool load_from_y(struct tc_pod *s, struct np_ctx *c)
+{
+	np_fx_policy(c, "x", "from-y",
+		     "{'podSelector':{},'ingress':[{'from':[{'namespaceSelector':{'matchLabels':"
+		     "{'ns':'y'}}}],'ports':[{'port':80}]}]}");
+	return load_policy(s, c);
+}
+
 static uint64_t counter(struct tc_pod *s, uint32_t idx)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -315,10 +324,7 @@ TEST(syn_on_reused_tuple_is_decided_again)
 	struct flows fl;
 
 	SETUP(s, c);
-	np_fx_policy(c, "x", "from-y",
-		     "{'podSelector':{},'ingress':[{'from':[{'namespaceSelector':{'matchLabels':"
-		     "{'ns':'y'}}}],'ports':[{'port':80}]}]}");
-	if (!load_policy(s, c))
+	if (!load_from_y(s, c))
 		goto out;
 	/* z/b -> x/a:80 was allowed before this policy; its entry is still cached. */
 	if (!ASSERT_TRUE(put_np_ct(s, ZB, XA, 42000, 80, SL_NP_INGRESS, SL_NP_CT_ALLOW),
@@ -421,10 +427,7 @@ TEST(ingress_allow_and_deny_with_reason_and_policy)
 	struct flows fl;
 
 	SETUP(s, c);
-	np_fx_policy(c, "x", "from-y",
-		     "{'podSelector':{},'ingress':[{'from':[{'namespaceSelector':{'matchLabels':"
-		     "{'ns':'y'}}}],'ports':[{'port':80}]}]}");
-	if (!load_policy(s, c))
+	if (!load_from_y(s, c))
 		goto out;
 	ASSERT_EQ(verdict(s, true, IPPROTO_TCP, YA, XA, 40000, 80), TC_ACT_OK, "y/a -> x/a:80");
 	ASSERT_EQ(verdict(s, true, IPPROTO_TCP, YA, XA, 40001, 81), TC_ACT_SHOT, "y/a -> x/a:81");
@@ -467,10 +470,7 @@ TEST(full_flow_ring_drops_records_not_packets)
 	int i, n;
 
 	SETUP(s, c);
-	np_fx_policy(c, "x", "from-y",
-		     "{'podSelector':{},'ingress':[{'from':[{'namespaceSelector':{'matchLabels':"
-		     "{'ns':'y'}}}],'ports':[{'port':80}]}]}");
-	if (!load_policy(s, c))
+	if (!load_from_y(s, c))
 		goto out;
 	/* More decided flows than the ring holds records (one per flow, header included). */
 	n = SL_NP_FLOW_BYTES / (int)(sizeof(struct sl_np_flow) + 8) + 16;
