@@ -1236,7 +1236,7 @@ TEST(translated_flow_policy_in_ct)
 	struct sl_ct4_val fv, rv;
 	uint8_t in[256];
 	struct run r;
-	uint64_t cached;
+	uint64_t cached, allowed;
 	size_t len;
 
 	LOAD_OR_OUT(s);
@@ -1307,12 +1307,12 @@ TEST(translated_flow_policy_in_ct)
 	fv.np_ok = 0;
 	if (!ASSERT_OK(ct_put(s, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "clear the verdict"))
 		goto out;
-	cached = np_ctr(s, SL_NP_C_ALLOW);
+	allowed = np_ctr(s, SL_NP_C_ALLOW);
 	len = build(in, IPPROTO_TCP, POD, VIP, 41000, 80, 0x18);
 	if (!ASSERT_OK(run_prog(s->progs.tc_pod_ingress, in, len, &r), "data, unmarked") ||
 	    !ASSERT_EQ(r.retval, TC_ACT_OK, "allowed"))
 		goto out;
-	ASSERT_EQ(np_ctr(s, SL_NP_C_ALLOW), cached + 1, "decided");
+	ASSERT_EQ(np_ctr(s, SL_NP_C_ALLOW), allowed + 1, "decided");
 	if (ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
 		ASSERT_TRUE(fv.np_ok != 0, "marked");
 out:
