@@ -1699,6 +1699,18 @@ int agent_run(const struct agent_config *cfg)
 			 * the heap fragmented above 64 MiB RSS. */
 			.queue_objs_max = 1024,
 			.queue_wait_ms = 10000,
+			/* Pages of 1,000, not the informer's 500. With the
+			 * two cores shared by both lists' fetchers and
+			 * decoders and the API server, a page's request took
+			 * ~12 ms at 50,000 Services and the decoders waited
+			 * ~0.7 s of the Services list for pages. Half as many
+			 * pages: 50,000 x 10 programmed from empty in 1.5-1.7 s
+			 * instead of 1.8-2.0 s (tools/bench/coldstart.sh,
+			 * paired); 2,000 was slower again, with ~0.4 s more
+			 * agent CPU (not analysed). A kube-apiserver serves
+			 * an informer's first list (resourceVersion 0) from
+			 * its cache in one piece. */
+			.page_limit = 1000,
 			/* Services and EndpointSlices of the first list are
 			 * decoded on the informer threads, from their text. */
 			.typed_kind = i == INF_NODE ? K8S_KIND_UNKNOWN : kinds[i],

@@ -143,6 +143,10 @@ start() {
 	[[ -n $line ]] || { echo "coldstart: $bin: start $rep failed (mapwait above)" >&2; return 0; }
 	c1=$(ctl_cpu "$b")
 	cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$AGENT_PID/stat" 2>/dev/null || echo -)
+	# Minor faults and peak RSS until then: a fresh page's first touch is
+	# expensive on the VMs this runs on, so both explain CPU moves.
+	mem=$(awk '{ printf "minflt=%dk", $10 / 1000 }' "/proc/$AGENT_PID/stat" 2>/dev/null || echo minflt=-)
+	mem="$mem hwm=$(awk '$1 == "VmHWM:" { printf "%dMiB", $2 / 1024 }' "/proc/$AGENT_PID/status" 2>/dev/null || echo -)"
 	for ((i = 0; i < 300; i++)); do
 		(($(grep -c 'first sync:' "$tmp/agent.log" 2>/dev/null || true) > ${n0:-0})) && break
 		sleep 0.1
@@ -150,8 +154,8 @@ start() {
 	sync=$(grep 'first sync:' "$tmp/agent.log" | sed -n "$((${n0:-0} + 1))p" | sed 's/.*first sync: //')
 	ctl=$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
 	echo "$b $rep $(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/') $cpu $ctl" >>"$res"
-	printf 'rep %d %-16s all_s=%s cpu_s=%s ctl_cpu_s=%s load=%s | %s\n' "$rep" "$bin" \
-		"$(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/')" "$cpu" "$ctl" \
+	printf 'rep %d %-16s all_s=%s cpu_s=%s ctl_cpu_s=%s %s load=%s | %s\n' "$rep" "$bin" \
+		"$(echo "$line" | sed 's/.*all_s=\([0-9.]*\).*/\1/')" "$cpu" "$ctl" "$mem" \
 		"$(cut -d' ' -f1 /proc/loadavg)" "$sync"
 }
 
