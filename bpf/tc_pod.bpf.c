@@ -11,6 +11,8 @@
  *            REPLY CT entry {B:b -> P:p}, TC_ACT_OK into the host stack
  *            no endpoints: TCP RST / ICMP unreachable straight back to the pod
  *   egress (to the pod)     B:b -> P:p with a REPLY CT entry: src -> F:f
+ *            ICMP errors quoting P:p -> B:b: the quote back to P:p -> F:f
+ *            (and the error's source, when B sent it), as conntrack's NAT does
  *
  * The conntrack, service and backend maps are the uplink path's (shared by
  * pin name, lib/sl_svc_maps.h and lib/sl_ct.h), so the agent's conntrack GC
@@ -146,6 +148,12 @@ struct pod_flow {
 	__u64 now;
 	bool np_passed; /* established, allowed by policy (sl_ct_np_passed), not a TCP SYN */
 	bool decided;	/* a new flow: policy already decided it (FROM_POD), *ip is its header */
+	/* An ICMP error to the pod quoting a packet of the flow ct belongs to (pod_reply_icmp):
+	 * the quote's protocol, where the ICMP header (the quoted IPv4 header follows it)
+	 * and the quoted ports are. Bytes (both are under 150): the struct keeps its size,
+	 * tc_pod_ingress's stack is near the 512-byte limit. */
+	bool icmp;
+	__u8 in_proto, icmp_off, in_l4;
 };
 
 static __always_inline void pod_flow_set(struct pod_flow *pf, struct sl_ct4_val *ct,
@@ -274,16 +282,155 @@ static __always_inline int pod_translate(struct __sk_buff *skb, struct pod_flow 
 	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
 }
 
+/*
+ * An ICMP error to the pod (destination unreachable, time exceeded, parameter problem)
+ * about a packet of a translated flow: the pod sent P:p -> F:f, the network saw it as
+ * P:p -> B:b and quotes that, so the pod's stack would find no socket for it (no PMTU
+ * update, no ECONNREFUSED for UDP). Finds the flow by the quote's reverse, the flow's
+ * REPLY CT entry, and fills *pf as pod_reply_ct does, with pf->icmp set; else leaves it.
+ * Reads only, and does not refresh the entry: an error does not keep a flow alive.
+ */
+static __always_inline void pod_reply_icmp(struct __sk_buff *skb, struct pod_flow *pf)
+{
+	struct sl_ct4_key rk = {};
+	struct sl_ct4_val *ct;
+	struct iphdr h; /* the error's header, then the quoted one */
+	__be16 ports[2];
+	__u32 off, in_l4;
+	__be32 to;
+	__u8 type;
+	__u64 now;
+
+	if (bpf_skb_load_bytes(skb, SL_ETH_HLEN, &h, sizeof(h)) || h.version != 4 || h.ihl < 5 ||
+	    h.protocol != IPPROTO_ICMP || (h.frag_off & bpf_htons(0x3fff)))
+		return;
+	off = SL_ETH_HLEN + h.ihl * 4;
+	to = h.daddr;
+	if (bpf_skb_load_bytes(skb, off, &type, 1) || (type != 3 && type != 11 && type != 12))
+		return;
+	/* The quote must be a packet the error's addressee sent. */
+	if (bpf_skb_load_bytes(skb, off + 8, &h, sizeof(h)) || h.version != 4 || h.ihl < 5 ||
+	    h.saddr != to ||
+	    (h.protocol != IPPROTO_TCP && h.protocol != IPPROTO_UDP && h.protocol != IPPROTO_SCTP))
+		return;
+	in_l4 = off + 8 + h.ihl * 4;
+	if (bpf_skb_load_bytes(skb, in_l4, ports, sizeof(ports)))
+		return;
+	rk.saddr = h.daddr;
+	rk.daddr = h.saddr;
+	rk.sport = ports[1];
+	rk.dport = ports[0];
+	rk.proto = h.protocol;
+	rk.dir = SL_CT_DIR_REPLY;
+	ct = bpf_map_lookup_elem(sl_ct_map(h.protocol), &rk);
+	if (!ct)
+		return;
+	now = bpf_ktime_get_coarse_ns();
+	if (!sl_ct_alive(ct, h.protocol, now))
+		return;
+	pf->ct = ct;
+	pf->now = now;
+	pf->np_passed = sl_ct_np_passed(ct); /* related to a flow policy allowed */
+	pf->icmp = true;
+	pf->in_proto = h.protocol;
+	pf->icmp_off = (__u8)off;
+	pf->in_l4 = (__u8)in_l4;
+}
+
+/* A 16-bit Internet checksum after a 32-bit word changed from f32 to t32 and a 16-bit one
+ * from f16 to t16 (RFC 1624: HC' = ~(~HC + ~m + m')); values as they sit in the packet. */
+static __always_inline __u16 pod_csum_update(__u16 check, __be32 f32, __be32 t32, __be16 f16,
+					     __be16 t16)
+{
+	__u32 s = (__u16)~check;
+
+	s += (__u16) ~(__u16)f32 + (__u16) ~(__u16)(f32 >> 16) + (__u16)t32 + (__u16)(t32 >> 16);
+	s += (__u16)~f16 + t16;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* Writes a 16-bit field of the quoted packet and carries the change into the ICMP
+ * checksum (which covers the quote; it has no pseudo header). */
+static __always_inline int pod_icmp_put16(struct __sk_buff *skb, const struct pod_flow *pf,
+					  __u32 off, __u16 from, __u16 to)
+{
+	if (from == to)
+		return 0;
+	if (bpf_l4_csum_replace(skb, pf->icmp_off + 2, from, to, sizeof(to)) ||
+	    bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0))
+		return -SL_R_CSUM_FAIL;
+	return 0;
+}
+
+/*
+ * Reverse NAT of an ICMP error pod_reply_icmp matched: the quoted packet's destination
+ * goes back from the backend to the frontend the pod addressed (address, its header
+ * checksum, port and, when quoted, its TCP/UDP checksum; SCTP's CRC is left, the quote
+ * is partial anyway), the ICMP checksum follows every change, and an error the backend
+ * sent itself comes from the frontend, as the flow's other packets do.
+ */
+static __always_inline int pod_revnat_icmp(struct __sk_buff *skb, const struct pod_flow *pf)
+{
+	const struct sl_ct4_val *ct = pf->ct;
+	__be32 baddr = ct->backend_addr, faddr = ct->fe_addr, saddr;
+	__be16 bport = ct->backend_port, fport = ct->fe_port;
+	__u16 ipc, l4c;
+	int l4off = sl_l4_csum_off(pf->in_proto), err;
+
+	__u32 in_off = pf->icmp_off + 8u; /* the quoted IPv4 header */
+
+	if (bpf_skb_load_bytes(skb, in_off + SL_IP_CSUM_OFF, &ipc, sizeof(ipc)))
+		goto bad;
+	if (baddr != faddr) {
+		if (bpf_l4_csum_replace(skb, pf->icmp_off + 2, baddr, faddr, sizeof(faddr)) ||
+		    bpf_skb_store_bytes(skb, in_off + SL_IP_DADDR_OFF, &faddr, sizeof(faddr), 0))
+			goto bad;
+		err = pod_icmp_put16(skb, pf, in_off + SL_IP_CSUM_OFF, ipc,
+				     pod_csum_update(ipc, baddr, faddr, 0, 0));
+		if (err)
+			goto bad;
+	}
+	/* The quoted L4 checksum covers the destination (pseudo header) and the port; a UDP
+	 * checksum of 0 means none, and a quote cut short has none to fix. */
+	if (l4off >= 0 && !bpf_skb_load_bytes(skb, pf->in_l4 + l4off, &l4c, sizeof(l4c)) &&
+	    (l4c || pf->in_proto != IPPROTO_UDP)) {
+		__u16 n = pod_csum_update(l4c, baddr, faddr, bport, fport);
+
+		if (!n && pf->in_proto == IPPROTO_UDP)
+			n = 0xffff;
+		if (pod_icmp_put16(skb, pf, pf->in_l4 + l4off, l4c, n))
+			goto bad;
+	}
+	if (pod_icmp_put16(skb, pf, pf->in_l4 + 2, bport, fport))
+		goto bad;
+	if (bpf_skb_load_bytes(skb, SL_ETH_HLEN + SL_IP_SADDR_OFF, &saddr, sizeof(saddr)))
+		goto bad;
+	if (saddr == baddr && baddr != faddr &&
+	    (bpf_l3_csum_replace(skb, SL_ETH_HLEN + SL_IP_CSUM_OFF, baddr, faddr, sizeof(faddr)) ||
+	     bpf_skb_store_bytes(skb, SL_ETH_HLEN + SL_IP_SADDR_OFF, &faddr, sizeof(faddr), 0)))
+		goto bad;
+	return pod_verdict(skb, SL_R_OK, TC_ACT_OK);
+bad:
+	return pod_verdict(skb, SL_R_CSUM_FAIL, TC_ACT_SHOT);
+}
+
 /* The live REPLY CT entry of a packet to the pod (pf->ct NULL: none; the packet is left
- * as it is). Reads only: the caller's policy step may still drop the packet. */
+ * as it is), or of the flow an ICMP error to the pod is about (pf->icmp). Reads only: the
+ * caller's policy step may still drop the packet. */
 static __always_inline void pod_reply_ct(struct __sk_buff *skb, struct sl_pkt4 *pkt,
-					 struct pod_flow *pf)
+					 struct pod_flow *pf, bool icmp)
 {
 	struct sl_ct4_key rk;
 	struct sl_ct4_val *ct;
 	__u64 now;
+	int ret;
 
-	if (sl_parse4(skb, pkt))
+	ret = sl_parse4(skb, pkt);
+	if (icmp && ret == SL_PARSE_PASS)
+		pod_reply_icmp(skb, pf);
+	if (ret)
 		return;
 	sl_ct_key_from_pkt(&rk, pkt, SL_CT_DIR_REPLY);
 	ct = bpf_map_lookup_elem(sl_ct_map(pkt->proto), &rk);
@@ -305,8 +452,11 @@ static __always_inline int pod_reply_policy(struct __sk_buff *skb, const struct 
 
 	if (pf->np_passed)
 		return sl_np_count(skb, SL_NP_C_CACHED, TC_ACT_OK);
-	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ifindex, node_sk, ip, ip_known, !pf->ct);
-	if (ret == TC_ACT_OK && pf->ct)
+	/* An ICMP error of a flow without a verdict in its entries is decided as itself
+	 * (lib/sl_policy.h: related to a cached flow, or by the rules): not the flow's. */
+	ret = sl_np_enforce_at(skb, SL_NP_HOOK_TO_POD, ifindex, node_sk, ip, ip_known,
+			       !pf->ct || pf->icmp);
+	if (ret == TC_ACT_OK && pf->ct && !pf->icmp)
 		sl_ct_np_pass(pf->ct);
 	return ret;
 }
@@ -344,8 +494,13 @@ static __always_inline int hr_deliver(struct __sk_buff *skb, struct iphdr *ip,
 
 	if (!sl_hr_forwardable(ip) || bpf_check_mtu(skb, ep->ifindex, &mtu, 0, 0))
 		return sl_hr_count(skb, SL_HR_C_STACK, stack);
+	/* ICMP into an opted-out pod goes by the stack to its veth, whose tc_pod_egress
+	 * translates errors about its flows (rare packets; their code inlined here would not
+	 * fit tc_pod_ingress's 512-byte stack). */
+	if ((ep->flags & SL_HR_F_SVC) && ip->protocol == IPPROTO_ICMP)
+		return sl_hr_count(skb, SL_HR_C_STACK, stack);
 	if (ep->flags & SL_HR_F_SVC)
-		pod_reply_ct(skb, &pkt, &pf);
+		pod_reply_ct(skb, &pkt, &pf, false);
 	/* The caller's header (the packet is unchanged since): policy does not read it again. */
 	ret = pod_reply_policy(skb, &pf, ep->ifindex, false, ip, true);
 	if (ret != TC_ACT_OK)
@@ -424,11 +579,11 @@ int tc_pod_egress(struct __sk_buff *skb)
 	int ret;
 
 	/* The CT entry first (read only): a translated flow's packet passes by its verdict. */
-	pod_reply_ct(skb, &pkt, &pf);
+	pod_reply_ct(skb, &pkt, &pf, true);
 	ret = pod_reply_policy(skb, &pf, skb->ifindex, true, &ip, false);
 	if (ret != TC_ACT_OK || !pf.ct)
 		return ret;
-	return pod_revnat_ct(skb, &pkt, &pf);
+	return pf.icmp ? pod_revnat_icmp(skb, &pf) : pod_revnat_ct(skb, &pkt, &pf);
 }
 
 SEC("tc")

@@ -1214,6 +1214,19 @@ TEST(hostroute_optout_reply_reverse_nat)
 	len = build(in, IPPROTO_TCP, BE2, POD, 8081, 45001, 0x02);
 	if (ASSERT_OK(run_prog(s->progs.tc_hr_fabric, in, len, &r), "run new connection"))
 		ASSERT_EQ(r.retval, TC_ACT_SHOT, "denied by the pod's ingress policy");
+	/* ICMP into the opted-out pod takes the stack to its veth, where tc_pod_egress
+	 * translates the errors about its flows (icmp_error_of_translated_flow_reverse_nat). */
+	memcpy(exp, in, len);
+	exp[ETH + 9] = IPPROTO_ICMP;
+	exp[ETH + 10] = exp[ETH + 11] = 0;
+	{
+		uint32_t c = fold(sum16(exp + ETH, 20, 0));
+
+		exp[ETH + 10] = c >> 8;
+		exp[ETH + 11] = c & 0xff;
+	}
+	if (ASSERT_OK(run_prog(s->progs.tc_hr_fabric, exp, len, &r), "run icmp"))
+		ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "ICMP: kernel path");
 out:
 	tc_pod__destroy(s);
 }
@@ -1315,6 +1328,143 @@ TEST(translated_flow_policy_in_ct)
 	ASSERT_EQ(np_ctr(s, SL_NP_C_ALLOW), allowed + 1, "decided");
 	if (ASSERT_OK(ct_get(s, IPPROTO_TCP, POD, VIP, 41000, 80, SL_CT_DIR_FWD, &fv), "fwd ct"))
 		ASSERT_TRUE(fv.np_ok != 0, "marked");
+out:
+	tc_pod__destroy(s);
+}
+
+/*
+ * An ICMP error to the pod (from a router, or the backend) of length quoted bytes of
+ * the translated packet q: outer src -> POD, type/code, checksum valid.
+ */
+static size_t build_icmp_err(uint8_t *b, const char *src, uint8_t type, uint8_t code,
+			     const uint8_t *q, size_t quoted)
+{
+	size_t len = ETH + 20 + 8 + quoted;
+	uint32_t s;
+
+	memset(b, 0, len);
+	memcpy(b, (uint8_t[]){2, 0, 0, 0, 0, 1}, 6);
+	memcpy(b + 6, (uint8_t[]){2, 0, 0, 0, 0, 2}, 6);
+	b[12] = 0x08;
+	b[ETH] = 0x45;
+	b[ETH + 2] = (len - ETH) >> 8;
+	b[ETH + 3] = (len - ETH) & 0xff;
+	b[ETH + 8] = 64;
+	b[ETH + 9] = IPPROTO_ICMP;
+	wr32(b + ETH + 12, ip4(src));
+	wr32(b + ETH + 16, ip4(POD));
+	s = fold(sum16(b + ETH, 20, 0));
+	b[ETH + 10] = s >> 8;
+	b[ETH + 11] = s & 0xff;
+	b[ETH + 20] = type;
+	b[ETH + 21] = code;
+	if (type == 3 && code == 4)
+		wr16(b + ETH + 26, htons(1400)); /* next-hop MTU */
+	memcpy(b + ETH + 28, q, quoted);
+	s = fold(sum16(b + ETH + 20, 8 + quoted, 0));
+	b[ETH + 22] = s >> 8;
+	b[ETH + 23] = s & 0xff;
+	return len;
+}
+
+/* The ICMP error out of the program: outer source src, ICMP and outer IP checksums valid,
+ * and the quote byte for byte the pod's own packet (orig) before the DNAT. */
+static bool expect_icmp_quote(const struct run *r, size_t len, const char *src, const uint8_t *orig,
+			      size_t quoted, const char *what)
+{
+	uint32_t a;
+
+	if (!ASSERT_EQ(r->out_len, len, what))
+		return false;
+	memcpy(&a, r->out + ETH + 12, 4);
+	if (!ASSERT_EQ(a, ip4(src), "outer source") ||
+	    !ASSERT_EQ(fold(sum16(r->out + ETH, 20, 0)), 0, "outer IPv4 checksum") ||
+	    !ASSERT_EQ(fold(sum16(r->out + ETH + 20, len - ETH - 20, 0)), 0, "ICMP checksum"))
+		return false;
+	for (size_t i = 0; i < quoted; i++)
+		if (r->out[ETH + 28 + i] != orig[ETH + i])
+			return TEST_FAIL_AT("%s: quoted byte %zu is %02x, the pod sent %02x", what,
+					    i, r->out[ETH + 28 + i], orig[ETH + i]);
+	return true;
+}
+
+/*
+ * ICMP errors about a translated flow reach the pod as errors about the packet it sent,
+ * as conntrack's NAT rewrites them for kube-proxy: a router's "fragmentation needed"
+ * quoting P -> B (the PMTU a TCP socket must learn), the backend's own "port
+ * unreachable" for UDP (the socket's ECONNREFUSED; its source becomes the ClusterIP).
+ * They pass an ingress-isolated pod as related to its allowed flow, do not refresh the
+ * flow's entries, and an error about no translated flow is left as it is.
+ */
+TEST(icmp_error_of_translated_flow_reverse_nat)
+{
+	struct tc_pod *s = NULL;
+	struct sl_ct4_val before, after;
+	uint8_t tcp[256], udp[256], out[256], err[512];
+	struct run r;
+	size_t tlen, ulen, len, q;
+
+	LOAD_OR_OUT(s);
+	if (!ASSERT_OK(put_backend(s, 1, BE1, 8080, IPPROTO_TCP, SL_BE_ACTIVE), "be tcp") ||
+	    !ASSERT_OK(put_backend(s, 2, BE2, 5353, IPPROTO_UDP, SL_BE_ACTIVE), "be udp") ||
+	    !ASSERT_OK(put_slot(s, 0, 1), "slot tcp") ||
+	    !ASSERT_OK(put_slot(s, 1, 2), "slot udp") ||
+	    !ASSERT_OK(put_svc(s, VIP, 80, IPPROTO_TCP, SL_SCOPE_EXT, 0, 5, 0, 1), "svc tcp") ||
+	    !ASSERT_OK(put_svc(s, VIP, 53, IPPROTO_UDP, SL_SCOPE_EXT, 0, 6, 1, 1), "svc udp"))
+		goto out;
+	/* Both flows out of the pod (allowed: it is not isolated yet), DNATed. */
+	tlen = build(tcp, IPPROTO_TCP, POD, VIP, 42000, 80, 0x02);
+	ulen = build(udp, IPPROTO_UDP, POD, VIP, 42001, 53, 0);
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_NONE), "np ep") ||
+	    !ASSERT_OK(run_prog(s->progs.tc_pod_ingress, tcp, tlen, &r), "tcp out") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "tcp out passes"))
+		goto out;
+	memcpy(out, r.out, tlen);
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_DENY, SL_NP_RS_NONE), "ingress deny-all") ||
+	    !ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 42000, SL_CT_DIR_REPLY, &before),
+		       "tcp reply entry"))
+		goto out;
+
+	/* A router's fragmentation needed, quoting the IP header and 28 bytes of TCP (its
+	 * checksum included): the whole quote goes back to POD -> VIP:80. */
+	q = 20 + 28;
+	len = build_icmp_err(err, "198.18.70.1", 3, 4, out + ETH, q);
+	if (!ASSERT_OK(run_prog(s->progs.tc_pod_egress, err, len, &r), "frag needed") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "passes the isolated pod (related)"))
+		goto out;
+	expect_icmp_quote(&r, len, "198.18.70.1", tcp, q, "frag needed");
+	ASSERT_EQ(np_ctr(s, SL_R_POLICY_INGRESS), 0, "no ingress-policy drop");
+	if (ASSERT_OK(ct_get(s, IPPROTO_TCP, BE1, POD, 8080, 42000, SL_CT_DIR_REPLY, &after),
+		      "tcp reply entry"))
+		ASSERT_EQ(after.last_seen_ns, before.last_seen_ns, "an error keeps no flow alive");
+
+	/* Only 8 bytes of TCP quoted (RFC 792's minimum): ports rewritten, no checksum. */
+	q = 20 + 8;
+	len = build_icmp_err(err, "198.18.70.1", 11, 0, out + ETH, q);
+	if (ASSERT_OK(run_prog(s->progs.tc_pod_egress, err, len, &r), "time exceeded") &&
+	    ASSERT_EQ(r.retval, TC_ACT_OK, "time exceeded passes"))
+		expect_icmp_quote(&r, len, "198.18.70.1", tcp, q, "time exceeded");
+
+	/* UDP: the backend's own port unreachable; the error comes from the ClusterIP. */
+	if (!ASSERT_OK(put_np_ep_rs(s, POD, 7, SL_NP_RS_NONE, SL_NP_RS_NONE), "np ep: open") ||
+	    !ASSERT_OK(run_prog(s->progs.tc_pod_ingress, udp, ulen, &r), "udp out") ||
+	    !ASSERT_EQ(r.retval, TC_ACT_OK, "udp out passes"))
+		goto out;
+	ASSERT_EQ(memcmp(r.out + ETH + 16, (uint32_t[]){ip4(BE2)}, 4), 0, "udp to the backend");
+	memcpy(out, r.out, ulen);
+	q = ulen - ETH;
+	len = build_icmp_err(err, BE2, 3, 3, out + ETH, q);
+	if (ASSERT_OK(run_prog(s->progs.tc_pod_egress, err, len, &r), "port unreachable") &&
+	    ASSERT_EQ(r.retval, TC_ACT_OK, "port unreachable passes"))
+		expect_icmp_quote(&r, len, VIP, udp, q, "port unreachable");
+
+	/* No translated flow quoted (a flow to the backend itself): left as it is. */
+	len = build(udp, IPPROTO_UDP, POD, BE2, 42002, 5353, 0);
+	q = len - ETH;
+	len = build_icmp_err(err, BE2, 3, 3, udp + ETH, q);
+	if (ASSERT_OK(run_prog(s->progs.tc_pod_egress, err, len, &r), "unrelated error") &&
+	    ASSERT_EQ(r.retval, TC_ACT_OK, "unrelated error passes"))
+		expect_icmp_quote(&r, len, BE2, udp, q, "unrelated error untouched");
 out:
 	tc_pod__destroy(s);
 }
