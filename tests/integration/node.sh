@@ -224,8 +224,9 @@ while True:
     c, a = t.accept(); c.sendall(b"web:" + c.recv(2048)); c.close()
 ' >/dev/null 2>&1 &
 PIDS+=("$!")
-j -XPOST "$U/api/v1/namespaces/default/services" -d '{"metadata":{"name":"web"},"spec":{"clusterIP":"198.18.128.60","ports":[{"name":"t","port":80,"targetPort":8080,"protocol":"TCP"},{"name":"u","port":81,"targetPort":8080,"protocol":"UDP"}]}}' >/dev/null
-j -XPOST "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" -d "{\"metadata\":{\"name\":\"web-1\",\"labels\":{\"kubernetes.io/service-name\":\"web\"}},\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"t\",\"port\":8080,\"protocol\":\"TCP\"},{\"name\":\"u\",\"port\":8080,\"protocol\":\"UDP\"}],\"endpoints\":[{\"addresses\":[\"$WEB_IP\"],\"conditions\":{\"ready\":true},\"nodeName\":\"$NODE\"}]}" >/dev/null
+# Port x: nothing listens on 8081/UDP in the web pod (its kernel answers port unreachable).
+j -XPOST "$U/api/v1/namespaces/default/services" -d '{"metadata":{"name":"web"},"spec":{"clusterIP":"198.18.128.60","ports":[{"name":"t","port":80,"targetPort":8080,"protocol":"TCP"},{"name":"u","port":81,"targetPort":8080,"protocol":"UDP"},{"name":"x","port":82,"targetPort":8081,"protocol":"UDP"}]}}' >/dev/null
+j -XPOST "$U/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" -d "{\"metadata\":{\"name\":\"web-1\",\"labels\":{\"kubernetes.io/service-name\":\"web\"}},\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"t\",\"port\":8080,\"protocol\":\"TCP\"},{\"name\":\"u\",\"port\":8080,\"protocol\":\"UDP\"},{\"name\":\"x\",\"port\":8081,\"protocol\":\"UDP\"}],\"endpoints\":[{\"addresses\":[\"$WEB_IP\"],\"conditions\":{\"ready\":true},\"nodeName\":\"$NODE\"}]}" >/dev/null
 svc_programmed() { in_ns "$BIN/sluicectl" --bpffs "$BPFFS" --node "$NODE" service list 2>/dev/null | grep -q 198.18.128.60; }
 wait_for 5 svc_programmed || sleep 1
 
@@ -244,6 +245,19 @@ import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
 s.sendto(b"yo", ("198.18.128.60", 81)); d, a = s.recvfrom(100); print(d.decode(), a[0], a[1])' 2>&1)
 expect_eq optout-udp-reply-from-vip "$UDP_OUT" "web:yo 198.18.128.60 81"
+# The backend's port unreachable quotes client -> web:8081; tc_pod turns the quote back
+# into client -> VIP:82, so the pod's connected socket learns ECONNREFUSED (not a timeout).
+REFUSED_OUT=$(in_pod_cg "$PC" "$PY" -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect(("198.18.128.60", 82)); s.send(b"zz")
+try:
+    s.recv(100); print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")' 2>&1)
+expect_eq optout-udp-port-unreachable-reaches-socket "$REFUSED_OUT" refused
 OK1=$(ctr)
 check tc-pod-translated-packets test "$OK1" -gt "$OK0"
 ct_entries() { bpftool map dump pinned "$BPFFS/sluice/$NODE/sl_ct4_tcp_v1" -j 2>/dev/null | jq length; }
