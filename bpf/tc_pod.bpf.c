@@ -377,9 +377,8 @@ static __always_inline int pod_revnat_icmp(struct __sk_buff *skb, const struct p
 	__be32 baddr = ct->backend_addr, faddr = ct->fe_addr, saddr;
 	__be16 bport = ct->backend_port, fport = ct->fe_port;
 	__u16 ipc, l4c;
-	int l4off = sl_l4_csum_off(pf->in_proto), err;
-
 	__u32 in_off = pf->icmp_off + 8u; /* the quoted IPv4 header */
+	int l4off = sl_l4_csum_off(pf->in_proto), err;
 
 	if (bpf_skb_load_bytes(skb, in_off + SL_IP_CSUM_OFF, &ipc, sizeof(ipc)))
 		goto bad;

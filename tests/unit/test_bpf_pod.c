@@ -95,11 +95,10 @@ static void fix_csums(uint8_t *b)
 	b[l4 + co + 1] = s & 0xff;
 }
 
-static size_t build(uint8_t *b, uint8_t proto, const char *src, const char *dst, uint16_t sport,
-		    uint16_t dport, uint8_t tcp_flags)
+/* A zeroed frame of len bytes with its Ethernet and 20-byte IPv4 header (DF, TTL 64); the
+ * IPv4 checksum is left to the caller. */
+static void put_hdrs(uint8_t *b, size_t len, uint8_t proto, const char *src, const char *dst)
 {
-	size_t hl = proto == IPPROTO_TCP ? 20 : 8, len = ETH + 20 + hl + 16;
-
 	memset(b, 0, len);
 	memcpy(b, (uint8_t[]){2, 0, 0, 0, 0, 1}, 6);
 	memcpy(b + 6, (uint8_t[]){2, 0, 0, 0, 0, 2}, 6);
@@ -112,6 +111,25 @@ static size_t build(uint8_t *b, uint8_t proto, const char *src, const char *dst,
 	b[ETH + 9] = proto;
 	wr32(b + ETH + 12, ip4(src));
 	wr32(b + ETH + 16, ip4(dst));
+}
+
+/* Writes the IPv4 header checksum of frame b. */
+static void ip_csum(uint8_t *b)
+{
+	uint32_t s;
+
+	b[ETH + 10] = b[ETH + 11] = 0;
+	s = fold(sum16(b + ETH, 20, 0));
+	b[ETH + 10] = s >> 8;
+	b[ETH + 11] = s & 0xff;
+}
+
+static size_t build(uint8_t *b, uint8_t proto, const char *src, const char *dst, uint16_t sport,
+		    uint16_t dport, uint8_t tcp_flags)
+{
+	size_t hl = proto == IPPROTO_TCP ? 20 : 8, len = ETH + 20 + hl + 16;
+
+	put_hdrs(b, len, proto, src, dst);
 	wr16(b + ETH + 20, htons(sport));
 	wr16(b + ETH + 22, htons(dport));
 	if (proto == IPPROTO_TCP) {
@@ -1218,13 +1236,7 @@ TEST(hostroute_optout_reply_reverse_nat)
 	 * translates the errors about its flows (icmp_error_of_translated_flow_reverse_nat). */
 	memcpy(exp, in, len);
 	exp[ETH + 9] = IPPROTO_ICMP;
-	exp[ETH + 10] = exp[ETH + 11] = 0;
-	{
-		uint32_t c = fold(sum16(exp + ETH, 20, 0));
-
-		exp[ETH + 10] = c >> 8;
-		exp[ETH + 11] = c & 0xff;
-	}
+	ip_csum(exp);
 	if (ASSERT_OK(run_prog(s->progs.tc_hr_fabric, exp, len, &r), "run icmp"))
 		ASSERT_EQ(r.retval, TC_ACT_UNSPEC, "ICMP: kernel path");
 out:
@@ -1342,20 +1354,8 @@ static size_t build_icmp_err(uint8_t *b, const char *src, uint8_t type, uint8_t 
 	size_t len = ETH + 20 + 8 + quoted;
 	uint32_t s;
 
-	memset(b, 0, len);
-	memcpy(b, (uint8_t[]){2, 0, 0, 0, 0, 1}, 6);
-	memcpy(b + 6, (uint8_t[]){2, 0, 0, 0, 0, 2}, 6);
-	b[12] = 0x08;
-	b[ETH] = 0x45;
-	b[ETH + 2] = (len - ETH) >> 8;
-	b[ETH + 3] = (len - ETH) & 0xff;
-	b[ETH + 8] = 64;
-	b[ETH + 9] = IPPROTO_ICMP;
-	wr32(b + ETH + 12, ip4(src));
-	wr32(b + ETH + 16, ip4(POD));
-	s = fold(sum16(b + ETH, 20, 0));
-	b[ETH + 10] = s >> 8;
-	b[ETH + 11] = s & 0xff;
+	put_hdrs(b, len, IPPROTO_ICMP, src, POD);
+	ip_csum(b);
 	b[ETH + 20] = type;
 	b[ETH + 21] = code;
 	if (type == 3 && code == 4)
