@@ -10,6 +10,7 @@
 #   tools/bench/coldstart.sh                       # 50,000 x 10, build/bin, 5 starts
 #   N=10000 REPS=7 BINS="build/a/bin build/b/bin" tools/bench/coldstart.sh
 #   PERF=1 N=50000 REPS=1 tools/bench/coldstart.sh # also perf record agent + API server
+#   PERF=1 PERF_EV="-e minor-faults -c 1" REPS=0 tools/bench/coldstart.sh # where fresh pages are touched
 #
 # Each build in BINS gets its own API server (its own sluice-control, memory
 # store, loaded once with N Services x 10 endpoints by `connbench load` as
@@ -36,6 +37,7 @@ REPS=${REPS:-5}
 BINS=${BINS:-build/bin}
 PERF=${PERF:-0}
 PERF_CG=${PERF_CG:--g} # e.g. "--call-graph dwarf,16384" for a libc without frame pointers
+PERF_EV=${PERF_EV:--e cpu-clock -F 999} # e.g. "-e minor-faults -c 1": where the agent touches fresh pages
 KEEP=${KEEP:-/tmp/coldstart-perf}
 NODE=node-a
 SVC_CIDR=198.19.0.0/16 # room for 65,000 Services, as modes.sh
@@ -163,11 +165,11 @@ if ((PERF)) && command -v perf >/dev/null; then
 	mkdir -p "$KEEP"
 	for ((b = 0; b < ${#bins[@]}; b++)); do
 		agent_stop
-		perf record -e cpu-clock -F 999 $PERF_CG -o "$KEEP/control-$b.data" -p "${controls[b]}" \
+		perf record $PERF_EV $PERF_CG -o "$KEEP/control-$b.data" -p "${controls[b]}" \
 			>/dev/null 2>>"$tmp/perf.log" &
 		ppid=$!
 		sleep 0.5
-		start "$b" 0 perf record -e cpu-clock -F 999 $PERF_CG -o "$KEEP/agent-$b.data" --
+		start "$b" 0 perf record $PERF_EV $PERF_CG -o "$KEEP/agent-$b.data" --
 		kill -INT "$ppid"
 		wait "$ppid" || true
 		# AGENT_PID is perf's: SIGTERM the agent under it (handled when its
