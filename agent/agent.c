@@ -49,6 +49,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "agent.h"
+#include "bigmem.h"
 #include "datapath.h"
 #include "lbinc.h"
 #include "model.h"
@@ -1025,6 +1026,8 @@ static void agent_sync(struct agent *a)
 		 plan.services_built, n_ops, a->last_sync_s * 1e3);
 	trim = plan.full || plan.services_built >= 1000;
 	lbi_plan_fini(&plan);
+	if (a->syncs == 1)
+		sl_heap_warm_stop();
 	/* A start or a large change freed the informers' list pages, the
 	 * decoded objects and the plan: give the heap back instead of keeping
 	 * the peak. */
@@ -1674,6 +1677,9 @@ int agent_run(const struct agent_config *cfg)
 		pr_err(AG, "API client: %s", err);
 		return -EINVAL;
 	}
+	/* The heap those fill mapped ahead of use, 16 MiB at a time (bigmem.h),
+	 * until the first sync. */
+	sl_heap_warm_start(16 << 20);
 	/*
 	 * The informers start first: the LIST of every Service and EndpointSlice
 	 * (tens of MB at 10,000 Services) then travels while the BPF objects load
@@ -1875,5 +1881,6 @@ out:
 		free(a.reported[i]);
 	free(a.reported);
 	sl_client_free(a.client);
+	sl_heap_warm_stop(); /* when the first sync never came */
 	return rc;
 }

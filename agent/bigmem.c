@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Large zeroed tables on transparent huge pages (see bigmem.h). */
+/* Large zeroed tables on transparent huge pages, and the heap mapped ahead
+ * of use (see bigmem.h). */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bigmem.h"
 
@@ -42,4 +50,70 @@ void sl_big_free(void *p, size_t bytes)
 		free(p);
 	else
 		munmap(p, big_len(bytes));
+}
+
+/* --- the heap mapped ahead ----------------------------------------------------------- */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#define WARM_POLL_NS 2000000L /* 2 ms: a 16 MiB pad lasts ~50x that at a start */
+
+static struct {
+	pthread_mutex_t mu; /* start/stop */
+	pthread_t th;
+	bool running;
+	atomic_bool stop;
+} warm = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *heap_warm_run(void *arg)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), done = (uintptr_t)sbrk(0);
+	const struct timespec poll = {.tv_nsec = WARM_POLL_NS};
+
+	(void)arg;
+	while (!atomic_load(&warm.stop)) {
+		/* The break only moves under malloc's lock; a stale read is
+		 * caught on the next round. Populating pages malloc already
+		 * wrote is a no-op, so racing its writes is harmless. */
+		uintptr_t brk = (uintptr_t)sbrk(0);
+
+		if (brk > done) {
+			uintptr_t from = done & ~(page - 1);
+
+			if (madvise((void *)from, brk - from, MADV_POPULATE_WRITE) &&
+			    (errno == EINVAL || errno == ENOSYS))
+				break; /* an older kernel: faults as before */
+			done = brk;
+		} else if (brk < done) {
+			done = brk; /* trimmed */
+		}
+		nanosleep(&poll, NULL);
+	}
+	return NULL;
+}
+
+void sl_heap_warm_start(size_t pad)
+{
+	pthread_mutex_lock(&warm.mu);
+	if (!warm.running) {
+		atomic_store(&warm.stop, false);
+		mallopt(M_TOP_PAD, (int)pad);
+		warm.running = !pthread_create(&warm.th, NULL, heap_warm_run, NULL);
+		if (!warm.running)
+			mallopt(M_TOP_PAD, 128 * 1024);
+	}
+	pthread_mutex_unlock(&warm.mu);
+}
+
+void sl_heap_warm_stop(void)
+{
+	pthread_mutex_lock(&warm.mu);
+	if (warm.running) {
+		atomic_store(&warm.stop, true);
+		pthread_join(warm.th, NULL);
+		warm.running = false;
+		mallopt(M_TOP_PAD, 128 * 1024); /* glibc's default (DEFAULT_TOP_PAD) */
+	}
+	pthread_mutex_unlock(&warm.mu);
 }
