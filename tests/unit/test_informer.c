@@ -1153,7 +1153,7 @@ TEST(server_sockets_send_without_nagle)
 {
 	struct server s = {.pid = -1};
 	struct sl_client *c = NULL;
-	struct sockaddr_in sin = {.sin_family = AF_INET}, me;
+	struct sockaddr_in sin = {.sin_family = AF_INET}, me = {0};
 	socklen_t len = sizeof(me);
 	const char req[] = "GET /api/v1/namespaces HTTP/1.1\r\nHost: t\r\n\r\n";
 	char reply[64], path[64];
@@ -1177,7 +1177,7 @@ TEST(server_sockets_send_without_nagle)
 	if (!ASSERT_TRUE(pidfd >= 0, "pidfd_open") || !ASSERT_NOT_NULL(dir, path))
 		goto out;
 	while ((d = readdir(dir))) {
-		struct sockaddr_in a;
+		struct sockaddr_in a = {0};
 		socklen_t al = sizeof(a);
 		int theirs, type = 0, acc = 0, nodelay = -1;
 		socklen_t ol = sizeof(int);
