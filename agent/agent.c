@@ -1677,8 +1677,8 @@ int agent_run(const struct agent_config *cfg)
 		pr_err(AG, "API client: %s", err);
 		return -EINVAL;
 	}
-	/* The heap those fill mapped ahead of use, 16 MiB at a time (bigmem.h),
-	 * until the first sync. */
+	/* The heap the start fills (lists, model, plan) is mapped ahead of use,
+	 * 16 MiB at a time, until the first sync (bigmem.h). */
 	sl_heap_warm_start(16 << 20);
 	/*
 	 * The informers start first: the LIST of every Service and EndpointSlice
