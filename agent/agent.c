@@ -518,6 +518,7 @@ static void hc_update(struct agent *a)
 				w.v[j]->ns, w.v[j]->name, port, strerror(errno));
 			continue;
 		}
+		sl_listener_nodelay(evhttp_bound_socket_get_fd(v[a->n_hc].sock));
 		a->n_hc++;
 	}
 	free(w.v);
@@ -1806,6 +1807,7 @@ int agent_run(const struct agent_config *cfg)
 	event_add(a.sig_int, NULL);
 
 	if (cfg->metrics_listen && cfg->metrics_listen[0]) {
+		struct evhttp_bound_socket *ms = NULL;
 		char host[128];
 		int port;
 		if (sl_hostport_parse(cfg->metrics_listen, host, sizeof(host), &port)) {
@@ -1815,13 +1817,15 @@ int agent_run(const struct agent_config *cfg)
 			goto out;
 		}
 		a.metrics_http = evhttp_new(a.base);
-		if (!a.metrics_http ||
-		    evhttp_bind_socket(a.metrics_http, host, (ev_uint16_t)port)) {
+		if (a.metrics_http)
+			ms = evhttp_bind_socket_with_handle(a.metrics_http, host, (ev_uint16_t)port);
+		if (!ms) {
 			pr_err(AG, "--metrics-listen '%s': bind failed: %s", cfg->metrics_listen,
 			       strerror(errno));
 			rc = -EADDRINUSE;
 			goto out;
 		}
+		sl_listener_nodelay(evhttp_bound_socket_get_fd(ms));
 		evhttp_set_gencb(a.metrics_http, metrics_cb, &a);
 	}
 

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/random.h>
@@ -681,19 +680,17 @@ struct netns_bind {
 };
 
 /*
- * Replies go out as soon as they are written (TCP_NODELAY; accepted sockets
- * inherit it from the listener). With Nagle on, the last partial segment of
- * a reply waited for the client's ACK of the data before it, and a client
- * that delays its ACKs (Linux: up to 40 ms) stalled one list page in five
- * by ~40 ms: at 50,000 Services that was most of an agent's time waiting
- * for its first lists.
+ * Replies go out as soon as they are written (sl_listener_nodelay): with
+ * Nagle on, one list page in five waited ~40 ms for the client's delayed ACK,
+ * and at 50,000 Services that was most of an agent's time waiting for its
+ * first lists.
  */
 static void listener_nodelay(int fd)
 {
-	int one = 1;
+	int err = sl_listener_nodelay(fd);
 
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
-		pr_warn("control", "TCP_NODELAY on the listening socket: %s", strerror(errno));
+	if (err)
+		pr_warn("control", "TCP_NODELAY on the listening socket: %s", strerror(-err));
 }
 
 /* setns() moves only the calling thread, so the socket is made in a short-lived thread: the

@@ -22,6 +22,7 @@
 #include "server.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
+#include "sluice/hostport.h"
 #include "sluice/informer.h"
 #include "sluice/k8s.h"
 #include "sluice/log.h"
@@ -397,16 +398,21 @@ int dns_run(const struct dns_run_opts *o)
 	if (cfg.metrics[0]) {
 		struct sockaddr_storage ma;
 		char host[sizeof(cfg.metrics)];
+		struct evhttp_bound_socket *bs = NULL;
+
 		dns_config_addr_parse(cfg.metrics, 9153, &ma);
 		snprintf(host, sizeof(host), "%s", cfg.metrics);
 		*strrchr(host, ':') = '\0';
 		a.http = evhttp_new(a.base);
-		if (!a.http || evhttp_bind_socket(a.http, host,
-						  ntohs(((struct sockaddr_in *)&ma)->sin_port))) {
+		if (a.http)
+			bs = evhttp_bind_socket_with_handle(
+				a.http, host, ntohs(((struct sockaddr_in *)&ma)->sin_port));
+		if (!bs) {
 			pr_err(DN, "metrics '%s': bind failed: %s", cfg.metrics, strerror(errno));
 			rc = -EADDRINUSE;
 			goto out;
 		}
+		sl_listener_nodelay(evhttp_bound_socket_get_fd(bs));
 		evhttp_set_gencb(a.http, http_cb, &a);
 	}
 	rc = app_informers(&a);

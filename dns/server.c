@@ -26,6 +26,7 @@
 #include "forward.h"
 #include "server.h"
 #include "sluice/err.h"
+#include "sluice/hostport.h"
 #include "sluice/log.h"
 #include "wire.h"
 #include "zone.h"
@@ -1055,6 +1056,11 @@ static int listen_socket(const struct sockaddr_storage *a, int type)
 	if (type == SOCK_DGRAM) {
 		int sz = 4 << 20;
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	} else {
+		/* Pipelined queries (glibc sends A and AAAA on one connection) get
+		 * their replies back to back: with Nagle on, the second waited for
+		 * the client's delayed ACK of the first. */
+		sl_listener_nodelay(fd);
 	}
 	return fd;
 }

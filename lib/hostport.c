@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-/* HOST:PORT parsing shared by the API server, the agent and tools. */
+/* HOST:PORT parsing and listener options shared by the API server, the agent, DNS and tools. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "sluice/hostport.h"
 
@@ -22,4 +25,11 @@ int sl_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
 	host[colon - s] = '\0';
 	*port = (int)p;
 	return 0;
+}
+
+int sl_listener_nodelay(int fd)
+{
+	int one = 1;
+
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ? -errno : 0;
 }

@@ -236,6 +236,9 @@ expect_eq etp-local-remote-backend-untouched "$(wc -l <"$TMP/be2.log")" "$n2"
 expect_eq hc-local-endpoint-200 "$(in_c curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://198.18.2.10:30200/)" 200
 expect_eq hc-no-local-endpoint-503 "$(in_c curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://198.18.2.10:30201/)" 503
 expect_match hc-body-counts-endpoints "$(get http://198.18.2.10:30200/)" '"localEndpoints":1'
+# The agent's HTTP servers send replies without waiting on Nagle.
+expect_eq hc-nodelay "$(in_n "$PY" "$ROOT/tests/integration/nodelay.py" "$AGENT_PID" 30200)" "listener=1 conn=1"
+expect_eq metrics-nodelay "$(in_n "$PY" "$ROOT/tests/integration/nodelay.py" "$AGENT_PID" "$MPORT")" "listener=1 conn=1"
 
 # --- map state ---------------------------------------------------------------------------
 # An open connection keeps its entry: closed flows may already be collected (GC runs every

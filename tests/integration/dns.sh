@@ -295,6 +295,10 @@ expect_match tcp-zero-frame-closed "$("$PY" "$TMP/tcp.py" "$DPORT" zero)" "^clos
 wait "$IDLE_PID" "$SHORT_PID"
 expect_match tcp-idle-closed "$(cat "$TMP/idle.out")" "^closed 1\.[0-9]"
 expect_match tcp-slow-closed "$(cat "$TMP/short.out")" "^closed 1\.[0-9]"
+# Replies leave as soon as they are written (no Nagle): pipelined answers on one
+# connection do not wait for the client's delayed ACK. Read from the server.
+expect_eq tcp-nodelay "$("$PY" "$ROOT/tests/integration/nodelay.py" "$DNS_PID" "$DPORT")" "listener=1 conn=1"
+expect_eq metrics-nodelay "$("$PY" "$ROOT/tests/integration/nodelay.py" "$DNS_PID" "$MPORT")" "listener=1 conn=1"
 
 # --- before the informers sync: SERVFAIL, not NXDOMAIN; /ready is 503 -----------------------
 UPORT=$(free_port)
