@@ -448,12 +448,17 @@ record() {
 	local tags=() line
 	while [[ $1 != -- ]]; do tags+=("$1"); shift; done
 	shift
+	LAST_FAIL=
 	if line=$("$@" 2>"$tmp/cb.err"); then
 		:
 	else
 		failures+=("${tags[*]}: ${line:-no output}: $(tail -3 "$tmp/cb.err" | tr '\n' ' ')")
-		# (run_mode turns a programming timeout into an "unavailable" row, not a failure)
-		[[ $line == *timeout=1* ]] || log "FAILED: ${tags[*]}: $(tail -2 "$tmp/cb.err" | tr '\n' ' ')"
+		# (run_mode turns a programming timeout, or an agent that refused
+		# the mode, into an "unavailable" row, not a failure: it logs the rest)
+		if [[ $line != *timeout=1* ]]; then
+			LAST_FAIL="FAILED: ${tags[*]}: $(tail -2 "$tmp/cb.err" | tr '\n' ' ')"
+			[[ " ${tags[*]} " == *" kind=program "* ]] || log "$LAST_FAIL"
+		fi
 	fi
 	if [[ -n $line ]]; then emit "${tags[*]} $line"; fi
 	LAST=$line
@@ -633,6 +638,7 @@ run_mode() { # run_mode REP CFG N E MODE
 			agent_cleanup
 			return 0
 		fi
+		[[ -z $LAST_FAIL ]] || log "$LAST_FAIL"
 		if [[ $LAST == *timeout=1* || -z $LAST ]]; then
 			if ((cut)); then
 				# Cut short by the run's limit: no verdict on this mode's speed.
