@@ -1818,7 +1818,8 @@ int agent_run(const struct agent_config *cfg)
 		}
 		a.metrics_http = evhttp_new(a.base);
 		if (a.metrics_http)
-			ms = evhttp_bind_socket_with_handle(a.metrics_http, host, (ev_uint16_t)port);
+			ms = evhttp_bind_socket_with_handle(a.metrics_http, host,
+							    (ev_uint16_t)port);
 		if (!ms) {
 			pr_err(AG, "--metrics-listen '%s': bind failed: %s", cfg->metrics_listen,
 			       strerror(errno));
