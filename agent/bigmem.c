@@ -58,6 +58,7 @@ void sl_big_free(void *p, size_t bytes)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 #define WARM_POLL_NS 2000000L /* 2 ms: a 16 MiB pad lasts ~50x that at a start */
+#define GLIBC_TOP_PAD (128 * 1024) /* glibc's default M_TOP_PAD (DEFAULT_TOP_PAD) */
 
 static struct {
 	pthread_mutex_t mu; /* start/stop */
@@ -101,7 +102,7 @@ void sl_heap_warm_start(size_t pad)
 		mallopt(M_TOP_PAD, (int)pad);
 		warm.running = !pthread_create(&warm.th, NULL, heap_warm_run, NULL);
 		if (!warm.running)
-			mallopt(M_TOP_PAD, 128 * 1024);
+			mallopt(M_TOP_PAD, GLIBC_TOP_PAD);
 	}
 	pthread_mutex_unlock(&warm.mu);
 }
@@ -113,7 +114,7 @@ void sl_heap_warm_stop(void)
 		atomic_store(&warm.stop, true);
 		pthread_join(warm.th, NULL);
 		warm.running = false;
-		mallopt(M_TOP_PAD, 128 * 1024); /* glibc's default (DEFAULT_TOP_PAD) */
+		mallopt(M_TOP_PAD, GLIBC_TOP_PAD);
 	}
 	pthread_mutex_unlock(&warm.mu);
 }
