@@ -679,20 +679,6 @@ struct netns_bind {
 	int fd; /* out: listening socket, or -errno */
 };
 
-/*
- * Replies go out as soon as they are written (sl_listener_nodelay): with
- * Nagle on, one list page in five waited ~40 ms for the client's delayed ACK,
- * and at 50,000 Services that was most of an agent's time waiting for its
- * first lists.
- */
-static void listener_nodelay(int fd)
-{
-	int err = sl_listener_nodelay(fd);
-
-	if (err)
-		pr_warn("control", "TCP_NODELAY on the listening socket: %s", strerror(-err));
-}
-
 /* setns() moves only the calling thread, so the socket is made in a short-lived thread: the
  * socket keeps the namespace it was created in, and the server thread never leaves its own. */
 static void *netns_bind_thread(void *arg)
@@ -718,7 +704,7 @@ static void *netns_bind_thread(void *arg)
 		close(fd);
 		return NULL;
 	}
-	listener_nodelay(fd);
+	sl_listener_nodelay(fd); /* one list page in five waited ~40 ms under Nagle */
 	b->fd = fd;
 	return NULL;
 }
@@ -969,7 +955,7 @@ int control_run(const struct control_config *cfg)
 		socklen_t sl = sizeof(ss);
 		evutil_socket_t fd = evhttp_bound_socket_get_fd(srv.sock);
 
-		listener_nodelay(fd);
+		sl_listener_nodelay(fd);
 		memset(&ss, 0, sizeof(ss));
 		if (!getsockname(fd, (struct sockaddr *)&ss, &sl))
 			srv.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "sluice/hostport.h"
+#include "sluice/log.h"
 
 int sl_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
 {
@@ -29,7 +30,11 @@ int sl_hostport_parse(const char *s, char *host, size_t hostlen, int *port)
 
 int sl_listener_nodelay(int fd)
 {
-	int one = 1;
+	int one = 1, err;
 
-	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ? -errno : 0;
+	if (!setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		return 0;
+	err = errno;
+	pr_warn("net", "TCP_NODELAY on listening socket %d: %s", fd, strerror(err));
+	return -err;
 }

@@ -20,7 +20,8 @@ int sl_hostport_parse(const char *s, char *host, size_t hostlen, int *port);
  * it. Every server here writes a whole reply at once, and with Nagle on the
  * reply's last partial segment (or the next pipelined reply) waited for the
  * client's ACK of the data before it: a client that delays its ACKs (Linux:
- * up to 40 ms) stalled one API list page in five. Returns 0 or -errno.
+ * up to 40 ms) stalled one API list page in five. Returns 0, or -errno after
+ * a warning in the log (the server still works, only slower).
  */
 int sl_listener_nodelay(int fd);
 
