@@ -8,7 +8,6 @@
  *   test ──client (CRUD)──▶ sluice-control 127.0.0.1:<port> ◀──list/watch── informer
  *                            (--store memory | sqlite in a temp dir)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,9 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -1138,74 +1135,6 @@ TEST(client_shared_by_threads)
 	ASSERT_EQ(failed, 0, "failed requests");
 out:
 	mallopt(M_PERTURB, 0);
-	sl_client_free(c);
-	server_cleanup(&s);
-}
-
-/*
- * The server's sockets have Nagle off, the listener and every connection it
- * accepts: with it on, the tail of a reply waited for the client's delayed
- * ACK (~40 ms on Linux), which stalled one list page in five. Read from the
- * server itself: each of its socket descriptors is copied here with
- * pidfd_getfd(2) and asked for TCP_NODELAY.
- */
-TEST(server_sockets_send_without_nagle)
-{
-	struct server s = {.pid = -1};
-	struct sl_client *c = NULL;
-	struct sockaddr_in sin = {.sin_family = AF_INET}, me = {0};
-	socklen_t len = sizeof(me);
-	const char req[] = "GET /api/v1/namespaces HTTP/1.1\r\nHost: t\r\n\r\n";
-	char reply[64], path[64];
-	int fd = -1, pidfd = -1, listener = -1, conn = -1;
-	struct dirent *d;
-	DIR *dir = NULL;
-
-	if (!server_setup(&s, "memory", &c))
-		goto out;
-	sin.sin_port = htons((uint16_t)s.port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (!ASSERT_OK(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) ? -errno : 0, "connect") ||
-	    !ASSERT_EQ(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1, "request") ||
-	    !ASSERT_TRUE(read(fd, reply, sizeof(reply)) > 0, "a reply") ||
-	    !ASSERT_OK(getsockname(fd, (struct sockaddr *)&me, &len) ? -errno : 0, "getsockname"))
-		goto out;
-	pidfd = (int)syscall(SYS_pidfd_open, s.pid, 0);
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)s.pid);
-	dir = opendir(path);
-	if (!ASSERT_TRUE(pidfd >= 0, "pidfd_open") || !ASSERT_NOT_NULL(dir, path))
-		goto out;
-	while ((d = readdir(dir))) {
-		struct sockaddr_in a = {0};
-		socklen_t al = sizeof(a);
-		int theirs, type = 0, acc = 0, nodelay = -1;
-		socklen_t ol = sizeof(int);
-
-		if (d->d_name[0] == '.' ||
-		    (theirs = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(d->d_name), 0)) < 0)
-			continue;
-		if (!getsockopt(theirs, SOL_SOCKET, SO_TYPE, &type, &ol) && type == SOCK_STREAM &&
-		    !getsockopt(theirs, SOL_SOCKET, SO_ACCEPTCONN, &acc, &ol) &&
-		    !getsockopt(theirs, IPPROTO_TCP, TCP_NODELAY, &nodelay, &ol)) {
-			if (acc && !getsockname(theirs, (struct sockaddr *)&a, &al) &&
-			    a.sin_port == sin.sin_port)
-				listener = nodelay;
-			else if (!acc && !getpeername(theirs, (struct sockaddr *)&a, &al) &&
-				 a.sin_port == me.sin_port)
-				conn = nodelay;
-		}
-		close(theirs);
-	}
-	ASSERT_EQ(listener, 1, "TCP_NODELAY on the listening socket");
-	ASSERT_EQ(conn, 1, "TCP_NODELAY on the accepted connection");
-out:
-	if (dir)
-		closedir(dir);
-	if (pidfd >= 0)
-		close(pidfd);
-	if (fd >= 0)
-		close(fd);
 	sl_client_free(c);
 	server_cleanup(&s);
 }
