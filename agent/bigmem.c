@@ -57,7 +57,7 @@ void sl_big_free(void *p, size_t bytes)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
-#define WARM_POLL_NS 2000000L /* 2 ms: a 16 MiB pad lasts ~50x that at a start */
+#define WARM_POLL_NS  2000000L	   /* 2 ms: a 16 MiB pad lasts ~50x that at a start */
 #define GLIBC_TOP_PAD (128 * 1024) /* glibc's default M_TOP_PAD (DEFAULT_TOP_PAD) */
 
 static struct {

@@ -22,8 +22,9 @@ void sl_big_free(void *p, size_t bytes);
  * a lot (an agent start: ~140 MiB at 50,000 Services x 10). malloc is told
  * to extend the heap by `pad` bytes past each request (M_TOP_PAD), and a
  * thread maps every extension in with one MADV_POPULATE_WRITE: ~1 us a
- * page instead of a fault of ~11 us on each first touch (-0.48 s of the
- * agent's 2.18 s of CPU at that start, on the benchmark VM). A kernel without
+ * page, plus 2-8 us on its first touch, instead of a fault of 11-22 us
+ * (tools/bench/faultcost.c; -0.48 s of the agent's 2.18 s of CPU at that
+ * start, on the benchmark VM). A kernel without
  * MADV_POPULATE_WRITE (< 5.14) keeps faulting as before. stop() ends the
  * thread and puts glibc's default pad back; both are idempotent.
  */
