@@ -20,10 +20,13 @@
  *       objects sluice holds (as its list returns them) into etcd under
  *       kube-apiserver's key layout, so both hold the same bytes.
  *   apibench list --api sluice|etcd --url URL --expect N [--count 20]
- *                 [--serializable]
+ *                 [--serializable] [--limit N]
  *       Sequential full lists of the Services (sluice: GET /api/v1/services;
  *       etcd: /v3/kv/range over /registry/services/specs/), timed to the last
  *       byte; each reply is then parsed (untimed) and its item count checked.
+ *       --limit (sluice): each list in pages of N on the one keep-alive
+ *       connection, as an informer lists, with each page's time reported too
+ *       (a server whose replies wait on Nagle shows as pages at ~40 ms).
  *   apibench watch --api sluice|etcd --url URL [--watchers 1000]
  *                  [--updates 200] [--rate 50] [--cdf FILE]
  *       N watch streams on one object, one writer updating it at a fixed
@@ -59,6 +62,7 @@
 #include <json-c/json.h>
 
 #include "sluice/buf.h"
+#include "sluice/client.h"
 
 #define MS(ns) ((double)(ns) / 1e6)
 
@@ -1168,18 +1172,26 @@ out:
 
 /* ---- list --------------------------------------------------------------- */
 
-/* Counts the items of a reply (untimed); -1 when it is not the expected shape. */
-static long list_count(enum api api, const char *body)
+/*
+ * Counts the items of a reply (untimed); -1 when it is not the expected shape.
+ * cont (sluice, may be NULL) receives a copy of metadata.continue, or NULL.
+ */
+static long list_count(enum api api, const char *body, char **cont)
 {
-	struct json_object *root = json_tokener_parse(body), *v;
+	struct json_object *root = json_tokener_parse(body), *v, *m;
 	long n = -1;
 
+	if (cont)
+		*cont = NULL;
 	if (!root)
 		return -1;
 	if (api == API_SLUICE) {
 		if (json_object_object_get_ex(root, "items", &v) &&
 		    json_object_is_type(v, json_type_array))
 			n = (long)json_object_array_length(v);
+		if (cont && json_object_object_get_ex(root, "metadata", &m) &&
+		    json_object_object_get_ex(m, "continue", &v) && json_object_get_string_len(v))
+			*cont = strdup(json_object_get_string(v));
 	} else if (json_object_object_get_ex(root, "kvs", &v) &&
 		   json_object_is_type(v, json_type_array)) {
 		n = (long)json_object_array_length(v);
@@ -1190,10 +1202,10 @@ static long list_count(enum api api, const char *body)
 	return n;
 }
 
-static int cmd_list(const struct target *t, int count, long expect, bool serializable)
+static int cmd_list(const struct target *t, int count, long expect, bool serializable, long limit)
 {
 	struct conn c = {.fd = target_connect(t)};
-	struct samples lat = {0};
+	struct samples lat = {0}, pages = {0};
 	struct sl_buf req = SL_BUF_INIT;
 	size_t bytes = 0;
 	long errors = 0;
@@ -1212,24 +1224,54 @@ static int cmd_list(const struct target *t, int count, long expect, bool seriali
 		sl_buf_printf(&req, "\"%s}", serializable ? ",\"serializable\":true" : "");
 	}
 	for (int i = 0; i < count; i++) {
-		int64_t t0;
-		long n;
-		int st;
+		int64_t spent = 0, tp; /* the requests' time, the parsing between pages excluded */
+		char *cont = NULL;
+		bool failed = false;
+		long n = 0;
 
-		if (t->api == API_SLUICE)
-			request_build(&c.out, t, "GET", "/api/v1/services", NULL, 0);
-		else
-			request_build(&c.out, t, "POST", "/v3/kv/range", req.data, req.len);
-		t0 = now_ns();
-		st = conn_roundtrip(&c);
-		if (st != 200) {
-			fprintf(stderr, "apibench: list: HTTP %d\n", st);
+		do {
+			struct sl_buf q = SL_BUF_INIT;
+			char lim[24], *path = NULL, *next = NULL;
+			long got;
+			int st;
+
+			if (t->api == API_ETCD) {
+				request_build(&c.out, t, "POST", "/v3/kv/range", req.data, req.len);
+			} else {
+				if (limit) {
+					snprintf(lim, sizeof(lim), "%ld", limit);
+					sl_client_query_add(&q, "limit", lim);
+				}
+				if (cont)
+					sl_client_query_add(&q, "continue", cont);
+				path = sl_client_path(&SL_GVR_SERVICES, NULL, NULL, q.len ? q.data : NULL);
+				request_build(&c.out, t, "GET", path ? path : "/api/v1/services", NULL, 0);
+				free(path);
+				sl_buf_fini(&q);
+			}
+			tp = now_ns();
+			st = conn_roundtrip(&c);
+			free(cont);
+			cont = NULL;
+			if (st != 200) {
+				fprintf(stderr, "apibench: list: HTTP %d\n", st);
+				failed = true;
+				break;
+			}
+			spent += c.t_recv - tp;
+			if (limit)
+				samples_add(&pages, c.t_recv - tp);
+			bytes = c.body.len;
+			got = list_count(t->api, c.body.data, limit ? &next : NULL);
+			n = got < 0 ? -1 : n + got;
+			cont = next;
+		} while (cont && n >= 0);
+		free(cont);
+		if (failed) {
 			errors++;
 			break;
 		}
-		samples_add(&lat, c.t_recv - t0);
-		bytes = c.body.len;
-		n = list_count(t->api, c.body.data);
+		samples_add(&lat, spent);
 		if (n != expect) {
 			fprintf(stderr, "apibench: list %d: %ld items, want %ld\n", i, n, expect);
 			errors++;
@@ -1243,6 +1285,13 @@ static int cmd_list(const struct target *t, int count, long expect, bool seriali
 				  : "",
 	       lat.n, expect, errors, bytes, samples_pct(&lat, 50), samples_pct(&lat, 99),
 	       samples_pct(&lat, 100));
+	if (limit) {
+		samples_sort(&pages);
+		printf("pages limit=%ld pages=%zu p50_ms=%.3f p80_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+		       limit, pages.n, samples_pct(&pages, 50), samples_pct(&pages, 80),
+		       samples_pct(&pages, 99), samples_pct(&pages, 100));
+	}
+	free(pages.v);
 	free(lat.v);
 	sl_buf_fini(&req);
 	conn_fini(&c);
@@ -1700,7 +1749,7 @@ static void usage(FILE *f)
 		   "                      [--slices 1000] [--endpoints 100] [--clients 16]\n"
 		   "       apibench load  --api etcd --url URL --from SLUICE_URL [--clients 16]\n"
 		   "       apibench list  --api sluice|etcd --url URL --expect N [--count 20]\n"
-		   "                      [--serializable]\n"
+		   "                      [--serializable] [--limit N]\n"
 		   "       apibench watch --api sluice|etcd --url URL [--watchers 1000] [--updates "
 		   "200]\n"
 		   "                      [--rate 50] [--cdf FILE]\n"
@@ -1752,6 +1801,7 @@ int main(int argc, char **argv)
 		{"expect", required_argument, NULL, 'x'},
 		{"count", required_argument, NULL, 'n'},
 		{"serializable", no_argument, NULL, 'z'},
+		{"limit", required_argument, NULL, 'l'},
 		{"watchers", required_argument, NULL, 'w'},
 		{"updates", required_argument, NULL, 'U'},
 		{"rate", required_argument, NULL, 'r'},
@@ -1761,7 +1811,7 @@ int main(int argc, char **argv)
 	};
 	const char *api = NULL, *url = NULL, *tag = "0", *from = NULL, *cdf = NULL, *cmd;
 	long clients = 0, services = 10000, nss = 10, slices = 1000, eps = 100, expect = -1,
-	     count = 20, watchers = 1000, updates = 200;
+	     count = 20, watchers = 1000, updates = 200, limit = 0;
 	double seconds = 5, warmup = 0.5, rate = 50;
 	bool serializable = false;
 	struct target t;
@@ -1819,6 +1869,9 @@ int main(int argc, char **argv)
 		case 'z':
 			serializable = true;
 			break;
+		case 'l':
+			bad |= parse_int("--limit", optarg, 1, 10000000, &limit);
+			break;
 		case 'w':
 			bad |= parse_int("--watchers", optarg, 1, 10000, &watchers);
 			break;
@@ -1855,7 +1908,11 @@ int main(int argc, char **argv)
 				"apibench: list needs --expect N (items each list must hold)\n");
 			return 2;
 		}
-		return cmd_list(&t, (int)count, expect, serializable);
+		if (limit && t.api != API_SLUICE) {
+			fprintf(stderr, "apibench: list --limit pages sluice's lists only\n");
+			return 2;
+		}
+		return cmd_list(&t, (int)count, expect, serializable, limit);
 	}
 	if (!strcmp(cmd, "watch"))
 		return cmd_watch(&t, (int)watchers, (int)updates, rate, cdf);
