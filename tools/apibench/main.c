@@ -1244,8 +1244,10 @@ static int cmd_list(const struct target *t, int count, long expect, bool seriali
 				}
 				if (cont)
 					sl_client_query_add(&q, "continue", cont);
-				path = sl_client_path(&SL_GVR_SERVICES, NULL, NULL, q.len ? q.data : NULL);
-				request_build(&c.out, t, "GET", path ? path : "/api/v1/services", NULL, 0);
+				path = sl_client_path(&SL_GVR_SERVICES, NULL, NULL,
+						      q.len ? q.data : NULL);
+				request_build(&c.out, t, "GET", path ? path : "/api/v1/services",
+					      NULL, 0);
 				free(path);
 				sl_buf_fini(&q);
 			}
@@ -1287,7 +1289,8 @@ static int cmd_list(const struct target *t, int count, long expect, bool seriali
 	       samples_pct(&lat, 100));
 	if (limit) {
 		samples_sort(&pages);
-		printf("pages limit=%ld pages=%zu p50_ms=%.3f p80_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+		printf("pages limit=%ld pages=%zu p50_ms=%.3f p80_ms=%.3f p99_ms=%.3f "
+		       "max_ms=%.3f\n",
 		       limit, pages.n, samples_pct(&pages, 50), samples_pct(&pages, 80),
 		       samples_pct(&pages, 99), samples_pct(&pages, 100));
 	}
